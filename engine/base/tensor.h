@@ -1,0 +1,94 @@
+// Tensor: a typed, row-major, contiguous view of memory owned elsewhere (an arena, an mmap, a std::vector).
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "engine/base/error.h"
+
+namespace qsft {
+
+enum class DType : uint8_t { F32, BF16, F16, I32, I64 };
+enum class Device : uint8_t { CPU, CUDA };
+
+inline size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: case DType::I32: return 4;
+    case DType::BF16: case DType::F16: return 2;
+    case DType::I64: return 8;
+  }
+  return 0;
+}
+
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::BF16: return "BF16";
+    case DType::F16: return "F16";
+    case DType::I32: return "I32";
+    case DType::I64: return "I64";
+  }
+  return "?";
+}
+
+template <class T> constexpr DType dtype_of();
+template <> constexpr DType dtype_of<float>() { return DType::F32; }
+template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
+template <> constexpr DType dtype_of<int64_t>() { return DType::I64; }
+
+struct Tensor {
+  static constexpr int kMaxDims = 4;
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  Device device = Device::CPU;
+  int ndim = 0;
+  std::array<int64_t, kMaxDims> shape{};
+
+  Tensor() = default;
+  Tensor(void* d, DType t, std::initializer_list<int64_t> dims, Device dev = Device::CPU)
+      : data(d), dtype(t), device(dev), ndim(int(dims.size())) {
+    QSFT_CHECK(dims.size() <= kMaxDims, "too many dimensions");
+    int i = 0;
+    for (int64_t s : dims) shape[i++] = s;
+  }
+
+  int64_t dim(int i) const { return shape[i < 0 ? ndim + i : i]; }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; ++i) n *= shape[i];
+    return n;
+  }
+  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  bool empty() const { return data == nullptr; }
+
+  // Typed pointer; checks the dtype so that a float* is never read as bf16 by mistake.
+  template <class T> T* as() const {
+    QSFT_CHECK(dtype == dtype_of<T>(), std::string("tensor is ") + dtype_name(dtype));
+    return static_cast<T*>(data);
+  }
+  float* f32() const { return as<float>(); }
+  int32_t* i32() const { return as<int32_t>(); }
+
+  // Rows [r0, r1) of the first dimension, same trailing shape.
+  Tensor rows(int64_t r0, int64_t r1) const {
+    Tensor t = *this;
+    t.shape[0] = r1 - r0;
+    t.data = static_cast<char*>(data) + size_t(r0) * (nbytes() / size_t(shape[0]));
+    return t;
+  }
+  // The same memory seen with another shape of equal element count.
+  Tensor view(std::initializer_list<int64_t> dims) const {
+    Tensor t(data, dtype, dims, device);
+    QSFT_CHECK(t.numel() == numel(), "view changes the element count");
+    return t;
+  }
+  std::string shape_str() const {
+    std::string s = "[";
+    for (int i = 0; i < ndim; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+  }
+};
+
+}  // namespace qsft
