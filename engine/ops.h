@@ -19,9 +19,9 @@ struct Mat {
   void* data = nullptr;
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0, ld = 0;
-  static Mat of(const Tensor& t) {  // [.., cols] flattened to [rows, cols]
-    int64_t cols = t.dim(-1);
-    return {t.data, t.dtype, t.numel() / cols, cols, cols};
+  static Mat of(const Tensor& t) {  // [rows, ...]: the first dimension is the rows, the rest the columns
+    int64_t rows = t.dim(0), cols = rows ? t.numel() / rows : 0;
+    return {t.data, t.dtype, rows, cols, cols};
   }
   Mat cols_slice(int64_t c0, int64_t c1) const {  // columns [c0, c1) of the same rows
     return {static_cast<char*>(data) + size_t(c0) * dtype_size(dtype), dtype, rows, c1 - c0, ld};
@@ -48,6 +48,11 @@ class Ops {
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void zero(Tensor& t) = 0;
+  // dst = src (same dtype and element count, both on this device).
+  virtual void copy(Tensor& dst, const Tensor& src) {
+    zero(dst);
+    add_inplace(dst, src);
+  }
   virtual void synchronize() {}
 
   // ---- GEMM ----
@@ -111,8 +116,8 @@ class Ops {
   // ---- optimizer: torch.optim.AdamW on F32 parameters (decoupled weight decay, bias correction) ----
   // p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
   // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).   step t counts from 1.
-  struct AdamW {
-    float lr, beta1, beta2, eps, weight_decay;
+  struct AdamW {  // doubles, as torch's hyper-parameters are Python floats
+    double lr, beta1, beta2, eps, weight_decay;
     int64_t step;
   };
   virtual void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamW& h) = 0;

@@ -1,0 +1,37 @@
+// A Hugging Face Qwen2 config.json (transformers v4 and v5 spellings) as a plain struct, and back.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qsft {
+
+struct Qwen2Config {
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;  // hidden_size / num_attention_heads unless config.json says otherwise
+  int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 32768;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = false;  // transformers' Qwen2Config default
+  std::optional<int64_t> bos_token_id;
+  std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id: an int or a list; empty when absent
+  std::string dtype;                   // "bfloat16", "float32", ... ("dtype" in v5, "torch_dtype" in v4); may be ""
+
+  // DIR/config.json. Rejects what the engine cannot compute exactly: another architecture, sliding-window
+  // attention, RoPE scaling, attention dropout, an activation other than silu.
+  static Qwen2Config load(const std::filesystem::path& model_dir);
+  // The same from text; `path` names the file in error messages.
+  static Qwen2Config parse(const std::string& json, const std::string& path);
+
+  // config.json text that transformers v4 and v5 both load (indent 2, sorted keys, trailing newline).
+  std::string to_json() const;
+};
+
+}  // namespace qsft

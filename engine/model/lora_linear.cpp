@@ -1,0 +1,42 @@
+#include "engine/model/lora_linear.h"
+
+namespace qsft {
+
+// The scratch seen as a [T, in] tensor shaped like x (x may be [T, n, D]).
+static Tensor scratch_like(const Tensor& x, const Tensor& scratch) {
+  return Tensor(scratch.data, x.dtype, {x.dim(0), x.numel() / x.dim(0)}, x.device);
+}
+
+// dropout(x) into the scratch (or x itself when p == 0), as a [T, in] tensor.
+static Tensor dropped_input(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& xd_scratch) {
+  if (l.dropout == 0.0f) return x;
+  Tensor xd = scratch_like(x, xd_scratch);
+  ops.dropout(x, l.dropout, l.seed, xd);
+  return xd;
+}
+
+void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Mat& y, Tensor& xd_scratch) {
+  Tensor xd = dropped_input(ops, l, x, xd_scratch);
+  ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);  // u = xd A^T   [T, r]
+  ops.gemm(Mat::of(u), false, Mat::of(l.B), true, y, l.scaling, 1.0f);       // y += s u B^T [T, out]
+}
+
+void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor& u, const Mat& dy, Tensor& dx,
+                   Tensor& du_scratch, Tensor& xd_scratch) {
+  Tensor du(du_scratch.data, du_scratch.dtype, {u.dim(0), u.dim(1)}, u.device);
+  ops.gemm(dy, true, Mat::of(u), false, Mat::of(l.dB), l.scaling, 1.0f);  // dB += s dy^T u [out, r]
+  ops.gemm(dy, false, Mat::of(l.B), false, Mat::of(du), l.scaling, 0.0f);  // du = s dy B    [T, r]
+  Tensor xd = dropped_input(ops, l, x, xd_scratch);
+  ops.gemm(Mat::of(du), true, Mat::of(xd), false, Mat::of(l.dA), 1.0f, 1.0f);  // dA += du^T xd [r, in]
+  // dx += du A [T, in]. With dropout, d xd/dx = mask/(1-p): applied by regenerating the same mask on du A.
+  if (l.dropout == 0.0f) {
+    ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(dx), 1.0f, 1.0f);
+  } else {
+    Tensor g = scratch_like(x, xd_scratch);
+    ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(g), 1.0f, 0.0f);
+    ops.dropout(g, l.dropout, l.seed, g);  // same (seed, index) -> same mask and 1/(1-p) scaling
+    ops.add_inplace(dx, g);
+  }
+}
+
+}  // namespace qsft

@@ -1,0 +1,34 @@
+// AdamW over the flat F32 LoRA buffer (torch.optim.AdamW semantics; the math is in Ops::adamw_step), plus
+// gradient clipping by total norm as torch.nn.utils.clip_grad_norm_ does it.
+#pragma once
+#include "engine/arena.h"
+#include "engine/ops.h"
+
+namespace qsft {
+
+struct AdamWConfig {
+  double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+};
+
+class AdamWOptimizer {
+ public:
+  AdamWOptimizer(Ops& ops, int64_t num_params);
+  // One update at learning rate lr (the scheduler's value for this step); the step counter advances first.
+  void step(Tensor& params, const Tensor& grads, const AdamWConfig& cfg, double lr);
+  int64_t steps_taken() const { return step_; }
+  Tensor& exp_avg() { return m_; }
+  Tensor& exp_avg_sq() { return v_; }
+  void set_steps_taken(int64_t s) { step_ = s; }
+
+ private:
+  Ops& ops_;
+  Arena arena_;
+  Tensor m_, v_;  // F32 [P], first and second moments
+  int64_t step_ = 0;
+};
+
+// Total L2 norm of the gradients (deterministic), returned before clipping. When max_norm > 0, the gradients are
+// scaled by min(1, max_norm / (norm + 1e-6)).
+double clip_grad_norm(Ops& ops, Tensor& grads, double max_norm);
+
+}  // namespace qsft

@@ -1,0 +1,48 @@
+#include "kernels/rope.h"
+
+#include <cmath>
+#include <vector>
+
+namespace qsft::cpu {
+namespace {
+
+// Rotates every head of every token by direction * angle (direction +1 forward, -1 inverse). x [T, n, D]
+void rotate(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, float theta, float direction) {
+  const int64_t half = D / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));  // [D/2]
+  for (int64_t i = 0; i < half; ++i) inv_freq[i] = 1.0f / std::pow(theta, float(2 * i) / float(D));
+#pragma omp parallel
+  {
+    std::vector<float> cos_t(static_cast<size_t>(half)),
+        sin_t(static_cast<size_t>(half));  // [D/2] for the current token
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = float(positions[t]) * inv_freq[i];
+        cos_t[i] = std::cos(angle);
+        sin_t[i] = direction * std::sin(angle);
+      }
+      for (int64_t head = 0; head < n; ++head) {
+        float* lo = x + (t * n + head) * D;
+        float* hi = lo + half;
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = lo[i], b = hi[i];
+          lo[i] = a * cos_t[i] - b * sin_t[i];
+          hi[i] = b * cos_t[i] + a * sin_t[i];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, float theta) {
+  rotate(x, positions, T, n, D, theta, +1.0f);
+}
+
+void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, float theta) {
+  rotate(dx, positions, T, n, D, theta, -1.0f);
+}
+
+}  // namespace qsft::cpu

@@ -1,0 +1,266 @@
+// config.json -> Qwen2Config and back (engine/io/model_config.h), and the JSON writer it uses
+// (engine/io/json_writer.h).
+#include "engine/io/model_config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+
+#include "engine/base/error.h"
+#include "engine/io/json_writer.h"
+#include "test_util.h"
+
+namespace qsft {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string input_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected InputError, nothing was thrown";
+  return "";
+}
+
+// A transformers v4 config of a small Qwen2 as (key, JSON text) pairs, edited per test, then written out.
+using ConfigKeys = std::vector<std::pair<std::string, std::string>>;
+ConfigKeys base_config() {
+  return {{"architectures", R"(["Qwen2ForCausalLM"])"}, {"model_type", R"("qwen2")"},
+          {"hidden_size", "64"}, {"intermediate_size", "160"}, {"num_hidden_layers", "2"},
+          {"num_attention_heads", "4"}, {"num_key_value_heads", "2"}, {"vocab_size", "768"},
+          {"max_position_embeddings", "2048"}, {"rope_theta", "1000000.0"}, {"rms_norm_eps", "1e-06"},
+          {"tie_word_embeddings", "true"}, {"hidden_act", R"("silu")"}, {"attention_dropout", "0.0"},
+          {"use_sliding_window", "false"}, {"sliding_window", "4096"}, {"rope_scaling", "null"},
+          {"torch_dtype", R"("bfloat16")"}, {"bos_token_id", "700"}, {"eos_token_id", "702"}};
+}
+ConfigKeys edited(std::map<std::string, std::string> changes, const std::vector<std::string>& removed = {}) {
+  ConfigKeys out;
+  for (auto& [k, v] : base_config()) {
+    if (std::find(removed.begin(), removed.end(), k) != removed.end()) continue;
+    auto it = changes.find(k);
+    out.emplace_back(k, it == changes.end() ? v : it->second);
+    if (it != changes.end()) changes.erase(it);
+  }
+  for (auto& kv : changes) out.push_back(kv);  // new keys
+  return out;
+}
+
+class ModelConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("qsft_model_config_" + std::to_string(getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Qwen2Config load(const ConfigKeys& keys) {
+    std::string text = "{";
+    for (auto& [k, v] : keys) text += (text.size() > 1 ? ",\n  \"" : "\n  \"") + k + "\": " + v;
+    std::ofstream(dir_ / "config.json") << text << "\n}\n";
+    return Qwen2Config::load(dir_);
+  }
+  // The error of loading `keys`; checks that it starts with the file's path and names `key`.
+  std::string load_error(const ConfigKeys& keys, const std::string& key) {
+    std::string msg = input_error_of([&] { load(keys); });
+    EXPECT_EQ(msg.rfind((dir_ / "config.json").string() + ": ", 0), 0u) << msg;
+    EXPECT_NE(msg.find(key), std::string::npos) << msg;
+    return msg;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ModelConfigTest, ReadsQwen25_05BInstruct) {
+  fs::path dir = test::shared_testdata() / "qwen2.5" / "Qwen2.5-0.5B-Instruct";
+  QSFT_REQUIRE_PATH(dir / "config.json");
+  Qwen2Config c = Qwen2Config::load(dir);
+  EXPECT_EQ(c.hidden_size, 896);
+  EXPECT_EQ(c.intermediate_size, 4864);
+  EXPECT_EQ(c.num_hidden_layers, 24);
+  EXPECT_EQ(c.num_attention_heads, 14);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.vocab_size, 151936);
+  EXPECT_EQ(c.max_position_embeddings, 32768);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rms_norm_eps, 1e-6);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.bos_token_id, 151643);
+  EXPECT_EQ(c.eos_token_ids, std::vector<int64_t>{151645});
+  EXPECT_EQ(c.dtype, "float32");
+}
+
+TEST_F(ModelConfigTest, ReadsQwen25_7BInstruct) {
+  fs::path dir = test::shared_testdata() / "qwen2.5" / "Qwen2.5-7B-Instruct";
+  QSFT_REQUIRE_PATH(dir / "config.json");
+  Qwen2Config c = Qwen2Config::load(dir);
+  EXPECT_EQ(c.hidden_size, 3584);
+  EXPECT_EQ(c.intermediate_size, 18944);
+  EXPECT_EQ(c.num_hidden_layers, 28);
+  EXPECT_EQ(c.num_attention_heads, 28);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.vocab_size, 152064);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_EQ(c.dtype, "bfloat16");
+}
+
+TEST_F(ModelConfigTest, ReadsTransformersV5Spelling) {
+  Qwen2Config c = load(edited({{"rope_parameters", R"({"rope_theta": 500000.0, "rope_type": "default"})"},
+                               {"dtype", R"("float16")"},
+                               {"eos_token_id", "[702, 700]"},
+                               {"head_dim", "32"},
+                               {"layer_types", R"(["full_attention", "full_attention"])"}},
+                              {"rope_theta", "torch_dtype", "rope_scaling", "sliding_window"}));
+  EXPECT_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.dtype, "float16");
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{702, 700}));
+  EXPECT_EQ(c.head_dim, 32);
+}
+
+TEST_F(ModelConfigTest, DefaultsFollowTransformers) {
+  Qwen2Config c = load(edited({}, {"tie_word_embeddings", "rope_theta", "rms_norm_eps", "max_position_embeddings",
+                                   "bos_token_id", "eos_token_id", "torch_dtype", "hidden_act", "attention_dropout",
+                                   "use_sliding_window", "architectures"}));
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.rms_norm_eps, 1e-6);
+  EXPECT_EQ(c.max_position_embeddings, 32768);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_FALSE(c.bos_token_id.has_value());
+  EXPECT_TRUE(c.eos_token_ids.empty());
+  EXPECT_EQ(c.dtype, "");
+}
+
+TEST_F(ModelConfigTest, ToJsonReadsBackTheSameConfig) {
+  Qwen2Config c = load(edited({{"head_dim", "32"}, {"eos_token_id", "[702, 700]"}}));
+  std::string text = c.to_json();
+  EXPECT_NE(text.find("\"rope_theta\": 1000000.0"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"rms_norm_eps\": 1e-06"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"architectures\": [\n    \"Qwen2ForCausalLM\"\n  ]"), std::string::npos) << text;
+  Qwen2Config back = Qwen2Config::parse(text, "written");
+  EXPECT_EQ(back.hidden_size, c.hidden_size);
+  EXPECT_EQ(back.intermediate_size, c.intermediate_size);
+  EXPECT_EQ(back.num_hidden_layers, c.num_hidden_layers);
+  EXPECT_EQ(back.num_attention_heads, c.num_attention_heads);
+  EXPECT_EQ(back.num_key_value_heads, c.num_key_value_heads);
+  EXPECT_EQ(back.head_dim, 32);
+  EXPECT_EQ(back.vocab_size, c.vocab_size);
+  EXPECT_EQ(back.max_position_embeddings, c.max_position_embeddings);
+  EXPECT_EQ(back.rope_theta, c.rope_theta);
+  EXPECT_EQ(back.rms_norm_eps, c.rms_norm_eps);
+  EXPECT_EQ(back.tie_word_embeddings, c.tie_word_embeddings);
+  EXPECT_EQ(back.bos_token_id, c.bos_token_id);
+  EXPECT_EQ(back.eos_token_ids, c.eos_token_ids);
+  EXPECT_EQ(back.dtype, "bfloat16");
+}
+
+TEST_F(ModelConfigTest, MissingKeyIsNamed) {
+  for (const char* key : {"num_key_value_heads", "hidden_size", "vocab_size", "model_type"}) {
+    std::string msg = load_error(edited({}, {key}), key);
+    EXPECT_EQ(msg, (dir_ / "config.json").string() + ": missing key \"" + key + "\"");
+  }
+}
+
+TEST_F(ModelConfigTest, WrongTypeNamesKeyAndExpectedType) {
+  std::string msg = load_error(edited({{"hidden_size", R"("896")"}}), "hidden_size");
+  EXPECT_NE(msg.find("key \"hidden_size\" must be an integer, got a string"), std::string::npos) << msg;
+  msg = load_error(edited({{"num_attention_heads", "4.5"}}), "num_attention_heads");
+  EXPECT_NE(msg.find("must be an integer, got a fractional number"), std::string::npos) << msg;
+  msg = load_error(edited({{"rope_theta", "true"}}), "rope_theta");
+  EXPECT_NE(msg.find("must be a number, got a boolean"), std::string::npos) << msg;
+  load_error(edited({{"rope_parameters", R"({"rope_theta": "big"})"}}), "key \"rope_parameters.rope_theta\" must be");
+  load_error(edited({{"eos_token_id", R"([702, "x"])"}}), "key \"eos_token_id\" must be an integer, got a string");
+  msg = load_error(edited({{"tie_word_embeddings", "1"}}), "tie_word_embeddings");
+  EXPECT_NE(msg.find("must be a boolean"), std::string::npos) << msg;
+}
+
+TEST_F(ModelConfigTest, UnknownArchitectureSaysWhatIsSupported) {
+  std::string msg = load_error(edited({{"architectures", R"(["Qwen3ForCausalLM"])"}, {"model_type", R"("qwen3")"}}),
+                               "Qwen3ForCausalLM");
+  EXPECT_NE(msg.find("supported: Qwen2ForCausalLM"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Qwen3 is planned"), std::string::npos) << msg;
+  msg = load_error(edited({{"model_type", R"("llama")"}}, {"architectures"}), "model_type \"llama\"");
+  EXPECT_NE(msg.find("supported: Qwen2ForCausalLM"), std::string::npos) << msg;
+}
+
+TEST_F(ModelConfigTest, UnsupportedFeaturesAreRejected) {
+  load_error(edited({{"use_sliding_window", "true"}}), "use_sliding_window");
+  load_error(edited({{"layer_types", R"(["full_attention", "sliding_attention"])"}}), "layer_types");
+  load_error(edited({{"rope_scaling", R"({"type": "yarn", "factor": 4.0})"}}), "rope_scaling type \"yarn\"");
+  load_error(edited({{"rope_parameters", R"({"rope_theta": 1e6, "rope_type": "linear", "factor": 2.0})"}}),
+             "rope_parameters.rope_type \"linear\"");
+  load_error(edited({{"attention_dropout", "0.1"}}), "attention_dropout");
+  load_error(edited({{"hidden_act", R"("gelu")"}}), "hidden_act \"gelu\"");
+  load_error(edited({{"num_key_value_heads", "3"}}), "num_key_value_heads 3");
+  load_error(edited({{"hidden_size", "0"}}), "hidden_size");
+  load_error(edited({{"hidden_size", "66"}}), "num_attention_heads");  // 66 / 4 heads: no head_dim
+}
+
+TEST_F(ModelConfigTest, UnreadableOrBrokenFileIsAnInputError) {
+  std::string msg = input_error_of([&] { Qwen2Config::load(dir_ / "absent"); });
+  EXPECT_NE(msg.find((dir_ / "absent" / "config.json").string()), std::string::npos) << msg;
+  std::ofstream(dir_ / "config.json") << "{\"hidden_size\": 64,";
+  msg = input_error_of([&] { Qwen2Config::load(dir_); });
+  EXPECT_EQ(msg.rfind((dir_ / "config.json").string() + ": not a JSON object", 0), 0u) << msg;
+}
+
+// ---- the JSON writer ----
+
+TEST(JsonWriter, CompactAndPythonStyleIndentedSortedOutput) {
+  Json j = Json::object()
+               .set("b", Json::array({1, 2, Json::object().set("z", nullptr).set("a", true)}))
+               .set("a", "x")
+               .set("e", Json::array())
+               .set("d", Json::object());
+  EXPECT_EQ(j.dump(), R"({"b":[1,2,{"z":null,"a":true}],"a":"x","e":[],"d":{}})");
+  // json.dumps(same, indent=2, sort_keys=True) in Python:
+  EXPECT_EQ(j.dump({.indent = 2, .sort_keys = true}),
+            "{\n  \"a\": \"x\",\n  \"b\": [\n    1,\n    2,\n    {\n      \"a\": true,\n      \"z\": null\n    }\n"
+            "  ],\n  \"d\": {},\n  \"e\": []\n}");
+}
+
+TEST(JsonWriter, SetReplacesAKeyInPlace) {
+  Json j = Json::object().set("a", 1).set("b", 2).set("a", "one");
+  EXPECT_EQ(j.dump(), R"({"a":"one","b":2})");
+}
+
+TEST(JsonWriter, EscapesStringsAndPassesUtf8Through) {
+  EXPECT_EQ(Json("q\"b\\n\nt\tr\rc\x01\x1f é 中").dump(), R"("q\"b\\n\nt\tr\rc\u0001\u001f é 中")");
+  EXPECT_EQ(Json(std::string("nul\0x", 5)).dump(), R"("nul\u0000x")");
+}
+
+TEST(JsonWriter, NumbersPrintLikePythonAndReadBackExactly) {
+  // Expected strings are Python's repr of the same doubles.
+  std::vector<std::pair<double, const char*>> doubles = {
+      {0.0, "0.0"},          {-0.0, "-0.0"},       {1e-6, "1e-06"},      {1e6, "1000000.0"},
+      {0.1, "0.1"},          {1e16, "1e+16"},      {1e15, "1000000000000000.0"},
+      {-2.5e-5, "-2.5e-05"}, {3.0, "3.0"},         {0.0001, "0.0001"},   {1.5e300, "1.5e+300"},
+      {5e-324, "5e-324"},    {123456789012345680.0, "1.2345678901234568e+17"},
+      {9.5367431640625e-07, "9.5367431640625e-07"}};
+  for (auto& [v, text] : doubles) EXPECT_EQ(Json(v).dump(), text) << text;
+  EXPECT_EQ(Json(0.1f).dump(), "0.1");  // shortest text for the float, not for the double it widens to
+  EXPECT_EQ(Json(3.0f).dump(), "3.0");
+  EXPECT_EQ(Json(std::numeric_limits<double>::quiet_NaN()).dump(), "null");
+  EXPECT_EQ(Json(-INFINITY).dump(), "null");
+  EXPECT_EQ(Json(int64_t(-9007199254740993)).dump(), "-9007199254740993");
+  EXPECT_EQ(Json(uint64_t(42)).dump(), "42");
+  EXPECT_THROW(Json(uint64_t(1) << 63), std::out_of_range);
+  EXPECT_EQ(Json(false).dump(), "false");
+}
+
+}  // namespace
+}  // namespace qsft

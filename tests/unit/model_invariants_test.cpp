@@ -1,0 +1,94 @@
+// Properties of the model that must hold exactly (up to fp32 summation order): gradient accumulation over
+// micro-batches equals the whole batch, a packed batch equals its sequences run one by one, and activation
+// recompute changes nothing.
+#include <cstring>
+#include <random>
+
+#include "fixture.h"
+
+namespace qsft::test {
+namespace {
+
+// Sequences of random lengths and ids, each with a random "prompt" prefix that is not trained.
+PackedBatch random_batch(int num_seqs, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  PackedBatch b;
+  for (int s = 0; s < num_seqs; ++s) {
+    const int len = 3 + int(rng() % 17);
+    std::vector<int32_t> ids(static_cast<size_t>(len));
+    std::vector<uint8_t> mask(static_cast<size_t>(len));
+    const int prompt = int(rng() % uint32_t(len));
+    for (int t = 0; t < len; ++t) {
+      ids[size_t(t)] = int32_t(rng() % uint32_t(vocab));
+      mask[size_t(t)] = t >= prompt;
+    }
+    b.append(ids, mask);
+  }
+  return b;
+}
+
+class ModelInvariants : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(repo_testdata() / "fixtures" / "untied" / "golden.json"))
+      GTEST_SKIP() << "skipped: tests/data/fixtures/untied is absent";
+    f_ = load_fixture("untied");
+    batch_ = random_batch(8, f_.config.vocab_size, 7);
+  }
+  Fixture f_;
+  PackedBatch batch_;
+  std::unique_ptr<Ops> ops_ = make_cpu_ops();
+};
+
+TEST_F(ModelInvariants, GradientAccumulationEqualsWholeBatch) {
+  const float scale = 1.0f / float(batch_.num_targets());
+  auto whole = make_model(*ops_, f_, batch_.num_tokens(), false);
+  whole->zero_grads();
+  const double loss_whole = whole->forward_backward(batch_, scale, 1).loss_sum;
+  std::vector<float> g_whole = whole->lora_grads();
+
+  auto accum = make_model(*ops_, f_, batch_.num_tokens(), false);
+  accum->zero_grads();
+  double loss_accum = 0;
+  for (int k = 0; k < 4; ++k) loss_accum += accum->forward_backward(batch_.slice(2 * k, 2 * k + 2), scale, 1).loss_sum;
+  std::vector<float> g_accum = accum->lora_grads();
+  EXPECT_LE(std::fabs(loss_accum - loss_whole) / loss_whole, 1e-6);
+  EXPECT_LE(rel_l2(g_accum.data(), g_whole.data(), g_whole.size()), 1e-6);
+}
+
+TEST_F(ModelInvariants, PackedBatchEqualsSequencesOneByOne) {
+  auto model = make_model(*ops_, f_, batch_.num_tokens(), false);
+  std::vector<float> packed = model->logits(batch_);
+  std::vector<float> single;
+  for (int s = 0; s < batch_.num_seqs(); ++s) {
+    std::vector<float> l = model->logits(batch_.slice(s, s + 1));
+    single.insert(single.end(), l.begin(), l.end());
+  }
+  ASSERT_EQ(packed.size(), single.size());
+  EXPECT_LE(rel_max(packed.data(), single.data(), packed.size()), 1e-6);
+}
+
+// With LoRA dropout and NEFTune on, so that recompute must also redraw the same random masks.
+TEST_F(ModelInvariants, RecomputeChangesNothing) {
+  f_.lora.dropout = 0.1f;
+  std::vector<std::vector<float>> grads;
+  std::vector<double> losses;
+  for (bool recompute : {false, true}) {
+    ModelOptions opts;
+    opts.max_tokens = batch_.num_tokens();
+    opts.recompute = recompute;
+    opts.neftune_alpha = 5.0f;
+    Qwen2Model m(*ops_, f_.config, f_.lora, opts);
+    m.load_weights((f_.dir / "model").string());
+    m.set_lora_params(f_.lora_init);
+    m.zero_grads();
+    losses.push_back(m.forward_backward(batch_, 1.0f / float(batch_.num_targets()), 42).loss_sum);
+    grads.push_back(m.lora_grads());
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  EXPECT_EQ(0, std::memcmp(grads[0].data(), grads[1].data(), grads[0].size() * 4)) << "gradients differ";
+}
+
+}  // namespace
+}  // namespace qsft::test

@@ -1,0 +1,103 @@
+// CPU attention: causal within each packed sequence, GQA. The forward against a plain T x T softmax per sequence
+// (in double), the backward (dq, dk, dv) by finite differences; 3 packed sequences of odd lengths.
+#include <gtest/gtest.h>
+
+#include "tests/unit/ops_test_util.h"
+
+namespace qsft::test {
+namespace {
+
+struct AttentionInputs {
+  static constexpr int64_t n = 6, nkv = 2, D = 8;  // 3 query heads per kv head
+  PackedLayout layout{{5, 9, 3}};
+  int64_t T = layout.total;
+  std::mt19937 rng{21};
+  std::vector<float> q = random_uniform(size_t(T * n * D), rng, -2.0f, 2.0f);
+  std::vector<float> k = random_uniform(size_t(T * nkv * D), rng, -2.0f, 2.0f);
+  std::vector<float> v = random_uniform(size_t(T * nkv * D), rng);
+};
+
+struct AttentionResult {
+  std::vector<float> out, lse;  // [T, n, D], [n, T]
+};
+
+AttentionResult attention(Ops& ops, AttentionInputs& in, const std::vector<float>& q, const std::vector<float>& k,
+                          const std::vector<float>& v) {
+  F32 qt({in.T, in.n, in.D}), kt({in.T, in.nkv, in.D}), vt({in.T, in.nkv, in.D});
+  F32 out({in.T, in.n, in.D}), lse({in.n, in.T});
+  qt.set(q);
+  kt.set(k);
+  vt.set(v);
+  ops.attention_fwd(qt.t, kt.t, vt.t, in.layout.seq, out.t, lse.t);
+  return {out.values(), lse.values()};
+}
+
+TEST(OpsAttention, ForwardMatchesNaiveSoftmaxPerSequence) {
+  auto ops = make_cpu_ops();
+  AttentionInputs in;
+  const int64_t n = in.n, nkv = in.nkv, D = in.D, T = in.T;
+  std::vector<double> want_out(size_t(T * n * D)), want_lse(size_t(n * T));
+  const int32_t* cu = in.layout.cu_seqlens.data();
+  for (int s = 0; s < in.layout.seq.num_seqs; ++s) {
+    const int64_t b = cu[s], L = cu[s + 1] - cu[s];
+    for (int64_t h = 0; h < n; ++h) {
+      const int64_t g = h / (n / nkv);
+      std::vector<double> scores(size_t(L * L), -INFINITY);  // [L, L], masked above the diagonal
+      for (int64_t i = 0; i < L; ++i)
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0.0;
+          for (int64_t d = 0; d < D; ++d)
+            dot += double(in.q[size_t(((b + i) * n + h) * D + d)]) * in.k[size_t(((b + j) * nkv + g) * D + d)];
+          scores[size_t(i * L + j)] = dot / std::sqrt(double(D));
+        }
+      for (int64_t i = 0; i < L; ++i) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < L; ++j) sum += std::exp(scores[size_t(i * L + j)]);
+        want_lse[size_t(h * T + b + i)] = std::log(sum);
+        for (int64_t d = 0; d < D; ++d) {
+          double o = 0.0;
+          for (int64_t j = 0; j < L; ++j)
+            o += std::exp(scores[size_t(i * L + j)]) / sum * in.v[size_t(((b + j) * nkv + g) * D + d)];
+          want_out[size_t(((b + i) * n + h) * D + d)] = o;
+        }
+      }
+    }
+  }
+  const AttentionResult got = attention(*ops, in, in.q, in.k, in.v);
+  expect_all_close(got.out, want_out, 1e-6, 1e-5, "attention out");
+  expect_all_close(got.lse, want_lse, 1e-6, 1e-5, "attention lse");
+}
+
+TEST(OpsAttention, BackwardMatchesFiniteDifferences) {
+  auto ops = make_cpu_ops();
+  AttentionInputs in;
+  const std::vector<float> dout0 = random_uniform(in.q.size(), in.rng);
+  const AttentionResult fwd = attention(*ops, in, in.q, in.k, in.v);
+  F32 q({in.T, in.n, in.D}), k({in.T, in.nkv, in.D}), v({in.T, in.nkv, in.D}), out({in.T, in.n, in.D});
+  F32 lse({in.n, in.T}), dout({in.T, in.n, in.D}), dq({in.T, in.n, in.D}), dk({in.T, in.nkv, in.D});
+  F32 dv({in.T, in.nkv, in.D});
+  q.set(in.q);
+  k.set(in.k);
+  v.set(in.v);
+  out.set(fwd.out);
+  lse.set(fwd.lse);
+  dout.set(dout0);
+  ops->attention_bwd(dout.t, q.t, k.t, v.t, out.t, lse.t, in.layout.seq, dq.t, dk.t, dv.t);
+
+  auto f_q = [&](const std::vector<float>& x) { return attention(*ops, in, x, in.k, in.v).out; };
+  auto f_k = [&](const std::vector<float>& x) { return attention(*ops, in, in.q, x, in.v).out; };
+  auto f_v = [&](const std::vector<float>& x) { return attention(*ops, in, in.q, in.k, x).out; };
+  expect_fd_ok(directional_fd_error(f_q, in.q, dout0, dq.values()), 1e-3, "attention dq");
+  expect_fd_ok(directional_fd_error(f_k, in.k, dout0, dk.values()), 1e-3, "attention dk");
+  expect_fd_ok(directional_fd_error(f_v, in.v, dout0, dv.values()), 1e-3, "attention dv");
+}
+
+TEST(OpsAttention, RejectsHeadsNotAMultipleOfKvHeads) {
+  auto ops = make_cpu_ops();
+  PackedLayout layout({3});
+  F32 q({3, 3, 4}), k({3, 2, 4}), v({3, 2, 4}), out({3, 3, 4}), lse({3, 3});
+  EXPECT_THROW(ops->attention_fwd(q.t, k.t, v.t, layout.seq, out.t, lse.t), std::logic_error);
+}
+
+}  // namespace
+}  // namespace qsft::test

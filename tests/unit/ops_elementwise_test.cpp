@@ -1,0 +1,135 @@
+// CPU elementwise ops, reductions, counter-based randomness (dropout, NEFTune), backend memory, and the CUDA entry
+// points of a build without CUDA.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include "tests/unit/ops_test_util.h"
+
+namespace qsft::test {
+namespace {
+
+TEST(OpsElementwise, AddAndScale) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(51);
+  const std::vector<float> a = random_uniform(1000, rng), b = random_uniform(1000, rng);
+  F32 y({10, 100}), x({1000});
+  y.set(a);
+  x.set(b);
+  ops->add_inplace(y.t, x.t);
+  ops->scale_inplace(y.t, -0.5f);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(y[i], (a[i] + b[i]) * -0.5f);
+}
+
+TEST(OpsSumSquares, MatchesDoubleSumAndIgnoresThreadCount) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(53);
+  const int64_t n = 100003;  // many reduction blocks and a ragged last one
+  F32 x({n});
+  x.set(random_uniform(size_t(n), rng, -3.0f, 3.0f));
+  double want = 0.0;
+  for (size_t i = 0; i < size_t(n); ++i) want += double(x[i]) * x[i];
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const double one_thread = ops->sum_squares(x.t);
+  omp_set_num_threads(2);
+  const double two_threads = ops->sum_squares(x.t);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one_thread, two_threads);  // bit-identical
+  EXPECT_NEAR(one_thread, want, 1e-12 * want);
+}
+
+TEST(OpsDropout, KeepsOneMinusPScaledAndIsAFunctionOfTheSeed) {
+  auto ops = make_cpu_ops();
+  const int64_t n = 200000;
+  const float p = 0.1f;
+  std::mt19937 rng(55);
+  F32 x({n}), y({n}), y_again({n}), y_other({n});
+  x.set(random_uniform(size_t(n), rng, 0.5f, 1.5f));  // nonzero, so a zero output means dropped
+  ops->dropout(x.t, p, 1234, y.t);
+  ops->dropout(x.t, p, 1234, y_again.t);
+  ops->dropout(x.t, p, 1235, y_other.t);
+  int64_t dropped = 0;
+  for (size_t i = 0; i < size_t(n); ++i) {
+    if (y[i] == 0.0f)
+      ++dropped;
+    else
+      EXPECT_EQ(y[i], x[i] * (1.0f / (1.0f - p))) << i;
+  }
+  const double sigma = std::sqrt(p * (1.0 - p) / double(n));
+  EXPECT_NEAR(double(dropped) / double(n), p, 5.0 * sigma);
+  EXPECT_EQ(y.values(), y_again.values());
+  EXPECT_NE(y.values(), y_other.values());
+
+  ops->dropout(x.t, 0.0f, 1234, y.t);
+  EXPECT_EQ(y.values(), x.values());
+  EXPECT_THROW(ops->dropout(x.t, 1.0f, 1234, y.t), std::logic_error);
+}
+
+TEST(OpsDropout, InPlaceEqualsOutOfPlace) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(57);
+  F32 x({999}), y({999});
+  x.set(random_uniform(999, rng));
+  ops->dropout(x.t, 0.3f, 77, y.t);
+  ops->dropout(x.t, 0.3f, 77, x.t);
+  EXPECT_EQ(x.values(), y.values());
+}
+
+TEST(OpsNeftune, NoiseIsBoundedCenteredAndDeterministic) {
+  auto ops = make_cpu_ops();
+  const int64_t n = 100000;
+  const float scale = 0.25f;
+  std::mt19937 rng(59);
+  const std::vector<float> x0 = random_uniform(size_t(n), rng);
+  F32 a({n}), b({n}), c({n});
+  a.set(x0);
+  b.set(x0);
+  c.set(x0);
+  ops->neftune_noise(a.t, scale, 99);
+  ops->neftune_noise(b.t, scale, 99);
+  ops->neftune_noise(c.t, scale, 100);
+  EXPECT_EQ(a.values(), b.values());
+  EXPECT_NE(a.values(), c.values());
+  double sum = 0.0, max_abs = 0.0;
+  for (size_t i = 0; i < size_t(n); ++i) {
+    const double noise = double(a[i]) - x0[i];
+    EXPECT_LE(std::fabs(noise), scale * (1.0 + 1e-6)) << i;
+    sum += noise;
+    max_abs = std::max(max_abs, std::fabs(noise));
+  }
+  EXPECT_GT(max_abs, 0.99 * scale);                                     // the whole range is used
+  EXPECT_NEAR(sum / double(n), 0.0, 5.0 * scale / std::sqrt(3.0 * n));  // mean 0, sd scale / sqrt(3)
+}
+
+TEST(OpsMemory, AllocatesZeroedAlignedMemory) {
+  auto ops = make_cpu_ops();
+  for (size_t bytes : {size_t(0), size_t(1), size_t(1000)}) {
+    auto* p = static_cast<unsigned char*>(ops->alloc_bytes(bytes));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+    for (size_t i = 0; i < bytes; ++i) ASSERT_EQ(p[i], 0) << i;
+    ops->free_bytes(p);
+  }
+  EXPECT_EQ(ops->device(), Device::CPU);
+}
+
+TEST(OpsMemory, CopiesTensors) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(61);
+  F32 src({4, 25}), dst({100});
+  src.set(random_uniform(100, rng));
+  ops->copy(dst.t, src.t);
+  EXPECT_EQ(dst.values(), src.values());
+  ops->zero(dst.t);
+  EXPECT_EQ(dst.values(), std::vector<float>(100, 0.0f));
+}
+
+#if !defined(QSFT_HAVE_CUDA)
+TEST(OpsCuda, BuildWithoutCudaSaysSo) {
+  EXPECT_FALSE(cuda_available());
+  EXPECT_THROW(make_cuda_ops(), InputError);
+}
+#endif
+
+}  // namespace
+}  // namespace qsft::test

@@ -1,0 +1,170 @@
+// CPU reference ops of one transformer layer apart from attention: embedding, RMSNorm (plain, residual-fused,
+// backward), RoPE, SwiGLU. Forward against naive double loops, backward by finite differences.
+#include <gtest/gtest.h>
+
+#include "tests/unit/ops_test_util.h"
+
+namespace qsft::test {
+namespace {
+
+TEST(OpsEmbedding, GathersRowsAndRejectsBadIds) {
+  auto ops = make_cpu_ops();
+  const int64_t V = 11, H = 6;
+  std::mt19937 rng(1);
+  F32 table({V, H}), out({4, H});
+  table.set(random_uniform(size_t(V * H), rng));
+  I32 ids({4});
+  ids.set({3, 0, 10, 3});
+  ops->embedding_fwd(ids.t, table.t, out.t);
+  for (int64_t t = 0; t < 4; ++t)
+    for (int64_t j = 0; j < H; ++j) EXPECT_EQ(out[size_t(t * H + j)], table[size_t(ids[size_t(t)] * H + j)]);
+  ids[1] = int32_t(V);
+  EXPECT_THROW(ops->embedding_fwd(ids.t, table.t, out.t), std::logic_error);
+}
+
+struct RmsNormInputs {
+  static constexpr int64_t T = 7, H = 24;
+  static constexpr float eps = 1e-6f;
+  std::mt19937 rng{5};
+  std::vector<float> x = random_uniform(size_t(T * H), rng), w = random_uniform(size_t(H), rng, 0.5f, 1.5f);
+};
+
+std::vector<float> rmsnorm(Ops& ops, const std::vector<float>& x, const std::vector<float>& w) {
+  using In = RmsNormInputs;
+  F32 xt({In::T, In::H}), wt({In::H}), y({In::T, In::H}), rstd({In::T});
+  xt.set(x);
+  wt.set(w);
+  ops.rmsnorm_fwd(xt.t, wt.t, In::eps, y.t, rstd.t);
+  return y.values();
+}
+
+TEST(OpsRmsNorm, ForwardMatchesNaive) {
+  auto ops = make_cpu_ops();
+  RmsNormInputs in;
+  std::vector<double> want;
+  for (int64_t t = 0; t < in.T; ++t) {
+    double ms = 0.0;
+    for (int64_t j = 0; j < in.H; ++j) ms += double(in.x[size_t(t * in.H + j)]) * in.x[size_t(t * in.H + j)] / in.H;
+    for (int64_t j = 0; j < in.H; ++j)
+      want.push_back(in.x[size_t(t * in.H + j)] / std::sqrt(ms + in.eps) * in.w[size_t(j)]);
+  }
+  expect_all_close(rmsnorm(*ops, in.x, in.w), want, 1e-6, 1e-6, "rmsnorm y");
+}
+
+TEST(OpsRmsNorm, ResidualFusedEqualsAddThenNorm) {
+  auto ops = make_cpu_ops();
+  RmsNormInputs in;
+  const std::vector<float> delta = random_uniform(in.x.size(), in.rng);
+  F32 h({in.T, in.H}), d({in.T, in.H}), w({in.H}), y({in.T, in.H}), rstd({in.T});
+  h.set(in.x);
+  d.set(delta);
+  w.set(in.w);
+  ops->add_rmsnorm_fwd(h.t, d.t, w.t, in.eps, y.t, rstd.t);
+  std::vector<float> sum = in.x;
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] += delta[i];
+  EXPECT_EQ(h.values(), sum);
+  EXPECT_EQ(y.values(), rmsnorm(*ops, sum, in.w));
+}
+
+TEST(OpsRmsNorm, BackwardAccumulatesFiniteDifferenceGradient) {
+  auto ops = make_cpu_ops();
+  RmsNormInputs in;
+  const std::vector<float> dy0 = random_uniform(in.x.size(), in.rng), prior = random_uniform(in.x.size(), in.rng);
+  F32 x({in.T, in.H}), w({in.H}), y({in.T, in.H}), rstd({in.T}), dy({in.T, in.H}), dx({in.T, in.H});
+  x.set(in.x);
+  w.set(in.w);
+  dy.set(dy0);
+  dx.set(prior);  // rmsnorm_bwd accumulates into dx
+  ops->rmsnorm_fwd(x.t, w.t, in.eps, y.t, rstd.t);
+  ops->rmsnorm_bwd(dy.t, x.t, w.t, rstd.t, dx.t);
+  std::vector<float> grad = dx.values();
+  for (size_t i = 0; i < grad.size(); ++i) grad[i] -= prior[i];
+  auto f = [&](const std::vector<float>& v) { return rmsnorm(*ops, v, in.w); };
+  expect_fd_ok(directional_fd_error(f, in.x, dy0, grad), 1e-3, "rmsnorm dx");
+}
+
+// RoPE inputs: three packed sequences (positions restart), GQA-like head count, Qwen2.5's theta.
+struct RopeInputs {
+  static constexpr int64_t n = 3, D = 16;
+  static constexpr float theta = 1e6f;
+  PackedLayout layout{{5, 40, 4}};
+  int64_t T = layout.total;
+  std::mt19937 rng{9};
+  std::vector<float> x = random_uniform(size_t(T * n * D), rng);
+};
+
+std::vector<float> rope(Ops& ops, RopeInputs& in, const std::vector<float>& x, bool forward) {
+  F32 xt({in.T, in.n, in.D});
+  xt.set(x);
+  forward ? ops.rope_fwd(xt.t, in.layout.seq, in.theta) : ops.rope_bwd(xt.t, in.layout.seq, in.theta);
+  return xt.values();
+}
+
+TEST(OpsRope, ForwardMatchesRotateHalfFormula) {
+  auto ops = make_cpu_ops();
+  RopeInputs in;
+  const int64_t half = in.D / 2;
+  std::vector<double> want(in.x.size());
+  for (int64_t t = 0; t < in.T; ++t)
+    for (int64_t h = 0; h < in.n; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        // inv_freq and the angle in fp32 exactly as torch; the rotation in double.
+        const float inv_freq = 1.0f / std::pow(in.theta, float(2 * i) / float(in.D));
+        const double angle = float(in.layout.positions[size_t(t)]) * inv_freq;
+        const size_t lo = size_t((t * in.n + h) * in.D + i), hi = lo + size_t(half);
+        want[lo] = in.x[lo] * std::cos(angle) - in.x[hi] * std::sin(angle);
+        want[hi] = in.x[hi] * std::cos(angle) + in.x[lo] * std::sin(angle);
+      }
+  expect_all_close(rope(*ops, in, in.x, true), want, 1e-6, 1e-6, "rope");
+}
+
+TEST(OpsRope, BackwardIsTheInverseRotation) {
+  auto ops = make_cpu_ops();
+  RopeInputs in;
+  expect_all_close(rope(*ops, in, rope(*ops, in, in.x, true), false), to_double(in.x), 1e-6, 1e-6,
+                   "rope_bwd(rope_fwd(x))");
+  const std::vector<float> dy = random_uniform(in.x.size(), in.rng);
+  auto f = [&](const std::vector<float>& v) { return rope(*ops, in, v, true); };
+  expect_fd_ok(directional_fd_error(f, in.x, dy, rope(*ops, in, dy, false)), 1e-3, "rope dx");
+}
+
+struct SwigluInputs {
+  static constexpr int64_t T = 6, I = 10;
+  std::mt19937 rng{13};
+  std::vector<float> gate_up = random_uniform(size_t(T * 2 * I), rng, -4.0f, 4.0f);
+};
+
+std::vector<float> swiglu(Ops& ops, const std::vector<float>& gate_up) {
+  using In = SwigluInputs;
+  F32 gu({In::T, 2 * In::I}), out({In::T, In::I});
+  gu.set(gate_up);
+  ops.swiglu_fwd(gu.t, out.t);
+  return out.values();
+}
+
+TEST(OpsSwiglu, ForwardMatchesNaive) {
+  auto ops = make_cpu_ops();
+  SwigluInputs in;
+  std::vector<double> want;
+  for (int64_t t = 0; t < in.T; ++t)
+    for (int64_t i = 0; i < in.I; ++i) {
+      const double g = in.gate_up[size_t(t * 2 * in.I + i)], u = in.gate_up[size_t(t * 2 * in.I + in.I + i)];
+      want.push_back(g / (1.0 + std::exp(-g)) * u);
+    }
+  expect_all_close(swiglu(*ops, in.gate_up), want, 1e-6, 1e-6, "swiglu");
+}
+
+TEST(OpsSwiglu, BackwardMatchesFiniteDifferences) {
+  auto ops = make_cpu_ops();
+  SwigluInputs in;
+  const std::vector<float> dy0 = random_uniform(size_t(in.T * in.I), in.rng);
+  F32 dy({in.T, in.I}), gu({in.T, 2 * in.I}), dgu({in.T, 2 * in.I});
+  dy.set(dy0);
+  gu.set(in.gate_up);
+  ops->swiglu_bwd(dy.t, gu.t, dgu.t);
+  auto f = [&](const std::vector<float>& v) { return swiglu(*ops, v); };
+  expect_fd_ok(directional_fd_error(f, in.gate_up, dy0, dgu.values()), 1e-3, "swiglu dgate_up");
+}
+
+}  // namespace
+}  // namespace qsft::test

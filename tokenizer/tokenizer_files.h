@@ -1,0 +1,43 @@
+// Reading a model folder's tokenizer files into the parts a Tokenizer is built from: tokenizer.json (Hugging Face
+// tokenizers format) or, failing that, vocab.json + merges.txt; tokenizer_config.json for the special tokens'
+// names and the chat template. Anything this implementation cannot reproduce exactly is an InputError.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/bpe.h"
+
+namespace qsft {
+
+struct TokenizerParts {
+  std::unordered_map<std::string, int32_t> vocab;  // raw bytes -> id
+  std::vector<BpeModel::Merge> merges;             // raw bytes, by rank
+  bool ignore_merges = false;
+  std::vector<AddedToken> added;
+  bool nfc = true;                    // the normalizer: NFC or none
+  std::vector<int32_t> prefix_ids;    // the post-processor for one sequence: ids before and after it
+  std::vector<int32_t> suffix_ids;
+};
+
+// tokenizer.json.
+TokenizerParts read_tokenizer_json(const std::string& path);
+
+// vocab.json + merges.txt (with or without a '#version' header line), with the Qwen2 normaliser and
+// pre-tokenizer; added tokens from the config's added_tokens_decoder.
+TokenizerParts read_vocab_merges(const std::string& vocab_path, const std::string& merges_path,
+                                 const std::vector<AddedToken>& added);
+
+struct TokenizerConfig {
+  std::optional<std::string> bos_token, eos_token, pad_token;
+  std::vector<AddedToken> added_tokens_decoder;
+  std::optional<std::string> chat_template;  // the default one
+};
+
+// tokenizer_config.json; an absent file gives an empty config.
+TokenizerConfig read_tokenizer_config(const std::string& path);
+
+}  // namespace qsft

@@ -1,0 +1,122 @@
+// qwen-sft tokenize: JSONL on stdin -> JSONL on stdout, one line per input line.
+//   {"text": ...}                      -> {"ids": [...]}
+//   {"messages": [...], "tools": [...]} -> {"ids": [...], "mask": [...]}  (mask 1 = trained assistant output)
+//   with --render: conversations       -> {"text": ...}  (the chat template's text)
+//   with --decode: {"ids": [...]}       -> {"text": ...}
+#include <simdjson.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "engine/base/error.h"
+#include "tokenizer/chat_format.h"
+#include "tokenizer/conversation_json.h"
+#include "tokenizer/json_text.h"
+#include "tokenizer/tokenizer.h"
+#include "tools/cli.h"
+
+namespace qsft::cli {
+namespace {
+
+namespace dom = simdjson::dom;
+
+template <class T>
+void append_list(std::string& out, const char* key, const std::vector<T>& v) {
+  out += '"';
+  out += key;
+  out += "\": [";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(v[i]);
+  }
+  out += ']';
+}
+
+struct Options {
+  bool decode = false, render = false, generation_prompt = false, special_tokens = true, skip_special = false;
+};
+
+// Errors name the field; the caller adds the line.
+std::string decode_line(const Tokenizer& tok, dom::element root, const Options& opt) {
+  dom::array ids;
+  if (root.at_key("ids").get_array().get(ids)) throw InputError("ids: expected a list of token ids");
+  std::vector<int32_t> v;
+  for (dom::element id : ids) {
+    int64_t i;
+    if (id.get_int64().get(i)) throw InputError("ids: expected integers");
+    v.push_back(static_cast<int32_t>(i));
+  }
+  std::string out = "{\"text\": ";
+  append_json_string(out, tok.decode(v, opt.skip_special));
+  return out + "}";
+}
+
+// chat: the model's chat format, or nullptr with chat_error saying why there is none.
+std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std::string& chat_error,
+                        dom::element root, std::string_view line, const Options& opt) {
+  std::string_view text;
+  if (!root.at_key("text").get_string().get(text)) {
+    std::string out = "{";
+    append_list(out, "ids", tok.encode(text, opt.special_tokens));
+    return out + "}";
+  }
+  if (root.at_key("messages").error()) throw InputError("expected {\"text\": ...} or {\"messages\": ...}");
+  if (!chat) throw InputError(chat_error);
+  Conversation conv = parse_conversation_json(line, "record");
+  std::string out = "{";
+  if (opt.render) {
+    out += "\"text\": ";
+    append_json_string(out, chat->render(conv, opt.generation_prompt));
+  } else {
+    Encoded e = chat->encode(conv, tok);
+    append_list(out, "ids", e.ids);
+    out += ", ";
+    append_list(out, "mask", e.mask);
+  }
+  return out + "}";
+}
+
+int run(const Args& args) {
+  Flags f = parse_flags(args, {"model", "chat-format"},
+                        {"decode", "render", "generation-prompt", "no-special-tokens", "skip-special-tokens"});
+  if (!f.has("model")) throw InputError("--model DIR is required");
+  const std::string model = f.get("model");
+  Options opt{f.has("decode"), f.has("render"), f.has("generation-prompt"), !f.has("no-special-tokens"),
+              f.has("skip-special-tokens")};
+  Tokenizer tok = Tokenizer::load(model);
+  std::unique_ptr<ChatFormat> chat;
+  std::string chat_error;
+  try {
+    chat = ChatFormat::for_model(model, f.get("chat-format"));
+  } catch (const InputError& e) {
+    if (f.has("chat-format")) throw;
+    chat_error = e.what();
+  }
+  dom::parser parser;
+  std::string line;
+  for (size_t line_no = 1; std::getline(std::cin, line); ++line_no) {
+    if (line.empty()) continue;
+    const std::string where = "stdin line " + std::to_string(line_no);
+    dom::element root;
+    if (auto err = parser.parse(line).get(root)) throw InputError(where + ": not valid JSON: " + error_message(err));
+    std::string out;
+    try {
+      out = opt.decode ? decode_line(tok, root, opt) : encode_line(tok, chat.get(), chat_error, root, line, opt);
+    } catch (const InputError& e) {
+      throw InputError(where + ": " + e.what());
+    }
+    out += '\n';
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+  return 0;
+}
+
+const bool registered = register_command(
+    {"tokenize",
+     "--model DIR [--chat-format NAME] [--decode] [--render [--generation-prompt]] [--no-special-tokens] "
+     "[--skip-special-tokens]  JSONL {text}|{messages,tools}|{ids} on stdin -> ids (+mask) / text on stdout",
+     run});
+
+}  // namespace
+}  // namespace qsft::cli
