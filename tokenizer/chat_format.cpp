@@ -101,6 +101,22 @@ Encoded ChatFormat::encode(const Conversation& conv, const Tokenizer& tok) const
   return e;
 }
 
+Encoded ChatFormat::encode_completion(const Conversation& conv, size_t prompt_messages, const Tokenizer& tok) const {
+  if (prompt_messages == 0 || prompt_messages >= conv.messages.size())
+    throw InputError("a prompt-completion conversation needs at least one prompt and one completion message");
+  Conversation prompt{{conv.messages.begin(), conv.messages.begin() + static_cast<ptrdiff_t>(prompt_messages)},
+                      conv.tools_json};
+  std::vector<int32_t> prompt_ids;
+  tok.encode_into(render(prompt, true), prompt_ids, nullptr);
+  Encoded e;
+  tok.encode_into(render(conv, false), e.ids, nullptr);
+  size_t common = 0;
+  while (common < prompt_ids.size() && common < e.ids.size() && prompt_ids[common] == e.ids[common]) ++common;
+  e.mask.assign(e.ids.size(), 1);
+  std::fill(e.mask.begin(), e.mask.begin() + static_cast<ptrdiff_t>(common), 0);
+  return e;
+}
+
 std::vector<std::string> ChatFormat::names() { return {"qwen2.5", "deepseek-r1-distill", "deepseek-r1-distill-v1"}; }
 
 std::unique_ptr<ChatFormat> ChatFormat::by_name(const std::string& name) {

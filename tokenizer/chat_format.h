@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/base/error.h"  // InputError, which the functions below throw
 #include "tokenizer/conversation.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,6 +40,12 @@ class ChatFormat {
   // Token ids of render(conv, false) and the trained mask: each token that overlaps an assistant turn's output
   // (for Qwen2.5, what TRL's training template marks with {% generation %}: "\n" + content + "<|im_end|>\n").
   Encoded encode(const Conversation& conv, const Tokenizer& tok) const;
+  // A prompt-completion conversation (messages [0, prompt_messages) are the prompt): the ids of the whole
+  // conversation, trained from where they stop agreeing with the ids of the prompt rendered with the generation
+  // prompt. This is TRL's completion mask wherever its assumption holds (the prompt's ids are a prefix of the
+  // whole's); where a template renders earlier text differently (DeepSeek's "<think>\n" generation prompt) the
+  // completion starts at the first token that differs.
+  Encoded encode_completion(const Conversation& conv, size_t prompt_messages, const Tokenizer& tok) const;
 
   // The format of the model in model_dir: forced_name if given, else the one whose template the model has.
   static std::unique_ptr<ChatFormat> for_model(const std::string& model_dir, const std::string& forced_name);

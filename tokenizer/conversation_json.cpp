@@ -69,7 +69,7 @@ struct Reader {
 
 }  // namespace
 
-Conversation parse_conversation_json(std::string_view json, const std::string& where) {
+Conversation parse_conversation_json(std::string_view json, const std::string& where, size_t* prompt_messages) {
   thread_local dom::parser parser;
   simdjson::padded_string padded(json);
   dom::element root;
@@ -77,11 +77,22 @@ Conversation parse_conversation_json(std::string_view json, const std::string& w
   Reader r{where};
   r.require_object(root, "(record)");
   Conversation conv;
-  auto messages = r.field(root, "messages");
-  if (!messages) r.fail("messages", "missing");
-  size_t i = 0;
-  for (dom::element m : r.list(*messages, "messages"))
-    conv.messages.push_back(r.message(m, "messages[" + std::to_string(i++) + "]"));
+  auto read_messages = [&](std::string_view key) {
+    auto messages = r.field(root, key);
+    if (!messages) r.fail(std::string(key), "missing");
+    size_t i = 0;
+    for (dom::element m : r.list(*messages, std::string(key)))
+      conv.messages.push_back(r.message(m, std::string(key) + "[" + std::to_string(i++) + "]"));
+  };
+  if (r.field(root, "prompt") && r.field(root, "completion")) {
+    if (!prompt_messages) r.fail("prompt", "a prompt-completion record where a conversation is expected");
+    read_messages("prompt");
+    *prompt_messages = conv.messages.size();
+    read_messages("completion");
+  } else {
+    read_messages("messages");
+    if (prompt_messages) *prompt_messages = 0;
+  }
   if (auto tools = r.field(root, "tools"))
     for (dom::element t : r.list(*tools, "tools")) conv.tools_json.push_back(simdjson::minify(t));
   return conv;

@@ -52,20 +52,30 @@ static void append_python_float(std::string& out, double x) {
   int exp10 = std::atoi(std::string(sci.substr(e + 1)).c_str());
   if (negative) out += '-';
   if (exp10 >= -4 && exp10 < 16) {
-    int point = exp10 + 1;  // digits before the decimal point
+    const int point = exp10 + 1;  // digits before the decimal point
+    const auto n = static_cast<int>(digits.size());
     if (point <= 0) {
-      out += "0." + std::string(static_cast<size_t>(-point), '0') + digits;
-    } else if (static_cast<size_t>(point) >= digits.size()) {
-      out += digits + std::string(static_cast<size_t>(point) - digits.size(), '0') + ".0";
+      out += "0.";
+      out.append(static_cast<size_t>(-point), '0');
+      out += digits;
+    } else if (point >= n) {
+      out += digits;
+      out.append(static_cast<size_t>(point - n), '0');
+      out += ".0";
     } else {
-      out += digits.substr(0, static_cast<size_t>(point)) + "." + digits.substr(static_cast<size_t>(point));
+      out.append(digits, 0, static_cast<size_t>(point));
+      out += '.';
+      out.append(digits, static_cast<size_t>(point));
     }
   } else {
-    out += digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
-    char ebuf[16];
-    std::snprintf(ebuf, sizeof ebuf, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
-    out += ebuf;
+    out += digits[0];
+    if (digits.size() > 1) {
+      out += '.';
+      out.append(digits, 1);
+    }
+    char exponent[16];
+    std::snprintf(exponent, sizeof exponent, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    out += exponent;
   }
 }
 

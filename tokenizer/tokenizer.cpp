@@ -45,7 +45,10 @@ Tokenizer::Tokenizer(TokenizerParts parts)
       suffix_ids_(std::move(parts.suffix_ids)) {
   vocab_size_ = bpe_.id_limit();
   for (auto& t : added_) {
-    added_by_id_[t->id] = t.get();
+    // Hugging Face's ByteLevel decoder maps an added token's characters back to bytes when all of them are in
+    // the byte-level alphabet, and keeps its text as it is otherwise.
+    auto bytes = byte_level::to_bytes(t->content);
+    added_by_id_[t->id] = {t.get(), bytes ? *bytes : t->content};
     vocab_size_ = std::max(vocab_size_, t->id + 1);
   }
 }
@@ -148,11 +151,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   std::string bytes;
   for (int32_t id : ids) {
     if (auto it = added_by_id_.find(id); it != added_by_id_.end()) {
-      if (skip_special_tokens && it->second->special) continue;
-      // Hugging Face's ByteLevel decoder maps an added token's characters back to bytes when all of them are in
-      // the byte-level alphabet, and keeps its text as it is otherwise.
-      auto as_bytes = byte_level::to_bytes(it->second->content);
-      bytes += as_bytes ? *as_bytes : it->second->content;
+      if (!skip_special_tokens || !it->second.token->special) bytes += it->second.bytes;
     } else if (id >= 0 && id < bpe_.id_limit() && !bpe_.bytes_of(id).empty()) {
       bytes += bpe_.bytes_of(id);
     } else {
@@ -177,7 +176,7 @@ int32_t Tokenizer::token_id(std::string_view token) const {
 
 bool Tokenizer::is_special(int32_t id) const {
   auto it = added_by_id_.find(id);
-  return it != added_by_id_.end() && it->second->special;
+  return it != added_by_id_.end() && it->second.token->special;
 }
 
 }  // namespace qsft

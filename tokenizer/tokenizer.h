@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/base/error.h"  // InputError, which the functions below throw
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenizer.h"
@@ -60,8 +61,12 @@ class Tokenizer {
                        std::vector<ByteSpan>* spans) const;
 
   BpeModel bpe_;
+  struct AddedEntry {
+    const AddedToken* token;
+    std::string bytes;  // what decode gives for it
+  };
   std::vector<std::unique_ptr<AddedToken>> added_;
-  std::unordered_map<int32_t, const AddedToken*> added_by_id_;
+  std::unordered_map<int32_t, AddedEntry> added_by_id_;
   AddedTokenMatcher raw_matcher_;         // tokens matched before normalisation
   AddedTokenMatcher normalized_matcher_;  // tokens matched after it
   bool nfc_;

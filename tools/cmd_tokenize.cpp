@@ -1,6 +1,7 @@
 // qwen-sft tokenize: JSONL on stdin -> JSONL on stdout, one line per input line.
 //   {"text": ...}                      -> {"ids": [...]}
 //   {"messages": [...], "tools": [...]} -> {"ids": [...], "mask": [...]}  (mask 1 = trained assistant output)
+//   {"prompt": [...], "completion": [...]} -> {"ids": [...], "mask": [...]}  (mask 1 = the completion)
 //   with --render: conversations       -> {"text": ...}  (the chat template's text)
 //   with --decode: {"ids": [...]}       -> {"text": ...}
 #include <simdjson.h>
@@ -61,15 +62,17 @@ std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std:
     append_list(out, "ids", tok.encode(text, opt.special_tokens));
     return out + "}";
   }
-  if (root.at_key("messages").error()) throw InputError("expected {\"text\": ...} or {\"messages\": ...}");
+  if (root.at_key("messages").error() && root.at_key("prompt").error())
+    throw InputError("expected {\"text\": ...}, {\"messages\": ...} or {\"prompt\": [...], \"completion\": [...]}");
   if (!chat) throw InputError(chat_error);
-  Conversation conv = parse_conversation_json(line, "record");
+  size_t prompt_messages = 0;
+  Conversation conv = parse_conversation_json(line, "record", &prompt_messages);
   std::string out = "{";
   if (opt.render) {
     out += "\"text\": ";
     append_json_string(out, chat->render(conv, opt.generation_prompt));
   } else {
-    Encoded e = chat->encode(conv, tok);
+    Encoded e = prompt_messages ? chat->encode_completion(conv, prompt_messages, tok) : chat->encode(conv, tok);
     append_list(out, "ids", e.ids);
     out += ", ";
     append_list(out, "mask", e.mask);
@@ -115,7 +118,8 @@ int run(const Args& args) {
 const bool registered = register_command(
     {"tokenize",
      "--model DIR [--chat-format NAME] [--decode] [--render [--generation-prompt]] [--no-special-tokens] "
-     "[--skip-special-tokens]  JSONL {text}|{messages,tools}|{ids} on stdin -> ids (+mask) / text on stdout",
+     "[--skip-special-tokens]  JSONL {text}|{messages,tools}|{prompt,completion}|{ids} on stdin -> ids (+mask) "
+     "/ text on stdout",
      run});
 
 }  // namespace

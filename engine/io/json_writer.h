@@ -43,7 +43,7 @@ class Json {
   static Json object() { return Json(Object{}); }
 
   Json& push(Json item);                    // append to an array
-  Json& set(std::string_view key, Json value);  // add or replace a key of an object; returns *this
+  Json& set(std::string_view key, Json value);  // add or replace a key of an object (linear search); *this
 
   // The text. Strings: UTF-8 passed through, '"' '\\' and control characters escaped (\n, \t, ..., \u00XX).
   // Floats: Python repr style (0.0, 1e-06, 1000000.0); NaN and infinities, which JSON lacks, as null.

@@ -18,7 +18,7 @@ const char* lora_target_name(LoraTarget t);  // "q_proj", ..., "down_proj"
 
 struct LoraConfig {
   int r = 8;
-  float alpha = 16.0f;
+  float alpha = 8.0f;  // PEFT's default
   float dropout = 0.0f;
   bool use_rslora = false;
   std::array<bool, kNumLoraTargets> targets{};  // which modules are adapted

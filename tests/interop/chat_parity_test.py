@@ -171,6 +171,8 @@ def synthetic():
     u, a = (lambda c: {"role": "user", "content": c}), (lambda c: {"role": "assistant", "content": c})
     tool = lambda c: {"role": "tool", "content": c}
     call = lambda n, args: {"type": "function", "function": {"name": n, "arguments": args}}
+    numbers = [0.0, -0.0, 1.5, 2e-7, 1e16, 1e15, 123456789.125, 0.0001, 0.00012345, 1e-5, 1.7976931348623157e308,
+               5e-324, 100.0, 1e22, -2.5e-10, 12345678901234567.0, 0, -7, 2 ** 63 - 1, 2 ** 64 - 1, "\x00\x1f\x7f\u2028"]
     weather = {"type": "function", "function": {"name": "weather", "description": "Wetter für «Ort» 🌦",
                                                 "parameters": {"type": "object", "properties": {"t": {"type": "number", "default": 1.5e-7}}}}}
     return [
@@ -186,6 +188,8 @@ def synthetic():
          "tools": [weather, {"type": "code_interpreter"}]},
         {"messages": [{"role": "system", "content": "sys with tools"}, u("q"), a("<think>r</think>answer")], "tools": [weather]},
         {"messages": [u("👨‍👩‍👧 家族"), a("😀😀 emoji first"), u("\r\n\r\n"), a("\r\nCRLF\r\n")]},
+        {"messages": [u("numbers"), {"role": "assistant", "content": "", "tool_calls": [call("n", {"v": numbers})]}],
+         "tools": [{"type": "function", "function": {"name": "n", "defaults": numbers}}]},
     ]
 
 
@@ -240,7 +244,30 @@ def check_format(label, binary, model_dir, real_template, training_template, con
                 print("    qwen-sft mask %s\n    reference    %s" % (got["mask"][:200], mask[:200]))
     print("%-34s %5d conversations (%d tokens, %d trained), ids+mask mismatches: %d"
           % (label, len(convs), tokens, trained, bad_masks))
-    return mismatches + bad_masks
+    return mismatches + bad_masks + check_completion(label, binary, model_dir, real_template, convs, extra, jinja, tok)
+
+
+def check_completion(label, binary, model_dir, template, convs, extra, jinja, tok):
+    """Prompt-completion records (the last message is the completion): TRL's completion mask, the tokens after
+    the ids of the prompt rendered with the generation prompt (after the common prefix where they differ)."""
+    records = [{"prompt": c["messages"][:-1], "completion": c["messages"][-1:], "tools": c.get("tools") or []}
+               for c in convs if len(c["messages"]) > 1]
+    bad = prefix_holds = 0
+    for rec, got in zip(records, run_tokenize(binary, model_dir, records)):
+        tools = rec["tools"] or None
+        prompt_ids = tok.encode(jinja.render(template, messages=rec["prompt"], tools=tools, add_generation_prompt=True,
+                                             **extra)[0], add_special_tokens=False).ids
+        ids = tok.encode(jinja.render(template, messages=rec["prompt"] + rec["completion"], tools=tools,
+                                      add_generation_prompt=False, **extra)[0], add_special_tokens=False).ids
+        common = 0
+        while common < min(len(prompt_ids), len(ids)) and prompt_ids[common] == ids[common]:
+            common += 1
+        prefix_holds += common == len(prompt_ids)
+        if got["ids"] != ids or got["mask"] != [0] * common + [1] * (len(ids) - common):
+            bad += 1
+    print("%-34s %5d prompt-completion records (TRL's prefix assumption holds for %d), mismatches: %d"
+          % (label, len(records), prefix_holds, bad))
+    return bad
 
 
 def main():

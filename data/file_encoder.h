@@ -1,0 +1,38 @@
+// Data files -> token sequences: records read in chunks, parsed, converted and tokenized on all cores, then
+// truncated and counted in file order (so the result does not depend on the thread count). Bad records stop the
+// run (on_bad_record: error) or are counted and skipped (skip); either way the message names file, line, field.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/data_config.h"
+#include "data/data_stats.h"
+#include "data/example_encoder.h"
+#include "data/progress.h"
+#include "data/sequence_set.h"
+
+namespace qsft {
+
+struct EncodedSplit {
+  SequenceSetBuilder sequences;
+  std::vector<uint32_t> record_of;  // per sequence: the ordinal of its record among the records kept
+  uint32_t records_kept = 0;
+};
+
+class FileEncoder {
+ public:
+  FileEncoder(const DataConfig& cfg, const ExampleEncoder& encoder);
+  // Appends the sequences of files to out; stats gets their counts. progress counts bytes read.
+  void encode(const std::vector<std::string>& files, bool eval, EncodedSplit& out, DataStats& stats,
+              Progress& progress, uint64_t& bytes_done) const;
+
+ private:
+  struct Result;
+  void keep(Encoded e, const std::string& where, EncodedSplit& out, DataStats& stats) const;
+
+  const DataConfig& cfg_;
+  const ExampleEncoder& encoder_;
+};
+
+}  // namespace qsft

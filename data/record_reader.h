@@ -1,0 +1,53 @@
+// Streaming reader of the records of one data file, without loading the file: JSONL (*.jsonl, *.ndjson: one
+// record a line, blank lines skipped), a JSON array of records, or JSON values one after another (a single
+// object, or objects one per line in a *.json file). Memory stays within one read chunk plus the largest record.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+namespace qsft {
+
+struct RawRecord {
+  std::string text;   // the record's JSON text
+  int64_t line = 0;   // 1-based line where it starts
+  int64_t index = 0;  // 0-based position among the file's records
+};
+
+class RecordReader {
+ public:
+  // InputError when the file cannot be opened.
+  explicit RecordReader(const std::string& path);
+  // The next record; false at the end of the file. A broken file structure (an array never closed, text between
+  // records) is an InputError naming the file and line; a malformed record itself is left to its parser.
+  bool next(RawRecord& out);
+
+  const std::string& path() const { return path_; }
+  uint64_t bytes_read() const { return bytes_read_; }
+  // "file line N" (JSONL) or "file record K (line N)" (arrays and value streams): where a record's errors point.
+  std::string where(const RawRecord& r) const;
+
+ private:
+  enum class Mode { unknown, lines, array, values };
+  bool fill();  // reads the next chunk; false at the end of the file
+  void discard_consumed();
+  bool next_line(RawRecord& out);
+  bool next_value(RawRecord& out);
+  bool skip_space();  // over whitespace to the next character (reading more as needed); false at the end
+  void scan_value_end();  // pos_ from a value's first character to one past its end (reading more as needed)
+  [[noreturn]] void fail(const std::string& what) const;
+
+  std::string path_;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file_;
+  Mode mode_ = Mode::unknown;
+  std::string buf_;
+  size_t pos_ = 0;       // scan position in buf_
+  int64_t line_ = 1;     // line of buf_[pos_]
+  int64_t index_ = 0;    // records returned
+  bool eof_ = false;
+  bool array_open_ = false, array_closed_ = false;
+  uint64_t bytes_read_ = 0;
+};
+
+}  // namespace qsft

@@ -1,0 +1,67 @@
+#include "engine/io/merge_model.h"
+
+#include <map>
+
+#include "engine/base/half.h"
+#include "engine/io/json_writer.h"
+#include "engine/io/model_config.h"
+#include "engine/io/safetensors.h"
+
+namespace qsft {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// W [out, in] += scaling * B [out, r] @ A [r, in], in fp32.
+void add_lora_update(std::vector<float>& W, const float* A, const float* B, int64_t out, int64_t in, int64_t r,
+                     float scaling) {
+#pragma omp parallel for
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < r; ++k) {
+      const float b = scaling * B[o * r + k];
+      const float* a = A + k * in;
+      float* w = W.data() + o * in;
+      for (int64_t i = 0; i < in; ++i) w[i] += b * a[i];
+    }
+}
+
+std::string module_weight_name(const LoraSlot& s) {
+  const char* parent = s.target <= LoraTarget::o ? "self_attn" : "mlp";
+  return "model.layers." + std::to_string(s.layer) + "." + parent + "." + lora_target_name(s.target) + ".weight";
+}
+
+}  // namespace
+
+void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, const std::vector<float>& lora,
+                        const fs::path& out_dir) {
+  TensorStore store = TensorStore::open_dir(base_dir);
+  Qwen2Config cfg = Qwen2Config::load(base_dir);
+  std::map<std::string, const LoraSlot*> adapted;
+  for (const LoraSlot& s : layout.slots()) adapted[module_weight_name(s)] = &s;
+  std::vector<std::vector<uint16_t>> buffers;  // bf16 values, alive until written
+  std::vector<SafetensorsEntry> entries;
+  for (const std::string& name : store.names()) {
+    if (cfg.tie_word_embeddings && name == "lm_head.weight") continue;  // transformers re-ties it
+    const TensorInfo& t = *store.find(name);  // names() lists only present tensors
+    std::vector<float> w(size_t(t.numel()));
+    copy_to_f32(t, w.data());
+    if (auto it = adapted.find(name); it != adapted.end()) {
+      const LoraSlot& s = *it->second;
+      add_lora_update(w, lora.data() + s.a_offset, lora.data() + s.b_offset, s.out, s.in, layout.config().r,
+                      layout.config().scaling());
+    }
+    std::vector<uint16_t>& b = buffers.emplace_back(w.size());
+    for (size_t i = 0; i < w.size(); ++i) b[i] = f32_to_bf16(w[i]);
+    entries.push_back({name, DType::BF16, t.shape, b.data()});
+  }
+  fs::create_directories(out_dir);
+  cfg.dtype = "bfloat16";
+  write_file_atomic(out_dir / "config.json", cfg.to_json());
+  write_model_safetensors(out_dir, entries, {{"format", "pt"}}, size_t(4) << 30);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                        "special_tokens_map.json", "generation_config.json", "chat_template.jinja"})
+    if (fs::exists(base_dir / f)) fs::copy_file(base_dir / f, out_dir / f, fs::copy_options::overwrite_existing);
+}
+
+}  // namespace qsft

@@ -1,0 +1,113 @@
+#include "engine/train/checkpoint.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "engine/base/error.h"
+#include "engine/io/json_writer.h"
+#include "engine/io/peft_adapter.h"
+#include "engine/io/safetensors.h"
+
+namespace qsft {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "checkpoint-";
+constexpr const char* kTmpPrefix = ".tmp-checkpoint-";
+
+// The step of a checkpoint-<step> directory name, or -1.
+int64_t checkpoint_step(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const std::string digits = name.substr(std::string(kPrefix).size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
+
+std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> v;
+  if (!fs::is_directory(dir)) return v;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (int64_t s = checkpoint_step(e.path()); s >= 0 && e.is_directory()) v.emplace_back(s, e.path());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
+                     const std::string& base_model, int64_t keep) {
+  const std::string step = std::to_string(ck.state.global_step);
+  const fs::path tmp = output_dir / (kTmpPrefix + step), final_dir = output_dir / (kPrefix + step);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  try {
+    fs::create_directories(tmp);
+    write_peft_adapter(tmp, layout, ck.lora, base_model);
+    const int64_t P = layout.num_params();
+    write_safetensors(tmp / "optimizer.safetensors", {{"exp_avg", DType::F32, {P}, ck.exp_avg.data()},
+                                                      {"exp_avg_sq", DType::F32, {P}, ck.exp_avg_sq.data()}});
+    Json state = Json::object();
+    state.set("global_step", ck.state.global_step)
+        .set("log_loss_sum", ck.state.log_loss_sum)
+        .set("log_steps", ck.state.log_steps)
+        .set("num_tokens", ck.state.num_tokens)
+        .set("train_seconds", ck.state.train_seconds);
+    write_file_atomic(tmp / "trainer_state.json", state.dump({2, true}));
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);  // the checkpoint appears complete or not at all
+  } catch (const std::exception& e) {
+    fs::remove_all(tmp, ec);
+    throw input_error(final_dir.string(), std::string("checkpoint not written (the previous one is intact): ") + e.what());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  if (keep > 0) {
+    auto all = checkpoints(output_dir);
+    for (size_t i = 0; i + size_t(keep) < all.size(); ++i) fs::remove_all(all[i].second);
+  }
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
+  if (fs::is_directory(output_dir))
+    for (const auto& e : fs::directory_iterator(output_dir))
+      if (e.path().filename().string().rfind(kTmpPrefix, 0) == 0) fs::remove_all(e.path());
+  auto all = checkpoints(output_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().second;
+}
+
+Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
+  Checkpoint ck;
+  ck.lora = read_peft_weights(dir, layout);
+  SafetensorsFile opt = SafetensorsFile::open(dir / "optimizer.safetensors");
+  for (auto [name, dst] : {std::pair{"exp_avg", &ck.exp_avg}, std::pair{"exp_avg_sq", &ck.exp_avg_sq}}) {
+    const TensorInfo* t = opt.find(name);
+    if (!t || t->numel() != layout.num_params() || t->dtype != DType::F32)
+      throw input_error(opt.path(), std::string("tensor ") + name + " missing or not F32 [" +
+                                        std::to_string(layout.num_params()) + "] (another LoRA configuration?)");
+    dst->resize(size_t(t->numel()));
+    copy_to_f32(*t, dst->data());
+  }
+  const std::string state_path = (dir / "trainer_state.json").string();
+  simdjson::dom::parser parser;
+  simdjson::dom::element s;
+  if (parser.load(state_path).get(s)) throw input_error(state_path, "missing or not valid JSON");
+  try {
+    ck.state.global_step = int64_t(s["global_step"]);
+    ck.state.log_loss_sum = double(s["log_loss_sum"]);
+    ck.state.log_steps = int64_t(s["log_steps"]);
+    ck.state.num_tokens = int64_t(s["num_tokens"]);
+    ck.state.train_seconds = double(s["train_seconds"]);
+  } catch (const simdjson::simdjson_error& e) {
+    throw input_error(state_path, std::string("missing or mistyped field: ") + e.what());
+  }
+  return ck;
+}
+
+}  // namespace qsft

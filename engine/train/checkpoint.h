@@ -1,0 +1,38 @@
+// Checkpoints: output_dir/checkpoint-<step>/ holds the LoRA weights as a PEFT adapter (so any checkpoint exports
+// or loads as is), the AdamW moments, and trainer_state.json (step, data position, logging window, token count).
+// Written into a temporary directory and renamed, so a crash never leaves a half checkpoint; the last
+// save_total_limit are kept. The random streams are counter-based functions of (seed, step, micro-batch): resuming
+// needs no RNG state beyond the seed in the config.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/model/lora.h"
+
+namespace qsft {
+
+struct TrainerState {
+  int64_t global_step = 0;     // optimizer steps done
+  double log_loss_sum = 0;     // losses of the steps since the last log line
+  int64_t log_steps = 0;
+  int64_t num_tokens = 0;      // input tokens seen
+  double train_seconds = 0;    // wall time spent training before this checkpoint
+};
+
+struct Checkpoint {
+  TrainerState state;
+  std::vector<float> lora;          // LoraLayout order
+  std::vector<float> exp_avg, exp_avg_sq;
+};
+
+// Writes output_dir/checkpoint-<step> atomically and prunes older ones beyond keep (0 = keep all).
+void save_checkpoint(const std::filesystem::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
+                     const std::string& base_model, int64_t keep);
+// The newest complete checkpoint directory, if any (leftover temporary directories are removed).
+std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir);
+Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoraLayout& layout);
+
+}  // namespace qsft

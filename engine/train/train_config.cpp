@@ -1,0 +1,198 @@
+#include "engine/train/train_config.h"
+
+#include <simdjson.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "engine/base/error.h"
+#include "engine/base/nearest_key.h"
+#include "engine/train/config_overrides.h"
+#include "engine/train/lr_schedule.h"
+
+namespace qsft {
+
+namespace fs = std::filesystem;
+using simdjson::dom::element;
+
+namespace {
+
+// One section's keys: each parses its value into the config; an unknown key is an error naming the nearest one.
+class Section {
+ public:
+  Section(std::string where, std::string prefix) : where_(std::move(where)), prefix_(std::move(prefix)) {}
+  using Setter = std::function<void(element)>;
+  void key(const std::string& name, Setter s) { keys_.emplace(name, std::move(s)); }
+  void parse(element obj) const {
+    if (!obj.is_object()) throw input_error(where_, (prefix_.empty() ? "the config" : prefix_) + " must be an object");
+    for (auto field : obj.get_object()) {
+      const std::string k(field.key);
+      auto it = keys_.find(k);
+      if (it == keys_.end()) {
+        std::vector<std::string> valid;
+        std::string list;
+        for (auto& [name, _] : keys_) {
+          valid.push_back(name);
+          list += (list.empty() ? "" : ", ") + name;
+        }
+        const std::string near = nearest_key(k, valid);
+        throw input_error(where_, "unknown key " + full(k) +
+                                      (near.empty() ? " (valid keys: " + list + ")" : " (did you mean " + full(near) + "?)"));
+      }
+      it->second(field.value);
+    }
+  }
+  std::string full(const std::string& k) const { return prefix_.empty() ? k : prefix_ + "." + k; }
+  const std::string& where() const { return where_; }
+
+ private:
+  std::string where_, prefix_;
+  std::map<std::string, Setter> keys_;
+};
+
+// Typed readers: a wrong type names the key and what it must be.
+struct Reader {
+  const Section& s;
+  std::string key;
+  [[noreturn]] void bad(const std::string& what) const { throw input_error(s.where(), s.full(key) + " " + what); }
+  double number(element e) const {
+    double d;
+    if (e.is_int64()) return double(int64_t(e));
+    if (e.is_uint64()) return double(uint64_t(e));
+    if (e.get_double().get(d)) bad("must be a number");
+    return d;
+  }
+  int64_t integer(element e) const {
+    int64_t i;
+    if (e.get_int64().get(i)) bad("must be an integer");
+    return i;
+  }
+  double positive(element e) const {
+    double d = number(e);
+    if (!(d > 0)) bad("must be > 0");
+    return d;
+  }
+  bool boolean(element e) const {
+    bool b;
+    if (e.get_bool().get(b)) bad("must be true or false");
+    return b;
+  }
+  std::string string(element e) const {
+    std::string_view v;
+    if (e.get_string().get(v)) bad("must be a string");
+    return std::string(v);
+  }
+  std::string one_of(element e, const std::vector<std::string>& choices) const {
+    std::string v = string(e), list;
+    for (const auto& c : choices) {
+      if (c == v) return v;
+      list += (list.empty() ? "" : ", ") + c;
+    }
+    bad("is \"" + v + "\"; valid values: " + list);
+  }
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw input_error(p.string(), "cannot read the config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void parse_lora(element e, const std::string& where, LoraConfig& c) {
+  Section s(where, "lora");
+  auto R = [&](const char* k) { return Reader{s, k}; };
+  c.set_targets({"all-linear"}, where);
+  s.key("r", [&](element v) { c.r = int(R("r").integer(v)); if (c.r <= 0) R("r").bad("must be > 0"); });
+  s.key("lora_alpha", [&](element v) { c.alpha = float(R("lora_alpha").positive(v)); });
+  s.key("lora_dropout", [&](element v) {
+    c.dropout = float(R("lora_dropout").number(v));
+    if (c.dropout < 0 || c.dropout >= 1) R("lora_dropout").bad("must be in [0, 1)");
+  });
+  s.key("use_rslora", [&](element v) { c.use_rslora = R("use_rslora").boolean(v); });
+  s.key("target_modules", [&](element v) {
+    std::vector<std::string> names;
+    if (v.is_string()) names.push_back(R("target_modules").string(v));
+    else if (v.is_array())
+      for (element x : v.get_array()) names.push_back(R("target_modules").string(x));
+    else R("target_modules").bad("must be \"all-linear\" or a list of module names");
+    c.set_targets(names, where + ": lora.target_modules");
+  });
+  s.parse(e);
+}
+
+void parse_training(element e, const std::string& where, TrainingOptions& t) {
+  Section s(where, "training");
+  auto R = [&](const char* k) { return Reader{s, k}; };
+  s.key("num_train_epochs", [&](element v) { t.num_train_epochs = R("num_train_epochs").positive(v); });
+  s.key("max_steps", [&](element v) { t.max_steps = R("max_steps").integer(v); });
+  s.key("per_device_train_batch_size", [&](element v) {
+    t.per_device_train_batch_size = int(R("per_device_train_batch_size").positive(v));
+  });
+  s.key("micro_batch_tokens", [&](element v) { t.micro_batch_tokens = R("micro_batch_tokens").integer(v); });
+  s.key("gradient_accumulation_steps", [&](element v) {
+    t.gradient_accumulation_steps = int(R("gradient_accumulation_steps").positive(v));
+  });
+  s.key("learning_rate", [&](element v) { t.learning_rate = R("learning_rate").positive(v); });
+  s.key("lr_scheduler_type", [&](element v) { t.lr_scheduler_type = R("lr_scheduler_type").one_of(v, LrSchedule::types()); });
+  s.key("warmup_ratio", [&](element v) {
+    t.warmup_ratio = R("warmup_ratio").number(v);
+    if (t.warmup_ratio < 0 || t.warmup_ratio > 1) R("warmup_ratio").bad("must be in [0, 1]");
+  });
+  s.key("warmup_steps", [&](element v) { t.warmup_steps = R("warmup_steps").integer(v); });
+  s.key("weight_decay", [&](element v) { t.adamw.weight_decay = R("weight_decay").number(v); });
+  s.key("adam_beta1", [&](element v) { t.adamw.beta1 = R("adam_beta1").number(v); });
+  s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").number(v); });
+  s.key("adam_epsilon", [&](element v) { t.adamw.eps = R("adam_epsilon").positive(v); });
+  s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").number(v); });
+  s.key("neftune_noise_alpha", [&](element v) { t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").number(v); });
+  s.key("gradient_checkpointing", [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
+  s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").integer(v)); });
+  s.parse(e);
+}
+
+}  // namespace
+
+TrainConfig parse_train_config(const std::string& json_text, const fs::path& path) {
+  const std::string where = path.string();
+  const fs::path base = fs::absolute(path).parent_path();
+  simdjson::dom::parser parser;
+  element root;
+  simdjson::padded_string padded(json_text);
+  if (auto err = parser.parse(padded).get(root)) throw input_error(where, std::string("invalid JSON: ") + simdjson::error_message(err));
+  TrainConfig c;
+  c.config_path = fs::absolute(path);
+  c.resolved_json = json_text;
+  Section s(where, "");
+  auto R = [&](const char* k) { return Reader{s, k}; };
+  bool has_data = false;
+  s.key("model", [&](element v) { c.model = (base / R("model").string(v)).lexically_normal().string(); });
+  s.key("data", [&](element v) {
+    if (!v.is_object()) R("data").bad("must be an object");
+    c.data = parse_data_config(simdjson::minify(v), where, base);
+    has_data = true;
+  });
+  s.key("lora", [&](element v) { parse_lora(v, where, c.lora); });
+  s.key("training", [&](element v) { parse_training(v, where, c.training); });
+  s.key("eval_steps", [&](element v) { c.eval_steps = R("eval_steps").integer(v); });
+  s.key("save_steps", [&](element v) { c.save_steps = R("save_steps").integer(v); });
+  s.key("save_total_limit", [&](element v) { c.save_total_limit = v.is_null() ? 0 : R("save_total_limit").integer(v); });
+  s.key("logging_steps", [&](element v) { c.logging_steps = R("logging_steps").integer(v); });
+  s.key("output_dir", [&](element v) { c.output_dir = (base / R("output_dir").string(v)).lexically_normal().string(); });
+  s.key("device", [&](element v) { c.device = R("device").one_of(v, {"auto", "cpu", "cuda"}); });
+  c.lora.set_targets({"all-linear"}, where);
+  s.parse(root);
+  if (c.model.empty()) throw input_error(where, "missing key \"model\" (the Hugging Face model directory)");
+  if (!has_data) throw input_error(where, "missing key \"data\" (the dataset files and options)");
+  if (c.output_dir.empty()) throw input_error(where, "missing key \"output_dir\"");
+  return c;
+}
+
+TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides) {
+  return parse_train_config(apply_overrides(read_file(path), overrides, path.string()), path);
+}
+
+}  // namespace qsft

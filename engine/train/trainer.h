@@ -1,0 +1,20 @@
+// `qwen-sft train`: the loop. One optimizer step = gradient_accumulation_steps micro-batches whose summed
+// cross-entropy is divided by the trained targets of the whole step (so the split does not matter), clipping by
+// total norm, AdamW, the schedule; logs, eval, checkpoints. Resumes from output_dir's newest checkpoint.
+#pragma once
+#include <memory>
+
+#include "engine/train/train_config.h"
+
+namespace qsft {
+
+struct TrainResult {
+  int64_t steps = 0;
+  double final_loss = 0;       // mean loss of the last logging window
+  double eval_loss = -1;       // last eval (-1: none)
+  std::string adapter_dir;     // the final checkpoint
+};
+
+TrainResult train(const TrainConfig& cfg, bool show_progress);
+
+}  // namespace qsft

@@ -1,0 +1,36 @@
+// CUDA LM head + cross-entropy (kernels/cross_entropy.h is the reference), chunked over the trained tokens:
+//   idx = tokens with target >= 0 (in token order)            one block, a scan
+//   per chunk of C of them:  hc = h[idx]                       row gather          [C, H]
+//                            logits = hc @ W^T                 cuBLASLt, dtype dt  [C, V]
+//                            per row: max/argmax, lse, loss; logits <- grad_scale (softmax - onehot)  (in place)
+//                            dhc = dlogits @ W; dh[idx] = dhc  cuBLASLt + row scatter
+//   loss_sum += sum of row losses, correct += hits             one block, fixed order (deterministic)
+// Only [C, V] logits exist at a time: C = lm_head_ce_chunk(V) keeps them near 256 MiB (832 tokens at V = 152064 in
+// bf16). With dt = BF16 the logits are bf16 as transformers' lm_head output is; softmax statistics are fp32.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/base/tensor.h"
+#include "kernels/gemm_cuda.h"
+
+namespace qsft::cuda {
+
+struct LmHeadCe {
+  DType dt = DType::BF16;       // h, W, dh (F32 or BF16)
+  const void* h = nullptr;      // [T, H]
+  const void* W = nullptr;      // [V, H]
+  const int32_t* targets = nullptr;  // [T], -100 (any negative) = not trained; each < V (the caller checks)
+  int64_t T = 0, H = 0, V = 0;
+  float grad_scale = 0.0f;
+  float* loss_sum = nullptr;    // [1], += sum of losses
+  int32_t* correct = nullptr;   // [1], += argmax hits
+  void* dh = nullptr;           // [T, H] overwritten, or nullptr (eval)
+};
+
+int64_t lm_head_ce_chunk(int64_t V, DType dt);  // tokens per logits block
+size_t lm_head_ce_scratch_bytes(const LmHeadCe& a);
+// Synchronises once (the number of trained tokens comes to the host to size the chunks).
+void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream);
+
+}  // namespace qsft::cuda

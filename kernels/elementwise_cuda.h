@@ -1,0 +1,17 @@
+// CUDA launchers of the elementwise ops (kernels/elementwise.h is the reference). Tensors are F32 or BF16 (dt),
+// math in fp32, one rounding at the store. Streams are void* cudaStream_t.
+#pragma once
+#include <cstdint>
+
+#include "engine/base/tensor.h"
+
+namespace qsft::cuda {
+
+void add_inplace(DType dt, void* y, const void* x, int64_t n, void* stream);  // y += x   [n]
+void scale_inplace(DType dt, void* y, float s, int64_t n, void* stream);     // y *= s   [n]
+// y = keep ? x / (1 - p) : 0, keep = rng::uniform(seed, i) >= p (the CPU op's mask, bit for bit). x, y may alias.
+void dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream);
+// dst [rows, cols] (contiguous bf16) = src [rows, cols] with row stride ld, rounded to nearest even.
+void cast_f32_to_bf16_2d(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst, void* stream);
+
+}  // namespace qsft::cuda

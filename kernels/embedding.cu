@@ -1,0 +1,63 @@
+#include "kernels/embedding_cuda.h"
+#include "kernels/kernel_util_cuda.h"
+#include "kernels/rng.h"
+
+namespace qsft::cuda {
+namespace {
+
+// One block per output row; 16-byte vectors when the row allows (V values of `Vec`), else elements.
+template <class Vec>
+__global__ void gather_rows_kernel(const int32_t* ids, const Vec* table, int64_t V, int64_t row_vecs, Vec* out) {
+  const int64_t t = blockIdx.x;
+  const int32_t id = ids[t];
+  Vec* dst = out + t * row_vecs;
+  if (id < 0 || id >= V) {
+    for (int64_t j = threadIdx.x; j < row_vecs; j += blockDim.x) {
+      Vec nan;
+      memset(&nan, 0xff, sizeof nan);  // all-ones bits: NaN in fp32 and bf16
+      dst[j] = nan;
+    }
+    return;
+  }
+  const Vec* src = table + int64_t(id) * row_vecs;
+  for (int64_t j = threadIdx.x; j < row_vecs; j += blockDim.x) dst[j] = src[j];
+}
+
+template <class T>
+__global__ void neftune_kernel(T* x, int64_t n, float scale, uint64_t seed) {
+  QSFT_GRID_STRIDE(i, n) store(x + i, load(x + i) + scale * (2.0f * rng::uniform(seed, uint64_t(i)) - 1.0f));
+}
+
+}  // namespace
+
+void embedding_fwd(DType dt, const int32_t* ids, const void* table, int64_t T, int64_t V, int64_t H, void* out,
+                   void* stream) {
+  if (T == 0) return;
+  const size_t row_bytes = size_t(H) * dtype_size(dt);
+  const bool vec16 = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(table) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const unsigned blocks = unsigned(T);  // T <= 2^31 tokens
+  if (vec16) {
+    gather_rows_kernel<uint4><<<blocks, 128, 0, as_stream(stream)>>>(
+        ids, static_cast<const uint4*>(table), V, int64_t(row_bytes / 16), static_cast<uint4*>(out));
+  } else if (dt == DType::F32) {
+    gather_rows_kernel<float><<<blocks, 128, 0, as_stream(stream)>>>(ids, static_cast<const float*>(table), V, H,
+                                                                     static_cast<float*>(out));
+  } else {
+    QSFT_CHECK(dt == DType::BF16, std::string("embedding dtype ") + dtype_name(dt));
+    gather_rows_kernel<uint16_t><<<blocks, 128, 0, as_stream(stream)>>>(
+        ids, static_cast<const uint16_t*>(table), V, H, static_cast<uint16_t*>(out));
+  }
+  QSFT_CUDA_CHECK_LAUNCH();
+}
+
+void neftune_noise(DType dt, void* x, int64_t n, float scale, uint64_t seed, void* stream) {
+  if (n == 0) return;
+  dispatch_float(dt, "neftune_noise", [&](auto tag) {
+    using T = decltype(tag);
+    neftune_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<T*>(x), n, scale, seed);
+  });
+  QSFT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace qsft::cuda

@@ -1,0 +1,43 @@
+// The cuBLASLt GEMM behind CudaOps::gemm: row-major operands with leading dimensions, fp32 accumulation, bf16 or
+// fp32 storage, bias epilogue, beta = 1 accumulation. Descriptors and the chosen algorithm are cached per shape,
+// leading dimensions, dtypes, epilogue and pointer alignment; one 32 MiB workspace.
+// Plain C++ declarations (no CUDA types): the stream is a void* cudaStream_t.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "engine/base/tensor.h"
+
+namespace qsft::cuda {
+
+// A row-major matrix in device memory: rows x cols, row stride ld (>= cols) elements.
+struct GemmOperand {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0, ld = 0;
+};
+
+class GemmRunner {
+ public:
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+  explicit GemmRunner(void* stream);  // creates the cuBLASLt handle and the workspace (needs a GPU)
+  ~GemmRunner();
+  GemmRunner(const GemmRunner&) = delete;
+  GemmRunner& operator=(const GemmRunner&) = delete;
+
+  // C = alpha * op(A) @ op(B) + beta * C (+ bias[N] over rows), exactly Ops::gemm's contract (beta == 0 never
+  // reads C). Dtypes: when A, B and C are all F32 the product is fp32 (cuBLASLt's fp32 path); otherwise A and B
+  // are bf16 (an F32 one, e.g. a LoRA matrix, is first cast to a bf16 scratch copy) and C may be BF16 or F32.
+  // bias has C's dtype.
+  void run(const GemmOperand& A, bool transA, const GemmOperand& B, bool transB, const GemmOperand& C, float alpha,
+           float beta, const void* bias);
+
+  size_t cached_plans() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qsft::cuda

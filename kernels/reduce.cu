@@ -1,0 +1,59 @@
+#include "kernels/kernel_util_cuda.h"
+#include "kernels/reduce.h"
+#include "kernels/reduce_cuda.h"
+#include "kernels/runtime_cuda.h"
+
+namespace qsft::cuda {
+namespace {
+
+constexpr int kBlockThreads = 256;
+constexpr int kFinalThreads = 1024;
+
+int64_t num_blocks(int64_t n) { return (n + cpu::kReduceBlock - 1) / cpu::kReduceBlock; }
+
+// partial[b] = sum of x^2 over elements [b * kReduceBlock, (b + 1) * kReduceBlock), in double.
+template <class T>
+__global__ void __launch_bounds__(kBlockThreads) block_sum_squares_kernel(const T* x, int64_t n, double* partial) {
+  __shared__ double scratch[32];
+  const int64_t begin = int64_t(blockIdx.x) * cpu::kReduceBlock;
+  const int64_t end = min(n, begin + cpu::kReduceBlock);
+  double s = 0.0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const double v = load(x + i);
+    s += v * v;
+  }
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// out[0] = sum of partial[0 .. blocks), fixed order.
+__global__ void __launch_bounds__(kFinalThreads) final_sum_kernel(const double* partial, int64_t blocks, double* out) {
+  __shared__ double scratch[32];
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < blocks; i += blockDim.x) s += partial[i];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) out[0] = s;
+}
+
+}  // namespace
+
+size_t sum_squares_scratch_bytes(int64_t n) { return size_t(num_blocks(n) + 1) * sizeof(double); }
+
+double sum_squares(DType dt, const void* x, int64_t n, void* scratch, void* stream) {
+  if (n == 0) return 0.0;
+  const int64_t blocks = num_blocks(n);
+  double* partial = static_cast<double*>(scratch);
+  dispatch_float(dt, "sum_squares", [&](auto tag) {
+    using E = decltype(tag);
+    block_sum_squares_kernel<E><<<unsigned(blocks), kBlockThreads, 0, as_stream(stream)>>>(static_cast<const E*>(x),
+                                                                                          n, partial);
+  });
+  QSFT_CUDA_CHECK_LAUNCH();
+  final_sum_kernel<<<1, kFinalThreads, 0, as_stream(stream)>>>(partial, blocks, partial + blocks);
+  QSFT_CUDA_CHECK_LAUNCH();
+  double result = 0.0;
+  copy_d2h(&result, partial + blocks, sizeof result, stream);
+  return result;
+}
+
+}  // namespace qsft::cuda

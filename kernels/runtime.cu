@@ -1,0 +1,85 @@
+#include "kernels/kernel_util_cuda.h"
+#include "kernels/runtime_cuda.h"
+
+#include <cstdio>
+
+namespace qsft::cuda {
+
+int device_count(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // reset the last-error state so later calls start clean
+    if (why) *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
+    return 0;
+  }
+  if (n == 0 && why) *why = "cudaGetDeviceCount found no device";
+  return n;
+}
+
+std::string device_description() {
+  int dev = 0;
+  cudaDeviceProp p{};
+  QSFT_CUDA_CHECK(cudaGetDevice(&dev));
+  QSFT_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s, sm_%d%d, %d SMs, %.1f GiB", p.name, p.major, p.minor, p.multiProcessorCount,
+           double(p.totalGlobalMem) / double(1ull << 30));
+  return buf;
+}
+
+void* stream_create() {
+  cudaStream_t s = nullptr;
+  QSFT_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return s;
+}
+void stream_destroy(void* stream) { cudaStreamDestroy(as_stream(stream)); }  // at teardown: nothing to report to
+void stream_sync(void* stream) { QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream))); }
+
+void* device_alloc(size_t bytes, void* stream) {
+  void* p = nullptr;
+  QSFT_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 256 : bytes));
+  QSFT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes == 0 ? 256 : bytes, as_stream(stream)));
+  QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
+  return p;
+}
+void device_free(void* p) { cudaFree(p); }  // also runs from destructors: never throws
+
+void copy_h2d(void* dst, const void* host_src, size_t bytes, void* stream) {
+  if (bytes == 0) return;
+  QSFT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, as_stream(stream)));
+  QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
+}
+void copy_d2h(void* host_dst, const void* src, size_t bytes, void* stream) {
+  if (bytes == 0) return;
+  QSFT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, as_stream(stream)));
+  QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
+}
+void copy_d2d(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes == 0 || dst == src) return;
+  QSFT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, as_stream(stream)));
+}
+void fill_zero(void* p, size_t bytes, void* stream) { fill_bytes(p, 0, bytes, stream); }
+void fill_bytes(void* p, int byte, size_t bytes, void* stream) {
+  if (bytes == 0) return;
+  QSFT_CUDA_CHECK(cudaMemsetAsync(p, byte, bytes, as_stream(stream)));
+}
+
+ScratchBuffer::~ScratchBuffer() {
+  if (data_) cudaFree(data_);
+}
+
+void* ScratchBuffer::get(size_t bytes) {
+  if (bytes <= capacity_) return data_;
+  // Work queued on the stream may still read the old buffer: wait for it before freeing.
+  QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
+  if (data_) QSFT_CUDA_CHECK(cudaFree(data_));
+  data_ = nullptr;
+  capacity_ = 0;
+  QSFT_CUDA_CHECK(cudaMalloc(&data_, bytes));
+  capacity_ = bytes;
+  ++grows_;
+  return data_;
+}
+
+}  // namespace qsft::cuda

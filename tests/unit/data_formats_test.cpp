@@ -1,0 +1,150 @@
+// Each record format -> exact token ids and trained masks (expected ids from Hugging Face tokenizers +
+// apply_chat_template on the Qwen2.5 tokenizer), loss-mask policies, EOS, truncation policies.
+#include <fstream>
+
+#include "data/dataset.h"
+#include "test_util.h"
+
+namespace qsft {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kQwen = test::shared_testdata() / "qwen2.5";
+
+// Hi / Hello! with the default system prompt.
+const std::vector<int32_t> kChatIds = {151644, 8948, 198, 2610, 525, 1207, 16948, 11, 3465, 553, 54364, 14817,
+                                       13, 1446, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198,
+                                       13048, 151645, 198, 151644, 77091, 198, 9707, 0, 151645, 198};
+constexpr size_t kChatPromptLen = 29;  // through "<|im_start|>assistant"
+
+class DataFormats : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kQwen)) GTEST_SKIP() << "skipped: " << kQwen << " is absent (shared test data)";
+    dir_ = fs::temp_directory_path() / ("qsft_data_formats_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  PreparedData prepare(const std::string& name, const std::string& content, DataConfig cfg = {}) {
+    const fs::path file = dir_ / name;
+    std::ofstream(file) << content;
+    cfg.train_files = {file.string()};
+    cfg.cache_dir = (dir_ / "cache").string();
+    return prepare_data(cfg, kQwen.string(), false);
+  }
+  static std::vector<int32_t> ids(const SequenceSet& s, size_t i) { return {s.ids(i).begin(), s.ids(i).end()}; }
+  static std::vector<uint8_t> mask(const SequenceSet& s, size_t i) { return {s.mask(i).begin(), s.mask(i).end()}; }
+  static std::vector<uint8_t> mask_from(size_t n, size_t first_trained) {
+    std::vector<uint8_t> m(n, 0);
+    for (size_t i = first_trained; i < n; ++i) m[i] = 1;
+    return m;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DataFormats, OpenAIMessagesWithTypedParts) {
+  auto d = prepare("m.jsonl",
+                   R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},)"
+                   R"( {"role": "assistant", "content": "Hello!"}]})" "\n");
+  ASSERT_EQ(d.train.size(), 1u);
+  EXPECT_EQ(ids(d.train, 0), kChatIds);
+  EXPECT_EQ(mask(d.train, 0), mask_from(kChatIds.size(), kChatPromptLen));
+  EXPECT_EQ(d.stats.files.at(0).format, "messages");
+}
+
+TEST_F(DataFormats, ShareGPTAndAlpacaRenderTheSameConversation) {
+  auto s = prepare("s.json", R"([{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}])");
+  auto a = prepare("a.json", R"([{"instruction": "Hi", "input": "", "output": "Hello!"}])");
+  EXPECT_EQ(ids(s.train, 0), kChatIds);
+  EXPECT_EQ(ids(a.train, 0), kChatIds);
+  EXPECT_EQ(mask(a.train, 0), mask_from(kChatIds.size(), kChatPromptLen));
+  EXPECT_EQ(s.stats.files.at(0).format, "sharegpt");
+  EXPECT_EQ(a.stats.files.at(0).format, "alpaca");
+}
+
+TEST_F(DataFormats, TextGetsEOSAndIsAllTrained) {
+  auto d = prepare("t.jsonl", R"({"text": "Hello world"})" "\n");
+  EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{9707, 1879, 151645}));
+  EXPECT_EQ(mask(d.train, 0), (std::vector<uint8_t>{1, 1, 1}));
+}
+
+TEST_F(DataFormats, PromptCompletionStringsTrainTheCompletion) {
+  auto d = prepare("pc.jsonl", R"({"prompt": "Q: 2+2?\nA:", "completion": " 4"})" "\n");
+  EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{48, 25, 220, 17, 10, 17, 5267, 32, 25, 220, 19, 151645}));
+  EXPECT_EQ(mask(d.train, 0), mask_from(12, 9));
+  DataConfig all;
+  all.loss_mask = "all";
+  all.append_eos = false;
+  auto d2 = prepare("pc.jsonl", R"({"prompt": "Q: 2+2?\nA:", "completion": " 4"})" "\n", all);
+  EXPECT_EQ(mask(d2.train, 0), mask_from(11, 0));
+}
+
+TEST_F(DataFormats, PromptCompletionMessagesTrainAfterTheGenerationPrompt) {
+  auto d = prepare("pcm.jsonl", R"({"prompt": [{"role": "user", "content": "Hi"}], )"
+                                R"("completion": [{"role": "assistant", "content": "Hello!"}]})" "\n");
+  EXPECT_EQ(ids(d.train, 0), kChatIds);
+  EXPECT_EQ(mask(d.train, 0), mask_from(kChatIds.size(), 30));  // after "<|im_start|>assistant\n"
+}
+
+TEST_F(DataFormats, FieldTemplate) {
+  DataConfig cfg;
+  cfg.prompt_template = "诊断问题：{Question}\n详细分析：\n{Complex_CoT}\n### 答案：\n";
+  cfg.completion_template = "{Response}";
+  auto d = prepare("med.json", R"([{"Question": "头痛", "Complex_CoT": "想想", "Response": "休息", "other": 1}])", cfg);
+  EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{105262, 86119, 5122, 109180, 198, 100700, 101042, 28311, 105839,
+                                                   198, 14374, 10236, 255, 242, 80642, 28311, 104393, 151645}));
+  EXPECT_EQ(mask(d.train, 0), mask_from(18, 16));
+  EXPECT_EQ(d.stats.files.at(0).format, "template");
+}
+
+TEST_F(DataFormats, PreTokenizedWithLabels) {
+  auto d = prepare("tok.jsonl", R"({"input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]})" "\n"
+                                R"({"input_ids": [5, 6]})" "\n");
+  EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(mask(d.train, 0), (std::vector<uint8_t>{0, 0, 1, 1}));
+  EXPECT_EQ(mask(d.train, 1), (std::vector<uint8_t>{1, 1}));
+}
+
+TEST_F(DataFormats, CompletionMaskOnAConversationKeepsTheLastAnswer) {
+  DataConfig cfg;
+  cfg.loss_mask = "completion";
+  auto d = prepare("m2.jsonl", R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},)"
+                               R"( {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})" "\n", cfg);
+  auto m = mask(d.train, 0);
+  const size_t trained = size_t(std::count(m.begin(), m.end(), 1));
+  EXPECT_EQ(trained, 4u);  // "\n", "d", "<|im_end|>", "\n"
+  EXPECT_EQ(std::vector<uint8_t>(m.end() - 4, m.end()), (std::vector<uint8_t>{1, 1, 1, 1}));
+}
+
+TEST_F(DataFormats, TruncationPolicies) {
+  const std::string rec = R"({"input_ids": [1, 2, 3, 4, 5, 6, 7]})" "\n";
+  DataConfig cfg;
+  cfg.max_length = 3;
+  auto keep = prepare("k.jsonl", rec, cfg);
+  EXPECT_EQ(ids(keep.train, 0), (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(keep.stats.truncated, 1);
+  cfg.truncation = "split";
+  auto split = prepare("s.jsonl", rec, cfg);
+  ASSERT_EQ(split.train.size(), 2u);  // [1 2 3] [4 5 6]; [7] alone has no target and is reported
+  EXPECT_EQ(ids(split.train, 1), (std::vector<int32_t>{4, 5, 6}));
+  EXPECT_EQ(split.stats.dropped_no_trained, 1);
+  cfg.truncation = "drop";
+  auto drop = prepare("d.jsonl", rec + R"({"input_ids": [1, 2]})" "\n", cfg);
+  EXPECT_EQ(drop.train.size(), 1u);
+  EXPECT_EQ(drop.stats.dropped_too_long, 1);
+}
+
+TEST_F(DataFormats, RecordWithNoTrainedTokenIsCountedAndNamed) {
+  auto d = prepare("n.jsonl", R"({"input_ids": [1, 2], "labels": [-100, -100]})" "\n" R"({"input_ids": [1, 2]})" "\n");
+  EXPECT_EQ(d.train.size(), 1u);
+  EXPECT_EQ(d.stats.dropped_no_trained, 1);
+  ASSERT_EQ(d.stats.no_trained_examples.size(), 1u);
+  EXPECT_NE(d.stats.no_trained_examples[0].find("n.jsonl line 1"), std::string::npos);
+  EXPECT_NE(d.stats.report().find("no trained token"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qsft
