@@ -46,7 +46,15 @@ ToolCall read_tool_call(dom::element call, const std::string& name) {
   }
   ToolCall tc;
   tc.name = std::string(required_string(fn, "name", name + ".name"));
-  tc.arguments_json = simdjson::minify(required(fn, "arguments", name + ".arguments"));
+  dom::element args = required(fn, "arguments", name + ".arguments");
+  tc.arguments_json = simdjson::minify(args);
+  // OpenAI sends arguments as JSON text; chat templates expect the object (tojson of a string would quote it).
+  if (args.is_string()) {
+    std::string_view text = args.get_string().value();
+    thread_local dom::parser parser;
+    dom::element parsed;
+    if (!parser.parse(text.data(), text.size()).get(parsed) && parsed.is_object()) tc.arguments_json = simdjson::minify(parsed);
+  }
   return tc;
 }
 

@@ -1,5 +1,6 @@
 #include "tokenizer/chat_format.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>

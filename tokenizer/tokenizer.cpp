@@ -1,5 +1,6 @@
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "engine/base/error.h"
@@ -25,18 +26,18 @@ std::vector<std::unique_ptr<AddedToken>> own(std::vector<AddedToken> tokens) {
   return out;
 }
 
-BpeModel build_bpe(TokenizerParts& parts, const std::string& source) {
+BpeModel build_bpe(TokenizerParts& parts) {
   try {
     return BpeModel(std::move(parts.vocab), parts.merges, parts.ignore_merges);
   } catch (const std::invalid_argument& e) {
-    throw input_error(source, e.what());
+    throw input_error(parts.source, e.what());
   }
 }
 
 }  // namespace
 
 Tokenizer::Tokenizer(TokenizerParts parts)
-    : bpe_(build_bpe(parts, "tokenizer")),
+    : bpe_(build_bpe(parts)),
       added_(own(std::move(parts.added))),
       raw_matcher_(select(added_, false)),
       normalized_matcher_(select(added_, true)),

@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "engine/base/error.h"
 #include "tokenizer/byte_level.h"
@@ -185,6 +184,7 @@ void read_model(const JsonFile& f, dom::element model, TokenizerParts& parts) {
 TokenizerParts read_tokenizer_json(const std::string& path) {
   JsonFile f(path);
   TokenizerParts parts;
+  parts.source = path;
   auto model = f.field(f.root, "model");
   if (!model) f.fail("model", "missing");
   read_model(f, *model, parts);
@@ -208,6 +208,7 @@ TokenizerParts read_vocab_merges(const std::string& vocab_path, const std::strin
                                  const std::vector<AddedToken>& added) {
   JsonFile f(vocab_path);
   TokenizerParts parts;
+  parts.source = vocab_path + " + " + merges_path;
   dom::object vocab;
   if (f.root.get_object().get(vocab)) f.fail("(top level)", "expected an object of token -> id");
   for (auto [token, id] : vocab)

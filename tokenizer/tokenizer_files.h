@@ -14,6 +14,7 @@
 namespace qsft {
 
 struct TokenizerParts {
+  std::string source;                              // the file the parts come from, for error messages
   std::unordered_map<std::string, int32_t> vocab;  // raw bytes -> id
   std::vector<BpeModel::Merge> merges;             // raw bytes, by rank
   bool ignore_merges = false;

@@ -6,6 +6,7 @@
 //   with --decode: {"ids": [...]}       -> {"text": ...}
 #include <simdjson.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -45,7 +46,7 @@ std::string decode_line(const Tokenizer& tok, dom::element root, const Options& 
   std::vector<int32_t> v;
   for (dom::element id : ids) {
     int64_t i;
-    if (id.get_int64().get(i)) throw InputError("ids: expected integers");
+    if (id.get_int64().get(i) || i < INT32_MIN || i > INT32_MAX) throw InputError("ids: expected 32-bit integers");
     v.push_back(static_cast<int32_t>(i));
   }
   std::string out = "{\"text\": ";

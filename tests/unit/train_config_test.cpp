@@ -1,0 +1,109 @@
+// cfg.json parsing: TRL names, --set overrides, and one clear error per bad key or value.
+#include <fstream>
+
+#include "engine/base/error.h"
+#include "engine/train/config_overrides.h"
+#include "engine/train/train_config.h"
+#include "test_util.h"
+
+namespace qsft::test {
+namespace {
+
+const std::string kMinimal =
+    R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out"})";
+
+std::string error_of(const std::string& json) {
+  try {
+    parse_train_config(json, "/cfg/run.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TrainConfig, DefaultsFollowTrlAndPathsResolveAgainstTheConfigFolder) {
+  TrainConfig c = parse_train_config(kMinimal, "/cfg/run.json");
+  EXPECT_EQ(c.model, "/cfg/m");
+  EXPECT_EQ(c.output_dir, "/cfg/out");
+  EXPECT_EQ(c.training.learning_rate, 2e-5);
+  EXPECT_EQ(c.training.lr_scheduler_type, "linear");
+  EXPECT_EQ(c.training.per_device_train_batch_size, 8);
+  EXPECT_EQ(c.training.max_grad_norm, 1.0);
+  EXPECT_EQ(c.lora.r, 8);
+  EXPECT_EQ(c.lora.target_names().size(), 7u);  // all-linear
+  EXPECT_EQ(c.device, "auto");
+}
+
+TEST(TrainConfig, ReadsEverySection) {
+  TrainConfig c = parse_train_config(
+      R"({"model": "/abs/m", "data": {"train_files": ["d.jsonl"], "max_length": 512}, "output_dir": "o",
+          "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
+                   "use_rslora": true},
+          "training": {"num_train_epochs": 3, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+                       "learning_rate": 3e-4, "lr_scheduler_type": "cosine", "warmup_ratio": 0.03,
+                       "weight_decay": 0.01, "adam_beta2": 0.95, "neftune_noise_alpha": 5, "seed": 7},
+          "eval_steps": 50, "save_steps": 50, "save_total_limit": 3, "logging_steps": 1, "device": "cpu"})",
+      "/cfg/run.json");
+  EXPECT_EQ(c.model, "/abs/m");
+  EXPECT_EQ(c.data.max_length, 512);
+  EXPECT_EQ(c.lora.r, 16);
+  EXPECT_FLOAT_EQ(c.lora.scaling(), 32.0f / 4.0f);  // rsLoRA: alpha / sqrt(r)
+  EXPECT_EQ(c.lora.target_names(), (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_EQ(c.training.gradient_accumulation_steps, 4);
+  EXPECT_EQ(c.training.lr_scheduler_type, "cosine");
+  EXPECT_EQ(c.training.adamw.beta2, 0.95);
+  EXPECT_EQ(c.training.neftune_noise_alpha, 5);
+  EXPECT_EQ(c.training.seed, 7u);
+  EXPECT_EQ(c.save_total_limit, 3);
+  EXPECT_EQ(c.device, "cpu");
+}
+
+TEST(TrainConfig, UnknownKeysNameTheNearestValidKey) {
+  std::string e = error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o",
+                               "training": {"learning_rat": 1e-4}})");
+  EXPECT_NE(e.find("/cfg/run.json"), std::string::npos) << e;
+  EXPECT_NE(e.find("training.learning_rat"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean training.learning_rate?"), std::string::npos) << e;
+  e = error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", "lora": {"alpha": 16}})");
+  EXPECT_NE(e.find("valid keys: lora_alpha, lora_dropout, r, target_modules, use_rslora"), std::string::npos) << e;
+  e = error_of(R"({"modle": "m"})");
+  EXPECT_NE(e.find("did you mean model?"), std::string::npos) << e;
+}
+
+TEST(TrainConfig, BadValuesAreNamed) {
+  auto with_training = [](const std::string& t) {
+    return R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", "training": )" + t + "}";
+  };
+  EXPECT_NE(error_of(with_training(R"({"learning_rate": "fast"})")).find("training.learning_rate must be a number"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_training(R"({"lr_scheduler_type": "cosin"})")).find("valid values: linear, cosine"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_training(R"({"warmup_ratio": 2})")).find("training.warmup_ratio must be in [0, 1]"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o",
+                         "lora": {"target_modules": ["q_proj", "qkv"]}})")
+                .find("unknown LoRA target module \"qkv\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"data": {"train_files": ["d"]}, "output_dir": "o"})").find("missing key \"model\""),
+            std::string::npos);
+  EXPECT_NE(error_of("{not json").find("invalid JSON"), std::string::npos);
+}
+
+TEST(ConfigOverrides, SetReplacesAddsAndCreatesKeys) {
+  const std::string text = apply_overrides(
+      kMinimal,
+      {"training.learning_rate=1e-4", "model=other", "lora.r=4", "data.max_length=64", "device=\"cpu\"",
+       "lora.target_modules=[\"q_proj\"]"},
+      "/cfg/run.json");
+  TrainConfig c = parse_train_config(text, "/cfg/run.json");
+  EXPECT_EQ(c.training.learning_rate, 1e-4);
+  EXPECT_EQ(c.model, "/cfg/other");
+  EXPECT_EQ(c.lora.r, 4);
+  EXPECT_EQ(c.data.max_length, 64);
+  EXPECT_EQ(c.device, "cpu");
+  EXPECT_EQ(c.lora.target_names(), std::vector<std::string>{"q_proj"});
+  EXPECT_THROW(apply_overrides(kMinimal, {"no_equals_sign"}, "x"), InputError);
+}
+
+}  // namespace
+}  // namespace qsft::test

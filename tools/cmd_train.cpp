@@ -1,0 +1,25 @@
+// qwen-sft train cfg.json [--set key.path=value ...]: train LoRA; resumes when output_dir has a checkpoint.
+#include <cstdio>
+
+#include "engine/train/trainer.h"
+#include "tools/cli.h"
+
+namespace qsft::cli {
+namespace {
+
+int run(const Args& args) {
+  Flags f = parse_flags(args, {"set"}, {"quiet"});
+  if (f.positional.size() != 1) throw InputError("usage: qwen-sft train cfg.json [--set key.path=value ...]");
+  TrainConfig cfg = load_train_config(f.positional[0], f.all("set"));
+  TrainResult r = train(cfg, !f.has("quiet"));
+  std::printf("trained %lld steps: final loss %.4f%s; checkpoint %s\n", (long long)r.steps, r.final_loss,
+              r.eval_loss >= 0 ? (", eval loss " + std::to_string(r.eval_loss)).c_str() : "",
+              r.adapter_dir.c_str());
+  return 0;
+}
+
+const bool registered =
+    register_command({"train", "cfg.json [--set key.path=value ...] [--quiet]: train LoRA (resumes)", run});
+
+}  // namespace
+}  // namespace qsft::cli
