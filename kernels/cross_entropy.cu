@@ -17,7 +17,7 @@ size_t round_up(size_t b) { return (b + 255) / 256 * 256; }
 // Where each piece of the scratch lives (offsets in bytes).
 struct CeScratch {
   size_t idx, count, row_loss, row_correct, h_chunk, logits, dh_chunk, total;
-  CeScratch(const LmHeadCe& a) {
+  explicit CeScratch(const LmHeadCe& a) {
     const int64_t C = std::min(lm_head_ce_chunk(a.V, a.dt), std::max<int64_t>(a.T, 1));
     const size_t es = dtype_size(a.dt);
     size_t off = 0;

@@ -39,7 +39,10 @@ void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, cons
   Qwen2Config cfg = Qwen2Config::load(base_dir);
   std::map<std::string, const LoraSlot*> adapted;
   for (const LoraSlot& s : layout.slots()) adapted[module_weight_name(s)] = &s;
-  std::vector<std::vector<uint16_t>> buffers;  // bf16 values, alive until written
+  // The merged weights keep the base checkpoint's dtype (bf16 for released Qwen models; fp32 stays fp32).
+  const DType out_dtype = store.names().empty() ? DType::BF16 : store.find(store.names()[0])->dtype;
+  std::vector<std::vector<float>> f32_buffers;  // values alive until written
+  std::vector<std::vector<uint16_t>> bf16_buffers;
   std::vector<SafetensorsEntry> entries;
   for (const std::string& name : store.names()) {
     if (cfg.tie_word_embeddings && name == "lm_head.weight") continue;  // transformers re-ties it
@@ -51,12 +54,16 @@ void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, cons
       add_lora_update(w, lora.data() + s.a_offset, lora.data() + s.b_offset, s.out, s.in, layout.config().r,
                       layout.config().scaling());
     }
-    std::vector<uint16_t>& b = buffers.emplace_back(w.size());
+    if (out_dtype == DType::F32) {
+      entries.push_back({name, DType::F32, t.shape, f32_buffers.emplace_back(std::move(w)).data()});
+      continue;
+    }
+    std::vector<uint16_t>& b = bf16_buffers.emplace_back(w.size());
     for (size_t i = 0; i < w.size(); ++i) b[i] = f32_to_bf16(w[i]);
     entries.push_back({name, DType::BF16, t.shape, b.data()});
   }
   fs::create_directories(out_dir);
-  cfg.dtype = "bfloat16";
+  cfg.dtype = out_dtype == DType::F32 ? "float32" : "bfloat16";
   write_file_atomic(out_dir / "config.json", cfg.to_json());
   write_model_safetensors(out_dir, entries, {{"format", "pt"}}, size_t(4) << 30);
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",

@@ -1,5 +1,6 @@
 // `qwen-sft export --merge`: the base model with the LoRA update folded in, W' = W + scaling * B A, as a
-// Hugging Face model directory (bf16 safetensors, config.json, the tokenizer files) that transformers loads.
+// Hugging Face model directory that transformers loads: safetensors in the base checkpoint's dtype (bf16 for
+// released Qwen models; an fp32 base stays fp32), config.json, and the tokenizer files.
 #pragma once
 #include <filesystem>
 #include <vector>

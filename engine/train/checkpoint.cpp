@@ -3,7 +3,9 @@
 #include <simdjson.h>
 
 #include <algorithm>
-#include <cstdio>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 
 #include "engine/base/error.h"
 #include "engine/io/json_writer.h"
@@ -58,6 +60,9 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
         .set("num_tokens", ck.state.num_tokens)
         .set("train_seconds", ck.state.train_seconds);
     write_file_atomic(tmp / "trainer_state.json", state.dump({2, true}));
+    // Test hook: hold the finished temporary directory before the rename, so that a test can kill -9 here.
+    if (const char* ms = std::getenv("QSFT_TEST_CHECKPOINT_PAUSE_MS"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(ms)));
     fs::remove_all(final_dir);
     fs::rename(tmp, final_dir);  // the checkpoint appears complete or not at all
   } catch (const std::exception& e) {

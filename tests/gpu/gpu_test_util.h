@@ -163,10 +163,6 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   EXPECT_LE(err, tol) << what;
 }
 
-}  // namespace qsft::test
-
-namespace qsft::test {
-
 // One input or output on both backends: F32 on the CPU, `dtype` on the GPU, holding the same stored values
 // (values given are rounded to the GPU's dtype first). Without values both start poisoned.
 struct Both {

@@ -157,6 +157,19 @@ def main():
             ids = [r["ids"] for r in run_tokenize(args.bin, d, [{"text": s} for s in all_strings])]
             mismatches += compare("vocab.json+merges.txt%s" % (" #version" if header else ""), all_strings, ids,
                                   [e.ids for e in ref.encode_batch(all_strings)])
+        # Key order in tokenizer.json must not matter: every object's keys reversed.
+        def reverse_keys(v):
+            if isinstance(v, dict):
+                return {k: reverse_keys(v[k]) for k in reversed(list(v))}
+            return [reverse_keys(x) for x in v] if isinstance(v, list) else v
+        d = os.path.join(tmp, "reversed")
+        os.mkdir(d)
+        with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(reverse_keys(json.load(open(os.path.join(qwen, "tokenizer.json"), encoding="utf-8"))), f,
+                      ensure_ascii=False)
+        ids = [r["ids"] for r in run_tokenize(args.bin, d, [{"text": s} for s in all_strings])]
+        mismatches += compare("tokenizer.json with keys reversed", all_strings, ids,
+                              [e.ids for e in ref.encode_batch(all_strings)])
     # Other tokenizer.json files: DeepSeek-R1-Distill (BOS post-processor, renamed added tokens) and Qwen3.
     for name in ("deepseek-r1-distill-qwen", "qwen3"):
         other = tokenizers.Tokenizer.from_file(os.path.join(TESTDATA, name, "tokenizer.json"))

@@ -112,6 +112,26 @@ TEST_F(TokenizerTest, VocabMergesFallbackEqualsTokenizerJson) {
   }
 }
 
+TEST_F(TokenizerTest, UnsupportedFilesAreInputErrorsNamingTheField) {
+  // The Qwen2 tokenizer.json with a Llama-3 style digit rule (\p{N}{1,3}), which this tokenizer does not implement.
+  std::string json = read_file(qwen_dir / "tokenizer.json");
+  const std::string digit_rule = R"(|\\p{N}|)";
+  ASSERT_NE(json.find(digit_rule), std::string::npos);
+  json.replace(json.find(digit_rule), digit_rule.size(), R"(|\\p{N}{1,3}|)");
+  fs::path dir = fs::temp_directory_path() / ("qsft_bad_tokenizer_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json", std::ios::binary) << json;
+  try {
+    Tokenizer::load(dir.string());
+    ADD_FAILURE() << "an unsupported pre-tokenizer must be refused";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json: pre_tokenizer"), std::string::npos) << e.what();
+  }
+  fs::remove(dir / "tokenizer.json");
+  EXPECT_THROW(Tokenizer::load(dir.string()), InputError);  // no tokenizer files at all
+  fs::remove_all(dir);
+}
+
 TEST_F(TokenizerTest, AddedTokensAreMatchedOnRawText) {
   const int32_t im_end = tok->token_id("<|im_end|>");
   const int32_t tool_call = tok->token_id("<tool_call>");

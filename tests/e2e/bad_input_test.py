@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Bad input and faults through `qwen-sft train`: each gets one clear error naming the file and the tensor or key,
+and a non-zero exit (2), and nothing already written is lost.
+Model files: truncated or corrupt safetensors, a missing tensor, a shape mismatch, an unsupported dtype, a config
+missing a key. Faults: a missing model directory, unreadable data, an output_dir that is a file, a full disk while a
+checkpoint is written (simulated with RLIMIT_FSIZE), which must leave the previous checkpoint intact."""
+import json
+import os
+import resource
+import shutil
+import signal
+import struct
+
+from e2e_common import expect, parse_args, run, tiny_model, work_dir, write_config
+
+
+def read_st(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def write_st(path, header, data):
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+
+
+def broken_model(base, d, name, edit):
+    """A copy of the tiny model with edit(dir) applied."""
+    m = os.path.join(d, name)
+    shutil.copytree(base, m)
+    edit(m)
+    return m
+
+
+def expect_error(bin_path, cfg, *needles, env=None, preexec_fn=None):
+    p = run(bin_path, "train", cfg, "--quiet", check=False, env=env, preexec_fn=preexec_fn)
+    expect(p.returncode == 2, f"{cfg}: exit {p.returncode}, want 2\n{p.stderr}")
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    expect(len(lines) == 1, f"want one error line, got:\n{p.stderr}")
+    for n in needles:
+        expect(n in p.stderr, f"error does not name {n!r}: {p.stderr}")
+    print("ok:", p.stderr.strip()[:160])
+
+
+def main():
+    a = parse_args()
+    d = work_dir("bad_input")
+    good = tiny_model(a.bin, os.path.join(d, "good"))
+    st = lambda m: os.path.join(m, "model.safetensors")
+    W = "model.layers.1.mlp.up_proj.weight"
+
+    def truncate(m):
+        with open(st(m), "r+b") as f:
+            f.truncate(os.path.getsize(st(m)) // 2)
+
+    def corrupt_header(m):
+        with open(st(m), "r+b") as f:
+            f.seek(8)
+            f.write(b"{not json")
+
+    def drop_tensor(m):
+        h, data = read_st(st(m))
+        del h[W]
+        write_st(st(m), h, data)
+
+    def reshape(m):
+        h, data = read_st(st(m))
+        s = h[W]["shape"]
+        h[W]["shape"] = [s[1], s[0]]
+        write_st(st(m), h, data)
+
+    def f64(m):
+        h, data = read_st(st(m))
+        h[W]["dtype"] = "F64"
+        h[W]["shape"] = [h[W]["shape"][0], h[W]["shape"][1] // 2]
+        write_st(st(m), h, data)
+
+    def drop_key(m):
+        c = json.load(open(os.path.join(m, "config.json")))
+        del c["num_key_value_heads"]
+        json.dump(c, open(os.path.join(m, "config.json"), "w"))
+
+    cases = [("truncated", truncate, ["model.safetensors"]),
+             ("corrupt", corrupt_header, ["model.safetensors", "header"]),
+             ("missing_tensor", drop_tensor, ["missing tensor " + W]),
+             ("shape", reshape, ["model.safetensors", W, "shape"]),
+             ("dtype", f64, ["model.safetensors", W, "unsupported dtype F64"]),
+             ("config_key", drop_key, ["config.json", "num_key_value_heads"])]
+    for name, edit, needles in cases:
+        m = broken_model(good, d, name, edit)
+        expect_error(a.bin, write_config(os.path.join(d, name + ".json"), m, os.path.join(d, "out_" + name)), *needles)
+
+    # Faults
+    expect_error(a.bin, write_config(os.path.join(d, "nomodel.json"), os.path.join(d, "absent"), os.path.join(d, "o1")),
+                 "absent", "not found")
+    expect_error(a.bin, write_config(os.path.join(d, "nodata.json"), good, os.path.join(d, "o2"),
+                                     data=os.path.join(d, "absent.jsonl")), "absent.jsonl")
+    junk = os.path.join(d, "junk.jsonl")
+    with open(junk, "w") as f:
+        f.write('{"messages": [{"role": "user", "content": "hi"}]}\n{oops\n')
+    expect_error(a.bin, write_config(os.path.join(d, "junk.json"), good, os.path.join(d, "o3"), data=junk),
+                 "junk.jsonl", "line 2")
+    a_file = os.path.join(d, "a_file")
+    open(a_file, "w").close()
+    expect_error(a.bin, write_config(os.path.join(d, "outfile.json"), good, a_file), "a_file", "not a directory")
+
+    # A full disk while checkpoint-4 is written: the error says so, checkpoint-2 is untouched and still loads.
+    out = os.path.join(d, "full")
+    cfg = write_config(os.path.join(d, "full.json"), good, out, max_steps=2, top={"save_steps": 2})
+    run(a.bin, "train", cfg, "--quiet")
+    ck2 = os.path.join(out, "checkpoint-2", "adapter_model.safetensors")
+    before = open(ck2, "rb").read()
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    expect_error(a.bin, write_config(os.path.join(d, "full.json"), good, out, max_steps=4, top={"save_steps": 2}),
+                 "checkpoint-4", "previous one is intact", preexec_fn=small_disk)
+    expect(open(ck2, "rb").read() == before, "checkpoint-2 changed")
+    expect(not os.path.exists(os.path.join(out, "checkpoint-4")), "a partial checkpoint-4 was left")
+    run(a.bin, "export", os.path.join(out, "checkpoint-2"), "--out", os.path.join(d, "exported"))
+    print("ok: checkpoint-2 intact and exportable after the failed write")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""kill -9 at random moments of a CPU training run (once during a checkpoint write), resuming each time: the final
+LoRA weights and the loss curve must equal those of an uninterrupted run, bit for bit."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+from e2e_common import expect, parse_args, run, tiny_model, work_dir, write_config
+
+STEPS = 24
+# Dropout, NEFTune and gradient accumulation on: resuming must redraw the same random masks and batches.
+TRAINING = dict(max_steps=STEPS, gradient_accumulation_steps=2, neftune_noise_alpha=5.0)
+
+
+def curve(run_dir):
+    """Every metrics line without its timing field."""
+    lines = []
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            d = json.loads(line)
+            d.pop("tokens_per_second", None)
+            lines.append(d)
+    return lines
+
+
+def final_weights(run_dir):
+    with open(os.path.join(run_dir, f"checkpoint-{STEPS}", "adapter_model.safetensors"), "rb") as f:
+        return f.read()
+
+
+def main():
+    a = parse_args()
+    d = work_dir("kill_resume")
+    model = tiny_model(a.bin, os.path.join(d, "model"))
+    ref_cfg = write_config(os.path.join(d, "ref.json"), model, os.path.join(d, "ref"), **TRAINING)
+    cfg = write_config(os.path.join(d, "killed.json"), model, os.path.join(d, "killed"), **TRAINING)
+    for c in (ref_cfg, cfg):  # LoRA dropout too
+        j = json.load(open(c))
+        j["lora"]["lora_dropout"] = 0.1
+        json.dump(j, open(c, "w"), indent=2)
+
+    t0 = time.time()
+    run(a.bin, "train", ref_cfg, "--quiet")
+    uninterrupted = time.time() - t0
+    print(f"uninterrupted run: {uninterrupted:.1f} s")
+
+    rng = random.Random(20261123)
+    killed_dir = os.path.join(d, "killed")
+    kills, during_checkpoint = 0, False
+    env = dict(os.environ)
+    for attempt in range(40):
+        pause = not during_checkpoint and kills >= 2  # the third kill lands inside a checkpoint write
+        env["QSFT_TEST_CHECKPOINT_PAUSE_MS"] = "3000" if pause else "0"
+        p = subprocess.Popen([a.bin, "train", cfg, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=env)
+        if pause:
+            deadline = time.time() + 60
+            while time.time() < deadline and p.poll() is None:
+                if os.path.isdir(killed_dir) and any(n.startswith(".tmp-checkpoint-") for n in os.listdir(killed_dir)):
+                    time.sleep(0.5)  # the temporary directory is complete and waiting for its rename
+                    break
+                time.sleep(0.01)
+            during_checkpoint = p.poll() is None
+        else:
+            time.sleep(rng.uniform(0.05, max(0.1, uninterrupted * 0.4)))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            kills += 1
+            continue
+        err = p.stderr.read().decode()
+        expect(p.returncode == 0, f"resumed run failed ({p.returncode}): {err}")
+        break
+    print(f"killed {kills} times (once during a checkpoint write: {during_checkpoint}), then it finished")
+    expect(kills >= 3 and during_checkpoint, "the test did not interrupt the run as planned")
+    expect(final_weights(killed_dir) == final_weights(os.path.join(d, "ref")),
+           "final LoRA weights differ from the uninterrupted run")
+    expect(curve(killed_dir) == curve(os.path.join(d, "ref")), "metrics.jsonl differs from the uninterrupted run")
+    print(f"ok: final weights and {len(curve(killed_dir))} metrics lines equal the uninterrupted run bit for bit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+// The cuBLASLt GEMM against the CPU GEMM: all four transpose cases, bias, beta = 1 accumulation, column slices
+// (leading dimension > columns), mixed F32/BF16 operands as the LoRA branch uses them, F32 output from bf16
+// inputs, odd sizes and the projection shapes of Qwen2.5-0.5B and 7B. Every case runs on fresh random inputs.
+#include "tests/gpu/gpu_test_util.h"
+
+namespace qsft::test {
+namespace {
+
+struct Case {
+  int64_t M, N, K;
+  bool ta, tb;
+  DType a, b, c;
+  bool bias;
+  float beta;
+};
+
+std::string describe(const Case& k) {
+  return "M=" + std::to_string(k.M) + " N=" + std::to_string(k.N) + " K=" + std::to_string(k.K) + (k.ta ? " A^T" : "") +
+         (k.tb ? " B^T" : "") + " " + dtype_name(k.a) + "x" + dtype_name(k.b) + "->" + dtype_name(k.c) +
+         (k.bias ? " +bias" : "") + (k.beta != 0 ? " beta=1" : "");
+}
+
+void run_case(Ops& cpu, Ops& gpu, const Case& k, std::mt19937& rng) {
+  const int64_t a_rows = k.ta ? k.K : k.M, a_cols = k.ta ? k.M : k.K;
+  const int64_t b_rows = k.tb ? k.N : k.K, b_cols = k.tb ? k.K : k.N;
+  const int64_t pad = 8;  // C is a column slice of a wider matrix: ld = N + 2 pad, columns [pad, pad + N)
+  Both A(cpu, gpu, k.a, {a_rows, a_cols}, random_values(size_t(a_rows * a_cols), rng));
+  Both B(cpu, gpu, k.b, {b_rows, b_cols}, random_values(size_t(b_rows * b_cols), rng));
+  Both C(cpu, gpu, k.c, {k.M, k.N + 2 * pad}, random_values(size_t(k.M * (k.N + 2 * pad)), rng));
+  Both bias(cpu, gpu, k.c, {k.N}, random_values(size_t(k.N), rng));
+  auto run = [&](Ops& ops, OpsTensor& a, OpsTensor& b, OpsTensor& c, OpsTensor& bi) {
+    const Mat cm = Mat::of(c.t).cols_slice(pad, pad + k.N);
+    ops.gemm(Mat::of(a.t), k.ta, Mat::of(b.t), k.tb, cm, 0.75f, k.beta, k.bias ? &bi.t : nullptr);
+  };
+  run(cpu, A.c, B.c, C.c, bias.c);
+  run(gpu, A.g, B.g, C.g, bias.g);
+  // bf16 operands (an F32 LoRA matrix is rounded to bf16 on the GPU) and outputs: about 2^-9 per rounding.
+  const bool any_bf16 = k.a == DType::BF16 || k.b == DType::BF16 || k.c == DType::BF16;
+  C.expect_close(any_bf16 ? 1e-2 : 1e-5, "gemm " + describe(k));
+  // The columns outside the slice are untouched.
+  const std::vector<float> got = C.g.get(), before = C.c.get();
+  for (int64_t r = 0; r < k.M; ++r)
+    for (int64_t c : {int64_t(0), pad - 1, pad + k.N, k.N + 2 * pad - 1})
+      ASSERT_EQ(got[size_t(r * (k.N + 2 * pad) + c)], before[size_t(r * (k.N + 2 * pad) + c)]) << describe(k);
+}
+
+TEST(GpuGemm, TransposesBiasBetaAndSlicesMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(31);
+  const DType F = DType::F32, H = DType::BF16;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (DType dt : {F, H})
+        for (float beta : {0.0f, 1.0f})
+          for (bool bias : {false, true}) run_case(*cpu, *gpu, {37, 53, 71, ta, tb, dt, dt, dt, bias, beta}, rng);
+}
+
+TEST(GpuGemm, LoraMixedDtypesMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(32);
+  const DType F = DType::F32, H = DType::BF16;
+  const int64_t T = 301, in = 896, out = 896, r = 16;
+  run_case(*cpu, *gpu, {T, r, in, false, true, H, F, H, false, 0.0f}, rng);    // u = x A^T
+  run_case(*cpu, *gpu, {T, out, r, false, true, H, F, H, false, 1.0f}, rng);   // y += s u B^T
+  run_case(*cpu, *gpu, {out, r, T, true, false, H, H, F, false, 1.0f}, rng);   // dB += s dy^T u (F32 out)
+  run_case(*cpu, *gpu, {T, r, out, false, false, H, F, H, false, 0.0f}, rng);  // du = s dy B
+  run_case(*cpu, *gpu, {r, in, T, true, false, H, H, F, false, 1.0f}, rng);    // dA += du^T x (F32 out)
+  run_case(*cpu, *gpu, {T, in, r, false, false, H, F, H, false, 1.0f}, rng);   // dx += du A
+}
+
+TEST(GpuGemm, QwenProjectionShapesMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(33);
+  const DType H = DType::BF16;
+  const int64_t T = 67;
+  // 0.5B: qkv 896 -> 1152 with bias, o 896 -> 896, gate_up 896 -> 9728, down 4864 -> 896 (and their backwards)
+  run_case(*cpu, *gpu, {T, 1152, 896, false, true, H, H, H, true, 0.0f}, rng);
+  run_case(*cpu, *gpu, {T, 9728, 896, false, true, H, H, H, false, 0.0f}, rng);
+  run_case(*cpu, *gpu, {T, 896, 4864, false, true, H, H, H, false, 1.0f}, rng);
+  run_case(*cpu, *gpu, {T, 896, 9728, false, false, H, H, H, false, 0.0f}, rng);
+  // 7B: q 3584 -> 3584 with bias, gate_up 3584 -> 37888, down 18944 -> 3584
+  run_case(*cpu, *gpu, {T, 3584, 3584, false, true, H, H, H, true, 0.0f}, rng);
+  run_case(*cpu, *gpu, {T, 37888, 3584, false, true, H, H, H, false, 0.0f}, rng);
+  run_case(*cpu, *gpu, {T, 3584, 18944, false, true, H, H, H, false, 1.0f}, rng);
+}
+
+}  // namespace
+}  // namespace qsft::test

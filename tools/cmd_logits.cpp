@@ -1,0 +1,59 @@
+// qwen-sft logits --model DIR [--adapter DIR] --ids 1,2,3[;4,5] --out FILE: the fp32 logits of the CPU reference
+// engine for one or more sequences (';' separates sequences, run packed), written as FILE.safetensors tensor
+// "logits" [T, V]. For checking adapters against transformers + PEFT (tests/interop/peft_roundtrip_test.py).
+#include <sstream>
+
+#include "data/packed_batch.h"
+#include "engine/io/model_config.h"
+#include "engine/io/peft_adapter.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/qwen2.h"
+#include "tools/cli.h"
+
+namespace qsft::cli {
+namespace {
+
+PackedBatch parse_ids(const std::string& text) {
+  PackedBatch b;
+  std::stringstream seqs(text);
+  for (std::string seq; std::getline(seqs, seq, ';');) {
+    std::vector<int32_t> ids;
+    std::stringstream items(seq);
+    for (std::string item; std::getline(items, item, ',');) {
+      try {
+        ids.push_back(int32_t(std::stol(item)));
+      } catch (const std::exception&) {
+        throw InputError("--ids: \"" + item + "\" is not a token id");
+      }
+    }
+    if (ids.empty()) throw InputError("--ids: an empty sequence");
+    b.append(ids, std::vector<uint8_t>(ids.size(), 0));
+  }
+  return b;
+}
+
+int run(const Args& args) {
+  Flags f = parse_flags(args, {"model", "adapter", "ids", "out"}, {});
+  if (!f.has("model") || !f.has("ids") || !f.has("out"))
+    throw InputError("usage: qwen-sft logits --model DIR [--adapter DIR] --ids 1,2,3[;4,5] --out FILE");
+  const Qwen2Config cfg = Qwen2Config::load(f.get("model"));
+  LoraConfig lora;  // without an adapter: a zero LoRA (B = 0) leaves the base model unchanged
+  lora.set_targets({"q_proj"}, "--adapter");
+  if (f.has("adapter")) lora = read_peft_config(f.get("adapter"));
+  const PackedBatch batch = parse_ids(f.get("ids"));
+  auto ops = make_cpu_ops();
+  ModelOptions opts;
+  opts.max_tokens = batch.num_tokens();
+  Qwen2Model model(*ops, cfg, lora, opts);
+  model.load_weights(f.get("model"));
+  if (f.has("adapter")) model.set_lora_params(read_peft_weights(f.get("adapter"), model.lora_layout()));
+  const std::vector<float> logits = model.logits(batch);
+  write_safetensors(f.get("out"), {{"logits", DType::F32, {batch.num_tokens(), cfg.vocab_size}, logits.data()}});
+  return 0;
+}
+
+const bool registered = register_command(
+    {"logits", "--model DIR [--adapter DIR] --ids 1,2;3,4 --out FILE: fp32 reference logits (for checks)", run});
+
+}  // namespace
+}  // namespace qsft::cli
