@@ -54,6 +54,8 @@ class Ops {
     add_inplace(dst, src);
   }
   virtual void synchronize() {}
+  // Bytes of device memory free for our arenas (0 = unknown).
+  virtual size_t memory_available() const { return 0; }
 
   // ---- GEMM ----
   // C = alpha * op(A) @ op(B) + beta * C (+ bias[N] broadcast over rows when bias is given).
@@ -122,6 +124,9 @@ class Ops {
   };
   virtual void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamW& h) = 0;
 };
+
+// Device memory the cuda backend takes beyond the model's arenas (its cuBLASLt workspace).
+constexpr size_t kCudaScratchBytes = size_t(32) << 20;
 
 // The fp32 reference backend (OpenMP). Always available.
 std::unique_ptr<Ops> make_cpu_ops();

@@ -2,6 +2,7 @@
 // (kernels/NAME.h). Memory is plain host memory, 64-byte aligned and zeroed.
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
 
 #include "engine/ops.h"
@@ -76,6 +77,16 @@ class CpuOps final : public Ops {
     return p;
   }
   void free_bytes(void* p) override { std::free(p); }
+  size_t memory_available() const override {  // MemAvailable of /proc/meminfo (Linux); 0 = unknown
+    std::ifstream in("/proc/meminfo");
+    for (std::string key; in >> key;) {
+      size_t kib = 0;
+      in >> kib;
+      if (key == "MemAvailable:") return kib * 1024;
+      in.ignore(1 << 10, '\n');
+    }
+    return 0;
+  }
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override { std::memcpy(dst, host_src, bytes); }
   void copy_to_host(void* host_dst, const void* src, size_t bytes) override { std::memcpy(host_dst, src, bytes); }
   void zero(Tensor& t) override {

@@ -43,6 +43,13 @@ struct LayerActs {
   std::array<Tensor, kNumLoraTargets> u;  // LoRA x A^T per adapted module [T, r]
 };
 
+// Device bytes the model's arenas take (what `qwen-sft plan` reports; equal to what the arenas allocate).
+struct ModelMemory {
+  size_t weights = 0;      // frozen weights
+  size_t lora = 0;         // LoRA parameters and gradients (F32)
+  size_t activations = 0;  // saved activations, backward scratch, the batch
+};
+
 struct LossStats {
   double loss_sum = 0;   // summed cross-entropy over trained targets
   int64_t correct = 0;   // argmax == target among them
@@ -52,6 +59,9 @@ struct LossStats {
 class Qwen2Model {
  public:
   Qwen2Model(Ops& ops, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts);
+  // The arenas' sizes for a backend on `device`, computed by the same carving, without allocating anything.
+  static ModelMemory plan_memory(const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts,
+                                 Device device);
 
   // Frozen weights from a Hugging Face model directory (one or sharded safetensors), checked name by name.
   void load_weights(const std::string& model_dir);
@@ -71,11 +81,14 @@ class Qwen2Model {
   const LoraLayout& lora_layout() const { return layout_; }
   Tensor& lora_param_tensor() { return lora_params_; }  // F32 [P] on the device
   Tensor& lora_grad_tensor() { return lora_grads_; }
-  size_t weight_bytes() const { return weights_arena_.capacity(); }
-  size_t activation_bytes() const { return acts_arena_.capacity(); }
+  ModelMemory allocated() const {
+    return {weights_arena_.capacity(), lora_arena_.capacity(), acts_arena_.capacity()};
+  }
 
  private:
+  Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts);
   void carve_weights(Arena& a);
+  void carve_lora(Arena& a);
   void carve_activations(Arena& a);
   void upload_batch(const PackedBatch& b);
   LoraBranch branch(int layer, LoraTarget t, uint64_t seed, bool train) const;
@@ -87,7 +100,7 @@ class Qwen2Model {
   void forward_to_hidden(const PackedBatch& b, uint64_t seed, bool train);
   LayerActs& acts_for(int l) { return opts_.recompute ? acts_[0] : acts_[size_t(l)]; }
 
-  Ops& ops_;
+  Ops* ops_;  // null when only planning memory
   Qwen2Config cfg_;
   LoraLayout layout_;
   ModelOptions opts_;
@@ -99,6 +112,7 @@ class Qwen2Model {
   Tensor embed_, final_norm_, lm_head_;
   std::vector<LayerWeights> layers_;
   Tensor lora_params_, lora_grads_;  // F32 [P]
+  ModelMemory memory_;
 
   // activations (sized for max_tokens; views of the first T rows are used)
   std::vector<Tensor> resid_;    // L + 1 residual streams [T, H]: input of each layer, and the last output

@@ -31,25 +31,25 @@ void load_into(Ops& ops, const TensorStore& store, const std::string& name, Tens
 void Qwen2Model::load_weights(const std::string& model_dir) {
   TensorStore store = TensorStore::open_dir(model_dir);
   const int64_t I = cfg_.intermediate_size;
-  load_into(ops_, store, "model.embed_tokens.weight", embed_);
-  load_into(ops_, store, "model.norm.weight", final_norm_);
+  load_into(*ops_, store, "model.embed_tokens.weight", embed_);
+  load_into(*ops_, store, "model.norm.weight", final_norm_);
   // Tied: lm_head is the embedding (a redundant lm_head.weight in the checkpoint is ignored).
-  if (!cfg_.tie_word_embeddings) load_into(ops_, store, "lm_head.weight", lm_head_);
+  if (!cfg_.tie_word_embeddings) load_into(*ops_, store, "lm_head.weight", lm_head_);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights& L = layers_[l];
-    load_into(ops_, store, p + "input_layernorm.weight", L.in_norm);
-    load_into(ops_, store, p + "post_attention_layernorm.weight", L.post_norm);
-    load_into(ops_, store, p + "self_attn.q_proj.weight", L.q_w);
-    load_into(ops_, store, p + "self_attn.k_proj.weight", L.k_w);
-    load_into(ops_, store, p + "self_attn.v_proj.weight", L.v_w);
-    load_into(ops_, store, p + "self_attn.q_proj.bias", L.q_b);
-    load_into(ops_, store, p + "self_attn.k_proj.bias", L.k_b);
-    load_into(ops_, store, p + "self_attn.v_proj.bias", L.v_b);
-    load_into(ops_, store, p + "self_attn.o_proj.weight", L.o_w);
-    load_into(ops_, store, p + "mlp.gate_proj.weight", L.gate_up_w.rows(0, I));
-    load_into(ops_, store, p + "mlp.up_proj.weight", L.gate_up_w.rows(I, 2 * I));
-    load_into(ops_, store, p + "mlp.down_proj.weight", L.down_w);
+    load_into(*ops_, store, p + "input_layernorm.weight", L.in_norm);
+    load_into(*ops_, store, p + "post_attention_layernorm.weight", L.post_norm);
+    load_into(*ops_, store, p + "self_attn.q_proj.weight", L.q_w);
+    load_into(*ops_, store, p + "self_attn.k_proj.weight", L.k_w);
+    load_into(*ops_, store, p + "self_attn.v_proj.weight", L.v_w);
+    load_into(*ops_, store, p + "self_attn.q_proj.bias", L.q_b);
+    load_into(*ops_, store, p + "self_attn.k_proj.bias", L.k_b);
+    load_into(*ops_, store, p + "self_attn.v_proj.bias", L.v_b);
+    load_into(*ops_, store, p + "self_attn.o_proj.weight", L.o_w);
+    load_into(*ops_, store, p + "mlp.gate_proj.weight", L.gate_up_w.rows(0, I));
+    load_into(*ops_, store, p + "mlp.up_proj.weight", L.gate_up_w.rows(I, 2 * I));
+    load_into(*ops_, store, p + "mlp.down_proj.weight", L.down_w);
   }
 }
 

@@ -29,6 +29,12 @@ void Qwen2Model::carve_weights(Arena& a) {
   }
 }
 
+void Qwen2Model::carve_lora(Arena& a) {
+  const int64_t P = layout_.num_params();
+  lora_params_ = a.take(DType::F32, {P});
+  lora_grads_ = a.take(DType::F32, {P});
+}
+
 static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const LoraLayout& lora, int64_t T,
                              DType w) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;

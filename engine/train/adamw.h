@@ -13,6 +13,7 @@ struct AdamWConfig {
 class AdamWOptimizer {
  public:
   AdamWOptimizer(Ops& ops, int64_t num_params);
+  static size_t bytes(int64_t num_params) { return 2 * (size_t(num_params) * 4 + Arena::kAlign); }  // m and v
   // One update at learning rate lr (the scheduler's value for this step); the step counter advances first.
   void step(Tensor& params, const Tensor& grads, const AdamWConfig& cfg, double lr);
   int64_t steps_taken() const { return step_; }

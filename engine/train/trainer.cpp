@@ -13,6 +13,7 @@
 #include "engine/train/checkpoint.h"
 #include "engine/train/lr_schedule.h"
 #include "engine/train/metrics.h"
+#include "engine/train/plan.h"
 #include "engine/train/progress.h"
 #include "kernels/rng.h"
 
@@ -109,12 +110,7 @@ TrainResult train(const TrainConfig& cfg, bool show_progress) {
   const int64_t warmup = T.warmup_steps > 0 ? T.warmup_steps : int64_t(std::ceil(T.warmup_ratio * double(total)));
   const LrSchedule sched{T.lr_scheduler_type, T.learning_rate, warmup, total};
 
-  ModelOptions mo;
-  mo.max_tokens = T.micro_batch_tokens > 0 ? std::max(T.micro_batch_tokens, dc.max_length)
-                                           : int64_t(T.per_device_train_batch_size) * dc.max_length;
-  mo.recompute = T.gradient_checkpointing;
-  mo.neftune_alpha = float(T.neftune_noise_alpha);
-  Qwen2Model model(*ops, mcfg, cfg.lora, mo);
+  Qwen2Model model(*ops, mcfg, cfg.lora, model_options(cfg));
   model.load_weights(cfg.model);
   const LoraLayout& layout = model.lora_layout();
   AdamWOptimizer opt(*ops, layout.num_params());

@@ -1,0 +1,58 @@
+#include "engine/train/plan.h"
+
+#include <cstdio>
+
+#include "engine/train/adamw.h"
+
+namespace qsft {
+
+ModelOptions model_options(const TrainConfig& cfg) {
+  const TrainingOptions& T = cfg.training;
+  ModelOptions mo;
+  // The largest micro-batch: per_device_train_batch_size bins of max_length tokens, or the token budget.
+  mo.max_tokens = T.micro_batch_tokens > 0 ? std::max(T.micro_batch_tokens, cfg.data.max_length)
+                                           : int64_t(T.per_device_train_batch_size) * cfg.data.max_length;
+  mo.recompute = T.gradient_checkpointing;
+  mo.neftune_alpha = float(T.neftune_noise_alpha);
+  return mo;
+}
+
+TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override) {
+  TrainingPlan p;
+  p.device = device;
+  const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
+  p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
+  p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params());
+  p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
+  p.available = available_override;
+  if (p.available == 0 && (device == Device::CPU || cuda_available()))
+    p.available = (device == Device::CPU ? make_cpu_ops() : make_cuda_ops())->memory_available();
+  return p;
+}
+
+std::string TrainingPlan::report() const {
+  auto gib = [](size_t b) { return double(b) / double(1ull << 30); };
+  char avail[64] = "unknown";
+  if (available) std::snprintf(avail, sizeof avail, "%.3f GiB", gib(available));
+  char buf[1024];
+  std::snprintf(buf, sizeof buf,
+                "memory plan on %s:\n"
+                "  frozen weights          %10.3f GiB\n"
+                "  LoRA params + grads     %10.3f GiB\n"
+                "  AdamW moments           %10.3f GiB\n"
+                "  activations + scratch   %10.3f GiB\n"
+                "  backend workspace       %10.3f GiB\n"
+                "  total                   %10.3f GiB\n"
+                "  available           %14s\n"
+                "  %s\n",
+                device == Device::CPU ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer),
+                gib(model.activations), gib(backend_scratch), gib(total()),
+                avail,
+                available == 0 ? "fits: unknown (pass --device-memory GIB)"
+                : fits()       ? "fits"
+                               : "DOES NOT FIT: lower micro_batch_tokens / batch size, or turn on "
+                                 "gradient_checkpointing");
+  return buf;
+}
+
+}  // namespace qsft

@@ -1,0 +1,50 @@
+// `qwen-sft plan`: the planned memory equals what the model's arenas allocate, with and without recompute.
+#include "engine/train/adamw.h"
+#include "engine/train/plan.h"
+#include "fixture.h"
+
+namespace qsft::test {
+namespace {
+
+TEST(Plan, EqualsWhatTheArenasAllocate) {
+  QSFT_REQUIRE_FIXTURE("untied");
+  const Fixture f = load_fixture("untied");
+  auto ops = make_cpu_ops();
+  for (bool recompute : {false, true}) {
+    ModelOptions opts;
+    opts.max_tokens = 300;
+    opts.recompute = recompute;
+    const ModelMemory planned = Qwen2Model::plan_memory(f.config, f.lora, opts, Device::CPU);
+    const ModelMemory real = Qwen2Model(*ops, f.config, f.lora, opts).allocated();
+    EXPECT_EQ(planned.weights, real.weights);
+    EXPECT_EQ(planned.lora, real.lora);
+    EXPECT_EQ(planned.activations, real.activations) << "recompute " << recompute;
+    EXPECT_GT(planned.activations, 0u);
+  }
+  ModelOptions keep, recompute;
+  keep.max_tokens = recompute.max_tokens = 300;
+  recompute.recompute = true;
+  EXPECT_LT(Qwen2Model::plan_memory(f.config, f.lora, recompute, Device::CPU).activations,
+            Qwen2Model::plan_memory(f.config, f.lora, keep, Device::CPU).activations);
+  // bf16 on cuda: frozen weights take half the bytes of the fp32 reference.
+  const ModelMemory cuda = Qwen2Model::plan_memory(f.config, f.lora, keep, Device::CUDA);
+  EXPECT_NEAR(double(cuda.weights), double(Qwen2Model::plan_memory(f.config, f.lora, keep, Device::CPU).weights) / 2,
+              4096.0);
+}
+
+TEST(Plan, TrainingPlanAddsTheOptimizerAndSaysWhetherItFits) {
+  QSFT_REQUIRE_FIXTURE("tied");
+  TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
+                                           "output_dir": "o", "training": {"per_device_train_batch_size": 2}})",
+                                       repo_testdata() / "fixtures" / "tied" / "cfg.json");
+  const TrainingPlan p = plan_training(cfg, Device::CPU, size_t(1) << 30);
+  const LoraLayout layout(Qwen2Config::load(cfg.model), cfg.lora);
+  EXPECT_EQ(p.optimizer, AdamWOptimizer::bytes(layout.num_params()));
+  EXPECT_EQ(p.total(), p.model.weights + p.model.lora + p.model.activations + p.optimizer);
+  EXPECT_TRUE(p.fits());
+  EXPECT_FALSE(plan_training(cfg, Device::CPU, 1024).fits());
+  EXPECT_NE(p.report().find("fits"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qsft::test

@@ -1,0 +1,27 @@
+// qwen-sft plan cfg.json [--device cpu|cuda] [--device-memory GIB] [--set k=v ...]: the memory a run will take.
+#include <cstdio>
+
+#include "engine/train/plan.h"
+#include "tools/cli.h"
+
+namespace qsft::cli {
+namespace {
+
+int run(const Args& args) {
+  Flags f = parse_flags(args, {"set", "device", "device-memory"}, {});
+  if (f.positional.size() != 1)
+    throw InputError("usage: qwen-sft plan cfg.json [--device cpu|cuda] [--device-memory GIB] [--set k=v ...]");
+  const TrainConfig cfg = load_train_config(f.positional[0], f.all("set"));
+  const std::string dev = f.get("device", cfg.device == "auto" ? (cuda_available() ? "cuda" : "cpu") : cfg.device);
+  if (dev != "cpu" && dev != "cuda") throw InputError("--device must be cpu or cuda");
+  const size_t avail = size_t(std::stod(f.get("device-memory", "0")) * double(1ull << 30));
+  const TrainingPlan p = plan_training(cfg, dev == "cpu" ? Device::CPU : Device::CUDA, avail);
+  std::printf("%s", p.report().c_str());
+  return p.fits() ? 0 : 3;
+}
+
+const bool registered = register_command(
+    {"plan", "cfg.json [--device cpu|cuda] [--device-memory GIB]: memory plan and whether it fits", run});
+
+}  // namespace
+}  // namespace qsft::cli
