@@ -10,7 +10,8 @@
 namespace qsft {
 
 struct DataConfig {
-  // JSON array / JSONL / single-object files, or folders of them (their *.json and *.jsonl files, sorted).
+  // JSON array / JSONL / single-object files, gzip-compressed or not (*.json.gz, *.jsonl.gz), or folders of them
+  // (their *.json, *.jsonl, *.json.gz and *.jsonl.gz files, sorted).
   std::vector<std::string> train_files;
   std::vector<std::string> eval_files;
   double eval_split = 0;            // fraction of the train records held out for eval when eval_files is empty
@@ -34,8 +35,8 @@ struct DataConfig {
 DataConfig parse_data_config(std::string_view json_object_text, const std::string& where,
                              const std::filesystem::path& base_dir);
 
-// The data files a list of paths names: files as given, folders expanded to their *.json / *.jsonl / *.gz files
-// in name order. A path that does not exist: InputError naming `key`.
+// The data files a list of paths names: files as given, folders expanded to their *.json / *.jsonl / *.json.gz /
+// *.jsonl.gz files in name order. A path that does not exist: InputError naming `key`.
 std::vector<std::string> expand_data_files(const std::vector<std::string>& paths, const std::string& key);
 
 }  // namespace qsft

@@ -51,17 +51,13 @@ Encoded ExampleEncoder::encode_text(const Example& ex) const {
 
 Encoded ExampleEncoder::encode_conversation(const Example& ex) const {
   if (!chat_) throw NoChatFormat(chat_error_);
-  Encoded e = chat_->encode(ex.conv, tok_);
   const bool completion = opt_.loss_mask == LossMask::completion ||
                           (opt_.loss_mask == LossMask::automatic && ex.prompt_messages > 0);
+  // Everything after the prompt rendered with the generation prompt, as TRL does (from the first token that
+  // differs where the template renders the prompt otherwise, as DeepSeek's "<think>\n" generation prompt does).
+  if (completion && ex.prompt_messages > 0) return chat_->encode_completion(ex.conv, ex.prompt_messages, tok_);
+  Encoded e = chat_->encode(ex.conv, tok_);
   if (!completion) return e;
-  if (ex.prompt_messages > 0) {  // everything after the prompt rendered with the generation prompt, as TRL does
-    Conversation prompt{{ex.conv.messages.begin(), ex.conv.messages.begin() + ptrdiff_t(ex.prompt_messages)},
-                        ex.conv.tools_json};
-    const size_t prompt_len = tok_.encode(chat_->render(prompt, true)).size();
-    for (size_t i = 0; i < e.mask.size(); ++i) e.mask[i] = i >= prompt_len;
-    return e;
-  }
   // A plain conversation: its last run of assistant output.
   auto last = std::find(e.mask.rbegin(), e.mask.rend(), 1);
   auto first = std::find(last, e.mask.rend(), 0);

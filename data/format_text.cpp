@@ -1,6 +1,6 @@
 // Instruction and text formats: Alpaca, prompt/completion, text, field templates, pre-tokenized ids.
-#include "data/json_fields.h"
 #include "data/record_format.h"
+#include "tokenizer/conversation_json.h"
 
 namespace qsft {
 
@@ -84,12 +84,7 @@ Example prompt_completion_example(dom::element record) {
   Example ex;
   if (prompt.is_array() || completion.is_array()) {
     ex.kind = Example::Kind::conversation;
-    ex.conv.messages = read_messages(prompt, "prompt");
-    ex.prompt_messages = ex.conv.messages.size();
-    auto rest = read_messages(completion, "completion");
-    if (rest.empty()) bad_field("completion", "empty message list");
-    ex.conv.messages.insert(ex.conv.messages.end(), rest.begin(), rest.end());
-    if (auto tools = field(record, "tools")) ex.conv.tools_json = read_tools(*tools, "tools");
+    ex.conv = read_conversation(record, Reading::for_training, &ex.prompt_messages);
     return ex;
   }
   ex.prompt = std::string(as_string(prompt, "prompt"));

@@ -1,6 +1,6 @@
 #include "data/record_format.h"
 
-#include "data/json_fields.h"
+#include "tokenizer/conversation_json.h"
 
 namespace qsft {
 

@@ -36,11 +36,6 @@ struct Templates {
 // The example a record of format f describes. Bad records: InputError "field: reason" (the caller adds where).
 Example to_example(RecordFormat f, simdjson::dom::element record, const Templates& templates);
 
-// OpenAI-style messages (a list) and tools (a list, or JSON text of one), shared by the formats that have them.
-// Tools without a "type" ({name, description, parameters}) are wrapped as {"type": "function", "function": ...}.
-std::vector<Message> read_messages(simdjson::dom::element list, const std::string& name);
-std::vector<std::string> read_tools(simdjson::dom::element tools, const std::string& name);
-
 // Format conversions (format_messages.cpp, format_text.cpp).
 Example messages_example(simdjson::dom::element record);
 Example sharegpt_example(simdjson::dom::element record);

@@ -1,5 +1,7 @@
 #include "data/record_reader.h"
 
+#include <zlib.h>
+
 #include "engine/base/error.h"
 
 namespace qsft {
@@ -10,17 +12,17 @@ constexpr size_t kChunk = 1 << 20;
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
-bool has_suffix(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && std::string_view(s).substr(s.size() - suffix.size()) == suffix;
-}
-
 }  // namespace
 
-RecordReader::RecordReader(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "rb"), &std::fclose) {
+RecordReader::RecordReader(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb"), &gzclose) {
   if (!file_) throw input_error(path, "cannot open the file");
-  if (has_suffix(path, ".gz")) throw input_error(path, "gzip files are not supported; decompress it first");
-  mode_ = has_suffix(path, ".jsonl") || has_suffix(path, ".ndjson") ? Mode::lines : Mode::unknown;
+  gzbuffer(file_.get(), kChunk);
+  std::string_view name = path;
+  if (name.ends_with(".gz")) name.remove_suffix(3);
+  mode_ = name.ends_with(".jsonl") || name.ends_with(".ndjson") ? Mode::lines : Mode::unknown;
 }
+
+uint64_t RecordReader::bytes_read() const { return uint64_t(gzoffset(file_.get())); }
 
 std::string RecordReader::where(const RawRecord& r) const {
   if (mode_ == Mode::lines) return path_ + " line " + std::to_string(r.line);
@@ -35,13 +37,12 @@ bool RecordReader::fill() {
   if (eof_) return false;
   const size_t old = buf_.size();
   buf_.resize(old + kChunk);
-  size_t n = std::fread(buf_.data() + old, 1, kChunk, file_.get());
-  buf_.resize(old + n);
-  bytes_read_ += n;
-  if (n < kChunk) {
-    if (std::ferror(file_.get())) throw input_error(path_, "read error");
-    eof_ = true;
-  }
+  const int n = gzread(file_.get(), buf_.data() + old, unsigned(kChunk));
+  int err = Z_OK;
+  const char* message = gzerror(file_.get(), &err);
+  if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) throw input_error(path_, std::string("read error: ") + message);
+  buf_.resize(old + size_t(n));
+  eof_ = size_t(n) < kChunk;
   return n > 0;
 }
 

@@ -1,11 +1,13 @@
 // Streaming reader of the records of one data file, without loading the file: JSONL (*.jsonl, *.ndjson: one
 // record a line, blank lines skipped), a JSON array of records, or JSON values one after another (a single
-// object, or objects one per line in a *.json file). Memory stays within one read chunk plus the largest record.
+// object, or objects one per line in a *.json file); any of them gzip-compressed (*.jsonl.gz, *.json.gz: the
+// file is decompressed as it is read). Memory stays within one read chunk plus the largest record.
 #pragma once
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <string>
+
+struct gzFile_s;  // zlib's file; reading through it also reads files that are not compressed
 
 namespace qsft {
 
@@ -24,7 +26,7 @@ class RecordReader {
   bool next(RawRecord& out);
 
   const std::string& path() const { return path_; }
-  uint64_t bytes_read() const { return bytes_read_; }
+  uint64_t bytes_read() const;  // of the file as it is on disk (compressed bytes for a gzip file)
   // "file line N" (JSONL) or "file record K (line N)" (arrays and value streams): where a record's errors point.
   std::string where(const RawRecord& r) const;
 
@@ -39,7 +41,7 @@ class RecordReader {
   [[noreturn]] void fail(const std::string& what) const;
 
   std::string path_;
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file_;
+  std::unique_ptr<gzFile_s, int (*)(gzFile_s*)> file_;
   Mode mode_ = Mode::unknown;
   std::string buf_;
   size_t pos_ = 0;       // scan position in buf_
@@ -47,7 +49,6 @@ class RecordReader {
   int64_t index_ = 0;    // records returned
   bool eof_ = false;
   bool array_open_ = false, array_closed_ = false;
-  uint64_t bytes_read_ = 0;
 };
 
 }  // namespace qsft

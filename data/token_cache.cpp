@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'S', 'F', 'T', 'T', 'O', 'K', '1'};
-constexpr uint64_t kFormatVersion = 1;  // of this layout and of how records become sequences: bump on change
+constexpr uint64_t kFormatVersion = 2;  // of this layout and of how records become sequences: bump on change
 
 struct Header {
   char magic[8];

@@ -1,101 +1,130 @@
 #include "tokenizer/conversation_json.h"
 
-#include <simdjson.h>
-
-#include "engine/base/error.h"
-
 namespace qsft {
 
-namespace dom = simdjson::dom;
+using namespace json_fields;
 
 namespace {
 
-struct Reader {
-  const std::string& where;
+std::string read_content(dom::element m, const std::string& name) {
+  auto content = field(m, "content");
+  if (!content) return "";
+  if (content->is_string()) return std::string(as_string(*content, name));
+  if (!content->is_array())
+    bad_field(name, std::string("expected a string, a list of parts or null, got ") + type_name(*content));
+  std::string text;
+  size_t i = 0;
+  for (dom::element part : as_list(*content, name)) {
+    const std::string part_name = name + "[" + std::to_string(i++) + "]";
+    as_object(part, part_name);
+    std::string_view type = required_string(part, "type", part_name + ".type");
+    if (type != "text") bad_field(part_name + ".type", "'" + std::string(type) + "' parts are not supported (text only)");
+    text += required_string(part, "text", part_name + ".text");
+  }
+  return text;
+}
 
-  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
-    throw InputError(where + ": " + field + ": " + what);
+// The arguments as JSON text; for training, the object that JSON text in a string holds (OpenAI sends them so).
+std::string arguments_json(dom::element args, Reading how) {
+  if (how == Reading::for_training && args.is_string()) {
+    std::string_view text = args.get_string().value();
+    thread_local dom::parser parser;
+    dom::element parsed;
+    if (!parser.parse(text.data(), text.size()).get(parsed) && parsed.is_object()) return simdjson::minify(parsed);
   }
-  // The value of key, or nullopt when it is absent or null.
-  std::optional<dom::element> field(dom::element obj, std::string_view key) const {
-    dom::element v;
-    if (obj.at_key(key).get(v) || v.is_null()) return std::nullopt;
-    return v;
-  }
-  std::string text(std::optional<dom::element> v, const std::string& name) const {
-    if (!v) return "";
-    std::string_view s;
-    if (v->get_string().get(s)) fail(name, "expected a string");
-    return std::string(s);
-  }
-  dom::array list(dom::element v, const std::string& name) const {
-    dom::array a;
-    if (v.get_array().get(a)) fail(name, "expected a list");
-    return a;
-  }
-  void require_object(dom::element v, const std::string& name) const {
-    if (v.type() != dom::element_type::OBJECT) fail(name, "expected an object");
-  }
+  return simdjson::minify(args);
+}
 
-  ToolCall tool_call(dom::element call, const std::string& name) const {
-    require_object(call, name);
-    dom::element fn = call;
-    if (auto f = field(call, "function")) require_object(fn = *f, name + ".function");
-    auto fn_name = field(fn, "name");
-    auto args = field(fn, "arguments");
-    if (!fn_name) fail(name, "has no function name");
-    if (!args) fail(name, "has no arguments");
-    return {text(fn_name, name + ".name"), simdjson::minify(*args)};
+Message read_message(dom::element m, const std::string& name, Reading how) {
+  as_object(m, name);
+  Message msg;
+  msg.role = std::string(required_string(m, "role", name + ".role"));
+  if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" && msg.role != "tool")
+    bad_field(name + ".role", "unknown role '" + msg.role + "' (expected system, user, assistant or tool)");
+  msg.content = read_content(m, name + ".content");
+  msg.name = std::string(optional_string(m, "name", name + ".name"));
+  if (auto calls = field(m, "tool_calls")) {
+    if (msg.role != "assistant") bad_field(name + ".tool_calls", "only assistant turns have tool calls");
+    size_t k = 0;
+    for (dom::element c : as_list(*calls, name + ".tool_calls"))
+      msg.tool_calls.push_back(read_tool_call(c, name + ".tool_calls[" + std::to_string(k++) + "]", how));
   }
+  if (how == Reading::for_training && msg.role == "assistant" && msg.content.empty() && msg.tool_calls.empty())
+    bad_field(name, "an assistant turn with neither content nor tool_calls");
+  return msg;
+}
 
-  Message message(dom::element m, const std::string& name) const {
-    require_object(m, name);
-    Message msg;
-    auto role = field(m, "role");
-    if (!role) fail(name, "has no role");
-    msg.role = text(role, name + ".role");
-    if (auto content = field(m, "content"); content && content->type() != dom::element_type::STRING)
-      fail(name + ".content", "expected a string (lists of content parts are not supported)");
-    msg.content = text(field(m, "content"), name + ".content");
-    msg.name = text(field(m, "name"), name + ".name");
-    if (auto calls = field(m, "tool_calls")) {
-      size_t i = 0;
-      for (dom::element c : list(*calls, name + ".tool_calls"))
-        msg.tool_calls.push_back(tool_call(c, name + ".tool_calls[" + std::to_string(i++) + "]"));
-    }
-    return msg;
-  }
-};
+void append_messages(dom::element record, const char* key, Reading how, std::vector<Message>& out) {
+  const std::string name(key);
+  size_t i = 0;
+  for (dom::element m : as_list(required(record, key, name), name))
+    out.push_back(read_message(m, name + "[" + std::to_string(i++) + "]", how));
+  if (i == 0) bad_field(name, name == "messages" ? "empty conversation" : "empty message list");
+}
+
+std::string tool_json(dom::element tool, const std::string& name, Reading how) {
+  as_object(tool, name);
+  std::string json = simdjson::minify(tool);
+  if (how == Reading::as_written || field(tool, "type")) return json;
+  return "{\"type\":\"function\",\"function\":" + json + "}";
+}
 
 }  // namespace
+
+ToolCall read_tool_call(dom::element call, const std::string& name, Reading how) {
+  as_object(call, name);
+  dom::element fn = call;
+  if (auto f = field(call, "function")) {
+    as_object(*f, name + ".function");
+    fn = *f;
+  }
+  ToolCall tc;
+  tc.name = std::string(required_string(fn, "name", name + ".name"));
+  tc.arguments_json = arguments_json(required(fn, "arguments", name + ".arguments"), how);
+  return tc;
+}
+
+std::vector<std::string> read_tools(dom::element tools, const std::string& name, Reading how) {
+  auto read_list = [&](dom::element list) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    for (dom::element t : as_list(list, name)) out.push_back(tool_json(t, name + "[" + std::to_string(i++) + "]", how));
+    return out;
+  };
+  if (tools.is_string()) {
+    std::string_view text = as_string(tools, name);
+    if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return {};
+    return with_json_text(text, name, read_list);
+  }
+  return read_list(tools);
+}
+
+Conversation read_conversation(dom::element record, Reading how, size_t* prompt_messages) {
+  as_object(record, "(record)");
+  Conversation conv;
+  if (field(record, "messages") || !field(record, "prompt")) {
+    append_messages(record, "messages", how, conv.messages);
+    if (prompt_messages) *prompt_messages = 0;
+  } else {
+    if (!prompt_messages) bad_field("prompt", "a prompt-completion record where a conversation is expected");
+    append_messages(record, "prompt", how, conv.messages);
+    *prompt_messages = conv.messages.size();
+    append_messages(record, "completion", how, conv.messages);
+  }
+  if (auto tools = field(record, "tools")) conv.tools_json = read_tools(*tools, "tools", how);
+  return conv;
+}
 
 Conversation parse_conversation_json(std::string_view json, const std::string& where, size_t* prompt_messages) {
   thread_local dom::parser parser;
   simdjson::padded_string padded(json);
   dom::element root;
   if (auto err = parser.parse(padded).get(root)) throw InputError(where + ": not valid JSON: " + error_message(err));
-  Reader r{where};
-  r.require_object(root, "(record)");
-  Conversation conv;
-  auto read_messages = [&](std::string_view key) {
-    auto messages = r.field(root, key);
-    if (!messages) r.fail(std::string(key), "missing");
-    size_t i = 0;
-    for (dom::element m : r.list(*messages, std::string(key)))
-      conv.messages.push_back(r.message(m, std::string(key) + "[" + std::to_string(i++) + "]"));
-  };
-  if (r.field(root, "prompt") && r.field(root, "completion")) {
-    if (!prompt_messages) r.fail("prompt", "a prompt-completion record where a conversation is expected");
-    read_messages("prompt");
-    *prompt_messages = conv.messages.size();
-    read_messages("completion");
-  } else {
-    read_messages("messages");
-    if (prompt_messages) *prompt_messages = 0;
+  try {
+    return read_conversation(root, Reading::as_written, prompt_messages);
+  } catch (const InputError& e) {
+    throw InputError(where + ": " + e.what());
   }
-  if (auto tools = r.field(root, "tools"))
-    for (dom::element t : r.list(*tools, "tools")) conv.tools_json.push_back(simdjson::minify(t));
-  return conv;
 }
 
 }  // namespace qsft

@@ -12,9 +12,12 @@ int run(const Args& args) {
   if (f.positional.size() != 1) throw InputError("usage: qwen-sft train cfg.json [--set key.path=value ...]");
   TrainConfig cfg = load_train_config(f.positional[0], f.all("set"));
   TrainResult r = train(cfg, !f.has("quiet"));
-  std::printf("trained %lld steps: final loss %.4f%s; checkpoint %s\n", (long long)r.steps, r.final_loss,
-              r.eval_loss >= 0 ? (", eval loss " + std::to_string(r.eval_loss)).c_str() : "",
-              r.adapter_dir.c_str());
+  if (r.steps_this_run == 0)
+    std::printf("already trained %lld steps; checkpoint %s\n", (long long)r.steps, r.adapter_dir.c_str());
+  else
+    std::printf("trained %lld steps: final loss %.4f%s; checkpoint %s\n", (long long)r.steps, r.final_loss,
+                r.eval_loss >= 0 ? (", eval loss " + std::to_string(r.eval_loss)).c_str() : "",
+                r.adapter_dir.c_str());
   return 0;
 }
 

@@ -37,6 +37,11 @@ void add_missing(Json& obj, const std::string& prefix, const std::vector<std::st
 
 Json to_json(simdjson::dom::element e, const std::string& path, const Overrides& ov) {
   if (auto it = ov.find(path); it != ov.end() && !path.empty()) return it->second;
+  if (!path.empty() && !e.is_object())
+    for (const auto& [key, _] : ov)
+      if (key.rfind(path + ".", 0) == 0)
+        throw InputError("--set " + key + ": " + path + " is not an object, so it has no key " +
+                         key.substr(path.size() + 1));
   switch (e.type()) {
     case simdjson::dom::element_type::OBJECT: {
       Json obj = Json::object();

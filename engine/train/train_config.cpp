@@ -9,6 +9,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/nearest_key.h"
+#include "engine/io/json_writer.h"
 #include "engine/train/config_overrides.h"
 #include "engine/train/lr_schedule.h"
 
@@ -69,6 +70,16 @@ struct Reader {
     if (e.get_int64().get(i)) bad("must be an integer");
     return i;
   }
+  int64_t at_least(element e, int64_t lo) const {  // a whole number >= lo
+    const int64_t i = integer(e);
+    if (i < lo) bad("must be >= " + std::to_string(lo));
+    return i;
+  }
+  double in_range(element e, double lo, double hi) const {  // lo <= x <= hi
+    const double d = number(e);
+    if (!(d >= lo && d <= hi)) bad("must be in [" + Json(lo).dump() + ", " + Json(hi).dump() + "]");
+    return d;
+  }
   double positive(element e) const {
     double d = number(e);
     if (!(d > 0)) bad("must be > 0");
@@ -106,7 +117,7 @@ void parse_lora(element e, const std::string& where, LoraConfig& c) {
   Section s(where, "lora");
   auto R = [&](const char* k) { return Reader{s, k}; };
   c.set_targets({"all-linear"}, where);
-  s.key("r", [&](element v) { c.r = int(R("r").integer(v)); if (c.r <= 0) R("r").bad("must be > 0"); });
+  s.key("r", [&](element v) { c.r = int(R("r").at_least(v, 1)); });
   s.key("lora_alpha", [&](element v) { c.alpha = float(R("lora_alpha").positive(v)); });
   s.key("lora_dropout", [&](element v) {
     c.dropout = float(R("lora_dropout").number(v));
@@ -128,13 +139,13 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   Section s(where, "training");
   auto R = [&](const char* k) { return Reader{s, k}; };
   s.key("num_train_epochs", [&](element v) { t.num_train_epochs = R("num_train_epochs").positive(v); });
-  s.key("max_steps", [&](element v) { t.max_steps = R("max_steps").integer(v); });
+  s.key("max_steps", [&](element v) { t.max_steps = R("max_steps").at_least(v, -1); });
   s.key("per_device_train_batch_size", [&](element v) {
-    t.per_device_train_batch_size = int(R("per_device_train_batch_size").positive(v));
+    t.per_device_train_batch_size = int(R("per_device_train_batch_size").at_least(v, 1));
   });
-  s.key("micro_batch_tokens", [&](element v) { t.micro_batch_tokens = R("micro_batch_tokens").integer(v); });
+  s.key("micro_batch_tokens", [&](element v) { t.micro_batch_tokens = R("micro_batch_tokens").at_least(v, 0); });
   s.key("gradient_accumulation_steps", [&](element v) {
-    t.gradient_accumulation_steps = int(R("gradient_accumulation_steps").positive(v));
+    t.gradient_accumulation_steps = int(R("gradient_accumulation_steps").at_least(v, 1));
   });
   s.key("learning_rate", [&](element v) { t.learning_rate = R("learning_rate").positive(v); });
   s.key("lr_scheduler_type", [&](element v) { t.lr_scheduler_type = R("lr_scheduler_type").one_of(v, LrSchedule::types()); });
@@ -142,15 +153,17 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
     t.warmup_ratio = R("warmup_ratio").number(v);
     if (t.warmup_ratio < 0 || t.warmup_ratio > 1) R("warmup_ratio").bad("must be in [0, 1]");
   });
-  s.key("warmup_steps", [&](element v) { t.warmup_steps = R("warmup_steps").integer(v); });
-  s.key("weight_decay", [&](element v) { t.adamw.weight_decay = R("weight_decay").number(v); });
-  s.key("adam_beta1", [&](element v) { t.adamw.beta1 = R("adam_beta1").number(v); });
-  s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").number(v); });
+  s.key("warmup_steps", [&](element v) { t.warmup_steps = R("warmup_steps").at_least(v, 0); });
+  s.key("weight_decay", [&](element v) { t.adamw.weight_decay = R("weight_decay").in_range(v, 0, 1e9); });
+  s.key("adam_beta1", [&](element v) { t.adamw.beta1 = R("adam_beta1").in_range(v, 0, 0.999999); });
+  s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").in_range(v, 0, 0.999999); });
   s.key("adam_epsilon", [&](element v) { t.adamw.eps = R("adam_epsilon").positive(v); });
-  s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").number(v); });
-  s.key("neftune_noise_alpha", [&](element v) { t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").number(v); });
+  s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").in_range(v, 0, 1e9); });
+  s.key("neftune_noise_alpha", [&](element v) {
+    t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").in_range(v, 0, 1e9);
+  });
   s.key("gradient_checkpointing", [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
-  s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").integer(v)); });
+  s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").at_least(v, 0)); });
   s.parse(e);
 }
 
@@ -169,7 +182,11 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   Section s(where, "");
   auto R = [&](const char* k) { return Reader{s, k}; };
   bool has_data = false;
-  s.key("model", [&](element v) { c.model = (base / R("model").string(v)).lexically_normal().string(); });
+  s.key("model", [&](element v) {
+    const std::string m = R("model").string(v);
+    if (m.empty()) R("model").bad("is empty (give the Hugging Face model directory)");
+    c.model = (base / m).lexically_normal().string();
+  });
   s.key("data", [&](element v) {
     if (!v.is_object()) R("data").bad("must be an object");
     c.data = parse_data_config(simdjson::minify(v), where, base);
@@ -177,10 +194,12 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   });
   s.key("lora", [&](element v) { parse_lora(v, where, c.lora); });
   s.key("training", [&](element v) { parse_training(v, where, c.training); });
-  s.key("eval_steps", [&](element v) { c.eval_steps = R("eval_steps").integer(v); });
-  s.key("save_steps", [&](element v) { c.save_steps = R("save_steps").integer(v); });
-  s.key("save_total_limit", [&](element v) { c.save_total_limit = v.is_null() ? 0 : R("save_total_limit").integer(v); });
-  s.key("logging_steps", [&](element v) { c.logging_steps = R("logging_steps").integer(v); });
+  s.key("eval_steps", [&](element v) { c.eval_steps = R("eval_steps").at_least(v, 0); });
+  s.key("save_steps", [&](element v) { c.save_steps = R("save_steps").at_least(v, 0); });
+  s.key("save_total_limit", [&](element v) {
+    c.save_total_limit = v.is_null() ? 0 : R("save_total_limit").at_least(v, 0);
+  });
+  s.key("logging_steps", [&](element v) { c.logging_steps = R("logging_steps").at_least(v, 1); });
   s.key("output_dir", [&](element v) { c.output_dir = (base / R("output_dir").string(v)).lexically_normal().string(); });
   s.key("device", [&](element v) { c.device = R("device").one_of(v, {"auto", "cpu", "cuda"}); });
   c.lora.set_targets({"all-linear"}, where);
@@ -188,6 +207,8 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   if (c.model.empty()) throw input_error(where, "missing key \"model\" (the Hugging Face model directory)");
   if (!has_data) throw input_error(where, "missing key \"data\" (the dataset files and options)");
   if (c.output_dir.empty()) throw input_error(where, "missing key \"output_dir\"");
+  if (c.eval_steps > 0 && c.data.eval_files.empty() && c.data.eval_split <= 0)
+    throw input_error(where, "eval_steps is set but there is no eval data (set data.eval_files or data.eval_split)");
   return c;
 }
 

@@ -127,6 +127,7 @@ TrainResult train(const TrainConfig& cfg, bool show_progress) {
   } else {
     model.set_lora_params(layout.init_params(T.seed));
   }
+  const int64_t first_step = st.global_step;
   MetricsLog metrics(out, resume_from ? st.global_step : -1);
   Progress progress(total, show_progress);
   progress.line(std::string(resume_from ? "resuming from " + resume_from->string() : "training") + ": " +
@@ -195,6 +196,7 @@ TrainResult train(const TrainConfig& cfg, bool show_progress) {
       save_checkpoint(out, layout, ck, cfg.model, cfg.save_total_limit);
     }
   }
+  result.steps_this_run = st.global_step - first_step;
   result.steps = st.global_step;
   if (auto last = latest_checkpoint(out)) result.adapter_dir = last->string();
   return result;

@@ -9,7 +9,8 @@
 namespace qsft {
 
 struct TrainResult {
-  int64_t steps = 0;
+  int64_t steps = 0;           // optimizer steps done in all (this run and before a resume)
+  int64_t steps_this_run = 0;
   double final_loss = 0;       // mean loss of the last logging window
   double eval_loss = -1;       // last eval (-1: none)
   std::string adapter_dir;     // the final checkpoint

@@ -26,6 +26,11 @@ def curve(run_dir):
     return lines
 
 
+def logged_steps(metrics):
+    with open(metrics) as f:
+        return sum(1 for line in f if '"loss"' in line)
+
+
 def final_weights(run_dir):
     with open(os.path.join(run_dir, f"checkpoint-{STEPS}", "adapter_model.safetensors"), "rb") as f:
         return f.read()
@@ -44,38 +49,46 @@ def main():
 
     t0 = time.time()
     run(a.bin, "train", ref_cfg, "--quiet")
-    uninterrupted = time.time() - t0
-    print(f"uninterrupted run: {uninterrupted:.1f} s")
+    print(f"uninterrupted run: {time.time() - t0:.1f} s")
 
+    # Kills land at planned points of progress (so the test does not depend on the machine's speed): once before
+    # the first step, then after a random number of logged steps, and once inside a checkpoint write (the write
+    # pauses before its rename, with its temporary directory complete).
     rng = random.Random(20261123)
     killed_dir = os.path.join(d, "killed")
+    metrics = os.path.join(killed_dir, "metrics.jsonl")
+    plan = ["start", rng.randint(2, 6), "checkpoint", rng.randint(10, 15), rng.randint(17, 21)]
     kills, during_checkpoint = 0, False
     env = dict(os.environ)
-    for attempt in range(40):
-        pause = not during_checkpoint and kills >= 2  # the third kill lands inside a checkpoint write
-        env["QSFT_TEST_CHECKPOINT_PAUSE_MS"] = "3000" if pause else "0"
+    for target in plan + [None]:
+        env["QSFT_TEST_CHECKPOINT_PAUSE_MS"] = "600000" if target == "checkpoint" else "0"
         p = subprocess.Popen([a.bin, "train", cfg, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              env=env)
-        if pause:
-            deadline = time.time() + 60
-            while time.time() < deadline and p.poll() is None:
+        if target is None:  # the last run goes to the end
+            err = p.communicate()[1].decode()
+            expect(p.returncode == 0, f"resumed run failed ({p.returncode}): {err}")
+            break
+        if target == "start":
+            time.sleep(rng.uniform(0.0, 0.3))
+        while p.poll() is None:
+            if target == "checkpoint":
                 if os.path.isdir(killed_dir) and any(n.startswith(".tmp-checkpoint-") for n in os.listdir(killed_dir)):
-                    time.sleep(0.5)  # the temporary directory is complete and waiting for its rename
+                    during_checkpoint = True
                     break
-                time.sleep(0.01)
-            during_checkpoint = p.poll() is None
-        else:
-            time.sleep(rng.uniform(0.05, max(0.1, uninterrupted * 0.4)))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            kills += 1
-            continue
-        err = p.stderr.read().decode()
-        expect(p.returncode == 0, f"resumed run failed ({p.returncode}): {err}")
-        break
+            elif target != "start" and os.path.exists(metrics) and logged_steps(metrics) >= target:
+                time.sleep(rng.uniform(0.0, 0.05))
+                break
+            elif target == "start":
+                break
+            time.sleep(0.005)
+        if p.poll() is not None:  # (reading stderr waits for the process to end: only once it has)
+            expect(False, f"the run ended (exit {p.returncode}) before the planned kill at {target}: "
+                          f"{p.stderr.read().decode()}")
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        kills += 1
     print(f"killed {kills} times (once during a checkpoint write: {during_checkpoint}), then it finished")
-    expect(kills >= 3 and during_checkpoint, "the test did not interrupt the run as planned")
+    expect(kills == len(plan) and during_checkpoint, "the test did not interrupt the run as planned")
     expect(final_weights(killed_dir) == final_weights(os.path.join(d, "ref")),
            "final LoRA weights differ from the uninterrupted run")
     expect(curve(killed_dir) == curve(os.path.join(d, "ref")), "metrics.jsonl differs from the uninterrupted run")

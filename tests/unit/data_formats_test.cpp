@@ -4,6 +4,7 @@
 
 #include "data/dataset.h"
 #include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qsft {
 namespace {
@@ -11,6 +12,7 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kQwen = test::shared_testdata() / "qwen2.5";
+const fs::path kDeepSeek = test::shared_testdata() / "deepseek-r1-distill-qwen";
 
 // Hi / Hello! with the default system prompt.
 const std::vector<int32_t> kChatIds = {151644, 8948, 198, 2610, 525, 1207, 16948, 11, 3465, 553, 54364, 14817,
@@ -27,12 +29,13 @@ class DataFormats : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  PreparedData prepare(const std::string& name, const std::string& content, DataConfig cfg = {}) {
+  PreparedData prepare(const std::string& name, const std::string& content, DataConfig cfg = {},
+                       const fs::path& model = kQwen) {
     const fs::path file = dir_ / name;
     std::ofstream(file) << content;
     cfg.train_files = {file.string()};
     cfg.cache_dir = (dir_ / "cache").string();
-    return prepare_data(cfg, kQwen.string(), false);
+    return prepare_data(cfg, model.string(), false);
   }
   static std::vector<int32_t> ids(const SequenceSet& s, size_t i) { return {s.ids(i).begin(), s.ids(i).end()}; }
   static std::vector<uint8_t> mask(const SequenceSet& s, size_t i) { return {s.mask(i).begin(), s.mask(i).end()}; }
@@ -87,6 +90,22 @@ TEST_F(DataFormats, PromptCompletionMessagesTrainAfterTheGenerationPrompt) {
                                 R"("completion": [{"role": "assistant", "content": "Hello!"}]})" "\n");
   EXPECT_EQ(ids(d.train, 0), kChatIds);
   EXPECT_EQ(mask(d.train, 0), mask_from(kChatIds.size(), 30));  // after "<|im_start|>assistant\n"
+}
+
+// DeepSeek-R1-Distill's generation prompt ends in "<think>\n", which the whole conversation does not have: the
+// completion starts where the ids stop agreeing (after "<｜Assistant｜>"), not after as many ids as the prompt has.
+TEST_F(DataFormats, PromptCompletionMessagesOnDeepSeekTrainTheWholeAnswer) {
+  QSFT_REQUIRE_PATH(kDeepSeek);
+  DataConfig cfg;
+  cfg.eos_token = "<｜end▁of▁sentence｜>";
+  auto d = prepare("pcd.jsonl", R"({"prompt": [{"role": "user", "content": "Hi"}], )"
+                                R"("completion": [{"role": "assistant", "content": "Hello there!"}]})" "\n", cfg, kDeepSeek);
+  Tokenizer tok = Tokenizer::load(kDeepSeek.string());
+  std::vector<int32_t> trained;
+  for (size_t i = 0; i < d.train.ids(0).size(); ++i)
+    if (d.train.mask(0)[i]) trained.push_back(d.train.ids(0)[i]);
+  EXPECT_EQ(tok.decode(d.train.ids(0)), "<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜>Hello there!<｜end▁of▁sentence｜>");
+  EXPECT_EQ(tok.decode(trained), "Hello there!<｜end▁of▁sentence｜>");
 }
 
 TEST_F(DataFormats, FieldTemplate) {

@@ -1,9 +1,13 @@
 // The pipeline on every file of ../shared/testdata/sft: formats recognised, every record kept, hand-checked
-// renderings, ShareGPT == OpenAI for the same conversations, determinism across thread counts, and the cache.
+// renderings, ShareGPT == OpenAI for the same conversations, gzip input, determinism across thread counts, and
+// the cache.
+#include <zlib.h>
+
 #include <fstream>
 
 #include "data/batching.h"
 #include "data/dataset.h"
+#include "engine/base/error.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -97,6 +101,52 @@ TEST_F(SharedFiles, MedicalTemplateAsInTheDeepSeekTutorial) {
   EXPECT_EQ(all.rfind("诊断问题：A 45-year-old homeless man presents", 0), 0u);
   EXPECT_TRUE(trained_text(tok, d.train, 0).starts_with("The laboratory findings, especially the severe anemia"));
   EXPECT_TRUE(all.ends_with("<|im_end|>"));  // the Qwen2.5-Instruct eos
+}
+
+// `copies` copies of a shared file end to end, as it is and gzip-compressed.
+void write_copies(const fs::path& src, int copies, const fs::path& plain, const fs::path& gz) {
+  std::ifstream in(src, std::ios::binary);
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream out(plain, std::ios::binary);
+  gzFile z = gzopen(gz.c_str(), "wb");
+  ASSERT_NE(z, nullptr);
+  for (int i = 0; i < copies; ++i) {
+    out << data;
+    ASSERT_EQ(gzwrite(z, data.data(), unsigned(data.size())), int(data.size()));
+  }
+  ASSERT_EQ(gzclose(z), Z_OK);
+}
+
+TEST_F(SharedFiles, GzipFilesGiveTheSameSequences) {
+  fs::create_directories(cache_);
+  // JSONL three times over (2 MB: records cross the reader's 1 MB chunks) and a JSON array.
+  for (auto [file, copies, records] : {std::tuple{"glaive_toolcall_en_openai.jsonl", 3, 900},
+                                       std::tuple{"alpaca_zh_demo.json", 1, 1000}}) {
+    const fs::path plain = cache_ / file, gz = cache_ / (std::string(file) + ".gz");
+    write_copies(kSft / file, copies, plain, gz);
+    DataConfig cfg = config(file);
+    cfg.train_files = {plain.string()};
+    PreparedData p = prepare_data(cfg, kQwen.string(), false);
+    cfg.train_files = {gz.string()};
+    PreparedData z = prepare_data(cfg, kQwen.string(), false);
+    EXPECT_FALSE(z.stats.from_cache);
+    ASSERT_EQ(z.train.size(), size_t(records)) << file;
+    EXPECT_EQ(z.stats.files.at(0).format, p.stats.files.at(0).format);
+    EXPECT_TRUE(std::ranges::equal(p.train.flat_ids(), z.train.flat_ids())) << file;
+    EXPECT_TRUE(std::ranges::equal(p.train.flat_mask(), z.train.flat_mask())) << file;
+    EXPECT_TRUE(std::ranges::equal(p.train.offsets(), z.train.offsets())) << file;
+  }
+  // A gzip file cut short is an error naming the file, not a silently shorter dataset.
+  const fs::path gz = cache_ / "glaive_toolcall_en_openai.jsonl.gz";
+  fs::resize_file(gz, fs::file_size(gz) / 2);
+  DataConfig cfg = config("glaive_toolcall_en_openai.jsonl");
+  cfg.train_files = {gz.string()};
+  try {
+    prepare_data(cfg, kQwen.string(), false);
+    ADD_FAILURE() << "no error for a truncated gzip file";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(gz.string()), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(SharedFiles, DeterministicAcrossThreadCountsAndFromTheCache) {

@@ -36,7 +36,8 @@ TEST(TrainConfig, DefaultsFollowTrlAndPathsResolveAgainstTheConfigFolder) {
 
 TEST(TrainConfig, ReadsEverySection) {
   TrainConfig c = parse_train_config(
-      R"({"model": "/abs/m", "data": {"train_files": ["d.jsonl"], "max_length": 512}, "output_dir": "o",
+      R"({"model": "/abs/m", "data": {"train_files": ["d.jsonl"], "max_length": 512, "eval_split": 0.1},
+          "output_dir": "o",
           "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
                    "use_rslora": true},
           "training": {"num_train_epochs": 3, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
@@ -87,6 +88,21 @@ TEST(TrainConfig, BadValuesAreNamed) {
   EXPECT_NE(error_of(R"({"data": {"train_files": ["d"]}, "output_dir": "o"})").find("missing key \"model\""),
             std::string::npos);
   EXPECT_NE(error_of("{not json").find("invalid JSON"), std::string::npos);
+  // counts are whole numbers >= 1 (0.5 used to reach a division by zero)
+  EXPECT_NE(error_of(with_training(R"({"gradient_accumulation_steps": 0.5})"))
+                .find("training.gradient_accumulation_steps must be an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_training(R"({"per_device_train_batch_size": 0})"))
+                .find("training.per_device_train_batch_size must be >= 1"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_training(R"({"warmup_steps": -3})")).find("must be >= 0"), std::string::npos);
+  EXPECT_NE(error_of(with_training(R"({"adam_beta2": 1.5})")).find("training.adam_beta2 must be in"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model": "", "data": {"train_files": ["d"]}, "output_dir": "o"})").find("model is empty"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", "eval_steps": 10})")
+                .find("no eval data"),
+            std::string::npos);
 }
 
 TEST(ConfigOverrides, SetReplacesAddsAndCreatesKeys) {
@@ -103,6 +119,7 @@ TEST(ConfigOverrides, SetReplacesAddsAndCreatesKeys) {
   EXPECT_EQ(c.device, "cpu");
   EXPECT_EQ(c.lora.target_names(), std::vector<std::string>{"q_proj"});
   EXPECT_THROW(apply_overrides(kMinimal, {"no_equals_sign"}, "x"), InputError);
+  EXPECT_THROW(apply_overrides(kMinimal, {"model.x=1"}, "x"), InputError);  // model is a string, not an object
 }
 
 }  // namespace
