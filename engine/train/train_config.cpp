@@ -169,6 +169,24 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
 
 }  // namespace
 
+namespace {
+
+// The config as run, with every path made absolute, so that output_dir/config.json means the same from anywhere.
+std::string with_absolute_paths(const TrainConfig& c, const std::string& json_text, const std::string& where) {
+  auto list = [](const std::vector<std::string>& paths) {
+    Json a = Json::array();
+    for (const std::string& p : paths) a.push(p);
+    return a.dump();
+  };
+  std::vector<std::string> set = {"model=" + Json(c.model).dump(), "output_dir=" + Json(c.output_dir).dump(),
+                                  "data.train_files=" + list(c.data.train_files)};
+  if (!c.data.eval_files.empty()) set.push_back("data.eval_files=" + list(c.data.eval_files));
+  if (!c.data.cache_dir.empty()) set.push_back("data.cache_dir=" + Json(c.data.cache_dir).dump());
+  return apply_overrides(json_text, set, where);
+}
+
+}  // namespace
+
 TrainConfig parse_train_config(const std::string& json_text, const fs::path& path) {
   const std::string where = path.string();
   const fs::path base = fs::absolute(path).parent_path();
@@ -178,7 +196,6 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   if (auto err = parser.parse(padded).get(root)) throw input_error(where, std::string("invalid JSON: ") + simdjson::error_message(err));
   TrainConfig c;
   c.config_path = fs::absolute(path);
-  c.resolved_json = json_text;
   Section s(where, "");
   auto R = [&](const char* k) { return Reader{s, k}; };
   bool has_data = false;
@@ -209,6 +226,7 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   if (c.output_dir.empty()) throw input_error(where, "missing key \"output_dir\"");
   if (c.eval_steps > 0 && c.data.eval_files.empty() && c.data.eval_split <= 0)
     throw input_error(where, "eval_steps is set but there is no eval data (set data.eval_files or data.eval_split)");
+  c.resolved_json = with_absolute_paths(c, json_text, where);
   return c;
 }
 

@@ -15,7 +15,9 @@ def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True, help="the qwen-sft binary")
     p.add_argument("--build", default="", help="the build folder")
-    return p.parse_args()
+    a = p.parse_args()
+    a.bin = os.path.abspath(a.bin)  # tests may run it from other working directories
+    return a
 
 
 def work_dir(name):

@@ -90,5 +90,36 @@ TEST_F(ModelInvariants, RecomputeChangesNothing) {
   EXPECT_EQ(0, std::memcmp(grads[0].data(), grads[1].data(), grads[0].size() * 4)) << "gradients differ";
 }
 
+// The whole backward (LoRA dropout and NEFTune on) against a central difference of the loss along the gradient's
+// own direction: (L(p + e v) - L(p - e v)) / 2e == <g, v> with v = g / |g|.
+TEST_F(ModelInvariants, GradientMatchesFiniteDifferenceWithDropout) {
+  f_.lora.dropout = 0.5f;  // large, so that a wrong mask in the backward shows
+  ModelOptions opts;
+  opts.max_tokens = batch_.num_tokens();
+  opts.neftune_alpha = 5.0f;
+  Qwen2Model m(*ops_, f_.config, f_.lora, opts);
+  m.load_weights((f_.dir / "model").string());
+  const float scale = 1.0f / float(batch_.num_targets());
+  auto loss_at = [&](const std::vector<float>& p) {
+    m.set_lora_params(p);
+    m.zero_grads();
+    return m.forward_backward(batch_, scale, 42).loss_sum * scale;
+  };
+  loss_at(f_.lora_init);
+  const std::vector<float> g = m.lora_grads();
+  double norm = 0;
+  for (float x : g) norm += double(x) * x;
+  norm = std::sqrt(norm);
+  const double eps = 3e-3;
+  std::vector<float> plus = f_.lora_init, minus = f_.lora_init;
+  for (size_t i = 0; i < g.size(); ++i) {
+    plus[i] += float(eps * g[i] / norm);
+    minus[i] -= float(eps * g[i] / norm);
+  }
+  const double fd = (loss_at(plus) - loss_at(minus)) / (2 * eps);
+  EXPECT_NEAR(fd, norm, 2e-3 * norm) << "directional derivative " << fd << " vs |g| " << norm;
+  std::printf("directional derivative %.6g vs |g| %.6g (rel. %.2g)\n", fd, norm, std::fabs(fd - norm) / norm);
+}
+
 }  // namespace
 }  // namespace qsft::test
