@@ -9,7 +9,6 @@ absent so that the C++ benchmark reads exactly the same documents.
   build/tokenizer_bench /tmp/tok_corpus.bin ../shared/testdata/qwen2.5
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -17,30 +16,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTDATA = os.path.join(ROOT, "..", "shared", "testdata")
-
-
-def string_fields(value, out):
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            string_fields(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            string_fields(v, out)
+sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+from parity_common import sft_strings  # noqa: E402
 
 
 def write_corpus(path):
-    docs = []
-    sft = os.path.join(TESTDATA, "sft")
-    for name in sorted(os.listdir(sft)):
-        with open(os.path.join(sft, name), encoding="utf-8") as f:
-            if name.endswith(".jsonl"):
-                for line in f:
-                    if line.strip():
-                        string_fields(json.loads(line), docs)
-            else:
-                string_fields(json.load(f), docs)
+    docs = sft_strings(TESTDATA)
     with open(path, "wb") as f:
         f.write(b"\0".join(d.encode() for d in docs if d and "\0" not in d))
 

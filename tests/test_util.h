@@ -1,9 +1,17 @@
-// Helpers every test shares: where the shared test data lives, and skipping loudly when it is absent.
+// Helpers every test shares: where the test data lives (skipping loudly when it is absent), temporary
+// directories, reading files and catching InputError messages.
 #pragma once
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <exception>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <string>
+
+#include "engine/base/error.h"
 
 namespace qsft::test {
 
@@ -20,6 +28,49 @@ inline std::filesystem::path repo_testdata() { return std::filesystem::path(QSFT
 inline std::string qwen_sft_bin() {
   if (const char* env = std::getenv("QSFT_BIN")) return env;
   return "./qwen-sft";
+}
+
+// An empty directory of the test's own: <temp>/qsft_<name>_<pid>, emptied first if an earlier run left it.
+inline std::filesystem::path fresh_temp_dir(const std::string& name) {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("qsft_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// A fixture giving every test an empty directory dir_ (named after the suite and the test), removed afterwards.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fresh_temp_dir(std::string(test->test_suite_name()) + "_" + test->name());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::filesystem::path dir_;
+};
+
+// The bytes of a file ("" when it cannot be read).
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+// The message of the InputError that `f` throws (fails the test if it throws nothing or something else).
+inline std::string input_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected InputError, nothing was thrown";
+  return "";
 }
 
 }  // namespace qsft::test

@@ -39,7 +39,7 @@ void append_json_string(std::string& out, std::string_view s) {
 
 // Python's repr of a float: the shortest digits that round-trip, in positional notation when the decimal
 // exponent is in [-4, 16), else as d.ddde+XX; integral values keep a ".0".
-static void append_python_float(std::string& out, double x) {
+template <class F> static void append_python_repr(std::string& out, F x) {
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::scientific);
   std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));
@@ -78,6 +78,9 @@ static void append_python_float(std::string& out, double x) {
     out += exponent;
   }
 }
+
+void append_python_float(std::string& out, double x) { append_python_repr(out, x); }
+void append_python_float(std::string& out, float x) { append_python_repr(out, x); }
 
 static void append_python_json(std::string& out, dom::element v) {
   switch (v.type()) {

@@ -13,4 +13,9 @@ std::string python_json(std::string_view json, const std::string& where);
 // Appends s (valid UTF-8) to out as a JSON string literal, escaped as json.dumps(ensure_ascii=False) does.
 void append_json_string(std::string& out, std::string_view s);
 
+// Appends x (finite) as Python's repr prints it: the shortest digits that read back as the same value (of x's
+// own type), positional for exponents in [-4, 16) with at least ".0", else d.ddde+XX (1e-06, 1000000.0, 1e+16).
+void append_python_float(std::string& out, double x);
+void append_python_float(std::string& out, float x);
+
 }  // namespace qsft

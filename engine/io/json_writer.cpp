@@ -5,74 +5,22 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 
 #include "engine/base/error.h"
+#include "tokenizer/json_text.h"
 
 namespace qsft {
 namespace {
 
-void append_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char esc[8];
-          std::snprintf(esc, sizeof esc, "\\u%04x", c);
-          out += esc;
-        } else {
-          out += char(c);  // UTF-8 bytes pass through
-        }
-    }
-  }
-  out += '"';
-}
-
-// Python's repr of a float: the shortest digits that read back exactly, positional for 1e-4 <= |v| < 1e16
-// (always with a fraction: "1000000.0"), otherwise "d.ddde-XX" with at least two exponent digits.
+// JSON has no NaN or infinity: they print as null.
 template <class F> void append_float(std::string& out, F v) {
-  if (!std::isfinite(v)) {
+  if (std::isfinite(v))
+    append_python_float(out, v);
+  else
     out += "null";
-    return;
-  }
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);  // "-1.25e-07"
-  std::string_view s(buf, size_t(res.ptr - buf));
-  size_t e = s.find('e');
-  int exp = std::atoi(std::string(s.substr(e + 1)).c_str());
-  std::string_view mantissa = s.substr(0, e);
-  if (mantissa[0] == '-') {
-    out += '-';
-    mantissa.remove_prefix(1);
-  }
-  std::string digits;  // value = 0.d1d2d3... * 10^(exp + 1)
-  for (char c : mantissa)
-    if (c != '.') digits += c;
-  size_t point = size_t(std::max(exp, -1) + 1);  // digits before the decimal point, positional notation
-  if (exp < -4 || exp >= 16) {
-    out += digits[0];
-    if (digits.size() > 1) out.append(".").append(digits, 1);
-    std::string e_digits = std::to_string(std::abs(exp));
-    out.append(exp < 0 ? "e-" : "e+").append(e_digits.size() < 2 ? "0" : "").append(e_digits);
-  } else if (exp < 0) {
-    out.append("0.").append(size_t(-exp - 1), '0').append(digits);
-  } else if (digits.size() <= point) {
-    out.append(digits).append(point - digits.size(), '0').append(".0");
-  } else {
-    out.append(digits, 0, point).append(".").append(digits, point);
-  }
 }
 
 void newline(std::string& out, const JsonStyle& style, int depth) {
@@ -118,7 +66,7 @@ void Json::dump_to(std::string& out, const JsonStyle& style, int depth) const {
   } else if (auto* d = std::get_if<double>(&v_)) {
     append_float(out, *d);
   } else if (auto* s = std::get_if<std::string>(&v_)) {
-    append_string(out, *s);
+    append_json_string(out, *s);
   } else if (auto* items = std::get_if<Array>(&v_)) {
     out += '[';
     for (size_t k = 0; k < items->size(); ++k) {
@@ -138,7 +86,7 @@ void Json::dump_to(std::string& out, const JsonStyle& style, int depth) const {
     for (size_t k = 0; k < order.size(); ++k) {
       if (k) out += ',';
       newline(out, style, depth + 1);
-      append_string(out, order[k]->first);
+      append_json_string(out, order[k]->first);
       out += style.indent < 0 ? ":" : ": ";
       order[k]->second.dump_to(out, style, depth + 1);
     }

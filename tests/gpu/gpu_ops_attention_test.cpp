@@ -22,9 +22,9 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng) {
   const int64_t T = lc.total;
   const DType B = DType::BF16;
   const std::string tag = describe(k);
-  Both q(cpu, gpu, B, {T, k.n, k.D}, random_values(size_t(T * k.n * k.D), rng, -2.0f, 2.0f));
-  Both kk(cpu, gpu, B, {T, k.nkv, k.D}, random_values(size_t(T * k.nkv * k.D), rng, -2.0f, 2.0f));
-  Both v(cpu, gpu, B, {T, k.nkv, k.D}, random_values(size_t(T * k.nkv * k.D), rng));
+  Both q(cpu, gpu, B, {T, k.n, k.D}, random_uniform(size_t(T * k.n * k.D), rng, -2.0f, 2.0f));
+  Both kk(cpu, gpu, B, {T, k.nkv, k.D}, random_uniform(size_t(T * k.nkv * k.D), rng, -2.0f, 2.0f));
+  Both v(cpu, gpu, B, {T, k.nkv, k.D}, random_uniform(size_t(T * k.nkv * k.D), rng));
   Both out(cpu, gpu, B, {T, k.n, k.D}), lse(cpu, gpu, DType::F32, {k.n, T});
   cpu.attention_fwd(q.c.t, kk.c.t, v.c.t, lc.seq, out.c.t, lse.c.t);
   gpu.attention_fwd(q.g.t, kk.g.t, v.g.t, lg.seq, out.g.t, lse.g.t);
@@ -32,7 +32,7 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng) {
   lse.expect_close(1e-4, "attention lse " + tag);
 
   // The backward runs on each backend's own forward outputs (as the model does), the same dout.
-  Both dout(cpu, gpu, B, {T, k.n, k.D}, random_values(size_t(T * k.n * k.D), rng));
+  Both dout(cpu, gpu, B, {T, k.n, k.D}, random_uniform(size_t(T * k.n * k.D), rng));
   Both dq(cpu, gpu, B, {T, k.n, k.D}), dk(cpu, gpu, B, {T, k.nkv, k.D}), dv(cpu, gpu, B, {T, k.nkv, k.D});
   cpu.attention_bwd(dout.c.t, q.c.t, kk.c.t, v.c.t, out.c.t, lse.c.t, lc.seq, dq.c.t, dk.c.t, dv.c.t);
   gpu.attention_bwd(dout.g.t, q.g.t, kk.g.t, v.g.t, out.g.t, lse.g.t, lg.seq, dq.g.t, dk.g.t, dv.g.t);

@@ -14,7 +14,8 @@ TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
   for (DType dt : kFloatTypes)
     for (int64_t n : kSizes) {
       const std::string tag = std::string(dtype_name(dt)) + " n=" + std::to_string(n);
-      Both y(*cpu, *gpu, dt, {n}, random_values(size_t(n), rng)), x(*cpu, *gpu, dt, {n}, random_values(size_t(n), rng));
+      Both y(*cpu, *gpu, dt, {n}, random_uniform(size_t(n), rng)),
+          x(*cpu, *gpu, dt, {n}, random_uniform(size_t(n), rng));
       cpu->add_inplace(y.c.t, x.c.t);
       gpu->add_inplace(y.g.t, x.g.t);
       y.expect_close(tolerance(dt), "add_inplace " + tag);
@@ -39,7 +40,7 @@ TEST(GpuElementwise, EmbeddingAndNeftuneMatchCpu) {
   for (DType dt : kFloatTypes)
     for (auto [V, H, T] : {std::tuple<int64_t, int64_t, int64_t>{1000, 64, 37}, {151936, 896, 129}, {152064, 3584, 33}}) {
       const std::string tag = std::string(dtype_name(dt)) + " V=" + std::to_string(V) + " H=" + std::to_string(H);
-      Both table(*cpu, *gpu, dt, {V, H}, random_values(size_t(V * H), rng)), out(*cpu, *gpu, dt, {T, H});
+      Both table(*cpu, *gpu, dt, {V, H}, random_uniform(size_t(V * H), rng)), out(*cpu, *gpu, dt, {T, H});
       std::vector<int32_t> ids(static_cast<size_t>(T));
       std::uniform_int_distribution<int32_t> pick(0, int32_t(V - 1));
       for (int32_t& id : ids) id = pick(rng);
@@ -60,7 +61,7 @@ TEST(GpuReduce, SumSquaresMatchesCpuAndIsDeterministic) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(13);
   for (int64_t n : {int64_t(1), int64_t(4095), int64_t(4097), int64_t(3) << 22}) {
-    Both x(*cpu, *gpu, DType::F32, {n}, random_values(size_t(n), rng));
+    Both x(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng));
     const double want = cpu->sum_squares(x.c.t), got = gpu->sum_squares(x.g.t);
     EXPECT_NEAR(got, want, 1e-12 * want) << "n=" << n;
     EXPECT_EQ(gpu->sum_squares(x.g.t), got) << "same input, same bits";
@@ -71,14 +72,14 @@ TEST(GpuAdamW, StepsMatchCpu) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(14);
   const int64_t n = 100003;
-  Both p(*cpu, *gpu, DType::F32, {n}, random_values(size_t(n), rng)), m(*cpu, *gpu, DType::F32, {n}),
+  Both p(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng)), m(*cpu, *gpu, DType::F32, {n}),
       v(*cpu, *gpu, DType::F32, {n});
   for (Both* s : {&m, &v}) {
     cpu->zero(s->c.t);
     gpu->zero(s->g.t);
   }
   for (int64_t step = 1; step <= 5; ++step) {
-    Both g(*cpu, *gpu, DType::F32, {n}, random_values(size_t(n), rng, -0.1f, 0.1f));
+    Both g(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng, -0.1f, 0.1f));
     const Ops::AdamW h{1e-3, 0.9, 0.999, 1e-8, 0.01, step};
     cpu->adamw_step(p.c.t, g.c.t, m.c.t, v.c.t, h);
     gpu->adamw_step(p.g.t, g.g.t, m.g.t, v.g.t, h);

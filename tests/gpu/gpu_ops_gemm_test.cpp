@@ -24,10 +24,10 @@ void run_case(Ops& cpu, Ops& gpu, const Case& k, std::mt19937& rng) {
   const int64_t a_rows = k.ta ? k.K : k.M, a_cols = k.ta ? k.M : k.K;
   const int64_t b_rows = k.tb ? k.N : k.K, b_cols = k.tb ? k.K : k.N;
   const int64_t pad = 8;  // C is a column slice of a wider matrix: ld = N + 2 pad, columns [pad, pad + N)
-  Both A(cpu, gpu, k.a, {a_rows, a_cols}, random_values(size_t(a_rows * a_cols), rng));
-  Both B(cpu, gpu, k.b, {b_rows, b_cols}, random_values(size_t(b_rows * b_cols), rng));
-  Both C(cpu, gpu, k.c, {k.M, k.N + 2 * pad}, random_values(size_t(k.M * (k.N + 2 * pad)), rng));
-  Both bias(cpu, gpu, k.c, {k.N}, random_values(size_t(k.N), rng));
+  Both A(cpu, gpu, k.a, {a_rows, a_cols}, random_uniform(size_t(a_rows * a_cols), rng));
+  Both B(cpu, gpu, k.b, {b_rows, b_cols}, random_uniform(size_t(b_rows * b_cols), rng));
+  Both C(cpu, gpu, k.c, {k.M, k.N + 2 * pad}, random_uniform(size_t(k.M * (k.N + 2 * pad)), rng));
+  Both bias(cpu, gpu, k.c, {k.N}, random_uniform(size_t(k.N), rng));
   auto run = [&](Ops& ops, OpsTensor& a, OpsTensor& b, OpsTensor& c, OpsTensor& bi) {
     const Mat cm = Mat::of(c.t).cols_slice(pad, pad + k.N);
     ops.gemm(Mat::of(a.t), k.ta, Mat::of(b.t), k.tb, cm, 0.75f, k.beta, k.bias ? &bi.t : nullptr);

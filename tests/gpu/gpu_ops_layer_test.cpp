@@ -16,21 +16,21 @@ TEST(GpuRmsNorm, ForwardFusedAndBackwardMatchCpu) {
     for (auto [T, H] : {std::pair<int64_t, int64_t>{1, 64}, {37, 896}, {129, 3584}}) {
       const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " H=" + std::to_string(H);
       const size_t TH = size_t(T * H);
-      Both x(*cpu, *gpu, dt, {T, H}, random_values(TH, rng, -2.0f, 2.0f));
-      Both w(*cpu, *gpu, dt, {H}, random_values(size_t(H), rng, 0.5f, 1.5f));
+      Both x(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng, -2.0f, 2.0f));
+      Both w(*cpu, *gpu, dt, {H}, random_uniform(size_t(H), rng, 0.5f, 1.5f));
       Both y(*cpu, *gpu, dt, {T, H}), rstd(*cpu, *gpu, DType::F32, {T});
       cpu->rmsnorm_fwd(x.c.t, w.c.t, eps, y.c.t, rstd.c.t);
       gpu->rmsnorm_fwd(x.g.t, w.g.t, eps, y.g.t, rstd.g.t);
       y.expect_close(tolerance(dt), "rmsnorm y " + tag);
       rstd.expect_close(1e-5, "rmsnorm rstd " + tag);
 
-      Both delta(*cpu, *gpu, dt, {T, H}, random_values(TH, rng));
+      Both delta(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng));
       cpu->add_rmsnorm_fwd(x.c.t, delta.c.t, w.c.t, eps, y.c.t, rstd.c.t);
       gpu->add_rmsnorm_fwd(x.g.t, delta.g.t, w.g.t, eps, y.g.t, rstd.g.t);
       x.expect_close(tolerance(dt), "add_rmsnorm h " + tag);
       y.expect_close(tolerance(dt), "add_rmsnorm y " + tag);
 
-      Both dy(*cpu, *gpu, dt, {T, H}, random_values(TH, rng)), dx(*cpu, *gpu, dt, {T, H}, random_values(TH, rng));
+      Both dy(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng)), dx(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng));
       cpu->rmsnorm_bwd(dy.c.t, x.c.t, w.c.t, rstd.c.t, dx.c.t);
       gpu->rmsnorm_bwd(dy.g.t, x.g.t, w.g.t, rstd.g.t, dx.g.t);
       dx.expect_close(tolerance(dt), "rmsnorm_bwd dx (accumulated) " + tag);
@@ -48,11 +48,11 @@ TEST(GpuRope, ForwardAndBackwardMatchCpu) {
         const int64_t T = lc.total;
         const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " n=" + std::to_string(n) +
                                 " D=" + std::to_string(D);
-        Both x(*cpu, *gpu, dt, {T, n, D}, random_values(size_t(T * n * D), rng));
+        Both x(*cpu, *gpu, dt, {T, n, D}, random_uniform(size_t(T * n * D), rng));
         cpu->rope_fwd(x.c.t, lc.seq, 1e6f);
         gpu->rope_fwd(x.g.t, lg.seq, 1e6f);
         x.expect_close(tolerance(dt), "rope_fwd " + tag);
-        Both dx(*cpu, *gpu, dt, {T, n, D}, random_values(size_t(T * n * D), rng));
+        Both dx(*cpu, *gpu, dt, {T, n, D}, random_uniform(size_t(T * n * D), rng));
         cpu->rope_bwd(dx.c.t, lc.seq, 1e6f);
         gpu->rope_bwd(dx.g.t, lg.seq, 1e6f);
         dx.expect_close(tolerance(dt), "rope_bwd " + tag);
@@ -65,12 +65,12 @@ TEST(GpuSwiGlu, ForwardAndBackwardMatchCpu) {
   for (DType dt : kFloatTypes)
     for (auto [T, I] : {std::pair<int64_t, int64_t>{3, 128}, {67, 4864}, {33, 18944}}) {
       const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " I=" + std::to_string(I);
-      Both gu(*cpu, *gpu, dt, {T, 2 * I}, random_values(size_t(T * 2 * I), rng, -4.0f, 4.0f));
+      Both gu(*cpu, *gpu, dt, {T, 2 * I}, random_uniform(size_t(T * 2 * I), rng, -4.0f, 4.0f));
       Both out(*cpu, *gpu, dt, {T, I});
       cpu->swiglu_fwd(gu.c.t, out.c.t);
       gpu->swiglu_fwd(gu.g.t, out.g.t);
       out.expect_close(tolerance(dt), "swiglu_fwd " + tag);
-      Both dout(*cpu, *gpu, dt, {T, I}, random_values(size_t(T * I), rng)), dgu(*cpu, *gpu, dt, {T, 2 * I});
+      Both dout(*cpu, *gpu, dt, {T, I}, random_uniform(size_t(T * I), rng)), dgu(*cpu, *gpu, dt, {T, 2 * I});
       cpu->swiglu_bwd(dout.c.t, gu.c.t, dgu.c.t);
       gpu->swiglu_bwd(dout.g.t, gu.g.t, dgu.g.t);
       dgu.expect_close(tolerance(dt), "swiglu_bwd " + tag);

@@ -1,6 +1,7 @@
 // Helpers of the GPU tests: the CUDA backend or a skip that says why, device tensors filled from host floats
 // (rounded to bf16 when the tensor is BF16, so the CPU reference sees exactly the GPU's inputs), poisoned outputs
-// (all-ones bytes: NaN in F32 and BF16), and error measures per dtype.
+// (all-ones bytes: NaN in F32 and BF16), and error measures per dtype. Random fills and packed-sequence layouts
+// come from the CPU op tests' helpers.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -8,12 +9,12 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "engine/base/half.h"
 #include "engine/ops.h"
+#include "tests/unit/ops_test_util.h"
 
 namespace qsft::test {
 
@@ -42,13 +43,6 @@ inline std::vector<float> round_bf16(std::vector<float> v) {
 // Values as a tensor of dtype d stores them.
 inline std::vector<float> as_stored(const std::vector<float>& v, DType d) {
   return d == DType::BF16 ? round_bf16(v) : v;
-}
-
-inline std::vector<float> random_values(size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
 }
 
 // A tensor in an Ops backend's memory (CPU or CUDA), owning it. Starts poisoned (all bytes 0xff).
@@ -106,26 +100,18 @@ class OpsTensor {
   Ops& ops_;
 };
 
-// Positions and cu_seqlens of sequences packed back to back, on one backend.
+// A Packing (tests/unit/ops_test_util.h) in one backend's memory.
 struct OpsLayout {
   OpsLayout(Ops& ops, const std::vector<int>& lengths)
-      : total(count(lengths)), positions(ops, DType::I32, {total}), cu(ops, DType::I32, {int64_t(lengths.size()) + 1}) {
-    std::vector<int32_t> pos, cus{0};
-    int max_len = 0;
-    for (int l : lengths) {
-      for (int p = 0; p < l; ++p) pos.push_back(p);
-      cus.push_back(cus.back() + l);
-      max_len = std::max(max_len, l);
-    }
-    positions.set_i32(pos);
-    cu.set_i32(cus);
-    seq = SeqLayout{positions.t, cu.t, int(lengths.size()), max_len};
+      : packing(lengths),
+        total(packing.tokens()),
+        positions(ops, DType::I32, {total}),
+        cu(ops, DType::I32, {packing.sequences() + 1}) {
+    positions.set_i32(packing.positions);
+    cu.set_i32(packing.cu_seqlens);
+    seq = SeqLayout{positions.t, cu.t, packing.sequences(), packing.max_len};
   }
-  static int64_t count(const std::vector<int>& lengths) {
-    int64_t n = 0;
-    for (int l : lengths) n += l;
-    return n;
-  }
+  Packing packing;
   int64_t total;
   OpsTensor positions, cu;
   SeqLayout seq;

@@ -6,14 +6,12 @@ must equal the {% generation %} mask of a training variant of the template (the 
 mapped to tokens with the `tokenizers` offsets as transformers does.
 
 Usage: chat_parity_test.py --bin build/qwen-sft [--build DIR]. Exit 0 pass, 77 skipped, 1 mismatch."""
-import argparse
 import json
 import os
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TESTDATA = os.environ.get("QSFT_SHARED_TESTDATA", os.path.join(ROOT, "..", "shared", "testdata"))
+from parity_common import TESTDATA, parse_args, run_tokenize, skip
+
 DEEPSEEK_BOS = "<｜begin▁of▁sentence｜>"
 
 # Training variants, written for this test from the description of the templates: the real template's text with
@@ -64,21 +62,6 @@ DEEPSEEK_TRAINING = r"""
 {%- endfor %}
 {%- if add_generation_prompt %}{{- '<｜Assistant｜><think>\n' }}{%- endif %}
 """
-
-
-def skip(why):
-    print("skipped: " + why)
-    sys.exit(77)
-
-
-def run_tokenize(binary, model_dir, records, *flags):
-    stdin = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    p = subprocess.run([binary, "tokenize", "--model", model_dir, *flags], input=stdin.encode(), capture_output=True)
-    if p.returncode != 0:
-        sys.exit("qwen-sft tokenize failed (%d): %s" % (p.returncode, p.stderr.decode(errors="replace")[:2000]))
-    out = [json.loads(line) for line in p.stdout.decode().split("\n") if line]
-    assert len(out) == len(records), (len(out), len(records))
-    return out
 
 
 class Jinja:
@@ -271,10 +254,7 @@ def check_completion(label, binary, model_dir, template, convs, extra, jinja, to
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--build")
-    args = ap.parse_args()
+    args = parse_args()
     try:
         import jinja2  # noqa: F401
         import tokenizers

@@ -2,8 +2,8 @@
 """The built-in tiny tokenizer (engine/io/tiny_tokenizer.cpp) must load in Hugging Face tokenizers (and
 transformers, when installed), round-trip text and map its special tokens to their ids.
 
-The files come from the C++ unit test binary: <build>/tests/tiny_tokenizer_test writes them into
-$QSFT_TINY_TOKENIZER_OUT. Exit 0 = pass, 77 = skipped (a reference package is absent), other = fail."""
+The files come from `qwen-sft init-model --preset tiny --out DIR`.
+Exit 0 = pass, 77 = skipped (a reference package is absent), other = fail."""
 import argparse
 import os
 import subprocess
@@ -22,13 +22,8 @@ TEXTS = [
 ]
 
 
-def write_tokenizer(build, out_dir):
-    exe = os.path.join(build, "tests", "tiny_tokenizer_test")
-    if not os.path.exists(exe):
-        sys.exit(f"FAIL: {exe} is not built")
-    env = dict(os.environ, QSFT_TINY_TOKENIZER_OUT=out_dir)
-    subprocess.run([exe, "--gtest_filter=TinyTokenizerTest.WritesTokenizerFiles"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+def write_tokenizer(binary, out_dir):
+    subprocess.run([binary, "init-model", "--preset", "tiny", "--out", out_dir], check=True, stdout=subprocess.DEVNULL)
 
 
 def check_tokenizers(path):
@@ -71,8 +66,8 @@ def check_transformers(out_dir):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--bin", help="the qwen-sft binary (unused: the unit test binary writes the files)")
-    parser.add_argument("--build", required=True, help="the CMake build folder")
+    parser.add_argument("--bin", required=True, help="the qwen-sft binary")
+    parser.add_argument("--build", help="the CMake build folder (unused)")
     args = parser.parse_args()
     try:
         import tokenizers  # noqa: F401
@@ -80,7 +75,7 @@ def main():
         print("skipped: tokenizers not installed")
         return 77
     with tempfile.TemporaryDirectory() as out_dir:
-        write_tokenizer(args.build, out_dir)
+        write_tokenizer(args.bin, out_dir)
         check_tokenizers(os.path.join(out_dir, "tokenizer.json"))
         check_transformers(out_dir)
     print("ok: tiny tokenizer loads in Hugging Face tokenizers and round-trips text")

@@ -4,33 +4,13 @@ must give back the normalised text, on the shared vectors, every string in the s
 edge cases and a sweep over the code points of the Unicode planes in use.
 
 Usage: tokenizer_parity_test.py --bin build/qwen-sft [--build DIR]. Exit 0 pass, 77 skipped, 1 mismatch."""
-import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TESTDATA = os.environ.get("QSFT_SHARED_TESTDATA", os.path.join(ROOT, "..", "shared", "testdata"))
-
-
-def skip(why):
-    print("skipped: " + why)
-    sys.exit(77)
-
-
-def run_tokenize(binary, model_dir, records, *flags):
-    """One qwen-sft tokenize run over records (dicts); returns the output records."""
-    stdin = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    p = subprocess.run([binary, "tokenize", "--model", model_dir, *flags], input=stdin.encode(),
-                       capture_output=True)
-    if p.returncode != 0:
-        sys.exit("qwen-sft tokenize failed (%d): %s" % (p.returncode, p.stderr.decode(errors="replace")[:2000]))
-    out = [json.loads(line) for line in p.stdout.decode().split("\n") if line]
-    assert len(out) == len(records), (len(out), len(records))
-    return out
+from parity_common import TESTDATA, parse_args, run_tokenize, sft_strings, skip
 
 
 def vector_strings():
@@ -40,32 +20,6 @@ def vector_strings():
     strings += [c["text"] for c in json.load(open(os.path.join(vec, "qwen2-transformers-integration.json")))["cases"]]
     strings += [c["text"] for c in json.load(open(os.path.join(vec, "qwen2.5-chat-template.json")))["cases"]]
     return strings
-
-
-def string_fields(value, out):
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            string_fields(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            string_fields(v, out)
-
-
-def sft_strings():
-    out = []
-    sft = os.path.join(TESTDATA, "sft")
-    for name in sorted(os.listdir(sft)):
-        path = os.path.join(sft, name)
-        with open(path, encoding="utf-8") as f:
-            if name.endswith(".jsonl"):
-                for line in f:
-                    if line.strip():
-                        string_fields(json.loads(line), out)
-            else:
-                string_fields(json.load(f), out)
-    return out
 
 
 POOLS = {
@@ -120,10 +74,7 @@ def compare(label, strings, ours, theirs):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--build")
-    args = ap.parse_args()
+    args = parse_args()
     try:
         import tokenizers
     except ImportError:

@@ -2,7 +2,6 @@
 // need not exist here), the recipes carry the values their issues ask for, and docs/config.md names every key the
 // parser accepts.
 #include <algorithm>
-#include <fstream>
 #include <sstream>
 
 #include "data/data_config.h"
@@ -19,12 +18,7 @@ const fs::path kConfigs = fs::path(QSFT_SOURCE_DIR) / "configs";
 
 TrainConfig load(const std::string& name) { return load_train_config(kConfigs / name, {}); }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::read_file;
 
 std::string file_name(const std::string& path) { return fs::path(path).filename().string(); }
 
@@ -39,7 +33,7 @@ TEST(Configs, EveryConfigParses) {
     TrainConfig c;
     // load_train_config (file + overrides) and parse_train_config (text) must agree.
     ASSERT_NO_THROW(c = load_train_config(f, {}));
-    TrainConfig t = parse_train_config(read_text(f), f);
+    TrainConfig t = parse_train_config(read_file(f), f);
     EXPECT_EQ(c.model, t.model);
     EXPECT_EQ(c.output_dir, t.output_dir);
     // Relative paths resolve against configs/, absolute and normalised.
@@ -186,7 +180,7 @@ std::vector<std::string> valid_keys(const std::string& json) {
 TEST(Configs, DocsNameEveryKey) {
   const fs::path doc = fs::path(QSFT_SOURCE_DIR) / "docs" / "config.md";
   ASSERT_TRUE(fs::exists(doc));
-  const std::string text = read_text(doc);
+  const std::string text = read_file(doc);
   const std::string far = "zzzzzzzzzzzzzzzzzzzzzzzz";
   const std::string base = R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", )";
   std::vector<std::string> top = valid_keys(R"({")" + far + R"(": 1})");

@@ -47,14 +47,12 @@ std::vector<BadCase> cases() {
   };
 }
 
-class BadRecords : public ::testing::Test {
+class BadRecords : public test::TempDirTest {
  protected:
   void SetUp() override {
     if (!fs::exists(kQwen)) GTEST_SKIP() << "skipped: " << kQwen << " is absent (shared test data)";
-    dir_ = fs::temp_directory_path() / ("qsft_data_bad_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
   }
-  void TearDown() override { fs::remove_all(dir_); }
   DataConfig config(const BadCase& c, const std::string& on_bad) {
     std::ofstream(dir_ / c.file) << c.content;
     DataConfig cfg;
@@ -64,7 +62,6 @@ class BadRecords : public ::testing::Test {
     if (c.config == "template") cfg.completion_template = "{Question} {Response}";
     return cfg;
   }
-  fs::path dir_;
 };
 
 TEST_F(BadRecords, EachIsAnErrorNamingFileLineFieldAndReason) {

@@ -20,14 +20,12 @@ const std::vector<int32_t> kChatIds = {151644, 8948, 198, 2610, 525, 1207, 16948
                                        13048, 151645, 198, 151644, 77091, 198, 9707, 0, 151645, 198};
 constexpr size_t kChatPromptLen = 29;  // through "<|im_start|>assistant"
 
-class DataFormats : public ::testing::Test {
+class DataFormats : public test::TempDirTest {
  protected:
   void SetUp() override {
     if (!fs::exists(kQwen)) GTEST_SKIP() << "skipped: " << kQwen << " is absent (shared test data)";
-    dir_ = fs::temp_directory_path() / ("qsft_data_formats_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   PreparedData prepare(const std::string& name, const std::string& content, DataConfig cfg = {},
                        const fs::path& model = kQwen) {
@@ -44,8 +42,6 @@ class DataFormats : public ::testing::Test {
     for (size_t i = first_trained; i < n; ++i) m[i] = 1;
     return m;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(DataFormats, OpenAIMessagesWithTypedParts) {

@@ -24,7 +24,7 @@ class SharedFiles : public ::testing::Test {
   void SetUp() override {
     for (const fs::path& p : {kQwen, kSft})
       if (!fs::exists(p)) GTEST_SKIP() << "skipped: " << p << " is absent (shared test data)";
-    cache_ = fs::temp_directory_path() / ("qsft_data_shared_" + std::to_string(::getpid()));
+    cache_ = test::fresh_temp_dir("data_shared");
   }
   void TearDown() override { fs::remove_all(cache_); }
 
@@ -105,8 +105,7 @@ TEST_F(SharedFiles, MedicalTemplateAsInTheDeepSeekTutorial) {
 
 // `copies` copies of a shared file end to end, as it is and gzip-compressed.
 void write_copies(const fs::path& src, int copies, const fs::path& plain, const fs::path& gz) {
-  std::ifstream in(src, std::ios::binary);
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string data = test::read_file(src);
   std::ofstream out(plain, std::ios::binary);
   gzFile z = gzopen(gz.c_str(), "wb");
   ASSERT_NE(z, nullptr);
@@ -118,7 +117,6 @@ void write_copies(const fs::path& src, int copies, const fs::path& plain, const 
 }
 
 TEST_F(SharedFiles, GzipFilesGiveTheSameSequences) {
-  fs::create_directories(cache_);
   // JSONL three times over (2 MB: records cross the reader's 1 MB chunks) and a JSON array.
   for (auto [file, copies, records] : {std::tuple{"glaive_toolcall_en_openai.jsonl", 3, 900},
                                        std::tuple{"alpaca_zh_demo.json", 1, 1000}}) {

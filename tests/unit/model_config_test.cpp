@@ -1,18 +1,14 @@
-// config.json -> Qwen2Config and back (engine/io/model_config.h), and the JSON writer it uses
-// (engine/io/json_writer.h).
+// config.json -> Qwen2Config and back (engine/io/model_config.h).
 #include "engine/io/model_config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cmath>
+#include <algorithm>
 #include <fstream>
-#include <functional>
-#include <limits>
 #include <map>
+#include <ostream>
 
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
 #include "test_util.h"
 
 namespace qsft {
@@ -20,17 +16,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string input_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
-    return "";
+using test::input_error_of;
+
+// The sizes a config states, compared as one value (gtest prints them all when they differ).
+struct Sizes {
+  int64_t hidden, intermediate, layers, heads, kv_heads, head_dim, vocab;
+  bool operator==(const Sizes&) const = default;
+  friend void PrintTo(const Sizes& s, std::ostream* os) {
+    *os << "{hidden " << s.hidden << ", intermediate " << s.intermediate << ", layers " << s.layers << ", heads "
+        << s.heads << ", kv_heads " << s.kv_heads << ", head_dim " << s.head_dim << ", vocab " << s.vocab << "}";
   }
-  ADD_FAILURE() << "expected InputError, nothing was thrown";
-  return "";
+};
+Sizes sizes_of(const Qwen2Config& c) {
+  return {c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads,
+          c.head_dim, c.vocab_size};
 }
 
 // A transformers v4 config of a small Qwen2 as (key, JSON text) pairs, edited per test, then written out.
@@ -56,16 +55,8 @@ ConfigKeys edited(std::map<std::string, std::string> changes, const std::vector<
   return out;
 }
 
-class ModelConfigTest : public ::testing::Test {
+class ModelConfigTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qsft_model_config_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   Qwen2Config load(const ConfigKeys& keys) {
     std::string text = "{";
     for (auto& [k, v] : keys) text += (text.size() > 1 ? ",\n  \"" : "\n  \"") + k + "\": " + v;
@@ -79,21 +70,13 @@ class ModelConfigTest : public ::testing::Test {
     EXPECT_NE(msg.find(key), std::string::npos) << msg;
     return msg;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(ModelConfigTest, ReadsQwen25_05BInstruct) {
   fs::path dir = test::shared_testdata() / "qwen2.5" / "Qwen2.5-0.5B-Instruct";
   QSFT_REQUIRE_PATH(dir / "config.json");
   Qwen2Config c = Qwen2Config::load(dir);
-  EXPECT_EQ(c.hidden_size, 896);
-  EXPECT_EQ(c.intermediate_size, 4864);
-  EXPECT_EQ(c.num_hidden_layers, 24);
-  EXPECT_EQ(c.num_attention_heads, 14);
-  EXPECT_EQ(c.num_key_value_heads, 2);
-  EXPECT_EQ(c.head_dim, 64);
-  EXPECT_EQ(c.vocab_size, 151936);
+  EXPECT_EQ(sizes_of(c), (Sizes{896, 4864, 24, 14, 2, 64, 151936}));
   EXPECT_EQ(c.max_position_embeddings, 32768);
   EXPECT_EQ(c.rope_theta, 1e6);
   EXPECT_EQ(c.rms_norm_eps, 1e-6);
@@ -107,13 +90,7 @@ TEST_F(ModelConfigTest, ReadsQwen25_7BInstruct) {
   fs::path dir = test::shared_testdata() / "qwen2.5" / "Qwen2.5-7B-Instruct";
   QSFT_REQUIRE_PATH(dir / "config.json");
   Qwen2Config c = Qwen2Config::load(dir);
-  EXPECT_EQ(c.hidden_size, 3584);
-  EXPECT_EQ(c.intermediate_size, 18944);
-  EXPECT_EQ(c.num_hidden_layers, 28);
-  EXPECT_EQ(c.num_attention_heads, 28);
-  EXPECT_EQ(c.num_key_value_heads, 4);
-  EXPECT_EQ(c.head_dim, 128);
-  EXPECT_EQ(c.vocab_size, 152064);
+  EXPECT_EQ(sizes_of(c), (Sizes{3584, 18944, 28, 28, 4, 128, 152064}));
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_EQ(c.dtype, "bfloat16");
 }
@@ -152,13 +129,8 @@ TEST_F(ModelConfigTest, ToJsonReadsBackTheSameConfig) {
   EXPECT_NE(text.find("\"rms_norm_eps\": 1e-06"), std::string::npos) << text;
   EXPECT_NE(text.find("\"architectures\": [\n    \"Qwen2ForCausalLM\"\n  ]"), std::string::npos) << text;
   Qwen2Config back = Qwen2Config::parse(text, "written");
-  EXPECT_EQ(back.hidden_size, c.hidden_size);
-  EXPECT_EQ(back.intermediate_size, c.intermediate_size);
-  EXPECT_EQ(back.num_hidden_layers, c.num_hidden_layers);
-  EXPECT_EQ(back.num_attention_heads, c.num_attention_heads);
-  EXPECT_EQ(back.num_key_value_heads, c.num_key_value_heads);
+  EXPECT_EQ(sizes_of(back), sizes_of(c));
   EXPECT_EQ(back.head_dim, 32);
-  EXPECT_EQ(back.vocab_size, c.vocab_size);
   EXPECT_EQ(back.max_position_embeddings, c.max_position_embeddings);
   EXPECT_EQ(back.rope_theta, c.rope_theta);
   EXPECT_EQ(back.rms_norm_eps, c.rms_norm_eps);
@@ -216,50 +188,6 @@ TEST_F(ModelConfigTest, UnreadableOrBrokenFileIsAnInputError) {
   std::ofstream(dir_ / "config.json") << "{\"hidden_size\": 64,";
   msg = input_error_of([&] { Qwen2Config::load(dir_); });
   EXPECT_EQ(msg.rfind((dir_ / "config.json").string() + ": not a JSON object", 0), 0u) << msg;
-}
-
-// ---- the JSON writer ----
-
-TEST(JsonWriter, CompactAndPythonStyleIndentedSortedOutput) {
-  Json j = Json::object()
-               .set("b", Json::array({1, 2, Json::object().set("z", nullptr).set("a", true)}))
-               .set("a", "x")
-               .set("e", Json::array())
-               .set("d", Json::object());
-  EXPECT_EQ(j.dump(), R"({"b":[1,2,{"z":null,"a":true}],"a":"x","e":[],"d":{}})");
-  // json.dumps(same, indent=2, sort_keys=True) in Python:
-  EXPECT_EQ(j.dump({.indent = 2, .sort_keys = true}),
-            "{\n  \"a\": \"x\",\n  \"b\": [\n    1,\n    2,\n    {\n      \"a\": true,\n      \"z\": null\n    }\n"
-            "  ],\n  \"d\": {},\n  \"e\": []\n}");
-}
-
-TEST(JsonWriter, SetReplacesAKeyInPlace) {
-  Json j = Json::object().set("a", 1).set("b", 2).set("a", "one");
-  EXPECT_EQ(j.dump(), R"({"a":"one","b":2})");
-}
-
-TEST(JsonWriter, EscapesStringsAndPassesUtf8Through) {
-  EXPECT_EQ(Json("q\"b\\n\nt\tr\rc\x01\x1f é 中").dump(), R"("q\"b\\n\nt\tr\rc\u0001\u001f é 中")");
-  EXPECT_EQ(Json(std::string("nul\0x", 5)).dump(), R"("nul\u0000x")");
-}
-
-TEST(JsonWriter, NumbersPrintLikePythonAndReadBackExactly) {
-  // Expected strings are Python's repr of the same doubles.
-  std::vector<std::pair<double, const char*>> doubles = {
-      {0.0, "0.0"},          {-0.0, "-0.0"},       {1e-6, "1e-06"},      {1e6, "1000000.0"},
-      {0.1, "0.1"},          {1e16, "1e+16"},      {1e15, "1000000000000000.0"},
-      {-2.5e-5, "-2.5e-05"}, {3.0, "3.0"},         {0.0001, "0.0001"},   {1.5e300, "1.5e+300"},
-      {5e-324, "5e-324"},    {123456789012345680.0, "1.2345678901234568e+17"},
-      {9.5367431640625e-07, "9.5367431640625e-07"}};
-  for (auto& [v, text] : doubles) EXPECT_EQ(Json(v).dump(), text) << text;
-  EXPECT_EQ(Json(0.1f).dump(), "0.1");  // shortest text for the float, not for the double it widens to
-  EXPECT_EQ(Json(3.0f).dump(), "3.0");
-  EXPECT_EQ(Json(std::numeric_limits<double>::quiet_NaN()).dump(), "null");
-  EXPECT_EQ(Json(-INFINITY).dump(), "null");
-  EXPECT_EQ(Json(int64_t(-9007199254740993)).dump(), "-9007199254740993");
-  EXPECT_EQ(Json(uint64_t(42)).dump(), "42");
-  EXPECT_THROW(Json(uint64_t(1) << 63), std::out_of_range);
-  EXPECT_EQ(Json(false).dump(), "false");
 }
 
 }  // namespace

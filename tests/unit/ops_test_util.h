@@ -54,24 +54,32 @@ inline std::vector<float> random_uniform(size_t n, std::mt19937& rng, float lo =
   return v;
 }
 
-// Positions and cu_seqlens of sequences of the given lengths packed back to back.
+// Sequences of the given lengths packed back to back: each token's position in its sequence, the cu_seqlens
+// offsets (one more than the sequences) and the longest length.
+struct Packing {
+  explicit Packing(const std::vector<int>& lengths) {
+    for (int l : lengths) {
+      for (int p = 0; p < l; ++p) positions.push_back(p);
+      cu_seqlens.push_back(cu_seqlens.back() + l);
+      max_len = std::max(max_len, l);
+    }
+  }
+  int64_t tokens() const { return int64_t(positions.size()); }
+  int sequences() const { return int(cu_seqlens.size()) - 1; }
+
+  std::vector<int32_t> positions, cu_seqlens{0};
+  int max_len = 0;
+};
+
+// A Packing in host tensors.
 struct PackedLayout {
   explicit PackedLayout(const std::vector<int>& lengths)
-      : total(count(lengths)), positions({total}), cu_seqlens({int64_t(lengths.size()) + 1}) {
-    cu_seqlens[0] = 0;
-    int max_len = 0;
-    for (size_t s = 0; s < lengths.size(); ++s) {
-      for (int p = 0; p < lengths[s]; ++p) positions[size_t(cu_seqlens[s] + p)] = p;
-      cu_seqlens[s + 1] = cu_seqlens[s] + lengths[s];
-      max_len = std::max(max_len, lengths[s]);
-    }
-    seq = SeqLayout{positions.t, cu_seqlens.t, int(lengths.size()), max_len};
+      : packing(lengths), total(packing.tokens()), positions({total}), cu_seqlens({packing.sequences() + 1}) {
+    positions.set(packing.positions);
+    cu_seqlens.set(packing.cu_seqlens);
+    seq = SeqLayout{positions.t, cu_seqlens.t, packing.sequences(), packing.max_len};
   }
-  static int64_t count(const std::vector<int>& lengths) {
-    int64_t n = 0;
-    for (int l : lengths) n += l;
-    return n;
-  }
+  Packing packing;
   int64_t total;
   I32 positions, cu_seqlens;
   SeqLayout seq;

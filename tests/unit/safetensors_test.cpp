@@ -3,28 +3,23 @@
 #include "engine/io/safetensors.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "engine/base/error.h"
 #include "engine/base/half.h"
 #include "engine/io/json_writer.h"
+#include "test_util.h"
 
 namespace qsft {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using test::input_error_of;
+using test::read_file;
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
@@ -38,30 +33,8 @@ std::string raw_file(const std::string& header, size_t data_bytes) {
   return out + header + std::string(data_bytes, '\0');
 }
 
-// The message of the InputError that `f` throws (fails the test if it throws nothing or something else).
-std::string input_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected InputError, nothing was thrown";
-  return "";
-}
-
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("qsft_safetensors_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Opens a hand-made file; returns the error message (and checks it names the file).
   std::string open_error(const std::string& bytes) {
@@ -71,8 +44,6 @@ class SafetensorsTest : public ::testing::Test {
     EXPECT_NE(msg.find(p.string() + ": "), std::string::npos) << msg;
     return msg;
   }
-
-  fs::path dir_;
 };
 
 // Test tensors of every dtype (values chosen per dtype; bf16/f16 as raw bits).
@@ -133,7 +104,7 @@ TEST_F(SafetensorsTest, HeaderIsWhatThePythonLibraryWrites) {
   fs::path p = dir_ / "x.safetensors";
   write_safetensors(p, {{"b", DType::F32, {2}, b}, {"a", DType::BF16, {3}, a}, {"c", DType::I64, {1}, c},
                         {"d", DType::F16, {2}, d}, {"e", DType::I32, {3}, e}});
-  std::string bytes = read_bytes(p);
+  std::string bytes = read_file(p);
   ASSERT_EQ(bytes.size(), 8 + expected.size() + 38);
   EXPECT_EQ(bytes.substr(0, 8), raw_file(expected, 0).substr(0, 8));
   EXPECT_EQ(bytes.substr(8, expected.size()), expected);
@@ -187,7 +158,7 @@ TEST_F(SafetensorsTest, FailedWriteKeepsThePreviousFile) {
                                    throw std::runtime_error("disk on fire");
                                  }),
                std::runtime_error);
-  EXPECT_EQ(read_bytes(p), "old");
+  EXPECT_EQ(read_file(p), "old");
   EXPECT_FALSE(fs::exists(dir_ / "keep.safetensors.tmp"));
 
   fs::path nowhere = dir_ / "no_such_dir" / "x.safetensors";
@@ -213,7 +184,7 @@ TEST_F(SafetensorsTest, ModelDirectoryOneFileAndSharded) {
   for (int k = 1; k <= 4; ++k)
     EXPECT_TRUE(fs::exists(sharded / ("model-0000" + std::to_string(k) + "-of-00004.safetensors"))) << k;
   EXPECT_EQ(SafetensorsFile::open(sharded / "model-00002-of-00004.safetensors").tensors().size(), 2u);
-  std::string index = read_bytes(sharded / "model.safetensors.index.json");
+  std::string index = read_file(sharded / "model.safetensors.index.json");
   EXPECT_NE(index.find("\"total_size\": 72"), std::string::npos) << index;
   EXPECT_NE(index.find("\"w.f32\": \"model-00004-of-00004.safetensors\""), std::string::npos) << index;
 
@@ -242,7 +213,7 @@ TEST_F(SafetensorsTest, TruncatedFileIsAnInputError) {
   Fixture fx;
   fs::path good = dir_ / "good.safetensors";
   write_safetensors(good, fx.entries());
-  std::string bytes = read_bytes(good);
+  std::string bytes = read_file(good);
   uint64_t header_len = 0;
   std::memcpy(&header_len, bytes.data(), 8);
   // Data order: ids.i64 (I64) first, w.f16 (F16) last; a cut in the data names the first tensor it cuts.

@@ -1,16 +1,14 @@
 // The built-in tiny tokenizer (engine/io/tiny_tokenizer.h): deterministic, and tokenizer.json /
-// tokenizer_config.json in the structure of Qwen2.5's. tests/interop/tiny_tokenizer_test.py loads the files with
-// Hugging Face tokenizers: it runs TinyTokenizer.WritesTokenizerFiles with QSFT_TINY_TOKENIZER_OUT=DIR.
+// tokenizer_config.json in the structure of Qwen2.5's. tests/interop/tiny_tokenizer_test.py loads the files that
+// `qwen-sft init-model --preset tiny` writes with Hugging Face tokenizers.
 #include "engine/io/tiny_tokenizer.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
-#include <unistd.h>
 
-#include <fstream>
+#include <initializer_list>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "test_util.h"
 
@@ -19,23 +17,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+using test::read_file;
+
+// Expects ours[key] and ref[key] to be the same JSON (compared minified) for every key.
+void expect_same_values(simdjson::dom::element ours, simdjson::dom::element ref,
+                        std::initializer_list<const char*> keys) {
+  for (const char* key : keys) EXPECT_EQ(simdjson::minify(ours[key]), simdjson::minify(ref[key])) << key;
 }
 
-class TinyTokenizerTest : public ::testing::Test {
+class TinyTokenizerTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qsft_tiny_tokenizer_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Parses DIR/NAME (failing the test when it is not valid JSON); the parser must outlive the element.
   simdjson::dom::element parse(simdjson::dom::parser& parser, const fs::path& file) {
     simdjson::dom::element root;
@@ -43,8 +34,6 @@ class TinyTokenizerTest : public ::testing::Test {
     EXPECT_EQ(err, simdjson::SUCCESS) << file << ": " << simdjson::error_message(err);
     return root;
   }
-
-  fs::path dir_;
 };
 
 constexpr int64_t kBpeTokens = 700;
@@ -55,16 +44,13 @@ const std::vector<std::pair<std::string, bool>> kAdded = {{"<|endoftext|>", true
                                                           {"</tool_call>", false}};
 
 TEST_F(TinyTokenizerTest, WritesTokenizerFiles) {
-  fs::path out = dir_;
-  if (const char* env = std::getenv("QSFT_TINY_TOKENIZER_OUT")) out = env;  // for the interop test
-  fs::create_directories(out);
-  TinyTokenizer t = write_tiny_tokenizer(out, 2048);
+  TinyTokenizer t = write_tiny_tokenizer(dir_, 2048);
   EXPECT_EQ(t.vocab_size, kBpeTokens + 5);
   EXPECT_EQ(t.endoftext_id, kBpeTokens);
   EXPECT_EQ(t.im_start_id, kBpeTokens + 1);
   EXPECT_EQ(t.im_end_id, kBpeTokens + 2);
-  EXPECT_TRUE(fs::exists(out / "tokenizer.json"));
-  EXPECT_TRUE(fs::exists(out / "tokenizer_config.json"));
+  EXPECT_TRUE(fs::exists(dir_ / "tokenizer.json"));
+  EXPECT_TRUE(fs::exists(dir_ / "tokenizer_config.json"));
 }
 
 TEST_F(TinyTokenizerTest, SameBytesEveryTime) {
@@ -73,9 +59,9 @@ TEST_F(TinyTokenizerTest, SameBytesEveryTime) {
   write_tiny_tokenizer(dir_ / "a", 2048);
   write_tiny_tokenizer(dir_ / "b", 2048);
   for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-    std::string a = read_text(dir_ / "a" / name);
+    std::string a = read_file(dir_ / "a" / name);
     EXPECT_GT(a.size(), 1000u) << name;
-    EXPECT_EQ(a, read_text(dir_ / "b" / name)) << name;
+    EXPECT_EQ(a, read_file(dir_ / "b" / name)) << name;
   }
 }
 
@@ -127,11 +113,9 @@ TEST_F(TinyTokenizerTest, PipelineAndByteAlphabetAreQwen25s) {
   write_tiny_tokenizer(dir_, 2048);
   simdjson::dom::parser ours_parser, qwen_parser;
   simdjson::dom::element ours = parse(ours_parser, dir_ / "tokenizer.json"), ref = parse(qwen_parser, qwen);
-  for (const char* key : {"version", "normalizer", "pre_tokenizer", "post_processor", "decoder"})
-    EXPECT_EQ(simdjson::minify(ours[key]), simdjson::minify(ref[key])) << key;
-  for (const char* key : {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
-                          "fuse_unk", "byte_fallback"})
-    EXPECT_EQ(simdjson::minify(ours["model"][key]), simdjson::minify(ref["model"][key])) << key;
+  expect_same_values(ours, ref, {"version", "normalizer", "pre_tokenizer", "post_processor", "decoder"});
+  expect_same_values(ours["model"], ref["model"], {"type", "dropout", "unk_token", "continuing_subword_prefix",
+                                                   "end_of_word_suffix", "fuse_unk", "byte_fallback"});
 
   // Ids 0..255: the same 256 byte-level characters in the same order.
   std::vector<std::string> ours_bytes(256), ref_bytes(256);
@@ -148,9 +132,9 @@ TEST_F(TinyTokenizerTest, ConfigIsQwen25InstructsWithTheSameChatTemplate) {
   simdjson::dom::parser ours_parser, qwen_parser;
   simdjson::dom::element ours = parse(ours_parser, dir_ / "tokenizer_config.json"), ref = parse(qwen_parser, qwen);
   EXPECT_EQ(std::string_view(ours["chat_template"]), std::string_view(ref["chat_template"]));
-  for (const char* key : {"add_bos_token", "add_prefix_space", "bos_token", "clean_up_tokenization_spaces",
-                          "eos_token", "errors", "pad_token", "split_special_tokens", "tokenizer_class", "unk_token"})
-    EXPECT_EQ(simdjson::minify(ours[key]), simdjson::minify(ref[key])) << key;
+  expect_same_values(ours, ref, {"add_bos_token", "add_prefix_space", "bos_token", "clean_up_tokenization_spaces",
+                                 "eos_token", "errors", "pad_token", "split_special_tokens", "tokenizer_class",
+                                 "unk_token"});
   EXPECT_EQ(int64_t(ours["model_max_length"]), 4096);
   for (size_t k = 0; k < kAdded.size(); ++k) {
     simdjson::dom::element entry = ours["added_tokens_decoder"][std::to_string(kBpeTokens + int64_t(k))];

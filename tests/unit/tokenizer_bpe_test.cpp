@@ -17,12 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::read_file;
 
 struct Case {
   std::string text;
@@ -97,9 +92,7 @@ TEST_F(TokenizerTest, DecodeInvertsEncode) {
 TEST_F(TokenizerTest, VocabMergesFallbackEqualsTokenizerJson) {
   // A model folder without tokenizer.json, once with the official merges.txt and once with a '#version' header.
   for (const std::string header : {"", "#version: 0.2\n"}) {
-    fs::path dir = fs::temp_directory_path() / ("qsft_vocab_merges_" + std::to_string(header.size()) + "_" +
-                                                std::to_string(::getpid()));
-    fs::create_directories(dir);
+    fs::path dir = test::fresh_temp_dir("vocab_merges_" + std::to_string(header.size()));
     fs::copy_file(qwen_dir / "vocab.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
     fs::copy_file(qwen_dir / "tokenizer_config.json", dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
     std::ofstream(dir / "merges.txt", std::ios::binary) << header << read_file(qwen_dir / "merges.txt");
@@ -118,8 +111,7 @@ TEST_F(TokenizerTest, UnsupportedFilesAreInputErrorsNamingTheField) {
   const std::string digit_rule = R"(|\\p{N}|)";
   ASSERT_NE(json.find(digit_rule), std::string::npos);
   json.replace(json.find(digit_rule), digit_rule.size(), R"(|\\p{N}{1,3}|)");
-  fs::path dir = fs::temp_directory_path() / ("qsft_bad_tokenizer_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  fs::path dir = test::fresh_temp_dir("bad_tokenizer");
   std::ofstream(dir / "tokenizer.json", std::ios::binary) << json;
   try {
     Tokenizer::load(dir.string());

@@ -15,13 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("qsft_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 TEST(LrSchedule, MatchesTransformersFormulas) {
   LrSchedule s{"cosine", 1e-3, 10, 110};
   EXPECT_EQ(s.at(0), 0.0);                 // warmup starts from zero
@@ -43,7 +36,7 @@ TEST(TensorBoard, Crc32cKnownValue) {
 }
 
 TEST(TensorBoard, ScalarsReadBack) {
-  fs::path dir = fresh_dir("tb");
+  fs::path dir = fresh_temp_dir("tb");
   fs::path file;
   {
     TensorBoardWriter w(dir);
@@ -98,7 +91,7 @@ class CheckpointTest : public ::testing::Test {
 };
 
 TEST_F(CheckpointTest, RoundTripAndPruning) {
-  fs::path out = fresh_dir("ckpt");
+  fs::path out = fresh_temp_dir("ckpt");
   for (int64_t s : {2, 4, 6}) save_checkpoint(out, layout_, make(s), "/base", 2);
   EXPECT_FALSE(fs::exists(out / "checkpoint-2"));  // save_total_limit 2
   ASSERT_EQ(latest_checkpoint(out), out / "checkpoint-6");
@@ -113,7 +106,7 @@ TEST_F(CheckpointTest, RoundTripAndPruning) {
 }
 
 TEST_F(CheckpointTest, LeftoversOfACrashedWriteAreIgnoredAndRemoved) {
-  fs::path out = fresh_dir("ckpt_crash");
+  fs::path out = fresh_temp_dir("ckpt_crash");
   save_checkpoint(out, layout_, make(2), "/base", 0);
   fs::create_directories(out / ".tmp-checkpoint-4");  // a write killed half way
   std::ofstream(out / ".tmp-checkpoint-4" / "adapter_model.safetensors") << "partial";
@@ -122,7 +115,7 @@ TEST_F(CheckpointTest, LeftoversOfACrashedWriteAreIgnoredAndRemoved) {
 }
 
 TEST_F(CheckpointTest, AnotherLoraConfigurationIsAClearError) {
-  fs::path out = fresh_dir("ckpt_other");
+  fs::path out = fresh_temp_dir("ckpt_other");
   save_checkpoint(out, layout_, make(2), "/base", 0);
   LoraConfig other = lora_;
   other.r = 4;
