@@ -1,7 +1,9 @@
 #include "data/dataset.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "data/batching.h"
@@ -32,22 +34,31 @@ int32_t eos_id(const DataConfig& cfg, const Tokenizer& tok) {
   return id;
 }
 
-// Records drawn for eval (eval_split of them, at least one) from (seed); each record's sequences go together.
-void split_off_eval(const DataConfig& cfg, EncodedSplit& all, PreparedData& out) {
-  SequenceSet set = all.sequences.finish();
-  std::vector<uint8_t> is_eval(all.records_kept, 0);
-  size_t n_eval = std::min<size_t>(all.records_kept, std::max<size_t>(1, size_t(std::llround(cfg.eval_split * all.records_kept))));
-  if (n_eval == all.records_kept) n_eval = all.records_kept > 1 ? all.records_kept - 1 : 0;
-  std::vector<uint32_t> order = shuffled_indices(all.records_kept, cfg.seed, kEvalSplitStream);
-  for (size_t i = 0; i < n_eval; ++i) is_eval[order[i]] = 1;
-  SequenceSetBuilder train, eval;
-  for (size_t s = 0; s < set.size(); ++s) (is_eval[all.record_of[s]] ? eval : train).add(set, s);
-  out.train = train.finish();
-  out.eval = eval.finish();
+// Whether the eval sequences are the eval files' ones, which follow the train ones (no eval_split draw).
+bool eval_in_order(const DataConfig& cfg, const std::vector<std::string>& eval_files) {
+  return !eval_files.empty() || cfg.eval_split <= 0;
+}
+
+// Per sequence: 1 for eval. In order: the sequences from first_eval on. Otherwise those of eval_split of the
+// records (at least one, never all) drawn from (seed), each record's sequences together.
+std::vector<uint8_t> eval_flags(const DataConfig& cfg, bool in_order, const EncodedRecords& all, size_t first_eval) {
+  std::vector<uint8_t> is_eval(all.record_of.size(), 0);
+  if (in_order) {
+    std::fill(is_eval.begin() + ptrdiff_t(first_eval), is_eval.end(), 1);
+    return is_eval;
+  }
+  const size_t records = all.records_kept;
+  size_t n_eval = std::min<size_t>(records, std::max<size_t>(1, size_t(std::llround(cfg.eval_split * records))));
+  if (n_eval == records) n_eval = records > 1 ? records - 1 : 0;
+  std::vector<uint8_t> record_is_eval(records, 0);
+  std::vector<uint32_t> order = shuffled_indices(records, cfg.seed, kEvalSplitStream);
+  for (size_t i = 0; i < n_eval; ++i) record_is_eval[order[i]] = 1;
+  for (size_t s = 0; s < is_eval.size(); ++s) is_eval[s] = record_is_eval[all.record_of[s]];
+  return is_eval;
 }
 
 PreparedData tokenize(const DataConfig& cfg, const std::string& model_dir, const std::vector<std::string>& train_files,
-                      const std::vector<std::string>& eval_files, bool show_progress) {
+                      const std::vector<std::string>& eval_files, bool show_progress, SequenceSink& sink) {
   Tokenizer tok = Tokenizer::load(model_dir);
   std::unique_ptr<ChatFormat> chat;
   std::string chat_error;
@@ -63,18 +74,13 @@ PreparedData tokenize(const DataConfig& cfg, const std::string& model_dir, const
   PreparedData out;
   Progress progress("tokenizing", total_size(train_files) + total_size(eval_files), show_progress);
   uint64_t bytes_done = 0;
-  EncodedSplit train;
-  files.encode(train_files, false, train, out.stats, progress, bytes_done);
-  if (!eval_files.empty()) {
-    EncodedSplit eval;
-    files.encode(eval_files, true, eval, out.stats, progress, bytes_done);
-    out.train = train.sequences.finish();
-    out.eval = eval.sequences.finish();
-  } else if (cfg.eval_split > 0) {
-    split_off_eval(cfg, train, out);
-  } else {
-    out.train = train.sequences.finish();
-  }
+  EncodedRecords all(sink);
+  files.encode(train_files, false, all, out.stats, progress, bytes_done);
+  const size_t first_eval = all.record_of.size();
+  files.encode(eval_files, true, all, out.stats, progress, bytes_done);
+  TrainEvalSets sets = sink.finish(eval_flags(cfg, eval_in_order(cfg, eval_files), all, first_eval));
+  out.train = std::move(sets.train);
+  out.eval = std::move(sets.eval);
   progress.finish();
   return out;
 }
@@ -97,6 +103,28 @@ void count_sequences(const DataConfig& cfg, PreparedData& d) {
   }
 }
 
+// Tokenizes into the cache file as it goes (bounded memory), or into memory when the cache cannot be written.
+PreparedData tokenize_and_cache(const DataConfig& cfg, const std::string& model_dir,
+                                const std::vector<std::string>& train_files,
+                                const std::vector<std::string>& eval_files, bool show_progress,
+                                const TokenCache& cache) {
+  if (std::unique_ptr<CacheWriter> writer = cache.start_writing(eval_in_order(cfg, eval_files))) {
+    try {
+      PreparedData d = tokenize(cfg, model_dir, train_files, eval_files, show_progress, *writer);
+      count_sequences(cfg, d);
+      writer->commit(d.stats);
+      return d;
+    } catch (const CacheWriteError& e) {
+      std::fprintf(stderr, "qwen-sft: warning: could not write the token cache: %s; tokenizing again, in memory\n",
+                   e.what());
+    }
+  }
+  MemorySink memory;
+  PreparedData d = tokenize(cfg, model_dir, train_files, eval_files, show_progress, memory);
+  count_sequences(cfg, d);
+  return d;
+}
+
 }  // namespace
 
 PreparedData prepare_data(const DataConfig& cfg, const std::string& model_dir, bool show_progress) {
@@ -105,11 +133,7 @@ PreparedData prepare_data(const DataConfig& cfg, const std::string& model_dir, b
   const std::vector<std::string> eval_files = expand_data_files(cfg.eval_files, "data.eval_files");
   const TokenCache cache(cfg, model_dir, train_files, eval_files);
   std::optional<PreparedData> data = cache.load();
-  if (!data) {
-    data = tokenize(cfg, model_dir, train_files, eval_files, show_progress);
-    count_sequences(cfg, *data);
-    cache.save(*data);
-  }
+  if (!data) data = tokenize_and_cache(cfg, model_dir, train_files, eval_files, show_progress, cache);
   data->stats.cache_path = cache.path().string();
   data->stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return std::move(*data);

@@ -44,7 +44,7 @@ struct FileEncoder::Result {
 
 FileEncoder::FileEncoder(const DataConfig& cfg, const ExampleEncoder& encoder) : cfg_(cfg), encoder_(encoder) {}
 
-void FileEncoder::keep(Encoded e, const std::string& where, EncodedSplit& out, DataStats& stats) const {
+void FileEncoder::keep(Encoded e, const std::string& where, EncodedRecords& out, DataStats& stats) const {
   const int64_t len = int64_t(e.ids.size());
   const int64_t max = cfg_.max_length;
   stats.add_length(len);
@@ -75,7 +75,7 @@ void FileEncoder::keep(Encoded e, const std::string& where, EncodedSplit& out, D
   if (kept_any) ++out.records_kept;
 }
 
-void FileEncoder::encode(const std::vector<std::string>& files, bool eval, EncodedSplit& out, DataStats& stats,
+void FileEncoder::encode(const std::vector<std::string>& files, bool eval, EncodedRecords& out, DataStats& stats,
                          Progress& progress, uint64_t& bytes_done) const {
   const std::optional<RecordFormat> forced =
       cfg_.format == "auto" ? std::nullopt

@@ -10,12 +10,14 @@
 #include "data/data_stats.h"
 #include "data/example_encoder.h"
 #include "data/progress.h"
-#include "data/sequence_set.h"
+#include "data/sequence_sink.h"
 
 namespace qsft {
 
-struct EncodedSplit {
-  SequenceSetBuilder sequences;
+// The sequences of records, in record order: the tokens go to the sink, what is known of each sequence stays here.
+struct EncodedRecords {
+  explicit EncodedRecords(SequenceSink& s) : sequences(s) {}
+  SequenceSink& sequences;
   std::vector<uint32_t> record_of;  // per sequence: the ordinal of its record among the records kept
   uint32_t records_kept = 0;
 };
@@ -24,12 +26,12 @@ class FileEncoder {
  public:
   FileEncoder(const DataConfig& cfg, const ExampleEncoder& encoder);
   // Appends the sequences of files to out; stats gets their counts. progress counts bytes read.
-  void encode(const std::vector<std::string>& files, bool eval, EncodedSplit& out, DataStats& stats,
+  void encode(const std::vector<std::string>& files, bool eval, EncodedRecords& out, DataStats& stats,
               Progress& progress, uint64_t& bytes_done) const;
 
  private:
   struct Result;
-  void keep(Encoded e, const std::string& where, EncodedSplit& out, DataStats& stats) const;
+  void keep(Encoded e, const std::string& where, EncodedRecords& out, DataStats& stats) const;
 
   const DataConfig& cfg_;
   const ExampleEncoder& encoder_;

@@ -20,13 +20,11 @@ struct OwnedArrays {
 SequenceSet::SequenceSet() : offsets_(&kZeroOffset, 1) {}
 
 SequenceSet::SequenceSet(std::shared_ptr<const void> owner, std::span<const uint64_t> offsets,
-                         std::span<const int32_t> ids, std::span<const uint8_t> mask)
-    : owner_(std::move(owner)), offsets_(offsets), ids_(ids), mask_(mask) {
+                         std::span<const int32_t> ids, std::span<const uint8_t> mask, int64_t trained_tokens)
+    : owner_(std::move(owner)), offsets_(offsets), ids_(ids), mask_(mask), trained_tokens_(trained_tokens) {
   if (offsets_.empty() || offsets_.front() != 0 || offsets_.back() != ids_.size() || ids_.size() != mask_.size())
     throw std::invalid_argument("SequenceSet: offsets, ids and mask do not agree");
 }
-
-int64_t SequenceSet::trained_tokens() const { return int64_t(std::count(mask_.begin(), mask_.end(), uint8_t(1))); }
 
 SequenceSetBuilder::SequenceSetBuilder() : offsets_{0} {}
 
@@ -34,15 +32,18 @@ void SequenceSetBuilder::add(std::span<const int32_t> ids, std::span<const uint8
   if (ids.size() != mask.size()) throw std::invalid_argument("SequenceSetBuilder::add: ids and mask differ in length");
   ids_.insert(ids_.end(), ids.begin(), ids.end());
   mask_.insert(mask_.end(), mask.begin(), mask.end());
+  trained_tokens_ += std::ranges::count(mask, uint8_t(1));
   offsets_.push_back(ids_.size());
 }
 
 SequenceSet SequenceSetBuilder::finish() {
   auto owned = std::make_shared<OwnedArrays>(OwnedArrays{std::move(offsets_), std::move(ids_), std::move(mask_)});
+  SequenceSet set(owned, owned->offsets, owned->ids, owned->mask, trained_tokens_);
   offsets_ = {0};
   ids_.clear();
   mask_.clear();
-  return SequenceSet(owned, owned->offsets, owned->ids, owned->mask);
+  trained_tokens_ = 0;
+  return set;
 }
 
 }  // namespace qsft

@@ -13,15 +13,16 @@ class SequenceSet {
  public:
   SequenceSet();
   // Views of flat arrays that `owner` keeps alive (vectors, a mapping). offsets: size()+1 entries, from 0.
+  // trained_tokens: how many mask bytes are 1, counted by the maker (so a mapped mask is not read to count it).
   SequenceSet(std::shared_ptr<const void> owner, std::span<const uint64_t> offsets, std::span<const int32_t> ids,
-              std::span<const uint8_t> mask);
+              std::span<const uint8_t> mask, int64_t trained_tokens);
 
   size_t size() const { return offsets_.size() - 1; }
   std::span<const int32_t> ids(size_t i) const { return ids_.subspan(offsets_[i], offsets_[i + 1] - offsets_[i]); }
   std::span<const uint8_t> mask(size_t i) const { return mask_.subspan(offsets_[i], offsets_[i + 1] - offsets_[i]); }
   int64_t length(size_t i) const { return int64_t(offsets_[i + 1] - offsets_[i]); }
   int64_t total_tokens() const { return int64_t(ids_.size()); }
-  int64_t trained_tokens() const;  // tokens with mask 1
+  int64_t trained_tokens() const { return trained_tokens_; }  // tokens with mask 1
 
   std::span<const uint64_t> offsets() const { return offsets_; }
   std::span<const int32_t> flat_ids() const { return ids_; }
@@ -32,6 +33,7 @@ class SequenceSet {
   std::span<const uint64_t> offsets_;
   std::span<const int32_t> ids_;
   std::span<const uint8_t> mask_;
+  int64_t trained_tokens_ = 0;
 };
 
 class SequenceSetBuilder {
@@ -46,6 +48,11 @@ class SequenceSetBuilder {
   std::vector<uint64_t> offsets_;
   std::vector<int32_t> ids_;
   std::vector<uint8_t> mask_;
+  int64_t trained_tokens_ = 0;
+};
+
+struct TrainEvalSets {
+  SequenceSet train, eval;
 };
 
 }  // namespace qsft
