@@ -16,7 +16,6 @@ class AdamWOptimizer {
   static size_t bytes(int64_t num_params) { return 2 * (size_t(num_params) * 4 + Arena::kAlign); }  // m and v
   // One update at learning rate lr (the scheduler's value for this step); the step counter advances first.
   void step(Tensor& params, const Tensor& grads, const AdamWConfig& cfg, double lr);
-  int64_t steps_taken() const { return step_; }
   Tensor& exp_avg() { return m_; }
   Tensor& exp_avg_sq() { return v_; }
   void set_steps_taken(int64_t s) { step_ = s; }
