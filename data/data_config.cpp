@@ -123,15 +123,20 @@ DataConfig parse_data_config(std::string_view json_object_text, const std::strin
     std::string name(kv.key);
     auto it = std::find_if(setters().begin(), setters().end(), [&](auto& s) { return s.first == name; });
     if (it == setters().end()) {
-      std::string hint = nearest_key(name, valid);
+      std::string hint = nearest_key(name, valid), list;
+      for (const std::string& v : valid) list += (list.empty() ? "" : ", ") + v;
       throw input_error(where, "unknown key data." + name +
-                                   (hint.empty() ? "" : " (did you mean data." + hint + "?)"));
+                                   (hint.empty() ? " (valid keys: " + list + ")" : " (did you mean data." + hint + "?)"));
     }
     it->second(c, KeyReader{where, base_dir, "data." + name, kv.value});
   }
   if (c.train_files.empty()) throw input_error(where, "data.train_files: missing (a file, a folder or a list)");
   if (c.format == "template" && c.prompt_template.empty() && c.completion_template.empty())
     throw input_error(where, "data.format: 'template' needs data.prompt_template and/or data.completion_template");
+  // A template's completion is what is trained: without one only the EOS would be.
+  if (!c.prompt_template.empty() && c.completion_template.empty() && c.loss_mask != "all")
+    throw input_error(where, "data.completion_template: missing; with a prompt_template only the completion is "
+                             "trained (give completion_template, or set data.loss_mask to \"all\")");
   if (!c.eval_files.empty() && c.eval_split > 0)
     throw input_error(where, "data.eval_split: give eval_files or eval_split, not both");
   return c;

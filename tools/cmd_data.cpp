@@ -1,4 +1,5 @@
-// qwen-sft data cfg.json: tokenize and pack the config's data, print the statistics, fill the token cache.
+// qwen-sft data cfg.json [--set k=v ...]: tokenize and pack the config's data, print the statistics, fill the
+// token cache (the same cache `qwen-sft train` with the same overrides uses).
 // Reads the config's "model" (a model folder, relative to the config file), "data" and, for the default cache
 // folder (<output_dir>/cache), "output_dir"; other top-level keys are the trainer's.
 #include <simdjson.h>
@@ -6,9 +7,12 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "data/dataset.h"
 #include "engine/base/error.h"
+#include "engine/train/config_overrides.h"
 #include "tools/cli.h"
 
 namespace qsft::cli {
@@ -17,12 +21,17 @@ namespace {
 namespace fs = std::filesystem;
 
 int run(const Args& args) {
-  Flags f = parse_flags(args, {}, {});
-  if (f.positional.size() != 1) throw InputError("usage: qwen-sft data cfg.json");
+  Flags f = parse_flags(args, {"set"}, {});
+  if (f.positional.size() != 1) throw InputError("usage: qwen-sft data cfg.json [--set key.path=value ...]");
   const std::string config_path = f.positional[0];
+  std::ifstream in(config_path, std::ios::binary);
+  if (!in) throw input_error(config_path, "cannot read the config");
+  std::stringstream raw;
+  raw << in.rdbuf();
+  const simdjson::padded_string text_json(apply_overrides(raw.str(), f.all("set"), config_path));
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (auto err = parser.load(config_path).get(root))
+  if (auto err = parser.parse(text_json).get(root))
     throw input_error(config_path, std::string("cannot read the config: ") + simdjson::error_message(err));
   const fs::path base = fs::absolute(config_path).parent_path();
   auto text = [&](const char* key) -> std::string {
@@ -44,7 +53,7 @@ int run(const Args& args) {
 }
 
 const bool registered = register_command(
-    {"data", "cfg.json  tokenize + pack the config's data, print dataset statistics, fill the token cache", run});
+    {"data", "cfg.json [--set k=v ...]: tokenize + pack the data, print dataset statistics, fill the cache", run});
 
 }  // namespace
 }  // namespace qsft::cli
