@@ -230,6 +230,45 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   return c;
 }
 
+namespace {
+
+// Every leaf of a JSON document as dotted path -> its minified value (arrays are leaves).
+void flatten(element e, const std::string& path, std::map<std::string, std::string>& out) {
+  if (!e.is_object()) {
+    out[path] = simdjson::minify(e);
+    return;
+  }
+  for (auto field : e.get_object()) flatten(field.value, path.empty() ? std::string(field.key) : path + "." + std::string(field.key), out);
+}
+
+std::map<std::string, std::string> flattened(const std::string& json) {
+  simdjson::dom::parser parser;
+  element root;
+  simdjson::padded_string padded(json);
+  std::map<std::string, std::string> out;
+  if (!parser.parse(padded).get(root)) flatten(root, "", out);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> resume_incompatible_keys(const std::string& before_json, const std::string& now_json) {
+  static const std::vector<std::string> may_change = {
+      "training.max_steps", "training.num_train_epochs", "eval_steps", "save_steps", "save_total_limit",
+      "logging_steps",      "device",                    "output_dir"};
+  const auto a = flattened(before_json), b = flattened(now_json);
+  std::vector<std::string> keys;
+  auto differs = [&](const std::string& k) {
+    if (std::find(may_change.begin(), may_change.end(), k) != may_change.end()) return;
+    auto x = a.find(k), y = b.find(k);
+    if ((x == a.end()) != (y == b.end()) || (x != a.end() && x->second != y->second)) keys.push_back(k);
+  };
+  for (const auto& [k, _] : a) differs(k);
+  for (const auto& [k, _] : b)
+    if (!a.count(k)) differs(k);
+  return keys;
+}
+
 TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides) {
   return parse_train_config(apply_overrides(read_file(path), overrides, path.string()), path);
 }

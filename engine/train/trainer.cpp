@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 
 #include "data/batching.h"
 #include "data/dataset.h"
@@ -68,6 +69,20 @@ class StepPlanner {
   std::vector<std::vector<std::vector<uint32_t>>> plans_;
 };
 
+// Resuming with another data, model, LoRA or optimisation config would silently continue a different run.
+void refuse_changed_config(const fs::path& out, const TrainConfig& cfg) {
+  if (!latest_checkpoint(out) || !fs::exists(out / "config.json")) return;
+  std::ifstream in(out / "config.json", std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<std::string> keys = resume_incompatible_keys(before, cfg.resolved_json);
+  if (keys.empty()) return;
+  std::string list;
+  for (const std::string& k : keys) list += (list.empty() ? "" : ", ") + k;
+  throw input_error(cfg.config_path.string(),
+                    "output_dir " + out.string() + " holds checkpoints of a run with another config (" + list +
+                        " differ from its config.json); resume with that config, or use a new output_dir");
+}
+
 struct EvalResult {
   double loss = 0, accuracy = 0;
 };
@@ -93,6 +108,7 @@ TrainResult train(const TrainConfig& cfg, bool show_progress) {
     throw input_error(out.string(), "output_dir exists and is not a directory");
   if (!fs::is_directory(cfg.model)) throw input_error(cfg.model, "model directory not found");
   fs::create_directories(out);
+  refuse_changed_config(out, cfg);
   write_file_atomic(out / "config.json", cfg.resolved_json);
 
   const TrainingOptions& T = cfg.training;

@@ -3,7 +3,8 @@
 and a non-zero exit (2), and nothing already written is lost.
 Model files: truncated or corrupt safetensors, a missing tensor, a shape mismatch, an unsupported dtype, a config
 missing a key. Faults: a missing model directory, unreadable data, an output_dir that is a file, a full disk while a
-checkpoint is written (simulated with RLIMIT_FSIZE), which must leave the previous checkpoint intact."""
+checkpoint is written (simulated with RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a run
+with a changed config."""
 import json
 import os
 import resource
@@ -125,6 +126,11 @@ def main():
     expect(not os.path.exists(os.path.join(out, "checkpoint-4")), "a partial checkpoint-4 was left")
     run(a.bin, "export", os.path.join(out, "checkpoint-2"), "--out", os.path.join(d, "exported"))
     print("ok: checkpoint-2 intact and exportable after the failed write")
+
+    # Resuming that run with another learning rate would silently continue a different run: refused.
+    expect_error(a.bin, write_config(os.path.join(d, "full.json"), good, out, max_steps=4, learning_rate=1e-2,
+                                     top={"save_steps": 2}), "training.learning_rate", "another config")
+    expect(open(ck2, "rb").read() == before, "checkpoint-2 changed")
 
 
 if __name__ == "__main__":

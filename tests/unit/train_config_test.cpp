@@ -105,6 +105,19 @@ TEST(TrainConfig, BadValuesAreNamed) {
             std::string::npos);
 }
 
+TEST(TrainConfig, ResumeMayChangeOnlyLengthCadenceAndDevice) {
+  const std::string before = parse_train_config(kMinimal, "/cfg/run.json").resolved_json;
+  auto now = [&](std::vector<std::string> set) {
+    return parse_train_config(apply_overrides(kMinimal, set, "x"), "/cfg/run.json").resolved_json;
+  };
+  EXPECT_TRUE(resume_incompatible_keys(before, before).empty());
+  EXPECT_TRUE(resume_incompatible_keys(before, now({"training.max_steps=100", "save_steps=10", "device=\"cpu\""}))
+                  .empty());
+  EXPECT_EQ(resume_incompatible_keys(before, now({"training.learning_rate=1e-3", "data.max_length=64"})),
+            (std::vector<std::string>{"data.max_length", "training.learning_rate"}));
+  EXPECT_EQ(resume_incompatible_keys(before, now({"training.seed=7"})), std::vector<std::string>{"training.seed"});
+}
+
 TEST(ConfigOverrides, SetReplacesAddsAndCreatesKeys) {
   const std::string text = apply_overrides(
       kMinimal,
