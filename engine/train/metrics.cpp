@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -74,7 +75,9 @@ void write_loss_curve_svg(const fs::path& path, const std::vector<CurvePoint>& t
   s << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
   for (int i = 0; i <= 4; ++i) {  // y ticks
     const double y = y0 + (y1 - y0) * i / 4;
-    s << "<text x=\"" << L - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">" << Json(y).dump() << "</text>\n";
+    char label[32];
+    std::snprintf(label, sizeof label, "%.3g", y);
+    s << "<text x=\"" << L - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">" << label << "</text>\n";
   }
   s << "<text x=\"" << L << "\" y=\"" << H - B + 18 << "\">0</text><text x=\"" << W - R << "\" y=\"" << H - B + 18
     << "\" text-anchor=\"end\">" << int64_t(x1) << "</text>\n";
@@ -83,7 +86,11 @@ void write_loss_curve_svg(const fs::path& path, const std::vector<CurvePoint>& t
     if (c.empty()) return;
     s << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\"";
     for (const CurvePoint& p : c) s << px(double(p.step)) << "," << py(p.value) << " ";
-    s << "\"/>\n<text x=\"" << W - R - 80 << "\" y=\"" << ly << "\" fill=\"" << color << "\">" << label << "</text>\n";
+    s << "\"/>\n";
+    for (const CurvePoint& p : c)  // a mark per point, so that a single eval is visible too
+      s << "<circle cx=\"" << px(double(p.step)) << "\" cy=\"" << py(p.value) << "\" r=\"2.5\" fill=\"" << color
+        << "\"/>\n";
+    s << "<text x=\"" << W - R - 80 << "\" y=\"" << ly << "\" fill=\"" << color << "\">" << label << "</text>\n";
   };
   polyline(train, "#1f77b4", "train loss", T + 4);
   polyline(eval, "#d62728", "eval loss", T + 20);
