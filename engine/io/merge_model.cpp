@@ -39,7 +39,7 @@ void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, cons
   Qwen2Config cfg = Qwen2Config::load(base_dir);
   std::map<std::string, const LoraSlot*> adapted;
   for (const LoraSlot& s : layout.slots()) adapted[module_weight_name(s)] = &s;
-  // The merged weights keep the base checkpoint's dtype (bf16 for released Qwen models; fp32 stays fp32).
+  // fp32 stays fp32; bf16 (released Qwen models) and fp16 bases are written as bf16.
   const DType out_dtype = store.names().empty() ? DType::BF16 : store.find(store.names()[0])->dtype;
   std::vector<std::vector<float>> f32_buffers;  // values alive until written
   std::vector<std::vector<uint16_t>> bf16_buffers;

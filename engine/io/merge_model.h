@@ -1,6 +1,7 @@
 // `qwen-sft export --merge`: the base model with the LoRA update folded in, W' = W + scaling * B A, as a
-// Hugging Face model directory that transformers loads: safetensors in the base checkpoint's dtype (bf16 for
-// released Qwen models; an fp32 base stays fp32), config.json, and the tokenizer files.
+// Hugging Face model directory that transformers loads: safetensors in bf16 (an fp32 base stays fp32, so that
+// exact checks are possible; an fp16 base becomes bf16), config.json, and the tokenizer files. The update is added
+// in fp32 and rounded once.
 #pragma once
 #include <filesystem>
 #include <vector>

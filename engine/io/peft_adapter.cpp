@@ -38,7 +38,10 @@ LoraConfig read_peft_config(const fs::path& dir) {
   std::string_view type;
   if (key("peft_type").get(type) || type != "LORA")
     throw input_error(path, "peft_type must be \"LORA\" (only LoRA adapters are supported)");
-  for (const char* k : {"use_dora", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform"})
+  // Features that change the math: loading such an adapter as plain LoRA would give wrong logits.
+  for (const char* k : {"use_dora", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform",
+                        "bias", "lora_bias", "exclude_modules", "target_parameters", "trainable_token_indices",
+                        "layer_replication"})
     if (is_set(k)) throw input_error(path, std::string("\"") + k + "\" is not supported");
   LoraConfig c;
   c.r = int(number("r"));
@@ -49,6 +52,9 @@ LoraConfig read_peft_config(const fs::path& dir) {
   std::vector<std::string> targets;
   simdjson::dom::element tm = key("target_modules");
   if (tm.is_string()) {
+    if (std::string_view(tm.get_string()) != "all-linear")
+      throw input_error(path, "target_modules is a regular expression, which is not supported (give a list of "
+                              "module names or \"all-linear\")");
     targets.emplace_back(std::string_view(tm.get_string()));
   } else if (tm.is_array()) {
     for (simdjson::dom::element t : tm.get_array()) {

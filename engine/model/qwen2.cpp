@@ -172,8 +172,10 @@ void Qwen2Model::forward_to_hidden(const PackedBatch& b, uint64_t seed, bool tra
   Tensor h0 = resid_[0].rows(0, T);
   ops_->embedding_fwd(ids_.rows(0, T), embed_, h0);
   if (train && opts_.neftune_alpha > 0) {
-    // transformers' NEFTune: U(-a/sqrt(L*d), a/sqrt(L*d)) with L the (single, packed) row's length.
-    const float scale = opts_.neftune_alpha / std::sqrt(float(T) * float(cfg_.hidden_size));
+    // transformers' NEFTune: U(-a/sqrt(L*d), a/sqrt(L*d)) with L the row length of the batch it sees: the packed
+    // row (padding-free) or, for a padded batch, its longest sequence.
+    const float L = opts_.neftune_padded_rows ? float(b.max_seqlen) : float(T);
+    const float scale = opts_.neftune_alpha / std::sqrt(L * float(cfg_.hidden_size));
     ops_->neftune_noise(h0, scale, rng::hash(seed, ~0ull));
   }
   for (int64_t l = 0; l < L; ++l) {

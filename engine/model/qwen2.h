@@ -21,6 +21,8 @@ struct ModelOptions {
   int64_t max_tokens = 4096;  // tokens of the largest micro-batch
   bool recompute = false;     // activation checkpointing: keep layer inputs only, redo the layer in backward
   float neftune_alpha = 0.0f;  // NEFTune noise on the embeddings while training (0 = off)
+  bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
+                                     // sequence (the row length of the padded batch transformers would build)
 };
 
 struct LayerWeights {

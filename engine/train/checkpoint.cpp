@@ -57,6 +57,8 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
     state.set("global_step", ck.state.global_step)
         .set("log_loss_sum", ck.state.log_loss_sum)
         .set("log_steps", ck.state.log_steps)
+        .set("log_accuracy_sum", ck.state.log_accuracy_sum)
+        .set("log_micro_batches", ck.state.log_micro_batches)
         .set("num_tokens", ck.state.num_tokens)
         .set("train_seconds", ck.state.train_seconds);
     write_file_atomic(tmp / "trainer_state.json", state.dump({2, true}));
@@ -107,6 +109,8 @@ Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
     ck.state.global_step = int64_t(s["global_step"]);
     ck.state.log_loss_sum = double(s["log_loss_sum"]);
     ck.state.log_steps = int64_t(s["log_steps"]);
+    ck.state.log_accuracy_sum = double(s["log_accuracy_sum"]);
+    ck.state.log_micro_batches = int64_t(s["log_micro_batches"]);
     ck.state.num_tokens = int64_t(s["num_tokens"]);
     ck.state.train_seconds = double(s["train_seconds"]);
   } catch (const simdjson::simdjson_error& e) {

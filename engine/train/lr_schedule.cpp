@@ -21,4 +21,10 @@ double LrSchedule::at(int64_t k) const {
   return lr * std::max(0.0, 0.5 * (1.0 + std::cos(std::numbers::pi * progress)));
 }
 
+int64_t warmup_steps_for(double warmup_steps, double warmup_ratio, int64_t total_steps) {
+  if (warmup_steps >= 1) return int64_t(warmup_steps);
+  const double ratio = warmup_steps > 0 ? warmup_steps : warmup_ratio;
+  return int64_t(std::ceil(ratio * double(total_steps)));
+}
+
 }  // namespace qsft

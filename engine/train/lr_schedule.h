@@ -4,7 +4,7 @@
 //   constant:             1
 //   linear:               max(0, (N - k) / max(1, N - W))
 //   cosine:               max(0, 0.5 * (1 + cos(pi * (k - W) / max(1, N - W))))
-// N = total optimizer steps, W = warmup steps (warmup_ratio r gives W = ceil(r * N)).
+// N = total optimizer steps, W = warmup steps (warmup_steps_for gives W as transformers computes it).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,5 +21,9 @@ struct LrSchedule {
   double at(int64_t step) const;
   static const std::vector<std::string>& types();
 };
+
+// transformers' warmup steps: warmup_steps >= 1 is a count (truncated); 0 < warmup_steps < 1 is a ratio of the
+// total, ceil(ratio * total) (v5); otherwise the v4 warmup_ratio, ceil(ratio * total).
+int64_t warmup_steps_for(double warmup_steps, double warmup_ratio, int64_t total_steps);
 
 }  // namespace qsft

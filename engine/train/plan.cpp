@@ -14,6 +14,7 @@ ModelOptions model_options(const TrainConfig& cfg) {
                                            : int64_t(T.per_device_train_batch_size) * cfg.data.max_length;
   mo.recompute = T.gradient_checkpointing;
   mo.neftune_alpha = float(T.neftune_noise_alpha);
+  mo.neftune_padded_rows = !cfg.data.packing;
   return mo;
 }
 

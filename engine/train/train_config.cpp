@@ -75,6 +75,11 @@ struct Reader {
     if (i < lo) bad("must be >= " + std::to_string(lo));
     return i;
   }
+  double non_negative(element e) const {
+    const double d = number(e);
+    if (!(d >= 0)) bad("must be >= 0");
+    return d;
+  }
   double in_range(element e, double lo, double hi) const {  // lo <= x <= hi
     const double d = number(e);
     if (!(d >= lo && d <= hi)) bad("must be in [" + Json(lo).dump() + ", " + Json(hi).dump() + "]");
@@ -153,14 +158,14 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
     t.warmup_ratio = R("warmup_ratio").number(v);
     if (t.warmup_ratio < 0 || t.warmup_ratio > 1) R("warmup_ratio").bad("must be in [0, 1]");
   });
-  s.key("warmup_steps", [&](element v) { t.warmup_steps = R("warmup_steps").at_least(v, 0); });
-  s.key("weight_decay", [&](element v) { t.adamw.weight_decay = R("weight_decay").in_range(v, 0, 1e9); });
+  s.key("warmup_steps", [&](element v) { t.warmup_steps = R("warmup_steps").non_negative(v); });
+  s.key("weight_decay", [&](element v) { t.adamw.weight_decay = R("weight_decay").non_negative(v); });
   s.key("adam_beta1", [&](element v) { t.adamw.beta1 = R("adam_beta1").in_range(v, 0, 0.999999); });
   s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").in_range(v, 0, 0.999999); });
   s.key("adam_epsilon", [&](element v) { t.adamw.eps = R("adam_epsilon").positive(v); });
-  s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").in_range(v, 0, 1e9); });
+  s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").non_negative(v); });
   s.key("neftune_noise_alpha", [&](element v) {
-    t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").in_range(v, 0, 1e9);
+    t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").non_negative(v);
   });
   s.key("gradient_checkpointing", [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
   s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").at_least(v, 0)); });

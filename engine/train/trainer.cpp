@@ -50,9 +50,10 @@ class StepPlanner {
       out.push_back(make_batch(data_, p[size_t(i)]));
     return out;
   }
-  double epoch_progress(int64_t s) {  // fractional epoch after step s, as transformers logs it
+  double epoch_progress(int64_t s) {  // fractional epoch after step s, counted in micro-batches as transformers does
     auto [e, j] = locate(s);
-    return e + double(j + 1) / double(steps_in_epoch(e));
+    const int64_t micro_batches = int64_t(plan(e).size());
+    return e + double(std::min((j + 1) * ga(), micro_batches)) / double(micro_batches);
   }
 
  private:
@@ -123,8 +124,8 @@ TrainResult train(const TrainConfig& cfg, bool show_progress) {
   StepPlanner planner(data.train, cfg);
   const int64_t total = T.max_steps > 0 ? T.max_steps
                                         : int64_t(std::ceil(T.num_train_epochs * double(planner.steps_in_epoch(0))));
-  const int64_t warmup = T.warmup_steps > 0 ? T.warmup_steps : int64_t(std::ceil(T.warmup_ratio * double(total)));
-  const LrSchedule sched{T.lr_scheduler_type, T.learning_rate, warmup, total};
+  const LrSchedule sched{T.lr_scheduler_type, T.learning_rate,
+                         warmup_steps_for(T.warmup_steps, T.warmup_ratio, total), total};
 
   Qwen2Model model(*ops, mcfg, cfg.lora, model_options(cfg));
   model.load_weights(cfg.model);
@@ -164,7 +165,12 @@ TrainResult train(const TrainConfig& cfg, bool show_progress) {
     double loss_sum = 0;
     for (size_t i = 0; i < batches.size(); ++i) {
       const uint64_t seed = rng::hash(T.seed, uint64_t(s) * uint64_t(T.gradient_accumulation_steps) + i);
-      loss_sum += model.forward_backward(batches[i], 1.0f / float(N), seed).loss_sum;
+      const LossStats mb = model.forward_backward(batches[i], 1.0f / float(N), seed);
+      loss_sum += mb.loss_sum;
+      if (mb.targets > 0) {  // TRL: the mean over micro-batches of each one's token accuracy
+        st.log_accuracy_sum += double(mb.correct) / double(mb.targets);
+        st.log_micro_batches += 1;
+      }
       tokens_this_run += batches[i].num_tokens();
       st.num_tokens += batches[i].num_tokens();
     }
@@ -181,16 +187,17 @@ TrainResult train(const TrainConfig& cfg, bool show_progress) {
 
     if (st.global_step % std::max<int64_t>(cfg.logging_steps, 1) == 0 || last) {
       const double mean = st.log_loss_sum / double(st.log_steps);
+      const double accuracy = st.log_accuracy_sum / double(std::max<int64_t>(st.log_micro_batches, 1));
       metrics.log(st.global_step, {{"epoch", planner.epoch_progress(s)}, {"loss", mean}, {"grad_norm", grad_norm},
                                    {"learning_rate", lr}, {"num_tokens", double(st.num_tokens)},
-                                   {"tokens_per_second", tok_s}});
+                                   {"mean_token_accuracy", accuracy}, {"tokens_per_second", tok_s}});
       char text[200];
       std::snprintf(text, sizeof text, "step %lld/%lld  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s",
                     (long long)st.global_step, (long long)total, mean, grad_norm, lr, tok_s);
       progress.line(text);
       result.final_loss = mean;
-      st.log_loss_sum = 0;
-      st.log_steps = 0;
+      st.log_loss_sum = st.log_accuracy_sum = 0;  // a new logging window
+      st.log_steps = st.log_micro_batches = 0;
     }
     if (data.eval.size() > 0 && ((cfg.eval_steps > 0 && st.global_step % cfg.eval_steps == 0) || last)) {
       EvalResult ev = evaluate(model, data.eval, cfg);

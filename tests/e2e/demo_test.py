@@ -19,6 +19,9 @@ def main():
     lines = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
     losses = [l["loss"] for l in lines if "loss" in l]
     expect(losses[-1] < losses[0] - 0.3, f"the loss did not fall: {losses}")
+    train_lines = [l for l in lines if "loss" in l]
+    expect(all(0 <= l["mean_token_accuracy"] <= 1 for l in train_lines), "mean_token_accuracy missing or out of range")
+    expect(all(k in lines[-1] for k in ("eval_loss", "eval_accuracy")), f"no final eval line: {lines[-1]}")
     cfg = json.load(open(os.path.join(out, "config.json")))
     expect(os.path.isabs(cfg["data"]["train_files"][0]), "the saved config keeps a relative data path")
     run(a.bin, "export", out, "--out", os.path.join(d, "adapter"), cwd="/")

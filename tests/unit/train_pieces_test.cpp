@@ -31,6 +31,14 @@ TEST(LrSchedule, MatchesTransformersFormulas) {
   EXPECT_DOUBLE_EQ((LrSchedule{"constant", 3e-4, 10, 100}.at(0)), 3e-4);  // constant ignores warmup
 }
 
+TEST(LrSchedule, WarmupStepsAsTransformersCountsThem) {
+  EXPECT_EQ(warmup_steps_for(0, 0.03, 100), 3);    // v4 warmup_ratio: ceil
+  EXPECT_EQ(warmup_steps_for(0.03, 0, 100), 3);    // v5: warmup_steps below 1 is a ratio
+  EXPECT_EQ(warmup_steps_for(0.031, 0, 100), 4);   // ceil(3.1)
+  EXPECT_EQ(warmup_steps_for(2.7, 0.5, 100), 2);   // a count is truncated and wins over the ratio
+  EXPECT_EQ(warmup_steps_for(0, 0, 100), 0);
+}
+
 TEST(TensorBoard, Crc32cKnownValue) {
   EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);  // the CRC-32C check value
 }
