@@ -3,6 +3,7 @@
 # CPU when there is no GPU. Outputs: build/demo-run (metrics.jsonl, loss_curve.svg, checkpoints, TensorBoard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tools/install-deps.sh
 tools/build.sh
 [ -f build/demo-model/model.safetensors ] || ./build/qwen-sft init-model --preset tiny --out build/demo-model
 rm -rf build/demo-run
