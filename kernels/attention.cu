@@ -75,9 +75,11 @@ __global__ void __launch_bounds__(kBlockThreads) attention_fwd_kernel(AttentionS
     float row_sum = 0.0f;
 #pragma unroll
     for (int c = 0; c < kBc / 2; ++c) {
-      const bf16 p = __float2bfloat16_rn(sc[c] == -INFINITY ? 0.0f : expf(sc[c] - m_new));
-      p_w[r * ld_prob<kBc> + half * (kBc / 2) + c] = p;
-      row_sum += __bfloat162float(p);  // the weights P v uses
+      const float p = sc[c] == -INFINITY ? 0.0f : expf(sc[c] - m_new);
+      p_w[r * ld_prob<kBc> + half * (kBc / 2) + c] = __float2bfloat16_rn(p);
+      // fp32 p, not its bf16 rounding: lse must be the log-sum-exp of the scores (the backward recomputes
+      // P = exp(s - lse) and the CPU reference's lse is exact); summing rounded p's puts ~1e-3 errors into lse.
+      row_sum += p;
     }
     row_sum += __shfl_xor_sync(0xffffffffu, row_sum, 1);
     l = l * alpha + row_sum;

@@ -25,7 +25,11 @@ __global__ void gather_rows_kernel(const int32_t* ids, const Vec* table, int64_t
 
 template <class T>
 __global__ void neftune_kernel(T* x, int64_t n, float scale, uint64_t seed) {
-  QSFT_GRID_STRIDE(i, n) store(x + i, load(x + i) + scale * (2.0f * rng::uniform(seed, uint64_t(i)) - 1.0f));
+  // _rn intrinsics: no fma contraction, so the value before the store rounds exactly as the CPU op's x += s * u.
+  QSFT_GRID_STRIDE(i, n) {
+    const float u = __fsub_rn(__fmul_rn(2.0f, rng::uniform(seed, uint64_t(i))), 1.0f);
+    store(x + i, __fadd_rn(load(x + i), __fmul_rn(scale, u)));
+  }
 }
 
 }  // namespace

@@ -28,7 +28,10 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng) {
   Both out(cpu, gpu, B, {T, k.n, k.D}), lse(cpu, gpu, DType::F32, {k.n, T});
   cpu.attention_fwd(q.c.t, kk.c.t, v.c.t, lc.seq, out.c.t, lse.c.t);
   gpu.attention_fwd(q.g.t, kk.g.t, v.g.t, lg.seq, out.g.t, lse.g.t);
-  out.expect_close(1e-2, "attention out " + tag);
+  // Tolerances: a numpy model of these kernels' roundings (bf16 P and dS, bf16 stores) gives rel. L2 errors of
+  // ~2e-3 (out) and ~3e-3 (dq, dk, dv), max-abs errors ~5e-3 of the largest value, lse ~1e-7.
+  out.expect_close(5e-3, "attention out " + tag);
+  out.expect_max_close(2e-2, "attention out (worst element) " + tag);
   lse.expect_close(1e-4, "attention lse " + tag);
 
   // The backward runs on each backend's own forward outputs (as the model does), the same dout.
@@ -36,9 +39,12 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng) {
   Both dq(cpu, gpu, B, {T, k.n, k.D}), dk(cpu, gpu, B, {T, k.nkv, k.D}), dv(cpu, gpu, B, {T, k.nkv, k.D});
   cpu.attention_bwd(dout.c.t, q.c.t, kk.c.t, v.c.t, out.c.t, lse.c.t, lc.seq, dq.c.t, dk.c.t, dv.c.t);
   gpu.attention_bwd(dout.g.t, q.g.t, kk.g.t, v.g.t, out.g.t, lse.g.t, lg.seq, dq.g.t, dk.g.t, dv.g.t);
-  dq.expect_close(2e-2, "attention dq " + tag);
-  dk.expect_close(2e-2, "attention dk " + tag);
-  dv.expect_close(2e-2, "attention dv " + tag);
+  dq.expect_close(1e-2, "attention dq " + tag);
+  dk.expect_close(1e-2, "attention dk " + tag);
+  dv.expect_close(1e-2, "attention dv " + tag);
+  dq.expect_max_close(2e-2, "attention dq (worst element) " + tag);
+  dk.expect_max_close(2e-2, "attention dk (worst element) " + tag);
+  dv.expect_max_close(2e-2, "attention dv (worst element) " + tag);
 
   const std::vector<float> dq1 = dq.g.get(), dk1 = dk.g.get(), dv1 = dv.g.get();
   dq.g.poison();

@@ -5,6 +5,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -149,6 +150,20 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   EXPECT_LE(err, tol) << what;
 }
 
+// max |got - want| / max |want|: one wrong row among thousands hides in the relative L2 error, not here.
+inline void expect_max_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
+                             const std::string& what) {
+  double worst = got.size() == want.size() ? 0.0 : INFINITY, scale = 0.0;
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    if (!std::isfinite(got[i])) worst = INFINITY;
+    worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
+    scale = std::max(scale, std::fabs(double(want[i])));
+  }
+  const double err = scale == 0.0 ? worst : worst / scale;
+  std::printf("[ GPU      ] %-48s max abs. error / max %.2e (tolerance %.0e)\n", what.c_str(), err, tol);
+  EXPECT_LE(err, tol) << what;
+}
+
 // One input or output on both backends: F32 on the CPU, `dtype` on the GPU, holding the same stored values
 // (values given are rounded to the GPU's dtype first). Without values both start poisoned.
 struct Both {
@@ -162,6 +177,9 @@ struct Both {
   }
   // The GPU result against the CPU result.
   void expect_close(double tol, const std::string& what) const { test::expect_close(g.get(), c.get(), tol, what); }
+  void expect_max_close(double tol, const std::string& what) const {
+    test::expect_max_close(g.get(), c.get(), tol, what);
+  }
 };
 
 }  // namespace qsft::test
