@@ -6,6 +6,8 @@
 #include <span>
 #include <vector>
 
+#include "engine/base/token_batch.h"
+
 namespace qsft {
 
 constexpr int32_t kIgnoreTarget = -100;
@@ -28,6 +30,8 @@ struct PackedBatch {
   void append_with_targets(std::span<const int32_t> seq_ids, std::span<const int32_t> seq_targets);
   // Sequences [s0, s1) as a batch of their own.
   PackedBatch slice(int s0, int s1) const;
+  // The view the model reads (like std::string to std::string_view: valid while this batch lives).
+  operator TokenBatchView() const { return {ids, targets, positions, cu_seqlens, max_seqlen, num_targets()}; }
 };
 
 }  // namespace qsft

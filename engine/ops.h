@@ -2,15 +2,21 @@
 // the cpu backend (fp32, the reference) and the cuda backend implement them. Shapes use T = tokens of the packed
 // micro-batch, H = hidden, n = heads, D = head_dim, I = intermediate, V = vocab, S = sequences in the batch.
 //
-// Conventions: row-major contiguous tensors; outputs are overwritten unless the name says accumulate ("+=").
-// A backend owns its memory: alloc() hands out device memory (the model carves it into arenas once, before step
-// one: no allocation inside the step loop).
+// Every op is a public non-virtual method that checks its arguments once (engine/ops.cpp: dtypes, shapes,
+// placement; a failed check is the caller's bug and throws std::logic_error naming the argument), then calls the
+// backend's protected `*_impl` with the sizes it derived. So a backend never re-derives or re-checks shapes.
+//
+// Conventions: row-major tensors, packed unless an op says it takes a strided view (Tensor::cols); outputs are
+// overwritten unless the name says accumulate ("+="). A backend owns its memory: alloc_bytes() hands out device
+// memory (the model carves it into arenas once, before step one: no allocation inside the step loop).
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "engine/base/tensor.h"
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
 
 namespace qsft {
 
@@ -20,12 +26,17 @@ struct Mat {
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0, ld = 0;
   static Mat of(const Tensor& t) {  // [rows, ...]: the first dimension is the rows, the rest the columns
-    int64_t rows = t.dim(0), cols = rows ? t.numel() / rows : 0;
-    return {t.data, t.dtype, rows, cols, cols};
+    return {t.data, t.dtype, t.ndim ? t.dim(0) : 0, t.row_elems(), t.stride0()};
   }
-  Mat cols_slice(int64_t c0, int64_t c1) const {  // columns [c0, c1) of the same rows
-    return {static_cast<char*>(data) + size_t(c0) * dtype_size(dtype), dtype, rows, c1 - c0, ld};
-  }
+};
+
+// A frozen Linear layer y = x W^T + b in the format its weight is stored in. Dense F32/BF16 today; a quantized
+// format (NF4 for QLoRA) is another dtype plus its scale tensors here, and the backends dispatch on it.
+struct LinearWeight {
+  Tensor w;     // [out, in]
+  Tensor bias;  // [out], or empty: no bias
+  int64_t out() const { return w.dim(0); }
+  int64_t in() const { return w.dim(-1); }
 };
 
 // The packed micro-batch layout the attention and RoPE need. Device tensors on the backend's device.
@@ -35,6 +46,15 @@ struct SeqLayout {
   int num_seqs = 0;
   int max_seqlen = 0;
 };
+
+// torch.optim.AdamW's hyper-parameters for one update (doubles, as torch's are Python floats; step counts from 1).
+using AdamWHyper = cpu::AdamWHyper;
+
+// The op families a step's time is split into under QSFT_PROFILE=1 (Ops::profile_report).
+enum class OpFamily : uint8_t { linear, gemm, attention, rope, norm, swiglu, embedding, lm_head_ce, elementwise,
+                                optimizer, copy };
+constexpr int kNumOpFamilies = 11;
+const char* op_family_name(OpFamily f);
 
 class Ops {
  public:
@@ -47,82 +67,133 @@ class Ops {
   virtual void free_bytes(void* p) = 0;
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
-  virtual void zero(Tensor& t) = 0;
-  // dst = src (same dtype and element count, both on this device).
-  virtual void copy(Tensor& dst, const Tensor& src) {
-    zero(dst);
-    add_inplace(dst, src);
-  }
   virtual void synchronize() {}
   // Bytes of device memory free for our arenas (0 = unknown).
   virtual size_t memory_available() const { return 0; }
+  void zero(Tensor& t);                      // t = 0 (packed)
+  void copy(Tensor& dst, const Tensor& src);  // dst = src (same dtype and element count, packed)
 
-  // ---- GEMM ----
+  // ---- GEMM (the LoRA branches and anything that is not a frozen Linear) ----
   // C = alpha * op(A) @ op(B) + beta * C (+ bias[N] broadcast over rows when bias is given).
   // op(A) is [M, K] (A is [K, M] when transA), op(B) is [K, N] (B is [N, K] when transB); C is [M, N].
-  // Linear layer y = x W^T: gemm(x, false, W, true, y). fp32 accumulation on every backend.
-  virtual void gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
-                    const Tensor* bias = nullptr) = 0;
+  // fp32 accumulation on every backend.
+  void gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
+            const Tensor* bias = nullptr);
+
+  // ---- frozen Linear layers, whatever the weight's format ----
+  // y = x W^T + b (+ residual).   x [T, in], y [T, out] (may be a column slice), residual like y or null.
+  void linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual = nullptr);
+  // dx = dy W (accumulate: dx += dy W).   dy [T, out] (may be a column slice), dx [T, in]
+  void linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
 
   // ---- embedding ----
   // out[t, :] = table[ids[t], :].   ids I32 [T], table [V, H], out [T, H]
-  virtual void embedding_fwd(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+  void embedding_fwd(const Tensor& ids, const Tensor& table, Tensor& out);
   // NEFTune: x += U(-scale, scale) elementwise, scale = alpha / sqrt(L * H); the noise is a function of (seed, index).
-  virtual void neftune_noise(Tensor& x, float scale, uint64_t seed) = 0;
+  void neftune_noise(Tensor& x, float scale, uint64_t seed);
 
   // ---- RMSNorm (Qwen2: y = x * rsqrt(mean(x^2) + eps) * w, statistics in fp32) ----
   // x [T, H], w [H], y [T, H], rstd F32 [T] (saved for backward)
-  virtual void rmsnorm_fwd(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) = 0;
-  // Fused residual add: h += delta, then y = rmsnorm(h). h, delta [T, H]
-  virtual void add_rmsnorm_fwd(Tensor& h, const Tensor& delta, const Tensor& w, float eps, Tensor& y,
-                               Tensor& rstd) = 0;
+  void rmsnorm_fwd(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd);
   // dx += d rmsnorm(x)/dx ^T dy  (accumulates: dx is the residual-stream gradient). dy, x, dx [T, H]
-  virtual void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx) = 0;
+  void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
 
   // ---- RoPE (rotate_half; inv_freq[i] = theta^(-2i/D); cos/sin of positions[t] * inv_freq) ----
   // x [T, n, D] in place; the backward applies the inverse rotation to the gradient, also in place.
-  virtual void rope_fwd(Tensor& x, const SeqLayout& seq, float theta) = 0;
-  virtual void rope_bwd(Tensor& dx, const SeqLayout& seq, float theta) = 0;
+  void rope_fwd(Tensor& x, const SeqLayout& seq, float theta);
+  void rope_bwd(Tensor& dx, const SeqLayout& seq, float theta);
 
   // ---- attention: causal within each packed sequence, GQA (q head h reads kv head h / (n / nkv)) ----
   // q [T, n, D], k, v [T, nkv, D], out [T, n, D], lse F32 [n, T] (log-sum-exp of the scaled scores, saved).
-  virtual void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
-                             Tensor& lse) = 0;
+  void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
+                     Tensor& lse);
   // dq [T, n, D], dk, dv [T, nkv, D] are overwritten.
-  virtual void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                             const Tensor& out, const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk,
-                             Tensor& dv) = 0;
+  void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                     const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv);
 
   // ---- SwiGLU on a fused gate/up output: out = silu(gate) * up ----
   // gate_up [T, 2I] (gate = columns [0, I), up = [I, 2I)), out [T, I]; dgate_up [T, 2I] overwritten.
-  virtual void swiglu_fwd(const Tensor& gate_up, Tensor& out) = 0;
-  virtual void swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up) = 0;
+  void swiglu_fwd(const Tensor& gate_up, Tensor& out);
+  void swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up);
 
   // ---- LM head + cross-entropy, chunked over tokens: never [T, V] logits at once ----
   // logits = h @ W^T (W [V, H]); for each t with targets[t] >= 0 (-100 = not trained):
   //   loss_t = logsumexp(logits_t) - logits_t[target];   loss_sum[0] += sum_t loss_t (F32 [1])
   //   correct[0] += (argmax logits_t == target)          (I32 [1], for token accuracy)
   //   dh_t = grad_scale * (softmax(logits_t) - onehot(target)) @ W   (0 for untrained t); dh [T, H] overwritten.
-  // dh may be empty (eval: no backward).
-  virtual void lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
-                          Tensor& loss_sum, Tensor& correct, Tensor* dh) = 0;
+  // dh may be null or empty (eval: no backward).
+  void lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
+                  Tensor& correct, Tensor* dh);
 
   // ---- elementwise and reductions ----
-  virtual void add_inplace(Tensor& y, const Tensor& x) = 0;  // y += x
-  virtual void scale_inplace(Tensor& y, float s) = 0;        // y *= s
+  void add_inplace(Tensor& y, const Tensor& x);  // y += x
+  void scale_inplace(Tensor& y, float s);        // y *= s
   // Dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) as a function of (seed, index). p == 0 copies.
-  virtual void dropout(const Tensor& x, float p, uint64_t seed, Tensor& y) = 0;
-  // sum of squares of an F32 tensor, reduced in a fixed order (deterministic), returned to the host.
-  virtual double sum_squares(const Tensor& x) = 0;
+  void dropout(const Tensor& x, float p, uint64_t seed, Tensor& y);
+  // sum of squares of x, reduced in a fixed order (deterministic), returned to the host.
+  double sum_squares(const Tensor& x);
 
   // ---- optimizer: torch.optim.AdamW on F32 parameters (decoupled weight decay, bias correction) ----
   // p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-  // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).   step t counts from 1.
-  struct AdamW {  // doubles, as torch's hyper-parameters are Python floats
-    double lr, beta1, beta2, eps, weight_decay;
-    int64_t step;
+  // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).   p, g, m, v F32 [P]
+  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h);
+
+  // ---- profile (QSFT_PROFILE=1 in the environment: time per op family, CUDA events on the GPU) ----
+  bool profiling() const { return profiling_; }
+  // The table of time per op family since the start or the last profile_reset (e.g. after a warm-up step).
+  std::string profile_report();
+  void profile_reset();
+
+ protected:
+  Ops();
+  struct GemmSizes {
+    int64_t M = 0, N = 0, K = 0;
   };
-  virtual void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamW& h) = 0;
+
+  virtual void zero_impl(Tensor& t) = 0;
+  virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
+  virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha,
+                         float beta, const Tensor* bias, const GemmSizes& s) = 0;
+  // Dense weights go through gemm_impl; a backend with quantized formats overrides these.
+  virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
+  virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
+  virtual void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+  virtual void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) = 0;
+  virtual void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
+                                int64_t H) = 0;
+  virtual void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                                int64_t T, int64_t H) = 0;
+  virtual void rope_impl(Tensor& x, const SeqLayout& seq, float theta, bool inverse) = 0;
+  virtual void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq,
+                                  Tensor& out, Tensor& lse, const cpu::AttentionDims& d) = 0;
+  virtual void attention_bwd_impl(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, const SeqLayout& seq, Tensor& dq,
+                                  Tensor& dk, Tensor& dv, const cpu::AttentionDims& d) = 0;
+  virtual void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) = 0;
+  virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T,
+                               int64_t I) = 0;
+  virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
+                               Tensor& loss_sum, Tensor& correct, Tensor* dh) = 0;
+  virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;
+  virtual void scale_inplace_impl(Tensor& y, float s) = 0;
+  virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) = 0;
+  virtual double sum_squares_impl(const Tensor& x) = 0;
+  virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;
+
+  // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU
+  // with a host clock, the GPU with events on its stream) and adds it to the family's total.
+  virtual void profile_begin(OpFamily f);
+  virtual void profile_end(OpFamily f);
+  // Milliseconds per family so far (the GPU waits for its events here).
+  virtual void profile_collect(double (&ms)[kNumOpFamilies]);
+
+ private:
+  class Scope;  // begin/end around one public op
+  bool profiling_ = false;
+  double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
+  double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset
+  int64_t calls_[kNumOpFamilies] = {};
+  double started_ = 0;
 };
 
 // Device memory the cuda backend takes beyond the model's arenas (its cuBLASLt workspace).

@@ -1,12 +1,12 @@
-// CpuOps: the fp32 reference backend. Every op checks dtypes and shapes, then calls its qsft::cpu function
-// (kernels/NAME.h). Memory is plain host memory, 64-byte aligned and zeroed.
+// CpuOps: the fp32 reference backend. Ops (engine/ops.cpp) has checked the arguments; each *_impl calls its
+// qsft::cpu function (kernels/NAME.h). Tensor::f32() refuses any other dtype. Memory is plain host memory, 64-byte
+// aligned and zeroed.
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <new>
 
 #include "engine/ops.h"
-#include "engine/ops_checks.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
@@ -23,11 +23,9 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-const OpsChecks expect{Device::CPU};
-
-void expect_mat(const Mat& m, const char* name) {
+const float* f32(const Mat& m, const char* name) {
   QSFT_CHECK(m.dtype == DType::F32, std::string(name) + " is " + dtype_name(m.dtype) + ", expected F32");
-  OpsChecks::view(m, name);
+  return static_cast<const float*>(m.data);
 }
 
 class CpuOps final : public Ops {
@@ -55,130 +53,77 @@ class CpuOps final : public Ops {
   }
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override { std::memcpy(dst, host_src, bytes); }
   void copy_to_host(void* host_dst, const void* src, size_t bytes) override { std::memcpy(host_dst, src, bytes); }
-  void zero(Tensor& t) override {
-    if (t.data) std::memset(t.data, 0, t.nbytes());
-  }
-  void copy(Tensor& dst, const Tensor& src) override {
-    expect.vector(dst, src.dtype, src.numel(), "copy dst");
-    if (src.numel() > 0) std::memcpy(dst.data, src.data, src.nbytes());
+
+ protected:
+  void zero_impl(Tensor& t) override { std::memset(t.data, 0, t.nbytes()); }
+  void copy_impl(Tensor& dst, const Tensor& src) override { std::memcpy(dst.data, src.data, src.nbytes()); }
+
+  void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
+                 const Tensor* bias, const GemmSizes& s) override {
+    cpu::gemm(s.M, s.N, s.K, alpha, f32(A, "gemm A"), A.ld, transA, f32(B, "gemm B"), B.ld, transB, beta,
+              const_cast<float*>(f32(C, "gemm C")), C.ld, bias ? bias->f32() : nullptr);
   }
 
-  void gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
-            const Tensor* bias) override {
-    expect_mat(A, "gemm A");
-    expect_mat(B, "gemm B");
-    expect_mat(C, "gemm C");
-    const auto [M, N, K] = expect.gemm(A, transA, B, transB, C, bias);
-    cpu::gemm(M, N, K, alpha, static_cast<const float*>(A.data), A.ld, transA, static_cast<const float*>(B.data), B.ld,
-              transB, beta, static_cast<float*>(C.data), C.ld, bias ? bias->f32() : nullptr);
-  }
-
-  void embedding_fwd(const Tensor& ids, const Tensor& table, Tensor& out) override {
+  void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) override {
     const int64_t T = ids.numel(), V = table.dim(0), H = table.dim(-1);
-    expect.vector(ids, DType::I32, T, "ids");
-    expect.matrix(table, DType::F32, V, H, "embedding table");
-    expect.matrix(out, DType::F32, T, H, "embedding out");
     for (int64_t t = 0; t < T; ++t)
       QSFT_CHECK(ids.i32()[t] >= 0 && ids.i32()[t] < V,
                  "token id " + std::to_string(ids.i32()[t]) + " outside the vocabulary [0, " + std::to_string(V) + ")");
     cpu::embedding_fwd(ids.i32(), table.f32(), T, H, out.f32());
   }
-  void neftune_noise(Tensor& x, float scale, uint64_t seed) override {
-    expect.dtype(x, DType::F32, "neftune x");
+  void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) override {
     cpu::neftune_noise(x.f32(), x.numel(), scale, seed);
   }
 
-  void rmsnorm_fwd(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) override {
-    const int64_t H = w.numel(), T = x.numel() / H;
-    expect.rmsnorm(x, w, y, rstd, T, H, DType::F32);
+  void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
+                        int64_t H) override {
     cpu::rmsnorm_fwd(x.f32(), w.f32(), T, H, eps, y.f32(), rstd.f32());
   }
-  void add_rmsnorm_fwd(Tensor& h, const Tensor& delta, const Tensor& w, float eps, Tensor& y, Tensor& rstd) override {
-    const int64_t H = w.numel(), T = h.numel() / H;
-    expect.rmsnorm(h, w, y, rstd, T, H, DType::F32);
-    expect.matrix(delta, DType::F32, T, H, "rmsnorm delta");
-    cpu::add_rmsnorm_fwd(h.f32(), delta.f32(), w.f32(), T, H, eps, y.f32(), rstd.f32());
-  }
-  void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx) override {
-    const int64_t H = w.numel(), T = x.numel() / H;
-    expect.rmsnorm(x, w, dy, rstd, T, H, DType::F32);
-    expect.matrix(dx, DType::F32, T, H, "rmsnorm dx");
+  void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                        int64_t T, int64_t H) override {
     cpu::rmsnorm_bwd(dy.f32(), x.f32(), w.f32(), rstd.f32(), T, H, dx.f32());
   }
 
-  void rope_fwd(Tensor& x, const SeqLayout& seq, float theta) override {
-    expect.dtype(x, DType::F32, "rope x");
-    expect.rope(x, seq);
-    cpu::rope_fwd(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2), theta);
-  }
-  void rope_bwd(Tensor& dx, const SeqLayout& seq, float theta) override {
-    expect.dtype(dx, DType::F32, "rope x");
-    expect.rope(dx, seq);
-    cpu::rope_bwd(dx.f32(), seq.positions.i32(), dx.dim(0), dx.dim(1), dx.dim(2), theta);
+  void rope_impl(Tensor& x, const SeqLayout& seq, float theta, bool inverse) override {
+    (inverse ? cpu::rope_bwd : cpu::rope_fwd)(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2), theta);
   }
 
-  void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
-                     Tensor& lse) override {
-    const cpu::AttentionDims d = expect.attention(q, k, v, seq, DType::F32);
-    expect.attention_outputs(out, lse, d, DType::F32);
+  void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
+                          Tensor& lse, const cpu::AttentionDims& d) override {
     cpu::attention_fwd(q.f32(), k.f32(), v.f32(), seq.cu_seqlens.i32(), seq.num_seqs, d, out.f32(), lse.f32());
   }
-  void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                     const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv) override {
-    const cpu::AttentionDims d = expect.attention(q, k, v, seq, DType::F32);
-    expect.attention_grads(dout, out, lse, dq, dk, dv, d, DType::F32);
+  void attention_bwd_impl(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                          const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv,
+                          const cpu::AttentionDims& d) override {
     cpu::attention_bwd(dout.f32(), q.f32(), k.f32(), v.f32(), out.f32(), lse.f32(), seq.cu_seqlens.i32(), seq.num_seqs,
                        d, dq.f32(), dk.f32(), dv.f32());
   }
 
-  void swiglu_fwd(const Tensor& gate_up, Tensor& out) override {
-    const int64_t I = out.dim(-1), T = out.numel() / I;
-    expect.matrix(gate_up, DType::F32, T, 2 * I, "swiglu gate_up");
-    expect.matrix(out, DType::F32, T, I, "swiglu out");
+  void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {
     cpu::swiglu_fwd(gate_up.f32(), T, I, out.f32());
   }
-  void swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up) override {
-    const int64_t I = dout.dim(-1), T = dout.numel() / I;
-    expect.matrix(dout, DType::F32, T, I, "swiglu dout");
-    expect.matrix(gate_up, DType::F32, T, 2 * I, "swiglu gate_up");
-    expect.matrix(dgate_up, DType::F32, T, 2 * I, "swiglu dgate_up");
+  void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) override {
     cpu::swiglu_bwd(dout.f32(), gate_up.f32(), T, I, dgate_up.f32());
   }
 
-  void lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                  Tensor& correct, Tensor* dh) override {
+  void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
+                       Tensor& correct, Tensor* dh) override {
     const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();
-    const bool backward = expect.lm_head_ce(h, W, targets, loss_sum, correct, dh, DType::F32);
     for (int64_t t = 0; t < T; ++t)
       QSFT_CHECK(targets.i32()[t] < V, "target " + std::to_string(targets.i32()[t]) + " outside the vocabulary [0, " +
                                            std::to_string(V) + ")");
     cpu::lm_head_ce(h.f32(), W.f32(), targets.i32(), T, H, V, grad_scale, loss_sum.f32(), correct.i32(),
-                    backward ? dh->f32() : nullptr);
+                    dh ? dh->f32() : nullptr);
   }
 
-  void add_inplace(Tensor& y, const Tensor& x) override {
-    expect.dtype(y, DType::F32, "y");
-    expect.vector(x, DType::F32, y.numel(), "x");
-    cpu::add_inplace(y.f32(), x.f32(), y.numel());
-  }
-  void scale_inplace(Tensor& y, float s) override {
-    expect.dtype(y, DType::F32, "y");
-    cpu::scale_inplace(y.f32(), s, y.numel());
-  }
-  void dropout(const Tensor& x, float p, uint64_t seed, Tensor& y) override {
-    expect.dtype(x, DType::F32, "dropout x");
-    expect.dropout(x, p, y);
+  void add_inplace_impl(Tensor& y, const Tensor& x) override { cpu::add_inplace(y.f32(), x.f32(), y.numel()); }
+  void scale_inplace_impl(Tensor& y, float s) override { cpu::scale_inplace(y.f32(), s, y.numel()); }
+  void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) override {
     cpu::dropout(x.f32(), x.numel(), p, seed, y.f32());
   }
-  double sum_squares(const Tensor& x) override {
-    expect.dtype(x, DType::F32, "sum_squares x");
-    return cpu::sum_squares(x.f32(), x.numel());
-  }
-
-  void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamW& h) override {
-    const int64_t n = p.numel();
-    expect.adamw(p, g, m, v, h.step);
-    cpu::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), n, {h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.step});
+  double sum_squares_impl(const Tensor& x) override { return cpu::sum_squares(x.f32(), x.numel()); }
+  void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
+    cpu::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h);
   }
 };
 

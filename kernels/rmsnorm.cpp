@@ -21,16 +21,6 @@ void rmsnorm_fwd(const float* x, const float* w, int64_t T, int64_t H, float eps
   for (int64_t t = 0; t < T; ++t) rstd[t] = normalize_row(x + t * H, w, H, eps, y + t * H);
 }
 
-void add_rmsnorm_fwd(float* h, const float* delta, const float* w, int64_t T, int64_t H, float eps, float* y,
-                     float* rstd) {
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    float* row = h + t * H;
-    for (int64_t j = 0; j < H; ++j) row[j] += delta[t * H + j];
-    rstd[t] = normalize_row(row, w, H, eps, y + t * H);
-  }
-}
-
 void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* rstd, int64_t T, int64_t H, float* dx) {
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < T; ++t) {

@@ -29,23 +29,6 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_fwd_kernel(const T* x, co
 }
 
 template <class T>
-__global__ void __launch_bounds__(kRowThreads) add_rmsnorm_fwd_kernel(T* h, const T* delta, const T* w, int64_t H,
-                                                                      float eps, T* y, float* rstd) {
-  __shared__ float scratch[32];
-  const int64_t t = blockIdx.x;
-  T* hr = h + t * H;
-  float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {
-    const float v = round_to(load(hr + j) + load(delta + t * H + j), hr);  // the value the residual keeps
-    store(hr + j, v);
-    ss += v * v;
-  }
-  ss = block_sum(ss, scratch);
-  const float r = normalize_row<T>(hr, w, H, eps, ss, y + t * H);
-  if (threadIdx.x == 0) rstd[t] = r;
-}
-
-template <class T>
 __global__ void __launch_bounds__(kRowThreads) rmsnorm_bwd_kernel(const T* dy, const T* x, const T* w,
                                                                   const float* rstd, int64_t H, T* dx) {
   __shared__ float scratch[32];
@@ -70,17 +53,6 @@ void rmsnorm_fwd(DType dt, const void* x, const void* w, int64_t T, int64_t H, f
     using E = decltype(tag);
     rmsnorm_fwd_kernel<E><<<unsigned(T), kRowThreads, 0, as_stream(stream)>>>(
         static_cast<const E*>(x), static_cast<const E*>(w), H, eps, static_cast<E*>(y), rstd);
-  });
-  QSFT_CUDA_CHECK_LAUNCH();
-}
-
-void add_rmsnorm_fwd(DType dt, void* h, const void* delta, const void* w, int64_t T, int64_t H, float eps, void* y,
-                     float* rstd, void* stream) {
-  if (T == 0) return;
-  dispatch_float(dt, "add_rmsnorm_fwd", [&](auto tag) {
-    using E = decltype(tag);
-    add_rmsnorm_fwd_kernel<E><<<unsigned(T), kRowThreads, 0, as_stream(stream)>>>(
-        static_cast<E*>(h), static_cast<const E*>(delta), static_cast<const E*>(w), H, eps, static_cast<E*>(y), rstd);
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }

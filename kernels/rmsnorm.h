@@ -7,10 +7,6 @@ namespace qsft::cpu {
 // x [T, H], w [H], y [T, H], rstd [T] (saved for the backward).
 void rmsnorm_fwd(const float* x, const float* w, int64_t T, int64_t H, float eps, float* y, float* rstd);
 
-// Residual add fused in front of the norm: h += delta, then y = rmsnorm(h).   h, delta, y [T, H], rstd [T]
-void add_rmsnorm_fwd(float* h, const float* delta, const float* w, int64_t T, int64_t H, float eps, float* y,
-                     float* rstd);
-
 // dx += J^T dy, accumulating (dx is the residual-stream gradient). With r = rstd[t]:
 //   dx_k += r * w_k * dy_k - r^3 * x_k / H * sum_j dy_j * w_j * x_j.   dy, x, dx [T, H], w [H], rstd [T]
 void rmsnorm_bwd(const float* dy, const float* x, const float* w, const float* rstd, int64_t T, int64_t H, float* dx);

@@ -1,4 +1,6 @@
-// Tensor: a typed, row-major, contiguous view of memory owned elsewhere (an arena, an mmap, a std::vector).
+// Tensor: a typed, row-major view of memory owned elsewhere (an arena, an mmap, a std::vector). The trailing
+// dimensions are always packed; the first may have a row stride (a column slice of a wider matrix, e.g. the q part
+// of a fused [T, (n + 2 nkv) D] QKV output). Ops that need packed memory check contiguous().
 #pragma once
 #include <array>
 #include <cstddef>
@@ -45,6 +47,7 @@ struct Tensor {
   Device device = Device::CPU;
   int ndim = 0;
   std::array<int64_t, kMaxDims> shape{};
+  int64_t row_stride = 0;  // elements between consecutive rows of dimension 0; 0 = packed
 
   Tensor() = default;
   Tensor(void* d, DType t, std::initializer_list<int64_t> dims, Device dev = Device::CPU)
@@ -60,8 +63,15 @@ struct Tensor {
     for (int i = 0; i < ndim; ++i) n *= shape[i];
     return n;
   }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  // Bytes of a packed tensor (a strided view has no single extent: it must not be copied or zeroed as a block).
+  size_t nbytes() const {
+    QSFT_CHECK(contiguous(), "a strided view has no contiguous byte size");
+    return size_t(numel()) * dtype_size(dtype);
+  }
   bool empty() const { return data == nullptr; }
+  int64_t row_elems() const { return ndim == 0 || shape[0] == 0 ? 0 : numel() / shape[0]; }  // elements per row
+  int64_t stride0() const { return row_stride ? row_stride : row_elems(); }  // elements from a row to the next
+  bool contiguous() const { return row_stride == 0 || row_stride == row_elems(); }
 
   // Typed pointer; checks the dtype so that a float* is never read as bf16 by mistake.
   template <class T> T* as() const {
@@ -71,17 +81,31 @@ struct Tensor {
   float* f32() const { return as<float>(); }
   int32_t* i32() const { return as<int32_t>(); }
 
-  // Rows [r0, r1) of the first dimension, same trailing shape.
+  // Rows [r0, r1) of the first dimension, same trailing shape and row stride.
   Tensor rows(int64_t r0, int64_t r1) const {
     Tensor t = *this;
     t.shape[0] = r1 - r0;
-    t.data = static_cast<char*>(data) + size_t(r0) * (nbytes() / size_t(shape[0]));
+    t.data = static_cast<char*>(data) + size_t(r0) * size_t(stride0()) * dtype_size(dtype);
     return t;
   }
-  // The same memory seen with another shape of equal element count.
+  // Columns [c0, c1) of a matrix [rows, cols]: a strided view of the same rows.
+  Tensor cols(int64_t c0, int64_t c1) const {
+    QSFT_CHECK(ndim == 2 && 0 <= c0 && c0 <= c1 && c1 <= shape[1], "cols() of " + shape_str());
+    Tensor t = *this;
+    t.shape[1] = c1 - c0;
+    t.row_stride = stride0();
+    t.data = static_cast<char*>(data) + size_t(c0) * dtype_size(dtype);
+    return t;
+  }
+  // The same memory seen with another shape of equal element count. A strided view may regroup its trailing
+  // dimensions only (dims[0] is its row count; the row stride is kept).
   Tensor view(std::initializer_list<int64_t> dims) const {
     Tensor t(data, dtype, dims, device);
     QSFT_CHECK(t.numel() == numel(), "view changes the element count");
+    if (!contiguous()) {
+      QSFT_CHECK(t.shape[0] == shape[0], "a strided view keeps its rows");
+      t.row_stride = row_stride;
+    }
     return t;
   }
   std::string shape_str() const {

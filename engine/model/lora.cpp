@@ -53,10 +53,8 @@ LoraLayout::LoraLayout(const Qwen2Config& m, const LoraConfig& lora) : lora_(lor
     for (int i = 0; i < kNumLoraTargets; ++i) {
       if (!lora.targets[size_t(i)]) continue;
       LoraSlot s{l, LoraTarget(i), shapes[i][0], shapes[i][1], 0, 0};
-      s.a_offset = num_params_;
-      num_params_ += lora.r * s.in;
-      s.b_offset = num_params_;
-      num_params_ += s.out * lora.r;
+      s.a_offset = params_.add(peft_key(s, 'A'), lora.r, s.in);
+      s.b_offset = params_.add(peft_key(s, 'B'), s.out, lora.r);
       slots_.push_back(s);
     }
 }
@@ -74,7 +72,7 @@ std::string LoraLayout::peft_key(const LoraSlot& s, char which) {
 }
 
 std::vector<float> LoraLayout::init_params(uint64_t seed) const {
-  std::vector<float> p(size_t(num_params_), 0.0f);  // B stays zero
+  std::vector<float> p(size_t(num_params()), 0.0f);  // B stays zero
   for (const LoraSlot& s : slots_) {
     const float bound = 1.0f / std::sqrt(float(s.in));
     for (int64_t i = 0; i < lora_.r * s.in; ++i) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/io/model_config.h"
+#include "engine/model/params.h"
 
 namespace qsft {
 
@@ -31,6 +32,7 @@ struct LoraConfig {
 };
 
 // One adapted Linear: its shapes and where its A [r, in] and B [out, r] start in the flat buffer (in floats).
+// A and B are also segments of the layout's ParamLayout, named by their PEFT keys.
 struct LoraSlot {
   int layer;
   LoraTarget target;
@@ -46,7 +48,8 @@ class LoraLayout {
   const LoraConfig& config() const { return lora_; }
   const std::vector<LoraSlot>& slots() const { return slots_; }
   const LoraSlot* find(int layer, LoraTarget t) const;  // nullptr when the module is not adapted
-  int64_t num_params() const { return num_params_; }
+  int64_t num_params() const { return params_.num_params(); }
+  const ParamLayout& params() const { return params_; }  // every A and B, named by its PEFT key
   // PEFT's state-dict key: base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight
   static std::string peft_key(const LoraSlot& s, char which /* 'A' or 'B' */);
 
@@ -57,7 +60,7 @@ class LoraLayout {
  private:
   LoraConfig lora_;
   std::vector<LoraSlot> slots_;
-  int64_t num_params_ = 0;
+  ParamLayout params_;
 };
 
 }  // namespace qsft

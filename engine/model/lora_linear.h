@@ -20,9 +20,9 @@ struct LoraBranch {
 };
 
 // x [T, in], u [T, r] (saved for backward), y: output rows [T, out] (may be a column slice), xd_scratch [T, >= in]
-void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Mat& y, Tensor& xd_scratch);
+void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch);
 // dy [T, out] (may be a column slice), dx [T, in] accumulated; du_scratch [T, r]
-void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor& u, const Mat& dy, Tensor& dx,
+void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor& u, const Tensor& dy, Tensor& dx,
                    Tensor& du_scratch, Tensor& xd_scratch);
 
 }  // namespace qsft

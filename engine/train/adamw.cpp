@@ -13,7 +13,7 @@ AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params)
 
 void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWConfig& cfg, double lr) {
   ++step_;
-  ops_.adamw_step(params, grads, m_, v_, Ops::AdamW{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, step_});
+  ops_.adamw_step(params, grads, m_, v_, AdamWHyper{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, step_});
 }
 
 double clip_grad_norm(Ops& ops, Tensor& grads, double max_norm) {

@@ -80,7 +80,7 @@ TEST(GpuAdamW, StepsMatchCpu) {
   }
   for (int64_t step = 1; step <= 5; ++step) {
     Both g(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng, -0.1f, 0.1f));
-    const Ops::AdamW h{1e-3, 0.9, 0.999, 1e-8, 0.01, step};
+    const AdamWHyper h{1e-3, 0.9, 0.999, 1e-8, 0.01, step};
     cpu->adamw_step(p.c.t, g.c.t, m.c.t, v.c.t, h);
     gpu->adamw_step(p.g.t, g.g.t, m.g.t, v.g.t, h);
   }

@@ -29,7 +29,7 @@ void run_case(Ops& cpu, Ops& gpu, const Case& k, std::mt19937& rng) {
   Both C(cpu, gpu, k.c, {k.M, k.N + 2 * pad}, random_uniform(size_t(k.M * (k.N + 2 * pad)), rng));
   Both bias(cpu, gpu, k.c, {k.N}, random_uniform(size_t(k.N), rng));
   auto run = [&](Ops& ops, OpsTensor& a, OpsTensor& b, OpsTensor& c, OpsTensor& bi) {
-    const Mat cm = Mat::of(c.t).cols_slice(pad, pad + k.N);
+    const Mat cm = Mat::of(c.t.cols(pad, pad + k.N));
     ops.gemm(Mat::of(a.t), k.ta, Mat::of(b.t), k.tb, cm, 0.75f, k.beta, k.bias ? &bi.t : nullptr);
   };
   run(cpu, A.c, B.c, C.c, bias.c);

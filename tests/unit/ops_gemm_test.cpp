@@ -19,7 +19,7 @@ struct PaddedMatrix {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) at(r, c) = values[size_t(r * cols + c)];
   }
-  Mat mat() { return Mat::of(storage.t).cols_slice(0, cols); }
+  Mat mat() { return Mat::of(storage.t.cols(0, cols)); }
   float& at(int64_t r, int64_t c) { return storage[size_t(r * storage.t.dim(1) + c)]; }
   bool padding_untouched() {
     for (int64_t r = 0; r < rows; ++r)

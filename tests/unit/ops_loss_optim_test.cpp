@@ -101,7 +101,7 @@ TEST(OpsCrossEntropy, RejectsTargetOutsideVocabulary) {
 TEST(OpsAdamW, MatchesScalarLoopOverSteps) {
   auto ops = make_cpu_ops();
   const int64_t n = 1000;
-  const Ops::AdamW hyper{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 0};
+  const AdamWHyper hyper{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 0};
   std::mt19937 rng(41);
   const std::vector<float> p0 = random_uniform(size_t(n), rng);
   F32 p({n}), g({n}), m({n}), v({n});
@@ -113,7 +113,7 @@ TEST(OpsAdamW, MatchesScalarLoopOverSteps) {
   for (int64_t step = 1; step <= 4; ++step) {
     const std::vector<float> grad = random_uniform(size_t(n), rng);
     g.set(grad);
-    Ops::AdamW h = hyper;
+    AdamWHyper h = hyper;
     h.step = step;
     ops->adamw_step(p.t, g.t, m.t, v.t, h);
     for (size_t i = 0; i < size_t(n); ++i) {

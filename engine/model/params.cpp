@@ -1,0 +1,42 @@
+#include "engine/model/params.h"
+
+namespace qsft {
+
+int64_t ParamLayout::add(std::string name, int64_t rows, int64_t cols) {
+  const int64_t offset = num_params_;
+  segments_.push_back({std::move(name), rows, cols, offset});
+  num_params_ += rows * cols;
+  return offset;
+}
+
+const ParamSegment* ParamLayout::find(std::string_view name) const {
+  for (const ParamSegment& s : segments_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+void TrainableParams::carve(Arena& a, int64_t num_params) {
+  params_ = a.take(DType::F32, {num_params});
+  grads_ = a.take(DType::F32, {num_params});
+}
+
+Tensor TrainableParams::view(const Tensor& flat, const ParamSegment& s) {
+  QSFT_CHECK(s.offset >= 0 && s.offset + s.numel() <= flat.numel(), "parameter segment outside the buffer");
+  float* base = static_cast<float*>(flat.data);
+  return Tensor(base ? base + s.offset : nullptr, DType::F32, {s.rows, s.cols}, flat.device);
+}
+
+void TrainableParams::upload(Ops& ops, const std::vector<float>& host) {
+  QSFT_CHECK(int64_t(host.size()) == params_.numel(), "trainable parameter count");
+  ops.copy_to_device(params_.data, host.data(), host.size() * 4);
+}
+
+static std::vector<float> to_host(Ops& ops, const Tensor& t) {
+  std::vector<float> h(size_t(t.numel()));
+  ops.copy_to_host(h.data(), t.data, h.size() * 4);
+  return h;
+}
+std::vector<float> TrainableParams::download_params(Ops& ops) const { return to_host(ops, params_); }
+std::vector<float> TrainableParams::download_grads(Ops& ops) const { return to_host(ops, grads_); }
+
+}  // namespace qsft

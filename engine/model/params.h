@@ -1,0 +1,56 @@
+// The trainable parameters of a run: named segments of one flat F32 buffer, with a gradient buffer of the same
+// layout (one optimizer launch, one gradient-norm reduction, one ZeRO-1 shard map by offset). LoRA fills it with
+// every adapter's A and B (LoraLayout); full fine-tuning will fill it with every weight it trains.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/arena.h"
+
+namespace qsft {
+
+// One trainable matrix [rows, cols] at `offset` floats into the flat buffer.
+struct ParamSegment {
+  std::string name;  // its state-dict key (PEFT's for LoRA)
+  int64_t rows = 0, cols = 0;
+  int64_t offset = 0;
+  int64_t numel() const { return rows * cols; }
+};
+
+class ParamLayout {
+ public:
+  // Appends a [rows, cols] segment; returns its offset.
+  int64_t add(std::string name, int64_t rows, int64_t cols);
+  const std::vector<ParamSegment>& segments() const { return segments_; }
+  const ParamSegment* find(std::string_view name) const;  // nullptr when absent
+  int64_t num_params() const { return num_params_; }
+
+ private:
+  std::vector<ParamSegment> segments_;
+  int64_t num_params_ = 0;
+};
+
+// The flat parameter and gradient buffers on the backend's device (F32 [P] each).
+class TrainableParams {
+ public:
+  void carve(Arena& a, int64_t num_params);
+  Tensor& params() { return params_; }
+  Tensor& grads() { return grads_; }
+  // Views of one segment, [rows, cols].
+  Tensor param(const ParamSegment& s) const { return view(params_, s); }
+  Tensor grad(const ParamSegment& s) const { return view(grads_, s); }
+  Tensor param_at(int64_t offset, int64_t rows, int64_t cols) const { return view(params_, {"", rows, cols, offset}); }
+  Tensor grad_at(int64_t offset, int64_t rows, int64_t cols) const { return view(grads_, {"", rows, cols, offset}); }
+
+  void upload(Ops& ops, const std::vector<float>& host);  // params from the host
+  std::vector<float> download_params(Ops& ops) const;
+  std::vector<float> download_grads(Ops& ops) const;
+
+ private:
+  static Tensor view(const Tensor& flat, const ParamSegment& s);
+  Tensor params_, grads_;
+};
+
+}  // namespace qsft

@@ -1,0 +1,169 @@
+#include "engine/model/qwen2_decoder.h"
+
+#include <cmath>
+
+#include "kernels/rng.h"
+
+namespace qsft {
+
+LoraBranch Qwen2Decoder::branch(int layer, LoraTarget t, uint64_t seed, bool train) const {
+  const LoraSlot* s = p_.lora.find(layer, t);
+  LoraBranch b;
+  if (!s) return b;  // not adapted: A stays empty
+  const int64_t r = p_.lora.config().r;
+  b.A = p_.params.param_at(s->a_offset, r, s->in);
+  b.B = p_.params.param_at(s->b_offset, s->out, r);
+  b.dA = p_.params.grad_at(s->a_offset, r, s->in);
+  b.dB = p_.params.grad_at(s->b_offset, s->out, r);
+  b.scaling = p_.lora.config().scaling();
+  b.dropout = train ? p_.lora.config().dropout : 0.0f;
+  b.seed = rng::hash(seed, uint64_t(layer) * kNumLoraTargets + uint64_t(t));
+  return b;
+}
+
+void Qwen2Decoder::lora_fwd(int l, LoraTarget t, uint64_t seed, bool train, const Tensor& x, const Tensor& y,
+                            LayerActs& a) {
+  const LoraBranch br = branch(l, t, seed, train);
+  if (br.A.empty()) return;
+  Tensor u = a.u[size_t(t)].rows(0, x.dim(0));
+  lora_forward(ops_, br, x, u, y, p_.state.g.xd);
+}
+
+void Qwen2Decoder::lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x, const Tensor& dy, Tensor& dx,
+                            LayerActs& a) {
+  const LoraBranch br = branch(l, t, seed, true);
+  if (br.A.empty()) return;
+  const int64_t T = x.dim(0);
+  Tensor du = p_.state.g.du.rows(0, T);
+  lora_backward(ops_, br, x, a.u[size_t(t)].rows(0, T), dy, dx, du, p_.state.g.xd);
+}
+
+void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train) {
+  const int64_t T = p_.batch.tokens(), I = p_.cfg.intermediate_size;
+  const float eps = float(p_.cfg.rms_norm_eps), theta = float(p_.cfg.rope_theta);
+  const LayerWeights& W = p_.weights.layers[size_t(l)];
+  const SeqLayout& seq = p_.batch.layout();
+  // attention block: x = rmsnorm1(h); q/k/v = x W^T + b (+ LoRA); RoPE; attention; h_mid = h + o_proj(attn)
+  Tensor xn1 = a.xn1.rows(0, T), rstd1 = a.rstd1.rows(0, T);
+  ops_.rmsnorm_fwd(h_in, W.in_norm, eps, xn1, rstd1);
+  Tensor q = a.q.rows(0, T), k = a.k.rows(0, T), v = a.v.rows(0, T);
+  ops_.linear(xn1, W.q, q);
+  ops_.linear(xn1, W.k, k);
+  ops_.linear(xn1, W.v, v);
+  lora_fwd(l, LoraTarget::q, seed, train, xn1, q, a);
+  lora_fwd(l, LoraTarget::k, seed, train, xn1, k, a);
+  lora_fwd(l, LoraTarget::v, seed, train, xn1, v, a);
+  ops_.rope_fwd(q, seq, theta);
+  ops_.rope_fwd(k, seq, theta);
+  Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
+  ops_.attention_fwd(q, k, v, seq, attn, lse);
+  Tensor h_mid = a.h_mid.rows(0, T);
+  ops_.linear(attn, W.o, h_mid, &h_in);
+  lora_fwd(l, LoraTarget::o, seed, train, attn, h_mid, a);
+  // MLP block: x = rmsnorm2(h_mid); [gate | up] = x [Wg; Wu]^T (+ LoRA); h_out = h_mid + down(silu(gate) * up)
+  Tensor xn2 = a.xn2.rows(0, T), rstd2 = a.rstd2.rows(0, T);
+  ops_.rmsnorm_fwd(h_mid, W.post_norm, eps, xn2, rstd2);
+  Tensor gate_up = a.gate_up.rows(0, T), act = a.act.rows(0, T);
+  ops_.linear(xn2, W.gate_up, gate_up);
+  lora_fwd(l, LoraTarget::gate, seed, train, xn2, gate_up.cols(0, I), a);
+  lora_fwd(l, LoraTarget::up, seed, train, xn2, gate_up.cols(I, 2 * I), a);
+  ops_.swiglu_fwd(gate_up, act);
+  ops_.linear(act, W.down, h_out, &h_mid);
+  lora_fwd(l, LoraTarget::down, seed, train, act, h_out, a);
+}
+
+void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tensor& dh, uint64_t seed) {
+  const int64_t T = p_.batch.tokens(), I = p_.cfg.intermediate_size;
+  const float theta = float(p_.cfg.rope_theta);
+  const LayerWeights& W = p_.weights.layers[size_t(l)];
+  const SeqLayout& seq = p_.batch.layout();
+  BackwardScratch& g = p_.state.g;
+  // MLP block. dh = d h_out, which is also d down_out.
+  Tensor act = a.act.rows(0, T), gate_up = a.gate_up.rows(0, T), xn2 = a.xn2.rows(0, T);
+  Tensor d_act = g.d_act.rows(0, T), d_gate_up = g.d_gate_up.rows(0, T), dx = g.dx.rows(0, T);
+  ops_.linear_dgrad(dh, W.down, d_act, false);
+  lora_bwd(l, LoraTarget::down, seed, act, dh, d_act, a);
+  ops_.swiglu_bwd(d_act, gate_up, d_gate_up);
+  ops_.linear_dgrad(d_gate_up, W.gate_up, dx, false);
+  lora_bwd(l, LoraTarget::gate, seed, xn2, d_gate_up.cols(0, I), dx, a);
+  lora_bwd(l, LoraTarget::up, seed, xn2, d_gate_up.cols(I, 2 * I), dx, a);
+  ops_.rmsnorm_bwd(dx, a.h_mid.rows(0, T), W.post_norm, a.rstd2.rows(0, T), dh);  // dh = d h_mid
+  // attention block. d o_proj_out = dh.
+  Tensor attn = a.attn.rows(0, T), d_attn = g.d_attn.rows(0, T);
+  ops_.linear_dgrad(dh, W.o, d_attn, false);
+  lora_bwd(l, LoraTarget::o, seed, attn, dh, d_attn, a);
+  Tensor q = a.q.rows(0, T), k = a.k.rows(0, T), v = a.v.rows(0, T);
+  Tensor dq = g.dq.rows(0, T).view({T, q.dim(1), q.dim(2)}), dk = g.dk.rows(0, T).view({T, k.dim(1), k.dim(2)});
+  Tensor dv = g.dv.rows(0, T).view({T, v.dim(1), v.dim(2)});
+  ops_.attention_bwd(d_attn.view({T, q.dim(1), q.dim(2)}), q, k, v, attn, a.lse_rows(T), seq, dq, dk, dv);
+  ops_.rope_bwd(dq, seq, theta);
+  ops_.rope_bwd(dk, seq, theta);
+  Tensor xn1 = a.xn1.rows(0, T);
+  ops_.linear_dgrad(dq, W.q, dx, false);
+  ops_.linear_dgrad(dk, W.k, dx, true);
+  ops_.linear_dgrad(dv, W.v, dx, true);
+  lora_bwd(l, LoraTarget::q, seed, xn1, dq, dx, a);
+  lora_bwd(l, LoraTarget::k, seed, xn1, dk, dx, a);
+  lora_bwd(l, LoraTarget::v, seed, xn1, dv, dx, a);
+  ops_.rmsnorm_bwd(dx, h_in, W.in_norm, a.rstd1.rows(0, T), dh);  // dh = d h_in
+}
+
+void Qwen2Decoder::forward_to_hidden(uint64_t seed, bool train) {
+  const int64_t T = p_.batch.tokens(), L = p_.cfg.num_hidden_layers;
+  RunState& st = p_.state;
+  Tensor h0 = st.resid[0].rows(0, T);
+  ops_.embedding_fwd(p_.batch.ids(), p_.weights.embed, h0);
+  if (train && p_.opts.neftune_alpha > 0) {
+    // transformers' NEFTune: U(-a/sqrt(L*d), a/sqrt(L*d)) with L the row length of the batch it sees: the packed
+    // row (padding-free) or, for a padded batch, its longest sequence.
+    const float len = p_.opts.neftune_padded_rows ? float(p_.batch.max_seqlen()) : float(T);
+    const float scale = p_.opts.neftune_alpha / std::sqrt(len * float(p_.cfg.hidden_size));
+    ops_.neftune_noise(h0, scale, rng::hash(seed, ~0ull));
+  }
+  for (int64_t l = 0; l < L; ++l) {
+    Tensor h_out = st.resid[size_t(l) + 1].rows(0, T);
+    layer_forward(int(l), st.resid[size_t(l)].rows(0, T), h_out, st.layer(int(l)), seed, train);
+  }
+  Tensor xf = st.xf.rows(0, T), rstd_f = st.rstd_f.rows(0, T);
+  ops_.rmsnorm_fwd(st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, float(p_.cfg.rms_norm_eps), xf, rstd_f);
+}
+
+LossStats Qwen2Decoder::read_loss() {
+  float loss = 0;
+  int32_t correct = 0;
+  ops_.copy_to_host(&loss, p_.state.loss_sum.data, 4);
+  ops_.copy_to_host(&correct, p_.state.correct.data, 4);
+  return {loss, correct, p_.batch.num_targets()};
+}
+
+LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
+  const int64_t T = p_.batch.tokens(), L = p_.cfg.num_hidden_layers;
+  RunState& st = p_.state;
+  ops_.zero(st.loss_sum);
+  ops_.zero(st.correct);
+  Tensor dxf = st.g.dx.rows(0, T), dh = st.g.dh.rows(0, T);
+  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), grad_scale, st.loss_sum, st.correct,
+                  &dxf);
+  ops_.zero(dh);
+  ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const Tensor h_in = st.resid[size_t(l)].rows(0, T);
+    if (p_.opts.recompute) {
+      Tensor h_out = st.resid[size_t(l) + 1].rows(0, T);  // recomputed to the same values
+      layer_forward(int(l), h_in, h_out, st.layer(int(l)), seed, true);
+    }
+    layer_backward(int(l), h_in, st.layer(int(l)), dh, seed);
+  }
+  return read_loss();
+}
+
+LossStats Qwen2Decoder::loss() {
+  const int64_t T = p_.batch.tokens();
+  RunState& st = p_.state;
+  ops_.zero(st.loss_sum);
+  ops_.zero(st.correct);
+  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), 0.0f, st.loss_sum, st.correct, nullptr);
+  return read_loss();
+}
+
+}  // namespace qsft

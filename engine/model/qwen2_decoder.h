@@ -1,0 +1,66 @@
+// The Qwen2 decoder's forward and backward (transformers' Qwen2ForCausalLM with PEFT LoRA), written once over
+// Ops. It owns nothing: it reads the frozen weights and the trainable LoRA parameters, writes the run state and
+// the gradients, for the batch on the device.
+//   h = embed[ids]                                   (+ NEFTune noise when training with it)
+//   per layer: h += o_proj(attn(rope(qkv(rmsnorm1(h)))));  h += down(silu(gate(x)) * up(x)), x = rmsnorm2(h)
+//   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
+#pragma once
+#include "engine/io/model_config.h"
+#include "engine/model/device_batch.h"
+#include "engine/model/lora.h"
+#include "engine/model/lora_linear.h"
+#include "engine/model/params.h"
+#include "engine/model/qwen2_weights.h"
+#include "engine/model/run_state.h"
+
+namespace qsft {
+
+struct ModelOptions {
+  int64_t max_tokens = 4096;  // tokens of the largest micro-batch
+  bool recompute = false;     // activation checkpointing: keep layer inputs only, redo the layer in backward
+  float neftune_alpha = 0.0f;  // NEFTune noise on the embeddings while training (0 = off)
+  bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
+                                     // sequence (the row length of the padded batch transformers would build)
+};
+
+struct LossStats {
+  double loss_sum = 0;   // summed cross-entropy over trained targets
+  int64_t correct = 0;   // argmax == target among them
+  int64_t targets = 0;   // how many trained targets
+};
+
+struct Qwen2Parts {  // what a decoder reads and writes
+  const Qwen2Config& cfg;
+  const ModelOptions& opts;
+  const Qwen2Weights& weights;
+  const LoraLayout& lora;
+  TrainableParams& params;
+  RunState& state;
+  DeviceBatch& batch;
+};
+
+class Qwen2Decoder {
+ public:
+  Qwen2Decoder(Ops& ops, const Qwen2Parts& parts) : ops_(ops), p_(parts) {}
+
+  // Embedding, every layer and the final norm of the uploaded batch: fills state.resid, the layer acts and xf.
+  void forward_to_hidden(uint64_t seed, bool train);
+  // LM head + CE on xf, then the backward through every layer; LoRA gradients accumulate into params.grads().
+  LossStats loss_and_backward(float grad_scale, uint64_t seed);
+  LossStats loss();  // LM head + CE only (eval)
+
+ private:
+  LoraBranch branch(int layer, LoraTarget t, uint64_t seed, bool train) const;
+  void lora_fwd(int l, LoraTarget t, uint64_t seed, bool train, const Tensor& x, const Tensor& y, LayerActs& a);
+  void lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x, const Tensor& dy, Tensor& dx, LayerActs& a);
+  // h_out = layer(h_in); saves into a.
+  void layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train);
+  // dh: gradient w.r.t. the layer output on entry, w.r.t. its input on exit.
+  void layer_backward(int l, const Tensor& h_in, LayerActs& a, Tensor& dh, uint64_t seed);
+  LossStats read_loss();
+
+  Ops& ops_;
+  Qwen2Parts p_;
+};
+
+}  // namespace qsft

@@ -1,0 +1,33 @@
+// The frozen weights of a Qwen2 decoder, each Linear as a LinearWeight (its format carried by the weight: dense
+// F32/BF16 today), carved from one arena and loaded name by name from a Hugging Face model directory.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/arena.h"
+#include "engine/io/model_config.h"
+#include "engine/ops.h"
+
+namespace qsft {
+
+struct LayerWeights {
+  Tensor in_norm, post_norm;  // [H]
+  LinearWeight q, k, v;       // [n*D, H] + bias [n*D]; [nkv*D, H] + bias [nkv*D] (x2)
+  LinearWeight o;             // [H, n*D], no bias
+  LinearWeight gate_up;       // [2I, H]: gate_proj rows then up_proj rows (fused at load)
+  LinearWeight down;          // [H, I]
+};
+
+struct Qwen2Weights {
+  Tensor embed;       // [V, H]
+  Tensor final_norm;  // [H]
+  Tensor lm_head;     // [V, H] (the embedding itself when tied)
+  std::vector<LayerWeights> layers;
+
+  // Takes every tensor from `a` (a measuring arena only counts bytes), all of dtype `w`.
+  void carve(Arena& a, const Qwen2Config& cfg, DType w);
+  // Fills them from `model_dir` (one or sharded safetensors): shapes checked, converted to each tensor's dtype.
+  void load(Ops& ops, const Qwen2Config& cfg, const std::string& model_dir);
+};
+
+}  // namespace qsft

@@ -1,0 +1,50 @@
+#include "engine/model/run_state.h"
+
+#include <algorithm>
+
+namespace qsft {
+
+static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const LoraConfig& lora, int64_t T,
+                             DType w) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int64_t n = c.num_attention_heads, nkv = c.num_key_value_heads;
+  x.xn1 = a.take(w, {T, H});
+  x.rstd1 = a.take(DType::F32, {T});
+  x.q = a.take(w, {T, n, D});
+  x.k = a.take(w, {T, nkv, D});
+  x.v = a.take(w, {T, nkv, D});
+  x.attn = a.take(w, {T, n, D});
+  x.lse = a.take(DType::F32, {n, T});
+  x.h_mid = a.take(w, {T, H});
+  x.xn2 = a.take(w, {T, H});
+  x.rstd2 = a.take(DType::F32, {T});
+  x.gate_up = a.take(w, {T, 2 * I});
+  x.act = a.take(w, {T, I});
+  for (int t = 0; t < kNumLoraTargets; ++t)
+    if (lora.adapts(LoraTarget(t))) x.u[size_t(t)] = a.take(w, {T, lora.r});
+}
+
+void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, bool recompute, DType w) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int64_t qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
+  resid.resize(size_t(c.num_hidden_layers) + 1);
+  for (Tensor& r : resid) r = a.take(w, {T, H});
+  acts.resize(recompute ? 1 : size_t(c.num_hidden_layers));
+  for (LayerActs& x : acts) carve_layer_acts(a, x, c, lora, T, w);
+  xf = a.take(w, {T, H});
+  rstd_f = a.take(DType::F32, {T});
+  loss_sum = a.take(DType::F32, {1});
+  correct = a.take(DType::I32, {1});
+  g.dh = a.take(w, {T, H});
+  g.dx = a.take(w, {T, H});
+  g.d_attn = a.take(w, {T, qo});
+  g.dq = a.take(w, {T, qo});
+  g.dk = a.take(w, {T, kvo});
+  g.dv = a.take(w, {T, kvo});
+  g.d_gate_up = a.take(w, {T, 2 * I});
+  g.d_act = a.take(w, {T, I});
+  g.du = a.take(w, {T, std::max<int64_t>(lora.r, 1)});
+  g.xd = a.take(w, {T, std::max({H, I, qo})});
+}
+
+}  // namespace qsft

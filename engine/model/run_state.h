@@ -1,0 +1,48 @@
+// The run state of a Qwen2 decoder: every activation a step writes, sized for the largest micro-batch and
+// carved from one arena before step one (views of the first T rows are used). With recompute (activation
+// checkpointing) only the residual streams are kept per layer and one LayerActs is shared.
+#pragma once
+#include <array>
+#include <vector>
+
+#include "engine/arena.h"
+#include "engine/io/model_config.h"
+#include "engine/model/lora.h"
+
+namespace qsft {
+
+// What the backward of one layer needs from its forward.
+struct LayerActs {
+  Tensor xn1, rstd1;      // rmsnorm1 output [T, H], [T]
+  Tensor q, k, v;         // after RoPE [T, n, D], [T, nkv, D] x2
+  Tensor attn, lse;       // [T, n, D], [n, T]
+  Tensor h_mid;           // residual after attention [T, H]
+  Tensor xn2, rstd2;      // rmsnorm2 output [T, H], [T]
+  Tensor gate_up, act;    // [T, 2I], [T, I]
+  std::array<Tensor, kNumLoraTargets> u;  // LoRA x A^T per adapted module [T, r]
+
+  Tensor lse_rows(int64_t T) const { return Tensor(lse.data, DType::F32, {lse.dim(0), T}, lse.device); }  // [n, T]
+};
+
+// Backward scratch, shared by all layers.
+struct BackwardScratch {
+  Tensor dh, dx;           // [T, H]: gradient of the residual stream; of a norm's input
+  Tensor d_attn;           // [T, n*D]
+  Tensor dq, dk, dv;       // [T, n*D], [T, nkv*D] x2
+  Tensor d_gate_up, d_act;  // [T, 2I], [T, I]
+  Tensor du;               // LoRA [T, r]
+  Tensor xd;               // LoRA dropout(x) [T, max(H, I, n*D)]
+};
+
+struct RunState {
+  std::vector<Tensor> resid;    // L + 1 residual streams [T, H]: input of each layer, and the last output
+  std::vector<LayerActs> acts;  // L of them, or 1 when recomputing
+  Tensor xf, rstd_f;            // final norm output [T, H], [T]
+  Tensor loss_sum, correct;     // F32 [1], I32 [1]
+  BackwardScratch g;
+
+  void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, bool recompute, DType w);
+  LayerActs& layer(int l) { return acts.size() == 1 ? acts[0] : acts[size_t(l)]; }
+};
+
+}  // namespace qsft

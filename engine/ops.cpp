@@ -1,0 +1,397 @@
+// The public Ops methods: each checks its arguments once (dtype, shape, placement, packing), derives the sizes
+// and calls the backend's *_impl inside a profiling scope. A failed check is a caller's bug: QSFT_CHECK throws
+// std::logic_error naming the argument, what it is and what was expected. Activations and frozen weights are F32
+// or BF16 here; a backend refuses a dtype it does not compute in (the CPU one: F32 only).
+#include "engine/ops.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "engine/base/error.h"
+
+namespace qsft {
+
+namespace {
+
+std::string dims(int64_t a, int64_t b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; }
+
+// The checks, for a backend on `device`.
+struct Expect {
+  Device device;
+
+  // On this device, with memory unless empty; packed unless `strided_ok`.
+  void placed(const Tensor& t, const char* name, bool strided_ok = false) const {
+    QSFT_CHECK(t.device == device, std::string(name) + " is not a " + (device == Device::CPU ? "CPU" : "CUDA") +
+                                       " tensor");
+    QSFT_CHECK(t.data || t.numel() == 0, std::string(name) + " has no memory");
+    QSFT_CHECK(strided_ok || t.contiguous(), std::string(name) + " must be packed, not a strided view");
+  }
+  void dtype(const Tensor& t, DType dt, const char* name, bool strided_ok = false) const {
+    placed(t, name, strided_ok);
+    QSFT_CHECK(t.dtype == dt, std::string(name) + " is " + dtype_name(t.dtype) + ", expected " + dtype_name(dt));
+  }
+  // An activation or frozen weight: F32 or BF16.
+  void floating(const Tensor& t, const char* name, bool strided_ok = false) const {
+    placed(t, name, strided_ok);
+    QSFT_CHECK(t.dtype == DType::F32 || t.dtype == DType::BF16,
+               std::string(name) + " is " + dtype_name(t.dtype) + ", expected F32 or BF16");
+  }
+  // n elements of dtype (any shape).
+  void vector(const Tensor& t, DType dt, int64_t n, const char* name) const {
+    dtype(t, dt, name);
+    QSFT_CHECK(t.numel() == n,
+               std::string(name) + " is " + t.shape_str() + ", expected " + std::to_string(n) + " elements");
+  }
+  // [rows, cols]: `rows` rows of `cols` elements (e.g. [T, n, D] as [T, n*D]), or a packed shape with the same
+  // elements and cols as its last dimension; a strided view (rows of a wider matrix) when allowed.
+  void matrix(const Tensor& t, DType dt, int64_t rows, int64_t cols, const char* name, bool strided_ok = false) const {
+    dtype(t, dt, name, strided_ok);
+    const bool by_rows = t.ndim >= 1 && t.dim(0) == rows && t.row_elems() == cols;
+    const bool flat = t.contiguous() && t.ndim >= 1 && t.dim(-1) == cols && t.numel() == rows * cols;
+    QSFT_CHECK(by_rows || flat, std::string(name) + " is " + t.shape_str() + ", expected " + dims(rows, cols));
+  }
+  // [T, heads, D] exactly.
+  void heads(const Tensor& t, DType dt, int64_t T, int64_t heads, int64_t D, const char* name) const {
+    dtype(t, dt, name);
+    QSFT_CHECK(t.ndim == 3 && t.dim(0) == T && t.dim(1) == heads && t.dim(2) == D,
+               std::string(name) + " is " + t.shape_str() + ", expected [" + std::to_string(T) + ", " +
+                   std::to_string(heads) + ", " + std::to_string(D) + "]");
+  }
+  // positions I32 [T], cu_seqlens I32 [S+1]. Host values are checked too (non-decreasing from 0 to T); device
+  // values stay on the device, where the kernels trust them.
+  void layout(const SeqLayout& seq, int64_t T) const {
+    vector(seq.positions, DType::I32, T, "positions");
+    vector(seq.cu_seqlens, DType::I32, int64_t(seq.num_seqs) + 1, "cu_seqlens");
+    if (device == Device::CPU) {
+      const int32_t* cu = seq.cu_seqlens.i32();
+      QSFT_CHECK(cu[0] == 0 && cu[seq.num_seqs] == T, "cu_seqlens must run from 0 to T = " + std::to_string(T));
+      for (int s = 0; s < seq.num_seqs; ++s) QSFT_CHECK(cu[s] <= cu[s + 1], "cu_seqlens must not decrease");
+    } else {
+      QSFT_CHECK(seq.num_seqs >= 1 || T == 0, "a layout with tokens needs at least one sequence");
+    }
+  }
+  // A GEMM operand: F32 or BF16, a valid view.
+  static void view(const Mat& m, const char* name) {
+    QSFT_CHECK(m.dtype == DType::F32 || m.dtype == DType::BF16,
+               std::string(name) + " is " + dtype_name(m.dtype) + ", expected F32 or BF16");
+    QSFT_CHECK(m.ld >= m.cols && (m.data || m.rows * m.cols == 0), std::string(name) + ": bad view");
+  }
+  // q [T, n, D], k and v [T, nkv, D] of q's dtype with n a multiple of nkv, and their layout; the sizes.
+  cpu::AttentionDims attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq) const {
+    QSFT_CHECK(q.ndim == 3 && k.ndim == 3, "attention q, k must be [T, heads, D]");
+    const cpu::AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2)};
+    QSFT_CHECK(d.nkv > 0 && d.n % d.nkv == 0, "query heads must be a multiple of kv heads");
+    floating(q, "attention q");
+    heads(q, q.dtype, d.T, d.n, d.D, "attention q");
+    heads(k, q.dtype, d.T, d.nkv, d.D, "attention k");
+    heads(v, q.dtype, d.T, d.nkv, d.D, "attention v");
+    layout(seq, d.T);
+    return d;
+  }
+  // attention_fwd's outputs: out like q, lse F32 [n, T].
+  void attention_outputs(const Tensor& out, const Tensor& lse, const cpu::AttentionDims& d, DType dt) const {
+    heads(out, dt, d.T, d.n, d.D, "attention out");
+    matrix(lse, DType::F32, d.n, d.T, "attention lse");
+  }
+};
+
+}  // namespace
+
+const char* op_family_name(OpFamily f) {
+  static const char* const names[kNumOpFamilies] = {"linear (frozen)", "gemm (LoRA)", "attention", "rope",
+                                                    "rmsnorm", "swiglu", "embedding", "lm_head+CE",
+                                                    "elementwise", "optimizer", "copy/zero"};
+  return names[size_t(f)];
+}
+
+// Brackets one public op with the backend's profiling hooks (nothing when not profiling).
+class Ops::Scope {
+ public:
+  Scope(Ops& ops, OpFamily f) : ops_(ops.profiling_ ? &ops : nullptr), f_(f) {
+    if (ops_) {
+      ++ops_->calls_[size_t(f)];
+      ops_->profile_begin(f);
+    }
+  }
+  ~Scope() {
+    if (ops_) ops_->profile_end(f_);
+  }
+
+ private:
+  Ops* ops_;
+  OpFamily f_;
+};
+
+Ops::Ops() {
+  const char* p = std::getenv("QSFT_PROFILE");
+  profiling_ = p && *p && std::string(p) != "0";
+}
+
+static double host_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+void Ops::profile_begin(OpFamily) { started_ = host_ms(); }
+void Ops::profile_end(OpFamily f) { host_ms_[size_t(f)] += host_ms() - started_; }
+void Ops::profile_collect(double (&ms)[kNumOpFamilies]) {
+  for (int i = 0; i < kNumOpFamilies; ++i) ms[i] = host_ms_[i];
+}
+void Ops::profile_reset() {
+  profile_collect(baseline_ms_);
+  for (int64_t& c : calls_) c = 0;
+}
+
+std::string Ops::profile_report() {
+  double ms[kNumOpFamilies], total = 0;
+  profile_collect(ms);
+  for (int i = 0; i < kNumOpFamilies; ++i) total += ms[i] -= baseline_ms_[i];
+  std::string out = "op family            calls      ms   share\n";
+  for (int i = 0; i < kNumOpFamilies; ++i) {
+    if (!calls_[i]) continue;
+    char line[96];
+    std::snprintf(line, sizeof line, "%-18s %7lld %9.1f %6.1f%%\n", op_family_name(OpFamily(i)),
+                  (long long)calls_[i], ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0);
+    out += line;
+  }
+  char line[64];
+  std::snprintf(line, sizeof line, "%-18s %7s %9.1f\n", "total (in ops)", "", total);
+  return out + line;
+}
+
+// ---- memory ----
+
+void Ops::zero(Tensor& t) {
+  Scope s(*this, OpFamily::copy);
+  Expect{device()}.placed(t, "zero t");
+  if (t.numel() > 0) zero_impl(t);
+}
+
+void Ops::copy(Tensor& dst, const Tensor& src) {
+  Scope s(*this, OpFamily::copy);
+  const Expect e{device()};
+  e.placed(src, "copy src");
+  e.vector(dst, src.dtype, src.numel(), "copy dst");
+  if (src.numel() > 0) copy_impl(dst, src);
+}
+
+// ---- GEMM and frozen Linear layers ----
+
+void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
+               const Tensor* bias) {
+  Scope s(*this, OpFamily::gemm);
+  Expect::view(A, "gemm A");
+  Expect::view(B, "gemm B");
+  Expect::view(C, "gemm C");
+  const int64_t M = transA ? A.cols : A.rows, K = transA ? A.rows : A.cols;
+  const int64_t N = transB ? B.rows : B.cols, K_b = transB ? B.cols : B.rows;
+  QSFT_CHECK(K == K_b && C.rows == M && C.cols == N, "gemm shapes: op(A) " + dims(M, K) + ", op(B) " +
+                                                         dims(K_b, N) + ", C " + dims(C.rows, C.cols));
+  if (bias) Expect{device()}.vector(*bias, C.dtype, N, "gemm bias");
+  gemm_impl(A, transA, B, transB, C, alpha, beta, bias, {M, N, K});
+}
+
+void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
+  Scope s(*this, OpFamily::linear);
+  const Expect e{device()};
+  e.floating(W.w, "linear W");
+  QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
+  const int64_t T = x.ndim ? x.dim(0) : 0;
+  e.matrix(x, W.w.dtype, T, W.in(), "linear x", true);
+  e.matrix(y, W.w.dtype, T, W.out(), "linear y", true);
+  if (!W.bias.empty()) e.vector(W.bias, W.w.dtype, W.out(), "linear bias");
+  if (residual) e.matrix(*residual, W.w.dtype, T, W.out(), "linear residual", true);
+  linear_impl(x, W, y, residual);
+}
+
+void Ops::linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate) {
+  Scope s(*this, OpFamily::linear);
+  const Expect e{device()};
+  e.floating(W.w, "linear W");
+  QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
+  const int64_t T = dy.ndim ? dy.dim(0) : 0;
+  e.matrix(dy, W.w.dtype, T, W.out(), "linear dy", true);
+  e.matrix(dx, W.w.dtype, T, W.in(), "linear dx", true);
+  linear_dgrad_impl(dy, W, dx, accumulate);
+}
+
+// Dense weights: y = x W^T + b over the backend's GEMM; the residual is first copied into y (beta = 1).
+void Ops::linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
+  const int64_t T = x.dim(0);
+  if (residual && residual->data != y.data) {
+    QSFT_CHECK(y.contiguous() && residual->contiguous(), "a linear residual needs packed y and residual");
+    copy_impl(y, *residual);
+  }
+  gemm_impl(Mat::of(x), false, Mat::of(W.w), true, Mat::of(y), 1.0f, residual ? 1.0f : 0.0f,
+            W.bias.empty() ? nullptr : &W.bias, {T, W.out(), W.in()});
+}
+
+void Ops::linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate) {
+  gemm_impl(Mat::of(dy), false, Mat::of(W.w), false, Mat::of(dx), 1.0f, accumulate ? 1.0f : 0.0f, nullptr,
+            {dy.dim(0), W.in(), W.out()});
+}
+
+// ---- embedding, norms, RoPE ----
+
+void Ops::embedding_fwd(const Tensor& ids, const Tensor& table, Tensor& out) {
+  Scope s(*this, OpFamily::embedding);
+  const Expect e{device()};
+  const int64_t T = ids.numel(), V = table.dim(0), H = table.dim(-1);
+  e.vector(ids, DType::I32, T, "ids");
+  e.floating(table, "embedding table");
+  e.matrix(table, table.dtype, V, H, "embedding table");
+  e.matrix(out, table.dtype, T, H, "embedding out");
+  embedding_fwd_impl(ids, table, out);
+}
+
+void Ops::neftune_noise(Tensor& x, float scale, uint64_t seed) {
+  Scope s(*this, OpFamily::embedding);
+  Expect{device()}.floating(x, "neftune x");
+  neftune_noise_impl(x, scale, seed);
+}
+
+void Ops::rmsnorm_fwd(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+  Scope s(*this, OpFamily::norm);
+  const Expect e{device()};
+  const int64_t H = w.numel(), T = H ? x.numel() / H : 0;
+  e.floating(w, "rmsnorm w");
+  e.matrix(x, w.dtype, T, H, "rmsnorm x");
+  e.matrix(y, w.dtype, T, H, "rmsnorm y");
+  e.vector(rstd, DType::F32, T, "rmsnorm rstd");
+  rmsnorm_fwd_impl(x, w, eps, y, rstd, T, H);
+}
+
+void Ops::rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx) {
+  Scope s(*this, OpFamily::norm);
+  const Expect e{device()};
+  const int64_t H = w.numel(), T = H ? x.numel() / H : 0;
+  e.floating(w, "rmsnorm w");
+  e.matrix(x, w.dtype, T, H, "rmsnorm x");
+  e.matrix(dy, w.dtype, T, H, "rmsnorm dy");
+  e.matrix(dx, w.dtype, T, H, "rmsnorm dx");
+  e.vector(rstd, DType::F32, T, "rmsnorm rstd");
+  rmsnorm_bwd_impl(dy, x, w, rstd, dx, T, H);
+}
+
+void Ops::rope_fwd(Tensor& x, const SeqLayout& seq, float theta) {
+  Scope s(*this, OpFamily::rope);
+  const Expect e{device()};
+  e.floating(x, "rope x");
+  QSFT_CHECK(x.ndim == 3 && x.dim(2) % 2 == 0, "rope x is " + x.shape_str() + ", expected [T, n, D] with D even");
+  e.layout(seq, x.dim(0));
+  rope_impl(x, seq, theta, false);
+}
+
+void Ops::rope_bwd(Tensor& dx, const SeqLayout& seq, float theta) {
+  Scope s(*this, OpFamily::rope);
+  const Expect e{device()};
+  e.floating(dx, "rope dx");
+  QSFT_CHECK(dx.ndim == 3 && dx.dim(2) % 2 == 0, "rope dx is " + dx.shape_str() + ", expected [T, n, D], D even");
+  e.layout(seq, dx.dim(0));
+  rope_impl(dx, seq, theta, true);
+}
+
+// ---- attention, SwiGLU, LM head ----
+
+void Ops::attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
+                        Tensor& lse) {
+  Scope s(*this, OpFamily::attention);
+  const Expect e{device()};
+  const cpu::AttentionDims d = e.attention(q, k, v, seq);
+  e.attention_outputs(out, lse, d, q.dtype);
+  attention_fwd_impl(q, k, v, seq, out, lse, d);
+}
+
+void Ops::attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv) {
+  Scope s(*this, OpFamily::attention);
+  const Expect e{device()};
+  const cpu::AttentionDims d = e.attention(q, k, v, seq);
+  e.attention_outputs(out, lse, d, q.dtype);
+  e.heads(dout, q.dtype, d.T, d.n, d.D, "attention dout");
+  e.heads(dq, q.dtype, d.T, d.n, d.D, "attention dq");
+  e.heads(dk, q.dtype, d.T, d.nkv, d.D, "attention dk");
+  e.heads(dv, q.dtype, d.T, d.nkv, d.D, "attention dv");
+  attention_bwd_impl(dout, q, k, v, out, lse, seq, dq, dk, dv, d);
+}
+
+void Ops::swiglu_fwd(const Tensor& gate_up, Tensor& out) {
+  Scope s(*this, OpFamily::swiglu);
+  const Expect e{device()};
+  const int64_t I = out.dim(-1), T = I ? out.numel() / I : 0;
+  e.floating(gate_up, "swiglu gate_up");
+  e.matrix(gate_up, gate_up.dtype, T, 2 * I, "swiglu gate_up");
+  e.matrix(out, gate_up.dtype, T, I, "swiglu out");
+  swiglu_fwd_impl(gate_up, out, T, I);
+}
+
+void Ops::swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up) {
+  Scope s(*this, OpFamily::swiglu);
+  const Expect e{device()};
+  const int64_t I = dout.dim(-1), T = I ? dout.numel() / I : 0;
+  e.floating(dout, "swiglu dout");
+  e.matrix(dout, dout.dtype, T, I, "swiglu dout");
+  e.matrix(gate_up, dout.dtype, T, 2 * I, "swiglu gate_up");
+  e.matrix(dgate_up, dout.dtype, T, 2 * I, "swiglu dgate_up");
+  swiglu_bwd_impl(dout, gate_up, dgate_up, T, I);
+}
+
+void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
+                     Tensor& correct, Tensor* dh) {
+  Scope s(*this, OpFamily::lm_head_ce);
+  const Expect e{device()};
+  const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();
+  e.floating(W, "lm_head W");
+  e.matrix(W, W.dtype, V, H, "lm_head W");
+  e.matrix(h, W.dtype, T, H, "lm_head h");
+  e.vector(targets, DType::I32, T, "targets");
+  e.vector(loss_sum, DType::F32, 1, "loss_sum");
+  e.vector(correct, DType::I32, 1, "correct");
+  const bool backward = dh && !dh->empty();
+  if (backward) e.matrix(*dh, W.dtype, T, H, "lm_head dh");
+  lm_head_ce_impl(h, W, targets, grad_scale, loss_sum, correct, backward ? dh : nullptr);
+}
+
+// ---- elementwise, reductions, optimizer ----
+
+void Ops::add_inplace(Tensor& y, const Tensor& x) {
+  Scope s(*this, OpFamily::elementwise);
+  const Expect e{device()};
+  e.floating(y, "add y");
+  e.vector(x, y.dtype, y.numel(), "add x");
+  add_inplace_impl(y, x);
+}
+
+void Ops::scale_inplace(Tensor& y, float factor) {
+  Scope s(*this, OpFamily::elementwise);
+  Expect{device()}.floating(y, "scale y");
+  scale_inplace_impl(y, factor);
+}
+
+void Ops::dropout(const Tensor& x, float p, uint64_t seed, Tensor& y) {
+  Scope s(*this, OpFamily::elementwise);
+  const Expect e{device()};
+  e.floating(x, "dropout x");
+  e.vector(y, x.dtype, x.numel(), "dropout y");
+  QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
+  dropout_impl(x, p, seed, y);
+}
+
+double Ops::sum_squares(const Tensor& x) {
+  Scope s(*this, OpFamily::optimizer);
+  Expect{device()}.floating(x, "sum_squares x");
+  return sum_squares_impl(x);
+}
+
+void Ops::adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) {
+  Scope s(*this, OpFamily::optimizer);
+  const Expect e{device()};
+  const int64_t n = p.numel();
+  e.vector(p, DType::F32, n, "adamw p");
+  e.vector(g, DType::F32, n, "adamw g");
+  e.vector(m, DType::F32, n, "adamw m");
+  e.vector(v, DType::F32, n, "adamw v");
+  QSFT_CHECK(h.step >= 1, "adamw step counts from 1");
+  adamw_step_impl(p, g, m, v, h);
+}
+
+}  // namespace qsft
