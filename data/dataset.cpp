@@ -72,7 +72,7 @@ PreparedData tokenize(const DataConfig& cfg, const std::string& model_dir, const
                          {loss_mask_from_name(cfg.loss_mask), cfg.append_eos, cfg.append_eos ? eos_id(cfg, tok) : -1});
   FileEncoder files(cfg, encoder);
   PreparedData out;
-  Progress progress("tokenizing", total_size(train_files) + total_size(eval_files), show_progress);
+  DataProgress progress("tokenizing", total_size(train_files) + total_size(eval_files), show_progress);
   uint64_t bytes_done = 0;
   EncodedRecords all(sink);
   files.encode(train_files, false, all, out.stats, progress, bytes_done);

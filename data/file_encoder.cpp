@@ -76,7 +76,7 @@ void FileEncoder::keep(Encoded e, const std::string& where, EncodedRecords& out,
 }
 
 void FileEncoder::encode(const std::vector<std::string>& files, bool eval, EncodedRecords& out, DataStats& stats,
-                         Progress& progress, uint64_t& bytes_done) const {
+                         DataProgress& progress, uint64_t& bytes_done) const {
   const std::optional<RecordFormat> forced =
       cfg_.format == "auto" ? std::nullopt
                             : format_from_name(cfg_.format);

@@ -27,7 +27,7 @@ class FileEncoder {
   FileEncoder(const DataConfig& cfg, const ExampleEncoder& encoder);
   // Appends the sequences of files to out; stats gets their counts. progress counts bytes read.
   void encode(const std::vector<std::string>& files, bool eval, EncodedRecords& out, DataStats& stats,
-              Progress& progress, uint64_t& bytes_done) const;
+              DataProgress& progress, uint64_t& bytes_done) const;
 
  private:
   struct Result;
