@@ -20,6 +20,8 @@ struct EncodedRecords {
   SequenceSink& sequences;
   std::vector<uint32_t> record_of;  // per sequence: the ordinal of its record among the records kept
   uint32_t records_kept = 0;
+  int64_t turns_not_alternating = 0;  // ShareGPT conversations whose turns do not alternate user / assistant
+  std::string first_not_alternating;  // where the first of them is
 };
 
 class FileEncoder {
