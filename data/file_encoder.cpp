@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "data/parallel_for.h"
-#include "data/record_format.h"
+#include "data/record_format_internal.h"
 #include "data/record_reader.h"
 #include "engine/base/error.h"
 

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <initializer_list>
 
-#include "data/record_format.h"
-#include "tokenizer/conversation_json.h"
+#include "data/record_format_internal.h"
+#include "tokenizer/conversation_json_internal.h"
 
 namespace qsft {
 

@@ -1,4 +1,4 @@
-#include "tokenizer/conversation_json.h"
+#include "tokenizer/conversation_json_internal.h"
 
 namespace qsft {
 

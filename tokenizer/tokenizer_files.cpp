@@ -8,14 +8,11 @@
 
 #include "engine/base/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/pretokenizer.h"
 
 namespace qsft {
 
 namespace dom = simdjson::dom;
-
-// The Qwen2 split pattern, the only pre-tokenizer implemented (tokenizer/pretokenizer.h).
-static constexpr std::string_view kQwen2Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 namespace {
 
@@ -128,7 +125,7 @@ void check_pre_tokenizer(const JsonFile& f, std::optional<dom::element> pre) {
   auto pattern = f.field(split, "pattern");
   auto regex = pattern ? f.field(*pattern, "Regex") : std::nullopt;
   auto behavior = f.field(split, "behavior");
-  if (f.type_of(split, name) != "Split" || !regex || f.string(*regex, name + ".pattern") != kQwen2Pattern ||
+  if (f.type_of(split, name) != "Split" || !regex || f.string(*regex, name + ".pattern") != kQwen2SplitPattern ||
       !behavior || f.string(*behavior, name + ".behavior") != "Isolated" || f.flag(split, "invert", name))
     f.fail(name, unsupported);
   if (f.type_of(byte_level, name) != "ByteLevel" || f.flag(byte_level, "add_prefix_space", name) ||
