@@ -177,7 +177,8 @@ void read_post_processor(const JsonFile& f, std::optional<dom::element> post, co
     auto entry = specials ? f.field(*specials, f.string(*sid, name + ".single")) : std::nullopt;
     auto entry_ids = entry ? f.field(*entry, "ids") : std::nullopt;
     dom::array id_list;
-    if (!entry_ids || entry_ids->get_array().get(id_list)) f.fail(name + ".special_tokens", "no ids for a SpecialToken");
+    if (!entry_ids || entry_ids->get_array().get(id_list))
+      f.fail(name + ".special_tokens", "no ids for a SpecialToken");
     for (dom::element id : id_list)
       (seen_sequence ? parts.suffix_ids : parts.prefix_ids)
           .push_back(f.token_id(id, name + ".special_tokens", f.string(*sid, name + ".single"), ids));

@@ -3,9 +3,9 @@
 and a non-zero exit (2), and nothing already written is lost.
 Model files: truncated or corrupt safetensors, a missing tensor, a shape mismatch, an unsupported dtype, a config
 missing a key, a token id out of range. Data files: a comma between records, UTF-16, empty or all bad (also through
-`qwen-sft data`), unsupported content parts; a UTF-8 byte order mark is read. Faults: a missing model directory, unreadable data, an output_dir that is a file, a full disk while a
-checkpoint is written (simulated with RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a run
-with a changed config."""
+`qwen-sft data`), unsupported content parts; a UTF-8 byte order mark is read. Faults: a missing model directory,
+unreadable data, an output_dir that is a file, a full disk while a checkpoint is written (simulated with
+RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a run with a changed config."""
 import json
 import os
 import resource
