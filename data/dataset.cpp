@@ -72,7 +72,7 @@ PreparedData tokenize(const DataConfig& cfg, const std::string& model_dir, const
                          {loss_mask_from_name(cfg.loss_mask), cfg.append_eos, cfg.append_eos ? eos_id(cfg, tok) : -1});
   FileEncoder files(cfg, encoder);
   PreparedData out;
-  Progress progress("tokenizing", total_size(train_files) + total_size(eval_files), show_progress);
+  DataProgress progress("tokenizing", total_size(train_files) + total_size(eval_files), show_progress);
   uint64_t bytes_done = 0;
   EncodedRecords all(sink);
   files.encode(train_files, false, all, out.stats, progress, bytes_done);
@@ -82,6 +82,11 @@ PreparedData tokenize(const DataConfig& cfg, const std::string& model_dir, const
   out.train = std::move(sets.train);
   out.eval = std::move(sets.eval);
   progress.finish();
+  if (all.turns_not_alternating > 0)
+    std::fprintf(stderr,
+                 "qwen-sft: warning: %lld ShareGPT conversations do not alternate user and assistant turns (the "
+                 "first: %s); they are trained as written\n",
+                 (long long)all.turns_not_alternating, all.first_not_alternating.c_str());
   return out;
 }
 
@@ -125,6 +130,27 @@ PreparedData tokenize_and_cache(const DataConfig& cfg, const std::string& model_
   return d;
 }
 
+// No train sequence at all is an InputError that says where the records went.
+void require_train_sequences(const PreparedData& d, const std::vector<std::string>& train_files) {
+  if (d.train.size() > 0) return;
+  const DataStats& s = d.stats;
+  int64_t records = 0;
+  for (const FileStats& f : s.files) records += f.eval ? 0 : f.records;
+  std::string files;
+  for (const std::string& f : train_files) files += (files.empty() ? "" : ", ") + f;
+  std::string why;
+  if (records == 0) {
+    why = "the files hold no records";
+  } else {
+    why = std::to_string(s.records) + " records read: " + std::to_string(s.bad_records) + " bad (skipped), " +
+          std::to_string(s.dropped_too_long) + " longer than max_length " + std::to_string(s.max_length) +
+          " (dropped), " + std::to_string(s.dropped_no_trained) + " sequences with no trained token";
+    if (!s.bad_examples.empty()) why += "; first bad record: " + s.bad_examples.front();
+    else if (!s.no_trained_examples.empty()) why += "; first with no trained token: " + s.no_trained_examples.front();
+  }
+  throw InputError("data.train_files (" + files + "): nothing to train on: " + why);
+}
+
 }  // namespace
 
 PreparedData prepare_data(const DataConfig& cfg, const std::string& model_dir, bool show_progress) {
@@ -134,6 +160,7 @@ PreparedData prepare_data(const DataConfig& cfg, const std::string& model_dir, b
   const TokenCache cache(cfg, model_dir, train_files, eval_files);
   std::optional<PreparedData> data = cache.load();
   if (!data) data = tokenize_and_cache(cfg, model_dir, train_files, eval_files, show_progress, cache);
+  require_train_sequences(*data, train_files);
   data->stats.cache_path = cache.path().string();
   data->stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return std::move(*data);

@@ -15,7 +15,8 @@ struct PreparedData {
 };
 
 // Reads cfg's files with the tokenizer and chat format of model_dir. Bad records, files or settings:
-// InputError naming the file, line and field. show_progress draws a progress bar on stderr.
+// InputError naming the file, line and field; so is data with no train sequence left (saying why).
+// show_progress draws a progress bar on stderr.
 PreparedData prepare_data(const DataConfig& cfg, const std::string& model_dir, bool show_progress);
 
 }  // namespace qsft

@@ -16,6 +16,8 @@ struct Example {
   // the prompt (0: a plain conversation, no prompt/completion split).
   Conversation conv;
   size_t prompt_messages = 0;
+  // ShareGPT: whether the turns alternate user / assistant (the data pipeline warns when they do not).
+  bool turns_alternate = true;
   // text: the prompt (untrained unless loss_mask is all) and the completion; a plain text is all completion.
   std::string prompt, completion;
   // tokens: ids as given, and which are trained (empty: all).

@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "data/parallel_for.h"
-#include "data/record_format.h"
+#include "data/record_format_internal.h"
 #include "data/record_reader.h"
 #include "engine/base/error.h"
 
@@ -38,6 +38,7 @@ bool has_trained_target(std::span<const uint8_t> mask) {
 
 struct FileEncoder::Result {
   Encoded encoded;
+  bool turns_alternate = true;
   std::string error;  // empty: encoded is valid
   bool fatal = false;
 };
@@ -76,7 +77,7 @@ void FileEncoder::keep(Encoded e, const std::string& where, EncodedRecords& out,
 }
 
 void FileEncoder::encode(const std::vector<std::string>& files, bool eval, EncodedRecords& out, DataStats& stats,
-                         Progress& progress, uint64_t& bytes_done) const {
+                         DataProgress& progress, uint64_t& bytes_done) const {
   const std::optional<RecordFormat> forced =
       cfg_.format == "auto" ? std::nullopt
                             : format_from_name(cfg_.format);
@@ -109,7 +110,9 @@ void FileEncoder::encode(const std::vector<std::string>& files, bool eval, Encod
           simdjson::dom::element root;
           if (auto err = parser.parse(chunk[i].text).get(root))
             throw InputError(std::string("not valid JSON: ") + simdjson::error_message(err));
-          res.encoded = encoder_.encode(to_example(*format, root, templates));
+          const Example example = to_example(*format, root, templates);
+          res.turns_alternate = example.turns_alternate;
+          res.encoded = encoder_.encode(example);
         } catch (const NoChatFormat& e) {
           res.error = e.what();
           res.fatal = true;
@@ -128,6 +131,7 @@ void FileEncoder::encode(const std::vector<std::string>& files, bool eval, Encod
           stats.add_bad_record(message);
           continue;
         }
+        if (!res.turns_alternate && out.turns_not_alternating++ == 0) out.first_not_alternating = where;
         keep(std::move(res.encoded), where, out, stats);
       }
       progress.set(bytes_done + reader.bytes_read());

@@ -20,6 +20,8 @@ struct EncodedRecords {
   SequenceSink& sequences;
   std::vector<uint32_t> record_of;  // per sequence: the ordinal of its record among the records kept
   uint32_t records_kept = 0;
+  int64_t turns_not_alternating = 0;  // ShareGPT conversations whose turns do not alternate user / assistant
+  std::string first_not_alternating;  // where the first of them is
 };
 
 class FileEncoder {
@@ -27,7 +29,7 @@ class FileEncoder {
   FileEncoder(const DataConfig& cfg, const ExampleEncoder& encoder);
   // Appends the sequences of files to out; stats gets their counts. progress counts bytes read.
   void encode(const std::vector<std::string>& files, bool eval, EncodedRecords& out, DataStats& stats,
-              Progress& progress, uint64_t& bytes_done) const;
+              DataProgress& progress, uint64_t& bytes_done) const;
 
  private:
   struct Result;

@@ -1,6 +1,9 @@
 // Conversation formats: OpenAI messages and ShareGPT.
-#include "data/record_format.h"
-#include "tokenizer/conversation_json.h"
+#include <algorithm>
+#include <initializer_list>
+
+#include "data/record_format_internal.h"
+#include "tokenizer/conversation_json_internal.h"
 
 namespace qsft {
 
@@ -8,14 +11,20 @@ using namespace json_fields;
 
 namespace {
 
+// ShareGPT's speakers as LLaMA-Factory and FastChat read them (FastChat maps user to human and chatgpt, bard and
+// bing to gpt).
+bool is_one_of(std::string_view from, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), from) != names.end();
+}
+
 Message sharegpt_turn(dom::element turn, const std::string& name) {
   as_object(turn, name);
   const std::string from(required_string(turn, "from", name + ".from"));
   std::string_view value = required_string(turn, "value", name + ".value");
   Message m;
-  if (from == "human" || from == "user") {
+  if (is_one_of(from, {"human", "user"})) {
     m.role = "user";
-  } else if (from == "gpt" || from == "assistant") {
+  } else if (is_one_of(from, {"gpt", "assistant", "chatgpt", "bard", "bing"})) {
     m.role = "assistant";
     if (value.empty()) bad_field(name + ".value", "an assistant turn with no content");
   } else if (from == "system") {
@@ -39,10 +48,22 @@ Message sharegpt_turn(dom::element turn, const std::string& name) {
     return m;
   } else {
     bad_field(name + ".from", "unknown role '" + from +
-                                  "' (expected human, gpt, system, function_call or observation)");
+                                  "' (expected human or user; gpt, assistant, chatgpt, bard or bing; system; "
+                                  "function_call; observation or tool)");
   }
   m.content = std::string(value);
   return m;
+}
+
+// Whether the turns after the system prompt alternate between the prompt side (user, tool results) and the
+// assistant, starting with the prompt side, as LLaMA-Factory requires of ShareGPT data.
+bool turns_alternate(const std::vector<Message>& messages) {
+  size_t k = 0;
+  for (const Message& m : messages) {
+    if (m.role == "system" && k == 0) continue;
+    if ((m.role == "assistant") != (k++ % 2 == 1)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -64,6 +85,7 @@ Example sharegpt_example(dom::element record) {
     ex.conv.messages.push_back(sharegpt_turn(turn, "conversations[" + std::to_string(i++) + "]"));
   if (i == 0) bad_field("conversations", "empty conversation");
   if (auto tools = field(record, "tools")) ex.conv.tools_json = read_tools(*tools, "tools", Reading::for_training);
+  ex.turns_alternate = turns_alternate(ex.conv.messages);
   return ex;
 }
 

@@ -1,6 +1,6 @@
 // Instruction and text formats: Alpaca, prompt/completion, text, field templates, pre-tokenized ids.
-#include "data/record_format.h"
-#include "tokenizer/conversation_json.h"
+#include "data/record_format_internal.h"
+#include "tokenizer/conversation_json_internal.h"
 
 namespace qsft {
 

@@ -4,11 +4,11 @@
 
 namespace qsft {
 
-Progress::Progress(std::string label, uint64_t total, bool enabled)
+DataProgress::DataProgress(std::string label, uint64_t total, bool enabled)
     : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
-void Progress::set(uint64_t done) {
+void DataProgress::set(uint64_t done) {
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
   if (now - last_draw_ < std::chrono::milliseconds(100)) return;
@@ -16,13 +16,13 @@ void Progress::set(uint64_t done) {
   draw(done);
 }
 
-void Progress::finish() {
+void DataProgress::finish() {
   if (!enabled_) return;
   draw(total_);
   std::fputc('\n', stderr);
 }
 
-void Progress::draw(uint64_t done) {
+void DataProgress::draw(uint64_t done) {
   constexpr int kWidth = 30;
   const double fraction = total_ ? double(done) / double(total_) : 1.0;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

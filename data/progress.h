@@ -6,9 +6,9 @@
 
 namespace qsft {
 
-class Progress {
+class DataProgress {
  public:
-  Progress(std::string label, uint64_t total, bool enabled);
+  DataProgress(std::string label, uint64_t total, bool enabled);
   void set(uint64_t done);  // absolute amount done
   void finish();            // the final line (done = total)
 

@@ -1,6 +1,6 @@
-#include "data/record_format.h"
+#include "data/record_format_internal.h"
 
-#include "tokenizer/conversation_json.h"
+#include "tokenizer/conversation_json_internal.h"
 
 namespace qsft {
 

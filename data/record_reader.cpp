@@ -12,6 +12,20 @@ constexpr size_t kChunk = 1 << 20;
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
+// The encoding of text that is not UTF-8, from its byte order mark or, without one, from the zero bytes around
+// its first character (JSON text starts with an ASCII character: RFC 4627 section 3); nullptr for UTF-8.
+const char* non_utf8_encoding(std::string_view head) {
+  auto starts = [&](std::string_view bytes) { return head.starts_with(bytes); };
+  using namespace std::string_view_literals;
+  if (starts("\xFF\xFE\0\0"sv) || (head.size() >= 4 && head[0] && !head[1] && !head[2] && !head[3]))
+    return "UTF-32 (little-endian)";
+  if (starts("\0\0\xFE\xFF"sv) || (head.size() >= 4 && !head[0] && !head[1] && !head[2] && head[3]))
+    return "UTF-32 (big-endian)";
+  if (starts("\xFF\xFE"sv) || (head.size() >= 2 && head[0] && !head[1])) return "UTF-16 (little-endian)";
+  if (starts("\xFE\xFF"sv) || (head.size() >= 2 && !head[0] && head[1])) return "UTF-16 (big-endian)";
+  return nullptr;
+}
+
 }  // namespace
 
 RecordReader::RecordReader(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb"), &gzclose) {
@@ -20,6 +34,14 @@ RecordReader::RecordReader(const std::string& path) : path_(path), file_(gzopen(
   std::string_view name = path;
   if (name.ends_with(".gz")) name.remove_suffix(3);
   mode_ = name.ends_with(".jsonl") || name.ends_with(".ndjson") ? Mode::lines : Mode::unknown;
+  check_encoding();
+}
+
+void RecordReader::check_encoding() {
+  fill();
+  if (const char* encoding = non_utf8_encoding(buf_))
+    throw input_error(path_, std::string("the file is ") + encoding + " text; save it as UTF-8");
+  if (std::string_view(buf_).starts_with("\xEF\xBB\xBF")) pos_ = 3;  // the UTF-8 byte order mark
 }
 
 uint64_t RecordReader::bytes_read() const { return uint64_t(gzoffset(file_.get())); }
@@ -111,6 +133,11 @@ bool RecordReader::next_value(RawRecord& out) {
   } else if (!have) {
     return false;
   }
+  if (const char c = buf_[pos_]; c == ',' || c == ']' || c == '}')
+    fail(std::string("'") + c + "' where record " + std::to_string(index_) + " should start" +
+         (mode_ == Mode::values ? " (records one after another in a .json file take no commas: write a JSON array "
+                                  "[record, record] or one record a line)"
+                                : ""));
   const size_t start = pos_;
   out.line = line_;
   scan_value_end();

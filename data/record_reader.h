@@ -2,6 +2,7 @@
 // record a line, blank lines skipped), a JSON array of records, or JSON values one after another (a single
 // object, or objects one per line in a *.json file); any of them gzip-compressed (*.jsonl.gz, *.json.gz: the
 // file is decompressed as it is read). Memory stays within one read chunk plus the largest record.
+// Text is UTF-8: a leading UTF-8 byte order mark is skipped; UTF-16 and UTF-32 text is an InputError saying so.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -19,7 +20,7 @@ struct RawRecord {
 
 class RecordReader {
  public:
-  // InputError when the file cannot be opened.
+  // InputError when the file cannot be opened or is not UTF-8.
   explicit RecordReader(const std::string& path);
   // The next record; false at the end of the file. A broken file structure (an array never closed, text between
   // records) is an InputError naming the file and line; a malformed record itself is left to its parser.
@@ -33,6 +34,7 @@ class RecordReader {
  private:
   enum class Mode { unknown, lines, array, values };
   bool fill();  // reads the next chunk; false at the end of the file
+  void check_encoding();  // at the start of the file: skips a UTF-8 byte order mark, refuses UTF-16/32
   void discard_consumed();
   bool next_line(RawRecord& out);
   bool next_value(RawRecord& out);

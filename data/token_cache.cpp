@@ -22,12 +22,13 @@ namespace {
 uint64_t hash_file(const std::string& path, uint64_t h) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return hash_bytes("(absent)", 8, h);
+  Hasher content(h);
   std::vector<char> buf(4 << 20);
   while (in) {
     in.read(buf.data(), std::streamsize(buf.size()));
-    h = hash_bytes(buf.data(), size_t(in.gcount()), h);
+    content.update(buf.data(), size_t(in.gcount()));
   }
-  return h;
+  return content.digest();
 }
 
 uint64_t hash_text(const std::string& s, uint64_t h) {

@@ -54,7 +54,8 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab, const std::ve
     : vocab_(std::move(vocab)), ignore_merges_(ignore_merges) {
   int32_t limit = 0;
   for (auto& [bytes, id] : vocab_) {
-    if (id < 0) throw std::invalid_argument("negative token id " + std::to_string(id));
+    if (id < 0 || id >= kMaxTokenIds)
+      throw std::invalid_argument("token id " + std::to_string(id) + " is out of range");
     limit = std::max(limit, id + 1);
   }
   id_to_bytes_.resize(static_cast<size_t>(limit));

@@ -14,14 +14,17 @@ namespace qsft {
 
 class BpeCache;
 
+// Token ids index arrays: every id lies in [0, kMaxTokenIds), far above any real vocabulary (Qwen2: 151,665).
+constexpr int32_t kMaxTokenIds = int32_t{1} << 24;
+
 class BpeModel {
  public:
   struct Merge {
     std::string left, right;  // raw bytes
   };
 
-  // vocab: raw token bytes -> id; merges in rank order. Every byte must be a token, and both halves of a merge
-  // and their concatenation must be in vocab (std::invalid_argument names the first that is not).
+  // vocab: raw token bytes -> id in [0, kMaxTokenIds); merges in rank order. Every byte must be a token, and both
+  // halves of a merge and their concatenation must be in vocab (std::invalid_argument names the first that is not).
   // ignore_merges: a piece that is itself a token is taken whole (Hugging Face's BPE option of that name).
   BpeModel(std::unordered_map<std::string, int32_t> vocab, const std::vector<Merge>& merges, bool ignore_merges);
   BpeModel(BpeModel&&) noexcept;

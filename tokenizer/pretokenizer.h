@@ -9,6 +9,10 @@
 
 namespace qsft {
 
+// The pattern as Qwen2's tokenizer.json writes it (its pre_tokenizer's Split regex).
+inline constexpr std::string_view kQwen2SplitPattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
 struct ByteSpan {
   uint32_t begin, end;  // byte offsets, end exclusive
 };

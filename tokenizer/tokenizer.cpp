@@ -61,13 +61,14 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer Tokenizer::load(const std::string& model_dir) {
   namespace fs = std::filesystem;
   const fs::path dir(model_dir);
-  TokenizerConfig cfg = read_tokenizer_config((dir / "tokenizer_config.json").string());
+  const TokenIdLimit ids = read_model_id_limit((dir / "config.json").string());
+  TokenizerConfig cfg = read_tokenizer_config((dir / "tokenizer_config.json").string(), ids);
   std::optional<Tokenizer> tok;
   if (fs::exists(dir / "tokenizer.json")) {
-    tok.emplace(Tokenizer(read_tokenizer_json((dir / "tokenizer.json").string())));
+    tok.emplace(Tokenizer(read_tokenizer_json((dir / "tokenizer.json").string(), ids)));
   } else if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
     tok.emplace(Tokenizer(read_vocab_merges((dir / "vocab.json").string(), (dir / "merges.txt").string(),
-                                            cfg.added_tokens_decoder)));
+                                            cfg.added_tokens_decoder, ids)));
   } else {
     throw input_error(model_dir, "no tokenizer.json (nor vocab.json + merges.txt) in the model folder");
   }

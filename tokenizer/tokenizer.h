@@ -23,6 +23,7 @@ class Tokenizer {
  public:
   // From a model folder: tokenizer.json, or vocab.json + merges.txt when it is absent; tokenizer_config.json
   // (optional) names the bos/eos/pad tokens. Bad or unsupported files: InputError naming the file and field.
+  // Token ids must be unique and below the model's vocab_size when the folder's config.json gives it.
   static Tokenizer load(const std::string& model_dir);
 
   // Token ids of text (valid UTF-8, else InputError). add_special_tokens applies the post-processor, as

@@ -4,17 +4,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unordered_map>
 
 #include "engine/base/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/pretokenizer.h"
 
 namespace qsft {
 
 namespace dom = simdjson::dom;
-
-// The Qwen2 split pattern, the only pre-tokenizer implemented (tokenizer/pretokenizer.h).
-static constexpr std::string_view kQwen2Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 namespace {
 
@@ -47,6 +45,16 @@ struct JsonFile {
     if (v.get_int64().get(i)) fail(name, "expected an integer");
     return i;
   }
+  // A token's id, in [0, ids.limit) (checked before it is narrowed to 32 bits).
+  int32_t token_id(dom::element v, const std::string& name, std::string_view token, const TokenIdLimit& ids) const {
+    return token_id(integer(v, name), name, token, ids);
+  }
+  int32_t token_id(int64_t id, const std::string& name, std::string_view token, const TokenIdLimit& ids) const {
+    if (id < 0 || id >= ids.limit)
+      fail(name, "token '" + std::string(token) + "' has id " + std::to_string(id) + ", outside 0.." +
+                     std::to_string(ids.limit - 1) + " (" + ids.why + ")");
+    return static_cast<int32_t>(id);
+  }
   bool flag(dom::element obj, std::string_view key, const std::string& name) const {
     auto v = field(obj, key);
     bool b = false;
@@ -67,13 +75,43 @@ std::string raw_bytes(const JsonFile& f, std::string_view token, const std::stri
   return *bytes;
 }
 
-AddedToken read_added_token(const JsonFile& f, dom::element t, int64_t id, const std::string& name) {
+// Ids already given to a token of one list (the vocabulary, or the added tokens): a second one is an error.
+class IdsSeen {
+ public:
+  void add(const JsonFile& f, int32_t id, std::string_view token, const std::string& name) {
+    auto [it, fresh] = token_of_.emplace(id, token);
+    if (!fresh)
+      f.fail(name, "tokens '" + std::string(it->second) + "' and '" + std::string(token) + "' both have id " +
+                       std::to_string(id));
+  }
+
+ private:
+  std::unordered_map<int32_t, std::string_view> token_of_;  // views into the parsed file, which outlives this
+};
+
+// The vocabulary of tokenizer.json or vocab.json: token (byte-level alphabet) -> id.
+void read_vocab(const JsonFile& f, dom::object vocab, const std::string& name, const TokenIdLimit& ids,
+                TokenizerParts& parts) {
+  IdsSeen seen;
+  parts.vocab.reserve(vocab.size());
+  for (auto [token, v] : vocab) {
+    const int32_t id = f.token_id(v, name, token, ids);
+    seen.add(f, id, token, name);
+    parts.vocab.emplace(raw_bytes(f, token, name), id);
+  }
+}
+
+// An added token whose id is `id` (a field of it, or its key in added_tokens_decoder).
+AddedToken read_added_token(const JsonFile& f, dom::element t, int64_t id, const std::string& name,
+                            const TokenIdLimit& ids, IdsSeen& seen) {
   auto content = f.field(t, "content");
   if (!content) f.fail(name, "has no \"content\"");
   for (const char* unsupported : {"lstrip", "rstrip", "single_word"})
     if (f.flag(t, unsupported, name)) f.fail(name, std::string(unsupported) + "=true is not supported");
-  return {static_cast<int32_t>(id), std::string(f.string(*content, name + ".content")), f.flag(t, "special", name),
-          f.flag(t, "normalized", name)};
+  std::string_view text = f.string(*content, name + ".content");
+  const int32_t token_id = f.token_id(id, name + ".id", text, ids);
+  seen.add(f, token_id, text, name + ".id");
+  return {token_id, std::string(text), f.flag(t, "special", name), f.flag(t, "normalized", name)};
 }
 
 void check_pre_tokenizer(const JsonFile& f, std::optional<dom::element> pre) {
@@ -87,7 +125,7 @@ void check_pre_tokenizer(const JsonFile& f, std::optional<dom::element> pre) {
   auto pattern = f.field(split, "pattern");
   auto regex = pattern ? f.field(*pattern, "Regex") : std::nullopt;
   auto behavior = f.field(split, "behavior");
-  if (f.type_of(split, name) != "Split" || !regex || f.string(*regex, name + ".pattern") != kQwen2Pattern ||
+  if (f.type_of(split, name) != "Split" || !regex || f.string(*regex, name + ".pattern") != kQwen2SplitPattern ||
       !behavior || f.string(*behavior, name + ".behavior") != "Isolated" || f.flag(split, "invert", name))
     f.fail(name, unsupported);
   if (f.type_of(byte_level, name) != "ByteLevel" || f.flag(byte_level, "add_prefix_space", name) ||
@@ -110,7 +148,8 @@ bool read_normalizer(const JsonFile& f, std::optional<dom::element> norm) {
 
 // Post-processors: ByteLevel (ids unchanged), TemplateProcessing (special tokens around the sequence), or a
 // Sequence of them.
-void read_post_processor(const JsonFile& f, std::optional<dom::element> post, TokenizerParts& parts) {
+void read_post_processor(const JsonFile& f, std::optional<dom::element> post, const TokenIdLimit& ids,
+                         TokenizerParts& parts) {
   const std::string name = "post_processor";
   std::string_view type = f.type_of(post, name);
   if (type.empty() || type == "ByteLevel") return;
@@ -118,7 +157,7 @@ void read_post_processor(const JsonFile& f, std::optional<dom::element> post, To
     auto steps = f.field(*post, "processors");
     dom::array arr;
     if (!steps || steps->get_array().get(arr)) f.fail(name, "Sequence without \"processors\"");
-    for (dom::element step : arr) read_post_processor(f, step, parts);
+    for (dom::element step : arr) read_post_processor(f, step, ids, parts);
     return;
   }
   if (type != "TemplateProcessing") f.fail(name, "type " + std::string(type) + " is not supported");
@@ -136,16 +175,17 @@ void read_post_processor(const JsonFile& f, std::optional<dom::element> post, To
     auto sid = special ? f.field(*special, "id") : std::nullopt;
     if (!sid) f.fail(name + ".single", "expected Sequence or SpecialToken items");
     auto entry = specials ? f.field(*specials, f.string(*sid, name + ".single")) : std::nullopt;
-    auto ids = entry ? f.field(*entry, "ids") : std::nullopt;
+    auto entry_ids = entry ? f.field(*entry, "ids") : std::nullopt;
     dom::array id_list;
-    if (!ids || ids->get_array().get(id_list)) f.fail(name + ".special_tokens", "no ids for a SpecialToken");
+    if (!entry_ids || entry_ids->get_array().get(id_list))
+      f.fail(name + ".special_tokens", "no ids for a SpecialToken");
     for (dom::element id : id_list)
       (seen_sequence ? parts.suffix_ids : parts.prefix_ids)
-          .push_back(static_cast<int32_t>(f.integer(id, name + ".special_tokens")));
+          .push_back(f.token_id(id, name + ".special_tokens", f.string(*sid, name + ".single"), ids));
   }
 }
 
-void read_model(const JsonFile& f, dom::element model, TokenizerParts& parts) {
+void read_model(const JsonFile& f, dom::element model, const TokenIdLimit& ids, TokenizerParts& parts) {
   if (f.type_of(model, "model") != "BPE") f.fail("model.type", "only BPE models are supported");
   if (f.flag(model, "byte_fallback", "model")) f.fail("model.byte_fallback", "true is not supported");
   for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"})
@@ -155,9 +195,7 @@ void read_model(const JsonFile& f, dom::element model, TokenizerParts& parts) {
   parts.ignore_merges = f.flag(model, "ignore_merges", "model");
   dom::object vocab;
   if (!f.field(model, "vocab") || f.field(model, "vocab")->get_object().get(vocab)) f.fail("model.vocab", "expected an object");
-  parts.vocab.reserve(vocab.size());
-  for (auto [token, id] : vocab)
-    parts.vocab.emplace(raw_bytes(f, token, "model.vocab"), static_cast<int32_t>(f.integer(id, "model.vocab")));
+  read_vocab(f, vocab, "model.vocab", ids, parts);
   dom::array merges;
   if (!f.field(model, "merges") || f.field(model, "merges")->get_array().get(merges)) f.fail("model.merges", "expected a list");
   parts.merges.reserve(merges.size());
@@ -181,38 +219,51 @@ void read_model(const JsonFile& f, dom::element model, TokenizerParts& parts) {
 
 }  // namespace
 
-TokenizerParts read_tokenizer_json(const std::string& path) {
+TokenIdLimit read_model_id_limit(const std::string& config_path) {
+  if (!std::filesystem::exists(config_path)) return {};
+  JsonFile f(config_path);
+  auto v = f.field(f.root, "vocab_size");
+  if (!v) return {};
+  const int64_t n = f.integer(*v, "vocab_size");
+  if (n <= 0 || n > kMaxTokenIds)
+    f.fail("vocab_size", std::to_string(n) + " is outside 1.." + std::to_string(kMaxTokenIds));
+  return {n, "the model's vocab_size in " + config_path};
+}
+
+TokenizerParts read_tokenizer_json(const std::string& path, const TokenIdLimit& ids) {
   JsonFile f(path);
   TokenizerParts parts;
   parts.source = path;
   auto model = f.field(f.root, "model");
   if (!model) f.fail("model", "missing");
-  read_model(f, *model, parts);
+  read_model(f, *model, ids, parts);
   parts.nfc = read_normalizer(f, f.field(f.root, "normalizer"));
   check_pre_tokenizer(f, f.field(f.root, "pre_tokenizer"));
   if (f.type_of(f.field(f.root, "decoder"), "decoder") != "ByteLevel") f.fail("decoder", "only ByteLevel is supported");
-  read_post_processor(f, f.field(f.root, "post_processor"), parts);
-  dom::array added;
-  if (auto a = f.field(f.root, "added_tokens"); a && a->get_array().get(added)) f.fail("added_tokens", "expected a list");
+  read_post_processor(f, f.field(f.root, "post_processor"), ids, parts);
+  auto added = f.field(f.root, "added_tokens");  // absent or null: none
+  dom::array list;
+  if (added && added->get_array().get(list)) f.fail("added_tokens", "expected a list");
+  if (!added) return parts;
+  IdsSeen seen;
   size_t i = 0;
-  for (dom::element t : added) {
+  for (dom::element t : list) {
     const std::string name = "added_tokens[" + std::to_string(i++) + "]";
     auto id = f.field(t, "id");
     if (!id) f.fail(name, "has no \"id\"");
-    parts.added.push_back(read_added_token(f, t, f.integer(*id, name + ".id"), name));
+    parts.added.push_back(read_added_token(f, t, f.integer(*id, name + ".id"), name, ids, seen));
   }
   return parts;
 }
 
 TokenizerParts read_vocab_merges(const std::string& vocab_path, const std::string& merges_path,
-                                 const std::vector<AddedToken>& added) {
+                                 const std::vector<AddedToken>& added, const TokenIdLimit& ids) {
   JsonFile f(vocab_path);
   TokenizerParts parts;
   parts.source = vocab_path + " + " + merges_path;
   dom::object vocab;
   if (f.root.get_object().get(vocab)) f.fail("(top level)", "expected an object of token -> id");
-  for (auto [token, id] : vocab)
-    parts.vocab.emplace(raw_bytes(f, token, "vocab"), static_cast<int32_t>(f.integer(id, std::string(token))));
+  read_vocab(f, vocab, "vocab", ids, parts);
   std::ifstream in(merges_path, std::ios::binary);
   if (!in) throw input_error(merges_path, "cannot read the file");
   std::string line;
@@ -232,7 +283,7 @@ TokenizerParts read_vocab_merges(const std::string& vocab_path, const std::strin
   return parts;
 }
 
-TokenizerConfig read_tokenizer_config(const std::string& path) {
+TokenizerConfig read_tokenizer_config(const std::string& path, const TokenIdLimit& ids) {
   TokenizerConfig cfg;
   if (!std::filesystem::exists(path)) return cfg;
   JsonFile f(path);
@@ -253,15 +304,17 @@ TokenizerConfig read_tokenizer_config(const std::string& path) {
   if (auto decoder = f.field(f.root, "added_tokens_decoder")) {
     dom::object tokens;
     if (decoder->get_object().get(tokens)) f.fail("added_tokens_decoder", "expected an object");
+    IdsSeen seen;
     for (auto [id_text, t] : tokens) {
       const std::string name = "added_tokens_decoder." + std::string(id_text);
-      int64_t id = 0;
+      int64_t id = -1;
+      size_t used = 0;
       try {
-        id = std::stoll(std::string(id_text));
+        id = std::stoll(std::string(id_text), &used);
       } catch (const std::exception&) {
-        f.fail(name, "the key is not a token id");
       }
-      cfg.added_tokens_decoder.push_back(read_added_token(f, t, id, name));
+      if (used == 0 || used != id_text.size()) f.fail(name, "the key is not a token id");
+      cfg.added_tokens_decoder.push_back(read_added_token(f, t, id, name, ids, seen));
     }
   }
   if (auto tmpl = f.field(f.root, "chat_template")) {

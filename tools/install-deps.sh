@@ -6,7 +6,7 @@
 set -euo pipefail
 have_build_deps() {  # (OpenMP comes with g++: libgomp)
   command -v cmake >/dev/null && command -v ninja >/dev/null && command -v g++ >/dev/null &&
-    pkg-config --exists simdjson libutf8proc zlib 2>/dev/null && [ -f /usr/include/gtest/gtest.h ] &&
+    pkg-config --exists simdjson libutf8proc libxxhash zlib 2>/dev/null && [ -f /usr/include/gtest/gtest.h ] &&
     [ -f /usr/include/gmock/gmock.h ]
 }
 if ! have_build_deps; then
@@ -14,7 +14,7 @@ if ! have_build_deps; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends cmake ninja-build g++ pkg-config libsimdjson-dev libutf8proc-dev \
-    libgtest-dev libgmock-dev libbenchmark-dev libomp-dev zlib1g-dev >/dev/null
+    libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libxxhash-dev zlib1g-dev >/dev/null
 fi
 if [ "${1:-}" = "--test" ] && ! python3 -c "import tokenizers, jinja2, safetensors, numpy" 2>/dev/null; then
   # The parity tests' references; torch/transformers/peft stay optional (those interop tests skip, saying so).

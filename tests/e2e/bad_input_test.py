@@ -2,9 +2,10 @@
 """Bad input and faults through `qwen-sft train`: each gets one clear error naming the file and the tensor or key,
 and a non-zero exit (2), and nothing already written is lost.
 Model files: truncated or corrupt safetensors, a missing tensor, a shape mismatch, an unsupported dtype, a config
-missing a key. Faults: a missing model directory, unreadable data, an output_dir that is a file, a full disk while a
-checkpoint is written (simulated with RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a run
-with a changed config."""
+missing a key, a token id out of range. Data files: a comma between records, UTF-16, empty or all bad (also through
+`qwen-sft data`), unsupported content parts; a UTF-8 byte order mark is read. Faults: a missing model directory,
+unreadable data, an output_dir that is a file, a full disk while a checkpoint is written (simulated with
+RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a run with a changed config."""
 import json
 import os
 import resource
@@ -12,7 +13,7 @@ import shutil
 import signal
 import struct
 
-from e2e_common import expect, parse_args, run, tiny_model, work_dir, write_config
+from e2e_common import DEMO_DATA, expect, parse_args, run, tiny_model, work_dir, write_config
 
 
 def read_st(path):
@@ -37,14 +38,72 @@ def broken_model(base, d, name, edit):
     return m
 
 
-def expect_error(bin_path, cfg, *needles, env=None, preexec_fn=None):
-    p = run(bin_path, "train", cfg, "--quiet", check=False, env=env, preexec_fn=preexec_fn)
+def expect_error(bin_path, cfg, *needles, env=None, preexec_fn=None, command=("train", "--quiet")):
+    # The timeout catches a hang (a data file once sent the record scanner into an endless loop).
+    p = run(bin_path, command[0], cfg, *command[1:], check=False, env=env, preexec_fn=preexec_fn, timeout=300)
     expect(p.returncode == 2, f"{cfg}: exit {p.returncode}, want 2\n{p.stderr}")
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     expect(len(lines) == 1, f"want one error line, got:\n{p.stderr}")
     for n in needles:
         expect(n in p.stderr, f"error does not name {n!r}: {p.stderr}")
     print("ok:", p.stderr.strip()[:160])
+
+
+def with_data(cfg, **data):
+    """cfg (a config file) with data keys set."""
+    c = json.load(open(cfg))
+    c["data"].update(data)
+    json.dump(c, open(cfg, "w"))
+    return cfg
+
+
+def bad_data_cases(bin_path, d, good):
+    """Hostile data and tokenizer files (issue 12): each an error naming the file and what is wrong."""
+    good_record = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}'
+
+    def data_file(name, content):
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+
+    def cfg_for(name, data, model=good, **keys):
+        return with_data(write_config(os.path.join(d, name + ".json"), model, os.path.join(d, "o_" + name),
+                                      data=data), **keys)
+
+    line = good_record.encode() + b"\n"
+    comma = data_file("comma.json", line + b",\n" + line)
+    for mode in ("skip", "error"):
+        expect_error(bin_path, cfg_for("comma_" + mode, comma, on_bad_record=mode), "comma.json line 2",
+                     "',' where record 1 should start")
+    utf16 = data_file("utf16.jsonl", (line * 2).decode().encode("utf-16"))
+    expect_error(bin_path, cfg_for("utf16", utf16), "utf16.jsonl", "UTF-16 (little-endian)", "save it as UTF-8")
+    empty = data_file("empty.jsonl", b"")
+    expect_error(bin_path, cfg_for("empty", empty), "empty.jsonl", "nothing to train on", "no records",
+                 command=("data",))
+    expect_error(bin_path, cfg_for("empty_train", empty), "empty.jsonl", "nothing to train on")
+    all_bad = data_file("all_bad.jsonl", b'{"messages": []}\n' * 3)
+    expect_error(bin_path, cfg_for("all_bad", all_bad, on_bad_record="skip"), "all_bad.jsonl",
+                 "nothing to train on", "3 bad", command=("data",))
+    parts = data_file("parts.jsonl", b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", '
+                                     b'"content": [{"type": "reasoning", "value": "hm"}]}]}\n')
+    expect_error(bin_path, cfg_for("parts", parts), "parts.jsonl line 1", "messages[1].content[0].type",
+                 "'reasoning' parts are not supported")
+    # A UTF-8 byte order mark is skipped: the first record is read, not skipped as bad.
+    bom = data_file("bom.jsonl", b"\xef\xbb\xbf" + line * 2)
+    p = run(bin_path, "data", cfg_for("bom", bom, on_bad_record="skip"), timeout=300)
+    expect("2 read, 0 bad" in p.stdout, "a BOM file: " + p.stdout)
+    print("ok: BOM skipped")
+
+    def huge_id(m):
+        path = os.path.join(m, "tokenizer.json")
+        t = json.load(open(path))
+        t["model"]["vocab"]["!"] = 2147483647  # id + 1 once overflowed and wrote out of bounds
+        json.dump(t, open(path, "w"))
+
+    m = broken_model(good, d, "huge_id", huge_id)
+    expect_error(bin_path, cfg_for("huge_id", DEMO_DATA, model=m), "tokenizer.json", "model.vocab",
+                 "token '!' has id 2147483647")
 
 
 def main():
@@ -105,6 +164,7 @@ def main():
         f.write('{"messages": [{"role": "user", "content": "hi"}]}\n{oops\n')
     expect_error(a.bin, write_config(os.path.join(d, "junk.json"), good, os.path.join(d, "o3"), data=junk),
                  "junk.jsonl", "line 2")
+    bad_data_cases(a.bin, d, good)
     a_file = os.path.join(d, "a_file")
     open(a_file, "w").close()
     expect_error(a.bin, write_config(os.path.join(d, "outfile.json"), good, a_file), "a_file", "not a directory")

@@ -3,6 +3,8 @@
 #include <fstream>
 
 #include "data/dataset.h"
+#include "data/progress.h"
+#include "engine/train/progress.h"  // in one file with data/progress.h: the two classes once shared a name (ODR)
 #include "engine/base/error.h"
 #include "engine/base/nearest_key.h"
 #include "test_util.h"
@@ -41,6 +43,17 @@ std::vector<BadCase> cases() {
        {"a.jsonl line 3", "messages: empty conversation"}, ""},
       {"template field absent", "t.json", R"([{"Question": "q", "Response": "r"}, {"Question": "q"}])",
        {"t.json record 1", "Response", "no such field"}, "template"},
+      {"text part with value", "a.jsonl",
+       kGood + "\n" + R"({"messages": [{"role": "user", "content": [{"type": "text", "value": "a"}]}]})",
+       {"a.jsonl line 2", "messages[0].content[0]", "goes in \"text\", not \"value\""}, ""},
+      {"reasoning part", "a.jsonl",
+       kGood + "\n" + R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": )"
+                      R"([{"type": "reasoning", "value": "hm"}, {"type": "text", "value": "b"}]}]})",
+       {"a.jsonl line 2", "messages[1].content[0].type", "'reasoning' parts are not supported"}, ""},
+      {"tool_call part", "a.jsonl",
+       kGood + "\n" + R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": )"
+                      R"([{"type": "tool_call", "value": {"name": "f"}}]}]})",
+       {"a.jsonl line 2", "messages[1].content[0].type", "'tool_call' parts are not supported"}, ""},
       {"assistant with neither content nor tool_calls", "a.jsonl",
        kGood + "\n" + R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": null}]})",
        {"a.jsonl line 2", "messages[1]", "neither content nor tool_calls"}, ""},
@@ -104,6 +117,76 @@ TEST_F(BadRecords, BrokenFileStructureIsAnError) {
       },
       InputError);
 }
+
+// A comma between the records of a value stream once stopped the scanner (skip: an endless loop; error: "Empty").
+TEST_F(BadRecords, CommaBetweenRecordsOfAValueStreamIsAnError) {
+  for (const std::string on_bad : {"skip", "error"}) {
+    const BadCase c{"comma", "v.json", kGood + ",\n" + kGood + "\n", {}, ""};
+    const std::string e = test::input_error_of([&] { prepare_data(config(c, on_bad), kQwen.string(), false); });
+    EXPECT_NE(e.find("v.json line 1: ',' where record 1 should start"), std::string::npos) << on_bad << ": " << e;
+  }
+  const BadCase c{"double comma", "a.json", "[" + kGood + ",,\n" + kGood + "]", {}, ""};
+  const std::string e = test::input_error_of([&] { prepare_data(config(c, "skip"), kQwen.string(), false); });
+  EXPECT_NE(e.find("a.json line 1: ',' where record 1 should start"), std::string::npos) << e;
+}
+
+// A UTF-8 byte order mark once made the first record bad (skipped in skip mode).
+TEST_F(BadRecords, Utf8ByteOrderMarkIsSkipped) {
+  const std::string bom = "\xEF\xBB\xBF";
+  for (const BadCase& c : {BadCase{"jsonl", "b.jsonl", bom + kGood + "\n" + kGood + "\n", {}, ""},
+                           BadCase{"array", "b.json", bom + "[" + kGood + ", " + kGood + "]", {}, ""},
+                           BadCase{"values", "c.json", bom + kGood + "\n" + kGood, {}, ""}}) {
+    PreparedData d = prepare_data(config(c, "skip"), kQwen.string(), false);
+    EXPECT_EQ(d.stats.bad_records, 0) << c.name;
+    EXPECT_EQ(d.stats.records, 2) << c.name;
+  }
+}
+
+std::string widen(std::string_view ascii, int width, bool big_endian) {
+  std::string out;
+  for (char ch : ascii) {
+    std::string unit(size_t(width), '\0');
+    unit[big_endian ? size_t(width - 1) : 0] = ch;
+    out += unit;
+  }
+  return out;
+}
+
+TEST_F(BadRecords, Utf16And32AreRefusedNamingTheEncoding) {
+  struct Encoding {
+    const char* name;
+    std::string bom;
+    int width;
+    bool big_endian;
+  };
+  const Encoding encodings[] = {{"UTF-16 (little-endian)", "\xFF\xFE", 2, false},
+                                {"UTF-16 (big-endian)", "\xFE\xFF", 2, true},
+                                {"UTF-32 (little-endian)", std::string("\xFF\xFE\0\0", 4), 4, false},
+                                {"UTF-32 (big-endian)", std::string("\0\0\xFE\xFF", 4), 4, true}};
+  for (const Encoding& enc : encodings)
+    for (const std::string bom : {enc.bom, std::string()}) {
+      const BadCase c{"wide", "w.jsonl", bom + widen(kGood + "\n", enc.width, enc.big_endian), {}, ""};
+      const std::string e = test::input_error_of([&] { prepare_data(config(c, "skip"), kQwen.string(), false); });
+      EXPECT_NE(e.find("w.jsonl: the file is " + std::string(enc.name) + " text; save it as UTF-8"),
+                std::string::npos)
+          << enc.name << (bom.empty() ? " without" : " with") << " BOM: " << e;
+    }
+}
+
+TEST_F(BadRecords, NothingToTrainOnIsAnError) {
+  const std::string bad = R"({"messages": []})";
+  const BadCase empty{"empty", "e.jsonl", "", {}, ""};
+  std::string e = test::input_error_of([&] { prepare_data(config(empty, "skip"), kQwen.string(), false); });
+  EXPECT_NE(e.find("e.jsonl): nothing to train on: the files hold no records"), std::string::npos) << e;
+  const BadCase all_bad{"all bad", "b.jsonl", bad + "\n" + bad + "\n", {}, ""};
+  e = test::input_error_of([&] { prepare_data(config(all_bad, "skip"), kQwen.string(), false); });
+  EXPECT_NE(e.find("nothing to train on: 2 records read: 2 bad (skipped)"), std::string::npos) << e;
+  EXPECT_NE(e.find("first bad record: " + (dir_ / "b.jsonl").string() + " line 1: messages: empty conversation"),
+            std::string::npos)
+      << e;
+}
+
+TEST(DataProgress, IsNotTheTrainersProgress) { static_assert(!std::is_same_v<DataProgress, Progress>); }
 
 TEST(DataConfigParse, KeysValuesAndPaths) {
   DataConfig c = parse_data_config(R"({"train_files": ["a.jsonl", "/abs/b.json"], "max_length": 2048,

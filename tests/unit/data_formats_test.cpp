@@ -1,5 +1,6 @@
 // Each record format -> exact token ids and trained masks (expected ids from Hugging Face tokenizers +
 // apply_chat_template on the Qwen2.5 tokenizer), loss-mask policies, EOS, truncation policies.
+#include <algorithm>
 #include <fstream>
 
 #include "data/dataset.h"
@@ -62,6 +63,32 @@ TEST_F(DataFormats, ShareGPTAndAlpacaRenderTheSameConversation) {
   EXPECT_EQ(mask(a.train, 0), mask_from(kChatIds.size(), kChatPromptLen));
   EXPECT_EQ(s.stats.files.at(0).format, "sharegpt");
   EXPECT_EQ(a.stats.files.at(0).format, "alpaca");
+}
+
+// FastChat and LLaMA-Factory also write user/assistant, and FastChat chatgpt, bard and bing, for human/gpt.
+TEST_F(DataFormats, ShareGPTSpeakerVariants) {
+  for (const std::string user : {"human", "user"})
+    for (const std::string assistant : {"gpt", "assistant", "chatgpt", "bard", "bing"}) {
+      auto s = prepare("s.json", R"([{"conversations": [{"from": ")" + user + R"(", "value": "Hi"}, {"from": ")" +
+                                     assistant + R"(", "value": "Hello!"}]}])");
+      EXPECT_EQ(ids(s.train, 0), kChatIds) << user << " / " << assistant;
+    }
+}
+
+TEST_F(DataFormats, ShareGPTTurnsThatDoNotAlternateAreCountedInOneWarning) {
+  const std::string twice = R"({"conversations": [{"from": "human", "value": "Hi"}, {"from": "human", "value": "Hi"},)"
+                            R"( {"from": "gpt", "value": "Hello!"}]})";
+  const std::string fine = R"({"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Hi"},)"
+                           R"( {"from": "gpt", "value": "Hello!"}]})";
+  testing::internal::CaptureStderr();
+  auto s = prepare("s.jsonl", fine + "\n" + twice + "\n" + twice + "\n");
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(s.train.size(), 3u);
+  EXPECT_NE(err.find("warning: 2 ShareGPT conversations do not alternate user and assistant turns (the first: " +
+                     (dir_ / "s.jsonl").string() + " line 2)"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
 
 TEST_F(DataFormats, TextGetsEOSAndIsAllTrained) {

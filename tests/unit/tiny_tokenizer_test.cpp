@@ -11,6 +11,7 @@
 #include <set>
 
 #include "test_util.h"
+#include "tokenizer/bpe_trainer.h"
 
 namespace qsft {
 namespace {
