@@ -26,14 +26,14 @@ int run(const Args& args) {
     cfg.eos_token_ids = {tok.im_end_id};
   }
   write_random_model(out, cfg, preset.dtype, seed);
-  std::printf("wrote %s: Qwen2 preset %s (hidden %lld, layers %lld, vocab %lld, %s)\n", out.string().c_str(),
+  std::printf("wrote %s: preset %s (hidden %lld, layers %lld, vocab %lld, %s)\n", out.string().c_str(),
               preset.name.c_str(), (long long)cfg.hidden_size, (long long)cfg.num_hidden_layers,
               (long long)cfg.vocab_size, preset.dtype == DType::BF16 ? "bf16" : "fp32");
   return 0;
 }
 
 const bool registered = register_command(
-    {"init-model", "--preset tiny|qwen2.5-0.5b|qwen2.5-1.5b|qwen2.5-7b --out DIR [--seed N]: a random model", run});
+    {"init-model", "--preset tiny|tiny-qwen3|qwen2.5-0.5b|qwen2.5-1.5b|qwen2.5-7b|qwen3-0.6b|qwen3-8b --out DIR [--seed N]: a random model", run});
 
 }  // namespace
 }  // namespace qsft::cli

@@ -13,7 +13,7 @@
 namespace qsft {
 namespace {
 
-constexpr const char* kSupported = "supported: Qwen2ForCausalLM (model_type qwen2); Qwen3 is planned";
+constexpr const char* kSupported = "supported: Qwen2ForCausalLM (model_type qwen2), Qwen3ForCausalLM (model_type qwen3)";
 
 const char* type_name(simdjson::dom::element_type t) {
   using T = simdjson::dom::element_type;
@@ -107,17 +107,22 @@ class Keys {
   std::string prefix_;
 };
 
-void check_architecture(const Keys& k) {
-  auto archs = k.strings("architectures");
-  if (!archs.empty() && std::find(archs.begin(), archs.end(), "Qwen2ForCausalLM") == archs.end()) {
-    std::string got;
-    for (auto& a : archs) got += (got.empty() ? "" : ", ") + a;
-    throw k.error("architectures [" + got + "] are not supported (" + kSupported + ")");
-  }
+// The architecture from "architectures" (when present) and "model_type", which must agree.
+ModelArch read_architecture(const Keys& k) {
   std::string model_type = k.string("model_type", "");
   if (model_type.empty()) throw k.error("missing key \"model_type\"");
-  if (model_type != "qwen2")
+  if (model_type != "qwen2" && model_type != "qwen3")
     throw k.error("model_type \"" + model_type + "\" is not supported (" + kSupported + ")");
+  const ModelArch arch = model_type == "qwen2" ? ModelArch::qwen2 : ModelArch::qwen3;
+  const char* want = arch == ModelArch::qwen2 ? "Qwen2ForCausalLM" : "Qwen3ForCausalLM";
+  auto archs = k.strings("architectures");
+  if (!archs.empty() && std::find(archs.begin(), archs.end(), want) == archs.end()) {
+    std::string got;
+    for (auto& a : archs) got += (got.empty() ? "" : ", ") + a;
+    throw k.error("architectures [" + got + "] are not supported with model_type " + model_type + " (" +
+                  kSupported + ")");
+  }
+  return arch;
 }
 
 // RoPE must be the plain kind: v5 rope_parameters {"rope_theta", "rope_type": "default"}, v4 rope_theta at the top
@@ -159,10 +164,13 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   if (auto err = parser.parse(simdjson::padded_string(json)).get_object().get(root))
     throw input_error(path, std::string("not a JSON object: ") + simdjson::error_message(err));
   Keys k(path, root);
-  check_architecture(k);
+  const ModelArch arch = read_architecture(k);
   check_attention(k);
 
   Qwen2Config c;
+  c.arch = arch;
+  // transformers: Qwen2's q/k/v always have a bias; Qwen3's projections follow attention_bias (default false).
+  c.attention_bias = arch == ModelArch::qwen2 ? true : k.boolean("attention_bias", false);
   c.hidden_size = k.integer("hidden_size");
   c.intermediate_size = k.integer("intermediate_size");
   c.num_hidden_layers = k.integer("num_hidden_layers");
@@ -217,14 +225,16 @@ Qwen2Config Qwen2Config::load(const std::filesystem::path& model_dir) {
 
 std::string Qwen2Config::to_json() const {
   Json j = Json::object();
-  j.set("architectures", Json::array({"Qwen2ForCausalLM"}));
-  j.set("model_type", "qwen2");
+  const bool qwen3 = arch == ModelArch::qwen3;
+  j.set("architectures", Json::array({qwen3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM"}));
+  j.set("model_type", qwen3 ? "qwen3" : "qwen2");
+  if (qwen3) j.set("attention_bias", attention_bias);
   j.set("hidden_size", hidden_size);
   j.set("intermediate_size", intermediate_size);
   j.set("num_hidden_layers", num_hidden_layers);
   j.set("num_attention_heads", num_attention_heads);
   j.set("num_key_value_heads", num_key_value_heads);
-  if (head_dim != hidden_size / num_attention_heads) j.set("head_dim", head_dim);  // older transformers lack it
+  if (qwen3 || head_dim != hidden_size / num_attention_heads) j.set("head_dim", head_dim);  // old v4 Qwen2 lacks it
   j.set("vocab_size", vocab_size);
   j.set("max_position_embeddings", max_position_embeddings);
   j.set("rope_theta", rope_theta);  // v4

@@ -1,4 +1,5 @@
-// A Hugging Face Qwen2 config.json (transformers v4 and v5 spellings) as a plain struct, and back.
+// A Hugging Face Qwen2 or Qwen3 config.json (transformers v4 and v5 spellings) as a plain struct, and back. Qwen3 is
+// Qwen2 with RMSNorm over each head's q and k before RoPE (q_norm, k_norm) and no q/k/v bias by default.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -8,7 +9,12 @@
 
 namespace qsft {
 
+// The decoder architectures the engine computes.
+enum class ModelArch : uint8_t { qwen2, qwen3 };
+
 struct Qwen2Config {
+  ModelArch arch = ModelArch::qwen2;
+  bool attention_bias = true;  // q/k/v (and o when true on Qwen3) projections have a bias: Qwen2 always q/k/v
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t num_hidden_layers = 0;
@@ -23,6 +29,9 @@ struct Qwen2Config {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id: an int or a list; empty when absent
   std::string dtype;                   // "bfloat16", "float32", ... ("dtype" in v5, "torch_dtype" in v4); may be ""
+
+  bool qk_norm() const { return arch == ModelArch::qwen3; }  // q_norm/k_norm [head_dim] before RoPE
+  bool o_bias() const { return arch == ModelArch::qwen3 && attention_bias; }  // Qwen3's o_proj follows attention_bias
 
   // DIR/config.json. Rejects what the engine cannot compute exactly: another architecture, sliding-window
   // attention, RoPE scaling, attention dropout, an activation other than silu.

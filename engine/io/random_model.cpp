@@ -13,8 +13,11 @@ namespace qsft {
 
 namespace {
 
-Qwen2Config dims(int H, int I, int L, int heads, int kv, int head_dim, int V, bool tied, double theta) {
+Qwen2Config dims(int H, int I, int L, int heads, int kv, int head_dim, int V, bool tied, double theta,
+                 ModelArch arch = ModelArch::qwen2) {
   Qwen2Config c;
+  c.arch = arch;
+  c.attention_bias = arch == ModelArch::qwen2;
   c.hidden_size = H;
   c.intermediate_size = I;
   c.num_hidden_layers = L;
@@ -51,6 +54,9 @@ const std::vector<ModelPreset>& model_presets() {
       {"qwen2.5-0.5b", dims(896, 4864, 24, 14, 2, 64, 151936, true, 1e6), DType::BF16},
       {"qwen2.5-1.5b", dims(1536, 8960, 28, 12, 2, 128, 151936, true, 1e6), DType::BF16},
       {"qwen2.5-7b", dims(3584, 18944, 28, 28, 4, 128, 152064, false, 1e6), DType::BF16},
+      {"tiny-qwen3", dims(128, 384, 4, 4, 2, 48, 0, true, 1e6, ModelArch::qwen3), DType::F32},
+      {"qwen3-0.6b", dims(1024, 3072, 28, 16, 8, 128, 151936, true, 1e6, ModelArch::qwen3), DType::BF16},
+      {"qwen3-8b", dims(4096, 12288, 36, 32, 8, 128, 151936, false, 1e6, ModelArch::qwen3), DType::BF16},
   };
   return presets;
 }
@@ -78,18 +84,24 @@ void write_random_model(const std::filesystem::path& dir, const Qwen2Config& c, 
   if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {V, H}, 0.02f, 0});
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    for (auto s : std::vector<Spec>{{"input_layernorm.weight", {H}, 0, 1},
-                                    {"post_attention_layernorm.weight", {H}, 0, 1},
-                                    {"self_attn.q_proj.weight", {qo, H}, 0.02f, 0},
-                                    {"self_attn.q_proj.bias", {qo}, 0, 0},
-                                    {"self_attn.k_proj.weight", {kvo, H}, 0.02f, 0},
-                                    {"self_attn.k_proj.bias", {kvo}, 0, 0},
-                                    {"self_attn.v_proj.weight", {kvo, H}, 0.02f, 0},
-                                    {"self_attn.v_proj.bias", {kvo}, 0, 0},
-                                    {"self_attn.o_proj.weight", {H, qo}, 0.02f, 0},
-                                    {"mlp.gate_proj.weight", {I, H}, 0.02f, 0},
-                                    {"mlp.up_proj.weight", {I, H}, 0.02f, 0},
-                                    {"mlp.down_proj.weight", {H, I}, 0.02f, 0}}) {
+    std::vector<Spec> layer = {{"input_layernorm.weight", {H}, 0, 1},
+                               {"post_attention_layernorm.weight", {H}, 0, 1},
+                               {"self_attn.q_proj.weight", {qo, H}, 0.02f, 0},
+                               {"self_attn.k_proj.weight", {kvo, H}, 0.02f, 0},
+                               {"self_attn.v_proj.weight", {kvo, H}, 0.02f, 0},
+                               {"self_attn.o_proj.weight", {H, qo}, 0.02f, 0},
+                               {"mlp.gate_proj.weight", {I, H}, 0.02f, 0},
+                               {"mlp.up_proj.weight", {I, H}, 0.02f, 0},
+                               {"mlp.down_proj.weight", {H, I}, 0.02f, 0}};
+    if (c.attention_bias)
+      for (auto [name, n] : {std::pair{"q", qo}, {"k", kvo}, {"v", kvo}})
+        layer.push_back({std::string("self_attn.") + name + "_proj.bias", {n}, 0, 0});
+    if (c.o_bias()) layer.push_back({"self_attn.o_proj.bias", {H}, 0, 0});
+    if (c.qk_norm()) {
+      layer.push_back({"self_attn.q_norm.weight", {D}, 0, 1});
+      layer.push_back({"self_attn.k_norm.weight", {D}, 0, 1});
+    }
+    for (Spec& s : layer) {
       s.name = p + s.name;
       specs.push_back(s);
     }

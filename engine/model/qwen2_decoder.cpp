@@ -38,6 +38,21 @@ void Qwen2Decoder::lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x,
   lora_backward(ops_, br, x, a.u[size_t(t)].rows(0, T), dy, dx, du, p_.state.g.xd);
 }
 
+// y = rmsnorm(x) over each head: x, y [T, heads, D], w [D], rstd F32 [>= T*heads] (its first T*heads used).
+void Qwen2Decoder::head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd) {
+  const int64_t rows = x.dim(0) * x.dim(1), D = x.dim(2);
+  Tensor y2 = y.view({rows, D}), r = rstd.rows(0, rows);
+  ops_.rmsnorm_fwd(x.view({rows, D}), w, float(p_.cfg.rms_norm_eps), y2, r);
+}
+
+// dx = d rmsnorm(x)/dx ^T dy over each head (dx overwritten). dy, x, dx [T, heads, D].
+void Qwen2Decoder::head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx) {
+  const int64_t rows = x.dim(0) * x.dim(1), D = x.dim(2);
+  Tensor dx2 = dx.view({rows, D});
+  ops_.zero(dx2);
+  ops_.rmsnorm_bwd(dy.view({rows, D}), x.view({rows, D}), w, rstd.rows(0, rows), dx2);
+}
+
 void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train) {
   const int64_t T = p_.batch.tokens(), I = p_.cfg.intermediate_size;
   const float eps = float(p_.cfg.rms_norm_eps), theta = float(p_.cfg.rope_theta);
@@ -47,12 +62,18 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   Tensor xn1 = a.xn1.rows(0, T), rstd1 = a.rstd1.rows(0, T);
   ops_.rmsnorm_fwd(h_in, W.in_norm, eps, xn1, rstd1);
   Tensor q = a.q.rows(0, T), k = a.k.rows(0, T), v = a.v.rows(0, T);
-  ops_.linear(xn1, W.q, q);
-  ops_.linear(xn1, W.k, k);
+  const bool qk_norm = p_.cfg.qk_norm();  // Qwen3: the projections go through a head norm first
+  Tensor q_lin = qk_norm ? a.q_pre.rows(0, T) : q, k_lin = qk_norm ? a.k_pre.rows(0, T) : k;
+  ops_.linear(xn1, W.q, q_lin);
+  ops_.linear(xn1, W.k, k_lin);
   ops_.linear(xn1, W.v, v);
-  lora_fwd(l, LoraTarget::q, seed, train, xn1, q, a);
-  lora_fwd(l, LoraTarget::k, seed, train, xn1, k, a);
+  lora_fwd(l, LoraTarget::q, seed, train, xn1, q_lin, a);
+  lora_fwd(l, LoraTarget::k, seed, train, xn1, k_lin, a);
   lora_fwd(l, LoraTarget::v, seed, train, xn1, v, a);
+  if (qk_norm) {  // RMSNorm over each head's D values: [T, heads, D] seen as [T*heads, D]
+    head_norm_fwd(q_lin, W.q_norm, q, a.rstd_q);
+    head_norm_fwd(k_lin, W.k_norm, k, a.rstd_k);
+  }
   ops_.rope_fwd(q, seq, theta);
   ops_.rope_fwd(k, seq, theta);
   Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
@@ -98,6 +119,13 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   ops_.attention_bwd(d_attn.view({T, q.dim(1), q.dim(2)}), q, k, v, attn, a.lse_rows(T), seq, dq, dk, dv);
   ops_.rope_bwd(dq, seq, theta);
   ops_.rope_bwd(dk, seq, theta);
+  if (p_.cfg.qk_norm()) {  // through the head norms: d q_pre, d k_pre (d_attn is free again)
+    Tensor dq_pre = d_attn.view({T, q.dim(1), q.dim(2)}), dk_pre = g.dk_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
+    head_norm_bwd(dq, a.q_pre.rows(0, T), W.q_norm, a.rstd_q, dq_pre);
+    head_norm_bwd(dk, a.k_pre.rows(0, T), W.k_norm, a.rstd_k, dk_pre);
+    dq = dq_pre;
+    dk = dk_pre;
+  }
   Tensor xn1 = a.xn1.rows(0, T);
   ops_.linear_dgrad(dq, W.q, dx, false);
   ops_.linear_dgrad(dk, W.k, dx, true);

@@ -1,5 +1,5 @@
-// The Qwen2 decoder's forward and backward (transformers' Qwen2ForCausalLM with PEFT LoRA), written once over
-// Ops. It owns nothing: it reads the frozen weights and the trainable LoRA parameters, writes the run state and
+// The Qwen2/Qwen3 decoder's forward and backward (transformers' Qwen2ForCausalLM and Qwen3ForCausalLM with PEFT
+// LoRA), written once over Ops. Qwen3 adds an RMSNorm over each head of q and k before RoPE. It owns nothing: it reads the frozen weights and the trainable LoRA parameters, writes the run state and
 // the gradients, for the batch on the device.
 //   h = embed[ids]                                   (+ NEFTune noise when training with it)
 //   per layer: h += o_proj(attn(rope(qkv(rmsnorm1(h)))));  h += down(silu(gate(x)) * up(x)), x = rmsnorm2(h)
@@ -53,6 +53,8 @@ class Qwen2Decoder {
   LoraBranch branch(int layer, LoraTarget t, uint64_t seed, bool train) const;
   void lora_fwd(int l, LoraTarget t, uint64_t seed, bool train, const Tensor& x, const Tensor& y, LayerActs& a);
   void lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x, const Tensor& dy, Tensor& dx, LayerActs& a);
+  void head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd);
+  void head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
   // h_out = layer(h_in); saves into a.
   void layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train);
   // dh: gradient w.r.t. the layer output on entry, w.r.t. its input on exit.

@@ -15,10 +15,15 @@ void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w) {
   for (LayerWeights& L : layers) {
     L.in_norm = a.take(w, {H});
     L.post_norm = a.take(w, {H});
-    L.q = {a.take(w, {qo, H}), a.take(w, {qo})};
-    L.k = {a.take(w, {kvo, H}), a.take(w, {kvo})};
-    L.v = {a.take(w, {kvo, H}), a.take(w, {kvo})};
-    L.o = {a.take(w, {H, qo}), {}};
+    auto bias = [&](bool has, int64_t n) { return has ? a.take(w, {n}) : Tensor(); };
+    L.q = {a.take(w, {qo, H}), bias(cfg.attention_bias, qo)};
+    L.k = {a.take(w, {kvo, H}), bias(cfg.attention_bias, kvo)};
+    L.v = {a.take(w, {kvo, H}), bias(cfg.attention_bias, kvo)};
+    if (cfg.qk_norm()) {
+      L.q_norm = a.take(w, {D});
+      L.k_norm = a.take(w, {D});
+    }
+    L.o = {a.take(w, {H, qo}), bias(cfg.o_bias(), H)};
     L.gate_up = {a.take(w, {2 * I, H}), {}};
     L.down = {a.take(w, {H, I}), {}};
   }
@@ -59,9 +64,9 @@ void Qwen2Weights::load(Ops& ops, const Qwen2Config& cfg, const std::string& mod
     load_into(ops, store, p + "self_attn.q_proj.weight", L.q.w);
     load_into(ops, store, p + "self_attn.k_proj.weight", L.k.w);
     load_into(ops, store, p + "self_attn.v_proj.weight", L.v.w);
-    load_into(ops, store, p + "self_attn.q_proj.bias", L.q.bias);
-    load_into(ops, store, p + "self_attn.k_proj.bias", L.k.bias);
-    load_into(ops, store, p + "self_attn.v_proj.bias", L.v.bias);
+    for (auto [name, t] : {std::pair{"q_proj.bias", &L.q.bias}, {"k_proj.bias", &L.k.bias}, {"v_proj.bias", &L.v.bias},
+                           {"o_proj.bias", &L.o.bias}, {"q_norm.weight", &L.q_norm}, {"k_norm.weight", &L.k_norm}})
+      if (!t->empty()) load_into(ops, store, p + "self_attn." + name, *t);
     load_into(ops, store, p + "self_attn.o_proj.weight", L.o.w);
     load_into(ops, store, p + "mlp.gate_proj.weight", L.gate_up.w.rows(0, I));
     load_into(ops, store, p + "mlp.up_proj.weight", L.gate_up.w.rows(I, 2 * I));

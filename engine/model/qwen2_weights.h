@@ -1,4 +1,4 @@
-// The frozen weights of a Qwen2 decoder, each Linear as a LinearWeight (its format carried by the weight: dense
+// The frozen weights of a Qwen2/Qwen3 decoder, each Linear as a LinearWeight (its format carried by the weight: dense
 // F32/BF16 today), carved from one arena and loaded name by name from a Hugging Face model directory.
 #pragma once
 #include <string>
@@ -12,8 +12,9 @@ namespace qsft {
 
 struct LayerWeights {
   Tensor in_norm, post_norm;  // [H]
-  LinearWeight q, k, v;       // [n*D, H] + bias [n*D]; [nkv*D, H] + bias [nkv*D] (x2)
-  LinearWeight o;             // [H, n*D], no bias
+  LinearWeight q, k, v;       // [n*D, H] (+ bias [n*D]); [nkv*D, H] (+ bias [nkv*D]) x2. Qwen2: with bias
+  Tensor q_norm, k_norm;      // Qwen3: RMSNorm weights [D] over each head of q and k before RoPE; else empty
+  LinearWeight o;             // [H, n*D] (+ bias [H] on a Qwen3 with attention_bias)
   LinearWeight gate_up;       // [2I, H]: gate_proj rows then up_proj rows (fused at load)
   LinearWeight down;          // [H, I]
 };

@@ -13,6 +13,12 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
   x.q = a.take(w, {T, n, D});
   x.k = a.take(w, {T, nkv, D});
   x.v = a.take(w, {T, nkv, D});
+  if (c.qk_norm()) {
+    x.q_pre = a.take(w, {T, n, D});
+    x.k_pre = a.take(w, {T, nkv, D});
+    x.rstd_q = a.take(DType::F32, {T * n});
+    x.rstd_k = a.take(DType::F32, {T * nkv});
+  }
   x.attn = a.take(w, {T, n, D});
   x.lse = a.take(DType::F32, {n, T});
   x.h_mid = a.take(w, {T, H});
@@ -41,6 +47,7 @@ void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int
   g.dq = a.take(w, {T, qo});
   g.dk = a.take(w, {T, kvo});
   g.dv = a.take(w, {T, kvo});
+  if (c.qk_norm()) g.dk_pre = a.take(w, {T, kvo});
   g.d_gate_up = a.take(w, {T, 2 * I});
   g.d_act = a.take(w, {T, I});
   g.du = a.take(w, {T, std::max<int64_t>(lora.r, 1)});

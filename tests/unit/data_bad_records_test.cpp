@@ -164,7 +164,7 @@ TEST_F(BadRecords, Utf16And32AreRefusedNamingTheEncoding) {
                                 {"UTF-32 (little-endian)", std::string("\xFF\xFE\0\0", 4), 4, false},
                                 {"UTF-32 (big-endian)", std::string("\0\0\xFE\xFF", 4), 4, true}};
   for (const Encoding& enc : encodings)
-    for (const std::string bom : {enc.bom, std::string()}) {
+    for (const std::string& bom : {enc.bom, std::string()}) {
       const BadCase c{"wide", "w.jsonl", bom + widen(kGood + "\n", enc.width, enc.big_endian), {}, ""};
       const std::string e = test::input_error_of([&] { prepare_data(config(c, "skip"), kQwen.string(), false); });
       EXPECT_NE(e.find("w.jsonl: the file is " + std::string(enc.name) + " text; save it as UTF-8"),
