@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Golden fixtures for qwen-sft from Hugging Face transformers + PEFT.
 
-Writes tests/data/fixtures/{tied,untied}/ (format: tests/data/fixtures/README.md):
-  model/     tiny random Qwen2ForCausalLM, save_pretrained, float32 safetensors (untied: sharded + index.json)
+Writes tests/data/fixtures/{tied,untied,qwen3}/ (format: tests/data/fixtures/README.md):
+  model/     tiny random Qwen2ForCausalLM (qwen3: Qwen3ForCausalLM, head_dim != hidden/heads, q/k norms, no bias),
+             save_pretrained, float32 safetensors (untied: sharded + index.json)
   adapter/   initial PEFT LoRA adapter (non-zero B), PeftModel.save_pretrained
   golden.json, golden.safetensors   packed batch, logits, loss, LoRA gradients, 5 AdamW steps
 
@@ -70,8 +71,11 @@ import peft
 import transformers
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 from transformers.models.qwen2 import modeling_qwen2
+from transformers.models.qwen3 import modeling_qwen3
+
+ARCHS = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 SEQ_LENS = [7, 13, 20]
@@ -121,13 +125,35 @@ CASES = [
         "lora": dict(r=4, lora_alpha=8, use_rslora=True),
         "max_shard_size": "300KB",  # forces 3 shards + model.safetensors.index.json
     },
+    {
+        "name": "qwen3",
+        "arch": "qwen3",
+        "seed": 9012,
+        "config": dict(
+            hidden_size=64,
+            intermediate_size=112,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=24,  # n * D = 96 != hidden: the projections are not square
+            vocab_size=1000,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+            attention_bias=False,
+            max_position_embeddings=512,
+        ),
+        "lora": dict(r=8, lora_alpha=16, use_rslora=False),
+        "max_shard_size": None,
+    },
 ]
 
 
 @contextlib.contextmanager
 def float64_exact():
-    """Inside: Qwen2RMSNorm and the eager-attention softmax compute in float64 when given float64 inputs."""
+    """Inside: Qwen2/Qwen3RMSNorm and the eager-attention softmax compute in float64 when given float64 inputs."""
     orig_rms = modeling_qwen2.Qwen2RMSNorm.forward
+    orig_rms3 = modeling_qwen3.Qwen3RMSNorm.forward
     orig_softmax = torch.nn.functional.softmax
 
     def rms_forward(self, x):
@@ -141,11 +167,13 @@ def float64_exact():
         return orig_softmax(x, dim=dim, _stacklevel=_stacklevel, dtype=dtype)
 
     modeling_qwen2.Qwen2RMSNorm.forward = rms_forward
+    modeling_qwen3.Qwen3RMSNorm.forward = rms_forward  # the same math (orig_rms is Qwen2's: equal for non-f64)
     torch.nn.functional.softmax = softmax
     try:
         yield
     finally:
         modeling_qwen2.Qwen2RMSNorm.forward = orig_rms
+        modeling_qwen3.Qwen3RMSNorm.forward = orig_rms3
         torch.nn.functional.softmax = orig_softmax
 
 
@@ -161,10 +189,11 @@ def lora_params(model):
 
 
 def build_base_model(case, gen):
-    config = Qwen2Config(**case["config"])
+    config_cls, model_cls = ARCHS[case.get("arch", "qwen2")]
+    config = config_cls(**case["config"])
     config._attn_implementation = "eager"
     torch.manual_seed(case["seed"])
-    model = Qwen2ForCausalLM(config).float()
+    model = model_cls(config).float()
     with torch.no_grad():
         # Explicit init of every tensor, in sorted name order, independent of transformers' own init.
         for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
@@ -310,7 +339,8 @@ def _run_case(case, out_dir):
     del pm, base
 
     # ---- reference: reload the saved files, float64 ----
-    base = Qwen2ForCausalLM.from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32)
+    model_cls = ARCHS[case.get("arch", "qwen2")][1]
+    base = model_cls.from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32)
     model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     model = model.double()
     model.eval()  # dropout is 0 anyway; eval keeps every module deterministic

@@ -73,7 +73,7 @@ TEST_P(HfFixture, LogitsLossGradientsAndAdamWSteps) {
               GetParam().c_str(), logits_err, loss_err, worst_grad, worst_step, worst_after);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, HfFixture, ::testing::Values("tied", "untied"));
+INSTANTIATE_TEST_SUITE_P(Cases, HfFixture, ::testing::Values("tied", "untied", "qwen3"));
 
 }  // namespace
 }  // namespace qsft::test

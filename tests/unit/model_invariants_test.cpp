@@ -27,12 +27,13 @@ PackedBatch random_batch(int num_seqs, int vocab, uint32_t seed) {
   return b;
 }
 
-class ModelInvariants : public ::testing::Test {
+// On the untied Qwen2 fixture and the Qwen3 one (q/k head norms, no bias).
+class ModelInvariants : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(repo_testdata() / "fixtures" / "untied" / "golden.json"))
-      GTEST_SKIP() << "skipped: tests/data/fixtures/untied is absent";
-    f_ = load_fixture("untied");
+    if (!std::filesystem::exists(repo_testdata() / "fixtures" / GetParam() / "golden.json"))
+      GTEST_SKIP() << "skipped: tests/data/fixtures/" << GetParam() << " is absent";
+    f_ = load_fixture(GetParam());
     batch_ = random_batch(8, f_.config.vocab_size, 7);
   }
   Fixture f_;
@@ -40,7 +41,7 @@ class ModelInvariants : public ::testing::Test {
   std::unique_ptr<Ops> ops_ = make_cpu_ops();
 };
 
-TEST_F(ModelInvariants, GradientAccumulationEqualsWholeBatch) {
+TEST_P(ModelInvariants, GradientAccumulationEqualsWholeBatch) {
   const float scale = 1.0f / float(batch_.num_targets());
   auto whole = make_model(*ops_, f_, batch_.num_tokens(), false);
   whole->zero_grads();
@@ -59,7 +60,7 @@ TEST_F(ModelInvariants, GradientAccumulationEqualsWholeBatch) {
   EXPECT_LE(grad_err, 1e-6);
 }
 
-TEST_F(ModelInvariants, PackedBatchEqualsSequencesOneByOne) {
+TEST_P(ModelInvariants, PackedBatchEqualsSequencesOneByOne) {
   auto model = make_model(*ops_, f_, batch_.num_tokens(), false);
   std::vector<float> packed = model->logits(batch_);
   std::vector<float> single;
@@ -74,7 +75,7 @@ TEST_F(ModelInvariants, PackedBatchEqualsSequencesOneByOne) {
 }
 
 // With LoRA dropout and NEFTune on, so that recompute must also redraw the same random masks.
-TEST_F(ModelInvariants, RecomputeChangesNothing) {
+TEST_P(ModelInvariants, RecomputeChangesNothing) {
   f_.lora.dropout = 0.1f;
   std::vector<std::vector<float>> grads;
   std::vector<double> losses;
@@ -97,7 +98,7 @@ TEST_F(ModelInvariants, RecomputeChangesNothing) {
 
 // The whole backward (LoRA dropout and NEFTune on) against a central difference of the loss along the gradient's
 // own direction: (L(p + e v) - L(p - e v)) / 2e == <g, v> with v = g / |g|.
-TEST_F(ModelInvariants, GradientMatchesFiniteDifferenceWithDropout) {
+TEST_P(ModelInvariants, GradientMatchesFiniteDifferenceWithDropout) {
   f_.lora.dropout = 0.5f;  // large, so that a wrong mask in the backward shows
   ModelOptions opts;
   opts.max_tokens = batch_.num_tokens();
@@ -125,6 +126,8 @@ TEST_F(ModelInvariants, GradientMatchesFiniteDifferenceWithDropout) {
   EXPECT_NEAR(fd, norm, 2e-3 * norm) << "directional derivative " << fd << " vs |g| " << norm;
   std::printf("directional derivative %.6g vs |g| %.6g (rel. %.2g)\n", fd, norm, std::fabs(fd - norm) / norm);
 }
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelInvariants, ::testing::Values("untied", "qwen3"));
 
 }  // namespace
 }  // namespace qsft::test
