@@ -140,7 +140,9 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
     const SeqLayout seq{p.t, c.t, int(S), int(kSeqLen)};
     Buf q(ops, B, {T, s.n, s.D}, rng), k(ops, B, {T, s.nkv, s.D}, rng), v(ops, B, {T, s.nkv, s.D}, rng);
     Buf out(ops, B, {T, s.n, s.D}, rng), lse(ops, DType::F32, {s.n, T}, rng);
-    const double tr = median_seconds(ops, [&] { ops.rope_fwd(q.t, seq, 1e6f); });
+    Buf inv_freq(ops, DType::F32, {s.D / 2}, rng);  // values do not matter for the timing
+    const RopeFreqs rope{inv_freq.t, 1.0f};
+    const double tr = median_seconds(ops, [&] { ops.rope_fwd(q.t, seq, rope); });
     report("rope_fwd (q)", tr, 0, 2.0 * 2 * T * qo);
     // causal: sum over sequences of L(L+1)/2 score pairs, 2 GEMMs of 2 D flops each
     const double pairs = double(S) * kSeqLen * (kSeqLen + 1) / 2;

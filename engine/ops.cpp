@@ -272,22 +272,26 @@ void Ops::rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const 
   rmsnorm_bwd_impl(dy, x, w, rstd, dx, T, H);
 }
 
-void Ops::rope_fwd(Tensor& x, const SeqLayout& seq, float theta) {
+void Ops::rope_fwd(Tensor& x, const SeqLayout& seq, const RopeFreqs& f) {
   Scope s(*this, OpFamily::rope);
-  const Expect e{device()};
-  e.floating(x, "rope x");
-  QSFT_CHECK(x.ndim == 3 && x.dim(2) % 2 == 0, "rope x is " + x.shape_str() + ", expected [T, n, D] with D even");
-  e.layout(seq, x.dim(0));
-  rope_impl(x, seq, theta, false);
+  check_rope(x, seq, f, "rope x");
+  rope_impl(x, seq, f, false);
 }
 
-void Ops::rope_bwd(Tensor& dx, const SeqLayout& seq, float theta) {
+void Ops::rope_bwd(Tensor& dx, const SeqLayout& seq, const RopeFreqs& f) {
   Scope s(*this, OpFamily::rope);
+  check_rope(dx, seq, f, "rope dx");
+  rope_impl(dx, seq, f, true);
+}
+
+// x [T, n, D] with D even, its layout, inv_freq F32 [D/2].
+void Ops::check_rope(const Tensor& x, const SeqLayout& seq, const RopeFreqs& f, const char* name) const {
   const Expect e{device()};
-  e.floating(dx, "rope dx");
-  QSFT_CHECK(dx.ndim == 3 && dx.dim(2) % 2 == 0, "rope dx is " + dx.shape_str() + ", expected [T, n, D], D even");
-  e.layout(seq, dx.dim(0));
-  rope_impl(dx, seq, theta, true);
+  e.floating(x, name);
+  QSFT_CHECK(x.ndim == 3 && x.dim(2) % 2 == 0,
+             std::string(name) + " is " + x.shape_str() + ", expected [T, n, D] with D even");
+  e.layout(seq, x.dim(0));
+  e.vector(f.inv_freq, DType::F32, x.dim(2) / 2, "rope inv_freq");
 }
 
 // ---- attention, SwiGLU, LM head ----

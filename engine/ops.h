@@ -47,6 +47,13 @@ struct SeqLayout {
   int max_seqlen = 0;
 };
 
+// RoPE's frequencies (engine/model/rope_freqs.h makes them from the model config, scaled RoPE included):
+// angle(t, i) = positions[t] * inv_freq[i]; cos and sin are multiplied by attention_scaling.
+struct RopeFreqs {
+  Tensor inv_freq;  // F32 [D/2] on the backend's device
+  float attention_scaling = 1.0f;
+};
+
 // torch.optim.AdamW's hyper-parameters for one update (doubles, as torch's are Python floats; step counts from 1).
 using AdamWHyper = cpu::AdamWHyper;
 
@@ -98,10 +105,10 @@ class Ops {
   // dx += d rmsnorm(x)/dx ^T dy  (accumulates: dx is the residual-stream gradient). dy, x, dx [T, H]
   void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
 
-  // ---- RoPE (rotate_half; inv_freq[i] = theta^(-2i/D); cos/sin of positions[t] * inv_freq) ----
-  // x [T, n, D] in place; the backward applies the inverse rotation to the gradient, also in place.
-  void rope_fwd(Tensor& x, const SeqLayout& seq, float theta);
-  void rope_bwd(Tensor& dx, const SeqLayout& seq, float theta);
+  // ---- RoPE (rotate_half; cos/sin of positions[t] * inv_freq, scaled) ----
+  // x [T, n, D] in place; the backward applies the transposed rotation to the gradient, also in place.
+  void rope_fwd(Tensor& x, const SeqLayout& seq, const RopeFreqs& f);
+  void rope_bwd(Tensor& dx, const SeqLayout& seq, const RopeFreqs& f);
 
   // ---- attention: causal within each packed sequence, GQA (q head h reads kv head h / (n / nkv)) ----
   // q [T, n, D], k, v [T, nkv, D], out [T, n, D], lse F32 [n, T] (log-sum-exp of the scaled scores, saved).
@@ -163,7 +170,7 @@ class Ops {
                                 int64_t H) = 0;
   virtual void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                                 int64_t T, int64_t H) = 0;
-  virtual void rope_impl(Tensor& x, const SeqLayout& seq, float theta, bool inverse) = 0;
+  virtual void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) = 0;
   virtual void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq,
                                   Tensor& out, Tensor& lse, const cpu::AttentionDims& d) = 0;
   virtual void attention_bwd_impl(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -189,6 +196,7 @@ class Ops {
 
  private:
   class Scope;  // begin/end around one public op
+  void check_rope(const Tensor& x, const SeqLayout& seq, const RopeFreqs& f, const char* name) const;
   bool profiling_ = false;
   double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
   double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset

@@ -84,8 +84,9 @@ class CpuOps final : public Ops {
     cpu::rmsnorm_bwd(dy.f32(), x.f32(), w.f32(), rstd.f32(), T, H, dx.f32());
   }
 
-  void rope_impl(Tensor& x, const SeqLayout& seq, float theta, bool inverse) override {
-    (inverse ? cpu::rope_bwd : cpu::rope_fwd)(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2), theta);
+  void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {
+    (inverse ? cpu::rope_bwd : cpu::rope_fwd)(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2),
+                                              f.inv_freq.f32(), f.attention_scaling);
   }
 
   void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,

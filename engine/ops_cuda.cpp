@@ -87,9 +87,9 @@ class CudaOps final : public Ops {
     cuda::rmsnorm_bwd(x.dtype, dy.data, x.data, w.data, rstd.f32(), T, H, dx.data, stream_);
   }
 
-  void rope_impl(Tensor& x, const SeqLayout& seq, float theta, bool inverse) override {
+  void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {
     (inverse ? cuda::rope_bwd : cuda::rope_fwd)(x.dtype, x.data, seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2),
-                                                theta, stream_);
+                                                f.inv_freq.f32(), f.attention_scaling, stream_);
   }
 
   void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,

@@ -1,16 +1,23 @@
-// Rotary position embedding, rotate_half form (Qwen2 / transformers): with h = D/2, for i < h
-//   inv_freq[i] = 1 / theta^(float(2i) / D)   (fp32, as torch: int arange -> float, / D, pow)
-//   angle = float(pos) * inv_freq[i], c = cos(angle), s = sin(angle)   (fp32)
+// Rotary position embedding, rotate_half form (Qwen2/Qwen3, transformers): with h = D/2, for i < h
+//   angle = float(pos) * inv_freq[i], c = cos(angle) * scale, s = sin(angle) * scale   (fp32)
 //   out[i] = x[i] * c - x[i+h] * s,   out[i+h] = x[i+h] * c + x[i] * s
+// inv_freq [D/2] and scale (transformers' attention_scaling: YaRN's mscale, 1 otherwise) come from the model's
+// RoPE configuration (engine/model/rope_freqs.h); plain RoPE has inv_freq[i] = 1 / theta^(float(2i) / D).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace qsft::cpu {
 
-// x [T, n, D] rotated in place by the angles of positions[t]; positions [T].
-void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, float theta);
+// Plain RoPE's inverse frequencies as torch computes them: int arange -> fp32, / D, theta ** that, 1 / that.
+std::vector<float> rope_default_inv_freq(int64_t D, double theta);
 
-// The backward of a rotation is the inverse rotation (angle -> -angle), applied in place to dx [T, n, D].
-void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, float theta);
+// x [T, n, D] rotated in place by the angles of positions[t]; positions [T], inv_freq [D/2].
+void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq,
+              float scale);
+
+// The backward of a scaled rotation is the transposed one (angle -> -angle, same scale), in place on dx [T, n, D].
+void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq,
+              float scale);
 
 }  // namespace qsft::cpu

@@ -55,7 +55,8 @@ void Qwen2Decoder::head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor
 
 void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train) {
   const int64_t T = p_.batch.tokens(), I = p_.cfg.intermediate_size;
-  const float eps = float(p_.cfg.rms_norm_eps), theta = float(p_.cfg.rope_theta);
+  const float eps = float(p_.cfg.rms_norm_eps);
+  const RopeFreqs& rope = p_.weights.rope;
   const LayerWeights& W = p_.weights.layers[size_t(l)];
   const SeqLayout& seq = p_.batch.layout();
   // attention block: x = rmsnorm1(h); q/k/v = x W^T + b (+ LoRA); RoPE; attention; h_mid = h + o_proj(attn)
@@ -74,8 +75,8 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
     head_norm_fwd(q_lin, W.q_norm, q, a.rstd_q);
     head_norm_fwd(k_lin, W.k_norm, k, a.rstd_k);
   }
-  ops_.rope_fwd(q, seq, theta);
-  ops_.rope_fwd(k, seq, theta);
+  ops_.rope_fwd(q, seq, rope);
+  ops_.rope_fwd(k, seq, rope);
   Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
   ops_.attention_fwd(q, k, v, seq, attn, lse);
   Tensor h_mid = a.h_mid.rows(0, T);
@@ -95,7 +96,7 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
 
 void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tensor& dh, uint64_t seed) {
   const int64_t T = p_.batch.tokens(), I = p_.cfg.intermediate_size;
-  const float theta = float(p_.cfg.rope_theta);
+  const RopeFreqs& rope = p_.weights.rope;
   const LayerWeights& W = p_.weights.layers[size_t(l)];
   const SeqLayout& seq = p_.batch.layout();
   BackwardScratch& g = p_.state.g;
@@ -117,8 +118,8 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   Tensor dq = g.dq.rows(0, T).view({T, q.dim(1), q.dim(2)}), dk = g.dk.rows(0, T).view({T, k.dim(1), k.dim(2)});
   Tensor dv = g.dv.rows(0, T).view({T, v.dim(1), v.dim(2)});
   ops_.attention_bwd(d_attn.view({T, q.dim(1), q.dim(2)}), q, k, v, attn, a.lse_rows(T), seq, dq, dk, dv);
-  ops_.rope_bwd(dq, seq, theta);
-  ops_.rope_bwd(dk, seq, theta);
+  ops_.rope_bwd(dq, seq, rope);
+  ops_.rope_bwd(dk, seq, rope);
   if (p_.cfg.qk_norm()) {  // through the head norms: d q_pre, d k_pre (d_attn is free again)
     Tensor dq_pre = d_attn.view({T, q.dim(1), q.dim(2)}), dk_pre = g.dk_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
     head_norm_bwd(dq, a.q_pre.rows(0, T), W.q_norm, a.rstd_q, dq_pre);

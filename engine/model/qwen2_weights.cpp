@@ -2,12 +2,14 @@
 
 #include "engine/base/half.h"
 #include "engine/io/safetensors.h"
+#include "engine/model/rope_freqs.h"
 
 namespace qsft {
 
 void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w) {
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, V = cfg.vocab_size;
   const int64_t qo = int64_t(cfg.num_attention_heads) * D, kvo = int64_t(cfg.num_key_value_heads) * D;
+  rope.inv_freq = a.take(DType::F32, {D / 2});
   embed = a.take(w, {V, H});
   final_norm = a.take(w, {H});
   lm_head = cfg.tie_word_embeddings ? embed : a.take(w, {V, H});
@@ -49,7 +51,14 @@ void load_into(Ops& ops, const TensorStore& store, const std::string& name, cons
 
 }  // namespace
 
+void Qwen2Weights::set_rope(Ops& ops, const Qwen2Config& cfg, int64_t seq_len) {
+  const RopeTable t = rope_table(cfg, seq_len);
+  ops.copy_to_device(rope.inv_freq.data, t.inv_freq.data(), t.inv_freq.size() * 4);
+  rope.attention_scaling = t.attention_scaling;
+}
+
 void Qwen2Weights::load(Ops& ops, const Qwen2Config& cfg, const std::string& model_dir) {
+  set_rope(ops, cfg, cfg.max_position_embeddings);
   TensorStore store = TensorStore::open_dir(model_dir);
   const int64_t I = cfg.intermediate_size;
   load_into(ops, store, "model.embed_tokens.weight", embed);

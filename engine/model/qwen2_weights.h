@@ -24,11 +24,14 @@ struct Qwen2Weights {
   Tensor final_norm;  // [H]
   Tensor lm_head;     // [V, H] (the embedding itself when tied)
   std::vector<LayerWeights> layers;
+  RopeFreqs rope;     // inv_freq F32 [D/2] (a frozen buffer, from the config, as transformers' rotary embedding)
 
   // Takes every tensor from `a` (a measuring arena only counts bytes), all of dtype `w`.
   void carve(Arena& a, const Qwen2Config& cfg, DType w);
   // Fills them from `model_dir` (one or sharded safetensors): shapes checked, converted to each tensor's dtype.
   void load(Ops& ops, const Qwen2Config& cfg, const std::string& model_dir);
+  // The RoPE table for sequences of up to seq_len tokens (load() sets it for the config's context).
+  void set_rope(Ops& ops, const Qwen2Config& cfg, int64_t seq_len);
 };
 
 }  // namespace qsft

@@ -1,6 +1,7 @@
 // CUDA RMSNorm (plain, residual-fused, backward), RoPE and SwiGLU against the CPU reference ops on fresh random
 // inputs, at odd token counts and the real Qwen2.5-0.5B (H 896, I 4864, 14/2 heads of 64) and 7B (H 3584,
 // I 18944, 28/4 heads of 128) widths, in F32 and BF16.
+#include "kernels/rope.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace qsft::test {
@@ -42,13 +43,16 @@ TEST(GpuRope, ForwardAndBackwardMatchCpu) {
         const int64_t T = lc.total;
         const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " n=" + std::to_string(n) +
                                 " D=" + std::to_string(D);
+        Both inv_freq(*cpu, *gpu, DType::F32, {D / 2}, cpu::rope_default_inv_freq(D, 1e6));
+        const float scale = D == 64 ? 1.25f : 1.0f;  // attention_scaling (YaRN) on one head size
+        const RopeFreqs fc{inv_freq.c.t, scale}, fg{inv_freq.g.t, scale};
         Both x(*cpu, *gpu, dt, {T, n, D}, random_uniform(size_t(T * n * D), rng));
-        cpu->rope_fwd(x.c.t, lc.seq, 1e6f);
-        gpu->rope_fwd(x.g.t, lg.seq, 1e6f);
+        cpu->rope_fwd(x.c.t, lc.seq, fc);
+        gpu->rope_fwd(x.g.t, lg.seq, fg);
         x.expect_close(tolerance(dt), "rope_fwd " + tag);
         Both dx(*cpu, *gpu, dt, {T, n, D}, random_uniform(size_t(T * n * D), rng));
-        cpu->rope_bwd(dx.c.t, lc.seq, 1e6f);
-        gpu->rope_bwd(dx.g.t, lg.seq, 1e6f);
+        cpu->rope_bwd(dx.c.t, lc.seq, fc);
+        gpu->rope_bwd(dx.g.t, lg.seq, fg);
         dx.expect_close(tolerance(dt), "rope_bwd " + tag);
       }
 }

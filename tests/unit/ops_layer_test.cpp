@@ -2,6 +2,7 @@
 // backward), RoPE, SwiGLU. Forward against naive double loops, backward by finite differences.
 #include <gtest/gtest.h>
 
+#include "kernels/rope.h"
 #include "tests/unit/ops_test_util.h"
 
 namespace qsft::test {
@@ -68,10 +69,12 @@ TEST(OpsRmsNorm, BackwardAccumulatesFiniteDifferenceGradient) {
   expect_fd_ok(directional_fd_error(f, in.x, dy0, grad), 1e-3, "rmsnorm dx");
 }
 
-// RoPE inputs: three packed sequences (positions restart), GQA-like head count, Qwen2.5's theta.
+// RoPE inputs: three packed sequences (positions restart), GQA-like head count, Qwen2.5's theta; scale is
+// attention_scaling (YaRN's mscale; 1 for plain RoPE).
 struct RopeInputs {
   static constexpr int64_t n = 3, D = 16;
   static constexpr float theta = 1e6f;
+  float scale = 1.0f;
   PackedLayout layout{{5, 40, 4}};
   int64_t T = layout.total;
   std::mt19937 rng{9};
@@ -79,15 +82,19 @@ struct RopeInputs {
 };
 
 std::vector<float> rope(Ops& ops, RopeInputs& in, const std::vector<float>& x, bool forward) {
-  F32 xt({in.T, in.n, in.D});
+  F32 xt({in.T, in.n, in.D}), inv_freq({in.D / 2});
   xt.set(x);
-  forward ? ops.rope_fwd(xt.t, in.layout.seq, in.theta) : ops.rope_bwd(xt.t, in.layout.seq, in.theta);
+  inv_freq.set(cpu::rope_default_inv_freq(in.D, in.theta));
+  const RopeFreqs f{inv_freq.t, in.scale};
+  forward ? ops.rope_fwd(xt.t, in.layout.seq, f) : ops.rope_bwd(xt.t, in.layout.seq, f);
   return xt.values();
 }
 
 TEST(OpsRope, ForwardMatchesRotateHalfFormula) {
   auto ops = make_cpu_ops();
+  for (float scale : {1.0f, 1.3f}) {
   RopeInputs in;
+  in.scale = scale;
   const int64_t half = in.D / 2;
   std::vector<double> want(in.x.size());
   for (int64_t t = 0; t < in.T; ++t)
@@ -97,10 +104,12 @@ TEST(OpsRope, ForwardMatchesRotateHalfFormula) {
         const float inv_freq = 1.0f / std::pow(in.theta, float(2 * i) / float(in.D));
         const double angle = float(in.layout.positions[size_t(t)]) * inv_freq;
         const size_t lo = size_t((t * in.n + h) * in.D + i), hi = lo + size_t(half);
-        want[lo] = in.x[lo] * std::cos(angle) - in.x[hi] * std::sin(angle);
-        want[hi] = in.x[hi] * std::cos(angle) + in.x[lo] * std::sin(angle);
+        const double c = std::cos(angle) * scale, sn = std::sin(angle) * scale;
+        want[lo] = in.x[lo] * c - in.x[hi] * sn;
+        want[hi] = in.x[hi] * c + in.x[lo] * sn;
       }
-  expect_all_close(rope(*ops, in, in.x, true), want, 1e-6, 1e-6, "rope");
+  expect_all_close(rope(*ops, in, in.x, true), want, 1e-6, 1e-6, ("rope scale " + std::to_string(scale)).c_str());
+  }
 }
 
 TEST(OpsRope, BackwardIsTheInverseRotation) {
@@ -111,6 +120,8 @@ TEST(OpsRope, BackwardIsTheInverseRotation) {
   const std::vector<float> dy = random_uniform(in.x.size(), in.rng);
   auto f = [&](const std::vector<float>& v) { return rope(*ops, in, v, true); };
   expect_fd_ok(directional_fd_error(f, in.x, dy, rope(*ops, in, dy, false)), 1e-3, "rope dx");
+  in.scale = 1.3f;  // a scaled rotation's backward is its transpose
+  expect_fd_ok(directional_fd_error(f, in.x, dy, rope(*ops, in, dy, false)), 1e-3, "rope dx, scale 1.3");
 }
 
 struct SwigluInputs {
