@@ -274,6 +274,12 @@ std::vector<std::string> resume_incompatible_keys(const std::string& before_json
   return keys;
 }
 
+DataConfig run_data_config(const TrainConfig& c) {
+  DataConfig d = c.data;
+  if (d.cache_dir.empty()) d.cache_dir = (fs::path(c.output_dir) / "cache").string();
+  return d;
+}
+
 TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides) {
   return parse_train_config(apply_overrides(read_file(path), overrides, path.string()), path);
 }
