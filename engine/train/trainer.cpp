@@ -1,14 +1,14 @@
 #include "engine/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <optional>
 
 #include "data/dataset.h"
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
+#include "engine/io/safetensors.h"
 #include "engine/model/qwen2.h"
 #include "engine/train/adamw.h"
 #include "engine/train/checkpoint.h"
@@ -16,7 +16,9 @@
 #include "engine/train/metrics.h"
 #include "engine/train/plan.h"
 #include "engine/train/progress.h"
+#include "engine/train/run_dir.h"
 #include "engine/train/step_planner.h"
+#include "engine/train/stop_signals.h"
 #include "kernels/rng.h"
 
 namespace qsft {
@@ -31,30 +33,11 @@ std::unique_ptr<Ops> choose_backend(const std::string& device) {
   return make_cpu_ops();
 }
 
-// Resuming with another data, model, LoRA or optimisation config would silently continue a different run.
-void refuse_changed_config(const fs::path& out, const TrainConfig& cfg) {
-  if (!latest_checkpoint(out) || !fs::exists(out / "config.json")) return;
-  std::ifstream in(out / "config.json", std::ios::binary);
-  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::vector<std::string> keys = resume_incompatible_keys(before, cfg.resolved_json);
-  if (keys.empty()) return;
-  std::string list;
-  for (const std::string& k : keys) list += (list.empty() ? "" : ", ") + k;
-  throw input_error(cfg.config_path.string(),
-                    "output_dir " + out.string() + " holds checkpoints of a run with another config (" + list +
-                        " differ from its config.json); resume with that config, or use a new output_dir");
-}
-
-// output_dir checked, created, and given the run's config (after the resume check).
-fs::path prepare_output_dir(const TrainConfig& cfg) {
-  const fs::path out = cfg.output_dir;
-  if (fs::exists(out) && !fs::is_directory(out))
-    throw input_error(out.string(), "output_dir exists and is not a directory");
-  if (!fs::is_directory(cfg.model)) throw input_error(cfg.model, "model directory not found");
-  fs::create_directories(out);
-  refuse_changed_config(out, cfg);
-  write_file_atomic(out / "config.json", cfg.resolved_json);
-  return out;
+// config.json, checked to cover every layer the weights hold.
+Qwen2Config load_model_config(const std::string& model_dir) {
+  const Qwen2Config c = Qwen2Config::load(model_dir);
+  c.check_layers(TensorStore::open_dir(model_dir).names(), (fs::path(model_dir) / "config.json").string());
+  return c;
 }
 
 PreparedData load_data(const TrainConfig& cfg, bool show_progress) {
@@ -87,9 +70,10 @@ class Trainer {
   Trainer(const TrainConfig& cfg, bool show_progress)
       : cfg_(cfg),
         T_(cfg.training),
-        out_(prepare_output_dir(cfg)),
+        run_dir_(cfg),
+        out_(run_dir_.path()),
         ops_(choose_backend(cfg.device)),
-        mcfg_(Qwen2Config::load(cfg.model)),
+        mcfg_(load_model_config(cfg.model)),
         data_(load_data(cfg, show_progress)),
         planner_(data_.train, cfg),
         total_(total_steps()),
@@ -105,13 +89,21 @@ class Trainer {
     resume_or_init();
     t0_ = std::chrono::steady_clock::now();
     const int64_t first_step = st_.global_step;
-    for (int64_t s = st_.global_step; s < total_; ++s) {
+    int64_t saved_step = first_step;  // the newest checkpoint's (or the start's) step
+    for (int64_t s = st_.global_step; s < total_ && !signals_.received(); ++s) {
       step(s);
       const bool last = st_.global_step == total_;
       if (st_.global_step % std::max<int64_t>(cfg_.logging_steps, 1) == 0 || last) log(s);
       if (data_.eval.size() > 0 && ((cfg_.eval_steps > 0 && st_.global_step % cfg_.eval_steps == 0) || last))
         eval(s);
-      if ((cfg_.save_steps > 0 && st_.global_step % cfg_.save_steps == 0) || last) save();
+      if ((cfg_.save_steps > 0 && st_.global_step % cfg_.save_steps == 0) || last) {
+        save();
+        saved_step = st_.global_step;
+      }
+    }
+    if (st_.global_step < total_) {  // stopped by a signal: keep the steps done
+      if (st_.global_step > saved_step) save();
+      result_.stopped_by_signal = signals_.received();
     }
     result_.steps_this_run = st_.global_step - first_step;
     result_.steps = st_.global_step;
@@ -121,7 +113,8 @@ class Trainer {
 
  private:
   int64_t total_steps() {
-    return T_.max_steps > 0 ? T_.max_steps : int64_t(std::ceil(T_.num_train_epochs * double(planner_.steps_in_epoch(0))));
+    if (T_.max_steps > 0) return T_.max_steps;
+    return int64_t(std::ceil(T_.num_train_epochs * double(planner_.steps_in_epoch(0))));
   }
 
   // The newest checkpoint's weights, moments and trainer state, or PEFT's initialisation.
@@ -166,7 +159,11 @@ class Trainer {
     const double loss = loss_sum / double(N);
     grad_norm_ = clip_grad_norm(*ops_, model_.lora_grad_tensor(), T_.max_grad_norm);
     lr_ = sched_.at(s);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm_))
+      diverged(s, "loss " + std::to_string(loss) + ", gradient norm " + std::to_string(grad_norm_));
     opt_.step(model_.lora_param_tensor(), model_.lora_grad_tensor(), T_.adamw, lr_);
+    if (!std::isfinite(ops_->sum_squares(model_.lora_param_tensor())))
+      diverged(s, "the updated LoRA weights are not finite");
     st_.global_step = s + 1;
     st_.log_loss_sum += loss;
     st_.log_steps += 1;
@@ -201,11 +198,27 @@ class Trainer {
     result_.eval_loss = ev.loss;
   }
 
+  // A checkpoint of the state after the last step; never of a non-finite one.
   void save() {
     st_.train_seconds = seconds_before_ + elapsed();
     Checkpoint ck{st_, model_.lora_params(), {}, {}};
     opt_.save(ck);
+    for (const std::vector<float>* v : {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq})
+      if (!std::all_of(v->begin(), v->end(), [](float x) { return std::isfinite(x); }))
+        diverged(st_.global_step - 1, "the LoRA weights or the AdamW moments are not finite");
     save_checkpoint(out_, model_.lora_layout(), ck, cfg_.model, cfg_.save_total_limit);
+  }
+
+  // Stops the run at step s (0-based), where `what` went NaN or infinite, before anything of it is logged or saved.
+  [[noreturn]] void diverged(int64_t s, const std::string& what) const {
+    const auto kept = latest_checkpoint(out_);
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", T_.learning_rate);
+    throw input_error(cfg_.config_path.string(),
+                      "training diverged at step " + std::to_string(s + 1) + " (" + what +
+                          "); stopped without saving that state (" +
+                          (kept ? "the last checkpoint is " + kept->string() : std::string("no checkpoint yet")) +
+                          "). Lower training.learning_rate (now " + rate + ") or set training.max_grad_norm");
   }
 
   double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
@@ -213,6 +226,8 @@ class Trainer {
 
   const TrainConfig& cfg_;
   const TrainingOptions& T_;
+  const StopSignals signals_;  // first: a signal during data preparation stops the run before its first step
+  const RunDir run_dir_;
   const fs::path out_;
   std::unique_ptr<Ops> ops_;
   const Qwen2Config mcfg_;
