@@ -26,6 +26,7 @@ constexpr int64_t kMaxBatch = int64_t(1) << 16;         // per_device_train_batc
 constexpr int64_t kMaxAccumulation = int64_t(1) << 20;  // gradient_accumulation_steps
 constexpr int64_t kMaxTokens = int64_t(1) << 30;        // tokens of one micro-batch
 constexpr int64_t kMaxRank = int64_t(1) << 16;          // lora.r
+constexpr int64_t kMaxEpochs = int64_t(1) << 20;        // num_train_epochs
 
 // One section's keys: each parses its value into the config; an unknown key is an error naming the nearest one.
 class Section {
@@ -152,7 +153,10 @@ void parse_lora(element e, const std::string& where, LoraConfig& c) {
 void parse_training(element e, const std::string& where, TrainingOptions& t) {
   Section s(where, "training");
   auto R = [&](const char* k) { return Reader{s, k}; };
-  s.key("num_train_epochs", [&](element v) { t.num_train_epochs = R("num_train_epochs").positive(v); });
+  s.key("num_train_epochs", [&](element v) {  // epochs x steps per epoch must stay a count of steps
+    t.num_train_epochs = R("num_train_epochs").positive(v);
+    if (t.num_train_epochs > kMaxEpochs) R("num_train_epochs").bad("must be <= " + std::to_string(kMaxEpochs));
+  });
   s.key("max_steps", [&](element v) { t.max_steps = R("max_steps").count(v, -1, kMaxSteps); });
   s.key("per_device_train_batch_size", [&](element v) {
     t.per_device_train_batch_size = int(R("per_device_train_batch_size").count(v, 1, kMaxBatch));
@@ -169,7 +173,10 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
     t.warmup_ratio = R("warmup_ratio").number(v);
     if (t.warmup_ratio < 0 || t.warmup_ratio > 1) R("warmup_ratio").bad("must be in [0, 1]");
   });
-  s.key("warmup_steps", [&](element v) { t.warmup_steps = R("warmup_steps").non_negative(v); });
+  s.key("warmup_steps", [&](element v) {
+    t.warmup_steps = R("warmup_steps").non_negative(v);
+    if (t.warmup_steps > double(kMaxSteps)) R("warmup_steps").bad("must be <= " + std::to_string(kMaxSteps));
+  });
   s.key("weight_decay", [&](element v) { t.adamw.weight_decay = R("weight_decay").non_negative(v); });
   s.key("adam_beta1", [&](element v) { t.adamw.beta1 = R("adam_beta1").in_range(v, 0, 0.999999); });
   s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").in_range(v, 0, 0.999999); });

@@ -79,6 +79,11 @@ TEST(TrainConfig, HugeCountsAreErrorsNamingTheKey) {
                               : error_of(head + "\"" + k + "\": 9223372036854775807}");
     EXPECT_NE(e.find(k + " must be <= "), std::string::npos) << e;
   }
+  // Numbers that become step counts: 1e300 epochs or warmup steps used to overflow the int64 conversion.
+  for (const char* key : {"num_train_epochs", "warmup_steps"}) {
+    const std::string e = error_of(head + R"("training": {")" + key + "\": 1e300}}");
+    EXPECT_NE(e.find(std::string("training.") + key + " must be <= "), std::string::npos) << e;
+  }
   // The micro-batch the activations are sized for: batch x max_length tokens.
   EXPECT_NE(error_of(R"({"model": "m", "data": {"train_files": ["d"], "max_length": 4294967296}, "output_dir": "o",
                          "training": {"per_device_train_batch_size": 4}})")
