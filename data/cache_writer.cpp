@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "engine/base/sync_dir.h"
+
 namespace qsft {
 
 namespace fs = std::filesystem;
@@ -173,6 +175,8 @@ void CacheWriter::commit(const DataStats& stats) {
       throw CacheWriteError(std::string("cannot write the header: ") + std::strerror(errno));
     fs::rename(tmp_, path_);
     committed_ = true;
+    if (int e = sync_directory(path_.parent_path()))  // the rename survives a power loss
+      throw CacheWriteError(std::string("cannot flush its folder: ") + std::strerror(e));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qwen-sft: warning: could not write the token cache %s: %s\n", path_.c_str(), e.what());
   }

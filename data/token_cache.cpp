@@ -1,9 +1,11 @@
 #include "data/token_cache.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +44,20 @@ fs::path default_cache_dir() {
   return fs::temp_directory_path() / "qwen-sft-cache";
 }
 
+// Removes the temporaries (tokens-<key>.bin.tmp<pid>) of writers that died before renaming them: those whose
+// pid is no longer alive. A live writer's temporary, in this or another process, stays.
+void remove_dead_writers_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".bin.tmp");
+    if (name.rfind("tokens-", 0) != 0 || at == std::string::npos) continue;
+    const std::string pid = name.substr(at + 8);
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(pid_t(std::stol(pid)), 0) != 0 && errno == ESRCH) fs::remove(e.path(), ec);
+  }
+}
+
 }  // namespace
 
 TokenCache::TokenCache(const DataConfig& cfg, const std::string& model_dir, const std::vector<std::string>& train_files,
@@ -65,6 +81,7 @@ TokenCache::TokenCache(const DataConfig& cfg, const std::string& model_dir, cons
 }
 
 std::optional<PreparedData> TokenCache::load() const {
+  remove_dead_writers_temporaries(path_.parent_path());
   FileDescriptor fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return std::nullopt;
   try {

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "engine/base/error.h"
+#include "engine/base/sync_dir.h"
 #include "tokenizer/json_text.h"
 
 namespace qsft {
@@ -97,7 +98,7 @@ void Json::dump_to(std::string& out, const JsonStyle& style, int depth) const {
 
 void write_file_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write) {
   std::filesystem::path tmp = path;
-  tmp += ".tmp";
+  tmp += ".tmp" + std::to_string(::getpid());  // one per process: two writers never share a temporary
   auto fail = [&](const std::string& what) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
@@ -124,6 +125,8 @@ void write_file_atomic(const std::filesystem::path& path, const std::function<vo
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) throw fail("cannot rename " + tmp.string() + " to it: " + ec.message());
+  if (int e = sync_directory(path.parent_path()))
+    throw fail(std::string("cannot flush its folder to disk: ") + std::strerror(e));
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {

@@ -64,8 +64,9 @@ template <class I> int64_t Json::checked_int64(I i) {
   return int64_t(i);
 }
 
-// Write a file so that `path` is either untouched or complete: the bytes go to path + ".tmp", which is renamed
-// over `path` once written and flushed; on any failure the temporary is removed and InputError names the path.
+// Write a file so that `path` is either untouched or complete: the bytes go to path + ".tmp<pid>", which is renamed
+// over `path` once written and flushed, then the folder is flushed (the rename survives a power loss); on any
+// failure the temporary is removed and InputError names the path.
 void write_file_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 

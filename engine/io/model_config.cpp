@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "engine/base/error.h"
@@ -192,11 +193,19 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   }
   c.dtype = k.string("dtype", k.string("torch_dtype", ""));
 
-  for (auto [key, v] : {std::pair{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                        {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
-                        {"num_key_value_heads", c.num_key_value_heads}, {"vocab_size", c.vocab_size},
-                        {"max_position_embeddings", c.max_position_embeddings}})
-    if (v <= 0) throw k.error(std::string("key \"") + key + "\" must be positive, got " + std::to_string(v));
+  // Upper bounds far above released models (Qwen2.5-72B: hidden 8192, intermediate 29568, 80 layers, 64 heads,
+  // vocab 152064), low enough that sizes and their products (hidden x vocab, layers x hidden x intermediate) fit
+  // in 64 bits: hidden_size 2^62 used to overflow the memory plan.
+  for (auto [key, v, max] : {std::tuple{"hidden_size", c.hidden_size, int64_t(1) << 17},
+                             {"intermediate_size", c.intermediate_size, int64_t(1) << 20},
+                             {"num_hidden_layers", c.num_hidden_layers, int64_t(1) << 12},
+                             {"num_attention_heads", c.num_attention_heads, int64_t(1) << 12},
+                             {"num_key_value_heads", c.num_key_value_heads, int64_t(1) << 12},
+                             {"vocab_size", c.vocab_size, int64_t(1) << 24},
+                             {"max_position_embeddings", c.max_position_embeddings, int64_t(1) << 32}})
+    if (v <= 0 || v > max)
+      throw k.error(std::string("key \"") + key + "\" must be in [1, " + std::to_string(max) + "], got " +
+                    std::to_string(v));
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw k.error("num_attention_heads " + std::to_string(c.num_attention_heads) +
                   " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
@@ -208,11 +217,25 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   } else {
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0)
-    throw k.error("head_dim " + std::to_string(c.head_dim) + " must be positive and even (RoPE rotates halves)");
+  if (c.head_dim <= 0 || c.head_dim > 4096 || c.head_dim % 2 != 0)
+    throw k.error("head_dim " + std::to_string(c.head_dim) +
+                  " must be positive, even (RoPE rotates halves) and at most 4096");
   if (!(c.rope_theta > 0) || !(c.rms_norm_eps > 0))
     throw k.error("rope_theta and rms_norm_eps must be positive");
   return c;
+}
+
+void Qwen2Config::check_layers(const std::vector<std::string>& tensor_names, const std::string& path) const {
+  const std::string prefix = "model.layers.";
+  for (const std::string& name : tensor_names) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    const size_t dot = name.find('.', prefix.size());
+    const std::string n = name.substr(prefix.size(), dot == std::string::npos ? dot : dot - prefix.size());
+    if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::stoll(n) >= num_hidden_layers)
+      throw input_error(path, "num_hidden_layers is " + std::to_string(num_hidden_layers) + " but the weights hold " +
+                                  name + " (the model has more layers than config.json says)");
+  }
 }
 
 Qwen2Config Qwen2Config::load(const std::filesystem::path& model_dir) {

@@ -36,8 +36,12 @@ struct Qwen2Config {
   // DIR/config.json. Rejects what the engine cannot compute exactly: another architecture, sliding-window
   // attention, RoPE scaling, attention dropout, an activation other than silu.
   static Qwen2Config load(const std::filesystem::path& model_dir);
-  // The same from text; `path` names the file in error messages.
+  // The same from text; `path` names the file in error messages. Sizes are range-checked (bounds well above any
+  // released model), so that every product of them fits in 64 bits.
   static Qwen2Config parse(const std::string& json, const std::string& path);
+  // Refuses weights this config does not cover: a tensor model.layers.N.* with N >= num_hidden_layers (a
+  // config.json with fewer layers would silently train part of the model). `path` names config.json.
+  void check_layers(const std::vector<std::string>& tensor_names, const std::string& path) const;
 
   // config.json text that transformers v4 and v5 both load (indent 2, sorted keys, trailing newline).
   std::string to_json() const;

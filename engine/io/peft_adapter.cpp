@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "engine/base/error.h"
 #include "engine/io/json_writer.h"
 #include "engine/io/safetensors.h"
@@ -84,7 +87,11 @@ std::vector<float> read_peft_weights(const fs::path& dir, const LoraLayout& layo
         expected.shape = want;
         throw input_error(f.path(), "tensor " + key + ": shape " + t->shape_str() + " expected " + expected.shape_str());
       }
-      copy_to_f32(*t, p.data() + (which == 'A' ? s.a_offset : s.b_offset));
+      float* values = p.data() + (which == 'A' ? s.a_offset : s.b_offset);
+      copy_to_f32(*t, values);
+      if (!std::all_of(values, values + t->numel(), [](float x) { return std::isfinite(x); }))
+        throw input_error(f.path(), "tensor " + key + " holds non-finite values (NaN or infinity): the run that "
+                                    "wrote it diverged");
     }
   return p;
 }

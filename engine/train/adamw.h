@@ -3,6 +3,7 @@
 #pragma once
 #include "engine/arena.h"
 #include "engine/ops.h"
+#include "engine/train/checkpoint.h"
 
 namespace qsft {
 
@@ -16,9 +17,10 @@ class AdamWOptimizer {
   static size_t bytes(int64_t num_params) { return 2 * (size_t(num_params) * 4 + Arena::kAlign); }  // m and v
   // One update at learning rate lr (the scheduler's value for this step); the step counter advances first.
   void step(Tensor& params, const Tensor& grads, const AdamWConfig& cfg, double lr);
-  Tensor& exp_avg() { return m_; }
-  Tensor& exp_avg_sq() { return v_; }
-  void set_steps_taken(int64_t s) { step_ = s; }
+  // The moments into ck.exp_avg / ck.exp_avg_sq (host copies), for a checkpoint.
+  void save(Checkpoint& ck) const;
+  // The moments of a checkpoint, and its step count (the bias corrections continue from there).
+  void load(const Checkpoint& ck);
 
  private:
   Ops& ops_;

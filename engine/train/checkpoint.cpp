@@ -2,12 +2,16 @@
 
 #include <simdjson.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "engine/base/error.h"
+#include "engine/base/sync_dir.h"
 #include "engine/io/json_writer.h"
 #include "engine/io/peft_adapter.h"
 #include "engine/io/safetensors.h"
@@ -44,7 +48,8 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
 void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep) {
   const std::string step = std::to_string(ck.state.global_step);
-  const fs::path tmp = output_dir / (kTmpPrefix + step), final_dir = output_dir / (kPrefix + step);
+  const fs::path tmp = output_dir / (kTmpPrefix + step + "." + std::to_string(::getpid()));
+  const fs::path final_dir = output_dir / (kPrefix + step);
   std::error_code ec;
   fs::remove_all(tmp, ec);
   try {
@@ -67,6 +72,8 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
       std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(ms)));
     fs::remove_all(final_dir);
     fs::rename(tmp, final_dir);  // the checkpoint appears complete or not at all
+    // ... and stays after a power loss, which must not keep the pruning below but lose this rename.
+    if (int e = sync_directory(output_dir)) throw std::runtime_error(std::string("fsync: ") + std::strerror(e));
   } catch (const std::exception& e) {
     fs::remove_all(tmp, ec);
     throw input_error(final_dir.string(), std::string("checkpoint not written (the previous one is intact): ") + e.what());
@@ -80,10 +87,13 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
   }
 }
 
-std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
+void remove_checkpoint_temporaries(const fs::path& output_dir) {
   if (fs::is_directory(output_dir))
     for (const auto& e : fs::directory_iterator(output_dir))
       if (e.path().filename().string().rfind(kTmpPrefix, 0) == 0) fs::remove_all(e.path());
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
   auto all = checkpoints(output_dir);
   if (all.empty()) return std::nullopt;
   return all.back().second;

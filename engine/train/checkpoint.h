@@ -1,7 +1,8 @@
 // Checkpoints: output_dir/checkpoint-<step>/ holds the LoRA weights as a PEFT adapter (so any checkpoint exports
 // or loads as is), the AdamW moments, and trainer_state.json (step, data position, logging window, token count).
-// Written into a temporary directory and renamed, so a crash never leaves a half checkpoint; the last
-// save_total_limit are kept. The random streams are counter-based functions of (seed, step, micro-batch): resuming
+// Written into a temporary directory (.tmp-checkpoint-<step>.<pid>) and renamed, the folder flushed before older
+// checkpoints are pruned, so a crash or power loss never leaves a half checkpoint nor loses the newest one; the
+// last save_total_limit are kept. The random streams are counter-based functions of (seed, step, micro-batch): resuming
 // needs no RNG state beyond the seed in the config.
 #pragma once
 #include <cstdint>
@@ -33,8 +34,11 @@ struct Checkpoint {
 // Writes output_dir/checkpoint-<step> atomically and prunes older ones beyond keep (0 = keep all).
 void save_checkpoint(const std::filesystem::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep);
-// The newest complete checkpoint directory, if any (leftover temporary directories are removed).
+// The newest complete checkpoint directory, if any (temporary directories are not checkpoints). Reads only.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir);
+// Removes the temporary directories of interrupted checkpoint writes; only for the holder of the run's lock (a
+// reader such as export must not: they may belong to the run in progress).
+void remove_checkpoint_temporaries(const std::filesystem::path& output_dir);
 Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoraLayout& layout);
 
 }  // namespace qsft

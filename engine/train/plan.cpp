@@ -1,6 +1,7 @@
 #include "engine/train/plan.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "engine/train/adamw.h"
 
@@ -25,6 +26,9 @@ TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t availab
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
   p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params());
   p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
+  for (const auto& e : std::filesystem::directory_iterator(cfg.model))
+    if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
+  p.gradient_checkpointing = cfg.training.gradient_checkpointing;
   p.available = available_override;
   if (p.available == 0 && (device == Device::CPU || cuda_available()))
     p.available = (device == Device::CPU ? make_cpu_ops() : make_cuda_ops())->memory_available();
@@ -35,7 +39,10 @@ std::string TrainingPlan::report() const {
   auto gib = [](size_t b) { return double(b) / double(1ull << 30); };
   char avail[64] = "unknown";
   if (available) std::snprintf(avail, sizeof avail, "%.3f GiB", gib(available));
-  char buf[1024];
+  const std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
+                             (gradient_checkpointing ? "" : ", or turn on gradient_checkpointing");
+  const bool cpu = device == Device::CPU;
+  char buf[1280];
   std::snprintf(buf, sizeof buf,
                 "memory plan on %s:\n"
                 "  frozen weights          %10.3f GiB\n"
@@ -43,16 +50,15 @@ std::string TrainingPlan::report() const {
                 "  AdamW moments           %10.3f GiB\n"
                 "  activations + scratch   %10.3f GiB\n"
                 "  backend workspace       %10.3f GiB\n"
-                "  total                   %10.3f GiB\n"
-                "  available           %14s\n"
+                "  total on the %-4s       %10.3f GiB\n"
+                "  mapped weight files     %10.3f GiB  (host)\n"
+                "  host peak               %10.3f GiB\n"
+                "  available (%-4s)    %14s\n"
                 "  %s\n",
-                device == Device::CPU ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer),
-                gib(model.activations), gib(backend_scratch), gib(total()),
-                avail,
-                available == 0 ? "fits: unknown (pass --device-memory GIB)"
-                : fits()       ? "fits"
-                               : "DOES NOT FIT: lower micro_batch_tokens / batch size, or turn on "
-                                 "gradient_checkpointing");
+                cpu ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer), gib(model.activations),
+                gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights), gib(host_total()),
+                cpu ? "host" : "gpu", avail,
+                available == 0 ? "fits: unknown (pass --device-memory GIB)" : fits() ? "fits" : advice.c_str());
   return buf;
 }
 

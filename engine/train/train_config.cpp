@@ -20,6 +20,14 @@ using simdjson::dom::element;
 
 namespace {
 
+// Upper bounds of the counts: far above any real run, low enough that no product of them overflows.
+constexpr int64_t kMaxSteps = int64_t(1) << 40;         // steps, and the cadences counted in steps
+constexpr int64_t kMaxBatch = int64_t(1) << 16;         // per_device_train_batch_size
+constexpr int64_t kMaxAccumulation = int64_t(1) << 20;  // gradient_accumulation_steps
+constexpr int64_t kMaxTokens = int64_t(1) << 30;        // tokens of one micro-batch
+constexpr int64_t kMaxRank = int64_t(1) << 16;          // lora.r
+constexpr int64_t kMaxEpochs = int64_t(1) << 20;        // num_train_epochs
+
 // One section's keys: each parses its value into the config; an unknown key is an error naming the nearest one.
 class Section {
  public:
@@ -70,9 +78,11 @@ struct Reader {
     if (e.get_int64().get(i)) bad("must be an integer");
     return i;
   }
-  int64_t at_least(element e, int64_t lo) const {  // a whole number >= lo
+  // A whole number in [lo, hi], checked as 64 bits before the caller narrows it (2^32 must not become 0).
+  int64_t count(element e, int64_t lo, int64_t hi) const {
     const int64_t i = integer(e);
     if (i < lo) bad("must be >= " + std::to_string(lo));
+    if (i > hi) bad("must be <= " + std::to_string(hi) + ", got " + std::to_string(i));
     return i;
   }
   double non_negative(element e) const {
@@ -122,7 +132,7 @@ void parse_lora(element e, const std::string& where, LoraConfig& c) {
   Section s(where, "lora");
   auto R = [&](const char* k) { return Reader{s, k}; };
   c.set_targets({"all-linear"}, where);
-  s.key("r", [&](element v) { c.r = int(R("r").at_least(v, 1)); });
+  s.key("r", [&](element v) { c.r = int(R("r").count(v, 1, kMaxRank)); });
   s.key("lora_alpha", [&](element v) { c.alpha = float(R("lora_alpha").positive(v)); });
   s.key("lora_dropout", [&](element v) {
     c.dropout = float(R("lora_dropout").number(v));
@@ -143,14 +153,19 @@ void parse_lora(element e, const std::string& where, LoraConfig& c) {
 void parse_training(element e, const std::string& where, TrainingOptions& t) {
   Section s(where, "training");
   auto R = [&](const char* k) { return Reader{s, k}; };
-  s.key("num_train_epochs", [&](element v) { t.num_train_epochs = R("num_train_epochs").positive(v); });
-  s.key("max_steps", [&](element v) { t.max_steps = R("max_steps").at_least(v, -1); });
-  s.key("per_device_train_batch_size", [&](element v) {
-    t.per_device_train_batch_size = int(R("per_device_train_batch_size").at_least(v, 1));
+  s.key("num_train_epochs", [&](element v) {  // epochs x steps per epoch must stay a count of steps
+    t.num_train_epochs = R("num_train_epochs").positive(v);
+    if (t.num_train_epochs > kMaxEpochs) R("num_train_epochs").bad("must be <= " + std::to_string(kMaxEpochs));
   });
-  s.key("micro_batch_tokens", [&](element v) { t.micro_batch_tokens = R("micro_batch_tokens").at_least(v, 0); });
+  s.key("max_steps", [&](element v) { t.max_steps = R("max_steps").count(v, -1, kMaxSteps); });
+  s.key("per_device_train_batch_size", [&](element v) {
+    t.per_device_train_batch_size = int(R("per_device_train_batch_size").count(v, 1, kMaxBatch));
+  });
+  s.key("micro_batch_tokens", [&](element v) {
+    t.micro_batch_tokens = R("micro_batch_tokens").count(v, 0, kMaxTokens);
+  });
   s.key("gradient_accumulation_steps", [&](element v) {
-    t.gradient_accumulation_steps = int(R("gradient_accumulation_steps").at_least(v, 1));
+    t.gradient_accumulation_steps = int(R("gradient_accumulation_steps").count(v, 1, kMaxAccumulation));
   });
   s.key("learning_rate", [&](element v) { t.learning_rate = R("learning_rate").positive(v); });
   s.key("lr_scheduler_type", [&](element v) { t.lr_scheduler_type = R("lr_scheduler_type").one_of(v, LrSchedule::types()); });
@@ -158,7 +173,10 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
     t.warmup_ratio = R("warmup_ratio").number(v);
     if (t.warmup_ratio < 0 || t.warmup_ratio > 1) R("warmup_ratio").bad("must be in [0, 1]");
   });
-  s.key("warmup_steps", [&](element v) { t.warmup_steps = R("warmup_steps").non_negative(v); });
+  s.key("warmup_steps", [&](element v) {
+    t.warmup_steps = R("warmup_steps").non_negative(v);
+    if (t.warmup_steps > double(kMaxSteps)) R("warmup_steps").bad("must be <= " + std::to_string(kMaxSteps));
+  });
   s.key("weight_decay", [&](element v) { t.adamw.weight_decay = R("weight_decay").non_negative(v); });
   s.key("adam_beta1", [&](element v) { t.adamw.beta1 = R("adam_beta1").in_range(v, 0, 0.999999); });
   s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").in_range(v, 0, 0.999999); });
@@ -168,7 +186,7 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
     t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").non_negative(v);
   });
   s.key("gradient_checkpointing", [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
-  s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").at_least(v, 0)); });
+  s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").count(v, 0, INT64_MAX)); });
   s.parse(e);
 }
 
@@ -216,12 +234,12 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   });
   s.key("lora", [&](element v) { parse_lora(v, where, c.lora); });
   s.key("training", [&](element v) { parse_training(v, where, c.training); });
-  s.key("eval_steps", [&](element v) { c.eval_steps = R("eval_steps").at_least(v, 0); });
-  s.key("save_steps", [&](element v) { c.save_steps = R("save_steps").at_least(v, 0); });
+  s.key("eval_steps", [&](element v) { c.eval_steps = R("eval_steps").count(v, 0, kMaxSteps); });
+  s.key("save_steps", [&](element v) { c.save_steps = R("save_steps").count(v, 0, kMaxSteps); });
   s.key("save_total_limit", [&](element v) {
-    c.save_total_limit = v.is_null() ? 0 : R("save_total_limit").at_least(v, 0);
+    c.save_total_limit = v.is_null() ? 0 : R("save_total_limit").count(v, 0, kMaxSteps);
   });
-  s.key("logging_steps", [&](element v) { c.logging_steps = R("logging_steps").at_least(v, 1); });
+  s.key("logging_steps", [&](element v) { c.logging_steps = R("logging_steps").count(v, 1, kMaxSteps); });
   s.key("output_dir", [&](element v) { c.output_dir = (base / R("output_dir").string(v)).lexically_normal().string(); });
   s.key("device", [&](element v) { c.device = R("device").one_of(v, {"auto", "cpu", "cuda"}); });
   c.lora.set_targets({"all-linear"}, where);
@@ -229,6 +247,11 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   if (c.model.empty()) throw input_error(where, "missing key \"model\" (the Hugging Face model directory)");
   if (!has_data) throw input_error(where, "missing key \"data\" (the dataset files and options)");
   if (c.output_dir.empty()) throw input_error(where, "missing key \"output_dir\"");
+  const int64_t bins = c.training.micro_batch_tokens > 0 ? 1 : c.training.per_device_train_batch_size;
+  if (c.data.max_length > kMaxTokens / bins)  // the micro-batch the activations are sized for (plan.h)
+    throw input_error(where, std::string("data.max_length") +
+                                 (bins > 1 ? " x training.per_device_train_batch_size" : "") + " must be <= " +
+                                 std::to_string(kMaxTokens) + " tokens");
   if (c.eval_steps > 0 && c.data.eval_files.empty() && c.data.eval_split <= 0)
     throw input_error(where, "eval_steps is set but there is no eval data (set data.eval_files or data.eval_split)");
   c.resolved_json = with_absolute_paths(c, json_text, where);
@@ -272,6 +295,12 @@ std::vector<std::string> resume_incompatible_keys(const std::string& before_json
   for (const auto& [k, _] : b)
     if (!a.count(k)) differs(k);
   return keys;
+}
+
+DataConfig run_data_config(const TrainConfig& c) {
+  DataConfig d = c.data;
+  if (d.cache_dir.empty()) d.cache_dir = (fs::path(c.output_dir) / "cache").string();
+  return d;
 }
 
 TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides) {

@@ -52,6 +52,9 @@ TrainConfig load_train_config(const std::filesystem::path& path, const std::vect
 // Parses config text (as load_train_config does after reading the file); `path` names it and anchors paths.
 TrainConfig parse_train_config(const std::string& json_text, const std::filesystem::path& path);
 
+// The data options as a run uses them: data.cache_dir, or <output_dir>/cache when unset (train and data share it).
+DataConfig run_data_config(const TrainConfig& c);
+
 // The dotted keys whose values differ between two resolved configs, leaving out the keys a resumed run may change
 // (how long it trains, how often it evaluates, saves and logs, the device). Empty: the same run.
 std::vector<std::string> resume_incompatible_keys(const std::string& before_json, const std::string& now_json);

@@ -1,14 +1,14 @@
 #include "engine/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <optional>
 
-#include "data/batching.h"
 #include "data/dataset.h"
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
+#include "engine/io/safetensors.h"
 #include "engine/model/qwen2.h"
 #include "engine/train/adamw.h"
 #include "engine/train/checkpoint.h"
@@ -16,6 +16,9 @@
 #include "engine/train/metrics.h"
 #include "engine/train/plan.h"
 #include "engine/train/progress.h"
+#include "engine/train/run_dir.h"
+#include "engine/train/step_planner.h"
+#include "engine/train/stop_signals.h"
 #include "kernels/rng.h"
 
 namespace qsft {
@@ -30,58 +33,18 @@ std::unique_ptr<Ops> choose_backend(const std::string& device) {
   return make_cpu_ops();
 }
 
-// The micro-batches of every epoch, planned on demand; optimizer step s takes micro-batches
-// [j * GA, (j + 1) * GA) of its epoch (the last step of an epoch may take fewer).
-class StepPlanner {
- public:
-  StepPlanner(const SequenceSet& data, const TrainConfig& c) : data_(data), c_(c) {}
-  int64_t steps_in_epoch(int epoch) { return (int64_t(plan(epoch).size()) + ga() - 1) / ga(); }
-  // (epoch, step within it) of global step s
-  std::pair<int, int64_t> locate(int64_t s) {
-    int e = 0;
-    while (s >= steps_in_epoch(e)) s -= steps_in_epoch(e++);
-    return {e, s};
-  }
-  std::vector<PackedBatch> batches(int64_t s) {
-    auto [e, j] = locate(s);
-    const auto& p = plan(e);
-    std::vector<PackedBatch> out;
-    for (int64_t i = j * ga(); i < std::min<int64_t>((j + 1) * ga(), int64_t(p.size())); ++i)
-      out.push_back(make_batch(data_, p[size_t(i)]));
-    return out;
-  }
-  double epoch_progress(int64_t s) {  // fractional epoch after step s, counted in micro-batches as transformers does
-    auto [e, j] = locate(s);
-    const int64_t micro_batches = int64_t(plan(e).size());
-    return e + double(std::min((j + 1) * ga(), micro_batches)) / double(micro_batches);
-  }
+// config.json, checked to cover every layer the weights hold.
+Qwen2Config load_model_config(const std::string& model_dir) {
+  const Qwen2Config c = Qwen2Config::load(model_dir);
+  c.check_layers(TensorStore::open_dir(model_dir).names(), (fs::path(model_dir) / "config.json").string());
+  return c;
+}
 
- private:
-  int64_t ga() const { return c_.training.gradient_accumulation_steps; }
-  const std::vector<std::vector<uint32_t>>& plan(int epoch) {
-    while (int(plans_.size()) <= epoch)
-      plans_.push_back(plan_epoch(data_, c_.data.max_length, c_.training.per_device_train_batch_size,
-                                  c_.training.micro_batch_tokens, c_.training.seed, int(plans_.size()),
-                                  c_.data.packing));
-    return plans_[size_t(epoch)];
-  }
-  const SequenceSet& data_;
-  const TrainConfig& c_;
-  std::vector<std::vector<std::vector<uint32_t>>> plans_;
-};
-
-// Resuming with another data, model, LoRA or optimisation config would silently continue a different run.
-void refuse_changed_config(const fs::path& out, const TrainConfig& cfg) {
-  if (!latest_checkpoint(out) || !fs::exists(out / "config.json")) return;
-  std::ifstream in(out / "config.json", std::ios::binary);
-  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::vector<std::string> keys = resume_incompatible_keys(before, cfg.resolved_json);
-  if (keys.empty()) return;
-  std::string list;
-  for (const std::string& k : keys) list += (list.empty() ? "" : ", ") + k;
-  throw input_error(cfg.config_path.string(),
-                    "output_dir " + out.string() + " holds checkpoints of a run with another config (" + list +
-                        " differ from its config.json); resume with that config, or use a new output_dir");
+PreparedData load_data(const TrainConfig& cfg, bool show_progress) {
+  PreparedData data = prepare_data(run_data_config(cfg), cfg.model, show_progress);
+  if (data.train.size() == 0) throw input_error(cfg.config_path.string(), "the training data has no sequences");
+  if (show_progress) std::fprintf(stderr, "%s", data.stats.report().c_str());
+  return data;
 }
 
 struct EvalResult {
@@ -101,128 +64,191 @@ EvalResult evaluate(Qwen2Model& model, const SequenceSet& eval, const TrainConfi
   return {loss / double(std::max<int64_t>(targets, 1)), double(correct) / double(std::max<int64_t>(targets, 1))};
 }
 
-}  // namespace
-
-TrainResult train(const TrainConfig& cfg, bool show_progress) {
-  const fs::path out = cfg.output_dir;
-  if (fs::exists(out) && !fs::is_directory(out))
-    throw input_error(out.string(), "output_dir exists and is not a directory");
-  if (!fs::is_directory(cfg.model)) throw input_error(cfg.model, "model directory not found");
-  fs::create_directories(out);
-  refuse_changed_config(out, cfg);
-  write_file_atomic(out / "config.json", cfg.resolved_json);
-
-  const TrainingOptions& T = cfg.training;
-  std::unique_ptr<Ops> ops = choose_backend(cfg.device);
-  const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
-  DataConfig dc = cfg.data;
-  if (dc.cache_dir.empty()) dc.cache_dir = (out / "cache").string();
-  const PreparedData data = prepare_data(dc, cfg.model, show_progress);
-  if (data.train.size() == 0) throw input_error(cfg.config_path.string(), "the training data has no sequences");
-  if (show_progress) std::fprintf(stderr, "%s", data.stats.report().c_str());
-
-  StepPlanner planner(data.train, cfg);
-  const int64_t total = T.max_steps > 0 ? T.max_steps
-                                        : int64_t(std::ceil(T.num_train_epochs * double(planner.steps_in_epoch(0))));
-  const LrSchedule sched{T.lr_scheduler_type, T.learning_rate,
-                         warmup_steps_for(T.warmup_steps, T.warmup_ratio, total), total};
-
-  Qwen2Model model(*ops, mcfg, cfg.lora, model_options(cfg));
-  model.load_weights(cfg.model);
-  const LoraLayout& layout = model.lora_layout();
-  AdamWOptimizer opt(*ops, layout.num_params());
-
-  TrainerState st;
-  const auto resume_from = latest_checkpoint(out);
-  if (resume_from) {
-    Checkpoint ck = load_checkpoint(*resume_from, layout);
-    model.set_lora_params(ck.lora);
-    ops->copy_to_device(opt.exp_avg().data, ck.exp_avg.data(), ck.exp_avg.size() * 4);
-    ops->copy_to_device(opt.exp_avg_sq().data, ck.exp_avg_sq.data(), ck.exp_avg_sq.size() * 4);
-    opt.set_steps_taken(ck.state.global_step);
-    st = ck.state;
-  } else {
-    model.set_lora_params(layout.init_params(T.seed));
+// One run of the loop: state set up (fresh or resumed), then per step: update, log, eval, save.
+class Trainer {
+ public:
+  Trainer(const TrainConfig& cfg, bool show_progress)
+      : cfg_(cfg),
+        T_(cfg.training),
+        run_dir_(cfg),
+        out_(run_dir_.path()),
+        ops_(choose_backend(cfg.device)),
+        mcfg_(load_model_config(cfg.model)),
+        data_(load_data(cfg, show_progress)),
+        planner_(data_.train, cfg),
+        total_(total_steps()),
+        sched_{T_.lr_scheduler_type, T_.learning_rate, warmup_steps_for(T_.warmup_steps, T_.warmup_ratio, total_),
+               total_},
+        model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
+        opt_(*ops_, model_.lora_layout().num_params()),
+        progress_(total_, show_progress) {
+    model_.load_weights(cfg.model);
   }
-  const int64_t first_step = st.global_step;
-  MetricsLog metrics(out, resume_from ? st.global_step : -1);
-  Progress progress(total, show_progress);
-  progress.line(std::string(resume_from ? "resuming from " + resume_from->string() : "training") + ": " +
-                std::to_string(total) + " steps on " + ops->name() + ", " + std::to_string(layout.num_params()) +
-                " LoRA parameters");
 
-  TrainResult result;
-  const auto t0 = std::chrono::steady_clock::now();
-  const double seconds_before = st.train_seconds;
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  int64_t tokens_this_run = 0;
-  for (int64_t s = st.global_step; s < total; ++s) {
-    std::vector<PackedBatch> batches = planner.batches(s);
+  TrainResult run() {
+    resume_or_init();
+    t0_ = std::chrono::steady_clock::now();
+    const int64_t first_step = st_.global_step;
+    int64_t saved_step = first_step;  // the newest checkpoint's (or the start's) step
+    for (int64_t s = st_.global_step; s < total_ && !signals_.received(); ++s) {
+      step(s);
+      const bool last = st_.global_step == total_;
+      if (st_.global_step % std::max<int64_t>(cfg_.logging_steps, 1) == 0 || last) log(s);
+      if (data_.eval.size() > 0 && ((cfg_.eval_steps > 0 && st_.global_step % cfg_.eval_steps == 0) || last))
+        eval(s);
+      if ((cfg_.save_steps > 0 && st_.global_step % cfg_.save_steps == 0) || last) {
+        save();
+        saved_step = st_.global_step;
+      }
+    }
+    if (st_.global_step < total_) {  // stopped by a signal: keep the steps done
+      if (st_.global_step > saved_step) save();
+      result_.stopped_by_signal = signals_.received();
+    }
+    result_.steps_this_run = st_.global_step - first_step;
+    result_.steps = st_.global_step;
+    if (auto last = latest_checkpoint(out_)) result_.adapter_dir = last->string();
+    return result_;
+  }
+
+ private:
+  int64_t total_steps() {
+    if (T_.max_steps > 0) return T_.max_steps;
+    return int64_t(std::ceil(T_.num_train_epochs * double(planner_.steps_in_epoch(0))));
+  }
+
+  // The newest checkpoint's weights, moments and trainer state, or PEFT's initialisation.
+  void resume_or_init() {
+    const LoraLayout& layout = model_.lora_layout();
+    const auto resume_from = latest_checkpoint(out_);
+    if (resume_from) {
+      const Checkpoint ck = load_checkpoint(*resume_from, layout);
+      model_.set_lora_params(ck.lora);
+      opt_.load(ck);
+      st_ = ck.state;
+    } else {
+      model_.set_lora_params(layout.init_params(T_.seed));
+    }
+    metrics_.emplace(out_, resume_from ? st_.global_step : -1);
+    seconds_before_ = st_.train_seconds;
+    progress_.line(std::string(resume_from ? "resuming from " + resume_from->string() : "training") + ": " +
+                   std::to_string(total_) + " steps on " + ops_->name() + ", " +
+                   std::to_string(layout.num_params()) + " LoRA parameters");
+  }
+
+  // Optimizer step s: forward/backward of its micro-batches with grad_scale 1/N (N = trained targets of the
+  // whole step), clipping, AdamW at the schedule's rate for s.
+  void step(int64_t s) {
+    std::vector<PackedBatch> batches = planner_.batches(s);
     int64_t N = 0;
     for (const PackedBatch& b : batches) N += b.num_targets();
     QSFT_CHECK(N > 0, "an optimizer step without trained targets");
-    model.zero_grads();
+    model_.zero_grads();
     double loss_sum = 0;
     for (size_t i = 0; i < batches.size(); ++i) {
-      const uint64_t seed = rng::hash(T.seed, uint64_t(s) * uint64_t(T.gradient_accumulation_steps) + i);
-      const LossStats mb = model.forward_backward(batches[i], 1.0f / float(N), seed);
+      const uint64_t seed = rng::hash(T_.seed, uint64_t(s) * uint64_t(T_.gradient_accumulation_steps) + i);
+      const LossStats mb = model_.forward_backward(batches[i], 1.0f / float(N), seed);
       loss_sum += mb.loss_sum;
       if (mb.targets > 0) {  // TRL: the mean over micro-batches of each one's token accuracy
-        st.log_accuracy_sum += double(mb.correct) / double(mb.targets);
-        st.log_micro_batches += 1;
+        st_.log_accuracy_sum += double(mb.correct) / double(mb.targets);
+        st_.log_micro_batches += 1;
       }
-      tokens_this_run += batches[i].num_tokens();
-      st.num_tokens += batches[i].num_tokens();
+      tokens_this_run_ += batches[i].num_tokens();
+      st_.num_tokens += batches[i].num_tokens();
     }
     const double loss = loss_sum / double(N);
-    const double grad_norm = clip_grad_norm(*ops, model.lora_grad_tensor(), T.max_grad_norm);
-    const double lr = sched.at(s);
-    opt.step(model.lora_param_tensor(), model.lora_grad_tensor(), T.adamw, lr);
-    st.global_step = s + 1;
-    st.log_loss_sum += loss;
-    st.log_steps += 1;
-    const bool last = st.global_step == total;
-    const double tok_s = double(tokens_this_run) / std::max(elapsed(), 1e-9);
-    progress.update(st.global_step, loss, tok_s, elapsed());
-
-    if (st.global_step % std::max<int64_t>(cfg.logging_steps, 1) == 0 || last) {
-      const double mean = st.log_loss_sum / double(st.log_steps);
-      const double accuracy = st.log_accuracy_sum / double(std::max<int64_t>(st.log_micro_batches, 1));
-      metrics.log(st.global_step, {{"epoch", planner.epoch_progress(s)}, {"loss", mean}, {"grad_norm", grad_norm},
-                                   {"learning_rate", lr}, {"num_tokens", double(st.num_tokens)},
-                                   {"mean_token_accuracy", accuracy}, {"tokens_per_second", tok_s}});
-      char text[200];
-      std::snprintf(text, sizeof text, "step %lld/%lld  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s",
-                    (long long)st.global_step, (long long)total, mean, grad_norm, lr, tok_s);
-      progress.line(text);
-      result.final_loss = mean;
-      st.log_loss_sum = st.log_accuracy_sum = 0;  // a new logging window
-      st.log_steps = st.log_micro_batches = 0;
-    }
-    if (data.eval.size() > 0 && ((cfg.eval_steps > 0 && st.global_step % cfg.eval_steps == 0) || last)) {
-      EvalResult ev = evaluate(model, data.eval, cfg);
-      metrics.log(st.global_step,
-                  {{"epoch", planner.epoch_progress(s)}, {"eval_loss", ev.loss}, {"eval_accuracy", ev.accuracy}});
-      char text[160];
-      std::snprintf(text, sizeof text, "step %lld  eval_loss %.4f  eval_accuracy %.4f", (long long)st.global_step,
-                    ev.loss, ev.accuracy);
-      progress.line(text);
-      result.eval_loss = ev.loss;
-    }
-    if ((cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0) || last) {
-      st.train_seconds = seconds_before + elapsed();
-      Checkpoint ck{st, model.lora_params(), {}, {}};
-      ck.exp_avg.resize(size_t(layout.num_params()));
-      ck.exp_avg_sq.resize(size_t(layout.num_params()));
-      ops->copy_to_host(ck.exp_avg.data(), opt.exp_avg().data, ck.exp_avg.size() * 4);
-      ops->copy_to_host(ck.exp_avg_sq.data(), opt.exp_avg_sq().data, ck.exp_avg_sq.size() * 4);
-      save_checkpoint(out, layout, ck, cfg.model, cfg.save_total_limit);
-    }
+    grad_norm_ = clip_grad_norm(*ops_, model_.lora_grad_tensor(), T_.max_grad_norm);
+    lr_ = sched_.at(s);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm_))
+      diverged(s, "loss " + std::to_string(loss) + ", gradient norm " + std::to_string(grad_norm_));
+    opt_.step(model_.lora_param_tensor(), model_.lora_grad_tensor(), T_.adamw, lr_);
+    if (!std::isfinite(ops_->sum_squares(model_.lora_param_tensor())))
+      diverged(s, "the updated LoRA weights are not finite");
+    st_.global_step = s + 1;
+    st_.log_loss_sum += loss;
+    st_.log_steps += 1;
+    progress_.update(st_.global_step, loss, tokens_per_second(), elapsed());
   }
-  result.steps_this_run = st.global_step - first_step;
-  result.steps = st.global_step;
-  if (auto last = latest_checkpoint(out)) result.adapter_dir = last->string();
-  return result;
-}
+
+  // The logging window's means (loss, TRL's token accuracy) to metrics and the terminal; a new window starts.
+  void log(int64_t s) {
+    const double mean = st_.log_loss_sum / double(st_.log_steps);
+    const double accuracy = st_.log_accuracy_sum / double(std::max<int64_t>(st_.log_micro_batches, 1));
+    const double tok_s = tokens_per_second();
+    metrics_->log(st_.global_step, {{"epoch", planner_.epoch_progress(s)}, {"loss", mean}, {"grad_norm", grad_norm_},
+                                    {"learning_rate", lr_}, {"num_tokens", double(st_.num_tokens)},
+                                    {"mean_token_accuracy", accuracy}, {"tokens_per_second", tok_s}});
+    char text[200];
+    std::snprintf(text, sizeof text, "step %lld/%lld  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s",
+                  (long long)st_.global_step, (long long)total_, mean, grad_norm_, lr_, tok_s);
+    progress_.line(text);
+    result_.final_loss = mean;
+    st_.log_loss_sum = st_.log_accuracy_sum = 0;
+    st_.log_steps = st_.log_micro_batches = 0;
+  }
+
+  void eval(int64_t s) {
+    const EvalResult ev = evaluate(model_, data_.eval, cfg_);
+    metrics_->log(st_.global_step,
+                  {{"epoch", planner_.epoch_progress(s)}, {"eval_loss", ev.loss}, {"eval_accuracy", ev.accuracy}});
+    char text[160];
+    std::snprintf(text, sizeof text, "step %lld  eval_loss %.4f  eval_accuracy %.4f", (long long)st_.global_step,
+                  ev.loss, ev.accuracy);
+    progress_.line(text);
+    result_.eval_loss = ev.loss;
+  }
+
+  // A checkpoint of the state after the last step; never of a non-finite one.
+  void save() {
+    st_.train_seconds = seconds_before_ + elapsed();
+    Checkpoint ck{st_, model_.lora_params(), {}, {}};
+    opt_.save(ck);
+    for (const std::vector<float>* v : {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq})
+      if (!std::all_of(v->begin(), v->end(), [](float x) { return std::isfinite(x); }))
+        diverged(st_.global_step - 1, "the LoRA weights or the AdamW moments are not finite");
+    save_checkpoint(out_, model_.lora_layout(), ck, cfg_.model, cfg_.save_total_limit);
+  }
+
+  // Stops the run at step s (0-based), where `what` went NaN or infinite, before anything of it is logged or saved.
+  [[noreturn]] void diverged(int64_t s, const std::string& what) const {
+    const auto kept = latest_checkpoint(out_);
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", T_.learning_rate);
+    throw input_error(cfg_.config_path.string(),
+                      "training diverged at step " + std::to_string(s + 1) + " (" + what +
+                          "); stopped without saving that state (" +
+                          (kept ? "the last checkpoint is " + kept->string() : std::string("no checkpoint yet")) +
+                          "). Lower training.learning_rate (now " + rate + ") or set training.max_grad_norm");
+  }
+
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+  double tokens_per_second() const { return double(tokens_this_run_) / std::max(elapsed(), 1e-9); }
+
+  const TrainConfig& cfg_;
+  const TrainingOptions& T_;
+  const StopSignals signals_;  // first: a signal during data preparation stops the run before its first step
+  const RunDir run_dir_;
+  const fs::path out_;
+  std::unique_ptr<Ops> ops_;
+  const Qwen2Config mcfg_;
+  const PreparedData data_;
+  StepPlanner planner_;
+  const int64_t total_;
+  const LrSchedule sched_;
+  Qwen2Model model_;
+  AdamWOptimizer opt_;
+  Progress progress_;
+  std::optional<MetricsLog> metrics_;
+  TrainerState st_;
+  TrainResult result_;
+  std::chrono::steady_clock::time_point t0_;
+  double seconds_before_ = 0;
+  int64_t tokens_this_run_ = 0;
+  double grad_norm_ = 0, lr_ = 0;  // of the last step
+};
+
+}  // namespace
+
+TrainResult train(const TrainConfig& cfg, bool show_progress) { return Trainer(cfg, show_progress).run(); }
 
 }  // namespace qsft

@@ -2,10 +2,12 @@
 """Bad input and faults through `qwen-sft train`: each gets one clear error naming the file and the tensor or key,
 and a non-zero exit (2), and nothing already written is lost.
 Model files: truncated or corrupt safetensors, a missing tensor, a shape mismatch, an unsupported dtype, a config
-missing a key, a token id out of range. Data files: a comma between records, UTF-16, empty or all bad (also through
-`qwen-sft data`), unsupported content parts; a UTF-8 byte order mark is read. Faults: a missing model directory,
-unreadable data, an output_dir that is a file, a full disk while a checkpoint is written (simulated with
-RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a run with a changed config."""
+missing a key, fewer layers than the weights hold, sizes past any real model, a token id out of range. Data files:
+a comma between records, UTF-16, empty or all bad (also through `qwen-sft data`), unsupported content parts; a
+UTF-8 byte order mark is read. Faults: a missing model directory, unreadable data, an output_dir that is a file, a
+dangling symbolic link or the model folder (whose config.json the run would overwrite), a full disk while a
+checkpoint is written (simulated with RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a
+run with a changed config."""
 import json
 import os
 import resource
@@ -144,12 +146,24 @@ def main():
         del c["num_key_value_heads"]
         json.dump(c, open(os.path.join(m, "config.json"), "w"))
 
+    def config_value(key, value):
+        def edit(m):
+            c = json.load(open(os.path.join(m, "config.json")))
+            c[key] = value(c[key])
+            json.dump(c, open(os.path.join(m, "config.json"), "w"))
+        return edit
+
+    layers = json.load(open(os.path.join(good, "config.json")))["num_hidden_layers"]
     cases = [("truncated", truncate, ["model.safetensors"]),
              ("corrupt", corrupt_header, ["model.safetensors", "header"]),
              ("missing_tensor", drop_tensor, ["missing tensor " + W]),
              ("shape", reshape, ["model.safetensors", W, "shape"]),
              ("dtype", f64, ["model.safetensors", W, "unsupported dtype F64"]),
-             ("config_key", drop_key, ["config.json", "num_key_value_heads"])]
+             ("config_key", drop_key, ["config.json", "num_key_value_heads"]),
+             ("fewer_layers", config_value("num_hidden_layers", lambda n: n - 1),
+              ["config.json", "num_hidden_layers", f"model.layers.{layers - 1}."]),
+             ("huge_hidden", config_value("hidden_size", lambda n: 2 ** 62), ["config.json", "hidden_size"]),
+             ("huge_vocab", config_value("vocab_size", lambda n: 4 * 10 ** 12), ["config.json", "vocab_size"])]
     for name, edit, needles in cases:
         m = broken_model(good, d, name, edit)
         expect_error(a.bin, write_config(os.path.join(d, name + ".json"), m, os.path.join(d, "out_" + name)), *needles)
@@ -168,6 +182,14 @@ def main():
     a_file = os.path.join(d, "a_file")
     open(a_file, "w").close()
     expect_error(a.bin, write_config(os.path.join(d, "outfile.json"), good, a_file), "a_file", "not a directory")
+    dangling = os.path.join(d, "dangling")
+    os.symlink(os.path.join(d, "nowhere"), dangling)
+    expect_error(a.bin, write_config(os.path.join(d, "dangling.json"), good, dangling), dangling, "output_dir")
+    # output_dir = the model folder (spelled differently): the run's config.json would replace the model's.
+    model_config = open(os.path.join(good, "config.json"), "rb").read()
+    expect_error(a.bin, write_config(os.path.join(d, "into_model.json"), good, os.path.join(d, ".", "good", "")),
+                 "output_dir", "model folder")
+    expect(open(os.path.join(good, "config.json"), "rb").read() == model_config, "the model's config.json changed")
 
     # A full disk while checkpoint-4 is written: the error says so, checkpoint-2 is untouched and still loads.
     out = os.path.join(d, "full")

@@ -46,5 +46,33 @@ TEST(Plan, TrainingPlanAddsTheOptimizerAndSaysWhetherItFits) {
   EXPECT_NE(p.report().find("fits"), std::string::npos);
 }
 
+// The host holds the mapped safetensors files while the weights are converted (on cpu on top of the model itself);
+// the advice to turn on gradient_checkpointing is given only when it is off.
+TEST(Plan, CountsTheMappedWeightFilesOnTheHost) {
+  namespace fs = std::filesystem;
+  QSFT_REQUIRE_FIXTURE("untied");
+  const fs::path cfg_path = repo_testdata() / "fixtures" / "untied" / "cfg.json";
+  TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
+                                           "output_dir": "o", "training": {"per_device_train_batch_size": 2}})",
+                                       cfg_path);
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(cfg.model))
+    if (e.path().extension() == ".safetensors") files += e.file_size();
+  const TrainingPlan p = plan_training(cfg, Device::CPU, size_t(1) << 30);
+  EXPECT_GT(files, 0u);
+  EXPECT_EQ(p.mapped_weights, files);  // three shards
+  EXPECT_EQ(p.host_total(), p.total() + files);
+  EXPECT_FALSE(plan_training(cfg, Device::CPU, p.total()).fits());  // the model fits, the mapped files do not
+  EXPECT_TRUE(plan_training(cfg, Device::CPU, p.host_total()).fits());
+  EXPECT_NE(p.report().find("host peak"), std::string::npos) << p.report();
+
+  const std::string off = plan_training(cfg, Device::CPU, 1024).report();
+  EXPECT_NE(off.find("turn on gradient_checkpointing"), std::string::npos) << off;
+  cfg.training.gradient_checkpointing = true;
+  const std::string on = plan_training(cfg, Device::CPU, 1024).report();
+  EXPECT_NE(on.find("DOES NOT FIT"), std::string::npos) << on;
+  EXPECT_EQ(on.find("gradient_checkpointing"), std::string::npos) << on;
+}
+
 }  // namespace
 }  // namespace qsft::test

@@ -59,6 +59,39 @@ TEST(TrainConfig, ReadsEverySection) {
   EXPECT_EQ(c.device, "cpu");
 }
 
+// Counts are range-checked as 64-bit integers before any narrowing: 2^32 used to become 0 (SIGFPE) and 2^32 - 1
+// an endless loop (gradient_accumulation_steps), or an internal error (lora.r).
+TEST(TrainConfig, HugeCountsAreErrorsNamingTheKey) {
+  const std::string head = R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", )";
+  for (const char* key : {"gradient_accumulation_steps", "per_device_train_batch_size", "micro_batch_tokens"})
+    for (const char* value : {"4294967296", "4294967295", "9223372036854775807"}) {
+      const std::string e = error_of(head + R"("training": {")" + key + "\": " + value + "}}");
+      EXPECT_NE(e.find(std::string("training.") + key + " must be <= "), std::string::npos) << key << " " << e;
+    }
+  for (const char* value : {"4294967296", "4294967295", "65537"}) {
+    const std::string e = error_of(head + R"("lora": {"r": )" + value + "}}");
+    EXPECT_NE(e.find("lora.r must be <= "), std::string::npos) << e;
+  }
+  for (const char* key : {"eval_steps", "save_steps", "logging_steps", "save_total_limit", "training.max_steps"}) {
+    const std::string k = key;
+    const std::string e = k.rfind("training.", 0) == 0
+                              ? error_of(head + R"("training": {")" + k.substr(9) + "\": 9223372036854775807}}")
+                              : error_of(head + "\"" + k + "\": 9223372036854775807}");
+    EXPECT_NE(e.find(k + " must be <= "), std::string::npos) << e;
+  }
+  // Numbers that become step counts: 1e300 epochs or warmup steps used to overflow the int64 conversion.
+  for (const char* key : {"num_train_epochs", "warmup_steps"}) {
+    const std::string e = error_of(head + R"("training": {")" + key + "\": 1e300}}");
+    EXPECT_NE(e.find(std::string("training.") + key + " must be <= "), std::string::npos) << e;
+  }
+  // The micro-batch the activations are sized for: batch x max_length tokens.
+  EXPECT_NE(error_of(R"({"model": "m", "data": {"train_files": ["d"], "max_length": 4294967296}, "output_dir": "o",
+                         "training": {"per_device_train_batch_size": 4}})")
+                .find("data.max_length x training.per_device_train_batch_size must be <= "),
+            std::string::npos);
+  EXPECT_EQ(error_of(head + R"("training": {"gradient_accumulation_steps": 1024, "max_steps": 100000}})"), "");
+}
+
 TEST(TrainConfig, UnknownKeysNameTheNearestValidKey) {
   std::string e = error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o",
                                "training": {"learning_rat": 1e-4}})");
