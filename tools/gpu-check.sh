@@ -40,7 +40,8 @@ mkdir -p "$OUT"
 # stage NAME TIMEOUT KEEP LOG CMD...: runs CMD with at most TIMEOUT seconds, keeping KEEP seconds of the budget
 # for the stages after it; output appended to LOG as it runs. Sets RESULT to the stage's outcome.
 RESULT=""
-LAST_LOG=$(mktemp)
+LAST_LOG=$(mktemp)  # the output of the last stage, for its verdict
+trap 'rm -f "$LAST_LOG"' EXIT
 stage() {
   local name=$1 to=$2 keep=$3 log=$4
   shift 4
