@@ -81,7 +81,7 @@ def run_ours(a, model_dir, work):
     env = dict(os.environ, QSFT_PROFILE="1")
     t = time.time()
     with GpuMemoryPeak() as mem:
-        p = subprocess.run([a.bin, "train", cfg_path, "--quiet"], env=env, capture_output=True, text=True)
+        p = subprocess.run([a.bin, "train", cfg_path], env=env, capture_output=True, text=True)
     print(p.stdout[-4000:] + p.stderr[-8000:])  # the profile table is printed last, on stderr
     if p.returncode != 0 and "no usable CUDA device" in p.stderr:
         print("skipped: no usable CUDA device for qwen-sft")
