@@ -161,9 +161,10 @@ stage bench-full 300 0 "$BENCH" "$BIN/gpu_ops_bench"
 # ---- report: the tables first, the stage summary last (only the end of the output may be kept) ----
 echo "# total $((SECONDS - T0))s of ${BUDGET}s" >> "$SUMMARY"
 echo "== accuracy: $(grep -c '^\[ GPU' "$OUT/accuracy.txt" 2>/dev/null) compared outputs, $(grep -c 'FAILED$' \
-  "$OUT/accuracy.txt" 2>/dev/null) over tolerance; the 15 worst by rel.L2 =="
-awk '/^\[ GPU/{for (i = 1; i < NF; ++i) if ($i == "rel.L2") {print $(i + 1) "\t" $0; break}}' "$OUT/accuracy.txt" \
-  2>/dev/null | sort -g -r | head -15 | cut -f2-
+  "$OUT/accuracy.txt" 2>/dev/null) over tolerance; the 15 nearest to their tolerance =="
+# "... | <measure> <value> <= <tolerance> ok|FAILED": sorted by value / tolerance
+awk '/^\[ GPU/{for (i = 1; i < NF; ++i) if ($i == "|") {print ($(i + 4) > 0 ? $(i + 2) / $(i + 4) : 0) "\t" $0; break}}' \
+  "$OUT/accuracy.txt" 2>/dev/null | sort -g -r | head -15 | cut -f2-
 grep -h '^hf-parity' "$OUT/accuracy.txt" 2>/dev/null
 echo "== bench =="
 grep -hE '^\||^ceilings' "$BENCH" 2>/dev/null | head -60
