@@ -42,10 +42,11 @@ std::string device_description() {
 }
 
 namespace {
-// A failed call in a destructor: printed once (after a sticky fault every later call fails the same way).
+// A failed call in a destructor: printed once (after a sticky fault every later call fails the same way); the
+// runtime unloading at process exit is no error.
 void report_quietly(cudaError_t e, const char* what) {
   static bool reported = false;
-  if (e == cudaSuccess || reported) return;
+  if (e == cudaSuccess || e == cudaErrorCudartUnloading || reported) return;
   reported = true;
   std::fprintf(stderr, "CUDA error during cleanup (%s): %s (%s); later cleanup errors are not printed\n", what,
                cudaGetErrorName(e), cudaGetErrorString(e));
