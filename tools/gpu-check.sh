@@ -78,21 +78,27 @@ stage() {
 
 # ---- env: GPU, driver, clocks, toolkit, Python packages, the kit ----
 {
-  echo "# qwen-sft gpu-check $(date -u +%FT%TZ) kit $(cat "$KIT/COMMIT" 2>/dev/null || echo '(no kit)') budget ${BUDGET}s"
-  echo "# $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,temperature.gpu,power.draw --format=csv,noheader 2>&1 | head -1)"
-  echo "# nvcc: $(nvcc --version 2>/dev/null | tail -1)  compute-sanitizer: $(compute-sanitizer --version 2>/dev/null | tail -1)"
-  echo "# python: $(python3 -c 'import sys, torch, transformers, peft; print(sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' 2>&1 | tail -1)"
+  echo "# qwen-sft gpu-check $(date -u +%FT%TZ) kit $(cat "$KIT/COMMIT" 2>/dev/null || echo '(none)') budget ${BUDGET}s"
+  q=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,temperature.gpu,power.draw
+  echo "# $q: $(nvidia-smi --query-gpu=$q --format=csv,noheader 2>&1 | head -1)"
+  echo "# nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+  echo "# compute-sanitizer: $(compute-sanitizer --version 2>/dev/null | tail -1)"
+  echo "# python: $(python3 -c 'import sys, torch, transformers, peft
+print(sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__,
+      "peft", peft.__version__)' 2>&1 | tail -1)"
   echo "# cpus $(nproc), $(free -g 2>/dev/null | awk '/Mem:/{print $2 " GiB"}')"
 } >> "$SUMMARY"
 stage env 30 0 "$TESTS" nvidia-smi -q -d CLOCK,MEMORY,PERFORMANCE,TEMPERATURE,POWER
 
 # ---- libraries: the kit's lib/ first, cuBLAS(Lt) 13 from the machine; fallback/ when something is missing ----
 CUBLAS=/usr/local/cuda/lib64
-[ -e $CUBLAS/libcublasLt.so.13 ] || CUBLAS=$(dirname "$(find /usr /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)")
+[ -e $CUBLAS/libcublasLt.so.13 ] ||
+  CUBLAS=$(dirname "$(find /usr /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)")
 export LD_LIBRARY_PATH=$KIT/lib:$CUBLAS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 BIN=$KIT/bin
 if ldd "$BIN"/* 2>/dev/null | grep -q 'not found'; then export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$KIT/fallback; fi
-echo "# cublasLt from $CUBLAS; unresolved: $(ldd "$BIN"/* 2>/dev/null | grep 'not found' | sort -u | tr -s ' \t\n' ' ')" >> "$SUMMARY"
+missing=$(ldd "$BIN"/* 2>/dev/null | grep 'not found' | sort -u | tr -s ' \t\n' ' ')
+echo "# cublasLt from $CUBLAS; unresolved: ${missing:-none}" >> "$SUMMARY"
 # The tests read fixtures under the source path baked in at build time: point it here when it does not exist.
 SRC=$(cat "$KIT/SOURCE_DIR" 2>/dev/null || echo "$ROOT")
 if [ "$SRC" != "$ROOT" ] && [ ! -e "$SRC" ]; then mkdir -p "$(dirname "$SRC")" && ln -s "$ROOT" "$SRC"; fi
@@ -102,8 +108,9 @@ if ! "$BIN/gpu_ops_gemm_test" --gtest_list_tests > /dev/null 2>&1; then
   D=$KIT/deps B=/tmp/qsft-build
   export PKG_CONFIG_SYSROOT_DIR=$D PKG_CONFIG_LIBDIR=$D/usr/lib/x86_64-linux-gnu/pkgconfig
   export LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+  PKGC=$(command -v pkg-config || echo "$D/usr/bin/pkgconf")
   stage configure 90 300 "$OUT/build.log" cmake -S "$ROOT" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON -DPKG_CONFIG_EXECUTABLE="$(command -v pkg-config || echo "$D/usr/bin/pkgconf")" \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON -DPKG_CONFIG_EXECUTABLE="$PKGC" \
     -DGTest_DIR="$D/usr/lib/x86_64-linux-gnu/cmake/GTest" -DCMAKE_PREFIX_PATH="$D/usr" -DBUILD_TESTING=ON
   # shellcheck disable=SC2046
   stage build 300 200 "$OUT/build.log" cmake --build "$B" -j "$(nproc)" --target gpu_ops_bench qwen-sft \
@@ -114,11 +121,12 @@ if ! "$BIN/gpu_ops_gemm_test" --gtest_list_tests > /dev/null 2>&1; then
 fi
 
 # ---- smoke: CUDA start-up, one elementwise kernel, one cuBLASLt GEMM ----
-stage smoke-elementwise 60 0 "$TESTS" "$BIN/gpu_ops_elementwise_test" --gtest_filter='GpuElementwise.AddScaleDropoutCopyMatchCpu'
+stage smoke-elementwise 60 0 "$TESTS" "$BIN/gpu_ops_elementwise_test" \
+  --gtest_filter='GpuElementwise.AddScaleDropoutCopyMatchCpu'
 SMOKE=$RESULT
 stage smoke-gemm 60 0 "$TESTS" "$BIN/gpu_ops_gemm_test" --gtest_filter='GpuGemm.TransposesBiasBetaAndSlicesMatchCpu'
 # CONTINUE_WITHOUT_GPU=1 runs every stage anyway (a dry run of this script on a machine without a GPU).
-if [[ $SMOKE =~ FAIL|SKIPPED|TIMEOUT ]] && [[ $RESULT =~ FAIL|SKIPPED|TIMEOUT ]] && [ -z "${CONTINUE_WITHOUT_GPU:-}" ]; then
+if [[ $SMOKE =~ FAIL|SKIPPED|TIMEOUT && $RESULT =~ FAIL|SKIPPED|TIMEOUT ]] && [ -z "${CONTINUE_WITHOUT_GPU:-}" ]; then
   echo "# no usable GPU (both smoke stages $SMOKE/$RESULT): stopped; see tests.log" >> "$SUMMARY"
   cat "$SUMMARY"
   exit 2

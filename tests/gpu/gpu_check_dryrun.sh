@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Dry run of tools/gpu-check.sh on a machine without a GPU, over a copy of the kit (tools/gpu-kit.sh) in which
-# gpu_ops_layer_test hangs and gpu_ops_loss_test faults. Checks what the GPU run relies on: every stage reports one line
-# "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds"; GPU tests without a GPU are SKIPPED, never PASS; the
-# hanging stage is TIMEOUT at its cap; a CUDA fault is rerun test by test with CUDA_LAUNCH_BLOCKING=1; a stage is shrunk to the time left and later ones are NOTIME; at most
-# 7 files in $OUT; the summary is printed last.
+# gpu_ops_layer_test hangs and gpu_ops_loss_test faults. Checks what the GPU run relies on: every stage reports
+# one line "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds"; GPU tests without a GPU are SKIPPED, never PASS;
+# the hanging stage is TIMEOUT at its cap; a CUDA fault is rerun test by test with CUDA_LAUNCH_BLOCKING=1; a stage
+# is shrunk to the time left and later ones are NOTIME; at most 7 files in $OUT; the summary is printed last.
 #   tests/gpu/gpu_check_dryrun.sh          (~3 min; needs build-gpucarry/)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
