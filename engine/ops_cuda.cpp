@@ -47,10 +47,7 @@ class CudaOps final : public Ops {
   std::string name() const override { return "cuda"; }
 
   void* alloc_bytes(size_t bytes) override { return cuda::device_alloc(bytes, stream_); }
-  void free_bytes(void* p) override {
-    cuda::stream_sync(stream_);  // work queued on it may still use p
-    cuda::device_free(p);
-  }
+  void free_bytes(void* p) override { cuda::device_free(p, stream_); }  // never throws (runs from destructors)
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override {
     cuda::copy_h2d(dst, host_src, bytes, stream_);
   }

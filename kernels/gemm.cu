@@ -5,6 +5,7 @@
 // The bias epilogue adds a vector over the m = N rows of the column-major D: our bias[N] broadcast over rows.
 #include <cublasLt.h>
 
+#include <cstdio>
 #include <unordered_map>
 
 #include "kernels/elementwise_cuda.h"
@@ -39,6 +40,14 @@ uint32_t alignment_of(const void* p) {
   return align;
 }
 
+void check_alignment(const GemmOperand& x, const char* name) {
+  const uint32_t align = alignment_of(x.data);
+  if (align < dtype_size(x.dtype))
+    throw std::logic_error(std::string("gemm operand ") + name + " (" + dtype_name(x.dtype) + ", " +
+                           std::to_string(x.rows) + "x" + std::to_string(x.cols) + ", ld " + std::to_string(x.ld) +
+                           ") is " + std::to_string(align) + "-byte aligned, less than its element size");
+}
+
 // Everything the descriptors and the algorithm choice depend on.
 struct PlanKey {
   int64_t m, n, k, lda, ldb, ldc;
@@ -59,11 +68,29 @@ struct PlanKeyHash {
   }
 };
 
-// Descriptors in cuBLASLt's terms ("a" = our B, "b" = our A, c = our C) and the algorithm chosen for them.
+// The GEMM in our row-major terms (the key holds cuBLASLt's: m = N, n = M, "a" = our B, "b" = our A), for errors:
+// shapes, transposes, dtypes, leading dimensions and pointer alignments of A, B and C.
+std::string describe(const PlanKey& k) {
+  auto s = [](auto v) { return std::to_string(v); };
+  return "GEMM C[" + s(k.n) + "," + s(k.m) + "] = op(A)[" + s(k.n) + "," + s(k.k) + "] op(B)[" + s(k.k) + "," +
+         s(k.m) + "] (row-major M=" + s(k.n) + " N=" + s(k.m) + " K=" + s(k.k) + "): A " + dtype_name(k.ab_type) +
+         (k.tb ? " transposed" : "") + " lda=" + s(k.ldb) + " align=" + s(k.align_b) + "B; B " +
+         dtype_name(k.ab_type) + (k.ta ? " transposed" : "") + " ldb=" + s(k.lda) + " align=" + s(k.align_a) +
+         "B; C " + dtype_name(k.c_type) + " ldc=" + s(k.ldc) + " align=" + s(k.align_c) + "B" +
+         (k.bias ? "; bias epilogue" : "");
+}
+
+constexpr int kMaxAlgos = 8;  // candidates asked of the heuristic: fallbacks when a launch fails
+
+// Descriptors in cuBLASLt's terms ("a" = our B, "b" = our A, c = our C) and the heuristic's algorithms for them.
+// An algorithm whose launch fails is skipped for good, so the next call starts with the one that worked.
 struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulAlgo_t algo{};
+  // A fixed array, best first (nvcc 13's front end fails on a std::vector of cublasLtMatmulAlgo_t, a typedef of
+  // an unnamed struct: internal error in stl_construct.h), and the index of the one in use.
+  cublasLtMatmulAlgo_t algos[kMaxAlgos] = {};
+  int num_algos = 0, next = 0;
   Plan() = default;
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
@@ -94,6 +121,36 @@ struct GemmRunner::Impl {
     if (handle) cublasLtDestroy(handle);
   }
 
+  // The heuristic's algorithms (best first) for plan's descriptors, with our workspace and pointer alignments.
+  void find_algos(Plan& plan, const PlanKey& key) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    QSFT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const uint64_t ws = kWorkspaceBytes;
+    const uint32_t aligns[4] = {key.align_a, key.align_b, key.align_c, key.align_c};
+    const cublasLtMatmulPreferenceAttributes_t align_attrs[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    cublasLtMatmulHeuristicResult_t results[kMaxAlgos] = {};
+    int found = 0;
+    try {
+      QSFT_CUBLAS_CHECK(
+          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+      for (int i = 0; i < 4; ++i)
+        QSFT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attrs[i], &aligns[i], sizeof aligns[i]));
+      const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, plan.op, plan.a, plan.b, plan.c, plan.c, pref,
+                                                               kMaxAlgos, results, &found);
+      if (st != CUBLAS_STATUS_SUCCESS)
+        throw std::runtime_error("cublasLtMatmulAlgoGetHeuristic: cuBLAS status " + std::to_string(int(st)) + " (" +
+                                 cublasGetStatusString(st) + ") for the " + describe(key));
+    } catch (...) {
+      cublasLtMatmulPreferenceDestroy(pref);
+      throw;
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    for (int i = 0; i < found; ++i)
+      if (results[i].state == CUBLAS_STATUS_SUCCESS) plan.algos[plan.num_algos++] = results[i].algo;
+  }
+
   Plan& plan_for(const PlanKey& key) {
     auto it = plans.find(key);
     if (it != plans.end()) return *it->second;
@@ -116,35 +173,31 @@ struct GemmRunner::Impl {
                                                  key.ldb));
     QSFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, ct, key.m, key.n, key.ldc));
 
-    cublasLtMatmulPreference_t pref = nullptr;
-    QSFT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const uint64_t ws = kWorkspaceBytes;
-    const uint32_t aligns[4] = {key.align_a, key.align_b, key.align_c, key.align_c};
-    const cublasLtMatmulPreferenceAttributes_t align_attrs[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    try {
-      QSFT_CUBLAS_CHECK(
-          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-      for (int i = 0; i < 4; ++i)
-        QSFT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attrs[i], &aligns[i], sizeof aligns[i]));
-      QSFT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, plan->op, plan->a, plan->b, plan->c, plan->c, pref, 1,
-                                                       &result, &found));
-    } catch (...) {
-      cublasLtMatmulPreferenceDestroy(pref);
-      throw;
-    }
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (found == 0)
-      throw std::runtime_error("cuBLASLt has no algorithm for the GEMM (column-major) m=" + std::to_string(key.m) +
-                               " n=" + std::to_string(key.n) + " k=" + std::to_string(key.k) + " lda=" +
-                               std::to_string(key.lda) + " ldb=" + std::to_string(key.ldb) + " ldc=" +
-                               std::to_string(key.ldc) + " ab=" + dtype_name(key.ab_type) + " c=" +
-                               dtype_name(key.c_type));
-    plan->algo = result.algo;
+    find_algos(*plan, key);
+    if (plan->num_algos == 0) throw std::runtime_error("cuBLASLt has no algorithm for the " + describe(key));
     return *plans.emplace(key, std::move(plan)).first->second;
+  }
+
+  // Runs the plan's first algorithm that launches; one that fails is reported on stderr and skipped for good. Under
+  // QSFT_SYNC_LAUNCHES / CUDA_LAUNCH_BLOCKING the GEMM is synchronised, so a fault inside it is named here.
+  void matmul(Plan& plan, const PlanKey& key, const void* A, const void* B, void* C, float alpha, float beta) {
+    std::string failures;
+    for (; plan.next < plan.num_algos; ++plan.next) {
+      const cublasStatus_t st = cublasLtMatmul(handle, plan.op, &alpha, B, plan.a, A, plan.b, &beta, C, plan.c, C,
+                                               plan.c, &plan.algos[plan.next], workspace, kWorkspaceBytes,
+                                               as_stream(stream));
+      if (st == CUBLAS_STATUS_SUCCESS) {
+        if (sync_launches()) check_cuda(cudaStreamSynchronize(as_stream(stream)), describe(key).c_str(), __FILE__,
+                                        __LINE__);
+        return;
+      }
+      failures += std::string(failures.empty() ? "" : ", ") + cublasGetStatusString(st);
+      std::fprintf(stderr, "cuBLASLt: algorithm %d of %d failed (%s) for the %s\n", plan.next + 1, plan.num_algos,
+                   cublasGetStatusString(st), describe(key).c_str());
+    }
+    throw std::runtime_error("cuBLASLt: every algorithm failed (" +
+                             (failures.empty() ? std::string("on earlier calls") : failures) + ") for the " +
+                             describe(key));
   }
 
   // op's storage as bf16: itself, or a packed bf16 copy (ld = cols) in `scratch` when it is F32.
@@ -169,8 +222,9 @@ void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_
   const bool all_f32 = A_in.dtype == DType::F32 && B_in.dtype == DType::F32 && C.dtype == DType::F32;
   const GemmOperand A = all_f32 ? A_in : impl_->as_bf16(A_in, impl_->cast_a);
   const GemmOperand B = all_f32 ? B_in : impl_->as_bf16(B_in, impl_->cast_b);
-  for (const GemmOperand* x : {&A, &B, &C})
-    QSFT_CHECK(alignment_of(x->data) >= dtype_size(x->dtype), "gemm operand not aligned to its element size");
+  check_alignment(A, "A");
+  check_alignment(B, "B");
+  check_alignment(C, "C");
   const PlanKey key{N,        M,          K,          B.ld,
                     A.ld,     C.ld,       transB,     transA,
                     bias != nullptr,      A.dtype,    C.dtype,
@@ -179,9 +233,7 @@ void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_
   if (bias)
     QSFT_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-  QSFT_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, plan.op, &alpha, B.data, plan.a, A.data, plan.b, &beta, C.data,
-                                   plan.c, C.data, plan.c, &plan.algo, impl_->workspace, kWorkspaceBytes,
-                                   as_stream(impl_->stream)));
+  impl_->matmul(plan, key, A.data, B.data, C.data, alpha, beta);
 }
 
 }  // namespace qsft::cuda

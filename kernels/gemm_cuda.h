@@ -1,6 +1,7 @@
 // The cuBLASLt GEMM behind CudaOps::gemm: row-major operands with leading dimensions, fp32 accumulation, bf16 or
-// fp32 storage, bias epilogue, beta = 1 accumulation. Descriptors and the chosen algorithm are cached per shape,
-// leading dimensions, dtypes, epilogue and pointer alignment; one 32 MiB workspace.
+// fp32 storage, bias epilogue, beta = 1 accumulation. Descriptors and the heuristic's 8 best algorithms are cached
+// per shape, leading dimensions, dtypes, epilogue and pointer alignment; when a launch fails the next algorithm is
+// tried (and kept), and an error names the shapes, dtypes, leading dimensions and alignments. One 32 MiB workspace.
 // Plain C++ declarations (no CUDA types): the stream is a void* cudaStream_t.
 #pragma once
 #include <cstdint>

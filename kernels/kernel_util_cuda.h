@@ -11,8 +11,10 @@
 #include "engine/base/tensor.h"
 
 #define QSFT_CUDA_CHECK(call) ::qsft::cuda::check_cuda((call), #call, __FILE__, __LINE__)
-// After every launch: a bad configuration shows here, at the launching line.
-#define QSFT_CUDA_CHECK_LAUNCH() ::qsft::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+// After every launch: a bad configuration shows here, at the launching line and function. Kernels run
+// asynchronously, so a fault inside one surfaces at a later call; with QSFT_SYNC_LAUNCHES=1 or
+// CUDA_LAUNCH_BLOCKING=1 in the environment every launch is also synchronised, so the fault is named here.
+#define QSFT_CUDA_CHECK_LAUNCH() ::qsft::cuda::check_launch(__func__, __FILE__, __LINE__)
 
 namespace qsft::cuda {
 
@@ -22,6 +24,14 @@ inline void check_cuda(cudaError_t e, const char* what, const char* file, int li
   if (e != cudaSuccess)
     throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": " +
                              cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+}
+
+bool sync_launches();  // kernels/runtime_cuda.h
+
+inline void check_launch(const char* launcher, const char* file, int line) {
+  const std::string what = std::string("kernel launch in ") + launcher + "()";
+  check_cuda(cudaGetLastError(), what.c_str(), file, line);
+  if (sync_launches()) check_cuda(cudaDeviceSynchronize(), (what + ", synchronised").c_str(), file, line);
 }
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }

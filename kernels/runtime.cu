@@ -2,8 +2,21 @@
 #include "kernels/runtime_cuda.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace qsft::cuda {
+
+bool sync_launches() {
+  static const bool on = [] {
+    for (const char* name : {"QSFT_SYNC_LAUNCHES", "CUDA_LAUNCH_BLOCKING"}) {
+      const char* v = std::getenv(name);
+      if (v && *v && std::strcmp(v, "0") != 0) return true;
+    }
+    return false;
+  }();
+  return on;
+}
 
 int device_count(std::string* why) {
   int n = 0;
@@ -28,12 +41,24 @@ std::string device_description() {
   return buf;
 }
 
+namespace {
+// A failed call in a destructor: printed once (after a sticky fault every later call fails the same way); the
+// runtime unloading at process exit is no error.
+void report_quietly(cudaError_t e, const char* what) {
+  static bool reported = false;
+  if (e == cudaSuccess || e == cudaErrorCudartUnloading || reported) return;
+  reported = true;
+  std::fprintf(stderr, "CUDA error during cleanup (%s): %s (%s); later cleanup errors are not printed\n", what,
+               cudaGetErrorName(e), cudaGetErrorString(e));
+}
+}  // namespace
+
 void* stream_create() {
   cudaStream_t s = nullptr;
-  QSFT_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  QSFT_CUDA_CHECK(cudaStreamCreate(&s));
   return s;
 }
-void stream_destroy(void* stream) { cudaStreamDestroy(as_stream(stream)); }  // at teardown: nothing to report to
+void stream_destroy(void* stream) { report_quietly(cudaStreamDestroy(as_stream(stream)), "cudaStreamDestroy"); }
 void stream_sync(void* stream) { QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream))); }
 
 void* device_alloc(size_t bytes, void* stream) {
@@ -43,7 +68,10 @@ void* device_alloc(size_t bytes, void* stream) {
   QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
   return p;
 }
-void device_free(void* p) { cudaFree(p); }  // also runs from destructors: never throws
+void device_free(void* p, void* stream) {
+  report_quietly(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize before cudaFree");
+  report_quietly(cudaFree(p), "cudaFree");
+}
 
 void copy_h2d(void* dst, const void* host_src, size_t bytes, void* stream) {
   if (bytes == 0) return;
@@ -66,7 +94,27 @@ void fill_bytes(void* p, int byte, size_t bytes, void* stream) {
 }
 
 ScratchBuffer::~ScratchBuffer() {
-  if (data_) cudaFree(data_);
+  if (data_) report_quietly(cudaFree(data_), "cudaFree (scratch)");
+}
+
+EventTimer::EventTimer(void* stream) : stream_(stream) {
+  cudaEvent_t a = nullptr, b = nullptr;
+  QSFT_CUDA_CHECK(cudaEventCreate(&a));
+  start_ = a;
+  QSFT_CUDA_CHECK(cudaEventCreate(&b));
+  stop_ = b;
+}
+EventTimer::~EventTimer() {
+  if (stop_) report_quietly(cudaEventDestroy(static_cast<cudaEvent_t>(stop_)), "cudaEventDestroy");
+  if (start_) report_quietly(cudaEventDestroy(static_cast<cudaEvent_t>(start_)), "cudaEventDestroy");
+}
+void EventTimer::start() { QSFT_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(start_), as_stream(stream_))); }
+float EventTimer::stop_ms() {
+  QSFT_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(stop_), as_stream(stream_)));
+  QSFT_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop_)));
+  float ms = 0.0f;
+  QSFT_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start_), static_cast<cudaEvent_t>(stop_)));
+  return ms;
 }
 
 void* ScratchBuffer::get(size_t bytes) {

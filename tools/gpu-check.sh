@@ -1,52 +1,183 @@
 #!/usr/bin/env bash
-# One command on a machine with an NVIDIA GPU: build for sm_90 (override with CUDA_ARCH=80 etc.), run every GPU
-# test, run compute-sanitizer (memcheck, racecheck) over the op tests, run the micro-benchmarks, and print a
-# summary table last. Logs go to $LOG_DIR (default <build>/gpu-check). Exit status: 0 when every stage passed.
-#   tools/gpu-check.sh [build-dir]
+# tools/gpu-check.sh: the whole GPU check of qwen-sft as one bounded command, run on the GPU machine from the repo
+# root with the folder tools/gpu-kit.sh assembled (build-gpucarry/) beside the sources. Results go to $OUT.
+#   bash tools/gpu-check.sh                       every stage within BUDGET seconds (default 500)
+#   ONLY='test-gemm|memcheck-.*' BUDGET=200 bash tools/gpu-check.sh     a short follow-up run
+# Stages, in order (each under its own timeout, shrunk to the time left; later ones get NOTIME when none is left):
+#   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
+#   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
+#   -> test-model-step -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
+#   -> e2e-0.5b -> bench-quick -> e2e-7b -> bench-full
+# Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
+# "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
+# e2e.log, bench.log, build.log (only when the carried binaries do not start). A skipped test is SKIPPED, never
+# PASS; QSFT_REQUIRE_GPU=1 (the default here) turns the GPU tests' skips into failures.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-BUILD=${1:-build-gpu}
-ARCH=${CUDA_ARCH:-90}
-LOG_DIR=${LOG_DIR:-$BUILD/gpu-check}
-JOBS=${JOBS:-$(nproc)}
-mkdir -p "$LOG_DIR"
-SANITIZER=${SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KIT=${KIT:-$ROOT/build-gpucarry}
+OUT=${OUT:-$ROOT/gpu-out}
+BUDGET=${BUDGET:-500}
+MIN_STAGE=${MIN_STAGE:-10}  # a stage that would get fewer seconds than this is NOTIME
+MAX_STAGE=${MAX_STAGE:-600}  # caps every stage's timeout (the dry run's hanging stage)
+export QSFT_REQUIRE_GPU=${QSFT_REQUIRE_GPU:-1} PYTHONUNBUFFERED=1
+SUMMARY=$OUT/summary.txt TESTS=$OUT/tests.log SAN=$OUT/sanitizer.log E2E=$OUT/e2e.log BENCH=$OUT/bench.log
+T0=$SECONDS
 
-declare -a NAMES STATUS SECONDS_TAKEN
-run_stage() {  # run_stage NAME COMMAND...: runs it, logs to $LOG_DIR/NAME.log, records PASS/FAIL and time
-  local name=$1; shift
-  local t0=$SECONDS
-  echo "==> $name: $*"
-  if "$@" > "$LOG_DIR/$name.log" 2>&1; then STATUS+=(PASS); else STATUS+=(FAIL); tail -n 30 "$LOG_DIR/$name.log"; fi
-  NAMES+=("$name"); SECONDS_TAKEN+=($((SECONDS - t0)))
+# ---- internal commands (run under `timeout` as their own process) ----
+# --isolated BIN: every test of BIN in its own process (a sticky CUDA fault cannot spoil the next test).
+if [ "${1:-}" = --isolated ]; then
+  bin=$2 failed=0
+  for t in $("$bin" --gtest_list_tests | awk '/^[^ ]/{s=$1} /^  /{print s $1}'); do
+    echo "---- $t"
+    "$bin" --gtest_filter="$t" || failed=1
+  done
+  exit $failed
+fi
+
+left() { echo $((BUDGET - (SECONDS - T0))); }
+mkdir -p "$OUT"
+
+# stage NAME TIMEOUT KEEP LOG CMD...: runs CMD with at most TIMEOUT seconds, keeping KEEP seconds of the budget
+# for the stages after it; output appended to LOG as it runs. Sets RESULT to the stage's outcome.
+RESULT=""
+LAST_LOG=$(mktemp)  # the output of the last stage, for its verdict
+trap 'rm -f "$LAST_LOG"' EXIT
+stage() {
+  local name=$1 to=$2 keep=$3 log=$4
+  shift 4
+  if [ -n "${ONLY:-}" ] && ! [[ $name =~ ^(${ONLY})$ ]]; then RESULT=FILTERED; return; fi
+  local avail=$(($(left) - keep))
+  ((to > avail)) && to=$avail
+  ((to > MAX_STAGE)) && to=$MAX_STAGE
+  if ((to < MIN_STAGE)); then
+    printf '%-30s %-7s %4s %5s\n' "$name" NOTIME - 0 >> "$SUMMARY"
+    RESULT=NOTIME
+    return
+  fi
+  echo "==== $name (timeout ${to}s, $(date -u +%T)): $*" >> "$log"
+  local t=$SECONDS
+  # timeout signals its whole process group: children of CMD are ended with it
+  timeout -k 5 "$to" "$@" 2>&1 | tee -a "$log" > "$LAST_LOG"
+  local rc=${PIPESTATUS[0]}
+  RESULT=PASS
+  if ((rc == 124 || rc == 137)); then
+    RESULT=TIMEOUT
+  elif ((rc == 77)); then
+    RESULT=SKIPPED
+  elif ((rc != 0)); then
+    RESULT=FAIL
+  elif grep -qE '^\[  SKIPPED \]|^skipped: ' "$LAST_LOG"; then
+    RESULT=SKIPPED
+  elif grep -qE '^\[==========\] 0 tests from' "$LAST_LOG"; then
+    RESULT=FAIL  # a filter that matched no test (a renamed test) must not pass
+    echo "(no test matched the filter)" >> "$log"
+  fi
+  printf '%-30s %-7s %4s %5s\n' "$name" "$RESULT" "$rc" $((SECONDS - t)) >> "$SUMMARY"
+  echo "==== $name: $RESULT rc=$rc $((SECONDS - t))s" >> "$log"
 }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$LOG_DIR/gpu.txt" 2>&1 || true
-# CMAKE_CUDA20_*: CMake 3.25 does not know nvcc 13's C++20 flag (harmless where it does).
-run_stage configure cmake -S . -B "$BUILD" -G Ninja -DQSFT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
-  -DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20 -DCMAKE_CUDA20_EXTENSION_COMPILE_OPTION=-std=c++20
-run_stage build cmake --build "$BUILD" -j "$JOBS"
-run_stage build-bench cmake --build "$BUILD" -j "$JOBS" --target benchmarks
-run_stage gpu-tests ctest --test-dir "$BUILD" -R '^gpu/' --output-on-failure
-# The sanitizers slow kernels 10-100x: the op tests at the small shapes (the Qwen-size cases are left out).
-for tool in memcheck racecheck; do
-  for t in "$BUILD"/tests/gpu_ops_*_test; do
-    run_stage "$tool-$(basename "$t")" "$SANITIZER" --tool "$tool" --error-exitcode 1 "$t" --gtest_filter='-*Qwen*'
-  done
-done
-for b in "$BUILD"/bench/gpu_*_bench; do
-  run_stage "bench-$(basename "$b")" "$b"
-  cat "$LOG_DIR/bench-$(basename "$b").log"
-done
-grep -h "^\[ GPU" "$LOG_DIR"/gpu-tests.log > "$LOG_DIR/accuracy.txt" 2>/dev/null || true
+# ---- env: GPU, driver, clocks, toolkit, Python packages, the kit ----
+{
+  echo "# qwen-sft gpu-check $(date -u +%FT%TZ) kit $(cat "$KIT/COMMIT" 2>/dev/null || echo '(none)') budget ${BUDGET}s"
+  q=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,temperature.gpu,power.draw
+  echo "# $q: $(nvidia-smi --query-gpu=$q --format=csv,noheader 2>&1 | head -1)"
+  echo "# nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+  echo "# compute-sanitizer: $(compute-sanitizer --version 2>/dev/null | tail -1)"
+  echo "# python: $(python3 -c 'import sys, torch, transformers, peft
+print(sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__,
+      "peft", peft.__version__)' 2>&1 | tail -1)"
+  echo "# cpus $(nproc), $(free -g 2>/dev/null | awk '/Mem:/{print $2 " GiB"}')"
+} >> "$SUMMARY"
+stage env 30 0 "$TESTS" nvidia-smi -q -d CLOCK,MEMORY,PERFORMANCE,TEMPERATURE,POWER
 
-echo
-echo "GPU: $(cat "$LOG_DIR/gpu.txt")   commit: $(git rev-parse --short HEAD 2>/dev/null || echo ?)   $(date -u +%F)"
-echo "accuracy lines: $LOG_DIR/accuracy.txt   logs: $LOG_DIR"
-printf '%-52s %-6s %8s\n' STAGE RESULT SECONDS
-failed=0
-for i in "${!NAMES[@]}"; do
-  printf '%-52s %-6s %8s\n' "${NAMES[$i]}" "${STATUS[$i]}" "${SECONDS_TAKEN[$i]}"
-  [ "${STATUS[$i]}" = PASS ] || failed=1
+# ---- libraries: the kit's lib/ first, cuBLAS(Lt) 13 from the machine; fallback/ when something is missing ----
+CUBLAS=/usr/local/cuda/lib64
+[ -e $CUBLAS/libcublasLt.so.13 ] ||
+  CUBLAS=$(dirname "$(find /usr /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)")
+export LD_LIBRARY_PATH=$KIT/lib:$CUBLAS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+BIN=$KIT/bin
+if ldd "$BIN"/* 2>/dev/null | grep -q 'not found'; then export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$KIT/fallback; fi
+missing=$(ldd "$BIN"/* 2>/dev/null | grep 'not found' | sort -u | tr -s ' \t\n' ' ')
+echo "# cublasLt from $CUBLAS; unresolved: ${missing:-none}" >> "$SUMMARY"
+# The tests read fixtures under the source path baked in at build time: point it here when it does not exist.
+SRC=$(cat "$KIT/SOURCE_DIR" 2>/dev/null || echo "$ROOT")
+if [ "$SRC" != "$ROOT" ] && [ ! -e "$SRC" ]; then mkdir -p "$(dirname "$SRC")" && ln -s "$ROOT" "$SRC"; fi
+
+# ---- the carried binaries do not start here: build on the machine (16 cores) from the kit's deps/ ----
+if ! "$BIN/gpu_ops_gemm_test" --gtest_list_tests > /dev/null 2>&1; then
+  D=$KIT/deps B=/tmp/qsft-build
+  export PKG_CONFIG_SYSROOT_DIR=$D PKG_CONFIG_LIBDIR=$D/usr/lib/x86_64-linux-gnu/pkgconfig
+  export LD_LIBRARY_PATH=$D/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+  PKGC=$(command -v pkg-config || echo "$D/usr/bin/pkgconf")
+  stage configure 90 300 "$OUT/build.log" cmake -S "$ROOT" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON -DPKG_CONFIG_EXECUTABLE="$PKGC" \
+    -DGTest_DIR="$D/usr/lib/x86_64-linux-gnu/cmake/GTest" -DCMAKE_PREFIX_PATH="$D/usr" -DBUILD_TESTING=ON
+  # shellcheck disable=SC2046
+  stage build 300 200 "$OUT/build.log" cmake --build "$B" -j "$(nproc)" --target gpu_ops_bench qwen-sft \
+    $(cd "$ROOT/tests/gpu" && ls ./*_test.cpp | sed 's|^\./||; s|\.cpp$||')
+  BIN=/tmp/qsft-bin
+  mkdir -p "$BIN"
+  cp "$B"/tests/gpu_*_test "$B"/bench/gpu_ops_bench "$B"/qwen-sft "$BIN"/ 2>> "$OUT/build.log"
+fi
+
+# ---- smoke: CUDA start-up, one elementwise kernel, one cuBLASLt GEMM ----
+stage smoke-elementwise 60 0 "$TESTS" "$BIN/gpu_ops_elementwise_test" \
+  --gtest_filter='GpuElementwise.AddScaleDropoutCopyMatchCpu'
+SMOKE=$RESULT
+stage smoke-gemm 60 0 "$TESTS" "$BIN/gpu_ops_gemm_test" --gtest_filter='GpuGemm.TransposesBiasBetaAndSlicesMatchCpu'
+# CONTINUE_WITHOUT_GPU=1 runs every stage anyway (a dry run of this script on a machine without a GPU).
+if [[ $SMOKE =~ FAIL|SKIPPED|TIMEOUT && $RESULT =~ FAIL|SKIPPED|TIMEOUT ]] && [ -z "${CONTINUE_WITHOUT_GPU:-}" ]; then
+  echo "# no usable GPU (both smoke stages $SMOKE/$RESULT): stopped; see tests.log" >> "$SUMMARY"
+  cat "$SUMMARY"
+  exit 2
+fi
+
+# ---- every GPU op test binary, then the whole training step ----
+for bin in "$BIN"/gpu_ops_*_test; do
+  fam=${bin##*/gpu_ops_}
+  fam=${fam%_test}
+  stage "test-$fam" 150 0 "$TESTS" "$bin"
+  if [ "$RESULT" = FAIL ] && grep -qE 'cudaError|CUDA error|illegal|misaligned|unspecified launch' "$LAST_LOG"; then
+    CUDA_LAUNCH_BLOCKING=1 stage "test-$fam-isolated" 150 0 "$TESTS" bash "$0" --isolated "$bin"
+  fi
 done
-exit $failed
+stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
+stage hf-parity 180 0 "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
+grep -h '^\[ GPU\|^hf-parity' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
+
+# ---- compute-sanitizer on every op test at its small shapes (kernels run 10-100x slower under it) ----
+CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+sanitize() {  # sanitize TOOL BIN TIMEOUT
+  local fam=${2##*/gpu_ops_}
+  stage "$1-${fam%_test}" "$3" 200 "$SAN" "$CS" --tool "$1" --error-exitcode 1 --print-limit 20 "$2" \
+    --gtest_filter='-*Qwen*'
+}
+for bin in "$BIN"/gpu_ops_*_test; do sanitize memcheck "$bin" 90; done
+for bin in "$BIN"/gpu_ops_*_test; do sanitize racecheck "$bin" 90; done
+sanitize synccheck "$BIN/gpu_ops_attention_test" 60
+sanitize initcheck "$BIN/gpu_ops_attention_test" 60
+sanitize initcheck "$BIN/gpu_ops_loss_test" 60
+
+# ---- end to end (ours and transformers + PEFT on the same GPU), benchmarks with the ceilings of this run ----
+E2E_ARGS=(--bin "$BIN/qwen-sft" --kit "$KIT" --work /tmp/qsft-e2e)
+stage e2e-0.5b 170 60 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b --steps 12
+stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
+stage e2e-7b 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
+  --recompute
+stage bench-full 300 0 "$BENCH" "$BIN/gpu_ops_bench"
+
+# ---- report: the tables first, the stage summary last (only the end of the output may be kept) ----
+echo "# total $((SECONDS - T0))s of ${BUDGET}s" >> "$SUMMARY"
+echo "== accuracy: $(grep -c '^\[ GPU' "$OUT/accuracy.txt" 2>/dev/null) compared outputs, $(grep -c 'FAILED$' \
+  "$OUT/accuracy.txt" 2>/dev/null) over tolerance; the 15 nearest to their tolerance =="
+# "... | <measure> <value> <= <tolerance> ok|FAILED": sorted by value / tolerance
+awk '/^\[ GPU/{for (i = 1; i < NF; ++i) if ($i == "|") {print ($(i + 4) > 0 ? $(i + 2) / $(i + 4) : 0) "\t" $0; break}}' \
+  "$OUT/accuracy.txt" 2>/dev/null | sort -g -r | head -15 | cut -f2-
+grep -h '^hf-parity' "$OUT/accuracy.txt" 2>/dev/null
+echo "== bench =="
+grep -hE '^\||^ceilings' "$BENCH" 2>/dev/null | head -60
+echo "== e2e =="
+grep -hE '^E2E|^profile' "$E2E" 2>/dev/null
+echo "== summary ($OUT/summary.txt) =="
+cat "$SUMMARY"
+! grep -qE ' (FAIL|TIMEOUT|SKIPPED|NOTIME) ' "$SUMMARY"

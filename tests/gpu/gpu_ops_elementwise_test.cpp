@@ -63,6 +63,8 @@ TEST(GpuReduce, SumSquaresMatchesCpuAndIsDeterministic) {
   for (int64_t n : {int64_t(1), int64_t(4095), int64_t(4097), int64_t(3) << 22}) {
     Both x(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng));
     const double want = cpu->sum_squares(x.c.t), got = gpu->sum_squares(x.g.t);
+    std::printf("[ GPU      ] sum_squares [%lld] gpu %.17g cpu %.17g rel. error %.2e (tolerance 1e-12)\n",
+                static_cast<long long>(n), got, want, std::fabs(got - want) / want);
     EXPECT_NEAR(got, want, 1e-12 * want) << "n=" << n;
     EXPECT_EQ(gpu->sum_squares(x.g.t), got) << "same input, same bits";
   }

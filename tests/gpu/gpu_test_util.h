@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +21,8 @@
 
 namespace qsft::test {
 
-// The CUDA backend, or nullptr with the reason in *why (no device, or a build without CUDA).
+// The CUDA backend, or nullptr with the reason in *why (no device, a build without CUDA, or a device left unusable
+// by a fault in an earlier test of this process: CUDA errors such as cudaErrorIllegalAddress are sticky).
 inline std::unique_ptr<Ops> try_cuda_ops(std::string* why) {
   try {
     return make_cuda_ops();
@@ -29,11 +32,21 @@ inline std::unique_ptr<Ops> try_cuda_ops(std::string* why) {
   }
 }
 
-// Declares `gpu` (std::unique_ptr<Ops>) and `cpu`, or skips the test printing why there is no GPU.
-#define QSFT_REQUIRE_GPU()                                                                   \
-  std::string qsft_no_gpu_reason;                                                            \
-  std::unique_ptr<::qsft::Ops> gpu = ::qsft::test::try_cuda_ops(&qsft_no_gpu_reason);        \
-  if (!gpu) GTEST_SKIP() << "skipped: no CUDA device (" << qsft_no_gpu_reason << ")";        \
+// QSFT_REQUIRE_GPU=1 in the environment (tools/gpu-check.sh sets it): a missing GPU fails instead of skipping.
+inline bool gpu_required() {
+  const char* v = std::getenv("QSFT_REQUIRE_GPU");
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+// Declares `gpu` (std::unique_ptr<Ops>) and `cpu`. Without a CUDA device the test is skipped saying why (a failure
+// when QSFT_REQUIRE_GPU=1); with a device whose backend cannot start (e.g. after a fault in an earlier test of the
+// same binary) it fails: a broken GPU is never reported as a skip.
+#define QSFT_REQUIRE_GPU()                                                                                  \
+  std::string qsft_no_gpu_reason;                                                                           \
+  std::unique_ptr<::qsft::Ops> gpu = ::qsft::test::try_cuda_ops(&qsft_no_gpu_reason);                       \
+  if (!gpu && (::qsft::cuda_available() || ::qsft::test::gpu_required()))                                  \
+    FAIL() << "the CUDA backend did not start (" << qsft_no_gpu_reason << ")";                              \
+  if (!gpu) GTEST_SKIP() << "skipped: no CUDA device (" << qsft_no_gpu_reason << ")";                       \
   std::unique_ptr<::qsft::Ops> cpu = ::qsft::make_cpu_ops()
 
 inline float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
@@ -118,50 +131,77 @@ struct OpsLayout {
   SeqLayout seq;
 };
 
-// ||got - want|| / ||want||; NaN anywhere gives infinity (an unwritten or broken output).
-inline double rel_l2_error(const std::vector<float>& got, const std::vector<float>& want) {
-  if (got.size() != want.size()) return INFINITY;
-  double num = 0.0, den = 0.0;
+// How far a GPU result is from the CPU reference. NaN or infinity anywhere in got (an unwritten or broken output)
+// makes every measure the worst value.
+struct ErrorMeasures {
+  double max_abs = 0.0;  // max |got - want|
+  double max_ref = 0.0;  // max |want| (the scale of max_abs)
+  double rel_l2 = 0.0;   // ||got - want|| / ||want|| (the absolute L2 when want is 0)
+  double cosine = 1.0;   // <got, want> / (||got|| ||want||); 1 when both are 0
+};
+
+inline ErrorMeasures measure(const std::vector<float>& got, const std::vector<float>& want) {
+  ErrorMeasures m;
+  if (got.size() != want.size()) return {INFINITY, 0.0, INFINITY, -1.0};
+  double num = 0.0, ww = 0.0, gg = 0.0, gw = 0.0;
   for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
+    if (!std::isfinite(got[i])) return {INFINITY, m.max_ref, INFINITY, -1.0};
+    const double g = got[i], w = want[i];
+    m.max_abs = std::max(m.max_abs, std::fabs(g - w));
+    m.max_ref = std::max(m.max_ref, std::fabs(w));
+    num += (g - w) * (g - w);
+    ww += w * w;
+    gg += g * g;
+    gw += g * w;
   }
-  return den == 0.0 ? std::sqrt(num) : std::sqrt(num / den);
+  m.rel_l2 = ww == 0.0 ? std::sqrt(num) : std::sqrt(num / ww);
+  m.cosine = ww == 0.0 && gg == 0.0 ? 1.0 : (ww == 0.0 || gg == 0.0 ? 0.0 : gw / std::sqrt(ww * gg));
+  return m;
 }
 
-inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0.0, aa = 0.0, bb = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
+inline double rel_l2_error(const std::vector<float>& got, const std::vector<float>& want) {
+  return measure(got, want).rel_l2;
 }
+inline double cosine(const std::vector<float>& a, const std::vector<float>& b) { return measure(a, b).cosine; }
 
 // Relative L2 tolerance of an output stored in dtype d after fp32 math on identical inputs.
 inline double tolerance(DType d) { return d == DType::BF16 ? 1e-2 : 1e-5; }
 
+// One line per compared output (tools/gpu-check.sh collects them into accuracy.txt): every measure, then the one
+// checked against the tolerance.
+inline void print_measures(const std::string& what, const ErrorMeasures& m, const char* checked, double value,
+                           double tol) {
+  std::printf("[ GPU      ] %-56s max|err| %.2e (max|ref| %.2e)  rel.L2 %.2e  cos %.6f  | %s %.2e <= %.0e %s\n",
+              what.c_str(), m.max_abs, m.max_ref, m.rel_l2, m.cosine, checked, value, tol,
+              value <= tol ? "ok" : "FAILED");
+}
+
+// The relative L2 error is checked.
 inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
                          const std::string& what) {
-  const double err = rel_l2_error(got, want);
-  std::printf("[ GPU      ] %-48s rel. L2 error %.2e (tolerance %.0e)\n", what.c_str(), err, tol);
+  const ErrorMeasures m = measure(got, want);
+  print_measures(what, m, "rel.L2", m.rel_l2, tol);
+  EXPECT_LE(m.rel_l2, tol) << what;
+}
+
+// max |got - want| / max |want| is checked: one wrong row among thousands hides in the relative L2 error, not here.
+inline void expect_max_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
+                             const std::string& what) {
+  const ErrorMeasures m = measure(got, want);
+  const double err = m.max_ref == 0.0 ? m.max_abs : m.max_abs / m.max_ref;
+  print_measures(what, m, "max|err|/max|ref|", err, tol);
   EXPECT_LE(err, tol) << what;
 }
 
-// max |got - want| / max |want|: one wrong row among thousands hides in the relative L2 error, not here.
-inline void expect_max_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
-                             const std::string& what) {
-  double worst = got.size() == want.size() ? 0.0 : INFINITY, scale = 0.0;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-    if (!std::isfinite(got[i])) worst = INFINITY;
-    worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(double(want[i])));
+// The GPU result of `what`, read back. A CUDA fault in any kernel queued before the read surfaces here: the error
+// then names the op whose output was being read (the first candidate; CUDA_LAUNCH_BLOCKING=1 names the kernel).
+inline std::vector<float> read_gpu_result(const OpsTensor& t, const std::string& what) {
+  try {
+    return t.get();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("CUDA error reading the result of " + what +
+                             " (a fault in this op or one queued before it): " + e.what());
   }
-  const double err = scale == 0.0 ? worst : worst / scale;
-  std::printf("[ GPU      ] %-48s max abs. error / max %.2e (tolerance %.0e)\n", what.c_str(), err, tol);
-  EXPECT_LE(err, tol) << what;
 }
 
 // One input or output on both backends: F32 on the CPU, `dtype` on the GPU, holding the same stored values
@@ -175,10 +215,14 @@ struct Both {
     c.set(as_stored(values, dtype));
     g.set(values);
   }
-  // The GPU result against the CPU result.
-  void expect_close(double tol, const std::string& what) const { test::expect_close(g.get(), c.get(), tol, what); }
+  // The GPU result against the CPU result; `what` names the op, the shape is appended.
+  void expect_close(double tol, const std::string& what) const {
+    const std::string w = what + " " + g.t.shape_str();
+    test::expect_close(read_gpu_result(g, w), c.get(), tol, w);
+  }
   void expect_max_close(double tol, const std::string& what) const {
-    test::expect_max_close(g.get(), c.get(), tol, what);
+    const std::string w = what + " " + g.t.shape_str();
+    test::expect_max_close(read_gpu_result(g, w), c.get(), tol, w);
   }
 };
 

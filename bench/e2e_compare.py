@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""End-to-end training throughput on one GPU: qwen-sft against transformers + PEFT (bench/baselines/hf_peft.py) on
+the same random model of a preset (qwen-sft init-model), the real Qwen2.5 tokenizer and the same SFT files, LoRA r16
+all-linear (alpha 32, dropout 0.05), packed 4096-token bins, 16384 tokens per micro-batch, AdamW.
+Prints, for each side, steady-state tokens/s (steps 3..N), seconds per step, peak GPU memory (nvidia-smi, both
+sides measured the same way) and the step time by op family (qwen-sft: QSFT_PROFILE=1; HF: torch.profiler on one
+step), then the ratio ours/theirs. Run by tools/gpu-check.sh (stages e2e-0.5b, e2e-7b).
+  e2e_compare.py --bin QWEN_SFT --kit build-gpucarry --preset qwen2.5-0.5b --steps 12 [--recompute] [--device cpu]
+--device cpu with --preset tiny checks this script on a machine without a GPU (no HF side)."""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class GpuMemoryPeak:
+    """Largest nvidia-smi memory.used (MiB) while running, minus the value at the start."""
+
+    def __init__(self):
+        self.base = self.peak = None
+        self.proc = None
+
+    def __enter__(self):
+        if shutil.which("nvidia-smi") is None:
+            return self
+        cmd = ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-lms", "200"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                v = float(line.split(",")[0])
+            except ValueError:
+                continue
+            self.base = v if self.base is None else self.base
+            self.peak = v if self.peak is None else max(self.peak, v)
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait()
+
+    def gib(self):
+        return None if self.peak is None else (self.peak - self.base) / 1024.0
+
+
+def steady(points):
+    """points: (cumulative tokens, cumulative seconds) per step. Tokens/s, s/step, tokens/step over steps 3..N."""
+    if len(points) < 4:
+        return None
+    (n0, t0), (n1, t1) = points[1], points[-1]
+    steps = len(points) - 2
+    return (n1 - n0) / (t1 - t0), (t1 - t0) / steps, (n1 - n0) / steps
+
+
+def fmt_mem(gib):
+    return "n/a" if gib is None else "%.1f GiB" % gib
+
+
+def run_ours(a, model_dir, work):
+    run_dir = os.path.join(work, "run")
+    cfg = {
+        "model": model_dir,
+        "data": {"train_files": [os.path.join(a.kit, "data")], "max_length": 4096, "packing": True},
+        "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"},
+        "training": {"max_steps": a.steps, "micro_batch_tokens": 16384, "gradient_accumulation_steps": 1,
+                     "learning_rate": 1e-4, "lr_scheduler_type": "constant", "max_grad_norm": 1.0,
+                     "gradient_checkpointing": a.recompute, "seed": 42},
+        "logging_steps": 1, "save_steps": 0, "output_dir": run_dir, "device": a.device,
+    }
+    cfg_path = os.path.join(work, "cfg.json")
+    json.dump(cfg, open(cfg_path, "w"), indent=1)
+    env = dict(os.environ, QSFT_PROFILE="1")
+    t = time.time()
+    with GpuMemoryPeak() as mem:
+        p = subprocess.run([a.bin, "train", cfg_path], env=env, capture_output=True, text=True)
+    print(p.stdout[-4000:] + p.stderr[-8000:])  # the profile table is printed last, on stderr
+    if p.returncode != 0 and "no usable CUDA device" in p.stderr:
+        print("skipped: no usable CUDA device for qwen-sft")
+        sys.exit(77)
+    if p.returncode != 0:
+        sys.exit("qwen-sft train failed (%d)" % p.returncode)
+    rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if '"tokens_per_second"' in l]
+    # tokens_per_second is cumulative since the start of the run: elapsed_k = num_tokens_k / tok_s_k
+    pts = [(r["num_tokens"], r["num_tokens"] / r["tokens_per_second"]) for r in rows if r.get("tokens_per_second")]
+    s = steady(pts)
+    line = "E2E qwen-sft %s: " % a.preset
+    if s is None:
+        print(line + "too few logged steps (%d)" % len(pts))
+        return None
+    print(line + "steady %.0f tok/s over steps 3..%d (%.3f s/step, %.0f tok/step); first step %.2f s; peak GPU "
+          "memory %s; final loss %.4f; wall %.0f s" % (s[0], len(pts), s[1], s[2], pts[0][1], fmt_mem(mem.gib()),
+                                                       rows[-1]["loss"], time.time() - t))
+    return s[0]
+
+
+def run_hf(a, model_dir):
+    cmd = [sys.executable, os.path.join(HERE, "baselines", "hf_peft.py"), "--model", model_dir, "--data",
+           os.path.join(a.kit, "data"), "--steps", str(a.steps)] + (["--recompute"] if a.recompute else [])
+    with GpuMemoryPeak() as mem:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+    print(p.stdout[-6000:] + p.stderr[-4000:])
+    if p.returncode == 77:
+        print("E2E hf-peft %s: skipped (%s)" % (a.preset, p.stdout.strip().splitlines()[-1:]))
+        return None
+    res = [json.loads(l[len("HF_RESULT "):]) for l in p.stdout.splitlines() if l.startswith("HF_RESULT ")]
+    if p.returncode != 0 or not res:
+        print("E2E hf-peft %s: failed (rc %d)" % (a.preset, p.returncode))
+        return None
+    r = res[-1]
+    print("E2E hf-peft %s: steady %.0f tok/s over steps 3..%d (%.3f s/step, %.0f tok/step); peak GPU memory %s "
+          "(torch max reserved %.1f GiB); final loss %.4f" % (a.preset, r["tok_s"], r["steps"], r["s_per_step"],
+                                                           r["tok_per_step"], fmt_mem(mem.gib()),
+                                                           r["max_reserved_gib"], r["final_loss"]))
+    print("profile hf-peft %s (ms of one step, torch.profiler): %s; packed mask: %s" %
+          (a.preset, r["profile_ms_by_family"], r["packed_mask"]))
+    return r["tok_s"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--kit", required=True)
+    ap.add_argument("--preset", required=True)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--recompute", action="store_true")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--work", default="/tmp/qsft-e2e")
+    a = ap.parse_args()
+    a.bin, a.kit = os.path.abspath(a.bin), os.path.abspath(a.kit)  # the config's paths are read from its folder
+    if a.device == "cuda" and (shutil.which("nvidia-smi") is None or
+                               subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode != 0):
+        print("skipped: no GPU (nvidia-smi -L fails)")  # before writing weights (15 GB for the 7B)
+        return 77
+    work = os.path.join(a.work, a.preset)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    model_dir = os.path.join(work, "model")
+    t = time.time()
+    subprocess.run([a.bin, "init-model", "--preset", a.preset, "--out", model_dir], check=True)
+    if a.preset != "tiny":  # real-size presets have no tokenizer: the real Qwen2.5 one
+        for f in os.listdir(os.path.join(a.kit, "tok")):
+            shutil.copy(os.path.join(a.kit, "tok", f), model_dir)
+    print("init-model %s: %.0f s" % (a.preset, time.time() - t))
+    ours = run_ours(a, model_dir, work)
+    theirs = run_hf(a, model_dir) if a.device == "cuda" else None
+    if ours and theirs:
+        print("E2E ratio %s: qwen-sft / hf-peft tokens/s = %.2f" % (a.preset, ours / theirs))
+    shutil.rmtree(work, ignore_errors=True)  # the 7B weights are 15 GB
+    return 0 if ours else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
