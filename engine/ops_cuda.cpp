@@ -35,7 +35,7 @@ class CudaOps final : public Ops {
  public:
   CudaOps()
       : stream_(cuda::stream_create()), ce_scratch_(stream_), attn_scratch_(stream_), reduce_scratch_(stream_) {
-    if (profiling()) timer_ = std::make_unique<cuda::EventTimer>(stream_, kNumOpFamilies);
+    if (profiling()) timer_ = std::make_unique<cuda::FamilyTimer>(stream_, kNumOpFamilies);
   }
   ~CudaOps() override {
     timer_.reset();
@@ -168,7 +168,7 @@ class CudaOps final : public Ops {
 
   void* stream_;
   std::unique_ptr<cuda::GemmRunner> gemm_;
-  std::unique_ptr<cuda::EventTimer> timer_;  // only while profiling
+  std::unique_ptr<cuda::FamilyTimer> timer_;  // only while profiling
   cuda::ScratchBuffer ce_scratch_, attn_scratch_, reduce_scratch_;
 };
 

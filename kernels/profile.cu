@@ -6,7 +6,7 @@
 
 namespace qsft::cuda {
 
-struct EventTimer::Impl {
+struct FamilyTimer::Impl {
   cudaStream_t stream;
   std::vector<double> totals;                  // [num_slots] ms of collected pairs
   std::vector<cudaEvent_t> free;               // recycled events
@@ -40,25 +40,25 @@ struct EventTimer::Impl {
   }
 };
 
-EventTimer::EventTimer(void* stream, int num_slots) : impl_(std::make_unique<Impl>()) {
+FamilyTimer::FamilyTimer(void* stream, int num_slots) : impl_(std::make_unique<Impl>()) {
   impl_->stream = as_stream(stream);
   impl_->totals.assign(size_t(num_slots), 0.0);
 }
 
-EventTimer::~EventTimer() {
+FamilyTimer::~FamilyTimer() {
   // No throwing from a destructor: after a sticky CUDA error these calls fail and are ignored.
   for (auto& p : impl_->done) cudaEventDestroy(p.start), cudaEventDestroy(p.end);
   for (auto& o : impl_->open) cudaEventDestroy(o.second);
   for (cudaEvent_t e : impl_->free) cudaEventDestroy(e);
 }
 
-void EventTimer::begin(int slot) {
+void FamilyTimer::begin(int slot) {
   cudaEvent_t e = impl_->take();
   QSFT_CUDA_CHECK(cudaEventRecord(e, impl_->stream));
   impl_->open.push_back({slot, e});
 }
 
-void EventTimer::end(int slot) {
+void FamilyTimer::end(int slot) {
   if (impl_->open.empty() || impl_->open.back().first != slot) return;  // unmatched (an op threw): dropped
   cudaEvent_t start = impl_->open.back().second;
   impl_->open.pop_back();
@@ -68,7 +68,7 @@ void EventTimer::end(int slot) {
   if (impl_->done.size() >= 4096) impl_->drain(impl_->totals.data());  // bounded memory over a long run
 }
 
-void EventTimer::collect(double* ms) {
+void FamilyTimer::collect(double* ms) {
   impl_->drain(impl_->totals.data());
   for (size_t i = 0; i < impl_->totals.size(); ++i) ms[i] = impl_->totals[i];
 }

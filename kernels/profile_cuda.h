@@ -6,12 +6,12 @@
 
 namespace qsft::cuda {
 
-class EventTimer {
+class FamilyTimer {
  public:
-  EventTimer(void* stream, int num_slots);
-  ~EventTimer();
-  EventTimer(const EventTimer&) = delete;
-  EventTimer& operator=(const EventTimer&) = delete;
+  FamilyTimer(void* stream, int num_slots);
+  ~FamilyTimer();
+  FamilyTimer(const FamilyTimer&) = delete;
+  FamilyTimer& operator=(const FamilyTimer&) = delete;
 
   void begin(int slot);  // records a start event for slot
   void end(int slot);    // records the matching end event
