@@ -92,6 +92,7 @@ class Trainer {
     int64_t saved_step = first_step;  // the newest checkpoint's (or the start's) step
     for (int64_t s = st_.global_step; s < total_ && !signals_.received(); ++s) {
       step(s);
+      if (s == first_step && ops_->profiling()) ops_->profile_reset();  // steady state: the first step warms up
       const bool last = st_.global_step == total_;
       if (st_.global_step % std::max<int64_t>(cfg_.logging_steps, 1) == 0 || last) log(s);
       if (data_.eval.size() > 0 && ((cfg_.eval_steps > 0 && st_.global_step % cfg_.eval_steps == 0) || last))
@@ -105,6 +106,9 @@ class Trainer {
       if (st_.global_step > saved_step) save();
       result_.stopped_by_signal = signals_.received();
     }
+    if (ops_->profiling())
+      std::fprintf(stderr, "QSFT_PROFILE: time per op family over steps %lld..%lld (the first step excluded)\n%s",
+                   (long long)first_step + 2, (long long)st_.global_step, ops_->profile_report().c_str());
     result_.steps_this_run = st_.global_step - first_step;
     result_.steps = st_.global_step;
     if (auto last = latest_checkpoint(out_)) result_.adapter_dir = last->string();
