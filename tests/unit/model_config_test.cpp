@@ -161,12 +161,30 @@ TEST_F(ModelConfigTest, WrongTypeNamesKeyAndExpectedType) {
 }
 
 TEST_F(ModelConfigTest, UnknownArchitectureSaysWhatIsSupported) {
-  std::string msg = load_error(edited({{"architectures", R"(["Qwen3ForCausalLM"])"}, {"model_type", R"("qwen3")"}}),
-                               "Qwen3ForCausalLM");
-  EXPECT_NE(msg.find("supported: Qwen2ForCausalLM"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("Qwen3 is planned"), std::string::npos) << msg;
+  std::string msg = load_error(edited({{"architectures", R"(["LlamaForCausalLM"])"}}), "LlamaForCausalLM");
+  EXPECT_NE(msg.find("supported: Qwen2ForCausalLM (model_type qwen2), Qwen3ForCausalLM"), std::string::npos) << msg;
   msg = load_error(edited({{"model_type", R"("llama")"}}, {"architectures"}), "model_type \"llama\"");
   EXPECT_NE(msg.find("supported: Qwen2ForCausalLM"), std::string::npos) << msg;
+  // architectures and model_type must agree
+  load_error(edited({{"architectures", R"(["Qwen3ForCausalLM"])"}}), "with model_type qwen2");
+}
+
+TEST_F(ModelConfigTest, Qwen3ReadsAttentionBiasAndHeadNorms) {
+  const Qwen2Config q3 = load(edited({{"architectures", R"(["Qwen3ForCausalLM"])"},
+                                                   {"model_type", R"("qwen3")"}}));
+  EXPECT_EQ(q3.arch, ModelArch::qwen3);
+  EXPECT_TRUE(q3.qk_norm());
+  EXPECT_FALSE(q3.attention_bias) << "Qwen3's attention_bias defaults to false";
+  const Qwen2Config biased = load(edited({{"architectures", R"(["Qwen3ForCausalLM"])"},
+                                                       {"model_type", R"("qwen3")"}, {"attention_bias", "true"}}));
+  EXPECT_TRUE(biased.attention_bias && biased.o_bias());
+  // Written back and read again: the same architecture and bias.
+  const Qwen2Config again = Qwen2Config::parse(biased.to_json(), "to_json");
+  EXPECT_EQ(again.arch, ModelArch::qwen3);
+  EXPECT_TRUE(again.attention_bias);
+  const Qwen2Config q2 = load(edited({{"attention_bias", "false"}}));
+  EXPECT_TRUE(q2.attention_bias) << "Qwen2's q/k/v always have a bias";
+  EXPECT_FALSE(q2.qk_norm() || q2.o_bias());
 }
 
 TEST_F(ModelConfigTest, UnsupportedFeaturesAreRejected) {
