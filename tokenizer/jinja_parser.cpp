@@ -67,11 +67,18 @@ class Parser {
 
   // Statements until a block tag whose name is in ends (left unconsumed: the tag's "{%" and name are current).
   Body parse_body(std::initializer_list<std::string_view> ends) {
+    if (ends.size()) open_.emplace_back(*(ends.end() - 1));
+    Body body = parse_body_until(ends);
+    if (ends.size()) open_.pop_back();
+    return body;
+  }
+
+  Body parse_body_until(std::initializer_list<std::string_view> ends) {
     Body body;
     for (;;) {
       const Token& t = cur();
       if (t.type == T::eof) {
-        if (ends.size()) fail("missing '{% " + std::string(*ends.begin()) + " %}' (the template ends first)");
+        if (ends.size()) fail("missing '{% " + std::string(*(ends.end() - 1)) + " %}' (the template ends first)");
         return body;
       }
       if (t.type == T::text) {
@@ -148,6 +155,8 @@ class Parser {
       if (loop_depth_ == 0) fail("'" + kw + "' outside a loop");
       s->kind = kw == "break" ? SK::break_ : SK::continue_;
       expect_block_end();
+    } else if (kw.starts_with("end") || kw == "elif" || kw == "else") {
+      fail("unexpected '{% " + kw + " %}'" + (open_.empty() ? "" : ", expected '{% " + open_.back() + " %}'"));
     } else {
       fail("'{% " + kw + " %}' is not supported");
     }
@@ -532,6 +541,7 @@ class Parser {
   std::vector<Token> toks_;
   size_t pos_ = 0;
   int loop_depth_ = 0;
+  std::vector<std::string> open_;  // the end tag of each statement being parsed, innermost last
 };
 
 }  // namespace
