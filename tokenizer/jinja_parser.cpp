@@ -411,21 +411,15 @@ class Parser {
       expect_op(")");
       return e;
     }
-    if (skip_op("[")) {
-      auto e = node(EK::list, line);
-      while (!skip_op("]")) {
+    if (is_op("[") || is_op("{")) {  // [items] or {key: value, ...}
+      const bool is_dict = next().text == "{";
+      const std::string_view close = is_dict ? "}" : "]";
+      auto e = node(is_dict ? EK::dict : EK::list, line);
+      while (!skip_op(close)) {
         if (!e->args.empty()) expect_op(",");
-        if (skip_op("]")) break;
+        if (skip_op(close)) break;
         e->args.push_back(parse_expression(true));
-      }
-      return e;
-    }
-    if (skip_op("{")) {
-      auto e = node(EK::dict, line);
-      while (!skip_op("}")) {
-        if (!e->args.empty()) expect_op(",");
-        if (skip_op("}")) break;
-        e->args.push_back(parse_expression(true));
+        if (!is_dict) continue;
         expect_op(":");
         e->args.push_back(parse_expression(true));
       }

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 
+import chat_parity_test
 from chat_parity_test import DEEPSEEK_BOS, DEEPSEEK_TRAINING, QWEN25_TRAINING, load_conversations
 from parity_common import TESTDATA, parse_args, skip
 
@@ -69,59 +70,30 @@ FEATURES = r"""
 """
 
 
-class Jinja:
-    """jinja2 as transformers' _compile_jinja_template sets it up, recording {% generation %} spans (characters)."""
+class Jinja(chat_parity_test.Jinja):
+    """chat_parity_test's jinja2 (transformers' environment with {% generation %} spans) completed as transformers'
+    _compile_jinja_template sets it up: the loopcontrols extension and strftime_now."""
 
     def __init__(self):
-        import jinja2
         import jinja2.ext
         from datetime import datetime
-        from jinja2 import nodes
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        outer = self
-
-        class Generation(jinja2.ext.Extension):
-            tags = {"generation"}
-
-            def parse(self, parser):
-                lineno = next(parser.stream).lineno
-                body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-                return nodes.CallBlock(self.call_method("_span"), [], [], body).set_lineno(lineno)
-
-            def _span(self, caller):
-                text = caller()
-                start = sum(len(c) for c in outer.chunks)
-                outer.spans.append((start, start + len(text)))
-                return text
-
-        def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-            return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-        def raise_exception(message):
-            raise jinja2.exceptions.TemplateError(message)
-
-        self.env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                                 extensions=[Generation, jinja2.ext.loopcontrols])
-        self.env.filters["tojson"] = tojson
-        self.env.globals["raise_exception"] = raise_exception
+        super().__init__()
+        self.env.add_extension(jinja2.ext.loopcontrols)
         self.env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
         self.seconds = 0.0
 
-    def render(self, template, ctx):
+    def render_bytes(self, template, ctx):
         """{"text", "gen"} with byte offsets, or {"error"}."""
-        self.chunks, self.spans = [], []
         start = time.perf_counter()
         try:
-            for chunk in template.generate(**ctx):
-                self.chunks.append(chunk)
+            text, spans = self.render(template, **ctx)
         except Exception as e:  # noqa: BLE001 - any jinja2 failure must be a failure of ours too
             return {"error": "%s: %s" % (type(e).__name__, e)}
         finally:
             self.seconds += time.perf_counter() - start
-        text = "".join(self.chunks)
         to_bytes = lambda k: len(text[:k].encode())
-        return {"text": text, "gen": [[to_bytes(b), to_bytes(e)] for b, e in self.spans if e > b]}
+        return {"text": text, "gen": [[to_bytes(b), to_bytes(e)] for b, e in spans if e > b]}
 
 
 def reasoning_variants(convs):
@@ -197,7 +169,6 @@ def main():
             with open(paths[-1], "w", encoding="utf-8") as f:
                 f.write(text)
         for k, (label, text, extra, variants) in enumerate(tmpls):
-            compiled = jinja.env.from_string(text)
             requests, want = [], []
             jinja.seconds = 0.0
             for conv in convs:
@@ -206,7 +177,7 @@ def main():
                         ctx = dict(extra, messages=conv["messages"], tools=conv.get("tools") or None,
                                    add_generation_prompt=gen, **kwargs)
                         requests.append({"t": k, "ctx": ctx})
-                        want.append(jinja.render(compiled, ctx))
+                        want.append(jinja.render_bytes(text, ctx))
             got, seconds = run_engine(binary, paths, requests)
             bad = errors = 0
             for req, w, g in zip(requests, want, got):

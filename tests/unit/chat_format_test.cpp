@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "engine/base/error.h"
+#include "chat_test_util.h"
 #include "test_util.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/conversation_json.h"
@@ -16,23 +17,8 @@ namespace fs = std::filesystem;
 const fs::path kQwen = test::shared_testdata() / "qwen2.5";
 const fs::path kDeepSeek = test::shared_testdata() / "deepseek-r1-distill-qwen";
 
-Conversation conversation(std::string_view json) { return parse_conversation_json(json, "test"); }
-
-// The decoded text of each run of trained tokens.
-std::vector<std::string> trained_runs(const Encoded& e, const Tokenizer& tok) {
-  std::vector<std::string> runs;
-  for (size_t i = 0; i < e.ids.size();) {
-    if (!e.mask[i]) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < e.ids.size() && e.mask[j]) ++j;
-    runs.push_back(tok.decode(std::span(e.ids).subspan(i, j - i)));
-    i = j;
-  }
-  return runs;
-}
+using test::conversation;
+using test::trained_runs;
 
 TEST(ChatFormat, Qwen25SharedVectors) {
   QSFT_REQUIRE_PATH(kQwen);

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "engine/base/error.h"
+#include "chat_test_util.h"
 #include "test_util.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/chat_template.h"
@@ -19,28 +20,8 @@ const fs::path kQwen = test::shared_testdata() / "qwen2.5";
 const fs::path kDeepSeek = test::shared_testdata() / "deepseek-r1-distill-qwen";
 const fs::path kQwen3 = test::shared_testdata() / "qwen3";
 
-Conversation conversation(std::string_view json) { return parse_conversation_json(json, "test"); }
-
-// The decoded text of each run of trained tokens.
-std::vector<std::string> trained_runs(const Encoded& e, const Tokenizer& tok) {
-  std::vector<std::string> runs;
-  for (size_t i = 0; i < e.ids.size();) {
-    if (!e.mask[i]) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < e.ids.size() && e.mask[j]) ++j;
-    runs.push_back(tok.decode(std::span(e.ids).subspan(i, j - i)));
-    i = j;
-  }
-  return runs;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using test::conversation;
+using test::trained_runs;
 
 // The conversations of the shared OpenAI-format tool-call file.
 std::vector<Conversation> glaive_conversations() {
@@ -61,9 +42,11 @@ TEST(JinjaChatFormat, EngineRendersWhatTheNativeFormatsRender) {
     auto native = ChatFormat::for_model(dir.string(), "");
     // The shared DeepSeek folder has no tokenizer_config.json: give the engine the model's BOS token, which the
     // native format assumes.
+    ChatTemplateVariables deepseek_vars;
+    deepseek_vars.bos_token = "<｜begin▁of▁sentence｜>";
     auto engine = dir == kQwen ? ChatFormat::for_model(dir.string(), "jinja")
-                               : make_jinja_format(read_file(dir / "chat_template.jinja"), "deepseek",
-                                                   {.bos_token = "<｜begin▁of▁sentence｜>"});
+                               : make_jinja_format(test::read_file(dir / "chat_template.jinja"), "deepseek",
+                                                   deepseek_vars);
     EXPECT_NE(native->name(), "jinja");
     EXPECT_EQ(engine->name(), "jinja");
     size_t compared = 0;
