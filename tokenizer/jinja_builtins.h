@@ -35,8 +35,10 @@ int64_t length(const Value& v);
 bool contains(const Value& haystack, const Value& needle);
 // a op b for + - * / // % ** ~.
 Value binary_op(std::string_view op, const Value& a, const Value& b);
-// TemplateError "'name' is undefined" (jinja2's UndefinedError message).
+// TemplateError with jinja2's UndefinedError message ("'name' is undefined").
 [[noreturn]] void undefined_error(const Value& v);
+// The undefined value of a missing variable.
+Value undefined_name(const std::string& name);
 
 // Python str operations on UTF-8 text.
 namespace pystr {
@@ -46,6 +48,8 @@ std::string upper(std::string_view s);
 std::string lower(std::string_view s);
 std::string title(std::string_view s);       // str.title()
 std::string capitalize(std::string_view s);  // str.capitalize()
+bool is_lower(std::string_view s);            // str.islower(): a cased character and none upper or title case
+bool is_upper(std::string_view s);            // str.isupper()
 List split(std::string_view s, const Value* sep, int64_t maxsplit);
 List rsplit(std::string_view s, const Value* sep, int64_t maxsplit);
 std::string replace(std::string_view s, std::string_view old, std::string_view with, int64_t count);

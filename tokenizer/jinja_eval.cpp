@@ -169,8 +169,8 @@ class Renderer {
                         {Value::string("length"), Value::integer(n)},
                         {Value::string("depth"), Value::integer(1)},
                         {Value::string("depth0"), Value::integer(0)},
-                        {Value::string("previtem"), k > 0 ? items[i - 1] : Value::undefined("previtem")},
-                        {Value::string("nextitem"), k + 1 < n ? items[i + 1] : Value::undefined("nextitem")},
+                        {Value::string("previtem"), k > 0 ? items[i - 1] : Value::undefined("there is no previous item")},
+                        {Value::string("nextitem"), k + 1 < n ? items[i + 1] : Value::undefined("there is no next item")},
                         {Value::string("cycle"), cycle}});
   }
 
@@ -204,7 +204,7 @@ class Renderer {
       for (size_t k = 0; k < s.params.size(); ++k) {
         const auto& [name, def] = s.params[k];
         const Value* v = a.get(k, name);
-        inner->set(name, v ? *v : def ? eval(*def, *inner) : Value::undefined(name));
+        inner->set(name, v ? *v : def ? eval(*def, *inner) : undefined_name(name));
       }
       List varargs(a.pos.begin() + static_cast<ptrdiff_t>(std::min(a.pos.size(), s.params.size())), a.pos.end());
       inner->set("varargs", Value::list(std::move(varargs)));
@@ -227,7 +227,7 @@ class Renderer {
       ScopePtr inner = child_of(scope);
       for (size_t k = 0; k < s.params.size(); ++k) {
         const Value* v = a.get(k, s.params[k].first);
-        inner->set(s.params[k].first, v ? *v : s.params[k].second ? eval(*s.params[k].second, *inner) : Value::undefined());
+        inner->set(s.params[k].first, v ? *v : s.params[k].second ? eval(*s.params[k].second, *inner) : undefined_name(s.params[k].first));
       }
       return Value::string(capture(s.body, inner));
     }));

@@ -203,7 +203,8 @@ Value round(const Value& x, const CallArgs& a) {
   const double scale = std::pow(10.0, p ? p->as_double() : 0.0);
   const std::string method = m && m->is_string() ? m->s : "common";
   double v = x.as_double() * scale;
-  v = method == "ceil" ? std::ceil(v) : method == "floor" ? std::floor(v) : std::round(v);
+  // "common" is Python's round(): halves to even.
+  v = method == "ceil" ? std::ceil(v) : method == "floor" ? std::floor(v) : std::nearbyint(v);
   return Value::floating(v / scale);
 }
 
@@ -223,9 +224,8 @@ Value escape(const Value& x) {
 }
 
 Value first_or_last(const Value& x, bool first) {
-  if (x.is_undefined()) undefined_error(x);
   List items = iterate(x);
-  if (items.empty()) return Value::undefined();
+  if (items.empty()) return Value::undefined(first ? "No first item, sequence was empty." : "No last item, sequence was empty.");
   return first ? items.front() : items.back();
 }
 

@@ -1,8 +1,10 @@
 // Attribute and item access, Python methods, operators and global functions of the Jinja engine (declared in
 // tokenizer/jinja_builtins.h).
-#include <cmath>
+#include <utf8proc.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <ctime>
 
 #include "tokenizer/jinja_builtins.h"
@@ -115,16 +117,19 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
       out += v.s;
     }
     r = Value::string(std::move(out));
-  } else if (m == "isdigit" || m == "isspace" || m == "isalpha" || m == "isalnum" || m == "isupper" || m == "islower") {
+  } else if (m == "isupper" || m == "islower") {
+    r = Value::boolean(m == "isupper" ? pystr::is_upper(s) : pystr::is_lower(s));
+  } else if (m == "isdigit" || m == "isspace" || m == "isalpha" || m == "isalnum") {
     bool ok = !s.empty();
     for (size_t i = 0, len; ok && i < s.size(); i += len) {
       char32_t c = utf8::decode(s, i, &len);
-      if (m == "isdigit") ok = c >= '0' && c <= '9';
+      const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+      const bool letter = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
+      const bool digit = cat == UTF8PROC_CATEGORY_ND;
+      if (m == "isdigit") ok = digit;
       else if (m == "isspace") ok = pystr::is_space(c);
-      else if (m == "isalpha") ok = c < 0x80 ? std::isalpha(static_cast<int>(c)) : true;
-      else if (m == "isalnum") ok = c < 0x80 ? std::isalnum(static_cast<int>(c)) : true;
-      else if (m == "isupper") ok = pystr::lower(std::string_view(s)) != s;
-      else ok = pystr::upper(std::string_view(s)) != s;
+      else if (m == "isalpha") ok = letter;
+      else ok = letter || (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
     }
     r = Value::boolean(ok);
   } else {
@@ -162,9 +167,26 @@ bool is_mutating(std::string_view m) {
 
 }  // namespace
 
-[[noreturn]] void undefined_error(const Value& v) {
-  throw TemplateError(v.s.empty() ? std::string("value is undefined") : "'" + v.s + "' is undefined");
+[[noreturn]] void undefined_error(const Value& v) { throw TemplateError(v.s); }
+
+Value undefined_name(const std::string& name) { return Value::undefined("'" + name + "' is undefined"); }
+
+namespace {
+
+// jinja2's object_type_repr: "dict object", "None".
+std::string object_type(const Value& obj) { return obj.is_none() ? "None" : type_name(obj) + " object"; }
+
+Value no_attribute(const Value& obj, const std::string& name) {
+  return Value::undefined("'" + object_type(obj) + "' has no attribute '" + name + "'");
 }
+
+Value no_element(const Value& obj, const Value& key) {
+  std::string k;
+  append_repr(k, key);
+  return Value::undefined(object_type(obj) + " has no element " + k);
+}
+
+}  // namespace
 
 bool call_method(const Value& obj, std::string_view name, CallArgs& args, Value& result) {
   if (obj.is_string()) return string_method(obj, name, args, result);
@@ -218,7 +240,7 @@ Value get_attr(const Value& obj, const std::string& name) {
       });
     }
   }
-  return Value::undefined(name);
+  return no_attribute(obj, name);
 }
 
 Value get_item(const Value& obj, const Value& key) {
@@ -228,18 +250,18 @@ Value get_item(const Value& obj, const Value& key) {
     if (obj.is_list()) {
       const int64_t n = static_cast<int64_t>(obj.l->size());
       if (k < 0) k += n;
-      return k >= 0 && k < n ? (*obj.l)[static_cast<size_t>(k)] : Value::undefined();
+      return k >= 0 && k < n ? (*obj.l)[static_cast<size_t>(k)] : no_element(obj, key);
     }
     std::vector<size_t> at = code_point_offsets(obj.s);
     const int64_t n = static_cast<int64_t>(at.size()) - 1;
     if (k < 0) k += n;
-    if (k < 0 || k >= n) return Value::undefined();
+    if (k < 0 || k >= n) return no_element(obj, key);
     return Value::string(obj.s.substr(at[static_cast<size_t>(k)], at[static_cast<size_t>(k) + 1] - at[static_cast<size_t>(k)]));
   }
   if (obj.is_dict())
     if (const Value* v = obj.find(key)) return *v;
   if (key.is_string()) return get_attr(obj, key.s);
-  return Value::undefined();
+  return no_element(obj, key);
 }
 
 Value get_slice(const Value& obj, const Value* start, const Value* stop, const Value* step) {
@@ -362,7 +384,7 @@ Value global(const std::string& name) {
       return Value::string(std::string(buf, n));
     });
   }
-  return Value::undefined(name);
+  return undefined_name(name);
 }
 
 }  // namespace qsft::jinja

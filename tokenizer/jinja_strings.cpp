@@ -140,6 +140,20 @@ std::string capitalize(std::string_view s) {
   });
 }
 
+static bool cased_and_all(std::string_view s, utf8proc_category_t allowed) {
+  bool any = false;
+  for (size_t i = 0, len; i < s.size(); i += len) {
+    char32_t c = utf8::decode(s, i, &len);
+    if (!is_cased(c)) continue;
+    if (utf8proc_category(static_cast<utf8proc_int32_t>(c)) != allowed) return false;
+    any = true;
+  }
+  return any;
+}
+
+bool is_lower(std::string_view s) { return cased_and_all(s, UTF8PROC_CATEGORY_LL); }
+bool is_upper(std::string_view s) { return cased_and_all(s, UTF8PROC_CATEGORY_LU); }
+
 List split(std::string_view s, const Value* sep, int64_t maxsplit) {
   if (!sep || sep->is_none()) return split_words(s, maxsplit, false);
   const std::string d = sep_string(sep);

@@ -59,8 +59,8 @@ bool call_test(std::string_view name, const Value& x, CallArgs& args) {
   if (name == "odd") return integer_of(x, name) % 2 != 0;
   if (name == "even") return integer_of(x, name) % 2 == 0;
   if (name == "divisibleby") return integer_of(x, name) % integer_of(arg(args, name), name) == 0;
-  if (name == "lower") return x.is_string() && pystr::lower(x.s) == x.s;
-  if (name == "upper") return x.is_string() && pystr::upper(x.s) == x.s;
+  if (name == "lower") return pystr::is_lower(str(x));
+  if (name == "upper") return pystr::is_upper(str(x));
   if (name == "escaped") return false;
   throw TemplateError("no test named '" + std::string(name) + "'");
 }

@@ -37,15 +37,16 @@ struct Value {
     int64_t i;
     double f;
   };
-  std::string s;  // string; big_integer: its digits; undefined: the name that was looked up (for errors)
+  std::string s;  // string; big_integer: its digits; undefined: the error message of using it
   std::shared_ptr<List> l;
   std::shared_ptr<Dict> d;
   std::shared_ptr<Function> fn;
 
   Value() : i(0) {}
-  static Value undefined(std::string name = {}) {
+  // why: jinja2's message for using it ("'x' is undefined", "'dict object' has no attribute 'y'").
+  static Value undefined(std::string why = "value is undefined") {
     Value v;
-    v.s = std::move(name);
+    v.s = std::move(why);
     return v;
   }
   static Value none() { return of(Kind::none); }

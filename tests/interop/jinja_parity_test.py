@@ -69,6 +69,32 @@ FEATURES = r"""
 {%- if add_generation_prompt %}<generate>{% endif %}
 """
 
+# Expressions over the messages: Python's printing of values (repr of strings with quotes, newlines and any
+# Unicode), str methods, slicing, filters and tests, each rendered on every fifth conversation.
+SNIPPETS = [
+    "{{ messages[0] }}|{{ tools }}",
+    "{{ messages[0].content.split()[:4] }} {{ messages[0].content.split(' ', 2)[:2] }} {{ messages[0].content.rsplit(none, 2)[-2:] }}",
+    "{{ messages[-1].content.splitlines()[:3] }} {{ messages[0].content.split('\n') | length }}",
+    "{{ messages | map(attribute='content') | map('length') | list }} {{ messages | map(attribute='role') | unique | list }}",
+    "{{ messages | map(attribute='role') | list | sort(reverse=true) }} {{ messages[0] | dictsort }}",
+    "{{ messages[-1].content[:40] | tojson(ensure_ascii=true) }} {{ tools | tojson(indent=4, sort_keys=true) if tools }}",
+    "{{ messages[0].content | replace(' ', '_', 3) }} {{ messages[0].content.find('a') }} {{ messages[0].content.count('e') }}",
+    "{{ messages[0].content.title()[:30] }} {{ messages[0].content | title }} {{ messages[-1].content | capitalize }}",
+    "{{ messages[0].content | indent(2, first=true, blank=true) }}|{{ messages[-1].content | indent(3) }}",
+    "{{ messages[0].content.upper()[:30] }} {{ messages[0].content.lower()[-30:] }} {{ messages[0].content[::-3][:9] }}",
+    "{{ messages | selectattr('content', 'string') | list | length }} {{ messages | rejectattr('role', 'in', ['user']) | map(attribute='role') | join(',') }}",
+    "{{ range(messages | length) | map('string') | join }} {{ messages[1:-1] | length }} {{ messages[::2] | map(attribute='role') | list }}",
+    "{{ (messages | last).content.rstrip()[-1:] }} {{ messages[0].content.strip('.!?').lstrip()[:5] }} {{ messages[0].content.strip() == messages[0].content | trim }}",
+    "{{ '%s: %s' % (messages[0].role, messages[0].content[:10]) }} {{ '{0}/{1}'.format(messages | length, messages[0].role) }}",
+    "{{ messages[0].content.startswith(messages[0].content[:3]) }} {{ messages[0].content.endswith(('.', '?')) }} {{ 'a' in messages[0].content }}",
+    "{% for m in messages %}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.depth }}{{ loop.index is odd }}{% endfor %}",
+    "{{ messages[0].content | int }} {{ messages[0].content | float }} {{ (messages | length) / 3 }} {{ (messages | length * 1.5) | round }} {{ -(messages | length) | abs }}",
+    "{{ messages[0] is mapping }} {{ messages is sequence }} {{ messages[0].content is lower }} {{ messages | length is even }}",
+    "{{ messages | map(attribute='tool_calls') | select | list | length }} {{ messages | map(attribute='name', default='-') | list }}",
+    "{{ messages | selectattr('role', 'equalto', 'assistant') | map(attribute='content') | map('trim') | map('lower') | first | default('none') }}",
+    "{{ messages[0].content[5:2] }}{{ messages[0].content[-3:-1] }}{{ messages[0].content[100:] | length }}{{ messages[0].content.isdigit() }}{{ messages[0].content[:1].isupper() }}",
+]
+
 
 class Jinja(chat_parity_test.Jinja):
     """chat_parity_test's jinja2 (transformers' environment with {% generation %} spans) completed as transformers'
@@ -132,7 +158,7 @@ def templates():
         ("qwen2.5 training ({% generation %})", QWEN25_TRAINING, {}, [{}]),
         ("deepseek training ({% generation %})", DEEPSEEK_TRAINING, {"bos_token": DEEPSEEK_BOS}, [{}]),
         ("features", FEATURES, {}, [{}]),
-    ]
+    ] + [("snippet %d" % k, s, {}, [{}]) for k, s in enumerate(SNIPPETS)]
 
 
 def run_engine(binary, template_paths, requests):
@@ -171,7 +197,7 @@ def main():
         for k, (label, text, extra, variants) in enumerate(tmpls):
             requests, want = [], []
             jinja.seconds = 0.0
-            for conv in convs:
+            for conv in convs if not label.startswith("snippet") else convs[::5]:
                 for kwargs in variants:
                     for gen in (False, True):
                         ctx = dict(extra, messages=conv["messages"], tools=conv.get("tools") or None,

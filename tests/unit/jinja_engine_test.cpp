@@ -70,6 +70,9 @@ const Case kCases[] = {
     {"{{ '%s=%d' % ('a', 3) }} {{ '{}-{x}'.format(1, x=2) }} {{ 'a' in 'cat' }} {{ 2 not in [1] }} {{ 1 < 2 < 3 }} {{ 'b' if false }}|",
      "{}",
      "a=3 1-2 True True True |"},
+    {"{{ x | first }}|{{ [] | last }}|{{ (x | first) is defined }}",
+     "{}",
+     "||False"},
 };
 
 TEST(JinjaEngine, RendersAsJinja2) {
@@ -109,7 +112,8 @@ TEST(JinjaEngine, GenerationBlocksGiveByteSpans) {
 TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
   EXPECT_EQ(error_of("a\n{% include 'x' %}"), "chat template line 2: '{% include %}' is not supported");
   EXPECT_EQ(error_of("\n\n{{ raise_exception('roles must alternate') }}"), "chat template line 3: roles must alternate");
-  EXPECT_EQ(error_of("{% if x %}\n{{ x.y.z }}{% endif %}", R"({"x": {"a": 1}})"), "chat template line 2: 'y' is undefined");
+  EXPECT_EQ(error_of("{% if x %}\n{{ x.y.z }}{% endif %}", R"({"x": {"a": 1}})"), "chat template line 2: 'dict object' has no attribute 'y'");
+  EXPECT_EQ(error_of("{{ xs[3] + 1 }}", R"({"xs": [1]})"), "chat template line 1: list object has no element 3");
   EXPECT_EQ(error_of("{% for x in xs %}\n{% endif %}"),
             "chat template line 2: unexpected '{% endif %}', expected '{% endfor %}'");
   EXPECT_EQ(error_of("{{ 1 + }}"), "chat template line 1: unexpected '}}'");
