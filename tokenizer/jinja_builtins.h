@@ -15,9 +15,9 @@ namespace qsft::jinja {
 Value call_filter(std::string_view name, const Value& input, CallArgs& args);
 bool call_test(std::string_view name, const Value& input, CallArgs& args);
 
-// obj.name as jinja2's sandbox resolves it: a method of str/list/dict (bound), else the dict key, else undefined.
-// Attribute access on undefined is an error ("'x' is undefined").
-Value get_attr(const Value& obj, const std::string& name);
+// obj.name as jinja2's sandbox resolves it: a method of str/list/dict (bound), else (with keys) the dict key, else
+// undefined. Attribute access on undefined is an error ("'x' is undefined").
+Value get_attr(const Value& obj, const std::string& name, bool keys = true);
 // obj[key]: list/str index (negative from the end), dict key, else the attribute key names, else undefined.
 Value get_item(const Value& obj, const Value& key);
 // obj[start:stop:step] of a list or str (null parts are the defaults).
@@ -43,6 +43,8 @@ Value undefined_name(const std::string& name);
 // Python str operations on UTF-8 text.
 namespace pystr {
 bool is_space(char32_t cp);
+bool is_alpha(char32_t cp);  // str.isalpha() of one code point (a letter)
+bool is_alnum(char32_t cp);  // str.isalnum() of one code point (a letter or a number)
 std::string strip(std::string_view s, const Value* chars, bool left, bool right);
 std::string upper(std::string_view s);
 std::string lower(std::string_view s);

@@ -242,6 +242,32 @@ Value join(const Value& x, const CallArgs& a) {
   return Value::string(std::move(out));
 }
 
+// jinja2's truncate: strings longer than length + leeway end with `end`, cut at a word boundary unless killwords.
+Value truncate(const Value& x, const CallArgs& a) {
+  const std::string s = str(x);
+  const Value *length = a.get(0, "length"), *killwords = a.get(1, "killwords"), *end = a.get(2, "end"),
+              *leeway = a.get(3, "leeway");
+  const int64_t n = length ? length->i : 255, slack = leeway && !leeway->is_none() ? leeway->i : 5;
+  const std::string tail = end ? str(*end) : "...";
+  if (pystr::code_points(s) <= n + slack) return Value::string(s);
+  const Value stop = Value::integer(std::max<int64_t>(0, n - pystr::code_points(tail)));
+  std::string kept = get_slice(Value::string(s), nullptr, &stop, nullptr).s;
+  if (!(killwords && killwords->truthy())) {
+    const Value space = Value::string(" ");
+    kept = pystr::rsplit(kept, &space, 1)[0].s;
+  }
+  return Value::string(kept + tail);
+}
+
+Value center(const Value& x, const CallArgs& a) {
+  const std::string s = str(x);
+  const Value* width = a.get(0, "width");
+  const int64_t w = width ? width->i : 80, n = pystr::code_points(s);
+  if (w <= n) return Value::string(s);
+  const int64_t pad = w - n, left = pad / 2 + (pad & w & 1);  // CPython's str.center split
+  return Value::string(std::string(static_cast<size_t>(left), ' ') + s + std::string(static_cast<size_t>(pad - left), ' '));
+}
+
 }  // namespace
 
 Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
@@ -329,6 +355,29 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
     for (const Value& v : items)
       if (name == "min" ? less(sort_key(v, cs), sort_key(best, cs)) : less(sort_key(best, cs), sort_key(v, cs))) best = v;
     return best;
+  }
+  if (name == "format") {
+    List items = a.pos;
+    return Value::string(pystr::percent(str(x), Value::list(std::move(items), true)));
+  }
+  if (name == "attr") {
+    const Value* attr = a.get(0, "name");
+    if (!attr || !attr->is_string()) throw TemplateError("attr needs an attribute name");
+    return get_attr(x, attr->s, false);
+  }
+  if (name == "truncate") return truncate(x, a);
+  if (name == "center") return center(x, a);
+  if (name == "wordcount") {  // words: runs of letters, digits and "_" (Python's \w+)
+    int64_t words = 0;
+    bool in_word = false;
+    const std::string s = str(x);
+    for (size_t i = 0, len; i < s.size(); i += len) {
+      char32_t c = utf8::decode(s, i, &len);
+      const bool w = c == '_' || pystr::is_alnum(c);
+      words += w && !in_word;
+      in_word = w;
+    }
+    return Value::integer(words);
   }
   if (name == "safe") return x;
   if (name == "escape" || name == "e" || name == "forceescape") return escape(x);

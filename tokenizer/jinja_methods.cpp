@@ -123,13 +123,10 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
     bool ok = !s.empty();
     for (size_t i = 0, len; ok && i < s.size(); i += len) {
       char32_t c = utf8::decode(s, i, &len);
-      const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-      const bool letter = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
-      const bool digit = cat == UTF8PROC_CATEGORY_ND;
-      if (m == "isdigit") ok = digit;
+      if (m == "isdigit") ok = utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_ND;
       else if (m == "isspace") ok = pystr::is_space(c);
-      else if (m == "isalpha") ok = letter;
-      else ok = letter || (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+      else if (m == "isalpha") ok = pystr::is_alpha(c);
+      else ok = pystr::is_alnum(c);
     }
     r = Value::boolean(ok);
   } else {
@@ -213,9 +210,9 @@ bool call_method(const Value& obj, std::string_view name, CallArgs& args, Value&
   return false;
 }
 
-Value get_attr(const Value& obj, const std::string& name) {
+Value get_attr(const Value& obj, const std::string& name, bool keys) {
   if (obj.is_undefined()) undefined_error(obj);
-  if (obj.is_dict()) {
+  if (obj.is_dict() && (keys || obj.is_namespace)) {
     if (const Value* v = obj.find(std::string_view(name))) {
       if (obj.is_namespace || !(name == "items" || name == "keys" || name == "values" || name == "get")) return *v;
     }

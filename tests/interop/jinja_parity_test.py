@@ -92,6 +92,8 @@ SNIPPETS = [
     "{{ messages[0] is mapping }} {{ messages is sequence }} {{ messages[0].content is lower }} {{ messages | length is even }}",
     "{{ messages | map(attribute='tool_calls') | select | list | length }} {{ messages | map(attribute='name', default='-') | list }}",
     "{{ messages | selectattr('role', 'equalto', 'assistant') | map(attribute='content') | map('trim') | map('lower') | first | default('none') }}",
+    "{{ messages[0].content | truncate(30) }}|{{ messages[-1].content | truncate(20, true, '..', 0) }}|{{ messages[0].role | center(15) }}|{{ messages[0].role | center(10) }}|{{ messages[0].content | wordcount }}",
+    "{{ '%s has %d messages' | format(messages[0].role, messages | length) }} {{ messages[0] | attr('role') }} {{ messages[0] | attr('items') is defined }}",
     "{{ messages[0].content[5:2] }}{{ messages[0].content[-3:-1] }}{{ messages[0].content[100:] | length }}{{ messages[0].content.isdigit() }}{{ messages[0].content[:1].isupper() }}",
 ]
 
