@@ -106,19 +106,29 @@ class JinjaFormat : public ChatFormat {
   void add_generic_span(const jinja::List& messages, const Value& tools, size_t i, RenderedText& out) const {
     const std::string& full = out.text;
     const auto prefix = [&](size_t n) { return jinja::List(messages.begin(), messages.begin() + static_cast<ptrdiff_t>(n)); };
-    const std::string prompt = render(prefix(i), tools, true);
-    const size_t start = common_prefix(full, prompt);
+    jinja::List marked = messages;  // message i's content replaced by the sentinel
+    Value m = Value::dict(*marked[i].d);
+    m.set(str("content"), str(kSentinel));
+    marked[i] = m;
+    std::string full_marked;
+    const auto render_full_marked = [&]() -> const std::string& {
+      if (full_marked.empty()) full_marked = render(marked, tools, false);
+      return full_marked;
+    };
+    size_t start;
+    try {
+      start = common_prefix(full, render(prefix(i), tools, true));
+    } catch (const InputError&) {
+      if (i > 0) throw;
+      // A template that cannot render a conversation without messages: the first turn starts at its content.
+      start = common_prefix(full, render_full_marked());
+    }
     const std::string turn = render(prefix(i + 1), tools, false);
     size_t end = 0;
     if (common_prefix(full, turn) == turn.size()) {
       end = turn.size();
     } else {
-      jinja::List marked = messages;
-      Value m = Value::dict(*marked[i].d);
-      m.set(str("content"), str(kSentinel));
-      marked[i] = m;
-      const std::string full_marked = render(marked, tools, false);
-      const size_t content_end = full.size() - common_suffix(full, full_marked);
+      const size_t content_end = full.size() - common_suffix(full, render_full_marked());
       marked.resize(i + 1);
       const std::string turn_marked = render(marked, tools, false);
       const size_t at = turn_marked.rfind(kSentinel);

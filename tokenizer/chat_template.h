@@ -9,7 +9,8 @@
 //  * otherwise the assistant's turn after its role header, through its end-of-turn text:
 //      start = where F stops agreeing with render(messages[:i], add_generation_prompt=True), i.e. after the
 //              generation prompt (the role header is not trained; where the prompt ends with text the turn
-//              does not have, such as DeepSeek's "<think>\n", the turn starts where they differ);
+//              does not have, such as DeepSeek's "<think>\n", the turn starts where they differ; a first
+//              message the template cannot render without, starts at its content);
 //      end   = the end of render(messages[:i+1]) when that is a prefix of F (the turn as rendered when it is
 //              the last message: content, tool calls, end-of-turn token and the template's newline after it);
 //              else (templates that render earlier turns differently, such as Qwen3 dropping the reasoning of

@@ -79,6 +79,12 @@ TEST(JinjaChatFormat, GenericTrainedSpansFollowTheGenerationPrompt) {
                                       "Rain.<|im_end|>\n"}));
   auto native = ChatFormat::for_model(kQwen.string(), "");
   EXPECT_EQ(trained_runs(native->encode(conv, tok), tok)[0], "\n4<|im_end|>\n");
+  // The Qwen2.5 template cannot render zero messages (it reads messages[0]): a first assistant turn starts at its
+  // content.
+  Conversation assistant_first = conversation(R"({"messages": [{"role": "assistant", "content": "Hi!"},
+      {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})");
+  EXPECT_EQ(trained_runs(engine->encode(assistant_first, tok), tok),
+            (std::vector<std::string>{"Hi!<|im_end|>\n", "a<|im_end|>\n"}));
 }
 
 TEST(JinjaChatFormat, Qwen3UsesTheEngineAndTrainsEarlierTurnsAsRendered) {
