@@ -200,6 +200,13 @@ class Renderer {
     return Value::function([this, &s, defined_in](CallArgs& a) {
       ScopePtr parent = defined_in.lock();
       if (!parent) throw TemplateError("macro '" + s.text + "' called after its scope ended");
+      // Python stops runaway recursion with RecursionError; a bounded depth keeps our stack safe the same way.
+      if (macro_depth_ >= kMaxMacroDepth) throw TemplateError("macro '" + s.text + "': maximum recursion depth exceeded");
+      struct Depth {
+        int& d;
+        explicit Depth(int& depth) : d(++depth) {}
+        ~Depth() { --d; }
+      } depth(macro_depth_);
       ScopePtr inner = child_of(parent);
       for (size_t k = 0; k < s.params.size(); ++k) {
         const auto& [name, def] = s.params[k];
@@ -262,6 +269,8 @@ class Renderer {
   std::string* out_ = &root_;
   std::vector<std::pair<size_t, size_t>>* generation_;
   Value block_input_;
+  static constexpr int kMaxMacroDepth = 200;
+  int macro_depth_ = 0;
 };
 
 Value Renderer::eval(const Expr& e, const Scope& scope) {

@@ -123,6 +123,8 @@ TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
             "sandbox");
   EXPECT_EQ(error_of("\n{{ x | nofilter }}"), "chat template line 2: no filter named 'nofilter'");
   EXPECT_EQ(error_of("{% for x in xs recursive %}{% endfor %}"), "chat template line 1: recursive loops are not supported");
+  EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}\n{{ f(0) }}"),
+            "chat template line 1: macro 'f': maximum recursion depth exceeded");
 }
 
 TEST(JinjaEngine, ValuesPrintAsPython) {
