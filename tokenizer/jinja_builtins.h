@@ -14,6 +14,9 @@ namespace qsft::jinja {
 
 Value call_filter(std::string_view name, const Value& input, CallArgs& args);
 bool call_test(std::string_view name, const Value& input, CallArgs& args);
+// Whether the engine has the filter or test (the parser refuses others, as jinja2 does when it compiles).
+bool has_filter(std::string_view name);
+bool has_test(std::string_view name);
 
 // obj.name as jinja2's sandbox resolves it: a method of str/list/dict (bound), else (with keys) the dict key, else
 // undefined. Attribute access on undefined is an error ("'x' is undefined").

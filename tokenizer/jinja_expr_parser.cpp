@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "tokenizer/jinja_builtins.h"
+
 namespace qsft::jinja {
 
 using T = Token::Type;
@@ -260,6 +262,7 @@ ExprPtr ExprParser::parse_filters(ExprPtr e, bool first_bare) {
       auto f = node(EK::filter, line);
       f->a = std::move(e);
       f->name = dotted_name();
+      if (!has_filter(f->name)) fail("filter '" + f->name + "' is not supported");
       if (is_op("(")) parse_call_args(*f);
       e = std::move(f);
     } else if (skip_name("is")) {
@@ -267,6 +270,7 @@ ExprPtr ExprParser::parse_filters(ExprPtr e, bool first_bare) {
       t->a = std::move(e);
       t->negated = skip_name("not");
       t->name = dotted_name();
+      if (!has_test(t->name)) fail("test '" + t->name + "' is not supported");
       if (is_op("(")) {
         parse_call_args(*t);
       } else if ((cur().type == T::name && cur().text != "else" && cur().text != "or" && cur().text != "and") ||

@@ -270,6 +270,15 @@ Value center(const Value& x, const CallArgs& a) {
 
 }  // namespace
 
+bool has_filter(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "tojson", "trim", "length", "count", "items", "join", "map", "select", "reject", "selectattr", "rejectattr",
+      "default", "d", "first", "last", "list", "string", "int", "float", "lower", "upper", "capitalize", "title",
+      "replace", "indent", "abs", "round", "sort", "dictsort", "reverse", "unique", "sum", "min", "max", "format",
+      "attr", "truncate", "center", "wordcount", "safe", "escape", "e", "forceescape"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
+
 Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
   if (name == "tojson") return tojson(x, a);
   if (name == "trim") return Value::string(pystr::strip(str(x), a.get(0, "chars"), true, true));

@@ -174,7 +174,12 @@ namespace {
 std::string object_type(const Value& obj) { return obj.is_none() ? "None" : type_name(obj) + " object"; }
 
 Value no_attribute(const Value& obj, const std::string& name) {
-  return Value::undefined("'" + object_type(obj) + "' has no attribute '" + name + "'");
+  std::string why = "'";  // appended, not "+"-joined: GCC 12 warns falsely (-Wrestrict) on the joined form
+  why += object_type(obj);
+  why += "' has no attribute '";
+  why += name;
+  why += "'";
+  return Value::undefined(std::move(why));
 }
 
 Value no_element(const Value& obj, const Value& key) {

@@ -1,5 +1,8 @@
 // The tests of the Jinja engine (`x is name(args)`), as jinja2 defines them (declared in
 // tokenizer/jinja_builtins.h).
+#include <algorithm>
+#include <iterator>
+
 #include "tokenizer/jinja_builtins.h"
 
 namespace qsft::jinja {
@@ -30,6 +33,14 @@ int64_t integer_of(const Value& x, std::string_view test) {
 }
 
 }  // namespace
+
+bool has_test(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "eq", "equalto", "ne", "lt", "lessthan", "gt", "greaterthan", "le", "ge", "defined", "undefined", "none",
+      "boolean", "true", "false", "integer", "float", "number", "string", "mapping", "iterable", "sequence",
+      "callable", "sameas", "in", "odd", "even", "divisibleby", "lower", "upper", "escaped"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
 
 bool call_test(std::string_view name, const Value& x, CallArgs& args) {
   bool r;

@@ -121,7 +121,9 @@ TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
   EXPECT_EQ(error_of("{{ [1].append(2) }}"),
             "chat template line 1: cannot call append() on a list: chat templates render in transformers' immutable "
             "sandbox");
-  EXPECT_EQ(error_of("\n{{ x | nofilter }}"), "chat template line 2: no filter named 'nofilter'");
+  // Unknown or unsupported filters and tests are refused when the template is read, even in branches not taken.
+  EXPECT_EQ(error_of("\n{{ x | groupby('a') if false }}"), "chat template line 2: filter 'groupby' is not supported");
+  EXPECT_EQ(error_of("{% if x is nothing %}{% endif %}"), "chat template line 1: test 'nothing' is not supported");
   EXPECT_EQ(error_of("{% for x in xs recursive %}{% endfor %}"), "chat template line 1: recursive loops are not supported");
   EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}\n{{ f(0) }}"),
             "chat template line 1: macro 'f': maximum recursion depth exceeded");
