@@ -1,12 +1,12 @@
 #include "tokenizer/chat_format.h"
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "engine/base/error.h"
 #include "tokenizer/chat_formats.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer_files.h"
 
 namespace qsft {
@@ -132,7 +132,7 @@ std::unique_ptr<ChatFormat> ChatFormat::for_model(const std::string& model_dir, 
   const std::string config_path = (dir / "tokenizer_config.json").string();
   TokenizerConfig cfg = read_tokenizer_config(config_path);
   std::string bos = cfg.bos_token.value_or("");
-  if (!forced_name.empty()) {
+  if (!forced_name.empty() && forced_name != "jinja") {
     auto f = make(forced_name, bos);
     if (!f) throw InputError("chat_format: unknown format '" + forced_name + "'; " + formats_hint());
     return f;
@@ -150,13 +150,14 @@ std::unique_ptr<ChatFormat> ChatFormat::for_model(const std::string& model_dir, 
     tmpl = cfg.chat_template;
   }
   if (!tmpl) throw input_error(model_dir, "the model has no chat template; " + formats_hint());
-  uint64_t fp = fingerprint(*tmpl);
-  for (const KnownTemplate& k : kKnownTemplates)
-    if (k.fingerprint == fp) return make(k.format, bos);
-  char hex[32];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fp));
-  throw input_error(source, std::string("the chat template is not one qwen-sft recognises (fingerprint ") + hex +
-                                "); " + formats_hint());
+  // A built-in format is the fast path for the templates it renders; any other template (or chat_format
+  // "jinja") is rendered by the template engine (tokenizer/chat_template.h).
+  if (forced_name.empty()) {
+    uint64_t fp = fingerprint(*tmpl);
+    for (const KnownTemplate& k : kKnownTemplates)
+      if (k.fingerprint == fp) return make(k.format, bos);
+  }
+  return make_jinja_format(*tmpl, source, {cfg.bos_token, cfg.eos_token, cfg.pad_token});
 }
 
 }  // namespace qsft

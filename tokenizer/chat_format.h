@@ -3,7 +3,8 @@
 // that encode() gives the token ids and a per-token trained mask without a training template.
 //
 // A format is chosen by recognising the model's chat template (tokenizer_config.json or chat_template.jinja) or
-// by name (the config key chat_format): "qwen2.5" (ChatML with tools) or "deepseek-r1-distill".
+// by name (the config key chat_format): "qwen2.5" (ChatML with tools) or "deepseek-r1-distill". Any other template,
+// or chat_format "jinja", is rendered by the template engine (tokenizer/chat_template.h).
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -1,0 +1,66 @@
+// What Jinja templates can call, with the semantics jinja2 and Python give them under transformers' chat
+// template environment (an immutable sandbox: methods that modify lists and dicts are refused):
+//   filters (jinja_filters.cpp), tests (jinja_tests.cpp), Python methods of str, dict and list, attribute and
+//   item access, and the global functions range, namespace, dict, raise_exception and strftime_now
+//   (jinja_methods.cpp), and the str operations they share (jinja_strings.cpp).
+// Errors are TemplateError without a line; the evaluator adds the line.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "tokenizer/jinja_value.h"
+
+namespace qsft::jinja {
+
+Value call_filter(std::string_view name, const Value& input, CallArgs& args);
+bool call_test(std::string_view name, const Value& input, CallArgs& args);
+// Whether the engine has the filter or test (the parser refuses others, as jinja2 does when it compiles).
+bool has_filter(std::string_view name);
+bool has_test(std::string_view name);
+
+// obj.name as jinja2's sandbox resolves it: a method of str/list/dict (bound), else (with keys) the dict key, else
+// undefined. Attribute access on undefined is an error ("'x' is undefined").
+Value get_attr(const Value& obj, const std::string& name, bool keys = true);
+// obj[key]: list/str index (negative from the end), dict key, else the attribute key names, else undefined.
+Value get_item(const Value& obj, const Value& key);
+// obj[start:stop:step] of a list or str (null parts are the defaults).
+Value get_slice(const Value& obj, const Value* start, const Value* stop, const Value* step);
+// obj.name(args) for the Python methods of str, dict and list; nullopt-like undefined when obj has no such method.
+bool call_method(const Value& obj, std::string_view name, CallArgs& args, Value& result);
+// A global function (range, namespace, dict, raise_exception, strftime_now), or undefined.
+Value global(const std::string& name);
+
+// The items of a for loop or filter input: list items, dict keys, str characters; undefined iterates as empty.
+List iterate(const Value& v);
+// len(v) for str (code points), list and dict; undefined has length 0.
+int64_t length(const Value& v);
+// `needle in haystack`.
+bool contains(const Value& haystack, const Value& needle);
+// a op b for + - * / // % ** ~.
+Value binary_op(std::string_view op, const Value& a, const Value& b);
+// TemplateError with jinja2's UndefinedError message ("'name' is undefined").
+[[noreturn]] void undefined_error(const Value& v);
+// The undefined value of a missing variable.
+Value undefined_name(const std::string& name);
+
+// Python str operations on UTF-8 text.
+namespace pystr {
+bool is_space(char32_t cp);
+bool is_alpha(char32_t cp);  // str.isalpha() of one code point (a letter)
+bool is_alnum(char32_t cp);  // str.isalnum() of one code point (a letter or a number)
+std::string strip(std::string_view s, const Value* chars, bool left, bool right);
+std::string upper(std::string_view s);
+std::string lower(std::string_view s);
+std::string title(std::string_view s);       // str.title()
+std::string capitalize(std::string_view s);  // str.capitalize()
+bool is_lower(std::string_view s);            // str.islower(): a cased character and none upper or title case
+bool is_upper(std::string_view s);            // str.isupper()
+List split(std::string_view s, const Value* sep, int64_t maxsplit);
+List rsplit(std::string_view s, const Value* sep, int64_t maxsplit);
+std::string replace(std::string_view s, std::string_view old, std::string_view with, int64_t count);
+std::string format(std::string_view fmt, const CallArgs& args);     // str.format with {}, {0}, {name}
+std::string percent(std::string_view fmt, const Value& args);       // fmt % args with %s %d %r %i %f %%
+int64_t code_points(std::string_view s);
+}  // namespace pystr
+
+}  // namespace qsft::jinja
