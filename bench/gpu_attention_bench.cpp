@@ -5,7 +5,8 @@
 //   forward  = 4 sum_s (L_s^2 / 2) n D          (q k^T and P V, 2 FLOPs per multiply-add, causal half)
 //   backward = 2.5 x forward                    (5 products of that size: q k^T, dout v^T, dV, dK, dQ)
 // so a backward that recomputes more (the deterministic 7-product one) is charged for 5. The max abs difference of
-// every variant's out and dq from the first variant's checks that the timed kernels agree.
+// every variant's out and dq from the first variant's checks that the timed kernels agree. The environment
+// switches (QSFT_ATTENTION*) do not apply: each variant names its configuration.
 // bench/attention_torch_baseline.py times torch's scaled_dot_product_attention (flash backend) the same way.
 //   gpu_attention_bench [reps]     (default 20)
 #include <algorithm>
@@ -97,7 +98,7 @@ void bench_shape(const Shape& sh, int reps) {
 
   const size_t nq = size_t(T * sh.n * sh.D), nk = size_t(T * sh.nkv * sh.D);
   DeviceBuf q(nq * 2), k(nk * 2), v(nk * 2), out(nq * 2), dout(nq * 2), dq(nq * 2), dk(nk * 2), dv(nk * 2);
-  DeviceBuf lse(size_t(sh.n * T) * 4), scratch(cuda::attention_bwd_scratch_bytes(s));
+  DeviceBuf lse(size_t(sh.n * T) * 4), scratch(cuda::attention_bwd_scratch_bytes(s, cuda::AttentionBwdMode::AtomicDq));
   std::mt19937 rng(7);
   fill_bf16(q.p, nq, rng, -2.0f, 2.0f);
   fill_bf16(k.p, nk, rng, -2.0f, 2.0f);

@@ -193,8 +193,6 @@ __global__ void __launch_bounds__(kBlockThreads) attention_dq_kernel(AttentionSh
 
 }  // namespace
 
-size_t attention_bwd_scratch_bytes(const AttentionShape& s) { return size_t(s.n * s.T) * sizeof(float); }
-
 void attn::attention_delta(const AttentionShape& s, const bf16* dout, const bf16* out, float* delta,
                            cudaStream_t stream) {
   const int64_t warps = s.T * s.n;

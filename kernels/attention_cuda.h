@@ -34,12 +34,20 @@ AttentionImpl attention_impl_from_env();
 // (or =large) forces one (the GPU test runs Small on an H200 this way).
 enum class AttentionTiles { Auto, Large, Small };
 
+// Backward of the mma path: Deterministic (the default; every gradient element summed by one warp in a fixed
+// order, bitwise repeatable, so kill/resume equality holds) or AtomicDq (fast mode: dQ accumulated with fp32
+// atomics inside the dK/dV pass, 5 products instead of 7, run-to-run differences in dQ's last bits). Auto reads
+// QSFT_ATTENTION_BWD=deterministic (default) | atomic.
+enum class AttentionBwdMode { Auto, Deterministic, AtomicDq };
+AttentionBwdMode attention_bwd_mode_from_env();
+
 // q [T, n, D], k, v [T, nkv, D], out [T, n, D] (bf16); lse F32 [n, T].
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                    void* stream);
 
-// Device scratch the backward needs (delta = rowsum(dout * out), F32 [n, T]).
-size_t attention_bwd_scratch_bytes(const AttentionShape& s);
+// Device scratch the backward needs: delta = rowsum(dout * out), F32 [n, T], and in AtomicDq mode an F32 [T, n, D]
+// dQ accumulator.
+size_t attention_bwd_scratch_bytes(const AttentionShape& s, AttentionBwdMode mode = AttentionBwdMode::Auto);
 // dq [T, n, D], dk, dv [T, nkv, D] (bf16) overwritten.
 void attention_bwd(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                    const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
@@ -53,7 +61,7 @@ void attention_fwd_mma(const AttentionShape& s, const void* q, const void* k, co
                        void* stream, AttentionTiles tiles = AttentionTiles::Auto);
 void attention_bwd_mma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                        const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream,
-                       AttentionTiles tiles = AttentionTiles::Auto);
+                       AttentionTiles tiles = AttentionTiles::Auto, AttentionBwdMode mode = AttentionBwdMode::Auto);
 // Shared memory per block of the mma kernels (the largest of the pass) for head_dim D, Large or Small tiles.
 size_t attention_fwd_mma_smem(int64_t D, AttentionTiles tiles);
 size_t attention_bwd_mma_smem(int64_t D, AttentionTiles tiles);

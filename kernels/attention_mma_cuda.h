@@ -108,6 +108,13 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* x, int ld) 
   const int lane = threadIdx.x & 31;
   ldmatrix_x4(a, x + (lane & 15) * ld + (lane >> 4) * 8);
 }
+// A fragment of A = X^T [16 x 16] from a row-major X whose top-left element is at x: X rows k0..k0+15 are A's
+// columns (dS [queries x keys] from dS^T stored key-major). Matrix m of the x4 is A's (rows 8 (m % 2), columns
+// 8 (m / 2)) block = X's (rows 8 (m / 2), columns 8 (m % 2)) block, transposed by .trans.
+__device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const bf16* x, int ld) {
+  const int lane = threadIdx.x & 31;
+  ldmatrix_x4_trans(a, x + ((lane & 7) + (lane >> 4) * 8) * ld + ((lane >> 3) & 1) * 8);
+}
 // B fragments of two n8 tiles, B[k][n] = X[n][k], X's top-left at x: X rows n0..n0+15, columns k0..k0+15.
 __device__ __forceinline__ void load_b_rows(uint32_t (&b)[4], const bf16* x, int ld) {
   const int lane = threadIdx.x & 31;
@@ -128,60 +135,77 @@ __device__ __forceinline__ void to_a(uint32_t (&a)[4], const float (&c)[NT][4], 
   a[3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);
 }
 
-template <int NT>
-__device__ __forceinline__ void zero(float (&c)[NT][4]) {
+template <int RT, int NT>
+__device__ __forceinline__ void zero(float (&c)[RT][NT][4]) {
 #pragma unroll
-  for (int t = 0; t < NT; ++t) c[t][0] = c[t][1] = c[t][2] = c[t][3] = 0.0f;
+  for (int m = 0; m < RT; ++m)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) c[m][t][0] = c[m][t][1] = c[m][t][2] = c[m][t][3] = 0.0f;
 }
 
-// c [16 x 8 NT] += A [16 x K] X^T with A's top-left at a (row-major, stride lda) and X [8 NT rows][K] at x
-// (stride ldx): the products of one warp's 16 rows with 8 NT rows of another tile (q k^T, k q^T, dout v^T, ...).
-template <int K, int NT>
-__device__ __forceinline__ void warp_abt(float (&c)[NT][4], const bf16* a, int lda, const bf16* x, int ldx) {
+// The warp-level products below work on RT row tiles of 16 rows (one warp's 16 RT rows): c[m][t] is the n8 tile t
+// of row tile m. Each B fragment pair is loaded once and used for all RT row tiles.
+
+// c [16 RT x 8 NT] += A [16 RT x K] X^T with A's top-left at a (row-major, stride lda) and X [8 NT rows][K] at x
+// (stride ldx): the products of a warp's rows with 8 NT rows of another tile (q k^T, k q^T, dout v^T, ...).
+template <int K, int RT, int NT>
+__device__ __forceinline__ void warp_abt(float (&c)[RT][NT][4], const bf16* a, int lda, const bf16* x, int ldx) {
   static_assert(K % 16 == 0 && NT % 2 == 0, "k steps of 16, n tiles in pairs");
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
-    uint32_t af[4];
-    load_a(af, a + kk * 16, lda);
+    uint32_t af[RT][4];
+#pragma unroll
+    for (int m = 0; m < RT; ++m) load_a(af[m], a + 16 * m * lda + kk * 16, lda);
 #pragma unroll
     for (int t = 0; t < NT; t += 2) {
       uint32_t b[4];
       load_b_rows(b, x + t * 8 * ldx + kk * 16, ldx);
-      mma_16816(c[t], af, b[0], b[1]);
-      mma_16816(c[t + 1], af, b[2], b[3]);
+#pragma unroll
+      for (int m = 0; m < RT; ++m) {
+        mma_16816(c[m][t], af[m], b[0], b[1]);
+        mma_16816(c[m][t + 1], af[m], b[2], b[3]);
+      }
     }
   }
 }
-// Same with A's fragments already in registers (af[K / 16]).
-template <int K, int NT>
-__device__ __forceinline__ void warp_abt_reg(float (&c)[NT][4], const uint32_t (&af)[K / 16][4], const bf16* x,
-                                             int ldx) {
+// Same with A's fragments already in registers (af[m][K / 16]).
+template <int K, int RT, int NT>
+__device__ __forceinline__ void warp_abt_reg(float (&c)[RT][NT][4], const uint32_t (&af)[RT][K / 16][4],
+                                             const bf16* x, int ldx) {
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
 #pragma unroll
     for (int t = 0; t < NT; t += 2) {
       uint32_t b[4];
       load_b_rows(b, x + t * 8 * ldx + kk * 16, ldx);
-      mma_16816(c[t], af[kk], b[0], b[1]);
-      mma_16816(c[t + 1], af[kk], b[2], b[3]);
+#pragma unroll
+      for (int m = 0; m < RT; ++m) {
+        mma_16816(c[m][t], af[m][kk], b[0], b[1]);
+        mma_16816(c[m][t + 1], af[m][kk], b[2], b[3]);
+      }
     }
   }
 }
 
-// acc [16 x 8 NT] += P X with P [16 x K] the bf16 rounding of the accumulators p[K / 8][4] (registers) and
-// X [K rows][8 NT] at x (row-major, stride ldx): P V, dS K, P^T dout, dS^T q.
-template <int K, int NT>
-__device__ __forceinline__ void warp_pv(float (&acc)[NT][4], const float (&p)[K / 8][4], const bf16* x, int ldx) {
+// acc [16 RT x 8 NT] += P X with P [16 RT x K] the bf16 rounding of the accumulators p[m][K / 8][4] (registers)
+// and X [K rows][8 NT] at x (row-major, stride ldx): P V, dS K, P^T dout, dS^T q.
+template <int K, int RT, int NT>
+__device__ __forceinline__ void warp_pv(float (&acc)[RT][NT][4], const float (&p)[RT][K / 8][4], const bf16* x,
+                                        int ldx) {
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
-    uint32_t af[4];
-    to_a(af, p, kk);
+    uint32_t af[RT][4];
+#pragma unroll
+    for (int m = 0; m < RT; ++m) to_a(af[m], p[m], kk);
 #pragma unroll
     for (int t = 0; t < NT; t += 2) {
       uint32_t b[4];
       load_b_cols(b, x + kk * 16 * ldx + t * 8, ldx);
-      mma_16816(acc[t], af, b[0], b[1]);
-      mma_16816(acc[t + 1], af, b[2], b[3]);
+#pragma unroll
+      for (int m = 0; m < RT; ++m) {
+        mma_16816(acc[m][t], af[m], b[0], b[1]);
+        mma_16816(acc[m][t + 1], af[m], b[2], b[3]);
+      }
     }
   }
 }

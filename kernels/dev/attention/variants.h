@@ -1,7 +1,7 @@
 // The attention implementations a benchmark compares (bench/gpu_attention_bench.cpp), each with the production
-// launchers' signatures (kernels/attention_cuda.h). Today the production ones: WMMA, and mma.sync with the Large
-// and Small tile configurations. A new variant is a kernels/dev/attention/NN_description.cu defining its two
-// launchers (see kernels/dev/README.md), declared and listed here.
+// launchers' signatures (kernels/attention_cuda.h): the production ones (mma.sync with the Large and Small tile
+// configurations, WMMA) and the numbered variants of this folder (kernels/dev/README.md), each declared and
+// listed here; a variant that changes only one pass uses the production launcher for the other.
 #pragma once
 #include <vector>
 
@@ -18,7 +18,13 @@ struct AttentionVariant {
   bool (*supports)(int64_t D);
 };
 
+// 01_fwd_4warps_32rows.cu: forward with 4 warps x 32 query rows (FA2's layout).
+void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                         float* lse, void* stream);
+
+// The scratch passed to bwd must hold attention_bwd_scratch_bytes(s, AttentionBwdMode::AtomicDq).
 inline std::vector<AttentionVariant> attention_variants() {
+  using cuda::AttentionBwdMode;
   using cuda::AttentionShape;
   using cuda::AttentionTiles;
   return {
@@ -28,7 +34,18 @@ inline std::vector<AttentionVariant> attention_variants() {
        },
        [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
           const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
-         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Large);
+         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Large,
+                                 AttentionBwdMode::Deterministic);
+       },
+       cuda::attention_mma_supports_head_dim},
+      {"mma large, atomic dQ bwd",
+       [](const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse, void* st) {
+         cuda::attention_fwd_mma(s, q, k, v, out, lse, st, AttentionTiles::Large);
+       },
+       [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
+          const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
+         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Large,
+                                 AttentionBwdMode::AtomicDq);
        },
        cuda::attention_mma_supports_head_dim},
       {"mma small (99 KiB GPUs)",
@@ -37,7 +54,15 @@ inline std::vector<AttentionVariant> attention_variants() {
        },
        [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
           const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
-         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Small);
+         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Small,
+                                 AttentionBwdMode::Deterministic);
+       },
+       cuda::attention_mma_supports_head_dim},
+      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01,
+       [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
+          const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
+         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Large,
+                                 AttentionBwdMode::Deterministic);
        },
        cuda::attention_mma_supports_head_dim},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma,
