@@ -131,14 +131,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_dkdv_mma_kernel(Attenti
     const int st = it & 1;
     const int64_t q0 = k0 + int64_t(it % q_tiles) * kBq;
     [[maybe_unused]] const int64_t h = g * group + it / q_tiles;
-    if (it + 1 < steps) {
-      load_step(it + 1, st ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    pipeline_wait(it, steps, [&](int next) { load_step(it + 1, next); });
     float pt[1][kBq / 8][4], dst[1][kBq / 8][4];  // S^T -> P^T, dP^T -> dS^T: [16 keys x kBq queries]
     zero(pt);
     zero(dst);
@@ -200,9 +193,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_dq_mma_kernel(Attention
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* q_s = reinterpret_cast<bf16*>(smem);
   bf16* do_s = reinterpret_cast<bf16*>(smem + Tiles::kQBytes);
-  bf16* kv_s = reinterpret_cast<bf16*>(smem + 2 * Tiles::kQBytes);
-  auto k_stage = [&](int st) { return kv_s + size_t(2 * st) * kBc * kLd; };
-  auto v_stage = [&](int st) { return kv_s + size_t(2 * st + 1) * kBc * kLd; };
+  const KvStages<D, kBc, kThreads> kv{reinterpret_cast<bf16*>(smem + 2 * Tiles::kQBytes)};
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kBr, h = blockIdx.y, g = h / (s.n / s.nkv);
@@ -227,29 +218,20 @@ __global__ void __launch_bounds__(32 * kWarps) attention_dq_mma_kernel(Attention
 
   cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.n, h);
   cp_async_rows<D, kThreads>(do_s, dout, q0, kBr, s.T, s.n, h);
-  cp_async_rows<D, kThreads>(k_stage(0), k, k_first, kBc, s.T, s.nkv, g);
-  cp_async_rows<D, kThreads>(v_stage(0), v, k_first, kBc, s.T, s.nkv, g);
+  kv.load(0, k, v, k_first, s, g);
   cp_async_commit();
 
   float dq_acc[1][D / 8][4];  // [one row tile of 16 queries]
   zero(dq_acc);
   for (int it = 0; it < tiles; ++it) {
     const int64_t k0 = k_first + int64_t(it) * kBc;
-    if (it + 1 < tiles) {
-      cp_async_rows<D, kThreads>(k_stage((it + 1) & 1), k, k0 + kBc, kBc, s.T, s.nkv, g);
-      cp_async_rows<D, kThreads>(v_stage((it + 1) & 1), v, k0 + kBc, kBc, s.T, s.nkv, g);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    pipeline_wait(it, tiles, [&](int st) { kv.load(st, k, v, k0 + kBc, s, g); });
     if (warp_row0 < s.T && warp_last >= k0 && warp_begin <= k0 + kBc - 1) {
       float sc[1][kBc / 8][4], dp[1][kBc / 8][4];  // S -> P -> dS, dP: [16 queries x kBc keys]
       zero(sc);
       zero(dp);
-      warp_abt<D, 1, kBc / 8>(sc, q_s + 16 * warp * kLd, kLd, k_stage(it & 1), kLd);
-      warp_abt<D, 1, kBc / 8>(dp, do_s + 16 * warp * kLd, kLd, v_stage(it & 1), kLd);
+      warp_abt<D, 1, kBc / 8>(sc, q_s + 16 * warp * kLd, kLd, kv.k(it & 1), kLd);
+      warp_abt<D, 1, kBc / 8>(dp, do_s + 16 * warp * kLd, kLd, kv.v(it & 1), kLd);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const bool full = valid[r] && k0 >= begin[r] && k0 + kBc - 1 <= row[r];
@@ -263,7 +245,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_dq_mma_kernel(Attention
             sc[0][t][2 * r + e] = p * (dp[0][t][2 * r + e] - dlt[r]);
           }
       }
-      warp_pv<kBc, 1, D / 8>(dq_acc, sc, k_stage(it & 1), kLd);
+      warp_pv<kBc, 1, D / 8>(dq_acc, sc, kv.k(it & 1), kLd);
     }
     __syncthreads();
   }

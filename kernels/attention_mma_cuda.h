@@ -146,45 +146,41 @@ __device__ __forceinline__ void zero(float (&c)[RT][NT][4]) {
 // The warp-level products below work on RT row tiles of 16 rows (one warp's 16 RT rows): c[m][t] is the n8 tile t
 // of row tile m. Each B fragment pair is loaded once and used for all RT row tiles.
 
+// c[m][t] += af[m] B_t over the n8 tiles t of B[k][n] = X[n][k] (X [8 NT rows][16] at x, stride ldx): one k-step.
+template <int RT, int NT>
+__device__ __forceinline__ void mma_step_abt(float (&c)[RT][NT][4], const uint32_t (&af)[RT][4], const bf16* x,
+                                             int ldx) {
+  static_assert(NT % 2 == 0, "n tiles in pairs");
+#pragma unroll
+  for (int t = 0; t < NT; t += 2) {
+    uint32_t b[4];
+    load_b_rows(b, x + t * 8 * ldx, ldx);
+#pragma unroll
+    for (int m = 0; m < RT; ++m) {
+      mma_16816(c[m][t], af[m], b[0], b[1]);
+      mma_16816(c[m][t + 1], af[m], b[2], b[3]);
+    }
+  }
+}
+
 // c [16 RT x 8 NT] += A [16 RT x K] X^T with A's top-left at a (row-major, stride lda) and X [8 NT rows][K] at x
 // (stride ldx): the products of a warp's rows with 8 NT rows of another tile (q k^T, k q^T, dout v^T, ...).
 template <int K, int RT, int NT>
 __device__ __forceinline__ void warp_abt(float (&c)[RT][NT][4], const bf16* a, int lda, const bf16* x, int ldx) {
-  static_assert(K % 16 == 0 && NT % 2 == 0, "k steps of 16, n tiles in pairs");
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
     uint32_t af[RT][4];
 #pragma unroll
     for (int m = 0; m < RT; ++m) load_a(af[m], a + 16 * m * lda + kk * 16, lda);
-#pragma unroll
-    for (int t = 0; t < NT; t += 2) {
-      uint32_t b[4];
-      load_b_rows(b, x + t * 8 * ldx + kk * 16, ldx);
-#pragma unroll
-      for (int m = 0; m < RT; ++m) {
-        mma_16816(c[m][t], af[m], b[0], b[1]);
-        mma_16816(c[m][t + 1], af[m], b[2], b[3]);
-      }
-    }
+    mma_step_abt(c, af, x + kk * 16, ldx);
   }
 }
-// Same with A's fragments already in registers (af[m][K / 16]).
+// Same with A's fragments already in registers (af[k-step][m]).
 template <int K, int RT, int NT>
-__device__ __forceinline__ void warp_abt_reg(float (&c)[RT][NT][4], const uint32_t (&af)[RT][K / 16][4],
+__device__ __forceinline__ void warp_abt_reg(float (&c)[RT][NT][4], const uint32_t (&af)[K / 16][RT][4],
                                              const bf16* x, int ldx) {
 #pragma unroll
-  for (int kk = 0; kk < K / 16; ++kk) {
-#pragma unroll
-    for (int t = 0; t < NT; t += 2) {
-      uint32_t b[4];
-      load_b_rows(b, x + t * 8 * ldx + kk * 16, ldx);
-#pragma unroll
-      for (int m = 0; m < RT; ++m) {
-        mma_16816(c[m][t], af[m][kk], b[0], b[1]);
-        mma_16816(c[m][t + 1], af[m][kk], b[2], b[3]);
-      }
-    }
-  }
+  for (int kk = 0; kk < K / 16; ++kk) mma_step_abt(c, af[kk], x + kk * 16, ldx);
 }
 
 // acc [16 RT x 8 NT] += P X with P [16 RT x K] the bf16 rounding of the accumulators p[m][K / 8][4] (registers)
@@ -208,6 +204,36 @@ __device__ __forceinline__ void warp_pv(float (&acc)[RT][NT][4], const float (&p
       }
     }
   }
+}
+
+// The two shared-memory stages of the K/V tiles (kBc rows each) a query-major kernel streams: stage st holds k at
+// tile 2 st and v at tile 2 st + 1 from base.
+template <int D, int kBc, int kThreads>
+struct KvStages {
+  bf16* base;
+  __device__ bf16* k(int st) const { return base + size_t(2 * st) * kBc * kLdm<D>; }
+  __device__ bf16* v(int st) const { return base + size_t(2 * st + 1) * kBc * kLdm<D>; }
+  // Rows row0.. of kv head g of k and v [T, nkv, D] into stage st (asynchronous).
+  __device__ void load(int st, const bf16* k_g, const bf16* v_g, int64_t row0, const AttentionShape& s,
+                       int64_t g) const {
+    cp_async_rows<D, kThreads>(k(st), k_g, row0, kBc, s.T, s.nkv, g);
+    cp_async_rows<D, kThreads>(v(st), v_g, row0, kBc, s.T, s.nkv, g);
+  }
+};
+
+// One step of the two-stage cp.async pipeline every kernel here runs: issues step it + 1's loads into the other
+// stage (load_next(stage)) when there is one, then waits for step it's loads and passes a block barrier. The
+// caller ends the step with a barrier too (nobody still reads the stage the next step's prefetch overwrites).
+template <class LoadNext>
+__device__ __forceinline__ void pipeline_wait(int it, int steps, LoadNext&& load_next) {
+  if (it + 1 < steps) {
+    load_next((it + 1) & 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+  __syncthreads();
 }
 
 // Sum / max over the 4 lanes of a quad (the lanes holding one accumulator row).

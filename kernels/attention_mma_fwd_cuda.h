@@ -33,9 +33,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_fwd_mma_kernel(Attentio
   constexpr bool kQInRegisters = RT == 1;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* q_s = reinterpret_cast<bf16*>(smem);
-  bf16* kv_s = reinterpret_cast<bf16*>(smem + Tiles::kQBytes);  // stage st: k at 2 st, v at 2 st + 1 tiles
-  auto k_stage = [&](int st) { return kv_s + size_t(2 * st) * kBc * kLd; };
-  auto v_stage = [&](int st) { return kv_s + size_t(2 * st + 1) * kBc * kLd; };
+  const KvStages<D, kBc, kThreads> kv{reinterpret_cast<bf16*>(smem + Tiles::kQBytes)};
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   // Heaviest (latest) query tiles first: causal work grows with the position in the sequence.
@@ -61,16 +59,15 @@ __global__ void __launch_bounds__(32 * kWarps) attention_fwd_mma_kernel(Attentio
   const int tiles = int((k_last - k_first) / kBc) + 1;
 
   cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.n, h);
-  cp_async_rows<D, kThreads>(k_stage(0), k, k_first, kBc, s.T, s.nkv, g);
-  cp_async_rows<D, kThreads>(v_stage(0), v, k_first, kBc, s.T, s.nkv, g);
+  kv.load(0, k, v, k_first, s, g);
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
   const bf16* q_w = q_s + kWarpRows * warp * kLd;
-  uint32_t qf[RT][kQInRegisters ? D / 16 : 1][4];
+  uint32_t qf[kQInRegisters ? D / 16 : 1][RT][4];
   if constexpr (kQInRegisters) {
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) load_a(qf[0][kk], q_w + kk * 16, kLd);
+    for (int kk = 0; kk < D / 16; ++kk) load_a(qf[kk][0], q_w + kk * 16, kLd);
   }
 
   float o[RT][D / 8][4];
@@ -81,24 +78,16 @@ __global__ void __launch_bounds__(32 * kWarps) attention_fwd_mma_kernel(Attentio
 
   for (int it = 0; it < tiles; ++it) {
     const int64_t k0 = k_first + int64_t(it) * kBc;
-    if (it + 1 < tiles) {  // prefetch the next tile into the other stage
-      cp_async_rows<D, kThreads>(k_stage((it + 1) & 1), k, k0 + kBc, kBc, s.T, s.nkv, g);
-      cp_async_rows<D, kThreads>(v_stage((it + 1) & 1), v, k0 + kBc, kBc, s.T, s.nkv, g);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();  // tile it is in shared memory for every warp
+    pipeline_wait(it, tiles, [&](int st) { kv.load(st, k, v, k0 + kBc, s, g); });  // tile it in shared memory
     // Warps whose rows see none of these keys (all before k0, or all in later sequences) skip the tile: exact,
     // since every p would be 0 and m unchanged.
     if (warp_row0 < s.T && warp_last >= k0 && warp_begin <= k0 + kBc - 1) {
       float sc[RT][kBc / 8][4];
       zero(sc);
       if constexpr (kQInRegisters)
-        warp_abt_reg<D, RT, kBc / 8>(sc, qf, k_stage(it & 1), kLd);
+        warp_abt_reg<D, RT, kBc / 8>(sc, qf, kv.k(it & 1), kLd);
       else
-        warp_abt<D, RT, kBc / 8>(sc, q_w, kLd, k_stage(it & 1), kLd);
+        warp_abt<D, RT, kBc / 8>(sc, q_w, kLd, kv.k(it & 1), kLd);
 #pragma unroll
       for (int m = 0; m < RT; ++m)
 #pragma unroll
@@ -136,7 +125,7 @@ __global__ void __launch_bounds__(32 * kWarps) attention_fwd_mma_kernel(Attentio
             o[m][t][2 * r + 1] *= alpha;
           }
         }
-      warp_pv<kBc, RT, D / 8>(o, sc, v_stage(it & 1), kLd);
+      warp_pv<kBc, RT, D / 8>(o, sc, kv.v(it & 1), kLd);
     }
     __syncthreads();  // every warp is done with stage it & 1 before iteration it + 1 prefetches into it
   }

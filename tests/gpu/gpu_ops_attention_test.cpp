@@ -137,7 +137,7 @@ TEST(GpuAttention, Qwen7bShapesMatchCpu) {
 TEST(GpuAttention, ManyShortSequencesMatchCpu) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(44);
-  std::vector<int> lengths(300);
+  std::vector<int> lengths(150);  // ~1800 tokens: small enough for the compute-sanitizer stage
   for (int& l : lengths) l = 1 + int(rng() % 23);
   check_case(*cpu, *gpu, {28, 4, 128, lengths}, rng);
   check_case(*cpu, *gpu, {14, 2, 64, lengths}, rng);

@@ -22,49 +22,30 @@ struct AttentionVariant {
 void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                          float* lse, void* stream);
 
+// The production mma launchers with the tile configuration and backward mode fixed (not read from the environment).
+template <cuda::AttentionTiles kTiles>
+void fwd_mma_with(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                  void* stream) {
+  cuda::attention_fwd_mma(s, q, k, v, out, lse, stream, kTiles);
+}
+template <cuda::AttentionTiles kTiles, cuda::AttentionBwdMode kMode>
+void bwd_mma_with(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                  const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
+  cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream, kTiles, kMode);
+}
+
 // The scratch passed to bwd must hold attention_bwd_scratch_bytes(s, AttentionBwdMode::AtomicDq).
 inline std::vector<AttentionVariant> attention_variants() {
   using cuda::AttentionBwdMode;
-  using cuda::AttentionShape;
   using cuda::AttentionTiles;
+  constexpr auto kLarge = AttentionTiles::Large, kSmall = AttentionTiles::Small;
+  constexpr auto kDeterministic = AttentionBwdMode::Deterministic, kAtomic = AttentionBwdMode::AtomicDq;
+  const auto mma = cuda::attention_mma_supports_head_dim;
   return {
-      {"mma large (production)",
-       [](const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse, void* st) {
-         cuda::attention_fwd_mma(s, q, k, v, out, lse, st, AttentionTiles::Large);
-       },
-       [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
-          const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
-         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Large,
-                                 AttentionBwdMode::Deterministic);
-       },
-       cuda::attention_mma_supports_head_dim},
-      {"mma large, atomic dQ bwd",
-       [](const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse, void* st) {
-         cuda::attention_fwd_mma(s, q, k, v, out, lse, st, AttentionTiles::Large);
-       },
-       [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
-          const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
-         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Large,
-                                 AttentionBwdMode::AtomicDq);
-       },
-       cuda::attention_mma_supports_head_dim},
-      {"mma small (99 KiB GPUs)",
-       [](const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse, void* st) {
-         cuda::attention_fwd_mma(s, q, k, v, out, lse, st, AttentionTiles::Small);
-       },
-       [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
-          const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
-         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Small,
-                                 AttentionBwdMode::Deterministic);
-       },
-       cuda::attention_mma_supports_head_dim},
-      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01,
-       [](const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
-          const float* lse, void* dq, void* dk, void* dv, void* scratch, void* st) {
-         cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, AttentionTiles::Large,
-                                 AttentionBwdMode::Deterministic);
-       },
-       cuda::attention_mma_supports_head_dim},
+      {"mma large (production)", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, mma},
+      {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, mma},
+      {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, mma},
+      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kLarge, kDeterministic>, mma},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma,
        cuda::attention_supports_head_dim},
   };
