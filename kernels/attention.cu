@@ -100,16 +100,14 @@ __global__ void __launch_bounds__(kBlockThreads) attention_fwd_kernel(AttentionS
 
 }  // namespace
 
-bool attention_supports_head_dim(int64_t D) { return D == 16 || D == 32 || D == 64 || D == 128; }
-
-void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
-                   void* stream) {
+void attention_fwd_wmma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                        void* stream) {
   if (s.T == 0) return;
   check_shape(s, {q, k, v, out});
   dispatch_head_dim(s.D, [&](auto d) {
     constexpr int D = decltype(d)::value;
     const dim3 grid(unsigned((s.T + kBr - 1) / kBr), unsigned(s.n));
-    launch_with_smem(attention_fwd_kernel<D>, grid, fwd_smem_bytes<D>(), as_stream(stream), s,
+    launch_with_smem(attention_fwd_kernel<D>, grid, kBlockThreads, fwd_smem_bytes<D>(), as_stream(stream), s,
                      static_cast<const bf16*>(q), static_cast<const bf16*>(k), static_cast<const bf16*>(v),
                      static_cast<bf16*>(out), lse);
   });

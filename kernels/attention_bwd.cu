@@ -193,28 +193,31 @@ __global__ void __launch_bounds__(kBlockThreads) attention_dq_kernel(AttentionSh
 
 }  // namespace
 
-size_t attention_bwd_scratch_bytes(const AttentionShape& s) { return size_t(s.n * s.T) * sizeof(float); }
+void attn::attention_delta(const AttentionShape& s, const bf16* dout, const bf16* out, float* delta,
+                           cudaStream_t stream) {
+  const int64_t warps = s.T * s.n;
+  delta_kernel<<<unsigned((warps * 32 + 255) / 256), 256, 0, stream>>>(dout, out, s.T, s.n, s.D, delta);
+  QSFT_CUDA_CHECK_LAUNCH();
+}
 
-void attention_bwd(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
-                   const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
+void attention_bwd_wmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                        const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch,
+                        void* stream) {
   if (s.T == 0) return;
   check_shape(s, {dout, q, k, v, out, dq, dk, dv});
   const cudaStream_t st = as_stream(stream);
   float* delta = static_cast<float*>(scratch);
-  const int64_t warps = s.T * s.n;
-  delta_kernel<<<unsigned((warps * 32 + 255) / 256), 256, 0, st>>>(
-      static_cast<const bf16*>(dout), static_cast<const bf16*>(out), s.T, s.n, s.D, delta);
-  QSFT_CUDA_CHECK_LAUNCH();
+  attention_delta(s, static_cast<const bf16*>(dout), static_cast<const bf16*>(out), delta, st);
   dispatch_head_dim(s.D, [&](auto d) {
     constexpr int D = decltype(d)::value;
     const auto* dout_b = static_cast<const bf16*>(dout);
     const auto *q_b = static_cast<const bf16*>(q), *k_b = static_cast<const bf16*>(k);
     const auto* v_b = static_cast<const bf16*>(v);
     launch_with_smem(attention_dkdv_kernel<D>, dim3(unsigned((s.T + kKeys - 1) / kKeys), unsigned(s.nkv)),
-                     dkdv_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse, static_cast<const float*>(delta),
+                     kBlockThreads, dkdv_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse, static_cast<const float*>(delta),
                      static_cast<bf16*>(dk), static_cast<bf16*>(dv));
     launch_with_smem(attention_dq_kernel<D>, dim3(unsigned((s.T + kQueries - 1) / kQueries), unsigned(s.n)),
-                     dq_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse, static_cast<const float*>(delta),
+                     kBlockThreads, dq_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse, static_cast<const float*>(delta),
                      static_cast<bf16*>(dq));
   });
 }

@@ -2,7 +2,11 @@
 // (cu_seqlens), GQA without copying K/V (query head h reads kv head h / (n / nkv)), bf16 q/k/v/out/gradients,
 // fp32 softmax statistics (lse [n, T]), head_dim 16, 32, 64 or 128. Tiles of queries and keys stream through
 // shared memory with an online softmax: no T x T matrix exists anywhere. The backward is deterministic by
-// construction (no atomics): dK/dV are computed key-major and dQ query-major, each element by one thread block.
+// construction (no atomics): dK/dV are computed key-major and dQ query-major, each element by one warp.
+// Two implementations: "mma" (attention_mma*.cu: mma.sync + ldmatrix, register accumulators, cp.async double
+// buffering; head_dim 64 and 128) and "wmma" (attention.cu, attention_bwd.cu: WMMA with shared-memory
+// accumulators; every head_dim). attention_fwd/attention_bwd pick by the environment variable QSFT_ATTENTION=mma
+// (default) | wmma, read at each call; head dims mma lacks run on wmma.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -19,15 +23,47 @@ struct AttentionShape {
 };
 
 bool attention_supports_head_dim(int64_t D);
+bool attention_mma_supports_head_dim(int64_t D);
+
+enum class AttentionImpl { Mma, Wmma };
+// QSFT_ATTENTION (unset: mma); anything but mma/wmma is an error naming the variable.
+AttentionImpl attention_impl_from_env();
+
+// Tile configuration of the mma kernels: Large needs ~105 KiB of shared memory per block (H100/H200, A100), Small
+// fits 99 KiB (RTX 3090/4090, sm_86/89). Auto: Large where the device allows it, unless QSFT_ATTENTION_TILES=small
+// (or =large) forces one (the GPU test runs Small on an H200 this way).
+enum class AttentionTiles { Auto, Large, Small };
+
+// Backward of the mma path: Deterministic (the default; every gradient element summed by one warp in a fixed
+// order, bitwise repeatable, so kill/resume equality holds) or AtomicDq (fast mode: dQ accumulated with fp32
+// atomics inside the dK/dV pass, 5 products instead of 7, run-to-run differences in dQ's last bits). Auto reads
+// QSFT_ATTENTION_BWD=deterministic (default) | atomic.
+enum class AttentionBwdMode { Auto, Deterministic, AtomicDq };
+AttentionBwdMode attention_bwd_mode_from_env();
 
 // q [T, n, D], k, v [T, nkv, D], out [T, n, D] (bf16); lse F32 [n, T].
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                    void* stream);
 
-// Device scratch the backward needs (delta = rowsum(dout * out), F32 [n, T]).
-size_t attention_bwd_scratch_bytes(const AttentionShape& s);
+// Device scratch the backward needs: delta = rowsum(dout * out), F32 [n, T], and in AtomicDq mode an F32 [T, n, D]
+// dQ accumulator.
+size_t attention_bwd_scratch_bytes(const AttentionShape& s, AttentionBwdMode mode = AttentionBwdMode::Auto);
 // dq [T, n, D], dk, dv [T, nkv, D] (bf16) overwritten.
 void attention_bwd(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                    const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+
+// The two implementations behind attention_fwd/attention_bwd, same arguments (benchmarks and tests call them).
+void attention_fwd_wmma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                        void* stream);
+void attention_bwd_wmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                        const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+void attention_fwd_mma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                       void* stream, AttentionTiles tiles = AttentionTiles::Auto);
+void attention_bwd_mma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                       const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream,
+                       AttentionTiles tiles = AttentionTiles::Auto, AttentionBwdMode mode = AttentionBwdMode::Auto);
+// Shared memory per block of the mma kernels (the largest of the pass) for head_dim D, Large or Small tiles.
+size_t attention_fwd_mma_smem(int64_t D, AttentionTiles tiles);
+size_t attention_bwd_mma_smem(int64_t D, AttentionTiles tiles);
 
 }  // namespace qsft::cuda

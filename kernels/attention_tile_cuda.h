@@ -103,9 +103,10 @@ __device__ void warp_scores(float* scores, int lds, const bf16* a, int lda, cons
   }
 }
 
-// Launches kernel with `smem` bytes of dynamic shared memory, raising the per-kernel limit once when above 48 KiB.
+// Launches kernel (`threads` per block) with `smem` bytes of dynamic shared memory, raising the per-kernel limit
+// when above 48 KiB.
 template <class Kernel, class... Args>
-void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, cudaStream_t stream, Args... args) {
+void launch_with_smem(Kernel kernel, dim3 grid, int threads, size_t smem, cudaStream_t stream, Args... args) {
   if (smem > 48 * 1024) {
     int dev = 0, optin = 0;
     QSFT_CUDA_CHECK(cudaGetDevice(&dev));
@@ -115,7 +116,7 @@ void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, cudaStream_t stream
                                "GPU allows " + std::to_string(optin));
     QSFT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
-  kernel<<<grid, kBlockThreads, smem, stream>>>(args...);
+  kernel<<<grid, threads, smem, stream>>>(args...);
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
@@ -130,6 +131,9 @@ void dispatch_head_dim(int64_t D, F&& f) {
     default: throw std::logic_error("attention: head_dim " + std::to_string(D) + " is not 16, 32, 64 or 128");
   }
 }
+
+// delta[h, t] = sum_d dout[t, h, d] out[t, h, d] (F32 [n, T]): the backward's row term (attention_bwd.cu).
+void attention_delta(const AttentionShape& s, const bf16* dout, const bf16* out, float* delta, cudaStream_t stream);
 
 // Host-side checks every launcher shares.
 inline void check_shape(const AttentionShape& s, std::initializer_list<const void*> tensors) {

@@ -1,0 +1,156 @@
+// The mma.sync attention forward kernel (kernels/attention_mma_cuda.h has the fragment layouts), a template over
+// its tile configuration: attention_mma.cu instantiates the production ones, kernels/dev/attention/ variants others.
+// One block per (tile of kBr = 16 kRowTiles kWarps queries, query head h); warp w owns 16 kRowTiles consecutive
+// queries and keeps everything of them in registers: the [rows x kBc] scores S, the [rows x D] output O, and (with
+// one row tile) its Q fragments. K/V tiles of kBc keys stream through two shared-memory stages (cp.async: tile t+1
+// loads while tile t is computed). In log2 units (scale log2(e) folded into one multiply, exp2 on the SFU):
+//   x = (scale log2e) q k^T, masked to j in [begin_i, i];  m' = max(m, rowmax x);  p = 2^(x - m')
+//   l = l 2^(m - m') + rowsum p;  O = O 2^(m - m') + bf16(p) V;   out = O / l,  lse = ln2 (m + log2 l)  (natural log)
+// Each thread holds rows grp and grp + 8 of each row tile (fragment C layout); row max and sum reduce over the quad.
+// CUDA code: include from .cu files only.
+#pragma once
+#include "kernels/attention_mma_cuda.h"
+
+namespace qsft::cuda::attn {
+
+template <int D, int kWarps, int kRowTiles, int kBc>
+struct FwdTiles {
+  static constexpr int kWarpRows = 16 * kRowTiles, kBr = kWarpRows * kWarps, kThreads = 32 * kWarps;
+  static constexpr size_t kQBytes = size_t(kBr) * kLdm<D> * sizeof(bf16);
+  static constexpr size_t kKvBytes = size_t(kBc) * kLdm<D> * sizeof(bf16);  // one K or V tile
+  static constexpr size_t smem() { return kQBytes + 4 * kKvBytes; }         // q + 2 stages x (k, v)
+};
+
+template <int D, int kWarps, int kRowTiles, int kBc>
+__global__ void __launch_bounds__(32 * kWarps) attention_fwd_mma_kernel(AttentionShape s, const bf16* q,
+                                                                        const bf16* k, const bf16* v, bf16* out,
+                                                                        float* lse) {
+  using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
+  constexpr int RT = kRowTiles, kWarpRows = Tiles::kWarpRows, kBr = Tiles::kBr, kThreads = Tiles::kThreads;
+  constexpr int kLd = kLdm<D>;
+  // Q fragments take 2 D / 16 registers per row tile: kept in registers for one row tile, re-read from shared
+  // memory per k-step (once per 8 kBc / 16 MMAs) for two, where O and S already take ~190 registers at D = 128.
+  constexpr bool kQInRegisters = RT == 1;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* q_s = reinterpret_cast<bf16*>(smem);
+  const KvStages<D, kBc, kThreads> kv{reinterpret_cast<bf16*>(smem + Tiles::kQBytes)};
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
+  // Heaviest (latest) query tiles first: causal work grows with the position in the sequence.
+  const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kBr, h = blockIdx.y, g = h / (s.n / s.nkv);
+  const float scale_log2 = rsqrtf(float(D)) * kLog2e;
+
+  // This thread's rows (grp and grp + 8 of each row tile) and their visible key range [begin, row].
+  const int64_t warp_row0 = q0 + int64_t(kWarpRows) * warp;
+  int64_t row[RT][2], begin[RT][2];
+  bool valid[RT][2];
+#pragma unroll
+  for (int m = 0; m < RT; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      row[m][r] = warp_row0 + 16 * m + grp + 8 * r;
+      valid[m][r] = row[m][r] < s.T;
+      begin[m][r] = valid[m][r] ? seq_begin(s, row[m][r]) : 0;
+    }
+  const int64_t warp_last = min(warp_row0 + kWarpRows - 1, s.T - 1);
+  const int64_t warp_begin = warp_row0 < s.T ? seq_begin(s, warp_row0) : s.T;  // smallest begin of the warp
+
+  const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kBr, s.T) - 1;
+  const int tiles = int((k_last - k_first) / kBc) + 1;
+
+  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.n, h);
+  kv.load(0, k, v, k_first, s, g);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+  const bf16* q_w = q_s + kWarpRows * warp * kLd;
+  uint32_t qf[kQInRegisters ? D / 16 : 1][RT][4];
+  if constexpr (kQInRegisters) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) load_a(qf[kk][0], q_w + kk * 16, kLd);
+  }
+
+  float o[RT][D / 8][4];
+  zero(o);
+  float m_run[RT][2], l[RT][2];  // running max (log2 units), this thread's partial row sums
+#pragma unroll
+  for (int m = 0; m < RT; ++m) m_run[m][0] = m_run[m][1] = -INFINITY, l[m][0] = l[m][1] = 0.0f;
+
+  for (int it = 0; it < tiles; ++it) {
+    const int64_t k0 = k_first + int64_t(it) * kBc;
+    pipeline_wait(it, tiles, [&](int st) { kv.load(st, k, v, k0 + kBc, s, g); });  // tile it in shared memory
+    // Warps whose rows see none of these keys (all before k0, or all in later sequences) skip the tile: exact,
+    // since every p would be 0 and m unchanged.
+    if (warp_row0 < s.T && warp_last >= k0 && warp_begin <= k0 + kBc - 1) {
+      float sc[RT][kBc / 8][4];
+      zero(sc);
+      if constexpr (kQInRegisters)
+        warp_abt_reg<D, RT, kBc / 8>(sc, qf, kv.k(it & 1), kLd);
+      else
+        warp_abt<D, RT, kBc / 8>(sc, q_w, kLd, kv.k(it & 1), kLd);
+#pragma unroll
+      for (int m = 0; m < RT; ++m)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          // No mask needed when every key of the tile is in [begin, row] (row < T then covers the tail).
+          const bool full = valid[m][r] && k0 >= begin[m][r] && k0 + kBc - 1 <= row[m][r];
+          float tile_max = -INFINITY;
+#pragma unroll
+          for (int t = 0; t < kBc / 8; ++t)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int64_t j = k0 + 8 * t + 2 * tig + e;
+              float x = sc[m][t][2 * r + e] * scale_log2;
+              if (!full) x = valid[m][r] && j >= begin[m][r] && j <= row[m][r] ? x : -INFINITY;
+              sc[m][t][2 * r + e] = x;
+              tile_max = fmaxf(tile_max, x);
+            }
+          const float m_new = fmaxf(m_run[m][r], quad_max(tile_max));
+          const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet: p = 0
+          const float alpha = exp2f(m_run[m][r] - m_use);
+          m_run[m][r] = m_new;
+          float sum = 0.0f;
+#pragma unroll
+          for (int t = 0; t < kBc / 8; ++t)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const float p = exp2f(sc[m][t][2 * r + e] - m_use);
+              sc[m][t][2 * r + e] = p;
+              sum += p;  // fp32 p (not its bf16 rounding): lse stays the exact log-sum-exp
+            }
+          l[m][r] = l[m][r] * alpha + sum;
+#pragma unroll
+          for (int t = 0; t < D / 8; ++t) {
+            o[m][t][2 * r] *= alpha;
+            o[m][t][2 * r + 1] *= alpha;
+          }
+        }
+      warp_pv<kBc, RT, D / 8>(o, sc, kv.v(it & 1), kLd);
+    }
+    __syncthreads();  // every warp is done with stage it & 1 before iteration it + 1 prefetches into it
+  }
+
+#pragma unroll
+  for (int m = 0; m < RT; ++m) {
+    float inv_l[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float sum = quad_sum(l[m][r]);
+      inv_l[r] = sum > 0.0f ? 1.0f / sum : 0.0f;
+      if (valid[m][r] && tig == 0) lse[h * s.T + row[m][r]] = kLn2 * (m_run[m][r] + log2f(sum));
+    }
+    store_rows_bf16<D / 8>(out, o[m], warp_row0 + 16 * m + grp, s.T, s.n, h, inv_l[0], inv_l[1]);
+  }
+}
+
+template <int D, int kWarps, int kRowTiles, int kBc>
+void launch_fwd_mma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                    void* stream) {
+  using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
+  const dim3 grid(unsigned((s.T + Tiles::kBr - 1) / Tiles::kBr), unsigned(s.n));
+  launch_with_smem(attention_fwd_mma_kernel<D, kWarps, kRowTiles, kBc>, grid, Tiles::kThreads, Tiles::smem(),
+                   as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
+                   static_cast<const bf16*>(v), static_cast<bf16*>(out), lse);
+}
+
+}  // namespace qsft::cuda::attn

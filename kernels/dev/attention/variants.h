@@ -1,0 +1,54 @@
+// The attention implementations a benchmark compares (bench/gpu_attention_bench.cpp), each with the production
+// launchers' signatures (kernels/attention_cuda.h): the production ones (mma.sync with the Large and Small tile
+// configurations, WMMA) and the numbered variants of this folder (kernels/dev/README.md), each declared and
+// listed here; a variant that changes only one pass uses the production launcher for the other.
+#pragma once
+#include <vector>
+
+#include "kernels/attention_cuda.h"
+
+namespace qsft::dev {
+
+struct AttentionVariant {
+  const char* name;
+  void (*fwd)(const cuda::AttentionShape&, const void* q, const void* k, const void* v, void* out, float* lse,
+              void* stream);
+  void (*bwd)(const cuda::AttentionShape&, const void* dout, const void* q, const void* k, const void* v,
+              const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+  bool (*supports)(int64_t D);
+};
+
+// 01_fwd_4warps_32rows.cu: forward with 4 warps x 32 query rows (FA2's layout).
+void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                         float* lse, void* stream);
+
+// The production mma launchers with the tile configuration and backward mode fixed (not read from the environment).
+template <cuda::AttentionTiles kTiles>
+void fwd_mma_with(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                  void* stream) {
+  cuda::attention_fwd_mma(s, q, k, v, out, lse, stream, kTiles);
+}
+template <cuda::AttentionTiles kTiles, cuda::AttentionBwdMode kMode>
+void bwd_mma_with(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                  const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
+  cuda::attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream, kTiles, kMode);
+}
+
+// The scratch passed to bwd must hold attention_bwd_scratch_bytes(s, AttentionBwdMode::AtomicDq).
+inline std::vector<AttentionVariant> attention_variants() {
+  using cuda::AttentionBwdMode;
+  using cuda::AttentionTiles;
+  constexpr auto kLarge = AttentionTiles::Large, kSmall = AttentionTiles::Small;
+  constexpr auto kDeterministic = AttentionBwdMode::Deterministic, kAtomic = AttentionBwdMode::AtomicDq;
+  const auto mma = cuda::attention_mma_supports_head_dim;
+  return {
+      {"mma large (production)", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, mma},
+      {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, mma},
+      {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, mma},
+      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kLarge, kDeterministic>, mma},
+      {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma,
+       cuda::attention_supports_head_dim},
+  };
+}
+
+}  // namespace qsft::dev
