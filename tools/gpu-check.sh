@@ -113,11 +113,12 @@ if ! "$BIN/gpu_ops_gemm_test" --gtest_list_tests > /dev/null 2>&1; then
     -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON -DPKG_CONFIG_EXECUTABLE="$PKGC" \
     -DGTest_DIR="$D/usr/lib/x86_64-linux-gnu/cmake/GTest" -DCMAKE_PREFIX_PATH="$D/usr" -DBUILD_TESTING=ON
   # shellcheck disable=SC2046
-  stage build 300 200 "$OUT/build.log" cmake --build "$B" -j "$(nproc)" --target gpu_ops_bench qwen-sft \
+  stage build 300 200 "$OUT/build.log" cmake --build "$B" -j "$(nproc)" --target gpu_ops_bench gpu_attention_bench qwen-sft \
     $(cd "$ROOT/tests/gpu" && ls ./*_test.cpp | sed 's|^\./||; s|\.cpp$||')
   BIN=/tmp/qsft-bin
   mkdir -p "$BIN"
-  cp "$B"/tests/gpu_*_test "$B"/bench/gpu_ops_bench "$B"/qwen-sft "$BIN"/ 2>> "$OUT/build.log"
+  cp "$B"/tests/gpu_*_test "$B"/bench/gpu_ops_bench "$B"/bench/gpu_attention_bench "$B"/qwen-sft "$BIN"/ \
+    2>> "$OUT/build.log"
 fi
 
 # ---- smoke: CUDA start-up, one elementwise kernel, one cuBLASLt GEMM ----
@@ -136,12 +137,14 @@ fi
 for bin in "$BIN"/gpu_ops_*_test; do
   fam=${bin##*/gpu_ops_}
   fam=${fam%_test}
-  stage "test-$fam" 150 0 "$TESTS" "$bin"
+  stage "test-$fam" 150 0 "$TESTS" "$bin" --gtest_filter='-*4x4096*'  # the 4 x 4096 case has its own stage
   if [ "$RESULT" = FAIL ] && grep -qE 'cudaError|CUDA error|illegal|misaligned|unspecified launch' "$LAST_LOG"; then
     CUDA_LAUNCH_BLOCKING=1 stage "test-$fam-isolated" 150 0 "$TESTS" bash "$0" --isolated "$bin"
   fi
 done
 stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
+# Every attention kernel at 4 x 4096 tokens, GQA 28/4, D = 128 (its CPU reference takes ~90 s on 16 cores).
+stage test-attention-4x4096 170 0 "$TESTS" "$BIN/gpu_ops_attention_test" --gtest_filter='*4x4096*'
 stage hf-parity 180 0 "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
 grep -h '^\[ GPU\|^hf-parity' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
 
@@ -162,6 +165,8 @@ sanitize initcheck "$BIN/gpu_ops_loss_test" 60
 E2E_ARGS=(--bin "$BIN/qwen-sft" --kit "$KIT" --work /tmp/qsft-e2e)
 stage e2e-0.5b 170 60 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b --steps 12
 stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
+# Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run.
+stage bench-attention 120 0 "$BENCH" bash -c "'$BIN/gpu_attention_bench' 10 && python3 '$ROOT/bench/attention_torch_baseline.py' 10"
 stage e2e-7b 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
   --recompute
 stage bench-full 300 0 "$BENCH" "$BIN/gpu_ops_bench"

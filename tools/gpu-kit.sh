@@ -18,7 +18,7 @@ TESTDATA=${QSFT_SHARED_TESTDATA:-$ROOT/../shared/testdata}
 L=/usr/lib/x86_64-linux-gnu
 
 GPU_TESTS=$(cd "$ROOT/tests/gpu" && ls ./*_test.cpp | sed 's|^\./||; s|\.cpp$||')
-TARGETS="$GPU_TESTS gpu_ops_bench qwen-sft"
+TARGETS="$GPU_TESTS gpu_ops_bench gpu_attention_bench qwen-sft"
 if [ ! -f "$BUILD/build.ninja" ]; then
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON
 fi
