@@ -174,6 +174,20 @@ void Ops::copy(Tensor& dst, const Tensor& src) {
   if (src.numel() > 0) copy_impl(dst, src);
 }
 
+void Ops::cast(const Tensor& src, Tensor& dst) {
+  Scope s(*this, OpFamily::copy);
+  const Expect e{device()};
+  e.dtype(src, DType::F32, "cast src");
+  e.floating(dst, "cast dst");
+  e.vector(dst, dst.dtype, src.numel(), "cast dst");
+  if (src.numel() == 0) return;
+  if (dst.dtype == DType::F32) {
+    copy_impl(dst, src);
+  } else {
+    cast_impl(src, dst);
+  }
+}
+
 // ---- GEMM and frozen Linear layers ----
 
 void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,

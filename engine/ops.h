@@ -79,6 +79,8 @@ class Ops {
   virtual size_t memory_available() const { return 0; }
   void zero(Tensor& t);                      // t = 0 (packed)
   void copy(Tensor& dst, const Tensor& src);  // dst = src (same dtype and element count, packed)
+  // dst = src rounded to dst's dtype (round to nearest even): src F32, dst F32 or BF16, same element count, packed.
+  void cast(const Tensor& src, Tensor& dst);
 
   // ---- GEMM (the LoRA branches and anything that is not a frozen Linear) ----
   // C = alpha * op(A) @ op(B) + beta * C (+ bias[N] broadcast over rows when bias is given).
@@ -159,6 +161,7 @@ class Ops {
 
   virtual void zero_impl(Tensor& t) = 0;
   virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
+  virtual void cast_impl(const Tensor& src, Tensor& dst) = 0;  // F32 -> BF16
   virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha,
                          float beta, const Tensor* bias, const GemmSizes& s) = 0;
   // Dense weights go through gemm_impl; a backend with quantized formats overrides these.

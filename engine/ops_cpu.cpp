@@ -6,6 +6,7 @@
 #include <fstream>
 #include <new>
 
+#include "engine/base/half.h"
 #include "engine/ops.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
@@ -57,6 +58,12 @@ class CpuOps final : public Ops {
  protected:
   void zero_impl(Tensor& t) override { std::memset(t.data, 0, t.nbytes()); }
   void copy_impl(Tensor& dst, const Tensor& src) override { std::memcpy(dst.data, src.data, src.nbytes()); }
+  // Storage only: the CPU backend computes in F32, but it can hold BF16 bits (e.g. to check the GPU's rounding).
+  void cast_impl(const Tensor& src, Tensor& dst) override {
+    const float* in = src.f32();
+    uint16_t* out = static_cast<uint16_t*>(dst.data);
+    for (int64_t i = 0; i < src.numel(); ++i) out[i] = f32_to_bf16(in[i]);
+  }
 
   void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                  const Tensor* bias, const GemmSizes& s) override {

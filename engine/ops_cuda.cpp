@@ -61,6 +61,9 @@ class CudaOps final : public Ops {
   void copy_impl(Tensor& dst, const Tensor& src) override {
     cuda::copy_d2d(dst.data, src.data, src.nbytes(), stream_);
   }
+  void cast_impl(const Tensor& src, Tensor& dst) override {
+    cuda::cast_f32_to_bf16_2d(src.f32(), 1, src.numel(), src.numel(), dst.data, stream_);
+  }
 
   void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                  const Tensor* bias, const GemmSizes&) override {

@@ -12,7 +12,7 @@
 namespace qsft {
 
 struct LoraBranch {
-  Tensor A, B;    // F32 parameters [r, in], [out, r] (views into the flat LoRA buffer)
+  Tensor A, B;    // parameters [r, in], [out, r] in the compute dtype (views of the flat buffer's compute copy)
   Tensor dA, dB;  // F32 gradients, same shapes (accumulated)
   float scaling = 1.0f;
   float dropout = 0.0f;  // probability; 0 = identity

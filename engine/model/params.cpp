@@ -15,15 +15,21 @@ const ParamSegment* ParamLayout::find(std::string_view name) const {
   return nullptr;
 }
 
-void TrainableParams::carve(Arena& a, int64_t num_params) {
+void TrainableParams::carve(Arena& a, int64_t num_params, DType compute) {
   params_ = a.take(DType::F32, {num_params});
   grads_ = a.take(DType::F32, {num_params});
+  if (compute != DType::F32) compute_ = a.take(compute, {num_params});
+}
+
+void TrainableParams::refresh_compute(Ops& ops) {
+  if (compute_.ndim) ops.cast(params_, compute_);
 }
 
 Tensor TrainableParams::view(const Tensor& flat, const ParamSegment& s) {
   QSFT_CHECK(s.offset >= 0 && s.offset + s.numel() <= flat.numel(), "parameter segment outside the buffer");
-  float* base = static_cast<float*>(flat.data);
-  return Tensor(base ? base + s.offset : nullptr, DType::F32, {s.rows, s.cols}, flat.device);
+  char* base = static_cast<char*>(flat.data);
+  return Tensor(base ? base + size_t(s.offset) * dtype_size(flat.dtype) : nullptr, flat.dtype, {s.rows, s.cols},
+                flat.device);
 }
 
 void TrainableParams::upload(Ops& ops, const std::vector<float>& host) {

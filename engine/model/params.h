@@ -32,17 +32,20 @@ class ParamLayout {
   int64_t num_params_ = 0;
 };
 
-// The flat parameter and gradient buffers on the backend's device (F32 [P] each).
+// The flat parameter and gradient buffers on the backend's device (F32 [P] each), and a copy of the parameters in
+// the backend's compute dtype (BF16 on the GPU; on the CPU the parameters themselves), refreshed once after the
+// parameters change (an optimizer step), not cast again before every GEMM that reads them.
 class TrainableParams {
  public:
-  void carve(Arena& a, int64_t num_params);
+  void carve(Arena& a, int64_t num_params, DType compute);
   Tensor& params() { return params_; }
   Tensor& grads() { return grads_; }
-  // Views of one segment, [rows, cols].
-  Tensor param(const ParamSegment& s) const { return view(params_, s); }
-  Tensor grad(const ParamSegment& s) const { return view(grads_, s); }
-  Tensor param_at(int64_t offset, int64_t rows, int64_t cols) const { return view(params_, {"", rows, cols, offset}); }
+  void refresh_compute(Ops& ops);  // compute copy = params, rounded
+  // [rows, cols] views at `offset` floats (a ParamSegment's place): of the gradients, of the compute copy.
   Tensor grad_at(int64_t offset, int64_t rows, int64_t cols) const { return view(grads_, {"", rows, cols, offset}); }
+  Tensor compute_at(int64_t offset, int64_t rows, int64_t cols) const {  // [rows, cols] of the compute copy
+    return view(compute_.ndim ? compute_ : params_, {"", rows, cols, offset});
+  }
 
   void upload(Ops& ops, const std::vector<float>& host);  // params from the host
   std::vector<float> download_params(Ops& ops) const;
@@ -51,6 +54,7 @@ class TrainableParams {
  private:
   static Tensor view(const Tensor& flat, const ParamSegment& s);
   Tensor params_, grads_;
+  Tensor compute_;  // [P] in the compute dtype; none (ndim 0) when that is F32
 };
 
 }  // namespace qsft

@@ -22,7 +22,7 @@ Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const Lo
 
 void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
   weights_.carve(weights, cfg_, act_dtype_);
-  params_.carve(params, layout_.num_params());
+  params_.carve(params, layout_.num_params(), act_dtype_);
   state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recompute, act_dtype_);
   batch_.carve(state, opts_.max_tokens);
 }
@@ -30,6 +30,12 @@ void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
 ModelMemory Qwen2Model::plan_memory(const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts,
                                     Device device) {
   return Qwen2Model(nullptr, device, cfg, lora, opts).memory_;
+}
+
+Qwen2Decoder Qwen2Model::decoder() {
+  if (params_changed_) params_.refresh_compute(*ops_);
+  params_changed_ = false;
+  return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, layout_, params_, state_, batch_});
 }
 
 LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed) {

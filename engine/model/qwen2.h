@@ -29,7 +29,10 @@ class Qwen2Model {
   // Frozen weights from a Hugging Face model directory (one or sharded safetensors), checked name by name.
   void load_weights(const std::string& model_dir) { weights_.load(*ops_, cfg_, model_dir); }
   // LoRA parameters from / to the host, in LoraLayout order.
-  void set_lora_params(const std::vector<float>& host) { params_.upload(*ops_, host); }
+  void set_lora_params(const std::vector<float>& host) {
+    params_.upload(*ops_, host);
+    params_changed_ = true;
+  }
   std::vector<float> lora_params() const { return params_.download_params(*ops_); }
   std::vector<float> lora_grads() const { return params_.download_grads(*ops_); }
 
@@ -42,7 +45,10 @@ class Qwen2Model {
 
   const Qwen2Config& config() const { return cfg_; }
   const LoraLayout& lora_layout() const { return layout_; }
-  Tensor& lora_param_tensor() { return params_.params(); }  // F32 [P] on the device
+  Tensor& lora_param_tensor() {  // F32 [P] on the device; the caller may change it (the optimizer step)
+    params_changed_ = true;
+    return params_.params();
+  }
   Tensor& lora_grad_tensor() { return params_.grads(); }
   ModelMemory allocated() const {
     return {weights_arena_.capacity(), params_arena_.capacity(), state_arena_.capacity()};
@@ -51,7 +57,8 @@ class Qwen2Model {
  private:
   Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts);
   void carve(Arena& weights, Arena& params, Arena& state);
-  Qwen2Decoder decoder() { return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, layout_, params_, state_, batch_}); }
+  // The decoder over the uploaded batch, with the compute copy of the parameters up to date.
+  Qwen2Decoder decoder();
 
   Ops* ops_;  // null when only planning memory
   Qwen2Config cfg_;
@@ -59,6 +66,7 @@ class Qwen2Model {
   ModelOptions opts_;
   DType act_dtype_;
   ModelMemory memory_;
+  bool params_changed_ = true;  // the compute copy of the parameters needs a refresh
 
   Arena weights_arena_, params_arena_, state_arena_;
   Qwen2Weights weights_;

@@ -11,8 +11,8 @@ LoraBranch Qwen2Decoder::branch(int layer, LoraTarget t, uint64_t seed, bool tra
   LoraBranch b;
   if (!s) return b;  // not adapted: A stays empty
   const int64_t r = p_.lora.config().r;
-  b.A = p_.params.param_at(s->a_offset, r, s->in);
-  b.B = p_.params.param_at(s->b_offset, s->out, r);
+  b.A = p_.params.compute_at(s->a_offset, r, s->in);  // the compute copy: bf16 on the GPU, the F32 params on CPU
+  b.B = p_.params.compute_at(s->b_offset, s->out, r);
   b.dA = p_.params.grad_at(s->a_offset, r, s->in);
   b.dB = p_.params.grad_at(s->b_offset, s->out, r);
   b.scaling = p_.lora.config().scaling();

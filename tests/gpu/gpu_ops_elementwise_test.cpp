@@ -34,6 +34,19 @@ TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
     }
 }
 
+// Ops::cast F32 -> BF16 (the LoRA parameters' compute copy): round to nearest even, bit for bit the host's rounding.
+TEST(GpuElementwise, CastToBf16RoundsLikeTheHost) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(13);
+  for (int64_t n : kSizes) {
+    Both src(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng, -3.0f, 3.0f)), dst(*cpu, *gpu, DType::BF16, {n});
+    gpu->cast(src.g.t, dst.g.t);
+    std::vector<float> want = src.c.get();
+    for (float& v : want) v = bf16_to_f32(f32_to_bf16(v));
+    EXPECT_EQ(dst.g.get(), want) << "cast n=" << n;
+  }
+}
+
 TEST(GpuElementwise, EmbeddingAndNeftuneMatchCpu) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(12);

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "engine/base/half.h"
 #include "engine/model/lora.h"
 #include "tests/unit/ops_test_util.h"
 
@@ -100,6 +101,22 @@ TEST(TensorViews, RowsColsAndViewsOfAStridedMatrix) {
   EXPECT_THROW(s.view({2, 8}), std::logic_error);  // a strided view keeps its rows
   EXPECT_THROW((void)s.nbytes(), std::logic_error);
   EXPECT_TRUE(m.t.cols(0, 10).contiguous());
+}
+
+// cast: F32 -> BF16 rounds to nearest even (the GPU test compares its kernel with this), F32 -> F32 copies.
+TEST(OpsCast, RoundsToBf16OrCopies) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(15);
+  F32 src({257}), same({257});
+  src.set(random_uniform(src.size(), rng, -3.0f, 3.0f));
+  src[0] = 1.0f + 1.0f / 256.0f;  // halfway between two bf16 values: rounds to even (1.0)
+  std::vector<uint16_t> bits(src.size());
+  Tensor dst(bits.data(), DType::BF16, {257});
+  ops->cast(src.t, dst);
+  for (size_t i = 0; i < bits.size(); ++i) ASSERT_EQ(bits[i], f32_to_bf16(src[i])) << i;
+  EXPECT_EQ(bf16_to_f32(bits[0]), 1.0f);
+  ops->cast(src.t, same.t);
+  EXPECT_EQ(same.values(), src.values());
 }
 
 TEST(OpsChecks, PackedOpsRefuseStridedViewsAndBackendsTheirDtypes) {
