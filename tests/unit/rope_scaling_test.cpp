@@ -13,6 +13,7 @@
 
 #include "engine/io/model_config.h"
 #include "engine/model/rope_freqs.h"
+#include "fixture.h"
 #include "test_util.h"
 
 namespace qsft {
@@ -99,6 +100,37 @@ TEST(RopeScaling, DynamicDependsOnSeqLenAboveMaxPositions) {
   EXPECT_EQ(longer.inv_freq[0], 1.0f);
   EXPECT_LT(longest.inv_freq.back(), longer.inv_freq.back());
   EXPECT_LT(longer.inv_freq.back(), plain.inv_freq.back());
+}
+
+// The model refreshes a dynamic table per batch from its longest sequence (transformers: max(position_ids) + 1):
+// batches within max_position_embeddings compute plain RoPE, longer ones the grown base, and a short batch after a
+// long one is plain again.
+TEST(RopeScaling, ModelRefreshesDynamicTablePerBatch) {
+  if (!std::filesystem::exists(repo_testdata() / "fixtures" / "untied" / "golden.json"))
+    GTEST_SKIP() << "skipped: tests/data/fixtures/untied is absent";
+  test::Fixture plain = test::load_fixture("untied");
+  test::Fixture dynamic = plain;
+  dynamic.config.max_position_embeddings = 8;
+  dynamic.config.rope_scaling.type = "dynamic";
+  dynamic.config.rope_scaling.factor = 2.0;
+  PackedBatch short_batch, long_batch;
+  std::vector<int32_t> ids(12);
+  for (size_t t = 0; t < ids.size(); ++t) ids[t] = int32_t((7 * t + 3) % size_t(plain.config.vocab_size));
+  const std::vector<uint8_t> mask(ids.size(), 1);
+  short_batch.append(std::span(ids).first(8), std::span(mask).first(8));
+  long_batch.append(std::span(ids).first(8), std::span(mask).first(8));
+  long_batch.append(ids, mask);
+  auto ops = make_cpu_ops();
+  auto p = test::make_model(*ops, plain, long_batch.num_tokens(), false);
+  auto d = test::make_model(*ops, dynamic, long_batch.num_tokens(), false);
+  EXPECT_EQ(d->logits(short_batch), p->logits(short_batch));
+  const std::vector<float> pl = p->logits(long_batch), dl = d->logits(long_batch);
+  const size_t V = size_t(plain.config.vocab_size);
+  // Position 0 does not rotate; every later row of both sequences sees the grown base.
+  EXPECT_TRUE(std::equal(dl.begin(), dl.begin() + V, pl.begin()));
+  EXPECT_GT(test::rel_max(dl.data() + V, pl.data() + V, V * 7), 1e-4);
+  EXPECT_GT(test::rel_max(dl.data() + 9 * V, pl.data() + 9 * V, V * 11), 1e-4);
+  EXPECT_EQ(d->logits(short_batch), p->logits(short_batch));
 }
 
 TEST(RopeScaling, RefusesWhatItCannotCompute) {
