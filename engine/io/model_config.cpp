@@ -37,6 +37,10 @@ class Keys {
   Keys(const std::string& path, simdjson::dom::object obj, std::string prefix = "")
       : path_(path), obj_(obj), prefix_(std::move(prefix)) {}
 
+  bool is_null(const char* key) const {
+    simdjson::dom::element e;
+    return !obj_[key].get(e) && e.is_null();
+  }
   // The value, or nullopt when the key is absent or null (transformers treats both as "use the default").
   std::optional<simdjson::dom::element> get(const char* key) const {
     simdjson::dom::element e;
@@ -157,6 +161,7 @@ void read_rope_scaling(const Keys& k, const Keys& r, int64_t max_position_embedd
     s.mscale = optional("mscale");
     s.mscale_all_dim = optional("mscale_all_dim");
     if (r.get("truncate")) s.truncate = r.boolean("truncate", true);
+    if (r.is_null("truncate")) s.truncate = false;  // transformers: `get("truncate", True)` is None, falsy
     return;
   }
   s.low_freq_factor = required("low_freq_factor");
