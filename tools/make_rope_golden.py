@@ -64,6 +64,9 @@ CASES = [
                                                          "original_max_position_embeddings": 32768}), 16),
     ("yarn_truncate_null", config(64, 1e4, 8192, {"rope_type": "yarn", "factor": 3.0, "truncate": None,
                                                   "original_max_position_embeddings": 4096}), 16),
+    ("yarn_top_level_original", dict(config(128, 1e6, 32768, {"rope_type": "yarn", "factor": 8.0,
+                                                              "original_max_position_embeddings": 4096}),
+                                     original_max_position_embeddings=2048), 16),  # the top level wins (Phi3)
     ("yarn_no_original", config(64, 1e6, 32768, {"rope_type": "yarn", "factor": 4.0}), 16),
     ("linear_64_1e4", config(64, 1e4, 4096, {"rope_type": "linear", "factor": 2.0}), 16),
     ("linear_v4_128_1e6", config(128, 1e6, 32768, {"type": "linear", "factor": 2.0}, v5=False), 16),
