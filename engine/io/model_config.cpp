@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string_view>
 #include <tuple>
@@ -36,6 +37,10 @@ class Keys {
   Keys(const std::string& path, simdjson::dom::object obj, std::string prefix = "")
       : path_(path), obj_(obj), prefix_(std::move(prefix)) {}
 
+  bool is_null(const char* key) const {
+    simdjson::dom::element e;
+    return !obj_[key].get(e) && e.is_null();
+  }
   // The value, or nullopt when the key is absent or null (transformers treats both as "use the default").
   std::optional<simdjson::dom::element> get(const char* key) const {
     simdjson::dom::element e;
@@ -96,13 +101,14 @@ class Keys {
     return Keys(path_, o, name(key) + ".");
   }
 
+  bool empty() const { return obj_.size() == 0; }
+  std::string name(const char* key) const { return prefix_ + key; }  // "rope_parameters.rope_type"
   InputError error(const std::string& what) const { return input_error(path_, what); }
   [[noreturn]] void wrong_type(const char* key, const char* expected, simdjson::dom::element got) const {
     throw error("key \"" + name(key) + "\" must be " + expected + ", got " + type_name(got.type()));
   }
 
  private:
-  std::string name(const char* key) const { return prefix_ + key; }
   std::string path_;
   simdjson::dom::object obj_;
   std::string prefix_;
@@ -126,22 +132,67 @@ ModelArch read_architecture(const Keys& k) {
   return arch;
 }
 
-// RoPE must be the plain kind: v5 rope_parameters {"rope_theta", "rope_type": "default"}, v4 rope_theta at the top
-// level and rope_scaling null (or of type "default").
-double read_rope_theta(const Keys& k) {
-  double theta = k.number("rope_theta", 10000.0);
-  if (auto scaling = k.object("rope_scaling")) {
-    std::string type = scaling->string("rope_type", scaling->string("type", "default"));
-    if (type != "default")
-      throw k.error("rope_scaling type \"" + type + "\" is not supported (only plain RoPE, rope_type default)");
+// The parameters of a scaled RoPE type (r: the rope_scaling or rope_parameters object), as transformers'
+// _validate_*_rope_parameters require them and the _compute_*_parameters read them.
+void read_rope_scaling(const Keys& k, const Keys& r, int64_t max_position_embeddings, RopeScaling& s) {
+  auto required = [&](const char* key) {
+    if (!r.get(key)) throw k.error("missing key \"" + r.name(key) + "\" (required by RoPE type " + s.type + ")");
+    return r.number(key, 0.0);
+  };
+  auto optional = [&](const char* key) -> std::optional<double> {
+    if (!r.get(key)) return std::nullopt;
+    return r.number(key, 0.0);
+  };
+  s.factor = required("factor");
+  if (!(s.factor > 0) || !std::isfinite(s.factor))
+    throw k.error("key \"" + r.name("factor") + "\" must be a positive number");
+  if (s.type == "linear" || s.type == "dynamic") return;
+  // A top-level original_max_position_embeddings has priority (Phi3's spelling), then the parameters' own, then
+  // max_position_embeddings.
+  s.original_max_position_embeddings = k.opt_integer("original_max_position_embeddings")
+                                           .value_or(r.opt_integer("original_max_position_embeddings")
+                                                         .value_or(max_position_embeddings));
+  if (s.original_max_position_embeddings <= 0)
+    throw k.error("key \"" + r.name("original_max_position_embeddings") + "\" must be positive");
+  if (s.type == "yarn") {
+    s.attention_factor = optional("attention_factor");
+    s.beta_fast = optional("beta_fast");
+    s.beta_slow = optional("beta_slow");
+    s.mscale = optional("mscale");
+    s.mscale_all_dim = optional("mscale_all_dim");
+    if (r.get("truncate")) s.truncate = r.boolean("truncate", true);
+    if (r.is_null("truncate")) s.truncate = false;  // transformers: `get("truncate", True)` is None, falsy
+    return;
   }
-  if (auto params = k.object("rope_parameters")) {
-    std::string type = params->string("rope_type", "default");
-    if (type != "default")
-      throw k.error("rope_parameters.rope_type \"" + type + "\" is not supported (only \"default\")");
-    theta = params->number("rope_theta", theta);
-  }
-  return theta;
+  s.low_freq_factor = required("low_freq_factor");
+  s.high_freq_factor = required("high_freq_factor");
+  if (!(s.high_freq_factor > s.low_freq_factor) || !(s.low_freq_factor > 0))
+    throw k.error("keys \"" + r.name("low_freq_factor") + "\" and \"" + r.name("high_freq_factor") +
+                  "\" must satisfy 0 < low_freq_factor < high_freq_factor");
+}
+
+// RoPE: theta and scaling as transformers v5 standardises them (modeling_rope_utils convert_rope_params_to_dict,
+// standardize_rope_params): the parameters are rope_scaling when it is a non-empty object (v4 spelling), otherwise
+// rope_parameters (v5); in them "rope_type" wins over "type", "rope_theta" over the top-level rope_theta.
+void read_rope(const Keys& k, Qwen2Config& c) {
+  auto scaling = k.object("rope_scaling");
+  if (scaling && scaling->empty()) scaling.reset();
+  const std::optional<Keys> p = scaling ? scaling : k.object("rope_parameters");
+  c.rope_theta = k.number("rope_theta", 10000.0);
+  double partial = k.number("partial_rotary_factor", 1.0);
+  if (p) partial = p->number("partial_rotary_factor", partial);
+  if (partial != 1.0)
+    throw k.error("partial_rotary_factor " + std::to_string(partial) + " is not supported (RoPE over the whole head)");
+  if (!p) return;
+  c.rope_theta = p->number("rope_theta", c.rope_theta);
+  const char* type_key = p->get("rope_type") ? "rope_type" : "type";
+  c.rope_scaling.type = p->string(type_key, "default");
+  const std::string& type = c.rope_scaling.type;
+  if (type == "default") return;
+  if (type != "linear" && type != "dynamic" && type != "yarn" && type != "llama3")
+    throw k.error("key \"" + p->name(type_key) + "\": RoPE type \"" + type +
+                  "\" is not supported (supported: default, linear, dynamic, yarn, llama3)");
+  read_rope_scaling(k, *p, c.max_position_embeddings, c.rope_scaling);
 }
 
 void check_attention(const Keys& k) {
@@ -155,6 +206,22 @@ void check_attention(const Keys& k) {
   for (auto& t : k.strings("layer_types"))
     if (t != "full_attention")
       throw k.error("layer_types contains \"" + t + "\": only full_attention is supported");
+}
+
+// The scaling parameters as read (rope_type and the keys its type uses): v4 rope_scaling adds "type", v5
+// rope_parameters adds rope_theta.
+Json rope_scaling_json(const RopeScaling& s) {
+  Json j = Json::object().set("rope_type", s.type);
+  if (s.type == "default") return j;
+  j.set("factor", s.factor);
+  if (s.type == "linear" || s.type == "dynamic") return j;
+  j.set("original_max_position_embeddings", s.original_max_position_embeddings);
+  for (auto [key, v] : {std::pair{"attention_factor", s.attention_factor}, {"beta_fast", s.beta_fast},
+                        {"beta_slow", s.beta_slow}, {"mscale", s.mscale}, {"mscale_all_dim", s.mscale_all_dim}})
+    if (v) j.set(key, *v);
+  if (s.truncate) j.set("truncate", *s.truncate);
+  if (s.type == "llama3") j.set("low_freq_factor", s.low_freq_factor).set("high_freq_factor", s.high_freq_factor);
+  return j;
 }
 
 }  // namespace
@@ -179,7 +246,7 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   c.num_key_value_heads = k.integer("num_key_value_heads");
   c.vocab_size = k.integer("vocab_size");
   c.max_position_embeddings = k.opt_integer("max_position_embeddings").value_or(c.max_position_embeddings);
-  c.rope_theta = read_rope_theta(k);
+  read_rope(k, c);
   c.rms_norm_eps = k.number("rms_norm_eps", c.rms_norm_eps);
   c.tie_word_embeddings = k.boolean("tie_word_embeddings", c.tie_word_embeddings);
   c.bos_token_id = k.opt_integer("bos_token_id");
@@ -261,7 +328,12 @@ std::string Qwen2Config::to_json() const {
   j.set("vocab_size", vocab_size);
   j.set("max_position_embeddings", max_position_embeddings);
   j.set("rope_theta", rope_theta);  // v4
-  j.set("rope_parameters", Json::object().set("rope_theta", rope_theta).set("rope_type", "default"));  // v5
+  if (rope_scaling.type != "default") {  // v4
+    Json v4 = rope_scaling_json(rope_scaling);
+    j.set("rope_scaling", std::move(v4.set("type", rope_scaling.type)));
+  }
+  Json v5 = rope_scaling_json(rope_scaling);
+  j.set("rope_parameters", std::move(v5.set("rope_theta", rope_theta)));  // v5
   j.set("rms_norm_eps", rms_norm_eps);
   j.set("tie_word_embeddings", tie_word_embeddings);
   j.set("hidden_act", "silu");

@@ -12,6 +12,20 @@ namespace qsft {
 // The decoder architectures the engine computes.
 enum class ModelArch : uint8_t { qwen2, qwen3 };
 
+// RoPE scaling from config.json's rope_scaling (transformers v4) or rope_parameters (v5), as transformers'
+// modeling_rope_utils reads it. Optional fields are kept as given (absent = transformers' default) so that
+// to_json writes back what was read.
+struct RopeScaling {
+  std::string type = "default";  // default, linear, dynamic, yarn, llama3
+  double factor = 1.0;           // linear, dynamic, yarn, llama3 (required by all four)
+  int64_t original_max_position_embeddings = 0;  // yarn, llama3: pretraining length (default max_position_embeddings)
+  std::optional<double> attention_factor;  // yarn: multiplies cos/sin; default from factor, mscale, mscale_all_dim
+  std::optional<double> beta_fast, beta_slow;        // yarn: ramp bounds in rotations (default 32, 1)
+  std::optional<double> mscale, mscale_all_dim;      // yarn: DeepSeek-style attention factor
+  std::optional<bool> truncate;                      // yarn: floor/ceil the ramp bounds (default true)
+  double low_freq_factor = 0, high_freq_factor = 0;  // llama3 (required)
+};
+
 struct Qwen2Config {
   ModelArch arch = ModelArch::qwen2;
   bool attention_bias = true;  // q/k/v (and o when true on Qwen3) projections have a bias: Qwen2 always q/k/v
@@ -24,6 +38,7 @@ struct Qwen2Config {
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 32768;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;  // transformers' Qwen2Config default
   std::optional<int64_t> bos_token_id;
@@ -34,7 +49,8 @@ struct Qwen2Config {
   bool o_bias() const { return arch == ModelArch::qwen3 && attention_bias; }  // Qwen3's o_proj follows attention_bias
 
   // DIR/config.json. Rejects what the engine cannot compute exactly: another architecture, sliding-window
-  // attention, RoPE scaling, attention dropout, an activation other than silu.
+  // attention, RoPE types other than default/linear/dynamic/yarn/llama3, partial rotary
+  // factors, attention dropout, an activation other than silu.
   static Qwen2Config load(const std::filesystem::path& model_dir);
   // The same from text; `path` names the file in error messages. Sizes are range-checked (bounds well above any
   // released model), so that every product of them fits in 64 bits.

@@ -1,6 +1,15 @@
 #include "engine/model/qwen2.h"
 
 namespace qsft {
+namespace {
+
+// Dynamic NTK RoPE depends on the batch: transformers rebuilds the table from max(position_ids) + 1, which for a
+// packed batch is its longest sequence. Every other RoPE type keeps the table load() uploaded.
+void refresh_rope(Qwen2Weights& weights, Ops& ops, const Qwen2Config& cfg, const TokenBatchView& b) {
+  if (cfg.rope_scaling.type == "dynamic") weights.set_rope(ops, cfg, b.max_seqlen);
+}
+
+}  // namespace
 
 Qwen2Model::Qwen2Model(Ops& ops, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts)
     : Qwen2Model(&ops, ops.device(), cfg, lora, opts) {}
@@ -40,6 +49,7 @@ Qwen2Decoder Qwen2Model::decoder() {
 
 LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed) {
   batch_.upload(*ops_, b, cfg_.vocab_size);
+  refresh_rope(weights_, *ops_, cfg_, b);
   Qwen2Decoder d = decoder();
   d.forward_to_hidden(seed, true);
   return d.loss_and_backward(grad_scale, seed);
@@ -47,6 +57,7 @@ LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale
 
 LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {
   batch_.upload(*ops_, b, cfg_.vocab_size);
+  refresh_rope(weights_, *ops_, cfg_, b);
   Qwen2Decoder d = decoder();
   d.forward_to_hidden(0, false);
   return d.loss();
@@ -55,6 +66,7 @@ LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {
 std::vector<float> Qwen2Model::logits(const TokenBatchView& b) {
   QSFT_CHECK(act_dtype_ == DType::F32, "logits() is the fp32 reference path");
   batch_.upload(*ops_, b, cfg_.vocab_size);
+  refresh_rope(weights_, *ops_, cfg_, b);
   decoder().forward_to_hidden(0, false);
   const int64_t T = batch_.tokens();
   Arena scratch(*ops_, size_t(T) * size_t(cfg_.vocab_size) * 4 + Arena::kAlign);

@@ -190,9 +190,9 @@ TEST_F(ModelConfigTest, Qwen3ReadsAttentionBiasAndHeadNorms) {
 TEST_F(ModelConfigTest, UnsupportedFeaturesAreRejected) {
   load_error(edited({{"use_sliding_window", "true"}}), "use_sliding_window");
   load_error(edited({{"layer_types", R"(["full_attention", "sliding_attention"])"}}), "layer_types");
-  load_error(edited({{"rope_scaling", R"({"type": "yarn", "factor": 4.0})"}}), "rope_scaling type \"yarn\"");
-  load_error(edited({{"rope_parameters", R"({"rope_theta": 1e6, "rope_type": "linear", "factor": 2.0})"}}),
-             "rope_parameters.rope_type \"linear\"");
+  load_error(edited({{"rope_scaling", R"({"type": "longrope", "factor": 4.0})"}}), "RoPE type \"longrope\"");
+  load_error(edited({{"rope_parameters", R"({"rope_theta": 1e6, "rope_type": "su", "factor": 2.0})"}}),
+             "rope_parameters.rope_type\": RoPE type \"su\"");
   load_error(edited({{"attention_dropout", "0.1"}}), "attention_dropout");
   load_error(edited({{"hidden_act", R"("gelu")"}}), "hidden_act \"gelu\"");
   load_error(edited({{"num_key_value_heads", "3"}}), "num_key_value_heads 3");
