@@ -20,7 +20,8 @@ constexpr const char* kSupported = "supported: Qwen2ForCausalLM (model_type qwen
 // Size limits far beyond any model (Qwen2-72B: hidden 8192, intermediate 29568, 80 layers, 64 heads of 128, vocab
 // 152064) that keep every byte count of the weights and the memory plan well inside 64 bits: a layer's weights
 // are at most ~8 x 2^40 elements, all layers ~2^55. Token ids and positions are int32; ids < 2^24 (tokenizer).
-constexpr int64_t kMaxWidth = int64_t(1) << 20;  // hidden_size, intermediate_size, heads x head_dim
+constexpr int64_t kMaxHidden = int64_t(1) << 17;
+constexpr int64_t kMaxWidth = int64_t(1) << 20;  // intermediate_size, heads x head_dim
 constexpr int64_t kMaxLayers = int64_t(1) << 12;
 constexpr int64_t kMaxHeads = int64_t(1) << 12;
 constexpr int64_t kMaxVocab = int64_t(1) << 24;
@@ -195,7 +196,7 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   }
   c.dtype = k.string("dtype", k.string("torch_dtype", ""));
 
-  for (auto [key, v, most] : {std::tuple{"hidden_size", c.hidden_size, kMaxWidth},
+  for (auto [key, v, most] : {std::tuple{"hidden_size", c.hidden_size, kMaxHidden},
                               {"intermediate_size", c.intermediate_size, kMaxWidth},
                               {"num_hidden_layers", c.num_hidden_layers, kMaxLayers},
                               {"num_attention_heads", c.num_attention_heads, kMaxHeads},
