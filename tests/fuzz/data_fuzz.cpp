@@ -11,6 +11,7 @@
 //           bits 5-6 loss mask, bit 7 eval_split 0.3 (else none)
 //   byte 1: bit 0 chat format (recognised: qwen2.5; or deepseek-r1-distill), bits 1-2 truncation,
 //           bit 3 append_eos, bit 4 on_bad_record (skip, error), bit 5 packing
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
