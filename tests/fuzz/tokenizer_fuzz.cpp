@@ -23,8 +23,8 @@ void use(const Tokenizer& tok, std::string_view text) {
   std::string normalized;
   bool valid_text = true;
   try {
-    normalized = tok.normalize(text);
     tok.encode_into(text, ids, &spans);
+    normalized = tok.normalize(text);  // (its callers pass valid UTF-8 only: encode_into checks it)
   } catch (const InputError&) {
     valid_text = false;  // text that is not UTF-8: rejected, as documented
   }
