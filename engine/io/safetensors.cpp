@@ -208,7 +208,7 @@ void copy_to_f32(const TensorInfo& t, float* dst) {
 
 void copy_to_bf16(const TensorInfo& t, uint16_t* dst) {
   if (t.dtype == DType::BF16) {
-    std::memcpy(dst, t.data, t.nbytes);
+    if (t.nbytes) std::memcpy(dst, t.data, t.nbytes);  // (an empty tensor's dst may be null: memcpy's UB)
     return;
   }
   for_each_as_f32(t, [dst](size_t i, float v) { dst[i] = f32_to_bf16(v); });
