@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 #include <tuple>
@@ -16,6 +17,16 @@ namespace qsft {
 namespace {
 
 constexpr const char* kSupported = "supported: Qwen2ForCausalLM (model_type qwen2), Qwen3ForCausalLM (model_type qwen3)";
+
+// Size limits far beyond any model (Qwen2-72B: hidden 8192, intermediate 29568, 80 layers, 64 heads of 128, vocab
+// 152064) that keep every byte count of the weights and the memory plan well inside 64 bits: a layer's weights
+// are at most ~8 x 2^40 elements, all layers ~2^55. Token ids and positions are int32; ids < 2^24 (tokenizer).
+constexpr int64_t kMaxHidden = int64_t(1) << 17;
+constexpr int64_t kMaxWidth = int64_t(1) << 20;  // intermediate_size, heads x head_dim
+constexpr int64_t kMaxLayers = int64_t(1) << 12;
+constexpr int64_t kMaxHeads = int64_t(1) << 12;
+constexpr int64_t kMaxVocab = int64_t(1) << 24;
+constexpr int64_t kMaxPositions = INT32_MAX;
 
 const char* type_name(simdjson::dom::element_type t) {
   using T = simdjson::dom::element_type;
@@ -260,19 +271,18 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   }
   c.dtype = k.string("dtype", k.string("torch_dtype", ""));
 
-  // Upper bounds far above released models (Qwen2.5-72B: hidden 8192, intermediate 29568, 80 layers, 64 heads,
-  // vocab 152064), low enough that sizes and their products (hidden x vocab, layers x hidden x intermediate) fit
-  // in 64 bits: hidden_size 2^62 used to overflow the memory plan.
-  for (auto [key, v, max] : {std::tuple{"hidden_size", c.hidden_size, int64_t(1) << 17},
-                             {"intermediate_size", c.intermediate_size, int64_t(1) << 20},
-                             {"num_hidden_layers", c.num_hidden_layers, int64_t(1) << 12},
-                             {"num_attention_heads", c.num_attention_heads, int64_t(1) << 12},
-                             {"num_key_value_heads", c.num_key_value_heads, int64_t(1) << 12},
-                             {"vocab_size", c.vocab_size, int64_t(1) << 24},
-                             {"max_position_embeddings", c.max_position_embeddings, int64_t(1) << 32}})
-    if (v <= 0 || v > max)
-      throw k.error(std::string("key \"") + key + "\" must be in [1, " + std::to_string(max) + "], got " +
-                    std::to_string(v));
+  for (auto [key, v, most] : {std::tuple{"hidden_size", c.hidden_size, kMaxHidden},
+                              {"intermediate_size", c.intermediate_size, kMaxWidth},
+                              {"num_hidden_layers", c.num_hidden_layers, kMaxLayers},
+                              {"num_attention_heads", c.num_attention_heads, kMaxHeads},
+                              {"num_key_value_heads", c.num_key_value_heads, kMaxHeads},
+                              {"vocab_size", c.vocab_size, kMaxVocab},
+                              {"max_position_embeddings", c.max_position_embeddings, kMaxPositions}}) {
+    if (v <= 0) throw k.error(std::string("key \"") + key + "\" must be positive, got " + std::to_string(v));
+    if (v > most)
+      throw k.error(std::string("key \"") + key + "\" is " + std::to_string(v) + ", more than any model has (at most " +
+                    std::to_string(most) + ")");
+  }
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw k.error("num_attention_heads " + std::to_string(c.num_attention_heads) +
                   " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
@@ -284,9 +294,12 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   } else {
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
-  if (c.head_dim <= 0 || c.head_dim > 4096 || c.head_dim % 2 != 0)
-    throw k.error("head_dim " + std::to_string(c.head_dim) +
-                  " must be positive, even (RoPE rotates halves) and at most 4096");
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0)
+    throw k.error("head_dim " + std::to_string(c.head_dim) + " must be positive and even (RoPE rotates halves)");
+  if (c.head_dim > kMaxWidth / c.num_attention_heads)
+    throw k.error("num_attention_heads x head_dim is " + std::to_string(c.num_attention_heads) + " x " +
+                  std::to_string(c.head_dim) + ", more than any model has (at most " + std::to_string(kMaxWidth) +
+                  ")");
   if (!(c.rope_theta > 0) || !(c.rms_norm_eps > 0))
     throw k.error("rope_theta and rms_norm_eps must be positive");
   return c;

@@ -175,6 +175,15 @@ simdjson::dom::element parse_json_file(const std::filesystem::path& path, simdjs
   return root;
 }
 
+// Whether path exists. A path the system cannot look up (a name too long, a folder without permission) is an
+// InputError: "where: what: reason".
+bool path_exists(const std::filesystem::path& path, const std::string& where, const std::string& what) {
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (ec) throw input_error(where, what + ", which cannot be looked up: " + ec.message());
+  return exists;
+}
+
 }  // namespace
 
 int64_t TensorInfo::numel() const { return shape_numel(shape); }
@@ -199,7 +208,7 @@ void copy_to_f32(const TensorInfo& t, float* dst) {
 
 void copy_to_bf16(const TensorInfo& t, uint16_t* dst) {
   if (t.dtype == DType::BF16) {
-    std::memcpy(dst, t.data, t.nbytes);
+    if (t.nbytes) std::memcpy(dst, t.data, t.nbytes);  // (an empty tensor's dst may be null: memcpy's UB)
     return;
   }
   for_each_as_f32(t, [dst](size_t i, float v) { dst[i] = f32_to_bf16(v); });
@@ -298,15 +307,17 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 TensorStore TensorStore::open_dir(const std::filesystem::path& dir) {
   TensorStore s;
   s.dir_ = dir.string();
-  if (!std::filesystem::is_directory(dir)) throw input_error(s.dir_, "not a directory");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw input_error(s.dir_, "not a directory" + (ec ? " (" + ec.message() + ")" : std::string()));
   std::filesystem::path single = dir / "model.safetensors", index = dir / "model.safetensors.index.json";
-  if (std::filesystem::exists(single)) {
+  if (path_exists(single, s.dir_, "model.safetensors")) {
     s.source_ = "model.safetensors";
     s.files_.push_back(std::make_unique<SafetensorsFile>(SafetensorsFile::open(single)));
     for (auto& t : s.files_.back()->tensors()) s.by_name_[t.name] = &t;
     return s;
   }
-  if (!std::filesystem::exists(index))
+  if (!path_exists(index, s.dir_, "model.safetensors.index.json"))
     throw input_error(s.dir_, "no model.safetensors or model.safetensors.index.json (not a model directory?)");
   s.source_ = "model.safetensors.index.json";
   const std::string index_path = index.string();
@@ -329,7 +340,7 @@ TensorStore TensorStore::open_dir(const std::filesystem::path& dir) {
   if (names_by_shard.empty()) throw input_error(index_path, "weight_map is empty");
   for (auto& [shard, names] : names_by_shard) {
     std::filesystem::path shard_path = dir / shard;
-    if (!std::filesystem::exists(shard_path))
+    if (!path_exists(shard_path, index_path, "tensor " + names.front() + " is mapped to " + shard))
       throw input_error(index_path, "tensor " + names.front() + " is mapped to " + shard + ", which does not exist");
     s.files_.push_back(std::make_unique<SafetensorsFile>(SafetensorsFile::open(shard_path)));
     const SafetensorsFile& file = *s.files_.back();

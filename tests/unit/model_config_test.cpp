@@ -200,6 +200,23 @@ TEST_F(ModelConfigTest, UnsupportedFeaturesAreRejected) {
   load_error(edited({{"hidden_size", "66"}}), "num_attention_heads");  // 66 / 4 heads: no head_dim
 }
 
+// Found with tests/fuzz/model_config_fuzz: sizes no model has made the memory plan overflow 64-bit integers
+// (undefined behaviour) and the LoRA layout allocate without bound, where the config should be refused.
+TEST_F(ModelConfigTest, SizesBeyondAnyModelAreRejected) {
+  load_error(edited({{"num_hidden_layers", "8589934592"}}), "num_hidden_layers");
+  load_error(edited({{"hidden_size", "1099511627776"}, {"num_attention_heads", "1048576"}}), "hidden_size");
+  load_error(edited({{"intermediate_size", "4294967296"}}), "intermediate_size");
+  load_error(edited({{"vocab_size", "4294967296"}}), "vocab_size");
+  load_error(edited({{"num_attention_heads", "65536"}, {"num_key_value_heads", "65536"}}), "num_attention_heads");
+  load_error(edited({{"head_dim", "1073741824"}}), "head_dim");
+  load_error(edited({{"max_position_embeddings", "1099511627776"}}), "max_position_embeddings");
+  // The largest Qwen2 (72B) and a wide head are within the limits.
+  Qwen2Config c = load(edited({{"hidden_size", "8192"}, {"intermediate_size", "29568"}, {"num_hidden_layers", "80"},
+                               {"num_attention_heads", "64"}, {"num_key_value_heads", "8"}, {"vocab_size", "152064"},
+                               {"max_position_embeddings", "131072"}}));
+  EXPECT_EQ(c.head_dim, 128);
+}
+
 TEST_F(ModelConfigTest, UnreadableOrBrokenFileIsAnInputError) {
   std::string msg = input_error_of([&] { Qwen2Config::load(dir_ / "absent"); });
   EXPECT_NE(msg.find((dir_ / "absent" / "config.json").string()), std::string::npos) << msg;

@@ -331,6 +331,19 @@ TEST_F(SafetensorsTest, IndexNamingAMissingShardIsAnInputError) {
       << msg;
 }
 
+// Found by tests/fuzz/safetensors_fuzz: std::filesystem::exists threw filesystem_error (an internal error, exit 1).
+TEST_F(SafetensorsTest, IndexNamingAShardTheSystemCannotLookUpIsAnInputError) {
+  const std::string long_name(300, 'x');  // longer than a file name may be (NAME_MAX 255)
+  write_bytes(dir_ / "model.safetensors.index.json", R"({"weight_map": {"a": ")" + long_name + R"("}})");
+  std::string msg = input_error_of([&] { TensorStore::open_dir(dir_); });
+  EXPECT_NE(msg.find((dir_ / "model.safetensors.index.json").string() + ": tensor a is mapped to " + long_name +
+                     ", which cannot be looked up: "),
+            std::string::npos)
+      << msg;
+  msg = input_error_of([&] { TensorStore::open_dir(dir_ / long_name); });
+  EXPECT_EQ(msg.rfind((dir_ / long_name).string() + ": ", 0), 0u) << msg;
+}
+
 TEST_F(SafetensorsTest, IndexNamingATensorTheShardLacksIsAnInputError) {
   float v = 1;
   write_safetensors(dir_ / "model-00001-of-00001.safetensors", {{"a", DType::F32, {1}, &v}});
