@@ -18,7 +18,8 @@ std::string read_content(dom::element m, const std::string& name) {
     const std::string part_name = name + "[" + std::to_string(i++) + "]";
     as_object(part, part_name);
     std::string_view type = required_string(part, "type", part_name + ".type");
-    if (type != "text") bad_field(part_name + ".type", "'" + std::string(type) + "' parts are not supported (text only)");
+    if (type != "text")
+      bad_field(part_name + ".type", std::string("'").append(type) + "' parts are not supported (text only)");
     text += required_string(part, "text", part_name + ".text");
   }
   return text;
