@@ -70,7 +70,7 @@ Example alpaca_example(dom::element record) {
   }
   std::string user(required_string(record, "instruction", "instruction"));
   std::string_view input = optional_string(record, "input", "input");
-  if (!input.empty()) user += "\n" + std::string(input);
+  if (!input.empty()) user.append("\n").append(input);
   std::string_view output = required_string(record, "output", "output");
   if (output.empty()) bad_field("output", "empty (the response to train on)");
   msgs.push_back({"user", std::move(user), {}, {}});

@@ -19,7 +19,7 @@ std::string read_content(dom::element m, const std::string& name) {
     as_object(part, part_name);
     std::string_view type = required_string(part, "type", part_name + ".type");
     if (type != "text")
-      bad_field(part_name + ".type", "'" + std::string(type) +
+      bad_field(part_name + ".type", std::string("'").append(type) +
                                          "' parts are not supported (text only: {\"type\": \"text\", \"text\": ...})");
     if (!field(part, "text") && field(part, "value"))
       bad_field(part_name, "a text part's text goes in \"text\", not \"value\"");

@@ -1,7 +1,11 @@
-// qwen-sft subcommands register themselves here (one cmd_NAME.cpp per command); main.cpp dispatches.
+// qwen-sft subcommands register themselves here (one cmd_NAME.cpp per command); main.cpp dispatches and answers
+// `qwen-sft --help`, `qwen-sft --version` and `qwen-sft COMMAND --help` from the registered texts.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
+
+#include "engine/base/error.h"
 
 namespace qsft::cli {
 
@@ -9,14 +13,22 @@ using Args = std::vector<std::string>;  // the arguments after the command name
 
 struct Command {
   const char* name;
-  const char* usage;  // one line: arguments and what it does
+  const char* args;     // the usage line after "qwen-sft NAME": every argument and option
+  const char* summary;  // what the command does, one line
   int (*run)(const Args& args);
+  const char* details = nullptr;  // optional: what the options mean, one "  --option  meaning" per line
 };
 
-// Static registration: `static const bool reg = register_command({...});` in the command's file.
+// Static registration: `const bool registered = register_command({...});` in the command's file.
 bool register_command(const Command& c);
+const std::map<std::string, Command>& commands();  // by name
 
-// Small argument helpers shared by the commands. Unknown or malformed flags throw InputError.
+// Wrong arguments: main prints the message and then the command's usage line; exits 2 like any InputError.
+struct UsageError : InputError {
+  using InputError::InputError;
+};
+
+// Small argument helpers shared by the commands. Unknown or malformed flags throw UsageError.
 struct Flags {
   std::vector<std::string> positional;
   std::vector<std::pair<std::string, std::string>> options;  // --name value / --name=value / --flag ("")

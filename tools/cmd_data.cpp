@@ -23,7 +23,8 @@ int run(const Args& args) {
 }
 
 const bool registered = register_command(
-    {"data", "cfg.json [--set k=v ...]: tokenize + pack the data, print dataset statistics, fill the cache", run});
+    {"data", "cfg.json [--set key.path=value ...]",
+     "tokenize + pack the data, print dataset statistics, fill the cache", run});
 
 }  // namespace
 }  // namespace qsft::cli

@@ -44,7 +44,7 @@ int run(const Args& args) {
 }
 
 const bool registered =
-    register_command({"export", "RUN_DIR|CHECKPOINT [--out DIR] [--merge]: PEFT adapter or merged model", run});
+    register_command({"export", "RUN_DIR|CHECKPOINT [--out DIR] [--merge]", "PEFT adapter or merged model", run});
 
 }  // namespace
 }  // namespace qsft::cli

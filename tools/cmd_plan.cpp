@@ -21,7 +21,8 @@ int run(const Args& args) {
 }
 
 const bool registered = register_command(
-    {"plan", "cfg.json [--device cpu|cuda] [--device-memory GIB]: memory plan and whether it fits", run});
+    {"plan", "cfg.json [--device cpu|cuda] [--device-memory GIB] [--set key.path=value ...]",
+     "memory plan and whether it fits (exit 3 when it does not)", run});
 
 }  // namespace
 }  // namespace qsft::cli

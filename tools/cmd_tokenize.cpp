@@ -84,7 +84,7 @@ std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std:
 int run(const Args& args) {
   Flags f = parse_flags(args, {"model", "chat-format"},
                         {"decode", "render", "generation-prompt", "no-special-tokens", "skip-special-tokens"});
-  if (!f.has("model")) throw InputError("--model DIR is required");
+  if (!f.has("model")) throw UsageError("--model DIR is required");
   const std::string model = f.get("model");
   Options opt{f.has("decode"), f.has("render"), f.has("generation-prompt"), !f.has("no-special-tokens"),
               f.has("skip-special-tokens")};
@@ -118,10 +118,18 @@ int run(const Args& args) {
 
 const bool registered = register_command(
     {"tokenize",
-     "--model DIR [--chat-format NAME] [--decode] [--render [--generation-prompt]] [--no-special-tokens] "
-     "[--skip-special-tokens]  JSONL {text}|{messages,tools}|{prompt,completion}|{ids} on stdin -> ids (+mask) "
-     "/ text on stdout",
-     run});
+     "--model DIR [--chat-format NAME] [--decode [--skip-special-tokens]] [--render [--generation-prompt]] "
+     "[--no-special-tokens]  < in.jsonl > out.jsonl",
+     "JSONL on stdin -> JSONL on stdout, one line per line: token ids (+ loss mask), or text", run,
+     "  (default)            {\"text\"} -> {\"ids\"}; {\"messages\", \"tools\"} or {\"prompt\", \"completion\"} -> "
+     "{\"ids\", \"mask\"}\n"
+     "                       (mask 1 = a trained token: the assistant's output, or the completion)\n"
+     "  --model DIR          the model folder with tokenizer.json (and the chat template)\n"
+     "  --chat-format NAME   the chat format instead of the model's own\n"
+     "  --decode             {\"ids\"} -> {\"text\"}; --skip-special-tokens leaves special tokens out\n"
+     "  --render             conversations -> {\"text\"}: the chat template's text; --generation-prompt adds the\n"
+     "                       assistant header a generation starts from\n"
+     "  --no-special-tokens  {\"text\"} is encoded without recognising special tokens in it\n"});
 
 }  // namespace
 }  // namespace qsft::cli

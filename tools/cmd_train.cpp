@@ -33,7 +33,8 @@ int run(const Args& args) {
 }
 
 const bool registered =
-    register_command({"train", "cfg.json [--set key.path=value ...] [--quiet]: train LoRA (resumes)", run});
+    register_command({"train", "cfg.json [--set key.path=value ...] [--quiet]",
+                      "train LoRA (resumes from output_dir's newest checkpoint)", run});
 
 }  // namespace
 }  // namespace qsft::cli

@@ -2,9 +2,7 @@
 
 #include <simdjson.h>
 
-#include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include "engine/base/error.h"
 #include "engine/io/json_writer.h"
@@ -53,49 +51,5 @@ void MetricsLog::log(int64_t step, const std::vector<std::pair<std::string, doub
 }
 
 void MetricsLog::redraw() const { write_loss_curve_svg(svg_path_, train_, eval_); }
-
-void write_loss_curve_svg(const fs::path& path, const std::vector<CurvePoint>& train,
-                          const std::vector<CurvePoint>& eval) {
-  const double W = 640, H = 400, L = 60, R = 20, T = 30, B = 50;  // canvas and margins
-  double x0 = 0, x1 = 1, y0 = 1e300, y1 = -1e300;
-  for (const auto* c : {&train, &eval})
-    for (const CurvePoint& p : *c) {
-      x1 = std::max(x1, double(p.step));
-      y0 = std::min(y0, p.value);
-      y1 = std::max(y1, p.value);
-    }
-  if (y0 > y1) y0 = 0, y1 = 1;
-  if (y1 - y0 < 1e-9) y0 -= 0.5, y1 += 0.5;
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-  auto py = [&](double y) { return T + (y1 - y) / (y1 - y0) * (H - T - B); };
-  std::ostringstream s;
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-    << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  s << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
-  s << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
-  for (int i = 0; i <= 4; ++i) {  // y ticks
-    const double y = y0 + (y1 - y0) * i / 4;
-    char label[32];
-    std::snprintf(label, sizeof label, "%.3g", y);
-    s << "<text x=\"" << L - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">" << label << "</text>\n";
-  }
-  s << "<text x=\"" << L << "\" y=\"" << H - B + 18 << "\">0</text><text x=\"" << W - R << "\" y=\"" << H - B + 18
-    << "\" text-anchor=\"end\">" << int64_t(x1) << "</text>\n";
-  s << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 12 << "\" text-anchor=\"middle\">optimizer step</text>\n";
-  auto polyline = [&](const std::vector<CurvePoint>& c, const char* color, const char* label, double ly) {
-    if (c.empty()) return;
-    s << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\"";
-    for (const CurvePoint& p : c) s << px(double(p.step)) << "," << py(p.value) << " ";
-    s << "\"/>\n";
-    for (const CurvePoint& p : c)  // a mark per point, so that a single eval is visible too
-      s << "<circle cx=\"" << px(double(p.step)) << "\" cy=\"" << py(p.value) << "\" r=\"2.5\" fill=\"" << color
-        << "\"/>\n";
-    s << "<text x=\"" << W - R - 80 << "\" y=\"" << ly << "\" fill=\"" << color << "\">" << label << "</text>\n";
-  };
-  polyline(train, "#1f77b4", "train loss", T + 4);
-  polyline(eval, "#d62728", "eval loss", T + 20);
-  s << "</svg>\n";
-  write_file_atomic(path, s.str());
-}
 
 }  // namespace qsft
