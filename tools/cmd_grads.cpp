@@ -89,7 +89,13 @@ int run(const Args& args) {
 }
 
 const bool registered = register_command(
-    {"grads", "--model DIR --adapter DIR --batch FILE --out FILE [--device cpu|cuda]: loss + LoRA gradients", run});
+    {"grads", "--model DIR --adapter DIR --batch FILE --out FILE [--device cpu|cuda]",
+     "one micro-batch's loss and every LoRA gradient, by PEFT key, to a safetensors file (parity checks)", run,
+     "  --model DIR     the model folder\n"
+     "  --adapter DIR   the PEFT LoRA adapter whose gradients are taken\n"
+     "  --batch FILE    the packed batch: safetensors with ids, targets and cu_seqlens (I32)\n"
+     "  --out FILE      where the loss and the gradients are written\n"
+     "  --device D      cpu (the fp32 reference, default) or cuda\n"});
 
 }  // namespace
 }  // namespace qsft::cli
