@@ -4,6 +4,9 @@
 //   {"prompt": [...], "completion": [...]} -> {"ids": [...], "mask": [...]}  (mask 1 = the completion)
 //   with --render: conversations       -> {"text": ...}  (the chat template's text)
 //   with --decode: {"ids": [...]}       -> {"text": ...}
+//   with --chat: a record of any dataset format -> {"ids": [...], "mask": [...]} exactly as training encodes it
+//                (data/record_encoder.h: format detection, chat format, loss mask, EOS, keep_start truncation;
+//                the data options of --config cfg.json, else the defaults)
 #include <simdjson.h>
 
 #include <cstdint>
@@ -11,7 +14,9 @@
 #include <iostream>
 #include <string>
 
+#include "data/record_encoder.h"
 #include "engine/base/error.h"
+#include "engine/train/train_config.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/conversation_json.h"
 #include "tokenizer/json_text.h"
@@ -81,9 +86,52 @@ std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std:
   return out + "}";
 }
 
+// Prints each(line) per non-empty line of stdin; an error names the line and stops.
+template <class F>
+void for_each_line(F&& each) {
+  std::string line;
+  for (size_t line_no = 1; std::getline(std::cin, line); ++line_no) {
+    if (line.empty()) continue;
+    const std::string where = "stdin line " + std::to_string(line_no);
+    std::string out;
+    try {
+      out = each(line);
+    } catch (const InputError& e) {
+      throw InputError(where + ": " + e.what());
+    }
+    out += '\n';
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+}
+
+// --chat: the training pipeline's encoding of each record.
+int run_records(const Flags& f) {
+  DataConfig cfg;
+  std::string model = f.get("model");
+  if (f.has("config")) {
+    const TrainConfig tc = load_train_config(f.get("config"), {});
+    cfg = run_data_config(tc);
+    if (model.empty()) model = tc.model;
+  }
+  if (model.empty()) throw InputError("--model DIR (or --config cfg.json) is required");
+  if (f.has("chat-format")) cfg.chat_format = f.get("chat-format");
+  RecordEncoder records(cfg, model);
+  for_each_line([&](const std::string& line) {
+    Encoded e = records.encode(line);
+    std::string out = "{";
+    append_list(out, "ids", e.ids);
+    out += ", ";
+    append_list(out, "mask", e.mask);
+    return out + "}";
+  });
+  return 0;
+}
+
 int run(const Args& args) {
-  Flags f = parse_flags(args, {"model", "chat-format"},
-                        {"decode", "render", "generation-prompt", "no-special-tokens", "skip-special-tokens"});
+  Flags f = parse_flags(args, {"model", "chat-format", "config"},
+                        {"decode", "render", "generation-prompt", "no-special-tokens", "skip-special-tokens", "chat"});
+  if (f.has("chat")) return run_records(f);
+  if (f.has("config")) throw InputError("--config goes with --chat");
   if (!f.has("model")) throw InputError("--model DIR is required");
   const std::string model = f.get("model");
   Options opt{f.has("decode"), f.has("render"), f.has("generation-prompt"), !f.has("no-special-tokens"),
@@ -98,21 +146,11 @@ int run(const Args& args) {
     chat_error = e.what();
   }
   dom::parser parser;
-  std::string line;
-  for (size_t line_no = 1; std::getline(std::cin, line); ++line_no) {
-    if (line.empty()) continue;
-    const std::string where = "stdin line " + std::to_string(line_no);
+  for_each_line([&](const std::string& line) {
     dom::element root;
-    if (auto err = parser.parse(line).get(root)) throw InputError(where + ": not valid JSON: " + error_message(err));
-    std::string out;
-    try {
-      out = opt.decode ? decode_line(tok, root, opt) : encode_line(tok, chat.get(), chat_error, root, line, opt);
-    } catch (const InputError& e) {
-      throw InputError(where + ": " + e.what());
-    }
-    out += '\n';
-    std::fwrite(out.data(), 1, out.size(), stdout);
-  }
+    if (auto err = parser.parse(line).get(root)) throw InputError(std::string("not valid JSON: ") + error_message(err));
+    return opt.decode ? decode_line(tok, root, opt) : encode_line(tok, chat.get(), chat_error, root, line, opt);
+  });
   return 0;
 }
 
@@ -120,7 +158,8 @@ const bool registered = register_command(
     {"tokenize",
      "--model DIR [--chat-format NAME] [--decode] [--render [--generation-prompt]] [--no-special-tokens] "
      "[--skip-special-tokens]  JSONL {text}|{messages,tools}|{prompt,completion}|{ids} on stdin -> ids (+mask) "
-     "/ text on stdout",
+     "/ text on stdout; --chat [--config cfg.json]: records of any dataset format -> the ids and mask training "
+     "uses",
      run});
 
 }  // namespace
