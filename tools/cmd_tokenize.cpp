@@ -40,6 +40,15 @@ void append_list(std::string& out, const char* key, const std::vector<T>& v) {
   out += ']';
 }
 
+// {"ids": [...], "mask": [...]}
+std::string ids_and_mask(const Encoded& e) {
+  std::string out = "{";
+  append_list(out, "ids", e.ids);
+  out += ", ";
+  append_list(out, "mask", e.mask);
+  return out + "}";
+}
+
 struct Options {
   bool decode = false, render = false, generation_prompt = false, special_tokens = true, skip_special = false;
 };
@@ -73,16 +82,12 @@ std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std:
   if (!chat) throw InputError(chat_error);
   size_t prompt_messages = 0;
   Conversation conv = parse_conversation_json(line, "record", &prompt_messages);
-  std::string out = "{";
-  if (opt.render) {
-    out += "\"text\": ";
-    append_json_string(out, chat->render(conv, opt.generation_prompt));
-  } else {
-    Encoded e = prompt_messages ? chat->encode_completion(conv, prompt_messages, tok) : chat->encode(conv, tok);
-    append_list(out, "ids", e.ids);
-    out += ", ";
-    append_list(out, "mask", e.mask);
+  if (!opt.render) {
+    if (prompt_messages) return ids_and_mask(chat->encode_completion(conv, prompt_messages, tok));
+    return ids_and_mask(chat->encode(conv, tok));
   }
+  std::string out = "{\"text\": ";
+  append_json_string(out, chat->render(conv, opt.generation_prompt));
   return out + "}";
 }
 
@@ -116,20 +121,15 @@ int run_records(const Flags& f) {
   if (model.empty()) throw InputError("--model DIR (or --config cfg.json) is required");
   if (f.has("chat-format")) cfg.chat_format = f.get("chat-format");
   RecordEncoder records(cfg, model);
-  for_each_line([&](const std::string& line) {
-    Encoded e = records.encode(line);
-    std::string out = "{";
-    append_list(out, "ids", e.ids);
-    out += ", ";
-    append_list(out, "mask", e.mask);
-    return out + "}";
-  });
+  for_each_line([&](const std::string& line) { return ids_and_mask(records.encode(line)); });
   return 0;
 }
 
 int run(const Args& args) {
   Flags f = parse_flags(args, {"model", "chat-format", "config"},
                         {"decode", "render", "generation-prompt", "no-special-tokens", "skip-special-tokens", "chat"});
+  if (f.has("chat") && (f.has("decode") || f.has("render")))
+    throw InputError("--chat goes without --decode and --render");
   if (f.has("chat")) return run_records(f);
   if (f.has("config")) throw InputError("--config goes with --chat");
   if (!f.has("model")) throw InputError("--model DIR is required");

@@ -119,7 +119,8 @@ TEST(JinjaChatFormat, MessagesCarryReasoningToolCallIdsAndNullContent) {
             "user:False:-:;assistant:True:r:call_1=f-=g;");
   EXPECT_EQ(chat->render(conversation(R"({"messages": [{"role": "user", "content": "q"},
       {"role": "assistant", "content": [{"type": "reasoning", "value": "r1"}, {"type": "text", "text": "A"},
-       {"type": "reasoning", "text": "r2"}, {"type": "tool_call", "value": "{\"name\": \"f\", \"arguments\": {}}"}]}]})"),
+       {"type": "reasoning", "text": "r2"},
+       {"type": "tool_call", "value": "{\"name\": \"f\", \"arguments\": {}}"}]}]})"),
                          false),
             "user:False:-:;assistant:False:r1r2:-=f;");
   EXPECT_THROW(conversation(R"({"messages": [{"role": "assistant", "reasoning_content": "a",
@@ -144,7 +145,8 @@ TEST(JinjaChatFormat, ReasoningContentNativeAndEngineAgree) {
   EXPECT_EQ(qwen3->render(conv, true), text + "<|im_start|>assistant\n");
   ChatTemplateVariables deepseek_vars;
   deepseek_vars.bos_token = "<｜begin▁of▁sentence｜>";
-  auto deepseek_engine = make_jinja_format(test::read_file(kDeepSeek / "chat_template.jinja"), "deepseek", deepseek_vars);
+  auto deepseek_engine =
+      make_jinja_format(test::read_file(kDeepSeek / "chat_template.jinja"), "deepseek", deepseek_vars);
   Conversation with_null = conv;
   with_null.messages.push_back(conversation(R"({"messages": [{"role": "assistant", "content": null}]})").messages[0]);
   auto qwen_native = ChatFormat::for_model(kQwen.string(), "");
