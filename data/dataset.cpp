@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "data/batching.h"
-#include "data/example_encoder.h"
 #include "data/file_encoder.h"
+#include "data/record_encoder.h"
 #include "data/shuffle.h"
 #include "data/token_cache.h"
 #include "engine/base/error.h"
@@ -25,13 +25,6 @@ uint64_t total_size(const std::vector<std::string>& files) {
   uint64_t n = 0;
   for (auto& f : files) n += fs::file_size(f);
   return n;
-}
-
-int32_t eos_id(const DataConfig& cfg, const Tokenizer& tok) {
-  if (cfg.eos_token.empty()) return tok.eos_id();
-  int32_t id = tok.token_id(cfg.eos_token);
-  if (id < 0) throw InputError("data.eos_token: '" + cfg.eos_token + "' is not a token of the tokenizer");
-  return id;
 }
 
 // Whether the eval sequences are the eval files' ones, which follow the train ones (no eval_split draw).
@@ -59,18 +52,8 @@ std::vector<uint8_t> eval_flags(const DataConfig& cfg, bool in_order, const Enco
 
 PreparedData tokenize(const DataConfig& cfg, const std::string& model_dir, const std::vector<std::string>& train_files,
                       const std::vector<std::string>& eval_files, bool show_progress, SequenceSink& sink) {
-  Tokenizer tok = Tokenizer::load(model_dir);
-  std::unique_ptr<ChatFormat> chat;
-  std::string chat_error;
-  try {
-    chat = ChatFormat::for_model(model_dir, cfg.chat_format);
-  } catch (const InputError& e) {
-    if (!cfg.chat_format.empty()) throw;
-    chat_error = std::string("a conversation needs a chat format: ") + e.what();
-  }
-  ExampleEncoder encoder(tok, chat.get(), chat_error,
-                         {loss_mask_from_name(cfg.loss_mask), cfg.append_eos, cfg.append_eos ? eos_id(cfg, tok) : -1});
-  FileEncoder files(cfg, encoder);
+  const ModelEncoder encoder(cfg, model_dir);
+  FileEncoder files(cfg, encoder.examples());
   PreparedData out;
   DataProgress progress("tokenizing", total_size(train_files) + total_size(eval_files), show_progress);
   uint64_t bytes_done = 0;

@@ -8,6 +8,7 @@
 #include "data/parallel_for.h"
 #include "data/record_format_internal.h"
 #include "data/record_reader.h"
+#include "data/record_encoder.h"
 #include "engine/base/error.h"
 
 namespace qsft {
@@ -78,16 +79,13 @@ void FileEncoder::keep(Encoded e, const std::string& where, EncodedRecords& out,
 
 void FileEncoder::encode(const std::vector<std::string>& files, bool eval, EncodedRecords& out, DataStats& stats,
                          DataProgress& progress, uint64_t& bytes_done) const {
-  const std::optional<RecordFormat> forced =
-      cfg_.format == "auto" ? std::nullopt
-                            : format_from_name(cfg_.format);
-  const bool templated = cfg_.format == "auto" && (!cfg_.prompt_template.empty() || !cfg_.completion_template.empty());
+  const std::optional<RecordFormat> forced = configured_format(cfg_);
   const Templates templates{cfg_.prompt_template, cfg_.completion_template};
   const bool skip_bad = cfg_.on_bad_record == "skip";
   for (const std::string& path : files) {
     RecordReader reader(path);
     FileStats fs{path, "", 0, eval};
-    std::optional<RecordFormat> format = templated ? std::optional(RecordFormat::templated) : forced;
+    std::optional<RecordFormat> format = forced;
     std::vector<RawRecord> chunk;
     std::vector<Result> results;
     for (bool more = true; more;) {

@@ -1,7 +1,7 @@
 // DeepSeek-R1-Distill, as its chat template renders it: BOS, the (last) system prompt, then <｜User｜> and
-// <｜Assistant｜> turns; an assistant turn keeps only what follows its last </think> and ends with
-// <｜end▁of▁sentence｜>. The template's tool-call branches emit tokens the distilled tokenizer does not have, so
-// tool calls and tool messages are refused.
+// <｜Assistant｜> turns; an assistant turn keeps only what follows its last </think> (its reasoning_content is not
+// shown) and ends with <｜end▁of▁sentence｜>. The template's tool-call branches emit tokens the distilled tokenizer
+// does not have, so tool calls and tool messages are refused.
 #include "engine/base/error.h"
 #include "tokenizer/chat_formats.h"
 
@@ -21,7 +21,7 @@ class DeepSeekR1Format : public ChatFormat {
     if (!conv.tools_json.empty()) throw unsupported("tools");
     std::string_view system;
     for (const Message& m : conv.messages)
-      if (m.role == "system") system = m.content;
+      if (m.role == "system") system = printed_content(m);
     out.add(bos_);
     out.add(system);
     for (size_t i = 0; i < conv.messages.size(); ++i) {
@@ -29,9 +29,10 @@ class DeepSeekR1Format : public ChatFormat {
       const std::string field = "messages[" + std::to_string(i) + "]";
       if (m.role == "user") {
         out.add("<｜User｜>");
-        out.add(m.content);
+        out.add(added_content(m, i));
       } else if (m.role == "assistant") {
         if (!m.tool_calls.empty()) throw unsupported(field + ".tool_calls");
+        if (m.content_null) continue;  // the template renders an assistant turn with null content as its tool calls
         std::string_view content = m.content;
         if (size_t think_end = content.rfind("</think>"); think_end != std::string_view::npos)
           content.remove_prefix(think_end + std::string_view("</think>").size());

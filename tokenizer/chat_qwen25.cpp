@@ -1,6 +1,7 @@
 // Qwen2.5 ChatML, as the Qwen2.5-Instruct chat template renders it: a system turn (the default system prompt
 // when the conversation has none; the tools block when tools are given), user/assistant turns, assistant tool
-// calls as <tool_call> JSON, tool results as <tool_response> inside one user turn.
+// calls as <tool_call> JSON, tool results as <tool_response> inside one user turn. The template shows no
+// reasoning_content.
 #include "engine/base/error.h"
 #include "tokenizer/chat_formats.h"
 #include "tokenizer/json_text.h"
@@ -27,7 +28,9 @@ class Qwen25Format : public ChatFormat {
     const auto& msgs = conv.messages;
     if (msgs.empty()) throw InputError("conversation has no messages");
     bool first_is_system = msgs[0].role == "system";
-    std::string_view system = first_is_system ? std::string_view(msgs[0].content) : kDefaultSystem;
+    std::string_view system = !first_is_system         ? kDefaultSystem
+                              : conv.tools_json.empty() ? std::string_view(added_content(msgs[0], 0))
+                                                        : printed_content(msgs[0]);
     if (!conv.tools_json.empty()) {
       out.add("<|im_start|>system\n");
       out.add(system);
@@ -46,7 +49,7 @@ class Qwen25Format : public ChatFormat {
       const Message& m = msgs[i];
       if (m.role == "user" || (m.role == "system" && i > 0)) {
         out.add("<|im_start|>" + m.role + "\n");
-        out.add(m.content);
+        out.add(added_content(m, i));
         out.add("<|im_end|>\n");
       } else if (m.role == "assistant") {
         out.add("<|im_start|>assistant");
@@ -54,7 +57,7 @@ class Qwen25Format : public ChatFormat {
       } else if (m.role == "tool") {
         if (i == 0 || msgs[i - 1].role != "tool") out.add("<|im_start|>user");
         out.add("\n<tool_response>\n");
-        out.add(m.content);
+        out.add(printed_content(m));
         out.add("\n</tool_response>");
         if (i + 1 == msgs.size() || msgs[i + 1].role != "tool") out.add("<|im_end|>\n");
       } else if (m.role != "system") {
@@ -70,7 +73,7 @@ class Qwen25Format : public ChatFormat {
   static void render_assistant(const Message& m, size_t index, RenderedText& out) {
     if (!m.content.empty() || m.tool_calls.empty()) {
       out.add("\n", true);
-      out.add(m.content, true);
+      out.add(m.tool_calls.empty() ? added_content(m, index) : m.content, true);
     }
     for (size_t k = 0; k < m.tool_calls.size(); ++k) {
       const ToolCall& call = m.tool_calls[k];

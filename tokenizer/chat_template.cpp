@@ -16,14 +16,18 @@ constexpr std::string_view kSentinel = "\x01qsft-assistant-content\x02";
 Value str(std::string_view s) { return Value::string(std::string(s)); }
 
 Value message_value(const Message& m, size_t index) {
-  Value v = Value::dict({{str("role"), str(m.role)}, {str("content"), str(m.content)}});
+  Value content = m.content_null ? Value::none() : str(m.content);
+  Value v = Value::dict({{str("role"), str(m.role)}, {str("content"), content}});
+  if (m.reasoning_content) v.set(str("reasoning_content"), str(*m.reasoning_content));
   if (!m.tool_calls.empty()) {
     jinja::List calls;
     for (size_t k = 0; k < m.tool_calls.size(); ++k) {
       const ToolCall& c = m.tool_calls[k];
       const std::string where = "messages[" + std::to_string(index) + "].tool_calls[" + std::to_string(k) + "].arguments";
       Value fn = Value::dict({{str("name"), str(c.name)}, {str("arguments"), Value::from_json(c.arguments_json, where)}});
-      calls.push_back(Value::dict({{str("type"), str("function")}, {str("function"), fn}}));
+      Value call = Value::dict({{str("type"), str("function")}, {str("function"), fn}});
+      if (!c.id.empty()) call.set(str("id"), str(c.id));
+      calls.push_back(std::move(call));
     }
     v.set(str("tool_calls"), Value::list(std::move(calls)));
   }
@@ -61,7 +65,7 @@ class JinjaFormat : public ChatFormat {
       return;
     }
     for (size_t i = 0; i < conv.messages.size(); ++i)
-      if (conv.messages[i].role == "assistant") add_generic_span(*messages.l, tools, i, out);
+      if (conv.messages[i].role == "assistant") add_generic_span(*messages.l, tools, add_generation_prompt, i, out);
   }
 
  private:
@@ -103,7 +107,8 @@ class JinjaFormat : public ChatFormat {
   }
 
   // The rule of chat_template.h for assistant message i.
-  void add_generic_span(const jinja::List& messages, const Value& tools, size_t i, RenderedText& out) const {
+  void add_generic_span(const jinja::List& messages, const Value& tools, bool add_generation_prompt, size_t i,
+                        RenderedText& out) const {
     const std::string& full = out.text;
     const auto prefix = [&](size_t n) { return jinja::List(messages.begin(), messages.begin() + static_cast<ptrdiff_t>(n)); };
     jinja::List marked = messages;  // message i's content replaced by the sentinel
@@ -112,7 +117,7 @@ class JinjaFormat : public ChatFormat {
     marked[i] = m;
     std::string full_marked;
     const auto render_full_marked = [&]() -> const std::string& {
-      if (full_marked.empty()) full_marked = render(marked, tools, false);
+      if (full_marked.empty()) full_marked = render(marked, tools, add_generation_prompt);  // as full is rendered
       return full_marked;
     };
     size_t start;

@@ -6,26 +6,54 @@ using namespace json_fields;
 
 namespace {
 
-std::string read_content(dom::element m, const std::string& name) {
-  auto content = field(m, "content");
-  if (!content) return "";
-  if (content->is_string()) return std::string(as_string(*content, name));
-  if (!content->is_array())
-    bad_field(name, std::string("expected a string, a list of parts or null, got ") + type_name(*content));
-  std::string text;
+constexpr const char* kPartTypes =
+    "text ({\"type\": \"text\", \"text\" or \"value\": ...}), reasoning ({\"type\": \"reasoning\", \"value\" or "
+    "\"text\": ...}) and tool_call ({\"type\": \"tool_call\", \"value\": {\"name\", \"arguments\"}})";
+
+// A part's text: its "text", else its "value".
+std::string_view part_text(dom::element part, const std::string& name) {
+  if (field(part, "text")) return required_string(part, "text", name + ".text");
+  return required_string(part, "value", name + ".value");
+}
+
+// Content given as a list of parts: text parts joined into content, reasoning parts into reasoning_content,
+// tool_call parts (an object, or the JSON text of one) appended to tool_calls.
+void read_content_parts(dom::element content, const std::string& name, Reading how, Message& msg) {
   size_t i = 0;
-  for (dom::element part : as_list(*content, name)) {
+  for (dom::element part : as_list(content, name)) {
     const std::string part_name = name + "[" + std::to_string(i++) + "]";
     as_object(part, part_name);
     std::string_view type = required_string(part, "type", part_name + ".type");
-    if (type != "text")
-      bad_field(part_name + ".type", std::string("'").append(type) +
-                                         "' parts are not supported (text only: {\"type\": \"text\", \"text\": ...})");
-    if (!field(part, "text") && field(part, "value"))
-      bad_field(part_name, "a text part's text goes in \"text\", not \"value\"");
-    text += required_string(part, "text", part_name + ".text");
+    if (type == "text") {
+      msg.content += part_text(part, part_name);
+    } else if (type == "reasoning") {
+      msg.reasoning_content = msg.reasoning_content.value_or("") + std::string(part_text(part, part_name));
+    } else if (type == "tool_call") {
+      const std::string call_name = part_name + ".value";
+      dom::element v = required(part, "value", call_name);
+      const auto read = [&](dom::element call) { return read_tool_call(call, call_name, how); };
+      msg.tool_calls.push_back(v.is_string() ? with_json_text(as_string(v, call_name), call_name, read) : read(v));
+    } else {
+      bad_field(part_name + ".type", "unknown part type '" + std::string(type) + "' (supported: " + kPartTypes + ")");
+    }
+    if (type != "text" && msg.role != "assistant")
+      bad_field(part_name + ".type", "only assistant turns have " + std::string(type) + " parts");
   }
-  return text;
+}
+
+// Content as a string, null or a list of parts.
+void read_content(dom::element m, const std::string& name, Reading how, Message& msg) {
+  dom::element raw;
+  msg.content_null = !m.at_key("content").get(raw) && raw.is_null();
+  auto content = field(m, "content");
+  if (!content) return;
+  if (content->is_string()) {
+    msg.content = std::string(as_string(*content, name));
+    return;
+  }
+  if (!content->is_array())
+    bad_field(name, std::string("expected a string, a list of parts or null, got ") + type_name(*content));
+  read_content_parts(*content, name, how, msg);
 }
 
 // The arguments as JSON text; for training, the object that JSON text in a string holds (OpenAI sends them so).
@@ -45,7 +73,13 @@ Message read_message(dom::element m, const std::string& name, Reading how) {
   msg.role = std::string(required_string(m, "role", name + ".role"));
   if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" && msg.role != "tool")
     bad_field(name + ".role", "unknown role '" + msg.role + "' (expected system, user, assistant or tool)");
-  msg.content = read_content(m, name + ".content");
+  read_content(m, name + ".content", how, msg);
+  if (auto reasoning = field(m, "reasoning_content")) {
+    const std::string field_name = name + ".reasoning_content";
+    if (msg.role != "assistant") bad_field(field_name, "only assistant turns have reasoning");
+    if (msg.reasoning_content) bad_field(field_name, "reasoning given both here and as reasoning parts of content");
+    msg.reasoning_content = std::string(as_string(*reasoning, field_name));
+  }
   msg.name = std::string(optional_string(m, "name", name + ".name"));
   if (auto calls = field(m, "tool_calls")) {
     if (msg.role != "assistant") bad_field(name + ".tool_calls", "only assistant turns have tool calls");
@@ -53,8 +87,9 @@ Message read_message(dom::element m, const std::string& name, Reading how) {
     for (dom::element c : as_list(*calls, name + ".tool_calls"))
       msg.tool_calls.push_back(read_tool_call(c, name + ".tool_calls[" + std::to_string(k++) + "]", how));
   }
-  if (how == Reading::for_training && msg.role == "assistant" && msg.content.empty() && msg.tool_calls.empty())
-    bad_field(name, "an assistant turn with neither content nor tool_calls");
+  if (how == Reading::for_training && msg.role == "assistant" && msg.content.empty() && msg.tool_calls.empty() &&
+      msg.reasoning_content.value_or("").empty())
+    bad_field(name, "an assistant turn with neither content nor tool_calls (nor reasoning)");
   return msg;
 }
 
@@ -83,6 +118,7 @@ ToolCall read_tool_call(dom::element call, const std::string& name, Reading how)
     fn = *f;
   }
   ToolCall tc;
+  tc.id = std::string(optional_string(call, "id", name + ".id"));
   tc.name = std::string(required_string(fn, "name", name + ".name"));
   tc.arguments_json = arguments_json(required(fn, "arguments", name + ".arguments"), how);
   return tc;

@@ -1,6 +1,8 @@
-// Reading a conversation from OpenAI-style JSON text: {"messages": [{"role", "content", "tool_calls", "name"}...],
-// "tools": [...]}, or TRL's prompt-completion record {"prompt": [messages], "completion": [messages], "tools"}.
-// Content is a string, null or typed text parts [{"type": "text", "text": ...}] (joined); roles system, user,
+// Reading a conversation from OpenAI-style JSON text: {"messages": [{"role", "content", "reasoning_content",
+// "tool_calls", "name"}...], "tools": [...]}, or TRL's prompt-completion record {"prompt": [messages],
+// "completion": [messages], "tools"}. Content is a string, null or a list of parts: {"type": "text", "text" or
+// "value"} (joined), and in assistant turns {"type": "reasoning", "value" or "text"} (the reasoning_content) and
+// {"type": "tool_call", "value": {"name", "arguments"} or its JSON text} (a tool call); roles system, user,
 // assistant and tool. The reader itself, on parsed JSON, is tokenizer/conversation_json_internal.h (simdjson).
 #pragma once
 #include <cstddef>

@@ -88,7 +88,7 @@ auto with_json_text(std::string_view text, const std::string& name, F&& use) {
 
 }  // namespace json_fields
 
-// Both readings accept content as a string, null or typed text parts [{"type": "text", "text": ...}] (joined);
+// Both readings accept content as a string, null or a list of parts (conversation_json.h);
 // roles system, user, assistant and tool; tool calls (assistant only) as {"function": {"name", "arguments"}} or
 // {"name", "arguments"}; tools as a list or the JSON text of one. They differ in what they make of the data:
 enum class Reading {

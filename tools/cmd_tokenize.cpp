@@ -4,6 +4,9 @@
 //   {"prompt": [...], "completion": [...]} -> {"ids": [...], "mask": [...]}  (mask 1 = the completion)
 //   with --render: conversations       -> {"text": ...}  (the chat template's text)
 //   with --decode: {"ids": [...]}       -> {"text": ...}
+//   with --chat: a record of any dataset format -> {"ids": [...], "mask": [...]} exactly as training encodes it
+//                (data/record_encoder.h: format detection, chat format, loss mask, EOS, keep_start truncation;
+//                the data options of --config cfg.json, else the defaults)
 #include <simdjson.h>
 
 #include <cstdint>
@@ -11,7 +14,9 @@
 #include <iostream>
 #include <string>
 
+#include "data/record_encoder.h"
 #include "engine/base/error.h"
+#include "engine/train/train_config.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/conversation_json.h"
 #include "tokenizer/json_text.h"
@@ -33,6 +38,15 @@ void append_list(std::string& out, const char* key, const std::vector<T>& v) {
     out += std::to_string(v[i]);
   }
   out += ']';
+}
+
+// {"ids": [...], "mask": [...]}
+std::string ids_and_mask(const Encoded& e) {
+  std::string out = "{";
+  append_list(out, "ids", e.ids);
+  out += ", ";
+  append_list(out, "mask", e.mask);
+  return out + "}";
 }
 
 struct Options {
@@ -68,22 +82,56 @@ std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std:
   if (!chat) throw InputError(chat_error);
   size_t prompt_messages = 0;
   Conversation conv = parse_conversation_json(line, "record", &prompt_messages);
-  std::string out = "{";
-  if (opt.render) {
-    out += "\"text\": ";
-    append_json_string(out, chat->render(conv, opt.generation_prompt));
-  } else {
-    Encoded e = prompt_messages ? chat->encode_completion(conv, prompt_messages, tok) : chat->encode(conv, tok);
-    append_list(out, "ids", e.ids);
-    out += ", ";
-    append_list(out, "mask", e.mask);
+  if (!opt.render) {
+    if (prompt_messages) return ids_and_mask(chat->encode_completion(conv, prompt_messages, tok));
+    return ids_and_mask(chat->encode(conv, tok));
   }
+  std::string out = "{\"text\": ";
+  append_json_string(out, chat->render(conv, opt.generation_prompt));
   return out + "}";
 }
 
+// Prints each(line) per non-empty line of stdin; an error names the line and stops.
+template <class F>
+void for_each_line(F&& each) {
+  std::string line;
+  for (size_t line_no = 1; std::getline(std::cin, line); ++line_no) {
+    if (line.empty()) continue;
+    const std::string where = "stdin line " + std::to_string(line_no);
+    std::string out;
+    try {
+      out = each(line);
+    } catch (const InputError& e) {
+      throw InputError(where + ": " + e.what());
+    }
+    out += '\n';
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+}
+
+// --chat: the training pipeline's encoding of each record.
+int run_records(const Flags& f) {
+  DataConfig cfg;
+  std::string model = f.get("model");
+  if (f.has("config")) {
+    const TrainConfig tc = load_train_config(f.get("config"), {});
+    cfg = run_data_config(tc);
+    if (model.empty()) model = tc.model;
+  }
+  if (model.empty()) throw UsageError("--model DIR (or --config cfg.json) is required");
+  if (f.has("chat-format")) cfg.chat_format = f.get("chat-format");
+  RecordEncoder records(cfg, model);
+  for_each_line([&](const std::string& line) { return ids_and_mask(records.encode(line)); });
+  return 0;
+}
+
 int run(const Args& args) {
-  Flags f = parse_flags(args, {"model", "chat-format"},
-                        {"decode", "render", "generation-prompt", "no-special-tokens", "skip-special-tokens"});
+  Flags f = parse_flags(args, {"model", "chat-format", "config"},
+                        {"decode", "render", "generation-prompt", "no-special-tokens", "skip-special-tokens", "chat"});
+  if (f.has("chat") && (f.has("decode") || f.has("render")))
+    throw UsageError("--chat goes without --decode and --render");
+  if (f.has("chat")) return run_records(f);
+  if (f.has("config")) throw UsageError("--config goes with --chat");
   if (!f.has("model")) throw UsageError("--model DIR is required");
   const std::string model = f.get("model");
   Options opt{f.has("decode"), f.has("render"), f.has("generation-prompt"), !f.has("no-special-tokens"),
@@ -98,28 +146,18 @@ int run(const Args& args) {
     chat_error = e.what();
   }
   dom::parser parser;
-  std::string line;
-  for (size_t line_no = 1; std::getline(std::cin, line); ++line_no) {
-    if (line.empty()) continue;
-    const std::string where = "stdin line " + std::to_string(line_no);
+  for_each_line([&](const std::string& line) {
     dom::element root;
-    if (auto err = parser.parse(line).get(root)) throw InputError(where + ": not valid JSON: " + error_message(err));
-    std::string out;
-    try {
-      out = opt.decode ? decode_line(tok, root, opt) : encode_line(tok, chat.get(), chat_error, root, line, opt);
-    } catch (const InputError& e) {
-      throw InputError(where + ": " + e.what());
-    }
-    out += '\n';
-    std::fwrite(out.data(), 1, out.size(), stdout);
-  }
+    if (auto err = parser.parse(line).get(root)) throw InputError(std::string("not valid JSON: ") + error_message(err));
+    return opt.decode ? decode_line(tok, root, opt) : encode_line(tok, chat.get(), chat_error, root, line, opt);
+  });
   return 0;
 }
 
 const bool registered = register_command(
     {"tokenize",
      "--model DIR [--chat-format NAME] [--decode [--skip-special-tokens]] [--render [--generation-prompt]] "
-     "[--no-special-tokens]  < in.jsonl > out.jsonl",
+     "[--no-special-tokens] [--chat [--config cfg.json]]  < in.jsonl > out.jsonl",
      "JSONL on stdin -> JSONL on stdout, one line per line: token ids (+ loss mask), or text", run,
      "  (default)            {\"text\"} -> {\"ids\"}; {\"messages\", \"tools\"} or {\"prompt\", \"completion\"} -> "
      "{\"ids\", \"mask\"}\n"
@@ -129,7 +167,10 @@ const bool registered = register_command(
      "  --decode             {\"ids\"} -> {\"text\"}; --skip-special-tokens leaves special tokens out\n"
      "  --render             conversations -> {\"text\"}: the chat template's text; --generation-prompt adds the\n"
      "                       assistant header a generation starts from\n"
-     "  --no-special-tokens  {\"text\"} is encoded without recognising special tokens in it\n"});
+     "  --no-special-tokens  {\"text\"} is encoded without recognising special tokens in it\n"
+     "  --chat               records of any dataset format (as training reads them) -> {\"ids\", \"mask\"}: exactly\n"
+     "                       what training uses; --config cfg.json takes a training config's data options (and its\n"
+     "                       model unless --model is given)\n"});
 
 }  // namespace
 }  // namespace qsft::cli

@@ -3,8 +3,8 @@
 and a non-zero exit (2), and nothing already written is lost.
 Model files: truncated or corrupt safetensors, a missing tensor, a shape mismatch, an unsupported dtype, a config
 missing a key, fewer layers than the weights hold, sizes past any real model, a token id out of range. Data files:
-a comma between records, UTF-16, empty or all bad (also through `qwen-sft data`), unsupported content parts; a
-UTF-8 byte order mark is read. Faults: a missing model directory, unreadable data, an output_dir that is a file, a
+a comma between records, UTF-16, empty or all bad (also through `qwen-sft data`), unknown content parts (also
+through `qwen-sft tokenize --chat`); a UTF-8 byte order mark is read. Faults: a missing model directory, unreadable data, an output_dir that is a file, a
 dangling symbolic link or the model folder (whose config.json the run would overwrite), a full disk while a
 checkpoint is written (simulated with RLIMIT_FSIZE), which must leave the previous checkpoint intact; resuming a
 run with a changed config."""
@@ -59,6 +59,25 @@ def with_data(cfg, **data):
     return cfg
 
 
+def tokenize_chat_cases(bin_path, d, model, cfg):
+    """qwen-sft tokenize --chat: one {ids, mask} line per record (the config's max_length), errors naming the line."""
+    records = open(DEMO_DATA, encoding="utf-8").read().splitlines()[:5]
+    for args in (("--model", model), ("--config", cfg)):
+        p = run(bin_path, "tokenize", "--chat", *args, input="\n".join(records) + "\n", timeout=300)
+        out = [json.loads(l) for l in p.stdout.splitlines()]
+        expect(len(out) == len(records), f"tokenize --chat {args}: {len(out)} lines for {len(records)} records")
+        for o in out:  # --model: the defaults (the whole record, trained answers); --config: max_length 24
+            expect(len(o["ids"]) == len(o["mask"]), f"tokenize --chat {args}: {o}")
+            expect(1 in o["mask"] if args[0] == "--model" else len(o["ids"]) <= 24, f"tokenize --chat {args}: {o}")
+    bad = records[0] + "\n" + '{"messages": [{"role": "user", "content": [{"type": "audio"}]}]}\n'
+    p = run(bin_path, "tokenize", "--chat", "--model", model, input=bad, check=False, timeout=300)
+    expect(p.returncode == 2, f"tokenize --chat on a bad record: exit {p.returncode}\n{p.stderr}")
+    for n in ("stdin line 2", "messages[0].content[0].type", "unknown part type 'audio'"):
+        expect(n in p.stderr, f"tokenize --chat error does not name {n!r}: {p.stderr}")
+    expect(len(p.stdout.splitlines()) == 1, "tokenize --chat: the good line before the bad one is printed")
+    print("ok: tokenize --chat;", p.stderr.strip()[:120])
+
+
 def bad_data_cases(bin_path, d, good):
     """Hostile data and tokenizer files (issue 12): each an error naming the file and what is wrong."""
     good_record = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}'
@@ -88,9 +107,10 @@ def bad_data_cases(bin_path, d, good):
     expect_error(bin_path, cfg_for("all_bad", all_bad, on_bad_record="skip"), "all_bad.jsonl",
                  "nothing to train on", "3 bad", command=("data",))
     parts = data_file("parts.jsonl", b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", '
-                                     b'"content": [{"type": "reasoning", "value": "hm"}]}]}\n')
+                                     b'"content": [{"type": "image_url", "value": "x.png"}]}]}\n')
     expect_error(bin_path, cfg_for("parts", parts), "parts.jsonl line 1", "messages[1].content[0].type",
-                 "'reasoning' parts are not supported")
+                 "unknown part type 'image_url'", "supported: text", "reasoning", "tool_call")
+    tokenize_chat_cases(bin_path, d, good, cfg_for("tokenize", DEMO_DATA, max_length=24))
     # A UTF-8 byte order mark is skipped: the first record is read, not skipped as bad.
     bom = data_file("bom.jsonl", b"\xef\xbb\xbf" + line * 2)
     p = run(bin_path, "data", cfg_for("bom", bom, on_bad_record="skip"), timeout=300)

@@ -3,7 +3,8 @@
 from the model's real chat template with Hugging Face's settings, and the trained mask of `qwen-sft tokenize`
 must equal the {% generation %} mask of a training variant of the template (the assistant output: for Qwen2.5
 "\\n" + content + "<|im_end|>\\n" after "<|im_start|>assistant", as TRL's Qwen2.5 training template marks it),
-mapped to tokens with the `tokenizers` offsets as transformers does.
+mapped to tokens with the `tokenizers` offsets as transformers does. Qwen3's template (the Jinja engine) renders
+reasoning_content and tool calls, given as message fields or as content parts, as jinja2 renders the fields.
 
 Usage: chat_parity_test.py --bin build/qwen-sft [--build DIR]. Exit 0 pass, 77 skipped, 1 mismatch."""
 import json
@@ -196,18 +197,42 @@ def load_conversations():
     return convs + synthetic()
 
 
-def check_format(label, binary, model_dir, real_template, training_template, convs, extra, jinja, tok):
+def check_render(label, binary, model_dir, template, convs, extra, jinja, records=None):
+    """`qwen-sft tokenize --render` of records (default: convs) against jinja2's render of convs."""
     mismatches = 0
     for gen in (False, True):
-        ours = run_tokenize(binary, model_dir, convs, "--render", *(["--generation-prompt"] if gen else []))
+        ours = run_tokenize(binary, model_dir, records or convs, "--render", *(["--generation-prompt"] if gen else []))
         for conv, got in zip(convs, ours):
-            want, _ = jinja.render(real_template, messages=conv["messages"], tools=conv.get("tools") or None,
+            want, _ = jinja.render(template, messages=conv["messages"], tools=conv.get("tools") or None,
                                    add_generation_prompt=gen, **extra)
             if got["text"] != want:
                 mismatches += 1
                 if mismatches <= 3:
                     print("  render mismatch:\n    qwen-sft %r\n    jinja2   %r" % (got["text"][:3000], want[:3000]))
     print("%-34s %5d conversations x 2 (generation prompt off/on), render mismatches: %d" % (label, len(convs), mismatches))
+    return mismatches
+
+
+def as_parts(conv):
+    """conv with each assistant turn's reasoning_content, content and tool_calls given as content parts."""
+    def message(m):
+        if m["role"] != "assistant" or not (m.get("reasoning_content") is not None or m.get("tool_calls")):
+            return m
+        parts = [{"type": "reasoning", "value": m["reasoning_content"]}] if m.get("reasoning_content") is not None else []
+        parts += [{"type": "text", "text": m.get("content") or ""}]
+        parts += [{"type": "tool_call", "value": c} for c in m.get("tool_calls") or []]
+        return {"role": "assistant", "content": parts}
+    return dict(conv, messages=[message(m) for m in conv["messages"]])
+
+
+def parts_read(conv):
+    """The messages the chat template sees of as_parts(conv): text parts are the content (a string)."""
+    return dict(conv, messages=[dict(m, content=m.get("content") or "") if m["role"] == "assistant" else m
+                                for m in conv["messages"]])
+
+
+def check_format(label, binary, model_dir, real_template, training_template, convs, extra, jinja, tok):
+    mismatches = check_render(label, binary, model_dir, real_template, convs, extra, jinja)
     bad_masks = trained = tokens = 0
     ours = run_tokenize(binary, model_dir, convs)
     for conv, got in zip(convs, ours):
@@ -275,6 +300,16 @@ def main():
     ds_convs = [c for c in convs if deepseek_usable(c)]
     mismatches += check_format("deepseek-r1-distill", args.bin, deepseek, deepseek_template, DEEPSEEK_TRAINING,
                                ds_convs, {"bos_token": DEEPSEEK_BOS}, jinja, deepseek_tok)
+    # Qwen3 (the Jinja engine) renders reasoning_content and tool calls, also given as content parts, as jinja2 does.
+    from jinja_parity_test import reasoning_variants
+    qwen3 = os.path.join(TESTDATA, "qwen3")
+    qwen3_template = json.load(open(os.path.join(qwen3, "tokenizer_config.json")))["chat_template"]
+    reasoning = reasoning_variants(convs)
+    mismatches += check_render("qwen3 reasoning_content", args.bin, qwen3, qwen3_template, reasoning, {}, jinja)
+    with_calls = [c for c in convs if any(m.get("tool_calls") for m in c["messages"])]
+    parts = reasoning + with_calls
+    mismatches += check_render("qwen3 content parts", args.bin, qwen3, qwen3_template,
+                               [parts_read(c) for c in parts], {}, jinja, [as_parts(c) for c in parts])
     print("chat parity: %d mismatches" % mismatches)
     return 1 if mismatches else 0
 

@@ -4,6 +4,8 @@
 #include <fstream>
 
 #include "data/dataset.h"
+#include "data/record_encoder.h"
+#include "engine/io/tiny_tokenizer.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -186,6 +188,94 @@ TEST_F(DataFormats, RecordWithNoTrainedTokenIsCountedAndNamed) {
   ASSERT_EQ(d.stats.no_trained_examples.size(), 1u);
   EXPECT_NE(d.stats.no_trained_examples[0].find("n.jsonl line 1"), std::string::npos);
   EXPECT_NE(d.stats.report().find("no trained token"), std::string::npos);
+}
+
+// qwen-sft tokenize --chat's encoder: record by record, the ids and masks the pipeline makes of the same file, for
+// the Qwen2.5 tokenizer and the demo's tiny one (init-model's), with and without keep_start truncation.
+TEST_F(DataFormats, RecordEncoderGivesWhatThePipelineGives) {
+  std::vector<std::string> demo;
+  std::ifstream in(fs::path(QSFT_SOURCE_DIR) / "configs" / "data" / "demo_chat.jsonl");
+  for (std::string line; demo.size() < 8 && std::getline(in, line);) demo.push_back(line);
+  ASSERT_EQ(demo.size(), 8u);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> files = {
+      {"demo.jsonl", demo},
+      {"m.jsonl",
+       {R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "2+2?"}]}, {"role": "assistant", )"
+        R"("content": [{"type": "reasoning", "value": "add"}, {"type": "text", "value": "4"}]}]})"}},
+      {"s.jsonl",
+       {R"({"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}], "system": "S"})"}},
+      {"a.jsonl", {R"({"instruction": "Say hi", "input": "", "output": "hi"})",
+                   R"({"instruction": "Count", "input": "to 3", "output": "1 2 3"})"}},
+      {"p.jsonl", {R"({"prompt": "The sky is", "completion": " blue."})"}},
+      {"t.jsonl", {R"({"text": "plain text, all trained"})"}},
+  };
+  const fs::path tiny = dir_ / "tiny";
+  fs::create_directories(tiny);
+  write_tiny_tokenizer(tiny, 2048);
+  for (const fs::path& model : {kQwen, tiny}) {
+    for (const auto& [name, records] : files) {
+      std::string content;
+      for (const std::string& r : records) content += r + "\n";
+      DataConfig cfg;
+      // Then every record cut by one token at least (keep_start truncation).
+      for (bool truncated : {false, true}) {
+        if (truncated) {
+          RecordEncoder whole(DataConfig{}, model.string());
+          cfg.max_length = 1 << 30;
+          for (const std::string& r : records)
+            cfg.max_length = std::min<int64_t>(cfg.max_length, int64_t(whole.encode(r).ids.size()) - 1);
+        }
+        PreparedData d = prepare(name, content, cfg, model);
+        RecordEncoder encoder(cfg, model.string());
+        size_t kept = 0;  // the pipeline keeps the sequences with a trained target (after the first token)
+        for (size_t i = 0; i < records.size(); ++i) {
+          const Encoded e = encoder.encode(records[i]);
+          const std::string where = model.string() + " " + name + " record " + std::to_string(i) +
+                                    " max_length " + std::to_string(cfg.max_length);
+          EXPECT_LE(int64_t(e.ids.size()), cfg.max_length) << where;
+          if (std::find(e.mask.begin() + 1, e.mask.end(), 1) == e.mask.end()) continue;
+          ASSERT_LT(kept, d.train.size()) << where;
+          EXPECT_EQ(e.ids, ids(d.train, kept)) << where;
+          EXPECT_EQ(e.mask, mask(d.train, kept++)) << where;
+        }
+        EXPECT_EQ(kept, d.train.size()) << model << " " << name;
+        if (!truncated) {
+          EXPECT_EQ(kept, records.size()) << model << " " << name;
+        }
+        fs::remove_all(dir_ / "cache");
+      }
+    }
+  }
+}
+
+// Content parts: reasoning parts are the message's reasoning_content and tool_call parts its tool_calls, as the
+// chat template (Qwen3's, through the Jinja engine) reads them.
+TEST_F(DataFormats, ReasoningAndToolCallPartsAreTheMessageFields) {
+  const fs::path qwen3 = test::shared_testdata() / "qwen3";
+  QSFT_REQUIRE_PATH(qwen3);
+  const std::string tools = R"("tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}])";
+  const std::string parts =
+      R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [)"
+      R"({"type": "reasoning", "value": "think"}, {"type": "text", "text": "A"}, )"
+      R"({"type": "tool_call", "value": {"name": "f", "arguments": {"x": 1}}}]}], )" + tools + "}";
+  const std::string fields =
+      R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "reasoning_content": "think", )"
+      R"("content": "A", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]}], )" +
+      tools + "}";
+  const std::string inline_think =
+      R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", )"
+      R"("content": "<think>\nthink\n</think>\n\nA", "tool_calls": [{"type": "function", "function": )"
+      R"({"name": "f", "arguments": {"x": 1}}}]}], )" + tools + "}";
+  DataConfig cfg;
+  RecordEncoder encoder(cfg, qwen3.string());
+  const Encoded a = encoder.encode(parts), b = encoder.encode(fields), c = encoder.encode(inline_think);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(a.mask, b.mask);
+  // Qwen3 renders reasoning_content as the <think> block it would split off the content.
+  EXPECT_EQ(a.ids, c.ids);
+  Tokenizer tok = Tokenizer::load(qwen3.string());
+  EXPECT_NE(tok.decode(a.ids, false).find("<think>\nthink\n</think>\n\nA\n<tool_call>"), std::string::npos)
+      << tok.decode(a.ids, false);
 }
 
 }  // namespace

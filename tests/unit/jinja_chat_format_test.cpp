@@ -104,6 +104,64 @@ TEST(JinjaChatFormat, Qwen3UsesTheEngineAndTrainsEarlierTurnsAsRendered) {
             (std::vector<std::string>{"A1<|im_end|>\n", "<think>\nr2\n</think>\n\nA2<|im_end|>\n"}));
 }
 
+// What the Conversation carries beyond role and content reaches the template as jinja2 would see the raw
+// message: reasoning_content, a tool call's id, null content as None; reasoning and tool_call content parts are
+// those fields.
+TEST(JinjaChatFormat, MessagesCarryReasoningToolCallIdsAndNullContent) {
+  auto chat = make_jinja_format(
+      "{% for m in messages %}{{ m.role }}:{{ m.content is none }}:{{ m.reasoning_content | default('-') }}:"
+      "{% for c in m.tool_calls or [] %}{{ c.id | default('-') }}={{ c.function.name }}{% endfor %};{% endfor %}",
+      "t.jinja", {});
+  EXPECT_EQ(chat->render(conversation(R"({"messages": [{"role": "user", "content": "q"},
+      {"role": "assistant", "content": null, "reasoning_content": "r",
+       "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": {}}},
+                      {"function": {"name": "g", "arguments": {}}}]}]})"), false),
+            "user:False:-:;assistant:True:r:call_1=f-=g;");
+  EXPECT_EQ(chat->render(conversation(R"({"messages": [{"role": "user", "content": "q"},
+      {"role": "assistant", "content": [{"type": "reasoning", "value": "r1"}, {"type": "text", "text": "A"},
+       {"type": "reasoning", "text": "r2"},
+       {"type": "tool_call", "value": "{\"name\": \"f\", \"arguments\": {}}"}]}]})"),
+                         false),
+            "user:False:-:;assistant:False:r1r2:-=f;");
+  EXPECT_THROW(conversation(R"({"messages": [{"role": "assistant", "reasoning_content": "a",
+      "content": [{"type": "reasoning", "value": "b"}]}]})"), InputError);
+}
+
+// Qwen3 renders reasoning_content as jinja2 does; the native Qwen2.5 and DeepSeek formats show no reasoning and
+// agree with their templates on it and on null content.
+TEST(JinjaChatFormat, ReasoningContentNativeAndEngineAgree) {
+  QSFT_REQUIRE_PATH(kQwen);
+  QSFT_REQUIRE_PATH(kDeepSeek);
+  QSFT_REQUIRE_PATH(kQwen3);
+  Conversation conv = conversation(R"({"messages": [{"role": "user", "content": "q1"},
+      {"role": "assistant", "reasoning_content": "r1", "content": "A1"}, {"role": "user", "content": "q2"},
+      {"role": "assistant", "reasoning_content": "\nr2\n", "content": "\nA2"}]})");
+  auto qwen3 = ChatFormat::for_model(kQwen3.string(), "");
+  const std::string text =
+      "<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nq2<|im_end|>\n"
+      "<|im_start|>assistant\n<think>\nr2\n</think>\n\nA2<|im_end|>\n";
+  EXPECT_EQ(qwen3->render(conv, false), text);
+  // The first turn's span is found through the sentinel render, made with the same generation prompt.
+  EXPECT_EQ(qwen3->render(conv, true), text + "<|im_start|>assistant\n");
+  ChatTemplateVariables deepseek_vars;
+  deepseek_vars.bos_token = "<｜begin▁of▁sentence｜>";
+  auto deepseek_engine =
+      make_jinja_format(test::read_file(kDeepSeek / "chat_template.jinja"), "deepseek", deepseek_vars);
+  Conversation with_null = conv;
+  with_null.messages.push_back(conversation(R"({"messages": [{"role": "assistant", "content": null}]})").messages[0]);
+  auto qwen_native = ChatFormat::for_model(kQwen.string(), "");
+  auto qwen_engine = ChatFormat::for_model(kQwen.string(), "jinja");
+  EXPECT_EQ(qwen_native->render(conv, false), qwen_engine->render(conv, false));
+  // Qwen2.5's template adds the content to a string: null content is an error in jinja2, so in both.
+  EXPECT_THROW(qwen_engine->render(with_null, false), InputError);
+  EXPECT_THROW(qwen_native->render(with_null, false), InputError);
+  auto deepseek_native = ChatFormat::for_model(kDeepSeek.string(), "");
+  EXPECT_EQ(deepseek_native->render(conv, true), deepseek_engine->render(conv, true));
+  // DeepSeek's template renders an assistant turn with null content as its tool calls: here nothing (the engine
+  // finds no trained span in it, so only the native text is compared).
+  EXPECT_EQ(deepseek_native->render(with_null, true), deepseek_native->render(conv, true));
+}
+
 TEST(JinjaChatFormat, TemplateErrorsNameTheSource) {
   try {
     make_jinja_format("{% for m in messages %}\n{{ m.role }", "model/chat_template.jinja", {});
