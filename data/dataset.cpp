@@ -143,7 +143,13 @@ PreparedData prepare_data(const DataConfig& cfg, const std::string& model_dir, b
   const TokenCache cache(cfg, model_dir, train_files, eval_files);
   std::optional<PreparedData> data = cache.load();
   if (!data) data = tokenize_and_cache(cfg, model_dir, train_files, eval_files, show_progress, cache);
-  require_train_sequences(*data, train_files);
+  try {
+    require_train_sequences(*data, train_files);
+  } catch (const InputError&) {  // a failed run leaves no cache behind (the next one says the same, from scratch)
+    std::error_code ignored;
+    std::filesystem::remove(cache.path(), ignored);
+    throw;
+  }
   data->stats.cache_path = cache.path().string();
   data->stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return std::move(*data);

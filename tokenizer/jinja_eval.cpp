@@ -216,10 +216,11 @@ class Renderer {
       List varargs(a.pos.begin() + static_cast<ptrdiff_t>(std::min(a.pos.size(), s.params.size())), a.pos.end());
       inner->set("varargs", Value::list(std::move(varargs)));
       Dict kwargs;
-      for (const auto& [k, v] : a.kw) {
-        if (k == "caller") inner->set("caller", v);
-        else if (std::none_of(s.params.begin(), s.params.end(), [&](auto& p) { return p.first == k; }))
-          kwargs.emplace_back(Value::string(k), v);
+      for (const auto& kv : a.kw) {  // (not a structured binding: clang 14 cannot capture one in the lambda)
+        const std::string& key = kv.first;
+        if (key == "caller") inner->set("caller", kv.second);
+        else if (std::none_of(s.params.begin(), s.params.end(), [&](auto& p) { return p.first == key; }))
+          kwargs.emplace_back(Value::string(key), kv.second);
       }
       inner->set("kwargs", Value::dict(std::move(kwargs)));
       return Value::string(capture(s.body, inner));
