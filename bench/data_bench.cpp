@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
   const fs::path cache = fs::temp_directory_path() / ("qsft_data_bench_" + std::to_string(::getpid()));
   cfg.cache_dir = cache.string();
   const double mb = input_bytes(cfg.train_files) / 1e6;
-  std::printf("input: %zu files, %.1f MB; %d threads; max_length %lld\n", cfg.train_files.size(), mb,
-              cfg.num_threads, static_cast<long long>(kMaxLength));
+  std::printf("input: %zu files, %.1f MB; %d threads; max_length %lld\n", cfg.train_files.size(), mb, cfg.num_threads,
+              static_cast<long long>(kMaxLength));
   double best = 1e300;
   qsft::DataStats stats;
   for (int r = 0; r < runs; ++r) {
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(stats.train_tokens), static_cast<long long>(stats.train_trained_tokens),
               static_cast<long long>(stats.truncated), static_cast<long long>(stats.packed_bins),
               100 * stats.packing_efficiency);
-  std::printf("qwen-sft prepare_data, %d threads, best of %d: %.2f s  %7.2f MB/s  %11.0f tokens/s\n",
-              cfg.num_threads, runs, best, mb / best, stats.train_tokens / best);
+  std::printf("qwen-sft prepare_data, %d threads, best of %d: %.2f s  %7.2f MB/s  %11.0f tokens/s\n", cfg.num_threads,
+              runs, best, mb / best, stats.train_tokens / best);
   return 0;
 }

@@ -117,8 +117,7 @@ void bench_shape(const Shape& sh, int reps) {
     if (!var.supports(sh.D)) continue;
     auto fwd = [&] { var.fwd(s, q.p, k.p, v.p, out.p, static_cast<float*>(lse.p), nullptr); };
     auto bwd = [&] {
-      var.bwd(s, dout.p, q.p, k.p, v.p, out.p, static_cast<const float*>(lse.p), dq.p, dk.p, dv.p, scratch.p,
-              nullptr);
+      var.bwd(s, dout.p, q.p, k.p, v.p, out.p, static_cast<const float*>(lse.p), dq.p, dk.p, dv.p, scratch.p, nullptr);
     };
     const double fwd_ms = median_ms(fwd, reps);
     const double bwd_ms = median_ms(bwd, reps);

@@ -121,12 +121,15 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
   {
     Buf wqkv(ops, B, {qo + 2 * kvo, s.H}, rng), qkv(ops, B, {T, qo + 2 * kvo}, rng);
     Buf wgu(ops, B, {2 * s.I, s.H}, rng), gu(ops, B, {T, 2 * s.I}, rng), wd(ops, B, {s.H, s.I}, rng);
-    const double t1 = median_seconds(ops, [&] { ops.gemm(Mat::of(x.t), false, Mat::of(wqkv.t), true, Mat::of(qkv.t), 1, 0); });
+    const double t1 =
+        median_seconds(ops, [&] { ops.gemm(Mat::of(x.t), false, Mat::of(wqkv.t), true, Mat::of(qkv.t), 1, 0); });
     report("gemm qkv", t1, 2.0 * T * s.H * (qo + 2 * kvo), 0);
-    const double t2 = median_seconds(ops, [&] { ops.gemm(Mat::of(x.t), false, Mat::of(wgu.t), true, Mat::of(gu.t), 1, 0); });
+    const double t2 =
+        median_seconds(ops, [&] { ops.gemm(Mat::of(x.t), false, Mat::of(wgu.t), true, Mat::of(gu.t), 1, 0); });
     report("gemm gate_up", t2, 2.0 * T * s.H * 2 * s.I, 0);
     Buf act(ops, B, {T, s.I}, rng);
-    const double t3 = median_seconds(ops, [&] { ops.gemm(Mat::of(act.t), false, Mat::of(wd.t), true, Mat::of(y.t), 1, 1); });
+    const double t3 =
+        median_seconds(ops, [&] { ops.gemm(Mat::of(act.t), false, Mat::of(wd.t), true, Mat::of(y.t), 1, 1); });
     report("gemm down (+=)", t3, 2.0 * T * s.I * s.H, 0);
     const double t4 = median_seconds(ops, [&] { ops.swiglu_fwd(gu.t, act.t); });
     report("swiglu_fwd", t4, 0, 2.0 * T * 3 * s.I);
@@ -158,7 +161,8 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
     report("rope_fwd (q)", tr, 0, 2.0 * 2 * T * qo);
     // causal: sum over sequences of L(L+1)/2 score pairs, 2 GEMMs of 2 D flops each
     const double pairs = double(S) * kSeqLen * (kSeqLen + 1) / 2;
-    const double tf = median_seconds(ops, [&] { ops.attention_fwd(q.t, k.t, v.t, seq, out.t, lse.t); }, 5);
+    const double tf = median_seconds(
+        ops, [&] { ops.attention_fwd(q.t, k.t, v.t, seq, out.t, lse.t); }, 5);
     report("attention_fwd", tf, 4.0 * pairs * s.n * s.D, 0);
     Buf dq(ops, B, {T, s.n, s.D}, rng), dk(ops, B, {T, s.nkv, s.D}, rng), dv(ops, B, {T, s.nkv, s.D}, rng);
     const double tb = median_seconds(
@@ -171,7 +175,8 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
     std::vector<int32_t> tg(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) tg[size_t(t)] = int32_t((t * 7919) % s.V);
     targets.set_i32(tg);
-    const double t = median_seconds(ops, [&] { ops.lm_head_ce(x.t, W.t, targets.t, 1e-4f, loss.t, correct.t, &dh.t); }, 3);
+    const double t = median_seconds(
+        ops, [&] { ops.lm_head_ce(x.t, W.t, targets.t, 1e-4f, loss.t, correct.t, &dh.t); }, 3);
     report("lm_head_ce (fwd+dh)", t, 4.0 * T * s.H * s.V, 0);
   }
   {
@@ -192,7 +197,9 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   ops.zero(m.t);
   ops.zero(v.t);
   int64_t step = 0;
-  const double ta = median_seconds(ops, [&] { ops.adamw_step(p.t, g.t, m.t, v.t, {1e-4, 0.9, 0.999, 1e-8, 0.0, ++step}); });
+  const double ta = median_seconds(ops, [&] {
+    ops.adamw_step(p.t, g.t, m.t, v.t, {1e-4, 0.9, 0.999, 1e-8, 0.0, ++step});
+  });
   print_row({"adamw_step", "7B", P, ta * 1e3, 28.0 * P / ta / 1e9, false, 28.0 * P / ta / 1e9 / ceil.gbps});
   const double tn = median_seconds(ops, [&] { ops.sum_squares(g.t); });
   print_row({"sum_squares (grad norm)", "7B", P, tn * 1e3, 4.0 * P / tn / 1e9, false, 4.0 * P / tn / 1e9 / ceil.gbps});

@@ -46,8 +46,8 @@ size_t encode_all(const qsft::Tokenizer& tok, const std::vector<std::string>& do
 }
 
 // Prints the first pass (cold BPE cache) and the best of the repeats (warm cache).
-void measure(const std::string& label, const qsft::Tokenizer& tok, const std::vector<std::string>& docs,
-             size_t bytes, unsigned threads, int repeats = 5) {
+void measure(const std::string& label, const qsft::Tokenizer& tok, const std::vector<std::string>& docs, size_t bytes,
+             unsigned threads, int repeats = 5) {
   std::vector<double> times;
   size_t tokens = 0;
   for (int r = 0; r < repeats; ++r) {
@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> docs = read_documents(argv[1]);
   size_t bytes = docs.size() - 1;  // the separators
   for (auto& d : docs) bytes += d.size();
-  unsigned cores = argc > 3 ? static_cast<unsigned>(std::stoul(argv[3])) : std::max(1u, std::thread::hardware_concurrency());
+  unsigned cores =
+      argc > 3 ? static_cast<unsigned>(std::stoul(argv[3])) : std::max(1u, std::thread::hardware_concurrency());
   std::printf("corpus: %zu documents, %.1f MB; %u cores\n", docs.size(), bytes / 1e6, cores);
   measure("qwen-sft, 1 thread", qsft::Tokenizer::load(argv[2]), docs, bytes, 1);
   measure("qwen-sft, " + std::to_string(cores) + " threads", qsft::Tokenizer::load(argv[2]), docs, bytes, cores);

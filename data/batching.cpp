@@ -84,7 +84,8 @@ std::vector<std::vector<uint32_t>> plan_epoch(const SequenceSet& set, int64_t ma
   int batch_bins = 0;
   for (const auto& bin : bins) {
     const int64_t n = bin_tokens(bin);
-    const bool full = micro_batch_tokens > 0 ? batch_tokens + n > micro_batch_tokens : batch_bins == bins_per_micro_batch;
+    const bool full =
+        micro_batch_tokens > 0 ? batch_tokens + n > micro_batch_tokens : batch_bins == bins_per_micro_batch;
     if (batch_bins > 0 && full) {
       batches.push_back(std::move(batch));
       batch.clear();

@@ -107,8 +107,7 @@ void CacheWriter::add(std::span<const int32_t> ids, std::span<const uint8_t> mas
 }
 
 // Appends to the file the tokens (token_bytes each) of the sequences of `set`, read back from `from`.
-void CacheWriter::copy_sequences(Appender& from, size_t token_bytes, const std::vector<uint8_t>& is_eval,
-                                 uint8_t set) {
+void CacheWriter::copy_sequences(Appender& from, size_t token_bytes, const std::vector<uint8_t>& is_eval, uint8_t set) {
   from.flush();
   std::vector<char> buf(kBufferBytes);
   for (size_t s = 0, n = is_eval.size(); s < n;) {

@@ -27,7 +27,7 @@ class CacheWriter : public SequenceSink {
   ~CacheWriter() override;  // removes the temporary files unless committed
 
   void add(std::span<const int32_t> ids, std::span<const uint8_t> mask) override;  // throws CacheWriteError
-  TrainEvalSets finish(const std::vector<uint8_t>& is_eval) override;                // throws CacheWriteError
+  TrainEvalSets finish(const std::vector<uint8_t>& is_eval) override;              // throws CacheWriteError
   // Completes and renames the file; a failure is reported on stderr (the sets stay valid: the cache only saves time).
   void commit(const DataStats& stats);
 
@@ -39,11 +39,11 @@ class CacheWriter : public SequenceSink {
   std::filesystem::path path_, tmp_;
   bool committed_ = false;
   CacheHeader header_{};
-  std::unique_ptr<Appender> file_;          // the cache's temporary file, after the header
-  std::unique_ptr<Appender> staged_ids_;    // null when in_order (ids go to file_)
+  std::unique_ptr<Appender> file_;        // the cache's temporary file, after the header
+  std::unique_ptr<Appender> staged_ids_;  // null when in_order (ids go to file_)
   std::unique_ptr<Appender> staged_mask_;
-  std::vector<uint64_t> offsets_{0};        // of every sequence added, in the order of adding
-  std::vector<uint32_t> trained_;           // per sequence: its tokens with mask 1
+  std::vector<uint64_t> offsets_{0};  // of every sequence added, in the order of adding
+  std::vector<uint32_t> trained_;     // per sequence: its tokens with mask 1
 };
 
 }  // namespace qsft

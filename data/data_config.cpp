@@ -83,17 +83,24 @@ const std::vector<std::pair<std::string, Setter>>& setters() {
        }},
       {"format",
        [](DataConfig& c, const KeyReader& r) {
-         c.format = r.choice({"auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text", "template",
-                              "tokens"});
+         c.format =
+             r.choice({"auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text", "template", "tokens"});
        }},
       {"chat_format", [](DataConfig& c, const KeyReader& r) { c.chat_format = r.text(); }},
       {"loss_mask",
-       [](DataConfig& c, const KeyReader& r) { c.loss_mask = r.choice({"auto", "assistant", "completion", "all"}); }},
+       [](DataConfig& c, const KeyReader& r) {
+         c.loss_mask = r.choice({"auto", "assistant", "completion", "all"});
+       }},
       {"max_length", [](DataConfig& c, const KeyReader& r) { c.max_length = r.integer(2); }},
       {"truncation",
-       [](DataConfig& c, const KeyReader& r) { c.truncation = r.choice({"keep_start", "drop", "split"}); }},
+       [](DataConfig& c, const KeyReader& r) {
+         c.truncation = r.choice({"keep_start", "drop", "split"});
+       }},
       {"packing", [](DataConfig& c, const KeyReader& r) { c.packing = r.boolean(); }},
-      {"on_bad_record", [](DataConfig& c, const KeyReader& r) { c.on_bad_record = r.choice({"error", "skip"}); }},
+      {"on_bad_record",
+       [](DataConfig& c, const KeyReader& r) {
+         c.on_bad_record = r.choice({"error", "skip"});
+       }},
       {"prompt_template", [](DataConfig& c, const KeyReader& r) { c.prompt_template = r.text(); }},
       {"completion_template", [](DataConfig& c, const KeyReader& r) { c.completion_template = r.text(); }},
       {"cache_dir", [](DataConfig& c, const KeyReader& r) { c.cache_dir = r.path(); }},
@@ -107,13 +114,12 @@ const std::vector<std::pair<std::string, Setter>>& setters() {
 
 }  // namespace
 
-DataConfig parse_data_config(std::string_view json_object_text, const std::string& where,
-                             const fs::path& base_dir) {
+DataConfig parse_data_config(std::string_view json_object_text, const std::string& where, const fs::path& base_dir) {
   dom::parser parser;
   simdjson::padded_string padded(json_object_text);
   dom::element root;
-  if (auto err = parser.parse(padded).get(root)) throw input_error(where, std::string("data: not valid JSON: ") +
-                                                                              simdjson::error_message(err));
+  if (auto err = parser.parse(padded).get(root))
+    throw input_error(where, std::string("data: not valid JSON: ") + simdjson::error_message(err));
   dom::object obj;
   if (root.get_object().get(obj)) throw input_error(where, "data: expected an object");
   std::vector<std::string> valid;
@@ -125,8 +131,9 @@ DataConfig parse_data_config(std::string_view json_object_text, const std::strin
     if (it == setters().end()) {
       std::string hint = nearest_key(name, valid), list;
       for (const std::string& v : valid) list += (list.empty() ? "" : ", ") + v;
-      throw input_error(where, "unknown key data." + name +
-                                   (hint.empty() ? " (valid keys: " + list + ")" : " (did you mean data." + hint + "?)"));
+      throw input_error(where,
+                        "unknown key data." + name +
+                            (hint.empty() ? " (valid keys: " + list + ")" : " (did you mean data." + hint + "?)"));
     }
     it->second(c, KeyReader{where, base_dir, "data." + name, kv.value});
   }
@@ -135,8 +142,9 @@ DataConfig parse_data_config(std::string_view json_object_text, const std::strin
     throw input_error(where, "data.format: 'template' needs data.prompt_template and/or data.completion_template");
   // A template's completion is what is trained: without one only the EOS would be.
   if (!c.prompt_template.empty() && c.completion_template.empty() && c.loss_mask != "all")
-    throw input_error(where, "data.completion_template: missing; with a prompt_template only the completion is "
-                             "trained (give completion_template, or set data.loss_mask to \"all\")");
+    throw input_error(where,
+                      "data.completion_template: missing; with a prompt_template only the completion is "
+                      "trained (give completion_template, or set data.loss_mask to \"all\")");
   if (!c.eval_files.empty() && c.eval_split > 0)
     throw input_error(where, "data.eval_split: give eval_files or eval_split, not both");
   return c;

@@ -14,20 +14,20 @@ struct DataConfig {
   // (their *.json, *.jsonl, *.json.gz and *.jsonl.gz files, sorted).
   std::vector<std::string> train_files;
   std::vector<std::string> eval_files;
-  double eval_split = 0;            // fraction of the train records held out for eval when eval_files is empty
-  std::string format = "auto";      // auto|messages|sharegpt|alpaca|prompt_completion|text|template|tokens
-  std::string chat_format;          // "" = recognise from the model's chat template
-  std::string loss_mask = "auto";   // auto|assistant|completion|all
-  int64_t max_length = 1024;        // tokens per sequence (and per packed bin)
+  double eval_split = 0;                  // fraction of the train records held out for eval when eval_files is empty
+  std::string format = "auto";            // auto|messages|sharegpt|alpaca|prompt_completion|text|template|tokens
+  std::string chat_format;                // "" = recognise from the model's chat template
+  std::string loss_mask = "auto";         // auto|assistant|completion|all
+  int64_t max_length = 1024;              // tokens per sequence (and per packed bin)
   std::string truncation = "keep_start";  // keep_start|drop|split
   bool packing = true;
-  std::string on_bad_record = "error";    // error|skip
+  std::string on_bad_record = "error";               // error|skip
   std::string prompt_template, completion_template;  // format "template": "{Field}" placeholders, "{{" = "{"
-  std::string cache_dir;            // "" = no explicit cache folder (the caller chooses, e.g. <output_dir>/cache)
-  bool append_eos = true;           // EOS after text and completions (not after chat-formatted conversations)
-  std::string eos_token;            // "" = the tokenizer's eos
-  uint64_t seed = 42;               // the eval_split draw
-  int num_threads = 0;              // 0 = all cores
+  std::string cache_dir;   // "" = no explicit cache folder (the caller chooses, e.g. <output_dir>/cache)
+  bool append_eos = true;  // EOS after text and completions (not after chat-formatted conversations)
+  std::string eos_token;   // "" = the tokenizer's eos
+  uint64_t seed = 42;      // the eval_split draw
+  int num_threads = 0;     // 0 = all cores
 };
 
 // The config's "data" object (its JSON text). Unknown keys and bad values: InputError naming the key and `where`

@@ -37,12 +37,13 @@ std::string DataStats::report() const {
   std::string r;
   r += "files:\n";
   for (const FileStats& f : files)
-    r += format("  %-6s %-18s %8lld records  %s\n", f.eval ? "eval" : "train", f.format.c_str(),
-                (long long)f.records, f.path.c_str());
-  r += format("records: %lld read, %lld bad (skipped), %lld truncated, %lld dropped as longer than max_length %lld, "
-              "%lld sequences dropped with no trained token\n",
-              (long long)records, (long long)bad_records, (long long)truncated, (long long)dropped_too_long,
-              (long long)max_length, (long long)dropped_no_trained);
+    r += format("  %-6s %-18s %8lld records  %s\n", f.eval ? "eval" : "train", f.format.c_str(), (long long)f.records,
+                f.path.c_str());
+  r += format(
+      "records: %lld read, %lld bad (skipped), %lld truncated, %lld dropped as longer than max_length %lld, "
+      "%lld sequences dropped with no trained token\n",
+      (long long)records, (long long)bad_records, (long long)truncated, (long long)dropped_too_long,
+      (long long)max_length, (long long)dropped_no_trained);
   r += format("train: %lld sequences, %lld tokens, %lld trained (%.1f%%)\n", (long long)train_sequences,
               (long long)train_tokens, (long long)train_trained_tokens, percent(train_trained_tokens, train_tokens));
   if (eval_sequences)

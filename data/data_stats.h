@@ -19,12 +19,12 @@ struct DataStats {
   static constexpr size_t kExamplesKept = 5;
 
   std::vector<FileStats> files;
-  int64_t records = 0;            // records read, all files
-  int64_t bad_records = 0;        // skipped (on_bad_record: skip)
+  int64_t records = 0;                    // records read, all files
+  int64_t bad_records = 0;                // skipped (on_bad_record: skip)
   std::vector<std::string> bad_examples;  // the first few, "file line N: field: reason"
-  int64_t truncated = 0;          // records longer than max_length, cut (keep_start) or split
-  int64_t dropped_too_long = 0;   // records longer than max_length (truncation: drop)
-  int64_t dropped_no_trained = 0; // sequences left with no trained token
+  int64_t truncated = 0;                  // records longer than max_length, cut (keep_start) or split
+  int64_t dropped_too_long = 0;           // records longer than max_length (truncation: drop)
+  int64_t dropped_no_trained = 0;         // sequences left with no trained token
   std::vector<std::string> no_trained_examples;
   int64_t train_sequences = 0, train_tokens = 0, train_trained_tokens = 0;
   int64_t eval_sequences = 0, eval_tokens = 0, eval_trained_tokens = 0;

@@ -17,7 +17,8 @@ struct Writer {
     put(int64_t(s.size()));
     out += s;
   }
-  template <class T> void put(const std::vector<T>& v) {
+  template <class T>
+  void put(const std::vector<T>& v) {
     put(int64_t(v.size()));
     for (const T& x : v) put(x);
   }
@@ -50,7 +51,8 @@ struct Reader {
     s.assign(in.substr(0, size_t(n)));
     in.remove_prefix(size_t(n));
   }
-  template <class T> void get(std::vector<T>& v) {
+  template <class T>
+  void get(std::vector<T>& v) {
     int64_t n;
     get(n);
     if (n < 0 || size_t(n) > in.size()) throw std::runtime_error("cached statistics are truncated");

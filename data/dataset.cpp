@@ -93,9 +93,8 @@ void count_sequences(const DataConfig& cfg, PreparedData& d) {
 
 // Tokenizes into the cache file as it goes (bounded memory), or into memory when the cache cannot be written.
 PreparedData tokenize_and_cache(const DataConfig& cfg, const std::string& model_dir,
-                                const std::vector<std::string>& train_files,
-                                const std::vector<std::string>& eval_files, bool show_progress,
-                                const TokenCache& cache) {
+                                const std::vector<std::string>& train_files, const std::vector<std::string>& eval_files,
+                                bool show_progress, const TokenCache& cache) {
   if (std::unique_ptr<CacheWriter> writer = cache.start_writing(eval_in_order(cfg, eval_files))) {
     try {
       PreparedData d = tokenize(cfg, model_dir, train_files, eval_files, show_progress, *writer);
@@ -128,8 +127,10 @@ void require_train_sequences(const PreparedData& d, const std::vector<std::strin
     why = std::to_string(s.records) + " records read: " + std::to_string(s.bad_records) + " bad (skipped), " +
           std::to_string(s.dropped_too_long) + " longer than max_length " + std::to_string(s.max_length) +
           " (dropped), " + std::to_string(s.dropped_no_trained) + " sequences with no trained token";
-    if (!s.bad_examples.empty()) why += "; first bad record: " + s.bad_examples.front();
-    else if (!s.no_trained_examples.empty()) why += "; first with no trained token: " + s.no_trained_examples.front();
+    if (!s.bad_examples.empty())
+      why += "; first bad record: " + s.bad_examples.front();
+    else if (!s.no_trained_examples.empty())
+      why += "; first with no trained token: " + s.no_trained_examples.front();
   }
   throw InputError("data.train_files (" + files + "): nothing to train on: " + why);
 }

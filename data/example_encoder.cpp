@@ -14,10 +14,10 @@ LossMask loss_mask_from_name(const std::string& name) {
   throw InputError("data.loss_mask: '" + name + "' is not one of auto, assistant, completion, all");
 }
 
-ExampleEncoder::ExampleEncoder(const Tokenizer& tok, const ChatFormat* chat, std::string chat_error,
-                               EncoderOptions opt)
+ExampleEncoder::ExampleEncoder(const Tokenizer& tok, const ChatFormat* chat, std::string chat_error, EncoderOptions opt)
     : tok_(tok), chat_(chat), chat_error_(std::move(chat_error)), opt_(opt), special_prefix_(tok.encode("", true)) {
-  if (opt_.append_eos && opt_.eos_id < 0) throw InputError("data.append_eos: the tokenizer has no eos token; set data.eos_token");
+  if (opt_.append_eos && opt_.eos_id < 0)
+    throw InputError("data.append_eos: the tokenizer has no eos token; set data.eos_token");
 }
 
 Encoded ExampleEncoder::encode(const Example& ex) const {
@@ -51,8 +51,8 @@ Encoded ExampleEncoder::encode_text(const Example& ex) const {
 
 Encoded ExampleEncoder::encode_conversation(const Example& ex) const {
   if (!chat_) throw NoChatFormat(chat_error_);
-  const bool completion = opt_.loss_mask == LossMask::completion ||
-                          (opt_.loss_mask == LossMask::automatic && ex.prompt_messages > 0);
+  const bool completion =
+      opt_.loss_mask == LossMask::completion || (opt_.loss_mask == LossMask::automatic && ex.prompt_messages > 0);
   // Everything after the prompt rendered with the generation prompt, as TRL does (from the first token that
   // differs where the template renders the prompt otherwise, as DeepSeek's "<think>\n" generation prompt does).
   if (completion && ex.prompt_messages > 0) return chat_->encode_completion(ex.conv, ex.prompt_messages, tok_);

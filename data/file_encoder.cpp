@@ -6,9 +6,9 @@
 #include <optional>
 
 #include "data/parallel_for.h"
+#include "data/record_encoder.h"
 #include "data/record_format_internal.h"
 #include "data/record_reader.h"
-#include "data/record_encoder.h"
 #include "engine/base/error.h"
 
 namespace qsft {

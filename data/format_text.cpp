@@ -13,7 +13,8 @@ std::string field_text(dom::element record, const std::string& key) {
   auto v = field(record, key);
   if (!v) bad_field(key, "the template names {" + key + "} but the record has no such field (or it is null)");
   if (v->is_string()) return std::string(v->get_string().value());
-  if (v->is_array() || v->is_object()) bad_field(key, std::string("a template field must be text, got ") + type_name(*v));
+  if (v->is_array() || v->is_object())
+    bad_field(key, std::string("a template field must be text, got ") + type_name(*v));
   return simdjson::minify(*v);
 }
 

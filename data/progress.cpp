@@ -5,7 +5,10 @@
 namespace qsft {
 
 DataProgress::DataProgress(std::string label, uint64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()),
+    : label_(std::move(label)),
+      total_(total),
+      enabled_(enabled),
+      start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 void DataProgress::set(uint64_t done) {

@@ -162,18 +162,24 @@ void RecordReader::scan_value_end() {
       const char c = buf_[pos_];
       if (c == '\n') ++line_;
       if (in_string) {
-        if (escaped) escaped = false;
-        else if (c == '\\') escaped = true;
-        else if (c == '"') in_string = false;
-        else continue;
+        if (escaped)
+          escaped = false;
+        else if (c == '\\')
+          escaped = true;
+        else if (c == '"')
+          in_string = false;
+        else
+          continue;
         if (!in_string && depth == 0) {  // a top-level string ends
           ++pos_;
           return;
         }
         continue;
       }
-      if (c == '"') in_string = true;
-      else if (c == '{' || c == '[') ++depth;
+      if (c == '"')
+        in_string = true;
+      else if (c == '{' || c == '[')
+        ++depth;
       else if ((c == '}' || c == ']') && --depth == 0) {
         ++pos_;
         return;

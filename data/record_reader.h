@@ -33,12 +33,12 @@ class RecordReader {
 
  private:
   enum class Mode { unknown, lines, array, values };
-  bool fill();  // reads the next chunk; false at the end of the file
+  bool fill();            // reads the next chunk; false at the end of the file
   void check_encoding();  // at the start of the file: skips a UTF-8 byte order mark, refuses UTF-16/32
   void discard_consumed();
   bool next_line(RawRecord& out);
   bool next_value(RawRecord& out);
-  bool skip_space();  // over whitespace to the next character (reading more as needed); false at the end
+  bool skip_space();      // over whitespace to the next character (reading more as needed); false at the end
   void scan_value_end();  // pos_ from a value's first character to one past its end (reading more as needed)
   [[noreturn]] void fail(const std::string& what) const;
 
@@ -46,9 +46,9 @@ class RecordReader {
   std::unique_ptr<gzFile_s, int (*)(gzFile_s*)> file_;
   Mode mode_ = Mode::unknown;
   std::string buf_;
-  size_t pos_ = 0;       // scan position in buf_
-  int64_t line_ = 1;     // line of buf_[pos_]
-  int64_t index_ = 0;    // records returned
+  size_t pos_ = 0;     // scan position in buf_
+  int64_t line_ = 1;   // line of buf_[pos_]
+  int64_t index_ = 0;  // records returned
   bool eof_ = false;
   bool array_open_ = false, array_closed_ = false;
 };

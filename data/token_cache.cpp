@@ -67,7 +67,8 @@ TokenCache::TokenCache(const DataConfig& cfg, const std::string& model_dir, cons
     h = hash_text("files", h);
     for (const std::string& f : *list) h = hash_file(f, h);
   }
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "vocab.json", "merges.txt"})
+  for (const char* name :
+       {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "vocab.json", "merges.txt"})
     h = hash_file((fs::path(model_dir) / name).string(), h);
   for (const std::string* s : {&cfg.format, &cfg.chat_format, &cfg.loss_mask, &cfg.truncation, &cfg.on_bad_record,
                                &cfg.prompt_template, &cfg.completion_template, &cfg.eos_token})
@@ -90,7 +91,8 @@ std::optional<PreparedData> TokenCache::load() const {
     if (fstat(fd.get(), &st) != 0 || uint64_t(st.st_size) < sizeof h || ::pread(fd.get(), &h, sizeof h, 0) != sizeof h)
       throw std::runtime_error("shorter than a header");
     if (std::memcmp(h.magic, kCacheMagic, 8) != 0 || h.version != kCacheFormatVersion || h.key != key_ ||
-        CacheLayout(h).end != uint64_t(st.st_size) || checksum_file(fd.get(), sizeof h, uint64_t(st.st_size)) != h.checksum)
+        CacheLayout(h).end != uint64_t(st.st_size) ||
+        checksum_file(fd.get(), sizeof h, uint64_t(st.st_size)) != h.checksum)
       throw std::runtime_error("header, size or checksum do not match");
     auto m = std::make_shared<const Mapping>(fd.get(), uint64_t(st.st_size));
     PreparedData d;

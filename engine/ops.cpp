@@ -22,8 +22,8 @@ struct Expect {
 
   // On this device, with memory unless empty; packed unless `strided_ok`.
   void placed(const Tensor& t, const char* name, bool strided_ok = false) const {
-    QSFT_CHECK(t.device == device, std::string(name) + " is not a " + (device == Device::CPU ? "CPU" : "CUDA") +
-                                       " tensor");
+    QSFT_CHECK(t.device == device,
+               std::string(name) + " is not a " + (device == Device::CPU ? "CPU" : "CUDA") + " tensor");
     QSFT_CHECK(t.data || t.numel() == 0, std::string(name) + " has no memory");
     QSFT_CHECK(strided_ok || t.contiguous(), std::string(name) + " must be packed, not a strided view");
   }
@@ -100,8 +100,8 @@ struct Expect {
 
 const char* op_family_name(OpFamily f) {
   static const char* const names[kNumOpFamilies] = {"linear (frozen)", "gemm (LoRA)", "attention", "rope",
-                                                    "rmsnorm", "swiglu", "embedding", "lm_head+CE",
-                                                    "elementwise", "optimizer", "copy/zero"};
+                                                    "rmsnorm",         "swiglu",      "embedding", "lm_head+CE",
+                                                    "elementwise",     "optimizer",   "copy/zero"};
   return names[size_t(f)];
 }
 
@@ -149,8 +149,8 @@ std::string Ops::profile_report() {
   for (int i = 0; i < kNumOpFamilies; ++i) {
     if (!calls_[i]) continue;
     char line[96];
-    std::snprintf(line, sizeof line, "%-18s %7lld %9.1f %6.1f%%\n", op_family_name(OpFamily(i)),
-                  (long long)calls_[i], ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0);
+    std::snprintf(line, sizeof line, "%-18s %7lld %9.1f %6.1f%%\n", op_family_name(OpFamily(i)), (long long)calls_[i],
+                  ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0);
     out += line;
   }
   char line[64];
@@ -198,8 +198,8 @@ void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& 
   Expect::view(C, "gemm C");
   const int64_t M = transA ? A.cols : A.rows, K = transA ? A.rows : A.cols;
   const int64_t N = transB ? B.rows : B.cols, K_b = transB ? B.cols : B.rows;
-  QSFT_CHECK(K == K_b && C.rows == M && C.cols == N, "gemm shapes: op(A) " + dims(M, K) + ", op(B) " +
-                                                         dims(K_b, N) + ", C " + dims(C.rows, C.cols));
+  QSFT_CHECK(K == K_b && C.rows == M && C.cols == N,
+             "gemm shapes: op(A) " + dims(M, K) + ", op(B) " + dims(K_b, N) + ", C " + dims(C.rows, C.cols));
   if (bias) Expect{device()}.vector(*bias, C.dtype, N, "gemm bias");
   gemm_impl(A, transA, B, transB, C, alpha, beta, bias, {M, N, K});
 }

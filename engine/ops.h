@@ -58,8 +58,19 @@ struct RopeFreqs {
 using AdamWHyper = cpu::AdamWHyper;
 
 // The op families a step's time is split into under QSFT_PROFILE=1 (Ops::profile_report).
-enum class OpFamily : uint8_t { linear, gemm, attention, rope, norm, swiglu, embedding, lm_head_ce, elementwise,
-                                optimizer, copy };
+enum class OpFamily : uint8_t {
+  linear,
+  gemm,
+  attention,
+  rope,
+  norm,
+  swiglu,
+  embedding,
+  lm_head_ce,
+  elementwise,
+  optimizer,
+  copy
+};
 constexpr int kNumOpFamilies = 11;
 const char* op_family_name(OpFamily f);
 
@@ -77,7 +88,7 @@ class Ops {
   virtual void synchronize() {}
   // Bytes of device memory free for our arenas (0 = unknown).
   virtual size_t memory_available() const { return 0; }
-  void zero(Tensor& t);                      // t = 0 (packed)
+  void zero(Tensor& t);                       // t = 0 (packed)
   void copy(Tensor& dst, const Tensor& src);  // dst = src (same dtype and element count, packed)
   // dst = src rounded to dst's dtype (round to nearest even): src F32, dst F32 or BF16, same element count, packed.
   void cast(const Tensor& src, Tensor& dst);
@@ -114,8 +125,7 @@ class Ops {
 
   // ---- attention: causal within each packed sequence, GQA (q head h reads kv head h / (n / nkv)) ----
   // q [T, n, D], k, v [T, nkv, D], out [T, n, D], lse F32 [n, T] (log-sum-exp of the scaled scores, saved).
-  void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
-                     Tensor& lse);
+  void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out, Tensor& lse);
   // dq [T, n, D], dk, dv [T, nkv, D] are overwritten.
   void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                      const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv);
@@ -162,8 +172,8 @@ class Ops {
   virtual void zero_impl(Tensor& t) = 0;
   virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
   virtual void cast_impl(const Tensor& src, Tensor& dst) = 0;  // F32 -> BF16
-  virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha,
-                         float beta, const Tensor* bias, const GemmSizes& s) = 0;
+  virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
+                         const Tensor* bias, const GemmSizes& s) = 0;
   // Dense weights go through gemm_impl; a backend with quantized formats overrides these.
   virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
   virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
@@ -174,14 +184,13 @@ class Ops {
   virtual void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                                 int64_t T, int64_t H) = 0;
   virtual void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) = 0;
-  virtual void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq,
-                                  Tensor& out, Tensor& lse, const cpu::AttentionDims& d) = 0;
+  virtual void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
+                                  Tensor& lse, const cpu::AttentionDims& d) = 0;
   virtual void attention_bwd_impl(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& out, const Tensor& lse, const SeqLayout& seq, Tensor& dq,
-                                  Tensor& dk, Tensor& dv, const cpu::AttentionDims& d) = 0;
+                                  const Tensor& out, const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk,
+                                  Tensor& dv, const cpu::AttentionDims& d) = 0;
   virtual void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) = 0;
-  virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T,
-                               int64_t I) = 0;
+  virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) = 0;
   virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
                                Tensor& loss_sum, Tensor& correct, Tensor* dh) = 0;
   virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;

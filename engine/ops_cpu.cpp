@@ -86,8 +86,8 @@ class CpuOps final : public Ops {
                         int64_t H) override {
     cpu::rmsnorm_fwd(x.f32(), w.f32(), T, H, eps, y.f32(), rstd.f32());
   }
-  void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
-                        int64_t T, int64_t H) override {
+  void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, int64_t T,
+                        int64_t H) override {
     cpu::rmsnorm_bwd(dy.f32(), x.f32(), w.f32(), rstd.f32(), T, H, dx.f32());
   }
 

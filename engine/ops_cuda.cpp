@@ -1,8 +1,8 @@
 // The CUDA backend: Ops (engine/ops.cpp) has checked dtypes and shapes on the host; each *_impl launches its
 // qsft::cuda kernel (kernels/NAME_cuda.h, kernels/NAME.cu) on the backend's one compute stream. Activations and
 // frozen weights are BF16 (F32 also works for every op but attention), LoRA parameters/gradients and optimizer
-// state F32; GEMMs run on cuBLASLt. Without the CUDA build only the fallback at the bottom exists. No CUDA header is seen here: the
-// kernels' launchers are plain C++ declarations.
+// state F32; GEMMs run on cuBLASLt. Without the CUDA build only the fallback at the bottom exists. No CUDA header is
+// seen here: the kernels' launchers are plain C++ declarations.
 #include "engine/ops.h"
 
 #if defined(QSFT_HAVE_CUDA)
@@ -33,8 +33,7 @@ cuda::GemmOperand operand(const Mat& m) { return {m.data, m.dtype, m.rows, m.col
 
 class CudaOps final : public Ops {
  public:
-  CudaOps()
-      : stream_(cuda::stream_create()), ce_scratch_(stream_), attn_scratch_(stream_), reduce_scratch_(stream_) {
+  CudaOps() : stream_(cuda::stream_create()), ce_scratch_(stream_), attn_scratch_(stream_), reduce_scratch_(stream_) {
     if (profiling()) timer_ = std::make_unique<cuda::FamilyTimer>(stream_, kNumOpFamilies);
   }
   ~CudaOps() override {
@@ -58,9 +57,7 @@ class CudaOps final : public Ops {
 
  protected:
   void zero_impl(Tensor& t) override { cuda::fill_zero(t.data, t.nbytes(), stream_); }
-  void copy_impl(Tensor& dst, const Tensor& src) override {
-    cuda::copy_d2d(dst.data, src.data, src.nbytes(), stream_);
-  }
+  void copy_impl(Tensor& dst, const Tensor& src) override { cuda::copy_d2d(dst.data, src.data, src.nbytes(), stream_); }
   void cast_impl(const Tensor& src, Tensor& dst) override {
     cuda::cast_f32_to_bf16_2d(src.f32(), 1, src.numel(), src.numel(), dst.data, stream_);
   }
@@ -82,8 +79,8 @@ class CudaOps final : public Ops {
                         int64_t H) override {
     cuda::rmsnorm_fwd(x.dtype, x.data, w.data, T, H, eps, y.data, rstd.f32(), stream_);
   }
-  void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
-                        int64_t T, int64_t H) override {
+  void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, int64_t T,
+                        int64_t H) override {
     cuda::rmsnorm_bwd(x.dtype, dy.data, x.data, w.data, rstd.f32(), T, H, dx.data, stream_);
   }
 
@@ -101,8 +98,8 @@ class CudaOps final : public Ops {
                           const cpu::AttentionDims& d) override {
     const cuda::AttentionShape s = shape_of(q, d, seq);
     void* scratch = attn_scratch_.get(cuda::attention_bwd_scratch_bytes(s));
-    cuda::attention_bwd(s, dout.data, q.data, k.data, v.data, out.data, lse.f32(), dq.data, dk.data, dv.data,
-                        scratch, stream_);
+    cuda::attention_bwd(s, dout.data, q.data, k.data, v.data, out.data, lse.f32(), dq.data, dk.data, dv.data, scratch,
+                        stream_);
   }
 
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {

@@ -15,15 +15,15 @@ constexpr int kBc = 64;                  // keys per tile
 
 template <int D>
 size_t fwd_smem_bytes() {
-  return 3 * smem_bytes<bf16>(size_t(kBr) * ld_bf16<D>)  // q, k, v tiles
+  return 3 * smem_bytes<bf16>(size_t(kBr) * ld_bf16<D>)    // q, k, v tiles
          + smem_bytes<float>(size_t(kBr) * ld_score<kBc>)  // scores, 16 rows per warp
          + smem_bytes<bf16>(size_t(kBr) * ld_prob<kBc>)    // probabilities
          + smem_bytes<float>(size_t(kBr) * ld_acc<D>);     // output accumulator
 }
 
 template <int D>
-__global__ void __launch_bounds__(kBlockThreads) attention_fwd_kernel(AttentionShape s, const bf16* q, const bf16* k,
-                                                                 const bf16* v, bf16* out, float* lse) {
+__global__ void __launch_bounds__(kBlockThreads)
+    attention_fwd_kernel(AttentionShape s, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse) {
   extern __shared__ __align__(128) unsigned char smem[];
   SmemCarver carve{smem};
   bf16* q_s = carve.take<bf16>(size_t(kBr) * ld_bf16<D>);
@@ -56,8 +56,7 @@ __global__ void __launch_bounds__(kBlockThreads) attention_fwd_kernel(AttentionS
     load_rows<D>(k_s, ld_bf16<D>, k, k0, kBc, s.T, s.nkv, g);
     load_rows<D>(v_s, ld_bf16<D>, v, k0, kBc, s.T, s.nkv, g);
     __syncthreads();
-    warp_scores<D, kBc / 16>(s_w, ld_score<kBc>, q_s + warp * kWarpRows * ld_bf16<D>, ld_bf16<D>, k_s,
-                             ld_bf16<D>);
+    warp_scores<D, kBc / 16>(s_w, ld_score<kBc>, q_s + warp * kWarpRows * ld_bf16<D>, ld_bf16<D>, k_s, ld_bf16<D>);
     __syncwarp();
     // Online softmax over this lane's 32 columns; the lane pair (half 0, 1) completes the row.
     float sc[kBc / 2];
@@ -86,8 +85,7 @@ __global__ void __launch_bounds__(kBlockThreads) attention_fwd_kernel(AttentionS
     m = m_new;
     for (int d = half * (D / 2); d < (half + 1) * (D / 2); ++d) o_w[r * ld_acc<D> + d] *= alpha;
     __syncwarp();
-    warp_mma_acc<FragBRow, D / 16, kBc / 16>(o_w, ld_acc<D>, p_w, ld_prob<kBc>, v_s, 16, 16 * ld_bf16<D>,
-                                             ld_bf16<D>);
+    warp_mma_acc<FragBRow, D / 16, kBc / 16>(o_w, ld_acc<D>, p_w, ld_prob<kBc>, v_s, 16, 16 * ld_bf16<D>, ld_bf16<D>);
     __syncwarp();
   }
   if (!row_valid) return;

@@ -13,10 +13,10 @@ namespace {
 
 using namespace attn;
 
-constexpr int kKeys = kWarps * kWarpRows;  // keys per dK/dV block
-constexpr int kQTile = 32;                 // queries per step of the dK/dV block
+constexpr int kKeys = kWarps * kWarpRows;     // keys per dK/dV block
+constexpr int kQTile = 32;                    // queries per step of the dK/dV block
 constexpr int kQueries = kWarps * kWarpRows;  // queries per dQ block
-constexpr int kKTile = 64;                 // keys per step of the dQ block
+constexpr int kKTile = 64;                    // keys per step of the dQ block
 
 // delta[h, i] = sum_d dout[i, h, d] out[i, h, d]; one warp per (i, h).
 __global__ void delta_kernel(const bf16* dout, const bf16* out, int64_t T, int64_t n, int64_t D, float* delta) {
@@ -24,27 +24,25 @@ __global__ void delta_kernel(const bf16* dout, const bf16* out, int64_t T, int64
   if (row >= T * n) return;
   const int lane = threadIdx.x & 31;
   float s = 0.0f;
-  for (int64_t d = lane; d < D; d += 32)
-    s += __bfloat162float(dout[row * D + d]) * __bfloat162float(out[row * D + d]);
+  for (int64_t d = lane; d < D; d += 32) s += __bfloat162float(dout[row * D + d]) * __bfloat162float(out[row * D + d]);
   s = warp_sum(s);
   if (lane == 0) delta[(row % n) * T + row / n] = s;
 }
 
 template <int D>
 size_t dkdv_smem_bytes() {
-  return 2 * smem_bytes<bf16>(size_t(kKeys) * ld_bf16<D>)       // k, v (the block's keys)
-         + 2 * smem_bytes<bf16>(size_t(kQTile) * ld_bf16<D>)    // q, dout (the query tile)
-         + 2 * smem_bytes<float>(kQTile)                        // lse, delta of the query tile
+  return 2 * smem_bytes<bf16>(size_t(kKeys) * ld_bf16<D>)           // k, v (the block's keys)
+         + 2 * smem_bytes<bf16>(size_t(kQTile) * ld_bf16<D>)        // q, dout (the query tile)
+         + 2 * smem_bytes<float>(kQTile)                            // lse, delta of the query tile
          + 2 * smem_bytes<float>(size_t(kKeys) * ld_score<kQTile>)  // S^T, dP^T per warp
          + 2 * smem_bytes<bf16>(size_t(kKeys) * ld_prob<kQTile>)    // P^T, dS^T per warp
          + 2 * smem_bytes<float>(size_t(kKeys) * ld_acc<D>);        // dk, dv accumulators
 }
 
 template <int D>
-__global__ void __launch_bounds__(kBlockThreads) attention_dkdv_kernel(AttentionShape s, const bf16* dout,
-                                                                       const bf16* q, const bf16* k, const bf16* v,
-                                                                       const float* lse, const float* delta,
-                                                                       bf16* dk, bf16* dv) {
+__global__ void __launch_bounds__(kBlockThreads)
+    attention_dkdv_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                          const float* lse, const float* delta, bf16* dk, bf16* dv) {
   extern __shared__ __align__(128) unsigned char smem[];
   SmemCarver carve{smem};
   bf16* k_s = carve.take<bf16>(size_t(kKeys) * ld_bf16<D>);
@@ -124,17 +122,16 @@ __global__ void __launch_bounds__(kBlockThreads) attention_dkdv_kernel(Attention
 
 template <int D>
 size_t dq_smem_bytes() {
-  return 4 * smem_bytes<bf16>(size_t(kQueries) * ld_bf16<D>)         // q, dout, k, v
+  return 4 * smem_bytes<bf16>(size_t(kQueries) * ld_bf16<D>)           // q, dout, k, v
          + 2 * smem_bytes<float>(size_t(kQueries) * ld_score<kKTile>)  // S, dP per warp
          + smem_bytes<bf16>(size_t(kQueries) * ld_prob<kKTile>)        // dS per warp
          + smem_bytes<float>(size_t(kQueries) * ld_acc<D>);            // dq accumulator
 }
 
 template <int D>
-__global__ void __launch_bounds__(kBlockThreads) attention_dq_kernel(AttentionShape s, const bf16* dout,
-                                                                     const bf16* q, const bf16* k, const bf16* v,
-                                                                     const float* lse, const float* delta,
-                                                                     bf16* dq) {
+__global__ void __launch_bounds__(kBlockThreads)
+    attention_dq_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                        const float* lse, const float* delta, bf16* dq) {
   extern __shared__ __align__(128) unsigned char smem[];
   SmemCarver carve{smem};
   bf16* q_s = carve.take<bf16>(size_t(kQueries) * ld_bf16<D>);
@@ -201,8 +198,7 @@ void attn::attention_delta(const AttentionShape& s, const bf16* dout, const bf16
 }
 
 void attention_bwd_wmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
-                        const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch,
-                        void* stream) {
+                        const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
   if (s.T == 0) return;
   check_shape(s, {dout, q, k, v, out, dq, dk, dv});
   const cudaStream_t st = as_stream(stream);
@@ -214,11 +210,11 @@ void attention_bwd_wmma(const AttentionShape& s, const void* dout, const void* q
     const auto *q_b = static_cast<const bf16*>(q), *k_b = static_cast<const bf16*>(k);
     const auto* v_b = static_cast<const bf16*>(v);
     launch_with_smem(attention_dkdv_kernel<D>, dim3(unsigned((s.T + kKeys - 1) / kKeys), unsigned(s.nkv)),
-                     kBlockThreads, dkdv_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse, static_cast<const float*>(delta),
-                     static_cast<bf16*>(dk), static_cast<bf16*>(dv));
+                     kBlockThreads, dkdv_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse,
+                     static_cast<const float*>(delta), static_cast<bf16*>(dk), static_cast<bf16*>(dv));
     launch_with_smem(attention_dq_kernel<D>, dim3(unsigned((s.T + kQueries - 1) / kQueries), unsigned(s.n)),
-                     kBlockThreads, dq_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse, static_cast<const float*>(delta),
-                     static_cast<bf16*>(dq));
+                     kBlockThreads, dq_smem_bytes<D>(), st, s, dout_b, q_b, k_b, v_b, lse,
+                     static_cast<const float*>(delta), static_cast<bf16*>(dq));
   });
 }
 

@@ -14,10 +14,10 @@
 namespace qsft::cuda {
 
 struct AttentionShape {
-  int64_t T = 0;    // tokens of the packed batch
-  int64_t n = 0;    // query heads
-  int64_t nkv = 0;  // kv heads (divides n)
-  int64_t D = 0;    // head dim
+  int64_t T = 0;                        // tokens of the packed batch
+  int64_t n = 0;                        // query heads
+  int64_t nkv = 0;                      // kv heads (divides n)
+  int64_t D = 0;                        // head dim
   const int32_t* cu_seqlens = nullptr;  // I32 [num_seqs + 1] on the device
   int num_seqs = 0;
 };

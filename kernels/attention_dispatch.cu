@@ -27,8 +27,8 @@ AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles) {
   int dev = 0, optin = 0;
   QSFT_CUDA_CHECK(cudaGetDevice(&dev));
   QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  const size_t large = std::max(attention_fwd_mma_smem(D, AttentionTiles::Large),
-                                attention_bwd_mma_smem(D, AttentionTiles::Large));
+  const size_t large =
+      std::max(attention_fwd_mma_smem(D, AttentionTiles::Large), attention_bwd_mma_smem(D, AttentionTiles::Large));
   return size_t(optin) >= large ? AttentionTiles::Large : AttentionTiles::Small;
 }
 

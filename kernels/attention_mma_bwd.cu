@@ -27,7 +27,7 @@ using namespace attn;
 template <int D, int kWarps, int kBq, bool kAtomicDq>
 struct DkdvTiles {
   static constexpr int kBc = 16 * kWarps, kThreads = 32 * kWarps;
-  static constexpr int kLdDs = kBq + 8;  // dS^T rows: 16 bytes of padding, as kLdm
+  static constexpr int kLdDs = kBq + 8;                                      // dS^T rows: 16 bytes of padding, as kLdm
   static constexpr size_t kKeyBytes = size_t(kBc) * kLdm<D> * sizeof(bf16);  // k or v
   static constexpr size_t kQBytes = size_t(kBq) * kLdm<D> * sizeof(bf16);    // q or dout, one stage
   static constexpr size_t kStatBytes = 4 * kBq * sizeof(float);              // lse, delta, two stages
@@ -74,11 +74,9 @@ __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionSha
 }
 
 template <int D, int kWarps, int kBq, bool kAtomicDq>
-__global__ void __launch_bounds__(32 * kWarps) attention_dkdv_mma_kernel(AttentionShape s, const bf16* dout,
-                                                                         const bf16* q, const bf16* k,
-                                                                         const bf16* v, const float* lse,
-                                                                         const float* delta, bf16* dk, bf16* dv,
-                                                                         float* dq_acc) {
+__global__ void __launch_bounds__(32 * kWarps)
+    attention_dkdv_mma_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                              const float* lse, const float* delta, bf16* dk, bf16* dv, float* dq_acc) {
   using Tiles = DkdvTiles<D, kWarps, kBq, kAtomicDq>;
   constexpr int kBc = Tiles::kBc, kThreads = Tiles::kThreads, kLd = kLdm<D>;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -184,10 +182,9 @@ struct DqTiles {
 };
 
 template <int D, int kWarps, int kBc>
-__global__ void __launch_bounds__(32 * kWarps) attention_dq_mma_kernel(AttentionShape s, const bf16* dout,
-                                                                       const bf16* q, const bf16* k, const bf16* v,
-                                                                       const float* lse, const float* delta,
-                                                                       bf16* dq) {
+__global__ void __launch_bounds__(32 * kWarps)
+    attention_dq_mma_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                            const float* lse, const float* delta, bf16* dq) {
   using Tiles = DqTiles<D, kWarps, kBc>;
   constexpr int kBr = Tiles::kBr, kThreads = Tiles::kThreads, kLd = kLdm<D>;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -257,8 +254,8 @@ void launch_dkdv(const AttentionShape& s, const bf16* dout, const bf16* q, const
                  const float* lse, const float* delta, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   using Tiles = DkdvTiles<D, kWarps, kBq, kAtomicDq>;
   const dim3 grid(unsigned((s.T + Tiles::kBc - 1) / Tiles::kBc), unsigned(s.nkv));
-  launch_with_smem(attention_dkdv_mma_kernel<D, kWarps, kBq, kAtomicDq>, grid, Tiles::kThreads, Tiles::smem(), st,
-                   s, dout, q, k, v, lse, delta, dk, dv, dq_acc);
+  launch_with_smem(attention_dkdv_mma_kernel<D, kWarps, kBq, kAtomicDq>, grid, Tiles::kThreads, Tiles::smem(), st, s,
+                   dout, q, k, v, lse, delta, dk, dv, dq_acc);
 }
 
 // dq = bf16(scale dq_acc), element-wise over [T, n, D].
@@ -266,20 +263,20 @@ __global__ void dq_from_acc_kernel(const float* dq_acc, int64_t count, float sca
   QSFT_GRID_STRIDE(i, count) dq[i] = __float2bfloat16_rn(dq_acc[i] * scale);
 }
 template <int D, int kWarps, int kBc>
-void launch_dq(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
-               const float* lse, const float* delta, bf16* dq, cudaStream_t st) {
+void launch_dq(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+               const float* delta, bf16* dq, cudaStream_t st) {
   using Tiles = DqTiles<D, kWarps, kBc>;
   const dim3 grid(unsigned((s.T + Tiles::kBr - 1) / Tiles::kBr), unsigned(s.n));
-  launch_with_smem(attention_dq_mma_kernel<D, kWarps, kBc>, grid, Tiles::kThreads, Tiles::smem(), st, s, dout, q, k,
-                   v, lse, delta, dq);
+  launch_with_smem(attention_dq_mma_kernel<D, kWarps, kBc>, grid, Tiles::kThreads, Tiles::smem(), st, s, dout, q, k, v,
+                   lse, delta, dq);
 }
 
 // The tile configurations: Large for GPUs with ~227 KiB of shared memory per block (H100/H200, A100's 163 KiB),
 // Small within 99 KiB (sm_86/89). dK/dV: <D, warps, kBq>; dQ: <D, warps, kBc>. dq_acc: the fast mode's fp32
 // accumulator, nullptr in the deterministic mode.
 template <int D, bool kLarge>
-void run_bwd(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
-             const float* lse, const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
+void run_bwd(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+             const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   constexpr int kDkdvWarps = kLarge ? 8 : 4;
   if (!dq_acc) {
     launch_dkdv<D, kDkdvWarps, 32, false>(s, dout, q, k, v, lse, delta, dk, dv, nullptr, st);

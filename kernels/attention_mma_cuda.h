@@ -69,8 +69,7 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 
 // 16 bytes global -> shared, asynchronously; with valid == false the 16 bytes are zero-filled (src not read).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 4 : 0));
@@ -177,8 +176,8 @@ __device__ __forceinline__ void warp_abt(float (&c)[RT][NT][4], const bf16* a, i
 }
 // Same with A's fragments already in registers (af[k-step][m]).
 template <int K, int RT, int NT>
-__device__ __forceinline__ void warp_abt_reg(float (&c)[RT][NT][4], const uint32_t (&af)[K / 16][RT][4],
-                                             const bf16* x, int ldx) {
+__device__ __forceinline__ void warp_abt_reg(float (&c)[RT][NT][4], const uint32_t (&af)[K / 16][RT][4], const bf16* x,
+                                             int ldx) {
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) mma_step_abt(c, af[kk], x + kk * 16, ldx);
 }

@@ -22,9 +22,8 @@ struct FwdTiles {
 };
 
 template <int D, int kWarps, int kRowTiles, int kBc>
-__global__ void __launch_bounds__(32 * kWarps) attention_fwd_mma_kernel(AttentionShape s, const bf16* q,
-                                                                        const bf16* k, const bf16* v, bf16* out,
-                                                                        float* lse) {
+__global__ void __launch_bounds__(32 * kWarps)
+    attention_fwd_mma_kernel(AttentionShape s, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse) {
   using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
   constexpr int RT = kRowTiles, kWarpRows = Tiles::kWarpRows, kBr = Tiles::kBr, kThreads = Tiles::kThreads;
   constexpr int kLd = kLdm<D>;

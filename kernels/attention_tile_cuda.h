@@ -41,7 +41,9 @@ struct SmemCarver {
   }
 };
 template <class E>
-constexpr size_t smem_bytes(size_t elems) { return (elems * sizeof(E) + 127) / 128 * 128; }
+constexpr size_t smem_bytes(size_t elems) {
+  return (elems * sizeof(E) + 127) / 128 * 128;
+}
 
 // dst[r][0:D] (row stride ld) = rows row0 + r of head `head` in src [T, heads, D], r < rows; zeros outside [0, T).
 // 16-byte vectors: D is a multiple of 8 and src is 16-byte aligned (checked by the launcher).
@@ -112,8 +114,10 @@ void launch_with_smem(Kernel kernel, dim3 grid, int threads, size_t smem, cudaSt
     QSFT_CUDA_CHECK(cudaGetDevice(&dev));
     QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     if (size_t(optin) < smem)
-      throw std::runtime_error("attention needs " + std::to_string(smem) + " bytes of shared memory per block; this "
-                               "GPU allows " + std::to_string(optin));
+      throw std::runtime_error("attention needs " + std::to_string(smem) +
+                               " bytes of shared memory per block; this "
+                               "GPU allows " +
+                               std::to_string(optin));
     QSFT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
   kernel<<<grid, threads, smem, stream>>>(args...);

@@ -21,7 +21,11 @@ struct CeScratch {
     const int64_t C = std::min(lm_head_ce_chunk(a.V, a.dt), std::max<int64_t>(a.T, 1));
     const size_t es = dtype_size(a.dt);
     size_t off = 0;
-    auto take = [&off](size_t bytes) { const size_t at = off; off += round_up(bytes); return at; };
+    auto take = [&off](size_t bytes) {
+      const size_t at = off;
+      off += round_up(bytes);
+      return at;
+    };
     idx = take(size_t(a.T) * 4);
     count = take(4);
     row_loss = take(size_t(a.T) * 4);
@@ -35,8 +39,8 @@ struct CeScratch {
 
 // idx = { t : targets[t] >= 0 } in increasing t, count[0] = its size. One block: thread k owns a contiguous span
 // of tokens, counts it, and an exclusive scan over the threads gives where its indices go.
-__global__ void __launch_bounds__(kScanThreads) compact_targets_kernel(const int32_t* targets, int64_t T, int32_t* idx,
-                                                                       int32_t* count) {
+__global__ void __launch_bounds__(kScanThreads)
+    compact_targets_kernel(const int32_t* targets, int64_t T, int32_t* idx, int32_t* count) {
   __shared__ int32_t offsets[kScanThreads];
   const int64_t span = (T + kScanThreads - 1) / kScanThreads;
   const int64_t begin = min(T, int64_t(threadIdx.x) * span), end = min(T, begin + span);
@@ -81,11 +85,12 @@ __device__ ArgMax block_argmax(ArgMax m, float* vals, int64_t* idxs) {
 }
 
 // One block per trained row r of the chunk: logits [V] -> loss, hit, and (want_grad) the logits gradient in place:
-//   e_j = exp(l_j - max), sum = sum_j e_j, loss = max + log(sum) - l_target, dl_j = grad_scale (e_j / sum - [j = target])
+//   e_j = exp(l_j - max), sum = sum_j e_j, loss = max + log(sum) - l_target, dl_j = grad_scale (e_j / sum - [j =
+//   target])
 template <class T>
-__global__ void __launch_bounds__(kRowThreads) softmax_ce_kernel(T* logits, int64_t V, const int32_t* targets,
-                                                                 const int32_t* idx, float grad_scale, bool want_grad,
-                                                                 float* row_loss, int32_t* row_correct) {
+__global__ void __launch_bounds__(kRowThreads)
+    softmax_ce_kernel(T* logits, int64_t V, const int32_t* targets, const int32_t* idx, float grad_scale,
+                      bool want_grad, float* row_loss, int32_t* row_correct) {
   __shared__ float fscratch[32];
   __shared__ int64_t iscratch[32];
   T* row = logits + int64_t(blockIdx.x) * V;
@@ -118,8 +123,7 @@ __global__ void scatter_rows_kernel(const E* dhc, const int32_t* idx, int64_t H,
 
 // loss_sum[0] += sum of row_loss (double, fixed order), correct[0] += sum of row_correct.
 __global__ void __launch_bounds__(kScanThreads) finish_kernel(const float* row_loss, const int32_t* row_correct,
-                                                              const int32_t* count, float* loss_sum,
-                                                              int32_t* correct) {
+                                                              const int32_t* count, float* loss_sum, int32_t* correct) {
   __shared__ double dscratch[32];
   __shared__ long long iscratch[32];
   double s = 0.0;
@@ -178,10 +182,10 @@ void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream
                                                                   row_correct + c0);
       QSFT_CUDA_CHECK_LAUNCH();
       if (!a.dh) return;
-      gemm.run({logits, a.dt, rows, a.V, a.V}, false, {W, a.dt, a.V, a.H, a.H}, false,
-               {dh_chunk, a.dt, rows, a.H, a.H}, 1.0f, 0.0f, nullptr);  // dhc = dlogits W  [rows, H]
-      scatter_rows_kernel<E><<<unsigned(rows), 256, 0, s>>>(static_cast<const E*>(dh_chunk), idx + c0, a.H,
-                                                            static_cast<E*>(a.dh));
+      gemm.run({logits, a.dt, rows, a.V, a.V}, false, {W, a.dt, a.V, a.H, a.H}, false, {dh_chunk, a.dt, rows, a.H, a.H},
+               1.0f, 0.0f, nullptr);  // dhc = dlogits W  [rows, H]
+      scatter_rows_kernel<E>
+          <<<unsigned(rows), 256, 0, s>>>(static_cast<const E*>(dh_chunk), idx + c0, a.H, static_cast<E*>(a.dh));
       QSFT_CUDA_CHECK_LAUNCH();
     });
   }

@@ -17,15 +17,15 @@
 namespace qsft::cuda {
 
 struct LmHeadCe {
-  DType dt = DType::BF16;       // h, W, dh (F32 or BF16)
-  const void* h = nullptr;      // [T, H]
-  const void* W = nullptr;      // [V, H]
+  DType dt = DType::BF16;            // h, W, dh (F32 or BF16)
+  const void* h = nullptr;           // [T, H]
+  const void* W = nullptr;           // [V, H]
   const int32_t* targets = nullptr;  // [T], -100 (any negative) = not trained; each < V (the caller checks)
   int64_t T = 0, H = 0, V = 0;
   float grad_scale = 0.0f;
-  float* loss_sum = nullptr;    // [1], += sum of losses
-  int32_t* correct = nullptr;   // [1], += argmax hits
-  void* dh = nullptr;           // [T, H] overwritten, or nullptr (eval)
+  float* loss_sum = nullptr;   // [1], += sum of losses
+  int32_t* correct = nullptr;  // [1], += argmax hits
+  void* dh = nullptr;          // [T, H] overwritten, or nullptr (eval)
 };
 
 int64_t lm_head_ce_chunk(int64_t V, DType dt);  // tokens per logits block

@@ -52,16 +52,15 @@ void dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y
   if (n == 0) return;
   dispatch_float(dt, "dropout", [&](auto tag) {
     using T = decltype(tag);
-    dropout_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x), n, p, seed,
-                                                                       static_cast<T*>(y));
+    dropout_kernel<T>
+        <<<grid_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x), n, p, seed, static_cast<T*>(y));
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
 void cast_f32_to_bf16_2d(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst, void* stream) {
   if (rows * cols == 0) return;
-  cast_kernel<<<grid_for(rows * cols), kThreads, 0, as_stream(stream)>>>(src, rows, cols, ld,
-                                                                        static_cast<bf16*>(dst));
+  cast_kernel<<<grid_for(rows * cols), kThreads, 0, as_stream(stream)>>>(src, rows, cols, ld, static_cast<bf16*>(dst));
   QSFT_CUDA_CHECK_LAUNCH();
 }
 

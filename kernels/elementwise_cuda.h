@@ -8,7 +8,7 @@
 namespace qsft::cuda {
 
 void add_inplace(DType dt, void* y, const void* x, int64_t n, void* stream);  // y += x   [n]
-void scale_inplace(DType dt, void* y, float s, int64_t n, void* stream);     // y *= s   [n]
+void scale_inplace(DType dt, void* y, float s, int64_t n, void* stream);      // y *= s   [n]
 // y = keep ? x / (1 - p) : 0, keep = rng::uniform(seed, i) >= p (the CPU op's mask, bit for bit). x, y may alias.
 void dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream);
 // dst [rows, cols] (contiguous bf16) = src [rows, cols] with row stride ld, rounded to nearest even.

@@ -38,19 +38,19 @@ void embedding_fwd(DType dt, const int32_t* ids, const void* table, int64_t T, i
                    void* stream) {
   if (T == 0) return;
   const size_t row_bytes = size_t(H) * dtype_size(dt);
-  const bool vec16 = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(table) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const bool vec16 =
+      row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(table) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
   const unsigned blocks = unsigned(T);  // T <= 2^31 tokens
   if (vec16) {
-    gather_rows_kernel<uint4><<<blocks, 128, 0, as_stream(stream)>>>(
-        ids, static_cast<const uint4*>(table), V, int64_t(row_bytes / 16), static_cast<uint4*>(out));
+    gather_rows_kernel<uint4><<<blocks, 128, 0, as_stream(stream)>>>(ids, static_cast<const uint4*>(table), V,
+                                                                     int64_t(row_bytes / 16), static_cast<uint4*>(out));
   } else if (dt == DType::F32) {
-    gather_rows_kernel<float><<<blocks, 128, 0, as_stream(stream)>>>(ids, static_cast<const float*>(table), V, H,
-                                                                     static_cast<float*>(out));
+    gather_rows_kernel<float>
+        <<<blocks, 128, 0, as_stream(stream)>>>(ids, static_cast<const float*>(table), V, H, static_cast<float*>(out));
   } else {
     QSFT_CHECK(dt == DType::BF16, std::string("embedding dtype ") + dtype_name(dt));
-    gather_rows_kernel<uint16_t><<<blocks, 128, 0, as_stream(stream)>>>(
-        ids, static_cast<const uint16_t*>(table), V, H, static_cast<uint16_t*>(out));
+    gather_rows_kernel<uint16_t><<<blocks, 128, 0, as_stream(stream)>>>(ids, static_cast<const uint16_t*>(table), V, H,
+                                                                        static_cast<uint16_t*>(out));
   }
   QSFT_CUDA_CHECK_LAUNCH();
 }

@@ -72,12 +72,11 @@ struct PlanKeyHash {
 // shapes, transposes, dtypes, leading dimensions and pointer alignments of A, B and C.
 std::string describe(const PlanKey& k) {
   auto s = [](auto v) { return std::to_string(v); };
-  return "GEMM C[" + s(k.n) + "," + s(k.m) + "] = op(A)[" + s(k.n) + "," + s(k.k) + "] op(B)[" + s(k.k) + "," +
-         s(k.m) + "] (row-major M=" + s(k.n) + " N=" + s(k.m) + " K=" + s(k.k) + "): A " + dtype_name(k.ab_type) +
-         (k.tb ? " transposed" : "") + " lda=" + s(k.ldb) + " align=" + s(k.align_b) + "B; B " +
-         dtype_name(k.ab_type) + (k.ta ? " transposed" : "") + " ldb=" + s(k.lda) + " align=" + s(k.align_a) +
-         "B; C " + dtype_name(k.c_type) + " ldc=" + s(k.ldc) + " align=" + s(k.align_c) + "B" +
-         (k.bias ? "; bias epilogue" : "");
+  return "GEMM C[" + s(k.n) + "," + s(k.m) + "] = op(A)[" + s(k.n) + "," + s(k.k) + "] op(B)[" + s(k.k) + "," + s(k.m) +
+         "] (row-major M=" + s(k.n) + " N=" + s(k.m) + " K=" + s(k.k) + "): A " + dtype_name(k.ab_type) +
+         (k.tb ? " transposed" : "") + " lda=" + s(k.ldb) + " align=" + s(k.align_b) + "B; B " + dtype_name(k.ab_type) +
+         (k.ta ? " transposed" : "") + " ldb=" + s(k.lda) + " align=" + s(k.align_a) + "B; C " + dtype_name(k.c_type) +
+         " ldc=" + s(k.ldc) + " align=" + s(k.align_c) + "B" + (k.bias ? "; bias epilogue" : "");
 }
 
 constexpr int kMaxAlgos = 8;  // candidates asked of the heuristic: fallbacks when a launch fails
@@ -163,14 +162,13 @@ struct GemmRunner::Impl {
     if (key.bias) {
       const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
       QSFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-      QSFT_CUBLAS_CHECK(
-          cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &ct, sizeof ct));
+      QSFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &ct, sizeof ct));
     }
     // Stored shapes (column-major rows x cols): "a" is m x k or k x m when transposed, "b" is k x n or n x k.
-    QSFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, ab, key.ta ? key.k : key.m, key.ta ? key.m : key.k,
-                                                 key.lda));
-    QSFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, ab, key.tb ? key.n : key.k, key.tb ? key.k : key.n,
-                                                 key.ldb));
+    QSFT_CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&plan->a, ab, key.ta ? key.k : key.m, key.ta ? key.m : key.k, key.lda));
+    QSFT_CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&plan->b, ab, key.tb ? key.n : key.k, key.tb ? key.k : key.n, key.ldb));
     QSFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, ct, key.m, key.n, key.ldc));
 
     find_algos(*plan, key);
@@ -183,12 +181,12 @@ struct GemmRunner::Impl {
   void matmul(Plan& plan, const PlanKey& key, const void* A, const void* B, void* C, float alpha, float beta) {
     std::string failures;
     for (; plan.next < plan.num_algos; ++plan.next) {
-      const cublasStatus_t st = cublasLtMatmul(handle, plan.op, &alpha, B, plan.a, A, plan.b, &beta, C, plan.c, C,
-                                               plan.c, &plan.algos[plan.next], workspace, kWorkspaceBytes,
-                                               as_stream(stream));
+      const cublasStatus_t st =
+          cublasLtMatmul(handle, plan.op, &alpha, B, plan.a, A, plan.b, &beta, C, plan.c, C, plan.c,
+                         &plan.algos[plan.next], workspace, kWorkspaceBytes, as_stream(stream));
       if (st == CUBLAS_STATUS_SUCCESS) {
-        if (sync_launches()) check_cuda(cudaStreamSynchronize(as_stream(stream)), describe(key).c_str(), __FILE__,
-                                        __LINE__);
+        if (sync_launches())
+          check_cuda(cudaStreamSynchronize(as_stream(stream)), describe(key).c_str(), __FILE__, __LINE__);
         return;
       }
       failures += std::string(failures.empty() ? "" : ", ") + cublasGetStatusString(st);
@@ -213,8 +211,8 @@ GemmRunner::GemmRunner(void* stream) : impl_(std::make_unique<Impl>(stream)) {}
 GemmRunner::~GemmRunner() = default;
 size_t GemmRunner::cached_plans() const { return impl_->plans.size(); }
 
-void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_in, bool transB,
-                     const GemmOperand& C, float alpha, float beta, const void* bias) {
+void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_in, bool transB, const GemmOperand& C,
+                     float alpha, float beta, const void* bias) {
   const int64_t M = transA ? A_in.cols : A_in.rows, K = transA ? A_in.rows : A_in.cols;
   const int64_t N = transB ? B_in.rows : B_in.cols;
   if (M == 0 || N == 0) return;
@@ -225,14 +223,23 @@ void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_
   check_alignment(A, "A");
   check_alignment(B, "B");
   check_alignment(C, "C");
-  const PlanKey key{N,        M,          K,          B.ld,
-                    A.ld,     C.ld,       transB,     transA,
-                    bias != nullptr,      A.dtype,    C.dtype,
-                    alignment_of(B.data), alignment_of(A.data), alignment_of(C.data)};
+  const PlanKey key{N,
+                    M,
+                    K,
+                    B.ld,
+                    A.ld,
+                    C.ld,
+                    transB,
+                    transA,
+                    bias != nullptr,
+                    A.dtype,
+                    C.dtype,
+                    alignment_of(B.data),
+                    alignment_of(A.data),
+                    alignment_of(C.data)};
   Plan& plan = impl_->plan_for(key);
   if (bias)
-    QSFT_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    QSFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
   impl_->matmul(plan, key, A.data, B.data, C.data, alpha, beta);
 }
 

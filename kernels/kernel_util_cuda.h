@@ -22,8 +22,8 @@ using bf16 = __nv_bfloat16;
 
 inline void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
   if (e != cudaSuccess)
-    throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": " +
-                             cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+    throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": " + cudaGetErrorName(e) +
+                             " (" + cudaGetErrorString(e) + ")");
 }
 
 bool sync_launches();  // kernels/runtime_cuda.h
@@ -104,7 +104,10 @@ __device__ __forceinline__ int sequence_of(const int32_t* cu, int num_seqs, int6
   int lo = 0, hi = num_seqs - 1;  // invariant: the answer is in [lo, hi]
   while (lo < hi) {
     const int mid = (lo + hi + 1) >> 1;
-    if (cu[mid] <= t) lo = mid; else hi = mid - 1;
+    if (cu[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   return lo;
 }

@@ -8,8 +8,8 @@ namespace qsft::cuda {
 
 struct FamilyTimer::Impl {
   cudaStream_t stream;
-  std::vector<double> totals;                  // [num_slots] ms of collected pairs
-  std::vector<cudaEvent_t> free;               // recycled events
+  std::vector<double> totals;                     // [num_slots] ms of collected pairs
+  std::vector<cudaEvent_t> free;                  // recycled events
   std::vector<std::pair<int, cudaEvent_t>> open;  // begun, not ended: (slot, start)
   struct Pair {
     int slot;

@@ -45,8 +45,8 @@ double sum_squares(DType dt, const void* x, int64_t n, void* scratch, void* stre
   double* partial = static_cast<double*>(scratch);
   dispatch_float(dt, "sum_squares", [&](auto tag) {
     using E = decltype(tag);
-    block_sum_squares_kernel<E><<<unsigned(blocks), kBlockThreads, 0, as_stream(stream)>>>(static_cast<const E*>(x),
-                                                                                          n, partial);
+    block_sum_squares_kernel<E>
+        <<<unsigned(blocks), kBlockThreads, 0, as_stream(stream)>>>(static_cast<const E*>(x), n, partial);
   });
   QSFT_CUDA_CHECK_LAUNCH();
   final_sum_kernel<<<1, kFinalThreads, 0, as_stream(stream)>>>(partial, blocks, partial + blocks);

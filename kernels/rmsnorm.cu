@@ -16,8 +16,8 @@ __device__ float normalize_row(const T* x, const T* w, int64_t H, float eps, flo
 }
 
 template <class T>
-__global__ void __launch_bounds__(kRowThreads) rmsnorm_fwd_kernel(const T* x, const T* w, int64_t H, float eps, T* y,
-                                                                  float* rstd) {
+__global__ void __launch_bounds__(kRowThreads)
+    rmsnorm_fwd_kernel(const T* x, const T* w, int64_t H, float eps, T* y, float* rstd) {
   __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
   const T* xr = x + t * H;
@@ -29,8 +29,8 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_fwd_kernel(const T* x, co
 }
 
 template <class T>
-__global__ void __launch_bounds__(kRowThreads) rmsnorm_bwd_kernel(const T* dy, const T* x, const T* w,
-                                                                  const float* rstd, int64_t H, T* dx) {
+__global__ void __launch_bounds__(kRowThreads)
+    rmsnorm_bwd_kernel(const T* dy, const T* x, const T* w, const float* rstd, int64_t H, T* dx) {
   __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
   const T *dyr = dy + t * H, *xr = x + t * H;

@@ -42,8 +42,7 @@ std::vector<float> rope_default_inv_freq(int64_t D, double theta) {
   return inv_freq;
 }
 
-void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq,
-              float scale) {
+void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq, float scale) {
   rotate(x, positions, T, n, D, inv_freq, scale, +1.0f);
 }
 

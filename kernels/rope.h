@@ -13,11 +13,9 @@ namespace qsft::cpu {
 std::vector<float> rope_default_inv_freq(int64_t D, double theta);
 
 // x [T, n, D] rotated in place by the angles of positions[t]; positions [T], inv_freq [D/2].
-void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq,
-              float scale);
+void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq, float scale);
 
 // The backward of a scaled rotation is the transposed one (angle -> -angle, same scale), in place on dx [T, n, D].
-void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq,
-              float scale);
+void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq, float scale);
 
 }  // namespace qsft::cpu

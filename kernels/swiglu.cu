@@ -37,8 +37,7 @@ void swiglu_fwd(DType dt, const void* gate_up, int64_t T, int64_t I, void* out, 
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
-void swiglu_bwd(DType dt, const void* dout, const void* gate_up, int64_t T, int64_t I, void* dgate_up,
-                void* stream) {
+void swiglu_bwd(DType dt, const void* dout, const void* gate_up, int64_t T, int64_t I, void* dgate_up, void* stream) {
   if (T * I == 0) return;
   dispatch_float(dt, "swiglu_bwd", [&](auto tag) {
     using E = decltype(tag);

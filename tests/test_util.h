@@ -76,7 +76,7 @@ inline std::string input_error_of(const std::function<void()>& f) {
 }  // namespace qsft::test
 
 // Skip the test, printing why, when a path it needs is absent.
-#define QSFT_REQUIRE_PATH(p)                                                                            \
-  do {                                                                                                  \
+#define QSFT_REQUIRE_PATH(p)                                                                                \
+  do {                                                                                                      \
     if (!std::filesystem::exists(p)) GTEST_SKIP() << "skipped: " << (p) << " is absent (shared test data)"; \
   } while (0)

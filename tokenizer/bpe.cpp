@@ -49,8 +49,7 @@ struct BpeModel::PairTable {
   size_t mask;
 };
 
-BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab, const std::vector<Merge>& merges,
-                   bool ignore_merges)
+BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab, const std::vector<Merge>& merges, bool ignore_merges)
     : vocab_(std::move(vocab)), ignore_merges_(ignore_merges) {
   int32_t limit = 0;
   for (auto& [bytes, id] : vocab_) {

@@ -28,7 +28,7 @@ class Qwen25Format : public ChatFormat {
     const auto& msgs = conv.messages;
     if (msgs.empty()) throw InputError("conversation has no messages");
     bool first_is_system = msgs[0].role == "system";
-    std::string_view system = !first_is_system         ? kDefaultSystem
+    std::string_view system = !first_is_system          ? kDefaultSystem
                               : conv.tools_json.empty() ? std::string_view(added_content(msgs[0], 0))
                                                         : printed_content(msgs[0]);
     if (!conv.tools_json.empty()) {

@@ -23,8 +23,10 @@ Value message_value(const Message& m, size_t index) {
     jinja::List calls;
     for (size_t k = 0; k < m.tool_calls.size(); ++k) {
       const ToolCall& c = m.tool_calls[k];
-      const std::string where = "messages[" + std::to_string(index) + "].tool_calls[" + std::to_string(k) + "].arguments";
-      Value fn = Value::dict({{str("name"), str(c.name)}, {str("arguments"), Value::from_json(c.arguments_json, where)}});
+      const std::string where =
+          "messages[" + std::to_string(index) + "].tool_calls[" + std::to_string(k) + "].arguments";
+      Value fn =
+          Value::dict({{str("name"), str(c.name)}, {str("arguments"), Value::from_json(c.arguments_json, where)}});
       Value call = Value::dict({{str("type"), str("function")}, {str("function"), fn}});
       if (!c.id.empty()) call.set(str("id"), str(c.id));
       calls.push_back(std::move(call));
@@ -110,7 +112,9 @@ class JinjaFormat : public ChatFormat {
   void add_generic_span(const jinja::List& messages, const Value& tools, bool add_generation_prompt, size_t i,
                         RenderedText& out) const {
     const std::string& full = out.text;
-    const auto prefix = [&](size_t n) { return jinja::List(messages.begin(), messages.begin() + static_cast<ptrdiff_t>(n)); };
+    const auto prefix = [&](size_t n) {
+      return jinja::List(messages.begin(), messages.begin() + static_cast<ptrdiff_t>(n));
+    };
     jinja::List marked = messages;  // message i's content replaced by the sentinel
     Value m = Value::dict(*marked[i].d);
     m.set(str("content"), str(kSentinel));

@@ -17,9 +17,9 @@ struct ToolCall {
 struct Message {
   std::string role;  // system | user | assistant | tool
   std::string content;
-  std::vector<ToolCall> tool_calls;             // assistant only
-  std::string name;                             // tool only (optional)
-  bool content_null = false;                    // content was null (templates see None; content is "")
+  std::vector<ToolCall> tool_calls;                             // assistant only
+  std::string name;                                             // tool only (optional)
+  bool content_null = false;                                    // content was null (templates see None; content is "")
   std::optional<std::string> reasoning_content = std::nullopt;  // assistant only: the thinking before the answer
 };
 

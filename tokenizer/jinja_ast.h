@@ -15,25 +15,25 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    literal,    // value
-    name,       // name
-    attr,       // a.name
-    item,       // a[b]
-    slice,      // a[b:c:d] (absent parts are null)
-    call,       // a(args, kwargs)
-    filter,     // a | name(args, kwargs)
-    test,       // a is [not] name(args)  (negated)
-    neg,        // -a
-    pos,        // +a
-    not_,       // not a
-    and_,       // a and b
-    or_,        // a or b
-    binary,     // a op b: + - * / // % ** ~
-    compare,    // a op0 args[0] op1 args[1] ...: == != < > <= >= in, "not in" (ops)
-    cond,       // b if a else c (c null: undefined)
-    list,       // [args]
-    tuple,      // (args)
-    dict,       // {args[0]: args[1], ...}
+    literal,      // value
+    name,         // name
+    attr,         // a.name
+    item,         // a[b]
+    slice,        // a[b:c:d] (absent parts are null)
+    call,         // a(args, kwargs)
+    filter,       // a | name(args, kwargs)
+    test,         // a is [not] name(args)  (negated)
+    neg,          // -a
+    pos,          // +a
+    not_,         // not a
+    and_,         // a and b
+    or_,          // a or b
+    binary,       // a op b: + - * / // % ** ~
+    compare,      // a op0 args[0] op1 args[1] ...: == != < > <= >= in, "not in" (ops)
+    cond,         // b if a else c (c null: undefined)
+    list,         // [args]
+    tuple,        // (args)
+    dict,         // {args[0]: args[1], ...}
     block_input,  // the body's text in {% filter %} and block {% set %}
   };
   Kind kind;
@@ -71,9 +71,9 @@ struct Stmt {
   std::string text;  // text; set: the attribute of a namespace (targets[0].text = expr); macro: name
   ExprPtr expr;      // output, for (iterable), set, call_block (the call), filter/set_block (filter chain)
   ExprPtr cond;      // for: the loop filter
-  std::vector<std::string> targets;           // for, set, set_block, with
-  std::vector<ExprPtr> conds;                 // if; with: the values
-  std::vector<Body> bodies;                   // if
+  std::vector<std::string> targets;  // for, set, set_block, with
+  std::vector<ExprPtr> conds;        // if; with: the values
+  std::vector<Body> bodies;          // if
   Body body, else_body;
   std::vector<std::pair<std::string, ExprPtr>> params;  // macro, call_block: name and default (null: none)
 };

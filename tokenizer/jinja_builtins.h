@@ -53,13 +53,13 @@ std::string upper(std::string_view s);
 std::string lower(std::string_view s);
 std::string title(std::string_view s);       // str.title()
 std::string capitalize(std::string_view s);  // str.capitalize()
-bool is_lower(std::string_view s);            // str.islower(): a cased character and none upper or title case
-bool is_upper(std::string_view s);            // str.isupper()
+bool is_lower(std::string_view s);           // str.islower(): a cased character and none upper or title case
+bool is_upper(std::string_view s);           // str.isupper()
 List split(std::string_view s, const Value* sep, int64_t maxsplit);
 List rsplit(std::string_view s, const Value* sep, int64_t maxsplit);
 std::string replace(std::string_view s, std::string_view old, std::string_view with, int64_t count);
-std::string format(std::string_view fmt, const CallArgs& args);     // str.format with {}, {0}, {name}
-std::string percent(std::string_view fmt, const Value& args);       // fmt % args with %s %d %r %i %f %%
+std::string format(std::string_view fmt, const CallArgs& args);  // str.format with {}, {0}, {name}
+std::string percent(std::string_view fmt, const Value& args);    // fmt % args with %s %d %r %i %f %%
 int64_t code_points(std::string_view s);
 }  // namespace pystr
 

@@ -160,18 +160,19 @@ class Renderer {
       if (a.pos.empty()) throw TemplateError("no items for cycling given");
       return a.pos[static_cast<size_t>(k) % a.pos.size()];
     });
-    return Value::dict({{Value::string("index"), Value::integer(k + 1)},
-                        {Value::string("index0"), Value::integer(k)},
-                        {Value::string("revindex"), Value::integer(n - k)},
-                        {Value::string("revindex0"), Value::integer(n - k - 1)},
-                        {Value::string("first"), Value::boolean(k == 0)},
-                        {Value::string("last"), Value::boolean(k == n - 1)},
-                        {Value::string("length"), Value::integer(n)},
-                        {Value::string("depth"), Value::integer(1)},
-                        {Value::string("depth0"), Value::integer(0)},
-                        {Value::string("previtem"), k > 0 ? items[i - 1] : Value::undefined("there is no previous item")},
-                        {Value::string("nextitem"), k + 1 < n ? items[i + 1] : Value::undefined("there is no next item")},
-                        {Value::string("cycle"), cycle}});
+    return Value::dict(
+        {{Value::string("index"), Value::integer(k + 1)},
+         {Value::string("index0"), Value::integer(k)},
+         {Value::string("revindex"), Value::integer(n - k)},
+         {Value::string("revindex0"), Value::integer(n - k - 1)},
+         {Value::string("first"), Value::boolean(k == 0)},
+         {Value::string("last"), Value::boolean(k == n - 1)},
+         {Value::string("length"), Value::integer(n)},
+         {Value::string("depth"), Value::integer(1)},
+         {Value::string("depth0"), Value::integer(0)},
+         {Value::string("previtem"), k > 0 ? items[i - 1] : Value::undefined("there is no previous item")},
+         {Value::string("nextitem"), k + 1 < n ? items[i + 1] : Value::undefined("there is no next item")},
+         {Value::string("cycle"), cycle}});
   }
 
   Flow exec_for(const Stmt& s, const ScopePtr& scope) {
@@ -201,7 +202,8 @@ class Renderer {
       ScopePtr parent = defined_in.lock();
       if (!parent) throw TemplateError("macro '" + s.text + "' called after its scope ended");
       // Python stops runaway recursion with RecursionError; a bounded depth keeps our stack safe the same way.
-      if (macro_depth_ >= kMaxMacroDepth) throw TemplateError("macro '" + s.text + "': maximum recursion depth exceeded");
+      if (macro_depth_ >= kMaxMacroDepth)
+        throw TemplateError("macro '" + s.text + "': maximum recursion depth exceeded");
       struct Depth {
         int& d;
         explicit Depth(int& depth) : d(++depth) {}
@@ -218,7 +220,8 @@ class Renderer {
       Dict kwargs;
       for (const auto& kv : a.kw) {  // (not a structured binding: clang 14 cannot capture one in the lambda)
         const std::string& key = kv.first;
-        if (key == "caller") inner->set("caller", kv.second);
+        if (key == "caller")
+          inner->set("caller", kv.second);
         else if (std::none_of(s.params.begin(), s.params.end(), [&](auto& p) { return p.first == key; }))
           kwargs.emplace_back(Value::string(key), kv.second);
       }
@@ -232,13 +235,15 @@ class Renderer {
     Value callee = eval(*call.a, *scope);
     CallArgs args = eval_args(call, *scope);
     args.kw.emplace_back("caller", Value::function([this, &s, scope](CallArgs& a) {
-      ScopePtr inner = child_of(scope);
-      for (size_t k = 0; k < s.params.size(); ++k) {
-        const Value* v = a.get(k, s.params[k].first);
-        inner->set(s.params[k].first, v ? *v : s.params[k].second ? eval(*s.params[k].second, *inner) : undefined_name(s.params[k].first));
-      }
-      return Value::string(capture(s.body, inner));
-    }));
+                           ScopePtr inner = child_of(scope);
+                           for (size_t k = 0; k < s.params.size(); ++k) {
+                             const Value* v = a.get(k, s.params[k].first);
+                             inner->set(s.params[k].first, v                    ? *v
+                                                           : s.params[k].second ? eval(*s.params[k].second, *inner)
+                                                                                : undefined_name(s.params[k].first));
+                           }
+                           return Value::string(capture(s.body, inner));
+                         }));
     append_str(*out_, invoke(callee, args));
     return Flow::normal;
   }
@@ -312,11 +317,15 @@ Value Renderer::eval(const Expr& e, const Scope& scope) {
       CallArgs args = eval_args(e, scope);
       return Value::boolean(call_test(e.name, input, args) != e.negated);
     }
-    case EK::neg: case EK::pos: {
+    case EK::neg:
+    case EK::pos: {
       Value v = eval(*e.a, scope);
-      if (!v.is_number()) throw TemplateError("bad operand type for unary " + std::string(e.kind == EK::neg ? "-" : "+") + ": '" + type_name(v) + "'");
+      if (!v.is_number())
+        throw TemplateError("bad operand type for unary " + std::string(e.kind == EK::neg ? "-" : "+") + ": '" +
+                            type_name(v) + "'");
       if (e.kind == EK::pos) return v;
-      return v.kind == Value::Kind::floating ? Value::floating(-v.f) : Value::integer(-(v.kind == Value::Kind::boolean ? v.b : v.i));
+      return v.kind == Value::Kind::floating ? Value::floating(-v.f)
+                                             : Value::integer(-(v.kind == Value::Kind::boolean ? v.b : v.i));
     }
     case EK::not_: return Value::boolean(!eval(*e.a, scope).truthy());
     case EK::and_: {
@@ -333,10 +342,14 @@ Value Renderer::eval(const Expr& e, const Scope& scope) {
       for (size_t k = 0; k < e.ops.size(); ++k) {
         Value right = eval(*e.args[k], scope);
         const std::string& op = e.ops[k];
-        bool ok = op == "==" ? equal(left, right) : op == "!=" ? !equal(left, right)
-                : op == "<"  ? less(left, right)   : op == ">"  ? less(right, left)
-                : op == "<=" ? !less(right, left)  : op == ">=" ? !less(left, right)
-                : op == "in" ? contains(right, left) : !contains(right, left);
+        bool ok = op == "=="   ? equal(left, right)
+                  : op == "!=" ? !equal(left, right)
+                  : op == "<"  ? less(left, right)
+                  : op == ">"  ? less(right, left)
+                  : op == "<=" ? !less(right, left)
+                  : op == ">=" ? !less(left, right)
+                  : op == "in" ? contains(right, left)
+                               : !contains(right, left);
         if (!ok) return Value::boolean(false);
         left = std::move(right);
       }
@@ -345,7 +358,8 @@ Value Renderer::eval(const Expr& e, const Scope& scope) {
     case EK::cond:
       if (eval(*e.a, scope).truthy()) return eval(*e.b, scope);
       return e.c ? eval(*e.c, scope) : Value::undefined();
-    case EK::list: case EK::tuple: {
+    case EK::list:
+    case EK::tuple: {
       List items;
       for (const auto& x : e.args) items.push_back(eval(*x, scope));
       return Value::list(std::move(items), e.kind == EK::tuple);

@@ -73,8 +73,8 @@ ExprPtr ExprParser::parse_compare() {
   ExprPtr cmp;
   for (;;) {
     std::string op;
-    if (cur().type == T::op && (cur().text == "==" || cur().text == "!=" || cur().text == "<" ||
-                                cur().text == ">" || cur().text == "<=" || cur().text == ">=")) {
+    if (cur().type == T::op && (cur().text == "==" || cur().text == "!=" || cur().text == "<" || cur().text == ">" ||
+                                cur().text == "<=" || cur().text == ">=")) {
       op = next().text;
     } else if (is_name("in")) {
       op = next().text;
@@ -143,10 +143,14 @@ ExprPtr ExprParser::parse_primary() {
   if (t.type == T::name) {
     ++pos_;
     auto e = node(EK::literal, line);
-    if (t.text == "true" || t.text == "True") e->value = Value::boolean(true);
-    else if (t.text == "false" || t.text == "False") e->value = Value::boolean(false);
-    else if (t.text == "none" || t.text == "None") e->value = Value::none();
-    else e->kind = EK::name, e->name = t.text;
+    if (t.text == "true" || t.text == "True")
+      e->value = Value::boolean(true);
+    else if (t.text == "false" || t.text == "False")
+      e->value = Value::boolean(false);
+    else if (t.text == "none" || t.text == "None")
+      e->value = Value::none();
+    else
+      e->kind = EK::name, e->name = t.text;
     return e;
   }
   if (t.type == T::string) {
@@ -274,8 +278,8 @@ ExprPtr ExprParser::parse_filters(ExprPtr e, bool first_bare) {
       if (is_op("(")) {
         parse_call_args(*t);
       } else if ((cur().type == T::name && cur().text != "else" && cur().text != "or" && cur().text != "and") ||
-                 cur().type == T::string || cur().type == T::integer || cur().type == T::floating ||
-                 is_op("[") || is_op("{") || is_op("(")) {
+                 cur().type == T::string || cur().type == T::integer || cur().type == T::floating || is_op("[") ||
+                 is_op("{") || is_op("(")) {
         t->args.push_back(parse_postfix(parse_primary()));
       }
       e = std::move(t);

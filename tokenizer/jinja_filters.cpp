@@ -70,8 +70,10 @@ Value tojson(const Value& x, const CallArgs& a) {
   for (size_t i = 0, len; i < out.size(); i += len) {
     char32_t c = utf8::decode(out, i, &len);
     char buf[16];
-    if (c < 0x80) ascii += static_cast<char>(c);
-    else if (c < 0x10000) std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c)), ascii += buf;
+    if (c < 0x80)
+      ascii += static_cast<char>(c);
+    else if (c < 0x10000)
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c)), ascii += buf;
     else {
       c -= 0x10000;
       std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xD800 + static_cast<unsigned>(c >> 10),
@@ -84,7 +86,8 @@ Value tojson(const Value& x, const CallArgs& a) {
 
 Value indent(const Value& x, const CallArgs& a) {
   std::string pad(4, ' ');
-  if (const Value* w = a.get(0, "width")) pad = w->is_string() ? w->s : std::string(static_cast<size_t>(std::max<int64_t>(0, w->i)), ' ');
+  if (const Value* w = a.get(0, "width"))
+    pad = w->is_string() ? w->s : std::string(static_cast<size_t>(std::max<int64_t>(0, w->i)), ' ');
   const bool first = flag(a, 1, "first"), blank = flag(a, 2, "blank");
   CallArgs none;
   Value text = Value::string(str(x) + "\n");  // jinja2 appends "\n" before splitlines
@@ -134,7 +137,8 @@ Value dictsort(const Value& x, const CallArgs& a) {
 Value select(const Value& x, const CallArgs& a, bool by_attribute, bool keep) {
   List out;
   const size_t test_at = by_attribute ? 1 : 0;
-  if (by_attribute && (a.pos.empty() || !a.pos[0].is_string())) throw TemplateError("selectattr needs an attribute name");
+  if (by_attribute && (a.pos.empty() || !a.pos[0].is_string()))
+    throw TemplateError("selectattr needs an attribute name");
   for (const Value& item : iterate(x)) {
     Value v = by_attribute ? attribute_of(item, a.pos[0].s) : item;
     bool ok;
@@ -225,7 +229,8 @@ Value escape(const Value& x) {
 
 Value first_or_last(const Value& x, bool first) {
   List items = iterate(x);
-  if (items.empty()) return Value::undefined(first ? "No first item, sequence was empty." : "No last item, sequence was empty.");
+  if (items.empty())
+    return Value::undefined(first ? "No first item, sequence was empty." : "No last item, sequence was empty.");
   return first ? items.front() : items.back();
 }
 
@@ -265,17 +270,19 @@ Value center(const Value& x, const CallArgs& a) {
   const int64_t w = width ? width->i : 80, n = pystr::code_points(s);
   if (w <= n) return Value::string(s);
   const int64_t pad = w - n, left = pad / 2 + (pad & w & 1);  // CPython's str.center split
-  return Value::string(std::string(static_cast<size_t>(left), ' ') + s + std::string(static_cast<size_t>(pad - left), ' '));
+  return Value::string(std::string(static_cast<size_t>(left), ' ') + s +
+                       std::string(static_cast<size_t>(pad - left), ' '));
 }
 
 }  // namespace
 
 bool has_filter(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "tojson", "trim", "length", "count", "items", "join", "map", "select", "reject", "selectattr", "rejectattr",
-      "default", "d", "first", "last", "list", "string", "int", "float", "lower", "upper", "capitalize", "title",
-      "replace", "indent", "abs", "round", "sort", "dictsort", "reverse", "unique", "sum", "min", "max", "format",
-      "attr", "truncate", "center", "wordcount", "safe", "escape", "e", "forceescape"};
+      "tojson",     "trim",       "length",    "count",      "items",  "join",    "map",        "select", "reject",
+      "selectattr", "rejectattr", "default",   "d",          "first",  "last",    "list",       "string", "int",
+      "float",      "lower",      "upper",     "capitalize", "title",  "replace", "indent",     "abs",    "round",
+      "sort",       "dictsort",   "reverse",   "unique",     "sum",    "min",     "max",        "format", "attr",
+      "truncate",   "center",     "wordcount", "safe",       "escape", "e",       "forceescape"};
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 
@@ -362,7 +369,8 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
     const bool cs = flag(a, 0, "case_sensitive");
     Value best = items[0];
     for (const Value& v : items)
-      if (name == "min" ? less(sort_key(v, cs), sort_key(best, cs)) : less(sort_key(best, cs), sort_key(v, cs))) best = v;
+      if (name == "min" ? less(sort_key(v, cs), sort_key(best, cs)) : less(sort_key(best, cs), sort_key(v, cs)))
+        best = v;
     return best;
   }
   if (name == "format") {

@@ -121,7 +121,8 @@ class Lexer {
     int depth = 0;  // open brackets: "}}" inside a dict literal does not end the tag
     for (;;) {
       while (pos_ < src_.size() && is_space(src_[pos_])) advance(1);
-      if (pos_ >= src_.size()) fail(block ? "block tag not closed ('%}' missing)" : "expression not closed ('}}' missing)");
+      if (pos_ >= src_.size())
+        fail(block ? "block tag not closed ('%}' missing)" : "expression not closed ('}}' missing)");
       const char end_char = block ? '%' : '}';
       for (const char* prefix : {"-", "+", ""}) {
         std::string_view p(prefix);
@@ -207,7 +208,8 @@ class Lexer {
     bool is_float = false;
     // After "." (x.0) a number is an index, never a float.
     const bool after_dot = !out_.empty() && out_.back().type == Token::Type::op && out_.back().text == ".";
-    if (!after_dot && end + 1 < src_.size() && src_[end] == '.' && std::isdigit(static_cast<unsigned char>(src_[end + 1]))) {
+    if (!after_dot && end + 1 < src_.size() && src_[end] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src_[end + 1]))) {
       ++end;
       digits();
       is_float = true;
@@ -252,14 +254,18 @@ class Lexer {
         case 'f': value += '\f'; break;
         case 'v': value += '\v'; break;
         case '\n': break;
-        case 'x': case 'u': case 'U': {
+        case 'x':
+        case 'u':
+        case 'U': {
           const size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
           if (p + n >= src_.size()) fail("bad \\" + std::string(1, e) + " escape");
           utf8::append(value, static_cast<char32_t>(std::stoul(src_.substr(p + 1, n), nullptr, 16)));
           p += n;
           break;
         }
-        case '\\': case '\'': case '"': value += e; break;
+        case '\\':
+        case '\'':
+        case '"': value += e; break;
         default: value += '\\'; value += e;
       }
     }

@@ -51,8 +51,8 @@ bool affix_matches(const Value& s, const Value& affix, bool prefix) {
       if (a.is_string() && one(a.s)) return true;
     return false;
   }
-  throw TemplateError(std::string(prefix ? "startswith" : "endswith") + " first arg must be str or a tuple of str, not " +
-                      type_name(affix));
+  throw TemplateError(std::string(prefix ? "startswith" : "endswith") +
+                      " first arg must be str or a tuple of str, not " + type_name(affix));
 }
 
 bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) {
@@ -72,8 +72,8 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
     size_t start = 0;
     for (size_t i = 0, len; i < s.size(); i += len) {
       char32_t c = utf8::decode(s, i, &len);
-      if (!(c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e) || c == 0x85 ||
-            c == 0x2028 || c == 0x2029))
+      if (!(c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e) || c == 0x85 || c == 0x2028 ||
+            c == 0x2029))
         continue;
       lines.push_back(Value::string(s.substr(start, i - start)));
       if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++len;
@@ -82,7 +82,8 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
     if (start < s.size()) lines.push_back(Value::string(s.substr(start)));
     r = Value::list(std::move(lines));
   } else if (m == "replace") {
-    r = Value::string(pystr::replace(s, str_arg(a, 0, "old"), str_arg(a, 1, "new"), to_int(a.get(2, "count"), -1, "count")));
+    r = Value::string(
+        pystr::replace(s, str_arg(a, 0, "old"), str_arg(a, 1, "new"), to_int(a.get(2, "count"), -1, "count")));
   } else if (m == "upper") {
     r = Value::string(pystr::upper(s));
   } else if (m == "lower") {
@@ -97,8 +98,10 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
     const std::string& sub = str_arg(a, 0, "sub");
     if (m == "count") {
       int64_t n = 0;
-      if (sub.empty()) n = pystr::code_points(s) + 1;
-      else for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
+      if (sub.empty())
+        n = pystr::code_points(s) + 1;
+      else
+        for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
       r = Value::integer(n);
       return true;
     }
@@ -123,10 +126,14 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
     bool ok = !s.empty();
     for (size_t i = 0, len; ok && i < s.size(); i += len) {
       char32_t c = utf8::decode(s, i, &len);
-      if (m == "isdigit") ok = utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_ND;
-      else if (m == "isspace") ok = pystr::is_space(c);
-      else if (m == "isalpha") ok = pystr::is_alpha(c);
-      else ok = pystr::is_alnum(c);
+      if (m == "isdigit")
+        ok = utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_ND;
+      else if (m == "isspace")
+        ok = pystr::is_space(c);
+      else if (m == "isalpha")
+        ok = pystr::is_alpha(c);
+      else
+        ok = pystr::is_alnum(c);
     }
     r = Value::boolean(ok);
   } else {
@@ -139,8 +146,10 @@ bool dict_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) {
   if (m == "items" || m == "keys" || m == "values") {
     List out;
     for (const auto& [k, v] : *obj.d) {
-      if (m == "items") out.push_back(Value::list({k, v}, true));
-      else out.push_back(m == "keys" ? k : v);
+      if (m == "items")
+        out.push_back(Value::list({k, v}, true));
+      else
+        out.push_back(m == "keys" ? k : v);
     }
     r = Value::list(std::move(out));
   } else if (m == "get") {
@@ -156,8 +165,8 @@ bool dict_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) {
 }
 
 bool is_mutating(std::string_view m) {
-  for (std::string_view x : {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "update",
-                             "setdefault", "popitem"})
+  for (std::string_view x :
+       {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "update", "setdefault", "popitem"})
     if (m == x) return true;
   return false;
 }
@@ -225,11 +234,11 @@ Value get_attr(const Value& obj, const std::string& name, bool keys) {
   if (obj.is_string() || obj.is_list() || (obj.is_dict() && !obj.is_namespace)) {
     CallArgs probe;
     Value unused;
-    static const char* const kMethods[] = {"startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit",
-                                           "splitlines", "replace", "upper", "lower", "title", "capitalize",
-                                           "format", "find", "rfind", "index", "count", "join", "isdigit", "isspace",
-                                           "isalpha", "isalnum", "isupper", "islower", "items", "keys", "values",
-                                           "get"};
+    static const char* const kMethods[] = {"startswith", "endswith",   "strip",   "lstrip",  "rstrip",  "split",
+                                           "rsplit",     "splitlines", "replace", "upper",   "lower",   "title",
+                                           "capitalize", "format",     "find",    "rfind",   "index",   "count",
+                                           "join",       "isdigit",    "isspace", "isalpha", "isalnum", "isupper",
+                                           "islower",    "items",      "keys",    "values",  "get"};
     for (const char* m : kMethods) {
       if (name != m) continue;
       if (obj.is_dict() && !(name == "items" || name == "keys" || name == "values" || name == "get")) break;
@@ -258,7 +267,8 @@ Value get_item(const Value& obj, const Value& key) {
     const int64_t n = static_cast<int64_t>(at.size()) - 1;
     if (k < 0) k += n;
     if (k < 0 || k >= n) return no_element(obj, key);
-    return Value::string(obj.s.substr(at[static_cast<size_t>(k)], at[static_cast<size_t>(k) + 1] - at[static_cast<size_t>(k)]));
+    return Value::string(
+        obj.s.substr(at[static_cast<size_t>(k)], at[static_cast<size_t>(k) + 1] - at[static_cast<size_t>(k)]));
   }
   if (obj.is_dict())
     if (const Value* v = obj.find(key)) return *v;
@@ -292,8 +302,10 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
   List items;
   std::string text;
   for (int64_t k = b; st > 0 ? k < e : k > e; k += st) {
-    if (obj.is_list()) items.push_back((*obj.l)[static_cast<size_t>(k)]);
-    else text.append(obj.s, at[k], at[k + 1] - at[k]);
+    if (obj.is_list())
+      items.push_back((*obj.l)[static_cast<size_t>(k)]);
+    else
+      text.append(obj.s, at[k], at[k + 1] - at[k]);
   }
   return obj.is_list() ? Value::list(std::move(items), obj.is_tuple) : Value::string(std::move(text));
 }
@@ -349,9 +361,12 @@ Value global(const std::string& name) {
   if (name == "range") {
     return Value::function([](CallArgs& a) {
       int64_t start = 0, stop, step = 1;
-      if (a.pos.size() == 1) stop = to_int(&a.pos[0], 0, "range");
-      else if (a.pos.size() >= 2) start = to_int(&a.pos[0], 0, "range"), stop = to_int(&a.pos[1], 0, "range");
-      else throw TemplateError("range expected at least 1 argument");
+      if (a.pos.size() == 1)
+        stop = to_int(&a.pos[0], 0, "range");
+      else if (a.pos.size() >= 2)
+        start = to_int(&a.pos[0], 0, "range"), stop = to_int(&a.pos[1], 0, "range");
+      else
+        throw TemplateError("range expected at least 1 argument");
       if (a.pos.size() == 3) step = to_int(&a.pos[2], 1, "range");
       if (step == 0) throw TemplateError("range() arg 3 must not be zero");
       List out;
@@ -366,7 +381,8 @@ Value global(const std::string& name) {
       Value d = Value::dict();
       d.is_namespace = ns;
       for (const Value& p : a.pos)
-        for (const auto& [k, v] : *(p.is_dict() ? p.d : throw TemplateError("namespace/dict takes a dict"))) d.set(k, v);
+        for (const auto& [k, v] : *(p.is_dict() ? p.d : throw TemplateError("namespace/dict takes a dict")))
+          d.set(k, v);
       for (auto& [k, v] : a.kw) d.set(Value::string(k), v);
       return d;
     });

@@ -232,7 +232,8 @@ std::string format(std::string_view fmt, const CallArgs& args) {
       std::string field(fmt.substr(i + 1, close - i - 1));
       if (field.find_first_of(":!") != std::string::npos) throw TemplateError("format specs are not supported");
       const Value* v = nullptr;
-      if (field.empty()) v = auto_index < args.pos.size() ? &args.pos[auto_index++] : nullptr;
+      if (field.empty())
+        v = auto_index < args.pos.size() ? &args.pos[auto_index++] : nullptr;
       else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
         size_t k = std::stoul(field);
         v = k < args.pos.size() ? &args.pos[k] : nullptr;
@@ -268,14 +269,18 @@ std::string percent(std::string_view fmt, const Value& args) {
     }
     if (k >= items.size()) throw TemplateError("not enough arguments for format string");
     const Value& v = items[k++];
-    if (conv == 's') append_str(out, v);
-    else if (conv == 'r') append_repr(out, v);
-    else if ((conv == 'd' || conv == 'i') && v.is_number()) out += std::to_string(static_cast<int64_t>(v.as_double()));
+    if (conv == 's')
+      append_str(out, v);
+    else if (conv == 'r')
+      append_repr(out, v);
+    else if ((conv == 'd' || conv == 'i') && v.is_number())
+      out += std::to_string(static_cast<int64_t>(v.as_double()));
     else if (conv == 'f' && v.is_number()) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%f", v.as_double());
       out += buf;
-    } else throw TemplateError(std::string("unsupported format character '") + conv + "' for " + type_name(v));
+    } else
+      throw TemplateError(std::string("unsupported format character '") + conv + "' for " + type_name(v));
   }
   if (k < items.size()) throw TemplateError("not all arguments converted during string formatting");
   return out;

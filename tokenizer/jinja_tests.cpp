@@ -17,13 +17,20 @@ const Value& arg(const CallArgs& args, std::string_view test) {
 }
 
 bool compare(std::string_view name, const Value& x, const CallArgs& args, bool& result) {
-  if (name == "eq" || name == "equalto" || name == "==") result = equal(x, arg(args, name));
-  else if (name == "ne" || name == "!=") result = !equal(x, arg(args, name));
-  else if (name == "lt" || name == "lessthan" || name == "<") result = less(x, arg(args, name));
-  else if (name == "gt" || name == "greaterthan" || name == ">") result = less(arg(args, name), x);
-  else if (name == "le" || name == "<=") result = !less(arg(args, name), x);
-  else if (name == "ge" || name == ">=") result = !less(x, arg(args, name));
-  else return false;
+  if (name == "eq" || name == "equalto" || name == "==")
+    result = equal(x, arg(args, name));
+  else if (name == "ne" || name == "!=")
+    result = !equal(x, arg(args, name));
+  else if (name == "lt" || name == "lessthan" || name == "<")
+    result = less(x, arg(args, name));
+  else if (name == "gt" || name == "greaterthan" || name == ">")
+    result = less(arg(args, name), x);
+  else if (name == "le" || name == "<=")
+    result = !less(arg(args, name), x);
+  else if (name == "ge" || name == ">=")
+    result = !less(x, arg(args, name));
+  else
+    return false;
   return true;
 }
 
@@ -36,9 +43,10 @@ int64_t integer_of(const Value& x, std::string_view test) {
 
 bool has_test(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "eq", "equalto", "ne", "lt", "lessthan", "gt", "greaterthan", "le", "ge", "defined", "undefined", "none",
-      "boolean", "true", "false", "integer", "float", "number", "string", "mapping", "iterable", "sequence",
-      "callable", "sameas", "in", "odd", "even", "divisibleby", "lower", "upper", "escaped"};
+      "eq",    "equalto", "ne",        "lt",          "lessthan", "gt",       "greaterthan", "le",
+      "ge",    "defined", "undefined", "none",        "boolean",  "true",     "false",       "integer",
+      "float", "number",  "string",    "mapping",     "iterable", "sequence", "callable",    "sameas",
+      "in",    "odd",     "even",      "divisibleby", "lower",    "upper",    "escaped"};
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 

@@ -48,9 +48,14 @@ Value from_element(simdjson::dom::element e) {
 bool printable(char32_t cp) {
   if (cp == ' ') return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS: case UTF8PROC_CATEGORY_CO:
-    case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS:
-      return false;
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS: return false;
     default: return true;
   }
 }
@@ -88,7 +93,9 @@ std::string json_key(const Value& k) {
     case Kind::string: return k.s;
     case Kind::none: return "null";
     case Kind::boolean: return k.b ? "true" : "false";
-    case Kind::integer: case Kind::big_integer: case Kind::floating: {
+    case Kind::integer:
+    case Kind::big_integer:
+    case Kind::floating: {
       std::string out;
       JsonStyle style;
       append_json(out, k, style);
@@ -116,7 +123,8 @@ Value Value::from_json(std::string_view json, const std::string& where) {
 
 bool Value::truthy() const {
   switch (kind) {
-    case Kind::undefined: case Kind::none: return false;
+    case Kind::undefined:
+    case Kind::none: return false;
     case Kind::boolean: return b;
     case Kind::integer: return i != 0;
     case Kind::big_integer: return true;
@@ -142,9 +150,7 @@ const Value* Value::find(const Value& key) const {
   return nullptr;
 }
 
-Value* Value::find(const Value& key) {
-  return const_cast<Value*>(static_cast<const Value*>(this)->find(key));
-}
+Value* Value::find(const Value& key) { return const_cast<Value*>(static_cast<const Value*>(this)->find(key)); }
 
 const Value* Value::find(std::string_view key) const {
   for (const auto& [k, v] : *d)
@@ -172,8 +178,10 @@ bool equal(const Value& a, const Value& b) {
   }
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case Kind::undefined: case Kind::none: return true;
-    case Kind::big_integer: case Kind::string: return a.s == b.s;
+    case Kind::undefined:
+    case Kind::none: return true;
+    case Kind::big_integer:
+    case Kind::string: return a.s == b.s;
     case Kind::list:
       if (a.is_tuple != b.is_tuple || a.l->size() != b.l->size()) return false;
       for (size_t k = 0; k < a.l->size(); ++k)
@@ -193,7 +201,8 @@ bool equal(const Value& a, const Value& b) {
 
 bool less(const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) {
-    if (a.is_integer() && b.is_integer()) return (a.kind == Kind::boolean ? a.b : a.i) < (b.kind == Kind::boolean ? b.b : b.i);
+    if (a.is_integer() && b.is_integer())
+      return (a.kind == Kind::boolean ? a.b : a.i) < (b.kind == Kind::boolean ? b.b : b.i);
     return a.as_double() < b.as_double();
   }
   if (a.is_string() && b.is_string()) return a.s < b.s;  // UTF-8 byte order is code point order
@@ -211,7 +220,8 @@ std::string type_name(const Value& v) {
     case Kind::undefined: return "Undefined";
     case Kind::none: return "NoneType";
     case Kind::boolean: return "bool";
-    case Kind::integer: case Kind::big_integer: return "int";
+    case Kind::integer:
+    case Kind::big_integer: return "int";
     case Kind::floating: return "float";
     case Kind::string: return "str";
     case Kind::list: return v.is_tuple ? "tuple" : "list";
@@ -244,9 +254,12 @@ void append_repr(std::string& out, const Value& v) {
     case Kind::integer: out += std::to_string(v.i); return;
     case Kind::big_integer: out += v.s; return;
     case Kind::floating:
-      if (std::isnan(v.f)) out += "nan";
-      else if (std::isinf(v.f)) out += v.f < 0 ? "-inf" : "inf";
-      else append_python_float(out, v.f);
+      if (std::isnan(v.f))
+        out += "nan";
+      else if (std::isinf(v.f))
+        out += v.f < 0 ? "-inf" : "inf";
+      else
+        append_python_float(out, v.f);
       return;
     case Kind::string: append_string_repr(out, v.s); return;
     case Kind::list: {
@@ -280,11 +293,15 @@ void append_json(std::string& out, const Value& v, const JsonStyle& style, int d
   switch (v.kind) {
     case Kind::none: out += "null"; return;
     case Kind::boolean: out += v.b ? "true" : "false"; return;
-    case Kind::integer: case Kind::big_integer: append_repr(out, v); return;
+    case Kind::integer:
+    case Kind::big_integer: append_repr(out, v); return;
     case Kind::floating:
-      if (std::isnan(v.f)) out += "NaN";
-      else if (std::isinf(v.f)) out += v.f < 0 ? "-Infinity" : "Infinity";
-      else append_python_float(out, v.f);
+      if (std::isnan(v.f))
+        out += "NaN";
+      else if (std::isinf(v.f))
+        out += v.f < 0 ? "-Infinity" : "Infinity";
+      else
+        append_python_float(out, v.f);
       return;
     case Kind::string: append_json_string(out, v.s); return;
     case Kind::list: {

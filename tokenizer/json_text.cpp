@@ -39,7 +39,8 @@ void append_json_string(std::string& out, std::string_view s) {
 
 // Python's repr of a float: the shortest digits that round-trip, in positional notation when the decimal
 // exponent is in [-4, 16), else as d.ddde+XX; integral values keep a ".0".
-template <class F> static void append_python_repr(std::string& out, F x) {
+template <class F>
+static void append_python_repr(std::string& out, F x) {
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::scientific);
   std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));

@@ -14,9 +14,9 @@ namespace qsft {
 // NFC of one run of text (utf8proc allocates the result).
 static void append_nfc(std::string_view run, std::string& out) {
   utf8proc_uint8_t* result = nullptr;
-  auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(run.data()),
-                        static_cast<utf8proc_ssize_t>(run.size()), &result,
-                        static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  auto n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(run.data()), static_cast<utf8proc_ssize_t>(run.size()),
+                   &result, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   QSFT_CHECK(n >= 0, utf8proc_errmsg(n));
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(result, &std::free);
   out.append(reinterpret_cast<const char*>(result), static_cast<size_t>(n));

@@ -75,8 +75,9 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
   auto id_of = [&](const std::optional<std::string>& name, const char* key) {
     if (!name) return -1;
     int32_t id = tok->token_id(*name);
-    if (id < 0) throw input_error((dir / "tokenizer_config.json").string(), std::string(key) + ": '" + *name +
-                                                                               "' is not a token of the tokenizer");
+    if (id < 0)
+      throw input_error((dir / "tokenizer_config.json").string(),
+                        std::string(key) + ": '" + *name + "' is not a token of the tokenizer");
     return id;
   };
   tok->bos_id_ = id_of(cfg.bos_token, "bos_token");
@@ -111,7 +112,8 @@ void Tokenizer::encode_into(std::string_view text, std::vector<int32_t>& ids, st
     }
     if (!m.token) break;
     ids.push_back(m.token->id);
-    if (spans) spans->push_back({static_cast<uint32_t>(out_pos), static_cast<uint32_t>(out_pos + m.token->content.size())});
+    if (spans)
+      spans->push_back({static_cast<uint32_t>(out_pos), static_cast<uint32_t>(out_pos + m.token->content.size())});
     out_pos += m.token->content.size();
     pos = m.end;
   }

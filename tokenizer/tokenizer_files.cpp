@@ -25,7 +25,8 @@ struct JsonFile {
   explicit JsonFile(std::string p) : path(std::move(p)) {
     simdjson::padded_string text;
     if (simdjson::padded_string::load(path).get(text)) throw input_error(path, "cannot read the file");
-    if (auto err = parser.parse(text).get(root)) throw input_error(path, std::string("not JSON: ") + error_message(err));
+    if (auto err = parser.parse(text).get(root))
+      throw input_error(path, std::string("not JSON: ") + error_message(err));
   }
   [[noreturn]] void fail(const std::string& field, const std::string& what) const {
     throw input_error(path, field + ": " + what);
@@ -194,10 +195,12 @@ void read_model(const JsonFile& f, dom::element model, const TokenIdLimit& ids, 
   if (auto dropout = f.field(model, "dropout")) f.fail("model.dropout", "must be null (no BPE dropout)");
   parts.ignore_merges = f.flag(model, "ignore_merges", "model");
   dom::object vocab;
-  if (!f.field(model, "vocab") || f.field(model, "vocab")->get_object().get(vocab)) f.fail("model.vocab", "expected an object");
+  if (!f.field(model, "vocab") || f.field(model, "vocab")->get_object().get(vocab))
+    f.fail("model.vocab", "expected an object");
   read_vocab(f, vocab, "model.vocab", ids, parts);
   dom::array merges;
-  if (!f.field(model, "merges") || f.field(model, "merges")->get_array().get(merges)) f.fail("model.merges", "expected a list");
+  if (!f.field(model, "merges") || f.field(model, "merges")->get_array().get(merges))
+    f.fail("model.merges", "expected a list");
   parts.merges.reserve(merges.size());
   size_t rank = 0;
   for (dom::element m : merges) {

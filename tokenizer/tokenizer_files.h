@@ -19,8 +19,8 @@ struct TokenizerParts {
   std::vector<BpeModel::Merge> merges;             // raw bytes, by rank
   bool ignore_merges = false;
   std::vector<AddedToken> added;
-  bool nfc = true;                    // the normalizer: NFC or none
-  std::vector<int32_t> prefix_ids;    // the post-processor for one sequence: ids before and after it
+  bool nfc = true;                  // the normalizer: NFC or none
+  std::vector<int32_t> prefix_ids;  // the post-processor for one sequence: ids before and after it
   std::vector<int32_t> suffix_ids;
 };
 

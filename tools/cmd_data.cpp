@@ -22,9 +22,8 @@ int run(const Args& args) {
   return 0;
 }
 
-const bool registered = register_command(
-    {"data", "cfg.json [--set key.path=value ...]",
-     "tokenize + pack the data, print dataset statistics, fill the cache", run});
+const bool registered = register_command({"data", "cfg.json [--set key.path=value ...]",
+                                          "tokenize + pack the data, print dataset statistics, fill the cache", run});
 
 }  // namespace
 }  // namespace qsft::cli

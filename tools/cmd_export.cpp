@@ -5,8 +5,8 @@
 #include <cstdio>
 
 #include "engine/io/merge_model.h"
-#include "engine/io/peft_adapter.h"
 #include "engine/io/model_config.h"
+#include "engine/io/peft_adapter.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/train_config.h"
 #include "tools/cli.h"
@@ -36,8 +36,10 @@ int run(const Args& args) {
   const LoraLayout layout(Qwen2Config::load(cfg.model), lora);
   const std::vector<float> params = read_peft_weights(ckpt, layout);
   const fs::path out = f.has("out") ? fs::path(f.get("out")) : run_dir / (f.has("merge") ? "merged" : "adapter");
-  if (f.has("merge")) write_merged_model(cfg.model, layout, params, out);
-  else write_peft_adapter(out, layout, params, cfg.model);
+  if (f.has("merge"))
+    write_merged_model(cfg.model, layout, params, out);
+  else
+    write_peft_adapter(out, layout, params, cfg.model);
   std::printf("wrote %s %s from %s\n", f.has("merge") ? "merged model" : "PEFT adapter", out.string().c_str(),
               ckpt.string().c_str());
   return 0;

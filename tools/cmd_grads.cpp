@@ -21,8 +21,8 @@ std::vector<int32_t> read_i32(const SafetensorsFile& f, const std::string& name)
   const TensorInfo* t = f.find(name);
   if (!t) throw InputError(f.path() + ": missing tensor " + name + " (I32)");
   if (t->dtype != DType::I32 || t->shape.size() != 1)
-    throw InputError(f.path() + ": tensor " + name + ": expected a 1-D I32 tensor, got " + dtype_name(t->dtype) +
-                     " " + t->shape_str());
+    throw InputError(f.path() + ": tensor " + name + ": expected a 1-D I32 tensor, got " + dtype_name(t->dtype) + " " +
+                     t->shape_str());
   std::vector<int32_t> v(size_t(t->numel()));
   std::memcpy(v.data(), t->data, v.size() * sizeof(int32_t));
   return v;

@@ -34,8 +34,7 @@ PackedBatch parse_ids(const std::string& text) {
 
 int run(const Args& args) {
   Flags f = parse_flags(args, {"model", "adapter", "ids", "out"}, {});
-  if (!f.has("model") || !f.has("ids") || !f.has("out"))
-    throw UsageError("--model, --ids and --out are required");
+  if (!f.has("model") || !f.has("ids") || !f.has("out")) throw UsageError("--model, --ids and --out are required");
   const Qwen2Config cfg = Qwen2Config::load(f.get("model"));
   LoraConfig lora;  // without an adapter: a zero LoRA (B = 0) leaves the base model unchanged
   lora.set_targets({"q_proj"}, "--adapter");
@@ -52,13 +51,13 @@ int run(const Args& args) {
   return 0;
 }
 
-const bool registered = register_command(
-    {"logits", "--model DIR [--adapter DIR] --ids 1,2,3[;4,5] --out FILE",
-     "fp32 logits of the CPU reference engine (for checks against transformers + PEFT)", run,
-     "  --model DIR     the model folder\n"
-     "  --adapter DIR   a PEFT LoRA adapter to apply (default: the base model alone)\n"
-     "  --ids LIST      token ids, ',' between ids, ';' between sequences (run as one packed batch)\n"
-     "  --out FILE      safetensors file with one F32 tensor \"logits\" [tokens, vocab]\n"});
+const bool registered =
+    register_command({"logits", "--model DIR [--adapter DIR] --ids 1,2,3[;4,5] --out FILE",
+                      "fp32 logits of the CPU reference engine (for checks against transformers + PEFT)", run,
+                      "  --model DIR     the model folder\n"
+                      "  --adapter DIR   a PEFT LoRA adapter to apply (default: the base model alone)\n"
+                      "  --ids LIST      token ids, ',' between ids, ';' between sequences (run as one packed batch)\n"
+                      "  --out FILE      safetensors file with one F32 tensor \"logits\" [tokens, vocab]\n"});
 
 }  // namespace
 }  // namespace qsft::cli

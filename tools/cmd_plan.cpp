@@ -20,9 +20,9 @@ int run(const Args& args) {
   return p.fits() ? 0 : 3;
 }
 
-const bool registered = register_command(
-    {"plan", "cfg.json [--device cpu|cuda] [--device-memory GIB] [--set key.path=value ...]",
-     "memory plan and whether it fits (exit 3 when it does not)", run});
+const bool registered =
+    register_command({"plan", "cfg.json [--device cpu|cuda] [--device-memory GIB] [--set key.path=value ...]",
+                      "memory plan and whether it fits (exit 3 when it does not)", run});
 
 }  // namespace
 }  // namespace qsft::cli

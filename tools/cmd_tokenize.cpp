@@ -69,8 +69,8 @@ std::string decode_line(const Tokenizer& tok, dom::element root, const Options& 
 }
 
 // chat: the model's chat format, or nullptr with chat_error saying why there is none.
-std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std::string& chat_error,
-                        dom::element root, std::string_view line, const Options& opt) {
+std::string encode_line(const Tokenizer& tok, const ChatFormat* chat, const std::string& chat_error, dom::element root,
+                        std::string_view line, const Options& opt) {
   std::string_view text;
   if (!root.at_key("text").get_string().get(text)) {
     std::string out = "{";

@@ -27,14 +27,12 @@ int run(const Args& args) {
     std::printf("already trained %lld steps; checkpoint %s\n", (long long)r.steps, r.adapter_dir.c_str());
   else
     std::printf("trained %lld steps: final loss %.4f%s; checkpoint %s\n", (long long)r.steps, r.final_loss,
-                r.eval_loss >= 0 ? (", eval loss " + std::to_string(r.eval_loss)).c_str() : "",
-                r.adapter_dir.c_str());
+                r.eval_loss >= 0 ? (", eval loss " + std::to_string(r.eval_loss)).c_str() : "", r.adapter_dir.c_str());
   return 0;
 }
 
-const bool registered =
-    register_command({"train", "cfg.json [--set key.path=value ...] [--quiet]",
-                      "train LoRA (resumes from output_dir's newest checkpoint)", run});
+const bool registered = register_command({"train", "cfg.json [--set key.path=value ...] [--quiet]",
+                                          "train LoRA (resumes from output_dir's newest checkpoint)", run});
 
 }  // namespace
 }  // namespace qsft::cli

@@ -17,11 +17,11 @@ inline InputError input_error(const std::string& path, const std::string& what) 
 }
 
 // An internal invariant that does not hold (a bug, not bad input).
-#define QSFT_CHECK(cond, msg)                                                                              \
-  do {                                                                                                     \
-    if (!(cond))                                                                                           \
-      throw std::logic_error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": check failed: " + \
-                             #cond + ": " + (msg));                                                        \
+#define QSFT_CHECK(cond, msg)                                                                                      \
+  do {                                                                                                             \
+    if (!(cond))                                                                                                   \
+      throw std::logic_error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": check failed: " + #cond + \
+                             ": " + (msg));                                                                        \
   } while (0)
 
 }  // namespace qsft

@@ -17,8 +17,10 @@ enum class Device : uint8_t { CPU, CUDA };
 
 inline size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: case DType::I32: return 4;
-    case DType::BF16: case DType::F16: return 2;
+    case DType::F32:
+    case DType::I32: return 4;
+    case DType::BF16:
+    case DType::F16: return 2;
     case DType::I64: return 8;
   }
   return 0;
@@ -35,10 +37,20 @@ inline const char* dtype_name(DType t) {
   return "?";
 }
 
-template <class T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::F32; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
-template <> constexpr DType dtype_of<int64_t>() { return DType::I64; }
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::I64;
+}
 
 struct Tensor {
   static constexpr int kMaxDims = 4;
@@ -74,7 +86,8 @@ struct Tensor {
   bool contiguous() const { return row_stride == 0 || row_stride == row_elems(); }
 
   // Typed pointer; checks the dtype so that a float* is never read as bf16 by mistake.
-  template <class T> T* as() const {
+  template <class T>
+  T* as() const {
     QSFT_CHECK(dtype == dtype_of<T>(), std::string("tensor is ") + dtype_name(dtype));
     return static_cast<T*>(data);
   }

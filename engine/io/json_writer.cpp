@@ -17,7 +17,8 @@ namespace qsft {
 namespace {
 
 // JSON has no NaN or infinity: they print as null.
-template <class F> void append_float(std::string& out, F v) {
+template <class F>
+void append_float(std::string& out, F v) {
   if (std::isfinite(v))
     append_python_float(out, v);
   else
@@ -81,8 +82,7 @@ void Json::dump_to(std::string& out, const JsonStyle& style, int depth) const {
     const auto& members = std::get<Object>(v_);
     std::vector<const std::pair<std::string, Json>*> order;
     for (auto& m : members) order.push_back(&m);
-    if (style.sort_keys)
-      std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->first < b->first; });
+    if (style.sort_keys) std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->first < b->first; });
     out += '{';
     for (size_t k = 0; k < order.size(); ++k) {
       if (k) out += ',';

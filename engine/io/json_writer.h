@@ -31,10 +31,9 @@ class Json {
   Json(std::nullptr_t = nullptr) : v_(nullptr) {}
   Json(bool b) : v_(b) {}
   template <std::integral I>
-    requires(!std::same_as<I, bool>)
-  Json(I i) : v_(checked_int64(i)) {}
-  Json(float f) : v_(f) {}    // printed as the shortest text that reads back as the same float
-  Json(double d) : v_(d) {}   // printed as the shortest text that reads back as the same double
+  requires(!std::same_as<I, bool>) Json(I i) : v_(checked_int64(i)) {}
+  Json(float f) : v_(f) {}   // printed as the shortest text that reads back as the same float
+  Json(double d) : v_(d) {}  // printed as the shortest text that reads back as the same double
   Json(const char* s) : v_(std::string(s)) {}
   Json(std::string s) : v_(std::move(s)) {}
   Json(std::string_view s) : v_(std::string(s)) {}
@@ -42,7 +41,7 @@ class Json {
   static Json array(std::initializer_list<Json> items = {}) { return Json(Array(items)); }
   static Json object() { return Json(Object{}); }
 
-  Json& push(Json item);                    // append to an array
+  Json& push(Json item);                        // append to an array
   Json& set(std::string_view key, Json value);  // add or replace a key of an object (linear search); *this
 
   // The text. Strings: UTF-8 passed through, '"' '\\' and control characters escaped (\n, \t, ..., \u00XX).
@@ -50,7 +49,8 @@ class Json {
   std::string dump(const JsonStyle& style = {}) const;
 
  private:
-  template <class I> static int64_t checked_int64(I i);
+  template <class I>
+  static int64_t checked_int64(I i);
   explicit Json(Array a) : v_(std::move(a)) {}
   explicit Json(Object o) : v_(std::move(o)) {}
   void dump_to(std::string& out, const JsonStyle& style, int depth) const;
@@ -58,7 +58,8 @@ class Json {
   std::variant<std::nullptr_t, bool, int64_t, float, double, std::string, Array, Object> v_;
 };
 
-template <class I> int64_t Json::checked_int64(I i) {
+template <class I>
+int64_t Json::checked_int64(I i) {
   if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(int64_t))
     if (i > uint64_t(INT64_MAX)) throw std::out_of_range("Json: integer above INT64_MAX");
   return int64_t(i);

@@ -46,7 +46,7 @@ void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, cons
   std::vector<SafetensorsEntry> entries;
   for (const std::string& name : store.names()) {
     if (cfg.tie_word_embeddings && name == "lm_head.weight") continue;  // transformers re-ties it
-    const TensorInfo& t = *store.find(name);  // names() lists only present tensors
+    const TensorInfo& t = *store.find(name);                            // names() lists only present tensors
     std::vector<float> w(size_t(t.numel()));
     copy_to_f32(t, w.data());
     if (auto it = adapted.find(name); it != adapted.end()) {

@@ -16,7 +16,8 @@
 namespace qsft {
 namespace {
 
-constexpr const char* kSupported = "supported: Qwen2ForCausalLM (model_type qwen2), Qwen3ForCausalLM (model_type qwen3)";
+constexpr const char* kSupported =
+    "supported: Qwen2ForCausalLM (model_type qwen2), Qwen3ForCausalLM (model_type qwen3)";
 
 // Size limits far beyond any model (Qwen2-72B: hidden 8192, intermediate 29568, 80 layers, 64 heads of 128, vocab
 // 152064) that keep every byte count of the weights and the memory plan well inside 64 bits: a layer's weights
@@ -33,7 +34,8 @@ const char* type_name(simdjson::dom::element_type t) {
   switch (t) {
     case T::ARRAY: return "a list";
     case T::OBJECT: return "an object";
-    case T::INT64: case T::UINT64: return "an integer";
+    case T::INT64:
+    case T::UINT64: return "an integer";
     case T::DOUBLE: return "a fractional number";
     case T::STRING: return "a string";
     case T::BOOL: return "a boolean";
@@ -137,8 +139,8 @@ ModelArch read_architecture(const Keys& k) {
   if (!archs.empty() && std::find(archs.begin(), archs.end(), want) == archs.end()) {
     std::string got;
     for (auto& a : archs) got += (got.empty() ? "" : ", ") + a;
-    throw k.error("architectures [" + got + "] are not supported with model_type " + model_type + " (" +
-                  kSupported + ")");
+    throw k.error("architectures [" + got + "] are not supported with model_type " + model_type + " (" + kSupported +
+                  ")");
   }
   return arch;
 }
@@ -160,9 +162,9 @@ void read_rope_scaling(const Keys& k, const Keys& r, int64_t max_position_embedd
   if (s.type == "linear" || s.type == "dynamic") return;
   // A top-level original_max_position_embeddings has priority (Phi3's spelling), then the parameters' own, then
   // max_position_embeddings.
-  s.original_max_position_embeddings = k.opt_integer("original_max_position_embeddings")
-                                           .value_or(r.opt_integer("original_max_position_embeddings")
-                                                         .value_or(max_position_embeddings));
+  s.original_max_position_embeddings =
+      k.opt_integer("original_max_position_embeddings")
+          .value_or(r.opt_integer("original_max_position_embeddings").value_or(max_position_embeddings));
   if (s.original_max_position_embeddings <= 0)
     throw k.error("key \"" + r.name("original_max_position_embeddings") + "\" must be positive");
   if (s.type == "yarn") {
@@ -210,13 +212,11 @@ void check_attention(const Keys& k) {
   std::string act = k.string("hidden_act", "silu");
   if (act != "silu") throw k.error("hidden_act \"" + act + "\" is not supported (only \"silu\")");
   double dropout = k.number("attention_dropout", 0.0);
-  if (dropout != 0.0)
-    throw k.error("attention_dropout " + std::to_string(dropout) + " is not supported (must be 0)");
+  if (dropout != 0.0) throw k.error("attention_dropout " + std::to_string(dropout) + " is not supported (must be 0)");
   if (k.boolean("use_sliding_window", false))
     throw k.error("use_sliding_window true: sliding-window attention is not supported");
   for (auto& t : k.strings("layer_types"))
-    if (t != "full_attention")
-      throw k.error("layer_types contains \"" + t + "\": only full_attention is supported");
+    if (t != "full_attention") throw k.error("layer_types contains \"" + t + "\": only full_attention is supported");
 }
 
 // The scaling parameters as read (rope_type and the keys its type uses): v4 rope_scaling adds "type", v5
@@ -227,8 +227,11 @@ Json rope_scaling_json(const RopeScaling& s) {
   j.set("factor", s.factor);
   if (s.type == "linear" || s.type == "dynamic") return j;
   j.set("original_max_position_embeddings", s.original_max_position_embeddings);
-  for (auto [key, v] : {std::pair{"attention_factor", s.attention_factor}, {"beta_fast", s.beta_fast},
-                        {"beta_slow", s.beta_slow}, {"mscale", s.mscale}, {"mscale_all_dim", s.mscale_all_dim}})
+  for (auto [key, v] : {std::pair{"attention_factor", s.attention_factor},
+                        {"beta_fast", s.beta_fast},
+                        {"beta_slow", s.beta_slow},
+                        {"mscale", s.mscale},
+                        {"mscale_all_dim", s.mscale_all_dim}})
     if (v) j.set(key, *v);
   if (s.truncate) j.set("truncate", *s.truncate);
   if (s.type == "llama3") j.set("low_freq_factor", s.low_freq_factor).set("high_freq_factor", s.high_freq_factor);
@@ -298,10 +301,8 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
     throw k.error("head_dim " + std::to_string(c.head_dim) + " must be positive and even (RoPE rotates halves)");
   if (c.head_dim > kMaxWidth / c.num_attention_heads)
     throw k.error("num_attention_heads x head_dim is " + std::to_string(c.num_attention_heads) + " x " +
-                  std::to_string(c.head_dim) + ", more than any model has (at most " + std::to_string(kMaxWidth) +
-                  ")");
-  if (!(c.rope_theta > 0) || !(c.rms_norm_eps > 0))
-    throw k.error("rope_theta and rms_norm_eps must be positive");
+                  std::to_string(c.head_dim) + ", more than any model has (at most " + std::to_string(kMaxWidth) + ")");
+  if (!(c.rope_theta > 0) || !(c.rms_norm_eps > 0)) throw k.error("rope_theta and rms_norm_eps must be positive");
   return c;
 }
 
@@ -340,7 +341,7 @@ std::string Qwen2Config::to_json() const {
   if (qwen3 || head_dim != hidden_size / num_attention_heads) j.set("head_dim", head_dim);  // old v4 Qwen2 lacks it
   j.set("vocab_size", vocab_size);
   j.set("max_position_embeddings", max_position_embeddings);
-  j.set("rope_theta", rope_theta);  // v4
+  j.set("rope_theta", rope_theta);       // v4
   if (rope_scaling.type != "default") {  // v4
     Json v4 = rope_scaling_json(rope_scaling);
     j.set("rope_scaling", std::move(v4.set("type", rope_scaling.type)));

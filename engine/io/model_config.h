@@ -16,11 +16,11 @@ enum class ModelArch : uint8_t { qwen2, qwen3 };
 // modeling_rope_utils reads it. Optional fields are kept as given (absent = transformers' default) so that
 // to_json writes back what was read.
 struct RopeScaling {
-  std::string type = "default";  // default, linear, dynamic, yarn, llama3
-  double factor = 1.0;           // linear, dynamic, yarn, llama3 (required by all four)
+  std::string type = "default";                  // default, linear, dynamic, yarn, llama3
+  double factor = 1.0;                           // linear, dynamic, yarn, llama3 (required by all four)
   int64_t original_max_position_embeddings = 0;  // yarn, llama3: pretraining length (default max_position_embeddings)
-  std::optional<double> attention_factor;  // yarn: multiplies cos/sin; default from factor, mscale, mscale_all_dim
-  std::optional<double> beta_fast, beta_slow;        // yarn: ramp bounds in rotations (default 32, 1)
+  std::optional<double> attention_factor;      // yarn: multiplies cos/sin; default from factor, mscale, mscale_all_dim
+  std::optional<double> beta_fast, beta_slow;  // yarn: ramp bounds in rotations (default 32, 1)
   std::optional<double> mscale, mscale_all_dim;      // yarn: DeepSeek-style attention factor
   std::optional<bool> truncate;                      // yarn: floor/ceil the ramp bounds (default true)
   double low_freq_factor = 0, high_freq_factor = 0;  // llama3 (required)
@@ -45,7 +45,7 @@ struct Qwen2Config {
   std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id: an int or a list; empty when absent
   std::string dtype;                   // "bfloat16", "float32", ... ("dtype" in v5, "torch_dtype" in v4); may be ""
 
-  bool qk_norm() const { return arch == ModelArch::qwen3; }  // q_norm/k_norm [head_dim] before RoPE
+  bool qk_norm() const { return arch == ModelArch::qwen3; }                   // q_norm/k_norm [head_dim] before RoPE
   bool o_bias() const { return arch == ModelArch::qwen3 && attention_bias; }  // Qwen3's o_proj follows attention_bias
 
   // DIR/config.json. Rejects what the engine cannot compute exactly: another architecture, sliding-window

@@ -42,9 +42,9 @@ LoraConfig read_peft_config(const fs::path& dir) {
   if (key("peft_type").get(type) || type != "LORA")
     throw input_error(path, "peft_type must be \"LORA\" (only LoRA adapters are supported)");
   // Features that change the math: loading such an adapter as plain LoRA would give wrong logits.
-  for (const char* k : {"use_dora", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform",
-                        "bias", "lora_bias", "exclude_modules", "target_parameters", "trainable_token_indices",
-                        "layer_replication"})
+  for (const char* k :
+       {"use_dora", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform", "bias", "lora_bias",
+        "exclude_modules", "target_parameters", "trainable_token_indices", "layer_replication"})
     if (is_set(k)) throw input_error(path, std::string("\"") + k + "\" is not supported");
   LoraConfig c;
   c.r = int(number("r"));
@@ -56,8 +56,9 @@ LoraConfig read_peft_config(const fs::path& dir) {
   simdjson::dom::element tm = key("target_modules");
   if (tm.is_string()) {
     if (std::string_view(tm.get_string()) != "all-linear")
-      throw input_error(path, "target_modules is a regular expression, which is not supported (give a list of "
-                              "module names or \"all-linear\")");
+      throw input_error(path,
+                        "target_modules is a regular expression, which is not supported (give a list of "
+                        "module names or \"all-linear\")");
     targets.emplace_back(std::string_view(tm.get_string()));
   } else if (tm.is_array()) {
     for (simdjson::dom::element t : tm.get_array()) {
@@ -85,13 +86,15 @@ std::vector<float> read_peft_weights(const fs::path& dir, const LoraLayout& layo
       if (t->shape != want) {
         TensorInfo expected = *t;
         expected.shape = want;
-        throw input_error(f.path(), "tensor " + key + ": shape " + t->shape_str() + " expected " + expected.shape_str());
+        throw input_error(f.path(),
+                          "tensor " + key + ": shape " + t->shape_str() + " expected " + expected.shape_str());
       }
       float* values = p.data() + (which == 'A' ? s.a_offset : s.b_offset);
       copy_to_f32(*t, values);
       if (!std::all_of(values, values + t->numel(), [](float x) { return std::isfinite(x); }))
-        throw input_error(f.path(), "tensor " + key + " holds non-finite values (NaN or infinity): the run that "
-                                    "wrote it diverged");
+        throw input_error(f.path(), "tensor " + key +
+                                        " holds non-finite values (NaN or infinity): the run that "
+                                        "wrote it diverged");
     }
   return p;
 }

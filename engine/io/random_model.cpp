@@ -84,15 +84,12 @@ void write_random_model(const std::filesystem::path& dir, const Qwen2Config& c, 
   if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {V, H}, 0.02f, 0});
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    std::vector<Spec> layer = {{"input_layernorm.weight", {H}, 0, 1},
-                               {"post_attention_layernorm.weight", {H}, 0, 1},
-                               {"self_attn.q_proj.weight", {qo, H}, 0.02f, 0},
-                               {"self_attn.k_proj.weight", {kvo, H}, 0.02f, 0},
-                               {"self_attn.v_proj.weight", {kvo, H}, 0.02f, 0},
-                               {"self_attn.o_proj.weight", {H, qo}, 0.02f, 0},
-                               {"mlp.gate_proj.weight", {I, H}, 0.02f, 0},
-                               {"mlp.up_proj.weight", {I, H}, 0.02f, 0},
-                               {"mlp.down_proj.weight", {H, I}, 0.02f, 0}};
+    std::vector<Spec> layer = {
+        {"input_layernorm.weight", {H}, 0, 1},           {"post_attention_layernorm.weight", {H}, 0, 1},
+        {"self_attn.q_proj.weight", {qo, H}, 0.02f, 0},  {"self_attn.k_proj.weight", {kvo, H}, 0.02f, 0},
+        {"self_attn.v_proj.weight", {kvo, H}, 0.02f, 0}, {"self_attn.o_proj.weight", {H, qo}, 0.02f, 0},
+        {"mlp.gate_proj.weight", {I, H}, 0.02f, 0},      {"mlp.up_proj.weight", {I, H}, 0.02f, 0},
+        {"mlp.down_proj.weight", {H, I}, 0.02f, 0}};
     if (c.attention_bias)
       for (auto [name, n] : {std::pair{"q", qo}, {"k", kvo}, {"v", kvo}})
         layer.push_back({std::string("self_attn.") + name + "_proj.bias", {n}, 0, 0});

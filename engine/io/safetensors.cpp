@@ -117,13 +117,14 @@ void check_no_overlap(const std::string& path, const std::vector<TensorInfo>& te
   for (size_t i = 1; i < by_begin.size(); ++i) {
     const TensorInfo *a = by_begin[i - 1], *b = by_begin[i];
     if (static_cast<const unsigned char*>(a->data) + a->nbytes > b->data)
-      throw input_error(path, "tensors " + a->name + " (" + offsets(a) + ") and " + b->name + " (" + offsets(b) +
-                                  ") overlap");
+      throw input_error(
+          path, "tensors " + a->name + " (" + offsets(a) + ") and " + b->name + " (" + offsets(b) + ") overlap");
   }
 }
 
 // Every element of a floating-point tensor as fp32, to store(i, value); the bytes may be unaligned.
-template <class Store> void for_each_as_f32(const TensorInfo& t, Store store) {
+template <class Store>
+void for_each_as_f32(const TensorInfo& t, Store store) {
   const char* p = static_cast<const char*>(t.data);
   size_t n = size_t(t.numel());
   auto load16 = [p](size_t i) {
@@ -230,8 +231,8 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path_in) {
   uint64_t size = uint64_t(st.st_size);
   if (size < 8) {
     ::close(fd);
-    throw input_error(path, "file is " + std::to_string(size) +
-                                " bytes, too short for the 8-byte header length (truncated file?)");
+    throw input_error(
+        path, "file is " + std::to_string(size) + " bytes, too short for the 8-byte header length (truncated file?)");
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   int map_errno = errno;
@@ -347,8 +348,7 @@ TensorStore TensorStore::open_dir(const std::filesystem::path& dir) {
     for (auto& name : names) {
       const TensorInfo* t = file.find(name);
       if (!t)
-        throw input_error(file.path(), "tensor " + name + ": mapped to this file by " + index_path +
-                                           " but not in it");
+        throw input_error(file.path(), "tensor " + name + ": mapped to this file by " + index_path + " but not in it");
       s.by_name_[name] = t;
     }
   }
@@ -364,8 +364,8 @@ const TensorInfo& TensorStore::require(const std::string& name, const std::vecto
   const TensorInfo* t = find(name);
   if (!t) throw input_error(dir_, "missing tensor " + name + " (looked in " + source_ + ")");
   if (t->shape != expected_shape)
-    throw input_error(t->file, "tensor " + name + ": shape " + t->shape_str() + " expected " +
-                                   shape_str(expected_shape));
+    throw input_error(t->file,
+                      "tensor " + name + ": shape " + t->shape_str() + " expected " + shape_str(expected_shape));
   return *t;
 }
 

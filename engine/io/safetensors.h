@@ -46,7 +46,7 @@ class SafetensorsFile {
 
   const std::string& path() const { return path_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // in header order
-  const TensorInfo* find(const std::string& name) const;              // nullptr when absent
+  const TensorInfo* find(const std::string& name) const;               // nullptr when absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:

@@ -15,7 +15,8 @@ namespace {
 constexpr size_t kBpeVocabSize = 700;
 
 // The training text: written for this project (English prose and chat, Python, C++, JSON tool calls, Chinese).
-constexpr std::string_view kCorpus = R"text(The quick brown fox jumps over the lazy dog. A small model learns from the text it is given, one token at a time, and the tokenizer decides what a token is. In this tiny tokenizer the most frequent pairs of bytes are merged first, so common English words such as "the", "and", "that", "with" and "model" become single tokens, while rare words are spelled with several pieces.
+constexpr std::string_view kCorpus =
+    R"text(The quick brown fox jumps over the lazy dog. A small model learns from the text it is given, one token at a time, and the tokenizer decides what a token is. In this tiny tokenizer the most frequent pairs of bytes are merged first, so common English words such as "the", "and", "that", "with" and "model" become single tokens, while rare words are spelled with several pieces.
 Training a language model is a loop: read a batch of examples, compute the loss, compute the gradients, and update the weights. With LoRA only two small matrices per layer are trained; the large weights of the base model stay frozen. The learning rate starts low, warms up, and then decays. When the loss goes down and the evaluation loss goes down with it, the model is learning something useful. When the training loss keeps falling but the evaluation loss rises, the model has started to memorize the training data.
 User: What is the capital of France?
 Assistant: The capital of France is Paris.
@@ -156,8 +157,11 @@ struct AddedToken {
   const char* content;
   bool special;
 };
-constexpr AddedToken kAddedTokens[] = {
-    {"<|endoftext|>", true}, {"<|im_start|>", true}, {"<|im_end|>", true}, {"<tool_call>", false}, {"</tool_call>", false}};
+constexpr AddedToken kAddedTokens[] = {{"<|endoftext|>", true},
+                                       {"<|im_start|>", true},
+                                       {"<|im_end|>", true},
+                                       {"<tool_call>", false},
+                                       {"</tool_call>", false}};
 
 Json byte_level() {
   return Json::object()

@@ -11,7 +11,7 @@
 namespace qsft {
 
 struct TinyTokenizer {
-  int64_t vocab_size = 0;  // BPE tokens + added tokens: the model's vocab must be at least this
+  int64_t vocab_size = 0;    // BPE tokens + added tokens: the model's vocab must be at least this
   int64_t endoftext_id = 0;  // <|endoftext|>: pad (and the base model's eos)
   int64_t im_start_id = 0;
   int64_t im_end_id = 0;  // <|im_end|>: the instruct eos

@@ -14,8 +14,8 @@ void DeviceBatch::carve(Arena& a, int64_t max_tokens) {
 
 void DeviceBatch::upload(Ops& ops, const TokenBatchView& b, int64_t vocab) {
   const int64_t T = b.num_tokens();
-  QSFT_CHECK(T > 0 && T <= max_tokens_, "micro-batch of " + std::to_string(T) + " tokens exceeds the planned " +
-                                            std::to_string(max_tokens_));
+  QSFT_CHECK(T > 0 && T <= max_tokens_,
+             "micro-batch of " + std::to_string(T) + " tokens exceeds the planned " + std::to_string(max_tokens_));
   QSFT_CHECK(int64_t(b.targets.size()) == T && int64_t(b.positions.size()) == T && b.num_seqs() >= 1,
              "batch arrays disagree in length");
   for (int32_t id : b.ids)

@@ -14,7 +14,7 @@ class DeviceBatch {
   void upload(Ops& ops, const TokenBatchView& b, int64_t vocab);
 
   int64_t tokens() const { return T_; }
-  int64_t num_targets() const { return num_targets_; }  // trained targets (counted on the host)
+  int64_t num_targets() const { return num_targets_; }     // trained targets (counted on the host)
   Tensor ids() const { return ids_.rows(0, T_); }          // I32 [T]
   Tensor targets() const { return targets_.rows(0, T_); }  // I32 [T]
   const SeqLayout& layout() const { return seq_; }

@@ -9,14 +9,12 @@ namespace qsft {
 
 namespace {
 constexpr const char* kTargetNames[kNumLoraTargets] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                      "gate_proj", "up_proj", "down_proj"};
+                                                       "gate_proj", "up_proj", "down_proj"};
 }
 
 const char* lora_target_name(LoraTarget t) { return kTargetNames[size_t(t)]; }
 
-float LoraConfig::scaling() const {
-  return use_rslora ? alpha / std::sqrt(float(r)) : alpha / float(r);
-}
+float LoraConfig::scaling() const { return use_rslora ? alpha / std::sqrt(float(r)) : alpha / float(r); }
 
 std::vector<std::string> LoraConfig::target_names() const {
   std::vector<std::string> names;
@@ -47,8 +45,7 @@ LoraLayout::LoraLayout(const Qwen2Config& m, const LoraConfig& lora) : lora_(lor
   const int64_t H = m.hidden_size, I = m.intermediate_size, D = m.head_dim;
   const int64_t q_out = int64_t(m.num_attention_heads) * D, kv_out = int64_t(m.num_key_value_heads) * D;
   // (in, out) of each target's Linear
-  const int64_t shapes[kNumLoraTargets][2] = {{H, q_out}, {H, kv_out}, {H, kv_out}, {q_out, H},
-                                              {H, I},     {H, I},      {I, H}};
+  const int64_t shapes[kNumLoraTargets][2] = {{H, q_out}, {H, kv_out}, {H, kv_out}, {q_out, H}, {H, I}, {H, I}, {I, H}};
   for (int l = 0; l < m.num_hidden_layers; ++l)
     for (int i = 0; i < kNumLoraTargets; ++i) {
       if (!lora.targets[size_t(i)]) continue;
@@ -67,8 +64,8 @@ const LoraSlot* LoraLayout::find(int layer, LoraTarget t) const {
 
 std::string LoraLayout::peft_key(const LoraSlot& s, char which) {
   const char* parent = s.target <= LoraTarget::o ? "self_attn" : "mlp";
-  return "base_model.model.model.layers." + std::to_string(s.layer) + "." + parent + "." +
-         lora_target_name(s.target) + ".lora_" + which + ".weight";
+  return "base_model.model.model.layers." + std::to_string(s.layer) + "." + parent + "." + lora_target_name(s.target) +
+         ".lora_" + which + ".weight";
 }
 
 std::vector<float> LoraLayout::init_params(uint64_t seed) const {

@@ -17,7 +17,7 @@ static Tensor dropped_input(Ops& ops, const LoraBranch& l, const Tensor& x, Tens
 
 void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch) {
   Tensor xd = dropped_input(ops, l, x, xd_scratch);
-  ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);  // u = xd A^T   [T, r]
+  ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);      // u = xd A^T   [T, r]
   ops.gemm(Mat::of(u), false, Mat::of(l.B), true, Mat::of(y), l.scaling, 1.0f);  // y += s u B^T [T, out]
 }
 
@@ -25,7 +25,7 @@ void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor&
                    Tensor& du_scratch, Tensor& xd_scratch) {
   const Mat dy = Mat::of(dy_t);
   Tensor du(du_scratch.data, du_scratch.dtype, {u.dim(0), u.dim(1)}, u.device);
-  ops.gemm(dy, true, Mat::of(u), false, Mat::of(l.dB), l.scaling, 1.0f);  // dB += s dy^T u [out, r]
+  ops.gemm(dy, true, Mat::of(u), false, Mat::of(l.dB), l.scaling, 1.0f);   // dB += s dy^T u [out, r]
   ops.gemm(dy, false, Mat::of(l.B), false, Mat::of(du), l.scaling, 0.0f);  // du = s dy B    [T, r]
   Tensor xd = dropped_input(ops, l, x, xd_scratch);
   ops.gemm(Mat::of(du), true, Mat::of(xd), false, Mat::of(l.dA), 1.0f, 1.0f);  // dA += du^T xd [r, in]

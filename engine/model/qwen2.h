@@ -39,7 +39,7 @@ class Qwen2Model {
   // One micro-batch: forward, loss, backward. LoRA gradients accumulate (+=); the loss gradient is scaled by
   // grad_scale (1 / trained targets of the whole optimizer step). seed drives LoRA dropout and NEFTune.
   LossStats forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed);
-  LossStats forward_loss(const TokenBatchView& b);    // eval: no dropout, no noise, no backward
+  LossStats forward_loss(const TokenBatchView& b);     // eval: no dropout, no noise, no backward
   std::vector<float> logits(const TokenBatchView& b);  // [T, V] on the host (tests; allocates)
   void zero_grads() { ops_->zero(params_.grads()); }
 

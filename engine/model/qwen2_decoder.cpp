@@ -171,8 +171,7 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
   ops_.zero(st.loss_sum);
   ops_.zero(st.correct);
   Tensor dxf = st.g.dx.rows(0, T), dh = st.g.dh.rows(0, T);
-  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), grad_scale, st.loss_sum, st.correct,
-                  &dxf);
+  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), grad_scale, st.loss_sum, st.correct, &dxf);
   ops_.zero(dh);
   ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
   for (int64_t l = L - 1; l >= 0; --l) {

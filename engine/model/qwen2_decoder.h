@@ -1,6 +1,7 @@
 // The Qwen2/Qwen3 decoder's forward and backward (transformers' Qwen2ForCausalLM and Qwen3ForCausalLM with PEFT
-// LoRA), written once over Ops. Qwen3 adds an RMSNorm over each head of q and k before RoPE. It owns nothing: it reads the frozen weights and the trainable LoRA parameters, writes the run state and
-// the gradients, for the batch on the device.
+// LoRA), written once over Ops. Qwen3 adds an RMSNorm over each head of q and k before RoPE. It owns nothing: it reads
+// the frozen weights and the trainable LoRA parameters, writes the run state and the gradients, for the batch on the
+// device.
 //   h = embed[ids]                                   (+ NEFTune noise when training with it)
 //   per layer: h += o_proj(attn(rope(qkv(rmsnorm1(h)))));  h += down(silu(gate(x)) * up(x)), x = rmsnorm2(h)
 //   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
@@ -16,17 +17,17 @@
 namespace qsft {
 
 struct ModelOptions {
-  int64_t max_tokens = 4096;  // tokens of the largest micro-batch
-  bool recompute = false;     // activation checkpointing: keep layer inputs only, redo the layer in backward
-  float neftune_alpha = 0.0f;  // NEFTune noise on the embeddings while training (0 = off)
+  int64_t max_tokens = 4096;         // tokens of the largest micro-batch
+  bool recompute = false;            // activation checkpointing: keep layer inputs only, redo the layer in backward
+  float neftune_alpha = 0.0f;        // NEFTune noise on the embeddings while training (0 = off)
   bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
                                      // sequence (the row length of the padded batch transformers would build)
 };
 
 struct LossStats {
-  double loss_sum = 0;   // summed cross-entropy over trained targets
-  int64_t correct = 0;   // argmax == target among them
-  int64_t targets = 0;   // how many trained targets
+  double loss_sum = 0;  // summed cross-entropy over trained targets
+  int64_t correct = 0;  // argmax == target among them
+  int64_t targets = 0;  // how many trained targets
 };
 
 struct Qwen2Parts {  // what a decoder reads and writes

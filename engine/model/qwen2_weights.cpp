@@ -73,8 +73,12 @@ void Qwen2Weights::load(Ops& ops, const Qwen2Config& cfg, const std::string& mod
     load_into(ops, store, p + "self_attn.q_proj.weight", L.q.w);
     load_into(ops, store, p + "self_attn.k_proj.weight", L.k.w);
     load_into(ops, store, p + "self_attn.v_proj.weight", L.v.w);
-    for (auto [name, t] : {std::pair{"q_proj.bias", &L.q.bias}, {"k_proj.bias", &L.k.bias}, {"v_proj.bias", &L.v.bias},
-                           {"o_proj.bias", &L.o.bias}, {"q_norm.weight", &L.q_norm}, {"k_norm.weight", &L.k_norm}})
+    for (auto [name, t] : {std::pair{"q_proj.bias", &L.q.bias},
+                           {"k_proj.bias", &L.k.bias},
+                           {"v_proj.bias", &L.v.bias},
+                           {"o_proj.bias", &L.o.bias},
+                           {"q_norm.weight", &L.q_norm},
+                           {"k_norm.weight", &L.k_norm}})
       if (!t->empty()) load_into(ops, store, p + "self_attn." + name, *t);
     load_into(ops, store, p + "self_attn.o_proj.weight", L.o.w);
     load_into(ops, store, p + "mlp.gate_proj.weight", L.gate_up.w.rows(0, I));

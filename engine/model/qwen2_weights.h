@@ -24,7 +24,7 @@ struct Qwen2Weights {
   Tensor final_norm;  // [H]
   Tensor lm_head;     // [V, H] (the embedding itself when tied)
   std::vector<LayerWeights> layers;
-  RopeFreqs rope;     // inv_freq F32 [D/2] (a frozen buffer, from the config, as transformers' rotary embedding)
+  RopeFreqs rope;  // inv_freq F32 [D/2] (a frozen buffer, from the config, as transformers' rotary embedding)
 
   // Takes every tensor from `a` (a measuring arena only counts bytes), all of dtype `w`.
   void carve(Arena& a, const Qwen2Config& cfg, DType w);

@@ -4,8 +4,7 @@
 
 namespace qsft {
 
-static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const LoraConfig& lora, int64_t T,
-                             DType w) {
+static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const LoraConfig& lora, int64_t T, DType w) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int64_t n = c.num_attention_heads, nkv = c.num_key_value_heads;
   x.xn1 = a.take(w, {T, H});

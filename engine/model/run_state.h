@@ -13,14 +13,14 @@ namespace qsft {
 
 // What the backward of one layer needs from its forward.
 struct LayerActs {
-  Tensor xn1, rstd1;      // rmsnorm1 output [T, H], [T]
-  Tensor q, k, v;         // after RoPE [T, n, D], [T, nkv, D] x2
-  Tensor q_pre, k_pre;    // Qwen3: q, k before their head norm [T, n, D], [T, nkv, D]; else empty
-  Tensor rstd_q, rstd_k;  // Qwen3: the head norms' statistics F32 [T*n], [T*nkv]
-  Tensor attn, lse;       // [T, n, D], [n, T]
-  Tensor h_mid;           // residual after attention [T, H]
-  Tensor xn2, rstd2;      // rmsnorm2 output [T, H], [T]
-  Tensor gate_up, act;    // [T, 2I], [T, I]
+  Tensor xn1, rstd1;                      // rmsnorm1 output [T, H], [T]
+  Tensor q, k, v;                         // after RoPE [T, n, D], [T, nkv, D] x2
+  Tensor q_pre, k_pre;                    // Qwen3: q, k before their head norm [T, n, D], [T, nkv, D]; else empty
+  Tensor rstd_q, rstd_k;                  // Qwen3: the head norms' statistics F32 [T*n], [T*nkv]
+  Tensor attn, lse;                       // [T, n, D], [n, T]
+  Tensor h_mid;                           // residual after attention [T, H]
+  Tensor xn2, rstd2;                      // rmsnorm2 output [T, H], [T]
+  Tensor gate_up, act;                    // [T, 2I], [T, I]
   std::array<Tensor, kNumLoraTargets> u;  // LoRA x A^T per adapted module [T, r]
 
   Tensor lse_rows(int64_t T) const { return Tensor(lse.data, DType::F32, {lse.dim(0), T}, lse.device); }  // [n, T]
@@ -28,13 +28,13 @@ struct LayerActs {
 
 // Backward scratch, shared by all layers.
 struct BackwardScratch {
-  Tensor dh, dx;           // [T, H]: gradient of the residual stream; of a norm's input
-  Tensor d_attn;           // [T, n*D]
-  Tensor dq, dk, dv;       // [T, n*D], [T, nkv*D] x2
-  Tensor dk_pre;           // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
+  Tensor dh, dx;            // [T, H]: gradient of the residual stream; of a norm's input
+  Tensor d_attn;            // [T, n*D]
+  Tensor dq, dk, dv;        // [T, n*D], [T, nkv*D] x2
+  Tensor dk_pre;            // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
   Tensor d_gate_up, d_act;  // [T, 2I], [T, I]
-  Tensor du;               // LoRA [T, r]
-  Tensor xd;               // LoRA dropout(x) [T, max(H, I, n*D)]
+  Tensor du;                // LoRA [T, r]
+  Tensor xd;                // LoRA dropout(x) [T, max(H, I, n*D)]
 };
 
 struct RunState {

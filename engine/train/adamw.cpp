@@ -8,8 +8,7 @@
 
 namespace qsft {
 
-AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params)
-    : ops_(ops), arena_(ops, bytes(num_params)) {
+AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params) : ops_(ops), arena_(ops, bytes(num_params)) {
   m_ = arena_.take(DType::F32, {num_params});
   v_ = arena_.take(DType::F32, {num_params});
 }

@@ -76,7 +76,8 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
     if (int e = sync_directory(output_dir)) throw std::runtime_error(std::string("fsync: ") + std::strerror(e));
   } catch (const std::exception& e) {
     fs::remove_all(tmp, ec);
-    throw input_error(final_dir.string(), std::string("checkpoint not written (the previous one is intact): ") + e.what());
+    throw input_error(final_dir.string(),
+                      std::string("checkpoint not written (the previous one is intact): ") + e.what());
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;

@@ -16,18 +16,18 @@
 namespace qsft {
 
 struct TrainerState {
-  int64_t global_step = 0;     // optimizer steps done
-  double log_loss_sum = 0;     // losses of the steps since the last log line
+  int64_t global_step = 0;  // optimizer steps done
+  double log_loss_sum = 0;  // losses of the steps since the last log line
   int64_t log_steps = 0;
   double log_accuracy_sum = 0;  // token accuracies of the micro-batches since the last log line
   int64_t log_micro_batches = 0;
-  int64_t num_tokens = 0;      // input tokens seen
-  double train_seconds = 0;    // wall time spent training before this checkpoint
+  int64_t num_tokens = 0;    // input tokens seen
+  double train_seconds = 0;  // wall time spent training before this checkpoint
 };
 
 struct Checkpoint {
   TrainerState state;
-  std::vector<float> lora;          // LoraLayout order
+  std::vector<float> lora;  // LoraLayout order
   std::vector<float> exp_avg, exp_avg_sq;
 };
 

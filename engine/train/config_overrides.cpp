@@ -25,8 +25,10 @@ void add_missing(Json& obj, const std::string& prefix, const std::vector<std::st
     const std::string rest = path.substr(head.size());
     const std::string key = rest.substr(0, rest.find('.'));
     if (std::find(present.begin(), present.end(), key) != present.end()) continue;
-    if (key == rest) obj.set(key, value);
-    else nested[key][rest.substr(key.size() + 1)] = value;
+    if (key == rest)
+      obj.set(key, value);
+    else
+      nested[key][rest.substr(key.size() + 1)] = value;
   }
   for (auto& [key, sub] : nested) {
     Json child = Json::object();

@@ -58,7 +58,9 @@ std::string TrainingPlan::report() const {
                 cpu ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer), gib(model.activations),
                 gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights), gib(host_total()),
                 cpu ? "host" : "gpu", avail,
-                available == 0 ? "fits: unknown (pass --device-memory GIB)" : fits() ? "fits" : advice.c_str());
+                available == 0 ? "fits: unknown (pass --device-memory GIB)"
+                : fits()       ? "fits"
+                               : advice.c_str());
   return buf;
 }
 

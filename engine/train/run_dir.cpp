@@ -22,13 +22,14 @@ void check_paths(const fs::path& out, const TrainConfig& cfg) {
   if (!fs::is_directory(cfg.model)) throw input_error(cfg.model, "model directory not found");
   const fs::file_status st = fs::symlink_status(out);
   if (fs::is_symlink(st) && !fs::exists(out))
-    throw input_error(out.string(), "output_dir is a symbolic link to " + fs::read_symlink(out).string() +
-                                        ", which does not exist");
+    throw input_error(out.string(),
+                      "output_dir is a symbolic link to " + fs::read_symlink(out).string() + ", which does not exist");
   if (fs::exists(out) && !fs::is_directory(out))
     throw input_error(out.string(), "output_dir exists and is not a directory");
   if (fs::exists(out) && fs::equivalent(out, cfg.model))
-    throw input_error(out.string(), "output_dir is the model folder: the run's config.json would replace the "
-                                    "model's; use another output_dir");
+    throw input_error(out.string(),
+                      "output_dir is the model folder: the run's config.json would replace the "
+                      "model's; use another output_dir");
 }
 
 int lock_folder(const fs::path& out) {
@@ -38,8 +39,9 @@ int lock_folder(const fs::path& out) {
     const int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK)
-      throw input_error(out.string(), "another qwen-sft train holds this output_dir (it is locked); wait for it "
-                                      "to end, or use another output_dir");
+      throw input_error(out.string(),
+                        "another qwen-sft train holds this output_dir (it is locked); wait for it "
+                        "to end, or use another output_dir");
     throw input_error(out.string(), std::string("cannot lock output_dir: ") + std::strerror(err));
   }
   return fd;

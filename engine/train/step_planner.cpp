@@ -30,8 +30,7 @@ double StepPlanner::epoch_progress(int64_t s) {
 const std::vector<std::vector<uint32_t>>& StepPlanner::plan(int epoch) {
   while (int(plans_.size()) <= epoch)
     plans_.push_back(plan_epoch(data_, c_.data.max_length, c_.training.per_device_train_batch_size,
-                                c_.training.micro_batch_tokens, c_.training.seed, int(plans_.size()),
-                                c_.data.packing));
+                                c_.training.micro_batch_tokens, c_.training.seed, int(plans_.size()), c_.data.packing));
   return plans_[size_t(epoch)];
 }
 

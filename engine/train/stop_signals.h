@@ -18,7 +18,8 @@ class StopSignals {
   static const char* name(int signal);
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 }  // namespace qsft

@@ -36,7 +36,8 @@ void varint(std::string& s, uint64_t v) {
   }
   s += char(uint8_t(v));
 }
-template <class T> void fixed(std::string& s, int field, int wire, T v) {
+template <class T>
+void fixed(std::string& s, int field, int wire, T v) {
   varint(s, uint64_t(field) << 3 | uint64_t(wire));
   s.append(reinterpret_cast<const char*>(&v), sizeof v);  // little-endian host
 }

@@ -47,8 +47,9 @@ class Section {
           list += (list.empty() ? "" : ", ") + name;
         }
         const std::string near = nearest_key(k, valid);
-        throw input_error(where_, "unknown key " + full(k) +
-                                      (near.empty() ? " (valid keys: " + list + ")" : " (did you mean " + full(near) + "?)"));
+        throw input_error(where_,
+                          "unknown key " + full(k) +
+                              (near.empty() ? " (valid keys: " + list + ")" : " (did you mean " + full(near) + "?)"));
       }
       it->second(field.value);
     }
@@ -141,10 +142,12 @@ void parse_lora(element e, const std::string& where, LoraConfig& c) {
   s.key("use_rslora", [&](element v) { c.use_rslora = R("use_rslora").boolean(v); });
   s.key("target_modules", [&](element v) {
     std::vector<std::string> names;
-    if (v.is_string()) names.push_back(R("target_modules").string(v));
+    if (v.is_string())
+      names.push_back(R("target_modules").string(v));
     else if (v.is_array())
       for (element x : v.get_array()) names.push_back(R("target_modules").string(x));
-    else R("target_modules").bad("must be \"all-linear\" or a list of module names");
+    else
+      R("target_modules").bad("must be \"all-linear\" or a list of module names");
     c.set_targets(names, where + ": lora.target_modules");
   });
   s.parse(e);
@@ -161,14 +164,14 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   s.key("per_device_train_batch_size", [&](element v) {
     t.per_device_train_batch_size = int(R("per_device_train_batch_size").count(v, 1, kMaxBatch));
   });
-  s.key("micro_batch_tokens", [&](element v) {
-    t.micro_batch_tokens = R("micro_batch_tokens").count(v, 0, kMaxTokens);
-  });
+  s.key("micro_batch_tokens",
+        [&](element v) { t.micro_batch_tokens = R("micro_batch_tokens").count(v, 0, kMaxTokens); });
   s.key("gradient_accumulation_steps", [&](element v) {
     t.gradient_accumulation_steps = int(R("gradient_accumulation_steps").count(v, 1, kMaxAccumulation));
   });
   s.key("learning_rate", [&](element v) { t.learning_rate = R("learning_rate").positive(v); });
-  s.key("lr_scheduler_type", [&](element v) { t.lr_scheduler_type = R("lr_scheduler_type").one_of(v, LrSchedule::types()); });
+  s.key("lr_scheduler_type",
+        [&](element v) { t.lr_scheduler_type = R("lr_scheduler_type").one_of(v, LrSchedule::types()); });
   s.key("warmup_ratio", [&](element v) {
     t.warmup_ratio = R("warmup_ratio").number(v);
     if (t.warmup_ratio < 0 || t.warmup_ratio > 1) R("warmup_ratio").bad("must be in [0, 1]");
@@ -182,10 +185,10 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").in_range(v, 0, 0.999999); });
   s.key("adam_epsilon", [&](element v) { t.adamw.eps = R("adam_epsilon").positive(v); });
   s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").non_negative(v); });
-  s.key("neftune_noise_alpha", [&](element v) {
-    t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").non_negative(v);
-  });
-  s.key("gradient_checkpointing", [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
+  s.key("neftune_noise_alpha",
+        [&](element v) { t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").non_negative(v); });
+  s.key("gradient_checkpointing",
+        [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
   s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").count(v, 0, INT64_MAX)); });
   s.parse(e);
 }
@@ -216,7 +219,8 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   simdjson::dom::parser parser;
   element root;
   simdjson::padded_string padded(json_text);
-  if (auto err = parser.parse(padded).get(root)) throw input_error(where, std::string("invalid JSON: ") + simdjson::error_message(err));
+  if (auto err = parser.parse(padded).get(root))
+    throw input_error(where, std::string("invalid JSON: ") + simdjson::error_message(err));
   TrainConfig c;
   c.config_path = fs::absolute(path);
   Section s(where, "");
@@ -236,11 +240,11 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   s.key("training", [&](element v) { parse_training(v, where, c.training); });
   s.key("eval_steps", [&](element v) { c.eval_steps = R("eval_steps").count(v, 0, kMaxSteps); });
   s.key("save_steps", [&](element v) { c.save_steps = R("save_steps").count(v, 0, kMaxSteps); });
-  s.key("save_total_limit", [&](element v) {
-    c.save_total_limit = v.is_null() ? 0 : R("save_total_limit").count(v, 0, kMaxSteps);
-  });
+  s.key("save_total_limit",
+        [&](element v) { c.save_total_limit = v.is_null() ? 0 : R("save_total_limit").count(v, 0, kMaxSteps); });
   s.key("logging_steps", [&](element v) { c.logging_steps = R("logging_steps").count(v, 1, kMaxSteps); });
-  s.key("output_dir", [&](element v) { c.output_dir = (base / R("output_dir").string(v)).lexically_normal().string(); });
+  s.key("output_dir",
+        [&](element v) { c.output_dir = (base / R("output_dir").string(v)).lexically_normal().string(); });
   s.key("device", [&](element v) { c.device = R("device").one_of(v, {"auto", "cpu", "cuda"}); });
   c.lora.set_targets({"all-linear"}, where);
   s.parse(root);
@@ -250,8 +254,8 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   const int64_t bins = c.training.micro_batch_tokens > 0 ? 1 : c.training.per_device_train_batch_size;
   if (c.data.max_length > kMaxTokens / bins)  // the micro-batch the activations are sized for (plan.h)
     throw input_error(where, std::string("data.max_length") +
-                                 (bins > 1 ? " x training.per_device_train_batch_size" : "") + " must be <= " +
-                                 std::to_string(kMaxTokens) + " tokens");
+                                 (bins > 1 ? " x training.per_device_train_batch_size" : "") +
+                                 " must be <= " + std::to_string(kMaxTokens) + " tokens");
   if (c.eval_steps > 0 && c.data.eval_files.empty() && c.data.eval_split <= 0)
     throw input_error(where, "eval_steps is set but there is no eval data (set data.eval_files or data.eval_split)");
   c.resolved_json = with_absolute_paths(c, json_text, where);
@@ -266,7 +270,8 @@ void flatten(element e, const std::string& path, std::map<std::string, std::stri
     out[path] = simdjson::minify(e);
     return;
   }
-  for (auto field : e.get_object()) flatten(field.value, path.empty() ? std::string(field.key) : path + "." + std::string(field.key), out);
+  for (auto field : e.get_object())
+    flatten(field.value, path.empty() ? std::string(field.key) : path + "." + std::string(field.key), out);
 }
 
 std::map<std::string, std::string> flattened(const std::string& json) {
@@ -281,9 +286,14 @@ std::map<std::string, std::string> flattened(const std::string& json) {
 }  // namespace
 
 std::vector<std::string> resume_incompatible_keys(const std::string& before_json, const std::string& now_json) {
-  static const std::vector<std::string> may_change = {
-      "training.max_steps", "training.num_train_epochs", "eval_steps", "save_steps", "save_total_limit",
-      "logging_steps",      "device",                    "output_dir"};
+  static const std::vector<std::string> may_change = {"training.max_steps",
+                                                      "training.num_train_epochs",
+                                                      "eval_steps",
+                                                      "save_steps",
+                                                      "save_total_limit",
+                                                      "logging_steps",
+                                                      "device",
+                                                      "output_dir"};
   const auto a = flattened(before_json), b = flattened(now_json);
   std::vector<std::string> keys;
   auto differs = [&](const std::string& k) {

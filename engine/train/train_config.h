@@ -16,15 +16,15 @@ namespace qsft {
 
 struct TrainingOptions {
   double num_train_epochs = 3;
-  int64_t max_steps = -1;                 // > 0 overrides num_train_epochs
-  int per_device_train_batch_size = 8;    // packed bins of max_length tokens per micro-batch
-  int64_t micro_batch_tokens = 0;         // > 0: micro-batches by token budget instead
+  int64_t max_steps = -1;               // > 0 overrides num_train_epochs
+  int per_device_train_batch_size = 8;  // packed bins of max_length tokens per micro-batch
+  int64_t micro_batch_tokens = 0;       // > 0: micro-batches by token budget instead
   int gradient_accumulation_steps = 1;
-  double learning_rate = 2e-5;            // TRL's SFTConfig default
+  double learning_rate = 2e-5;  // TRL's SFTConfig default
   std::string lr_scheduler_type = "linear";
-  double warmup_ratio = 0;                // transformers v4's key: warmup = ceil(ratio * total steps)
-  double warmup_steps = 0;                // transformers v5: >= 1 a count (truncated), < 1 a ratio; wins when > 0
-  AdamWConfig adamw;                      // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
+  double warmup_ratio = 0;  // transformers v4's key: warmup = ceil(ratio * total steps)
+  double warmup_steps = 0;  // transformers v5: >= 1 a count (truncated), < 1 a ratio; wins when > 0
+  AdamWConfig adamw;        // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
   double max_grad_norm = 1.0;
   double neftune_noise_alpha = 0;
   bool gradient_checkpointing = false;
@@ -41,7 +41,7 @@ struct TrainConfig {
   int64_t save_steps = 500;
   int64_t save_total_limit = 0;  // 0: keep every checkpoint
   int64_t logging_steps = 10;
-  std::string output_dir;  // absolute
+  std::string output_dir;       // absolute
   std::string device = "auto";  // auto | cpu | cuda
   std::string resolved_json;    // the whole config after overrides (written to output_dir/config.json)
 };

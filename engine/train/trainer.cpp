@@ -95,8 +95,7 @@ class Trainer {
       if (s == first_step && ops_->profiling()) ops_->profile_reset();  // steady state: the first step warms up
       const bool last = st_.global_step == total_;
       if (st_.global_step % std::max<int64_t>(cfg_.logging_steps, 1) == 0 || last) log(s);
-      if (data_.eval.size() > 0 && ((cfg_.eval_steps > 0 && st_.global_step % cfg_.eval_steps == 0) || last))
-        eval(s);
+      if (data_.eval.size() > 0 && ((cfg_.eval_steps > 0 && st_.global_step % cfg_.eval_steps == 0) || last)) eval(s);
       if ((cfg_.save_steps > 0 && st_.global_step % cfg_.save_steps == 0) || last) {
         save();
         saved_step = st_.global_step;
@@ -136,8 +135,8 @@ class Trainer {
     metrics_.emplace(out_, resume_from ? st_.global_step : -1);
     seconds_before_ = st_.train_seconds;
     progress_.line(std::string(resume_from ? "resuming from " + resume_from->string() : "training") + ": " +
-                   std::to_string(total_) + " steps on " + ops_->name() + ", " +
-                   std::to_string(layout.num_params()) + " LoRA parameters");
+                   std::to_string(total_) + " steps on " + ops_->name() + ", " + std::to_string(layout.num_params()) +
+                   " LoRA parameters");
   }
 
   // Optimizer step s: forward/backward of its micro-batches with grad_scale 1/N (N = trained targets of the
@@ -179,9 +178,13 @@ class Trainer {
     const double mean = st_.log_loss_sum / double(st_.log_steps);
     const double accuracy = st_.log_accuracy_sum / double(std::max<int64_t>(st_.log_micro_batches, 1));
     const double tok_s = tokens_per_second();
-    metrics_->log(st_.global_step, {{"epoch", planner_.epoch_progress(s)}, {"loss", mean}, {"grad_norm", grad_norm_},
-                                    {"learning_rate", lr_}, {"num_tokens", double(st_.num_tokens)},
-                                    {"mean_token_accuracy", accuracy}, {"tokens_per_second", tok_s}});
+    metrics_->log(st_.global_step, {{"epoch", planner_.epoch_progress(s)},
+                                    {"loss", mean},
+                                    {"grad_norm", grad_norm_},
+                                    {"learning_rate", lr_},
+                                    {"num_tokens", double(st_.num_tokens)},
+                                    {"mean_token_accuracy", accuracy},
+                                    {"tokens_per_second", tok_s}});
     char text[200];
     std::snprintf(text, sizeof text, "step %lld/%lld  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s",
                   (long long)st_.global_step, (long long)total_, mean, grad_norm_, lr_, tok_s);

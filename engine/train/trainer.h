@@ -12,12 +12,12 @@
 namespace qsft {
 
 struct TrainResult {
-  int64_t steps = 0;           // optimizer steps done in all (this run and before a resume)
+  int64_t steps = 0;  // optimizer steps done in all (this run and before a resume)
   int64_t steps_this_run = 0;
-  double final_loss = 0;       // mean loss of the last logging window
-  double eval_loss = -1;       // last eval (-1: none)
-  std::string adapter_dir;     // the final checkpoint
-  int stopped_by_signal = 0;   // SIGINT / SIGTERM when a signal stopped the run early (after a checkpoint)
+  double final_loss = 0;      // mean loss of the last logging window
+  double eval_loss = -1;      // last eval (-1: none)
+  std::string adapter_dir;    // the final checkpoint
+  int stopped_by_signal = 0;  // SIGINT / SIGTERM when a signal stopped the run early (after a checkpoint)
 };
 
 TrainResult train(const TrainConfig& cfg, bool show_progress);

@@ -40,8 +40,8 @@ const std::string& model_dir() {
 }
 
 DataConfig config(const std::string& path, uint8_t opt0, uint8_t opt1) {
-  static const char* const formats[] = {"auto", "messages", "sharegpt", "alpaca",
-                                        "prompt_completion", "text", "template", "tokens"};
+  static const char* const formats[] = {"auto", "messages", "sharegpt", "alpaca", "prompt_completion",
+                                        "text", "template", "tokens"};
   static const char* const masks[] = {"auto", "assistant", "completion", "all"};
   static const char* const truncations[] = {"keep_start", "drop", "split", "keep_start"};
   DataConfig c;

@@ -60,7 +60,8 @@ inline void require(bool ok, const char* what) {
 // Runs fn; an InputError is the expected answer to bad input and ends the run quietly, but its message must say
 // where the bad input is (`names`: the file's path or name, or e.g. "--set" for an override), as every input error
 // of the project does.
-template <class F> void expect_input_errors(std::initializer_list<std::string_view> names, F&& fn) {
+template <class F>
+void expect_input_errors(std::initializer_list<std::string_view> names, F&& fn) {
   try {
     fn();
   } catch (const InputError& e) {

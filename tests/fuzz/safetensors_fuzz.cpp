@@ -22,8 +22,7 @@ void write_shards(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
   write_safetensors(dir / "model-00001-of-00002.safetensors",
                     {{"a", DType::F32, {2, 3}, a}, {"b", DType::BF16, {4}, b}}, {{"format", "pt"}});
-  write_safetensors(dir / "model-00002-of-00002.safetensors",
-                    {{"c", DType::F16, {2}, c}, {"d", DType::I64, {1}, d}});
+  write_safetensors(dir / "model-00002-of-00002.safetensors", {{"c", DType::F16, {2}, c}, {"d", DType::I64, {1}, d}});
 }
 
 // Every tensor the store shows, required with its own shape and read in full.

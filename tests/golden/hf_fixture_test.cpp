@@ -64,13 +64,14 @@ TEST_P(HfFixture, LogitsLossGradientsAndAdamWSteps) {
       const TensorInfo* ref = golden.find("after5." + LoraLayout::peft_key(slot, which));
       ASSERT_NE(ref, nullptr);
       const int64_t off = which == 'A' ? slot.a_offset : slot.b_offset;
-      worst_after = std::max(worst_after, rel_l2(after.data() + off, static_cast<const float*>(ref->data),
-                                                 ref->nbytes / 4));
+      worst_after =
+          std::max(worst_after, rel_l2(after.data() + off, static_cast<const float*>(ref->data), ref->nbytes / 4));
     }
   EXPECT_LE(worst_after, 1e-5) << "LoRA parameters after 5 AdamW steps";
-  std::printf("[%s] max rel. errors: logits %.3g, loss %.3g, LoRA gradients %.3g, 5-step losses %.3g, "
-              "params after 5 steps %.3g\n",
-              GetParam().c_str(), logits_err, loss_err, worst_grad, worst_step, worst_after);
+  std::printf(
+      "[%s] max rel. errors: logits %.3g, loss %.3g, LoRA gradients %.3g, 5-step losses %.3g, "
+      "params after 5 steps %.3g\n",
+      GetParam().c_str(), logits_err, loss_err, worst_grad, worst_step, worst_after);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfFixture, ::testing::Values("tied", "untied", "qwen3"));

@@ -84,11 +84,11 @@ TEST_P(GpuModelStep, FiftyStepLossCurveTracksCpu) {
     }
   double worst = 0.0;
   for (int step = 0; step < 50; ++step)
-    worst = std::max(worst, std::fabs(runs[1].losses[size_t(step)] - runs[0].losses[size_t(step)]) /
-                                runs[0].losses[size_t(step)]);
+    worst = std::max(
+        worst, std::fabs(runs[1].losses[size_t(step)] - runs[0].losses[size_t(step)]) / runs[0].losses[size_t(step)]);
   std::printf("[ GPU      ] %s 50 steps: loss %.4f -> %.4f (cpu), %.4f -> %.4f (gpu), worst step rel. diff %.2e\n",
-              GetParam(), runs[0].losses.front(), runs[0].losses.back(), runs[1].losses.front(),
-              runs[1].losses.back(), worst);
+              GetParam(), runs[0].losses.front(), runs[0].losses.back(), runs[1].losses.front(), runs[1].losses.back(),
+              worst);
   EXPECT_LE(worst, 2e-2);
   EXPECT_LT(runs[1].losses.back(), runs[1].losses.front()) << "the GPU run learns";
 }

@@ -39,7 +39,8 @@ TEST(GpuElementwise, CastToBf16RoundsLikeTheHost) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(13);
   for (int64_t n : kSizes) {
-    Both src(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng, -3.0f, 3.0f)), dst(*cpu, *gpu, DType::BF16, {n});
+    Both src(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng, -3.0f, 3.0f)),
+        dst(*cpu, *gpu, DType::BF16, {n});
     gpu->cast(src.g.t, dst.g.t);
     std::vector<float> want = src.c.get();
     for (float& v : want) v = bf16_to_f32(f32_to_bf16(v));
@@ -51,7 +52,8 @@ TEST(GpuElementwise, EmbeddingAndNeftuneMatchCpu) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(12);
   for (DType dt : kFloatTypes)
-    for (auto [V, H, T] : {std::tuple<int64_t, int64_t, int64_t>{1000, 64, 37}, {151936, 896, 129}, {152064, 3584, 33}}) {
+    for (auto [V, H, T] :
+         {std::tuple<int64_t, int64_t, int64_t>{1000, 64, 37}, {151936, 896, 129}, {152064, 3584, 33}}) {
       const std::string tag = std::string(dtype_name(dt)) + " V=" + std::to_string(V) + " H=" + std::to_string(H);
       Both table(*cpu, *gpu, dt, {V, H}, random_uniform(size_t(V * H), rng)), out(*cpu, *gpu, dt, {T, H});
       std::vector<int32_t> ids(static_cast<size_t>(T));

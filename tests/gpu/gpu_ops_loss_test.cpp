@@ -7,8 +7,8 @@ namespace qsft::test {
 namespace {
 
 void check_ce(Ops& cpu, Ops& gpu, DType dt, int64_t T, int64_t H, int64_t V, std::mt19937& rng) {
-  const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " H=" + std::to_string(H) +
-                          " V=" + std::to_string(V);
+  const std::string tag =
+      std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " H=" + std::to_string(H) + " V=" + std::to_string(V);
   Both h(cpu, gpu, dt, {T, H}, random_uniform(size_t(T * H), rng, -2.0f, 2.0f));
   Both W(cpu, gpu, dt, {V, H}, random_uniform(size_t(V * H), rng, -0.1f, 0.1f));
   std::vector<int32_t> targets(static_cast<size_t>(T));

@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -41,12 +41,12 @@ inline bool gpu_required() {
 // Declares `gpu` (std::unique_ptr<Ops>) and `cpu`. Without a CUDA device the test is skipped saying why (a failure
 // when QSFT_REQUIRE_GPU=1); with a device whose backend cannot start (e.g. after a fault in an earlier test of the
 // same binary) it fails: a broken GPU is never reported as a skip.
-#define QSFT_REQUIRE_GPU()                                                                                  \
-  std::string qsft_no_gpu_reason;                                                                           \
-  std::unique_ptr<::qsft::Ops> gpu = ::qsft::test::try_cuda_ops(&qsft_no_gpu_reason);                       \
-  if (!gpu && (::qsft::cuda_available() || ::qsft::test::gpu_required()))                                  \
-    FAIL() << "the CUDA backend did not start (" << qsft_no_gpu_reason << ")";                              \
-  if (!gpu) GTEST_SKIP() << "skipped: no CUDA device (" << qsft_no_gpu_reason << ")";                       \
+#define QSFT_REQUIRE_GPU()                                                            \
+  std::string qsft_no_gpu_reason;                                                     \
+  std::unique_ptr<::qsft::Ops> gpu = ::qsft::test::try_cuda_ops(&qsft_no_gpu_reason); \
+  if (!gpu && (::qsft::cuda_available() || ::qsft::test::gpu_required()))             \
+    FAIL() << "the CUDA backend did not start (" << qsft_no_gpu_reason << ")";        \
+  if (!gpu) GTEST_SKIP() << "skipped: no CUDA device (" << qsft_no_gpu_reason << ")"; \
   std::unique_ptr<::qsft::Ops> cpu = ::qsft::make_cpu_ops()
 
 inline float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }

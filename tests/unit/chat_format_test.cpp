@@ -2,8 +2,8 @@
 // model's template, DeepSeek-R1-Distill's reasoning removal, and errors for what a format cannot show.
 #include <simdjson.h>
 
-#include "engine/base/error.h"
 #include "chat_test_util.h"
+#include "engine/base/error.h"
 #include "test_util.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/conversation_json.h"
@@ -26,7 +26,8 @@ TEST(ChatFormat, Qwen25SharedVectors) {
   auto chat = ChatFormat::for_model(kQwen.string(), "");
   ASSERT_EQ(chat->name(), "qwen2.5");
   simdjson::dom::parser parser;
-  simdjson::dom::element doc = parser.load((test::shared_testdata() / "vectors" / "qwen2.5-chat-template.json").string());
+  simdjson::dom::element doc =
+      parser.load((test::shared_testdata() / "vectors" / "qwen2.5-chat-template.json").string());
   int cases = 0;
   for (simdjson::dom::element c : doc["cases"].get_array()) {
     Conversation conv = conversation(simdjson::minify(c));
@@ -54,9 +55,10 @@ TEST(ChatFormat, Qwen25MaskCoversAssistantOutput) {
       {"role": "tool", "content": "ok"}]})");
   Encoded e = chat->encode(conv, tok);
   ASSERT_EQ(e.mask.size(), e.ids.size());
-  EXPECT_EQ(trained_runs(e, tok), (std::vector<std::string>{
-                                      "\n4 😀<|im_end|>\n",
-                                      "\n<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call><|im_end|>\n"}));
+  EXPECT_EQ(trained_runs(e, tok),
+            (std::vector<std::string>{
+                "\n4 😀<|im_end|>\n",
+                "\n<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call><|im_end|>\n"}));
 }
 
 TEST(ChatFormat, CompletionMaskStartsAfterTheGenerationPrompt) {
@@ -65,7 +67,8 @@ TEST(ChatFormat, CompletionMaskStartsAfterTheGenerationPrompt) {
   auto chat = ChatFormat::by_name("qwen2.5");
   size_t prompt_messages = 0;
   Conversation conv = parse_conversation_json(R"({"prompt": [{"role": "user", "content": "2+2?"}],
-      "completion": [{"role": "assistant", "content": "4"}]})", "test", &prompt_messages);
+      "completion": [{"role": "assistant", "content": "4"}]})",
+                                              "test", &prompt_messages);
   ASSERT_EQ(prompt_messages, 1u);
   Encoded e = chat->encode_completion(conv, prompt_messages, tok);
   EXPECT_EQ(e.ids, chat->encode(conv, tok).ids);

@@ -62,7 +62,8 @@ TEST(Configs, DemoIsUnchanged) {
   TrainConfig c = load("demo.json");
   EXPECT_EQ(c.model, (kConfigs.parent_path() / "build" / "demo-model").lexically_normal().string());
   EXPECT_EQ(c.output_dir, (kConfigs.parent_path() / "build" / "demo-run").lexically_normal().string());
-  EXPECT_EQ(c.data.train_files, std::vector<std::string>{(kConfigs / "data" / "demo_chat.jsonl").lexically_normal().string()});
+  EXPECT_EQ(c.data.train_files,
+            std::vector<std::string>{(kConfigs / "data" / "demo_chat.jsonl").lexically_normal().string()});
   EXPECT_DOUBLE_EQ(c.data.eval_split, 0.05);
   EXPECT_EQ(c.data.max_length, 256);
   EXPECT_EQ(c.lora.r, 16);
@@ -143,9 +144,9 @@ TEST(Configs, Qwen7bLoraForOneH100) {
 }
 
 TEST(Configs, OverridesApplyToTheShippedConfigs) {
-  TrainConfig c = load_train_config(kConfigs / "seed004_deepseek_medical.json",
-                                    {"data.loss_mask=all", "training.learning_rate=1e-4", "lora.r=8",
-                                     "output_dir=../runs/other"});
+  TrainConfig c =
+      load_train_config(kConfigs / "seed004_deepseek_medical.json",
+                        {"data.loss_mask=all", "training.learning_rate=1e-4", "lora.r=8", "output_dir=../runs/other"});
   EXPECT_EQ(c.data.loss_mask, "all");
   EXPECT_DOUBLE_EQ(c.training.learning_rate, 1e-4);
   EXPECT_EQ(c.lora.r, 8);
@@ -191,10 +192,10 @@ TEST(Configs, DocsNameEveryKey) {
   EXPECT_GE(lora.size(), 5u);
   EXPECT_GE(training.size(), 17u);
   // The data section's message names no list; these are its keys, each checked to be known to the parser.
-  std::vector<std::string> data = {"train_files", "eval_files", "eval_split", "format", "chat_format",
-                                         "loss_mask", "max_length", "truncation", "packing", "on_bad_record",
-                                         "prompt_template", "completion_template", "cache_dir", "append_eos",
-                                         "eos_token", "seed", "num_threads"};
+  std::vector<std::string> data = {
+      "train_files", "eval_files", "eval_split", "format",        "chat_format",     "loss_mask",
+      "max_length",  "truncation", "packing",    "on_bad_record", "prompt_template", "completion_template",
+      "cache_dir",   "append_eos", "eos_token",  "seed",          "num_threads"};
   for (const std::string& k : data) {
     std::string message;
     try {
@@ -205,7 +206,8 @@ TEST(Configs, DocsNameEveryKey) {
     EXPECT_EQ(message.find("unknown key"), std::string::npos) << k << ": " << message;
   }
   for (const auto* keys : {&top, &lora, &training, &data})
-    for (const std::string& k : *keys) EXPECT_NE(text.find("`" + k + "`"), std::string::npos) << k << " is not in docs/config.md";
+    for (const std::string& k : *keys)
+      EXPECT_NE(text.find("`" + k + "`"), std::string::npos) << k << " is not in docs/config.md";
 }
 
 }  // namespace

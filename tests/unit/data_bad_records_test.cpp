@@ -4,9 +4,9 @@
 
 #include "data/dataset.h"
 #include "data/progress.h"
-#include "engine/train/progress.h"  // in one file with data/progress.h: the two classes once shared a name (ODR)
 #include "engine/base/error.h"
 #include "engine/base/nearest_key.h"
+#include "engine/train/progress.h"  // in one file with data/progress.h: the two classes once shared a name (ODR)
 #include "test_util.h"
 
 namespace qsft {
@@ -29,34 +29,63 @@ const std::string kGood = R"({"messages": [{"role": "user", "content": "a"}, {"r
 std::vector<BadCase> cases() {
   return {
       {"malformed JSON line", "a.jsonl", kGood + "\n{\"messages\": [\n", {"a.jsonl line 2", "not valid JSON"}, ""},
-      {"unknown role", "a.jsonl", kGood + "\n" + R"({"messages": [{"role": "bot", "content": "x"}]})",
-       {"a.jsonl line 2", "messages[0].role", "unknown role 'bot'"}, ""},
-      {"unknown sharegpt role", "s.json",
-       R"([{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]},)" "\n"
+      {"unknown role",
+       "a.jsonl",
+       kGood + "\n" + R"({"messages": [{"role": "bot", "content": "x"}]})",
+       {"a.jsonl line 2", "messages[0].role", "unknown role 'bot'"},
+       ""},
+      {"unknown sharegpt role",
+       "s.json",
+       R"([{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]},)"
+       "\n"
        R"( {"conversations": [{"from": "human", "value": "a"}, {"from": "robot", "value": "b"}]}])",
-       {"s.json record 1 (line 2)", "conversations[1].from", "unknown role 'robot'"}, ""},
-      {"missing field", "a.json", R"([{"instruction": "a", "output": "b"},)" "\n" R"( {"output": "b", "input": ""}])",
-       {"a.json record 1 (line 2)", "instruction: missing"}, ""},
-      {"wrongly typed field", "a.jsonl", kGood + "\n" + R"({"messages": [{"role": "user", "content": 5}]})",
-       {"a.jsonl line 2", "messages[0].content", "got a number"}, ""},
-      {"empty conversation", "a.jsonl", kGood + "\n\n" + R"({"messages": []})",
-       {"a.jsonl line 3", "messages: empty conversation"}, ""},
-      {"template field absent", "t.json", R"([{"Question": "q", "Response": "r"}, {"Question": "q"}])",
-       {"t.json record 1", "Response", "no such field"}, "template"},
-      {"unknown part type", "a.jsonl",
+       {"s.json record 1 (line 2)", "conversations[1].from", "unknown role 'robot'"},
+       ""},
+      {"missing field",
+       "a.json",
+       R"([{"instruction": "a", "output": "b"},)"
+       "\n"
+       R"( {"output": "b", "input": ""}])",
+       {"a.json record 1 (line 2)", "instruction: missing"},
+       ""},
+      {"wrongly typed field",
+       "a.jsonl",
+       kGood + "\n" + R"({"messages": [{"role": "user", "content": 5}]})",
+       {"a.jsonl line 2", "messages[0].content", "got a number"},
+       ""},
+      {"empty conversation",
+       "a.jsonl",
+       kGood + "\n\n" + R"({"messages": []})",
+       {"a.jsonl line 3", "messages: empty conversation"},
+       ""},
+      {"template field absent",
+       "t.json",
+       R"([{"Question": "q", "Response": "r"}, {"Question": "q"}])",
+       {"t.json record 1", "Response", "no such field"},
+       "template"},
+      {"unknown part type",
+       "a.jsonl",
        kGood + "\n" + R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]})",
        {"a.jsonl line 2", "messages[0].content[0].type", "unknown part type 'image_url'", "supported: text",
-        "reasoning", "tool_call"}, ""},
-      {"tool_call part without arguments", "a.jsonl",
-       kGood + "\n" + R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": )"
-                      R"([{"type": "tool_call", "value": {"name": "f"}}]}]})",
-       {"a.jsonl line 2", "messages[1].content[0].value.arguments", "missing"}, ""},
-      {"reasoning part in a user turn", "a.jsonl",
+        "reasoning", "tool_call"},
+       ""},
+      {"tool_call part without arguments",
+       "a.jsonl",
+       kGood + "\n" +
+           R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": )"
+           R"([{"type": "tool_call", "value": {"name": "f"}}]}]})",
+       {"a.jsonl line 2", "messages[1].content[0].value.arguments", "missing"},
+       ""},
+      {"reasoning part in a user turn",
+       "a.jsonl",
        kGood + "\n" + R"({"messages": [{"role": "user", "content": [{"type": "reasoning", "value": "hm"}]}]})",
-       {"a.jsonl line 2", "messages[0].content[0].type", "only assistant turns have reasoning parts"}, ""},
-      {"assistant with neither content nor tool_calls", "a.jsonl",
+       {"a.jsonl line 2", "messages[0].content[0].type", "only assistant turns have reasoning parts"},
+       ""},
+      {"assistant with neither content nor tool_calls",
+       "a.jsonl",
        kGood + "\n" + R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": null}]})",
-       {"a.jsonl line 2", "messages[1]", "neither content nor tool_calls"}, ""},
+       {"a.jsonl line 2", "messages[1]", "neither content nor tool_calls"},
+       ""},
   };
 }
 
@@ -95,7 +124,8 @@ TEST_F(BadRecords, SkipCountsThemAndKeepsTheRest) {
     EXPECT_EQ(d.stats.bad_records, 1) << c.name;
     EXPECT_EQ(d.train.size(), 1u) << c.name;
     ASSERT_EQ(d.stats.bad_examples.size(), 1u) << c.name;
-    EXPECT_NE(d.stats.bad_examples[0].find(c.expected[0]), std::string::npos) << c.name << ": " << d.stats.bad_examples[0];
+    EXPECT_NE(d.stats.bad_examples[0].find(c.expected[0]), std::string::npos)
+        << c.name << ": " << d.stats.bad_examples[0];
     EXPECT_NE(d.stats.report().find("bad records (first 1)"), std::string::npos);
   }
 }
@@ -167,8 +197,7 @@ TEST_F(BadRecords, Utf16And32AreRefusedNamingTheEncoding) {
     for (const std::string& bom : {enc.bom, std::string()}) {
       const BadCase c{"wide", "w.jsonl", bom + widen(kGood + "\n", enc.width, enc.big_endian), {}, ""};
       const std::string e = test::input_error_of([&] { prepare_data(config(c, "skip"), kQwen.string(), false); });
-      EXPECT_NE(e.find("w.jsonl: the file is " + std::string(enc.name) + " text; save it as UTF-8"),
-                std::string::npos)
+      EXPECT_NE(e.find("w.jsonl: the file is " + std::string(enc.name) + " text; save it as UTF-8"), std::string::npos)
           << enc.name << (bom.empty() ? " without" : " with") << " BOM: " << e;
     }
 }
@@ -190,7 +219,8 @@ TEST(DataProgress, IsNotTheTrainersProgress) { static_assert(!std::is_same_v<Dat
 
 TEST(DataConfigParse, KeysValuesAndPaths) {
   DataConfig c = parse_data_config(R"({"train_files": ["a.jsonl", "/abs/b.json"], "max_length": 2048,
-      "truncation": "split", "eval_split": 0.05, "packing": false})", "cfg.json", "/base");
+      "truncation": "split", "eval_split": 0.05, "packing": false})",
+                                   "cfg.json", "/base");
   EXPECT_EQ(c.train_files, (std::vector<std::string>{"/base/a.jsonl", "/abs/b.json"}));
   EXPECT_EQ(c.max_length, 2048);
   EXPECT_EQ(c.truncation, "split");

@@ -1,6 +1,7 @@
 // The token cache written while tokenizing: the first run's sequences (ids, masks, order, split) and statistics
 // equal the cached run's and the in-memory fallback's (no cache folder, or a write failing halfway), with and
-// without eval files or an eval_split draw; no temporary file is left behind; the checksum's hash over pieces equals the hash of the whole.
+// without eval files or an eval_split draw; no temporary file is left behind; the checksum's hash over pieces equals
+// the hash of the whole.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -121,7 +122,9 @@ TEST_F(CacheStream, AWriteFailingHalfwayFallsBackToMemory) {
 }
 
 TEST_F(CacheStream, NoTemporaryFileAfterABadRecord) {
-  std::ofstream(dir_ / "bad.jsonl") << R"({"prompt": "a", "completion": "b"})" "\n" "{\n";
+  std::ofstream(dir_ / "bad.jsonl") << R"({"prompt": "a", "completion": "b"})"
+                                       "\n"
+                                       "{\n";
   DataConfig cfg = config();
   cfg.train_files = {(dir_ / "bad.jsonl").string()};
   EXPECT_THROW(prepare_data(cfg, kQwen.string(), false), InputError);

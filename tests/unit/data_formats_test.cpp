@@ -18,9 +18,9 @@ const fs::path kQwen = test::shared_testdata() / "qwen2.5";
 const fs::path kDeepSeek = test::shared_testdata() / "deepseek-r1-distill-qwen";
 
 // Hi / Hello! with the default system prompt.
-const std::vector<int32_t> kChatIds = {151644, 8948, 198, 2610, 525, 1207, 16948, 11, 3465, 553, 54364, 14817,
-                                       13, 1446, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198,
-                                       13048, 151645, 198, 151644, 77091, 198, 9707, 0, 151645, 198};
+const std::vector<int32_t> kChatIds = {
+    151644, 8948, 198,    2610, 525,    1207, 16948, 11,    3465,   553, 54364,  14817, 13,  1446, 525, 264,    10950,
+    17847,  13,   151645, 198,  151644, 872,  198,   13048, 151645, 198, 151644, 77091, 198, 9707, 0,   151645, 198};
 constexpr size_t kChatPromptLen = 29;  // through "<|im_start|>assistant"
 
 class DataFormats : public test::TempDirTest {
@@ -48,9 +48,9 @@ class DataFormats : public test::TempDirTest {
 };
 
 TEST_F(DataFormats, OpenAIMessagesWithTypedParts) {
-  auto d = prepare("m.jsonl",
-                   R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},)"
-                   R"( {"role": "assistant", "content": "Hello!"}]})" "\n");
+  auto d = prepare("m.jsonl", R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},)"
+                              R"( {"role": "assistant", "content": "Hello!"}]})"
+                              "\n");
   ASSERT_EQ(d.train.size(), 1u);
   EXPECT_EQ(ids(d.train, 0), kChatIds);
   EXPECT_EQ(mask(d.train, 0), mask_from(kChatIds.size(), kChatPromptLen));
@@ -58,7 +58,8 @@ TEST_F(DataFormats, OpenAIMessagesWithTypedParts) {
 }
 
 TEST_F(DataFormats, ShareGPTAndAlpacaRenderTheSameConversation) {
-  auto s = prepare("s.json", R"([{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}])");
+  auto s = prepare("s.json",
+                   R"([{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}])");
   auto a = prepare("a.json", R"([{"instruction": "Hi", "input": "", "output": "Hello!"}])");
   EXPECT_EQ(ids(s.train, 0), kChatIds);
   EXPECT_EQ(ids(a.train, 0), kChatIds);
@@ -94,25 +95,31 @@ TEST_F(DataFormats, ShareGPTTurnsThatDoNotAlternateAreCountedInOneWarning) {
 }
 
 TEST_F(DataFormats, TextGetsEOSAndIsAllTrained) {
-  auto d = prepare("t.jsonl", R"({"text": "Hello world"})" "\n");
+  auto d = prepare("t.jsonl", R"({"text": "Hello world"})"
+                              "\n");
   EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{9707, 1879, 151645}));
   EXPECT_EQ(mask(d.train, 0), (std::vector<uint8_t>{1, 1, 1}));
 }
 
 TEST_F(DataFormats, PromptCompletionStringsTrainTheCompletion) {
-  auto d = prepare("pc.jsonl", R"({"prompt": "Q: 2+2?\nA:", "completion": " 4"})" "\n");
+  auto d = prepare("pc.jsonl", R"({"prompt": "Q: 2+2?\nA:", "completion": " 4"})"
+                               "\n");
   EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{48, 25, 220, 17, 10, 17, 5267, 32, 25, 220, 19, 151645}));
   EXPECT_EQ(mask(d.train, 0), mask_from(12, 9));
   DataConfig all;
   all.loss_mask = "all";
   all.append_eos = false;
-  auto d2 = prepare("pc.jsonl", R"({"prompt": "Q: 2+2?\nA:", "completion": " 4"})" "\n", all);
+  auto d2 = prepare("pc.jsonl",
+                    R"({"prompt": "Q: 2+2?\nA:", "completion": " 4"})"
+                    "\n",
+                    all);
   EXPECT_EQ(mask(d2.train, 0), mask_from(11, 0));
 }
 
 TEST_F(DataFormats, PromptCompletionMessagesTrainAfterTheGenerationPrompt) {
   auto d = prepare("pcm.jsonl", R"({"prompt": [{"role": "user", "content": "Hi"}], )"
-                                R"("completion": [{"role": "assistant", "content": "Hello!"}]})" "\n");
+                                R"("completion": [{"role": "assistant", "content": "Hello!"}]})"
+                                "\n");
   EXPECT_EQ(ids(d.train, 0), kChatIds);
   EXPECT_EQ(mask(d.train, 0), mask_from(kChatIds.size(), 30));  // after "<|im_start|>assistant\n"
 }
@@ -123,13 +130,17 @@ TEST_F(DataFormats, PromptCompletionMessagesOnDeepSeekTrainTheWholeAnswer) {
   QSFT_REQUIRE_PATH(kDeepSeek);
   DataConfig cfg;
   cfg.eos_token = "<｜end▁of▁sentence｜>";
-  auto d = prepare("pcd.jsonl", R"({"prompt": [{"role": "user", "content": "Hi"}], )"
-                                R"("completion": [{"role": "assistant", "content": "Hello there!"}]})" "\n", cfg, kDeepSeek);
+  auto d = prepare("pcd.jsonl",
+                   R"({"prompt": [{"role": "user", "content": "Hi"}], )"
+                   R"("completion": [{"role": "assistant", "content": "Hello there!"}]})"
+                   "\n",
+                   cfg, kDeepSeek);
   Tokenizer tok = Tokenizer::load(kDeepSeek.string());
   std::vector<int32_t> trained;
   for (size_t i = 0; i < d.train.ids(0).size(); ++i)
     if (d.train.mask(0)[i]) trained.push_back(d.train.ids(0)[i]);
-  EXPECT_EQ(tok.decode(d.train.ids(0)), "<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜>Hello there!<｜end▁of▁sentence｜>");
+  EXPECT_EQ(tok.decode(d.train.ids(0)),
+            "<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜>Hello there!<｜end▁of▁sentence｜>");
   EXPECT_EQ(tok.decode(trained), "Hello there!<｜end▁of▁sentence｜>");
 }
 
@@ -138,15 +149,17 @@ TEST_F(DataFormats, FieldTemplate) {
   cfg.prompt_template = "诊断问题：{Question}\n详细分析：\n{Complex_CoT}\n### 答案：\n";
   cfg.completion_template = "{Response}";
   auto d = prepare("med.json", R"([{"Question": "头痛", "Complex_CoT": "想想", "Response": "休息", "other": 1}])", cfg);
-  EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{105262, 86119, 5122, 109180, 198, 100700, 101042, 28311, 105839,
-                                                   198, 14374, 10236, 255, 242, 80642, 28311, 104393, 151645}));
+  EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{105262, 86119, 5122, 109180, 198, 100700, 101042, 28311, 105839, 198,
+                                                   14374, 10236, 255, 242, 80642, 28311, 104393, 151645}));
   EXPECT_EQ(mask(d.train, 0), mask_from(18, 16));
   EXPECT_EQ(d.stats.files.at(0).format, "template");
 }
 
 TEST_F(DataFormats, PreTokenizedWithLabels) {
-  auto d = prepare("tok.jsonl", R"({"input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]})" "\n"
-                                R"({"input_ids": [5, 6]})" "\n");
+  auto d = prepare("tok.jsonl", R"({"input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]})"
+                                "\n"
+                                R"({"input_ids": [5, 6]})"
+                                "\n");
   EXPECT_EQ(ids(d.train, 0), (std::vector<int32_t>{1, 2, 3, 4}));
   EXPECT_EQ(mask(d.train, 0), (std::vector<uint8_t>{0, 0, 1, 1}));
   EXPECT_EQ(mask(d.train, 1), (std::vector<uint8_t>{1, 1}));
@@ -155,8 +168,11 @@ TEST_F(DataFormats, PreTokenizedWithLabels) {
 TEST_F(DataFormats, CompletionMaskOnAConversationKeepsTheLastAnswer) {
   DataConfig cfg;
   cfg.loss_mask = "completion";
-  auto d = prepare("m2.jsonl", R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},)"
-                               R"( {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})" "\n", cfg);
+  auto d = prepare("m2.jsonl",
+                   R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},)"
+                   R"( {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})"
+                   "\n",
+                   cfg);
   auto m = mask(d.train, 0);
   const size_t trained = size_t(std::count(m.begin(), m.end(), 1));
   EXPECT_EQ(trained, 4u);  // "\n", "d", "<|im_end|>", "\n"
@@ -164,7 +180,8 @@ TEST_F(DataFormats, CompletionMaskOnAConversationKeepsTheLastAnswer) {
 }
 
 TEST_F(DataFormats, TruncationPolicies) {
-  const std::string rec = R"({"input_ids": [1, 2, 3, 4, 5, 6, 7]})" "\n";
+  const std::string rec = R"({"input_ids": [1, 2, 3, 4, 5, 6, 7]})"
+                          "\n";
   DataConfig cfg;
   cfg.max_length = 3;
   auto keep = prepare("k.jsonl", rec, cfg);
@@ -176,13 +193,19 @@ TEST_F(DataFormats, TruncationPolicies) {
   EXPECT_EQ(ids(split.train, 1), (std::vector<int32_t>{4, 5, 6}));
   EXPECT_EQ(split.stats.dropped_no_trained, 1);
   cfg.truncation = "drop";
-  auto drop = prepare("d.jsonl", rec + R"({"input_ids": [1, 2]})" "\n", cfg);
+  auto drop = prepare("d.jsonl",
+                      rec + R"({"input_ids": [1, 2]})"
+                            "\n",
+                      cfg);
   EXPECT_EQ(drop.train.size(), 1u);
   EXPECT_EQ(drop.stats.dropped_too_long, 1);
 }
 
 TEST_F(DataFormats, RecordWithNoTrainedTokenIsCountedAndNamed) {
-  auto d = prepare("n.jsonl", R"({"input_ids": [1, 2], "labels": [-100, -100]})" "\n" R"({"input_ids": [1, 2]})" "\n");
+  auto d = prepare("n.jsonl", R"({"input_ids": [1, 2], "labels": [-100, -100]})"
+                              "\n"
+                              R"({"input_ids": [1, 2]})"
+                              "\n");
   EXPECT_EQ(d.train.size(), 1u);
   EXPECT_EQ(d.stats.dropped_no_trained, 1);
   ASSERT_EQ(d.stats.no_trained_examples.size(), 1u);
@@ -204,8 +227,9 @@ TEST_F(DataFormats, RecordEncoderGivesWhatThePipelineGives) {
         R"("content": [{"type": "reasoning", "value": "add"}, {"type": "text", "value": "4"}]}]})"}},
       {"s.jsonl",
        {R"({"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}], "system": "S"})"}},
-      {"a.jsonl", {R"({"instruction": "Say hi", "input": "", "output": "hi"})",
-                   R"({"instruction": "Count", "input": "to 3", "output": "1 2 3"})"}},
+      {"a.jsonl",
+       {R"({"instruction": "Say hi", "input": "", "output": "hi"})",
+        R"({"instruction": "Count", "input": "to 3", "output": "1 2 3"})"}},
       {"p.jsonl", {R"({"prompt": "The sky is", "completion": " blue."})"}},
       {"t.jsonl", {R"({"text": "plain text, all trained"})"}},
   };
@@ -230,8 +254,8 @@ TEST_F(DataFormats, RecordEncoderGivesWhatThePipelineGives) {
         size_t kept = 0;  // the pipeline keeps the sequences with a trained target (after the first token)
         for (size_t i = 0; i < records.size(); ++i) {
           const Encoded e = encoder.encode(records[i]);
-          const std::string where = model.string() + " " + name + " record " + std::to_string(i) +
-                                    " max_length " + std::to_string(cfg.max_length);
+          const std::string where = model.string() + " " + name + " record " + std::to_string(i) + " max_length " +
+                                    std::to_string(cfg.max_length);
           EXPECT_LE(int64_t(e.ids.size()), cfg.max_length) << where;
           if (std::find(e.mask.begin() + 1, e.mask.end(), 1) == e.mask.end()) continue;
           ASSERT_LT(kept, d.train.size()) << where;
@@ -254,10 +278,10 @@ TEST_F(DataFormats, ReasoningAndToolCallPartsAreTheMessageFields) {
   const fs::path qwen3 = test::shared_testdata() / "qwen3";
   QSFT_REQUIRE_PATH(qwen3);
   const std::string tools = R"("tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}])";
-  const std::string parts =
-      R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [)"
-      R"({"type": "reasoning", "value": "think"}, {"type": "text", "text": "A"}, )"
-      R"({"type": "tool_call", "value": {"name": "f", "arguments": {"x": 1}}}]}], )" + tools + "}";
+  const std::string parts = R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [)"
+                            R"({"type": "reasoning", "value": "think"}, {"type": "text", "text": "A"}, )"
+                            R"({"type": "tool_call", "value": {"name": "f", "arguments": {"x": 1}}}]}], )" +
+                            tools + "}";
   const std::string fields =
       R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "reasoning_content": "think", )"
       R"("content": "A", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]}], )" +
@@ -265,7 +289,8 @@ TEST_F(DataFormats, ReasoningAndToolCallPartsAreTheMessageFields) {
   const std::string inline_think =
       R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", )"
       R"("content": "<think>\nthink\n</think>\n\nA", "tool_calls": [{"type": "function", "function": )"
-      R"({"name": "f", "arguments": {"x": 1}}}]}], )" + tools + "}";
+      R"({"name": "f", "arguments": {"x": 1}}}]}], )" +
+      tools + "}";
   DataConfig cfg;
   RecordEncoder encoder(cfg, qwen3.string());
   const Encoded a = encoder.encode(parts), b = encoder.encode(fields), c = encoder.encode(inline_think);

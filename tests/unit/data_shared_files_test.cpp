@@ -59,7 +59,9 @@ TEST_F(SharedFiles, AlpacaEnglishAndChinese) {
   const std::string first = text(tok, d.train.ids(0));
   EXPECT_EQ(first.rfind("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
                         "<|im_end|>\n<|im_start|>user\nDescribe a process of making crepes.<|im_end|>\n"
-                        "<|im_start|>assistant\nMaking crepes is an easy and delicious process!", 0), 0u);
+                        "<|im_start|>assistant\nMaking crepes is an easy and delicious process!",
+                        0),
+            0u);
   const std::string trained = trained_text(tok, d.train, 0);
   EXPECT_EQ(trained.rfind("\nMaking crepes is an easy", 0), 0u);
   EXPECT_TRUE(trained.ends_with("<|im_end|>\n"));
@@ -84,8 +86,9 @@ TEST_F(SharedFiles, OpenAIToolsSingleTrainsToolCalls) {
   PreparedData d = prepare_data(config("openai_tools_single.json"), kQwen.string(), false);
   ASSERT_EQ(d.train.size(), 1u);
   const std::string trained = trained_text(tok, d.train, 0);
-  EXPECT_NE(trained.find("<tool_call>\n{\"name\": \"get_car_price\", \"arguments\": {\"car_name\": \"Song\"}}\n</tool_call>"),
-            std::string::npos);
+  EXPECT_NE(
+      trained.find("<tool_call>\n{\"name\": \"get_car_price\", \"arguments\": {\"car_name\": \"Song\"}}\n</tool_call>"),
+      std::string::npos);
   EXPECT_EQ(trained.find("<tool_response>"), std::string::npos);  // tool results are not trained
   EXPECT_EQ(trained.find("who is the CEO"), std::string::npos);
 }
@@ -118,8 +121,8 @@ void write_copies(const fs::path& src, int copies, const fs::path& plain, const 
 
 TEST_F(SharedFiles, GzipFilesGiveTheSameSequences) {
   // JSONL three times over (2 MB: records cross the reader's 1 MB chunks) and a JSON array.
-  for (auto [file, copies, records] : {std::tuple{"glaive_toolcall_en_openai.jsonl", 3, 900},
-                                       std::tuple{"alpaca_zh_demo.json", 1, 1000}}) {
+  for (auto [file, copies, records] :
+       {std::tuple{"glaive_toolcall_en_openai.jsonl", 3, 900}, std::tuple{"alpaca_zh_demo.json", 1, 1000}}) {
     const fs::path plain = cache_ / file, gz = cache_ / (std::string(file) + ".gz");
     write_copies(kSft / file, copies, plain, gz);
     DataConfig cfg = config(file);

@@ -4,8 +4,8 @@
 // through the end-of-turn text), including turns the template renders differently once later turns follow.
 #include <fstream>
 
-#include "engine/base/error.h"
 #include "chat_test_util.h"
+#include "engine/base/error.h"
 #include "test_util.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/chat_template.h"
@@ -44,9 +44,9 @@ TEST(JinjaChatFormat, EngineRendersWhatTheNativeFormatsRender) {
     // native format assumes.
     ChatTemplateVariables deepseek_vars;
     deepseek_vars.bos_token = "<｜begin▁of▁sentence｜>";
-    auto engine = dir == kQwen ? ChatFormat::for_model(dir.string(), "jinja")
-                               : make_jinja_format(test::read_file(dir / "chat_template.jinja"), "deepseek",
-                                                   deepseek_vars);
+    auto engine = dir == kQwen
+                      ? ChatFormat::for_model(dir.string(), "jinja")
+                      : make_jinja_format(test::read_file(dir / "chat_template.jinja"), "deepseek", deepseek_vars);
     EXPECT_NE(native->name(), "jinja");
     EXPECT_EQ(engine->name(), "jinja");
     size_t compared = 0;
@@ -73,10 +73,11 @@ TEST(JinjaChatFormat, GenericTrainedSpansFollowTheGenerationPrompt) {
       {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "w", "arguments": {"c": "Köln"}}}]},
       {"role": "tool", "content": "rain"}, {"role": "assistant", "content": "Rain."}]})");
   // The native format also trains the "\n" that the generation prompt "<|im_start|>assistant\n" ends with.
-  EXPECT_EQ(trained_runs(engine->encode(conv, tok), tok),
-            (std::vector<std::string>{"4<|im_end|>\n",
-                                      "<tool_call>\n{\"name\": \"w\", \"arguments\": {\"c\": \"Köln\"}}\n</tool_call><|im_end|>\n",
-                                      "Rain.<|im_end|>\n"}));
+  EXPECT_EQ(
+      trained_runs(engine->encode(conv, tok), tok),
+      (std::vector<std::string>{
+          "4<|im_end|>\n", "<tool_call>\n{\"name\": \"w\", \"arguments\": {\"c\": \"Köln\"}}\n</tool_call><|im_end|>\n",
+          "Rain.<|im_end|>\n"}));
   auto native = ChatFormat::for_model(kQwen.string(), "");
   EXPECT_EQ(trained_runs(native->encode(conv, tok), tok)[0], "\n4<|im_end|>\n");
   // The Qwen2.5 template cannot render zero messages (it reads messages[0]): a first assistant turn starts at its
@@ -115,7 +116,8 @@ TEST(JinjaChatFormat, MessagesCarryReasoningToolCallIdsAndNullContent) {
   EXPECT_EQ(chat->render(conversation(R"({"messages": [{"role": "user", "content": "q"},
       {"role": "assistant", "content": null, "reasoning_content": "r",
        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": {}}},
-                      {"function": {"name": "g", "arguments": {}}}]}]})"), false),
+                      {"function": {"name": "g", "arguments": {}}}]}]})"),
+                         false),
             "user:False:-:;assistant:True:r:call_1=f-=g;");
   EXPECT_EQ(chat->render(conversation(R"({"messages": [{"role": "user", "content": "q"},
       {"role": "assistant", "content": [{"type": "reasoning", "value": "r1"}, {"type": "text", "text": "A"},
@@ -124,7 +126,8 @@ TEST(JinjaChatFormat, MessagesCarryReasoningToolCallIdsAndNullContent) {
                          false),
             "user:False:-:;assistant:False:r1r2:-=f;");
   EXPECT_THROW(conversation(R"({"messages": [{"role": "assistant", "reasoning_content": "a",
-      "content": [{"type": "reasoning", "value": "b"}]}]})"), InputError);
+      "content": [{"type": "reasoning", "value": "b"}]}]})"),
+               InputError);
 }
 
 // Qwen3 renders reasoning_content as jinja2 does; the native Qwen2.5 and DeepSeek formats show no reasoning and
@@ -167,10 +170,13 @@ TEST(JinjaChatFormat, TemplateErrorsNameTheSource) {
     make_jinja_format("{% for m in messages %}\n{{ m.role }", "model/chat_template.jinja", {});
     FAIL() << "an unclosed expression must be an error";
   } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()), "model/chat_template.jinja: chat template line 2: expression not closed ('}}' missing)");
+    EXPECT_EQ(std::string(e.what()),
+              "model/chat_template.jinja: chat template line 2: expression not closed ('}}' missing)");
   }
-  auto chat = make_jinja_format("{{ raise_exception('only user turns') if messages[0].role != 'user' }}", "t.jinja", {});
-  EXPECT_THROW(chat->render(conversation(R"({"messages": [{"role": "assistant", "content": "x"}]})"), false), InputError);
+  auto chat =
+      make_jinja_format("{{ raise_exception('only user turns') if messages[0].role != 'user' }}", "t.jinja", {});
+  EXPECT_THROW(chat->render(conversation(R"({"messages": [{"role": "assistant", "content": "x"}]})"), false),
+               InputError);
 }
 
 }  // namespace

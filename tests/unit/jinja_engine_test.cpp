@@ -16,63 +16,50 @@ struct Case {
 };
 
 const Case kCases[] = {
-    {"a  {% if 1 %}  x  {% endif %}  \n  {# c #}  \nb",
-     "{}",
-     "a    x    \n  \nb"},
-    {"x\n  {%- if 1 %}\ny{% endif -%}  \n z",
-     "{}",
-     "xyz"},
-    {"  {%+ if 1 %}a{% endif +%}\nb\r\n",
-     "{}",
-     "  a\nb"},
-    {"{{ '\\u00e9\\x41\\t' }}{% raw %}{{ x }}{% endraw %}",
-     "{}",
-     "éA\t{{ x }}"},
-    {"{% for x in [1,2,3] %}{% if loop.first %}{% set y = 1 %}{% endif %}{{ y }}{% endfor %}",
-     "{}",
-     "1"},
+    {"a  {% if 1 %}  x  {% endif %}  \n  {# c #}  \nb", "{}", "a    x    \n  \nb"},
+    {"x\n  {%- if 1 %}\ny{% endif -%}  \n z", "{}", "xyz"},
+    {"  {%+ if 1 %}a{% endif +%}\nb\r\n", "{}", "  a\nb"},
+    {"{{ '\\u00e9\\x41\\t' }}{% raw %}{{ x }}{% endraw %}", "{}", "éA\t{{ x }}"},
+    {"{% for x in [1,2,3] %}{% if loop.first %}{% set y = 1 %}{% endif %}{{ y }}{% endfor %}", "{}", "1"},
     {"{% for k, v in d.items() %}{{ loop.index0 }}{{ k }}={{ v }}{{ ',' if not loop.last }}{% else %}empty{% endfor %}",
-     "{\"d\": {\"b\": 1, \"a\": [true, null, 1.5]}}",
-     "0b=1,1a=[True, None, 1.5]"},
-    {"{% for x in [] %}x{% else %}empty{% endfor %}{% for x in range(10) if x is odd %}{% if x > 6 %}{% break %}{% endif %}{{ x }}{{ loop.length }}{% endfor %}",
-     "{}",
-     "empty153555"},
-    {"{{ 'a  b c '.split() }}{{ 'a,b,c'.split(',', 1) }}{{ 'a,b,c'.rsplit(',', 1) }}{{ ' xy '.strip() }}{{ '<<a>>'.lstrip('<') }}",
-     "{}",
-     "['a', 'b', 'c']['a', 'b,c']['a,b', 'c']xya>>"},
+     "{\"d\": {\"b\": 1, \"a\": [true, null, 1.5]}}", "0b=1,1a=[True, None, 1.5]"},
+    {"{% for x in [] %}x{% else %}empty{% endfor %}{% for x in range(10) if x is odd %}{% if x > 6 %}{% break %}{% "
+     "endif %}{{ x }}{{ loop.length }}{% endfor %}",
+     "{}", "empty153555"},
+    {"{{ 'a  b c '.split() }}{{ 'a,b,c'.split(',', 1) }}{{ 'a,b,c'.rsplit(',', 1) }}{{ ' xy '.strip() }}{{ "
+     "'<<a>>'.lstrip('<') }}",
+     "{}", "['a', 'b', 'c']['a', 'b,c']['a,b', 'c']xya>>"},
     {"{{ 'hello wORLD-x(y' | title }}|{{ 'hello wORLD' .title() }}|{{ 'hELLO' | capitalize }}|{{ 'ÉCOLE' | lower }}",
-     "{}",
-     "Hello World-X(Y|Hello World|Hello|école"},
-    {"{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 1 / 2 }} {{ 2 ** 10 }} {{ 'ab' * 2 }} {{ 1 ~ none ~ x }} {{ 0.1 + 0.2 }} {{ 1e16 }}",
-     "{}",
-     "3 -4 2 0.5 1024 abab 1None 0.30000000000000004 1e+16"},
-    {"{{ x is defined }}{{ none is none }}{{ 'a' is string }}{{ {} is mapping }}{{ [] is iterable }}{{ 3 is divisibleby 3 }}{{ x | default('d') }}{{ '' | default('e', true) }}",
-     "{}",
-     "FalseTrueTrueTrueTrueTruede"},
-    {"{{ [3,1,2] | sort | join(',') }} {{ [{'a':1},{'a':2},{}] | map(attribute='a') | list }} {{ [1,2,3] | select('odd') | list }} {{ msgs | selectattr('role', 'equalto', 'user') | map(attribute='content') | join }}",
-     "{\"msgs\": [{\"role\": \"user\", \"content\": \"u1\"}, {\"role\": \"assistant\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"u2\"}]}",
+     "{}", "Hello World-X(Y|Hello World|Hello|école"},
+    {"{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 1 / 2 }} {{ 2 ** 10 }} {{ 'ab' * 2 }} {{ 1 ~ none ~ x }} {{ 0.1 + 0.2 "
+     "}} {{ 1e16 }}",
+     "{}", "3 -4 2 0.5 1024 abab 1None 0.30000000000000004 1e+16"},
+    {"{{ x is defined }}{{ none is none }}{{ 'a' is string }}{{ {} is mapping }}{{ [] is iterable }}{{ 3 is "
+     "divisibleby 3 }}{{ x | default('d') }}{{ '' | default('e', true) }}",
+     "{}", "FalseTrueTrueTrueTrueTruede"},
+    {"{{ [3,1,2] | sort | join(',') }} {{ [{'a':1},{'a':2},{}] | map(attribute='a') | list }} {{ [1,2,3] | "
+     "select('odd') | list }} {{ msgs | selectattr('role', 'equalto', 'user') | map(attribute='content') | join }}",
+     "{\"msgs\": [{\"role\": \"user\", \"content\": \"u1\"}, {\"role\": \"assistant\", \"content\": \"a\"}, {\"role\": "
+     "\"user\", \"content\": \"u2\"}]}",
      "1,2,3 [1, 2, Undefined] [1, 3] u1u2"},
-    {"{{ d | tojson }}|{{ d | tojson(indent=2) }}|{{ d | tojson(separators=(',', ':'), sort_keys=true) }}|{{ 'é' | tojson }}",
+    {"{{ d | tojson }}|{{ d | tojson(indent=2) }}|{{ d | tojson(separators=(',', ':'), sort_keys=true) }}|{{ 'é' | "
+     "tojson }}",
      "{\"d\": {\"z\": [1, 2.5, null], \"a\": \"é\\n\"}}",
-     "{\"z\": [1, 2.5, null], \"a\": \"é\\n\"}|{\n  \"z\": [\n    1,\n    2.5,\n    null\n  ],\n  \"a\": \"é\\n\"\n}|{\"a\":\"é\\n\",\"z\":[1,2.5,null]}|\"é\""},
-    {"{{ 'abc'[::-1] }}{{ [1,2,3,4][1:3] }}{{ 'héllo'[1] }}{{ 'héllo' | length }}{{ (1,) }}{{ {'a': 'it\\'s'} }}",
-     "{}",
+     "{\"z\": [1, 2.5, null], \"a\": \"é\\n\"}|{\n  \"z\": [\n    1,\n    2.5,\n    null\n  ],\n  \"a\": "
+     "\"é\\n\"\n}|{\"a\":\"é\\n\",\"z\":[1,2.5,null]}|\"é\""},
+    {"{{ 'abc'[::-1] }}{{ [1,2,3,4][1:3] }}{{ 'héllo'[1] }}{{ 'héllo' | length }}{{ (1,) }}{{ {'a': 'it\\'s'} }}", "{}",
      "cba[2, 3]é5(1,){'a': \"it's\"}"},
-    {"{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}",
-     "{}",
-     "3"},
-    {"{% macro m(a, b='B') %}[{{ a }}{{ b }}{{ caller() if caller is defined }}]{% endmacro %}{{ m(1) }}{% call m(2, b=3) %}C{% endcall %}",
-     "{}",
-     "[1B][23C]"},
-    {"{% filter upper %}ab{% endfilter %}{% set s %}x{{ 1 }}{% endset %}{{ s }}{{ 'x\ny\n' | indent(2) }}|{{ 'x\n\ny' | indent(2, true) }}",
-     "{}",
-     "ABx1x\n  y\n|  x\n\n  y"},
-    {"{{ '%s=%d' % ('a', 3) }} {{ '{}-{x}'.format(1, x=2) }} {{ 'a' in 'cat' }} {{ 2 not in [1] }} {{ 1 < 2 < 3 }} {{ 'b' if false }}|",
-     "{}",
-     "a=3 1-2 True True True |"},
-    {"{{ x | first }}|{{ [] | last }}|{{ (x | first) is defined }}",
-     "{}",
-     "||False"},
+    {"{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}", "{}", "3"},
+    {"{% macro m(a, b='B') %}[{{ a }}{{ b }}{{ caller() if caller is defined }}]{% endmacro %}{{ m(1) }}{% call m(2, "
+     "b=3) %}C{% endcall %}",
+     "{}", "[1B][23C]"},
+    {"{% filter upper %}ab{% endfilter %}{% set s %}x{{ 1 }}{% endset %}{{ s }}{{ 'x\ny\n' | indent(2) }}|{{ 'x\n\ny' "
+     "| indent(2, true) }}",
+     "{}", "ABx1x\n  y\n|  x\n\n  y"},
+    {"{{ '%s=%d' % ('a', 3) }} {{ '{}-{x}'.format(1, x=2) }} {{ 'a' in 'cat' }} {{ 2 not in [1] }} {{ 1 < 2 < 3 }} {{ "
+     "'b' if false }}|",
+     "{}", "a=3 1-2 True True True |"},
+    {"{{ x | first }}|{{ [] | last }}|{{ (x | first) is defined }}", "{}", "||False"},
 };
 
 TEST(JinjaEngine, RendersAsJinja2) {
@@ -96,12 +83,15 @@ std::string error_of(std::string_view source, std::string_view context = "{}") {
 }
 
 TEST(JinjaEngine, GenerationBlocksGiveByteSpans) {
-  Template t("{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}."
-             "{% endgeneration %}{% endif %}{% endfor %}");
+  Template t(
+      "{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}."
+      "{% endgeneration %}{% endif %}{% endfor %}");
   EXPECT_TRUE(t.has_generation());
   std::vector<std::pair<size_t, size_t>> spans;
   std::string text = t.render(Value::from_json(R"({"messages": [{"role": "user", "content": "q"},
-      {"role": "assistant", "content": "é!"}, {"role": "assistant", "content": ""}]})", "context"), &spans);
+      {"role": "assistant", "content": "é!"}, {"role": "assistant", "content": ""}]})",
+                                               "context"),
+                              &spans);
   EXPECT_EQ(text, "<user><assistant>é!.<assistant>.");
   ASSERT_EQ(spans.size(), 2u);
   EXPECT_EQ(text.substr(spans[0].first, spans[0].second - spans[0].first), "é!.");
@@ -111,8 +101,10 @@ TEST(JinjaEngine, GenerationBlocksGiveByteSpans) {
 
 TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
   EXPECT_EQ(error_of("a\n{% include 'x' %}"), "chat template line 2: '{% include %}' is not supported");
-  EXPECT_EQ(error_of("\n\n{{ raise_exception('roles must alternate') }}"), "chat template line 3: roles must alternate");
-  EXPECT_EQ(error_of("{% if x %}\n{{ x.y.z }}{% endif %}", R"({"x": {"a": 1}})"), "chat template line 2: 'dict object' has no attribute 'y'");
+  EXPECT_EQ(error_of("\n\n{{ raise_exception('roles must alternate') }}"),
+            "chat template line 3: roles must alternate");
+  EXPECT_EQ(error_of("{% if x %}\n{{ x.y.z }}{% endif %}", R"({"x": {"a": 1}})"),
+            "chat template line 2: 'dict object' has no attribute 'y'");
   EXPECT_EQ(error_of("{{ xs[3] + 1 }}", R"({"xs": [1]})"), "chat template line 1: list object has no element 3");
   EXPECT_EQ(error_of("{% for x in xs %}\n{% endif %}"),
             "chat template line 2: unexpected '{% endif %}', expected '{% endfor %}'");
@@ -124,7 +116,8 @@ TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
   // Unknown or unsupported filters and tests are refused when the template is read, even in branches not taken.
   EXPECT_EQ(error_of("\n{{ x | groupby('a') if false }}"), "chat template line 2: filter 'groupby' is not supported");
   EXPECT_EQ(error_of("{% if x is nothing %}{% endif %}"), "chat template line 1: test 'nothing' is not supported");
-  EXPECT_EQ(error_of("{% for x in xs recursive %}{% endfor %}"), "chat template line 1: recursive loops are not supported");
+  EXPECT_EQ(error_of("{% for x in xs recursive %}{% endfor %}"),
+            "chat template line 1: recursive loops are not supported");
   EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}\n{{ f(0) }}"),
             "chat template line 1: macro 'f': maximum recursion depth exceeded");
 }

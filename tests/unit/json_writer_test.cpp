@@ -40,12 +40,20 @@ TEST(JsonWriter, EscapesStringsAndPassesUtf8Through) {
 
 TEST(JsonWriter, NumbersPrintLikePythonAndReadBackExactly) {
   // Expected strings are Python's repr of the same doubles.
-  std::vector<std::pair<double, const char*>> doubles = {
-      {0.0, "0.0"},          {-0.0, "-0.0"},       {1e-6, "1e-06"},      {1e6, "1000000.0"},
-      {0.1, "0.1"},          {1e16, "1e+16"},      {1e15, "1000000000000000.0"},
-      {-2.5e-5, "-2.5e-05"}, {3.0, "3.0"},         {0.0001, "0.0001"},   {1.5e300, "1.5e+300"},
-      {5e-324, "5e-324"},    {123456789012345680.0, "1.2345678901234568e+17"},
-      {9.5367431640625e-07, "9.5367431640625e-07"}};
+  std::vector<std::pair<double, const char*>> doubles = {{0.0, "0.0"},
+                                                         {-0.0, "-0.0"},
+                                                         {1e-6, "1e-06"},
+                                                         {1e6, "1000000.0"},
+                                                         {0.1, "0.1"},
+                                                         {1e16, "1e+16"},
+                                                         {1e15, "1000000000000000.0"},
+                                                         {-2.5e-5, "-2.5e-05"},
+                                                         {3.0, "3.0"},
+                                                         {0.0001, "0.0001"},
+                                                         {1.5e300, "1.5e+300"},
+                                                         {5e-324, "5e-324"},
+                                                         {123456789012345680.0, "1.2345678901234568e+17"},
+                                                         {9.5367431640625e-07, "9.5367431640625e-07"}};
   for (auto& [v, text] : doubles) EXPECT_EQ(Json(v).dump(), text) << text;
   EXPECT_EQ(Json(0.1f).dump(), "0.1");  // shortest text for the float, not for the double it widens to
   EXPECT_EQ(Json(3.0f).dump(), "3.0");

@@ -78,8 +78,9 @@ TEST(LossCurveSvg, AxisLabelsGridAndRoundTicksSpanningTheData) {
 
   // Every point inside the plot: between the axis lines (the x axis' y and the y axis' x).
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(svg, m, std::regex("<line class=\"axis\" x1=\"([-0-9.e]+)\" y1=\"([-0-9.e]+)\" "
-                                                    "x2=\"([-0-9.e]+)\"")));
+  ASSERT_TRUE(std::regex_search(svg, m,
+                                std::regex("<line class=\"axis\" x1=\"([-0-9.e]+)\" y1=\"([-0-9.e]+)\" "
+                                           "x2=\"([-0-9.e]+)\"")));
   const double left = std::stod(m[1]), bottom = std::stod(m[2]), right = std::stod(m[3]);
   const std::regex circle("<circle cx=\"([-0-9.e]+)\" cy=\"([-0-9.e]+)\"");
   size_t circles = 0;

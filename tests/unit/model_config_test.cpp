@@ -28,20 +28,33 @@ struct Sizes {
   }
 };
 Sizes sizes_of(const Qwen2Config& c) {
-  return {c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads,
-          c.head_dim, c.vocab_size};
+  return {c.hidden_size,         c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
+          c.num_key_value_heads, c.head_dim,          c.vocab_size};
 }
 
 // A transformers v4 config of a small Qwen2 as (key, JSON text) pairs, edited per test, then written out.
 using ConfigKeys = std::vector<std::pair<std::string, std::string>>;
 ConfigKeys base_config() {
-  return {{"architectures", R"(["Qwen2ForCausalLM"])"}, {"model_type", R"("qwen2")"},
-          {"hidden_size", "64"}, {"intermediate_size", "160"}, {"num_hidden_layers", "2"},
-          {"num_attention_heads", "4"}, {"num_key_value_heads", "2"}, {"vocab_size", "768"},
-          {"max_position_embeddings", "2048"}, {"rope_theta", "1000000.0"}, {"rms_norm_eps", "1e-06"},
-          {"tie_word_embeddings", "true"}, {"hidden_act", R"("silu")"}, {"attention_dropout", "0.0"},
-          {"use_sliding_window", "false"}, {"sliding_window", "4096"}, {"rope_scaling", "null"},
-          {"torch_dtype", R"("bfloat16")"}, {"bos_token_id", "700"}, {"eos_token_id", "702"}};
+  return {{"architectures", R"(["Qwen2ForCausalLM"])"},
+          {"model_type", R"("qwen2")"},
+          {"hidden_size", "64"},
+          {"intermediate_size", "160"},
+          {"num_hidden_layers", "2"},
+          {"num_attention_heads", "4"},
+          {"num_key_value_heads", "2"},
+          {"vocab_size", "768"},
+          {"max_position_embeddings", "2048"},
+          {"rope_theta", "1000000.0"},
+          {"rms_norm_eps", "1e-06"},
+          {"tie_word_embeddings", "true"},
+          {"hidden_act", R"("silu")"},
+          {"attention_dropout", "0.0"},
+          {"use_sliding_window", "false"},
+          {"sliding_window", "4096"},
+          {"rope_scaling", "null"},
+          {"torch_dtype", R"("bfloat16")"},
+          {"bos_token_id", "700"},
+          {"eos_token_id", "702"}};
 }
 ConfigKeys edited(std::map<std::string, std::string> changes, const std::vector<std::string>& removed = {}) {
   ConfigKeys out;
@@ -109,9 +122,9 @@ TEST_F(ModelConfigTest, ReadsTransformersV5Spelling) {
 }
 
 TEST_F(ModelConfigTest, DefaultsFollowTransformers) {
-  Qwen2Config c = load(edited({}, {"tie_word_embeddings", "rope_theta", "rms_norm_eps", "max_position_embeddings",
-                                   "bos_token_id", "eos_token_id", "torch_dtype", "hidden_act", "attention_dropout",
-                                   "use_sliding_window", "architectures"}));
+  Qwen2Config c = load(edited(
+      {}, {"tie_word_embeddings", "rope_theta", "rms_norm_eps", "max_position_embeddings", "bos_token_id",
+           "eos_token_id", "torch_dtype", "hidden_act", "attention_dropout", "use_sliding_window", "architectures"}));
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_EQ(c.rope_theta, 10000.0);
   EXPECT_EQ(c.rms_norm_eps, 1e-6);
@@ -170,13 +183,12 @@ TEST_F(ModelConfigTest, UnknownArchitectureSaysWhatIsSupported) {
 }
 
 TEST_F(ModelConfigTest, Qwen3ReadsAttentionBiasAndHeadNorms) {
-  const Qwen2Config q3 = load(edited({{"architectures", R"(["Qwen3ForCausalLM"])"},
-                                                   {"model_type", R"("qwen3")"}}));
+  const Qwen2Config q3 = load(edited({{"architectures", R"(["Qwen3ForCausalLM"])"}, {"model_type", R"("qwen3")"}}));
   EXPECT_EQ(q3.arch, ModelArch::qwen3);
   EXPECT_TRUE(q3.qk_norm());
   EXPECT_FALSE(q3.attention_bias) << "Qwen3's attention_bias defaults to false";
-  const Qwen2Config biased = load(edited({{"architectures", R"(["Qwen3ForCausalLM"])"},
-                                                       {"model_type", R"("qwen3")"}, {"attention_bias", "true"}}));
+  const Qwen2Config biased = load(
+      edited({{"architectures", R"(["Qwen3ForCausalLM"])"}, {"model_type", R"("qwen3")"}, {"attention_bias", "true"}}));
   EXPECT_TRUE(biased.attention_bias && biased.o_bias());
   // Written back and read again: the same architecture and bias.
   const Qwen2Config again = Qwen2Config::parse(biased.to_json(), "to_json");
@@ -211,8 +223,12 @@ TEST_F(ModelConfigTest, SizesBeyondAnyModelAreRejected) {
   load_error(edited({{"head_dim", "1073741824"}}), "head_dim");
   load_error(edited({{"max_position_embeddings", "1099511627776"}}), "max_position_embeddings");
   // The largest Qwen2 (72B) and a wide head are within the limits.
-  Qwen2Config c = load(edited({{"hidden_size", "8192"}, {"intermediate_size", "29568"}, {"num_hidden_layers", "80"},
-                               {"num_attention_heads", "64"}, {"num_key_value_heads", "8"}, {"vocab_size", "152064"},
+  Qwen2Config c = load(edited({{"hidden_size", "8192"},
+                               {"intermediate_size", "29568"},
+                               {"num_hidden_layers", "80"},
+                               {"num_attention_heads", "64"},
+                               {"num_key_value_heads", "8"},
+                               {"vocab_size", "152064"},
                                {"max_position_embeddings", "131072"}}));
   EXPECT_EQ(c.head_dim, 128);
 }

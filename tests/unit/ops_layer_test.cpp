@@ -93,22 +93,22 @@ std::vector<float> rope(Ops& ops, RopeInputs& in, const std::vector<float>& x, b
 TEST(OpsRope, ForwardMatchesRotateHalfFormula) {
   auto ops = make_cpu_ops();
   for (float scale : {1.0f, 1.3f}) {
-  RopeInputs in;
-  in.scale = scale;
-  const int64_t half = in.D / 2;
-  std::vector<double> want(in.x.size());
-  for (int64_t t = 0; t < in.T; ++t)
-    for (int64_t h = 0; h < in.n; ++h)
-      for (int64_t i = 0; i < half; ++i) {
-        // inv_freq and the angle in fp32 exactly as torch; the rotation in double.
-        const float inv_freq = 1.0f / std::pow(in.theta, float(2 * i) / float(in.D));
-        const double angle = float(in.layout.positions[size_t(t)]) * inv_freq;
-        const size_t lo = size_t((t * in.n + h) * in.D + i), hi = lo + size_t(half);
-        const double c = std::cos(angle) * scale, sn = std::sin(angle) * scale;
-        want[lo] = in.x[lo] * c - in.x[hi] * sn;
-        want[hi] = in.x[hi] * c + in.x[lo] * sn;
-      }
-  expect_all_close(rope(*ops, in, in.x, true), want, 1e-6, 1e-6, ("rope scale " + std::to_string(scale)).c_str());
+    RopeInputs in;
+    in.scale = scale;
+    const int64_t half = in.D / 2;
+    std::vector<double> want(in.x.size());
+    for (int64_t t = 0; t < in.T; ++t)
+      for (int64_t h = 0; h < in.n; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          // inv_freq and the angle in fp32 exactly as torch; the rotation in double.
+          const float inv_freq = 1.0f / std::pow(in.theta, float(2 * i) / float(in.D));
+          const double angle = float(in.layout.positions[size_t(t)]) * inv_freq;
+          const size_t lo = size_t((t * in.n + h) * in.D + i), hi = lo + size_t(half);
+          const double c = std::cos(angle) * scale, sn = std::sin(angle) * scale;
+          want[lo] = in.x[lo] * c - in.x[hi] * sn;
+          want[hi] = in.x[hi] * c + in.x[lo] * sn;
+        }
+    expect_all_close(rope(*ops, in, in.x, true), want, 1e-6, 1e-6, ("rope scale " + std::to_string(scale)).c_str());
   }
 }
 

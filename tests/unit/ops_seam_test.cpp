@@ -14,7 +14,7 @@ namespace {
 
 // y[t, o] = sum_i x[t, i] W[o, i] + b[o] + residual[t, o], in double.
 std::vector<double> naive_linear(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
-                                const std::vector<float>* residual, int64_t T, int64_t in, int64_t out) {
+                                 const std::vector<float>* residual, int64_t T, int64_t in, int64_t out) {
   std::vector<double> y(size_t(T * out));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t o = 0; o < out; ++o) {
@@ -37,8 +37,8 @@ TEST(OpsLinear, BiasAndResidualMatchNaive) {
   res.set(random_uniform(res.size(), rng));
   const LinearWeight W{w.t, b.t};
   ops->linear(x.t, W, y.t, &res.t);
-  expect_all_close(y.values(), naive_linear(x.values(), w.values(), b.values(), &res.values(), T, in, out), 1e-5,
-                   1e-5, "linear with residual");
+  expect_all_close(y.values(), naive_linear(x.values(), w.values(), b.values(), &res.values(), T, in, out), 1e-5, 1e-5,
+                   "linear with residual");
   ops->linear(x.t, LinearWeight{w.t, {}}, y.t);
   expect_all_close(y.values(), naive_linear(x.values(), w.values(), {}, nullptr, T, in, out), 1e-5, 1e-5,
                    "linear without bias");

@@ -61,15 +61,14 @@ TEST_F(PeftAdapter, ReadsPeftsOwnFiles) {
 }
 
 TEST_F(PeftAdapter, RefusesFeaturesItDoesNotImplement) {
-  for (auto [key, value] : std::vector<std::pair<std::string, std::string>>{
-           {"use_dora", "true"},
-           {"bias", "\"all\""},
-           {"lora_bias", "true"},
-           {"modules_to_save", "[\"lm_head\"]"},
-           {"rank_pattern", "{\"q_proj\": 4}"},
-           {"exclude_modules", "[\"down_proj\"]"},
-           {"layer_replication", "[[0, 1]]"},
-           {"target_modules", "\".*q_proj\""}}) {
+  for (auto [key, value] : std::vector<std::pair<std::string, std::string>>{{"use_dora", "true"},
+                                                                            {"bias", "\"all\""},
+                                                                            {"lora_bias", "true"},
+                                                                            {"modules_to_save", "[\"lm_head\"]"},
+                                                                            {"rank_pattern", "{\"q_proj\": 4}"},
+                                                                            {"exclude_modules", "[\"down_proj\"]"},
+                                                                            {"layer_replication", "[[0, 1]]"},
+                                                                            {"target_modules", "\".*q_proj\""}}) {
     const std::string e = input_error_of([&] { read_peft_config(edited(key, value)); });
     EXPECT_NE(e.find(key == "target_modules" ? "regular expression" : key), std::string::npos) << key << ": " << e;
     EXPECT_NE(e.find("adapter_config.json"), std::string::npos) << e;

@@ -1,6 +1,6 @@
 // `qwen-sft plan`: the planned memory equals what the model's arenas allocate, with and without recompute.
-#include "engine/train/adamw.h"
 #include "engine/train/plan.h"
+#include "engine/train/adamw.h"
 #include "fixture.h"
 
 namespace qsft::test {

@@ -27,7 +27,9 @@ const char* kTiny = R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qw
   "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
   "vocab_size": 32, "max_position_embeddings": 131072)";
 
-Qwen2Config tiny(const std::string& extra) { return Qwen2Config::parse(std::string(kTiny) + extra + "}", "config.json"); }
+Qwen2Config tiny(const std::string& extra) {
+  return Qwen2Config::parse(std::string(kTiny) + extra + "}", "config.json");
+}
 
 TEST(RopeScaling, MatchesTransformersBitForBit) {
   const std::string text = read_file(repo_testdata() / "rope_golden.json");

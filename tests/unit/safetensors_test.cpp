@@ -35,7 +35,6 @@ std::string raw_file(const std::string& header, size_t data_bytes) {
 
 class SafetensorsTest : public test::TempDirTest {
  protected:
-
   // Opens a hand-made file; returns the error message (and checks it names the file).
   std::string open_error(const std::string& bytes) {
     fs::path p = dir_ / "model.safetensors";
@@ -55,9 +54,9 @@ struct Fixture {
   std::vector<int64_t> i64{int64_t(1) << 40, -1};
   float scalar = 0.5f;
   std::vector<SafetensorsEntry> entries() const {
-    return {{"w.f32", DType::F32, {2, 3}, f32.data()},      {"w.bf16", DType::BF16, {2, 2}, bf16.data()},
-            {"w.f16", DType::F16, {4}, f16.data()},          {"ids.i32", DType::I32, {3}, i32.data()},
-            {"ids.i64", DType::I64, {1, 2}, i64.data()},     {"scalar", DType::F32, {}, &scalar},
+    return {{"w.f32", DType::F32, {2, 3}, f32.data()},   {"w.bf16", DType::BF16, {2, 2}, bf16.data()},
+            {"w.f16", DType::F16, {4}, f16.data()},      {"ids.i32", DType::I32, {3}, i32.data()},
+            {"ids.i64", DType::I64, {1, 2}, i64.data()}, {"scalar", DType::F32, {}, &scalar},
             {"empty", DType::F32, {0, 4}, nullptr}};
   }
 };
@@ -102,8 +101,11 @@ TEST_F(SafetensorsTest, HeaderIsWhatThePythonLibraryWrites) {
   int64_t c[] = {7};
   int32_t e[] = {1, 2, 3};
   fs::path p = dir_ / "x.safetensors";
-  write_safetensors(p, {{"b", DType::F32, {2}, b}, {"a", DType::BF16, {3}, a}, {"c", DType::I64, {1}, c},
-                        {"d", DType::F16, {2}, d}, {"e", DType::I32, {3}, e}});
+  write_safetensors(p, {{"b", DType::F32, {2}, b},
+                        {"a", DType::BF16, {3}, a},
+                        {"c", DType::I64, {1}, c},
+                        {"d", DType::F16, {2}, d},
+                        {"e", DType::I32, {3}, e}});
   std::string bytes = read_file(p);
   ASSERT_EQ(bytes.size(), 8 + expected.size() + 38);
   EXPECT_EQ(bytes.substr(0, 8), raw_file(expected, 0).substr(0, 8));
@@ -277,12 +279,11 @@ TEST_F(SafetensorsTest, DTypeTimesShapeNotBytesIsAnInputError) {
 
 TEST_F(SafetensorsTest, UnsupportedDTypeIsAnInputError) {
   for (const char* dtype : {"F64", "F8_E4M3", "BOOL", "I8", "U8"}) {
-    std::string msg = open_error(raw_file(R"({"w":{"dtype":")" + std::string(dtype) +
-                                              R"(","shape":[1],"data_offsets":[0,1]}})",
-                                          8));
-    EXPECT_NE(msg.find("unsupported dtype " + std::string(dtype) +
-                       " for tensor w (supported: F32, BF16, F16, I32, I64)"),
-              std::string::npos)
+    std::string msg =
+        open_error(raw_file(R"({"w":{"dtype":")" + std::string(dtype) + R"(","shape":[1],"data_offsets":[0,1]}})", 8));
+    EXPECT_NE(
+        msg.find("unsupported dtype " + std::string(dtype) + " for tensor w (supported: F32, BF16, F16, I32, I64)"),
+        std::string::npos)
         << msg;
   }
 }

@@ -115,8 +115,9 @@ TEST_F(TinyTokenizerTest, PipelineAndByteAlphabetAreQwen25s) {
   simdjson::dom::parser ours_parser, qwen_parser;
   simdjson::dom::element ours = parse(ours_parser, dir_ / "tokenizer.json"), ref = parse(qwen_parser, qwen);
   expect_same_values(ours, ref, {"version", "normalizer", "pre_tokenizer", "post_processor", "decoder"});
-  expect_same_values(ours["model"], ref["model"], {"type", "dropout", "unk_token", "continuing_subword_prefix",
-                                                   "end_of_word_suffix", "fuse_unk", "byte_fallback"});
+  expect_same_values(
+      ours["model"], ref["model"],
+      {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", "byte_fallback"});
 
   // Ids 0..255: the same 256 byte-level characters in the same order.
   std::vector<std::string> ours_bytes(256), ref_bytes(256);
@@ -133,9 +134,9 @@ TEST_F(TinyTokenizerTest, ConfigIsQwen25InstructsWithTheSameChatTemplate) {
   simdjson::dom::parser ours_parser, qwen_parser;
   simdjson::dom::element ours = parse(ours_parser, dir_ / "tokenizer_config.json"), ref = parse(qwen_parser, qwen);
   EXPECT_EQ(std::string_view(ours["chat_template"]), std::string_view(ref["chat_template"]));
-  expect_same_values(ours, ref, {"add_bos_token", "add_prefix_space", "bos_token", "clean_up_tokenization_spaces",
-                                 "eos_token", "errors", "pad_token", "split_special_tokens", "tokenizer_class",
-                                 "unk_token"});
+  expect_same_values(ours, ref,
+                     {"add_bos_token", "add_prefix_space", "bos_token", "clean_up_tokenization_spaces", "eos_token",
+                      "errors", "pad_token", "split_special_tokens", "tokenizer_class", "unk_token"});
   EXPECT_EQ(int64_t(ours["model_max_length"]), 4096);
   for (size_t k = 0; k < kAdded.size(); ++k) {
     simdjson::dom::element entry = ours["added_tokens_decoder"][std::to_string(kBpeTokens + int64_t(k))];
@@ -153,7 +154,7 @@ TEST(ByteLevelBpeTrainer, MergesTheMostFrequentPairAndBreaksTiesByTokenStrings) 
   ASSERT_EQ(bpe.vocab.size(), 259u);
   EXPECT_EQ(bpe.vocab[256], "ab");
   EXPECT_EQ(bpe.vocab[258], "Ġab");
-  EXPECT_EQ(bpe.vocab[0], "!");  // byte 0x21, the first printable byte
+  EXPECT_EQ(bpe.vocab[0], "!");    // byte 0x21, the first printable byte
   EXPECT_EQ(bpe.vocab[255], "Ń");  // byte 0xAD (soft hyphen), the last one moved to U+0100 + 67
 
   EXPECT_EQ(train_byte_level_bpe("xy xy ab ab", 257).merges.size(), 1u);  // stops at the asked size

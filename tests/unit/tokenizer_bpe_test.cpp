@@ -94,7 +94,8 @@ TEST_F(TokenizerTest, VocabMergesFallbackEqualsTokenizerJson) {
   for (const std::string header : {"", "#version: 0.2\n"}) {
     fs::path dir = test::fresh_temp_dir("vocab_merges_" + std::to_string(header.size()));
     fs::copy_file(qwen_dir / "vocab.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
-    fs::copy_file(qwen_dir / "tokenizer_config.json", dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
+    fs::copy_file(qwen_dir / "tokenizer_config.json", dir / "tokenizer_config.json",
+                  fs::copy_options::overwrite_existing);
     std::ofstream(dir / "merges.txt", std::ios::binary) << header << read_file(qwen_dir / "merges.txt");
     Tokenizer fallback = Tokenizer::load(dir.string());
     fs::remove_all(dir);

@@ -46,8 +46,7 @@ TEST_F(TokenizerFilesTest, VocabularyIdsOutOfRangeAreRefused) {
   for (const std::string id : {"2147483647", "4294967301", "1500000000", "-1"}) {
     write_edited(first_vocab_, "\"!\": " + id + ",");
     const std::string e = load_error();
-    EXPECT_NE(e.find("tokenizer.json: model.vocab: token '!' has id " + id + ", outside 0.."), std::string::npos)
-        << e;
+    EXPECT_NE(e.find("tokenizer.json: model.vocab: token '!' has id " + id + ", outside 0.."), std::string::npos) << e;
   }
 }
 
@@ -55,8 +54,7 @@ TEST_F(TokenizerFilesTest, AddedTokenIdsOutOfRangeAreRefused) {
   for (const std::string id : {"2147483647", "4294967296", "-3"}) {
     write_edited(first_added_id(), "\"id\": " + id + ",");
     const std::string e = load_error();
-    EXPECT_NE(e.find("tokenizer.json: added_tokens[0].id: token '<|endoftext|>' has id " + id), std::string::npos)
-        << e;
+    EXPECT_NE(e.find("tokenizer.json: added_tokens[0].id: token '<|endoftext|>' has id " + id), std::string::npos) << e;
   }
 }
 
@@ -67,16 +65,13 @@ TEST_F(TokenizerFilesTest, DuplicateIdsAreRefused) {
   EXPECT_NE(e.find("both have id 1"), std::string::npos) << e;
   write_edited(first_added_id(), "\"id\": " + std::to_string(tiny_.im_end_id) + ",");
   e = load_error();
-  EXPECT_NE(e.find("added_tokens[2].id: tokens '<|endoftext|>' and '<|im_end|>' both have id"), std::string::npos)
-      << e;
+  EXPECT_NE(e.find("added_tokens[2].id: tokens '<|endoftext|>' and '<|im_end|>' both have id"), std::string::npos) << e;
 }
 
 TEST_F(TokenizerFilesTest, IdsBeyondTheModelsVocabularyAreRefused) {
   std::ofstream(dir_ / "config.json") << "{\"vocab_size\": " << tiny_.im_end_id << "}";
   std::string e = load_error();
-  EXPECT_NE(e.find("token '<|im_end|>' has id " + std::to_string(tiny_.im_end_id)),
-            std::string::npos)
-      << e;
+  EXPECT_NE(e.find("token '<|im_end|>' has id " + std::to_string(tiny_.im_end_id)), std::string::npos) << e;
   EXPECT_NE(e.find("vocab_size in " + (dir_ / "config.json").string()), std::string::npos) << e;
   std::ofstream(dir_ / "config.json") << "{\"vocab_size\": " << tiny_.vocab_size << "}";
   EXPECT_EQ(Tokenizer::load(dir_.string()).vocab_size(), tiny_.vocab_size);

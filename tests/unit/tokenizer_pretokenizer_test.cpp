@@ -27,17 +27,18 @@ std::vector<char32_t> code_points(std::string_view s) {
 TEST(Pretokenizer, PatternAlternatives) {
   using V = std::vector<std::string>;
   EXPECT_EQ(split("it's we'LL 'Re"), (V{"it", "'s", " we", "'LL", " '", "Re"}));  // contractions, any case
-  EXPECT_EQ(split("12345"), (V{"1", "2", "3", "4", "5"}));                      // one digit per piece
-  EXPECT_EQ(split("a   b"), (V{"a", "  ", " b"}));                              // \s+(?!\S) leaves one space
-  EXPECT_EQ(split("a \n\n b"), (V{"a", " \n\n", " b"}));                        // \s*[\r\n]+
-  EXPECT_EQ(split("x  "), (V{"x", "  "}));                                      // trailing spaces stay together
-  EXPECT_EQ(split("\tword !!\n\n?"), (V{"\tword", " !!\n\n", "?"}));           // optional non-letter before letters
+  EXPECT_EQ(split("12345"), (V{"1", "2", "3", "4", "5"}));                        // one digit per piece
+  EXPECT_EQ(split("a   b"), (V{"a", "  ", " b"}));                                // \s+(?!\S) leaves one space
+  EXPECT_EQ(split("a \n\n b"), (V{"a", " \n\n", " b"}));                          // \s*[\r\n]+
+  EXPECT_EQ(split("x  "), (V{"x", "  "}));                                        // trailing spaces stay together
+  EXPECT_EQ(split("\tword !!\n\n?"), (V{"\tword", " !!\n\n", "?"}));              // optional non-letter before letters
   EXPECT_EQ(split("\r\n\r\nA"), (V{"\r\n\r\n", "A"}));
 }
 
 TEST(Pretokenizer, InvariantsOnRandomText) {
-  const std::vector<std::string> atoms = {" ", "  ", "\t", "\n", "\r\n", "a", "Zz", "é", "中文", "7", "٣", "!",
-                                          "'s", "'", "😀", "\u200d", "\u0301", "\u00a0", "\u3000", "-", "ſ"};
+  const std::vector<std::string> atoms = {" ", "  ",     "\t",     "\n",     "\r\n",   "a",  "Zz",
+                                          "é", "中文",   "7",      "٣",      "!",      "'s", "'",
+                                          "😀", "\u200d", "\u0301", "\u00a0", "\u3000", "-",  "ſ"};
   std::mt19937 rng(7);
   for (int round = 0; round < 2000; ++round) {
     std::string text;

@@ -9,8 +9,7 @@
 namespace qsft::test {
 namespace {
 
-const std::string kMinimal =
-    R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out"})";
+const std::string kMinimal = R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out"})";
 
 std::string error_of(const std::string& json) {
   try {
@@ -145,19 +144,18 @@ TEST(TrainConfig, ResumeMayChangeOnlyLengthCadenceAndDevice) {
     return parse_train_config(apply_overrides(kMinimal, set, "x"), "/cfg/run.json").resolved_json;
   };
   EXPECT_TRUE(resume_incompatible_keys(before, before).empty());
-  EXPECT_TRUE(resume_incompatible_keys(before, now({"training.max_steps=100", "save_steps=10", "device=\"cpu\""}))
-                  .empty());
+  EXPECT_TRUE(
+      resume_incompatible_keys(before, now({"training.max_steps=100", "save_steps=10", "device=\"cpu\""})).empty());
   EXPECT_EQ(resume_incompatible_keys(before, now({"training.learning_rate=1e-3", "data.max_length=64"})),
             (std::vector<std::string>{"data.max_length", "training.learning_rate"}));
   EXPECT_EQ(resume_incompatible_keys(before, now({"training.seed=7"})), std::vector<std::string>{"training.seed"});
 }
 
 TEST(ConfigOverrides, SetReplacesAddsAndCreatesKeys) {
-  const std::string text = apply_overrides(
-      kMinimal,
-      {"training.learning_rate=1e-4", "model=other", "lora.r=4", "data.max_length=64", "device=\"cpu\"",
-       "lora.target_modules=[\"q_proj\"]"},
-      "/cfg/run.json");
+  const std::string text = apply_overrides(kMinimal,
+                                           {"training.learning_rate=1e-4", "model=other", "lora.r=4",
+                                            "data.max_length=64", "device=\"cpu\"", "lora.target_modules=[\"q_proj\"]"},
+                                           "/cfg/run.json");
   TrainConfig c = parse_train_config(text, "/cfg/run.json");
   EXPECT_EQ(c.training.learning_rate, 1e-4);
   EXPECT_EQ(c.model, "/cfg/other");

@@ -17,10 +17,10 @@ namespace fs = std::filesystem;
 
 TEST(LrSchedule, MatchesTransformersFormulas) {
   LrSchedule s{"cosine", 1e-3, 10, 110};
-  EXPECT_EQ(s.at(0), 0.0);                 // warmup starts from zero
+  EXPECT_EQ(s.at(0), 0.0);  // warmup starts from zero
   EXPECT_DOUBLE_EQ(s.at(5), 0.5e-3);
-  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);        // peak after warmup
-  EXPECT_NEAR(s.at(60), 0.5e-3, 1e-15);    // half way down the half cosine
+  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);      // peak after warmup
+  EXPECT_NEAR(s.at(60), 0.5e-3, 1e-15);  // half way down the half cosine
   EXPECT_NEAR(s.at(110), 0.0, 1e-18);
   LrSchedule lin{"linear", 1e-3, 0, 100};
   EXPECT_DOUBLE_EQ(lin.at(0), 1e-3);
@@ -32,10 +32,10 @@ TEST(LrSchedule, MatchesTransformersFormulas) {
 }
 
 TEST(LrSchedule, WarmupStepsAsTransformersCountsThem) {
-  EXPECT_EQ(warmup_steps_for(0, 0.03, 100), 3);    // v4 warmup_ratio: ceil
-  EXPECT_EQ(warmup_steps_for(0.03, 0, 100), 3);    // v5: warmup_steps below 1 is a ratio
-  EXPECT_EQ(warmup_steps_for(0.031, 0, 100), 4);   // ceil(3.1)
-  EXPECT_EQ(warmup_steps_for(2.7, 0.5, 100), 2);   // a count is truncated and wins over the ratio
+  EXPECT_EQ(warmup_steps_for(0, 0.03, 100), 3);   // v4 warmup_ratio: ceil
+  EXPECT_EQ(warmup_steps_for(0.03, 0, 100), 3);   // v5: warmup_steps below 1 is a ratio
+  EXPECT_EQ(warmup_steps_for(0.031, 0, 100), 4);  // ceil(3.1)
+  EXPECT_EQ(warmup_steps_for(2.7, 0.5, 100), 2);  // a count is truncated and wins over the ratio
   EXPECT_EQ(warmup_steps_for(0, 0, 100), 0);
 }
 
