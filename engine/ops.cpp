@@ -71,6 +71,11 @@ struct Expect {
       QSFT_CHECK(seq.num_seqs >= 1 || T == 0, "a layout with tokens needs at least one sequence");
     }
   }
+  // A frozen Linear's weight: F32 or BF16 [out, in].
+  void linear_weight(const LinearWeight& W) const {
+    floating(W.w, "linear W");
+    QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
+  }
   // A GEMM operand: F32 or BF16, a valid view.
   static void view(const Mat& m, const char* name) {
     QSFT_CHECK(m.dtype == DType::F32 || m.dtype == DType::BF16,
@@ -207,8 +212,7 @@ void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& 
 void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
   Scope s(*this, OpFamily::linear);
   const Expect e{device()};
-  e.floating(W.w, "linear W");
-  QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
+  e.linear_weight(W);
   const int64_t T = x.ndim ? x.dim(0) : 0;
   e.matrix(x, W.w.dtype, T, W.in(), "linear x", true);
   e.matrix(y, W.w.dtype, T, W.out(), "linear y", true);
@@ -220,8 +224,7 @@ void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor
 void Ops::linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate) {
   Scope s(*this, OpFamily::linear);
   const Expect e{device()};
-  e.floating(W.w, "linear W");
-  QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
+  e.linear_weight(W);
   const int64_t T = dy.ndim ? dy.dim(0) : 0;
   e.matrix(dy, W.w.dtype, T, W.out(), "linear dy", true);
   e.matrix(dx, W.w.dtype, T, W.in(), "linear dx", true);

@@ -120,7 +120,8 @@ def main():
 
     def step(i):
         ids, pos, labels = to_device(batches[i % len(batches)])
-        loss = model(input_ids=ids, position_ids=pos, labels=labels).loss
+        # use_cache=False: with a cache transformers does not detect the packed sequences (attention would cross them)
+        loss = model(input_ids=ids, position_ids=pos, labels=labels, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

@@ -68,12 +68,12 @@ def reference(model_dir, adapter_dir, batch, device):
     ids = batch["ids"].long().to(device)[None]
     pos = torch.cat([torch.arange(cu[s + 1] - cu[s]) for s in range(len(cu) - 1)]).to(device)[None]
     targets = batch["targets"].long().to(device)
-    logits = model(input_ids=ids, position_ids=pos).logits[0]
+    logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]  # a cache turns packing detection off
     loss = torch.nn.functional.cross_entropy(logits.float(), targets, ignore_index=-100)
     loss.backward()
     # Padding-free attention must not cross sequences: the last sequence alone gives the same logits.
     with torch.no_grad():
-        alone = model(input_ids=ids[:, cu[-2]:], position_ids=pos[:, cu[-2]:]).logits[0].float()
+        alone = model(input_ids=ids[:, cu[-2]:], position_ids=pos[:, cu[-2]:], use_cache=False).logits[0].float()
         leak = float((alone - logits[cu[-2]:].float()).abs().max() / alone.abs().max())
     grads = {n.replace(".default", ""): p.grad.float().cpu() for n, p in model.named_parameters() if p.grad is not None}
     return float(loss), grads, leak
