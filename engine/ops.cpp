@@ -403,6 +403,14 @@ double Ops::sum_squares(const Tensor& x) {
   return sum_squares_impl(x);
 }
 
+void Ops::sum_squares(const Tensor& x, Tensor& out) {
+  Scope s(*this, OpFamily::optimizer);
+  const Expect e{device()};
+  e.floating(x, "sum_squares x");
+  e.vector(out, DType::F32, 1, "sum_squares out");
+  sum_squares_to_impl(x, out);
+}
+
 void Ops::adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) {
   Scope s(*this, OpFamily::optimizer);
   const Expect e{device()};

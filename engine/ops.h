@@ -54,7 +54,9 @@ struct RopeFreqs {
   float attention_scaling = 1.0f;
 };
 
-// torch.optim.AdamW's hyper-parameters for one update (doubles, as torch's are Python floats; step counts from 1).
+// torch.optim.AdamW's settings of a run, and the hyper-parameters of one update (the settings at this step's learning
+// rate, and the step count from 1); doubles, as torch's are Python floats. One definition, in kernels/adamw.h.
+using AdamWSettings = cpu::AdamWSettings;
 using AdamWHyper = cpu::AdamWHyper;
 
 // The op families a step's time is split into under QSFT_PROFILE=1 (Ops::profile_report).
@@ -151,6 +153,8 @@ class Ops {
   void dropout(const Tensor& x, float p, uint64_t seed, Tensor& y);
   // sum of squares of x, reduced in a fixed order (deterministic), returned to the host.
   double sum_squares(const Tensor& x);
+  // The same sum (rounded to fp32) left on the device in out, F32 [1]: no wait for the host.
+  void sum_squares(const Tensor& x, Tensor& out);
 
   // ---- optimizer: torch.optim.AdamW on F32 parameters (decoupled weight decay, bias correction) ----
   // p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
@@ -197,6 +201,7 @@ class Ops {
   virtual void scale_inplace_impl(Tensor& y, float s) = 0;
   virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) = 0;
   virtual double sum_squares_impl(const Tensor& x) = 0;
+  virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;
 
   // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU

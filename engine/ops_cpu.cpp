@@ -130,6 +130,7 @@ class CpuOps final : public Ops {
     cpu::dropout(x.f32(), x.numel(), p, seed, y.f32());
   }
   double sum_squares_impl(const Tensor& x) override { return cpu::sum_squares(x.f32(), x.numel()); }
+  void sum_squares_to_impl(const Tensor& x, Tensor& out) override { out.f32()[0] = float(sum_squares_impl(x)); }
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cpu::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h);
   }

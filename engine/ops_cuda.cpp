@@ -137,6 +137,10 @@ class CudaOps final : public Ops {
     void* scratch = reduce_scratch_.get(cuda::sum_squares_scratch_bytes(x.numel()));
     return cuda::sum_squares(x.dtype, x.data, x.numel(), scratch, stream_);
   }
+  void sum_squares_to_impl(const Tensor& x, Tensor& out) override {
+    void* scratch = reduce_scratch_.get(cuda::sum_squares_scratch_bytes(x.numel()));
+    cuda::sum_squares_to(x.dtype, x.data, x.numel(), scratch, out.f32(), stream_);
+  }
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cuda::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h, stream_);
   }

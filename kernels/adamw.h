@@ -10,9 +10,13 @@
 
 namespace qsft::cpu {
 
-struct AdamWHyper {
-  double lr, beta1, beta2, eps, weight_decay;
-  int64_t step;
+// The settings of a run (torch.optim.AdamW's arguments; lr is the base rate the schedule scales) ...
+struct AdamWSettings {
+  double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+};
+// ... and of one update: the settings at this step's learning rate, and the step count (from 1).
+struct AdamWHyper : AdamWSettings {
+  int64_t step = 0;
 };
 
 // p, g, m, v [n]: p, m, v updated in place.

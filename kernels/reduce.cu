@@ -26,21 +26,21 @@ __global__ void __launch_bounds__(kBlockThreads) block_sum_squares_kernel(const 
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-// out[0] = sum of partial[0 .. blocks), fixed order.
-__global__ void __launch_bounds__(kFinalThreads) final_sum_kernel(const double* partial, int64_t blocks, double* out) {
+// out[0] = sum of partial[0 .. blocks), fixed order (and, when given, out_f32[0] = that sum rounded to fp32).
+__global__ void __launch_bounds__(kFinalThreads)
+    final_sum_kernel(const double* partial, int64_t blocks, double* out, float* out_f32) {
   __shared__ double scratch[32];
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < blocks; i += blockDim.x) s += partial[i];
   s = block_sum(s, scratch);
-  if (threadIdx.x == 0) out[0] = s;
+  if (threadIdx.x == 0) {
+    out[0] = s;
+    if (out_f32) out_f32[0] = float(s);
+  }
 }
 
-}  // namespace
-
-size_t sum_squares_scratch_bytes(int64_t n) { return size_t(num_blocks(n) + 1) * sizeof(double); }
-
-double sum_squares(DType dt, const void* x, int64_t n, void* scratch, void* stream) {
-  if (n == 0) return 0.0;
+// The two passes; the sum is left in scratch[blocks] (and in *out_f32 when given), on the device.
+void launch_sum_squares(DType dt, const void* x, int64_t n, void* scratch, float* out_f32, void* stream) {
   const int64_t blocks = num_blocks(n);
   double* partial = static_cast<double*>(scratch);
   dispatch_float(dt, "sum_squares", [&](auto tag) {
@@ -49,11 +49,28 @@ double sum_squares(DType dt, const void* x, int64_t n, void* scratch, void* stre
         <<<unsigned(blocks), kBlockThreads, 0, as_stream(stream)>>>(static_cast<const E*>(x), n, partial);
   });
   QSFT_CUDA_CHECK_LAUNCH();
-  final_sum_kernel<<<1, kFinalThreads, 0, as_stream(stream)>>>(partial, blocks, partial + blocks);
+  final_sum_kernel<<<1, kFinalThreads, 0, as_stream(stream)>>>(partial, blocks, partial + blocks, out_f32);
   QSFT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+size_t sum_squares_scratch_bytes(int64_t n) { return size_t(num_blocks(n) + 1) * sizeof(double); }
+
+double sum_squares(DType dt, const void* x, int64_t n, void* scratch, void* stream) {
+  if (n == 0) return 0.0;
+  launch_sum_squares(dt, x, n, scratch, nullptr, stream);
   double result = 0.0;
-  copy_d2h(&result, partial + blocks, sizeof result, stream);
+  copy_d2h(&result, static_cast<double*>(scratch) + num_blocks(n), sizeof result, stream);
   return result;
+}
+
+void sum_squares_to(DType dt, const void* x, int64_t n, void* scratch, float* out, void* stream) {
+  if (n == 0) {
+    fill_zero(out, sizeof(float), stream);
+    return;
+  }
+  launch_sum_squares(dt, x, n, scratch, out, stream);
 }
 
 }  // namespace qsft::cuda

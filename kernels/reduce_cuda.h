@@ -13,5 +13,7 @@ namespace qsft::cuda {
 size_t sum_squares_scratch_bytes(int64_t n);
 // sum_i x[i]^2 of x [n] (F32 or BF16), returned to the host (synchronises the stream).
 double sum_squares(DType dt, const void* x, int64_t n, void* scratch, void* stream);
+// The same sum rounded to fp32 into out (F32 [1] on the device), without synchronising.
+void sum_squares_to(DType dt, const void* x, int64_t n, void* scratch, float* out, void* stream);
 
 }  // namespace qsft::cuda

@@ -24,7 +24,7 @@ struct Fixture {
   std::filesystem::path dir;
   Qwen2Config config;
   LoraConfig lora;
-  AdamWConfig adamw;
+  AdamWSettings adamw;
   PackedBatch batch;
   double loss = 0;
   std::vector<double> step_losses;

@@ -13,9 +13,9 @@ AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params) : ops_(ops), arena_
   v_ = arena_.take(DType::F32, {num_params});
 }
 
-void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWConfig& cfg, double lr) {
+void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr) {
   ++step_;
-  ops_.adamw_step(params, grads, m_, v_, AdamWHyper{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, step_});
+  ops_.adamw_step(params, grads, m_, v_, AdamWHyper{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_});
 }
 
 void AdamWOptimizer::save(Checkpoint& ck) const {

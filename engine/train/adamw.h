@@ -7,16 +7,12 @@
 
 namespace qsft {
 
-struct AdamWConfig {
-  double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
-};
-
 class AdamWOptimizer {
  public:
   AdamWOptimizer(Ops& ops, int64_t num_params);
   static size_t bytes(int64_t num_params) { return 2 * (size_t(num_params) * 4 + Arena::kAlign); }  // m and v
   // One update at learning rate lr (the scheduler's value for this step); the step counter advances first.
-  void step(Tensor& params, const Tensor& grads, const AdamWConfig& cfg, double lr);
+  void step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr);
   // The moments into ck.exp_avg / ck.exp_avg_sq (host copies), for a checkpoint.
   void save(Checkpoint& ck) const;
   // The moments of a checkpoint, and its step count (the bias corrections continue from there).

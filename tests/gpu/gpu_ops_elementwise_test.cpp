@@ -82,6 +82,9 @@ TEST(GpuReduce, SumSquaresMatchesCpuAndIsDeterministic) {
                 static_cast<long long>(n), got, want, std::fabs(got - want) / want);
     EXPECT_NEAR(got, want, 1e-12 * want) << "n=" << n;
     EXPECT_EQ(gpu->sum_squares(x.g.t), got) << "same input, same bits";
+    Both dev(*cpu, *gpu, DType::F32, {1});  // the device-value form: the same sum, rounded to fp32
+    gpu->sum_squares(x.g.t, dev.g.t);
+    EXPECT_EQ(dev.g.get()[0], float(got)) << "sum_squares into a device value, n=" << n;
   }
 }
 

@@ -119,6 +119,18 @@ TEST(OpsCast, RoundsToBf16OrCopies) {
   EXPECT_EQ(same.values(), src.values());
 }
 
+// sum_squares into a device value: the host value rounded to fp32; an empty input gives 0.
+TEST(OpsSumSquares, DeviceValueIsTheHostValueInFp32) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(16);
+  F32 x({4097}), out({1}), none({0});
+  x.set(random_uniform(x.size(), rng));
+  ops->sum_squares(x.t, out.t);
+  EXPECT_EQ(out[0], float(ops->sum_squares(x.t)));
+  ops->sum_squares(none.t, out.t);
+  EXPECT_EQ(out[0], 0.0f);
+}
+
 TEST(OpsChecks, PackedOpsRefuseStridedViewsAndBackendsTheirDtypes) {
   auto ops = make_cpu_ops();
   F32 x({4, 16}), w({8}), y({4, 8}), rstd({4});
