@@ -71,6 +71,14 @@ struct Expect {
       QSFT_CHECK(seq.num_seqs >= 1 || T == 0, "a layout with tokens needs at least one sequence");
     }
   }
+  // x [T, n, D] with D even, its layout, inv_freq F32 [D/2].
+  void rope(const Tensor& x, const SeqLayout& seq, const RopeFreqs& f, const char* name) const {
+    floating(x, name);
+    QSFT_CHECK(x.ndim == 3 && x.dim(2) % 2 == 0,
+               std::string(name) + " is " + x.shape_str() + ", expected [T, n, D] with D even");
+    layout(seq, x.dim(0));
+    vector(f.inv_freq, DType::F32, x.dim(2) / 2, "rope inv_freq");
+  }
   // A frozen Linear's weight: F32 or BF16 [out, in].
   void linear_weight(const LinearWeight& W) const {
     floating(W.w, "linear W");
@@ -291,24 +299,14 @@ void Ops::rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const 
 
 void Ops::rope_fwd(Tensor& x, const SeqLayout& seq, const RopeFreqs& f) {
   Scope s(*this, OpFamily::rope);
-  check_rope(x, seq, f, "rope x");
+  Expect{device()}.rope(x, seq, f, "rope x");
   rope_impl(x, seq, f, false);
 }
 
 void Ops::rope_bwd(Tensor& dx, const SeqLayout& seq, const RopeFreqs& f) {
   Scope s(*this, OpFamily::rope);
-  check_rope(dx, seq, f, "rope dx");
+  Expect{device()}.rope(dx, seq, f, "rope dx");
   rope_impl(dx, seq, f, true);
-}
-
-// x [T, n, D] with D even, its layout, inv_freq F32 [D/2].
-void Ops::check_rope(const Tensor& x, const SeqLayout& seq, const RopeFreqs& f, const char* name) const {
-  const Expect e{device()};
-  e.floating(x, name);
-  QSFT_CHECK(x.ndim == 3 && x.dim(2) % 2 == 0,
-             std::string(name) + " is " + x.shape_str() + ", expected [T, n, D] with D even");
-  e.layout(seq, x.dim(0));
-  e.vector(f.inv_freq, DType::F32, x.dim(2) / 2, "rope inv_freq");
 }
 
 // ---- attention, SwiGLU, LM head ----

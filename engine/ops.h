@@ -213,7 +213,6 @@ class Ops {
 
  private:
   class Scope;  // begin/end around one public op
-  void check_rope(const Tensor& x, const SeqLayout& seq, const RopeFreqs& f, const char* name) const;
   bool profiling_ = false;
   double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
   double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset

@@ -12,8 +12,22 @@
 #include <string>
 
 #include "engine/base/error.h"
+#include "engine/io/model_config.h"
 
 namespace qsft::test {
+
+// A small Qwen2 shape for layout and checkpoint tests (no weights): GQA 4/2, head_dim 4, two layers.
+inline Qwen2Config small_qwen2_config() {
+  Qwen2Config c;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 4;
+  c.vocab_size = 32;
+  return c;
+}
 
 // ../shared/testdata relative to the project root (QSFT_SHARED_TESTDATA overrides).
 inline std::filesystem::path shared_testdata() {

@@ -25,11 +25,10 @@ void TrainableParams::refresh_compute(Ops& ops) {
   if (compute_.ndim) ops.cast(params_, compute_);
 }
 
-Tensor TrainableParams::view(const Tensor& flat, const ParamSegment& s) {
-  QSFT_CHECK(s.offset >= 0 && s.offset + s.numel() <= flat.numel(), "parameter segment outside the buffer");
+Tensor TrainableParams::view(const Tensor& flat, int64_t offset, int64_t rows, int64_t cols) {
+  QSFT_CHECK(offset >= 0 && offset + rows * cols <= flat.numel(), "parameter segment outside the buffer");
   char* base = static_cast<char*>(flat.data);
-  return Tensor(base ? base + size_t(s.offset) * dtype_size(flat.dtype) : nullptr, flat.dtype, {s.rows, s.cols},
-                flat.device);
+  return Tensor(base ? base + size_t(offset) * dtype_size(flat.dtype) : nullptr, flat.dtype, {rows, cols}, flat.device);
 }
 
 void TrainableParams::upload(Ops& ops, const std::vector<float>& host) {

@@ -42,9 +42,9 @@ class TrainableParams {
   Tensor& grads() { return grads_; }
   void refresh_compute(Ops& ops);  // compute copy = params, rounded
   // [rows, cols] views at `offset` floats (a ParamSegment's place): of the gradients, of the compute copy.
-  Tensor grad_at(int64_t offset, int64_t rows, int64_t cols) const { return view(grads_, {"", rows, cols, offset}); }
+  Tensor grad_at(int64_t offset, int64_t rows, int64_t cols) const { return view(grads_, offset, rows, cols); }
   Tensor compute_at(int64_t offset, int64_t rows, int64_t cols) const {  // [rows, cols] of the compute copy
-    return view(compute_.ndim ? compute_ : params_, {"", rows, cols, offset});
+    return view(compute_.ndim ? compute_ : params_, offset, rows, cols);
   }
 
   void upload(Ops& ops, const std::vector<float>& host);  // params from the host
@@ -52,7 +52,7 @@ class TrainableParams {
   std::vector<float> download_grads(Ops& ops) const;
 
  private:
-  static Tensor view(const Tensor& flat, const ParamSegment& s);
+  static Tensor view(const Tensor& flat, int64_t offset, int64_t rows, int64_t cols);  // [rows, cols] at offset
   Tensor params_, grads_;
   Tensor compute_;  // [P] in the compute dtype; none (ndim 0) when that is F32
 };

@@ -1,15 +1,6 @@
 #include "engine/model/qwen2.h"
 
 namespace qsft {
-namespace {
-
-// Dynamic NTK RoPE depends on the batch: transformers rebuilds the table from max(position_ids) + 1, which for a
-// packed batch is its longest sequence. Every other RoPE type keeps the table load() uploaded.
-void refresh_rope(Qwen2Weights& weights, Ops& ops, const Qwen2Config& cfg, const TokenBatchView& b) {
-  if (cfg.rope_scaling.type == "dynamic") weights.set_rope(ops, cfg, b.max_seqlen);
-}
-
-}  // namespace
 
 Qwen2Model::Qwen2Model(Ops& ops, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts)
     : Qwen2Model(&ops, ops.device(), cfg, lora, opts) {}
@@ -41,33 +32,31 @@ ModelMemory Qwen2Model::plan_memory(const Qwen2Config& cfg, const LoraConfig& lo
   return Qwen2Model(nullptr, device, cfg, lora, opts).memory_;
 }
 
-Qwen2Decoder Qwen2Model::decoder() {
+Qwen2Decoder Qwen2Model::decoder_for(const TokenBatchView& b) {
+  batch_.upload(*ops_, b, cfg_.vocab_size);
+  // Dynamic NTK RoPE depends on the batch: transformers rebuilds the table from max(position_ids) + 1, which for a
+  // packed batch is its longest sequence. Every other RoPE type keeps the table load() uploaded.
+  if (cfg_.rope_scaling.type == "dynamic") weights_.set_rope(*ops_, cfg_, b.max_seqlen);
   if (params_changed_) params_.refresh_compute(*ops_);
   params_changed_ = false;
   return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, layout_, params_, state_, batch_});
 }
 
 LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed) {
-  batch_.upload(*ops_, b, cfg_.vocab_size);
-  refresh_rope(weights_, *ops_, cfg_, b);
-  Qwen2Decoder d = decoder();
+  Qwen2Decoder d = decoder_for(b);
   d.forward_to_hidden(seed, true);
   return d.loss_and_backward(grad_scale, seed);
 }
 
 LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {
-  batch_.upload(*ops_, b, cfg_.vocab_size);
-  refresh_rope(weights_, *ops_, cfg_, b);
-  Qwen2Decoder d = decoder();
+  Qwen2Decoder d = decoder_for(b);
   d.forward_to_hidden(0, false);
   return d.loss();
 }
 
 std::vector<float> Qwen2Model::logits(const TokenBatchView& b) {
   QSFT_CHECK(act_dtype_ == DType::F32, "logits() is the fp32 reference path");
-  batch_.upload(*ops_, b, cfg_.vocab_size);
-  refresh_rope(weights_, *ops_, cfg_, b);
-  decoder().forward_to_hidden(0, false);
+  decoder_for(b).forward_to_hidden(0, false);
   const int64_t T = batch_.tokens();
   Arena scratch(*ops_, size_t(T) * size_t(cfg_.vocab_size) * 4 + Arena::kAlign);
   Tensor out = scratch.take(DType::F32, {T, cfg_.vocab_size});

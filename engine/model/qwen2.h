@@ -57,8 +57,9 @@ class Qwen2Model {
  private:
   Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts);
   void carve(Arena& weights, Arena& params, Arena& state);
-  // The decoder over the uploaded batch, with the compute copy of the parameters up to date.
-  Qwen2Decoder decoder();
+  // b on the device, the RoPE table for it (dynamic scaling), the compute copy of the parameters up to date:
+  // the decoder over them.
+  Qwen2Decoder decoder_for(const TokenBatchView& b);
 
   Ops* ops_;  // null when only planning memory
   Qwen2Config cfg_;

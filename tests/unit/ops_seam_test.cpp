@@ -7,6 +7,7 @@
 
 #include "engine/base/half.h"
 #include "engine/model/lora.h"
+#include "test_util.h"
 #include "tests/unit/ops_test_util.h"
 
 namespace qsft::test {
@@ -178,14 +179,7 @@ TEST(OpsProfile, CountsEveryOpFamilyWhenEnabled) {
 }
 
 TEST(ParamLayout, LoraSegmentsArePeftKeysBackToBack) {
-  Qwen2Config c;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 4;
-  c.vocab_size = 32;
+  const Qwen2Config c = small_qwen2_config();
   LoraConfig lc;
   lc.r = 3;
   lc.set_targets({"q_proj", "down_proj"}, "test");

@@ -71,13 +71,7 @@ TEST(TensorBoard, ScalarsReadBack) {
 class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cfg_.hidden_size = 16;
-    cfg_.intermediate_size = 24;
-    cfg_.num_hidden_layers = 2;
-    cfg_.num_attention_heads = 4;
-    cfg_.num_key_value_heads = 2;
-    cfg_.head_dim = 4;
-    cfg_.vocab_size = 32;
+    cfg_ = small_qwen2_config();
     lora_.r = 2;
     lora_.set_targets({"all-linear"}, "test");
     layout_ = LoraLayout(cfg_, lora_);
