@@ -1,7 +1,5 @@
 // qwen-sft export RUN_DIR [--out DIR] [--merge]: the PEFT adapter of a run's newest checkpoint (or of a checkpoint
 // directory given directly), or with --merge a merged bf16 model directory.
-#include <simdjson.h>
-
 #include <cstdio>
 
 #include "engine/io/merge_model.h"

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/io/random_model.h"
 #include "engine/io/tiny_tokenizer.h"
 #include "tokenizer/tokenizer.h"

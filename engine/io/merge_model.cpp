@@ -3,7 +3,7 @@
 #include <map>
 
 #include "engine/base/half.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/io/model_config.h"
 #include "engine/io/safetensors.h"
 

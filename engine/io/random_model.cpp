@@ -5,7 +5,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/half.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/io/safetensors.h"
 #include "kernels/rng.h"
 

@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "engine/base/half.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 
 namespace qsft {
 namespace {

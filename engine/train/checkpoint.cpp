@@ -1,7 +1,5 @@
 #include "engine/train/checkpoint.h"
 
-#include <simdjson.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +9,9 @@
 #include <thread>
 
 #include "engine/base/error.h"
+#include "engine/base/json_reader.h"
+#include "engine/base/json_writer.h"
 #include "engine/base/sync_dir.h"
-#include "engine/io/json_writer.h"
 #include "engine/io/peft_adapter.h"
 #include "engine/io/safetensors.h"
 
@@ -113,20 +112,15 @@ Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
     copy_to_f32(*t, dst->data());
   }
   const std::string state_path = (dir / "trainer_state.json").string();
-  simdjson::dom::parser parser;
-  simdjson::dom::element s;
-  if (parser.load(state_path).get(s)) throw input_error(state_path, "missing or not valid JSON");
-  try {
-    ck.state.global_step = int64_t(s["global_step"]);
-    ck.state.log_loss_sum = double(s["log_loss_sum"]);
-    ck.state.log_steps = int64_t(s["log_steps"]);
-    ck.state.log_accuracy_sum = double(s["log_accuracy_sum"]);
-    ck.state.log_micro_batches = int64_t(s["log_micro_batches"]);
-    ck.state.num_tokens = int64_t(s["num_tokens"]);
-    ck.state.train_seconds = double(s["train_seconds"]);
-  } catch (const simdjson::simdjson_error& e) {
-    throw input_error(state_path, std::string("missing or mistyped field: ") + e.what());
-  }
+  const json::Document doc(state_path, json::read_text_file(state_path));
+  const json::Object s = doc.object();
+  ck.state.global_step = s.integer("global_step");
+  ck.state.log_loss_sum = s.number("log_loss_sum");
+  ck.state.log_steps = s.integer("log_steps");
+  ck.state.log_accuracy_sum = s.number("log_accuracy_sum");
+  ck.state.log_micro_batches = s.integer("log_micro_batches");
+  ck.state.num_tokens = s.integer("num_tokens");
+  ck.state.train_seconds = s.number("train_seconds");
   return ck;
 }
 

@@ -1,22 +1,18 @@
 #include "engine/train/train_config.h"
 
-#include <simdjson.h>
-
-#include <fstream>
-#include <functional>
 #include <map>
-#include <sstream>
 
 #include "engine/base/error.h"
-#include "engine/base/nearest_key.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_reader.h"
+#include "engine/base/json_writer.h"
 #include "engine/train/config_overrides.h"
 #include "engine/train/lr_schedule.h"
 
 namespace qsft {
 
 namespace fs = std::filesystem;
-using simdjson::dom::element;
+using json::element;
+using json::Section;
 
 namespace {
 
@@ -28,110 +24,9 @@ constexpr int64_t kMaxTokens = int64_t(1) << 30;        // tokens of one micro-b
 constexpr int64_t kMaxRank = int64_t(1) << 16;          // lora.r
 constexpr int64_t kMaxEpochs = int64_t(1) << 20;        // num_train_epochs
 
-// One section's keys: each parses its value into the config; an unknown key is an error naming the nearest one.
-class Section {
- public:
-  Section(std::string where, std::string prefix) : where_(std::move(where)), prefix_(std::move(prefix)) {}
-  using Setter = std::function<void(element)>;
-  void key(const std::string& name, Setter s) { keys_.emplace(name, std::move(s)); }
-  void parse(element obj) const {
-    if (!obj.is_object()) throw input_error(where_, (prefix_.empty() ? "the config" : prefix_) + " must be an object");
-    for (auto field : obj.get_object()) {
-      const std::string k(field.key);
-      auto it = keys_.find(k);
-      if (it == keys_.end()) {
-        std::vector<std::string> valid;
-        std::string list;
-        for (auto& [name, _] : keys_) {
-          valid.push_back(name);
-          list += (list.empty() ? "" : ", ") + name;
-        }
-        const std::string near = nearest_key(k, valid);
-        throw input_error(where_,
-                          "unknown key " + full(k) +
-                              (near.empty() ? " (valid keys: " + list + ")" : " (did you mean " + full(near) + "?)"));
-      }
-      it->second(field.value);
-    }
-  }
-  std::string full(const std::string& k) const { return prefix_.empty() ? k : prefix_ + "." + k; }
-  const std::string& where() const { return where_; }
-
- private:
-  std::string where_, prefix_;
-  std::map<std::string, Setter> keys_;
-};
-
-// Typed readers: a wrong type names the key and what it must be.
-struct Reader {
-  const Section& s;
-  std::string key;
-  [[noreturn]] void bad(const std::string& what) const { throw input_error(s.where(), s.full(key) + " " + what); }
-  double number(element e) const {
-    double d;
-    if (e.is_int64()) return double(int64_t(e));
-    if (e.is_uint64()) return double(uint64_t(e));
-    if (e.get_double().get(d)) bad("must be a number");
-    return d;
-  }
-  int64_t integer(element e) const {
-    int64_t i;
-    if (e.get_int64().get(i)) bad("must be an integer");
-    return i;
-  }
-  // A whole number in [lo, hi], checked as 64 bits before the caller narrows it (2^32 must not become 0).
-  int64_t count(element e, int64_t lo, int64_t hi) const {
-    const int64_t i = integer(e);
-    if (i < lo) bad("must be >= " + std::to_string(lo));
-    if (i > hi) bad("must be <= " + std::to_string(hi) + ", got " + std::to_string(i));
-    return i;
-  }
-  double non_negative(element e) const {
-    const double d = number(e);
-    if (!(d >= 0)) bad("must be >= 0");
-    return d;
-  }
-  double in_range(element e, double lo, double hi) const {  // lo <= x <= hi
-    const double d = number(e);
-    if (!(d >= lo && d <= hi)) bad("must be in [" + Json(lo).dump() + ", " + Json(hi).dump() + "]");
-    return d;
-  }
-  double positive(element e) const {
-    double d = number(e);
-    if (!(d > 0)) bad("must be > 0");
-    return d;
-  }
-  bool boolean(element e) const {
-    bool b;
-    if (e.get_bool().get(b)) bad("must be true or false");
-    return b;
-  }
-  std::string string(element e) const {
-    std::string_view v;
-    if (e.get_string().get(v)) bad("must be a string");
-    return std::string(v);
-  }
-  std::string one_of(element e, const std::vector<std::string>& choices) const {
-    std::string v = string(e), list;
-    for (const auto& c : choices) {
-      if (c == v) return v;
-      list += (list.empty() ? "" : ", ") + c;
-    }
-    bad("is \"" + v + "\"; valid values: " + list);
-  }
-};
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw input_error(p.string(), "cannot read the config file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void parse_lora(element e, const std::string& where, LoraConfig& c) {
   Section s(where, "lora");
-  auto R = [&](const char* k) { return Reader{s, k}; };
+  auto R = [&](const char* k) { return s.reader(k); };
   c.set_targets({"all-linear"}, where);
   s.key("r", [&](element v) { c.r = int(R("r").count(v, 1, kMaxRank)); });
   s.key("lora_alpha", [&](element v) { c.alpha = float(R("lora_alpha").positive(v)); });
@@ -155,7 +50,7 @@ void parse_lora(element e, const std::string& where, LoraConfig& c) {
 
 void parse_training(element e, const std::string& where, TrainingOptions& t) {
   Section s(where, "training");
-  auto R = [&](const char* k) { return Reader{s, k}; };
+  auto R = [&](const char* k) { return s.reader(k); };
   s.key("num_train_epochs", [&](element v) {  // epochs x steps per epoch must stay a count of steps
     t.num_train_epochs = R("num_train_epochs").positive(v);
     if (t.num_train_epochs > kMaxEpochs) R("num_train_epochs").bad("must be <= " + std::to_string(kMaxEpochs));
@@ -216,15 +111,11 @@ std::string with_absolute_paths(const TrainConfig& c, const std::string& json_te
 TrainConfig parse_train_config(const std::string& json_text, const fs::path& path) {
   const std::string where = path.string();
   const fs::path base = fs::absolute(path).parent_path();
-  simdjson::dom::parser parser;
-  element root;
-  simdjson::padded_string padded(json_text);
-  if (auto err = parser.parse(padded).get(root))
-    throw input_error(where, std::string("invalid JSON: ") + simdjson::error_message(err));
+  const json::Document doc(where, json_text);
   TrainConfig c;
   c.config_path = fs::absolute(path);
   Section s(where, "");
-  auto R = [&](const char* k) { return Reader{s, k}; };
+  auto R = [&](const char* k) { return s.reader(k); };
   bool has_data = false;
   s.key("model", [&](element v) {
     const std::string m = R("model").string(v);
@@ -247,7 +138,7 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
         [&](element v) { c.output_dir = (base / R("output_dir").string(v)).lexically_normal().string(); });
   s.key("device", [&](element v) { c.device = R("device").one_of(v, {"auto", "cpu", "cuda"}); });
   c.lora.set_targets({"all-linear"}, where);
-  s.parse(root);
+  s.parse(doc.root());
   if (c.model.empty()) throw input_error(where, "missing key \"model\" (the Hugging Face model directory)");
   if (!has_data) throw input_error(where, "missing key \"data\" (the dataset files and options)");
   if (c.output_dir.empty()) throw input_error(where, "missing key \"output_dir\"");
@@ -314,7 +205,7 @@ DataConfig run_data_config(const TrainConfig& c) {
 }
 
 TrainConfig load_train_config(const fs::path& path, const std::vector<std::string>& overrides) {
-  return parse_train_config(apply_overrides(read_file(path), overrides, path.string()), path);
+  return parse_train_config(apply_overrides(json::read_text_file(path.string()), overrides, path.string()), path);
 }
 
 }  // namespace qsft

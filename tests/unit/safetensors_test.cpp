@@ -10,7 +10,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/half.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "test_util.h"
 
 namespace qsft {

@@ -65,23 +65,23 @@ TEST(TrainConfig, HugeCountsAreErrorsNamingTheKey) {
   for (const char* key : {"gradient_accumulation_steps", "per_device_train_batch_size", "micro_batch_tokens"})
     for (const char* value : {"4294967296", "4294967295", "9223372036854775807"}) {
       const std::string e = error_of(head + R"("training": {")" + key + "\": " + value + "}}");
-      EXPECT_NE(e.find(std::string("training.") + key + " must be <= "), std::string::npos) << key << " " << e;
+      EXPECT_NE(e.find(std::string("key \"training.") + key + "\" must be <= "), std::string::npos) << key << " " << e;
     }
   for (const char* value : {"4294967296", "4294967295", "65537"}) {
     const std::string e = error_of(head + R"("lora": {"r": )" + value + "}}");
-    EXPECT_NE(e.find("lora.r must be <= "), std::string::npos) << e;
+    EXPECT_NE(e.find("key \"lora.r\" must be <= "), std::string::npos) << e;
   }
   for (const char* key : {"eval_steps", "save_steps", "logging_steps", "save_total_limit", "training.max_steps"}) {
     const std::string k = key;
     const std::string e = k.rfind("training.", 0) == 0
                               ? error_of(head + R"("training": {")" + k.substr(9) + "\": 9223372036854775807}}")
                               : error_of(head + "\"" + k + "\": 9223372036854775807}");
-    EXPECT_NE(e.find(k + " must be <= "), std::string::npos) << e;
+    EXPECT_NE(e.find("key \"" + k + "\" must be <= "), std::string::npos) << e;
   }
   // Numbers that become step counts: 1e300 epochs or warmup steps used to overflow the int64 conversion.
   for (const char* key : {"num_train_epochs", "warmup_steps"}) {
     const std::string e = error_of(head + R"("training": {")" + key + "\": 1e300}}");
-    EXPECT_NE(e.find(std::string("training.") + key + " must be <= "), std::string::npos) << e;
+    EXPECT_NE(e.find(std::string("key \"training.") + key + "\" must be <= "), std::string::npos) << e;
   }
   // The micro-batch the activations are sized for: batch x max_length tokens.
   EXPECT_NE(error_of(R"({"model": "m", "data": {"train_files": ["d"], "max_length": 4294967296}, "output_dir": "o",
@@ -96,22 +96,23 @@ TEST(TrainConfig, UnknownKeysNameTheNearestValidKey) {
                                "training": {"learning_rat": 1e-4}})");
   EXPECT_NE(e.find("/cfg/run.json"), std::string::npos) << e;
   EXPECT_NE(e.find("training.learning_rat"), std::string::npos) << e;
-  EXPECT_NE(e.find("did you mean training.learning_rate?"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean \"training.learning_rate\"?"), std::string::npos) << e;
   e = error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", "lora": {"alpha": 16}})");
   EXPECT_NE(e.find("valid keys: lora_alpha, lora_dropout, r, target_modules, use_rslora"), std::string::npos) << e;
   e = error_of(R"({"modle": "m"})");
-  EXPECT_NE(e.find("did you mean model?"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean \"model\"?"), std::string::npos) << e;
 }
 
 TEST(TrainConfig, BadValuesAreNamed) {
   auto with_training = [](const std::string& t) {
     return R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", "training": )" + t + "}";
   };
-  EXPECT_NE(error_of(with_training(R"({"learning_rate": "fast"})")).find("training.learning_rate must be a number"),
+  EXPECT_NE(error_of(with_training(R"({"learning_rate": "fast"})"))
+                .find("key \"training.learning_rate\" must be a number, got a string"),
             std::string::npos);
   EXPECT_NE(error_of(with_training(R"({"lr_scheduler_type": "cosin"})")).find("valid values: linear, cosine"),
             std::string::npos);
-  EXPECT_NE(error_of(with_training(R"({"warmup_ratio": 2})")).find("training.warmup_ratio must be in [0, 1]"),
+  EXPECT_NE(error_of(with_training(R"({"warmup_ratio": 2})")).find("key \"training.warmup_ratio\" must be in [0, 1]"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o",
                          "lora": {"target_modules": ["q_proj", "qkv"]}})")
@@ -122,17 +123,18 @@ TEST(TrainConfig, BadValuesAreNamed) {
   EXPECT_NE(error_of("{not json").find("invalid JSON"), std::string::npos);
   // counts are whole numbers >= 1 (0.5 used to reach a division by zero)
   EXPECT_NE(error_of(with_training(R"({"gradient_accumulation_steps": 0.5})"))
-                .find("training.gradient_accumulation_steps must be an integer"),
+                .find("key \"training.gradient_accumulation_steps\" must be an integer"),
             std::string::npos);
   EXPECT_NE(error_of(with_training(R"({"per_device_train_batch_size": 0})"))
-                .find("training.per_device_train_batch_size must be >= 1"),
+                .find("key \"training.per_device_train_batch_size\" must be >= 1"),
             std::string::npos);
   EXPECT_NE(error_of(with_training(R"({"warmup_steps": -3})")).find("must be >= 0"), std::string::npos);
   EXPECT_EQ(error_of(with_training(R"({"warmup_steps": 0.03})")), "");  // transformers 5: a ratio below 1
-  EXPECT_NE(error_of(with_training(R"({"adam_beta2": 1.5})")).find("training.adam_beta2 must be in"),
+  EXPECT_NE(error_of(with_training(R"({"adam_beta2": 1.5})")).find("key \"training.adam_beta2\" must be in"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"model": "", "data": {"train_files": ["d"]}, "output_dir": "o"})").find("model is empty"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"model": "", "data": {"train_files": ["d"]}, "output_dir": "o"})").find("key \"model\" is empty"),
+      std::string::npos);
   EXPECT_NE(error_of(R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", "eval_steps": 10})")
                 .find("no eval data"),
             std::string::npos);
