@@ -77,8 +77,7 @@ class Trainer {
         data_(load_data(cfg, show_progress)),
         planner_(data_.train, cfg),
         total_(total_steps()),
-        sched_{T_.lr_scheduler_type, T_.learning_rate, warmup_steps_for(T_.warmup_steps, T_.warmup_ratio, total_),
-               total_},
+        sched_(lr_schedule_for(T_, total_)),
         model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
         opt_(*ops_, model_.lora_layout().num_params()),
         progress_(total_, show_progress) {

@@ -16,19 +16,19 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(LrSchedule, MatchesTransformersFormulas) {
-  LrSchedule s{"cosine", 1e-3, 10, 110};
+  LrSchedule s{"cosine", 1e-3, 10, 110, {}};
   EXPECT_EQ(s.at(0), 0.0);  // warmup starts from zero
   EXPECT_DOUBLE_EQ(s.at(5), 0.5e-3);
   EXPECT_DOUBLE_EQ(s.at(10), 1e-3);      // peak after warmup
   EXPECT_NEAR(s.at(60), 0.5e-3, 1e-15);  // half way down the half cosine
   EXPECT_NEAR(s.at(110), 0.0, 1e-18);
-  LrSchedule lin{"linear", 1e-3, 0, 100};
+  LrSchedule lin{"linear", 1e-3, 0, 100, {}};
   EXPECT_DOUBLE_EQ(lin.at(0), 1e-3);
   EXPECT_DOUBLE_EQ(lin.at(25), 0.75e-3);
-  LrSchedule cw{"constant_with_warmup", 2e-4, 4, 100};
+  LrSchedule cw{"constant_with_warmup", 2e-4, 4, 100, {}};
   EXPECT_DOUBLE_EQ(cw.at(2), 1e-4);
   EXPECT_DOUBLE_EQ(cw.at(99), 2e-4);
-  EXPECT_DOUBLE_EQ((LrSchedule{"constant", 3e-4, 10, 100}.at(0)), 3e-4);  // constant ignores warmup
+  EXPECT_DOUBLE_EQ((LrSchedule{"constant", 3e-4, 10, 100, {}}.at(0)), 3e-4);  // constant ignores warmup
 }
 
 TEST(LrSchedule, WarmupStepsAsTransformersCountsThem) {
