@@ -32,8 +32,8 @@ double wsd_fall(const std::string& shape, double p, double num_cycles) {
 }  // namespace
 
 const std::vector<std::string>& LrSchedule::types() {
-  static const std::vector<std::string> t = {"linear",          "cosine", "cosine_with_min_lr", "constant",
-                                             "constant_with_warmup", "warmup_stable_decay"};
+  static const std::vector<std::string> t = {
+      "linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup", "warmup_stable_decay"};
   return t;
 }
 

@@ -21,12 +21,12 @@ namespace qsft {
 
 // transformers' lr_scheduler_kwargs of the schedules that take them (unset: transformers' default).
 struct LrSchedulerKwargs {
-  std::optional<double> num_cycles;                     // cosine, cosine_with_min_lr, warmup_stable_decay: 0.5
-  std::optional<double> min_lr, min_lr_rate;            // cosine_with_min_lr: exactly one of them
-  std::optional<int64_t> num_stable_steps;              // warmup_stable_decay: N - W - D when unset
-  std::optional<int64_t> num_decay_steps;               // warmup_stable_decay: required
+  std::optional<double> num_cycles;                    // cosine, cosine_with_min_lr, warmup_stable_decay: 0.5
+  std::optional<double> min_lr, min_lr_rate;           // cosine_with_min_lr: exactly one of them
+  std::optional<int64_t> num_stable_steps;             // warmup_stable_decay: N - W - D when unset
+  std::optional<int64_t> num_decay_steps;              // warmup_stable_decay: required
   std::optional<std::string> warmup_type, decay_type;  // warmup_stable_decay: linear | cosine | 1-sqrt
-  std::optional<double> min_lr_ratio;                   // warmup_stable_decay: 0
+  std::optional<double> min_lr_ratio;                  // warmup_stable_decay: 0
 };
 
 struct LrSchedule {

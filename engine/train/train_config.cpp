@@ -220,8 +220,7 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   s.key("lr_scheduler_kwargs",
         [&](element v) { kwargs_given = parse_scheduler_kwargs(v, where, t.lr_scheduler_kwargs); });
   s.key("optim", [&](element v) {  // transformers' names; adamw_torch_fused and adamw_bnb_8bit are the same optimizers
-    const std::string o =
-        R("optim").one_of(v, {"adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit"});
+    const std::string o = R("optim").one_of(v, {"adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit"});
     t.optim = o == "adamw_torch_fused" ? "adamw_torch" : o == "adamw_bnb_8bit" ? "adamw_8bit" : o;
   });
   s.key("warmup_ratio", [&](element v) {

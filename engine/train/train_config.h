@@ -27,7 +27,7 @@ struct TrainingOptions {
   double warmup_ratio = 0;  // transformers v4's key: warmup = ceil(ratio * total steps)
   double warmup_steps = 0;  // transformers v5: >= 1 a count (truncated), < 1 a ratio; wins when > 0
   std::string optim = "adamw_torch";  // adamw_torch (= adamw_torch_fused) | adamw_8bit (bitsandbytes' 8-bit state)
-  AdamWSettings adamw;                 // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
+  AdamWSettings adamw;                // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
   double max_grad_norm = 1.0;
   double neftune_noise_alpha = 0;
   bool gradient_checkpointing = false;

@@ -79,7 +79,7 @@ class Trainer {
         total_(total_steps()),
         sched_(lr_schedule_for(T_, total_)),
         model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
-        opt_(*ops_, model_.lora_layout().num_params()),
+        opt_(*ops_, model_.lora_layout().num_params(), T_.optim),
         progress_(total_, show_progress) {
     model_.load_weights(cfg.model);
   }
@@ -207,9 +207,12 @@ class Trainer {
   // A checkpoint of the state after the last step; never of a non-finite one.
   void save() {
     st_.train_seconds = seconds_before_ + elapsed();
-    Checkpoint ck{st_, model_.lora_params(), {}, {}};
+    Checkpoint ck;
+    ck.state = st_;
+    ck.lora = model_.lora_params();
     opt_.save(ck);
-    for (const std::vector<float>* v : {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq})
+    for (const std::vector<float>* v :
+         {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq, &ck.exp_avg_absmax, &ck.exp_avg_sq_absmax})
       if (!std::all_of(v->begin(), v->end(), [](float x) { return std::isfinite(x); }))
         diverged(st_.global_step - 1, "the LoRA weights or the AdamW moments are not finite");
     save_checkpoint(out_, model_.lora_layout(), ck, cfg_.model, cfg_.save_total_limit);

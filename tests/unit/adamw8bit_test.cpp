@@ -30,7 +30,8 @@ std::vector<float> floats(element bits) {
 std::vector<uint8_t> bytes(element hex) {
   const std::string_view h = hex;
   std::vector<uint8_t> out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(uint8_t(std::stoul(std::string(h.substr(i, 2)), nullptr, 16)));
+  for (size_t i = 0; i + 1 < h.size(); i += 2)
+    out.push_back(uint8_t(std::stoul(std::string(h.substr(i, 2)), nullptr, 16)));
   return out;
 }
 
@@ -66,8 +67,8 @@ TEST(AdamW8bit, DynamicMapsAsBitsandbytes) {
     }
     EXPECT_EQ(ours[is_signed ? 127 : 0], 0.0f);
     EXPECT_EQ(ours[255], 1.0f);
-    std::printf("%s map: %d of 256 codes differ from bitsandbytes' (by <= 2 ulps)\n",
-                is_signed ? "signed" : "unsigned", differ);
+    std::printf("%s map: %d of 256 codes differ from bitsandbytes' (by <= 2 ulps)\n", is_signed ? "signed" : "unsigned",
+                differ);
   }
 }
 
@@ -112,7 +113,8 @@ TEST(AdamW8bit, EqualsTheBitsandbytesKernelBitForBit) {
       EXPECT_EQ(floats(want["absmax_v_bits"]), av);
       const std::vector<float> wp = floats(want["p_bits"]);
       ASSERT_EQ(wp.size(), p.size());
-      for (size_t i = 0; i < p.size(); ++i) ASSERT_EQ(std::bit_cast<uint32_t>(p[i]), std::bit_cast<uint32_t>(wp[i])) << i;
+      for (size_t i = 0; i < p.size(); ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(p[i]), std::bit_cast<uint32_t>(wp[i])) << i;
     }
     // bitsandbytes' CPU backend: the same optimizer within 1% of the largest update (measured: 0.5%).
     const std::vector<float> bnb = floats(c["bnb_cpu_p_bits"]);

@@ -36,9 +36,9 @@ TEST(LrScheduleGolden, EveryRateEqualsTransformers) {
     SCOPED_TRACE(std::string(std::string_view(c["name"])));
     const int64_t total = int64_t(c["total_steps"]);
     const std::string json = R"({"lr_scheduler_type": )" + simdjson::minify(c["lr_scheduler_type"]) +
-                             R"(, "learning_rate": )" + simdjson::minify(c["learning_rate"]) +
-                             R"(, "warmup_steps": )" + simdjson::minify(c["warmup_steps"]) +
-                             R"(, "lr_scheduler_kwargs": )" + simdjson::minify(c["lr_scheduler_kwargs"]) + "}";
+                             R"(, "learning_rate": )" + simdjson::minify(c["learning_rate"]) + R"(, "warmup_steps": )" +
+                             simdjson::minify(c["warmup_steps"]) + R"(, "lr_scheduler_kwargs": )" +
+                             simdjson::minify(c["lr_scheduler_kwargs"]) + "}";
     const LrSchedule s = lr_schedule_for(training(json), total);
     int64_t k = 0;
     for (simdjson::dom::element r : c["rates"].get_array()) {
