@@ -21,7 +21,6 @@ and g = 0 on [256, 512) (an all-zero block: the kernel's 0/0 path). n = 700: two
 Usage:  ~/.cache/qwen-sft/venv/bin/python tools/make_adamw8bit_golden.py [--out tests/data/adamw8bit_golden.json]
 """
 import argparse
-import json
 import os
 
 import numpy as np
@@ -29,6 +28,8 @@ import torch
 
 import bitsandbytes
 import bitsandbytes.functional as F
+
+from golden_json import write_golden
 
 f32 = np.float32
 N, STEPS, BLOCK = 700, 5, 256
@@ -146,13 +147,7 @@ def main():
     out = {"generator": "tools/make_adamw8bit_golden.py", "bitsandbytes": bitsandbytes.__version__,
            "torch": torch.__version__, "n": N, "steps": STEPS, "map_m_bits": bits(code1), "map_v_bits": bits(code2),
            "cases": [run_case(*c, code1, code2) for c in CASES]}
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, args.out)
+    write_golden(args.out, out)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ config parser and requires the same doubles.
 Usage:  ~/.cache/qwen-sft/venv/bin/python tools/make_lr_schedule_golden.py [--out tests/data/lr_schedule_golden.json]
 """
 import argparse
-import json
 import os
 
 import torch
 import transformers
 from transformers import get_scheduler
+
+from golden_json import write_golden
 
 # (name, lr_scheduler_type, learning_rate, num_warmup_steps, num_training_steps, lr_scheduler_kwargs)
 CASES = [
@@ -62,13 +63,7 @@ def main():
               "lr_scheduler_kwargs": kw, "rates": rates(t, lr, w, total, kw)} for n, t, lr, w, total, kw in CASES]
     out = {"generator": "tools/make_lr_schedule_golden.py", "transformers": transformers.__version__,
            "torch": torch.__version__, "cases": cases}
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, args.out)
+    write_golden(args.out, out, indent=1)
 
 
 if __name__ == "__main__":

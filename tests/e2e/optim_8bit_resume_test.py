@@ -8,7 +8,7 @@ import os
 import shutil
 import struct
 
-from e2e_common import expect, parse_args, run, tiny_model, work_dir, write_config
+from e2e_common import expect, metrics_curve as curve, parse_args, run, tiny_model, work_dir, write_config
 
 STEPS = 8
 TRAINING = dict(max_steps=STEPS, optim="adamw_8bit", weight_decay=0.01, lr_scheduler_type="warmup_stable_decay",
@@ -25,16 +25,6 @@ def header(path):
     data = read(path)
     n = struct.unpack("<Q", data[:8])[0]
     return json.loads(data[8:8 + n])
-
-
-def curve(run_dir):
-    lines = []
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            d = json.loads(line)
-            d.pop("tokens_per_second", None)
-            lines.append(d)
-    return lines
 
 
 def main():
