@@ -421,4 +421,20 @@ void Ops::adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const Ada
   adamw_step_impl(p, g, m, v, h);
 }
 
+void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) {
+  Scope sc(*this, OpFamily::optimizer);
+  const Expect e{device()};
+  const int64_t n = p.numel(), blocks = (n + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock;
+  e.vector(p, DType::F32, n, "adamw8bit p");
+  e.vector(g, DType::F32, n, "adamw8bit g");
+  e.vector(s.m, DType::U8, n, "adamw8bit m");
+  e.vector(s.v, DType::U8, n, "adamw8bit v");
+  e.vector(s.absmax_m, DType::F32, blocks, "adamw8bit absmax_m");
+  e.vector(s.absmax_v, DType::F32, blocks, "adamw8bit absmax_v");
+  e.vector(s.map_m, DType::F32, 256, "adamw8bit map_m");
+  e.vector(s.map_v, DType::F32, 256, "adamw8bit map_v");
+  QSFT_CHECK(h.step >= 1, "adamw step counts from 1");
+  adamw8bit_step_impl(p, g, s, h);
+}
+
 }  // namespace qsft

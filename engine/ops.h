@@ -16,6 +16,7 @@
 
 #include "engine/base/tensor.h"
 #include "kernels/adamw.h"
+#include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
 
 namespace qsft {
@@ -58,6 +59,15 @@ struct RopeFreqs {
 // rate, and the step count from 1); doubles, as torch's are Python floats. One definition, in kernels/adamw.h.
 using AdamWSettings = cpu::AdamWSettings;
 using AdamWHyper = cpu::AdamWHyper;
+// The 8-bit AdamW state on the backend's device: codes and per-block absmax of each moment, and the two maps.
+struct AdamW8bitMoments {
+  Tensor m, v;                // U8 [P]
+  Tensor absmax_m, absmax_v;  // F32 [ceil(P / 256)]
+  Tensor map_m, map_v;        // F32 [256]: dynamic_map(true), dynamic_map(false)
+  cpu::AdamW8bitState pointers() const {
+    return {m.as<uint8_t>(), v.as<uint8_t>(), absmax_m.f32(), absmax_v.f32(), map_m.f32(), map_v.f32()};
+  }
+};
 
 // The op families a step's time is split into under QSFT_PROFILE=1 (Ops::profile_report).
 enum class OpFamily : uint8_t {
@@ -160,6 +170,9 @@ class Ops {
   // p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
   // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).   p, g, m, v F32 [P]
   void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h);
+  // bitsandbytes' 8-bit blockwise AdamW (kernels/adamw8bit.h: optim "adamw_8bit"): p, g F32 [P]; the moments'
+  // codes U8 [P], their absmax F32 [ceil(P / 256)] (blocks of 256 from the first parameter), maps F32 [256].
+  void adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h);
 
   // ---- profile (QSFT_PROFILE=1 in the environment: time per op family, CUDA events on the GPU) ----
   bool profiling() const { return profiling_; }
@@ -203,6 +216,7 @@ class Ops {
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;
+  virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) = 0;
 
   // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU
   // with a host clock, the GPU with events on its stream) and adds it to the family's total.

@@ -9,6 +9,7 @@
 #include "engine/base/half.h"
 #include "engine/ops.h"
 #include "kernels/adamw.h"
+#include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/elementwise.h"
@@ -133,6 +134,9 @@ class CpuOps final : public Ops {
   void sum_squares_to_impl(const Tensor& x, Tensor& out) override { out.f32()[0] = float(sum_squares_impl(x)); }
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cpu::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h);
+  }
+  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
+    cpu::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h);
   }
 };
 

@@ -8,27 +8,94 @@
 
 namespace qsft {
 
-AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params) : ops_(ops), arena_(ops, bytes(num_params)) {
-  m_ = arena_.take(DType::F32, {num_params});
-  v_ = arena_.take(DType::F32, {num_params});
+namespace {
+
+int64_t blocks_of(int64_t num_params) { return (num_params + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock; }
+
+// The state's tensors, carved from `a` (a measuring arena counts the bytes): F32 moments, or the 8-bit ones.
+void carve_state(Arena& a, int64_t P, bool eight_bit, Tensor& m, Tensor& v, AdamW8bitMoments& q) {
+  if (!eight_bit) {
+    m = a.take(DType::F32, {P});
+    v = a.take(DType::F32, {P});
+    return;
+  }
+  q.m = a.take(DType::U8, {P});
+  q.v = a.take(DType::U8, {P});
+  q.absmax_m = a.take(DType::F32, {blocks_of(P)});
+  q.absmax_v = a.take(DType::F32, {blocks_of(P)});
+  q.map_m = a.take(DType::F32, {256});
+  q.map_v = a.take(DType::F32, {256});
+}
+
+bool is_eight_bit(const std::string& optim) {
+  QSFT_CHECK(optim == "adamw_torch" || optim == "adamw_8bit", "unknown optim " + optim);
+  return optim == "adamw_8bit";
+}
+
+template <class T>
+void to_host(Ops& ops, std::vector<T>& host, const Tensor& t) {
+  host.resize(size_t(t.numel()));
+  ops.copy_to_host(host.data(), t.data, host.size() * sizeof(T));
+}
+
+template <class T>
+void to_device(Ops& ops, const std::vector<T>& host, Tensor& t, const char* what) {
+  if (int64_t(host.size()) != t.numel())
+    throw input_error("optimizer.safetensors", std::string("the checkpoint's ") + what +
+                                                   " is of another size or optimizer (is training.optim the one "
+                                                   "the checkpoint was trained with?)");
+  ops.copy_to_device(t.data, host.data(), host.size() * sizeof(T));
+}
+
+}  // namespace
+
+size_t AdamWOptimizer::bytes(int64_t num_params, const std::string& optim) {
+  Arena measure;
+  Tensor m, v;
+  AdamW8bitMoments q;
+  carve_state(measure, num_params, is_eight_bit(optim), m, v, q);
+  return measure.used();
+}
+
+AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, const std::string& optim)
+    : ops_(ops), eight_bit_(is_eight_bit(optim)), arena_(ops, bytes(num_params, optim)) {
+  carve_state(arena_, num_params, eight_bit_, m_, v_, q_);
+  if (!eight_bit_) return;
+  const std::array<float, 256> map_m = cpu::dynamic_map(true), map_v = cpu::dynamic_map(false);
+  ops_.copy_to_device(q_.map_m.data, map_m.data(), sizeof map_m);
+  ops_.copy_to_device(q_.map_v.data, map_v.data(), sizeof map_v);
 }
 
 void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr) {
   ++step_;
-  ops_.adamw_step(params, grads, m_, v_, AdamWHyper{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_});
+  const AdamWHyper h{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_};
+  if (eight_bit_)
+    ops_.adamw8bit_step(params, grads, q_, h);
+  else
+    ops_.adamw_step(params, grads, m_, v_, h);
 }
 
 void AdamWOptimizer::save(Checkpoint& ck) const {
-  for (auto [host, moment] : {std::pair{&ck.exp_avg, &m_}, std::pair{&ck.exp_avg_sq, &v_}}) {
-    host->resize(size_t(moment->numel()));
-    ops_.copy_to_host(host->data(), moment->data, host->size() * sizeof(float));
+  if (!eight_bit_) {
+    to_host(ops_, ck.exp_avg, m_);
+    to_host(ops_, ck.exp_avg_sq, v_);
+    return;
   }
+  to_host(ops_, ck.exp_avg_codes, q_.m);
+  to_host(ops_, ck.exp_avg_sq_codes, q_.v);
+  to_host(ops_, ck.exp_avg_absmax, q_.absmax_m);
+  to_host(ops_, ck.exp_avg_sq_absmax, q_.absmax_v);
 }
 
 void AdamWOptimizer::load(const Checkpoint& ck) {
-  for (auto [host, moment] : {std::pair{&ck.exp_avg, &m_}, std::pair{&ck.exp_avg_sq, &v_}}) {
-    QSFT_CHECK(int64_t(host->size()) == moment->numel(), "checkpoint moments of another size");
-    ops_.copy_to_device(moment->data, host->data(), host->size() * sizeof(float));
+  if (!eight_bit_) {
+    to_device(ops_, ck.exp_avg, m_, "exp_avg");
+    to_device(ops_, ck.exp_avg_sq, v_, "exp_avg_sq");
+  } else {
+    to_device(ops_, ck.exp_avg_codes, q_.m, "exp_avg (8-bit codes)");
+    to_device(ops_, ck.exp_avg_sq_codes, q_.v, "exp_avg_sq (8-bit codes)");
+    to_device(ops_, ck.exp_avg_absmax, q_.absmax_m, "exp_avg_absmax");
+    to_device(ops_, ck.exp_avg_sq_absmax, q_.absmax_v, "exp_avg_sq_absmax");
   }
   step_ = ck.state.global_step;
 }

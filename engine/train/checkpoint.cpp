@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 
 #include "engine/base/error.h"
 #include "engine/base/json_reader.h"
@@ -14,6 +15,7 @@
 #include "engine/base/sync_dir.h"
 #include "engine/io/peft_adapter.h"
 #include "engine/io/safetensors.h"
+#include "kernels/adamw8bit.h"
 
 namespace qsft {
 
@@ -42,6 +44,47 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
   return v;
 }
 
+// The optimizer state's tensors: adamw_torch's F32 moments, or adamw_8bit's codes (U8, same names) and absmax.
+std::vector<SafetensorsEntry> optimizer_entries(const Checkpoint& ck, int64_t P) {
+  if (ck.exp_avg_codes.empty())
+    return {{"exp_avg", DType::F32, {P}, ck.exp_avg.data()}, {"exp_avg_sq", DType::F32, {P}, ck.exp_avg_sq.data()}};
+  const int64_t B = int64_t(ck.exp_avg_absmax.size());
+  return {{"exp_avg", DType::U8, {P}, ck.exp_avg_codes.data()},
+          {"exp_avg_sq", DType::U8, {P}, ck.exp_avg_sq_codes.data()},
+          {"exp_avg_absmax", DType::F32, {B}, ck.exp_avg_absmax.data()},
+          {"exp_avg_sq_absmax", DType::F32, {B}, ck.exp_avg_sq_absmax.data()}};
+}
+
+// One tensor of optimizer.safetensors, of this dtype and element count, into `dst`.
+template <class T>
+void read_state(const SafetensorsFile& f, const char* name, DType dtype, int64_t n, std::vector<T>& dst) {
+  const TensorInfo* t = f.find(name);
+  if (!t || t->numel() != n || t->dtype != dtype)
+    throw input_error(f.path(), std::string("tensor ") + name + " missing or not " + dtype_name(dtype) + " [" +
+                                    std::to_string(n) + "] (another LoRA configuration?)");
+  dst.resize(size_t(n));
+  if constexpr (std::is_same_v<T, float>)
+    copy_to_f32(*t, dst.data());
+  else
+    std::memcpy(dst.data(), t->data, t->nbytes);
+}
+
+// adamw_torch's moments, or adamw_8bit's (told apart by exp_avg's dtype).
+void read_optimizer(const fs::path& file, int64_t P, Checkpoint& ck) {
+  const SafetensorsFile opt = SafetensorsFile::open(file);
+  const TensorInfo* m = opt.find("exp_avg");
+  if (m && m->dtype == DType::U8) {
+    const int64_t B = (P + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock;
+    read_state(opt, "exp_avg", DType::U8, P, ck.exp_avg_codes);
+    read_state(opt, "exp_avg_sq", DType::U8, P, ck.exp_avg_sq_codes);
+    read_state(opt, "exp_avg_absmax", DType::F32, B, ck.exp_avg_absmax);
+    read_state(opt, "exp_avg_sq_absmax", DType::F32, B, ck.exp_avg_sq_absmax);
+    return;
+  }
+  read_state(opt, "exp_avg", DType::F32, P, ck.exp_avg);
+  read_state(opt, "exp_avg_sq", DType::F32, P, ck.exp_avg_sq);
+}
+
 }  // namespace
 
 void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
@@ -54,9 +97,7 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
   try {
     fs::create_directories(tmp);
     write_peft_adapter(tmp, layout, ck.lora, base_model);
-    const int64_t P = layout.num_params();
-    write_safetensors(tmp / "optimizer.safetensors", {{"exp_avg", DType::F32, {P}, ck.exp_avg.data()},
-                                                      {"exp_avg_sq", DType::F32, {P}, ck.exp_avg_sq.data()}});
+    write_safetensors(tmp / "optimizer.safetensors", optimizer_entries(ck, layout.num_params()));
     Json state = Json::object();
     state.set("global_step", ck.state.global_step)
         .set("log_loss_sum", ck.state.log_loss_sum)
@@ -102,15 +143,7 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
 Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
   Checkpoint ck;
   ck.lora = read_peft_weights(dir, layout);
-  SafetensorsFile opt = SafetensorsFile::open(dir / "optimizer.safetensors");
-  for (auto [name, dst] : {std::pair{"exp_avg", &ck.exp_avg}, std::pair{"exp_avg_sq", &ck.exp_avg_sq}}) {
-    const TensorInfo* t = opt.find(name);
-    if (!t || t->numel() != layout.num_params() || t->dtype != DType::F32)
-      throw input_error(opt.path(), std::string("tensor ") + name + " missing or not F32 [" +
-                                        std::to_string(layout.num_params()) + "] (another LoRA configuration?)");
-    dst->resize(size_t(t->numel()));
-    copy_to_f32(*t, dst->data());
-  }
+  read_optimizer(dir / "optimizer.safetensors", layout.num_params(), ck);
   const std::string state_path = (dir / "trainer_state.json").string();
   const json::Document doc(state_path, json::read_text_file(state_path));
   const json::Object s = doc.object();

@@ -28,7 +28,10 @@ struct TrainerState {
 struct Checkpoint {
   TrainerState state;
   std::vector<float> lora;  // LoraLayout order
-  std::vector<float> exp_avg, exp_avg_sq;
+  std::vector<float> exp_avg, exp_avg_sq;  // adamw_torch's moments
+  // adamw_8bit's moments: codes [P] and absmax [ceil(P / 256)] (exp_avg, exp_avg_sq are then empty)
+  std::vector<uint8_t> exp_avg_codes, exp_avg_sq_codes;
+  std::vector<float> exp_avg_absmax, exp_avg_sq_absmax;
 };
 
 // Writes output_dir/checkpoint-<step> atomically and prunes older ones beyond keep (0 = keep all).

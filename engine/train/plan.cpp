@@ -24,7 +24,7 @@ TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t availab
   p.device = device;
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
-  p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params());
+  p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params(), cfg.training.optim);
   p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();

@@ -1,5 +1,6 @@
 #include "engine/train/train_config.h"
 
+#include <algorithm>
 #include <map>
 
 #include "engine/base/error.h"
@@ -48,6 +49,51 @@ void parse_lora(element e, const std::string& where, LoraConfig& c) {
   s.parse(e);
 }
 
+// training.lr_scheduler_kwargs: every schedule's arguments are known here; which ones lr_scheduler_type takes is
+// checked once the whole section is read (the keys may come in any order). Returns the names given.
+std::vector<std::string> parse_scheduler_kwargs(element e, const std::string& where, LrSchedulerKwargs& k) {
+  std::vector<std::string> given;
+  if (e.is_null()) return given;  // TrainingArguments' default
+  Section s(where, "training.lr_scheduler_kwargs");
+  auto R = [&](const char* name) {
+    given.push_back(name);
+    return s.reader(name);
+  };
+  s.key("num_cycles", [&](element v) { k.num_cycles = R("num_cycles").positive(v); });
+  s.key("min_lr", [&](element v) { k.min_lr = R("min_lr").non_negative(v); });
+  s.key("min_lr_rate", [&](element v) { k.min_lr_rate = R("min_lr_rate").in_range(v, 0, 1); });
+  s.key("num_stable_steps", [&](element v) { k.num_stable_steps = R("num_stable_steps").count(v, 0, kMaxSteps); });
+  s.key("num_decay_steps", [&](element v) { k.num_decay_steps = R("num_decay_steps").count(v, 0, kMaxSteps); });
+  s.key("warmup_type", [&](element v) { k.warmup_type = R("warmup_type").one_of(v, LrSchedule::wsd_shapes()); });
+  s.key("decay_type", [&](element v) { k.decay_type = R("decay_type").one_of(v, LrSchedule::wsd_shapes()); });
+  s.key("min_lr_ratio", [&](element v) { k.min_lr_ratio = R("min_lr_ratio").in_range(v, 0, 1); });
+  s.parse(e);
+  return given;
+}
+
+// The kwargs against the schedule, as transformers' scheduler functions accept and require them.
+void check_scheduler_kwargs(const TrainingOptions& t, const std::vector<std::string>& given, const std::string& where) {
+  auto key = [](const std::string& k) { return "key \"training.lr_scheduler_kwargs." + k + "\""; };
+  const std::vector<std::string> takes = LrSchedule::kwargs_of(t.lr_scheduler_type);
+  for (const std::string& g : given)
+    if (std::find(takes.begin(), takes.end(), g) == takes.end()) {
+      std::string list;
+      for (const std::string& n : takes) list += (list.empty() ? "" : ", ") + n;
+      throw input_error(where, key(g) + " is not an argument of lr_scheduler_type \"" + t.lr_scheduler_type + "\" (" +
+                                   (list.empty() ? "it takes none" : "it takes " + list) + ")");
+    }
+  const LrSchedulerKwargs& k = t.lr_scheduler_kwargs;
+  if (t.lr_scheduler_type == "cosine_with_min_lr") {
+    if (k.min_lr && k.min_lr_rate)
+      throw input_error(where, key("min_lr") + " and " + key("min_lr_rate") + ": set only one of them");
+    if (!k.min_lr && !k.min_lr_rate)
+      throw input_error(where, "missing key " + key("min_lr").substr(4) + " or " + key("min_lr_rate").substr(4) +
+                                   " (cosine_with_min_lr needs one)");
+  }
+  if (t.lr_scheduler_type == "warmup_stable_decay" && !k.num_decay_steps)
+    throw input_error(where, "missing key " + key("num_decay_steps").substr(4) + " (warmup_stable_decay needs it)");
+}
+
 void parse_training(element e, const std::string& where, TrainingOptions& t) {
   Section s(where, "training");
   auto R = [&](const char* k) { return s.reader(k); };
@@ -67,6 +113,13 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   s.key("learning_rate", [&](element v) { t.learning_rate = R("learning_rate").positive(v); });
   s.key("lr_scheduler_type",
         [&](element v) { t.lr_scheduler_type = R("lr_scheduler_type").one_of(v, LrSchedule::types()); });
+  std::vector<std::string> kwargs_given;
+  s.key("lr_scheduler_kwargs",
+        [&](element v) { kwargs_given = parse_scheduler_kwargs(v, where, t.lr_scheduler_kwargs); });
+  s.key("optim", [&](element v) {  // transformers' names; adamw_torch_fused and adamw_bnb_8bit are the same optimizers
+    const std::string o = R("optim").one_of(v, {"adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit"});
+    t.optim = o == "adamw_torch_fused" ? "adamw_torch" : o == "adamw_bnb_8bit" ? "adamw_8bit" : o;
+  });
   s.key("warmup_ratio", [&](element v) {
     t.warmup_ratio = R("warmup_ratio").number(v);
     if (t.warmup_ratio < 0 || t.warmup_ratio > 1) R("warmup_ratio").bad("must be in [0, 1]");
@@ -86,6 +139,7 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
         [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
   s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").count(v, 0, INT64_MAX)); });
   s.parse(e);
+  check_scheduler_kwargs(t, kwargs_given, where);
 }
 
 }  // namespace
@@ -196,6 +250,11 @@ std::vector<std::string> resume_incompatible_keys(const std::string& before_json
   for (const auto& [k, _] : b)
     if (!a.count(k)) differs(k);
   return keys;
+}
+
+LrSchedule lr_schedule_for(const TrainingOptions& t, int64_t total_steps) {
+  return {t.lr_scheduler_type, t.learning_rate, warmup_steps_for(t.warmup_steps, t.warmup_ratio, total_steps),
+          total_steps, t.lr_scheduler_kwargs};
 }
 
 DataConfig run_data_config(const TrainConfig& c) {

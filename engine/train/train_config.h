@@ -11,6 +11,7 @@
 #include "data/data_config.h"
 #include "engine/model/lora.h"
 #include "engine/train/adamw.h"
+#include "engine/train/lr_schedule.h"
 
 namespace qsft {
 
@@ -22,9 +23,11 @@ struct TrainingOptions {
   int gradient_accumulation_steps = 1;
   double learning_rate = 2e-5;  // TRL's SFTConfig default
   std::string lr_scheduler_type = "linear";
+  LrSchedulerKwargs lr_scheduler_kwargs;  // transformers' names; which are accepted depends on the type
   double warmup_ratio = 0;  // transformers v4's key: warmup = ceil(ratio * total steps)
   double warmup_steps = 0;  // transformers v5: >= 1 a count (truncated), < 1 a ratio; wins when > 0
-  AdamWSettings adamw;        // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
+  std::string optim = "adamw_torch";  // adamw_torch (= adamw_torch_fused) | adamw_8bit (bitsandbytes' 8-bit state)
+  AdamWSettings adamw;                // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
   double max_grad_norm = 1.0;
   double neftune_noise_alpha = 0;
   bool gradient_checkpointing = false;
@@ -51,6 +54,9 @@ struct TrainConfig {
 TrainConfig load_train_config(const std::filesystem::path& path, const std::vector<std::string>& overrides);
 // Parses config text (as load_train_config does after reading the file); `path` names it and anchors paths.
 TrainConfig parse_train_config(const std::string& json_text, const std::filesystem::path& path);
+
+// The run's schedule: its type, rate and kwargs, with transformers' warmup steps for total_steps.
+LrSchedule lr_schedule_for(const TrainingOptions& t, int64_t total_steps);
 
 // The data options as a run uses them: data.cache_dir, or <output_dir>/cache when unset (train and data share it).
 DataConfig run_data_config(const TrainConfig& c);

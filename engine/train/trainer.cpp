@@ -77,10 +77,9 @@ class Trainer {
         data_(load_data(cfg, show_progress)),
         planner_(data_.train, cfg),
         total_(total_steps()),
-        sched_{T_.lr_scheduler_type, T_.learning_rate, warmup_steps_for(T_.warmup_steps, T_.warmup_ratio, total_),
-               total_},
+        sched_(lr_schedule_for(T_, total_)),
         model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
-        opt_(*ops_, model_.lora_layout().num_params()),
+        opt_(*ops_, model_.lora_layout().num_params(), T_.optim),
         progress_(total_, show_progress) {
     model_.load_weights(cfg.model);
   }
@@ -208,9 +207,12 @@ class Trainer {
   // A checkpoint of the state after the last step; never of a non-finite one.
   void save() {
     st_.train_seconds = seconds_before_ + elapsed();
-    Checkpoint ck{st_, model_.lora_params(), {}, {}};
+    Checkpoint ck;
+    ck.state = st_;
+    ck.lora = model_.lora_params();
     opt_.save(ck);
-    for (const std::vector<float>* v : {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq})
+    for (const std::vector<float>* v :
+         {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq, &ck.exp_avg_absmax, &ck.exp_avg_sq_absmax})
       if (!std::all_of(v->begin(), v->end(), [](float x) { return std::isfinite(x); }))
         diverged(st_.global_step - 1, "the LoRA weights or the AdamW moments are not finite");
     save_checkpoint(out_, model_.lora_layout(), ck, cfg_.model, cfg_.save_total_limit);

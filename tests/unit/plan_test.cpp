@@ -46,6 +46,21 @@ TEST(Plan, TrainingPlanAddsTheOptimizerAndSaysWhetherItFits) {
   EXPECT_NE(p.report().find("fits"), std::string::npos);
 }
 
+// optim "adamw_8bit": one byte per parameter and moment plus an fp32 absmax per 256 and the two 256-entry maps,
+// about a quarter of the fp32 moments; the optimizer allocates exactly what the plan counts.
+TEST(Plan, CountsTheSmallerAdamW8bitState) {
+  QSFT_REQUIRE_FIXTURE("tied");
+  TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
+                                           "output_dir": "o", "training": {"optim": "adamw_8bit"}})",
+                                       repo_testdata() / "fixtures" / "tied" / "cfg.json");
+  const int64_t P = LoraLayout(Qwen2Config::load(cfg.model), cfg.lora).num_params(), B = (P + 255) / 256;
+  auto aligned = [](int64_t bytes) { return size_t((bytes + 255) / 256 * 256); };
+  EXPECT_EQ(plan_training(cfg, Device::CPU, size_t(1) << 30).optimizer,
+            2 * aligned(P) + 2 * aligned(4 * B) + 2 * aligned(4 * 256));
+  const int64_t big = int64_t(1) << 26;
+  EXPECT_NEAR(double(AdamWOptimizer::bytes(big, "adamw_8bit")) / double(AdamWOptimizer::bytes(big)), 0.254, 0.001);
+}
+
 // The host holds the mapped safetensors files while the weights are converted (on cpu on top of the model itself);
 // the advice to turn on gradient_checkpointing is given only when it is off.
 TEST(Plan, CountsTheMappedWeightFilesOnTheHost) {
