@@ -79,17 +79,17 @@ def flops_per_token(model_dir, context=4096):
 
 
 def profile_shares(stderr):
-    """{family: share %} from the QSFT_PROFILE table at the end of qwen-sft's stderr."""
-    shares, table = {}, False
+    """({family: share %}, total ms in ops) from the QSFT_PROFILE table at the end of qwen-sft's stderr."""
+    shares, total, table = {}, None, False
     for line in stderr.splitlines():
         if line.startswith("op family"):
             table, shares = True, {}
         elif table and line.rstrip().endswith("%"):
             parts = line.rsplit(None, 3)  # family (may hold spaces), calls, ms, share
             shares[parts[0].strip()] = float(parts[3].rstrip("%"))
-        elif table:
-            table = False
-    return shares
+        elif table and line.startswith("total (in ops)"):
+            total, table = float(line.split()[-1]), False
+    return shares, total
 
 
 def fmt_mem(gib):
@@ -102,7 +102,8 @@ def run_ours(a, model_dir, work):
         "model": model_dir,
         "data": {"train_files": [os.path.join(a.kit, "data")], "max_length": 4096, "packing": True},
         "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"},
-        "training": {"max_steps": a.steps, "micro_batch_tokens": 16384, "gradient_accumulation_steps": 1,
+        "training": {"max_steps": a.steps, "micro_batch_tokens": a.micro_batch_tokens,
+                     "gradient_accumulation_steps": 1,
                      "learning_rate": 1e-4, "lr_scheduler_type": "constant", "max_grad_norm": 1.0,
                      "gradient_checkpointing": a.recompute, "seed": 42},
         "logging_steps": 1, "save_steps": 0, "output_dir": run_dir, "device": a.device,
@@ -119,7 +120,7 @@ def run_ours(a, model_dir, work):
         sys.exit(77)
     if p.returncode != 0:
         sys.exit("qwen-sft train failed (%d)" % p.returncode)
-    a.result["ours_profile_share"] = profile_shares(p.stderr)
+    a.result["ours_profile_share"], ops_ms = profile_shares(p.stderr)
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if '"tokens_per_second"' in l]
     # tokens_per_second is cumulative since the start of the run: elapsed_k = num_tokens_k / tok_s_k
     pts = [(r["num_tokens"], r["num_tokens"] / r["tokens_per_second"]) for r in rows if r.get("tokens_per_second")]
@@ -132,12 +133,19 @@ def run_ours(a, model_dir, work):
           "memory %s; final loss %.4f; wall %.0f s" % (s[0], len(pts), s[1], s[2], pts[0][1], fmt_mem(mem.gib()),
                                                        rows[-1]["loss"], time.time() - t))
     a.result.update(ours_tok_s=s[0], ours_peak_gib=mem.gib())
+    # Launch overhead: the device time of the ops (QSFT_PROFILE, steps 2..N) over the wall time of those steps.
+    # Near 1: the GPU never waits for the host, and CUDA graphs would not help.
+    if ops_ms and len(pts) > 1 and pts[-1][1] > pts[0][1]:
+        a.result["ours_gpu_busy"] = ops_ms / 1e3 / (pts[-1][1] - pts[0][1])
+        print("E2E qwen-sft %s: the ops' device time is %.1f%% of the wall time of steps 2..%d (launch overhead "
+              "and host work: the rest)" % (a.preset, 100 * a.result["ours_gpu_busy"], len(pts)))
     return s[0]
 
 
 def run_hf(a, model_dir):
     cmd = [sys.executable, os.path.join(HERE, "baselines", "hf_peft.py"), "--model", model_dir, "--data",
-           os.path.join(a.kit, "data"), "--steps", str(a.steps)] + (["--recompute"] if a.recompute else [])
+           os.path.join(a.kit, "data"), "--steps", str(a.steps), "--micro-batch", str(a.micro_batch_tokens)] + \
+        (["--recompute"] if a.recompute else [])
     with GpuMemoryPeak() as mem:
         p = subprocess.run(cmd, capture_output=True, text=True)
     print(p.stdout[-6000:] + p.stderr[-4000:])
@@ -181,6 +189,7 @@ def main():
     ap.add_argument("--preset", required=True)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--recompute", action="store_true")
+    ap.add_argument("--micro-batch-tokens", type=int, default=16384, help="tokens per micro-batch (4096-token bins)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--work", default="/tmp/qsft-e2e")
     a = ap.parse_args()
@@ -191,7 +200,8 @@ def main():
         return 77
     work = os.path.join(a.work, a.preset)
     model_dir = make_model(a.bin, a.kit, a.preset, work)
-    a.result = {"preset": a.preset, "recompute": a.recompute, "flops_per_token": flops_per_token(model_dir)}
+    a.result = {"preset": a.preset, "recompute": a.recompute, "micro_batch_tokens": a.micro_batch_tokens,
+                "flops_per_token": flops_per_token(model_dir)}
     ours = run_ours(a, model_dir, work)
     theirs = run_hf(a, model_dir) if a.device == "cuda" else None
     if ours and theirs:
