@@ -303,7 +303,8 @@ void bench_lm_head_ce(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
     for (size_t i = 0; i < got_grad.size(); ++i) dg = std::max(dg, double(std::fabs(got_grad[i] - ref_grad[i])));
     const double t = median_seconds(ops, [&] { v.rows(r, nullptr); });
     const double bytes = double(v.row_reads + 1) * double(T) * double(V) * 2.0;
-    print_row({std::string("ce rows ") + v.name, "7B", T, t * 1e3, bytes / t / 1e9, false, bytes / t / 1e9 / ceil.gbps});
+    const double gbps = bytes / t / 1e9;
+    print_row({std::string("ce rows ") + v.name, "7B", T, t * 1e3, gbps, false, gbps / ceil.gbps});
     std::printf("  max |diff| from the first: row loss %.3g, gradient %.3g\n", dl, dg);
   }
 }

@@ -91,18 +91,14 @@ __device__ OnlineSoftmax block_merge(OnlineSoftmax v, OnlineSoftmax* scratch) {
   return warp_merge(lane < int(blockDim.x >> 5) ? scratch[lane] : OnlineSoftmax{});
 }
 
-// One block per row r of the chunk, W elements per thread step (16-byte vectors, or 1 for rows that are not
+// Row r of the chunk by one block, W elements per thread step (16-byte vectors, or 1 for rows that are not
 // 16-byte aligned). Two passes over the row instead of three (max, sum, gradient):
 //   read:         the thread's (max, first argmax, sum_j exp(l_j - max)) online, merged over the block
 //   read + write: dl_j = grad_scale (exp(l_j - max) / sum - [j = target])            (want_grad only)
 //   loss = max + log(sum) - l_target, hit = (argmax == target)
 template <int W, class T>
-__global__ void __launch_bounds__(kRowThreads)
-    softmax_ce_kernel(T* logits, int64_t V, const int32_t* targets, const int32_t* idx, float grad_scale,
-                      bool want_grad, float* row_loss, int32_t* row_correct) {
-  __shared__ OnlineSoftmax scratch[kRowThreads / 32];
-  T* row = logits + int64_t(blockIdx.x) * V;
-  const int32_t target = targets[idx[blockIdx.x]];
+__device__ void softmax_ce_row(T* row, int64_t V, int32_t target, float grad_scale, bool want_grad, float* loss,
+                               int32_t* hit, OnlineSoftmax* scratch) {
   const float target_logit = load(row + target);  // read before the block barrier, so before any overwrite
   OnlineSoftmax st;
   block_stride_vec<W>(V, [&](auto w, int64_t j) {
@@ -122,8 +118,8 @@ __global__ void __launch_bounds__(kRowThreads)
   });
   st = block_merge(st, scratch);
   if (threadIdx.x == 0) {
-    row_loss[blockIdx.x] = st.m + logf(st.s) - target_logit;
-    row_correct[blockIdx.x] = st.i == target;
+    *loss = st.m + logf(st.s) - target_logit;
+    *hit = st.i == target;
   }
   if (!want_grad) return;
   const float scale = grad_scale / st.s;
@@ -135,6 +131,20 @@ __global__ void __launch_bounds__(kRowThreads)
     for (int k = 0; k < N; ++k) l[k] = expf(l[k] - st.m) * scale - (j + k == target ? grad_scale : 0.0f);
     store_n<N>(row + j, l);
   });
+}
+
+// Each block takes rows blockIdx.x, blockIdx.x + gridDim.x, ... (one row per block in production; a smaller grid
+// keeps fewer rows in flight, so that the second read of a row may come from L2: kernels/dev/cross_entropy).
+template <int W, class T>
+__global__ void __launch_bounds__(kRowThreads)
+    softmax_ce_kernel(T* logits, int64_t rows, int64_t V, const int32_t* targets, const int32_t* idx,
+                      float grad_scale, bool want_grad, float* row_loss, int32_t* row_correct) {
+  __shared__ OnlineSoftmax scratch[kRowThreads / 32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    softmax_ce_row<W>(logits + r * V, V, targets[idx[r]], grad_scale, want_grad, row_loss + r, row_correct + r,
+                      scratch);
+    __syncthreads();  // the next row's merge reuses scratch
+  }
 }
 
 // dh[idx[r], :] = dhc[r, :] for r < rows, rows of `row_units` units of Unit (16-byte words when rows allow).
@@ -194,8 +204,10 @@ void softmax_ce_rows(const SoftmaxCeRows& a, void* stream) {
     using E = decltype(tag);
     const bool vec = aligned16(a.logits) && (a.V * int64_t(sizeof(E))) % 16 == 0;
     launch_vec_or_scalar<kVec<E>>(vec, [&](auto w) {
-      softmax_ce_kernel<decltype(w)::value, E><<<unsigned(a.rows), kRowThreads, 0, as_stream(stream)>>>(
-          static_cast<E*>(a.logits), a.V, a.targets, a.idx, a.grad_scale, a.want_grad, a.row_loss, a.row_correct);
+      const unsigned grid = unsigned(a.grid > 0 ? std::min<int64_t>(a.grid, a.rows) : a.rows);
+      softmax_ce_kernel<decltype(w)::value, E><<<grid, kRowThreads, 0, as_stream(stream)>>>(
+          static_cast<E*>(a.logits), a.rows, a.V, a.targets, a.idx, a.grad_scale, a.want_grad, a.row_loss,
+          a.row_correct);
     });
   });
   QSFT_CUDA_CHECK_LAUNCH();

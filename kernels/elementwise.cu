@@ -22,29 +22,15 @@ __global__ void add_kernel(T* y, const T* x, int64_t n) {
 
 template <int W, class T>
 __global__ void scale_kernel(T* y, float s, int64_t n) {
-  grid_stride_vec<W>(n, [&](auto w, int64_t i) {
-    constexpr int N = decltype(w)::value;
-    float a[N];
-    load_n<N>(y + i, a);
-#pragma unroll
-    for (int k = 0; k < N; ++k) a[k] *= s;
-    store_n<N>(y + i, a);
-  });
+  map_vec<W>(y, y, n, [&](float v, int64_t) { return v * s; });
 }
 
 template <int W, class T>
 __global__ void dropout_kernel(const T* x, int64_t n, float p, uint64_t seed, T* y) {
   const float keep_scale = 1.0f / (1.0f - p);
-  grid_stride_vec<W>(n, [&](auto w, int64_t i) {
-    constexpr int N = decltype(w)::value;
-    float a[N];
-    load_n<N>(x + i, a);
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      const bool keep = p == 0.0f || rng::uniform(seed, uint64_t(i + k)) >= p;
-      a[k] = keep ? a[k] * keep_scale : 0.0f;
-    }
-    store_n<N>(y + i, a);
+  map_vec<W>(x, y, n, [&](float v, int64_t i) {
+    const bool keep = p == 0.0f || rng::uniform(seed, uint64_t(i)) >= p;
+    return keep ? v * keep_scale : 0.0f;
   });
 }
 

@@ -26,16 +26,9 @@ __global__ void gather_rows_kernel(const int32_t* ids, const Vec* table, int64_t
 template <int W, class T>
 __global__ void neftune_kernel(T* x, int64_t n, float scale, uint64_t seed) {
   // _rn intrinsics: no fma contraction, so the value before the store rounds exactly as the CPU op's x += s * u.
-  grid_stride_vec<W>(n, [&](auto w, int64_t i) {
-    constexpr int N = decltype(w)::value;
-    float a[N];
-    load_n<N>(x + i, a);
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      const float u = __fsub_rn(__fmul_rn(2.0f, rng::uniform(seed, uint64_t(i + k))), 1.0f);
-      a[k] = __fadd_rn(a[k], __fmul_rn(scale, u));
-    }
-    store_n<N>(x + i, a);
+  map_vec<W>(x, x, n, [&](float v, int64_t i) {
+    const float u = __fsub_rn(__fmul_rn(2.0f, rng::uniform(seed, uint64_t(i))), 1.0f);
+    return __fadd_rn(v, __fmul_rn(scale, u));
   });
 }
 

@@ -116,6 +116,18 @@ __device__ __forceinline__ void grid_stride_vec(int64_t n, F&& f) {
   QSFT_GRID_STRIDE(g, n / W) f(Width<W>{}, g * W);
   if constexpr (W > 1) QSFT_GRID_STRIDE(i, n - body) f(Width<1>{}, body + i);
 }
+// y[i] = f(x[i], i) over n elements in fp32 (one rounding at the store), W per step; x and y may alias.
+template <int W, class T, class F>
+__device__ __forceinline__ void map_vec(const T* x, T* y, int64_t n, F&& f) {
+  grid_stride_vec<W>(n, [&](auto w, int64_t i) {
+    constexpr int N = decltype(w)::value;
+    float a[N];
+    load_n<N>(x + i, a);
+#pragma unroll
+    for (int k = 0; k < N; ++k) a[k] = f(a[k], i + k);
+    store_n<N>(y + i, a);
+  });
+}
 // The same over one block's threads (a row kernel): f(Width<W>{}, j) for j = W * threadIdx.x, stepping by
 // W * blockDim.x while a whole step fits in n, then f(Width<1>{}, j) for the last n % W elements.
 template <int W, class F>

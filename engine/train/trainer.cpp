@@ -79,7 +79,7 @@ class Trainer {
         total_(total_steps()),
         sched_{T_.lr_scheduler_type, T_.learning_rate, warmup_steps_for(T_.warmup_steps, T_.warmup_ratio, total_),
                total_},
-        model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
+        model_(*ops_, mcfg_, cfg.lora, model_options(cfg, ops_->device(), ops_->memory_available())),
         opt_(*ops_, model_.lora_layout().num_params()),
         progress_(total_, show_progress) {
     model_.load_weights(cfg.model);
