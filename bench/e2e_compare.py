@@ -7,7 +7,10 @@ sides measured the same way) and the step time by op family (qwen-sft: QSFT_PROF
 step), then the ratio ours/theirs, and last one machine-readable line "E2E_RESULT {json}" with the model FLOPs per
 token (bench/README.md) that bench/results_jsonl.py turns into MFU against the GEMM ceiling of the same run.
 Run by tools/gpu-check.sh (stages e2e-0.5b, e2e-7b; e2e-1.5b and e2e-14b on request).
-  e2e_compare.py --bin QWEN_SFT --kit build-gpucarry --preset qwen2.5-0.5b --steps 12 [--recompute] [--device cpu]
+  e2e_compare.py --bin QWEN_SFT --kit build-gpucarry --preset qwen2.5-0.5b --steps 12 [--recompute] [--ours-auto]
+                 [--device cpu]
+--recompute: gradient checkpointing on both sides; --ours-auto: qwen-sft with its default "auto" instead (every
+layer's activations kept when they fit), the baseline as --recompute says.
 --device cpu with --preset tiny checks this script on a machine without a GPU (no HF side)."""
 import argparse
 import json
@@ -105,7 +108,7 @@ def run_ours(a, model_dir, work):
         "training": {"max_steps": a.steps, "micro_batch_tokens": a.micro_batch_tokens,
                      "gradient_accumulation_steps": 1,
                      "learning_rate": 1e-4, "lr_scheduler_type": "constant", "max_grad_norm": 1.0,
-                     "gradient_checkpointing": a.recompute, "seed": 42},
+                     "gradient_checkpointing": "auto" if a.ours_auto else a.recompute, "seed": 42},
         "logging_steps": 1, "save_steps": 0, "output_dir": run_dir, "device": a.device,
     }
     cfg_path = os.path.join(work, "cfg.json")
@@ -189,6 +192,7 @@ def main():
     ap.add_argument("--preset", required=True)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--recompute", action="store_true")
+    ap.add_argument("--ours-auto", action="store_true", help='qwen-sft with gradient_checkpointing "auto"')
     ap.add_argument("--micro-batch-tokens", type=int, default=16384, help="tokens per micro-batch (4096-token bins)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--work", default="/tmp/qsft-e2e")
@@ -200,7 +204,8 @@ def main():
         return 77
     work = os.path.join(a.work, a.preset)
     model_dir = make_model(a.bin, a.kit, a.preset, work)
-    a.result = {"preset": a.preset, "recompute": a.recompute, "micro_batch_tokens": a.micro_batch_tokens,
+    a.result = {"preset": a.preset, "recompute": a.recompute, "ours_auto": a.ours_auto,
+                "micro_batch_tokens": a.micro_batch_tokens,
                 "flops_per_token": flops_per_token(model_dir)}
     ours = run_ours(a, model_dir, work)
     theirs = run_hf(a, model_dir) if a.device == "cuda" else None

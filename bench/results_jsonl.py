@@ -62,7 +62,7 @@ def figures(lines):
 
 def e2e_figures(r, gemm_tflops):
     bench = "e2e %s %dk" % (r["preset"], r.get("micro_batch_tokens", 16384) // 1024) + \
-        (" recompute" if r.get("recompute") else "")
+        (" recompute" if r.get("recompute") else "") + (" (ours: auto)" if r.get("ours_auto") else "")
     ours, hf = r.get("ours_tok_s"), r.get("hf_tok_s")
     yield bench, "tokens/s", ours, "hf-peft", hf
     yield bench, "peak GPU memory GiB", r.get("ours_peak_gib"), "hf-peft", r.get("hf_peak_gib")

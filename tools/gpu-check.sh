@@ -9,7 +9,7 @@
 #   -> test-model-step -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
 #   -> e2e-0.5b -> bench-quick -> bench-attention -> e2e-7b -> bench-full
 #   -> on request only (named by ONLY, e.g. ONLY='e2e-1.5b|e2e-14b|context-7b' BUDGET=1500): e2e-1.5b,
-#      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-14b, context-7b (bench/context_search.py: the
+#      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-7b-auto, e2e-14b, context-7b (bench/context_search.py: the
 #      longest trainable context, ours and transformers + PEFT)
 # Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
 # "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
@@ -188,6 +188,9 @@ if [ -n "${ONLY:-}" ]; then
   # one 4096-token bin per step: where launch overhead would show (the "GPU busy" line)
   stage e2e-0.5b-4k 150 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b \
     --steps 20 --micro-batch-tokens 4096
+  # qwen-sft with its default gradient_checkpointing "auto" (no recompute when the activations fit), HF recomputing
+  stage e2e-7b-auto 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
+    --recompute --ours-auto
   stage e2e-14b 540 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-14b --steps 6 \
     --recompute
   stage context-7b 600 0 "$E2E" python3 "$ROOT/bench/context_search.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
