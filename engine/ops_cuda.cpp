@@ -55,6 +55,7 @@ class CudaOps final : public Ops {
     cuda::copy_d2h(host_dst, src, bytes, stream_);
   }
   void synchronize() override { cuda::stream_sync(stream_); }
+  size_t memory_available() const override { return cuda::device_memory_free(); }
 
  protected:
   void zero_impl(Tensor& t) override { cuda::fill_zero(t.data, t.nbytes(), stream_); }

@@ -23,7 +23,8 @@ Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const Lo
 void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
   weights_.carve(weights, cfg_, act_dtype_);
   params_.carve(params, layout_.num_params(), act_dtype_);
-  state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recompute, act_dtype_);
+  state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recomputed_layers(cfg_.num_hidden_layers),
+               act_dtype_);
   batch_.carve(state, opts_.max_tokens);
 }
 

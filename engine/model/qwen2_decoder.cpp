@@ -176,7 +176,7 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
   ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor h_in = st.resid[size_t(l)].rows(0, T);
-    if (p_.opts.recompute) {
+    if (p_.opts.recomputes(l)) {
       Tensor h_out = st.resid[size_t(l) + 1].rows(0, T);  // recomputed to the same values
       layer_forward(int(l), h_in, h_out, st.layer(int(l)), seed, true);
     }

@@ -6,6 +6,8 @@
 //   per layer: h += o_proj(attn(rope(qkv(rmsnorm1(h)))));  h += down(silu(gate(x)) * up(x)), x = rmsnorm2(h)
 //   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
 #pragma once
+#include <algorithm>
+
 #include "engine/io/model_config.h"
 #include "engine/model/device_batch.h"
 #include "engine/model/lora.h"
@@ -19,9 +21,17 @@ namespace qsft {
 struct ModelOptions {
   int64_t max_tokens = 4096;         // tokens of the largest micro-batch
   bool recompute = false;            // activation checkpointing: keep layer inputs only, redo the layer in backward
+  int recompute_layers = -1;         // with recompute: the first this many layers are redone, the others keep their
+                                     // activations; -1 = all (gradient_checkpointing "auto" picks it: plan.h)
   float neftune_alpha = 0.0f;        // NEFTune noise on the embeddings while training (0 = off)
   bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
                                      // sequence (the row length of the padded batch transformers would build)
+
+  // R, the layers [0, R) of L that the backward recomputes; whether layer l is one of them.
+  int recomputed_layers(int L) const {
+    return !recompute ? 0 : recompute_layers < 0 ? L : std::min(recompute_layers, L);
+  }
+  bool recomputes(int64_t layer) const { return recompute && (recompute_layers < 0 || layer < recompute_layers); }
 };
 
 struct LossStats {

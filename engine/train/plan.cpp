@@ -7,32 +7,78 @@
 
 namespace qsft {
 
-ModelOptions model_options(const TrainConfig& cfg) {
+namespace {
+
+// The options of the config with R of the first layers recomputed.
+ModelOptions options_recomputing(const TrainConfig& cfg, int R) {
   const TrainingOptions& T = cfg.training;
   ModelOptions mo;
   // The largest micro-batch: per_device_train_batch_size bins of max_length tokens, or the token budget.
   mo.max_tokens = T.micro_batch_tokens > 0 ? std::max(T.micro_batch_tokens, cfg.data.max_length)
                                            : int64_t(T.per_device_train_batch_size) * cfg.data.max_length;
-  mo.recompute = T.gradient_checkpointing;
+  mo.recompute = R > 0;
+  mo.recompute_layers = R;
   mo.neftune_alpha = float(T.neftune_noise_alpha);
   mo.neftune_padded_rows = !cfg.data.packing;
   return mo;
 }
 
-TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override) {
+// The plan of the config with R recomputed layers, against `available` bytes (0 = unknown).
+TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available,
+                              int R) {
   TrainingPlan p;
   p.device = device;
-  const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
-  p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
+  p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, options_recomputing(cfg, R), device);
   p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params(), cfg.training.optim);
   p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
-  p.gradient_checkpointing = cfg.training.gradient_checkpointing;
-  p.available = available_override;
-  if (p.available == 0 && (device == Device::CPU || cuda_available()))
-    p.available = (device == Device::CPU ? make_cpu_ops() : make_cuda_ops())->memory_available();
+  p.checkpointing_auto = cfg.training.gradient_checkpointing_auto;
+  p.recomputed_layers = R;
+  p.num_layers = mcfg.num_hidden_layers;
+  p.available = available;
   return p;
+}
+
+// R for the config: its own setting, or with "auto" the fewest layers whose plan fits (each layer's saved
+// activations are the same size, so the plans shrink as R grows). On the GPU "auto" keeps 1 GiB + 1/32 of the
+// memory free for what the plan does not count: the backend's growable scratch (the cross-entropy logits block,
+// attention's backward buffers) and the allocator's slack.
+int layers_to_recompute(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available) {
+  const int L = mcfg.num_hidden_layers;
+  if (!cfg.training.gradient_checkpointing_auto) return cfg.training.gradient_checkpointing ? L : 0;
+  if (available == 0) return 0;
+  const size_t reserve = device == Device::CUDA ? (size_t(1) << 30) + available / 32 : 0;
+  const size_t budget = available > reserve ? available - reserve : 1;
+  for (int R = 0; R < L; ++R)
+    if (plan_recomputing(cfg, mcfg, device, budget, R).fits()) return R;
+  return L;
+}
+
+}  // namespace
+
+ModelOptions model_options(const TrainConfig& cfg, Device device, size_t available) {
+  const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
+  return options_recomputing(cfg, layers_to_recompute(cfg, mcfg, device, available));
+}
+
+TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override) {
+  size_t available = available_override;
+  if (available == 0 && (device == Device::CPU || cuda_available()))
+    available = (device == Device::CPU ? make_cpu_ops() : make_cuda_ops())->memory_available();
+  const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
+  return plan_recomputing(cfg, mcfg, device, available, layers_to_recompute(cfg, mcfg, device, available));
+}
+
+// What the plan does with the layers' activations, e.g. "auto: recomputes layers 0-4 (5 of 28) to fit".
+std::string TrainingPlan::checkpointing() const {
+  const std::string mode = checkpointing_auto ? "auto" : recomputed_layers > 0 ? "on" : "off";
+  if (recomputed_layers == 0)
+    return mode + ": keeps the activations of all " + std::to_string(num_layers) + " layers";
+  const std::string which = recomputed_layers == 1 ? "layer 0" : "layers 0-" + std::to_string(recomputed_layers - 1);
+  return mode + ": recomputes " + which + " (" + std::to_string(recomputed_layers) + " of " +
+         std::to_string(num_layers) + ") in the backward" +
+         (checkpointing_auto ? (recomputed_layers < num_layers ? " to fit" : ", the most it can") : "");
 }
 
 std::string TrainingPlan::report() const {
@@ -40,7 +86,7 @@ std::string TrainingPlan::report() const {
   char avail[64] = "unknown";
   if (available) std::snprintf(avail, sizeof avail, "%.3f GiB", gib(available));
   const std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
-                             (gradient_checkpointing ? "" : ", or turn on gradient_checkpointing");
+                             (recomputed_layers < num_layers ? ", or turn on gradient_checkpointing" : "");
   const bool cpu = device == Device::CPU;
   char buf[1280];
   std::snprintf(buf, sizeof buf,
@@ -54,10 +100,11 @@ std::string TrainingPlan::report() const {
                 "  mapped weight files     %10.3f GiB  (host)\n"
                 "  host peak               %10.3f GiB\n"
                 "  available (%-4s)    %14s\n"
+                "  gradient checkpointing  %s\n"
                 "  %s\n",
                 cpu ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer), gib(model.activations),
                 gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights), gib(host_total()),
-                cpu ? "host" : "gpu", avail,
+                cpu ? "host" : "gpu", avail, checkpointing().c_str(),
                 available == 0 ? "fits: unknown (pass --device-memory GIB)"
                 : fits()       ? "fits"
                                : advice.c_str());

@@ -135,8 +135,15 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").non_negative(v); });
   s.key("neftune_noise_alpha",
         [&](element v) { t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").non_negative(v); });
-  s.key("gradient_checkpointing",
-        [&](element v) { t.gradient_checkpointing = R("gradient_checkpointing").boolean(v); });
+  s.key("gradient_checkpointing", [&](element v) {  // true, false or "auto"
+    t.gradient_checkpointing_auto = v.is_string();
+    if (t.gradient_checkpointing_auto)
+      R("gradient_checkpointing").one_of(v, {"auto"});
+    else if (!v.is_bool())
+      R("gradient_checkpointing").bad("must be true, false or \"auto\"");
+    else
+      t.gradient_checkpointing = R("gradient_checkpointing").boolean(v);
+  });
   s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").count(v, 0, INT64_MAX)); });
   s.parse(e);
   check_scheduler_kwargs(t, kwargs_given, where);

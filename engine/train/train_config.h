@@ -30,7 +30,8 @@ struct TrainingOptions {
   AdamWSettings adamw;                // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
   double max_grad_norm = 1.0;
   double neftune_noise_alpha = 0;
-  bool gradient_checkpointing = false;
+  bool gradient_checkpointing = false;      // true: every layer is recomputed in the backward
+  bool gradient_checkpointing_auto = true;  // "auto" (the default): only the fewest layers that make the plan fit
   uint64_t seed = 42;
 };
 

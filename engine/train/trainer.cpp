@@ -78,7 +78,7 @@ class Trainer {
         planner_(data_.train, cfg),
         total_(total_steps()),
         sched_(lr_schedule_for(T_, total_)),
-        model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
+        model_(*ops_, mcfg_, cfg.lora, model_options(cfg, ops_->device(), ops_->memory_available())),
         opt_(*ops_, model_.lora_layout().num_params(), T_.optim),
         progress_(total_, show_progress) {
     model_.load_weights(cfg.model);

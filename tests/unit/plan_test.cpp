@@ -10,10 +10,11 @@ TEST(Plan, EqualsWhatTheArenasAllocate) {
   QSFT_REQUIRE_FIXTURE("untied");
   const Fixture f = load_fixture("untied");
   auto ops = make_cpu_ops();
-  for (bool recompute : {false, true}) {
+  for (int recompute : {0, 2, -1}) {  // none, layers 0-1, all
     ModelOptions opts;
     opts.max_tokens = 300;
-    opts.recompute = recompute;
+    opts.recompute = recompute != 0;
+    opts.recompute_layers = recompute;
     const ModelMemory planned = Qwen2Model::plan_memory(f.config, f.lora, opts, Device::CPU);
     const ModelMemory real = Qwen2Model(*ops, f.config, f.lora, opts).allocated();
     EXPECT_EQ(planned.weights, real.weights);
@@ -81,12 +82,48 @@ TEST(Plan, CountsTheMappedWeightFilesOnTheHost) {
   EXPECT_TRUE(plan_training(cfg, Device::CPU, p.host_total()).fits());
   EXPECT_NE(p.report().find("host peak"), std::string::npos) << p.report();
 
+  cfg.training.gradient_checkpointing_auto = false;
   const std::string off = plan_training(cfg, Device::CPU, 1024).report();
   EXPECT_NE(off.find("turn on gradient_checkpointing"), std::string::npos) << off;
   cfg.training.gradient_checkpointing = true;
   const std::string on = plan_training(cfg, Device::CPU, 1024).report();
   EXPECT_NE(on.find("DOES NOT FIT"), std::string::npos) << on;
   EXPECT_EQ(on.find("gradient_checkpointing"), std::string::npos) << on;
+}
+
+// gradient_checkpointing "auto" (the default): every layer's activations kept when they fit (or when the memory is
+// unknown), else the fewest recomputed layers that fit, all of them when nothing fits; the plan says which.
+TEST(Plan, AutoCheckpointingRecomputesTheFewestLayersThatFit) {
+  QSFT_REQUIRE_FIXTURE("untied");  // 3 layers
+  TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
+                                           "output_dir": "o"})",
+                                       repo_testdata() / "fixtures" / "untied" / "cfg.json");
+  ASSERT_TRUE(cfg.training.gradient_checkpointing_auto);
+  const TrainingPlan roomy = plan_training(cfg, Device::CPU, size_t(1) << 50);
+  EXPECT_EQ(roomy.recomputed_layers, 0);
+  EXPECT_NE(roomy.report().find("auto: keeps the activations of all 3 layers"), std::string::npos) << roomy.report();
+  // Exactly enough for every layer: nothing recomputed. One byte less: recomputing layer 0 alone saves nothing
+  // (the recomputed layers share one set of activations), so layers 0-1.
+  EXPECT_EQ(plan_training(cfg, Device::CPU, roomy.host_total()).recomputed_layers, 0);
+  const TrainingPlan tight = plan_training(cfg, Device::CPU, roomy.host_total() - 1);
+  EXPECT_EQ(tight.recomputed_layers, 2);
+  EXPECT_TRUE(tight.fits());
+  EXPECT_LT(tight.model.activations, roomy.model.activations);
+  EXPECT_NE(tight.report().find("auto: recomputes layers 0-1 (2 of 3) in the backward to fit"), std::string::npos)
+      << tight.report();
+  const TrainingPlan none = plan_training(cfg, Device::CPU, 1024);
+  EXPECT_EQ(none.recomputed_layers, 3);
+  EXPECT_FALSE(none.fits());
+  EXPECT_NE(none.report().find("(3 of 3) in the backward, the most it can"), std::string::npos) << none.report();
+  // The trainer's options are the plan's.
+  EXPECT_EQ(model_options(cfg, Device::CPU, roomy.host_total() - 1).recomputed_layers(3), 2);
+  EXPECT_FALSE(model_options(cfg, Device::CPU, 0).recompute);  // unknown memory: keep everything
+  // true and false still mean every layer and none.
+  cfg.training.gradient_checkpointing_auto = false;
+  cfg.training.gradient_checkpointing = true;
+  EXPECT_EQ(plan_training(cfg, Device::CPU, size_t(1) << 50).recomputed_layers, 3);
+  cfg.training.gradient_checkpointing = false;
+  EXPECT_EQ(plan_training(cfg, Device::CPU, 1024).recomputed_layers, 0);
 }
 
 }  // namespace

@@ -31,6 +31,24 @@ TEST(TrainConfig, DefaultsFollowTrlAndPathsResolveAgainstTheConfigFolder) {
   EXPECT_EQ(c.lora.r, 8);
   EXPECT_EQ(c.lora.target_names().size(), 7u);  // all-linear
   EXPECT_EQ(c.device, "auto");
+  EXPECT_TRUE(c.training.gradient_checkpointing_auto);
+}
+
+TEST(TrainConfig, GradientCheckpointingIsTrueFalseOrAuto) {
+  auto with = [](const std::string& v) {
+    return R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", )"
+           R"("training": {"gradient_checkpointing": )" +
+           v + "}}";
+  };
+  const TrainingOptions on = parse_train_config(with("true"), "/c.json").training;
+  EXPECT_TRUE(on.gradient_checkpointing && !on.gradient_checkpointing_auto);
+  const TrainingOptions off = parse_train_config(with("false"), "/c.json").training;
+  EXPECT_FALSE(off.gradient_checkpointing || off.gradient_checkpointing_auto);
+  EXPECT_TRUE(parse_train_config(with(R"("auto")"), "/c.json").training.gradient_checkpointing_auto);
+  EXPECT_NE(error_of(with(R"("always")")).find("training.gradient_checkpointing is \"always\"; valid values: auto"),
+            std::string::npos);
+  EXPECT_NE(error_of(with("1")).find("training.gradient_checkpointing must be true, false or \"auto\""),
+            std::string::npos);
 }
 
 TEST(TrainConfig, ReadsEverySection) {
