@@ -1,7 +1,7 @@
 // qwen-sft generate --model DIR [--adapter DIR] [--compare] --prompts FILE [--out FILE]: completions of a JSONL file
 // of prompts (each line a prompt string, a list of messages, or {"messages": [...]}), through the model's chat
 // template with the generation prompt, decoded in batches with a KV cache (engine/generate/). One JSON line per
-// prompt: {"index", "prompt", "completion", "finish_reason", "tokens"}; with --compare, the base model's and the
+// prompt: {"index", "prompt", "completion", "finish_reason", "tokens", "ids"}; with --compare, the base model's and the
 // adapter's answers side by side: {"index", "prompt", "base": {...}, "adapter": {...}}.
 #include <simdjson.h>
 
@@ -69,11 +69,15 @@ Answers answer(const GenerateSetup& s, const std::string& adapter, const std::ve
   return a;
 }
 
-// completion, finish_reason ("stop": an eos token; "length": max_new_tokens or --max-length), tokens.
+// completion, finish_reason ("stop": an eos token; "length": max_new_tokens or --max-length), tokens (how many),
+// ids (the generated token ids, the stop token included).
 Json& add_completion(Json& j, const GenerateSetup& s, const Completion& c) {
   j.set("completion", s.text(c.tokens));
   j.set("finish_reason", c.stopped ? "stop" : "length");
-  return j.set("tokens", int64_t(c.tokens.size()));
+  j.set("tokens", int64_t(c.tokens.size()));
+  Json ids = Json::array();
+  for (int32_t id : c.tokens) ids.push(id);
+  return j.set("ids", std::move(ids));
 }
 
 std::string render_jsonl(const GenerateSetup& s, const std::vector<std::vector<int32_t>>& prompts,

@@ -6,7 +6,7 @@
 # Stages, in order (each under its own timeout, shrunk to the time left; later ones get NOTIME when none is left):
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
-#   -> test-model-step -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
+#   -> test-model-step -> hf-parity -> generate-0.5b -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
 #   -> e2e-0.5b -> bench-quick -> e2e-7b -> bench-full
 # Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
 # "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
@@ -153,7 +153,10 @@ stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
 # Every attention kernel at 4 x 4096 tokens, GQA 28/4, D = 128 (its CPU reference takes ~90 s on 16 cores).
 stage test-attention-4x4096 170 0 "$TESTS" "$BIN/gpu_ops_attention_test" --gtest_filter='*4x4096*'
 stage hf-parity 180 0 "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
-grep -h '^\[ GPU\|^hf-parity' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
+# Greedy generation (KV cache, decode attention) against transformers' generate on the same GPU, bf16 both sides.
+stage generate-0.5b 150 0 "$TESTS" python3 "$ROOT/tests/interop/generate_parity_test.py" --bin "$BIN/qwen-sft" \
+  --kit "$KIT" --preset qwen2.5-0.5b --device cuda --new-tokens 64 --min-agreement 0.95
+grep -h '^\[ GPU\|^hf-parity\|^greedy agreement' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
 
 # ---- compute-sanitizer on every op test at its small shapes (kernels run 10-100x slower under it) ----
 CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)

@@ -56,7 +56,7 @@ def main():
     run(a.bin, "train", cfg, "--quiet")
     both = jsonl(run(a.bin, *base, "--adapter", run_dir, "--compare").stdout)
     expect(all(set(l) == {"index", "prompt", "base", "adapter"} for l in both), f"--compare lines: {both[0]}")
-    expect([l["base"] for l in both] == [{k: l[k] for k in ("completion", "finish_reason", "tokens")} for l in lines],
+    expect([l["base"] for l in both] == [{k: l[k] for k in ("completion", "finish_reason", "tokens", "ids")} for l in lines],
            "--compare's base answers are the base model's")
     tuned = jsonl(run(a.bin, *base, "--adapter", run_dir).stdout)
     merged = jsonl(run(a.bin, *base, "--adapter", run_dir, "--merge").stdout)
