@@ -62,15 +62,8 @@ TEST_P(GenerateFixture, SeededSamplingRepeatsAndIgnoresTheBatch) {
   QSFT_REQUIRE_FIXTURE(GetParam());
   const Fixture f = load_fixture(GetParam());
   auto ops = make_cpu_ops();
-  SamplingConfig c;
-  c.do_sample = true;
-  c.temperature = 1.5f;
-  c.top_k = 40;
-  c.top_p = 0.95f;
-  c.min_p = 0.01f;
-  c.repetition_penalty = 1.1f;
-  c.max_new_tokens = 16;
-  c.seed = 7;
+  SamplingConfig c{.do_sample = true, .temperature = 1.5f, .top_k = 40, .top_p = 0.95f, .min_p = 0.01f,
+                   .repetition_penalty = 1.1f, .seed = 7, .max_new_tokens = 16};
   const std::string adapter = (f.dir / "adapter").string();
   const auto first = run(*ops, f, adapter, false, 3, c);
   EXPECT_EQ(run(*ops, f, adapter, false, 3, c), first);
