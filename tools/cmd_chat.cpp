@@ -47,7 +47,7 @@ int run(const Args& args) {
     conv.messages.push_back(message("user", line));
     std::vector<int32_t> ids;
     try {
-      ids = s.encode(conv);
+      ids = s.prompts.encode(conv);
       if (int64_t(ids.size()) >= s.gen.capacity)
         throw InputError("the conversation has " + std::to_string(ids.size()) + " tokens, --max-length is " +
                          std::to_string(s.gen.capacity) + ": /reset");
@@ -61,7 +61,7 @@ int run(const Args& args) {
     gen.generate({ids}, s.sampling, [&](size_t, int32_t t) { out.add(t); });
     out.finish();
     std::fputc('\n', stdout);
-    conv.messages.push_back(message("assistant", s.text(out.ids())));
+    conv.messages.push_back(message("assistant", s.prompts.text(out.ids())));
   }
   return 0;
 }

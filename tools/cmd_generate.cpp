@@ -3,51 +3,14 @@
 // template with the generation prompt, decoded in batches with a KV cache (engine/generate/). One JSON line per
 // prompt: {"index", "prompt", "completion", "finish_reason", "tokens", "ids"}; with --compare, the base model's and the
 // adapter's answers side by side: {"index", "prompt", "base": {...}, "adapter": {...}}.
-#include <simdjson.h>
-
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 
 #include "engine/io/json_writer.h"
-#include "tokenizer/conversation_json.h"
 #include "tools/generate_setup.h"
 
 namespace qsft::cli {
 namespace {
-
-// One line of the prompts file as a conversation. Errors name the field; the caller adds the file and line.
-Conversation parse_prompt(simdjson::dom::parser& parser, const std::string& line, const std::string& where) {
-  simdjson::dom::element root;
-  if (auto err = parser.parse(line).get(root))
-    throw input_error(where, std::string("not valid JSON: ") + simdjson::error_message(err));
-  std::string_view text;
-  if (!root.get_string().get(text)) return user_prompt(std::string(text));
-  if (root.is_array()) return parse_conversation_json("{\"messages\": " + line + "}", where);
-  if (!root.at_key("prompt").get_string().get(text)) return user_prompt(std::string(text));
-  if (!root.at_key("messages").error()) return parse_conversation_json(line, where);
-  throw input_error(where, "expected a prompt string, a list of messages, {\"messages\": [...]} or {\"prompt\": \"...\"}");
-}
-
-std::vector<std::vector<int32_t>> read_prompts(const GenerateSetup& s, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw input_error(path, "cannot be read");
-  simdjson::dom::parser parser;
-  std::vector<std::vector<int32_t>> prompts;
-  std::string line;
-  for (size_t no = 1; std::getline(in, line); ++no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + " line " + std::to_string(no);
-    try {
-      prompts.push_back(s.encode(parse_prompt(parser, line, where)));
-    } catch (const InputError& e) {
-      const std::string what = e.what();
-      throw what.rfind(where, 0) == 0 ? e : input_error(where, what);
-    }
-  }
-  if (prompts.empty()) throw input_error(path, "has no prompt");
-  return prompts;
-}
 
 struct Answers {
   std::vector<Completion> completions;
@@ -72,7 +35,7 @@ Answers answer(const GenerateSetup& s, const std::string& adapter, const std::ve
 // completion, finish_reason ("stop": an eos token; "length": max_new_tokens or --max-length), tokens (how many),
 // ids (the generated token ids, the stop token included).
 Json& add_completion(Json& j, const GenerateSetup& s, const Completion& c) {
-  j.set("completion", s.text(c.tokens));
+  j.set("completion", s.prompts.text(c.tokens));
   j.set("finish_reason", c.stopped ? "stop" : "length");
   j.set("tokens", int64_t(c.tokens.size()));
   Json ids = Json::array();
@@ -86,7 +49,7 @@ std::string render_jsonl(const GenerateSetup& s, const std::vector<std::vector<i
   for (size_t i = 0; i < prompts.size(); ++i) {
     Json line = Json::object();
     line.set("index", int64_t(i));
-    line.set("prompt", s.tok.decode(prompts[i], false));
+    line.set("prompt", s.prompts.tokenizer().decode(prompts[i], false));
     if (base && tuned) {
       Json b = Json::object(), a = Json::object();
       line.set("base", add_completion(b, s, base->completions[i]));
@@ -103,9 +66,9 @@ std::string render_jsonl(const GenerateSetup& s, const std::vector<std::vector<i
 void print_answers(const GenerateSetup& s, const std::vector<std::vector<int32_t>>& prompts, const Answers* base,
                    const Answers* tuned) {
   for (size_t i = 0; i < prompts.size(); ++i) {
-    std::printf("=== prompt %zu\n%s\n", i + 1, s.tok.decode(prompts[i], true).c_str());
-    if (base) std::printf("--- base\n%s\n", s.text(base->completions[i].tokens).c_str());
-    if (tuned) std::printf("--- adapter\n%s\n", s.text(tuned->completions[i].tokens).c_str());
+    std::printf("=== prompt %zu\n%s\n", i + 1, s.prompts.tokenizer().decode(prompts[i], true).c_str());
+    if (base) std::printf("--- base\n%s\n", s.prompts.text(base->completions[i].tokens).c_str());
+    if (tuned) std::printf("--- adapter\n%s\n", s.prompts.text(tuned->completions[i].tokens).c_str());
   }
 }
 
@@ -115,7 +78,7 @@ int run(const Args& args) {
   const bool compare = f.has("compare");
   if (compare && !f.has("adapter")) throw UsageError("--compare needs --adapter");
   GenerateSetup s = GenerateSetup::from_flags(f);
-  const std::vector<std::vector<int32_t>> prompts = read_prompts(s, f.get("prompts"));
+  const std::vector<std::vector<int32_t>> prompts = read_prompts(f.get("prompts"), s.prompts);
   if (s.gen.capacity == 0) {  // the longest prompt and its completion
     size_t longest = 0;
     for (const auto& p : prompts) longest = std::max(longest, p.size());

@@ -1,6 +1,5 @@
 #include "tools/generate_setup.h"
 
-#include <algorithm>
 #include <cstdio>
 
 namespace qsft::cli {
@@ -41,16 +40,11 @@ int64_t integer(const Flags& f, const std::string& name) {
 
 GenerateSetup GenerateSetup::from_flags(const Flags& f) {
   if (!f.has("model")) throw UsageError("--model is required");
-  GenerateSetup s{f.get("model"), make_ops(f.get("device", "auto")), Tokenizer::load(f.get("model")), nullptr, "", {},
-                  {}, false};
-  try {
-    s.chat = ChatFormat::for_model(s.model_dir, f.get("chat-format"));
-  } catch (const InputError& e) {
-    if (f.has("chat-format")) throw;
-    s.chat_error = e.what();
-  }
+  GenerateSetup s{f.get("model"), make_ops(f.get("device", "auto")), PromptEncoder(f.get("model"), f.get("chat-format")),
+                  {}, {}, false};
   SamplingConfig& c = s.sampling = load_generation_config(s.model_dir);
-  if (s.tok.eos_id() >= 0 && !c.is_eos(s.tok.eos_id())) c.eos_ids.push_back(s.tok.eos_id());
+  const int32_t eos = s.prompts.tokenizer().eos_id();
+  if (eos >= 0 && !c.is_eos(eos)) c.eos_ids.push_back(eos);
   if (f.has("greedy") && f.has("sample")) throw UsageError("--greedy and --sample exclude each other");
   if (f.has("greedy")) c.do_sample = false;
   if (f.has("sample")) c.do_sample = true;
@@ -70,25 +64,13 @@ GenerateSetup GenerateSetup::from_flags(const Flags& f) {
   return s;
 }
 
-std::vector<int32_t> GenerateSetup::encode(const Conversation& conv) const {
-  if (chat) return tok.encode(chat->render(conv, true));
-  if (conv.messages.size() == 1 && conv.messages[0].role == "user") return tok.encode(conv.messages[0].content);
-  throw InputError("a message list needs a chat template, and this model has none (" + chat_error + ")");
-}
-
 std::unique_ptr<Qwen2Model> GenerateSetup::load(const std::string& adapter) const {
   return load_generation_model(*ops, {model_dir, adapter, merge}, gen);
 }
 
-std::string GenerateSetup::text(const std::vector<int32_t>& ids) const {
-  std::vector<int32_t> known;
-  std::copy_if(ids.begin(), ids.end(), std::back_inserter(known), [&](int32_t id) { return id < tok.vocab_size(); });
-  return tok.decode(known, true);
-}
-
 void TextStream::add(int32_t token) {
   ids_.push_back(token);
-  const std::string t = setup_.text(ids_);
+  const std::string t = setup_.prompts.text(ids_);
   // Decoding replaces an incomplete UTF-8 sequence by U+FFFD: hold a trailing one back until it completes.
   const std::string_view replacement = "\xEF\xBF\xBD";
   size_t ready = t.size();
@@ -101,7 +83,7 @@ void TextStream::add(int32_t token) {
 }
 
 void TextStream::finish() {
-  const std::string t = setup_.text(ids_);
+  const std::string t = setup_.prompts.text(ids_);
   if (t.size() > printed_) std::fwrite(t.data() + printed_, 1, t.size() - printed_, out_);
   printed_ = t.size();
   std::fflush(out_);

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "engine/generate/generation_model.h"
-#include "tokenizer/chat_format.h"
+#include "engine/generate/prompts.h"
 #include "tools/cli.h"
 
 namespace qsft::cli {
@@ -32,9 +32,7 @@ extern const std::vector<std::string> kGenerateValued, kGenerateFlags;
 struct GenerateSetup {
   std::string model_dir;
   std::unique_ptr<Ops> ops;
-  Tokenizer tok;
-  std::unique_ptr<ChatFormat> chat;  // null when the model has no chat template (then prompts are plain text)
-  std::string chat_error;            // why there is none
+  PromptEncoder prompts;  // the tokenizer and chat template
   SamplingConfig sampling;
   GeneratorOptions gen;
   bool merge = false;
@@ -42,12 +40,8 @@ struct GenerateSetup {
   // --model, --device, --chat-format and the decoding options; gen.capacity from --max-length (0 when absent:
   // the command decides).
   static GenerateSetup from_flags(const Flags& f);
-  // The prompt's ids: the conversation through the chat template with the generation prompt.
-  std::vector<int32_t> encode(const Conversation& conv) const;
-  // The model, with `adapter` ("" = none) unmerged or, with --merge, merged; and its generator.
+  // The model, with `adapter` ("" = none) unmerged or, with --merge, merged.
   std::unique_ptr<Qwen2Model> load(const std::string& adapter) const;
-  // Text of generated ids: special tokens (eos) skipped, ids past the tokenizer's vocabulary dropped.
-  std::string text(const std::vector<int32_t>& ids) const;
 };
 
 inline Message message(std::string role, std::string content) {
@@ -56,7 +50,6 @@ inline Message message(std::string role, std::string content) {
   m.content = std::move(content);
   return m;
 }
-inline Conversation user_prompt(std::string text) { return {{message("user", std::move(text))}, {}}; }
 
 // Streams a sequence's text as its tokens come: prints the part of the decoded text that is complete (a multi-byte
 // character split across tokens waits for its last byte).

@@ -2,7 +2,8 @@
 """`qwen-sft generate` and `qwen-sft chat` end to end on the tiny model: JSONL prompts in every accepted shape,
 completions written atomically with --out, --compare against an adapter from a short training run (given as the
 run folder), --merge equal to unmerged under greedy decoding, a fixed seed repeating its samples, bad lines
-refused with exit 2 naming file, line and field, and a chat session with /system and /reset."""
+refused with exit 2 naming file, line and field, a chat session with /system and /reset, and training's
+generation_prompts answered at each eval into samples.jsonl without changing the training."""
 import json
 import os
 
@@ -51,9 +52,21 @@ def main():
     expect(run(a.bin, *sampled).stdout == first, "a fixed seed repeats its samples")
     expect(run(a.bin, *sampled[:-1], "6").stdout != first, "another seed samples otherwise")
 
-    run_dir = os.path.join(d, "run")
-    cfg = write_config(os.path.join(d, "cfg.json"), model, run_dir, top={"save_steps": 3, "eval_steps": 3}, max_steps=3)
-    run(a.bin, "train", cfg, "--quiet")
+    # generation_prompts: answered at each eval (steps 2 and 3) into samples.jsonl; the training is unchanged.
+    run_dir, plain_dir = os.path.join(d, "run"), os.path.join(d, "plain")
+    top = {"save_steps": 3, "eval_steps": 2, "generation_prompts": prompts}
+    run(a.bin, "train", write_config(os.path.join(d, "cfg.json"), model, run_dir, top=top, max_steps=3), "--quiet")
+    del top["generation_prompts"]
+    run(a.bin, "train", write_config(os.path.join(d, "plain.json"), model, plain_dir, top=top, max_steps=3), "--quiet")
+    samples = jsonl(open(os.path.join(run_dir, "samples.jsonl")).read())
+    expect([(l["step"], l["index"]) for l in samples] == [(s, i) for s in (2, 3) for i in range(4)],
+           f"samples.jsonl lines: {[(l['step'], l['index']) for l in samples]}")
+    expect(samples[0]["prompt"] == lines[0]["prompt"], "samples.jsonl's prompts")
+    metrics = [open(os.path.join(r, "metrics.jsonl")).read().splitlines() for r in (run_dir, plain_dir)]
+    strip = [[{k: v for k, v in json.loads(l).items() if k != "tokens_per_second"} for l in m] for m in metrics]
+    expect(strip[0] == strip[1], "generation_prompts changed the training's metrics")
+    ckpt = lambda r: open(os.path.join(r, "checkpoint-3", "adapter_model.safetensors"), "rb").read()
+    expect(ckpt(run_dir) == ckpt(plain_dir), "generation_prompts changed the trained adapter")
     both = jsonl(run(a.bin, *base, "--adapter", run_dir, "--compare").stdout)
     expect(all(set(l) == {"index", "prompt", "base", "adapter"} for l in both), f"--compare lines: {both[0]}")
     expect([l["base"] for l in both] == [{k: l[k] for k in ("completion", "finish_reason", "tokens", "ids")} for l in lines],
