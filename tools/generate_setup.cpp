@@ -8,7 +8,7 @@ const std::vector<std::string> kGenerateValued = {
     "model",        "adapter",  "device",     "chat-format", "max-new-tokens", "temperature",
     "top-k",        "top-p",    "min-p",      "repetition-penalty", "seed",    "batch-size",
     "max-length",   "prompts",  "out",        "system"};
-const std::vector<std::string> kGenerateFlags = {"greedy", "sample", "merge", "compare"};
+const std::vector<std::string> kGenerateFlags = {"greedy", "sample", "merge", "compare", "ignore-eos"};
 
 namespace {
 
@@ -45,6 +45,7 @@ GenerateSetup GenerateSetup::from_flags(const Flags& f) {
   SamplingConfig& c = s.sampling = load_generation_config(s.model_dir);
   const int32_t eos = s.prompts.tokenizer().eos_id();
   if (eos >= 0 && !c.is_eos(eos)) c.eos_ids.push_back(eos);
+  if (f.has("ignore-eos")) c.eos_ids.clear();
   if (f.has("greedy") && f.has("sample")) throw UsageError("--greedy and --sample exclude each other");
   if (f.has("greedy")) c.do_sample = false;
   if (f.has("sample")) c.do_sample = true;

@@ -21,6 +21,7 @@ extern const std::vector<std::string> kGenerateValued, kGenerateFlags;
   "  --merge                  fold the adapter into the weights once (faster; default: unmerged, as PEFT)\n"    \
   "  --device auto|cpu|cuda   default auto (cuda when a GPU is usable)\n"                                       \
   "  --max-new-tokens N       default: generation_config.json's max_new_tokens, else 256\n"                     \
+  "  --ignore-eos             generate max-new-tokens tokens whatever comes (benchmarks)\n"                      \
   "  --greedy | --sample      override generation_config.json's do_sample\n"                                    \
   "  --temperature T  --top-k K  --top-p P  --min-p P  --repetition-penalty R\n"                                \
   "                           default: generation_config.json, else transformers' (1, 50, 1, off, 1)\n"         \

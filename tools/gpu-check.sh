@@ -7,7 +7,7 @@
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
 #   -> test-model-step -> hf-parity -> generate-0.5b -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
-#   -> e2e-0.5b -> bench-quick -> e2e-7b -> bench-full
+#   -> e2e-0.5b -> bench-quick -> bench-attention -> bench-generate -> e2e-7b -> bench-full
 # Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
 # "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
 # e2e.log, bench.log, build.log (only when the carried binaries do not start). A skipped test is SKIPPED, never
@@ -178,6 +178,8 @@ stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 # Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run.
 stage bench-attention 120 0 "$BENCH" bash -c "'$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
   || { echo 'skipped: no torch for the SDPA baseline'; exit 77; }; python3 '$ROOT/bench/attention_torch_baseline.py' 10; }"
+stage bench-generate 150 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+  --preset qwen2.5-0.5b
 stage e2e-7b 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
   --recompute
 stage bench-full 300 0 "$BENCH" "$BIN/gpu_ops_bench"
