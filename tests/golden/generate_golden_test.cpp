@@ -63,7 +63,7 @@ TEST_P(GenerateFixture, SeededSamplingRepeatsAndIgnoresTheBatch) {
   const Fixture f = load_fixture(GetParam());
   auto ops = make_cpu_ops();
   SamplingConfig c{.do_sample = true, .temperature = 1.5f, .top_k = 40, .top_p = 0.95f, .min_p = 0.01f,
-                   .repetition_penalty = 1.1f, .seed = 7, .max_new_tokens = 16};
+                   .repetition_penalty = 1.1f, .seed = 7, .max_new_tokens = 16, .eos_ids = {}};
   const std::string adapter = (f.dir / "adapter").string();
   const auto first = run(*ops, f, adapter, false, 3, c);
   EXPECT_EQ(run(*ops, f, adapter, false, 3, c), first);

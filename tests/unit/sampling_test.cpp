@@ -24,7 +24,7 @@ std::vector<int> histogram(const std::vector<float>& logits, const SamplingConfi
 }
 
 TEST(Sampling, RepetitionPenaltyDividesPositiveAndMultipliesNegativeScores) {
-  SamplingConfig c{.repetition_penalty = 2.0f};
+  SamplingConfig c{.repetition_penalty = 2.0f, .eos_ids = {}};
   std::vector<float> l = {3.0f, -1.0f, 2.5f, 0.5f};
   const std::vector<int32_t> seen = {0, 1, 1};
   EXPECT_EQ(next_token(l, seen, c, 0, 0), 2);  // 3 -> 1.5 falls below 2.5
@@ -37,7 +37,7 @@ TEST(Sampling, GreedyTakesTheFirstMaximum) {
 }
 
 TEST(Sampling, TopKKeepsTiesWithTheKthScore) {
-  const SamplingConfig c{.do_sample = true, .top_k = 2};
+  const SamplingConfig c{.do_sample = true, .top_k = 2, .eos_ids = {}};
   const std::vector<int> h = histogram({1.0f, 3.0f, 2.0f, 2.0f, 0.0f}, c, 3000);
   EXPECT_EQ(h[0] + h[4], 0);  // below the 2nd largest score (2): never
   EXPECT_GT(h[2], 0);         // both tokens tied with it stay
@@ -48,21 +48,21 @@ TEST(Sampling, TopPRemovesTheTailByAscendingCumulativeProbability) {
   // probabilities 0.5, 0.3, 0.15, 0.05 (as logits); top_p 0.75: ascending cumulative 0.05, 0.2, 0.5, 1 -> the
   // tokens at 0.05 and 0.2 (<= 1 - 0.75) go, 0.3 and 0.5 stay.
   const std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
-  const std::vector<int> h = histogram(logits, {.do_sample = true, .top_p = 0.75f}, 4000);
+  const std::vector<int> h = histogram(logits, {.do_sample = true, .top_p = 0.75f, .eos_ids = {}}, 4000);
   EXPECT_EQ(h[2] + h[3], 0);
   EXPECT_NEAR(double(h[0]) / 4000, 0.5 / 0.8, 0.03);  // renormalised over what is left
 }
 
 TEST(Sampling, MinPRemovesTokensBelowAFractionOfTheTopProbability) {
   const std::vector<float> logits = {std::log(0.6f), std::log(0.3f), std::log(0.1f)};
-  const std::vector<int> h = histogram(logits, {.do_sample = true, .min_p = 0.2f}, 3000);  // 0.1 < 0.2 * 0.6
+  const std::vector<int> h = histogram(logits, {.do_sample = true, .min_p = 0.2f, .eos_ids = {}}, 3000);  // 0.1 < 0.2 * 0.6
   EXPECT_EQ(h[2], 0);
   EXPECT_GT(h[1], 0);
 }
 
 TEST(Sampling, DrawsFollowTheTemperedDistribution) {
   const std::vector<float> logits = {0.0f, std::log(3.0f)};  // p = 1/4, 3/4; temperature 2: sqrt -> 1/(1+sqrt 3)
-  const std::vector<int> h = histogram(logits, {.do_sample = true, .temperature = 2.0f}, 8000);
+  const std::vector<int> h = histogram(logits, {.do_sample = true, .temperature = 2.0f, .eos_ids = {}}, 8000);
   EXPECT_NEAR(double(h[0]) / 8000, 1.0 / (1.0 + std::sqrt(3.0)), 0.02);
 }
 
