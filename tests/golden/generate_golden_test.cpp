@@ -37,7 +37,7 @@ std::vector<std::vector<int32_t>> run(Ops& ops, const Fixture& f, const std::str
   auto model = load_generation_model(ops, {(f.dir / "model").string(), adapter, merge}, o);
   Generator gen(ops, *model, o);
   std::vector<std::vector<int32_t>> tokens;
-  for (Completion& c : gen.generate(load_golden(f.dir).prompts, c)) tokens.push_back(c.tokens);
+  for (Completion& done : gen.generate(load_golden(f.dir).prompts, c)) tokens.push_back(done.tokens);
   return tokens;
 }
 
