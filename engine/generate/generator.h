@@ -37,6 +37,7 @@ class Generator {
   // The model must have been built with generation_model_options(o) (or more tokens).
   Generator(Ops& ops, Qwen2Model& model, const GeneratorOptions& o);
   static size_t plan_bytes(const Qwen2Config& cfg, const GeneratorOptions& o, DType act);
+  size_t bytes() const { return arena_.capacity(); }  // the cache and step tensors, as allocated
 
   // on_token(i, token): prompt i's next token, as soon as it is chosen (streaming).
   using TokenFn = std::function<void(size_t prompt, int32_t token)>;
