@@ -21,8 +21,10 @@ Conversation fresh(const std::string& system) {
 }
 
 int run(const Args& args) {
-  Flags f = parse_flags(args, kGenerateValued, kGenerateFlags);
-  if (f.has("compare") || f.has("prompts") || f.has("out")) throw UsageError("chat takes no --compare, --prompts, --out");
+  Flags f = parse_flags(args,
+                        {"model", "adapter", "device", "chat-format", "max-new-tokens", "temperature", "top-k", "top-p",
+                         "min-p", "repetition-penalty", "seed", "batch-size", "max-length", "system"},
+                        {"greedy", "sample", "merge"});
   GenerateSetup s = GenerateSetup::from_flags(f);
   if (!f.has("batch-size")) s.gen.slots = 1;
   if (s.gen.capacity == 0) s.gen.capacity = kDefaultContext;
@@ -67,7 +69,7 @@ int run(const Args& args) {
 }
 
 const bool registered = register_command(
-    {"chat", "--model DIR [--adapter DIR|RUN_DIR [--merge]] [--system TEXT] [decoding options]",
+    {"chat", "--model DIR [--adapter DIR|RUN_DIR [--merge]] [--system TEXT] " QSFT_DECODING_USAGE,
      "talk with the model (streamed answers; /reset, /system TEXT, /quit)", run,
      "  --system TEXT            the system prompt\n" QSFT_GENERATE_OPTIONS_HELP});
 

@@ -78,7 +78,10 @@ void print_answers(const GenerateSetup& s, const std::vector<std::vector<int32_t
 }
 
 int run(const Args& args) {
-  Flags f = parse_flags(args, kGenerateValued, kGenerateFlags);
+  Flags f = parse_flags(args,
+                        {"model", "adapter", "device", "chat-format", "max-new-tokens", "temperature", "top-k", "top-p",
+                         "min-p", "repetition-penalty", "seed", "batch-size", "max-length", "prompts", "out"},
+                        {"greedy", "sample", "merge", "compare", "ignore-eos"});
   if (!f.has("prompts")) throw UsageError("--prompts is required");
   const bool compare = f.has("compare");
   if (compare && !f.has("adapter")) throw UsageError("--compare needs --adapter");
@@ -107,12 +110,14 @@ int run(const Args& args) {
 
 const bool registered = register_command(
     {"generate",
-     "--model DIR [--adapter DIR|RUN_DIR [--compare] [--merge]] --prompts FILE [--out FILE] [decoding options]",
+     "--model DIR [--adapter DIR|RUN_DIR [--compare] [--merge]] --prompts FILE [--out FILE] "
+     "[--ignore-eos] " QSFT_DECODING_USAGE,
      "completions of a JSONL file of prompts (KV cache, batched; base and adapter side by side with --compare)", run,
      "  --prompts FILE           JSONL: per line a prompt string, a list of messages, {\"messages\": [...]} or\n"
      "                           {\"prompt\": \"...\"}; the chat template is applied with the generation prompt\n"
      "  --out FILE               write the JSONL there (atomically) and show the answers; default: JSONL to stdout\n"
-     "  --compare                the base model's and the adapter's answers side by side\n" QSFT_GENERATE_OPTIONS_HELP});
+     "  --compare                the base model's and the adapter's answers side by side\n"
+     "  --ignore-eos             generate max-new-tokens tokens whatever comes (benchmarks)\n" QSFT_GENERATE_OPTIONS_HELP});
 
 }  // namespace
 }  // namespace qsft::cli

@@ -4,12 +4,6 @@
 
 namespace qsft::cli {
 
-const std::vector<std::string> kGenerateValued = {
-    "model",        "adapter",  "device",     "chat-format", "max-new-tokens", "temperature",
-    "top-k",        "top-p",    "min-p",      "repetition-penalty", "seed",    "batch-size",
-    "max-length",   "prompts",  "out",        "system"};
-const std::vector<std::string> kGenerateFlags = {"greedy", "sample", "merge", "compare", "ignore-eos"};
-
 namespace {
 
 std::unique_ptr<Ops> make_ops(const std::string& device) {

@@ -12,8 +12,10 @@
 
 namespace qsft::cli {
 
-// The options both commands take (valued, then boolean flags).
-extern const std::vector<std::string> kGenerateValued, kGenerateFlags;
+// The usage of the options both commands take (each command's parse_flags lists them, with its own).
+#define QSFT_DECODING_USAGE                                                                                  \
+  "[--device auto|cpu|cuda] [--chat-format NAME] [--max-new-tokens N] [--greedy|--sample] [--temperature T] " \
+  "[--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S] [--batch-size N] [--max-length N]"
 // Their help text (a macro: the commands' help strings are joined with it at compile time).
 #define QSFT_GENERATE_OPTIONS_HELP                                                                              \
   "  --model DIR              the base model folder (Hugging Face layout, with its tokenizer)\n"                \
@@ -21,7 +23,6 @@ extern const std::vector<std::string> kGenerateValued, kGenerateFlags;
   "  --merge                  fold the adapter into the weights once (faster; default: unmerged, as PEFT)\n"    \
   "  --device auto|cpu|cuda   default auto (cuda when a GPU is usable)\n"                                       \
   "  --max-new-tokens N       default: generation_config.json's max_new_tokens, else 256\n"                     \
-  "  --ignore-eos             generate max-new-tokens tokens whatever comes (benchmarks)\n"                      \
   "  --greedy | --sample      override generation_config.json's do_sample\n"                                    \
   "  --temperature T  --top-k K  --top-p P  --min-p P  --repetition-penalty R\n"                                \
   "                           default: generation_config.json, else transformers' (1, 50, 1, off, 1)\n"         \
