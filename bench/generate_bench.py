@@ -17,24 +17,12 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTDATA = os.environ.get("QSFT_SHARED_TESTDATA", os.path.join(HERE, "..", "..", "shared", "testdata"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "interop"))
+from generate_parity_test import make_model  # noqa: E402  the preset's random model with a real tokenizer
 
 
 def prompts(n):
     return [[{"role": "user", "content": f"Tell me a story about the number {i}."}] for i in range(n)]
-
-
-def make_model(a, d):
-    model = os.path.join(d, "model")
-    subprocess.run([a.bin, "init-model", "--preset", a.preset, "--out", model], check=True, stdout=subprocess.DEVNULL)
-    if a.preset.startswith("tiny"):
-        return model
-    tok = os.path.join(a.kit, "tok") if a.kit and os.path.isdir(os.path.join(a.kit, "tok")) else \
-        os.path.join(TESTDATA, "qwen2.5")
-    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
-        if os.path.exists(os.path.join(tok, f)):
-            shutil.copy(os.path.join(tok, f), model)
-    return model
 
 
 def ours(a, model, batch, d):

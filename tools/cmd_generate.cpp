@@ -93,8 +93,14 @@ int run(const Args& args) {
     s.gen.capacity = int64_t(longest) + s.sampling.max_new_tokens;
   }
   Answers base, tuned;
-  if (compare || !f.has("adapter")) base = answer(s, "", prompts);
-  if (f.has("adapter")) tuned = answer(s, f.get("adapter"), prompts);
+  try {
+    if (compare || !f.has("adapter")) base = answer(s, "", prompts);
+    if (f.has("adapter")) tuned = answer(s, f.get("adapter"), prompts);
+  } catch (const InputError& e) {  // a prompt longer than --max-length: name the file it is in
+    const std::string what = e.what();
+    if (what.rfind("prompt ", 0) == 0) throw input_error(f.get("prompts"), what);
+    throw;
+  }
   const Answers* b = compare || !f.has("adapter") ? &base : nullptr;
   const Answers* t = f.has("adapter") ? &tuned : nullptr;
   const std::string jsonl = render_jsonl(s, prompts, b, t);

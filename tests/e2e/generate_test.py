@@ -81,6 +81,9 @@ def main():
         bad_file = write(os.path.join(d, "bad.jsonl"), ['"ok"', bad])
         p = run(a.bin, *base[:3], "--prompts", bad_file, "--device", "cpu", check=False)
         expect(p.returncode == 2 and f"bad.jsonl {where}" in p.stderr, f"bad line {bad!r}: {p.returncode} {p.stderr}")
+    p = run(a.bin, *base, "--max-length", "20", check=False)
+    expect(p.returncode == 2 and "prompts.jsonl: prompt 1 has" in p.stderr and "--max-length" in p.stderr,
+           f"a prompt longer than --max-length: {p.returncode} {p.stderr}")
     p = run(a.bin, *base, "--temperature", "0", "--sample", check=False)
     expect(p.returncode == 2 and "temperature" in p.stderr, f"temperature 0: {p.stderr}")
 
