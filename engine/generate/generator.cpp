@@ -110,10 +110,7 @@ void Generator::decode(const std::vector<Sequence>& seqs) {
   model_.logits_of_rows(r, h, logits);
 }
 
-bool Generator::choose(Sequence& s, const float* logits, const SamplingConfig& c, Completion& out,
-                       const TokenFn& on_token) {
-  std::vector<float> row(logits, logits + cfg_.vocab_size);
-  const int32_t t = next_token(row, s.tokens, c, rng::hash(c.seed, s.prompt), uint64_t(s.generated));
+bool Generator::append(Sequence& s, int32_t t, const SamplingConfig& c, Completion& out, const TokenFn& on_token) {
   s.tokens.push_back(t);
   out.tokens.push_back(t);
   ++s.generated;
@@ -134,12 +131,21 @@ std::vector<Completion> Generator::generate(const std::vector<std::vector<int32_
   std::vector<int64_t> free_slots;
   for (int64_t s = opts_.slots - 1; s >= 0; --s) free_slots.push_back(s);
   const size_t V = size_t(cfg_.vocab_size);
-  // Reads the logits of rows [0, seqs.size()), chooses each sequence's token; the finished ones leave.
+  // Reads the logits of rows [0, seqs.size()), chooses each sequence's token (rows in parallel: the choice is a
+  // pure function of the row, the sequence and the seed); the finished ones leave.
   auto advance = [&](std::vector<Sequence>& seqs) {
-    ops_.copy_to_host(host_logits_.data(), logits_.data, seqs.size() * V * sizeof(float));
+    const int64_t R = int64_t(seqs.size());
+    ops_.copy_to_host(host_logits_.data(), logits_.data, size_t(R) * V * sizeof(float));
+    std::vector<int32_t> picked(seqs.size());
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < R; ++i) {
+      const Sequence& q = seqs[size_t(i)];
+      picked[size_t(i)] = next_token(std::span(host_logits_.data() + size_t(i) * V, V), q.tokens, c,
+                                     rng::hash(c.seed, q.prompt), uint64_t(q.generated));
+    }
     std::vector<Sequence> kept;
     for (size_t i = 0; i < seqs.size(); ++i) {
-      if (choose(seqs[i], host_logits_.data() + i * V, c, out[seqs[i].prompt], on_token)) {
+      if (append(seqs[i], picked[i], c, out[seqs[i].prompt], on_token)) {
         free_slots.push_back(seqs[i].slot);
       } else {
         kept.push_back(std::move(seqs[i]));

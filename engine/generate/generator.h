@@ -58,8 +58,8 @@ class Generator {
   void prefill(const std::vector<Sequence>& seqs);
   void decode(const std::vector<Sequence>& seqs);
   void upload(Tensor& dst, const std::vector<int32_t>& host);  // dst's first host.size() values
-  // The next token of each sequence from logits_; true when the sequence is done.
-  bool choose(Sequence& s, const float* logits, const SamplingConfig& c, Completion& out, const TokenFn& on_token);
+  // Token t chosen for s: recorded and streamed; true when the sequence is done.
+  bool append(Sequence& s, int32_t t, const SamplingConfig& c, Completion& out, const TokenFn& on_token);
 
   Ops& ops_;
   Qwen2Model& model_;
