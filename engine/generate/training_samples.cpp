@@ -33,15 +33,22 @@ TrainingSamples::~TrainingSamples() = default;
 
 void TrainingSamples::answer(Ops& ops, Qwen2Model& model, int64_t step, const std::filesystem::path& out_dir) {
   if (!gen_) gen_ = std::make_unique<Generator>(ops, model, opts_);
+  if (!tensorboard_) {
+    std::filesystem::create_directories(out_dir / "samples");
+    tensorboard_ = std::make_unique<TensorBoardWriter>(out_dir / "samples");
+  }
   const std::vector<Completion> done = gen_->generate(prompts_, sampling_);
   std::string lines;
   for (size_t i = 0; i < done.size(); ++i) {
+    const std::string prompt = enc_.tokenizer().decode(prompts_[i], false), completion = enc_.text(done[i].tokens);
     Json j = Json::object();
     j.set("step", step);
     j.set("index", int64_t(i));
-    j.set("prompt", enc_.tokenizer().decode(prompts_[i], false));
-    j.set("completion", enc_.text(done[i].tokens));
+    j.set("prompt", prompt);
+    j.set("completion", completion);
     lines += j.dump() + "\n";
+    tensorboard_->text("samples/prompt_" + std::to_string(i),
+                       "```\n" + prompt + "\n```\n\n```\n" + completion + "\n```", step);
   }
   const std::string path = (out_dir / "samples.jsonl").string();
   std::FILE* f = std::fopen(path.c_str(), "a");

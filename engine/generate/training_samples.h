@@ -1,6 +1,7 @@
 // Training's generation_prompts: at each evaluation the prompts are answered by the model as trained so far (greedy,
 // stopping at eos, at most 128 new tokens or generation_config.json's max_new_tokens when lower) and appended to
-// output_dir/samples.jsonl, one line per prompt: {"step", "index", "prompt", "completion"}. Generation reads the
+// output_dir/samples.jsonl, one line per prompt: {"step", "index", "prompt", "completion"}, and as TensorBoard text
+// (output_dir/samples/, tag samples/prompt_<index>: the run "samples" next to the scalars). Generation reads the
 // LoRA parameters and overwrites only activations, so the training that follows is unchanged.
 #pragma once
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include "engine/generate/generator.h"
 #include "engine/generate/prompts.h"
+#include "engine/train/tensorboard.h"
 
 namespace qsft {
 
@@ -28,6 +30,7 @@ class TrainingSamples {
   SamplingConfig sampling_;
   GeneratorOptions opts_;
   std::unique_ptr<Generator> gen_;  // made at the first evaluation (its KV cache stays for the next ones)
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
 
 }  // namespace qsft

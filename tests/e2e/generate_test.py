@@ -3,7 +3,7 @@
 completions written atomically with --out, --compare against an adapter from a short training run (given as the
 run folder), --merge equal to unmerged under greedy decoding, a fixed seed repeating its samples, bad lines
 refused with exit 2 naming file, line and field, a chat session with /system and /reset, and training's
-generation_prompts answered at each eval into samples.jsonl without changing the training."""
+generation_prompts answered at each eval into samples.jsonl and TensorBoard text without changing the training."""
 import json
 import os
 
@@ -26,6 +26,55 @@ def write(path, lines):
 
 def jsonl(text):
     return [json.loads(l) for l in text.splitlines() if l.strip()]
+
+
+def fields(buf):
+    """(field number, value) of a protobuf message: ints for varints, bytes for length-delimited fields."""
+    out, i = [], 0
+
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return v
+    while i < len(buf):
+        key = varint()
+        wire = key & 7
+        if wire == 0:
+            out.append((key >> 3, varint()))
+        elif wire == 1:
+            out.append((key >> 3, buf[i:i + 8]))
+            i += 8
+        else:
+            n = varint()
+            out.append((key >> 3, buf[i:i + n]))
+            i += n
+    return out
+
+
+def tensorboard_texts(folder):
+    """(step, tag, text) of every text summary in the event files of folder (TFRecord framing, Event protos)."""
+    texts = []
+    for name in sorted(os.listdir(folder)):
+        data = open(os.path.join(folder, name), "rb").read()
+        i = 0
+        while i < len(data):
+            n = int.from_bytes(data[i:i + 8], "little")
+            event = dict(fields(data[i + 12:i + 12 + n]))
+            i += 16 + n
+            if 5 not in event:
+                continue
+            value = dict(fields(dict(fields(event[5]))[1]))
+            plugin = dict(fields(dict(fields(value[9]))[1]))[1]
+            tensor = dict(fields(value[8]))
+            expect(plugin == b"text" and tensor[1] == 7, f"not a text summary: {value}")
+            texts.append((event[2], value[1].decode(), tensor[8].decode()))
+    return texts
 
 
 def main():
@@ -62,6 +111,10 @@ def main():
     expect([(l["step"], l["index"]) for l in samples] == [(s, i) for s in (2, 3) for i in range(4)],
            f"samples.jsonl lines: {[(l['step'], l['index']) for l in samples]}")
     expect(samples[0]["prompt"] == lines[0]["prompt"], "samples.jsonl's prompts")
+    texts = tensorboard_texts(os.path.join(run_dir, "samples"))
+    expect([(st, tag) for st, tag, _ in texts] == [(l["step"], f"samples/prompt_{l['index']}") for l in samples],
+           f"TensorBoard texts: {[(st, tag) for st, tag, _ in texts]}")
+    expect(all(l["completion"] in t for (_, _, t), l in zip(texts, samples)), "TensorBoard texts hold the answers")
     metrics = [open(os.path.join(r, "metrics.jsonl")).read().splitlines() for r in (run_dir, plain_dir)]
     strip = [[{k: v for k, v in json.loads(l).items() if k != "tokens_per_second"} for l in m] for m in metrics]
     expect(strip[0] == strip[1], "generation_prompts changed the training's metrics")
