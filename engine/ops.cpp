@@ -333,6 +333,34 @@ void Ops::attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, co
   attention_bwd_impl(dout, q, k, v, out, lse, seq, dq, dk, dv, d);
 }
 
+void Ops::decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                           Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out) {
+  Scope s(*this, OpFamily::attention);
+  const Expect e{device()};
+  QSFT_CHECK(q.ndim == 3 && k_cache.ndim == 4, "decode attention q must be [B, n, D], the caches [slots, S, nkv, D]");
+  const cpu::DecodeAttentionDims d{q.dim(0), q.dim(1), k_cache.dim(2), q.dim(2), k_cache.dim(0), k_cache.dim(1)};
+  QSFT_CHECK(d.nkv > 0 && d.n % d.nkv == 0, "query heads must be a multiple of kv heads");
+  e.floating(q, "decode attention q");
+  e.heads(k_new, q.dtype, d.B, d.nkv, d.D, "decode attention k_new");
+  e.heads(v_new, q.dtype, d.B, d.nkv, d.D, "decode attention v_new");
+  e.heads(out, q.dtype, d.B, d.n, d.D, "decode attention out");
+  for (const Tensor* c : {&k_cache, &v_cache}) {
+    e.dtype(*c, q.dtype, "decode attention cache");
+    QSFT_CHECK(c->ndim == 4 && c->dim(0) == d.slots && c->dim(1) == d.S && c->dim(2) == d.nkv && c->dim(3) == d.D,
+               "decode attention caches are " + k_cache.shape_str() + " and " + v_cache.shape_str() +
+                   ", expected the same [slots, S, nkv, D] with D = " + std::to_string(d.D));
+  }
+  e.vector(slot, DType::I32, d.B, "decode attention slot");
+  e.vector(len, DType::I32, d.B, "decode attention len");
+  if (device() == Device::CPU)  // device values stay on the device, where the kernels trust them
+    for (int64_t b = 0; b < d.B; ++b)
+      QSFT_CHECK(slot.i32()[b] >= 0 && slot.i32()[b] < d.slots && len.i32()[b] >= 1 && len.i32()[b] <= d.S,
+                 "decode attention row " + std::to_string(b) + ": slot " + std::to_string(slot.i32()[b]) + ", len " +
+                     std::to_string(len.i32()[b]) + " outside the cache [" + std::to_string(d.slots) + ", " +
+                     std::to_string(d.S) + "]");
+  decode_attention_impl(q, k_new, v_new, k_cache, v_cache, slot, len, out, d);
+}
+
 void Ops::swiglu_fwd(const Tensor& gate_up, Tensor& out) {
   Scope s(*this, OpFamily::swiglu);
   const Expect e{device()};

@@ -18,6 +18,7 @@
 #include "kernels/adamw.h"
 #include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
+#include "kernels/decode_attention.h"
 
 namespace qsft {
 
@@ -142,6 +143,13 @@ class Ops {
   void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                      const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv);
 
+  // ---- decode attention (generation): one new token per sequence over its KV cache, read in place ----
+  // q [B, n, D]; k_new, v_new [B, nkv, D] (this step's keys and values, after RoPE); k_cache, v_cache
+  // [slots, S, nkv, D]; slot, len I32 [B]. Writes k_new[b], v_new[b] at position len[b] - 1 of cache slot slot[b],
+  // then out[b] = causal attention of q[b] over that slot's positions [0, len[b]) (kernels/decode_attention.h).
+  void decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache, Tensor& v_cache,
+                        const Tensor& slot, const Tensor& len, Tensor& out);
+
   // ---- SwiGLU on a fused gate/up output: out = silu(gate) * up ----
   // gate_up [T, 2I] (gate = columns [0, I), up = [I, 2I)), out [T, I]; dgate_up [T, 2I] overwritten.
   void swiglu_fwd(const Tensor& gate_up, Tensor& out);
@@ -206,6 +214,9 @@ class Ops {
   virtual void attention_bwd_impl(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& out, const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk,
                                   Tensor& dv, const cpu::AttentionDims& d) = 0;
+  virtual void decode_attention_impl(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                                     Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out,
+                                     const cpu::DecodeAttentionDims& d) = 0;
   virtual void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) = 0;
   virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) = 0;
   virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,

@@ -12,6 +12,7 @@
 #include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/decode_attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
@@ -106,6 +107,13 @@ class CpuOps final : public Ops {
                           const cpu::AttentionDims& d) override {
     cpu::attention_bwd(dout.f32(), q.f32(), k.f32(), v.f32(), out.f32(), lse.f32(), seq.cu_seqlens.i32(), seq.num_seqs,
                        d, dq.f32(), dk.f32(), dv.f32());
+  }
+
+  void decode_attention_impl(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                             Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out,
+                             const cpu::DecodeAttentionDims& d) override {
+    cpu::kv_cache_append(k_new.f32(), v_new.f32(), slot.i32(), len.i32(), d, k_cache.f32(), v_cache.f32());
+    cpu::decode_attention(q.f32(), k_cache.f32(), v_cache.f32(), slot.i32(), len.i32(), d, out.f32());
   }
 
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {

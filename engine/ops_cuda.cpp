@@ -13,6 +13,7 @@
 #include "kernels/adamw_cuda.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cross_entropy_cuda.h"
+#include "kernels/decode_attention_cuda.h"
 #include "kernels/elementwise_cuda.h"
 #include "kernels/embedding_cuda.h"
 #include "kernels/gemm_cuda.h"
@@ -102,6 +103,16 @@ class CudaOps final : public Ops {
     void* scratch = attn_scratch_.get(cuda::attention_bwd_scratch_bytes(s));
     cuda::attention_bwd(s, dout.data, q.data, k.data, v.data, out.data, lse.f32(), dq.data, dk.data, dv.data, scratch,
                         stream_);
+  }
+
+  void decode_attention_impl(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                             Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out,
+                             const cpu::DecodeAttentionDims& d) override {
+    QSFT_CHECK(d.D <= cuda::kDecodeAttentionMaxHeadDim,
+               "the CUDA decode attention supports head_dim up to 256, not " + std::to_string(d.D));
+    cuda::kv_cache_append(q.dtype, k_new.data, v_new.data, slot.i32(), len.i32(), d, k_cache.data, v_cache.data,
+                          stream_);
+    cuda::decode_attention(q.dtype, q.data, k_cache.data, v_cache.data, slot.i32(), len.i32(), d, out.data, stream_);
   }
 
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {

@@ -6,8 +6,8 @@
 # Stages, in order (each under its own timeout, shrunk to the time left; later ones get NOTIME when none is left):
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
-#   -> test-model-step -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
-#   -> e2e-0.5b -> bench-quick -> bench-attention -> e2e-7b -> bench-full
+#   -> test-model-step -> hf-parity -> generate-0.5b -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
+#   -> e2e-0.5b -> bench-quick -> bench-attention -> bench-generate -> e2e-7b -> bench-full
 #   -> on request only (named by ONLY, e.g. ONLY='e2e-1.5b|e2e-14b|context-7b' BUDGET=1500): e2e-1.5b,
 #      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-7b-auto, e2e-14b, context-7b (bench/context_search.py: the
 #      longest trainable context, ours and transformers + PEFT)
@@ -157,7 +157,10 @@ stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
 # Every attention kernel at 4 x 4096 tokens, GQA 28/4, D = 128 (its CPU reference takes ~90 s on 16 cores).
 stage test-attention-4x4096 170 0 "$TESTS" "$BIN/gpu_ops_attention_test" --gtest_filter='*4x4096*'
 stage hf-parity 180 0 "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
-grep -h '^\[ GPU\|^hf-parity' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
+# Greedy generation (KV cache, decode attention) against transformers' generate on the same GPU, bf16 both sides.
+stage generate-0.5b 150 0 "$TESTS" python3 "$ROOT/tests/interop/generate_parity_test.py" --bin "$BIN/qwen-sft" \
+  --kit "$KIT" --preset qwen2.5-0.5b --device cuda --new-tokens 64 --min-agreement 0.95
+grep -h '^\[ GPU\|^hf-parity\|^greedy agreement' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
 
 # ---- compute-sanitizer on every op test at its small shapes (kernels run 10-100x slower under it) ----
 CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
@@ -179,6 +182,8 @@ stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 # Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run.
 stage bench-attention 120 0 "$BENCH" bash -c "'$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
   || { echo 'skipped: no torch for the SDPA baseline'; exit 77; }; python3 '$ROOT/bench/attention_torch_baseline.py' 10; }"
+stage bench-generate 150 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+  --preset qwen2.5-0.5b
 stage e2e-7b 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
   --recompute
 stage bench-full 300 0 "$BENCH" "$BIN/gpu_ops_bench"

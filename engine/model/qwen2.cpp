@@ -55,6 +55,17 @@ LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {
   return d.loss();
 }
 
+void Qwen2Model::forward_hidden(const TokenBatchView& b, const AttentionFn& attend) {
+  Qwen2Decoder d = decoder_for(b);
+  d.set_attention(&attend);
+  d.forward_to_hidden(0, false);
+}
+
+void Qwen2Model::logits_of_rows(const Tensor& rows, Tensor& h, Tensor& logits) {
+  ops_->embedding_fwd(rows, state_.xf.rows(0, batch_.tokens()), h);  // a row gather
+  ops_->gemm(Mat::of(h), false, Mat::of(weights_.lm_head), true, Mat::of(logits), 1.0f, 0.0f);
+}
+
 std::vector<float> Qwen2Model::logits(const TokenBatchView& b) {
   QSFT_CHECK(act_dtype_ == DType::F32, "logits() is the fp32 reference path");
   decoder_for(b).forward_to_hidden(0, false);

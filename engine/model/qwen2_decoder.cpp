@@ -78,7 +78,11 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   ops_.rope_fwd(q, seq, rope);
   ops_.rope_fwd(k, seq, rope);
   Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
-  ops_.attention_fwd(q, k, v, seq, attn, lse);
+  if (attend_) {
+    (*attend_)(l, q, k, v, seq, attn, lse);
+  } else {
+    ops_.attention_fwd(q, k, v, seq, attn, lse);
+  }
   Tensor h_mid = a.h_mid.rows(0, T);
   ops_.linear(attn, W.o, h_mid, &h_in);
   lora_fwd(l, LoraTarget::o, seed, train, attn, h_mid, a);

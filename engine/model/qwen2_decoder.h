@@ -7,6 +7,7 @@
 //   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
 #pragma once
 #include <algorithm>
+#include <functional>
 
 #include "engine/io/model_config.h"
 #include "engine/model/device_batch.h"
@@ -40,6 +41,12 @@ struct LossStats {
   int64_t targets = 0;  // how many trained targets
 };
 
+// The attention of a layer, replaceable (generation: a KV cache's prefill and decode steps). It gets what
+// attention_fwd gets: q [T, n, D], k, v [T, nkv, D] after RoPE, the batch's layout, and writes attn [T, n, D]
+// (lse [n, T] is only needed by a backward).
+using AttentionFn = std::function<void(int layer, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const SeqLayout& seq, Tensor& attn, Tensor& lse)>;
+
 struct Qwen2Parts {  // what a decoder reads and writes
   const Qwen2Config& cfg;
   const ModelOptions& opts;
@@ -56,6 +63,8 @@ class Qwen2Decoder {
 
   // Embedding, every layer and the final norm of the uploaded batch: fills state.resid, the layer acts and xf.
   void forward_to_hidden(uint64_t seed, bool train);
+  // Each layer's attention through `attend` instead of attention_fwd (inference only; null: attention_fwd).
+  void set_attention(const AttentionFn* attend) { attend_ = attend; }
   // LM head + CE on xf, then the backward through every layer; LoRA gradients accumulate into params.grads().
   LossStats loss_and_backward(float grad_scale, uint64_t seed);
   LossStats loss();  // LM head + CE only (eval)
@@ -74,6 +83,7 @@ class Qwen2Decoder {
 
   Ops& ops_;
   Qwen2Parts p_;
+  const AttentionFn* attend_ = nullptr;
 };
 
 }  // namespace qsft

@@ -164,6 +164,7 @@ std::string with_absolute_paths(const TrainConfig& c, const std::string& json_te
                                   "data.train_files=" + list(c.data.train_files)};
   if (!c.data.eval_files.empty()) set.push_back("data.eval_files=" + list(c.data.eval_files));
   if (!c.data.cache_dir.empty()) set.push_back("data.cache_dir=" + Json(c.data.cache_dir).dump());
+  if (!c.generation_prompts.empty()) set.push_back("generation_prompts=" + Json(c.generation_prompts).dump());
   return apply_overrides(json_text, set, where);
 }
 
@@ -198,6 +199,9 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   s.key("output_dir",
         [&](element v) { c.output_dir = (base / R("output_dir").string(v)).lexically_normal().string(); });
   s.key("device", [&](element v) { c.device = R("device").one_of(v, {"auto", "cpu", "cuda"}); });
+  s.key("generation_prompts", [&](element v) {
+    c.generation_prompts = (base / R("generation_prompts").string(v)).lexically_normal().string();
+  });
   c.lora.set_targets({"all-linear"}, where);
   s.parse(doc.root());
   if (c.model.empty()) throw input_error(where, "missing key \"model\" (the Hugging Face model directory)");
@@ -245,7 +249,8 @@ std::vector<std::string> resume_incompatible_keys(const std::string& before_json
                                                       "save_total_limit",
                                                       "logging_steps",
                                                       "device",
-                                                      "output_dir"};
+                                                      "output_dir",
+                                                      "generation_prompts"};
   const auto a = flattened(before_json), b = flattened(now_json);
   std::vector<std::string> keys;
   auto differs = [&](const std::string& k) {

@@ -1,7 +1,7 @@
 // cfg.json for `qwen-sft train`: names and defaults as in TRL's SFTConfig / transformers' TrainingArguments, so a
 // recipe ports by copying values. Documented key by key in docs/config.md.
 //   {"model": DIR, "data": {...}, "lora": {...}, "training": {...},
-//    "eval_steps", "save_steps", "save_total_limit", "logging_steps", "output_dir", "device"}
+//    "eval_steps", "save_steps", "save_total_limit", "logging_steps", "output_dir", "device", "generation_prompts"}
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -47,6 +47,7 @@ struct TrainConfig {
   int64_t logging_steps = 10;
   std::string output_dir;       // absolute
   std::string device = "auto";  // auto | cpu | cuda
+  std::string generation_prompts;  // prompts (qwen-sft generate's JSONL) answered at each eval; absolute; "" = none
   std::string resolved_json;    // the whole config after overrides (written to output_dir/config.json)
 };
 

@@ -8,6 +8,7 @@
 
 #include "data/dataset.h"
 #include "engine/base/error.h"
+#include "engine/generate/training_samples.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/qwen2.h"
 #include "engine/train/adamw.h"
@@ -82,6 +83,8 @@ class Trainer {
         opt_(*ops_, model_.lora_layout().num_params(), T_.optim),
         progress_(total_, show_progress) {
     model_.load_weights(cfg.model);
+    if (!cfg.generation_prompts.empty())
+      samples_.emplace(cfg.generation_prompts, cfg.model, cfg.data.chat_format, model_options(cfg).max_tokens);
   }
 
   TrainResult run() {
@@ -202,6 +205,7 @@ class Trainer {
                   ev.loss, ev.accuracy);
     progress_.line(text);
     result_.eval_loss = ev.loss;
+    if (samples_) samples_->answer(*ops_, model_, st_.global_step, out_);
   }
 
   // A checkpoint of the state after the last step; never of a non-finite one.
@@ -248,6 +252,7 @@ class Trainer {
   AdamWOptimizer opt_;
   Progress progress_;
   std::optional<MetricsLog> metrics_;
+  std::optional<TrainingSamples> samples_;  // generation_prompts answered at each eval
   TrainerState st_;
   TrainResult result_;
   std::chrono::steady_clock::time_point t0_;
