@@ -25,15 +25,6 @@ namespace {
 constexpr const char* kPrefix = "checkpoint-";
 constexpr const char* kTmpPrefix = ".tmp-checkpoint-";
 
-// The step of a checkpoint-<step> directory name, or -1.
-int64_t checkpoint_step(const fs::path& p) {
-  const std::string name = p.filename().string();
-  if (name.rfind(kPrefix, 0) != 0) return -1;
-  const std::string digits = name.substr(std::string(kPrefix).size());
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  return std::stoll(digits);
-}
-
 std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> v;
   if (!fs::is_directory(dir)) return v;
@@ -44,6 +35,14 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
 }
 
 }  // namespace
+
+int64_t checkpoint_step(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const std::string digits = name.substr(std::string(kPrefix).size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
 
 void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep) {

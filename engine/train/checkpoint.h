@@ -34,6 +34,8 @@ struct Checkpoint {
 // Writes output_dir/checkpoint-<step> atomically and prunes older ones beyond keep (0 = keep all).
 void save_checkpoint(const std::filesystem::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep);
+// The step of a checkpoint-<step> directory name, or -1.
+int64_t checkpoint_step(const std::filesystem::path& p);
 // The newest complete checkpoint directory, if any (temporary directories are not checkpoints). Reads only.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir);
 // Removes the temporary directories of interrupted checkpoint writes; only for the holder of the run's lock (a
