@@ -64,7 +64,8 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
         .set("log_accuracy_sum", ck.state.log_accuracy_sum)
         .set("log_micro_batches", ck.state.log_micro_batches)
         .set("num_tokens", ck.state.num_tokens)
-        .set("train_seconds", ck.state.train_seconds);
+        .set("train_seconds", ck.state.train_seconds)
+        .set("micro_batches_per_step", ck.state.micro_batches_per_step);
     write_file_atomic(tmp / "trainer_state.json", state.dump({2, true}));
     // Test hook: hold the finished temporary directory before the rename, so that a test can kill -9 here.
     if (const char* ms = std::getenv("QSFT_TEST_CHECKPOINT_PAUSE_MS"))
@@ -123,6 +124,8 @@ Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
     ck.state.log_micro_batches = int64_t(s["log_micro_batches"]);
     ck.state.num_tokens = int64_t(s["num_tokens"]);
     ck.state.train_seconds = double(s["train_seconds"]);
+    int64_t per_step = 0;
+    if (!s["micro_batches_per_step"].get(per_step)) ck.state.micro_batches_per_step = per_step;
   } catch (const simdjson::simdjson_error& e) {
     throw input_error(state_path, std::string("missing or mistyped field: ") + e.what());
   }

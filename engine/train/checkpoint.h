@@ -23,6 +23,7 @@ struct TrainerState {
   int64_t log_micro_batches = 0;
   int64_t num_tokens = 0;    // input tokens seen
   double train_seconds = 0;  // wall time spent training before this checkpoint
+  int64_t micro_batches_per_step = 0;  // GA x world size of the run (0: a checkpoint written before it was kept)
 };
 
 struct Checkpoint {

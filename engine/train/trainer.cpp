@@ -151,6 +151,7 @@ class Trainer {
     same_start_on_every_rank(resume_from);
     if (resume_from) {
       const Checkpoint ck = load_checkpoint(*resume_from, layout);
+      same_step_size(ck.state, *resume_from);
       model_.set_lora_params(ck.lora);
       opt_.load(ck);
       st_ = ck.state;
@@ -181,6 +182,19 @@ class Trainer {
                                              std::to_string(int64_t(steps[r])) + ", rank 0 from step " +
                                              std::to_string(int64_t(steps[0])) +
                                              ": output_dir must be one folder shared by every rank");
+  }
+
+  // A resumed run keeps the checkpoint's global batch: GA x world size micro-batches per step (GA may change
+  // with the world size, e.g. 2 ranks x GA 2 -> 1 rank x GA 4).
+  void same_step_size(const TrainerState& before, const fs::path& checkpoint) const {
+    const int64_t then = before.micro_batches_per_step, now = planner_.micro_batches_per_step();
+    if (then == 0 || then == now) return;
+    const int world = comm_->world_size();
+    const std::string fix = then % world ? "use a world size that divides " + std::to_string(then)
+                                         : "set training.gradient_accumulation_steps to " + std::to_string(then / world);
+    throw input_error(checkpoint.string(), "trained with " + std::to_string(then) +
+                                               " micro-batches per step (gradient_accumulation_steps x world size); " +
+                                               "this run takes " + std::to_string(now) + ": " + fix);
   }
 
   // A stop signal on any rank stops every rank before the same step.
@@ -277,6 +291,7 @@ class Trainer {
   // A checkpoint of the state after the last step; never of a non-finite one.
   void save() {
     st_.train_seconds = seconds_before_ + elapsed();
+    st_.micro_batches_per_step = planner_.micro_batches_per_step();
     Checkpoint ck{st_, model_.lora_params(), {}, {}};
     opt_.save(ck, *comm_, model_.lora_grad_tensor());  // the gradients are spent: a free buffer for the gather
     double bad = 0;  // rank 0 holds the whole state; its verdict is every rank's
