@@ -54,6 +54,7 @@ class CudaOps final : public Ops {
     cuda::copy_d2h(host_dst, src, bytes, stream_);
   }
   void synchronize() override { cuda::stream_sync(stream_); }
+  void* stream() const override { return stream_; }
 
  protected:
   void zero_impl(Tensor& t) override { cuda::fill_zero(t.data, t.nbytes(), stream_); }

@@ -45,7 +45,11 @@ double collective_timeout_seconds() {
 }
 
 std::unique_ptr<Comm> make_comm(const Launch& l, Ops& ops) {
-  if (!l.distributed()) return std::make_unique<SingleComm>(l);
+  const char* forced = std::getenv("QSFT_COMM");  // "mpi" / "nccl": that Comm even in a world of one (checks)
+  const std::string want = forced ? forced : "";
+  if (!want.empty() && want != "mpi" && want != "nccl")
+    throw input_error("environment variable QSFT_COMM", "'" + want + "' is not mpi or nccl");
+  if (!l.distributed() && want.empty()) return std::make_unique<SingleComm>(l);
   if (ops.device() == Device::CUDA) {
 #if defined(QSFT_HAVE_NCCL)
     return make_nccl_comm(l, ops);
@@ -53,7 +57,7 @@ std::unique_ptr<Comm> make_comm(const Launch& l, Ops& ops) {
     throw unsupported(l, "on the GPU needs NCCL: this build has none (CMake found no nccl.h / libnccl)");
 #endif
   }
-  if (l.launcher != "mpirun" && l.launcher != "srun")
+  if (l.distributed() && l.launcher != "mpirun" && l.launcher != "srun")
     throw unsupported(l, "on the CPU needs MPI: launch with mpirun (or srun), not " + l.launcher);
 #if defined(QSFT_HAVE_MPI)
   return make_mpi_comm(l);

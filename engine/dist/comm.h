@@ -67,7 +67,8 @@ class Comm {
 
 // The Comm for this launch and backend: single for a world of one; mpi for the CPU backend; nccl for the CUDA
 // backend. A world > 1 that this build cannot serve (no MPI, no NCCL, the CPU backend without mpirun/srun) is
-// an InputError saying what is missing.
+// an InputError saying what is missing. QSFT_COMM=mpi or nccl takes that Comm even in a world of one (the GPU
+// check trains through NCCL on one GPU).
 std::unique_ptr<Comm> make_comm(const Launch& l, Ops& ops);
 
 // Seconds a collective may wait for its peers: QSFT_COLLECTIVE_TIMEOUT, default 600.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -181,5 +182,17 @@ class MpiComm final : public Comm {
 }  // namespace
 
 std::unique_ptr<Comm> make_mpi_comm(const Launch& l) { return std::make_unique<MpiComm>(l); }
+
+std::string mpi_share_from_rank0(const std::string& bytes) {
+  mpi_check(MPI_Init(nullptr, nullptr), "MPI_Init");
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  uint64_t n = bytes.size();
+  mpi_check(MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  std::string out = rank == 0 ? bytes : std::string(n, '\0');
+  mpi_check(MPI_Bcast(out.data(), int(n), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  MPI_Finalize();
+  return out;
+}
 
 }  // namespace qsft

@@ -21,8 +21,8 @@ struct TrainerState {
   int64_t log_steps = 0;
   double log_accuracy_sum = 0;  // token accuracies of the micro-batches since the last log line
   int64_t log_micro_batches = 0;
-  int64_t num_tokens = 0;    // input tokens seen
-  double train_seconds = 0;  // wall time spent training before this checkpoint
+  int64_t num_tokens = 0;              // input tokens seen
+  double train_seconds = 0;            // wall time spent training before this checkpoint
   int64_t micro_batches_per_step = 0;  // GA x world size of the run (0: a checkpoint written before it was kept)
 };
 

@@ -19,12 +19,14 @@ ModelOptions model_options(const TrainConfig& cfg) {
   return mo;
 }
 
-TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override) {
+TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override, int world_size) {
   TrainingPlan p;
   p.device = device;
+  p.world_size = world_size;
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
-  p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params());
+  const int64_t P = LoraLayout(mcfg, cfg.lora).num_params();
+  p.optimizer = AdamWOptimizer::bytes((P + world_size - 1) / world_size);  // rank shards differ by one at most
   p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
@@ -42,9 +44,12 @@ std::string TrainingPlan::report() const {
   const std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
                              (gradient_checkpointing ? "" : ", or turn on gradient_checkpointing");
   const bool cpu = device == Device::CPU;
-  char buf[1280];
+  char ranks[96] = "";
+  if (world_size > 1)
+    std::snprintf(ranks, sizeof ranks, ", per rank of %d (AdamW moments sharded: ZeRO-1)", world_size);
+  char buf[1400];
   std::snprintf(buf, sizeof buf,
-                "memory plan on %s:\n"
+                "memory plan on %s%s:\n"
                 "  frozen weights          %10.3f GiB\n"
                 "  LoRA params + grads     %10.3f GiB\n"
                 "  AdamW moments           %10.3f GiB\n"
@@ -55,9 +60,9 @@ std::string TrainingPlan::report() const {
                 "  host peak               %10.3f GiB\n"
                 "  available (%-4s)    %14s\n"
                 "  %s\n",
-                cpu ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer), gib(model.activations),
-                gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights), gib(host_total()),
-                cpu ? "host" : "gpu", avail,
+                cpu ? "cpu" : "cuda", ranks, gib(model.weights), gib(model.lora), gib(optimizer),
+                gib(model.activations), gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights),
+                gib(host_total()), cpu ? "host" : "gpu", avail,
                 available == 0 ? "fits: unknown (pass --device-memory GIB)"
                 : fits()       ? "fits"
                                : advice.c_str());

@@ -16,7 +16,8 @@ ModelOptions model_options(const TrainConfig& cfg);
 struct TrainingPlan {
   Device device = Device::CPU;
   ModelMemory model;
-  size_t optimizer = 0;        // AdamW moments (F32)
+  int world_size = 1;          // data-parallel ranks: each holds 1/world_size of the AdamW moments (ZeRO-1)
+  size_t optimizer = 0;        // AdamW moments (F32) on one rank: its shard
   size_t backend_scratch = 0;  // the backend's own buffers (cuBLASLt workspace on cuda)
   size_t mapped_weights = 0;   // host: the model's safetensors files, mapped and read while weights are converted
   bool gradient_checkpointing = false;
@@ -28,7 +29,8 @@ struct TrainingPlan {
   std::string report() const;
 };
 
-// available_override > 0 replaces the measured device memory (e.g. to plan for a GPU from a CPU machine).
-TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override);
+// available_override > 0 replaces the measured device memory (e.g. to plan for a GPU from a CPU machine). The plan
+// is per rank of a world of world_size (the largest optimizer shard).
+TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override, int world_size = 1);
 
 }  // namespace qsft

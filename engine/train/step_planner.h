@@ -18,11 +18,11 @@ class StepPlanner {
   StepPlanner(const SequenceSet& data, const TrainConfig& c, int world_size = 1, int rank = 0)
       : data_(data), c_(c), world_(world_size), rank_(rank) {}
   int64_t steps_in_epoch(int epoch);
-  std::pair<int, int64_t> locate(int64_t s);  // (epoch, step within it) of global step s
+  std::pair<int, int64_t> locate(int64_t s);    // (epoch, step within it) of global step s
   std::vector<PackedBatch> batches(int64_t s);  // this rank's micro-batches of step s (maybe none)
   int64_t step_targets(int64_t s);              // trained targets of all ranks' micro-batches of step s
-  int64_t micro_batches_per_step() const { return ga() * world_; }       // M
-  int64_t first_micro_batch() const { return ga() * rank_; }             // this rank's first, within a step
+  int64_t micro_batches_per_step() const { return ga() * world_; }  // M
+  int64_t first_micro_batch() const { return ga() * rank_; }        // this rank's first, within a step
   double epoch_progress(int64_t s);  // fractional epoch after step s, in micro-batches as transformers counts it
 
  private:

@@ -166,7 +166,7 @@ class Trainer {
   }
 
   std::string world() const {
-    if (comm_->world_size() == 1) return "";
+    if (comm_->name() == "single") return "";
     return " x " + std::to_string(comm_->world_size()) + " ranks (" + comm_->launch().launcher + ", " + comm_->name() +
            ", optimizer sharded)";
   }
@@ -191,7 +191,7 @@ class Trainer {
     if (then == 0 || then == now) return;
     const int world = comm_->world_size();
     const std::string fix = then % world ? "use a world size that divides " + std::to_string(then)
-                                         : "set training.gradient_accumulation_steps to " + std::to_string(then / world);
+                                         : "set gradient_accumulation_steps to " + std::to_string(then / world);
     throw input_error(checkpoint.string(), "trained with " + std::to_string(then) +
                                                " micro-batches per step (gradient_accumulation_steps x world size); " +
                                                "this run takes " + std::to_string(now) + ": " + fix);
@@ -216,7 +216,8 @@ class Trainer {
     std::vector<double> stats(M * kStats, 0.0);
     for (size_t i = 0; i < batches.size(); ++i) {
       const uint64_t k = uint64_t(planner_.first_micro_batch()) + i;  // the micro-batch's place in the step
-      const LossStats mb = model_.forward_backward(batches[i], 1.0f / float(N), rng::hash(T_.seed, uint64_t(s) * M + k));
+      const uint64_t seed = rng::hash(T_.seed, uint64_t(s) * M + k);
+      const LossStats mb = model_.forward_backward(batches[i], 1.0f / float(N), seed);
       double* slot = &stats[k * kStats];
       slot[kLossSum] = mb.loss_sum;
       slot[kAccuracy] = mb.targets > 0 ? double(mb.correct) / double(mb.targets) : 0.0;

@@ -54,7 +54,7 @@ def main():
     truncated_copy(runs["w2"], out, 2)
     p = train(a.bin, 1, train_config(os.path.join(d, "wrong_batch.json"), model, out, gradient_accumulation_steps=2),
               check=False)
-    expect(p.returncode == 2 and "set training.gradient_accumulation_steps to 4" in p.stderr,
+    expect(p.returncode == 2 and "set gradient_accumulation_steps to 4" in p.stderr,
            f"a resume with another global batch was not refused as expected ({p.returncode}): {p.stderr}")
     print("ok")
 

@@ -1,12 +1,16 @@
 // Launch detection from the launchers' environments, and the shard map of the ZeRO-1 optimizer.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <future>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "engine/base/error.h"
 #include "engine/dist/comm.h"
 #include "engine/dist/launch.h"
+#include "engine/dist/rendezvous.h"
 #include "engine/ops.h"
 
 namespace qsft {
@@ -27,7 +31,8 @@ TEST(Launch, NothingSetIsAWorldOfOne) {
 }
 
 TEST(Launch, ReadsEachLauncher) {
-  Launch l = launch_from({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}});
+  Launch l =
+      launch_from({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}});
   EXPECT_EQ(l.launcher, "mpirun");
   EXPECT_EQ(l.rank, 3);
   EXPECT_EQ(l.world_size, 8);
@@ -36,8 +41,8 @@ TEST(Launch, ReadsEachLauncher) {
   EXPECT_EQ(l.launcher, "srun");
   EXPECT_EQ(l.rank, 5);
   EXPECT_EQ(l.world_size, 16);
-  l = launch_from({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "0"}, {"MASTER_ADDR", "node7"},
-                   {"MASTER_PORT", "29500"}});
+  l = launch_from(
+      {{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "0"}, {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29500"}});
   EXPECT_EQ(l.launcher, "torchrun");
   EXPECT_EQ(l.rank, 1);
   EXPECT_EQ(l.master_addr, "node7");
@@ -45,8 +50,8 @@ TEST(Launch, ReadsEachLauncher) {
 }
 
 TEST(Launch, MpirunWinsOverSlurm) {  // mpirun inside a Slurm allocation sees both
-  const Launch l = launch_from({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"OMPI_COMM_WORLD_RANK", "1"},
-                                {"OMPI_COMM_WORLD_SIZE", "2"}});
+  const Launch l = launch_from(
+      {{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}});
   EXPECT_EQ(l.launcher, "mpirun");
   EXPECT_EQ(l.world_size, 2);
 }
@@ -97,6 +102,39 @@ TEST(Comm, TorchrunOnTheCpuIsRefused) {  // no MPI world to join: a clear error,
   l.launcher = "torchrun";
   l.world_size = 2;
   EXPECT_THROW(make_comm(l, *ops), InputError);
+}
+
+// Three ranks in threads of this process: rank 0's bytes reach ranks 1 and 2 through localhost.
+TEST(Rendezvous, SharesRankZerosBytes) {
+  const int port = 20000 + int(::getpid() % 20000);  // one test process per port pair
+  std::vector<std::future<std::string>> got;
+  for (int r = 2; r >= 0; --r) {  // the readers first: they retry until rank 0 listens
+    Launch l;
+    l.launcher = "torchrun";
+    l.rank = r;
+    l.world_size = 3;
+    l.master_addr = "localhost";
+    l.master_port = port;
+    got.push_back(std::async(std::launch::async,
+                             [l] { return share_from_rank0(l, l.rank == 0 ? std::string("id\0bytes", 8) : "", 20); }));
+  }
+  for (auto& f : got) EXPECT_EQ(f.get(), std::string("id\0bytes", 8));
+}
+
+TEST(Rendezvous, NamesWhatIsMissing) {
+  Launch l;
+  l.launcher = "torchrun";
+  l.world_size = 2;
+  EXPECT_THROW(rendezvous_port(l), InputError);  // no MASTER_ADDR / MASTER_PORT
+  l.rank = 1;
+  l.master_addr = "localhost";
+  l.master_port = 1;  // nobody listens on port 2
+  try {
+    share_from_rank0(l, "", 0.3);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("could not reach rank 0 at localhost:2"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
