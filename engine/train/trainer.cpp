@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <optional>
 
 #include "data/dataset.h"
@@ -262,12 +262,12 @@ class Trainer {
     const double tok_s = tokens_per_second();
     if (metrics_)
       metrics_->log(st_.global_step, {{"epoch", planner_.epoch_progress(s)},
-                                    {"loss", mean},
-                                    {"grad_norm", grad_norm_},
-                                    {"learning_rate", lr_},
-                                    {"num_tokens", double(st_.num_tokens)},
-                                    {"mean_token_accuracy", accuracy},
-                                    {"tokens_per_second", tok_s}});
+                                      {"loss", mean},
+                                      {"grad_norm", grad_norm_},
+                                      {"learning_rate", lr_},
+                                      {"num_tokens", double(st_.num_tokens)},
+                                      {"mean_token_accuracy", accuracy},
+                                      {"tokens_per_second", tok_s}});
     char text[200];
     std::snprintf(text, sizeof text, "step %lld/%lld  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s",
                   (long long)st_.global_step, (long long)total_, mean, grad_norm_, lr_, tok_s);
@@ -281,7 +281,7 @@ class Trainer {
     const EvalResult ev = evaluate(model_, data_.eval, cfg_, *comm_);
     if (metrics_)
       metrics_->log(st_.global_step,
-                  {{"epoch", planner_.epoch_progress(s)}, {"eval_loss", ev.loss}, {"eval_accuracy", ev.accuracy}});
+                    {{"epoch", planner_.epoch_progress(s)}, {"eval_loss", ev.loss}, {"eval_accuracy", ev.accuracy}});
     char text[160];
     std::snprintf(text, sizeof text, "step %lld  eval_loss %.4f  eval_accuracy %.4f", (long long)st_.global_step,
                   ev.loss, ev.accuracy);

@@ -57,17 +57,6 @@ def train(bin_path, n, cfg, check=True):
     return p
 
 
-def metrics(run_dir):
-    """metrics.jsonl's lines without the timing field."""
-    out = []
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            d = json.loads(line)
-            d.pop("tokens_per_second", None)
-            out.append(d)
-    return out
-
-
 def tensors(path):
     """An F32 safetensors file: {name: list of floats}."""
     raw = open(path, "rb").read()

@@ -6,8 +6,8 @@ import os
 import subprocess
 import time
 
-from e2e_common import expect, parse_args, tiny_model, work_dir
-from mpi_common import metrics, mpirun_cmd, mpirun_env, require_mpirun, train, train_config
+from e2e_common import curve, expect, parse_args, tiny_model, work_dir
+from mpi_common import mpirun_cmd, mpirun_env, require_mpirun, train, train_config
 
 STEPS = 6
 
@@ -31,7 +31,7 @@ def ranks_of(mpirun_pid):
 
 def logged_steps(run_dir):
     try:
-        return sum(1 for m in metrics(run_dir) if "loss" in m)
+        return sum(1 for m in curve(run_dir) if "loss" in m)
     except (OSError, ValueError):
         return 0
 
@@ -83,7 +83,7 @@ def main():
     for f in ("adapter_model.safetensors", "optimizer.safetensors"):
         both = [open(os.path.join(r, f"checkpoint-{STEPS}", f), "rb").read() for r in (ref, killed)]
         expect(both[0] == both[1], f"{f} after the kills differs from the uninterrupted run")
-    expect(metrics(killed) == metrics(ref), "metrics.jsonl after the kills differs from the uninterrupted run")
+    expect(curve(killed) == curve(ref), "metrics.jsonl after the kills differs from the uninterrupted run")
     print("ok: killed rank 1 mid-run and rank 0 in a checkpoint write; resumed to the uninterrupted run's results")
 
 

@@ -5,8 +5,8 @@ checkpoint resumes on another world size (2 -> 1, 1 -> 4) and continues the 1-ra
 the micro-batches per step is refused."""
 import os
 
-from e2e_common import expect, parse_args, tiny_model, work_dir
-from mpi_common import metrics, require_mpirun, tensors, train, train_config, truncated_copy, worst_relative
+from e2e_common import curve, expect, parse_args, tiny_model, work_dir
+from mpi_common import require_mpirun, tensors, train, train_config, truncated_copy, worst_relative
 
 TOL = 1e-6
 STEPS = 6
@@ -17,7 +17,7 @@ def adapter(run_dir):
 
 
 def same_run(ref, run_dir, what):
-    dm, da = worst_relative(metrics(ref), metrics(run_dir)), worst_relative(adapter(ref), adapter(run_dir))
+    dm, da = worst_relative(curve(ref), curve(run_dir)), worst_relative(adapter(ref), adapter(run_dir))
     print(f"{what}: metrics within {dm:.2e}, adapter within {da:.2e} of 1 rank x GA 4")
     expect(dm <= TOL and da <= TOL, f"{what} departs from 1 rank x GA 4")
 
@@ -32,13 +32,13 @@ def main():
         runs[name] = os.path.join(d, name)
         train(a.bin, ranks, train_config(os.path.join(d, name + ".json"), model, runs[name],
                                          gradient_accumulation_steps=ga))
-    expect(len(metrics(runs["w1"])) >= STEPS, "the 1-rank run logged fewer lines than steps")
+    expect(len(curve(runs["w1"])) >= STEPS, "the 1-rank run logged fewer lines than steps")
     same_run(runs["w1"], runs["w2"], "2 ranks x GA 2")
     same_run(runs["w1"], runs["w4"], "4 ranks x GA 1")
     for f in ("adapter_model.safetensors", "optimizer.safetensors"):
         same = [open(os.path.join(runs[r], f"checkpoint-{STEPS}", f), "rb").read() for r in ("w2", "w2_again")]
         expect(same[0] == same[1], f"two 2-rank runs differ in {f}")
-    expect(metrics(runs["w2"]) == metrics(runs["w2_again"]), "two 2-rank runs differ in metrics.jsonl")
+    expect(curve(runs["w2"]) == curve(runs["w2_again"]), "two 2-rank runs differ in metrics.jsonl")
     print("2 ranks twice: adapter, optimizer and metrics bit-identical")
 
     # Resize: the 2-rank run's checkpoint-2 resumed by 1 rank x GA 4, the 1-rank run's by 4 ranks x GA 1.

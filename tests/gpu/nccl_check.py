@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from e2e_common import expect, parse_args, tiny_model, work_dir, write_config  # noqa: E402
-from mpi_common import metrics, tensors, worst_relative  # noqa: E402
+from e2e_common import curve, expect, parse_args, tiny_model, work_dir, write_config  # noqa: E402
+from mpi_common import tensors, worst_relative  # noqa: E402
 
 
 def gpus():
@@ -55,7 +55,7 @@ def main():
     train(a.bin, config(d, "nccl1", model, 2), [{"QSFT_COMM": "nccl"}])
     for f in ("adapter_model.safetensors", "optimizer.safetensors"):
         expect(files(os.path.join(d, "single"), f) == files(os.path.join(d, "nccl1"), f), f"{f} differs through NCCL")
-    expect(metrics(os.path.join(d, "single")) == metrics(os.path.join(d, "nccl1")), "metrics differ through NCCL")
+    expect(curve(os.path.join(d, "single")) == curve(os.path.join(d, "nccl1")), "metrics differ through NCCL")
     print("nccl world 1: adapter, moments and metrics bit-identical to the run without a Comm")
     if gpus() < 2:
         print("(one GPU: the 2-rank case needs two)")
@@ -63,7 +63,7 @@ def main():
     rank = lambda r: {"RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
                       "MASTER_PORT": "29611"}
     train(a.bin, config(d, "nccl2", model, 1), [rank(0), rank(1)])
-    dm = worst_relative(metrics(os.path.join(d, "single")), metrics(os.path.join(d, "nccl2")))
+    dm = worst_relative(curve(os.path.join(d, "single")), curve(os.path.join(d, "nccl2")))
     ad = lambda r: tensors(os.path.join(d, r, "checkpoint-4", "adapter_model.safetensors"))
     da = worst_relative(ad("single"), ad("nccl2"))
     print(f"nccl world 2 x GA 1 vs world 1 x GA 2: metrics within {dm:.2e}, adapter within {da:.2e}")

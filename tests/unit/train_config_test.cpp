@@ -149,6 +149,8 @@ TEST(TrainConfig, ResumeMayChangeOnlyLengthCadenceAndDevice) {
   EXPECT_EQ(resume_incompatible_keys(before, now({"training.learning_rate=1e-3", "data.max_length=64"})),
             (std::vector<std::string>{"data.max_length", "training.learning_rate"}));
   EXPECT_EQ(resume_incompatible_keys(before, now({"training.seed=7"})), std::vector<std::string>{"training.seed"});
+  // GA may change with the world size: the trainer checks GA x world against the checkpoint (multi_rank_test).
+  EXPECT_TRUE(resume_incompatible_keys(before, now({"training.gradient_accumulation_steps=4"})).empty());
 }
 
 TEST(ConfigOverrides, SetReplacesAddsAndCreatesKeys) {
