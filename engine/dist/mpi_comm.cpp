@@ -52,7 +52,8 @@ class MpiComm final : public Comm {
   void reduce_scatter(Tensor& x) override {
     float* data = host_f32(x);
     const ShardRange mine = shard(x.numel());
-    std::vector<float> peers(size_t(mine.count) * size_t(world_size()));  // peer q's copy of my range at q * count
+    std::vector<float>& peers = received_;  // peer q's copy of my range at q * count (kept: no allocation per step)
+    peers.resize(size_t(mine.count) * size_t(world_size()));
     std::vector<Message> sends, recvs;
     for (int q = 0; q < world_size(); ++q) {
       if (q == rank()) continue;
@@ -177,6 +178,7 @@ class MpiComm final : public Comm {
 
   double timeout_s_;
   int64_t sequence_ = 0;
+  std::vector<float> received_;  // reduce_scatter's receive buffer
 };
 
 }  // namespace

@@ -22,14 +22,13 @@ def mpirun_cmd(n, *args):
     return ["mpirun", "-np", str(n), "--oversubscribe", *args]
 
 
-def require_mpirun(bin_path, work):
-    """Exits 77 (skip) with the reason when mpirun is absent or this qwen-sft was built without MPI."""
+def require_mpirun(bin_path, work, model):
+    """Exits 77 (skip) with the reason when mpirun is absent or this qwen-sft was built without MPI. The probe's
+    output_dir is the model folder: with MPI rank 0 refuses it at once, without MPI the ranks stop before that."""
     if not shutil.which("mpirun"):
         print("SKIP: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)")
         sys.exit(77)
-    cfg = os.path.join(work, "probe.json")
-    with open(cfg, "w") as f:
-        json.dump({"model": "/nonexistent", "output_dir": os.path.join(work, "probe")}, f)
+    cfg = write_config(os.path.join(work, "probe.json"), model, model)
     p = subprocess.run(mpirun_cmd(2, bin_path, "train", cfg, "--quiet"), capture_output=True, text=True,
                        env=mpirun_env())
     if "this build has none" in p.stderr:

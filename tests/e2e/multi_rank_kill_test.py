@@ -54,8 +54,8 @@ def kill_rank(a, cfg, run_dir, rank, when, env):
 def main():
     a = parse_args()
     d = work_dir("multi_rank_kill")
-    require_mpirun(a.bin, d)
     model = tiny_model(a.bin, os.path.join(d, "model"))
+    require_mpirun(a.bin, d, model)
 
     # A peer that never joins: the timeout ends the job and names it.
     stall = os.path.join(a.build, "tests", "mpi_stall")

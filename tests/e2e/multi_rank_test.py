@@ -25,8 +25,8 @@ def same_run(ref, run_dir, what):
 def main():
     a = parse_args()
     d = work_dir("multi_rank")
-    require_mpirun(a.bin, d)
     model = tiny_model(a.bin, os.path.join(d, "model"))
+    require_mpirun(a.bin, d, model)
     runs = {}
     for name, ranks, ga in [("w1", 1, 4), ("w2", 2, 2), ("w4", 4, 1), ("w2_again", 2, 2)]:
         runs[name] = os.path.join(d, name)
