@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Failures of a 2-rank CPU run under mpirun. A rank that never joins a collective: the other ends the job within
-the timeout, naming it. kill -9 of a rank mid-training and of rank 0 inside a checkpoint write: the job ends (mpirun
-names the rank), and resuming gives the final weights and metrics of an uninterrupted 2-rank run, bit for bit."""
+the timeout, naming it. SIGTERM to rank 1 alone: both stop after the same step with its checkpoint. kill -9 of a
+rank mid-training and of rank 0 inside a checkpoint write: the job ends (mpirun names the rank). Resuming after all
+of these gives the final weights and metrics of an uninterrupted 2-rank run, bit for bit."""
 import os
+import signal
 import subprocess
 import time
 
@@ -36,18 +38,18 @@ def logged_steps(run_dir):
         return 0
 
 
-def kill_rank(a, cfg, run_dir, rank, when, env):
-    """Starts 2 ranks, waits until when(run_dir), kill -9 of `rank`; returns mpirun's stderr."""
+def signal_rank(a, cfg, run_dir, rank, when, env, sig=signal.SIGKILL):
+    """Starts 2 ranks, waits until when(run_dir), sends sig to `rank`; returns mpirun's exit code and stderr."""
     p = subprocess.Popen(mpirun_cmd(2, a.bin, "train", cfg, "--quiet"), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 300
-    while not when(run_dir) and p.poll() is None and time.time() < deadline:
+    while not (when(run_dir) and rank in ranks_of(p.pid)) and p.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     pids = ranks_of(p.pid)
-    expect(p.poll() is None and rank in pids, f"the run ended or has no rank {rank} before the kill: {pids}")
-    os.kill(pids[rank], 9)
+    expect(p.poll() is None and rank in pids, f"the run ended or has no rank {rank} before the signal: {pids}")
+    os.kill(pids[rank], sig)
     err = p.communicate(timeout=120)[1]
-    expect(p.returncode != 0, "mpirun exited 0 after a rank was killed")
+    expect(p.returncode != 0, f"mpirun exited 0 after rank {rank} got signal {sig}")
     return err
 
 
@@ -75,16 +77,22 @@ def main():
     train(a.bin, 2, train_config(os.path.join(d, "ref.json"), model, ref, gradient_accumulation_steps=2))
     killed = os.path.join(d, "killed")
     cfg = train_config(os.path.join(d, "killed.json"), model, killed, gradient_accumulation_steps=2)
-    err = kill_rank(a, cfg, killed, 1, lambda r: logged_steps(r) >= 3, mpirun_env())
+    # SIGTERM to rank 1 only (as a preemption may reach one task first): both ranks stop after the same step,
+    # with a checkpoint of it.
+    err = signal_rank(a, cfg, killed, 1, lambda r: logged_steps(r) >= 2, mpirun_env(), signal.SIGTERM)
+    expect("stopped by SIGTERM" in err and "written" in err, f"no checkpoint after SIGTERM to rank 1: {err[-2000:]}")
+    expect(f"checkpoint-{logged_steps(killed)}" in os.listdir(killed), "the last step before SIGTERM was not saved")
+    err = signal_rank(a, cfg, killed, 1, lambda r: logged_steps(r) >= 4, mpirun_env())
     expect("rank 1" in err, f"mpirun's message does not name rank 1: {err[-2000:]}")
     in_write = lambda r: os.path.isdir(r) and any(n.startswith(".tmp-checkpoint-") for n in os.listdir(r))
-    kill_rank(a, cfg, killed, 0, in_write, dict(mpirun_env(), QSFT_TEST_CHECKPOINT_PAUSE_MS="600000"))
+    signal_rank(a, cfg, killed, 0, in_write, dict(mpirun_env(), QSFT_TEST_CHECKPOINT_PAUSE_MS="600000"))
     train(a.bin, 2, cfg)
     for f in ("adapter_model.safetensors", "optimizer.safetensors"):
         both = [open(os.path.join(r, f"checkpoint-{STEPS}", f), "rb").read() for r in (ref, killed)]
         expect(both[0] == both[1], f"{f} after the kills differs from the uninterrupted run")
     expect(curve(killed) == curve(ref), "metrics.jsonl after the kills differs from the uninterrupted run")
-    print("ok: killed rank 1 mid-run and rank 0 in a checkpoint write; resumed to the uninterrupted run's results")
+    print("ok: SIGTERM to rank 1, kill -9 of rank 1 mid-run and of rank 0 in a checkpoint write; resumed to the "
+          "uninterrupted run's results")
 
 
 if __name__ == "__main__":
