@@ -99,6 +99,8 @@ class Ops {
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() {}
+  // The compute stream (a cudaStream_t on cuda, nullptr on cpu): the NCCL Comm enqueues its collectives on it.
+  virtual void* stream() const { return nullptr; }
   // Bytes of device memory free for our arenas (0 = unknown).
   virtual size_t memory_available() const { return 0; }
   void zero(Tensor& t);                       // t = 0 (packed)

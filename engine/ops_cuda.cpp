@@ -57,6 +57,7 @@ class CudaOps final : public Ops {
   }
   void synchronize() override { cuda::stream_sync(stream_); }
   size_t memory_available() const override { return cuda::device_memory_free(); }
+  void* stream() const override { return stream_; }
 
  protected:
   void zero_impl(Tensor& t) override { cuda::fill_zero(t.data, t.nbytes(), stream_); }

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "tools/generate_setup.h"
 
 namespace qsft::cli {
@@ -48,8 +48,8 @@ Json& add_completion(Json& j, const GenerateSetup& s, const Completion& c) {
   return j.set("ids", std::move(ids));
 }
 
-std::string render_jsonl(const GenerateSetup& s, const std::vector<std::vector<int32_t>>& prompts,
-                         const Answers* base, const Answers* tuned) {
+std::string render_jsonl(const GenerateSetup& s, const std::vector<std::vector<int32_t>>& prompts, const Answers* base,
+                         const Answers* tuned) {
   std::string out;
   for (size_t i = 0; i < prompts.size(); ++i) {
     Json line = Json::object();
@@ -123,7 +123,8 @@ const bool registered = register_command(
      "                           {\"prompt\": \"...\"}; the chat template is applied with the generation prompt\n"
      "  --out FILE               write the JSONL there (atomically) and show the answers; default: JSONL to stdout\n"
      "  --compare                the base model's and the adapter's answers side by side\n"
-     "  --ignore-eos             generate max-new-tokens tokens whatever comes (benchmarks)\n" QSFT_GENERATE_OPTIONS_HELP});
+     "  --ignore-eos             generate max-new-tokens tokens whatever comes "
+     "(benchmarks)\n" QSFT_GENERATE_OPTIONS_HELP});
 
 }  // namespace
 }  // namespace qsft::cli

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 
 namespace qsft {
 

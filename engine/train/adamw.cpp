@@ -1,7 +1,9 @@
 #include "engine/train/adamw.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <tuple>
 #include <utility>
 
 #include "engine/base/error.h"
@@ -38,28 +40,37 @@ void to_host(Ops& ops, std::vector<T>& host, const Tensor& t) {
   ops.copy_to_host(host.data(), t.data, host.size() * sizeof(T));
 }
 
+InputError state_mismatch(const char* what) {
+  return input_error("optimizer.safetensors", std::string("the checkpoint's ") + what +
+                                                  " is of another size or optimizer (is training.optim the one the "
+                                                  "checkpoint was trained with?)");
+}
+
 template <class T>
 void to_device(Ops& ops, const std::vector<T>& host, Tensor& t, const char* what) {
-  if (int64_t(host.size()) != t.numel())
-    throw input_error("optimizer.safetensors", std::string("the checkpoint's ") + what +
-                                                   " is of another size or optimizer (is training.optim the one "
-                                                   "the checkpoint was trained with?)");
+  if (int64_t(host.size()) != t.numel()) throw state_mismatch(what);
   ops.copy_to_device(t.data, host.data(), host.size() * sizeof(T));
 }
 
 }  // namespace
 
-size_t AdamWOptimizer::bytes(int64_t num_params, const std::string& optim) {
+size_t AdamWOptimizer::bytes(int64_t shard_params, const std::string& optim) {
   Arena measure;
   Tensor m, v;
   AdamW8bitMoments q;
-  carve_state(measure, num_params, is_eight_bit(optim), m, v, q);
+  carve_state(measure, shard_params, is_eight_bit(optim), m, v, q);
   return measure.used();
 }
 
-AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, const std::string& optim)
-    : ops_(ops), eight_bit_(is_eight_bit(optim)), arena_(ops, bytes(num_params, optim)) {
-  carve_state(arena_, num_params, eight_bit_, m_, v_, q_);
+AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, const std::string& optim)
+    : ops_(ops),
+      num_params_(num_params),
+      shard_(shard),
+      eight_bit_(is_eight_bit(optim)),
+      arena_(ops, bytes(shard.count, optim)) {
+  if (eight_bit_ && shard.count != num_params)
+    throw InputError("training.optim: adamw_8bit runs on one rank for now; with data-parallel ranks use adamw_torch");
+  carve_state(arena_, shard.count, eight_bit_, m_, v_, q_);
   if (!eight_bit_) return;
   const std::array<float, 256> map_m = cpu::dynamic_map(true), map_v = cpu::dynamic_map(false);
   ops_.copy_to_device(q_.map_m.data, map_m.data(), sizeof map_m);
@@ -69,39 +80,51 @@ AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, const std::string& 
 void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr) {
   ++step_;
   const AdamWHyper h{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_};
+  Tensor p = range(params);
   if (eight_bit_)
-    ops_.adamw8bit_step(params, grads, q_, h);
+    ops_.adamw8bit_step(p, range(grads), q_, h);
   else
-    ops_.adamw_step(params, grads, m_, v_, h);
+    ops_.adamw_step(p, range(grads), m_, v_, h);
 }
 
-void AdamWOptimizer::save(Checkpoint& ck) const {
-  if (!eight_bit_) {
-    to_host(ops_, ck.exp_avg, m_);
-    to_host(ops_, ck.exp_avg_sq, v_);
+void AdamWOptimizer::save(Checkpoint& ck, Comm& comm, Tensor& scratch) const {
+  if (eight_bit_) {  // the whole state is this (only) rank's
+    to_host(ops_, ck.exp_avg_codes, q_.m);
+    to_host(ops_, ck.exp_avg_sq_codes, q_.v);
+    to_host(ops_, ck.exp_avg_absmax, q_.absmax_m);
+    to_host(ops_, ck.exp_avg_sq_absmax, q_.absmax_v);
     return;
   }
-  to_host(ops_, ck.exp_avg_codes, q_.m);
-  to_host(ops_, ck.exp_avg_sq_codes, q_.v);
-  to_host(ops_, ck.exp_avg_absmax, q_.absmax_m);
-  to_host(ops_, ck.exp_avg_sq_absmax, q_.absmax_v);
+  QSFT_CHECK(scratch.numel() == num_params_, "the optimizer's gather buffer has another size");
+  for (auto [host, moment] : {std::pair{&ck.exp_avg, &m_}, std::pair{&ck.exp_avg_sq, &v_}}) {
+    Tensor mine = range(scratch);
+    ops_.copy(mine, *moment);
+    comm.all_gather(scratch);
+    if (comm.rank() != 0) continue;
+    host->resize(size_t(num_params_));
+    ops_.copy_to_host(host->data(), scratch.data, host->size() * sizeof(float));
+  }
 }
 
 void AdamWOptimizer::load(const Checkpoint& ck) {
-  if (!eight_bit_) {
-    to_device(ops_, ck.exp_avg, m_, "exp_avg");
-    to_device(ops_, ck.exp_avg_sq, v_, "exp_avg_sq");
-  } else {
+  if (eight_bit_) {
     to_device(ops_, ck.exp_avg_codes, q_.m, "exp_avg (8-bit codes)");
     to_device(ops_, ck.exp_avg_sq_codes, q_.v, "exp_avg_sq (8-bit codes)");
     to_device(ops_, ck.exp_avg_absmax, q_.absmax_m, "exp_avg_absmax");
     to_device(ops_, ck.exp_avg_sq_absmax, q_.absmax_v, "exp_avg_sq_absmax");
+  } else {
+    for (auto [host, moment, name] : {std::tuple{&ck.exp_avg, &m_, "exp_avg"}, {&ck.exp_avg_sq, &v_, "exp_avg_sq"}}) {
+      if (int64_t(host->size()) != num_params_) throw state_mismatch(name);
+      ops_.copy_to_device(moment->data, host->data() + shard_.offset, size_t(shard_.count) * sizeof(float));
+    }
   }
   step_ = ck.state.global_step;
 }
 
-double clip_grad_norm(Ops& ops, Tensor& grads, double max_norm) {
-  const double norm = std::sqrt(ops.sum_squares(grads));
+double clip_grad_norm(Ops& ops, Tensor& grads, double max_norm, Comm& comm) {
+  double sum_squares = ops.sum_squares(grads);
+  comm.all_reduce_host({&sum_squares, 1});
+  const double norm = std::sqrt(sum_squares);
   if (max_norm > 0) {
     const double coef = std::min(1.0, max_norm / (norm + 1e-6));  // torch clamps the coefficient at 1
     if (coef < 1.0) ops.scale_inplace(grads, float(coef));

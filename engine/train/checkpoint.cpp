@@ -26,15 +26,6 @@ namespace {
 constexpr const char* kPrefix = "checkpoint-";
 constexpr const char* kTmpPrefix = ".tmp-checkpoint-";
 
-// The step of a checkpoint-<step> directory name, or -1.
-int64_t checkpoint_step(const fs::path& p) {
-  const std::string name = p.filename().string();
-  if (name.rfind(kPrefix, 0) != 0) return -1;
-  const std::string digits = name.substr(std::string(kPrefix).size());
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  return std::stoll(digits);
-}
-
 std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> v;
   if (!fs::is_directory(dir)) return v;
@@ -87,6 +78,14 @@ void read_optimizer(const fs::path& file, int64_t P, Checkpoint& ck) {
 
 }  // namespace
 
+int64_t checkpoint_step(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const std::string digits = name.substr(std::string(kPrefix).size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
+
 void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep) {
   const std::string step = std::to_string(ck.state.global_step);
@@ -105,7 +104,8 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
         .set("log_accuracy_sum", ck.state.log_accuracy_sum)
         .set("log_micro_batches", ck.state.log_micro_batches)
         .set("num_tokens", ck.state.num_tokens)
-        .set("train_seconds", ck.state.train_seconds);
+        .set("train_seconds", ck.state.train_seconds)
+        .set("micro_batches_per_step", ck.state.micro_batches_per_step);
     write_file_atomic(tmp / "trainer_state.json", state.dump({2, true}));
     // Test hook: hold the finished temporary directory before the rename, so that a test can kill -9 here.
     if (const char* ms = std::getenv("QSFT_TEST_CHECKPOINT_PAUSE_MS"))
@@ -154,6 +154,7 @@ Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
   ck.state.log_micro_batches = s.integer("log_micro_batches");
   ck.state.num_tokens = s.integer("num_tokens");
   ck.state.train_seconds = s.number("train_seconds");
+  ck.state.micro_batches_per_step = s.opt_integer("micro_batches_per_step").value_or(0);
   return ck;
 }
 

@@ -21,8 +21,9 @@ struct TrainerState {
   int64_t log_steps = 0;
   double log_accuracy_sum = 0;  // token accuracies of the micro-batches since the last log line
   int64_t log_micro_batches = 0;
-  int64_t num_tokens = 0;    // input tokens seen
-  double train_seconds = 0;  // wall time spent training before this checkpoint
+  int64_t num_tokens = 0;              // input tokens seen
+  double train_seconds = 0;            // wall time spent training before this checkpoint
+  int64_t micro_batches_per_step = 0;  // GA x world size of the run (0: a checkpoint written before it was kept)
 };
 
 struct Checkpoint {
@@ -37,6 +38,8 @@ struct Checkpoint {
 // Writes output_dir/checkpoint-<step> atomically and prunes older ones beyond keep (0 = keep all).
 void save_checkpoint(const std::filesystem::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep);
+// The step of a checkpoint-<step> directory name, or -1.
+int64_t checkpoint_step(const std::filesystem::path& p);
 // The newest complete checkpoint directory, if any (temporary directories are not checkpoints). Reads only.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir);
 // Removes the temporary directories of interrupted checkpoint writes; only for the holder of the run's lock (a

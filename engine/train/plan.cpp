@@ -23,13 +23,16 @@ ModelOptions options_recomputing(const TrainConfig& cfg, int R) {
   return mo;
 }
 
-// The plan of the config with R recomputed layers, against `available` bytes (0 = unknown).
-TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available,
-                              int R) {
+// The plan of the config with R recomputed layers, per rank of world_size, against `available` bytes (0 = unknown).
+TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available, int R,
+                              int world_size) {
   TrainingPlan p;
   p.device = device;
+  p.world_size = world_size;
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, options_recomputing(cfg, R), device);
-  p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params(), cfg.training.optim);
+  const int64_t P = LoraLayout(mcfg, cfg.lora).num_params();
+  // ZeRO-1: each rank keeps the state of its shard (rank shards differ by one at most).
+  p.optimizer = AdamWOptimizer::bytes((P + world_size - 1) / world_size, cfg.training.optim);
   p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
@@ -44,37 +47,38 @@ TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, D
 // activations are the same size, so the plans shrink as R grows). On the GPU "auto" keeps 1 GiB + 1/32 of the
 // memory free for what the plan does not count: the backend's growable scratch (the cross-entropy logits block,
 // attention's backward buffers) and the allocator's slack.
-int layers_to_recompute(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available) {
+int layers_to_recompute(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available,
+                        int world_size) {
   const int L = mcfg.num_hidden_layers;
   if (!cfg.training.gradient_checkpointing_auto) return cfg.training.gradient_checkpointing ? L : 0;
   if (available == 0) return 0;
   const size_t reserve = device == Device::CUDA ? (size_t(1) << 30) + available / 32 : 0;
   const size_t budget = available > reserve ? available - reserve : 1;
   for (int R = 0; R < L; ++R)
-    if (plan_recomputing(cfg, mcfg, device, budget, R).fits()) return R;
+    if (plan_recomputing(cfg, mcfg, device, budget, R, world_size).fits()) return R;
   return L;
 }
 
 }  // namespace
 
-ModelOptions model_options(const TrainConfig& cfg, Device device, size_t available) {
+ModelOptions model_options(const TrainConfig& cfg, Device device, size_t available, int world_size) {
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
-  return options_recomputing(cfg, layers_to_recompute(cfg, mcfg, device, available));
+  return options_recomputing(cfg, layers_to_recompute(cfg, mcfg, device, available, world_size));
 }
 
-TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override) {
+TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override, int world_size) {
   size_t available = available_override;
   if (available == 0 && (device == Device::CPU || cuda_available()))
     available = (device == Device::CPU ? make_cpu_ops() : make_cuda_ops())->memory_available();
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
-  return plan_recomputing(cfg, mcfg, device, available, layers_to_recompute(cfg, mcfg, device, available));
+  const int R = layers_to_recompute(cfg, mcfg, device, available, world_size);
+  return plan_recomputing(cfg, mcfg, device, available, R, world_size);
 }
 
 // What the plan does with the layers' activations, e.g. "auto: recomputes layers 0-4 (5 of 28) to fit".
 std::string TrainingPlan::checkpointing() const {
   const std::string mode = checkpointing_auto ? "auto" : recomputed_layers > 0 ? "on" : "off";
-  if (recomputed_layers == 0)
-    return mode + ": keeps the activations of all " + std::to_string(num_layers) + " layers";
+  if (recomputed_layers == 0) return mode + ": keeps the activations of all " + std::to_string(num_layers) + " layers";
   const std::string which = recomputed_layers == 1 ? "layer 0" : "layers 0-" + std::to_string(recomputed_layers - 1);
   return mode + ": recomputes " + which + " (" + std::to_string(recomputed_layers) + " of " +
          std::to_string(num_layers) + ") in the backward" +
@@ -88,9 +92,12 @@ std::string TrainingPlan::report() const {
   const std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
                              (recomputed_layers < num_layers ? ", or turn on gradient_checkpointing" : "");
   const bool cpu = device == Device::CPU;
-  char buf[1280];
+  char ranks[96] = "";
+  if (world_size > 1)
+    std::snprintf(ranks, sizeof ranks, ", per rank of %d (AdamW moments sharded: ZeRO-1)", world_size);
+  char buf[1400];
   std::snprintf(buf, sizeof buf,
-                "memory plan on %s:\n"
+                "memory plan on %s%s:\n"
                 "  frozen weights          %10.3f GiB\n"
                 "  LoRA params + grads     %10.3f GiB\n"
                 "  AdamW moments           %10.3f GiB\n"
@@ -102,9 +109,9 @@ std::string TrainingPlan::report() const {
                 "  available (%-4s)    %14s\n"
                 "  gradient checkpointing  %s\n"
                 "  %s\n",
-                cpu ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer), gib(model.activations),
-                gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights), gib(host_total()),
-                cpu ? "host" : "gpu", avail, checkpointing().c_str(),
+                cpu ? "cpu" : "cuda", ranks, gib(model.weights), gib(model.lora), gib(optimizer),
+                gib(model.activations), gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights),
+                gib(host_total()), cpu ? "host" : "gpu", avail, checkpointing().c_str(),
                 available == 0 ? "fits: unknown (pass --device-memory GIB)"
                 : fits()       ? "fits"
                                : advice.c_str());

@@ -242,7 +242,10 @@ std::map<std::string, std::string> flattened(const std::string& json) {
 }  // namespace
 
 std::vector<std::string> resume_incompatible_keys(const std::string& before_json, const std::string& now_json) {
+  // gradient_accumulation_steps may change with the world size: the trainer checks that GA x world, the
+  // micro-batches per step, stays that of the checkpoint.
   static const std::vector<std::string> may_change = {"training.max_steps",
+                                                      "training.gradient_accumulation_steps",
                                                       "training.num_train_epochs",
                                                       "eval_steps",
                                                       "save_steps",

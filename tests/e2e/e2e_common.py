@@ -54,8 +54,13 @@ def write_config(path, model, output_dir, data=DEMO_DATA, top=None, **training):
     return path
 
 
-def metrics_curve(run_dir):
-    """Every line of a run's metrics.jsonl without its timing field (equal for runs that computed the same)."""
+def expect(cond, what):
+    if not cond:
+        sys.exit("FAIL: " + what)
+
+
+def curve(run_dir):
+    """Every line of a run's metrics.jsonl without its timing field."""
     lines = []
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         for line in f:
@@ -63,8 +68,3 @@ def metrics_curve(run_dir):
             d.pop("tokens_per_second", None)
             lines.append(d)
     return lines
-
-
-def expect(cond, what):
-    if not cond:
-        sys.exit("FAIL: " + what)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from e2e_common import expect, metrics_curve as curve, parse_args, run, tiny_model, work_dir, write_config
+from e2e_common import curve, expect, parse_args, run, tiny_model, work_dir, write_config
 
 STEPS = 24
 # Dropout, NEFTune and gradient accumulation on: resuming must redraw the same random masks and batches.

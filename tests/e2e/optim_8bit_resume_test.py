@@ -8,7 +8,7 @@ import os
 import shutil
 import struct
 
-from e2e_common import expect, metrics_curve as curve, parse_args, run, tiny_model, work_dir, write_config
+from e2e_common import curve, expect, parse_args, run, tiny_model, work_dir, write_config
 
 STEPS = 8
 TRAINING = dict(max_steps=STEPS, optim="adamw_8bit", weight_decay=0.01, lr_scheduler_type="warmup_stable_decay",

@@ -45,6 +45,12 @@ TEST(Plan, TrainingPlanAddsTheOptimizerAndSaysWhetherItFits) {
   EXPECT_TRUE(p.fits());
   EXPECT_FALSE(plan_training(cfg, Device::CPU, 1024).fits());
   EXPECT_NE(p.report().find("fits"), std::string::npos);
+  // ZeRO-1: 4 ranks hold a quarter of the moments each; nothing else changes.
+  const TrainingPlan p4 = plan_training(cfg, Device::CPU, size_t(1) << 30, 4);
+  EXPECT_EQ(p4.optimizer, AdamWOptimizer::bytes((layout.num_params() + 3) / 4));
+  EXPECT_LT(p4.optimizer * 3, p.optimizer);
+  EXPECT_EQ(p4.total() - p4.optimizer, p.total() - p.optimizer);
+  EXPECT_NE(p4.report().find("per rank of 4"), std::string::npos) << p4.report();
 }
 
 // optim "adamw_8bit": one byte per parameter and moment plus an fp32 absmax per 256 and the two 256-entry maps,
