@@ -22,6 +22,7 @@ struct ModelOptions {
   float neftune_alpha = 0.0f;        // NEFTune noise on the embeddings while training (0 = off)
   bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
                                      // sequence (the row length of the padded batch transformers would build)
+  WeightQuant quant;                 // the frozen Linear weights' format (QLoRA: 4-bit)
 };
 
 struct LossStats {

@@ -16,6 +16,7 @@ ModelOptions model_options(const TrainConfig& cfg) {
   mo.recompute = T.gradient_checkpointing;
   mo.neftune_alpha = float(T.neftune_noise_alpha);
   mo.neftune_padded_rows = !cfg.data.packing;
+  mo.quant = cfg.quant.weights();
   return mo;
 }
 
