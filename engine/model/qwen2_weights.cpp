@@ -7,11 +7,8 @@
 
 namespace qsft {
 
-namespace {
-
-// A Linear [out, in] (+ bias [out]) in `quant`'s format; a 4-bit one in `parts` row ranges quantized separately.
-LinearWeight take_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType w, const WeightQuant& quant,
-                         int parts = 1) {
+LinearWeight carve_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType w, const WeightQuant& quant,
+                         int parts) {
   LinearWeight L;
   if (quant.format == WeightFormat::dense) {
     L.w = a.take(w, {out, in});
@@ -30,7 +27,25 @@ LinearWeight take_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType
   return L;
 }
 
-}  // namespace
+void quantize_linear_part(Ops& ops, const float* values, LinearWeight& W, int p) {
+  const int64_t rows = W.out() / W.q.parts, n = rows * W.in(), nb = W.blocks_per_part(), n2 = W.absmax2_per_part();
+  std::vector<uint8_t> codes(static_cast<size_t>(n / 2));
+  std::vector<float> absmax(static_cast<size_t>(nb));
+  cpu::quantize_4bit(values, n, W.q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4,
+                     codes.data(), absmax.data());
+  ops.copy_to_device(W.w.rows(p * rows, (p + 1) * rows).data, codes.data(), codes.size());
+  char* absmax_dst = static_cast<char*>(W.q.absmax.data);
+  if (!W.q.double_quant()) {
+    ops.copy_to_device(absmax_dst + p * nb * 4, absmax.data(), absmax.size() * 4);
+    return;
+  }
+  W.q.offset[p] = cpu::absmax_offset(absmax.data(), nb);
+  std::vector<uint8_t> qabsmax(static_cast<size_t>(nb));
+  std::vector<float> absmax2(static_cast<size_t>(n2));
+  cpu::quantize_absmax(absmax.data(), nb, W.q.offset[p], qabsmax.data(), absmax2.data());
+  ops.copy_to_device(absmax_dst + p * nb, qabsmax.data(), qabsmax.size());
+  ops.copy_to_device(static_cast<char*>(W.q.absmax2.data) + p * n2 * 4, absmax2.data(), absmax2.size() * 4);
+}
 
 void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w, const WeightQuant& quant) {
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, V = cfg.vocab_size;
@@ -43,16 +58,16 @@ void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w, const Weight
   for (LayerWeights& L : layers) {
     L.in_norm = a.take(w, {H});
     L.post_norm = a.take(w, {H});
-    L.q = take_linear(a, qo, H, cfg.attention_bias, w, quant);
-    L.k = take_linear(a, kvo, H, cfg.attention_bias, w, quant);
-    L.v = take_linear(a, kvo, H, cfg.attention_bias, w, quant);
+    L.q = carve_linear(a, qo, H, cfg.attention_bias, w, quant);
+    L.k = carve_linear(a, kvo, H, cfg.attention_bias, w, quant);
+    L.v = carve_linear(a, kvo, H, cfg.attention_bias, w, quant);
     if (cfg.qk_norm()) {
       L.q_norm = a.take(w, {D});
       L.k_norm = a.take(w, {D});
     }
-    L.o = take_linear(a, H, qo, cfg.o_bias(), w, quant);
-    L.gate_up = take_linear(a, 2 * I, H, false, w, quant, 2);
-    L.down = take_linear(a, H, I, false, w, quant);
+    L.o = carve_linear(a, H, qo, cfg.o_bias(), w, quant);
+    L.gate_up = carve_linear(a, 2 * I, H, false, w, quant, 2);
+    L.down = carve_linear(a, H, I, false, w, quant);
   }
 }
 
@@ -74,28 +89,13 @@ void load_into(Ops& ops, const TensorStore& store, const std::string& name, cons
   }
 }
 
-// Part p of the 4-bit Linear W from the tensor `name` (its rows [p rows, (p+1) rows)): quantized on the host as
-// bitsandbytes quantizes that tensor, then the codes, absmax (and absmax2, offset) copied to W's device memory.
+// Part p of the 4-bit Linear W from the tensor `name` (its rows [p rows, (p+1) rows)).
 void load_quant4_part(Ops& ops, const TensorStore& store, const std::string& name, LinearWeight& W, int p) {
-  const int64_t rows = W.out() / W.q.parts, n = rows * W.in(), nb = W.blocks_per_part(), n2 = W.absmax2_per_part();
+  const int64_t rows = W.out() / W.q.parts;
   const TensorInfo& t = store.require(name, {rows, W.in()});
-  std::vector<float> host(static_cast<size_t>(n)), absmax(static_cast<size_t>(nb));
+  std::vector<float> host(static_cast<size_t>(rows * W.in()));
   copy_to_f32(t, host.data());
-  std::vector<uint8_t> codes(static_cast<size_t>(n / 2));
-  cpu::quantize_4bit(host.data(), n, W.q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4,
-                     codes.data(), absmax.data());
-  ops.copy_to_device(W.w.rows(p * rows, (p + 1) * rows).data, codes.data(), codes.size());
-  char* absmax_dst = static_cast<char*>(W.q.absmax.data);
-  if (!W.q.double_quant()) {
-    ops.copy_to_device(absmax_dst + p * nb * 4, absmax.data(), absmax.size() * 4);
-    return;
-  }
-  W.q.offset[p] = cpu::absmax_offset(absmax.data(), nb);
-  std::vector<uint8_t> qabsmax(static_cast<size_t>(nb));
-  std::vector<float> absmax2(static_cast<size_t>(n2));
-  cpu::quantize_absmax(absmax.data(), nb, W.q.offset[p], qabsmax.data(), absmax2.data());
-  ops.copy_to_device(absmax_dst + p * nb, qabsmax.data(), qabsmax.size());
-  ops.copy_to_device(static_cast<char*>(W.q.absmax2.data) + p * n2 * 4, absmax2.data(), absmax2.size() * 4);
+  quantize_linear_part(ops, host.data(), W, p);
 }
 
 // The Linear W from the tensors `names` (one, or gate_proj and up_proj stacked by rows) in W's format.

@@ -18,6 +18,14 @@ struct WeightQuant {
   bool double_quant = false;                  // bnb_4bit_use_double_quant
 };
 
+// A Linear [out, in] (+ bias [out]) from `a` in `quant`'s format (dense: of dtype w; 4-bit: computing in w), a 4-bit
+// one as `parts` row ranges quantized as separate tensors. InputError when 4-bit blocks of 64 do not fit.
+LinearWeight carve_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType w, const WeightQuant& quant,
+                          int parts = 1);
+// Part p of the 4-bit Linear W from host values [out / parts, in]: quantized as bitsandbytes quantizes that tensor
+// (kernels/nf4.h), codes and scales copied into W's memory (the offsets into W.q).
+void quantize_linear_part(Ops& ops, const float* values, LinearWeight& W, int p);
+
 struct LayerWeights {
   Tensor in_norm, post_norm;  // [H]
   LinearWeight q, k, v;       // [n*D, H] (+ bias [n*D]); [nkv*D, H] (+ bias [nkv*D]) x2. Qwen2: with bias
