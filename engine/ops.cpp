@@ -4,6 +4,7 @@
 // or BF16 here; a backend refuses a dtype it does not compute in (the CPU one: F32 only).
 #include "engine/ops.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -269,38 +270,63 @@ void Ops::dequantize(const LinearWeight& W, Tensor& out) {
   e.linear_weight(W);
   e.matrix(out, W.dtype(), W.out(), W.in(), "dequantize out");
   if (W.quantized()) {
-    dequantize_impl(W, out);
+    dequantize_impl(W, 0, W.out(), out);
   } else {
     copy_impl(out, W.w);
   }
 }
 
-Tensor Ops::dense_weight(const LinearWeight& W) {
-  if (!W.quantized()) return W.w;
-  Tensor w(weight_scratch(size_t(W.out() * W.in()) * dtype_size(W.dtype())), W.dtype(), {W.out(), W.in()}, device());
-  dequantize_impl(W, w);
+int64_t Ops::chunk_rows(const LinearWeight& W) const {
+  if (!W.quantized()) return W.out();
+  const int64_t rows = int64_t(std::min<size_t>(weight_scratch_limit() / size_t(W.in() * int64_t(dtype_size(W.dtype()))),
+                                                size_t(W.out())));
+  return rows >= W.out() ? W.out() : std::max<int64_t>(64, rows / 64 * 64);  // whole blocks of 64 in each chunk
+}
+
+Tensor Ops::weight_rows(const LinearWeight& W, int64_t row0, int64_t row1) {
+  if (!W.quantized()) return W.w.rows(row0, row1);
+  const int64_t rows = row1 - row0;
+  Tensor w(weight_scratch(size_t(rows * W.in()) * dtype_size(W.dtype())), W.dtype(), {rows, W.in()}, device());
+  dequantize_impl(W, row0, row1, w);
   return w;
 }
 
-// y = x W^T + b over the backend's GEMM; the residual is first copied into y (beta = 1).
+namespace {
+Mat columns(Mat m, int64_t c0, int64_t c1) {  // columns [c0, c1) of m
+  m.data = static_cast<char*>(m.data) + size_t(c0) * dtype_size(m.dtype);
+  m.cols = c1 - c0;
+  return m;
+}
+}  // namespace
+
+// y = x W^T + b over the backend's GEMM, in chunks of W's rows (one for a dense W: y's columns [r0, r1) from rows
+// [r0, r1)); the residual is first copied into y (beta = 1).
 void Ops::linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
-  const int64_t T = x.dim(0);
+  const int64_t T = x.dim(0), chunk = chunk_rows(W);
   if (residual && residual->data != y.data) {
     QSFT_CHECK(y.contiguous() && residual->contiguous(), "a linear residual needs packed y and residual");
     copy_impl(y, *residual);
   }
-  const Tensor w = dense_weight(W);
-  gemm_impl(Mat::of(x), false, Mat::of(w), true, Mat::of(y), 1.0f, residual ? 1.0f : 0.0f,
-            W.bias.empty() ? nullptr : &W.bias, {T, W.out(), W.in()});
+  for (int64_t r0 = 0; r0 < W.out(); r0 += chunk) {
+    const int64_t r1 = std::min(W.out(), r0 + chunk);
+    const Tensor w = weight_rows(W, r0, r1), bias = W.bias.empty() ? Tensor() : W.bias.rows(r0, r1);
+    gemm_impl(Mat::of(x), false, Mat::of(w), true, columns(Mat::of(y), r0, r1), 1.0f, residual ? 1.0f : 0.0f,
+              W.bias.empty() ? nullptr : &bias, {T, r1 - r0, W.in()});
+  }
 }
 
+// dx = dy W = sum over the chunks of W's rows of dy[:, r0:r1] W[r0:r1, :].
 void Ops::linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate) {
-  const Tensor w = dense_weight(W);
-  gemm_impl(Mat::of(dy), false, Mat::of(w), false, Mat::of(dx), 1.0f, accumulate ? 1.0f : 0.0f, nullptr,
-            {dy.dim(0), W.in(), W.out()});
+  const int64_t chunk = chunk_rows(W);
+  for (int64_t r0 = 0; r0 < W.out(); r0 += chunk) {
+    const int64_t r1 = std::min(W.out(), r0 + chunk);
+    const Tensor w = weight_rows(W, r0, r1);
+    gemm_impl(columns(Mat::of(dy), r0, r1), false, Mat::of(w), false, Mat::of(dx), 1.0f,
+              accumulate || r0 > 0 ? 1.0f : 0.0f, nullptr, {dy.dim(0), W.in(), r1 - r0});
+  }
 }
 
-void Ops::dequantize_impl(const LinearWeight& W, Tensor&) {
+void Ops::dequantize_impl(const LinearWeight& W, int64_t, int64_t, Tensor&) {
   throw std::logic_error("the " + name() + " backend has no " + weight_format_name(W.q.format) + " weights");
 }
 void* Ops::weight_scratch(size_t) { throw std::logic_error("the " + name() + " backend has no weight scratch"); }

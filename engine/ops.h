@@ -11,6 +11,7 @@
 // memory (the model carves it into arenas once, before step one: no allocation inside the step loop).
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -207,10 +208,13 @@ class Ops {
   // Both go through gemm_impl; a 4-bit weight is first dequantized into the backend's weight scratch.
   virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
   virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
-  // A backend with 4-bit weights: out [out, in] (W.dtype(), packed) = dequantized W, and a scratch of `bytes`
-  // device bytes that stays valid until the next call (the defaults refuse: no 4-bit weights on this backend).
-  virtual void dequantize_impl(const LinearWeight& W, Tensor& out);
+  // A backend with 4-bit weights: out [row1 - row0, in] (W.dtype(), packed) = rows [row0, row1) of W dequantized
+  // (row0, row1 multiples of 64 or W.out()), and a scratch of `bytes` device bytes valid until the next call (the
+  // defaults refuse: no 4-bit weights on this backend). The linear ops dequantize a weight in chunks of rows of at
+  // most weight_scratch_limit() bytes.
+  virtual void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out);
   virtual void* weight_scratch(size_t bytes);
+  virtual size_t weight_scratch_limit() const { return std::numeric_limits<size_t>::max(); }
   virtual void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
   virtual void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) = 0;
   virtual void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
@@ -243,7 +247,9 @@ class Ops {
 
  private:
   class Scope;  // begin/end around one public op
-  Tensor dense_weight(const LinearWeight& W);  // W itself, or W dequantized into the weight scratch
+  int64_t chunk_rows(const LinearWeight& W) const;  // rows of W per GEMM: all of a dense W
+  // Rows [row0, row1) of W as a dense matrix: a view of a dense W, or dequantized into the weight scratch.
+  Tensor weight_rows(const LinearWeight& W, int64_t row0, int64_t row1);
   bool profiling_ = false;
   double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
   double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset
@@ -253,6 +259,8 @@ class Ops {
 
 // Device memory the cuda backend takes beyond the model's arenas (its cuBLASLt workspace).
 constexpr size_t kCudaScratchBytes = size_t(32) << 20;
+// The cuda backend's largest dequantized chunk of a 4-bit weight (QLoRA), in bytes.
+constexpr size_t kCudaWeightScratchBytes = size_t(16) << 20;
 
 // The fp32 reference backend (OpenMP). Always available.
 std::unique_ptr<Ops> make_cpu_ops();

@@ -73,18 +73,20 @@ class CpuOps final : public Ops {
               const_cast<float*>(f32(C, "gemm C")), C.ld, bias ? bias->f32() : nullptr);
   }
 
-  // A 4-bit weight: each part's absmax (dequantized first when double-quantized), then code * absmax in fp32.
-  void dequantize_impl(const LinearWeight& W, Tensor& out) override {
+  // Rows of a 4-bit weight: the absmax (each part's dequantized first when double-quantized), then code * absmax in
+  // fp32. The linear ops take the whole weight at once (no weight_scratch_limit): the dense GEMM's summation order.
+  void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out) override {
     const Quant4& q = W.q;
-    const int64_t n = W.out() * W.in(), nbp = W.blocks_per_part(), n2p = W.absmax2_per_part();
+    const int64_t nbp = W.blocks_per_part(), n2p = W.absmax2_per_part(), first = row0 * W.in();
     std::vector<float> absmax;
     if (q.double_quant()) {
-      absmax.resize(size_t(n / 64));
+      absmax.resize(size_t(nbp * q.parts));
       for (int p = 0; p < q.parts; ++p)
         cpu::dequantize_absmax(q.absmax.as<uint8_t>() + p * nbp, q.absmax2.f32() + p * n2p, nbp, q.offset[p],
                                absmax.data() + p * nbp);
     }
-    cpu::dequantize_4bit(W.w.as<uint8_t>(), q.double_quant() ? absmax.data() : q.absmax.f32(), n,
+    const float* am = (q.double_quant() ? absmax.data() : q.absmax.f32()) + first / cpu::kQuant4Block;
+    cpu::dequantize_4bit(W.w.as<uint8_t>() + first / 2, am, (row1 - row0) * W.in(),
                          q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4, out.f32());
   }
   void* weight_scratch(size_t bytes) override {

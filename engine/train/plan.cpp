@@ -1,5 +1,6 @@
 #include "engine/train/plan.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -20,13 +21,28 @@ ModelOptions model_options(const TrainConfig& cfg) {
   return mo;
 }
 
+namespace {
+
+// The backend's weight scratch (QLoRA): a 4-bit Linear dequantized in the activation dtype, the largest (the fused
+// gate/up [2I, H], or q/o [n D, H] when n D > 2I) whole on the cpu, in chunks of at most kCudaWeightScratchBytes
+// on cuda.
+size_t weight_scratch_bytes(const Qwen2Config& m, const WeightQuant& q, Device d) {
+  if (q.format == WeightFormat::dense) return 0;
+  const int64_t qo = int64_t(m.num_attention_heads) * m.head_dim;
+  const size_t largest = size_t(std::max(2 * m.intermediate_size, qo) * m.hidden_size);
+  return d == Device::CPU ? largest * 4 : std::min(largest * 2, kCudaWeightScratchBytes);
+}
+
+}  // namespace
+
 TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t available_override) {
   TrainingPlan p;
   p.device = device;
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
   p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params());
-  p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
+  p.backend_scratch = (device == Device::CUDA ? kCudaScratchBytes : 0) +
+                      weight_scratch_bytes(mcfg, cfg.quant.weights(), device);
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
   p.gradient_checkpointing = cfg.training.gradient_checkpointing;

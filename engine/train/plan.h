@@ -17,7 +17,7 @@ struct TrainingPlan {
   Device device = Device::CPU;
   ModelMemory model;
   size_t optimizer = 0;        // AdamW moments (F32)
-  size_t backend_scratch = 0;  // the backend's own buffers (cuBLASLt workspace on cuda)
+  size_t backend_scratch = 0;  // the backend's own buffers: cuBLASLt workspace on cuda; QLoRA's weight scratch
   size_t mapped_weights = 0;   // host: the model's safetensors files, mapped and read while weights are converted
   bool gradient_checkpointing = false;
   size_t available = 0;  // memory available (host memory on cpu); 0 = unknown

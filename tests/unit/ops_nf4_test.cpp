@@ -5,26 +5,12 @@
 
 #include <random>
 
-#include "engine/arena.h"
-#include "engine/model/qwen2_weights.h"
 #include "kernels/nf4.h"
 #include "ops_test_util.h"
+#include "quant4_test_util.h"
 
 namespace qsft::test {
 namespace {
-
-// A 4-bit Linear [out, in] in its own arena, quantized from `values` (part by part).
-struct Quantized {
-  Quantized(Ops& ops, const std::vector<float>& values, int64_t out, int64_t in, const WeightQuant& q, int parts) {
-    Arena measure;
-    carve_linear(measure, out, in, false, DType::F32, q, parts);
-    arena = Arena(ops, measure.used());
-    W = carve_linear(arena, out, in, false, DType::F32, q, parts);
-    for (int p = 0; p < parts; ++p) quantize_linear_part(ops, values.data() + p * (out / parts) * in, W, p);
-  }
-  Arena arena;
-  LinearWeight W;
-};
 
 // The reference: each part quantized and dequantized by kernels/nf4.h alone.
 std::vector<float> reference_dequant(const std::vector<float>& values, const WeightQuant& q, int parts) {
@@ -55,7 +41,7 @@ TEST(OpsNf4, LinearAndDgradEqualTheDenseOpsOverTheDequantizedWeight) {
                      std::to_string(parts));
         const WeightQuant q{f, dq};
         const std::vector<float> values = random_uniform(size_t(out * in), rng, -0.1f, 0.1f);
-        Quantized Q(*ops, values, out, in, q, parts);
+        Quant4Linear Q(*ops, values, out, in, q, parts, DType::F32);
 
         F32 dense({out, in});
         ops->dequantize(Q.W, dense.t);
@@ -83,7 +69,7 @@ TEST(OpsNf4, EachPartHasItsOwnOffset) {
   std::mt19937 rng(5);
   std::vector<float> values = random_uniform(size_t(64 * 128), rng, -0.1f, 0.1f);
   for (size_t i = values.size() / 2; i < values.size(); ++i) values[i] *= 10;
-  Quantized Q(*ops, values, 64, 128, {WeightFormat::nf4, true}, 2);
+  Quant4Linear Q(*ops, values, 64, 128, {WeightFormat::nf4, true}, 2, DType::F32);
   EXPECT_GT(Q.W.q.offset[1], 5 * Q.W.q.offset[0]);
 }
 
