@@ -7,7 +7,7 @@
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
 #   -> test-model-step -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
-#   -> e2e-0.5b -> bench-quick -> e2e-7b -> bench-full
+#   -> e2e-0.5b -> qlora-0.5b -> bench-quick -> e2e-7b -> bench-full
 # Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
 # "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
 # e2e.log, bench.log, build.log (only when the carried binaries do not start). A skipped test is SKIPPED, never
@@ -171,6 +171,8 @@ sanitize initcheck "$BIN/gpu_ops_loss_test" 60
 # ---- end to end (ours and transformers + PEFT on the same GPU), benchmarks with the ceilings of this run ----
 E2E_ARGS=(--bin "$BIN/qwen-sft" --kit "$KIT" --work /tmp/qsft-e2e)
 stage e2e-0.5b 170 60 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b --steps 12
+# QLoRA: NF4 double-quantized base vs bf16 base, plan against the measured peak (tests/gpu/qlora_e2e.py).
+stage qlora-0.5b 150 60 "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" --kit "$KIT"
 stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 # Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run.
 stage bench-attention 120 0 "$BENCH" bash -c "'$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
@@ -190,7 +192,7 @@ grep -h '^hf-parity' "$OUT/accuracy.txt" 2>/dev/null
 echo "== bench =="
 grep -hE '^\||^ceilings' "$BENCH" 2>/dev/null | head -60
 echo "== e2e =="
-grep -hE '^E2E|^profile' "$E2E" 2>/dev/null
+grep -hE '^E2E|^profile|^QLORA' "$E2E" 2>/dev/null
 echo "== summary ($OUT/summary.txt) =="
 cat "$SUMMARY"
 ! grep -qE ' (FAIL|TIMEOUT|SKIPPED|NOTIME) ' "$SUMMARY"
