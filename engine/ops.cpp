@@ -278,8 +278,8 @@ void Ops::dequantize(const LinearWeight& W, Tensor& out) {
 
 int64_t Ops::chunk_rows(const LinearWeight& W) const {
   if (!W.quantized()) return W.out();
-  const int64_t rows = int64_t(std::min<size_t>(weight_scratch_limit() / size_t(W.in() * int64_t(dtype_size(W.dtype()))),
-                                                size_t(W.out())));
+  const int64_t rows = int64_t(
+      std::min<size_t>(weight_scratch_limit() / size_t(W.in() * int64_t(dtype_size(W.dtype()))), size_t(W.out())));
   return rows >= W.out() ? W.out() : std::max<int64_t>(64, rows / 64 * 64);  // whole blocks of 64 in each chunk
 }
 

@@ -60,7 +60,7 @@ struct LinearWeight {
   DType dtype() const { return quantized() ? q.compute : w.dtype; }  // of x, y, bias
   int64_t out() const { return w.dim(0); }
   int64_t in() const { return quantized() ? 2 * w.dim(-1) : w.dim(-1); }
-  int64_t blocks_per_part() const { return out() * in() / 64 / q.parts; }      // 4-bit: absmax values per part
+  int64_t blocks_per_part() const { return out() * in() / 64 / q.parts; }       // 4-bit: absmax values per part
   int64_t absmax2_per_part() const { return (blocks_per_part() + 255) / 256; }  // double quantization
 };
 
@@ -247,7 +247,8 @@ class Ops {
 
  private:
   class Scope;  // begin/end around one public op
-  int64_t chunk_rows(const LinearWeight& W) const;  // rows of W per GEMM: all of a dense W
+  // Rows of W per GEMM: all of a dense W.
+  int64_t chunk_rows(const LinearWeight& W) const;
   // Rows [row0, row1) of W as a dense matrix: a view of a dense W, or dequantized into the weight scratch.
   Tensor weight_rows(const LinearWeight& W, int64_t row0, int64_t row1);
   bool profiling_ = false;

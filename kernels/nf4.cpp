@@ -29,9 +29,8 @@ constexpr float kNf4[16] = {-1.0f,
 // get_4bit_type("fp4"): [0, 0.0625, 8, 12, 4, 6, 2, 3] for the codes 0b0000..0b0111, negated for 0b1000..0b1111
 // (its "-0" is the integer 0: code 0b1000 is +0, as on its CPU; its CUDA kernel makes it -0),
 // divided by the largest (12) in fp32.
-constexpr float kFp4[16] = {0.0f,         0.0625f / 12,  8.0f / 12,  1.0f,       4.0f / 12,  6.0f / 12,
-                            2.0f / 12,    3.0f / 12,     0.0f,       -0.0625f / 12, -8.0f / 12, -1.0f,
-                            -4.0f / 12,   -6.0f / 12,    -2.0f / 12, -3.0f / 12};
+constexpr float kFp4[16] = {0.0f, 0.0625f / 12,  8.0f / 12,  1.0f,  4.0f / 12,  6.0f / 12,  2.0f / 12,  3.0f / 12,
+                            0.0f, -0.0625f / 12, -8.0f / 12, -1.0f, -4.0f / 12, -6.0f / 12, -2.0f / 12, -3.0f / 12};
 
 // bitsandbytes' create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8) as torch computes it: for
 // i = 0..6 the midpoints of torch.linspace(0.1, 1, 2^i + 1) (fp32: start + k step fused below the middle,
@@ -69,7 +68,8 @@ struct SortedCode {
   SortedCode(const float* code, int size) : code_of(size_t(size)) {
     std::iota(code_of.begin(), code_of.end(), uint8_t(0));
     std::stable_sort(code_of.begin(), code_of.end(), [&](uint8_t a, uint8_t b) { return code[a] < code[b]; });
-    for (int i = 0; i + 1 < size; ++i) bounds.push_back((code[code_of[size_t(i)]] + code[code_of[size_t(i) + 1]]) / 2.0f);
+    for (int i = 0; i + 1 < size; ++i)
+      bounds.push_back((code[code_of[size_t(i)]] + code[code_of[size_t(i) + 1]]) / 2.0f);
   }
   uint8_t nearest(float x) const {
     return code_of[size_t(std::lower_bound(bounds.begin(), bounds.end(), x) - bounds.begin())];

@@ -22,7 +22,8 @@ struct Args {
 __device__ __forceinline__ float block_absmax(const Args& a, int64_t b) {
   if (!a.qabsmax) return a.absmax[b];
   const int64_t p = b / a.blocks_per_part;
-  const float s = __fmul_rn(a.dynamic[a.qabsmax[b]], a.absmax2[p * a.absmax2_per_part + (b - p * a.blocks_per_part) / 256]);
+  const float s =
+      __fmul_rn(a.dynamic[a.qabsmax[b]], a.absmax2[p * a.absmax2_per_part + (b - p * a.blocks_per_part) / 256]);
   return __fadd_rn(s, a.offset[p]);
 }
 

@@ -17,12 +17,13 @@ struct Quant4View {
   const float* absmax2 = nullptr;    // [parts * absmax2_per_part]
   float offset[2] = {0, 0};          // per part
   int64_t first = 0, n = 0, blocks_per_part = 0, absmax2_per_part = 0;
-  const float* code4 = nullptr;      // host: the 16 values of the 4-bit code
-  const float* dynamic = nullptr;    // host: the 256 values of the 8-bit dynamic map (double quantization)
+  const float* code4 = nullptr;    // host: the 16 values of the 4-bit code
+  const float* dynamic = nullptr;  // host: the 256 values of the 8-bit dynamic map (double quantization)
 };
 
-// out [n] of dtype dt: element first + i = code4[q] * absmax, the absmax first dequantized as dynamic[q8] * absmax2 + offset; every
-// product and sum rounded to fp32 on its own (no fused multiply-add), as bitsandbytes: the bits of the reference.
+// out [n] of dtype dt: element first + i = code4[q] * absmax, the absmax first dequantized as dynamic[q8] * absmax2 +
+// offset; every product and sum rounded to fp32 on its own (no fused multiply-add), as bitsandbytes: the bits of the
+// reference.
 void dequantize_4bit(const Quant4View& q, DType dt, void* out, void* stream);
 
 }  // namespace qsft::cuda

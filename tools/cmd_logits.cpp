@@ -1,6 +1,7 @@
 // qwen-sft logits --model DIR [--adapter DIR] [--load-in-4bit nf4|fp4 [--double-quant]] --ids 1,2,3[;4,5] --out FILE:
-// the fp32 logits of the CPU reference engine (over a 4-bit base with --load-in-4bit) for one or more sequences (';' separates sequences, run packed), written as FILE.safetensors tensor
-// "logits" [T, V]. For checking adapters against transformers + PEFT (tests/interop/peft_roundtrip_test.py).
+// the fp32 logits of the CPU reference engine (over a 4-bit base with --load-in-4bit) for one or more sequences (';'
+// separates sequences, run packed), written as FILE.safetensors tensor "logits" [T, V]. For checking adapters against
+// transformers + PEFT (tests/interop/peft_roundtrip_test.py).
 #include <sstream>
 
 #include "data/packed_batch.h"

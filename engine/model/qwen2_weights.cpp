@@ -8,7 +8,7 @@
 namespace qsft {
 
 LinearWeight carve_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType w, const WeightQuant& quant,
-                         int parts) {
+                          int parts) {
   LinearWeight L;
   if (quant.format == WeightFormat::dense) {
     L.w = a.take(w, {out, in});

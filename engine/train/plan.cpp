@@ -41,8 +41,8 @@ TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t availab
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
   p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params());
-  p.backend_scratch = (device == Device::CUDA ? kCudaScratchBytes : 0) +
-                      weight_scratch_bytes(mcfg, cfg.quant.weights(), device);
+  p.backend_scratch =
+      (device == Device::CUDA ? kCudaScratchBytes : 0) + weight_scratch_bytes(mcfg, cfg.quant.weights(), device);
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
   p.gradient_checkpointing = cfg.training.gradient_checkpointing;

@@ -197,9 +197,10 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
 void quant_keys(Section& s, QuantOptions& q) {
   auto R = [&s](const char* k) { return Reader{s, k}; };
   s.key("load_in_4bit", [&, R](element v) { q.load_in_4bit = R("load_in_4bit").boolean(v); });
-  s.key("bnb_4bit_quant_type", [&, R](element v) { q.quant_type = R("bnb_4bit_quant_type").one_of(v, {"nf4", "fp4"}); });
-  s.key("bnb_4bit_use_double_quant",
-        [&, R](element v) { q.double_quant = R("bnb_4bit_use_double_quant").boolean(v); });
+  s.key("bnb_4bit_quant_type", [&, R](element v) {
+    q.quant_type = R("bnb_4bit_quant_type").one_of(v, {"nf4", "fp4"});
+  });
+  s.key("bnb_4bit_use_double_quant", [&, R](element v) { q.double_quant = R("bnb_4bit_use_double_quant").boolean(v); });
   s.key("bnb_4bit_compute_dtype", [&, R](element v) {
     q.compute_dtype = R("bnb_4bit_compute_dtype").string(v);
     if (q.compute_dtype == "float16")

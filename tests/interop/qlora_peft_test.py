@@ -15,20 +15,15 @@ from e2e_common import expect, parse_args, run, tiny_model, work_dir, write_conf
 
 try:
     import bitsandbytes  # noqa: F401
-    import torch
-    from peft import PeftModel
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-except ImportError as e:
-    print(f"skipped: {e.name} is not installed (pip install torch transformers peft bitsandbytes)")
+except ImportError:
+    print("skipped: bitsandbytes is not installed (pip install bitsandbytes)")
     sys.exit(77)
-
-SEQS = [[5, 17, 300, 42, 9, 100, 7], [600, 1, 2, 3, 250, 11, 12, 13, 14, 15, 16]]
-
-
-def hf_logits(model):
-    with torch.no_grad():
-        return torch.cat([model(torch.tensor([s])).logits[0] for s in SEQS]).float()
+# torch, transformers, peft: skipped without them there
+from peft_roundtrip_test import SEQS, hf_logits, rel_max  # noqa: E402
+import torch  # noqa: E402
+from peft import PeftModel  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: E402
 
 
 def ours(a, d, model_dir, adapter, *quant):
@@ -36,10 +31,6 @@ def ours(a, d, model_dir, adapter, *quant):
     run(a.bin, "logits", "--model", model_dir, "--adapter", adapter, *quant, "--out", out,
         "--ids", ";".join(",".join(map(str, s)) for s in SEQS))
     return load_file(out)["logits"]
-
-
-def rel_max(a, b):
-    return float((a - b).abs().max() / b.abs().max())
 
 
 def main():

@@ -88,7 +88,8 @@ TEST(Plan, QloraFitsTheBudgetsOfItsUsers) {
       "training": {"per_device_train_batch_size": 1, "gradient_checkpointing": true},
       "quantization": {"load_in_4bit": true, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": true}})";
   const size_t GiB = size_t(1) << 30;
-  for (auto [preset, budget] : {std::pair{"qwen2.5-7b", 8 * GiB}, {"qwen2.5-14b", 16 * GiB}, {"qwen2.5-72b", 80 * GiB}}) {
+  for (auto [preset, budget] :
+       {std::pair{"qwen2.5-7b", 8 * GiB}, {"qwen2.5-14b", 16 * GiB}, {"qwen2.5-72b", 80 * GiB}}) {
     fs::create_directories(dir / "m");
     std::ofstream(dir / "m" / "config.json") << find_preset(preset).config.to_json();
     const TrainConfig cfg = parse_train_config(cfg_json, dir / "cfg.json");
