@@ -4,9 +4,11 @@
 // or BF16 here; a backend refuses a dtype it does not compute in (the CPU one: F32 only).
 #include "engine/ops.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 
 #include "engine/base/error.h"
 
@@ -79,10 +81,24 @@ struct Expect {
     layout(seq, x.dim(0));
     vector(f.inv_freq, DType::F32, x.dim(2) / 2, "rope inv_freq");
   }
-  // A frozen Linear's weight: F32 or BF16 [out, in].
+  // A frozen Linear's weight: F32 or BF16 [out, in], or 4-bit (Quant4).
   void linear_weight(const LinearWeight& W) const {
+    if (W.quantized()) return quant4(W);
     floating(W.w, "linear W");
     QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
+  }
+  // Codes U8 [out, in/2]; absmax F32 (U8 when double-quantized) of out*in/64 elements, 64 dividing each part;
+  // absmax2 F32 with ceil(blocks per part / 256) per part.
+  void quant4(const LinearWeight& W) const {
+    const Quant4& q = W.q;
+    dtype(W.w, DType::U8, "linear W (4-bit codes)");
+    QSFT_CHECK(W.w.ndim == 2, "linear W (4-bit codes) is " + W.w.shape_str() + ", expected [out, in/2]");
+    QSFT_CHECK(q.compute == DType::F32 || q.compute == DType::BF16, "linear W: compute dtype must be F32 or BF16");
+    QSFT_CHECK((q.parts == 1 || q.parts == 2) && W.out() % q.parts == 0, "linear W: bad 4-bit parts");
+    const int64_t part = W.out() / q.parts * W.in();
+    QSFT_CHECK(part % 64 == 0, "linear W: 4-bit parts of " + std::to_string(part) + " elements, not blocks of 64");
+    vector(q.absmax, q.double_quant() ? DType::U8 : DType::F32, W.out() * W.in() / 64, "linear W absmax");
+    if (q.double_quant()) vector(q.absmax2, DType::F32, q.parts * W.absmax2_per_part(), "linear W absmax2");
   }
   // A GEMM operand: F32 or BF16, a valid view.
   static void view(const Mat& m, const char* name) {
@@ -110,6 +126,15 @@ struct Expect {
 };
 
 }  // namespace
+
+const char* weight_format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::dense: return "dense";
+    case WeightFormat::nf4: return "nf4";
+    case WeightFormat::fp4: return "fp4";
+  }
+  return "?";
+}
 
 const char* op_family_name(OpFamily f) {
   static const char* const names[kNumOpFamilies] = {"linear (frozen)", "gemm (LoRA)", "attention", "rope",
@@ -222,10 +247,10 @@ void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor
   const Expect e{device()};
   e.linear_weight(W);
   const int64_t T = x.ndim ? x.dim(0) : 0;
-  e.matrix(x, W.w.dtype, T, W.in(), "linear x", true);
-  e.matrix(y, W.w.dtype, T, W.out(), "linear y", true);
-  if (!W.bias.empty()) e.vector(W.bias, W.w.dtype, W.out(), "linear bias");
-  if (residual) e.matrix(*residual, W.w.dtype, T, W.out(), "linear residual", true);
+  e.matrix(x, W.dtype(), T, W.in(), "linear x", true);
+  e.matrix(y, W.dtype(), T, W.out(), "linear y", true);
+  if (!W.bias.empty()) e.vector(W.bias, W.dtype(), W.out(), "linear bias");
+  if (residual) e.matrix(*residual, W.dtype(), T, W.out(), "linear residual", true);
   linear_impl(x, W, y, residual);
 }
 
@@ -234,26 +259,77 @@ void Ops::linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool
   const Expect e{device()};
   e.linear_weight(W);
   const int64_t T = dy.ndim ? dy.dim(0) : 0;
-  e.matrix(dy, W.w.dtype, T, W.out(), "linear dy", true);
-  e.matrix(dx, W.w.dtype, T, W.in(), "linear dx", true);
+  e.matrix(dy, W.dtype(), T, W.out(), "linear dy", true);
+  e.matrix(dx, W.dtype(), T, W.in(), "linear dx", true);
   linear_dgrad_impl(dy, W, dx, accumulate);
 }
 
-// Dense weights: y = x W^T + b over the backend's GEMM; the residual is first copied into y (beta = 1).
+void Ops::dequantize(const LinearWeight& W, Tensor& out) {
+  Scope s(*this, OpFamily::linear);
+  const Expect e{device()};
+  e.linear_weight(W);
+  e.matrix(out, W.dtype(), W.out(), W.in(), "dequantize out");
+  if (W.quantized()) {
+    dequantize_impl(W, 0, W.out(), out);
+  } else {
+    copy_impl(out, W.w);
+  }
+}
+
+int64_t Ops::chunk_rows(const LinearWeight& W) const {
+  if (!W.quantized()) return W.out();
+  const int64_t rows = int64_t(
+      std::min<size_t>(weight_scratch_limit() / size_t(W.in() * int64_t(dtype_size(W.dtype()))), size_t(W.out())));
+  return rows >= W.out() ? W.out() : std::max<int64_t>(64, rows / 64 * 64);  // whole blocks of 64 in each chunk
+}
+
+Tensor Ops::weight_rows(const LinearWeight& W, int64_t row0, int64_t row1) {
+  if (!W.quantized()) return W.w.rows(row0, row1);
+  const int64_t rows = row1 - row0;
+  Tensor w(weight_scratch(size_t(rows * W.in()) * dtype_size(W.dtype())), W.dtype(), {rows, W.in()}, device());
+  dequantize_impl(W, row0, row1, w);
+  return w;
+}
+
+namespace {
+Mat columns(Mat m, int64_t c0, int64_t c1) {  // columns [c0, c1) of m
+  m.data = static_cast<char*>(m.data) + size_t(c0) * dtype_size(m.dtype);
+  m.cols = c1 - c0;
+  return m;
+}
+}  // namespace
+
+// y = x W^T + b over the backend's GEMM, in chunks of W's rows (one for a dense W: y's columns [r0, r1) from rows
+// [r0, r1)); the residual is first copied into y (beta = 1).
 void Ops::linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
-  const int64_t T = x.dim(0);
+  const int64_t T = x.dim(0), chunk = chunk_rows(W);
   if (residual && residual->data != y.data) {
     QSFT_CHECK(y.contiguous() && residual->contiguous(), "a linear residual needs packed y and residual");
     copy_impl(y, *residual);
   }
-  gemm_impl(Mat::of(x), false, Mat::of(W.w), true, Mat::of(y), 1.0f, residual ? 1.0f : 0.0f,
-            W.bias.empty() ? nullptr : &W.bias, {T, W.out(), W.in()});
+  for (int64_t r0 = 0; r0 < W.out(); r0 += chunk) {
+    const int64_t r1 = std::min(W.out(), r0 + chunk);
+    const Tensor w = weight_rows(W, r0, r1), bias = W.bias.empty() ? Tensor() : W.bias.rows(r0, r1);
+    gemm_impl(Mat::of(x), false, Mat::of(w), true, columns(Mat::of(y), r0, r1), 1.0f, residual ? 1.0f : 0.0f,
+              W.bias.empty() ? nullptr : &bias, {T, r1 - r0, W.in()});
+  }
 }
 
+// dx = dy W = sum over the chunks of W's rows of dy[:, r0:r1] W[r0:r1, :].
 void Ops::linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate) {
-  gemm_impl(Mat::of(dy), false, Mat::of(W.w), false, Mat::of(dx), 1.0f, accumulate ? 1.0f : 0.0f, nullptr,
-            {dy.dim(0), W.in(), W.out()});
+  const int64_t chunk = chunk_rows(W);
+  for (int64_t r0 = 0; r0 < W.out(); r0 += chunk) {
+    const int64_t r1 = std::min(W.out(), r0 + chunk);
+    const Tensor w = weight_rows(W, r0, r1);
+    gemm_impl(columns(Mat::of(dy), r0, r1), false, Mat::of(w), false, Mat::of(dx), 1.0f,
+              accumulate || r0 > 0 ? 1.0f : 0.0f, nullptr, {dy.dim(0), W.in(), r1 - r0});
+  }
 }
+
+void Ops::dequantize_impl(const LinearWeight& W, int64_t, int64_t, Tensor&) {
+  throw std::logic_error("the " + name() + " backend has no " + weight_format_name(W.q.format) + " weights");
+}
+void* Ops::weight_scratch(size_t) { throw std::logic_error("the " + name() + " backend has no weight scratch"); }
 
 // ---- embedding, norms, RoPE ----
 

@@ -11,6 +11,7 @@
 // memory (the model carves it into arenas once, before step one: no allocation inside the step loop).
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -32,13 +33,37 @@ struct Mat {
   }
 };
 
-// A frozen Linear layer y = x W^T + b in the format its weight is stored in. Dense F32/BF16 today; a quantized
-// format (NF4 for QLoRA) is another dtype plus its scale tensors here, and the backends dispatch on it.
+// The storage format of a frozen Linear's weight: dense (F32/BF16), or 4-bit as bitsandbytes stores it (QLoRA).
+enum class WeightFormat : uint8_t { dense, nf4, fp4 };
+const char* weight_format_name(WeightFormat f);
+
+// bitsandbytes' 4-bit format (kernels/nf4.h) of a weight [out, in]: blocks of 64 with an fp32 absmax, or with the
+// absmax double-quantized (U8 codes, an F32 absmax2 per 256 of them, the offset). The weight may be `parts` equal
+// row ranges quantized as separate tensors (the fused gate/up: gate_proj and up_proj), each with its own offset and
+// absmax2 blocks.
+struct Quant4 {
+  WeightFormat format = WeightFormat::dense;
+  DType compute = DType::F32;  // x, y and the dequantized weight: the backend's activation dtype
+  Tensor absmax;               // F32 [out*in/64], or U8 [out*in/64] when double-quantized
+  Tensor absmax2;              // double quantization: F32 [parts * ceil(out*in/64/parts / 256)]; else empty
+  float offset[2] = {0, 0};    // double quantization: the mean of each part's absmax
+  int parts = 1;
+  bool double_quant() const { return !absmax2.empty(); }
+};
+
+// A frozen Linear layer y = x W^T + b in the format its weight is stored in; the backends dispatch on it.
 struct LinearWeight {
-  Tensor w;     // [out, in]
+  Tensor w;     // dense: [out, in] F32/BF16; 4-bit: the codes U8 [out, in/2], two per byte, high nibble first
   Tensor bias;  // [out], or empty: no bias
+  Quant4 q;     // the 4-bit format's scales (format dense: unused)
+  LinearWeight() = default;
+  LinearWeight(Tensor weight, Tensor b) : w(weight), bias(b) {}  // dense
+  bool quantized() const { return q.format != WeightFormat::dense; }
+  DType dtype() const { return quantized() ? q.compute : w.dtype; }  // of x, y, bias
   int64_t out() const { return w.dim(0); }
-  int64_t in() const { return w.dim(-1); }
+  int64_t in() const { return quantized() ? 2 * w.dim(-1) : w.dim(-1); }
+  int64_t blocks_per_part() const { return out() * in() / 64 / q.parts; }       // 4-bit: absmax values per part
+  int64_t absmax2_per_part() const { return (blocks_per_part() + 255) / 256; }  // double quantization
 };
 
 // The packed micro-batch layout the attention and RoPE need. Device tensors on the backend's device.
@@ -120,6 +145,8 @@ class Ops {
   void linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual = nullptr);
   // dx = dy W (accumulate: dx += dy W).   dy [T, out] (may be a column slice), dx [T, in]
   void linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
+  // out = W as a dense matrix [out, in] of W.dtype() (a 4-bit weight dequantized exactly as bitsandbytes does).
+  void dequantize(const LinearWeight& W, Tensor& out);
 
   // ---- embedding ----
   // out[t, :] = table[ids[t], :].   ids I32 [T], table [V, H], out [T, H]
@@ -201,9 +228,16 @@ class Ops {
   virtual void cast_impl(const Tensor& src, Tensor& dst) = 0;  // F32 -> BF16
   virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                          const Tensor* bias, const GemmSizes& s) = 0;
-  // Dense weights go through gemm_impl; a backend with quantized formats overrides these.
+  // Both go through gemm_impl; a 4-bit weight is first dequantized into the backend's weight scratch.
   virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
   virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
+  // A backend with 4-bit weights: out [row1 - row0, in] (W.dtype(), packed) = rows [row0, row1) of W dequantized
+  // (row0, row1 multiples of 64 or W.out()), and a scratch of `bytes` device bytes valid until the next call (the
+  // defaults refuse: no 4-bit weights on this backend). The linear ops dequantize a weight in chunks of rows of at
+  // most weight_scratch_limit() bytes.
+  virtual void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out);
+  virtual void* weight_scratch(size_t bytes);
+  virtual size_t weight_scratch_limit() const { return std::numeric_limits<size_t>::max(); }
   virtual void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
   virtual void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) = 0;
   virtual void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
@@ -240,6 +274,10 @@ class Ops {
 
  private:
   class Scope;  // begin/end around one public op
+  // Rows of W per GEMM: all of a dense W.
+  int64_t chunk_rows(const LinearWeight& W) const;
+  // Rows [row0, row1) of W as a dense matrix: a view of a dense W, or dequantized into the weight scratch.
+  Tensor weight_rows(const LinearWeight& W, int64_t row0, int64_t row1);
   bool profiling_ = false;
   double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
   double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset
@@ -249,6 +287,8 @@ class Ops {
 
 // Device memory the cuda backend takes beyond the model's arenas (its cuBLASLt workspace).
 constexpr size_t kCudaScratchBytes = size_t(32) << 20;
+// The cuda backend's largest dequantized chunk of a 4-bit weight (QLoRA), in bytes.
+constexpr size_t kCudaWeightScratchBytes = size_t(16) << 20;
 
 // The fp32 reference backend (OpenMP). Always available.
 std::unique_ptr<Ops> make_cpu_ops();

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <vector>
 
 #include "engine/base/half.h"
 #include "engine/ops.h"
@@ -16,6 +17,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/nf4.h"
 #include "kernels/reduce.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -71,6 +73,27 @@ class CpuOps final : public Ops {
                  const Tensor* bias, const GemmSizes& s) override {
     cpu::gemm(s.M, s.N, s.K, alpha, f32(A, "gemm A"), A.ld, transA, f32(B, "gemm B"), B.ld, transB, beta,
               const_cast<float*>(f32(C, "gemm C")), C.ld, bias ? bias->f32() : nullptr);
+  }
+
+  // Rows of a 4-bit weight: the absmax (each part's dequantized first when double-quantized), then code * absmax in
+  // fp32. The linear ops take the whole weight at once (no weight_scratch_limit): the dense GEMM's summation order.
+  void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out) override {
+    const Quant4& q = W.q;
+    const int64_t nbp = W.blocks_per_part(), n2p = W.absmax2_per_part(), first = row0 * W.in();
+    std::vector<float> absmax;
+    if (q.double_quant()) {
+      absmax.resize(size_t(nbp * q.parts));
+      for (int p = 0; p < q.parts; ++p)
+        cpu::dequantize_absmax(q.absmax.as<uint8_t>() + p * nbp, q.absmax2.f32() + p * n2p, nbp, q.offset[p],
+                               absmax.data() + p * nbp);
+    }
+    const float* am = (q.double_quant() ? absmax.data() : q.absmax.f32()) + first / cpu::kQuant4Block;
+    cpu::dequantize_4bit(W.w.as<uint8_t>() + first / 2, am, (row1 - row0) * W.in(),
+                         q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4, out.f32());
+  }
+  void* weight_scratch(size_t bytes) override {
+    if (scratch_.size() * 4 < bytes) scratch_.resize((bytes + 3) / 4);
+    return scratch_.data();
   }
 
   void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) override {
@@ -146,6 +169,9 @@ class CpuOps final : public Ops {
   void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
     cpu::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h);
   }
+
+ private:
+  std::vector<float> scratch_;  // the weight scratch: one dequantized 4-bit weight
 };
 
 }  // namespace

@@ -17,6 +17,8 @@
 #include "kernels/elementwise_cuda.h"
 #include "kernels/embedding_cuda.h"
 #include "kernels/gemm_cuda.h"
+#include "kernels/nf4.h"
+#include "kernels/nf4_cuda.h"
 #include "kernels/profile_cuda.h"
 #include "kernels/reduce_cuda.h"
 #include "kernels/rmsnorm_cuda.h"
@@ -35,7 +37,12 @@ cuda::GemmOperand operand(const Mat& m) { return {m.data, m.dtype, m.rows, m.col
 
 class CudaOps final : public Ops {
  public:
-  CudaOps() : stream_(cuda::stream_create()), ce_scratch_(stream_), attn_scratch_(stream_), reduce_scratch_(stream_) {
+  CudaOps()
+      : stream_(cuda::stream_create()),
+        ce_scratch_(stream_),
+        attn_scratch_(stream_),
+        reduce_scratch_(stream_),
+        weight_scratch_(stream_) {
     if (profiling()) timer_ = std::make_unique<cuda::FamilyTimer>(stream_, kNumOpFamilies);
   }
   ~CudaOps() override {
@@ -70,6 +77,31 @@ class CudaOps final : public Ops {
                  const Tensor* bias, const GemmSizes&) override {
     gemm_runner().run(operand(A), transA, operand(B), transB, operand(C), alpha, beta, bias ? bias->data : nullptr);
   }
+
+  // Rows of a 4-bit weight dequantized by one kernel, into the weight scratch (then the dense GEMM: Ops::linear_impl,
+  // chunk by chunk of at most kCudaWeightScratchBytes).
+  void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out) override {
+    const Quant4& q = W.q;
+    cuda::Quant4View v;
+    v.codes = W.w.as<uint8_t>();
+    if (q.double_quant()) {
+      v.qabsmax = q.absmax.as<uint8_t>();
+      v.absmax2 = q.absmax2.f32();
+    } else {
+      v.absmax = q.absmax.f32();
+    }
+    v.offset[0] = q.offset[0];
+    v.offset[1] = q.offset[1];
+    v.first = row0 * W.in();
+    v.n = (row1 - row0) * W.in();
+    v.blocks_per_part = W.blocks_per_part();
+    v.absmax2_per_part = W.absmax2_per_part();
+    v.code4 = cpu::quant4_code(q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4);
+    v.dynamic = cpu::dynamic_code();
+    cuda::dequantize_4bit(v, out.dtype, out.data, stream_);
+  }
+  void* weight_scratch(size_t bytes) override { return weight_scratch_.get(bytes); }
+  size_t weight_scratch_limit() const override { return kCudaWeightScratchBytes; }
 
   void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) override {
     cuda::embedding_fwd(table.dtype, ids.i32(), table.data, ids.numel(), table.dim(0), table.dim(-1), out.data,
@@ -191,6 +223,7 @@ class CudaOps final : public Ops {
   std::unique_ptr<cuda::GemmRunner> gemm_;
   std::unique_ptr<cuda::FamilyTimer> timer_;  // only while profiling
   cuda::ScratchBuffer ce_scratch_, attn_scratch_, reduce_scratch_;
+  cuda::ScratchBuffer weight_scratch_;  // one dequantized 4-bit weight (the largest: planned, engine/train/plan.cpp)
 };
 
 }  // namespace

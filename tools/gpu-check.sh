@@ -7,7 +7,8 @@
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
 #   -> test-model-step -> nccl-world1 -> hf-parity -> generate-0.5b -> memcheck-*, racecheck-*, synccheck-*,
-#      initcheck-* at small shapes -> e2e-0.5b -> bench-quick -> bench-attention -> bench-generate -> e2e-7b -> bench-full
+#      initcheck-* at small shapes -> e2e-0.5b -> qlora-0.5b -> bench-quick -> bench-attention -> bench-generate
+#      -> e2e-7b -> bench-full
 #   -> on request only (named by ONLY, e.g. ONLY='e2e-1.5b|e2e-14b|context-7b' BUDGET=1500): e2e-1.5b,
 #      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-7b-auto, e2e-14b, context-7b (bench/context_search.py: the
 #      longest trainable context, ours and transformers + PEFT)
@@ -180,6 +181,8 @@ sanitize initcheck "$BIN/gpu_ops_loss_test" 60
 # ---- end to end (ours and transformers + PEFT on the same GPU), benchmarks with the ceilings of this run ----
 E2E_ARGS=(--bin "$BIN/qwen-sft" --kit "$KIT" --work /tmp/qsft-e2e)
 stage e2e-0.5b 170 60 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b --steps 12
+# QLoRA: NF4 double-quantized base vs bf16 base, plan against the measured peak (tests/gpu/qlora_e2e.py).
+stage qlora-0.5b 150 60 "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" --kit "$KIT"
 stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 # Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run.
 stage bench-attention 120 0 "$BENCH" bash -c "'$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
@@ -218,7 +221,7 @@ grep -h '^hf-parity' "$OUT/accuracy.txt" 2>/dev/null
 echo "== bench =="
 grep -hE '^\||^ceilings' "$BENCH" 2>/dev/null | head -60
 echo "== e2e =="
-grep -hE '^E2E|^profile|^CONTEXT' "$E2E" 2>/dev/null
+grep -hE '^E2E|^profile|^CONTEXT|^QLORA' "$E2E" 2>/dev/null
 echo "== summary ($OUT/summary.txt) =="
 cat "$SUMMARY"
 ! grep -qE ' (FAIL|TIMEOUT|SKIPPED|NOTIME) ' "$SUMMARY"

@@ -12,7 +12,7 @@
 
 namespace qsft {
 
-enum class DType : uint8_t { F32, BF16, F16, I32, I64, U8 };
+enum class DType : uint8_t { F32, BF16, F16, I32, I64, U8 };  // U8: packed 4-bit codes (kernels/nf4.h), 8-bit state
 enum class Device : uint8_t { CPU, CUDA };
 
 inline size_t dtype_size(DType t) {

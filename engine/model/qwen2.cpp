@@ -21,7 +21,7 @@ Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const Lo
 }
 
 void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
-  weights_.carve(weights, cfg_, act_dtype_);
+  weights_.carve(weights, cfg_, act_dtype_, opts_.quant);
   params_.carve(params, layout_.num_params(), act_dtype_);
   state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recomputed_layers(cfg_.num_hidden_layers),
                act_dtype_);

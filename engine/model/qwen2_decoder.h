@@ -27,6 +27,7 @@ struct ModelOptions {
   float neftune_alpha = 0.0f;        // NEFTune noise on the embeddings while training (0 = off)
   bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
                                      // sequence (the row length of the padded batch transformers would build)
+  WeightQuant quant;                 // the frozen Linear weights' format (QLoRA: 4-bit)
 
   // R, the layers [0, R) of L that the backward recomputes; whether layer l is one of them.
   int recomputed_layers(int L) const {

@@ -1,5 +1,6 @@
 #include "engine/train/plan.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -20,7 +21,18 @@ ModelOptions options_recomputing(const TrainConfig& cfg, int R) {
   mo.recompute_layers = R;
   mo.neftune_alpha = float(T.neftune_noise_alpha);
   mo.neftune_padded_rows = !cfg.data.packing;
+  mo.quant = cfg.quant.weights();
   return mo;
+}
+
+// The backend's weight scratch (QLoRA): a 4-bit Linear dequantized in the activation dtype, the largest (the fused
+// gate/up [2I, H], or q/o [n D, H] when n D > 2I) whole on the cpu, in chunks of at most kCudaWeightScratchBytes
+// on cuda.
+size_t weight_scratch_bytes(const Qwen2Config& m, const WeightQuant& q, Device d) {
+  if (q.format == WeightFormat::dense) return 0;
+  const int64_t qo = int64_t(m.num_attention_heads) * m.head_dim;
+  const size_t largest = size_t(std::max(2 * m.intermediate_size, qo) * m.hidden_size);
+  return d == Device::CPU ? largest * 4 : std::min(largest * 2, kCudaWeightScratchBytes);
 }
 
 // The plan of the config with R recomputed layers, per rank of world_size, against `available` bytes (0 = unknown).
@@ -33,7 +45,8 @@ TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, D
   const int64_t P = LoraLayout(mcfg, cfg.lora).num_params();
   // ZeRO-1: each rank keeps the state of its shard (rank shards differ by one at most).
   p.optimizer = AdamWOptimizer::bytes((P + world_size - 1) / world_size, cfg.training.optim);
-  p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
+  p.backend_scratch =
+      (device == Device::CUDA ? kCudaScratchBytes : 0) + weight_scratch_bytes(mcfg, cfg.quant.weights(), device);
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
   p.checkpointing_auto = cfg.training.gradient_checkpointing_auto;

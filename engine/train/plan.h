@@ -18,10 +18,10 @@ ModelOptions model_options(const TrainConfig& cfg, Device device, size_t availab
 struct TrainingPlan {
   Device device = Device::CPU;
   ModelMemory model;
-  int world_size = 1;          // data-parallel ranks: each holds 1/world_size of the AdamW moments (ZeRO-1)
-  size_t optimizer = 0;        // the optimizer state on one rank: its shard
-  size_t backend_scratch = 0;  // the backend's own buffers (cuBLASLt workspace on cuda)
-  size_t mapped_weights = 0;   // host: the model's safetensors files, mapped and read while weights are converted
+  int world_size = 1;               // data-parallel ranks: each holds 1/world_size of the AdamW moments (ZeRO-1)
+  size_t optimizer = 0;             // the optimizer state on one rank: its shard
+  size_t backend_scratch = 0;       // the backend's own buffers: cuBLASLt workspace on cuda; QLoRA's weight scratch
+  size_t mapped_weights = 0;        // host: the model's safetensors files, mapped and read while weights are converted
   bool checkpointing_auto = false;  // gradient_checkpointing "auto"
   int recomputed_layers = 0;        // R: layers [0, R) of num_layers are recomputed in the backward
   int num_layers = 0;

@@ -149,6 +149,36 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   check_scheduler_kwargs(t, kwargs_given, where);
 }
 
+// The BitsAndBytesConfig keys of QLoRA's 4-bit base into `s` (the top level, or a quantization section).
+void quant_keys(Section& s, QuantOptions& q) {
+  auto R = [&s](const char* k) { return s.reader(k); };
+  s.key("load_in_4bit", [&, R](element v) { q.load_in_4bit = R("load_in_4bit").boolean(v); });
+  s.key("bnb_4bit_quant_type", [&, R](element v) {
+    q.quant_type = R("bnb_4bit_quant_type").one_of(v, {"nf4", "fp4"});
+  });
+  s.key("bnb_4bit_use_double_quant", [&, R](element v) { q.double_quant = R("bnb_4bit_use_double_quant").boolean(v); });
+  s.key("bnb_4bit_compute_dtype", [&, R](element v) {
+    q.compute_dtype = R("bnb_4bit_compute_dtype").string(v);
+    if (q.compute_dtype == "float16")
+      R("bnb_4bit_compute_dtype").bad("is float16: the engine computes in bfloat16 on cuda, float32 on cpu");
+    q.compute_dtype = R("bnb_4bit_compute_dtype").one_of(v, {"bfloat16", "float32"});
+  });
+}
+
+// A "quantization" / "bnb" / "quantization_config" section: the keys above plus those a saved BitsAndBytesConfig
+// carries, accepted when they say what we do.
+void parse_quant_section(element e, const std::string& where, const std::string& name, QuantOptions& q) {
+  Section s(where, name);
+  auto R = [&](const char* k) { return s.reader(k); };
+  quant_keys(s, q);
+  s.key("quant_method", [&](element v) { R("quant_method").one_of(v, {"bitsandbytes"}); });
+  s.key("load_in_8bit", [&](element v) {
+    if (R("load_in_8bit").boolean(v)) R("load_in_8bit").bad("is not supported (use load_in_4bit)");
+  });
+  s.key("bnb_4bit_quant_storage", [&](element v) { R("bnb_4bit_quant_storage").one_of(v, {"uint8"}); });
+  s.parse(e);
+}
+
 }  // namespace
 
 namespace {
@@ -202,6 +232,10 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   s.key("generation_prompts", [&](element v) {
     c.generation_prompts = (base / R("generation_prompts").string(v)).lexically_normal().string();
   });
+  quant_keys(s, c.quant);
+  s.key("use_bnb_nested_quant", [&](element v) { c.quant.double_quant = R("use_bnb_nested_quant").boolean(v); });
+  for (const char* section : {"quantization", "bnb", "quantization_config"})
+    s.key(section, [&, section](element v) { parse_quant_section(v, where, section, c.quant); });
   c.lora.set_targets({"all-linear"}, where);
   s.parse(doc.root());
   if (c.model.empty()) throw input_error(where, "missing key \"model\" (the Hugging Face model directory)");

@@ -10,6 +10,7 @@
 
 #include "data/data_config.h"
 #include "engine/model/lora.h"
+#include "engine/model/qwen2_weights.h"
 #include "engine/train/adamw.h"
 #include "engine/train/lr_schedule.h"
 
@@ -35,12 +36,25 @@ struct TrainingOptions {
   uint64_t seed = 42;
 };
 
+// QLoRA's 4-bit base, with transformers' BitsAndBytesConfig names (docs/qlora.md). TRL's default quant type (nf4).
+struct QuantOptions {
+  bool load_in_4bit = false;
+  std::string quant_type = "nf4";  // bnb_4bit_quant_type: nf4 | fp4
+  bool double_quant = false;       // bnb_4bit_use_double_quant (TRL: use_bnb_nested_quant)
+  std::string compute_dtype;       // bnb_4bit_compute_dtype: "" | bfloat16 | float32 (the backend's dtype is used)
+  WeightQuant weights() const {    // what the model carves
+    if (!load_in_4bit) return {};
+    return {quant_type == "fp4" ? WeightFormat::fp4 : WeightFormat::nf4, double_quant};
+  }
+};
+
 struct TrainConfig {
   std::filesystem::path config_path;
   std::string model;  // model directory, absolute
   DataConfig data;
   LoraConfig lora;
   TrainingOptions training;
+  QuantOptions quant;
   int64_t eval_steps = 0;  // 0: evaluate at the end only
   int64_t save_steps = 500;
   int64_t save_total_limit = 0;  // 0: keep every checkpoint

@@ -1,7 +1,11 @@
 // `qwen-sft plan`: the planned memory equals what the model's arenas allocate, with and without recompute.
 #include "engine/train/plan.h"
+#include "engine/io/random_model.h"
 #include "engine/train/adamw.h"
 #include "fixture.h"
+
+#include <cstdio>
+#include <fstream>
 
 namespace qsft::test {
 namespace {
@@ -130,6 +134,37 @@ TEST(Plan, AutoCheckpointingRecomputesTheFewestLayersThatFit) {
   EXPECT_EQ(plan_training(cfg, Device::CPU, size_t(1) << 50).recomputed_layers, 3);
   cfg.training.gradient_checkpointing = false;
   EXPECT_EQ(plan_training(cfg, Device::CPU, 1024).recomputed_layers, 0);
+}
+
+// QLoRA (docs/qlora.md): LoRA r16 over an NF4 double-quantized base, 4096 tokens a micro-batch, gradient
+// checkpointing, on cuda: the issue's budgets for Qwen2.5 7B, 14B and 72B (the presets carry their real configs).
+TEST(Plan, QloraFitsTheBudgetsOfItsUsers) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fresh_temp_dir("plan_qlora");
+  const std::string cfg_json = R"({"model": "m", "data": {"train_files": ["x.jsonl"], "max_length": 4096},
+      "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}, "output_dir": "o",
+      "training": {"per_device_train_batch_size": 1, "gradient_checkpointing": true},
+      "quantization": {"load_in_4bit": true, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": true}})";
+  const size_t GiB = size_t(1) << 30;
+  for (auto [preset, budget] :
+       {std::pair{"qwen2.5-7b", 8 * GiB}, {"qwen2.5-14b", 16 * GiB}, {"qwen2.5-72b", 80 * GiB}}) {
+    fs::create_directories(dir / "m");
+    std::ofstream(dir / "m" / "config.json") << find_preset(preset).config.to_json();
+    const TrainConfig cfg = parse_train_config(cfg_json, dir / "cfg.json");
+    const TrainingPlan q = plan_training(cfg, Device::CUDA, 80 * GiB);
+    TrainConfig dense = cfg;
+    dense.quant.load_in_4bit = false;
+    const TrainingPlan d = plan_training(dense, Device::CUDA, 80 * GiB);
+    std::printf("%s QLoRA r16 4096 tokens: %.3f GiB (weights %.3f GiB; bf16 base %.3f GiB)\n", preset,
+                double(q.total()) / double(GiB), double(q.model.weights) / double(GiB),
+                double(d.model.weights) / double(GiB));
+    EXPECT_LE(q.total(), budget) << preset;
+    // 4-bit codes plus one byte of absmax per 64 weights: under 0.3 of the bf16 Linear weights.
+    EXPECT_LT(q.model.weights, d.model.weights * 4 / 10) << preset;
+    EXPECT_GT(q.backend_scratch, d.backend_scratch) << preset;  // the weight scratch
+    EXPECT_LE(q.backend_scratch - d.backend_scratch, kCudaWeightScratchBytes) << preset;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -278,7 +278,7 @@ TEST_F(SafetensorsTest, DTypeTimesShapeNotBytesIsAnInputError) {
 }
 
 TEST_F(SafetensorsTest, UnsupportedDTypeIsAnInputError) {
-  for (const char* dtype : {"F64", "F8_E4M3", "BOOL", "I8"}) {
+  for (const char* dtype : {"F64", "F8_E4M3", "BOOL", "I8", "U16"}) {
     std::string msg =
         open_error(raw_file(R"({"w":{"dtype":")" + std::string(dtype) + R"(","shape":[1],"data_offsets":[0,1]}})", 8));
     EXPECT_NE(

@@ -158,6 +158,36 @@ TEST(TrainConfig, BadValuesAreNamed) {
             std::string::npos);
 }
 
+// QLoRA's 4-bit base: BitsAndBytesConfig's names at the top level (TRL's ModelConfig) or in a section.
+TEST(TrainConfig, ReadsTheBitsandbytesKeys) {
+  const std::string head = R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out", )";
+  EXPECT_EQ(parse_train_config(kMinimal, "/cfg/run.json").quant.weights().format, WeightFormat::dense);
+  TrainConfig top = parse_train_config(head + R"("load_in_4bit": true, "use_bnb_nested_quant": true})", "/c.json");
+  EXPECT_EQ(top.quant.weights().format, WeightFormat::nf4);  // TRL's default quant type
+  EXPECT_TRUE(top.quant.weights().double_quant);
+  for (const char* section : {"quantization", "bnb", "quantization_config"}) {
+    const TrainConfig c = parse_train_config(
+        head + "\"" + section +
+            R"(": {"load_in_4bit": true, "bnb_4bit_quant_type": "fp4", "bnb_4bit_use_double_quant": false,
+                   "bnb_4bit_compute_dtype": "bfloat16", "quant_method": "bitsandbytes", "load_in_8bit": false,
+                   "bnb_4bit_quant_storage": "uint8"}})",
+        "/c.json");
+    EXPECT_EQ(c.quant.weights().format, WeightFormat::fp4) << section;
+    EXPECT_FALSE(c.quant.weights().double_quant);
+    EXPECT_EQ(c.quant.compute_dtype, "bfloat16");
+  }
+  EXPECT_EQ(parse_train_config(head + R"("bnb_4bit_quant_type": "fp4"})", "/c.json").quant.weights().format,
+            WeightFormat::dense);  // without load_in_4bit, as transformers ignores it
+  auto bad = [&](const std::string& tail, const std::string& want) {
+    const std::string msg = error_of(head + tail);
+    EXPECT_NE(msg.find(want), std::string::npos) << msg;
+  };
+  bad(R"("bnb_4bit_quant_type": "int4"})", "key \"bnb_4bit_quant_type\" is \"int4\"; valid values: nf4, fp4");
+  bad(R"("bnb_4bit_compute_dtype": "float16"})", "key \"bnb_4bit_compute_dtype\" is float16");
+  bad(R"("quantization": {"load_in_8bit": true}})", "key \"quantization.load_in_8bit\" is not supported");
+  bad(R"("bnb": {"bnb_4bit_quant_typ": "nf4"}})", "did you mean \"bnb.bnb_4bit_quant_type\"?");
+}
+
 TEST(TrainConfig, ResumeMayChangeOnlyLengthCadenceAndDevice) {
   const std::string before = parse_train_config(kMinimal, "/cfg/run.json").resolved_json;
   auto now = [&](std::vector<std::string> set) {
