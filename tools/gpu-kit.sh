@@ -19,9 +19,10 @@ L=/usr/lib/x86_64-linux-gnu
 
 GPU_TESTS=$(cd "$ROOT/tests/gpu" && ls ./*_test.cpp | sed 's|^\./||; s|\.cpp$||')
 TARGETS="$GPU_TESTS gpu_ops_bench gpu_attention_bench qwen-sft"
-if [ ! -f "$BUILD/build.ninja" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON
-fi
+# Configured every time, so an older build folder gets these options too. No MPI: the GPU check runs one process
+# per GPU, and NCCL (loaded at run time) needs no MPI, so there is no libmpi to carry.
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON \
+  -DQSFT_MPI=OFF >/dev/null
 # shellcheck disable=SC2086
 cmake --build "$BUILD" -j "${JOBS:-2}" --target $TARGETS
 

@@ -204,6 +204,16 @@ std::vector<std::string> Object::strings(std::string_view key) const {
   return e ? reader(key).strings(*e) : std::vector<std::string>{};
 }
 
+std::vector<int64_t> Object::integers(std::string_view key) const {
+  auto e = get(key);
+  if (!e) return {};
+  const Reader r = reader(key);
+  if (!e->is_array()) return {r.integer(*e)};
+  std::vector<int64_t> out;
+  for (element x : r.list(*e)) out.push_back(r.integer(x));
+  return out;
+}
+
 std::optional<Object> Object::object(std::string_view key) const {
   auto e = get(key);
   if (!e) return std::nullopt;

@@ -90,6 +90,7 @@ class Object {
   bool boolean(std::string_view key, bool fallback) const;
   std::string string(std::string_view key, const std::string& fallback) const;
   std::vector<std::string> strings(std::string_view key) const;  // a list of strings; empty when absent
+  std::vector<int64_t> integers(std::string_view key) const;     // one integer or a list of them; empty when absent
   std::optional<Object> object(std::string_view key) const;
 
  private:

@@ -1,73 +1,28 @@
 // load_generation_config (engine/generate/sampling.h): generation_config.json as transformers reads it.
-#include <simdjson.h>
-
 #include <filesystem>
+#include <type_traits>
 
 #include "engine/base/error.h"
+#include "engine/base/json_reader.h"
 #include "engine/generate/sampling.h"
 
 namespace qsft {
-namespace {
-
-// Typed optional keys of generation_config.json; null counts as absent (transformers: "use the default").
-struct GenKeys {
-  std::string path;
-  simdjson::dom::object obj;
-
-  bool get(const char* key, simdjson::dom::element& e) const { return !obj[key].get(e) && !e.is_null(); }
-  [[noreturn]] void wrong(const char* key, const char* expected) const {
-    throw input_error(path, std::string("key \"") + key + "\" must be " + expected);
-  }
-  template <class T>
-  void number(const char* key, T& out) const {
-    simdjson::dom::element e;
-    double v;
-    if (!get(key, e)) return;
-    if (e.get_double().get(v)) wrong(key, "a number");
-    out = T(v);
-  }
-  void boolean(const char* key, bool& out) const {
-    simdjson::dom::element e;
-    if (get(key, e) && e.get_bool().get(out)) wrong(key, "true or false");
-  }
-  void ids(const char* key, std::vector<int32_t>& out) const {  // one id or a list of ids
-    simdjson::dom::element e;
-    if (!get(key, e)) return;
-    int64_t id;
-    simdjson::dom::array arr;
-    if (!e.get_int64().get(id)) {
-      out.push_back(int32_t(id));
-    } else if (!e.get_array().get(arr)) {
-      for (simdjson::dom::element x : arr) {
-        if (x.get_int64().get(id)) wrong(key, "a token id or a list of token ids");
-        out.push_back(int32_t(id));
-      }
-    } else {
-      wrong(key, "a token id or a list of token ids");
-    }
-  }
-};
-
-}  // namespace
 
 SamplingConfig load_generation_config(const std::string& model_dir) {
   SamplingConfig c;
   const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
   if (!std::filesystem::exists(path)) return c;
-  simdjson::dom::parser parser;
-  simdjson::padded_string text;
-  if (simdjson::padded_string::load(path).get(text)) throw input_error(path, "cannot be read");
-  simdjson::dom::object obj;
-  if (parser.parse(text).get_object().get(obj)) throw input_error(path, "is not a JSON object");
-  const GenKeys k{path, obj};
-  k.boolean("do_sample", c.do_sample);
-  k.number("temperature", c.temperature);
-  k.number("top_k", c.top_k);
-  k.number("top_p", c.top_p);
-  k.number("min_p", c.min_p);
-  k.number("repetition_penalty", c.repetition_penalty);
-  k.number("max_new_tokens", c.max_new_tokens);
-  k.ids("eos_token_id", c.eos_ids);
+  const json::Document doc(path, json::read_text_file(path));
+  const json::Object k = doc.object();  // absent or null keys keep their defaults, as transformers reads them
+  auto number = [&](const char* key, auto& out) { out = std::remove_reference_t<decltype(out)>(k.number(key, out)); };
+  c.do_sample = k.boolean("do_sample", c.do_sample);
+  number("temperature", c.temperature);
+  number("top_k", c.top_k);
+  number("top_p", c.top_p);
+  number("min_p", c.min_p);
+  number("repetition_penalty", c.repetition_penalty);
+  number("max_new_tokens", c.max_new_tokens);
+  for (int64_t id : k.integers("eos_token_id")) c.eos_ids.push_back(int32_t(id));
   check_sampling(c, path);
   return c;
 }

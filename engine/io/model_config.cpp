@@ -162,14 +162,7 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   c.rms_norm_eps = k.number("rms_norm_eps", c.rms_norm_eps);
   c.tie_word_embeddings = k.boolean("tie_word_embeddings", c.tie_word_embeddings);
   c.bos_token_id = k.opt_integer("bos_token_id");
-  if (auto eos = k.get("eos_token_id")) {
-    const json::Reader r = k.reader("eos_token_id");
-    if (eos->is_array()) {
-      for (json::element id : r.list(*eos)) c.eos_token_ids.push_back(r.integer(id));
-    } else {
-      c.eos_token_ids.push_back(r.integer(*eos));
-    }
-  }
+  c.eos_token_ids = k.integers("eos_token_id");
   c.dtype = k.string("dtype", k.string("torch_dtype", ""));
 
   for (auto [key, v, most] : {std::tuple{"hidden_size", c.hidden_size, kMaxHidden},

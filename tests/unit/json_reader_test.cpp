@@ -53,6 +53,15 @@ TEST(JsonReader, AbsentOrNullIsTheDefaultInFilesOthersWrite) {
             "config.json: key \"rope.factor\" must be a number, got a string");
 }
 
+TEST(JsonReader, OneIntegerOrAList) {  // eos_token_id in config.json and generation_config.json
+  const json::Document doc("g.json", R"({"one": 7, "many": [1, 2], "bad": [1, "x"], "none": null})");
+  const json::Object o = doc.object();
+  EXPECT_EQ(o.integers("one"), std::vector<int64_t>{7});
+  EXPECT_EQ(o.integers("many"), (std::vector<int64_t>{1, 2}));
+  EXPECT_TRUE(o.integers("none").empty());
+  EXPECT_EQ(error_of([&] { o.integers("bad"); }), "g.json: key \"bad\" must be an integer, got a string");
+}
+
 TEST(JsonReader, SectionRefusesUnknownKeysNamingTheNearest) {
   const json::Document doc("cfg.json", R"({"training": {"learning_rat": 1}})");
   json::Section top("cfg.json", "");
