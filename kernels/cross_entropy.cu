@@ -187,6 +187,9 @@ void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream
       scatter_rows_kernel<E>
           <<<unsigned(rows), 256, 0, s>>>(static_cast<const E*>(dh_chunk), idx + c0, a.H, static_cast<E*>(a.dh));
       QSFT_CUDA_CHECK_LAUNCH();
+      if (a.dW)
+        gemm.run({logits, a.dt, rows, a.V, a.V}, true, {h_chunk, a.dt, rows, a.H, a.H}, false,
+                 {a.dW, DType::F32, a.V, a.H, a.H}, 1.0f, 1.0f, nullptr);  // dW += dlogits^T hc  [V, H]
     });
   }
   finish_kernel<<<1, kScanThreads, 0, s>>>(row_loss, row_correct, count_dev, a.loss_sum, a.correct);

@@ -2,20 +2,33 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <utility>
 
 #include "engine/base/error.h"
 
 namespace qsft {
 
-AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params) : ops_(ops), arena_(ops, bytes(num_params)) {
+AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, int64_t decay_end)
+    : ops_(ops), arena_(ops, bytes(num_params)), decay_end_(decay_end < 0 ? num_params : decay_end) {
+  QSFT_CHECK(decay_end_ <= num_params, "weight-decay range beyond the parameters");
   m_ = arena_.take(DType::F32, {num_params});
   v_ = arena_.take(DType::F32, {num_params});
 }
 
 void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr) {
   ++step_;
-  ops_.adamw_step(params, grads, m_, v_, AdamWHyper{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_});
+  const int64_t P = params.numel(), d = decay_end_;
+  const AdamWHyper h{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_};
+  if (d == P) return ops_.adamw_step(params, grads, m_, v_, h);
+  // Two groups: [0, d) with weight decay, [d, P) without.
+  for (auto [a, b, wd] : {std::tuple{int64_t(0), d, cfg.weight_decay}, std::tuple{d, P, 0.0}}) {
+    if (a == b) continue;
+    Tensor p = params.rows(a, b), m = m_.rows(a, b), v = v_.rows(a, b);
+    AdamWHyper hg = h;
+    hg.weight_decay = wd;
+    ops_.adamw_step(p, grads.rows(a, b), m, v, hg);
+  }
 }
 
 void AdamWOptimizer::save(Checkpoint& ck) const {

@@ -9,7 +9,9 @@ namespace qsft {
 
 class AdamWOptimizer {
  public:
-  AdamWOptimizer(Ops& ops, int64_t num_params);
+  // Weight decay applies to the parameters [0, decay_end) only (-1: all of them); the rest get none (full
+  // fine-tuning: transformers' Trainer exempts biases and norm weights, FullLayout puts them last).
+  AdamWOptimizer(Ops& ops, int64_t num_params, int64_t decay_end = -1);
   static size_t bytes(int64_t num_params) { return 2 * (size_t(num_params) * 4 + Arena::kAlign); }  // m and v
   // One update at learning rate lr (the scheduler's value for this step); the step counter advances first.
   void step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr);
@@ -22,6 +24,7 @@ class AdamWOptimizer {
   Ops& ops_;
   Arena arena_;
   Tensor m_, v_;  // F32 [P], first and second moments
+  int64_t decay_end_;
   int64_t step_ = 0;
 };
 
