@@ -90,6 +90,17 @@ void FullLayout::bind(Qwen2Weights& w, const Tensor& flat) const {
   }
 }
 
+void FullLayout::upload(Ops& ops, const std::string& model_dir, const Tensor& params) const {
+  QSFT_CHECK(params.dtype == DType::F32 && params.numel() == num_params(), "parameters of another layout");
+  TensorStore store = TensorStore::open_dir(model_dir);
+  std::vector<float> host;
+  for (const FullWeight& w : weights_) {
+    host.resize(size_t(w.numel()));
+    copy_to_f32(store.require(w.name, w.shape), host.data());
+    ops.copy_to_device(static_cast<float*>(params.data) + w.offset, host.data(), host.size() * sizeof(float));
+  }
+}
+
 std::vector<float> FullLayout::load(const std::string& model_dir) const {
   TensorStore store = TensorStore::open_dir(model_dir);
   std::vector<float> host(static_cast<size_t>(num_params()));

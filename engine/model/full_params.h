@@ -16,6 +16,7 @@
 #include "engine/io/model_config.h"
 #include "engine/model/params.h"
 #include "engine/model/qwen2_weights.h"
+#include "engine/ops.h"
 
 namespace qsft {
 
@@ -39,7 +40,10 @@ class FullLayout {
 
   // w's tensors as views of `flat` (F32 params or grads, or the BF16 compute copy: [P] of any dtype); rope untouched.
   void bind(Qwen2Weights& w, const Tensor& flat) const;
-  // Every weight from a Hugging Face model directory, shapes checked, as F32 in layout order.
+  // Every weight from a Hugging Face model directory (one or sharded safetensors), shapes checked, converted to
+  // F32: into the flat F32 buffer `params` on the device one weight at a time (no host copy of the whole model) ...
+  void upload(Ops& ops, const std::string& model_dir, const Tensor& params) const;
+  // ... or into a host vector in layout order (a checkpoint's master weights).
   std::vector<float> load(const std::string& model_dir) const;
 
  private:

@@ -5,7 +5,8 @@ namespace qsft {
 void Qwen2Model::load_weights(const std::string& model_dir) {
   if (!opts_.full_finetuning) return weights_.load(*ops_, cfg_, model_dir);
   weights_.set_rope(*ops_, cfg_, cfg_.max_position_embeddings);
-  set_lora_params(full_.load(model_dir));
+  full_.upload(*ops_, model_dir, params_.params());
+  params_changed_ = true;
 }
 
 Qwen2Model::Qwen2Model(Ops& ops, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts)

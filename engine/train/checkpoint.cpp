@@ -12,6 +12,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/sync_dir.h"
+#include "engine/io/full_model.h"
 #include "engine/io/json_writer.h"
 #include "engine/io/peft_adapter.h"
 #include "engine/io/safetensors.h"
@@ -45,7 +46,7 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
 
 }  // namespace
 
-void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
+void save_checkpoint(const fs::path& output_dir, const TrainedWeights& weights, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep) {
   const std::string step = std::to_string(ck.state.global_step);
   const fs::path tmp = output_dir / (kTmpPrefix + step + "." + std::to_string(::getpid()));
@@ -54,8 +55,11 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
   fs::remove_all(tmp, ec);
   try {
     fs::create_directories(tmp);
-    write_peft_adapter(tmp, layout, ck.lora, base_model);
-    const int64_t P = layout.num_params();
+    if (weights.full)
+      write_full_model(base_model, *weights.full, ck.lora, tmp, DType::F32);
+    else
+      write_peft_adapter(tmp, *weights.lora, ck.lora, base_model);
+    const int64_t P = weights.num_params();
     write_safetensors(tmp / "optimizer.safetensors", {{"exp_avg", DType::F32, {P}, ck.exp_avg.data()},
                                                       {"exp_avg_sq", DType::F32, {P}, ck.exp_avg_sq.data()}});
     Json state = Json::object();
@@ -100,15 +104,15 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
   return all.back().second;
 }
 
-Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
+Checkpoint load_checkpoint(const fs::path& dir, const TrainedWeights& weights) {
   Checkpoint ck;
-  ck.lora = read_peft_weights(dir, layout);
+  ck.lora = weights.full ? weights.full->load(dir.string()) : read_peft_weights(dir, *weights.lora);
   SafetensorsFile opt = SafetensorsFile::open(dir / "optimizer.safetensors");
   for (auto [name, dst] : {std::pair{"exp_avg", &ck.exp_avg}, std::pair{"exp_avg_sq", &ck.exp_avg_sq}}) {
     const TensorInfo* t = opt.find(name);
-    if (!t || t->numel() != layout.num_params() || t->dtype != DType::F32)
+    if (!t || t->numel() != weights.num_params() || t->dtype != DType::F32)
       throw input_error(opt.path(), std::string("tensor ") + name + " missing or not F32 [" +
-                                        std::to_string(layout.num_params()) + "] (another LoRA configuration?)");
+                                        std::to_string(weights.num_params()) + "] (another LoRA configuration?)");
     dst->resize(size_t(t->numel()));
     copy_to_f32(*t, dst->data());
   }

@@ -16,6 +16,7 @@ ModelOptions model_options(const TrainConfig& cfg) {
   mo.recompute = T.gradient_checkpointing;
   mo.neftune_alpha = float(T.neftune_noise_alpha);
   mo.neftune_padded_rows = !cfg.data.packing;
+  mo.full_finetuning = cfg.full_finetuning;
   return mo;
 }
 
@@ -24,11 +25,13 @@ TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t availab
   p.device = device;
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
-  p.optimizer = AdamWOptimizer::bytes(LoraLayout(mcfg, cfg.lora).num_params());
+  const int64_t trainable = cfg.full_finetuning ? FullLayout(mcfg).num_params() : LoraLayout(mcfg, cfg.lora).num_params();
+  p.optimizer = AdamWOptimizer::bytes(trainable);
   p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
     if (e.path().extension() == ".safetensors" && e.is_regular_file()) p.mapped_weights += e.file_size();
   p.gradient_checkpointing = cfg.training.gradient_checkpointing;
+  p.full_finetuning = cfg.full_finetuning;
   p.available = available_override;
   if (p.available == 0 && (device == Device::CPU || cuda_available()))
     p.available = (device == Device::CPU ? make_cpu_ops() : make_cuda_ops())->memory_available();
@@ -46,7 +49,7 @@ std::string TrainingPlan::report() const {
   std::snprintf(buf, sizeof buf,
                 "memory plan on %s:\n"
                 "  frozen weights          %10.3f GiB\n"
-                "  LoRA params + grads     %10.3f GiB\n"
+                "  %-23s %10.3f GiB\n"
                 "  AdamW moments           %10.3f GiB\n"
                 "  activations + scratch   %10.3f GiB\n"
                 "  backend workspace       %10.3f GiB\n"
@@ -55,7 +58,8 @@ std::string TrainingPlan::report() const {
                 "  host peak               %10.3f GiB\n"
                 "  available (%-4s)    %14s\n"
                 "  %s\n",
-                cpu ? "cpu" : "cuda", gib(model.weights), gib(model.lora), gib(optimizer), gib(model.activations),
+                cpu ? "cpu" : "cuda", gib(model.weights), full_finetuning ? "all weights + grads" : "LoRA params + grads",
+                gib(model.lora), gib(optimizer), gib(model.activations),
                 gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights), gib(host_total()),
                 cpu ? "host" : "gpu", avail,
                 available == 0 ? "fits: unknown (pass --device-memory GIB)"

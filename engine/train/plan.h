@@ -20,6 +20,7 @@ struct TrainingPlan {
   size_t backend_scratch = 0;  // the backend's own buffers (cuBLASLt workspace on cuda)
   size_t mapped_weights = 0;   // host: the model's safetensors files, mapped and read while weights are converted
   bool gradient_checkpointing = false;
+  bool full_finetuning = false;  // model.lora is then every weight: F32 master + grads (+ the bf16 copy on cuda)
   size_t available = 0;  // memory available (host memory on cpu); 0 = unknown
   size_t total() const { return model.weights + model.lora + model.activations + optimizer + backend_scratch; }
   // Peak host memory: the mapped files, plus on cpu all of the above (the cpu backend's memory is the host's).

@@ -80,7 +80,8 @@ class Trainer {
         sched_{T_.lr_scheduler_type, T_.learning_rate, warmup_steps_for(T_.warmup_steps, T_.warmup_ratio, total_),
                total_},
         model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
-        opt_(*ops_, model_.lora_layout().num_params()),
+        opt_(*ops_, model_.param_layout().num_params(),
+             cfg.full_finetuning ? model_.full_layout().decay_end() : -1),
         progress_(total_, show_progress) {
     model_.load_weights(cfg.model);
   }
@@ -120,23 +121,28 @@ class Trainer {
     return int64_t(std::ceil(T_.num_train_epochs * double(planner_.steps_in_epoch(0))));
   }
 
-  // The newest checkpoint's weights, moments and trainer state, or PEFT's initialisation.
+  TrainedWeights trained() const {
+    return cfg_.full_finetuning ? TrainedWeights(model_.full_layout()) : TrainedWeights(model_.lora_layout());
+  }
+
+  // The newest checkpoint's weights, moments and trainer state, or PEFT's initialisation (full fine-tuning: the
+  // model's weights, loaded already).
   void resume_or_init() {
-    const LoraLayout& layout = model_.lora_layout();
     const auto resume_from = latest_checkpoint(out_);
     if (resume_from) {
-      const Checkpoint ck = load_checkpoint(*resume_from, layout);
+      const Checkpoint ck = load_checkpoint(*resume_from, trained());
       model_.set_lora_params(ck.lora);
       opt_.load(ck);
       st_ = ck.state;
-    } else {
-      model_.set_lora_params(layout.init_params(T_.seed));
+    } else if (!cfg_.full_finetuning) {
+      model_.set_lora_params(model_.lora_layout().init_params(T_.seed));
     }
     metrics_.emplace(out_, resume_from ? st_.global_step : -1);
     seconds_before_ = st_.train_seconds;
     progress_.line(std::string(resume_from ? "resuming from " + resume_from->string() : "training") + ": " +
-                   std::to_string(total_) + " steps on " + ops_->name() + ", " + std::to_string(layout.num_params()) +
-                   " LoRA parameters");
+                   std::to_string(total_) + " steps on " + ops_->name() + ", " +
+                   std::to_string(model_.param_layout().num_params()) +
+                   (cfg_.full_finetuning ? " parameters (full fine-tuning)" : " LoRA parameters"));
   }
 
   // Optimizer step s: forward/backward of its micro-batches with grad_scale 1/N (N = trained targets of the
@@ -166,7 +172,7 @@ class Trainer {
       diverged(s, "loss " + std::to_string(loss) + ", gradient norm " + std::to_string(grad_norm_));
     opt_.step(model_.lora_param_tensor(), model_.lora_grad_tensor(), T_.adamw, lr_);
     if (!std::isfinite(ops_->sum_squares(model_.lora_param_tensor())))
-      diverged(s, "the updated LoRA weights are not finite");
+      diverged(s, "the updated weights are not finite");
     st_.global_step = s + 1;
     st_.log_loss_sum += loss;
     st_.log_steps += 1;
@@ -212,8 +218,8 @@ class Trainer {
     opt_.save(ck);
     for (const std::vector<float>* v : {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq})
       if (!std::all_of(v->begin(), v->end(), [](float x) { return std::isfinite(x); }))
-        diverged(st_.global_step - 1, "the LoRA weights or the AdamW moments are not finite");
-    save_checkpoint(out_, model_.lora_layout(), ck, cfg_.model, cfg_.save_total_limit);
+        diverged(st_.global_step - 1, "the trained weights or the AdamW moments are not finite");
+    save_checkpoint(out_, trained(), ck, cfg_.model, cfg_.save_total_limit);
   }
 
   // Stops the run at step s (0-based), where `what` went NaN or infinite, before anything of it is logged or saved.

@@ -31,6 +31,19 @@ TEST(TrainConfig, DefaultsFollowTrlAndPathsResolveAgainstTheConfigFolder) {
   EXPECT_EQ(c.lora.r, 8);
   EXPECT_EQ(c.lora.target_names().size(), 7u);  // all-linear
   EXPECT_EQ(c.device, "auto");
+  EXPECT_TRUE(c.full_finetuning);  // no lora section: every weight is trained, as TRL without a peft_config
+}
+
+// finetuning_type: LoRA with a lora section or "lora"; full without a section or with "full"; both is an error.
+TEST(TrainConfig, FinetuningTypeFollowsTheLoraSection) {
+  const std::string head = R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o")";
+  EXPECT_FALSE(parse_train_config(head + R"(, "lora": {"r": 4}})", "/c.json").full_finetuning);
+  EXPECT_FALSE(parse_train_config(head + R"(, "finetuning_type": "lora"})", "/c.json").full_finetuning);
+  EXPECT_TRUE(parse_train_config(head + R"(, "finetuning_type": "full"})", "/c.json").full_finetuning);
+  std::string e = error_of(head + R"(, "finetuning_type": "full", "lora": {"r": 4}})");
+  EXPECT_NE(e.find("finetuning_type is \"full\" but there is a \"lora\" section"), std::string::npos) << e;
+  e = error_of(head + R"(, "finetuning_type": "qlora"})");
+  EXPECT_NE(e.find("finetuning_type"), std::string::npos) << e;
 }
 
 TEST(TrainConfig, ReadsEverySection) {
