@@ -6,7 +6,7 @@
 # Stages, in order (each under its own timeout, shrunk to the time left; later ones get NOTIME when none is left):
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
-#   -> test-model-step -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
+#   -> test-model-step -> test-full-ft -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
 #   -> e2e-0.5b -> bench-quick -> e2e-7b -> bench-full
 # Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
 # "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
@@ -150,6 +150,8 @@ for bin in "$BIN"/gpu_ops_*_test; do
   fi
 done
 stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
+# Full fine-tuning: every weight's gradient and 20 AdamW steps against the CPU on the fixtures.
+stage test-full-ft 150 0 "$TESTS" "$BIN/gpu_full_ft_step_test"
 # Every attention kernel at 4 x 4096 tokens, GQA 28/4, D = 128 (its CPU reference takes ~90 s on 16 cores).
 stage test-attention-4x4096 170 0 "$TESTS" "$BIN/gpu_ops_attention_test" --gtest_filter='*4x4096*'
 stage hf-parity 180 0 "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
