@@ -42,8 +42,9 @@ std::string TrainingPlan::report() const {
   auto gib = [](size_t b) { return double(b) / double(1ull << 30); };
   char avail[64] = "unknown";
   if (available) std::snprintf(avail, sizeof avail, "%.3f GiB", gib(available));
-  const std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
-                             (gradient_checkpointing ? "" : ", or turn on gradient_checkpointing");
+  std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
+                       (gradient_checkpointing ? "" : ", or turn on gradient_checkpointing");
+  if (full_finetuning) advice += " (full fine-tuning keeps 18 bytes per weight on the GPU: or train LoRA)";
   const bool cpu = device == Device::CPU;
   char buf[1280];
   std::snprintf(buf, sizeof buf,
