@@ -84,8 +84,8 @@ class CudaOps final : public Ops {
     copy_to_host(host.data(), ids.data, host.size() * sizeof(int32_t));
     const int64_t V = dtable.dim(0);
     for (int32_t id : host)
-      QSFT_CHECK(id >= 0 && id < V, "token id " + std::to_string(id) + " outside the vocabulary [0, " +
-                                        std::to_string(V) + ")");
+      QSFT_CHECK(id >= 0 && id < V,
+                 "token id " + std::to_string(id) + " outside the vocabulary [0, " + std::to_string(V) + ")");
     void* scratch = emb_scratch_.get(cuda::embedding_bwd_scratch_bytes(ids.numel()));
     cuda::embedding_bwd(dout.dtype, host.data(), dout.data, ids.numel(), dtable.dim(-1), dtable.f32(), scratch,
                         stream_);

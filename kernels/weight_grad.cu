@@ -34,7 +34,8 @@ __global__ void bias_grad_kernel(const T* dy, int64_t rows, int64_t N, int64_t l
 
 template <class T>
 __global__ void rmsnorm_wgrad_kernel(const T* dy, const T* x, const float* rstd, int64_t rows, int64_t H, float* dw) {
-  column_sums(rows, H, dw, [&](int64_t t, int64_t j) { return load(dy + t * H + j) * (load(x + t * H + j) * rstd[t]); });
+  column_sums(rows, H, dw,
+              [&](int64_t t, int64_t j) { return load(dy + t * H + j) * (load(x + t * H + j) * rstd[t]); });
 }
 
 // One block per group of tokens with the same id: order[starts[g] .. starts[g + 1]) are its tokens in token order.
@@ -58,8 +59,8 @@ void bias_grad(DType dt, const void* dy, int64_t T, int64_t N, int64_t ld, float
   if (T == 0 || N == 0) return;
   dispatch_float(dt, "bias_grad", [&](auto tag) {
     using E = decltype(tag);
-    bias_grad_kernel<E><<<column_grid(N), dim3(kCols, kRows), 0, as_stream(stream)>>>(static_cast<const E*>(dy), T, N,
-                                                                                      ld, db);
+    bias_grad_kernel<E>
+        <<<column_grid(N), dim3(kCols, kRows), 0, as_stream(stream)>>>(static_cast<const E*>(dy), T, N, ld, db);
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }
@@ -100,8 +101,8 @@ void embedding_bwd(DType dt, const int32_t* host_ids, const void* dout, int64_t 
   const int32_t* d_ids = d_starts + groups + 1;
   dispatch_float(dt, "embedding_bwd", [&](auto tag) {
     using E = decltype(tag);
-    embedding_bwd_kernel<E><<<unsigned(groups), kThreads, 0, as_stream(stream)>>>(d_order, d_starts, d_ids,
-                                                                                  static_cast<const E*>(dout), H, dtable);
+    embedding_bwd_kernel<E><<<unsigned(groups), kThreads, 0, as_stream(stream)>>>(
+        d_order, d_starts, d_ids, static_cast<const E*>(dout), H, dtable);
   });
   QSFT_CUDA_CHECK_LAUNCH();
   // cudaMemcpyAsync from pageable memory has copied `host` out before it returns: freeing it here is safe.

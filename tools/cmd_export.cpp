@@ -33,7 +33,8 @@ int run(const Args& args) {
   if (f.positional.size() != 1) throw InputError("usage: qwen-sft export RUN_DIR [--out DIR] [--merge]");
   const fs::path given = fs::absolute(f.positional[0]);
   // RUN_DIR/config.json names the model; a checkpoint directory's parent is the run.
-  const bool is_checkpoint = fs::exists(given / "adapter_model.safetensors") || fs::exists(given / "trainer_state.json");
+  const bool is_checkpoint =
+      fs::exists(given / "adapter_model.safetensors") || fs::exists(given / "trainer_state.json");
   const fs::path run_dir = is_checkpoint ? given.parent_path() : given;
   if (!fs::exists(run_dir / "config.json"))
     throw input_error(run_dir.string(), "not a training run (no config.json; pass the train output_dir)");
@@ -44,8 +45,8 @@ int run(const Args& args) {
     if (!latest) throw input_error(run_dir.string(), "has no checkpoint-* directory yet");
     ckpt = *latest;
   }
-  if (cfg.full_finetuning) return export_full(cfg, ckpt, f.has("out") ? fs::path(f.get("out")) : run_dir / "model",
-                                               f.has("merge"));
+  if (cfg.full_finetuning)
+    return export_full(cfg, ckpt, f.has("out") ? fs::path(f.get("out")) : run_dir / "model", f.has("merge"));
   const LoraConfig lora = read_peft_config(ckpt);
   const LoraLayout layout(Qwen2Config::load(cfg.model), lora);
   const std::vector<float> params = read_peft_weights(ckpt, layout);

@@ -35,7 +35,7 @@ class FullLayout {
   const std::vector<FullWeight>& weights() const { return weights_; }
   const ParamLayout& params() const { return params_; }
   int64_t num_params() const { return params_.num_params(); }
-  int64_t decay_end() const { return decay_end_; }  // [0, decay_end) take weight decay, the rest do not
+  int64_t decay_end() const { return decay_end_; }        // [0, decay_end) take weight decay, the rest do not
   const FullWeight& find(const std::string& name) const;  // a logic error when absent
 
   // w's tensors as views of `flat` (F32 params or grads, or the BF16 compute copy: [P] of any dtype); rope untouched.

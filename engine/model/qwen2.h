@@ -1,9 +1,10 @@
 // Qwen2Model: a Qwen2 decoder LM with LoRA, or with every weight trained (ModelOptions::full_finetuning), ready to
 // train. It owns the three arenas and what is carved from them: the frozen weights (Qwen2Weights), the trainable
 // parameters and their gradients (TrainableParams, laid out by LoraLayout, or by FullLayout with the weights as
-// views of the parameters' compute copy and a second Qwen2Weights of gradient views), the run state (RunState: activations and backward scratch) and the batch on the device
-// (DeviceBatch); Qwen2Decoder computes over them. Every size is planned before step one from max_tokens: the same
-// carving runs once to measure (what `qwen-sft plan` reports) and once for real.
+// views of the parameters' compute copy and a second Qwen2Weights of gradient views), the run state (RunState:
+// activations and backward scratch) and the batch on the device (DeviceBatch); Qwen2Decoder computes over them.
+// Every size is planned before step one from max_tokens: the same carving runs once to measure (what
+// `qwen-sft plan` reports) and once for real.
 #pragma once
 #include <memory>
 #include <string>
@@ -48,7 +49,6 @@ class Qwen2Model {
 
   const Qwen2Config& config() const { return cfg_; }
   const LoraLayout& lora_layout() const { return layout_; }
-  bool full_finetuning() const { return opts_.full_finetuning; }
   const FullLayout& full_layout() const { return full_; }  // with full fine-tuning
   // The trainable parameters' layout: LoRA's adapters or, with full fine-tuning, every weight.
   const ParamLayout& param_layout() const { return opts_.full_finetuning ? full_.params() : layout_.params(); }

@@ -25,7 +25,8 @@ TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t availab
   p.device = device;
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, model_options(cfg), device);
-  const int64_t trainable = cfg.full_finetuning ? FullLayout(mcfg).num_params() : LoraLayout(mcfg, cfg.lora).num_params();
+  const int64_t trainable =
+      cfg.full_finetuning ? FullLayout(mcfg).num_params() : LoraLayout(mcfg, cfg.lora).num_params();
   p.optimizer = AdamWOptimizer::bytes(trainable);
   p.backend_scratch = device == Device::CUDA ? kCudaScratchBytes : 0;
   for (const auto& e : std::filesystem::directory_iterator(cfg.model))
@@ -59,10 +60,10 @@ std::string TrainingPlan::report() const {
                 "  host peak               %10.3f GiB\n"
                 "  available (%-4s)    %14s\n"
                 "  %s\n",
-                cpu ? "cpu" : "cuda", gib(model.weights), full_finetuning ? "all weights + grads" : "LoRA params + grads",
-                gib(model.lora), gib(optimizer), gib(model.activations),
-                gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights), gib(host_total()),
-                cpu ? "host" : "gpu", avail,
+                cpu ? "cpu" : "cuda", gib(model.weights),
+                full_finetuning ? "all weights + grads" : "LoRA params + grads", gib(model.lora), gib(optimizer),
+                gib(model.activations), gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights),
+                gib(host_total()), cpu ? "host" : "gpu", avail,
                 available == 0 ? "fits: unknown (pass --device-memory GIB)"
                 : fits()       ? "fits"
                                : advice.c_str());

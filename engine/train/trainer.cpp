@@ -80,8 +80,7 @@ class Trainer {
         sched_{T_.lr_scheduler_type, T_.learning_rate, warmup_steps_for(T_.warmup_steps, T_.warmup_ratio, total_),
                total_},
         model_(*ops_, mcfg_, cfg.lora, model_options(cfg)),
-        opt_(*ops_, model_.param_layout().num_params(),
-             cfg.full_finetuning ? model_.full_layout().decay_end() : -1),
+        opt_(*ops_, model_.param_layout().num_params(), cfg.full_finetuning ? model_.full_layout().decay_end() : -1),
         progress_(total_, show_progress) {
     model_.load_weights(cfg.model);
   }

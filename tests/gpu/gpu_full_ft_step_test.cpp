@@ -44,8 +44,8 @@ TEST_P(GpuFullFt, OneStepLossAndEveryWeightGradientMatchCpu) {
     EXPECT_GE(m.cosine, 0.999) << w.name;
     EXPECT_LE(m.rel_l2, 3e-2) << w.name;
   }
-  std::printf("[ GPU      ] %s full FT gradients: worst cosine %.6f (%s), worst rel. L2 error %.2e (%s)\n",
-              GetParam(), worst_cos.first, worst_cos.second.c_str(), worst_err.first, worst_err.second.c_str());
+  std::printf("[ GPU      ] %s full FT gradients: worst cosine %.6f (%s), worst rel. L2 error %.2e (%s)\n", GetParam(),
+              worst_cos.first, worst_cos.second.c_str(), worst_err.first, worst_err.second.c_str());
 }
 
 TEST_P(GpuFullFt, TwentyStepLossCurveTracksCpu) {

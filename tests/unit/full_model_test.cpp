@@ -66,7 +66,7 @@ TEST(FullModel, ExportReplacesAnEarlierExportOnly) {
   const fs::path out = fresh_dir("export");
   export_full_model(base, layout, numbered(layout.num_params()), out);
   export_full_model(base, layout, numbered(layout.num_params()), out);  // again: replaced
-  EXPECT_EQ(layout.load(out.string()), numbered(layout.num_params()));   // fp32 base: fp32 export
+  EXPECT_EQ(layout.load(out.string()), numbered(layout.num_params()));  // fp32 base: fp32 export
   const fs::path other = fresh_dir("other");
   fs::create_directories(other);
   EXPECT_THROW(export_full_model(base, layout, numbered(layout.num_params()), other), InputError);

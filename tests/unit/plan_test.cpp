@@ -88,7 +88,7 @@ TEST(Plan, FullFineTuningPlansEveryWeightAsTrainable) {
   const int64_t P = FullLayout(mcfg).num_params();
   const TrainingPlan cpu = plan_training(cfg, Device::CPU, size_t(1) << 30);
   EXPECT_EQ(cpu.optimizer, AdamWOptimizer::bytes(P));
-  EXPECT_GE(cpu.model.lora, size_t(P) * 8);   // params + grads, F32
+  EXPECT_GE(cpu.model.lora, size_t(P) * 8);    // params + grads, F32
   EXPECT_LT(cpu.model.weights, size_t(4096));  // the RoPE table only
   const TrainingPlan cuda = plan_training(cfg, Device::CUDA, size_t(1) << 30);
   EXPECT_GE(cuda.model.lora, size_t(P) * 10);  // + the bf16 compute copy
