@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Full fine-tuning end to end on the CPU (a config without a lora section): kill -9 twice during the run and
 resume; the final master weights, AdamW moments and loss curve equal an uninterrupted run's bit for bit. Then
-`export` writes a model folder; where transformers is installed it loads it (tied lm_head re-tied) with exactly the
-checkpoint's weights rounded to the exported dtype."""
+`export` writes a model folder (transformers loading it: tests/interop/full_ft_export_test.py)."""
 import json
 import os
 import random
@@ -47,23 +46,7 @@ def check_export(bin_path, run_dir):
     for n in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         expect(os.path.exists(os.path.join(out, n)), f"export wrote no {n}")
     expect(not any(n.startswith(".tmp-") for n in os.listdir(run_dir)), "export left a temporary folder")
-    try:
-        import torch
-        from safetensors.torch import load_file
-        from transformers import AutoModelForCausalLM
-    except ImportError:
-        print("transformers not installed: the exported folder was not loaded")
-        return
-    m = AutoModelForCausalLM.from_pretrained(out)
-    expect(m.lm_head.weight.data_ptr() == m.model.embed_tokens.weight.data_ptr(), "lm_head not re-tied")
-    master = load_file(os.path.join(run_dir, f"checkpoint-{STEPS}", "model.safetensors"))
-    sd = m.state_dict()
-    for k, v in master.items():
-        expect(torch.equal(sd[k], v.to(sd[k].dtype)), f"exported {k} differs from the checkpoint's weights")
-    with torch.no_grad():
-        logits = m(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
-    expect(bool(torch.isfinite(logits).all()), "the exported model's logits are not finite")
-    print(f"transformers loaded the export ({len(master)} tensors, {m.dtype}) with the checkpoint's weights")
+    print("export wrote " + ", ".join(sorted(os.listdir(out))))
 
 
 def main():
