@@ -61,7 +61,8 @@ int run(const Args& args) {
 }
 
 const bool registered =
-    register_command({"export", "RUN_DIR|CHECKPOINT [--out DIR] [--merge]", "PEFT adapter or merged model", run});
+    register_command({"export", "RUN_DIR|CHECKPOINT [--out DIR] [--merge]",
+                      "PEFT adapter, merged model, or a full fine-tuning run's model", run});
 
 }  // namespace
 }  // namespace qsft::cli
