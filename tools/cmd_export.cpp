@@ -60,9 +60,8 @@ int run(const Args& args) {
   return 0;
 }
 
-const bool registered =
-    register_command({"export", "RUN_DIR|CHECKPOINT [--out DIR] [--merge]",
-                      "PEFT adapter, merged model, or a full fine-tuning run's model", run});
+const bool registered = register_command({"export", "RUN_DIR|CHECKPOINT [--out DIR] [--merge]",
+                                          "PEFT adapter, merged model, or a full fine-tuning run's model", run});
 
 }  // namespace
 }  // namespace qsft::cli
