@@ -43,6 +43,9 @@ void write_full_model(const fs::path& base_dir, const FullLayout& layout, const 
 
 void export_full_model(const fs::path& base_dir, const FullLayout& layout, const std::vector<float>& params,
                        const fs::path& out_dir) {
+  std::error_code same_ec;
+  if (fs::equivalent(out_dir, base_dir, same_ec))
+    throw input_error(out_dir.string(), "is the base model folder (choose another --out)");
   if (fs::exists(out_dir) && !fs::exists(out_dir / "config.json"))
     throw input_error(out_dir.string(), "exists and is not an exported model (choose another --out)");
   const TensorStore base = TensorStore::open_dir(base_dir);

@@ -17,8 +17,8 @@ void write_full_model(const std::filesystem::path& base_dir, const FullLayout& l
                       const std::filesystem::path& out_dir, DType dtype, size_t max_shard_bytes = kModelShardBytes);
 
 // `qwen-sft export` of a full fine-tuning run: write_full_model into a temporary sibling of out_dir, every file and
-// the folder flushed, then renamed to out_dir (an earlier export there is replaced; any other existing folder is an
-// InputError). bf16, or fp32 for an fp32 base (as `export --merge`).
+// the folder flushed, then renamed to out_dir (an earlier export there is replaced; the base model's folder or any
+// other existing folder is an InputError). bf16, or fp32 for an fp32 base (as `export --merge`).
 void export_full_model(const std::filesystem::path& base_dir, const FullLayout& layout,
                        const std::vector<float>& params, const std::filesystem::path& out_dir);
 

@@ -1,6 +1,6 @@
 // Full fine-tuning's layout and model folders: FullLayout names exactly the tensors a Hugging Face checkpoint holds;
 // write_full_model writes sharded safetensors with an index that read back bit for bit (F32) or rounded once (BF16);
-// export_full_model replaces an earlier export but refuses any other existing folder.
+// export_full_model replaces an earlier export but refuses the base model's folder and any other existing folder.
 #include <algorithm>
 #include <filesystem>
 
@@ -70,6 +70,7 @@ TEST(FullModel, ExportReplacesAnEarlierExportOnly) {
   const fs::path other = fresh_dir("other");
   fs::create_directories(other);
   EXPECT_THROW(export_full_model(base, layout, numbered(layout.num_params()), other), InputError);
+  EXPECT_THROW(export_full_model(base, layout, numbered(layout.num_params()), base), InputError);  // never the base
   fs::remove_all(out);
   fs::remove_all(other);
 }
