@@ -4,8 +4,13 @@ the same random model of a preset (qwen-sft init-model), the real Qwen2.5 tokeni
 all-linear (alpha 32, dropout 0.05), packed 4096-token bins, 16384 tokens per micro-batch, AdamW.
 Prints, for each side, steady-state tokens/s (steps 3..N), seconds per step, peak GPU memory (nvidia-smi, both
 sides measured the same way) and the step time by op family (qwen-sft: QSFT_PROFILE=1; HF: torch.profiler on one
-step), then the ratio ours/theirs. Run by tools/gpu-check.sh (stages e2e-0.5b, e2e-7b).
-  e2e_compare.py --bin QWEN_SFT --kit build-gpucarry --preset qwen2.5-0.5b --steps 12 [--recompute] [--device cpu]
+step), then the ratio ours/theirs, and last one machine-readable line "E2E_RESULT {json}" with the model FLOPs per
+token (bench/README.md) that bench/results_jsonl.py turns into MFU against the GEMM ceiling of the same run.
+Run by tools/gpu-check.sh (stages e2e-0.5b, e2e-7b; e2e-1.5b and e2e-14b on request).
+  e2e_compare.py --bin QWEN_SFT --kit build-gpucarry --preset qwen2.5-0.5b --steps 12 [--recompute] [--ours-auto]
+                 [--device cpu]
+--recompute: gradient checkpointing on both sides; --ours-auto: qwen-sft with its default "auto" instead (every
+layer's activations kept when they fit), the baseline as --recompute says.
 --device cpu with --preset tiny checks this script on a machine without a GPU (no HF side)."""
 import argparse
 import json
@@ -61,6 +66,35 @@ def steady(points):
     return (n1 - n0) / (t1 - t0), (t1 - t0) / steps, (n1 - n0) / steps
 
 
+def flops_per_token(model_dir, context=4096):
+    """Model FLOPs of one trained token of a LoRA step (bench/README.md): forward 2 and input-gradient 2 FLOPs per
+    frozen matmul parameter (every Linear of the layers and the LM head; no weight gradient), plus causal attention
+    over bins of `context` tokens (mean context (context + 1) / 2): 4 n D FLOPs per key forward, 2.5x that backward.
+    LoRA's own products (r = 16: < 1%) and recomputation are not counted."""
+    c = json.load(open(os.path.join(model_dir, "config.json")))
+    H, I, L, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["num_attention_heads"]
+    kv = c.get("num_key_value_heads", n)
+    D = c.get("head_dim") or H // n
+    per_layer = H * (n + 2 * kv) * D + n * D * H + 3 * H * I
+    matmul_params = L * per_layer + c["vocab_size"] * H
+    attention = L * 4 * n * D * (context + 1) / 2 * 3.5
+    return 4 * matmul_params + attention
+
+
+def profile_shares(stderr):
+    """({family: share %}, total ms in ops) from the QSFT_PROFILE table at the end of qwen-sft's stderr."""
+    shares, total, table = {}, None, False
+    for line in stderr.splitlines():
+        if line.startswith("op family"):
+            table, shares = True, {}
+        elif table and line.rstrip().endswith("%"):
+            parts = line.rsplit(None, 3)  # family (may hold spaces), calls, ms, share
+            shares[parts[0].strip()] = float(parts[3].rstrip("%"))
+        elif table and line.startswith("total (in ops)"):
+            total, table = float(line.split()[-1]), False
+    return shares, total
+
+
 def fmt_mem(gib):
     return "n/a" if gib is None else "%.1f GiB" % gib
 
@@ -71,9 +105,10 @@ def run_ours(a, model_dir, work):
         "model": model_dir,
         "data": {"train_files": [os.path.join(a.kit, "data")], "max_length": 4096, "packing": True},
         "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"},
-        "training": {"max_steps": a.steps, "micro_batch_tokens": 16384, "gradient_accumulation_steps": 1,
+        "training": {"max_steps": a.steps, "micro_batch_tokens": a.micro_batch_tokens,
+                     "gradient_accumulation_steps": 1,
                      "learning_rate": 1e-4, "lr_scheduler_type": "constant", "max_grad_norm": 1.0,
-                     "gradient_checkpointing": a.recompute, "seed": 42},
+                     "gradient_checkpointing": "auto" if a.ours_auto else a.recompute, "seed": 42},
         "logging_steps": 1, "save_steps": 0, "output_dir": run_dir, "device": a.device,
     }
     cfg_path = os.path.join(work, "cfg.json")
@@ -88,6 +123,7 @@ def run_ours(a, model_dir, work):
         sys.exit(77)
     if p.returncode != 0:
         sys.exit("qwen-sft train failed (%d)" % p.returncode)
+    a.result["ours_profile_share"], ops_ms = profile_shares(p.stderr)
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if '"tokens_per_second"' in l]
     # tokens_per_second is cumulative since the start of the run: elapsed_k = num_tokens_k / tok_s_k
     pts = [(r["num_tokens"], r["num_tokens"] / r["tokens_per_second"]) for r in rows if r.get("tokens_per_second")]
@@ -99,12 +135,20 @@ def run_ours(a, model_dir, work):
     print(line + "steady %.0f tok/s over steps 3..%d (%.3f s/step, %.0f tok/step); first step %.2f s; peak GPU "
           "memory %s; final loss %.4f; wall %.0f s" % (s[0], len(pts), s[1], s[2], pts[0][1], fmt_mem(mem.gib()),
                                                        rows[-1]["loss"], time.time() - t))
+    a.result.update(ours_tok_s=s[0], ours_peak_gib=mem.gib())
+    # Launch overhead: the device time of the ops (QSFT_PROFILE, steps 2..N) over the wall time of those steps.
+    # Near 1: the GPU never waits for the host, and CUDA graphs would not help.
+    if ops_ms and len(pts) > 1 and pts[-1][1] > pts[0][1]:
+        a.result["ours_gpu_busy"] = ops_ms / 1e3 / (pts[-1][1] - pts[0][1])
+        print("E2E qwen-sft %s: the ops' device time is %.1f%% of the wall time of steps 2..%d (launch overhead "
+              "and host work: the rest)" % (a.preset, 100 * a.result["ours_gpu_busy"], len(pts)))
     return s[0]
 
 
 def run_hf(a, model_dir):
     cmd = [sys.executable, os.path.join(HERE, "baselines", "hf_peft.py"), "--model", model_dir, "--data",
-           os.path.join(a.kit, "data"), "--steps", str(a.steps)] + (["--recompute"] if a.recompute else [])
+           os.path.join(a.kit, "data"), "--steps", str(a.steps), "--micro-batch", str(a.micro_batch_tokens)] + \
+        (["--recompute"] if a.recompute else [])
     with GpuMemoryPeak() as mem:
         p = subprocess.run(cmd, capture_output=True, text=True)
     print(p.stdout[-6000:] + p.stderr[-4000:])
@@ -122,7 +166,23 @@ def run_hf(a, model_dir):
                                                            r["max_reserved_gib"], r["final_loss"]))
     print("profile hf-peft %s (ms of one step, torch.profiler): %s; packed mask: %s" %
           (a.preset, r["profile_ms_by_family"], r["packed_mask"]))
+    a.result.update(hf_tok_s=r["tok_s"], hf_peak_gib=mem.gib(), hf_profile_ms=r["profile_ms_by_family"])
     return r["tok_s"]
+
+
+def make_model(bin_path, kit, preset, work):
+    """A fresh `work` folder with the random model of `preset` in work/model (the real Qwen2.5 tokenizer from the
+    kit beside real-size presets); returns the model folder."""
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    model_dir = os.path.join(work, "model")
+    t = time.time()
+    subprocess.run([bin_path, "init-model", "--preset", preset, "--out", model_dir], check=True)
+    if preset not in ("tiny", "tiny-qwen3"):  # real-size presets have no tokenizer: the real Qwen2.5 one
+        for f in os.listdir(os.path.join(kit, "tok")):
+            shutil.copy(os.path.join(kit, "tok", f), model_dir)
+    print("init-model %s: %.0f s" % (preset, time.time() - t))
+    return model_dir
 
 
 def main():
@@ -132,6 +192,8 @@ def main():
     ap.add_argument("--preset", required=True)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--recompute", action="store_true")
+    ap.add_argument("--ours-auto", action="store_true", help='qwen-sft with gradient_checkpointing "auto"')
+    ap.add_argument("--micro-batch-tokens", type=int, default=16384, help="tokens per micro-batch (4096-token bins)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--work", default="/tmp/qsft-e2e")
     a = ap.parse_args()
@@ -141,19 +203,15 @@ def main():
         print("skipped: no GPU (nvidia-smi -L fails)")  # before writing weights (15 GB for the 7B)
         return 77
     work = os.path.join(a.work, a.preset)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    model_dir = os.path.join(work, "model")
-    t = time.time()
-    subprocess.run([a.bin, "init-model", "--preset", a.preset, "--out", model_dir], check=True)
-    if a.preset != "tiny":  # real-size presets have no tokenizer: the real Qwen2.5 one
-        for f in os.listdir(os.path.join(a.kit, "tok")):
-            shutil.copy(os.path.join(a.kit, "tok", f), model_dir)
-    print("init-model %s: %.0f s" % (a.preset, time.time() - t))
+    model_dir = make_model(a.bin, a.kit, a.preset, work)
+    a.result = {"preset": a.preset, "recompute": a.recompute, "ours_auto": a.ours_auto,
+                "micro_batch_tokens": a.micro_batch_tokens,
+                "flops_per_token": flops_per_token(model_dir)}
     ours = run_ours(a, model_dir, work)
     theirs = run_hf(a, model_dir) if a.device == "cuda" else None
     if ours and theirs:
         print("E2E ratio %s: qwen-sft / hf-peft tokens/s = %.2f" % (a.preset, ours / theirs))
+    print("E2E_RESULT " + json.dumps(a.result))
     shutil.rmtree(work, ignore_errors=True)  # the 7B weights are 15 GB
     return 0 if ours else 1
 

@@ -1,8 +1,11 @@
 // Micro-benchmarks of the CUDA ops at Qwen2.5-0.5B and 7B shapes with 8k-32k tokens (packed sequences of 4096):
 // median time over repeats, TFLOP/s or GB/s, and the fraction of the two ceilings measured in the same run:
-// a large bf16 cuBLASLt GEMM (through Ops::gemm) and a large device-to-device copy (Ops::copy, bytes read +
-// written). Each repeat is timed alone with CUDA events (device time, no host clock), after a 256 MiB write that
-// evicts the 50 MB L2, so every op reads its inputs from device memory as it does in a training step.
+// a large bf16 cuBLASLt GEMM (through Ops::gemm) and a 1 GiB device-to-device copy, the faster of cudaMemcpy and
+// a plain 16-byte-word copy kernel (bytes read + written). A memory-bound op's GB/s counts the bytes it must move
+// (each input read once, each output written once), so its share of the copy ceiling is its efficiency (goal >= 85%).
+// Each repeat is timed alone with CUDA events (device time, no host clock), after a 256 MiB write that evicts the
+// 50 MB L2, so every op reads its inputs from device memory as it does in a training step. Then the LM head +
+// cross-entropy at the 7B shape with every row pass of kernels/dev/cross_entropy.
 //   gpu_ops_bench [--quick]   (--quick: 8k tokens only)
 #include <algorithm>
 #include <cmath>
@@ -17,6 +20,9 @@
 #include "engine/base/half.h"
 #include "engine/ops.h"
 #if defined(QSFT_HAVE_CUDA)
+#include "kernels/cross_entropy_cuda.h"
+#include "kernels/dev/cross_entropy/variants.h"
+#include "kernels/elementwise_cuda.h"
 #include "kernels/runtime_cuda.h"
 #endif
 
@@ -82,7 +88,7 @@ double median_seconds(Ops& ops, const std::function<void()>& fn, int reps = 7) {
 }
 
 struct Ceilings {
-  double tflops, gbps;
+  double tflops, gbps, memcpy_gbps, kernel_gbps;  // gbps: the faster copy
 };
 
 Ceilings measure_ceilings(Ops& ops, std::mt19937& rng) {
@@ -91,8 +97,10 @@ Ceilings measure_ceilings(Ops& ops, std::mt19937& rng) {
   const double tg = median_seconds(ops, [&] { ops.gemm(Mat::of(a.t), false, Mat::of(b.t), true, Mat::of(c.t), 1, 0); });
   const int64_t bytes = int64_t(1) << 30;
   Buf src(ops, DType::I32, {bytes / 4}, rng), dst(ops, DType::I32, {bytes / 4}, rng);
-  const double tc = median_seconds(ops, [&] { ops.copy(dst.t, src.t); });
-  return {2.0 * N * N * N / tg / 1e12, 2.0 * double(bytes) / tc / 1e9};
+  const double tc = median_seconds(ops, [&] { ops.copy(dst.t, src.t); });  // cudaMemcpyAsync D2D
+  const double tk = median_seconds(ops, [&] { cuda::copy_words(dst.t.data, src.t.data, size_t(bytes), nullptr); });
+  const double memcpy_gbps = 2.0 * double(bytes) / tc / 1e9, kernel_gbps = 2.0 * double(bytes) / tk / 1e9;
+  return {2.0 * N * N * N / tg / 1e12, std::max(memcpy_gbps, kernel_gbps), memcpy_gbps, kernel_gbps};
 }
 
 struct Row {
@@ -103,7 +111,10 @@ struct Row {
   double fraction;
 };
 
+std::vector<Row> g_rows;  // every printed row, for the memory-bound summary at the end
+
 void print_row(const Row& r) {
+  g_rows.push_back(r);
   std::printf("| %-22s | %-4s | %6lld | %9.3f | %9.1f %-6s | %5.1f%% |\n", r.op.c_str(), r.shape.c_str(),
               static_cast<long long>(r.T), r.ms, r.rate, r.flops ? "TFLOP/s" : "GB/s", 100.0 * r.fraction);
 }
@@ -137,6 +148,16 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
     const double t5 = median_seconds(ops, [&] { ops.swiglu_bwd(act.t, gu.t, dgu.t); });
     report("swiglu_bwd", t5, 0, 2.0 * T * 5 * s.I);
   }
+  {  // elementwise ops over the residual stream [T, H]
+    const double ta = median_seconds(ops, [&] { ops.add_inplace(y.t, x.t); });
+    report("add_inplace", ta, 0, 2.0 * 3 * T * s.H);
+    const double ts = median_seconds(ops, [&] { ops.scale_inplace(y.t, 0.5f); });
+    report("scale_inplace", ts, 0, 2.0 * 2 * T * s.H);
+    const double td = median_seconds(ops, [&] { ops.dropout(x.t, 0.1f, 7, y.t); });
+    report("dropout", td, 0, 2.0 * 2 * T * s.H);
+    const double tn = median_seconds(ops, [&] { ops.neftune_noise(y.t, 1e-3f, 7); });
+    report("neftune_noise", tn, 0, 2.0 * 2 * T * s.H);
+  }
   {
     const double t1 = median_seconds(ops, [&] { ops.rmsnorm_fwd(x.t, w.t, 1e-6f, y.t, rstd.t); });
     report("rmsnorm_fwd", t1, 0, 2.0 * 2 * T * s.H);
@@ -159,6 +180,8 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
     const RopeFreqs rope{inv_freq.t, 1.0f};
     const double tr = median_seconds(ops, [&] { ops.rope_fwd(q.t, seq, rope); });
     report("rope_fwd (q)", tr, 0, 2.0 * 2 * T * qo);
+    const double trb = median_seconds(ops, [&] { ops.rope_bwd(k.t, seq, rope); });
+    report("rope_bwd (k)", trb, 0, 2.0 * 2 * T * kvo);
     // causal: sum over sequences of L(L+1)/2 score pairs, 2 GEMMs of 2 D flops each
     const double pairs = double(S) * kSeqLen * (kSeqLen + 1) / 2;
     const double tf = median_seconds(
@@ -201,8 +224,104 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
     ops.adamw_step(p.t, g.t, m.t, v.t, {1e-4, 0.9, 0.999, 1e-8, 0.0, ++step});
   });
   print_row({"adamw_step", "7B", P, ta * 1e3, 28.0 * P / ta / 1e9, false, 28.0 * P / ta / 1e9 / ceil.gbps});
+  Buf pb(ops, DType::BF16, {P}, rng);
+  const double tc = median_seconds(ops, [&] { ops.cast(p.t, pb.t); });  // the LoRA compute copy
+  print_row({"cast f32->bf16", "7B", P, tc * 1e3, 6.0 * P / tc / 1e9, false, 6.0 * P / tc / 1e9 / ceil.gbps});
   const double tn = median_seconds(ops, [&] { ops.sum_squares(g.t); });
   print_row({"sum_squares (grad norm)", "7B", P, tn * 1e3, 4.0 * P / tn / 1e9, false, 4.0 * P / tn / 1e9 / ceil.gbps});
+}
+
+// LM head + cross-entropy at the issue's 7B shape (V = 152064, H = 3584, 4096 tokens, all trained): the whole op
+// (two GEMMs of 2 T H V FLOPs each, the row pass, gathers) with each row pass of kernels/dev/cross_entropy, then the
+// row pass alone over [4096, V] bf16 logits with the gradient: ms, GB/s of the bytes it moves (variant.row_reads
+// reads + 1 write of the logits), its share of the copy ceiling, and its max difference from the first variant
+// (row losses and gradient rows, over the first 64 rows of the same logits).
+void bench_lm_head_ce(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
+  const DType B = DType::BF16;
+  const int64_t T = 4096, H = 3584, V = 152064, kCheckRows = 64;
+  Buf h(ops, B, {T, H}, rng), W(ops, B, {V, H}, rng), targets(ops, DType::I32, {T}, rng),
+      loss(ops, DType::F32, {1}, rng), correct(ops, DType::I32, {1}, rng), dh(ops, B, {T, H}, rng);
+  std::vector<int32_t> tg(static_cast<size_t>(T)), idx(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    tg[size_t(t)] = int32_t((t * 7919) % V);
+    idx[size_t(t)] = int32_t(t);
+  }
+  targets.set_i32(tg);
+  const auto variants = dev::softmax_ce_variants();
+  {
+    cuda::GemmRunner gemm(nullptr);
+    cuda::LmHeadCe a;
+    a.h = h.t.data;
+    a.W = W.t.data;
+    a.targets = targets.t.i32();
+    a.T = T;
+    a.H = H;
+    a.V = V;
+    a.grad_scale = 1.0f / float(T);
+    a.loss_sum = loss.t.f32();
+    a.correct = correct.t.i32();
+    a.dh = dh.t.data;
+    Buf scratch(ops, DType::I32, {int64_t(cuda::lm_head_ce_scratch_bytes(a) / 4 + 1)}, rng);
+    for (const auto& v : variants) {
+      a.row_pass = v.rows;
+      const double t = median_seconds(ops, [&] { cuda::lm_head_ce(a, gemm, scratch.t.data, nullptr); }, 3);
+      print_row({std::string("lm_head_ce ") + v.name, "7B", T, t * 1e3, 4.0 * T * H * V / t / 1e12, true,
+                 4.0 * T * H * V / t / 1e12 / ceil.tflops});
+    }
+  }
+  Buf logits(ops, B, {T, V}, rng), pristine(ops, B, {T, V}, rng), ids(ops, DType::I32, {T}, rng),
+      row_loss(ops, DType::F32, {T}, rng), row_correct(ops, DType::I32, {T}, rng);
+  ops.copy(pristine.t, logits.t);
+  ids.set_i32(idx);
+  cuda::SoftmaxCeRows r;
+  r.logits = logits.t.data;
+  r.rows = T;
+  r.V = V;
+  r.targets = targets.t.i32();
+  r.idx = ids.t.i32();
+  r.grad_scale = 1.0f / float(T);
+  r.want_grad = true;
+  r.row_loss = row_loss.t.f32();
+  r.row_correct = row_correct.t.i32();
+  std::vector<float> ref_loss, ref_grad;
+  for (const auto& v : variants) {
+    ops.copy(logits.t, pristine.t);  // the check: the first rows of the same logits
+    cuda::SoftmaxCeRows check = r;
+    check.rows = kCheckRows;
+    v.rows(check, nullptr);
+    std::vector<float> got_loss(static_cast<size_t>(kCheckRows)), got_grad(static_cast<size_t>(kCheckRows * V));
+    std::vector<uint16_t> grad_bits(got_grad.size());
+    ops.copy_to_host(got_loss.data(), row_loss.t.data, got_loss.size() * 4);
+    ops.copy_to_host(grad_bits.data(), logits.t.data, grad_bits.size() * 2);
+    for (size_t i = 0; i < grad_bits.size(); ++i) got_grad[i] = bf16_to_f32(grad_bits[i]);
+    if (ref_loss.empty()) {
+      ref_loss = got_loss;
+      ref_grad = got_grad;
+    }
+    double dl = 0, dg = 0;
+    for (size_t i = 0; i < got_loss.size(); ++i) dl = std::max(dl, double(std::fabs(got_loss[i] - ref_loss[i])));
+    for (size_t i = 0; i < got_grad.size(); ++i) dg = std::max(dg, double(std::fabs(got_grad[i] - ref_grad[i])));
+    const double t = median_seconds(ops, [&] { v.rows(r, nullptr); });
+    const double bytes = double(v.row_reads + 1) * double(T) * double(V) * 2.0;
+    const double gbps = bytes / t / 1e9;
+    print_row({std::string("ce rows ") + v.name, "7B", T, t * 1e3, gbps, false, gbps / ceil.gbps});
+    std::printf("  max |diff| from the first: row loss %.3g, gradient %.3g\n", dl, dg);
+  }
+}
+
+// Memory-bound ops (GB/s rows) below 85% of the copy ceiling, named.
+void print_memory_summary() {
+  int n = 0, under = 0;
+  std::string names;
+  for (const Row& r : g_rows) {
+    if (r.flops) continue;
+    ++n;
+    if (r.fraction >= 0.85) continue;
+    ++under;
+    names += " " + r.op + "@" + r.shape + "/" + std::to_string(r.T);
+  }
+  std::printf("memory-bound: %d of %d rows >= 85%% of the copy ceiling; below:%s\n", n - under, n,
+              under ? names.c_str() : " none");
 }
 
 }  // namespace
@@ -227,8 +346,10 @@ int main(int argc, char** argv) {
   }
   std::mt19937 rng(1);
   const auto ceil = measure_ceilings(*ops, rng);
-  std::printf("ceilings: bf16 GEMM 8192^3 %.1f TFLOP/s, device copy %.1f GB/s (read + write)\n", ceil.tflops,
-              ceil.gbps);
+  std::printf(
+      "ceilings: bf16 GEMM 8192^3 %.1f TFLOP/s, device copy %.1f GB/s (read + write; cudaMemcpy %.1f, 16-byte copy "
+      "kernel %.1f)\n",
+      ceil.tflops, ceil.gbps, ceil.memcpy_gbps, ceil.kernel_gbps);
   std::printf("| %-22s | %-4s | %6s | %9s | %17s | %6s |\n", "op", "size", "tokens", "ms", "rate", "ceil");
   std::printf("|%s|\n", std::string(86, '-').c_str());
   for (const Shape& s : kShapes)
@@ -237,6 +358,8 @@ int main(int argc, char** argv) {
       bench_shape(*ops, s, T, ceil, rng);
     }
   bench_optimizer(*ops, ceil, rng);
+  bench_lm_head_ce(*ops, ceil, rng);
+  print_memory_summary();
   return 0;
 #endif
 }

@@ -1,152 +1,80 @@
 #include "data/data_config.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
-#include <functional>
 
 #include "engine/base/error.h"
-#include "engine/base/nearest_key.h"
+#include "engine/base/json_reader.h"
 
 namespace qsft {
 
-namespace dom = simdjson::dom;
 namespace fs = std::filesystem;
+using json::element;
 
 namespace {
 
-struct KeyReader {
-  const std::string& where;
-  const fs::path& base_dir;
-  std::string key;  // "data.<name>"
-  dom::element value;
+// A path of the config, relative to the config file's folder: made absolute.
+std::string path_in(const fs::path& base_dir, const std::string& p) {
+  const fs::path path(p);
+  return (path.is_absolute() ? path : base_dir / path).lexically_normal().string();
+}
 
-  [[noreturn]] void fail(const std::string& what) const { throw input_error(where, key + ": " + what); }
+// A path or a list of paths.
+std::vector<std::string> paths_in(const fs::path& base_dir, const json::Reader& r, element v) {
+  if (v.is_string()) return {path_in(base_dir, r.string(v))};
+  std::vector<std::string> out;
+  for (element item : r.list(v)) out.push_back(path_in(base_dir, r.string(item)));
+  return out;
+}
 
-  std::string text() const {
-    std::string_view s;
-    if (value.get_string().get(s)) fail("expected a string");
-    return std::string(s);
-  }
-  std::string choice(const std::vector<std::string>& allowed) const {
-    std::string s = text();
-    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return s;
-    std::string list;
-    for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    fail("'" + s + "' is not one of " + list);
-  }
-  int64_t integer(int64_t min) const {
-    int64_t i;
-    if (value.get_int64().get(i)) fail("expected an integer");
-    if (i < min) fail("must be at least " + std::to_string(min));
-    return i;
-  }
-  double number() const {
-    double d;
-    if (value.get_double().get(d)) fail("expected a number");
-    return d;
-  }
-  bool boolean() const {
-    bool b;
-    if (value.get_bool().get(b)) fail("expected true or false");
-    return b;
-  }
-  std::string path() const {
-    fs::path p(text());
-    return (p.is_absolute() ? p : base_dir / p).lexically_normal().string();
-  }
-  // A path or a list of paths.
-  std::vector<std::string> paths() const {
-    if (value.is_string()) return {path()};
-    dom::array list;
-    if (value.get_array().get(list)) fail("expected a path or a list of paths");
-    std::vector<std::string> out;
-    for (dom::element item : list) {
-      KeyReader r = *this;
-      r.value = item;
-      out.push_back(r.path());
-    }
-    return out;
-  }
-};
-
-using Setter = std::function<void(DataConfig&, const KeyReader&)>;
-
-const std::vector<std::pair<std::string, Setter>>& setters() {
-  static const std::vector<std::pair<std::string, Setter>> s = {
-      {"train_files", [](DataConfig& c, const KeyReader& r) { c.train_files = r.paths(); }},
-      {"eval_files", [](DataConfig& c, const KeyReader& r) { c.eval_files = r.paths(); }},
-      {"eval_split",
-       [](DataConfig& c, const KeyReader& r) {
-         c.eval_split = r.number();
-         if (c.eval_split < 0 || c.eval_split >= 1) r.fail("must be in [0, 1)");
-       }},
-      {"format",
-       [](DataConfig& c, const KeyReader& r) {
-         c.format =
-             r.choice({"auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text", "template", "tokens"});
-       }},
-      {"chat_format", [](DataConfig& c, const KeyReader& r) { c.chat_format = r.text(); }},
-      {"loss_mask",
-       [](DataConfig& c, const KeyReader& r) {
-         c.loss_mask = r.choice({"auto", "assistant", "completion", "all"});
-       }},
-      {"max_length", [](DataConfig& c, const KeyReader& r) { c.max_length = r.integer(2); }},
-      {"truncation",
-       [](DataConfig& c, const KeyReader& r) {
-         c.truncation = r.choice({"keep_start", "drop", "split"});
-       }},
-      {"packing", [](DataConfig& c, const KeyReader& r) { c.packing = r.boolean(); }},
-      {"on_bad_record",
-       [](DataConfig& c, const KeyReader& r) {
-         c.on_bad_record = r.choice({"error", "skip"});
-       }},
-      {"prompt_template", [](DataConfig& c, const KeyReader& r) { c.prompt_template = r.text(); }},
-      {"completion_template", [](DataConfig& c, const KeyReader& r) { c.completion_template = r.text(); }},
-      {"cache_dir", [](DataConfig& c, const KeyReader& r) { c.cache_dir = r.path(); }},
-      {"append_eos", [](DataConfig& c, const KeyReader& r) { c.append_eos = r.boolean(); }},
-      {"eos_token", [](DataConfig& c, const KeyReader& r) { c.eos_token = r.text(); }},
-      {"seed", [](DataConfig& c, const KeyReader& r) { c.seed = uint64_t(r.integer(0)); }},
-      {"num_threads", [](DataConfig& c, const KeyReader& r) { c.num_threads = int(r.integer(0)); }},
-  };
-  return s;
+void check_data_config(const DataConfig& c, const std::string& where) {
+  if (c.train_files.empty()) throw input_error(where, "missing key \"data.train_files\" (a file, a folder or a list)");
+  if (c.format == "template" && c.prompt_template.empty() && c.completion_template.empty())
+    throw input_error(where,
+                      "key \"data.format\": 'template' needs data.prompt_template and/or "
+                      "data.completion_template");
+  // A template's completion is what is trained: without one only the EOS would be.
+  if (!c.prompt_template.empty() && c.completion_template.empty() && c.loss_mask != "all")
+    throw input_error(where,
+                      "missing key \"data.completion_template\": with a prompt_template only the completion is "
+                      "trained (give completion_template, or set data.loss_mask to \"all\")");
+  if (!c.eval_files.empty() && c.eval_split > 0)
+    throw input_error(where, "key \"data.eval_split\": give eval_files or eval_split, not both");
 }
 
 }  // namespace
 
 DataConfig parse_data_config(std::string_view json_object_text, const std::string& where, const fs::path& base_dir) {
-  dom::parser parser;
-  simdjson::padded_string padded(json_object_text);
-  dom::element root;
-  if (auto err = parser.parse(padded).get(root))
-    throw input_error(where, std::string("data: not valid JSON: ") + simdjson::error_message(err));
-  dom::object obj;
-  if (root.get_object().get(obj)) throw input_error(where, "data: expected an object");
-  std::vector<std::string> valid;
-  for (auto& [name, set] : setters()) valid.push_back(name);
+  const json::Document doc(where, json_object_text);
   DataConfig c;
-  for (dom::key_value_pair kv : obj) {
-    std::string name(kv.key);
-    auto it = std::find_if(setters().begin(), setters().end(), [&](auto& s) { return s.first == name; });
-    if (it == setters().end()) {
-      std::string hint = nearest_key(name, valid), list;
-      for (const std::string& v : valid) list += (list.empty() ? "" : ", ") + v;
-      throw input_error(where,
-                        "unknown key data." + name +
-                            (hint.empty() ? " (valid keys: " + list + ")" : " (did you mean data." + hint + "?)"));
-    }
-    it->second(c, KeyReader{where, base_dir, "data." + name, kv.value});
-  }
-  if (c.train_files.empty()) throw input_error(where, "data.train_files: missing (a file, a folder or a list)");
-  if (c.format == "template" && c.prompt_template.empty() && c.completion_template.empty())
-    throw input_error(where, "data.format: 'template' needs data.prompt_template and/or data.completion_template");
-  // A template's completion is what is trained: without one only the EOS would be.
-  if (!c.prompt_template.empty() && c.completion_template.empty() && c.loss_mask != "all")
-    throw input_error(where,
-                      "data.completion_template: missing; with a prompt_template only the completion is "
-                      "trained (give completion_template, or set data.loss_mask to \"all\")");
-  if (!c.eval_files.empty() && c.eval_split > 0)
-    throw input_error(where, "data.eval_split: give eval_files or eval_split, not both");
+  json::Section s(where, "data");
+  auto R = [&](const char* k) { return s.reader(k); };
+  s.key("train_files", [&](element v) { c.train_files = paths_in(base_dir, R("train_files"), v); });
+  s.key("eval_files", [&](element v) { c.eval_files = paths_in(base_dir, R("eval_files"), v); });
+  s.key("eval_split", [&](element v) {
+    c.eval_split = R("eval_split").number(v);
+    if (c.eval_split < 0 || c.eval_split >= 1) R("eval_split").bad("must be in [0, 1)");
+  });
+  s.key("format", [&](element v) {
+    c.format = R("format").one_of(
+        v, {"auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text", "template", "tokens"});
+  });
+  s.key("chat_format", [&](element v) { c.chat_format = R("chat_format").string(v); });
+  s.key("loss_mask", [&](element v) {
+    c.loss_mask = R("loss_mask").one_of(v, {"auto", "assistant", "completion", "all"});
+  });
+  s.key("max_length", [&](element v) { c.max_length = R("max_length").count(v, 2, INT64_MAX); });
+  s.key("truncation", [&](element v) { c.truncation = R("truncation").one_of(v, {"keep_start", "drop", "split"}); });
+  s.key("packing", [&](element v) { c.packing = R("packing").boolean(v); });
+  s.key("on_bad_record", [&](element v) { c.on_bad_record = R("on_bad_record").one_of(v, {"error", "skip"}); });
+  s.key("prompt_template", [&](element v) { c.prompt_template = R("prompt_template").string(v); });
+  s.key("completion_template", [&](element v) { c.completion_template = R("completion_template").string(v); });
+  s.key("cache_dir", [&](element v) { c.cache_dir = path_in(base_dir, R("cache_dir").string(v)); });
+  s.key("append_eos", [&](element v) { c.append_eos = R("append_eos").boolean(v); });
+  s.key("eos_token", [&](element v) { c.eos_token = R("eos_token").string(v); });
+  s.key("seed", [&](element v) { c.seed = uint64_t(R("seed").count(v, 0, INT64_MAX)); });
+  s.key("num_threads", [&](element v) { c.num_threads = int(R("num_threads").count(v, 0, INT32_MAX)); });
+  s.parse(doc.root());
+  check_data_config(c, where);
   return c;
 }
 

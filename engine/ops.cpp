@@ -4,9 +4,11 @@
 // or BF16 here; a backend refuses a dtype it does not compute in (the CPU one: F32 only).
 #include "engine/ops.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 
 #include "engine/base/error.h"
 
@@ -79,10 +81,24 @@ struct Expect {
     layout(seq, x.dim(0));
     vector(f.inv_freq, DType::F32, x.dim(2) / 2, "rope inv_freq");
   }
-  // A frozen Linear's weight: F32 or BF16 [out, in].
+  // A frozen Linear's weight: F32 or BF16 [out, in], or 4-bit (Quant4).
   void linear_weight(const LinearWeight& W) const {
+    if (W.quantized()) return quant4(W);
     floating(W.w, "linear W");
     QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
+  }
+  // Codes U8 [out, in/2]; absmax F32 (U8 when double-quantized) of out*in/64 elements, 64 dividing each part;
+  // absmax2 F32 with ceil(blocks per part / 256) per part.
+  void quant4(const LinearWeight& W) const {
+    const Quant4& q = W.q;
+    dtype(W.w, DType::U8, "linear W (4-bit codes)");
+    QSFT_CHECK(W.w.ndim == 2, "linear W (4-bit codes) is " + W.w.shape_str() + ", expected [out, in/2]");
+    QSFT_CHECK(q.compute == DType::F32 || q.compute == DType::BF16, "linear W: compute dtype must be F32 or BF16");
+    QSFT_CHECK((q.parts == 1 || q.parts == 2) && W.out() % q.parts == 0, "linear W: bad 4-bit parts");
+    const int64_t part = W.out() / q.parts * W.in();
+    QSFT_CHECK(part % 64 == 0, "linear W: 4-bit parts of " + std::to_string(part) + " elements, not blocks of 64");
+    vector(q.absmax, q.double_quant() ? DType::U8 : DType::F32, W.out() * W.in() / 64, "linear W absmax");
+    if (q.double_quant()) vector(q.absmax2, DType::F32, q.parts * W.absmax2_per_part(), "linear W absmax2");
   }
   // A GEMM operand: F32 or BF16, a valid view.
   static void view(const Mat& m, const char* name) {
@@ -110,6 +126,15 @@ struct Expect {
 };
 
 }  // namespace
+
+const char* weight_format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::dense: return "dense";
+    case WeightFormat::nf4: return "nf4";
+    case WeightFormat::fp4: return "fp4";
+  }
+  return "?";
+}
 
 const char* op_family_name(OpFamily f) {
   static const char* const names[kNumOpFamilies] = {"linear (frozen)", "gemm (LoRA)", "attention", "rope",
@@ -222,10 +247,10 @@ void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor
   const Expect e{device()};
   e.linear_weight(W);
   const int64_t T = x.ndim ? x.dim(0) : 0;
-  e.matrix(x, W.w.dtype, T, W.in(), "linear x", true);
-  e.matrix(y, W.w.dtype, T, W.out(), "linear y", true);
-  if (!W.bias.empty()) e.vector(W.bias, W.w.dtype, W.out(), "linear bias");
-  if (residual) e.matrix(*residual, W.w.dtype, T, W.out(), "linear residual", true);
+  e.matrix(x, W.dtype(), T, W.in(), "linear x", true);
+  e.matrix(y, W.dtype(), T, W.out(), "linear y", true);
+  if (!W.bias.empty()) e.vector(W.bias, W.dtype(), W.out(), "linear bias");
+  if (residual) e.matrix(*residual, W.dtype(), T, W.out(), "linear residual", true);
   linear_impl(x, W, y, residual);
 }
 
@@ -234,25 +259,71 @@ void Ops::linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool
   const Expect e{device()};
   e.linear_weight(W);
   const int64_t T = dy.ndim ? dy.dim(0) : 0;
-  e.matrix(dy, W.w.dtype, T, W.out(), "linear dy", true);
-  e.matrix(dx, W.w.dtype, T, W.in(), "linear dx", true);
+  e.matrix(dy, W.dtype(), T, W.out(), "linear dy", true);
+  e.matrix(dx, W.dtype(), T, W.in(), "linear dx", true);
   linear_dgrad_impl(dy, W, dx, accumulate);
 }
 
-// Dense weights: y = x W^T + b over the backend's GEMM; the residual is first copied into y (beta = 1).
+void Ops::dequantize(const LinearWeight& W, Tensor& out) {
+  Scope s(*this, OpFamily::linear);
+  const Expect e{device()};
+  e.linear_weight(W);
+  e.matrix(out, W.dtype(), W.out(), W.in(), "dequantize out");
+  if (W.quantized()) {
+    dequantize_impl(W, 0, W.out(), out);
+  } else {
+    copy_impl(out, W.w);
+  }
+}
+
+int64_t Ops::chunk_rows(const LinearWeight& W) const {
+  if (!W.quantized()) return W.out();
+  const int64_t rows = int64_t(
+      std::min<size_t>(weight_scratch_limit() / size_t(W.in() * int64_t(dtype_size(W.dtype()))), size_t(W.out())));
+  return rows >= W.out() ? W.out() : std::max<int64_t>(64, rows / 64 * 64);  // whole blocks of 64 in each chunk
+}
+
+Tensor Ops::weight_rows(const LinearWeight& W, int64_t row0, int64_t row1) {
+  if (!W.quantized()) return W.w.rows(row0, row1);
+  const int64_t rows = row1 - row0;
+  Tensor w(weight_scratch(size_t(rows * W.in()) * dtype_size(W.dtype())), W.dtype(), {rows, W.in()}, device());
+  dequantize_impl(W, row0, row1, w);
+  return w;
+}
+
+namespace {
+Mat columns(Mat m, int64_t c0, int64_t c1) {  // columns [c0, c1) of m
+  m.data = static_cast<char*>(m.data) + size_t(c0) * dtype_size(m.dtype);
+  m.cols = c1 - c0;
+  return m;
+}
+}  // namespace
+
+// y = x W^T + b over the backend's GEMM, in chunks of W's rows (one for a dense W: y's columns [r0, r1) from rows
+// [r0, r1)); the residual is first copied into y (beta = 1).
 void Ops::linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
-  const int64_t T = x.dim(0);
+  const int64_t T = x.dim(0), chunk = chunk_rows(W);
   if (residual && residual->data != y.data) {
     QSFT_CHECK(y.contiguous() && residual->contiguous(), "a linear residual needs packed y and residual");
     copy_impl(y, *residual);
   }
-  gemm_impl(Mat::of(x), false, Mat::of(W.w), true, Mat::of(y), 1.0f, residual ? 1.0f : 0.0f,
-            W.bias.empty() ? nullptr : &W.bias, {T, W.out(), W.in()});
+  for (int64_t r0 = 0; r0 < W.out(); r0 += chunk) {
+    const int64_t r1 = std::min(W.out(), r0 + chunk);
+    const Tensor w = weight_rows(W, r0, r1), bias = W.bias.empty() ? Tensor() : W.bias.rows(r0, r1);
+    gemm_impl(Mat::of(x), false, Mat::of(w), true, columns(Mat::of(y), r0, r1), 1.0f, residual ? 1.0f : 0.0f,
+              W.bias.empty() ? nullptr : &bias, {T, r1 - r0, W.in()});
+  }
 }
 
+// dx = dy W = sum over the chunks of W's rows of dy[:, r0:r1] W[r0:r1, :].
 void Ops::linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate) {
-  gemm_impl(Mat::of(dy), false, Mat::of(W.w), false, Mat::of(dx), 1.0f, accumulate ? 1.0f : 0.0f, nullptr,
-            {dy.dim(0), W.in(), W.out()});
+  const int64_t chunk = chunk_rows(W);
+  for (int64_t r0 = 0; r0 < W.out(); r0 += chunk) {
+    const int64_t r1 = std::min(W.out(), r0 + chunk);
+    const Tensor w = weight_rows(W, r0, r1);
+    gemm_impl(columns(Mat::of(dy), r0, r1), false, Mat::of(w), false, Mat::of(dx), 1.0f,
+              accumulate || r0 > 0 ? 1.0f : 0.0f, nullptr, {dy.dim(0), W.in(), r1 - r0});
+  }
 }
 
 // dW.w += dy^T x over the backend's GEMM (F32 output), then the bias: db += sum_t dy.
@@ -300,6 +371,10 @@ void Ops::rmsnorm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, T
   e.vector(rstd, DType::F32, T, "rmsnorm rstd");
   rmsnorm_wgrad_impl(dy, x, rstd, dw, T, H);
 }
+void Ops::dequantize_impl(const LinearWeight& W, int64_t, int64_t, Tensor&) {
+  throw std::logic_error("the " + name() + " backend has no " + weight_format_name(W.q.format) + " weights");
+}
+void* Ops::weight_scratch(size_t) { throw std::logic_error("the " + name() + " backend has no weight scratch"); }
 
 // ---- embedding, norms, RoPE ----
 
@@ -377,6 +452,34 @@ void Ops::attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, co
   e.heads(dk, q.dtype, d.T, d.nkv, d.D, "attention dk");
   e.heads(dv, q.dtype, d.T, d.nkv, d.D, "attention dv");
   attention_bwd_impl(dout, q, k, v, out, lse, seq, dq, dk, dv, d);
+}
+
+void Ops::decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                           Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out) {
+  Scope s(*this, OpFamily::attention);
+  const Expect e{device()};
+  QSFT_CHECK(q.ndim == 3 && k_cache.ndim == 4, "decode attention q must be [B, n, D], the caches [slots, S, nkv, D]");
+  const cpu::DecodeAttentionDims d{q.dim(0), q.dim(1), k_cache.dim(2), q.dim(2), k_cache.dim(0), k_cache.dim(1)};
+  QSFT_CHECK(d.nkv > 0 && d.n % d.nkv == 0, "query heads must be a multiple of kv heads");
+  e.floating(q, "decode attention q");
+  e.heads(k_new, q.dtype, d.B, d.nkv, d.D, "decode attention k_new");
+  e.heads(v_new, q.dtype, d.B, d.nkv, d.D, "decode attention v_new");
+  e.heads(out, q.dtype, d.B, d.n, d.D, "decode attention out");
+  for (const Tensor* c : {&k_cache, &v_cache}) {
+    e.dtype(*c, q.dtype, "decode attention cache");
+    QSFT_CHECK(c->ndim == 4 && c->dim(0) == d.slots && c->dim(1) == d.S && c->dim(2) == d.nkv && c->dim(3) == d.D,
+               "decode attention caches are " + k_cache.shape_str() + " and " + v_cache.shape_str() +
+                   ", expected the same [slots, S, nkv, D] with D = " + std::to_string(d.D));
+  }
+  e.vector(slot, DType::I32, d.B, "decode attention slot");
+  e.vector(len, DType::I32, d.B, "decode attention len");
+  if (device() == Device::CPU)  // device values stay on the device, where the kernels trust them
+    for (int64_t b = 0; b < d.B; ++b)
+      QSFT_CHECK(slot.i32()[b] >= 0 && slot.i32()[b] < d.slots && len.i32()[b] >= 1 && len.i32()[b] <= d.S,
+                 "decode attention row " + std::to_string(b) + ": slot " + std::to_string(slot.i32()[b]) + ", len " +
+                     std::to_string(len.i32()[b]) + " outside the cache [" + std::to_string(d.slots) + ", " +
+                     std::to_string(d.S) + "]");
+  decode_attention_impl(q, k_new, v_new, k_cache, v_cache, slot, len, out, d);
 }
 
 void Ops::swiglu_fwd(const Tensor& gate_up, Tensor& out) {
@@ -469,6 +572,22 @@ void Ops::adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const Ada
   e.vector(v, DType::F32, n, "adamw v");
   QSFT_CHECK(h.step >= 1, "adamw step counts from 1");
   adamw_step_impl(p, g, m, v, h);
+}
+
+void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) {
+  Scope sc(*this, OpFamily::optimizer);
+  const Expect e{device()};
+  const int64_t n = p.numel(), blocks = (n + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock;
+  e.vector(p, DType::F32, n, "adamw8bit p");
+  e.vector(g, DType::F32, n, "adamw8bit g");
+  e.vector(s.m, DType::U8, n, "adamw8bit m");
+  e.vector(s.v, DType::U8, n, "adamw8bit v");
+  e.vector(s.absmax_m, DType::F32, blocks, "adamw8bit absmax_m");
+  e.vector(s.absmax_v, DType::F32, blocks, "adamw8bit absmax_v");
+  e.vector(s.map_m, DType::F32, 256, "adamw8bit map_m");
+  e.vector(s.map_v, DType::F32, 256, "adamw8bit map_v");
+  QSFT_CHECK(h.step >= 1, "adamw step counts from 1");
+  adamw8bit_step_impl(p, g, s, h);
 }
 
 }  // namespace qsft

@@ -11,12 +11,15 @@
 // memory (the model carves it into arenas once, before step one: no allocation inside the step loop).
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
 #include "engine/base/tensor.h"
 #include "kernels/adamw.h"
+#include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
+#include "kernels/decode_attention.h"
 
 namespace qsft {
 
@@ -30,13 +33,37 @@ struct Mat {
   }
 };
 
-// A frozen Linear layer y = x W^T + b in the format its weight is stored in. Dense F32/BF16 today; a quantized
-// format (NF4 for QLoRA) is another dtype plus its scale tensors here, and the backends dispatch on it.
+// The storage format of a frozen Linear's weight: dense (F32/BF16), or 4-bit as bitsandbytes stores it (QLoRA).
+enum class WeightFormat : uint8_t { dense, nf4, fp4 };
+const char* weight_format_name(WeightFormat f);
+
+// bitsandbytes' 4-bit format (kernels/nf4.h) of a weight [out, in]: blocks of 64 with an fp32 absmax, or with the
+// absmax double-quantized (U8 codes, an F32 absmax2 per 256 of them, the offset). The weight may be `parts` equal
+// row ranges quantized as separate tensors (the fused gate/up: gate_proj and up_proj), each with its own offset and
+// absmax2 blocks.
+struct Quant4 {
+  WeightFormat format = WeightFormat::dense;
+  DType compute = DType::F32;  // x, y and the dequantized weight: the backend's activation dtype
+  Tensor absmax;               // F32 [out*in/64], or U8 [out*in/64] when double-quantized
+  Tensor absmax2;              // double quantization: F32 [parts * ceil(out*in/64/parts / 256)]; else empty
+  float offset[2] = {0, 0};    // double quantization: the mean of each part's absmax
+  int parts = 1;
+  bool double_quant() const { return !absmax2.empty(); }
+};
+
+// A frozen Linear layer y = x W^T + b in the format its weight is stored in; the backends dispatch on it.
 struct LinearWeight {
-  Tensor w;     // [out, in]
+  Tensor w;     // dense: [out, in] F32/BF16; 4-bit: the codes U8 [out, in/2], two per byte, high nibble first
   Tensor bias;  // [out], or empty: no bias
+  Quant4 q;     // the 4-bit format's scales (format dense: unused)
+  LinearWeight() = default;
+  LinearWeight(Tensor weight, Tensor b) : w(weight), bias(b) {}  // dense
+  bool quantized() const { return q.format != WeightFormat::dense; }
+  DType dtype() const { return quantized() ? q.compute : w.dtype; }  // of x, y, bias
   int64_t out() const { return w.dim(0); }
-  int64_t in() const { return w.dim(-1); }
+  int64_t in() const { return quantized() ? 2 * w.dim(-1) : w.dim(-1); }
+  int64_t blocks_per_part() const { return out() * in() / 64 / q.parts; }       // 4-bit: absmax values per part
+  int64_t absmax2_per_part() const { return (blocks_per_part() + 255) / 256; }  // double quantization
 };
 
 // The packed micro-batch layout the attention and RoPE need. Device tensors on the backend's device.
@@ -58,6 +85,15 @@ struct RopeFreqs {
 // rate, and the step count from 1); doubles, as torch's are Python floats. One definition, in kernels/adamw.h.
 using AdamWSettings = cpu::AdamWSettings;
 using AdamWHyper = cpu::AdamWHyper;
+// The 8-bit AdamW state on the backend's device: codes and per-block absmax of each moment, and the two maps.
+struct AdamW8bitMoments {
+  Tensor m, v;                // U8 [P]
+  Tensor absmax_m, absmax_v;  // F32 [ceil(P / 256)]
+  Tensor map_m, map_v;        // F32 [256]: dynamic_map(true), dynamic_map(false)
+  cpu::AdamW8bitState pointers() const {
+    return {m.as<uint8_t>(), v.as<uint8_t>(), absmax_m.f32(), absmax_v.f32(), map_m.f32(), map_v.f32()};
+  }
+};
 
 // The op families a step's time is split into under QSFT_PROFILE=1 (Ops::profile_report).
 enum class OpFamily : uint8_t {
@@ -88,6 +124,8 @@ class Ops {
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() {}
+  // The compute stream (a cudaStream_t on cuda, nullptr on cpu): the NCCL Comm enqueues its collectives on it.
+  virtual void* stream() const { return nullptr; }
   // Bytes of device memory free for our arenas (0 = unknown).
   virtual size_t memory_available() const { return 0; }
   void zero(Tensor& t);                       // t = 0 (packed)
@@ -107,6 +145,8 @@ class Ops {
   void linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual = nullptr);
   // dx = dy W (accumulate: dx += dy W).   dy [T, out] (may be a column slice), dx [T, in]
   void linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
+  // out = W as a dense matrix [out, in] of W.dtype() (a 4-bit weight dequantized exactly as bitsandbytes does).
+  void dequantize(const LinearWeight& W, Tensor& out);
 
   // ---- weight gradients (full fine-tuning): F32, accumulated (+=), each element summed in a fixed order ----
   // dW.w += dy^T x; dW.bias += sum_t dy (when dW has a bias).   dy [T, out] (may be a column slice), x [T, in]
@@ -141,6 +181,13 @@ class Ops {
   void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                      const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv);
 
+  // ---- decode attention (generation): one new token per sequence over its KV cache, read in place ----
+  // q [B, n, D]; k_new, v_new [B, nkv, D] (this step's keys and values, after RoPE); k_cache, v_cache
+  // [slots, S, nkv, D]; slot, len I32 [B]. Writes k_new[b], v_new[b] at position len[b] - 1 of cache slot slot[b],
+  // then out[b] = causal attention of q[b] over that slot's positions [0, len[b]) (kernels/decode_attention.h).
+  void decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache, Tensor& v_cache,
+                        const Tensor& slot, const Tensor& len, Tensor& out);
+
   // ---- SwiGLU on a fused gate/up output: out = silu(gate) * up ----
   // gate_up [T, 2I] (gate = columns [0, I), up = [I, 2I)), out [T, I]; dgate_up [T, 2I] overwritten.
   void swiglu_fwd(const Tensor& gate_up, Tensor& out);
@@ -170,6 +217,9 @@ class Ops {
   // p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
   // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).   p, g, m, v F32 [P]
   void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h);
+  // bitsandbytes' 8-bit blockwise AdamW (kernels/adamw8bit.h: optim "adamw_8bit"): p, g F32 [P]; the moments'
+  // codes U8 [P], their absmax F32 [ceil(P / 256)] (blocks of 256 from the first parameter), maps F32 [256].
+  void adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h);
 
   // ---- profile (QSFT_PROFILE=1 in the environment: time per op family, CUDA events on the GPU) ----
   bool profiling() const { return profiling_; }
@@ -188,12 +238,19 @@ class Ops {
   virtual void cast_impl(const Tensor& src, Tensor& dst) = 0;  // F32 -> BF16
   virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                          const Tensor* bias, const GemmSizes& s) = 0;
-  // Dense weights go through gemm_impl; a backend with quantized formats overrides these.
+  // Both go through gemm_impl; a 4-bit weight is first dequantized into the backend's weight scratch.
   virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
   virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
   // dW.w through gemm_impl, then bias_grad_impl when there is a bias.
   virtual void linear_wgrad_impl(const Tensor& dy, const Tensor& x, const LinearWeight& dW);
   virtual void bias_grad_impl(const Tensor& dy, Tensor& db, int64_t T, int64_t N) = 0;  // db += sum_t dy[t]
+  // A backend with 4-bit weights: out [row1 - row0, in] (W.dtype(), packed) = rows [row0, row1) of W dequantized
+  // (row0, row1 multiples of 64 or W.out()), and a scratch of `bytes` device bytes valid until the next call (the
+  // defaults refuse: no 4-bit weights on this backend). The linear ops dequantize a weight in chunks of rows of at
+  // most weight_scratch_limit() bytes.
+  virtual void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out);
+  virtual void* weight_scratch(size_t bytes);
+  virtual size_t weight_scratch_limit() const { return std::numeric_limits<size_t>::max(); }
   virtual void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
   virtual void embedding_bwd_impl(const Tensor& ids, const Tensor& dout, Tensor& dtable) = 0;
   virtual void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) = 0;
@@ -209,6 +266,9 @@ class Ops {
   virtual void attention_bwd_impl(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& out, const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk,
                                   Tensor& dv, const cpu::AttentionDims& d) = 0;
+  virtual void decode_attention_impl(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                                     Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out,
+                                     const cpu::DecodeAttentionDims& d) = 0;
   virtual void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) = 0;
   virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) = 0;
   virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
@@ -219,6 +279,7 @@ class Ops {
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;
+  virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) = 0;
 
   // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU
   // with a host clock, the GPU with events on its stream) and adds it to the family's total.
@@ -229,6 +290,10 @@ class Ops {
 
  private:
   class Scope;  // begin/end around one public op
+  // Rows of W per GEMM: all of a dense W.
+  int64_t chunk_rows(const LinearWeight& W) const;
+  // Rows [row0, row1) of W as a dense matrix: a view of a dense W, or dequantized into the weight scratch.
+  Tensor weight_rows(const LinearWeight& W, int64_t row0, int64_t row1);
   bool profiling_ = false;
   double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
   double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset
@@ -238,6 +303,8 @@ class Ops {
 
 // Device memory the cuda backend takes beyond the model's arenas (its cuBLASLt workspace).
 constexpr size_t kCudaScratchBytes = size_t(32) << 20;
+// The cuda backend's largest dequantized chunk of a 4-bit weight (QLoRA), in bytes.
+constexpr size_t kCudaWeightScratchBytes = size_t(16) << 20;
 
 // The fp32 reference backend (OpenMP). Always available.
 std::unique_ptr<Ops> make_cpu_ops();

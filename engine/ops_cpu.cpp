@@ -5,15 +5,19 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <vector>
 
 #include "engine/base/half.h"
 #include "engine/ops.h"
 #include "kernels/adamw.h"
+#include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/decode_attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/nf4.h"
 #include "kernels/reduce.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -75,6 +79,26 @@ class CpuOps final : public Ops {
   void bias_grad_impl(const Tensor& dy, Tensor& db, int64_t T, int64_t N) override {
     cpu::bias_grad(dy.f32(), T, N, dy.stride0(), db.f32());
   }
+  // Rows of a 4-bit weight: the absmax (each part's dequantized first when double-quantized), then code * absmax in
+  // fp32. The linear ops take the whole weight at once (no weight_scratch_limit): the dense GEMM's summation order.
+  void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out) override {
+    const Quant4& q = W.q;
+    const int64_t nbp = W.blocks_per_part(), n2p = W.absmax2_per_part(), first = row0 * W.in();
+    std::vector<float> absmax;
+    if (q.double_quant()) {
+      absmax.resize(size_t(nbp * q.parts));
+      for (int p = 0; p < q.parts; ++p)
+        cpu::dequantize_absmax(q.absmax.as<uint8_t>() + p * nbp, q.absmax2.f32() + p * n2p, nbp, q.offset[p],
+                               absmax.data() + p * nbp);
+    }
+    const float* am = (q.double_quant() ? absmax.data() : q.absmax.f32()) + first / cpu::kQuant4Block;
+    cpu::dequantize_4bit(W.w.as<uint8_t>() + first / 2, am, (row1 - row0) * W.in(),
+                         q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4, out.f32());
+  }
+  void* weight_scratch(size_t bytes) override {
+    if (scratch_.size() * 4 < bytes) scratch_.resize((bytes + 3) / 4);
+    return scratch_.data();
+  }
 
   void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) override {
     check_ids(ids, table.dim(0));
@@ -117,6 +141,13 @@ class CpuOps final : public Ops {
                        d, dq.f32(), dk.f32(), dv.f32());
   }
 
+  void decode_attention_impl(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                             Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out,
+                             const cpu::DecodeAttentionDims& d) override {
+    cpu::kv_cache_append(k_new.f32(), v_new.f32(), slot.i32(), len.i32(), d, k_cache.f32(), v_cache.f32());
+    cpu::decode_attention(q.f32(), k_cache.f32(), v_cache.f32(), slot.i32(), len.i32(), d, out.f32());
+  }
+
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {
     cpu::swiglu_fwd(gate_up.f32(), T, I, out.f32());
   }
@@ -144,6 +175,9 @@ class CpuOps final : public Ops {
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cpu::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h);
   }
+  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
+    cpu::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h);
+  }
 
  private:
   static void check_ids(const Tensor& ids, int64_t V) {
@@ -151,6 +185,7 @@ class CpuOps final : public Ops {
       QSFT_CHECK(ids.i32()[t] >= 0 && ids.i32()[t] < V,
                  "token id " + std::to_string(ids.i32()[t]) + " outside the vocabulary [0, " + std::to_string(V) + ")");
   }
+  std::vector<float> scratch_;  // the weight scratch: one dequantized 4-bit weight
 };
 
 }  // namespace

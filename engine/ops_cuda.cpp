@@ -10,12 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "kernels/adamw8bit_cuda.h"
 #include "kernels/adamw_cuda.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cross_entropy_cuda.h"
+#include "kernels/decode_attention_cuda.h"
 #include "kernels/elementwise_cuda.h"
 #include "kernels/embedding_cuda.h"
 #include "kernels/gemm_cuda.h"
+#include "kernels/nf4.h"
+#include "kernels/nf4_cuda.h"
 #include "kernels/profile_cuda.h"
 #include "kernels/reduce_cuda.h"
 #include "kernels/rmsnorm_cuda.h"
@@ -40,7 +44,8 @@ class CudaOps final : public Ops {
         ce_scratch_(stream_),
         attn_scratch_(stream_),
         reduce_scratch_(stream_),
-        emb_scratch_(stream_) {
+        emb_scratch_(stream_),
+        weight_scratch_(stream_) {
     if (profiling()) timer_ = std::make_unique<cuda::FamilyTimer>(stream_, kNumOpFamilies);
   }
   ~CudaOps() override {
@@ -61,6 +66,8 @@ class CudaOps final : public Ops {
     cuda::copy_d2h(host_dst, src, bytes, stream_);
   }
   void synchronize() override { cuda::stream_sync(stream_); }
+  size_t memory_available() const override { return cuda::device_memory_free(); }
+  void* stream() const override { return stream_; }
 
  protected:
   void zero_impl(Tensor& t) override { cuda::fill_zero(t.data, t.nbytes(), stream_); }
@@ -73,6 +80,31 @@ class CudaOps final : public Ops {
                  const Tensor* bias, const GemmSizes&) override {
     gemm_runner().run(operand(A), transA, operand(B), transB, operand(C), alpha, beta, bias ? bias->data : nullptr);
   }
+
+  // Rows of a 4-bit weight dequantized by one kernel, into the weight scratch (then the dense GEMM: Ops::linear_impl,
+  // chunk by chunk of at most kCudaWeightScratchBytes).
+  void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out) override {
+    const Quant4& q = W.q;
+    cuda::Quant4View v;
+    v.codes = W.w.as<uint8_t>();
+    if (q.double_quant()) {
+      v.qabsmax = q.absmax.as<uint8_t>();
+      v.absmax2 = q.absmax2.f32();
+    } else {
+      v.absmax = q.absmax.f32();
+    }
+    v.offset[0] = q.offset[0];
+    v.offset[1] = q.offset[1];
+    v.first = row0 * W.in();
+    v.n = (row1 - row0) * W.in();
+    v.blocks_per_part = W.blocks_per_part();
+    v.absmax2_per_part = W.absmax2_per_part();
+    v.code4 = cpu::quant4_code(q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4);
+    v.dynamic = cpu::dynamic_code();
+    cuda::dequantize_4bit(v, out.dtype, out.data, stream_);
+  }
+  void* weight_scratch(size_t bytes) override { return weight_scratch_.get(bytes); }
+  size_t weight_scratch_limit() const override { return kCudaWeightScratchBytes; }
 
   void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) override {
     cuda::embedding_fwd(table.dtype, ids.i32(), table.data, ids.numel(), table.dim(0), table.dim(-1), out.data,
@@ -128,6 +160,16 @@ class CudaOps final : public Ops {
                         stream_);
   }
 
+  void decode_attention_impl(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
+                             Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out,
+                             const cpu::DecodeAttentionDims& d) override {
+    QSFT_CHECK(d.D <= cuda::kDecodeAttentionMaxHeadDim,
+               "the CUDA decode attention supports head_dim up to 256, not " + std::to_string(d.D));
+    cuda::kv_cache_append(q.dtype, k_new.data, v_new.data, slot.i32(), len.i32(), d, k_cache.data, v_cache.data,
+                          stream_);
+    cuda::decode_attention(q.dtype, q.data, k_cache.data, v_cache.data, slot.i32(), len.i32(), d, out.data, stream_);
+  }
+
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {
     cuda::swiglu_fwd(gate_up.dtype, gate_up.data, T, I, out.data, stream_);
   }
@@ -171,6 +213,9 @@ class CudaOps final : public Ops {
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cuda::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h, stream_);
   }
+  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
+    cuda::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, stream_);
+  }
 
   void profile_begin(OpFamily f) override { timer_->begin(int(f)); }
   void profile_end(OpFamily f) override { timer_->end(int(f)); }
@@ -201,6 +246,7 @@ class CudaOps final : public Ops {
   std::unique_ptr<cuda::GemmRunner> gemm_;
   std::unique_ptr<cuda::FamilyTimer> timer_;  // only while profiling
   cuda::ScratchBuffer ce_scratch_, attn_scratch_, reduce_scratch_, emb_scratch_;
+  cuda::ScratchBuffer weight_scratch_;  // one dequantized 4-bit weight (the largest: planned, engine/train/plan.cpp)
 };
 
 }  // namespace

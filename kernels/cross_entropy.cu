@@ -9,7 +9,7 @@ namespace qsft::cuda {
 namespace {
 
 constexpr int kScanThreads = 1024;
-constexpr int kRowThreads = 1024;
+constexpr int kRowThreads = 512;
 constexpr size_t kLogitsBudget = size_t(256) << 20;  // bytes of one logits block
 
 size_t round_up(size_t b) { return (b + 255) / 256 * 256; }
@@ -60,65 +60,114 @@ __global__ void __launch_bounds__(kScanThreads)
   if (threadIdx.x == kScanThreads - 1) count[0] = offsets[threadIdx.x];
 }
 
-// (value, index) of the first maximum: ties go to the smaller index (torch.argmax).
-struct ArgMax {
-  float v;
-  int64_t i;
+// Online softmax statistics of some elements of a row: m = their maximum, i = its first index, s = sum exp(l - m).
+// Merging two keeps the larger maximum (the smaller index on ties, as torch.argmax) and rescales the other sum.
+// A NaN logit makes s NaN, so the loss is NaN and the trainer stops.
+struct OnlineSoftmax {
+  float m = -INFINITY;
+  int64_t i = INT64_MAX;
+  float s = 0.0f;
 };
-__device__ __forceinline__ ArgMax better(ArgMax a, ArgMax b) {
-  return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
-}
-__device__ ArgMax block_argmax(ArgMax m, float* vals, int64_t* idxs) {
-  for (int o = 16; o > 0; o >>= 1)
-    m = better(m, ArgMax{__shfl_xor_sync(0xffffffffu, m.v, o), __shfl_xor_sync(0xffffffffu, m.i, o)});
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) {
-    vals[warp] = m.v;
-    idxs[warp] = m.i;
+__device__ __forceinline__ OnlineSoftmax merge(OnlineSoftmax a, OnlineSoftmax b) {
+  if (b.m > a.m || (b.m == a.m && b.i < a.i)) {
+    const OnlineSoftmax t = a;
+    a = b;
+    b = t;
   }
+  if (b.m != -INFINITY) a.s += b.s * expf(b.m - a.m);  // b empty: nothing to add (and no exp(-inf + inf))
+  return a;
+}
+__device__ OnlineSoftmax block_merge(OnlineSoftmax v, OnlineSoftmax* scratch) {
+  auto warp_merge = [](OnlineSoftmax x) {
+    for (int o = 16; o > 0; o >>= 1)
+      x = merge(x, OnlineSoftmax{__shfl_xor_sync(0xffffffffu, x.m, o), __shfl_xor_sync(0xffffffffu, x.i, o),
+                                 __shfl_xor_sync(0xffffffffu, x.s, o)});
+    return x;
+  };
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_merge(v);
+  if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  m = lane < int(blockDim.x >> 5) ? ArgMax{vals[lane], idxs[lane]} : ArgMax{-INFINITY, INT64_MAX};
-  for (int o = 16; o > 0; o >>= 1)
-    m = better(m, ArgMax{__shfl_xor_sync(0xffffffffu, m.v, o), __shfl_xor_sync(0xffffffffu, m.i, o)});
-  return m;
+  return warp_merge(lane < int(blockDim.x >> 5) ? scratch[lane] : OnlineSoftmax{});
 }
 
-// One block per trained row r of the chunk: logits [V] -> loss, hit, and (want_grad) the logits gradient in place:
-//   e_j = exp(l_j - max), sum = sum_j e_j, loss = max + log(sum) - l_target, dl_j = grad_scale (e_j / sum - [j =
-//   target])
-template <class T>
-__global__ void __launch_bounds__(kRowThreads)
-    softmax_ce_kernel(T* logits, int64_t V, const int32_t* targets, const int32_t* idx, float grad_scale,
-                      bool want_grad, float* row_loss, int32_t* row_correct) {
-  __shared__ float fscratch[32];
-  __shared__ int64_t iscratch[32];
-  T* row = logits + int64_t(blockIdx.x) * V;
-  const int32_t target = targets[idx[blockIdx.x]];
-  ArgMax m{-INFINITY, INT64_MAX};
-  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) m = better(m, ArgMax{load(row + j), j});
-  m = block_argmax(m, fscratch, iscratch);
-  float sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < V; j += blockDim.x) sum += expf(load(row + j) - m.v);
-  sum = block_sum(sum, fscratch);
-  const float target_logit = load(row + target);
-  __syncthreads();  // every thread has read row[target] before the gradient overwrites it
+// Row r of the chunk by one block, W elements per thread step (16-byte vectors, or 1 for rows that are not
+// 16-byte aligned). Two passes over the row instead of three (max, sum, gradient):
+//   read:         the thread's (max, first argmax, sum_j exp(l_j - max)) online, merged over the block
+//   read + write: dl_j = grad_scale (exp(l_j - max) / sum - [j = target])            (want_grad only)
+//   loss = max + log(sum) - l_target, hit = (argmax == target)
+template <int W, class T>
+__device__ void softmax_ce_row(T* row, int64_t V, int32_t target, float grad_scale, bool want_grad, float* loss,
+                               int32_t* hit, OnlineSoftmax* scratch) {
+  const float target_logit = load(row + target);  // read before the block barrier, so before any overwrite
+  OnlineSoftmax st;
+  block_stride_vec<W>(V, [&](auto w, int64_t j) {
+    constexpr int N = decltype(w)::value;
+    float l[N];
+    load_n<N>(row + j, l);
+    int k_max = 0;
+#pragma unroll
+    for (int k = 1; k < N; ++k) k_max = l[k] > l[k_max] ? k : k_max;
+    if (l[k_max] > st.m) {  // this thread's elements come in increasing j: a tie keeps the earlier index
+      st.s *= expf(st.m - l[k_max]);
+      st.m = l[k_max];
+      st.i = j + k_max;
+    }
+#pragma unroll
+    for (int k = 0; k < N; ++k) st.s += expf(l[k] - st.m);
+  });
+  st = block_merge(st, scratch);
   if (threadIdx.x == 0) {
-    row_loss[blockIdx.x] = m.v + logf(sum) - target_logit;
-    row_correct[blockIdx.x] = m.i == target;
+    *loss = st.m + logf(st.s) - target_logit;
+    *hit = st.i == target;
   }
   if (!want_grad) return;
-  const float scale = grad_scale / sum;
-  for (int64_t j = threadIdx.x; j < V; j += blockDim.x)
-    store(row + j, expf(load(row + j) - m.v) * scale - (j == target ? grad_scale : 0.0f));
+  const float scale = grad_scale / st.s;
+  block_stride_vec<W>(V, [&](auto w, int64_t j) {
+    constexpr int N = decltype(w)::value;
+    float l[N];
+    load_n<N>(row + j, l);
+#pragma unroll
+    for (int k = 0; k < N; ++k) l[k] = expf(l[k] - st.m) * scale - (j + k == target ? grad_scale : 0.0f);
+    store_n<N>(row + j, l);
+  });
 }
 
-// dh[idx[r], :] = dhc[r, :]
-template <class E>
-__global__ void scatter_rows_kernel(const E* dhc, const int32_t* idx, int64_t H, E* dh) {
-  const E* src = dhc + int64_t(blockIdx.x) * H;
-  E* dst = dh + int64_t(idx[blockIdx.x]) * H;
-  for (int64_t j = threadIdx.x; j < H; j += blockDim.x) dst[j] = src[j];
+// Each block takes rows blockIdx.x, blockIdx.x + gridDim.x, ... (one row per block in production; a smaller grid
+// keeps fewer rows in flight, so that the second read of a row may come from L2: kernels/dev/cross_entropy).
+template <int W, class T>
+__global__ void __launch_bounds__(kRowThreads)
+    softmax_ce_kernel(T* logits, int64_t rows, int64_t V, const int32_t* targets, const int32_t* idx,
+                      float grad_scale, bool want_grad, float* row_loss, int32_t* row_correct) {
+  __shared__ OnlineSoftmax scratch[kRowThreads / 32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    softmax_ce_row<W>(logits + r * V, V, targets[idx[r]], grad_scale, want_grad, row_loss + r, row_correct + r,
+                      scratch);
+    __syncthreads();  // the next row's merge reuses scratch
+  }
+}
+
+// dh[idx[r], :] = dhc[r, :] for r < rows, rows of `row_units` units of Unit (16-byte words when rows allow).
+template <class Unit>
+__global__ void scatter_rows_kernel(const Unit* dhc, const int32_t* idx, int64_t row_units, Unit* dh) {
+  const Unit* src = dhc + int64_t(blockIdx.x) * row_units;
+  Unit* dst = dh + int64_t(idx[blockIdx.x]) * row_units;
+  for (int64_t j = threadIdx.x; j < row_units; j += blockDim.x) dst[j] = src[j];
+}
+
+void scatter_rows(DType dt, const void* dhc, const int32_t* idx, int64_t rows, int64_t H, void* dh, void* stream) {
+  const size_t row_bytes = size_t(H) * dtype_size(dt);
+  const cudaStream_t s = as_stream(stream);
+  if (row_bytes % 16 == 0 && aligned16(dhc) && aligned16(dh))
+    scatter_rows_kernel<uint4><<<unsigned(rows), 128, 0, s>>>(static_cast<const uint4*>(dhc), idx,
+                                                              int64_t(row_bytes / 16), static_cast<uint4*>(dh));
+  else if (dt == DType::F32)
+    scatter_rows_kernel<float><<<unsigned(rows), 128, 0, s>>>(static_cast<const float*>(dhc), idx, H,
+                                                              static_cast<float*>(dh));
+  else
+    scatter_rows_kernel<uint16_t><<<unsigned(rows), 128, 0, s>>>(static_cast<const uint16_t*>(dhc), idx, H,
+                                                                 static_cast<uint16_t*>(dh));
+  QSFT_CUDA_CHECK_LAUNCH();
 }
 
 // loss_sum[0] += sum of row_loss (double, fixed order), correct[0] += sum of row_correct.
@@ -149,6 +198,21 @@ int64_t lm_head_ce_chunk(int64_t V, DType dt) {
 
 size_t lm_head_ce_scratch_bytes(const LmHeadCe& a) { return CeScratch(a).total; }
 
+void softmax_ce_rows(const SoftmaxCeRows& a, void* stream) {
+  if (a.rows == 0) return;
+  dispatch_float(a.dt, "softmax_ce_rows", [&](auto tag) {
+    using E = decltype(tag);
+    const bool vec = aligned16(a.logits) && (a.V * int64_t(sizeof(E))) % 16 == 0;
+    launch_vec_or_scalar<kVec<E>>(vec, [&](auto w) {
+      const unsigned grid = unsigned(a.grid > 0 ? std::min<int64_t>(a.grid, a.rows) : a.rows);
+      softmax_ce_kernel<decltype(w)::value, E><<<grid, kRowThreads, 0, as_stream(stream)>>>(
+          static_cast<E*>(a.logits), a.rows, a.V, a.targets, a.idx, a.grad_scale, a.want_grad, a.row_loss,
+          a.row_correct);
+    });
+  });
+  QSFT_CUDA_CHECK_LAUNCH();
+}
+
 void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream) {
   if (a.T == 0) return;
   const CeScratch at(a);
@@ -175,22 +239,16 @@ void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream
     embedding_fwd(a.dt, idx + c0, a.h, rows, a.T, a.H, h_chunk, stream);
     gemm.run({h_chunk, a.dt, rows, a.H, a.H}, false, {W, a.dt, a.V, a.H, a.H}, true, {logits, a.dt, rows, a.V, a.V},
              1.0f, 0.0f, nullptr);  // logits = hc W^T  [rows, V]
-    dispatch_float(a.dt, "lm_head_ce", [&](auto tag) {
-      using E = decltype(tag);
-      softmax_ce_kernel<E><<<unsigned(rows), kRowThreads, 0, s>>>(static_cast<E*>(logits), a.V, a.targets, idx + c0,
-                                                                  a.grad_scale, a.dh != nullptr, row_loss + c0,
-                                                                  row_correct + c0);
-      QSFT_CUDA_CHECK_LAUNCH();
-      if (!a.dh) return;
-      gemm.run({logits, a.dt, rows, a.V, a.V}, false, {W, a.dt, a.V, a.H, a.H}, false, {dh_chunk, a.dt, rows, a.H, a.H},
-               1.0f, 0.0f, nullptr);  // dhc = dlogits W  [rows, H]
-      scatter_rows_kernel<E>
-          <<<unsigned(rows), 256, 0, s>>>(static_cast<const E*>(dh_chunk), idx + c0, a.H, static_cast<E*>(a.dh));
-      QSFT_CUDA_CHECK_LAUNCH();
-      if (a.dW)
-        gemm.run({logits, a.dt, rows, a.V, a.V}, true, {h_chunk, a.dt, rows, a.H, a.H}, false,
-                 {a.dW, DType::F32, a.V, a.H, a.H}, 1.0f, 1.0f, nullptr);  // dW += dlogits^T hc  [V, H]
-    });
+    a.row_pass({a.dt, logits, rows, a.V, a.targets, idx + c0, a.grad_scale, a.dh != nullptr, row_loss + c0,
+                row_correct + c0},
+               stream);
+    if (!a.dh) continue;
+    gemm.run({logits, a.dt, rows, a.V, a.V}, false, {W, a.dt, a.V, a.H, a.H}, false, {dh_chunk, a.dt, rows, a.H, a.H},
+             1.0f, 0.0f, nullptr);  // dhc = dlogits W  [rows, H]
+    scatter_rows(a.dt, dh_chunk, idx + c0, rows, a.H, a.dh, stream);
+    if (a.dW)
+      gemm.run({logits, a.dt, rows, a.V, a.V}, true, {h_chunk, a.dt, rows, a.H, a.H}, false,
+               {a.dW, DType::F32, a.V, a.H, a.H}, 1.0f, 1.0f, nullptr);  // dW += dlogits^T hc  [V, H]
   }
   finish_kernel<<<1, kScanThreads, 0, s>>>(row_loss, row_correct, count_dev, a.loss_sum, a.correct);
   QSFT_CUDA_CHECK_LAUNCH();

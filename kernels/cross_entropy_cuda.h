@@ -2,7 +2,9 @@
 //   idx = tokens with target >= 0 (in token order)            one block, a scan
 //   per chunk of C of them:  hc = h[idx]                       row gather          [C, H]
 //                            logits = hc @ W^T                 cuBLASLt, dtype dt  [C, V]
-//                            per row: max/argmax, lse, loss; logits <- grad_scale (softmax - onehot)  (in place)
+//                            per row (softmax_ce_rows): one read for the online max, first argmax and
+//                            sum exp(l - max) -> lse, loss, hit; one read + write for
+//                            logits <- grad_scale (softmax - onehot)  (in place, 16-byte vectors)
 //                            dhc = dlogits @ W; dh[idx] = dhc  cuBLASLt + row scatter
 //                            dW += dlogits^T hc                cuBLASLt, F32 accumulation (full fine-tuning)
 //   loss_sum += sum of row losses, correct += hits             one block, fixed order (deterministic)
@@ -17,6 +19,23 @@
 
 namespace qsft::cuda {
 
+// The per-row pass over a chunk of logits (LmHeadCe::row_pass; bench/gpu_ops_bench times it against its
+// kernels/dev/cross_entropy variants): for row r with target y = targets[idx[r]]: row_loss[r] = lse - l_y,
+// row_correct[r] = (first argmax == y), and when want_grad the row becomes grad_scale (softmax - onehot(y)).
+struct SoftmaxCeRows {
+  DType dt = DType::BF16;
+  void* logits = nullptr;  // [rows, V]
+  int64_t rows = 0, V = 0;
+  const int32_t* targets = nullptr;  // [T]
+  const int32_t* idx = nullptr;      // [rows]: the token of each row
+  float grad_scale = 0.0f;
+  bool want_grad = false;
+  float* row_loss = nullptr;      // [rows]
+  int32_t* row_correct = nullptr;  // [rows]
+  int64_t grid = 0;                // blocks, each looping over rows; 0: one per row
+};
+void softmax_ce_rows(const SoftmaxCeRows& a, void* stream);
+
 struct LmHeadCe {
   DType dt = DType::BF16;            // h, W, dh (F32 or BF16)
   const void* h = nullptr;           // [T, H]
@@ -28,6 +47,7 @@ struct LmHeadCe {
   int32_t* correct = nullptr;  // [1], += argmax hits
   void* dh = nullptr;          // [T, H] overwritten, or nullptr (eval)
   float* dW = nullptr;         // F32 [V, H] +=, or nullptr (W frozen); needs dh
+  void (*row_pass)(const SoftmaxCeRows&, void* stream) = softmax_ce_rows;  // a bench swaps variants in
 };
 
 int64_t lm_head_ce_chunk(int64_t V, DType dt);  // tokens per logits block

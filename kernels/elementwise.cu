@@ -5,27 +5,49 @@
 namespace qsft::cuda {
 namespace {
 
-template <class T>
+// Every kernel here is a grid-stride loop over W consecutive elements per step (16-byte vectors when the launcher
+// found the pointers aligned, W = 1 otherwise), with the same per-element arithmetic at every width.
+template <int W, class T>
 __global__ void add_kernel(T* y, const T* x, int64_t n) {
-  QSFT_GRID_STRIDE(i, n) store(y + i, load(y + i) + load(x + i));
+  grid_stride_vec<W>(n, [&](auto w, int64_t i) {
+    constexpr int N = decltype(w)::value;
+    float a[N], b[N];
+    load_n<N>(y + i, a);
+    load_n<N>(x + i, b);
+#pragma unroll
+    for (int k = 0; k < N; ++k) a[k] += b[k];
+    store_n<N>(y + i, a);
+  });
 }
 
-template <class T>
+template <int W, class T>
 __global__ void scale_kernel(T* y, float s, int64_t n) {
-  QSFT_GRID_STRIDE(i, n) store(y + i, load(y + i) * s);
+  map_vec<W>(y, y, n, [&](float v, int64_t) { return v * s; });
 }
 
-template <class T>
+template <int W, class T>
 __global__ void dropout_kernel(const T* x, int64_t n, float p, uint64_t seed, T* y) {
   const float keep_scale = 1.0f / (1.0f - p);
-  QSFT_GRID_STRIDE(i, n) {
+  map_vec<W>(x, y, n, [&](float v, int64_t i) {
     const bool keep = p == 0.0f || rng::uniform(seed, uint64_t(i)) >= p;
-    store(y + i, keep ? load(x + i) * keep_scale : 0.0f);
-  }
+    return keep ? v * keep_scale : 0.0f;
+  });
 }
 
+// W = 8: two 16-byte fp32 loads, one 16-byte bf16 store (cols a multiple of 8, so a step stays in its row).
+template <int W>
 __global__ void cast_kernel(const float* src, int64_t rows, int64_t cols, int64_t ld, bf16* dst) {
-  QSFT_GRID_STRIDE(i, rows * cols) dst[i] = __float2bfloat16_rn(src[(i / cols) * ld + i % cols]);
+  grid_stride_vec<W>(rows * cols, [&](auto w, int64_t i) {
+    constexpr int N = decltype(w)::value;
+    float a[N];
+    load_n<N>(src + (i / cols) * ld + i % cols, a);
+    store_n<N>(dst + i, a);
+  });
+}
+
+// The copy-bandwidth ceiling of bench/gpu_ops_bench: 16-byte words, nothing else.
+__global__ void copy_words_kernel(const uint4* src, int64_t words, uint4* dst) {
+  QSFT_GRID_STRIDE(i, words) dst[i] = src[i];
 }
 
 }  // namespace
@@ -34,7 +56,11 @@ void add_inplace(DType dt, void* y, const void* x, int64_t n, void* stream) {
   if (n == 0) return;
   dispatch_float(dt, "add_inplace", [&](auto tag) {
     using T = decltype(tag);
-    add_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<T*>(y), static_cast<const T*>(x), n);
+    launch_vec_or_scalar<kVec<T>>(aligned16(y) && aligned16(x), [&](auto w) {
+      constexpr int W = decltype(w)::value;
+      add_kernel<W, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(static_cast<T*>(y),
+                                                                            static_cast<const T*>(x), n);
+    });
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }
@@ -43,7 +69,10 @@ void scale_inplace(DType dt, void* y, float s, int64_t n, void* stream) {
   if (n == 0) return;
   dispatch_float(dt, "scale_inplace", [&](auto tag) {
     using T = decltype(tag);
-    scale_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<T*>(y), s, n);
+    launch_vec_or_scalar<kVec<T>>(aligned16(y), [&](auto w) {
+      constexpr int W = decltype(w)::value;
+      scale_kernel<W, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(static_cast<T*>(y), s, n);
+    });
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }
@@ -52,15 +81,32 @@ void dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y
   if (n == 0) return;
   dispatch_float(dt, "dropout", [&](auto tag) {
     using T = decltype(tag);
-    dropout_kernel<T>
-        <<<grid_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x), n, p, seed, static_cast<T*>(y));
+    launch_vec_or_scalar<kVec<T>>(aligned16(x) && aligned16(y), [&](auto w) {
+      constexpr int W = decltype(w)::value;
+      dropout_kernel<W, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x), n, p, seed,
+                                                                                static_cast<T*>(y));
+    });
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
 void cast_f32_to_bf16_2d(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst, void* stream) {
   if (rows * cols == 0) return;
-  cast_kernel<<<grid_for(rows * cols), kThreads, 0, as_stream(stream)>>>(src, rows, cols, ld, static_cast<bf16*>(dst));
+  const bool vec = aligned16(src) && aligned16(dst) && cols % 8 == 0 && ld % 4 == 0;
+  launch_vec_or_scalar<8>(vec, [&](auto w) {
+    constexpr int W = decltype(w)::value;
+    cast_kernel<W><<<grid_for(rows * cols / W), kThreads, 0, as_stream(stream)>>>(src, rows, cols, ld,
+                                                                                  static_cast<bf16*>(dst));
+  });
+  QSFT_CUDA_CHECK_LAUNCH();
+}
+
+void copy_words(void* dst, const void* src, size_t bytes, void* stream) {
+  QSFT_CHECK(bytes % 16 == 0 && aligned16(src) && aligned16(dst), "copy_words: 16-byte aligned whole words only");
+  const int64_t words = int64_t(bytes / 16);
+  if (words == 0) return;
+  copy_words_kernel<<<grid_for(words), kThreads, 0, as_stream(stream)>>>(static_cast<const uint4*>(src), words,
+                                                                         static_cast<uint4*>(dst));
   QSFT_CUDA_CHECK_LAUNCH();
 }
 

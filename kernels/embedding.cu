@@ -23,13 +23,13 @@ __global__ void gather_rows_kernel(const int32_t* ids, const Vec* table, int64_t
   for (int64_t j = threadIdx.x; j < row_vecs; j += blockDim.x) dst[j] = src[j];
 }
 
-template <class T>
+template <int W, class T>
 __global__ void neftune_kernel(T* x, int64_t n, float scale, uint64_t seed) {
   // _rn intrinsics: no fma contraction, so the value before the store rounds exactly as the CPU op's x += s * u.
-  QSFT_GRID_STRIDE(i, n) {
+  map_vec<W>(x, x, n, [&](float v, int64_t i) {
     const float u = __fsub_rn(__fmul_rn(2.0f, rng::uniform(seed, uint64_t(i))), 1.0f);
-    store(x + i, __fadd_rn(load(x + i), __fmul_rn(scale, u)));
-  }
+    return __fadd_rn(v, __fmul_rn(scale, u));
+  });
 }
 
 }  // namespace
@@ -59,7 +59,10 @@ void neftune_noise(DType dt, void* x, int64_t n, float scale, uint64_t seed, voi
   if (n == 0) return;
   dispatch_float(dt, "neftune_noise", [&](auto tag) {
     using T = decltype(tag);
-    neftune_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(static_cast<T*>(x), n, scale, seed);
+    launch_vec_or_scalar<kVec<T>>(aligned16(x), [&](auto w) {
+      constexpr int W = decltype(w)::value;
+      neftune_kernel<W, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(static_cast<T*>(x), n, scale, seed);
+    });
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }

@@ -5,8 +5,10 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "engine/base/tensor.h"
 
@@ -66,6 +68,86 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
 }
 #define QSFT_GRID_STRIDE(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+// ---- 16-byte vector access: memory-bound kernels move N consecutive elements per thread step ----
+// kVec<T> elements fill 16 bytes (8 bf16, 4 fp32). load_n/store_n move N elements at p: as 16-byte words when
+// N * sizeof(T) is a multiple of 16 (p must then be 16-byte aligned), else one element at a time (the scalar tail).
+template <class T>
+constexpr int kVec = int(16 / sizeof(T));
+template <int N, class T>
+__device__ __forceinline__ void load_n(const T* p, float (&out)[N]) {
+  if constexpr (N * sizeof(T) % 16 == 0) {
+#pragma unroll
+    for (int c = 0; c < N / kVec<T>; ++c) {
+      const uint4 raw = reinterpret_cast<const uint4*>(p)[c];
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < kVec<T>; ++k) out[c * kVec<T> + k] = load(e + k);
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) out[k] = load(p + k);
+  }
+}
+template <int N, class T>
+__device__ __forceinline__ void store_n(T* p, const float (&in)[N]) {
+  if constexpr (N * sizeof(T) % 16 == 0) {
+#pragma unroll
+    for (int c = 0; c < N / kVec<T>; ++c) {
+      uint4 raw;
+      T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+      for (int k = 0; k < kVec<T>; ++k) store(e + k, in[c * kVec<T> + k]);
+      reinterpret_cast<uint4*>(p)[c] = raw;
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) store(p + k, in[k]);
+  }
+}
+// Width tag: the number of elements a step of a vectorised loop handles.
+template <int N>
+using Width = std::integral_constant<int, N>;
+// Grid-stride over n elements in steps of W: f(Width<W>{}, i) for every i = 0, W, 2W, ... with i + W <= n, then
+// f(Width<1>{}, i) for each of the last n % W elements.
+template <int W, class F>
+__device__ __forceinline__ void grid_stride_vec(int64_t n, F&& f) {
+  const int64_t body = n / W * W;
+  QSFT_GRID_STRIDE(g, n / W) f(Width<W>{}, g * W);
+  if constexpr (W > 1) QSFT_GRID_STRIDE(i, n - body) f(Width<1>{}, body + i);
+}
+// y[i] = f(x[i], i) over n elements in fp32 (one rounding at the store), W per step; x and y may alias.
+template <int W, class T, class F>
+__device__ __forceinline__ void map_vec(const T* x, T* y, int64_t n, F&& f) {
+  grid_stride_vec<W>(n, [&](auto w, int64_t i) {
+    constexpr int N = decltype(w)::value;
+    float a[N];
+    load_n<N>(x + i, a);
+#pragma unroll
+    for (int k = 0; k < N; ++k) a[k] = f(a[k], i + k);
+    store_n<N>(y + i, a);
+  });
+}
+// The same over one block's threads (a row kernel): f(Width<W>{}, j) for j = W * threadIdx.x, stepping by
+// W * blockDim.x while a whole step fits in n, then f(Width<1>{}, j) for the last n % W elements.
+template <int W, class F>
+__device__ __forceinline__ void block_stride_vec(int64_t n, F&& f) {
+  const int64_t body = n / W * W;
+#pragma unroll 4
+  for (int64_t j = int64_t(threadIdx.x) * W; j < body; j += int64_t(blockDim.x) * W) f(Width<W>{}, j);
+  if constexpr (W > 1)
+    for (int64_t j = body + threadIdx.x; j < n; j += blockDim.x) f(Width<1>{}, j);
+}
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// Calls launch(Width<W>{}) when `vec` (every pointer 16-byte aligned, rows a multiple of W elements), else
+// launch(Width<1>{}): the kernel's element-at-a-time instance.
+template <int W, class L>
+void launch_vec_or_scalar(bool vec, L&& launch) {
+  if (vec)
+    launch(Width<W>{});
+  else
+    launch(Width<1>{});
+}
 
 // ---- reductions (fixed shapes: the result does not depend on timing) ----
 template <class V>

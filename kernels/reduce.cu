@@ -11,17 +11,21 @@ constexpr int kFinalThreads = 1024;
 
 int64_t num_blocks(int64_t n) { return (n + cpu::kReduceBlock - 1) / cpu::kReduceBlock; }
 
-// partial[b] = sum of x^2 over elements [b * kReduceBlock, (b + 1) * kReduceBlock), in double.
-template <class T>
+// partial[b] = sum of x^2 over elements [b * kReduceBlock, (b + 1) * kReduceBlock), in double; W elements per
+// thread step (16-byte vectors when x is aligned; kReduceBlock is a multiple of every W).
+template <int W, class T>
 __global__ void __launch_bounds__(kBlockThreads) block_sum_squares_kernel(const T* x, int64_t n, double* partial) {
   __shared__ double scratch[32];
   const int64_t begin = int64_t(blockIdx.x) * cpu::kReduceBlock;
-  const int64_t end = min(n, begin + cpu::kReduceBlock);
+  const T* xb = x + begin;
   double s = 0.0;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    const double v = load(x + i);
-    s += v * v;
-  }
+  block_stride_vec<W>(min(n - begin, cpu::kReduceBlock), [&](auto w, int64_t j) {
+    constexpr int N = decltype(w)::value;
+    float a[N];
+    load_n<N>(xb + j, a);
+#pragma unroll
+    for (int k = 0; k < N; ++k) s += double(a[k]) * a[k];
+  });
   s = block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
@@ -45,8 +49,10 @@ void launch_sum_squares(DType dt, const void* x, int64_t n, void* scratch, float
   double* partial = static_cast<double*>(scratch);
   dispatch_float(dt, "sum_squares", [&](auto tag) {
     using E = decltype(tag);
-    block_sum_squares_kernel<E>
-        <<<unsigned(blocks), kBlockThreads, 0, as_stream(stream)>>>(static_cast<const E*>(x), n, partial);
+    launch_vec_or_scalar<kVec<E>>(aligned16(x), [&](auto w) {
+      block_sum_squares_kernel<decltype(w)::value, E>
+          <<<unsigned(blocks), kBlockThreads, 0, as_stream(stream)>>>(static_cast<const E*>(x), n, partial);
+    });
   });
   QSFT_CUDA_CHECK_LAUNCH();
   final_sum_kernel<<<1, kFinalThreads, 0, as_stream(stream)>>>(partial, blocks, partial + blocks, out_f32);

@@ -4,23 +4,33 @@
 namespace qsft::cuda {
 namespace {
 
-// One thread per rotated pair (t, head, i < D/2):
+// Grid-stride over the rotated pairs (t, head, i < D/2), W consecutive i per step (16-byte vectors when D/2 is a
+// multiple of W and x is aligned):
 //   lo' = lo c - hi s,  hi' = hi c + lo s,   c = cos(angle) scale, s = direction sin(angle) scale
-template <class T>
+template <int W, class T>
 __global__ void rope_kernel(T* x, const int32_t* positions, int64_t T_tokens, int64_t n, int64_t D,
                             const float* inv_freq, float scale, float direction) {
   const int64_t half = D / 2;
-  QSFT_GRID_STRIDE(idx, T_tokens * n * half) {
+  grid_stride_vec<W>(T_tokens * n * half, [&](auto w, int64_t idx) {
+    constexpr int N = decltype(w)::value;
     const int64_t i = idx % half, row = idx / half;  // row = t * n + head
-    const int64_t t = row / n;
-    const float angle = float(positions[t]) * inv_freq[i];
-    const float c = cosf(angle) * scale, s = direction * (sinf(angle) * scale);
+    const float pos = float(positions[row / n]);
     T* lo = x + row * D + i;
     T* hi = lo + half;
-    const float a = load(lo), b = load(hi);
-    store(lo, a * c - b * s);
-    store(hi, b * c + a * s);
-  }
+    float a[N], b[N];
+    load_n<N>(lo, a);
+    load_n<N>(hi, b);
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      const float angle = pos * inv_freq[i + k];
+      const float c = cosf(angle) * scale, s = direction * (sinf(angle) * scale);
+      const float a2 = a[k] * c - b[k] * s;
+      b[k] = b[k] * c + a[k] * s;
+      a[k] = a2;
+    }
+    store_n<N>(lo, a);
+    store_n<N>(hi, b);
+  });
 }
 
 void rotate(DType dt, void* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq,
@@ -30,8 +40,11 @@ void rotate(DType dt, void* x, const int32_t* positions, int64_t T, int64_t n, i
   if (pairs == 0) return;
   dispatch_float(dt, "rope", [&](auto tag) {
     using E = decltype(tag);
-    rope_kernel<E><<<grid_for(pairs), kThreads, 0, as_stream(stream)>>>(static_cast<E*>(x), positions, T, n, D,
-                                                                        inv_freq, scale, direction);
+    launch_vec_or_scalar<kVec<E>>((D / 2) % kVec<E> == 0 && aligned16(x), [&](auto w) {
+      constexpr int W = decltype(w)::value;
+      rope_kernel<W, E><<<grid_for(pairs / W), kThreads, 0, as_stream(stream)>>>(static_cast<E*>(x), positions, T, n,
+                                                                                 D, inv_freq, scale, direction);
+    });
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }

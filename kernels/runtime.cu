@@ -41,6 +41,12 @@ std::string device_description() {
   return buf;
 }
 
+size_t device_memory_free() {
+  size_t free = 0, total = 0;
+  QSFT_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return free;
+}
+
 namespace {
 // A failed call in a destructor: printed once (after a sticky fault every later call fails the same way); the
 // runtime unloading at process exit is no error.

@@ -15,6 +15,8 @@ namespace qsft::cuda {
 int device_count(std::string* why);
 // "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB" for the current device.
 std::string device_description();
+// Free memory of the current device in bytes (cudaMemGetInfo): what gradient_checkpointing "auto" plans against.
+size_t device_memory_free();
 
 // A stream on the current device. Blocking (it orders with the legacy default stream), so that CUDA events
 // recorded on stream nullptr time the work queued on it (EventTimer in bench/gpu_ops_bench.cpp).

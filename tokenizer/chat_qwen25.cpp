@@ -3,8 +3,8 @@
 // calls as <tool_call> JSON, tool results as <tool_response> inside one user turn. The template shows no
 // reasoning_content.
 #include "engine/base/error.h"
+#include "engine/base/json_text.h"
 #include "tokenizer/chat_formats.h"
-#include "tokenizer/json_text.h"
 
 namespace qsft {
 

@@ -1,6 +1,6 @@
 // A conversation as the chat formats take it: OpenAI-style messages, with tool calls and tool results, and the
 // tools offered to the model. JSON values are kept as JSON text; the formats re-serialise them as the chat
-// template's tojson does (tokenizer/json_text.h).
+// template's tojson does (engine/base/json_text.h).
 #pragma once
 #include <optional>
 #include <string>

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "tokenizer/json_text.h"
+#include "engine/base/json_text.h"
 #include "tokenizer/utf8.h"
 
 namespace qsft::jinja {

@@ -1,8 +1,6 @@
 // qwen-sft export RUN_DIR [--out DIR] [--merge]: the PEFT adapter of a run's newest checkpoint (or of a checkpoint
 // directory given directly), or with --merge a merged bf16 model directory. A full fine-tuning run exports its
 // model directory (bf16, sharded safetensors with index, config, tokenizer, generation config).
-#include <simdjson.h>
-
 #include <cstdio>
 
 #include "engine/io/full_model.h"

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/io/random_model.h"
 #include "engine/io/tiny_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -83,7 +83,7 @@ const bool registered = register_command(
     {"init-model", "--preset NAME --out DIR [--tokenizer DIR] [--seed N]",
      "a random Qwen2/Qwen3 model (config + weights) with a tokenizer, for demos, tests and benchmarks", run,
      "  --preset NAME    tiny or tiny-qwen3 (each writes its own small tokenizer), or a real size (bf16 weights):\n"
-     "                   qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b, qwen3-0.6b, qwen3-8b\n"
+     "                   qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b, qwen2.5-14b, qwen3-0.6b, qwen3-8b\n"
      "  --out DIR        the model folder to write\n"
      "  --tokenizer DIR  copy the tokenizer files of a Hugging Face model folder (tokenizer.json, "
      "tokenizer_config.json,\n"

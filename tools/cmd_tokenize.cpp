@@ -16,10 +16,10 @@
 
 #include "data/record_encoder.h"
 #include "engine/base/error.h"
+#include "engine/base/json_text.h"
 #include "engine/train/train_config.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/conversation_json.h"
-#include "tokenizer/json_text.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli.h"
 

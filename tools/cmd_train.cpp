@@ -15,6 +15,7 @@ int run(const Args& args) {
   if (f.positional.size() != 1) throw InputError("usage: qwen-sft train cfg.json [--set key.path=value ...]");
   TrainConfig cfg = load_train_config(f.positional[0], f.all("set"));
   TrainResult r = train(cfg, !f.has("quiet"));
+  if (r.rank != 0) return r.stopped_by_signal ? 128 + r.stopped_by_signal : 0;  // rank 0 reports
   if (r.stopped_by_signal) {  // exit 128 + signal, as a shell reports a process killed by it
     const std::string saved = r.adapter_dir.empty()
                                   ? "no checkpoint yet"

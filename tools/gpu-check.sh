@@ -6,11 +6,16 @@
 # Stages, in order (each under its own timeout, shrunk to the time left; later ones get NOTIME when none is left):
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
-#   -> test-model-step -> test-full-ft -> hf-parity -> memcheck-*, racecheck-*, synccheck-*, initcheck-* at small shapes
-#   -> e2e-0.5b -> bench-quick -> e2e-7b -> bench-full
+#   -> test-model-step -> test-full-ft -> nccl-world1 -> hf-parity -> generate-0.5b -> memcheck-*, racecheck-*,
+#      synccheck-*, initcheck-* at small shapes -> e2e-0.5b -> qlora-0.5b -> bench-quick -> bench-attention
+#      -> bench-generate -> e2e-7b -> bench-full
+#   -> on request only (named by ONLY, e.g. ONLY='e2e-1.5b|e2e-14b|context-7b' BUDGET=1500): e2e-1.5b,
+#      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-7b-auto, e2e-14b, context-7b (bench/context_search.py: the
+#      longest trainable context, ours and transformers + PEFT)
 # Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
 # "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
-# e2e.log, bench.log, build.log (only when the carried binaries do not start). A skipped test is SKIPPED, never
+# e2e.log, bench.log, results.jsonl (bench/results_jsonl.py: one JSON line per figure of the benches, for
+# bench/results.jsonl), build.log (only when the carried binaries do not start). A skipped test is SKIPPED, never
 # PASS; QSFT_REQUIRE_GPU=1 (the default here) turns the GPU tests' skips into failures.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -152,10 +157,15 @@ done
 stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
 # Full fine-tuning: every weight's gradient and 20 AdamW steps against the CPU on the fixtures.
 stage test-full-ft 150 0 "$TESTS" "$BIN/gpu_full_ft_step_test"
+# Training through the NCCL Comm: world 1 bit-identical to no Comm; 2 ranks when there are 2 GPUs (docs/multi-gpu.md).
+stage nccl-world1 120 0 "$TESTS" python3 "$ROOT/tests/gpu/nccl_check.py" --bin "$BIN/qwen-sft"
 # Every attention kernel at 4 x 4096 tokens, GQA 28/4, D = 128 (its CPU reference takes ~90 s on 16 cores).
 stage test-attention-4x4096 170 0 "$TESTS" "$BIN/gpu_ops_attention_test" --gtest_filter='*4x4096*'
 stage hf-parity 180 0 "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
-grep -h '^\[ GPU\|^hf-parity' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
+# Greedy generation (KV cache, decode attention) against transformers' generate on the same GPU, bf16 both sides.
+stage generate-0.5b 150 0 "$TESTS" python3 "$ROOT/tests/interop/generate_parity_test.py" --bin "$BIN/qwen-sft" \
+  --kit "$KIT" --preset qwen2.5-0.5b --device cuda --new-tokens 64 --min-agreement 0.95
+grep -h '^\[ GPU\|^hf-parity\|^greedy agreement' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
 
 # ---- compute-sanitizer on every op test at its small shapes (kernels run 10-100x slower under it) ----
 CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
@@ -173,16 +183,37 @@ sanitize initcheck "$BIN/gpu_ops_loss_test" 60
 # ---- end to end (ours and transformers + PEFT on the same GPU), benchmarks with the ceilings of this run ----
 E2E_ARGS=(--bin "$BIN/qwen-sft" --kit "$KIT" --work /tmp/qsft-e2e)
 stage e2e-0.5b 170 60 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b --steps 12
+# QLoRA: NF4 double-quantized base vs bf16 base, plan against the measured peak (tests/gpu/qlora_e2e.py).
+stage qlora-0.5b 150 60 "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" --kit "$KIT"
 stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 # Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run.
 stage bench-attention 120 0 "$BENCH" bash -c "'$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
   || { echo 'skipped: no torch for the SDPA baseline'; exit 77; }; python3 '$ROOT/bench/attention_torch_baseline.py' 10; }"
+stage bench-generate 150 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+  --preset qwen2.5-0.5b
 stage e2e-7b 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
   --recompute
 stage bench-full 300 0 "$BENCH" "$BIN/gpu_ops_bench"
+# Longer end-to-end runs, only when ONLY names them (each needs a run of its own: 14B weights are 30 GB).
+if [ -n "${ONLY:-}" ]; then
+  stage e2e-1.5b 240 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-1.5b --steps 12
+  # one 4096-token bin per step: where launch overhead would show (the "GPU busy" line)
+  stage e2e-0.5b-4k 150 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b \
+    --steps 20 --micro-batch-tokens 4096
+  # qwen-sft with its default gradient_checkpointing "auto" (no recompute when the activations fit), HF recomputing
+  stage e2e-7b-auto 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
+    --recompute --ours-auto
+  stage e2e-14b 540 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-14b --steps 6 \
+    --recompute
+  stage context-7b 600 0 "$E2E" python3 "$ROOT/bench/context_search.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+    --preset qwen2.5-7b --timeout 150
+fi
 
 # ---- report: the tables first, the stage summary last (only the end of the output may be kept) ----
 echo "# total $((SECONDS - T0))s of ${BUDGET}s" >> "$SUMMARY"
+python3 "$ROOT/bench/results_jsonl.py" --out "$OUT/results.jsonl" --commit "$(cat "$KIT/COMMIT" 2>/dev/null || echo none)" \
+  --gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo none)" "$BENCH" "$E2E" \
+  2>&1 | sed 's/^/# /' >> "$SUMMARY"
 echo "== accuracy: $(grep -c '^\[ GPU' "$OUT/accuracy.txt" 2>/dev/null) compared outputs, $(grep -c 'FAILED$' \
   "$OUT/accuracy.txt" 2>/dev/null) over tolerance; the 15 nearest to their tolerance =="
 # "... | <measure> <value> <= <tolerance> ok|FAILED": sorted by value / tolerance
@@ -192,7 +223,7 @@ grep -h '^hf-parity' "$OUT/accuracy.txt" 2>/dev/null
 echo "== bench =="
 grep -hE '^\||^ceilings' "$BENCH" 2>/dev/null | head -60
 echo "== e2e =="
-grep -hE '^E2E|^profile' "$E2E" 2>/dev/null
+grep -hE '^E2E|^profile|^CONTEXT|^QLORA' "$E2E" 2>/dev/null
 echo "== summary ($OUT/summary.txt) =="
 cat "$SUMMARY"
 ! grep -qE ' (FAIL|TIMEOUT|SKIPPED|NOTIME) ' "$SUMMARY"

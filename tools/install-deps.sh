@@ -15,10 +15,10 @@ venv="${QSFT_VENV:-$PWD/.venv}"
 interop_packages=(torch==2.15.0 transformers==5.23.0 peft==0.21.2)
 parity_packages=(tokenizers jinja2 safetensors numpy)
 
-have_build_deps() {  # (OpenMP comes with g++: libgomp)
+have_build_deps() {  # (OpenMP comes with g++: libgomp; OpenMPI: the multi-rank CPU backend and its tests)
   command -v cmake >/dev/null && command -v ninja >/dev/null && command -v g++ >/dev/null &&
     pkg-config --exists simdjson libutf8proc libxxhash zlib 2>/dev/null && [ -f /usr/include/gtest/gtest.h ] &&
-    [ -f /usr/include/gmock/gmock.h ]
+    [ -f /usr/include/gmock/gmock.h ] && command -v mpirun >/dev/null && command -v mpicxx >/dev/null
 }
 have_venv_support() { /usr/bin/python3 -c "import venv, ensurepip" 2>/dev/null; }
 have_libfuzzer() {
@@ -28,7 +28,7 @@ have_libfuzzer() {
 
 apt_packages=()
 have_build_deps || apt_packages+=(cmake ninja-build g++ pkg-config libsimdjson-dev libutf8proc-dev libgtest-dev
-  libgmock-dev libbenchmark-dev libomp-dev libxxhash-dev zlib1g-dev)
+  libgmock-dev libbenchmark-dev libomp-dev libxxhash-dev zlib1g-dev openmpi-bin libopenmpi-dev)
 [ "${1:-}" != "--test" ] || have_venv_support || apt_packages+=(python3 python3-venv python3-pip)
 [ "${1:-}" != "--test" ] || have_libfuzzer || apt_packages+=(clang libclang-rt-14-dev)
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -8,6 +8,7 @@ Writes tests/data/fixtures/{tied,untied,qwen3}/ (format: tests/data/fixtures/REA
   golden.json, golden.safetensors   packed batch, logits, loss, LoRA gradients, 5 AdamW steps
   full_ft.json, full_ft.safetensors full fine-tuning of the same base model on the same batch: loss, every weight's
              gradient (grad.<HF name>), 5 AdamW steps (step_losses, after5.<HF name>)
+  generate.json   greedy tokens of generate(do_sample=False) for 3 prompts, base model and with the adapter
 
 Usage:  python3 tools/make_fixtures.py            regenerate tests/data/fixtures
         python3 tools/make_fixtures.py --check    regenerate into a temp dir and compare (exit 1 on a difference)
@@ -94,6 +95,8 @@ BIAS_STD = 0.1  # q/k/v bias = BIAS_STD * N(0,1)
 LORA_B_STD = 0.05  # LoRA B = LORA_B_STD * N(0,1): visible (~15-40% of each base output), not dominant
 ADAMW = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
 NUM_STEPS = 5
+GEN_PROMPT_LENS = [3, 8, 17]  # greedy generation golden: prompts of these lengths, each generated alone
+GEN_NEW_TOKENS = 24
 
 CASES = [
     {
@@ -299,6 +302,42 @@ def check_packed_equivalences(model, ids, positions, mask, cu, targets, logits, 
     print("  cross-checks (max rel.): 4D-mask logits %.2e, packed-position_ids logits %.2e, HF loss %.2e" % tuple(errs))
 
 
+def greedy_golden(model, case, case_dir):
+    """generate.json: transformers' generate(do_sample=False) on random prompts (batch 1 each, no eos: always
+    GEN_NEW_TOKENS tokens), for the base model (adapter disabled) and with the adapter; min_margin is the smallest
+    gap between the chosen and the next-best logit along the path (how far from a tie fp32 engines are)."""
+    gen = torch.Generator().manual_seed(case["seed"] + 1)
+    vocab = case["config"]["vocab_size"]
+    prompts = [torch.randint(0, vocab, (L,), generator=gen).tolist() for L in GEN_PROMPT_LENS]
+    cfg = transformers.GenerationConfig(do_sample=False, max_new_tokens=GEN_NEW_TOKENS, eos_token_id=None,
+                                        pad_token_id=0)
+    result = {"prompts": prompts, "max_new_tokens": GEN_NEW_TOKENS}
+
+    def run(tag):
+        tokens, margin = [], math.inf
+        for p in prompts:
+            x = torch.tensor(p, dtype=torch.long)[None]
+            with torch.no_grad():
+                out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=cfg)
+                new = out[0, len(p) :].tolist()
+                logits = model(input_ids=out, use_cache=False).logits[0, len(p) - 1 : -1]
+            top2 = logits.topk(2, dim=-1).values
+            assert logits.argmax(-1).tolist() == new, f"{tag}: generate differs from the argmax of the full forward"
+            margin = min(margin, float((top2[:, 0] - top2[:, 1]).min()))
+            tokens.append(new)
+        result["greedy_" + tag] = tokens
+        result["min_margin_" + tag] = margin
+
+    with model.disable_adapter():
+        run("base")
+    run("adapter")
+    text = "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in result.items()) + "\n}\n"
+    with open(os.path.join(case_dir, "generate.json"), "w") as f:
+        f.write(text)
+    print(f"[{case['name']}] greedy min margin base {result['min_margin_base']:.3g}, adapter "
+          f"{result['min_margin_adapter']:.3g}")
+
+
 def run_case(case, out_dir):
     with float64_exact():
         return _run_case(case, out_dir)
@@ -351,6 +390,7 @@ def _run_case(case, out_dir):
     model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     model = model.double()
     model.eval()  # dropout is 0 anyway; eval keeps every module deterministic
+    greedy_golden(model, case, case_dir)
     params = lora_params(model)
     saved = load_file(os.path.join(adapter_dir, "adapter_model.safetensors"))
     assert sorted(saved) == [k for k, _ in params], "PEFT key mapping mismatch"

@@ -26,6 +26,8 @@ import transformers
 from transformers import Qwen2Config
 from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
+from golden_json import write_golden
+
 
 def config(head_dim, theta, max_pos, scaling=None, v5=True):
     """A small Qwen2 config.json; `scaling` goes into rope_parameters (v5) or rope_scaling + rope_theta (v4)."""
@@ -127,13 +129,7 @@ def main():
         cases.append(dict({"name": name, "config": cfg_json, "seq_len": seq_len}, **golden(cfg_json, seq_len)))
     out = {"generator": "tools/make_rope_golden.py", "transformers": transformers.__version__,
            "torch": torch.__version__, "cases": cases}
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, args.out)
+    write_golden(args.out, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ computes the logits of every position either way).
 Prints one "HF_RESULT {json}" line: steady-state tokens/s over steps 3..N (CUDA-synchronised wall clock per step),
 s/step, tokens/step, torch's peak reserved memory, the final loss, and the CUDA time of one profiled step by family.
 Exits 77 when torch, transformers, peft or a GPU is missing.
-  hf_peft.py --model DIR --data DIR --steps 12 [--recompute]"""
+  hf_peft.py --model DIR --data DIR --steps 12 [--recompute] [--bin 4096 --micro-batch 16384]
+(bench/context_search.py sets --bin and --micro-batch to the context length it tries.)"""
 import argparse
 import json
 import os
@@ -24,7 +25,6 @@ except ImportError as e:
     print("skipped: %s is not installed" % e.name)
     sys.exit(77)
 
-BIN, MICRO_BATCH = 4096, 16384
 FAMILIES = [("gemm", ("gemm", "gemv", "cutlass", "xmma", "nvjet", "cublas", "matmul")),
             ("attention", ("flash", "fmha", "attention", "sdpa", "efficient")),
             ("loss", ("cross_entropy", "log_softmax", "nll")),
@@ -50,9 +50,9 @@ def records(data_dir):
         yield from items
 
 
-def micro_batches(tokenizer, data_dir):
-    """Lists of token-id sequences, each list packing into MICRO_BATCH // BIN bins of BIN tokens."""
-    seqs = [tokenizer("\n".join(strings(r)))["input_ids"][:BIN] for r in records(data_dir)]
+def micro_batches(tokenizer, data_dir, bin_tokens, micro_batch):
+    """Lists of token-id sequences, each list packing into micro_batch // bin_tokens bins of bin_tokens tokens."""
+    seqs = [tokenizer("\n".join(strings(r)))["input_ids"][:bin_tokens] for r in records(data_dir)]
     seqs = [s for s in seqs if len(s) > 1]
     bins = []  # [free, [seq, ...]]
     for s in sorted(seqs, key=len, reverse=True):
@@ -62,8 +62,8 @@ def micro_batches(tokenizer, data_dir):
                 b[1].append(s)
                 break
         else:
-            bins.append([BIN - len(s), [s]])
-    per = MICRO_BATCH // BIN
+            bins.append([bin_tokens - len(s), [s]])
+    per = micro_batch // bin_tokens
     return [sum((b[1] for b in bins[i:i + per]), []) for i in range(0, len(bins) - per + 1, per)]
 
 
@@ -102,12 +102,14 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--recompute", action="store_true")
+    ap.add_argument("--bin", type=int, default=4096, help="tokens per packed bin (the longest sequence)")
+    ap.add_argument("--micro-batch", type=int, default=16384, help="tokens per micro-batch (whole bins)")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("skipped: no CUDA device for torch")
         sys.exit(77)
     tokenizer = AutoTokenizer.from_pretrained(a.model)
-    batches = micro_batches(tokenizer, a.data)
+    batches = micro_batches(tokenizer, a.data, a.bin, a.micro_batch)
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16, attn_implementation="sdpa").cuda()
     if a.recompute:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

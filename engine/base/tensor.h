@@ -12,7 +12,7 @@
 
 namespace qsft {
 
-enum class DType : uint8_t { F32, BF16, F16, I32, I64 };
+enum class DType : uint8_t { F32, BF16, F16, I32, I64, U8 };  // U8: packed 4-bit codes (kernels/nf4.h), 8-bit state
 enum class Device : uint8_t { CPU, CUDA };
 
 inline size_t dtype_size(DType t) {
@@ -22,6 +22,7 @@ inline size_t dtype_size(DType t) {
     case DType::BF16:
     case DType::F16: return 2;
     case DType::I64: return 8;
+    case DType::U8: return 1;
   }
   return 0;
 }
@@ -33,6 +34,7 @@ inline const char* dtype_name(DType t) {
     case DType::F16: return "F16";
     case DType::I32: return "I32";
     case DType::I64: return "I64";
+    case DType::U8: return "U8";
   }
   return "?";
 }
@@ -50,6 +52,10 @@ constexpr DType dtype_of<int32_t>() {
 template <>
 constexpr DType dtype_of<int64_t>() {
   return DType::I64;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::U8;
 }
 
 struct Tensor {

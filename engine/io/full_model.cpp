@@ -6,8 +6,8 @@
 
 #include "engine/base/error.h"
 #include "engine/base/half.h"
+#include "engine/base/json_writer.h"
 #include "engine/base/sync_dir.h"
-#include "engine/io/json_writer.h"
 #include "engine/io/merge_model.h"
 #include "engine/io/model_config.h"
 #include "engine/io/safetensors.h"

@@ -6,7 +6,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/half.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/io/model_config.h"
 #include "engine/io/safetensors.h"
 

@@ -1,7 +1,5 @@
 #include "engine/io/model_config.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,7 +9,8 @@
 #include <utility>
 
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_reader.h"
+#include "engine/base/json_writer.h"
 
 namespace qsft {
 namespace {
@@ -29,106 +28,8 @@ constexpr int64_t kMaxHeads = int64_t(1) << 12;
 constexpr int64_t kMaxVocab = int64_t(1) << 24;
 constexpr int64_t kMaxPositions = INT32_MAX;
 
-const char* type_name(simdjson::dom::element_type t) {
-  using T = simdjson::dom::element_type;
-  switch (t) {
-    case T::ARRAY: return "a list";
-    case T::OBJECT: return "an object";
-    case T::INT64:
-    case T::UINT64: return "an integer";
-    case T::DOUBLE: return "a fractional number";
-    case T::STRING: return "a string";
-    case T::BOOL: return "a boolean";
-    case T::NULL_VALUE: return "null";
-  }
-  return "?";
-}
-
-// Typed lookups in one JSON object of config.json; errors name the file and the key ("rope_parameters.rope_type").
-class Keys {
- public:
-  Keys(const std::string& path, simdjson::dom::object obj, std::string prefix = "")
-      : path_(path), obj_(obj), prefix_(std::move(prefix)) {}
-
-  bool is_null(const char* key) const {
-    simdjson::dom::element e;
-    return !obj_[key].get(e) && e.is_null();
-  }
-  // The value, or nullopt when the key is absent or null (transformers treats both as "use the default").
-  std::optional<simdjson::dom::element> get(const char* key) const {
-    simdjson::dom::element e;
-    if (obj_[key].get(e) || e.is_null()) return std::nullopt;
-    return e;
-  }
-  int64_t integer(const char* key) const {
-    auto v = opt_integer(key);
-    if (!v) throw error("missing key \"" + name(key) + "\"");
-    return *v;
-  }
-  std::optional<int64_t> opt_integer(const char* key) const {
-    auto e = get(key);
-    if (!e) return std::nullopt;
-    return as_integer(key, *e);
-  }
-  int64_t as_integer(const char* key, simdjson::dom::element e) const {
-    int64_t v;
-    if (e.get_int64().get(v)) wrong_type(key, "an integer", e);
-    return v;
-  }
-  double number(const char* key, double fallback) const {
-    auto e = get(key);
-    double v = fallback;
-    if (e && e->get_double().get(v)) wrong_type(key, "a number", *e);  // simdjson converts integers too
-    return v;
-  }
-  bool boolean(const char* key, bool fallback) const {
-    auto e = get(key);
-    bool v = fallback;
-    if (e && e->get_bool().get(v)) wrong_type(key, "a boolean", *e);
-    return v;
-  }
-  std::string string(const char* key, const std::string& fallback) const {
-    auto e = get(key);
-    std::string_view v = fallback;
-    if (e && e->get_string().get(v)) wrong_type(key, "a string", *e);
-    return std::string(v);
-  }
-  std::vector<std::string> strings(const char* key) const {  // a list of strings; empty when absent
-    std::vector<std::string> out;
-    auto e = get(key);
-    if (!e) return out;
-    simdjson::dom::array arr;
-    if (e->get_array().get(arr)) wrong_type(key, "a list of strings", *e);
-    for (simdjson::dom::element x : arr) {
-      std::string_view s;
-      if (x.get_string().get(s)) wrong_type(key, "a list of strings", *e);
-      out.emplace_back(s);
-    }
-    return out;
-  }
-  std::optional<Keys> object(const char* key) const {
-    auto e = get(key);
-    if (!e) return std::nullopt;
-    simdjson::dom::object o;
-    if (e->get_object().get(o)) wrong_type(key, "an object", *e);
-    return Keys(path_, o, name(key) + ".");
-  }
-
-  bool empty() const { return obj_.size() == 0; }
-  std::string name(const char* key) const { return prefix_ + key; }  // "rope_parameters.rope_type"
-  InputError error(const std::string& what) const { return input_error(path_, what); }
-  [[noreturn]] void wrong_type(const char* key, const char* expected, simdjson::dom::element got) const {
-    throw error("key \"" + name(key) + "\" must be " + expected + ", got " + type_name(got.type()));
-  }
-
- private:
-  std::string path_;
-  simdjson::dom::object obj_;
-  std::string prefix_;
-};
-
 // The architecture from "architectures" (when present) and "model_type", which must agree.
-ModelArch read_architecture(const Keys& k) {
+ModelArch read_architecture(const json::Object& k) {
   std::string model_type = k.string("model_type", "");
   if (model_type.empty()) throw k.error("missing key \"model_type\"");
   if (model_type != "qwen2" && model_type != "qwen3")
@@ -147,7 +48,7 @@ ModelArch read_architecture(const Keys& k) {
 
 // The parameters of a scaled RoPE type (r: the rope_scaling or rope_parameters object), as transformers'
 // _validate_*_rope_parameters require them and the _compute_*_parameters read them.
-void read_rope_scaling(const Keys& k, const Keys& r, int64_t max_position_embeddings, RopeScaling& s) {
+void read_rope_scaling(const json::Object& k, const json::Object& r, int64_t max_position_embeddings, RopeScaling& s) {
   auto required = [&](const char* key) {
     if (!r.get(key)) throw k.error("missing key \"" + r.name(key) + "\" (required by RoPE type " + s.type + ")");
     return r.number(key, 0.0);
@@ -187,10 +88,10 @@ void read_rope_scaling(const Keys& k, const Keys& r, int64_t max_position_embedd
 // RoPE: theta and scaling as transformers v5 standardises them (modeling_rope_utils convert_rope_params_to_dict,
 // standardize_rope_params): the parameters are rope_scaling when it is a non-empty object (v4 spelling), otherwise
 // rope_parameters (v5); in them "rope_type" wins over "type", "rope_theta" over the top-level rope_theta.
-void read_rope(const Keys& k, Qwen2Config& c) {
+void read_rope(const json::Object& k, Qwen2Config& c) {
   auto scaling = k.object("rope_scaling");
   if (scaling && scaling->empty()) scaling.reset();
-  const std::optional<Keys> p = scaling ? scaling : k.object("rope_parameters");
+  const std::optional<json::Object> p = scaling ? scaling : k.object("rope_parameters");
   c.rope_theta = k.number("rope_theta", 10000.0);
   double partial = k.number("partial_rotary_factor", 1.0);
   if (p) partial = p->number("partial_rotary_factor", partial);
@@ -208,7 +109,7 @@ void read_rope(const Keys& k, Qwen2Config& c) {
   read_rope_scaling(k, *p, c.max_position_embeddings, c.rope_scaling);
 }
 
-void check_attention(const Keys& k) {
+void check_attention(const json::Object& k) {
   std::string act = k.string("hidden_act", "silu");
   if (act != "silu") throw k.error("hidden_act \"" + act + "\" is not supported (only \"silu\")");
   double dropout = k.number("attention_dropout", 0.0);
@@ -241,11 +142,8 @@ Json rope_scaling_json(const RopeScaling& s) {
 }  // namespace
 
 Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path) {
-  simdjson::dom::parser parser;
-  simdjson::dom::object root;
-  if (auto err = parser.parse(simdjson::padded_string(json)).get_object().get(root))
-    throw input_error(path, std::string("not a JSON object: ") + simdjson::error_message(err));
-  Keys k(path, root);
+  const json::Document doc(path, json);
+  const json::Object k = doc.object();
   const ModelArch arch = read_architecture(k);
   check_attention(k);
 
@@ -265,11 +163,11 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   c.tie_word_embeddings = k.boolean("tie_word_embeddings", c.tie_word_embeddings);
   c.bos_token_id = k.opt_integer("bos_token_id");
   if (auto eos = k.get("eos_token_id")) {
-    simdjson::dom::array list;
-    if (eos->get_array().get(list) == simdjson::SUCCESS) {
-      for (simdjson::dom::element id : list) c.eos_token_ids.push_back(k.as_integer("eos_token_id", id));
+    const json::Reader r = k.reader("eos_token_id");
+    if (eos->is_array()) {
+      for (json::element id : r.list(*eos)) c.eos_token_ids.push_back(r.integer(id));
     } else {
-      c.eos_token_ids.push_back(k.as_integer("eos_token_id", *eos));
+      c.eos_token_ids.push_back(r.integer(*eos));
     }
   }
   c.dtype = k.string("dtype", k.string("torch_dtype", ""));
@@ -321,10 +219,7 @@ void Qwen2Config::check_layers(const std::vector<std::string>& tensor_names, con
 
 Qwen2Config Qwen2Config::load(const std::filesystem::path& model_dir) {
   std::filesystem::path path = model_dir / "config.json";
-  simdjson::padded_string text;
-  if (auto err = simdjson::padded_string::load(path.string()).get(text))
-    throw input_error(path.string(), std::string("cannot read: ") + simdjson::error_message(err));
-  return parse(std::string(text.data(), text.size()), path.string());
+  return parse(json::read_text_file(path.string()), path.string());
 }
 
 std::string Qwen2Config::to_json() const {

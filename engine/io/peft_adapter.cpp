@@ -1,12 +1,11 @@
 #include "engine/io/peft_adapter.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_reader.h"
+#include "engine/base/json_writer.h"
 #include "engine/io/safetensors.h"
 
 namespace qsft {
@@ -16,58 +15,39 @@ namespace fs = std::filesystem;
 LoraConfig read_peft_config(const fs::path& dir) {
   const std::string path = (dir / "adapter_config.json").string();
   if (!fs::exists(path)) throw input_error(path, "not found (a PEFT adapter directory has adapter_config.json)");
-  simdjson::dom::parser parser;
-  simdjson::dom::element j;
-  if (parser.load(path).get(j)) throw input_error(path, "not valid JSON");
-  auto key = [&](const char* k) {
-    simdjson::dom::element e;
-    if (j[k].get(e)) throw input_error(path, std::string("missing key \"") + k + "\"");
-    return e;
-  };
-  auto number = [&](const char* k) {
-    double d;
-    if (key(k).get(d)) throw input_error(path, std::string("key \"") + k + "\" must be a number");
-    return d;
-  };
+  const json::Document doc(path, json::read_text_file(path));
+  const json::Object j = doc.object();
   auto is_set = [&](const char* k) {  // present, and neither null, false, "" nor an empty container
-    simdjson::dom::element e;
-    if (j[k].get(e) || e.is_null()) return false;
-    if (e.is_bool()) return bool(e.get_bool());
-    if (e.is_string()) return !std::string_view(e.get_string()).empty() && std::string_view(e) != "none";
-    if (e.is_array()) return simdjson::dom::array(e).size() > 0;
-    if (e.is_object()) return simdjson::dom::object(e).size() > 0;
+    auto e = j.get(k);
+    if (!e) return false;
+    if (e->is_bool()) return bool(e->get_bool());
+    if (e->is_string()) return !std::string_view(e->get_string()).empty() && std::string_view(*e) != "none";
+    if (e->is_array()) return simdjson::dom::array(*e).size() > 0;
+    if (e->is_object()) return simdjson::dom::object(*e).size() > 0;
     return true;
   };
-  std::string_view type;
-  if (key("peft_type").get(type) || type != "LORA")
-    throw input_error(path, "peft_type must be \"LORA\" (only LoRA adapters are supported)");
+  if (j.reader("peft_type").string(j.at("peft_type")) != "LORA")
+    throw j.error("peft_type must be \"LORA\" (only LoRA adapters are supported)");
   // Features that change the math: loading such an adapter as plain LoRA would give wrong logits.
   for (const char* k :
        {"use_dora", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform", "bias", "lora_bias",
         "exclude_modules", "target_parameters", "trainable_token_indices", "layer_replication"})
-    if (is_set(k)) throw input_error(path, std::string("\"") + k + "\" is not supported");
+    if (is_set(k)) throw j.error(std::string("\"") + k + "\" is not supported");
   LoraConfig c;
-  c.r = int(number("r"));
-  c.alpha = float(number("lora_alpha"));
-  c.dropout = float(number("lora_dropout"));
-  simdjson::dom::element rs;
-  c.use_rslora = !j["use_rslora"].get(rs) && rs.is_bool() && bool(rs.get_bool());
+  c.r = int(j.reader("r").count(j.at("r"), 1, INT32_MAX));
+  c.alpha = float(j.reader("lora_alpha").number(j.at("lora_alpha")));
+  c.dropout = float(j.number("lora_dropout", 0.0));
+  c.use_rslora = j.boolean("use_rslora", false);
   std::vector<std::string> targets;
-  simdjson::dom::element tm = key("target_modules");
+  const json::element tm = j.at("target_modules");
   if (tm.is_string()) {
-    if (std::string_view(tm.get_string()) != "all-linear")
-      throw input_error(path,
-                        "target_modules is a regular expression, which is not supported (give a list of "
-                        "module names or \"all-linear\")");
-    targets.emplace_back(std::string_view(tm.get_string()));
-  } else if (tm.is_array()) {
-    for (simdjson::dom::element t : tm.get_array()) {
-      std::string_view s;
-      if (t.get(s)) throw input_error(path, "target_modules must hold strings");
-      targets.emplace_back(s);
-    }
+    targets.push_back(j.reader("target_modules").string(tm));
+    if (targets[0] != "all-linear")
+      throw j.error(
+          "target_modules is a regular expression, which is not supported (give a list of module names "
+          "or \"all-linear\")");
   } else {
-    throw input_error(path, "target_modules must be a list of module names or \"all-linear\"");
+    targets = j.reader("target_modules").strings(tm);
   }
   c.set_targets(targets, path);
   return c;

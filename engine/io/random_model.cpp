@@ -5,7 +5,7 @@
 
 #include "engine/base/error.h"
 #include "engine/base/half.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/io/safetensors.h"
 #include "kernels/rng.h"
 
@@ -54,6 +54,8 @@ const std::vector<ModelPreset>& model_presets() {
       {"qwen2.5-0.5b", dims(896, 4864, 24, 14, 2, 64, 151936, true, 1e6), DType::BF16},
       {"qwen2.5-1.5b", dims(1536, 8960, 28, 12, 2, 128, 151936, true, 1e6), DType::BF16},
       {"qwen2.5-7b", dims(3584, 18944, 28, 28, 4, 128, 152064, false, 1e6), DType::BF16},
+      {"qwen2.5-14b", dims(5120, 13824, 48, 40, 8, 128, 152064, false, 1e6), DType::BF16},
+      {"qwen2.5-72b", dims(8192, 29568, 80, 64, 8, 128, 152064, false, 1e6), DType::BF16},
       {"tiny-qwen3", dims(128, 384, 4, 4, 2, 48, 0, true, 1e6, ModelArch::qwen3), DType::F32},
       {"qwen3-0.6b", dims(1024, 3072, 28, 16, 8, 128, 151936, true, 1e6, ModelArch::qwen3), DType::BF16},
       {"qwen3-8b", dims(4096, 12288, 36, 32, 8, 128, 151936, false, 1e6, ModelArch::qwen3), DType::BF16},

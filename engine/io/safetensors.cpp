@@ -16,14 +16,14 @@
 #include <utility>
 
 #include "engine/base/half.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 
 namespace qsft {
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the limit the reference implementation enforces
-constexpr const char* kSupportedDTypes = "F32, BF16, F16, I32, I64";
-constexpr DType kAllDTypes[] = {DType::F32, DType::BF16, DType::F16, DType::I32, DType::I64};
+constexpr const char* kSupportedDTypes = "F32, BF16, F16, I32, I64, U8";
+constexpr DType kAllDTypes[] = {DType::F32, DType::BF16, DType::F16, DType::I32, DType::I64, DType::U8};
 
 std::optional<DType> parse_dtype(std::string_view s) {
   for (DType d : kAllDTypes)
@@ -160,8 +160,9 @@ int write_rank(DType d) {
     case DType::I32: return 2;
     case DType::BF16: return 3;
     case DType::F16: return 4;
+    case DType::U8: return 5;
   }
-  return 5;
+  return 6;
 }
 
 size_t entry_nbytes(const SafetensorsEntry& e) { return size_t(shape_numel(e.shape)) * dtype_size(e.dtype); }

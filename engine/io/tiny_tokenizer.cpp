@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/pretokenizer.h"
 

@@ -2,7 +2,7 @@
 // byte-level BPE (tokenizer/bpe_trainer.h) trained on a short built-in English + code + Chinese text, in exactly
 // the structure of the Qwen2.5 tokenizer.json (NFC, the Qwen2 split regex, ByteLevel), with the ChatML special
 // tokens and the Qwen2.5-Instruct tokenizer_config.json (chat template included), so every tool that loads a
-// Qwen2.5 tokenizer loads this one. (The files are written here, with engine/io/json_writer.h; the trainer is the
+// Qwen2.5 tokenizer loads this one. (The files are written here, with engine/base/json_writer.h; the trainer is the
 // tokenizer library's.)
 #pragma once
 #include <cstdint>

@@ -38,10 +38,11 @@ void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
     full_.bind(weights_, params_.compute());
     full_.bind(grads_, params_.grads());
   } else {
-    weights_.carve(weights, cfg_, act_dtype_);
+    weights_.carve(weights, cfg_, act_dtype_, opts_.quant);
     params_.carve(params, layout_.num_params(), act_dtype_);
   }
-  state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recompute, act_dtype_);
+  state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recomputed_layers(cfg_.num_hidden_layers),
+               act_dtype_);
   batch_.carve(state, opts_.max_tokens);
 }
 
@@ -71,6 +72,17 @@ LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {
   Qwen2Decoder d = decoder_for(b);
   d.forward_to_hidden(0, false);
   return d.loss();
+}
+
+void Qwen2Model::forward_hidden(const TokenBatchView& b, const AttentionFn& attend) {
+  Qwen2Decoder d = decoder_for(b);
+  d.set_attention(&attend);
+  d.forward_to_hidden(0, false);
+}
+
+void Qwen2Model::logits_of_rows(const Tensor& rows, Tensor& h, Tensor& logits) {
+  ops_->embedding_fwd(rows, state_.xf.rows(0, batch_.tokens()), h);  // a row gather
+  ops_->gemm(Mat::of(h), false, Mat::of(weights_.lm_head), true, Mat::of(logits), 1.0f, 0.0f);
 }
 
 std::vector<float> Qwen2Model::logits(const TokenBatchView& b) {

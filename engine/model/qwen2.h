@@ -47,6 +47,14 @@ class Qwen2Model {
   std::vector<float> logits(const TokenBatchView& b);  // [T, V] on the host (tests; allocates)
   void zero_grads() { ops_->zero(params_.grads()); }
 
+  // Generation (engine/generate/): the final-norm hidden states of b (the run state's first T rows), each layer's
+  // attention done by `attend` (a KV cache); then the logits F32 [R, V] of hidden rows `rows` (I32 [R] on the
+  // device, indices into that forward's tokens), gathered through h [R, H] (scratch of activation_dtype()).
+  void forward_hidden(const TokenBatchView& b, const AttentionFn& attend);
+  void logits_of_rows(const Tensor& rows, Tensor& h, Tensor& logits);
+  DType activation_dtype() const { return act_dtype_; }
+  Qwen2Weights& frozen_weights() { return weights_; }  // generation folds a LoRA adapter into them (--merge)
+
   const Qwen2Config& config() const { return cfg_; }
   const LoraLayout& lora_layout() const { return layout_; }
   const FullLayout& full_layout() const { return full_; }  // with full fine-tuning

@@ -86,7 +86,11 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   ops_.rope_fwd(q, seq, rope);
   ops_.rope_fwd(k, seq, rope);
   Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
-  ops_.attention_fwd(q, k, v, seq, attn, lse);
+  if (attend_) {
+    (*attend_)(l, q, k, v, seq, attn, lse);
+  } else {
+    ops_.attention_fwd(q, k, v, seq, attn, lse);
+  }
   Tensor h_mid = a.h_mid.rows(0, T);
   ops_.linear(attn, W.o, h_mid, &h_in);
   lora_fwd(l, LoraTarget::o, seed, train, attn, h_mid, a);
@@ -203,7 +207,7 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
   ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor h_in = st.resid[size_t(l)].rows(0, T);
-    if (p_.opts.recompute) {
+    if (p_.opts.recomputes(l)) {
       Tensor h_out = st.resid[size_t(l) + 1].rows(0, T);  // recomputed to the same values
       layer_forward(int(l), h_in, h_out, st.layer(int(l)), seed, true);
     }

@@ -6,6 +6,9 @@
 //   per layer: h += o_proj(attn(rope(qkv(rmsnorm1(h)))));  h += down(silu(gate(x)) * up(x)), x = rmsnorm2(h)
 //   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
 #pragma once
+#include <algorithm>
+#include <functional>
+
 #include "engine/io/model_config.h"
 #include "engine/model/device_batch.h"
 #include "engine/model/lora.h"
@@ -19,10 +22,19 @@ namespace qsft {
 struct ModelOptions {
   int64_t max_tokens = 4096;         // tokens of the largest micro-batch
   bool recompute = false;            // activation checkpointing: keep layer inputs only, redo the layer in backward
+  int recompute_layers = -1;         // with recompute: the first this many layers are redone, the others keep their
+                                     // activations; -1 = all (gradient_checkpointing "auto" picks it: plan.h)
   float neftune_alpha = 0.0f;        // NEFTune noise on the embeddings while training (0 = off)
   bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
                                      // sequence (the row length of the padded batch transformers would build)
   bool full_finetuning = false;      // train every weight (FullLayout) instead of LoRA adapters
+  WeightQuant quant;                 // the frozen Linear weights' format (QLoRA: 4-bit)
+
+  // R, the layers [0, R) of L that the backward recomputes; whether layer l is one of them.
+  int recomputed_layers(int L) const {
+    return !recompute ? 0 : recompute_layers < 0 ? L : std::min(recompute_layers, L);
+  }
+  bool recomputes(int64_t layer) const { return recompute && (recompute_layers < 0 || layer < recompute_layers); }
 };
 
 struct LossStats {
@@ -30,6 +42,12 @@ struct LossStats {
   int64_t correct = 0;  // argmax == target among them
   int64_t targets = 0;  // how many trained targets
 };
+
+// The attention of a layer, replaceable (generation: a KV cache's prefill and decode steps). It gets what
+// attention_fwd gets: q [T, n, D], k, v [T, nkv, D] after RoPE, the batch's layout, and writes attn [T, n, D]
+// (lse [n, T] is only needed by a backward).
+using AttentionFn = std::function<void(int layer, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const SeqLayout& seq, Tensor& attn, Tensor& lse)>;
 
 struct Qwen2Parts {  // what a decoder reads and writes
   const Qwen2Config& cfg;
@@ -48,6 +66,8 @@ class Qwen2Decoder {
 
   // Embedding, every layer and the final norm of the uploaded batch: fills state.resid, the layer acts and xf.
   void forward_to_hidden(uint64_t seed, bool train);
+  // Each layer's attention through `attend` instead of attention_fwd (inference only; null: attention_fwd).
+  void set_attention(const AttentionFn* attend) { attend_ = attend; }
   // LM head + CE on xf, then the backward through every layer; the trainable parameters' gradients accumulate into
   // params.grads().
   LossStats loss_and_backward(float grad_scale, uint64_t seed);
@@ -68,6 +88,7 @@ class Qwen2Decoder {
 
   Ops& ops_;
   Qwen2Parts p_;
+  const AttentionFn* attend_ = nullptr;
 };
 
 }  // namespace qsft

@@ -3,10 +3,51 @@
 #include "engine/base/half.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/rope_freqs.h"
+#include "kernels/nf4.h"
 
 namespace qsft {
 
-void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w) {
+LinearWeight carve_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType w, const WeightQuant& quant,
+                          int parts) {
+  LinearWeight L;
+  if (quant.format == WeightFormat::dense) {
+    L.w = a.take(w, {out, in});
+  } else {
+    if (in % 2 || (out / parts * in) % cpu::kQuant4Block)
+      throw InputError("load_in_4bit: a Linear [" + std::to_string(out) + ", " + std::to_string(in) +
+                       "] does not split into bitsandbytes' blocks of 64 values");
+    L.q.format = quant.format;
+    L.q.compute = w;
+    L.q.parts = parts;
+    L.w = a.take(DType::U8, {out, in / 2});
+    L.q.absmax = a.take(quant.double_quant ? DType::U8 : DType::F32, {out * in / cpu::kQuant4Block});
+    if (quant.double_quant) L.q.absmax2 = a.take(DType::F32, {parts * L.absmax2_per_part()});
+  }
+  if (has_bias) L.bias = a.take(w, {out});
+  return L;
+}
+
+void quantize_linear_part(Ops& ops, const float* values, LinearWeight& W, int p) {
+  const int64_t rows = W.out() / W.q.parts, n = rows * W.in(), nb = W.blocks_per_part(), n2 = W.absmax2_per_part();
+  std::vector<uint8_t> codes(static_cast<size_t>(n / 2));
+  std::vector<float> absmax(static_cast<size_t>(nb));
+  cpu::quantize_4bit(values, n, W.q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4,
+                     codes.data(), absmax.data());
+  ops.copy_to_device(W.w.rows(p * rows, (p + 1) * rows).data, codes.data(), codes.size());
+  char* absmax_dst = static_cast<char*>(W.q.absmax.data);
+  if (!W.q.double_quant()) {
+    ops.copy_to_device(absmax_dst + p * nb * 4, absmax.data(), absmax.size() * 4);
+    return;
+  }
+  W.q.offset[p] = cpu::absmax_offset(absmax.data(), nb);
+  std::vector<uint8_t> qabsmax(static_cast<size_t>(nb));
+  std::vector<float> absmax2(static_cast<size_t>(n2));
+  cpu::quantize_absmax(absmax.data(), nb, W.q.offset[p], qabsmax.data(), absmax2.data());
+  ops.copy_to_device(absmax_dst + p * nb, qabsmax.data(), qabsmax.size());
+  ops.copy_to_device(static_cast<char*>(W.q.absmax2.data) + p * n2 * 4, absmax2.data(), absmax2.size() * 4);
+}
+
+void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w, const WeightQuant& quant) {
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, V = cfg.vocab_size;
   const int64_t qo = int64_t(cfg.num_attention_heads) * D, kvo = int64_t(cfg.num_key_value_heads) * D;
   rope.inv_freq = a.take(DType::F32, {D / 2});
@@ -17,17 +58,16 @@ void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w) {
   for (LayerWeights& L : layers) {
     L.in_norm = a.take(w, {H});
     L.post_norm = a.take(w, {H});
-    auto bias = [&](bool has, int64_t n) { return has ? a.take(w, {n}) : Tensor(); };
-    L.q = {a.take(w, {qo, H}), bias(cfg.attention_bias, qo)};
-    L.k = {a.take(w, {kvo, H}), bias(cfg.attention_bias, kvo)};
-    L.v = {a.take(w, {kvo, H}), bias(cfg.attention_bias, kvo)};
+    L.q = carve_linear(a, qo, H, cfg.attention_bias, w, quant);
+    L.k = carve_linear(a, kvo, H, cfg.attention_bias, w, quant);
+    L.v = carve_linear(a, kvo, H, cfg.attention_bias, w, quant);
     if (cfg.qk_norm()) {
       L.q_norm = a.take(w, {D});
       L.k_norm = a.take(w, {D});
     }
-    L.o = {a.take(w, {H, qo}), bias(cfg.o_bias(), H)};
-    L.gate_up = {a.take(w, {2 * I, H}), {}};
-    L.down = {a.take(w, {H, I}), {}};
+    L.o = carve_linear(a, H, qo, cfg.o_bias(), w, quant);
+    L.gate_up = carve_linear(a, 2 * I, H, false, w, quant, 2);
+    L.down = carve_linear(a, H, I, false, w, quant);
   }
 }
 
@@ -49,6 +89,27 @@ void load_into(Ops& ops, const TensorStore& store, const std::string& name, cons
   }
 }
 
+// Part p of the 4-bit Linear W from the tensor `name` (its rows [p rows, (p+1) rows)).
+void load_quant4_part(Ops& ops, const TensorStore& store, const std::string& name, LinearWeight& W, int p) {
+  const int64_t rows = W.out() / W.q.parts;
+  const TensorInfo& t = store.require(name, {rows, W.in()});
+  std::vector<float> host(static_cast<size_t>(rows * W.in()));
+  copy_to_f32(t, host.data());
+  quantize_linear_part(ops, host.data(), W, p);
+}
+
+// The Linear W from the tensors `names` (one, or gate_proj and up_proj stacked by rows) in W's format.
+void load_linear(Ops& ops, const TensorStore& store, const std::vector<std::string>& names, LinearWeight& W) {
+  const int64_t rows = W.out() / int64_t(names.size());
+  for (size_t p = 0; p < names.size(); ++p) {
+    if (W.quantized()) {
+      load_quant4_part(ops, store, names[p], W, int(p));
+    } else {
+      load_into(ops, store, names[p], W.w.rows(int64_t(p) * rows, int64_t(p + 1) * rows));
+    }
+  }
+}
+
 }  // namespace
 
 void Qwen2Weights::set_rope(Ops& ops, const Qwen2Config& cfg, int64_t seq_len) {
@@ -60,19 +121,18 @@ void Qwen2Weights::set_rope(Ops& ops, const Qwen2Config& cfg, int64_t seq_len) {
 void Qwen2Weights::load(Ops& ops, const Qwen2Config& cfg, const std::string& model_dir) {
   set_rope(ops, cfg, cfg.max_position_embeddings);
   TensorStore store = TensorStore::open_dir(model_dir);
-  const int64_t I = cfg.intermediate_size;
   load_into(ops, store, "model.embed_tokens.weight", embed);
   load_into(ops, store, "model.norm.weight", final_norm);
   // Tied: lm_head is the embedding (a redundant lm_head.weight in the checkpoint is ignored).
   if (!cfg.tie_word_embeddings) load_into(ops, store, "lm_head.weight", lm_head);
   for (size_t l = 0; l < layers.size(); ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    const LayerWeights& L = layers[l];
+    LayerWeights& L = layers[l];
     load_into(ops, store, p + "input_layernorm.weight", L.in_norm);
     load_into(ops, store, p + "post_attention_layernorm.weight", L.post_norm);
-    load_into(ops, store, p + "self_attn.q_proj.weight", L.q.w);
-    load_into(ops, store, p + "self_attn.k_proj.weight", L.k.w);
-    load_into(ops, store, p + "self_attn.v_proj.weight", L.v.w);
+    load_linear(ops, store, {p + "self_attn.q_proj.weight"}, L.q);
+    load_linear(ops, store, {p + "self_attn.k_proj.weight"}, L.k);
+    load_linear(ops, store, {p + "self_attn.v_proj.weight"}, L.v);
     for (auto [name, t] : {std::pair{"q_proj.bias", &L.q.bias},
                            {"k_proj.bias", &L.k.bias},
                            {"v_proj.bias", &L.v.bias},
@@ -80,10 +140,9 @@ void Qwen2Weights::load(Ops& ops, const Qwen2Config& cfg, const std::string& mod
                            {"q_norm.weight", &L.q_norm},
                            {"k_norm.weight", &L.k_norm}})
       if (!t->empty()) load_into(ops, store, p + "self_attn." + name, *t);
-    load_into(ops, store, p + "self_attn.o_proj.weight", L.o.w);
-    load_into(ops, store, p + "mlp.gate_proj.weight", L.gate_up.w.rows(0, I));
-    load_into(ops, store, p + "mlp.up_proj.weight", L.gate_up.w.rows(I, 2 * I));
-    load_into(ops, store, p + "mlp.down_proj.weight", L.down.w);
+    load_linear(ops, store, {p + "self_attn.o_proj.weight"}, L.o);
+    load_linear(ops, store, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, L.gate_up);
+    load_linear(ops, store, {p + "mlp.down_proj.weight"}, L.down);
   }
 }
 

@@ -1,5 +1,6 @@
 // The frozen weights of a Qwen2/Qwen3 decoder, each Linear as a LinearWeight (its format carried by the weight: dense
-// F32/BF16 today), carved from one arena and loaded name by name from a Hugging Face model directory.
+// F32/BF16, or 4-bit NF4/FP4 quantized at load as bitsandbytes does), carved from one arena and loaded name by name
+// from a Hugging Face model directory.
 #pragma once
 #include <string>
 #include <vector>
@@ -10,12 +11,27 @@
 
 namespace qsft {
 
+// How the frozen Linear weights are stored (QLoRA's load_in_4bit, docs/qlora.md): dense in the activation dtype, or
+// 4-bit. The embedding, the norms and lm_head stay dense, as bitsandbytes leaves them.
+struct WeightQuant {
+  WeightFormat format = WeightFormat::dense;  // nf4 | fp4: bnb_4bit_quant_type
+  bool double_quant = false;                  // bnb_4bit_use_double_quant
+};
+
+// A Linear [out, in] (+ bias [out]) from `a` in `quant`'s format (dense: of dtype w; 4-bit: computing in w), a 4-bit
+// one as `parts` row ranges quantized as separate tensors. InputError when 4-bit blocks of 64 do not fit.
+LinearWeight carve_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType w, const WeightQuant& quant,
+                          int parts = 1);
+// Part p of the 4-bit Linear W from host values [out / parts, in]: quantized as bitsandbytes quantizes that tensor
+// (kernels/nf4.h), codes and scales copied into W's memory (the offsets into W.q).
+void quantize_linear_part(Ops& ops, const float* values, LinearWeight& W, int p);
+
 struct LayerWeights {
   Tensor in_norm, post_norm;  // [H]
   LinearWeight q, k, v;       // [n*D, H] (+ bias [n*D]); [nkv*D, H] (+ bias [nkv*D]) x2. Qwen2: with bias
   Tensor q_norm, k_norm;      // Qwen3: RMSNorm weights [D] over each head of q and k before RoPE; else empty
   LinearWeight o;             // [H, n*D] (+ bias [H] on a Qwen3 with attention_bias)
-  LinearWeight gate_up;       // [2I, H]: gate_proj rows then up_proj rows (fused at load)
+  LinearWeight gate_up;       // [2I, H]: gate_proj rows then up_proj rows (fused at load; 4-bit: two parts)
   LinearWeight down;          // [H, I]
 };
 
@@ -26,9 +42,11 @@ struct Qwen2Weights {
   std::vector<LayerWeights> layers;
   RopeFreqs rope;  // inv_freq F32 [D/2] (a frozen buffer, from the config, as transformers' rotary embedding)
 
-  // Takes every tensor from `a` (a measuring arena only counts bytes), all of dtype `w`.
-  void carve(Arena& a, const Qwen2Config& cfg, DType w);
-  // Fills them from `model_dir` (one or sharded safetensors): shapes checked, converted to each tensor's dtype.
+  // Takes every tensor from `a` (a measuring arena only counts bytes), all of dtype `w` but the Linear weights in
+  // `quant`'s format (InputError when a 4-bit weight does not split into blocks of 64).
+  void carve(Arena& a, const Qwen2Config& cfg, DType w, const WeightQuant& quant = {});
+  // Fills them from `model_dir` (one or sharded safetensors): shapes checked, converted to each tensor's dtype; a
+  // 4-bit Linear is quantized from the checkpoint's values (kernels/nf4.h) on the host.
   void load(Ops& ops, const Qwen2Config& cfg, const std::string& model_dir);
   // The RoPE table for sequences of up to seq_len tokens (load() sets it for the config's context).
   void set_rope(Ops& ops, const Qwen2Config& cfg, int64_t seq_len);

@@ -29,12 +29,14 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
     if (lora.adapts(LoraTarget(t))) x.u[size_t(t)] = a.take(w, {T, lora.r});
 }
 
-void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, bool recompute, DType w) {
+void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, int recomputed_layers,
+                     DType w) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int64_t qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
   resid.resize(size_t(c.num_hidden_layers) + 1);
   for (Tensor& r : resid) r = a.take(w, {T, H});
-  acts.resize(recompute ? 1 : size_t(c.num_hidden_layers));
+  recomputed = recomputed_layers;
+  acts.resize(size_t(c.num_hidden_layers - recomputed + (recomputed > 0)));
   for (LayerActs& x : acts) carve_layer_acts(a, x, c, lora, T, w);
   xf = a.take(w, {T, H});
   rstd_f = a.take(DType::F32, {T});

@@ -1,6 +1,7 @@
 // The run state of a Qwen2 decoder: every activation a step writes, sized for the largest micro-batch and
 // carved from one arena before step one (views of the first T rows are used). With recompute (activation
-// checkpointing) only the residual streams are kept per layer and one LayerActs is shared.
+// checkpointing) of the first R layers, those keep only their residual streams and share one LayerActs; the
+// other L - R keep their own.
 #pragma once
 #include <array>
 #include <vector>
@@ -39,13 +40,16 @@ struct BackwardScratch {
 
 struct RunState {
   std::vector<Tensor> resid;    // L + 1 residual streams [T, H]: input of each layer, and the last output
-  std::vector<LayerActs> acts;  // L of them, or 1 when recomputing
+  std::vector<LayerActs> acts;  // [shared by the recomputed layers (R > 0)] + one per kept layer
   Tensor xf, rstd_f;            // final norm output [T, H], [T]
   Tensor loss_sum, correct;     // F32 [1], I32 [1]
   BackwardScratch g;
 
-  void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, bool recompute, DType w);
-  LayerActs& layer(int l) { return acts.size() == 1 ? acts[0] : acts[size_t(l)]; }
+  int recomputed = 0;           // R: layers [0, R) are recomputed in the backward
+
+  void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, int recomputed_layers,
+             DType w);
+  LayerActs& layer(int l) { return l < recomputed ? acts[0] : acts[size_t(l - recomputed + (recomputed > 0))]; }
 };
 
 }  // namespace qsft

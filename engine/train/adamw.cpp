@@ -1,6 +1,7 @@
 #include "engine/train/adamw.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <tuple>
 #include <utility>
@@ -9,45 +10,137 @@
 
 namespace qsft {
 
-AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, int64_t decay_end)
-    : ops_(ops), arena_(ops, bytes(num_params)), decay_end_(decay_end < 0 ? num_params : decay_end) {
+namespace {
+
+int64_t blocks_of(int64_t num_params) { return (num_params + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock; }
+
+// The state's tensors, carved from `a` (a measuring arena counts the bytes): F32 moments, or the 8-bit ones.
+void carve_state(Arena& a, int64_t P, bool eight_bit, Tensor& m, Tensor& v, AdamW8bitMoments& q) {
+  if (!eight_bit) {
+    m = a.take(DType::F32, {P});
+    v = a.take(DType::F32, {P});
+    return;
+  }
+  q.m = a.take(DType::U8, {P});
+  q.v = a.take(DType::U8, {P});
+  q.absmax_m = a.take(DType::F32, {blocks_of(P)});
+  q.absmax_v = a.take(DType::F32, {blocks_of(P)});
+  q.map_m = a.take(DType::F32, {256});
+  q.map_v = a.take(DType::F32, {256});
+}
+
+bool is_eight_bit(const std::string& optim) {
+  QSFT_CHECK(optim == "adamw_torch" || optim == "adamw_8bit", "unknown optim " + optim);
+  return optim == "adamw_8bit";
+}
+
+template <class T>
+void to_host(Ops& ops, std::vector<T>& host, const Tensor& t) {
+  host.resize(size_t(t.numel()));
+  ops.copy_to_host(host.data(), t.data, host.size() * sizeof(T));
+}
+
+InputError state_mismatch(const char* what) {
+  return input_error("optimizer.safetensors", std::string("the checkpoint's ") + what +
+                                                  " is of another size or optimizer (is training.optim the one the "
+                                                  "checkpoint was trained with?)");
+}
+
+template <class T>
+void to_device(Ops& ops, const std::vector<T>& host, Tensor& t, const char* what) {
+  if (int64_t(host.size()) != t.numel()) throw state_mismatch(what);
+  ops.copy_to_device(t.data, host.data(), host.size() * sizeof(T));
+}
+
+}  // namespace
+
+size_t AdamWOptimizer::bytes(int64_t shard_params, const std::string& optim) {
+  Arena measure;
+  Tensor m, v;
+  AdamW8bitMoments q;
+  carve_state(measure, shard_params, is_eight_bit(optim), m, v, q);
+  return measure.used();
+}
+
+AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, const std::string& optim,
+                               int64_t decay_end)
+    : ops_(ops),
+      num_params_(num_params),
+      shard_(shard),
+      eight_bit_(is_eight_bit(optim)),
+      arena_(ops, bytes(shard.count, optim)),
+      decay_end_(decay_end < 0 ? num_params : decay_end) {
   QSFT_CHECK(decay_end_ <= num_params, "weight-decay range beyond the parameters");
-  m_ = arena_.take(DType::F32, {num_params});
-  v_ = arena_.take(DType::F32, {num_params});
+  if (eight_bit_ && shard.count != num_params)
+    throw InputError("training.optim: adamw_8bit runs on one rank for now; with data-parallel ranks use adamw_torch");
+  if (eight_bit_ && decay_end_ != num_params)
+    throw InputError(
+        "training.optim: adamw_8bit is not available with full fine-tuning (its no-decay group of "
+        "biases and norm weights); use adamw_torch");
+  carve_state(arena_, shard.count, eight_bit_, m_, v_, q_);
+  if (!eight_bit_) return;
+  const std::array<float, 256> map_m = cpu::dynamic_map(true), map_v = cpu::dynamic_map(false);
+  ops_.copy_to_device(q_.map_m.data, map_m.data(), sizeof map_m);
+  ops_.copy_to_device(q_.map_v.data, map_v.data(), sizeof map_v);
 }
 
 void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr) {
   ++step_;
-  const int64_t P = params.numel(), d = decay_end_;
   const AdamWHyper h{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_};
-  if (d == P) return ops_.adamw_step(params, grads, m_, v_, h);
-  // Two groups: [0, d) with weight decay, [d, P) without.
+  if (eight_bit_) {  // one group (the constructor refuses a no-decay range)
+    Tensor p = range(params);
+    return ops_.adamw8bit_step(p, range(grads), q_, h);
+  }
+  // Two groups: [0, d) with weight decay, [d, P) without, each intersected with the shard [s0, s1).
+  const int64_t P = num_params_, d = decay_end_, s0 = shard_.offset, s1 = shard_.offset + shard_.count;
   for (auto [a, b, wd] : {std::tuple{int64_t(0), d, cfg.weight_decay}, std::tuple{d, P, 0.0}}) {
-    if (a == b) continue;
-    Tensor p = params.rows(a, b), m = m_.rows(a, b), v = v_.rows(a, b);
+    const int64_t lo = std::max(a, s0), hi = std::min(b, s1);
+    if (lo >= hi) continue;
+    Tensor p = params.rows(lo, hi), m = m_.rows(lo - s0, hi - s0), v = v_.rows(lo - s0, hi - s0);
     AdamWHyper hg = h;
     hg.weight_decay = wd;
-    ops_.adamw_step(p, grads.rows(a, b), m, v, hg);
+    ops_.adamw_step(p, grads.rows(lo, hi), m, v, hg);
   }
 }
 
-void AdamWOptimizer::save(Checkpoint& ck) const {
+void AdamWOptimizer::save(Checkpoint& ck, Comm& comm, Tensor& scratch) const {
+  if (eight_bit_) {  // the whole state is this (only) rank's
+    to_host(ops_, ck.exp_avg_codes, q_.m);
+    to_host(ops_, ck.exp_avg_sq_codes, q_.v);
+    to_host(ops_, ck.exp_avg_absmax, q_.absmax_m);
+    to_host(ops_, ck.exp_avg_sq_absmax, q_.absmax_v);
+    return;
+  }
+  QSFT_CHECK(scratch.numel() == num_params_, "the optimizer's gather buffer has another size");
   for (auto [host, moment] : {std::pair{&ck.exp_avg, &m_}, std::pair{&ck.exp_avg_sq, &v_}}) {
-    host->resize(size_t(moment->numel()));
-    ops_.copy_to_host(host->data(), moment->data, host->size() * sizeof(float));
+    Tensor mine = range(scratch);
+    ops_.copy(mine, *moment);
+    comm.all_gather(scratch);
+    if (comm.rank() != 0) continue;
+    host->resize(size_t(num_params_));
+    ops_.copy_to_host(host->data(), scratch.data, host->size() * sizeof(float));
   }
 }
 
 void AdamWOptimizer::load(const Checkpoint& ck) {
-  for (auto [host, moment] : {std::pair{&ck.exp_avg, &m_}, std::pair{&ck.exp_avg_sq, &v_}}) {
-    QSFT_CHECK(int64_t(host->size()) == moment->numel(), "checkpoint moments of another size");
-    ops_.copy_to_device(moment->data, host->data(), host->size() * sizeof(float));
+  if (eight_bit_) {
+    to_device(ops_, ck.exp_avg_codes, q_.m, "exp_avg (8-bit codes)");
+    to_device(ops_, ck.exp_avg_sq_codes, q_.v, "exp_avg_sq (8-bit codes)");
+    to_device(ops_, ck.exp_avg_absmax, q_.absmax_m, "exp_avg_absmax");
+    to_device(ops_, ck.exp_avg_sq_absmax, q_.absmax_v, "exp_avg_sq_absmax");
+  } else {
+    for (auto [host, moment, name] : {std::tuple{&ck.exp_avg, &m_, "exp_avg"}, {&ck.exp_avg_sq, &v_, "exp_avg_sq"}}) {
+      if (int64_t(host->size()) != num_params_) throw state_mismatch(name);
+      ops_.copy_to_device(moment->data, host->data() + shard_.offset, size_t(shard_.count) * sizeof(float));
+    }
   }
   step_ = ck.state.global_step;
 }
 
-double clip_grad_norm(Ops& ops, Tensor& grads, double max_norm) {
-  const double norm = std::sqrt(ops.sum_squares(grads));
+double clip_grad_norm(Ops& ops, Tensor& grads, double max_norm, Comm& comm) {
+  double sum_squares = ops.sum_squares(grads);
+  comm.all_reduce_host({&sum_squares, 1});
+  const double norm = std::sqrt(sum_squares);
   if (max_norm > 0) {
     const double coef = std::min(1.0, max_norm / (norm + 1e-6));  // torch clamps the coefficient at 1
     if (coef < 1.0) ops.scale_inplace(grads, float(coef));

@@ -1,7 +1,5 @@
 #include "engine/train/checkpoint.h"
 
-#include <simdjson.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,13 +7,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 
 #include "engine/base/error.h"
+#include "engine/base/json_reader.h"
+#include "engine/base/json_writer.h"
 #include "engine/base/sync_dir.h"
 #include "engine/io/full_model.h"
-#include "engine/io/json_writer.h"
 #include "engine/io/peft_adapter.h"
 #include "engine/io/safetensors.h"
+#include "kernels/adamw8bit.h"
 
 namespace qsft {
 
@@ -26,15 +27,6 @@ namespace {
 constexpr const char* kPrefix = "checkpoint-";
 constexpr const char* kTmpPrefix = ".tmp-checkpoint-";
 
-// The step of a checkpoint-<step> directory name, or -1.
-int64_t checkpoint_step(const fs::path& p) {
-  const std::string name = p.filename().string();
-  if (name.rfind(kPrefix, 0) != 0) return -1;
-  const std::string digits = name.substr(std::string(kPrefix).size());
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  return std::stoll(digits);
-}
-
 std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> v;
   if (!fs::is_directory(dir)) return v;
@@ -44,7 +36,56 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const fs::path& dir) {
   return v;
 }
 
+// The optimizer state's tensors: adamw_torch's F32 moments, or adamw_8bit's codes (U8, same names) and absmax.
+std::vector<SafetensorsEntry> optimizer_entries(const Checkpoint& ck, int64_t P) {
+  if (ck.exp_avg_codes.empty())
+    return {{"exp_avg", DType::F32, {P}, ck.exp_avg.data()}, {"exp_avg_sq", DType::F32, {P}, ck.exp_avg_sq.data()}};
+  const int64_t B = int64_t(ck.exp_avg_absmax.size());
+  return {{"exp_avg", DType::U8, {P}, ck.exp_avg_codes.data()},
+          {"exp_avg_sq", DType::U8, {P}, ck.exp_avg_sq_codes.data()},
+          {"exp_avg_absmax", DType::F32, {B}, ck.exp_avg_absmax.data()},
+          {"exp_avg_sq_absmax", DType::F32, {B}, ck.exp_avg_sq_absmax.data()}};
+}
+
+// One tensor of optimizer.safetensors, of this dtype and element count, into `dst`.
+template <class T>
+void read_state(const SafetensorsFile& f, const char* name, DType dtype, int64_t n, std::vector<T>& dst) {
+  const TensorInfo* t = f.find(name);
+  if (!t || t->numel() != n || t->dtype != dtype)
+    throw input_error(f.path(), std::string("tensor ") + name + " missing or not " + dtype_name(dtype) + " [" +
+                                    std::to_string(n) + "] (another LoRA configuration or finetuning_type?)");
+  dst.resize(size_t(n));
+  if constexpr (std::is_same_v<T, float>)
+    copy_to_f32(*t, dst.data());
+  else
+    std::memcpy(dst.data(), t->data, t->nbytes);
+}
+
+// adamw_torch's moments, or adamw_8bit's (told apart by exp_avg's dtype).
+void read_optimizer(const fs::path& file, int64_t P, Checkpoint& ck) {
+  const SafetensorsFile opt = SafetensorsFile::open(file);
+  const TensorInfo* m = opt.find("exp_avg");
+  if (m && m->dtype == DType::U8) {
+    const int64_t B = (P + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock;
+    read_state(opt, "exp_avg", DType::U8, P, ck.exp_avg_codes);
+    read_state(opt, "exp_avg_sq", DType::U8, P, ck.exp_avg_sq_codes);
+    read_state(opt, "exp_avg_absmax", DType::F32, B, ck.exp_avg_absmax);
+    read_state(opt, "exp_avg_sq_absmax", DType::F32, B, ck.exp_avg_sq_absmax);
+    return;
+  }
+  read_state(opt, "exp_avg", DType::F32, P, ck.exp_avg);
+  read_state(opt, "exp_avg_sq", DType::F32, P, ck.exp_avg_sq);
+}
+
 }  // namespace
+
+int64_t checkpoint_step(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const std::string digits = name.substr(std::string(kPrefix).size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
 
 void save_checkpoint(const fs::path& output_dir, const TrainedWeights& weights, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep) {
@@ -59,9 +100,7 @@ void save_checkpoint(const fs::path& output_dir, const TrainedWeights& weights, 
       write_full_model(base_model, *weights.full, ck.lora, tmp, DType::F32);
     else
       write_peft_adapter(tmp, *weights.lora, ck.lora, base_model);
-    const int64_t P = weights.num_params();
-    write_safetensors(tmp / "optimizer.safetensors", {{"exp_avg", DType::F32, {P}, ck.exp_avg.data()},
-                                                      {"exp_avg_sq", DType::F32, {P}, ck.exp_avg_sq.data()}});
+    write_safetensors(tmp / "optimizer.safetensors", optimizer_entries(ck, weights.num_params()));
     Json state = Json::object();
     state.set("global_step", ck.state.global_step)
         .set("log_loss_sum", ck.state.log_loss_sum)
@@ -69,7 +108,8 @@ void save_checkpoint(const fs::path& output_dir, const TrainedWeights& weights, 
         .set("log_accuracy_sum", ck.state.log_accuracy_sum)
         .set("log_micro_batches", ck.state.log_micro_batches)
         .set("num_tokens", ck.state.num_tokens)
-        .set("train_seconds", ck.state.train_seconds);
+        .set("train_seconds", ck.state.train_seconds)
+        .set("micro_batches_per_step", ck.state.micro_batches_per_step);
     write_file_atomic(tmp / "trainer_state.json", state.dump({2, true}));
     // Test hook: hold the finished temporary directory before the rename, so that a test can kill -9 here.
     if (const char* ms = std::getenv("QSFT_TEST_CHECKPOINT_PAUSE_MS"))
@@ -107,30 +147,18 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
 Checkpoint load_checkpoint(const fs::path& dir, const TrainedWeights& weights) {
   Checkpoint ck;
   ck.lora = weights.full ? weights.full->load(dir.string()) : read_peft_weights(dir, *weights.lora);
-  SafetensorsFile opt = SafetensorsFile::open(dir / "optimizer.safetensors");
-  for (auto [name, dst] : {std::pair{"exp_avg", &ck.exp_avg}, std::pair{"exp_avg_sq", &ck.exp_avg_sq}}) {
-    const TensorInfo* t = opt.find(name);
-    if (!t || t->numel() != weights.num_params() || t->dtype != DType::F32)
-      throw input_error(opt.path(), std::string("tensor ") + name + " missing or not F32 [" +
-                                        std::to_string(weights.num_params()) + "] (another LoRA configuration?)");
-    dst->resize(size_t(t->numel()));
-    copy_to_f32(*t, dst->data());
-  }
+  read_optimizer(dir / "optimizer.safetensors", weights.num_params(), ck);
   const std::string state_path = (dir / "trainer_state.json").string();
-  simdjson::dom::parser parser;
-  simdjson::dom::element s;
-  if (parser.load(state_path).get(s)) throw input_error(state_path, "missing or not valid JSON");
-  try {
-    ck.state.global_step = int64_t(s["global_step"]);
-    ck.state.log_loss_sum = double(s["log_loss_sum"]);
-    ck.state.log_steps = int64_t(s["log_steps"]);
-    ck.state.log_accuracy_sum = double(s["log_accuracy_sum"]);
-    ck.state.log_micro_batches = int64_t(s["log_micro_batches"]);
-    ck.state.num_tokens = int64_t(s["num_tokens"]);
-    ck.state.train_seconds = double(s["train_seconds"]);
-  } catch (const simdjson::simdjson_error& e) {
-    throw input_error(state_path, std::string("missing or mistyped field: ") + e.what());
-  }
+  const json::Document doc(state_path, json::read_text_file(state_path));
+  const json::Object s = doc.object();
+  ck.state.global_step = s.integer("global_step");
+  ck.state.log_loss_sum = s.number("log_loss_sum");
+  ck.state.log_steps = s.integer("log_steps");
+  ck.state.log_accuracy_sum = s.number("log_accuracy_sum");
+  ck.state.log_micro_batches = s.integer("log_micro_batches");
+  ck.state.num_tokens = s.integer("num_tokens");
+  ck.state.train_seconds = s.number("train_seconds");
+  ck.state.micro_batches_per_step = s.opt_integer("micro_batches_per_step").value_or(0);
   return ck;
 }
 

@@ -24,8 +24,9 @@ struct TrainerState {
   int64_t log_steps = 0;
   double log_accuracy_sum = 0;  // token accuracies of the micro-batches since the last log line
   int64_t log_micro_batches = 0;
-  int64_t num_tokens = 0;    // input tokens seen
-  double train_seconds = 0;  // wall time spent training before this checkpoint
+  int64_t num_tokens = 0;              // input tokens seen
+  double train_seconds = 0;            // wall time spent training before this checkpoint
+  int64_t micro_batches_per_step = 0;  // GA x world size of the run (0: a checkpoint written before it was kept)
 };
 
 // What a run trains, and so how a checkpoint holds it: LoRA's adapters or every weight (full fine-tuning).
@@ -40,12 +41,17 @@ struct TrainedWeights {
 struct Checkpoint {
   TrainerState state;
   std::vector<float> lora;  // the trained parameters: LoraLayout order (full fine-tuning: FullLayout order)
-  std::vector<float> exp_avg, exp_avg_sq;
+  std::vector<float> exp_avg, exp_avg_sq;  // adamw_torch's moments
+  // adamw_8bit's moments: codes [P] and absmax [ceil(P / 256)] (exp_avg, exp_avg_sq are then empty)
+  std::vector<uint8_t> exp_avg_codes, exp_avg_sq_codes;
+  std::vector<float> exp_avg_absmax, exp_avg_sq_absmax;
 };
 
 // Writes output_dir/checkpoint-<step> atomically and prunes older ones beyond keep (0 = keep all).
 void save_checkpoint(const std::filesystem::path& output_dir, const TrainedWeights& weights, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep);
+// The step of a checkpoint-<step> directory name, or -1.
+int64_t checkpoint_step(const std::filesystem::path& p);
 // The newest complete checkpoint directory, if any (temporary directories are not checkpoints). Reads only.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& output_dir);
 // Removes the temporary directories of interrupted checkpoint writes; only for the holder of the run's lock (a

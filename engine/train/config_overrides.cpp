@@ -5,7 +5,7 @@
 #include <map>
 
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 
 namespace qsft {
 

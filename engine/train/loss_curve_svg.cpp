@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/train/metrics.h"
 
 namespace qsft {

@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "engine/base/error.h"
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 #include "engine/train/checkpoint.h"
 
 namespace qsft {

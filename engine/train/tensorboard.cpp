@@ -110,10 +110,31 @@ TensorBoardWriter::TensorBoardWriter(const std::filesystem::path& dir) {
 }
 
 void TensorBoardWriter::scalar(const std::string& tag, float value, int64_t step) {
-  std::string v, summary, ev;
+  std::string v;
   bytes(v, 1, tag);
   fixed(v, 2, 5, value);
-  bytes(summary, 1, v);
+  summary_value(v, step);
+}
+
+void TensorBoardWriter::text(const std::string& tag, const std::string& markdown, int64_t step) {
+  // tf.summary.text's Value: {1: tag, 9: metadata {1: plugin_data {1: plugin_name "text"}},
+  // 8: tensor {1: dtype DT_STRING (7), 2: tensor_shape {} (a scalar), 8: string_val}}
+  std::string plugin, metadata, tensor, v;
+  bytes(plugin, 1, "text");
+  bytes(metadata, 1, plugin);
+  varint(tensor, 1 << 3 | 0);
+  varint(tensor, 7);
+  bytes(tensor, 2, "");
+  bytes(tensor, 8, markdown);
+  bytes(v, 1, tag);
+  bytes(v, 9, metadata);
+  bytes(v, 8, tensor);
+  summary_value(v, step);
+}
+
+void TensorBoardWriter::summary_value(const std::string& value, int64_t step) {
+  std::string summary, ev;
+  bytes(summary, 1, value);
   fixed(ev, 1, 1, now_seconds());
   varint(ev, 2 << 3 | 0);
   varint(ev, uint64_t(step));

@@ -18,9 +18,12 @@ class TensorBoardWriter {
   // Creates DIR/events.out.tfevents.<seconds>.qwen-sft and writes the file_version event.
   explicit TensorBoardWriter(const std::filesystem::path& dir);
   void scalar(const std::string& tag, float value, int64_t step);
+  // A text summary (TensorBoard's text plugin, as tf.summary.text writes it; markdown is rendered).
+  void text(const std::string& tag, const std::string& markdown, int64_t step);
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  void summary_value(const std::string& value, int64_t step);  // an Event {wall_time, step, summary {value}}
   void record(const std::string& event);
   std::filesystem::path path_;
   std::ofstream out_;

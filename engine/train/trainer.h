@@ -18,6 +18,7 @@ struct TrainResult {
   double eval_loss = -1;      // last eval (-1: none)
   std::string adapter_dir;    // the final checkpoint
   int stopped_by_signal = 0;  // SIGINT / SIGTERM when a signal stopped the run early (after a checkpoint)
+  int rank = 0;               // this process's rank in a data-parallel run (only rank 0 reports)
 };
 
 TrainResult train(const TrainConfig& cfg, bool show_progress);

@@ -22,14 +22,14 @@ def accepted_options(command):
         src = f.read()
     call = re.search(r"parse_flags\(args,\s*(\{[^}]*\}),\s*(\{[^}]*\})\)", src)
     expect(call is not None, f"no parse_flags call in tools/cmd_{command}.cpp")
-    return set(re.findall(r'"([a-z-]+)"', call.group(1) + call.group(2)))
+    return set(re.findall(r'"([a-z0-9-]+)"', call.group(1) + call.group(2)))
 
 
 def check_command_help(bin_path, command):
     p = run(bin_path, command, "--help", stdin=open(os.devnull))
     usage = p.stdout.splitlines()[0] if p.stdout else ""
     expect(usage.startswith(f"usage: qwen-sft {command} "), f"{command} --help: no usage line:\n{p.stdout}")
-    shown = set(re.findall(r"--([a-z-]+)", usage))
+    shown = set(re.findall(r"--([a-z0-9-]+)", usage))
     missing = accepted_options(command) - shown
     expect(not missing, f"{command} --help: the usage line lacks --{', --'.join(sorted(missing))}: {usage}")
     unknown = shown - accepted_options(command)

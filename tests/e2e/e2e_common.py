@@ -57,3 +57,14 @@ def write_config(path, model, output_dir, data=DEMO_DATA, top=None, **training):
 def expect(cond, what):
     if not cond:
         sys.exit("FAIL: " + what)
+
+
+def curve(run_dir):
+    """Every line of a run's metrics.jsonl without its timing field."""
+    lines = []
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            d = json.loads(line)
+            d.pop("tokens_per_second", None)
+            lines.append(d)
+    return lines

@@ -8,22 +8,11 @@ import signal
 import subprocess
 import time
 
-from e2e_common import expect, parse_args, run, tiny_model, work_dir, write_config
+from e2e_common import curve, expect, parse_args, run, tiny_model, work_dir, write_config
 
 STEPS = 24
 # Dropout, NEFTune and gradient accumulation on: resuming must redraw the same random masks and batches.
 TRAINING = dict(max_steps=STEPS, gradient_accumulation_steps=2, neftune_noise_alpha=5.0)
-
-
-def curve(run_dir):
-    """Every metrics line without its timing field."""
-    lines = []
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            d = json.loads(line)
-            d.pop("tokens_per_second", None)
-            lines.append(d)
-    return lines
 
 
 def logged_steps(metrics):

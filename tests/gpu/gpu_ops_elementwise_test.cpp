@@ -34,6 +34,46 @@ TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
     }
 }
 
+// The same ops on views that start one element into their buffer (not 16-byte aligned): the kernels fall back to
+// one element per step and must give the CPU's results there too.
+TEST(GpuElementwise, UnalignedViewsMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(15);
+  const int64_t n = 1001;
+  auto offset_view = [](OpsTensor& t) {
+    return Tensor(static_cast<char*>(t.t.data) + dtype_size(t.t.dtype), t.t.dtype, {n}, t.t.device);
+  };
+  for (DType dt : kFloatTypes) {
+    const std::string tag = std::string(dtype_name(dt)) + " n=" + std::to_string(n) + " at element 1";
+    Both y(*cpu, *gpu, dt, {n + 1}, random_uniform(size_t(n + 1), rng)),
+        x(*cpu, *gpu, dt, {n + 1}, random_uniform(size_t(n + 1), rng)), d(*cpu, *gpu, dt, {n + 1});
+    Tensor yc = offset_view(y.c), yg = offset_view(y.g), xc = offset_view(x.c), xg = offset_view(x.g);
+    Tensor dc = offset_view(d.c), dg = offset_view(d.g);
+    cpu->add_inplace(yc, xc);
+    gpu->add_inplace(yg, xg);
+    y.expect_close(tolerance(dt), "add_inplace " + tag);
+    cpu->scale_inplace(yc, 0.71f);
+    gpu->scale_inplace(yg, 0.71f);
+    y.expect_close(tolerance(dt), "scale_inplace " + tag);
+    cpu->neftune_noise(yc, 0.05f, 5);
+    gpu->neftune_noise(yg, 0.05f, 5);
+    y.expect_close(tolerance(dt), "neftune " + tag);
+    cpu->zero(d.c.t);
+    gpu->zero(d.g.t);
+    cpu->dropout(xc, 0.3f, 77, dc);
+    gpu->dropout(xg, 0.3f, 77, dg);
+    d.expect_close(tolerance(dt), "dropout " + tag);
+    const double want = cpu->sum_squares(xc), got = gpu->sum_squares(xg);
+    EXPECT_NEAR(got, want, 1e-5 * want) << "sum_squares " << tag;
+  }
+  Both src(*cpu, *gpu, DType::F32, {n + 1}, random_uniform(size_t(n + 1), rng)), dst(*cpu, *gpu, DType::BF16, {n});
+  gpu->cast(offset_view(src.g), dst.g.t);
+  std::vector<float> want = src.c.get();
+  want.erase(want.begin());
+  for (float& v : want) v = bf16_to_f32(f32_to_bf16(v));
+  EXPECT_EQ(dst.g.get(), want) << "cast from element 1";
+}
+
 // Ops::cast F32 -> BF16 (the LoRA parameters' compute copy): round to nearest even, bit for bit the host's rounding.
 TEST(GpuElementwise, CastToBf16RoundsLikeTheHost) {
   QSFT_REQUIRE_GPU();

@@ -14,7 +14,8 @@ TEST(GpuRmsNorm, ForwardFusedAndBackwardMatchCpu) {
   std::mt19937 rng(21);
   const float eps = 1e-6f;
   for (DType dt : kFloatTypes)
-    for (auto [T, H] : {std::pair<int64_t, int64_t>{1, 64}, {37, 896}, {129, 3584}}) {
+    // H = 100 and 37: rows that are not whole 16-byte vectors (the element-at-a-time kernels)
+    for (auto [T, H] : {std::pair<int64_t, int64_t>{1, 64}, {37, 896}, {129, 3584}, {5, 100}, {3, 37}}) {
       const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " H=" + std::to_string(H);
       const size_t TH = size_t(T * H);
       Both x(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng, -2.0f, 2.0f));
@@ -38,7 +39,7 @@ TEST(GpuRope, ForwardAndBackwardMatchCpu) {
   const std::vector<std::vector<int>> packings = {{1}, {7, 13, 20}, {1000, 3, 997}};
   for (DType dt : kFloatTypes)
     for (const auto& lengths : packings)
-      for (auto [n, D] : {std::pair<int64_t, int64_t>{4, 16}, {14, 64}, {28, 128}}) {
+      for (auto [n, D] : {std::pair<int64_t, int64_t>{4, 16}, {14, 64}, {28, 128}, {3, 12}}) {  // D/2 = 6: no vectors
         OpsLayout lc(*cpu, lengths), lg(*gpu, lengths);
         const int64_t T = lc.total;
         const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " n=" + std::to_string(n) +
@@ -61,7 +62,8 @@ TEST(GpuSwiGlu, ForwardAndBackwardMatchCpu) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(23);
   for (DType dt : kFloatTypes)
-    for (auto [T, I] : {std::pair<int64_t, int64_t>{3, 128}, {67, 4864}, {33, 18944}}) {
+    // I = 100 and 37: rows that are not whole 16-byte vectors (the element-at-a-time kernels)
+    for (auto [T, I] : {std::pair<int64_t, int64_t>{3, 128}, {67, 4864}, {33, 18944}, {5, 100}, {4, 37}}) {
       const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " I=" + std::to_string(I);
       Both gu(*cpu, *gpu, dt, {T, 2 * I}, random_uniform(size_t(T * 2 * I), rng, -4.0f, 4.0f));
       Both out(*cpu, *gpu, dt, {T, I});

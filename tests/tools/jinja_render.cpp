@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/base/json_text.h"
 #include "tokenizer/jinja_template.h"
-#include "tokenizer/json_text.h"
 
 int main(int argc, char** argv) {
   using namespace qsft;

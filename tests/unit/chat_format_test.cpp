@@ -4,10 +4,10 @@
 
 #include "chat_test_util.h"
 #include "engine/base/error.h"
+#include "engine/base/json_text.h"
 #include "test_util.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/conversation_json.h"
-#include "tokenizer/json_text.h"
 
 namespace qsft {
 namespace {

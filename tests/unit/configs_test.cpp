@@ -156,7 +156,7 @@ TEST(Configs, OverridesApplyToTheShippedConfigs) {
     load_train_config(kConfigs / "seed001_qwen2.5_lora.json", {"training.warmup_ration=0.1"});
     ADD_FAILURE() << "an unknown key given with --set must be an error";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("did you mean training.warmup_ratio?"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("did you mean \"training.warmup_ratio\"?"), std::string::npos) << e.what();
   }
 }
 

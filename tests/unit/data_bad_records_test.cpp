@@ -229,7 +229,7 @@ TEST(DataConfigParse, KeysValuesAndPaths) {
     parse_data_config(R"({"train_files": "a", "max_lenght": 5})", "cfg.json", "/base");
     ADD_FAILURE();
   } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()), "cfg.json: unknown key data.max_lenght (did you mean data.max_length?)");
+    EXPECT_EQ(std::string(e.what()), "cfg.json: unknown key \"data.max_lenght\" (did you mean \"data.max_length\"?)");
   }
   EXPECT_THROW(parse_data_config(R"({"train_files": "a", "truncation": "middle"})", "c", "/"), InputError);
   EXPECT_THROW(parse_data_config(R"({"train_files": "a", "max_length": "long"})", "c", "/"), InputError);

@@ -1,6 +1,6 @@
-// The JSON writer (engine/io/json_writer.h): compact and Python-style indented output, string escaping and
+// The JSON writer (engine/base/json_writer.h): compact and Python-style indented output, string escaping and
 // numbers printed as Python's json.dumps prints them.
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 
 #include <gtest/gtest.h>
 

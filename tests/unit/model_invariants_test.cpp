@@ -4,6 +4,7 @@
 #include <cstring>
 #include <random>
 
+#include "engine/train/plan.h"
 #include "fixture.h"
 
 namespace qsft::test {
@@ -74,26 +75,52 @@ TEST_P(ModelInvariants, PackedBatchEqualsSequencesOneByOne) {
   EXPECT_LE(err, 1e-6);
 }
 
-// With LoRA dropout and NEFTune on, so that recompute must also redraw the same random masks.
+// Loss and LoRA gradients of one forward/backward of the batch with `opts` (LoRA dropout and NEFTune on, so that
+// a recomputed layer must also redraw the same random masks).
+std::pair<double, std::vector<float>> loss_and_grads(Ops& ops, Fixture f, const PackedBatch& batch, ModelOptions opts) {
+  f.lora.dropout = 0.1f;
+  opts.max_tokens = batch.num_tokens();
+  opts.neftune_alpha = 5.0f;
+  Qwen2Model m(ops, f.config, f.lora, opts);
+  m.load_weights((f.dir / "model").string());
+  m.set_lora_params(f.lora_init);
+  m.zero_grads();
+  const double loss = m.forward_backward(batch, 1.0f / float(batch.num_targets()), 42).loss_sum;
+  return {loss, m.lora_grads()};
+}
+
+void expect_same_bits(const std::pair<double, std::vector<float>>& a, const std::pair<double, std::vector<float>>& b,
+                      const std::string& what) {
+  EXPECT_EQ(a.first, b.first) << what;
+  ASSERT_EQ(a.second.size(), b.second.size()) << what;
+  EXPECT_EQ(0, std::memcmp(a.second.data(), b.second.data(), a.second.size() * 4)) << "gradients differ: " << what;
+}
+
+// Recomputing every layer, or only the first two, gives the same bits as keeping every layer's activations.
 TEST_P(ModelInvariants, RecomputeChangesNothing) {
-  f_.lora.dropout = 0.1f;
-  std::vector<std::vector<float>> grads;
-  std::vector<double> losses;
-  for (bool recompute : {false, true}) {
-    ModelOptions opts;
-    opts.max_tokens = batch_.num_tokens();
-    opts.recompute = recompute;
-    opts.neftune_alpha = 5.0f;
-    Qwen2Model m(*ops_, f_.config, f_.lora, opts);
-    m.load_weights((f_.dir / "model").string());
-    m.set_lora_params(f_.lora_init);
-    m.zero_grads();
-    losses.push_back(m.forward_backward(batch_, 1.0f / float(batch_.num_targets()), 42).loss_sum);
-    grads.push_back(m.lora_grads());
-  }
-  EXPECT_EQ(losses[0], losses[1]);
-  ASSERT_EQ(grads[0].size(), grads[1].size());
-  EXPECT_EQ(0, std::memcmp(grads[0].data(), grads[1].data(), grads[0].size() * 4)) << "gradients differ";
+  const auto keep = loss_and_grads(*ops_, f_, batch_, ModelOptions{});
+  ModelOptions all, first_two;
+  all.recompute = first_two.recompute = true;
+  first_two.recompute_layers = 2;
+  expect_same_bits(loss_and_grads(*ops_, f_, batch_, all), keep, "every layer recomputed");
+  expect_same_bits(loss_and_grads(*ops_, f_, batch_, first_two), keep, "layers 0-1 recomputed");
+}
+
+// gradient_checkpointing "auto" planned for one byte less than keeping every layer needs: it recomputes the fewest
+// layers that fit (2: recomputing one saves nothing, its activations need the shared buffer), and training gives
+// the same bits as without checkpointing.
+TEST_P(ModelInvariants, AutoCheckpointingWithLessMemoryChangesNothing) {
+  TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
+                                           "output_dir": "o", "training": {"gradient_checkpointing": false},
+                                           "finetuning_type": "lora"})",
+                                       f_.dir / "cfg.json");
+  const size_t keep_all = plan_training(cfg, Device::CPU, size_t(1) << 50).host_total();
+  cfg.training.gradient_checkpointing_auto = true;
+  EXPECT_EQ(model_options(cfg, Device::CPU, keep_all).recomputed_layers(f_.config.num_hidden_layers), 0);
+  const ModelOptions opts = model_options(cfg, Device::CPU, keep_all - 1);
+  EXPECT_EQ(opts.recomputed_layers(f_.config.num_hidden_layers), 2);
+  expect_same_bits(loss_and_grads(*ops_, f_, batch_, opts), loss_and_grads(*ops_, f_, batch_, ModelOptions{}),
+                   "auto with less memory");
 }
 
 // The whole backward (LoRA dropout and NEFTune on) against a central difference of the loss along the gradient's

@@ -2,9 +2,12 @@
 // CRCs checked) and checkpoints (round trip, pruning, leftovers of a crash).
 #include <cmath>
 #include <fstream>
+#include <memory>
 
 #include "engine/base/error.h"
+#include "engine/dist/comm.h"
 #include "engine/io/model_config.h"
+#include "engine/train/adamw.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/lr_schedule.h"
 #include "engine/train/tensorboard.h"
@@ -16,19 +19,19 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(LrSchedule, MatchesTransformersFormulas) {
-  LrSchedule s{"cosine", 1e-3, 10, 110};
+  LrSchedule s{"cosine", 1e-3, 10, 110, {}};
   EXPECT_EQ(s.at(0), 0.0);  // warmup starts from zero
   EXPECT_DOUBLE_EQ(s.at(5), 0.5e-3);
   EXPECT_DOUBLE_EQ(s.at(10), 1e-3);      // peak after warmup
   EXPECT_NEAR(s.at(60), 0.5e-3, 1e-15);  // half way down the half cosine
   EXPECT_NEAR(s.at(110), 0.0, 1e-18);
-  LrSchedule lin{"linear", 1e-3, 0, 100};
+  LrSchedule lin{"linear", 1e-3, 0, 100, {}};
   EXPECT_DOUBLE_EQ(lin.at(0), 1e-3);
   EXPECT_DOUBLE_EQ(lin.at(25), 0.75e-3);
-  LrSchedule cw{"constant_with_warmup", 2e-4, 4, 100};
+  LrSchedule cw{"constant_with_warmup", 2e-4, 4, 100, {}};
   EXPECT_DOUBLE_EQ(cw.at(2), 1e-4);
   EXPECT_DOUBLE_EQ(cw.at(99), 2e-4);
-  EXPECT_DOUBLE_EQ((LrSchedule{"constant", 3e-4, 10, 100}.at(0)), 3e-4);  // constant ignores warmup
+  EXPECT_DOUBLE_EQ((LrSchedule{"constant", 3e-4, 10, 100, {}}.at(0)), 3e-4);  // constant ignores warmup
 }
 
 TEST(LrSchedule, WarmupStepsAsTransformersCountsThem) {
@@ -125,6 +128,77 @@ TEST_F(CheckpointTest, AnotherLoraConfigurationIsAClearError) {
   LoraConfig other = lora_;
   other.r = 4;
   EXPECT_THROW(load_checkpoint(out / "checkpoint-2", LoraLayout(cfg_, other)), InputError);
+}
+
+// optim adamw_8bit: the codes and absmax go through optimizer.safetensors (U8 and F32) and the next step after a
+// load is the same bits as without the round trip; an adamw_torch run refuses that state with a clear error.
+TEST_F(CheckpointTest, AdamW8bitStateRoundTripsBitExactly) {
+  const fs::path out = fresh_temp_dir("ckpt_8bit");
+  auto ops = make_cpu_ops();
+  const int64_t P = layout_.num_params();
+  Arena a(*ops, 3 * (size_t(P) * 4 + Arena::kAlign));
+  Tensor p = a.take(DType::F32, {P}), q = a.take(DType::F32, {P}), g = a.take(DType::F32, {P});
+  const std::vector<float> p0 = layout_.init_params(5);
+  std::vector<float> grad(static_cast<size_t>(P));
+  for (int64_t i = 0; i < P; ++i) grad[size_t(i)] = 1e-3f * float(i % 97) - 0.04f;
+  ops->copy_to_device(p.data, p0.data(), p0.size() * 4);
+  ops->copy_to_device(g.data, grad.data(), grad.size() * 4);
+  const AdamWSettings s{1e-3, 0.9, 0.999, 1e-8, 0.01};
+  AdamWOptimizer first(*ops, P, "adamw_8bit");
+  for (int i = 0; i < 2; ++i) first.step(p, g, s, 1e-3);
+  Checkpoint ck = make(2);
+  ck.exp_avg.clear();
+  ck.exp_avg_sq.clear();
+  Tensor unused;  // the gather buffer: adamw_8bit runs on one rank
+  first.save(ck, *make_comm(Launch{}, *ops), unused);
+  save_checkpoint(out, layout_, ck, "/base", 0);
+  const Checkpoint back = load_checkpoint(out / "checkpoint-2", layout_);
+  EXPECT_EQ(back.exp_avg_codes, ck.exp_avg_codes);
+  EXPECT_EQ(back.exp_avg_sq_absmax, ck.exp_avg_sq_absmax);
+  EXPECT_TRUE(back.exp_avg.empty());
+  AdamWOptimizer resumed(*ops, P, "adamw_8bit");
+  resumed.load(back);
+  ops->copy(q, p);
+  first.step(p, g, s, 1e-3);
+  resumed.step(q, g, s, 1e-3);
+  std::vector<float> a3(static_cast<size_t>(P)), b3(static_cast<size_t>(P));
+  ops->copy_to_host(a3.data(), p.data, a3.size() * 4);
+  ops->copy_to_host(b3.data(), q.data, b3.size() * 4);
+  EXPECT_EQ(a3, b3);
+  AdamWOptimizer fp32(*ops, P);
+  EXPECT_NE(input_error_of([&] { fp32.load(back); }).find("training.optim"), std::string::npos);
+}
+
+// Full fine-tuning's two groups ([0, decay_end) with weight decay, the rest without) under ZeRO-1: each rank's
+// optimizer steps its shard's part of both groups, and the shards together give the one-rank update bit for bit
+// (the boundary falls inside a shard). adamw_8bit takes one group only: a no-decay range is refused.
+TEST(AdamW, DecayGroupsSplitAcrossShardsAsOneRank) {
+  auto ops = make_cpu_ops();
+  const int64_t P = 1000, decay_end = 613;
+  Arena a(*ops, 3 * (size_t(P) * 4 + Arena::kAlign));
+  Tensor whole = a.take(DType::F32, {P}), sharded = a.take(DType::F32, {P}), g = a.take(DType::F32, {P});
+  std::vector<float> p0(static_cast<size_t>(P), 0.5f), grad(static_cast<size_t>(P));
+  for (int64_t i = 0; i < P; ++i) grad[size_t(i)] = 1e-3f * float(i % 97) - 0.04f;
+  for (Tensor* t : {&whole, &sharded}) ops->copy_to_device(t->data, p0.data(), p0.size() * 4);
+  ops->copy_to_device(g.data, grad.data(), grad.size() * 4);
+  const AdamWSettings s{1e-3, 0.9, 0.999, 1e-8, 0.1};
+  AdamWOptimizer one(*ops, P, decay_end);
+  std::vector<std::unique_ptr<AdamWOptimizer>> ranks;
+  for (int r = 0; r < 3; ++r)
+    ranks.push_back(std::make_unique<AdamWOptimizer>(*ops, P, shard_of(P, 3, r), "adamw_torch", decay_end));
+  for (int step = 0; step < 3; ++step) {
+    one.step(whole, g, s, 1e-2);
+    for (auto& r : ranks) r->step(sharded, g, s, 1e-2);
+  }
+  std::vector<float> w(static_cast<size_t>(P)), sh(static_cast<size_t>(P));
+  ops->copy_to_host(w.data(), whole.data, w.size() * 4);
+  ops->copy_to_host(sh.data(), sharded.data, sh.size() * 4);
+  EXPECT_EQ(w, sh);
+  EXPECT_NE(w[0], w[679]);  // the same gradient (i % 97 == 0), decayed or not: the groups differ
+  EXPECT_NE(input_error_of([&] {
+              AdamWOptimizer(*ops, P, {0, P}, "adamw_8bit", decay_end);
+            }).find("training.optim"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "engine/io/json_writer.h"
+#include "engine/base/json_writer.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 #include <fstream>
 
 #include "engine/base/error.h"
+#include "engine/base/json_text.h"
 #include "engine/base/sync_dir.h"
-#include "tokenizer/json_text.h"
 
 namespace qsft {
 namespace {

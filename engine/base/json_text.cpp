@@ -1,4 +1,4 @@
-#include "tokenizer/json_text.h"
+#include "engine/base/json_text.h"
 
 #include <simdjson.h>
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""The bench's machine-readable figures: e2e_compare.py reads the QSFT_PROFILE table of a real `qwen-sft train`
+(shares per op family, their total) and counts the model FLOPs per token from config.json; results_jsonl.py turns
+lines in the formats gpu_ops_bench, gpu_attention_bench, attention_torch_baseline.py, e2e_compare.py and
+context_search.py print into one JSON line per figure, with its baseline and MFU against the run's GEMM ceiling."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from e2e_common import REPO, expect, parse_args, run, tiny_model, work_dir, write_config
+
+sys.path.insert(0, os.path.join(REPO, "bench"))
+import e2e_compare  # noqa: E402
+
+
+def check_profile_and_flops(bin_path, work):
+    model = tiny_model(bin_path, os.path.join(work, "model"))
+    cfg = write_config(os.path.join(work, "cfg.json"), model, os.path.join(work, "run"), max_steps=3,
+                       top={"eval_steps": 0, "save_steps": 0})
+    p = run(bin_path, "train", cfg, env=dict(os.environ, QSFT_PROFILE="1"))
+    shares, total_ms = e2e_compare.profile_shares(p.stderr)
+    expect(total_ms is not None and total_ms > 0, "no 'total (in ops)' in the profile:\n" + p.stderr[-2000:])
+    expect({"linear (frozen)", "attention", "lm_head+CE", "optimizer"} <= set(shares), "families: %s" % shares)
+    expect(abs(sum(shares.values()) - 100) < 1, "the shares do not add up to 100%%: %s" % shares)
+    c = json.load(open(os.path.join(model, "config.json")))
+    H, I, L, n, kv = (c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["num_attention_heads"],
+                      c["num_key_value_heads"])
+    D = c.get("head_dim") or H // n
+    want = 4 * (L * (H * (n + 2 * kv) * D + n * D * H + 3 * H * I) + c["vocab_size"] * H) + \
+        L * 4 * n * D * 4097 / 2 * 3.5
+    expect(abs(e2e_compare.flops_per_token(model) - want) < 1, "flops_per_token %s != %s" %
+           (e2e_compare.flops_per_token(model), want))
+
+
+def bench_lines():
+    """Lines as the benches print them (the C++ printf formats, reproduced)."""
+    row = "| %-22s | %-4s | %6d | %9.3f | %9.1f %-6s | %5.1f%% |"
+    e2e = {"preset": "qwen2.5-7b", "recompute": True, "micro_batch_tokens": 16384, "flops_per_token": 31.2e9,
+           "ours_profile_share": {"lm_head+CE": 4.5}, "ours_tok_s": 15000.0, "ours_peak_gib": 40.0,
+           "ours_gpu_busy": 0.98, "hf_tok_s": 5000.0, "hf_peak_gib": 60.0}
+    return [
+        "ceilings: bf16 GEMM 8192^3 780.0 TFLOP/s, device copy 4000.0 GB/s (read + write; cudaMemcpy 3900.0, "
+        "16-byte copy kernel 4000.0)",
+        row % ("gemm qkv", "7B", 8192, 0.5, 600.0, "TFLOP/s", 76.9),
+        row % ("rmsnorm_fwd", "7B", 8192, 0.03, 3600.0, "GB/s", 90.0),
+        row % ("ce rows 02 1 block/SM (L2 reuse)", "7B", 4096, 0.9, 4100.0, "GB/s", 102.5),
+        "",
+        "7B: T = 16384 (4 x 4096 causal), heads 28/4, D = 128; forward 0.96 TFLOP, backward 2.40 TFLOP",
+        "  %-28s %10s %10s %10s %10s %12s %12s" % ("variant", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
+                                                   "|out-first|", "|dq-first|"),
+        "  %-28s %10.3f %10.1f %10.3f %10.1f %12.2e %12.2e" % ("mma large (production)", 2.0, 480.0, 6.0, 400.0, 0, 0),
+        "  %-6s torch sdpa flash  fwd %8.3f ms %7.1f TF/s   bwd %8.3f ms %7.1f TF/s" % ("7B", 2.1, 460.0, 6.5, 370.0),
+        "E2E_RESULT " + json.dumps(e2e),
+        "CONTEXT_RESULT " + json.dumps({"preset": "qwen2.5-7b", "ours_longest": 131072, "hf_longest": 32768}),
+    ]
+
+
+def check_results_jsonl(work):
+    log, out = os.path.join(work, "bench.log"), os.path.join(work, "results.jsonl")
+    open(log, "w").write("\n".join(bench_lines()) + "\n")
+    subprocess.run([sys.executable, os.path.join(REPO, "bench", "results_jsonl.py"), "--out", out, "--commit",
+                    "abc1234", "--gpu", "NVIDIA H200", log, os.path.join(work, "absent.log")], check=True)
+    rows = [json.loads(line) for line in open(out)]
+    keys = {"date", "commit", "gpu", "bench", "metric", "value", "baseline", "baseline_value"}
+    expect(all(set(r) == keys and r["commit"] == "abc1234" and r["gpu"] == "NVIDIA H200" for r in rows),
+           "fields: %s" % rows[:2])
+    by = {(r["bench"], r["metric"]): r for r in rows}
+
+    def get(bench, metric):
+        expect((bench, metric) in by, "no figure %s / %s in %s" % (bench, metric, sorted(by)))
+        return by[(bench, metric)]
+
+    expect(get("gpu_ops_bench", "rmsnorm_fwd 7B T=8192 GB/s")["baseline_value"] == 4000.0, "copy ceiling")
+    expect(get("gpu_ops_bench", "gemm qkv 7B T=8192 TFLOP/s")["baseline_value"] == 780.0, "gemm ceiling")
+    get("gpu_ops_bench", "ce rows 02 1 block/SM (L2 reuse) 7B T=4096 GB/s")
+    expect(get("gpu_ops_bench", "ceiling copy kernel 16-byte GB/s")["baseline_value"] == 3900.0, "memcpy")
+    att = get("gpu_attention_bench", "7B mma large (production) bwd TFLOP/s")
+    expect(att["value"] == 400.0 and att["baseline_value"] == 370.0, "attention vs sdpa: %s" % att)
+    e2e = "e2e qwen2.5-7b 16k recompute"
+    tok = get(e2e, "tokens/s")
+    expect(tok["value"] == 15000.0 and tok["baseline_value"] == 5000.0, "tokens/s: %s" % tok)
+    mfu = get(e2e, "MFU (model FLOPs / GEMM ceiling of the run)")
+    expect(abs(mfu["value"] - 15000 * 31.2e9 / 780e12) < 1e-9, "MFU: %s" % mfu)
+    expect(get(e2e, "step share % lm_head+CE")["value"] == 4.5, "share")
+    expect(get(e2e, "GPU busy (ops' device time / step wall time)")["value"] == 0.98, "busy")
+    expect(get("context qwen2.5-7b", "longest trainable tokens")["baseline_value"] == 32768, "context")
+
+
+def main():
+    a = parse_args()
+    work = work_dir("bench_results")
+    check_results_jsonl(work)
+    check_profile_and_flops(a.bin, work)
+    shutil.rmtree(work)
+    print("bench results: ok")
+
+
+if __name__ == "__main__":
+    main()

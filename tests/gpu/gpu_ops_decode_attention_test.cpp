@@ -1,0 +1,52 @@
+// CUDA decode attention (one new token per sequence over its KV cache) against the CPU reference on fresh random
+// inputs, poisoned outputs: Qwen2.5-0.5B's heads (14 query / 2 kv, head_dim 64) and 7B's (28 / 4, 128), a Qwen3
+// head_dim (24: not a multiple of 32), BF16 (the model's GPU dtype) and F32; rows mapped to shuffled cache slots,
+// lengths from 1 (the key just written) to past the warps' split; the appended keys/values must land exactly.
+// Every comparison prints max abs error, rel. L2 error and cosine.
+#include "tests/gpu/gpu_test_util.h"
+
+namespace qsft::test {
+namespace {
+
+struct DecodeCase {
+  int64_t n, nkv, D;
+  std::vector<int32_t> lens;   // per row, the new token included
+  std::vector<int32_t> slots;  // per row, its cache slot
+  int64_t num_slots, S;
+};
+
+void check_case(Ops& cpu, Ops& gpu, const DecodeCase& k, DType dt, std::mt19937& rng) {
+  const int64_t B = int64_t(k.lens.size());
+  const std::string tag = "n=" + std::to_string(k.n) + "/" + std::to_string(k.nkv) + " D=" + std::to_string(k.D) +
+                          " B=" + std::to_string(B) + " " + dtype_name(dt);
+  const size_t cache_n = size_t(k.num_slots * k.S * k.nkv * k.D);
+  Both q(cpu, gpu, dt, {B, k.n, k.D}, random_uniform(size_t(B * k.n * k.D), rng, -2.0f, 2.0f));
+  Both kn(cpu, gpu, dt, {B, k.nkv, k.D}, random_uniform(size_t(B * k.nkv * k.D), rng, -2.0f, 2.0f));
+  Both vn(cpu, gpu, dt, {B, k.nkv, k.D}, random_uniform(size_t(B * k.nkv * k.D), rng));
+  Both kc(cpu, gpu, dt, {k.num_slots, k.S, k.nkv, k.D}, random_uniform(cache_n, rng, -2.0f, 2.0f));
+  Both vc(cpu, gpu, dt, {k.num_slots, k.S, k.nkv, k.D}, random_uniform(cache_n, rng));
+  Both slot(cpu, gpu, DType::I32, {B}), len(cpu, gpu, DType::I32, {B}), out(cpu, gpu, dt, {B, k.n, k.D});
+  for (OpsTensor* t : {&slot.c, &slot.g}) t->set_i32(k.slots);
+  for (OpsTensor* t : {&len.c, &len.g}) t->set_i32(k.lens);
+  cpu.decode_attention(q.c.t, kn.c.t, vn.c.t, kc.c.t, vc.c.t, slot.c.t, len.c.t, out.c.t);
+  gpu.decode_attention(q.g.t, kn.g.t, vn.g.t, kc.g.t, vc.g.t, slot.g.t, len.g.t, out.g.t);
+  out.expect_close(tolerance(dt), "decode_attention out " + tag);
+  out.expect_max_close(dt == DType::BF16 ? 2e-2 : 1e-5, "decode_attention out " + tag);
+  kc.expect_max_close(0.0, "decode_attention k_cache after append " + tag);
+  vc.expect_max_close(0.0, "decode_attention v_cache after append " + tag);
+}
+
+TEST(GpuOpsDecodeAttention, MatchesCpuReference) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(1601);
+  const std::vector<DecodeCase> cases = {
+      {14, 2, 64, {1, 7, 300, 1025}, {4, 0, 5, 2}, 6, 1100},
+      {28, 4, 128, {2, 513}, {1, 0}, 2, 600},
+      {4, 2, 24, {3, 1, 40}, {2, 1, 0}, 3, 48},
+  };
+  for (DType dt : {DType::BF16, DType::F32})
+    for (const DecodeCase& c : cases) check_case(*cpu, *gpu, c, dt, rng);
+}
+
+}  // namespace
+}  // namespace qsft::test
