@@ -326,6 +326,51 @@ void Ops::linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx,
   }
 }
 
+// dW.w += dy^T x over the backend's GEMM (F32 output), then the bias: db += sum_t dy.
+void Ops::linear_wgrad_impl(const Tensor& dy, const Tensor& x, const LinearWeight& dW) {
+  const int64_t T = dy.dim(0);
+  gemm_impl(Mat::of(dy), true, Mat::of(x), false, Mat::of(dW.w), 1.0f, 1.0f, nullptr, {dW.out(), dW.in(), T});
+  if (!dW.bias.empty()) {
+    Tensor db = dW.bias;
+    bias_grad_impl(dy, db, T, dW.out());
+  }
+}
+
+void Ops::linear_wgrad(const Tensor& dy, const Tensor& x, const LinearWeight& dW) {
+  Scope s(*this, OpFamily::linear);
+  const Expect e{device()};
+  QSFT_CHECK(dW.w.ndim == 2, "linear dW is " + dW.w.shape_str() + ", expected [out, in]");
+  e.dtype(dW.w, DType::F32, "linear dW");
+  const int64_t T = dy.ndim ? dy.dim(0) : 0;
+  e.floating(dy, "linear_wgrad dy", true);
+  e.matrix(dy, dy.dtype, T, dW.out(), "linear_wgrad dy", true);
+  e.matrix(x, dy.dtype, T, dW.in(), "linear_wgrad x", true);
+  if (!dW.bias.empty()) e.vector(dW.bias, DType::F32, dW.out(), "linear dbias");
+  linear_wgrad_impl(dy, x, dW);
+}
+
+void Ops::embedding_bwd(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
+  Scope s(*this, OpFamily::embedding);
+  const Expect e{device()};
+  const int64_t T = ids.numel(), V = dtable.dim(0), H = dtable.dim(-1);
+  e.vector(ids, DType::I32, T, "ids");
+  e.matrix(dtable, DType::F32, V, H, "embedding dtable");
+  e.floating(dout, "embedding dout");
+  e.matrix(dout, dout.dtype, T, H, "embedding dout");
+  embedding_bwd_impl(ids, dout, dtable);
+}
+
+void Ops::rmsnorm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw) {
+  Scope s(*this, OpFamily::norm);
+  const Expect e{device()};
+  const int64_t H = dw.numel(), T = H ? x.numel() / H : 0;
+  e.dtype(dw, DType::F32, "rmsnorm dw");
+  e.floating(x, "rmsnorm x");
+  e.matrix(x, x.dtype, T, H, "rmsnorm x");
+  e.matrix(dy, x.dtype, T, H, "rmsnorm dy");
+  e.vector(rstd, DType::F32, T, "rmsnorm rstd");
+  rmsnorm_wgrad_impl(dy, x, rstd, dw, T, H);
+}
 void Ops::dequantize_impl(const LinearWeight& W, int64_t, int64_t, Tensor&) {
   throw std::logic_error("the " + name() + " backend has no " + weight_format_name(W.q.format) + " weights");
 }
@@ -459,7 +504,7 @@ void Ops::swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up
 }
 
 void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                     Tensor& correct, Tensor* dh) {
+                     Tensor& correct, Tensor* dh, Tensor* dW) {
   Scope s(*this, OpFamily::lm_head_ce);
   const Expect e{device()};
   const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();
@@ -471,7 +516,11 @@ void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, fl
   e.vector(correct, DType::I32, 1, "correct");
   const bool backward = dh && !dh->empty();
   if (backward) e.matrix(*dh, W.dtype, T, H, "lm_head dh");
-  lm_head_ce_impl(h, W, targets, grad_scale, loss_sum, correct, backward ? dh : nullptr);
+  if (dW) {
+    QSFT_CHECK(backward, "lm_head dW needs dh (the backward)");
+    e.matrix(*dW, DType::F32, V, H, "lm_head dW");
+  }
+  lm_head_ce_impl(h, W, targets, grad_scale, loss_sum, correct, backward ? dh : nullptr, dW);
 }
 
 // ---- elementwise, reductions, optimizer ----

@@ -148,6 +148,15 @@ class Ops {
   // out = W as a dense matrix [out, in] of W.dtype() (a 4-bit weight dequantized exactly as bitsandbytes does).
   void dequantize(const LinearWeight& W, Tensor& out);
 
+  // ---- weight gradients (full fine-tuning): F32, accumulated (+=), each element summed in a fixed order ----
+  // dW.w += dy^T x; dW.bias += sum_t dy (when dW has a bias).   dy [T, out] (may be a column slice), x [T, in]
+  // (dy's dtype), dW.w F32 [out, in], dW.bias F32 [out] or empty.
+  void linear_wgrad(const Tensor& dy, const Tensor& x, const LinearWeight& dW);
+  // dtable[ids[t], :] += dout[t, :].   ids I32 [T], dout [T, H], dtable F32 [V, H]
+  void embedding_bwd(const Tensor& ids, const Tensor& dout, Tensor& dtable);
+  // dw += sum_t dy[t] * x[t] * rstd[t] (x: the norm's input, y = x rstd w).   dy, x [T, H], rstd F32 [T], dw F32 [H]
+  void rmsnorm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw);
+
   // ---- embedding ----
   // out[t, :] = table[ids[t], :].   ids I32 [T], table [V, H], out [T, H]
   void embedding_fwd(const Tensor& ids, const Tensor& table, Tensor& out);
@@ -189,9 +198,10 @@ class Ops {
   //   loss_t = logsumexp(logits_t) - logits_t[target];   loss_sum[0] += sum_t loss_t (F32 [1])
   //   correct[0] += (argmax logits_t == target)          (I32 [1], for token accuracy)
   //   dh_t = grad_scale * (softmax(logits_t) - onehot(target)) @ W   (0 for untrained t); dh [T, H] overwritten.
-  // dh may be null or empty (eval: no backward).
+  // dh may be null or empty (eval: no backward). dW (full fine-tuning: W is trained), F32 [V, H] or null:
+  //   dW += sum_t grad_scale * (softmax(logits_t) - onehot(target_t))^T h_t   (needs dh)
   void lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                  Tensor& correct, Tensor* dh);
+                  Tensor& correct, Tensor* dh, Tensor* dW = nullptr);
 
   // ---- elementwise and reductions ----
   void add_inplace(Tensor& y, const Tensor& x);  // y += x
@@ -231,6 +241,9 @@ class Ops {
   // Both go through gemm_impl; a 4-bit weight is first dequantized into the backend's weight scratch.
   virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
   virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
+  // dW.w through gemm_impl, then bias_grad_impl when there is a bias.
+  virtual void linear_wgrad_impl(const Tensor& dy, const Tensor& x, const LinearWeight& dW);
+  virtual void bias_grad_impl(const Tensor& dy, Tensor& db, int64_t T, int64_t N) = 0;  // db += sum_t dy[t]
   // A backend with 4-bit weights: out [row1 - row0, in] (W.dtype(), packed) = rows [row0, row1) of W dequantized
   // (row0, row1 multiples of 64 or W.out()), and a scratch of `bytes` device bytes valid until the next call (the
   // defaults refuse: no 4-bit weights on this backend). The linear ops dequantize a weight in chunks of rows of at
@@ -239,11 +252,14 @@ class Ops {
   virtual void* weight_scratch(size_t bytes);
   virtual size_t weight_scratch_limit() const { return std::numeric_limits<size_t>::max(); }
   virtual void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+  virtual void embedding_bwd_impl(const Tensor& ids, const Tensor& dout, Tensor& dtable) = 0;
   virtual void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) = 0;
   virtual void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
                                 int64_t H) = 0;
   virtual void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                                 int64_t T, int64_t H) = 0;
+  virtual void rmsnorm_wgrad_impl(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw, int64_t T,
+                                  int64_t H) = 0;
   virtual void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) = 0;
   virtual void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
                                   Tensor& lse, const cpu::AttentionDims& d) = 0;
@@ -256,7 +272,7 @@ class Ops {
   virtual void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) = 0;
   virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) = 0;
   virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
-                               Tensor& loss_sum, Tensor& correct, Tensor* dh) = 0;
+                               Tensor& loss_sum, Tensor& correct, Tensor* dh, Tensor* dW) = 0;
   virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;
   virtual void scale_inplace_impl(Tensor& y, float s) = 0;
   virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) = 0;

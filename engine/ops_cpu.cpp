@@ -22,6 +22,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+#include "kernels/weight_grad.h"
 
 namespace qsft {
 namespace {
@@ -75,6 +76,9 @@ class CpuOps final : public Ops {
               const_cast<float*>(f32(C, "gemm C")), C.ld, bias ? bias->f32() : nullptr);
   }
 
+  void bias_grad_impl(const Tensor& dy, Tensor& db, int64_t T, int64_t N) override {
+    cpu::bias_grad(dy.f32(), T, N, dy.stride0(), db.f32());
+  }
   // Rows of a 4-bit weight: the absmax (each part's dequantized first when double-quantized), then code * absmax in
   // fp32. The linear ops take the whole weight at once (no weight_scratch_limit): the dense GEMM's summation order.
   void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out) override {
@@ -97,11 +101,12 @@ class CpuOps final : public Ops {
   }
 
   void embedding_fwd_impl(const Tensor& ids, const Tensor& table, Tensor& out) override {
-    const int64_t T = ids.numel(), V = table.dim(0), H = table.dim(-1);
-    for (int64_t t = 0; t < T; ++t)
-      QSFT_CHECK(ids.i32()[t] >= 0 && ids.i32()[t] < V,
-                 "token id " + std::to_string(ids.i32()[t]) + " outside the vocabulary [0, " + std::to_string(V) + ")");
-    cpu::embedding_fwd(ids.i32(), table.f32(), T, H, out.f32());
+    check_ids(ids, table.dim(0));
+    cpu::embedding_fwd(ids.i32(), table.f32(), ids.numel(), table.dim(-1), out.f32());
+  }
+  void embedding_bwd_impl(const Tensor& ids, const Tensor& dout, Tensor& dtable) override {
+    check_ids(ids, dtable.dim(0));
+    cpu::embedding_bwd(ids.i32(), dout.f32(), ids.numel(), dtable.dim(-1), dtable.f32());
   }
   void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) override {
     cpu::neftune_noise(x.f32(), x.numel(), scale, seed);
@@ -114,6 +119,10 @@ class CpuOps final : public Ops {
   void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, int64_t T,
                         int64_t H) override {
     cpu::rmsnorm_bwd(dy.f32(), x.f32(), w.f32(), rstd.f32(), T, H, dx.f32());
+  }
+  void rmsnorm_wgrad_impl(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw, int64_t T,
+                          int64_t H) override {
+    cpu::rmsnorm_wgrad(dy.f32(), x.f32(), rstd.f32(), T, H, dw.f32());
   }
 
   void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {
@@ -147,13 +156,13 @@ class CpuOps final : public Ops {
   }
 
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                       Tensor& correct, Tensor* dh) override {
+                       Tensor& correct, Tensor* dh, Tensor* dW) override {
     const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();
     for (int64_t t = 0; t < T; ++t)
       QSFT_CHECK(targets.i32()[t] < V, "target " + std::to_string(targets.i32()[t]) + " outside the vocabulary [0, " +
                                            std::to_string(V) + ")");
     cpu::lm_head_ce(h.f32(), W.f32(), targets.i32(), T, H, V, grad_scale, loss_sum.f32(), correct.i32(),
-                    dh ? dh->f32() : nullptr);
+                    dh ? dh->f32() : nullptr, dW ? dW->f32() : nullptr);
   }
 
   void add_inplace_impl(Tensor& y, const Tensor& x) override { cpu::add_inplace(y.f32(), x.f32(), y.numel()); }
@@ -171,6 +180,11 @@ class CpuOps final : public Ops {
   }
 
  private:
+  static void check_ids(const Tensor& ids, int64_t V) {
+    for (int64_t t = 0; t < ids.numel(); ++t)
+      QSFT_CHECK(ids.i32()[t] >= 0 && ids.i32()[t] < V,
+                 "token id " + std::to_string(ids.i32()[t]) + " outside the vocabulary [0, " + std::to_string(V) + ")");
+  }
   std::vector<float> scratch_;  // the weight scratch: one dequantized 4-bit weight
 };
 

@@ -8,6 +8,7 @@
 #if defined(QSFT_HAVE_CUDA)
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/adamw8bit_cuda.h"
 #include "kernels/adamw_cuda.h"
@@ -25,6 +26,7 @@
 #include "kernels/rope_cuda.h"
 #include "kernels/runtime_cuda.h"
 #include "kernels/swiglu_cuda.h"
+#include "kernels/weight_grad_cuda.h"
 #endif
 
 namespace qsft {
@@ -42,6 +44,7 @@ class CudaOps final : public Ops {
         ce_scratch_(stream_),
         attn_scratch_(stream_),
         reduce_scratch_(stream_),
+        emb_scratch_(stream_),
         weight_scratch_(stream_) {
     if (profiling()) timer_ = std::make_unique<cuda::FamilyTimer>(stream_, kNumOpFamilies);
   }
@@ -107,6 +110,21 @@ class CudaOps final : public Ops {
     cuda::embedding_fwd(table.dtype, ids.i32(), table.data, ids.numel(), table.dim(0), table.dim(-1), out.data,
                         stream_);
   }
+  void embedding_bwd_impl(const Tensor& ids, const Tensor& dout, Tensor& dtable) override {
+    // The grouping by id is made on the host (one wait for the ids: full fine-tuning only).
+    std::vector<int32_t> host(size_t(ids.numel()));
+    copy_to_host(host.data(), ids.data, host.size() * sizeof(int32_t));
+    const int64_t V = dtable.dim(0);
+    for (int32_t id : host)
+      QSFT_CHECK(id >= 0 && id < V,
+                 "token id " + std::to_string(id) + " outside the vocabulary [0, " + std::to_string(V) + ")");
+    void* scratch = emb_scratch_.get(cuda::embedding_bwd_scratch_bytes(ids.numel()));
+    cuda::embedding_bwd(dout.dtype, host.data(), dout.data, ids.numel(), dtable.dim(-1), dtable.f32(), scratch,
+                        stream_);
+  }
+  void bias_grad_impl(const Tensor& dy, Tensor& db, int64_t T, int64_t N) override {
+    cuda::bias_grad(dy.dtype, dy.data, T, N, dy.stride0(), db.f32(), stream_);
+  }
   void neftune_noise_impl(Tensor& x, float scale, uint64_t seed) override {
     cuda::neftune_noise(x.dtype, x.data, x.numel(), scale, seed, stream_);
   }
@@ -118,6 +136,10 @@ class CudaOps final : public Ops {
   void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, int64_t T,
                         int64_t H) override {
     cuda::rmsnorm_bwd(x.dtype, dy.data, x.data, w.data, rstd.f32(), T, H, dx.data, stream_);
+  }
+  void rmsnorm_wgrad_impl(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw, int64_t T,
+                          int64_t H) override {
+    cuda::rmsnorm_wgrad(x.dtype, dy.data, x.data, rstd.f32(), T, H, dw.f32(), stream_);
   }
 
   void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {
@@ -156,7 +178,7 @@ class CudaOps final : public Ops {
   }
 
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                       Tensor& correct, Tensor* dh) override {
+                       Tensor& correct, Tensor* dh, Tensor* dW) override {
     cuda::LmHeadCe a;
     a.dt = W.dtype;
     a.h = h.data;
@@ -169,6 +191,7 @@ class CudaOps final : public Ops {
     a.loss_sum = loss_sum.f32();
     a.correct = correct.i32();
     a.dh = dh ? dh->data : nullptr;
+    a.dW = dW ? dW->f32() : nullptr;
     cuda::lm_head_ce(a, gemm_runner(), ce_scratch_.get(cuda::lm_head_ce_scratch_bytes(a)), stream_);
   }
 
@@ -222,7 +245,7 @@ class CudaOps final : public Ops {
   void* stream_;
   std::unique_ptr<cuda::GemmRunner> gemm_;
   std::unique_ptr<cuda::FamilyTimer> timer_;  // only while profiling
-  cuda::ScratchBuffer ce_scratch_, attn_scratch_, reduce_scratch_;
+  cuda::ScratchBuffer ce_scratch_, attn_scratch_, reduce_scratch_, emb_scratch_;
   cuda::ScratchBuffer weight_scratch_;  // one dequantized 4-bit weight (the largest: planned, engine/train/plan.cpp)
 };
 

@@ -39,7 +39,7 @@ RowResult softmax_ce_row(float* logits, int64_t V, int32_t target, float grad_sc
 }  // namespace
 
 void lm_head_ce(const float* h, const float* W, const int32_t* targets, int64_t T, int64_t H, int64_t V,
-                float grad_scale, float* loss_sum, int32_t* correct, float* dh) {
+                float grad_scale, float* loss_sum, int32_t* correct, float* dh, float* dW) {
   std::vector<int64_t> trained;  // token indices with a target
   for (int64_t t = 0; t < T; ++t)
     if (targets[t] >= 0) trained.push_back(t);
@@ -66,6 +66,7 @@ void lm_head_ce(const float* h, const float* W, const int32_t* targets, int64_t 
     if (!dh) continue;
     gemm(rows, H, V, 1.0f, logits.data(), V, false, W, H, false, 0.0f, dh_chunk.data(), H, nullptr);
     for (int64_t r = 0; r < rows; ++r) std::copy_n(dh_chunk.data() + r * H, H, dh + trained[c0 + r] * H);
+    if (dW) gemm(V, H, rows, 1.0f, logits.data(), V, true, h_chunk.data(), H, false, 1.0f, dW, H, nullptr);
   }
   loss_sum[0] += float(loss_total);
   correct[0] += int32_t(correct_total);

@@ -246,6 +246,9 @@ void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream
     gemm.run({logits, a.dt, rows, a.V, a.V}, false, {W, a.dt, a.V, a.H, a.H}, false, {dh_chunk, a.dt, rows, a.H, a.H},
              1.0f, 0.0f, nullptr);  // dhc = dlogits W  [rows, H]
     scatter_rows(a.dt, dh_chunk, idx + c0, rows, a.H, a.dh, stream);
+    if (a.dW)
+      gemm.run({logits, a.dt, rows, a.V, a.V}, true, {h_chunk, a.dt, rows, a.H, a.H}, false,
+               {a.dW, DType::F32, a.V, a.H, a.H}, 1.0f, 1.0f, nullptr);  // dW += dlogits^T hc  [V, H]
   }
   finish_kernel<<<1, kScanThreads, 0, s>>>(row_loss, row_correct, count_dev, a.loss_sum, a.correct);
   QSFT_CUDA_CHECK_LAUNCH();

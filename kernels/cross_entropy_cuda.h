@@ -6,6 +6,7 @@
 //                            sum exp(l - max) -> lse, loss, hit; one read + write for
 //                            logits <- grad_scale (softmax - onehot)  (in place, 16-byte vectors)
 //                            dhc = dlogits @ W; dh[idx] = dhc  cuBLASLt + row scatter
+//                            dW += dlogits^T hc                cuBLASLt, F32 accumulation (full fine-tuning)
 //   loss_sum += sum of row losses, correct += hits             one block, fixed order (deterministic)
 // Only [C, V] logits exist at a time: C = lm_head_ce_chunk(V) keeps them near 256 MiB (832 tokens at V = 152064 in
 // bf16). With dt = BF16 the logits are bf16 as transformers' lm_head output is; softmax statistics are fp32.
@@ -45,6 +46,7 @@ struct LmHeadCe {
   float* loss_sum = nullptr;   // [1], += sum of losses
   int32_t* correct = nullptr;  // [1], += argmax hits
   void* dh = nullptr;          // [T, H] overwritten, or nullptr (eval)
+  float* dW = nullptr;         // F32 [V, H] +=, or nullptr (W frozen); needs dh
   void (*row_pass)(const SoftmaxCeRows&, void* stream) = softmax_ce_rows;  // a bench swaps variants in
 };
 

@@ -6,9 +6,9 @@
 # Stages, in order (each under its own timeout, shrunk to the time left; later ones get NOTIME when none is left):
 #   env -> smoke-elementwise, smoke-gemm (stop when no usable GPU) -> test-<family> for every GPU op test binary
 #   (on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
-#   -> test-model-step -> nccl-world1 -> hf-parity -> generate-0.5b -> memcheck-*, racecheck-*, synccheck-*,
-#      initcheck-* at small shapes -> e2e-0.5b -> qlora-0.5b -> bench-quick -> bench-attention -> bench-generate
-#      -> e2e-7b -> bench-full
+#   -> test-model-step -> test-full-ft -> nccl-world1 -> hf-parity -> generate-0.5b -> memcheck-*, racecheck-*,
+#      synccheck-*, initcheck-* at small shapes -> e2e-0.5b -> qlora-0.5b -> bench-quick -> bench-attention
+#      -> bench-generate -> e2e-7b -> bench-full
 #   -> on request only (named by ONLY, e.g. ONLY='e2e-1.5b|e2e-14b|context-7b' BUDGET=1500): e2e-1.5b,
 #      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-7b-auto, e2e-14b, context-7b (bench/context_search.py: the
 #      longest trainable context, ours and transformers + PEFT)
@@ -155,6 +155,8 @@ for bin in "$BIN"/gpu_ops_*_test; do
   fi
 done
 stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
+# Full fine-tuning: every weight's gradient and 20 AdamW steps against the CPU on the fixtures.
+stage test-full-ft 150 0 "$TESTS" "$BIN/gpu_full_ft_step_test"
 # Training through the NCCL Comm: world 1 bit-identical to no Comm; 2 ranks when there are 2 GPUs (docs/multi-gpu.md).
 stage nccl-world1 120 0 "$TESTS" python3 "$ROOT/tests/gpu/nccl_check.py" --bin "$BIN/qwen-sft"
 # Every attention kernel at 4 x 4096 tokens, GQA 28/4, D = 128 (its CPU reference takes ~90 s on 16 cores).

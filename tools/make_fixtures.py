@@ -6,6 +6,8 @@ Writes tests/data/fixtures/{tied,untied,qwen3}/ (format: tests/data/fixtures/REA
              save_pretrained, float32 safetensors (untied: sharded + index.json)
   adapter/   initial PEFT LoRA adapter (non-zero B), PeftModel.save_pretrained
   golden.json, golden.safetensors   packed batch, logits, loss, LoRA gradients, 5 AdamW steps
+  full_ft.json, full_ft.safetensors full fine-tuning of the same base model on the same batch: loss, every weight's
+             gradient (grad.<HF name>), 5 AdamW steps (step_losses, after5.<HF name>)
   generate.json   greedy tokens of generate(do_sample=False) for 3 prompts, base model and with the adapter
 
 Usage:  python3 tools/make_fixtures.py            regenerate tests/data/fixtures
@@ -50,6 +52,11 @@ LoRA parameters only, same batch every step, gradient of the loss above:
   p <- p - (lr / (1 - beta1^k)) * m / (sqrt(v) / sqrt(1 - beta2^k) + eps)
 Weight decay applies to every LoRA tensor (A and B; one parameter group). step_losses[k] is the loss before the
 (k+1)-th update (step_losses[0] == loss); after5.* are the parameters after the 5th update.
+
+Full fine-tuning (full_ft.*): the base model alone (no adapter), every parameter trainable, float64 as above; the
+tied lm_head is the embedding (one parameter, its gradient the sum of both uses). AdamW as above with transformers'
+Trainer parameter groups (Trainer.get_decay_parameter_names): weight decay on every weight but the biases and the
+norm weights, which get 0.
 
 Determinism: every weight is drawn from explicitly seeded torch.Generator objects (CPU), the global seed is
 fixed too (torch.manual_seed), and the files written are byte-stable run to run (checked with --check).
@@ -460,14 +467,55 @@ def _run_case(case, out_dir):
             "peft": peft.__version__,
         },
     }
-    # One top-level key per line, values compact; Python floats are written with repr (round-trip precision).
-    text = "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in golden.items()) + "\n}\n"
-    assert json.loads(text) == golden
-    with open(os.path.join(case_dir, "golden.json"), "w") as f:
-        f.write(text)
+    write_golden_json(os.path.join(case_dir, "golden.json"), golden)
     print(f"[{name}] T={len(ids)} num_targets={num_targets} loss={loss.item()!r}")
     print(f"[{name}] step_losses={step_losses}")
+    write_full_ft(case, model_dir, case_dir, ids, cu, targets)
     return golden
+
+
+def write_golden_json(path, obj):
+    """One top-level key per line, values compact; Python floats written with repr (round-trip precision)."""
+    text = "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in obj.items()) + "\n}\n"
+    assert json.loads(text) == obj
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_full_ft(case, model_dir, case_dir, ids, cu, targets):
+    """full_ft.json / full_ft.safetensors: every weight trained (see the module docstring)."""
+    model_cls = ARCHS[case.get("arch", "qwen2")][1]
+    model = model_cls.from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32).double()
+    model.eval()
+    params = sorted(model.named_parameters(), key=lambda kv: kv[0])  # a tied lm_head is not listed again
+    decay_names = set(transformers.Trainer.get_decay_parameter_names(None, model))
+    no_decay = [n for n, _ in params if n not in decay_names]
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in params if n in decay_names], "weight_decay": ADAMW["weight_decay"]},
+            {"params": [p for n, p in params if n not in decay_names], "weight_decay": 0.0},
+        ],
+        lr=ADAMW["lr"],
+        betas=(ADAMW["beta1"], ADAMW["beta2"]),
+        eps=ADAMW["eps"],
+    )
+    tensors, step_losses = {}, []
+    for k in range(NUM_STEPS):
+        opt.zero_grad(set_to_none=True)
+        l = masked_ce(forward_packed(model, ids, cu), targets)
+        l.backward()
+        if k == 0:
+            for n, p in params:
+                assert float(p.grad.abs().max()) > 0.0, f"zero gradient {n}"
+                tensors["grad." + n] = p.grad.detach().float().contiguous()
+        step_losses.append(l.item())
+        opt.step()
+    for n, p in params:
+        tensors["after5." + n] = p.detach().float().contiguous()
+    save_file(tensors, os.path.join(case_dir, "full_ft.safetensors"), metadata={"format": "pt"})
+    full = {"loss": step_losses[0], "step_losses": step_losses, "adamw": dict(ADAMW), "no_weight_decay": no_decay}
+    write_golden_json(os.path.join(case_dir, "full_ft.json"), full)
+    print(f"[{case['name']}] full fine-tuning step_losses={step_losses}")
 
 
 # ---------------------------------------------------------------------------------------------- --check

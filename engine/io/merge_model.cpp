@@ -1,7 +1,10 @@
 #include "engine/io/merge_model.h"
 
+#include <fstream>
+#include <iterator>
 #include <map>
 
+#include "engine/base/error.h"
 #include "engine/base/half.h"
 #include "engine/base/json_writer.h"
 #include "engine/io/model_config.h"
@@ -66,9 +69,18 @@ void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, cons
   cfg.dtype = out_dtype == DType::F32 ? "float32" : "bfloat16";
   write_file_atomic(out_dir / "config.json", cfg.to_json());
   write_model_safetensors(out_dir, entries, {{"format", "pt"}}, size_t(4) << 30);
+  copy_tokenizer_files(base_dir, out_dir);
+}
+
+void copy_tokenizer_files(const fs::path& base_dir, const fs::path& out_dir) {
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-                        "special_tokens_map.json", "generation_config.json", "chat_template.jinja"})
-    if (fs::exists(base_dir / f)) fs::copy_file(base_dir / f, out_dir / f, fs::copy_options::overwrite_existing);
+                        "special_tokens_map.json", "generation_config.json", "chat_template.jinja"}) {
+    if (!fs::exists(base_dir / f)) continue;
+    std::ifstream in(base_dir / f, std::ios::binary);
+    if (!in) throw input_error((base_dir / f).string(), "cannot be read");
+    const std::string content{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    write_file_atomic(out_dir / f, content);
+  }
 }
 
 }  // namespace qsft

@@ -10,6 +10,10 @@
 
 namespace qsft {
 
+// The files of a model folder besides its weights and config.json (tokenizer, chat template, generation config)
+// that exist in base_dir, copied into out_dir, each written atomically and flushed.
+void copy_tokenizer_files(const std::filesystem::path& base_dir, const std::filesystem::path& out_dir);
+
 void write_merged_model(const std::filesystem::path& base_dir, const LoraLayout& layout,
                         const std::vector<float>& lora_params, const std::filesystem::path& out_dir);
 

@@ -1,6 +1,6 @@
 // The trainable parameters of a run: named segments of one flat F32 buffer, with a gradient buffer of the same
 // layout (one optimizer launch, one gradient-norm reduction, one ZeRO-1 shard map by offset). LoRA fills it with
-// every adapter's A and B (LoraLayout); full fine-tuning will fill it with every weight it trains.
+// every adapter's A and B (LoraLayout); full fine-tuning with every weight of the model (FullLayout).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -40,11 +40,12 @@ class TrainableParams {
   void carve(Arena& a, int64_t num_params, DType compute);
   Tensor& params() { return params_; }
   Tensor& grads() { return grads_; }
+  const Tensor& compute() const { return compute_.ndim ? compute_ : params_; }  // [P], the compute dtype
   void refresh_compute(Ops& ops);  // compute copy = params, rounded
   // [rows, cols] views at `offset` floats (a ParamSegment's place): of the gradients, of the compute copy.
   Tensor grad_at(int64_t offset, int64_t rows, int64_t cols) const { return view(grads_, offset, rows, cols); }
   Tensor compute_at(int64_t offset, int64_t rows, int64_t cols) const {  // [rows, cols] of the compute copy
-    return view(compute_.ndim ? compute_ : params_, offset, rows, cols);
+    return view(compute(), offset, rows, cols);
   }
 
   void upload(Ops& ops, const std::vector<float>& host);  // params from the host

@@ -2,12 +2,23 @@
 
 namespace qsft {
 
+void Qwen2Model::load_weights(const std::string& model_dir) {
+  if (!opts_.full_finetuning) return weights_.load(*ops_, cfg_, model_dir);
+  weights_.set_rope(*ops_, cfg_, cfg_.max_position_embeddings);
+  full_.upload(*ops_, model_dir, params_.params());
+  params_changed_ = true;
+}
+
 Qwen2Model::Qwen2Model(Ops& ops, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts)
     : Qwen2Model(&ops, ops.device(), cfg, lora, opts) {}
 
 Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const LoraConfig& lora,
                        const ModelOptions& opts)
-    : ops_(ops), cfg_(cfg), layout_(cfg, lora), opts_(opts) {
+    : ops_(ops),
+      cfg_(cfg),
+      layout_(cfg, opts.full_finetuning ? LoraConfig{} : lora),  // full fine-tuning: no adapters
+      opts_(opts) {
+  if (opts.full_finetuning) full_ = FullLayout(cfg);
   // The cpu backend is the fp32 reference; the cuda backend keeps activations and frozen weights in bf16.
   act_dtype_ = device == Device::CPU ? DType::F32 : DType::BF16;
   Arena measure_w, measure_p, measure_s;
@@ -21,8 +32,15 @@ Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const Lo
 }
 
 void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
-  weights_.carve(weights, cfg_, act_dtype_, opts_.quant);
-  params_.carve(params, layout_.num_params(), act_dtype_);
+  if (opts_.full_finetuning) {  // every weight a view of the parameters' compute copy, its gradient of the grads
+    weights_.rope.inv_freq = weights.take(DType::F32, {cfg_.head_dim / 2});
+    params_.carve(params, full_.num_params(), act_dtype_);
+    full_.bind(weights_, params_.compute());
+    full_.bind(grads_, params_.grads());
+  } else {
+    weights_.carve(weights, cfg_, act_dtype_, opts_.quant);
+    params_.carve(params, layout_.num_params(), act_dtype_);
+  }
   state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recomputed_layers(cfg_.num_hidden_layers),
                act_dtype_);
   batch_.carve(state, opts_.max_tokens);
@@ -40,7 +58,8 @@ Qwen2Decoder Qwen2Model::decoder_for(const TokenBatchView& b) {
   if (cfg_.rope_scaling.type == "dynamic") weights_.set_rope(*ops_, cfg_, b.max_seqlen);
   if (params_changed_) params_.refresh_compute(*ops_);
   params_changed_ = false;
-  return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, layout_, params_, state_, batch_});
+  const Qwen2Weights* grads = opts_.full_finetuning ? &grads_ : nullptr;
+  return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, grads, layout_, params_, state_, batch_});
 }
 
 LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed) {

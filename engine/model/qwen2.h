@@ -1,13 +1,16 @@
-// Qwen2Model: a Qwen2 decoder LM with LoRA, ready to train. It owns the three arenas and what is carved from them:
-// the frozen weights (Qwen2Weights), the trainable parameters and their gradients (TrainableParams, laid out by
-// LoraLayout), the run state (RunState: activations and backward scratch) and the batch on the device
-// (DeviceBatch); Qwen2Decoder computes over them. Every size is planned before step one from max_tokens: the same
-// carving runs once to measure (what `qwen-sft plan` reports) and once for real.
+// Qwen2Model: a Qwen2 decoder LM with LoRA, or with every weight trained (ModelOptions::full_finetuning), ready to
+// train. It owns the three arenas and what is carved from them: the frozen weights (Qwen2Weights), the trainable
+// parameters and their gradients (TrainableParams, laid out by LoraLayout, or by FullLayout with the weights as
+// views of the parameters' compute copy and a second Qwen2Weights of gradient views), the run state (RunState:
+// activations and backward scratch) and the batch on the device (DeviceBatch); Qwen2Decoder computes over them.
+// Every size is planned before step one from max_tokens: the same carving runs once to measure (what
+// `qwen-sft plan` reports) and once for real.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/model/full_params.h"
 #include "engine/model/qwen2_decoder.h"
 
 namespace qsft {
@@ -15,7 +18,7 @@ namespace qsft {
 // Device bytes the model's arenas take (what `qwen-sft plan` reports; equal to what the arenas allocate).
 struct ModelMemory {
   size_t weights = 0;      // frozen weights
-  size_t lora = 0;         // LoRA parameters and gradients (F32)
+  size_t lora = 0;         // trainable parameters and gradients (F32; LoRA's, or all with full fine-tuning)
   size_t activations = 0;  // saved activations, backward scratch, the batch
 };
 
@@ -26,9 +29,10 @@ class Qwen2Model {
   static ModelMemory plan_memory(const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts,
                                  Device device);
 
-  // Frozen weights from a Hugging Face model directory (one or sharded safetensors), checked name by name.
-  void load_weights(const std::string& model_dir) { weights_.load(*ops_, cfg_, model_dir); }
-  // LoRA parameters from / to the host, in LoraLayout order.
+  // Weights from a Hugging Face model directory (one or sharded safetensors), checked name by name: the frozen
+  // weights, or with full fine-tuning the initial parameters.
+  void load_weights(const std::string& model_dir);
+  // Trainable parameters from / to the host, in LoraLayout order (full fine-tuning: FullLayout order).
   void set_lora_params(const std::vector<float>& host) {
     params_.upload(*ops_, host);
     params_changed_ = true;
@@ -53,6 +57,9 @@ class Qwen2Model {
 
   const Qwen2Config& config() const { return cfg_; }
   const LoraLayout& lora_layout() const { return layout_; }
+  const FullLayout& full_layout() const { return full_; }  // with full fine-tuning
+  // The trainable parameters' layout: LoRA's adapters or, with full fine-tuning, every weight.
+  const ParamLayout& param_layout() const { return opts_.full_finetuning ? full_.params() : layout_.params(); }
   Tensor& lora_param_tensor() {  // F32 [P] on the device; the caller may change it (the optimizer step)
     params_changed_ = true;
     return params_.params();
@@ -73,12 +80,14 @@ class Qwen2Model {
   Qwen2Config cfg_;
   LoraLayout layout_;
   ModelOptions opts_;
+  FullLayout full_;  // full fine-tuning only
   DType act_dtype_;
   ModelMemory memory_;
   bool params_changed_ = true;  // the compute copy of the parameters needs a refresh
 
   Arena weights_arena_, params_arena_, state_arena_;
-  Qwen2Weights weights_;
+  Qwen2Weights weights_;  // full fine-tuning: views of params_'s compute copy
+  Qwen2Weights grads_;    // full fine-tuning: views of params_'s gradients
   TrainableParams params_;
   RunState state_;
   DeviceBatch batch_;

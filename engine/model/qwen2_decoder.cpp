@@ -53,6 +53,14 @@ void Qwen2Decoder::head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor
   ops_.rmsnorm_bwd(dy.view({rows, D}), x.view({rows, D}), w, rstd.rows(0, rows), dx2);
 }
 
+// dw += d rmsnorm(x)/dw ^T dy: x, dy [T, H] or [T, heads, D] (a norm over each head: [T*heads, D] rows), rstd F32
+// [>= rows] (its first rows used).
+void Qwen2Decoder::norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& dw) {
+  const int64_t D = dw.numel(), rows = x.numel() / D;
+  Tensor dw_t = dw;
+  ops_.rmsnorm_wgrad(dy.view({rows, D}), x.view({rows, D}), rstd.rows(0, rows), dw_t);
+}
+
 void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train) {
   const int64_t T = p_.batch.tokens(), I = p_.cfg.intermediate_size;
   const float eps = float(p_.cfg.rms_norm_eps);
@@ -107,16 +115,21 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   // MLP block. dh = d h_out, which is also d down_out.
   Tensor act = a.act.rows(0, T), gate_up = a.gate_up.rows(0, T), xn2 = a.xn2.rows(0, T);
   Tensor d_act = g.d_act.rows(0, T), d_gate_up = g.d_gate_up.rows(0, T), dx = g.dx.rows(0, T);
+  const LayerWeights* G = p_.grads ? &p_.grads->layers[size_t(l)] : nullptr;  // full fine-tuning: weight grads
   ops_.linear_dgrad(dh, W.down, d_act, false);
+  if (G) ops_.linear_wgrad(dh, act, G->down);
   lora_bwd(l, LoraTarget::down, seed, act, dh, d_act, a);
   ops_.swiglu_bwd(d_act, gate_up, d_gate_up);
   ops_.linear_dgrad(d_gate_up, W.gate_up, dx, false);
+  if (G) ops_.linear_wgrad(d_gate_up, xn2, G->gate_up);
   lora_bwd(l, LoraTarget::gate, seed, xn2, d_gate_up.cols(0, I), dx, a);
   lora_bwd(l, LoraTarget::up, seed, xn2, d_gate_up.cols(I, 2 * I), dx, a);
+  if (G) norm_wgrad(dx, a.h_mid.rows(0, T), a.rstd2.rows(0, T), G->post_norm);
   ops_.rmsnorm_bwd(dx, a.h_mid.rows(0, T), W.post_norm, a.rstd2.rows(0, T), dh);  // dh = d h_mid
   // attention block. d o_proj_out = dh.
   Tensor attn = a.attn.rows(0, T), d_attn = g.d_attn.rows(0, T);
   ops_.linear_dgrad(dh, W.o, d_attn, false);
+  if (G) ops_.linear_wgrad(dh, attn, G->o);
   lora_bwd(l, LoraTarget::o, seed, attn, dh, d_attn, a);
   Tensor q = a.q.rows(0, T), k = a.k.rows(0, T), v = a.v.rows(0, T);
   Tensor dq = g.dq.rows(0, T).view({T, q.dim(1), q.dim(2)}), dk = g.dk.rows(0, T).view({T, k.dim(1), k.dim(2)});
@@ -126,6 +139,10 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   ops_.rope_bwd(dk, seq, rope);
   if (p_.cfg.qk_norm()) {  // through the head norms: d q_pre, d k_pre (d_attn is free again)
     Tensor dq_pre = d_attn.view({T, q.dim(1), q.dim(2)}), dk_pre = g.dk_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
+    if (G) {
+      norm_wgrad(dq, a.q_pre.rows(0, T), a.rstd_q, G->q_norm);
+      norm_wgrad(dk, a.k_pre.rows(0, T), a.rstd_k, G->k_norm);
+    }
     head_norm_bwd(dq, a.q_pre.rows(0, T), W.q_norm, a.rstd_q, dq_pre);
     head_norm_bwd(dk, a.k_pre.rows(0, T), W.k_norm, a.rstd_k, dk_pre);
     dq = dq_pre;
@@ -135,9 +152,15 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   ops_.linear_dgrad(dq, W.q, dx, false);
   ops_.linear_dgrad(dk, W.k, dx, true);
   ops_.linear_dgrad(dv, W.v, dx, true);
+  if (G) {
+    ops_.linear_wgrad(dq, xn1, G->q);
+    ops_.linear_wgrad(dk, xn1, G->k);
+    ops_.linear_wgrad(dv, xn1, G->v);
+  }
   lora_bwd(l, LoraTarget::q, seed, xn1, dq, dx, a);
   lora_bwd(l, LoraTarget::k, seed, xn1, dk, dx, a);
   lora_bwd(l, LoraTarget::v, seed, xn1, dv, dx, a);
+  if (G) norm_wgrad(dx, h_in, a.rstd1.rows(0, T), G->in_norm);
   ops_.rmsnorm_bwd(dx, h_in, W.in_norm, a.rstd1.rows(0, T), dh);  // dh = d h_in
 }
 
@@ -175,8 +198,12 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
   ops_.zero(st.loss_sum);
   ops_.zero(st.correct);
   Tensor dxf = st.g.dx.rows(0, T), dh = st.g.dh.rows(0, T);
-  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), grad_scale, st.loss_sum, st.correct, &dxf);
+  const Qwen2Weights* G = p_.grads;  // full fine-tuning (tied: G->lm_head is G->embed, both add into it)
+  Tensor d_lm_head = G ? G->lm_head : Tensor();
+  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), grad_scale, st.loss_sum, st.correct, &dxf,
+                  G ? &d_lm_head : nullptr);
   ops_.zero(dh);
+  if (G) norm_wgrad(dxf, st.resid[size_t(L)].rows(0, T), st.rstd_f.rows(0, T), G->final_norm);
   ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor h_in = st.resid[size_t(l)].rows(0, T);
@@ -185,6 +212,10 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
       layer_forward(int(l), h_in, h_out, st.layer(int(l)), seed, true);
     }
     layer_backward(int(l), h_in, st.layer(int(l)), dh, seed);
+  }
+  if (G) {  // dh = d h0: the embedding rows of the batch's tokens (NEFTune's noise is additive: no effect)
+    Tensor d_embed = G->embed;
+    ops_.embedding_bwd(p_.batch.ids(), dh, d_embed);
   }
   return read_loss();
 }

@@ -1,7 +1,7 @@
 // The Qwen2/Qwen3 decoder's forward and backward (transformers' Qwen2ForCausalLM and Qwen3ForCausalLM with PEFT
 // LoRA), written once over Ops. Qwen3 adds an RMSNorm over each head of q and k before RoPE. It owns nothing: it reads
-// the frozen weights and the trainable LoRA parameters, writes the run state and the gradients, for the batch on the
-// device.
+// the weights and the trainable LoRA parameters, writes the run state and the gradients (LoRA's, or with full
+// fine-tuning every weight's), for the batch on the device.
 //   h = embed[ids]                                   (+ NEFTune noise when training with it)
 //   per layer: h += o_proj(attn(rope(qkv(rmsnorm1(h)))));  h += down(silu(gate(x)) * up(x)), x = rmsnorm2(h)
 //   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
@@ -27,6 +27,7 @@ struct ModelOptions {
   float neftune_alpha = 0.0f;        // NEFTune noise on the embeddings while training (0 = off)
   bool neftune_padded_rows = false;  // NEFTune's L: false = the packed row (all T tokens), true = the longest
                                      // sequence (the row length of the padded batch transformers would build)
+  bool full_finetuning = false;      // train every weight (FullLayout) instead of LoRA adapters
   WeightQuant quant;                 // the frozen Linear weights' format (QLoRA: 4-bit)
 
   // R, the layers [0, R) of L that the backward recomputes; whether layer l is one of them.
@@ -52,6 +53,7 @@ struct Qwen2Parts {  // what a decoder reads and writes
   const Qwen2Config& cfg;
   const ModelOptions& opts;
   const Qwen2Weights& weights;
+  const Qwen2Weights* grads;  // full fine-tuning: the weights' gradients (F32 views, +=); null for LoRA
   const LoraLayout& lora;
   TrainableParams& params;
   RunState& state;
@@ -66,7 +68,8 @@ class Qwen2Decoder {
   void forward_to_hidden(uint64_t seed, bool train);
   // Each layer's attention through `attend` instead of attention_fwd (inference only; null: attention_fwd).
   void set_attention(const AttentionFn* attend) { attend_ = attend; }
-  // LM head + CE on xf, then the backward through every layer; LoRA gradients accumulate into params.grads().
+  // LM head + CE on xf, then the backward through every layer; the trainable parameters' gradients accumulate into
+  // params.grads().
   LossStats loss_and_backward(float grad_scale, uint64_t seed);
   LossStats loss();  // LM head + CE only (eval)
 
@@ -76,6 +79,7 @@ class Qwen2Decoder {
   void lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x, const Tensor& dy, Tensor& dx, LayerActs& a);
   void head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd);
   void head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
+  void norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& dw);
   // h_out = layer(h_in); saves into a.
   void layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train);
   // dh: gradient w.r.t. the layer output on entry, w.r.t. its input on exit.

@@ -51,6 +51,8 @@ void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int
   if (c.qk_norm()) g.dk_pre = a.take(w, {T, kvo});
   g.d_gate_up = a.take(w, {T, 2 * I});
   g.d_act = a.take(w, {T, I});
+  const auto& targets = lora.targets;
+  if (std::find(targets.begin(), targets.end(), true) == targets.end()) return;  // full fine-tuning: no LoRA branch
   g.du = a.take(w, {T, std::max<int64_t>(lora.r, 1)});
   g.xd = a.take(w, {T, std::max({H, I, qo})});
 }

@@ -62,14 +62,21 @@ size_t AdamWOptimizer::bytes(int64_t shard_params, const std::string& optim) {
   return measure.used();
 }
 
-AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, const std::string& optim)
+AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, const std::string& optim,
+                               int64_t decay_end)
     : ops_(ops),
       num_params_(num_params),
       shard_(shard),
       eight_bit_(is_eight_bit(optim)),
-      arena_(ops, bytes(shard.count, optim)) {
+      arena_(ops, bytes(shard.count, optim)),
+      decay_end_(decay_end < 0 ? num_params : decay_end) {
+  QSFT_CHECK(decay_end_ <= num_params, "weight-decay range beyond the parameters");
   if (eight_bit_ && shard.count != num_params)
     throw InputError("training.optim: adamw_8bit runs on one rank for now; with data-parallel ranks use adamw_torch");
+  if (eight_bit_ && decay_end_ != num_params)
+    throw InputError(
+        "training.optim: adamw_8bit is not available with full fine-tuning (its no-decay group of "
+        "biases and norm weights); use adamw_torch");
   carve_state(arena_, shard.count, eight_bit_, m_, v_, q_);
   if (!eight_bit_) return;
   const std::array<float, 256> map_m = cpu::dynamic_map(true), map_v = cpu::dynamic_map(false);
@@ -80,11 +87,20 @@ AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, c
 void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr) {
   ++step_;
   const AdamWHyper h{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_};
-  Tensor p = range(params);
-  if (eight_bit_)
-    ops_.adamw8bit_step(p, range(grads), q_, h);
-  else
-    ops_.adamw_step(p, range(grads), m_, v_, h);
+  if (eight_bit_) {  // one group (the constructor refuses a no-decay range)
+    Tensor p = range(params);
+    return ops_.adamw8bit_step(p, range(grads), q_, h);
+  }
+  // Two groups: [0, d) with weight decay, [d, P) without, each intersected with the shard [s0, s1).
+  const int64_t P = num_params_, d = decay_end_, s0 = shard_.offset, s1 = shard_.offset + shard_.count;
+  for (auto [a, b, wd] : {std::tuple{int64_t(0), d, cfg.weight_decay}, std::tuple{d, P, 0.0}}) {
+    const int64_t lo = std::max(a, s0), hi = std::min(b, s1);
+    if (lo >= hi) continue;
+    Tensor p = params.rows(lo, hi), m = m_.rows(lo - s0, hi - s0), v = v_.rows(lo - s0, hi - s0);
+    AdamWHyper hg = h;
+    hg.weight_decay = wd;
+    ops_.adamw_step(p, grads.rows(lo, hi), m, v, hg);
+  }
 }
 
 void AdamWOptimizer::save(Checkpoint& ck, Comm& comm, Tensor& scratch) const {

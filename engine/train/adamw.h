@@ -18,10 +18,16 @@ namespace qsft {
 
 class AdamWOptimizer {
  public:
-  // optim: "adamw_torch" or "adamw_8bit" (train_config's names); the state of `shard` only (ZeRO-1).
-  AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, const std::string& optim = "adamw_torch");
+  // optim: "adamw_torch" or "adamw_8bit" (train_config's names); the state of `shard` only (ZeRO-1). Weight decay
+  // applies to the parameters [0, decay_end) only (-1: all of them); the rest get none (full fine-tuning:
+  // transformers' Trainer exempts biases and norm weights, FullLayout puts them last). Each group is applied to its
+  // intersection with the shard; adamw_8bit takes one group only (its blocks of 256 need not align with decay_end).
+  AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, const std::string& optim = "adamw_torch",
+                 int64_t decay_end = -1);
   AdamWOptimizer(Ops& ops, int64_t num_params, const std::string& optim = "adamw_torch")
       : AdamWOptimizer(ops, num_params, {0, num_params}, optim) {}
+  AdamWOptimizer(Ops& ops, int64_t num_params, int64_t decay_end)
+      : AdamWOptimizer(ops, num_params, {0, num_params}, "adamw_torch", decay_end) {}
   static size_t bytes(int64_t shard_params, const std::string& optim = "adamw_torch");  // the state it allocates
   // One update of the shard's range of the flat F32 [P] params at learning rate lr (the scheduler's value for this
   // step), from that range of grads; the step counter advances first.
@@ -42,6 +48,7 @@ class AdamWOptimizer {
   Arena arena_;
   Tensor m_, v_;        // adamw_torch: F32 [shard count], first and second moments
   AdamW8bitMoments q_;  // adamw_8bit: codes, absmax and maps
+  int64_t decay_end_;
   int64_t step_ = 0;
 };
 

@@ -13,6 +13,7 @@
 #include "engine/base/json_reader.h"
 #include "engine/base/json_writer.h"
 #include "engine/base/sync_dir.h"
+#include "engine/io/full_model.h"
 #include "engine/io/peft_adapter.h"
 #include "engine/io/safetensors.h"
 #include "kernels/adamw8bit.h"
@@ -52,7 +53,7 @@ void read_state(const SafetensorsFile& f, const char* name, DType dtype, int64_t
   const TensorInfo* t = f.find(name);
   if (!t || t->numel() != n || t->dtype != dtype)
     throw input_error(f.path(), std::string("tensor ") + name + " missing or not " + dtype_name(dtype) + " [" +
-                                    std::to_string(n) + "] (another LoRA configuration?)");
+                                    std::to_string(n) + "] (another LoRA configuration or finetuning_type?)");
   dst.resize(size_t(n));
   if constexpr (std::is_same_v<T, float>)
     copy_to_f32(*t, dst.data());
@@ -86,7 +87,7 @@ int64_t checkpoint_step(const fs::path& p) {
   return std::stoll(digits);
 }
 
-void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const Checkpoint& ck,
+void save_checkpoint(const fs::path& output_dir, const TrainedWeights& weights, const Checkpoint& ck,
                      const std::string& base_model, int64_t keep) {
   const std::string step = std::to_string(ck.state.global_step);
   const fs::path tmp = output_dir / (kTmpPrefix + step + "." + std::to_string(::getpid()));
@@ -95,8 +96,11 @@ void save_checkpoint(const fs::path& output_dir, const LoraLayout& layout, const
   fs::remove_all(tmp, ec);
   try {
     fs::create_directories(tmp);
-    write_peft_adapter(tmp, layout, ck.lora, base_model);
-    write_safetensors(tmp / "optimizer.safetensors", optimizer_entries(ck, layout.num_params()));
+    if (weights.full)
+      write_full_model(base_model, *weights.full, ck.lora, tmp, DType::F32);
+    else
+      write_peft_adapter(tmp, *weights.lora, ck.lora, base_model);
+    write_safetensors(tmp / "optimizer.safetensors", optimizer_entries(ck, weights.num_params()));
     Json state = Json::object();
     state.set("global_step", ck.state.global_step)
         .set("log_loss_sum", ck.state.log_loss_sum)
@@ -140,10 +144,10 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
   return all.back().second;
 }
 
-Checkpoint load_checkpoint(const fs::path& dir, const LoraLayout& layout) {
+Checkpoint load_checkpoint(const fs::path& dir, const TrainedWeights& weights) {
   Checkpoint ck;
-  ck.lora = read_peft_weights(dir, layout);
-  read_optimizer(dir / "optimizer.safetensors", layout.num_params(), ck);
+  ck.lora = weights.full ? weights.full->load(dir.string()) : read_peft_weights(dir, *weights.lora);
+  read_optimizer(dir / "optimizer.safetensors", weights.num_params(), ck);
   const std::string state_path = (dir / "trainer_state.json").string();
   const json::Document doc(state_path, json::read_text_file(state_path));
   const json::Object s = doc.object();

@@ -21,6 +21,7 @@ ModelOptions options_recomputing(const TrainConfig& cfg, int R) {
   mo.recompute_layers = R;
   mo.neftune_alpha = float(T.neftune_noise_alpha);
   mo.neftune_padded_rows = !cfg.data.packing;
+  mo.full_finetuning = cfg.full_finetuning;
   mo.quant = cfg.quant.weights();
   return mo;
 }
@@ -42,7 +43,7 @@ TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, D
   p.device = device;
   p.world_size = world_size;
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, options_recomputing(cfg, R), device);
-  const int64_t P = LoraLayout(mcfg, cfg.lora).num_params();
+  const int64_t P = cfg.full_finetuning ? FullLayout(mcfg).num_params() : LoraLayout(mcfg, cfg.lora).num_params();
   // ZeRO-1: each rank keeps the state of its shard (rank shards differ by one at most).
   p.optimizer = AdamWOptimizer::bytes((P + world_size - 1) / world_size, cfg.training.optim);
   p.backend_scratch =
@@ -52,6 +53,7 @@ TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, D
   p.checkpointing_auto = cfg.training.gradient_checkpointing_auto;
   p.recomputed_layers = R;
   p.num_layers = mcfg.num_hidden_layers;
+  p.full_finetuning = cfg.full_finetuning;
   p.available = available;
   return p;
 }
@@ -102,8 +104,9 @@ std::string TrainingPlan::report() const {
   auto gib = [](size_t b) { return double(b) / double(1ull << 30); };
   char avail[64] = "unknown";
   if (available) std::snprintf(avail, sizeof avail, "%.3f GiB", gib(available));
-  const std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
-                             (recomputed_layers < num_layers ? ", or turn on gradient_checkpointing" : "");
+  std::string advice = std::string("DOES NOT FIT: lower micro_batch_tokens / batch size") +
+                       (recomputed_layers < num_layers ? ", or turn on gradient_checkpointing" : "");
+  if (full_finetuning) advice += " (full fine-tuning keeps 18 bytes per weight on the GPU: or train LoRA)";
   const bool cpu = device == Device::CPU;
   char ranks[96] = "";
   if (world_size > 1)
@@ -112,7 +115,7 @@ std::string TrainingPlan::report() const {
   std::snprintf(buf, sizeof buf,
                 "memory plan on %s%s:\n"
                 "  frozen weights          %10.3f GiB\n"
-                "  LoRA params + grads     %10.3f GiB\n"
+                "  %-23s %10.3f GiB\n"
                 "  AdamW moments           %10.3f GiB\n"
                 "  activations + scratch   %10.3f GiB\n"
                 "  backend workspace       %10.3f GiB\n"
@@ -122,7 +125,8 @@ std::string TrainingPlan::report() const {
                 "  available (%-4s)    %14s\n"
                 "  gradient checkpointing  %s\n"
                 "  %s\n",
-                cpu ? "cpu" : "cuda", ranks, gib(model.weights), gib(model.lora), gib(optimizer),
+                cpu ? "cpu" : "cuda", ranks, gib(model.weights),
+                full_finetuning ? "all weights + grads" : "LoRA params + grads", gib(model.lora), gib(optimizer),
                 gib(model.activations), gib(backend_scratch), cpu ? "cpu" : "gpu", gib(total()), gib(mapped_weights),
                 gib(host_total()), cpu ? "host" : "gpu", avail, checkpointing().c_str(),
                 available == 0 ? "fits: unknown (pass --device-memory GIB)"

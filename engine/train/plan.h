@@ -25,6 +25,7 @@ struct TrainingPlan {
   bool checkpointing_auto = false;  // gradient_checkpointing "auto"
   int recomputed_layers = 0;        // R: layers [0, R) of num_layers are recomputed in the backward
   int num_layers = 0;
+  bool full_finetuning = false;  // model.lora is then every weight: F32 master + grads (+ the bf16 copy on cuda)
   size_t available = 0;  // memory available (host memory on cpu); 0 = unknown
   size_t total() const { return model.weights + model.lora + model.activations + optimizer + backend_scratch; }
   // Peak host memory: the mapped files, plus on cpu all of the above (the cpu backend's memory is the host's).

@@ -208,7 +208,8 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   c.config_path = fs::absolute(path);
   Section s(where, "");
   auto R = [&](const char* k) { return s.reader(k); };
-  bool has_data = false;
+  bool has_data = false, has_lora = false;
+  std::string finetuning_type;
   s.key("model", [&](element v) {
     const std::string m = R("model").string(v);
     if (m.empty()) R("model").bad("is empty (give the Hugging Face model directory)");
@@ -219,7 +220,11 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
     c.data = parse_data_config(simdjson::minify(v), where, base);
     has_data = true;
   });
-  s.key("lora", [&](element v) { parse_lora(v, where, c.lora); });
+  s.key("lora", [&](element v) {
+    parse_lora(v, where, c.lora);
+    has_lora = true;
+  });
+  s.key("finetuning_type", [&](element v) { finetuning_type = R("finetuning_type").one_of(v, {"lora", "full"}); });
   s.key("training", [&](element v) { parse_training(v, where, c.training); });
   s.key("eval_steps", [&](element v) { c.eval_steps = R("eval_steps").count(v, 0, kMaxSteps); });
   s.key("save_steps", [&](element v) { c.save_steps = R("save_steps").count(v, 0, kMaxSteps); });
@@ -241,6 +246,18 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
   if (c.model.empty()) throw input_error(where, "missing key \"model\" (the Hugging Face model directory)");
   if (!has_data) throw input_error(where, "missing key \"data\" (the dataset files and options)");
   if (c.output_dir.empty()) throw input_error(where, "missing key \"output_dir\"");
+  if (finetuning_type == "full" && has_lora)
+    throw input_error(where,
+                      "key \"finetuning_type\" is \"full\" but there is a \"lora\" section (remove one of them)");
+  c.full_finetuning = finetuning_type.empty() ? !has_lora : finetuning_type == "full";
+  if (c.full_finetuning && c.quant.load_in_4bit)
+    throw input_error(where,
+                      "key \"load_in_4bit\" must be false with full fine-tuning (QLoRA trains LoRA adapters "
+                      "over the frozen 4-bit base: add a \"lora\" section)");
+  if (c.full_finetuning && c.training.optim == "adamw_8bit")
+    throw input_error(where,
+                      "key \"training.optim\" must be adamw_torch with full fine-tuning (adamw_8bit's blocks "
+                      "of 256 do not follow the no-decay group of biases and norm weights)");
   const int64_t bins = c.training.micro_batch_tokens > 0 ? 1 : c.training.per_device_train_batch_size;
   if (c.data.max_length > kMaxTokens / bins)  // the micro-batch the activations are sized for (plan.h)
     throw input_error(where, std::string("data.max_length") +

@@ -1,6 +1,6 @@
 // cfg.json for `qwen-sft train`: names and defaults as in TRL's SFTConfig / transformers' TrainingArguments, so a
 // recipe ports by copying values. Documented key by key in docs/config.md.
-//   {"model": DIR, "data": {...}, "lora": {...}, "training": {...},
+//   {"model": DIR, "data": {...}, "lora": {...}, "finetuning_type", "training": {...},
 //    "eval_steps", "save_steps", "save_total_limit", "logging_steps", "output_dir", "device", "generation_prompts"}
 #pragma once
 #include <cstdint>
@@ -53,6 +53,9 @@ struct TrainConfig {
   std::string model;  // model directory, absolute
   DataConfig data;
   LoraConfig lora;
+  // Full fine-tuning (every weight trained) as TRL does it without a peft_config: no "lora" section, or
+  // "finetuning_type": "full". "finetuning_type": "lora" without a section trains LoRA with PEFT's defaults.
+  bool full_finetuning = false;
   TrainingOptions training;
   QuantOptions quant;
   int64_t eval_steps = 0;  // 0: evaluate at the end only

@@ -104,7 +104,8 @@ class Trainer {
         sched_(lr_schedule_for(T_, total_)),
         model_(*ops_, mcfg_, cfg.lora,
                model_options(cfg, ops_->device(), ops_->memory_available(), comm_->world_size())),
-        opt_(*ops_, model_.lora_layout().num_params(), comm_->shard(model_.lora_layout().num_params()), T_.optim),
+        opt_(*ops_, model_.param_layout().num_params(), comm_->shard(model_.param_layout().num_params()), T_.optim,
+             cfg.full_finetuning ? model_.full_layout().decay_end() : -1),
         progress_(total_, show_) {
     model_.load_weights(cfg.model);
     if (!cfg.generation_prompts.empty() && comm_->rank() == 0)
@@ -148,25 +149,30 @@ class Trainer {
     return int64_t(std::ceil(T_.num_train_epochs * double(planner_.steps_in_epoch(0))));
   }
 
-  // The newest checkpoint's weights, moments and trainer state, or PEFT's initialisation.
+  TrainedWeights trained() const {
+    return cfg_.full_finetuning ? TrainedWeights(model_.full_layout()) : TrainedWeights(model_.lora_layout());
+  }
+
+  // The newest checkpoint's weights, moments and trainer state, or PEFT's initialisation (full fine-tuning: the
+  // model's weights, loaded already).
   void resume_or_init() {
-    const LoraLayout& layout = model_.lora_layout();
     const auto resume_from = latest_checkpoint(out_);
     same_start_on_every_rank(resume_from);
     if (resume_from) {
-      const Checkpoint ck = load_checkpoint(*resume_from, layout);
+      const Checkpoint ck = load_checkpoint(*resume_from, trained());
       same_step_size(ck.state, *resume_from);
       model_.set_lora_params(ck.lora);
       opt_.load(ck);
       st_ = ck.state;
-    } else {
-      model_.set_lora_params(layout.init_params(T_.seed));
+    } else if (!cfg_.full_finetuning) {
+      model_.set_lora_params(model_.lora_layout().init_params(T_.seed));
     }
     if (comm_->rank() == 0) metrics_.emplace(out_, resume_from ? st_.global_step : -1);
     seconds_before_ = st_.train_seconds;
     progress_.line(std::string(resume_from ? "resuming from " + resume_from->string() : "training") + ": " +
                    std::to_string(total_) + " steps on " + ops_->name() + world() + ", " +
-                   std::to_string(layout.num_params()) + " LoRA parameters");
+                   std::to_string(model_.param_layout().num_params()) +
+                   (cfg_.full_finetuning ? " parameters (full fine-tuning)" : " LoRA parameters"));
   }
 
   std::string world() const {
@@ -252,7 +258,7 @@ class Trainer {
     opt_.step(model_.lora_param_tensor(), grads, T_.adamw, lr_);
     comm_->all_gather(model_.lora_param_tensor());
     if (!std::isfinite(ops_->sum_squares(model_.lora_param_tensor())))
-      diverged(s, "the updated LoRA weights are not finite");
+      diverged(s, "the updated weights are not finite");
     st_.global_step = s + 1;
     st_.log_loss_sum += loss;
     st_.log_steps += 1;
@@ -307,8 +313,8 @@ class Trainer {
          {&ck.lora, &ck.exp_avg, &ck.exp_avg_sq, &ck.exp_avg_absmax, &ck.exp_avg_sq_absmax})
       if (!std::all_of(v->begin(), v->end(), [](float x) { return std::isfinite(x); })) bad = comm_->rank() == 0;
     comm_->all_reduce_host({&bad, 1});
-    if (bad > 0) diverged(st_.global_step - 1, "the LoRA weights or the AdamW moments are not finite");
-    if (comm_->rank() == 0) save_checkpoint(out_, model_.lora_layout(), ck, cfg_.model, cfg_.save_total_limit);
+    if (bad > 0) diverged(st_.global_step - 1, "the trained weights or the AdamW moments are not finite");
+    if (comm_->rank() == 0) save_checkpoint(out_, trained(), ck, cfg_.model, cfg_.save_total_limit);
   }
 
   // Stops the run at step s (0-based), where `what` went NaN or infinite, before anything of it is logged or saved.

@@ -12,7 +12,8 @@
 namespace qsft::test {
 namespace {
 
-const std::string kHead = R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out", )";
+const std::string kHead =
+    R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out", "finetuning_type": "lora", )";
 
 TrainingOptions training(const std::string& training_json) {
   return parse_train_config(kHead + R"("training": )" + training_json + "}", "/cfg/run.json").training;

@@ -111,7 +111,8 @@ TEST_P(ModelInvariants, RecomputeChangesNothing) {
 // the same bits as without checkpointing.
 TEST_P(ModelInvariants, AutoCheckpointingWithLessMemoryChangesNothing) {
   TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
-                                           "output_dir": "o", "training": {"gradient_checkpointing": false}})",
+                                           "output_dir": "o", "training": {"gradient_checkpointing": false},
+                                           "finetuning_type": "lora"})",
                                        f_.dir / "cfg.json");
   const size_t keep_all = plan_training(cfg, Device::CPU, size_t(1) << 50).host_total();
   cfg.training.gradient_checkpointing_auto = true;

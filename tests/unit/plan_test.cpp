@@ -40,7 +40,8 @@ TEST(Plan, EqualsWhatTheArenasAllocate) {
 TEST(Plan, TrainingPlanAddsTheOptimizerAndSaysWhetherItFits) {
   QSFT_REQUIRE_FIXTURE("tied");
   TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
-                                           "output_dir": "o", "training": {"per_device_train_batch_size": 2}})",
+                                           "output_dir": "o", "training": {"per_device_train_batch_size": 2},
+                                           "finetuning_type": "lora"})",
                                        repo_testdata() / "fixtures" / "tied" / "cfg.json");
   const TrainingPlan p = plan_training(cfg, Device::CPU, size_t(1) << 30);
   const LoraLayout layout(Qwen2Config::load(cfg.model), cfg.lora);
@@ -62,7 +63,8 @@ TEST(Plan, TrainingPlanAddsTheOptimizerAndSaysWhetherItFits) {
 TEST(Plan, CountsTheSmallerAdamW8bitState) {
   QSFT_REQUIRE_FIXTURE("tied");
   TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
-                                           "output_dir": "o", "training": {"optim": "adamw_8bit"}})",
+                                           "output_dir": "o", "training": {"optim": "adamw_8bit"},
+                                           "finetuning_type": "lora"})",
                                        repo_testdata() / "fixtures" / "tied" / "cfg.json");
   const int64_t P = LoraLayout(Qwen2Config::load(cfg.model), cfg.lora).num_params(), B = (P + 255) / 256;
   auto aligned = [](int64_t bytes) { return size_t((bytes + 255) / 256 * 256); };
@@ -101,12 +103,38 @@ TEST(Plan, CountsTheMappedWeightFilesOnTheHost) {
   EXPECT_EQ(on.find("gradient_checkpointing"), std::string::npos) << on;
 }
 
+// Full fine-tuning (no lora section): every weight is a trainable parameter (F32 master + grads, on cuda also the
+// bf16 compute copy), the frozen weights are only the RoPE table, AdamW's moments cover all of them; the plan is
+// what the arenas allocate.
+TEST(Plan, FullFineTuningPlansEveryWeightAsTrainable) {
+  QSFT_REQUIRE_FIXTURE("tied");
+  TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
+                                           "output_dir": "o", "training": {"per_device_train_batch_size": 2}})",
+                                       repo_testdata() / "fixtures" / "tied" / "cfg.json");
+  ASSERT_TRUE(cfg.full_finetuning);
+  const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
+  const int64_t P = FullLayout(mcfg).num_params();
+  const TrainingPlan cpu = plan_training(cfg, Device::CPU, size_t(1) << 30);
+  EXPECT_EQ(cpu.optimizer, AdamWOptimizer::bytes(P));
+  EXPECT_GE(cpu.model.lora, size_t(P) * 8);    // params + grads, F32
+  EXPECT_LT(cpu.model.weights, size_t(4096));  // the RoPE table only
+  const TrainingPlan cuda = plan_training(cfg, Device::CUDA, size_t(1) << 30);
+  EXPECT_GE(cuda.model.lora, size_t(P) * 10);  // + the bf16 compute copy
+  EXPECT_NE(cpu.report().find("all weights + grads"), std::string::npos);
+  auto ops = make_cpu_ops();
+  const ModelOptions opts = model_options(cfg, Device::CPU, size_t(1) << 30);
+  const ModelMemory real = Qwen2Model(*ops, mcfg, cfg.lora, opts).allocated();
+  EXPECT_EQ(cpu.model.lora, real.lora);
+  EXPECT_EQ(cpu.model.weights, real.weights);
+  EXPECT_EQ(cpu.model.activations, real.activations);
+}
+
 // gradient_checkpointing "auto" (the default): every layer's activations kept when they fit (or when the memory is
 // unknown), else the fewest recomputed layers that fit, all of them when nothing fits; the plan says which.
 TEST(Plan, AutoCheckpointingRecomputesTheFewestLayersThatFit) {
   QSFT_REQUIRE_FIXTURE("untied");  // 3 layers
   TrainConfig cfg = parse_train_config(R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 64},
-                                           "output_dir": "o"})",
+                                           "output_dir": "o", "finetuning_type": "lora"})",
                                        repo_testdata() / "fixtures" / "untied" / "cfg.json");
   ASSERT_TRUE(cfg.training.gradient_checkpointing_auto);
   const TrainingPlan roomy = plan_training(cfg, Device::CPU, size_t(1) << 50);

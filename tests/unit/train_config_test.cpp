@@ -32,6 +32,26 @@ TEST(TrainConfig, DefaultsFollowTrlAndPathsResolveAgainstTheConfigFolder) {
   EXPECT_EQ(c.lora.target_names().size(), 7u);  // all-linear
   EXPECT_EQ(c.device, "auto");
   EXPECT_TRUE(c.training.gradient_checkpointing_auto);
+  EXPECT_TRUE(c.full_finetuning);  // no lora section: every weight is trained, as TRL without a peft_config
+}
+
+// finetuning_type: LoRA with a lora section or "lora"; full without a section or with "full"; both is an error.
+// Full fine-tuning refuses a 4-bit base and adamw_8bit.
+TEST(TrainConfig, FinetuningTypeFollowsTheLoraSection) {
+  const std::string head = R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o")";
+  EXPECT_FALSE(parse_train_config(head + R"(, "lora": {"r": 4}})", "/c.json").full_finetuning);
+  EXPECT_FALSE(parse_train_config(head + R"(, "finetuning_type": "lora"})", "/c.json").full_finetuning);
+  EXPECT_TRUE(parse_train_config(head + R"(, "finetuning_type": "full"})", "/c.json").full_finetuning);
+  std::string e = error_of(head + R"(, "finetuning_type": "full", "lora": {"r": 4}})");
+  EXPECT_NE(e.find("key \"finetuning_type\" is \"full\" but there is a \"lora\" section"), std::string::npos) << e;
+  e = error_of(head + R"(, "finetuning_type": "qlora"})");
+  EXPECT_NE(e.find("finetuning_type"), std::string::npos) << e;
+  e = error_of(head + R"(, "load_in_4bit": true})");
+  EXPECT_NE(e.find("key \"load_in_4bit\" must be false with full fine-tuning"), std::string::npos) << e;
+  e = error_of(head + R"(, "training": {"optim": "adamw_8bit"}})");
+  EXPECT_NE(e.find("key \"training.optim\" must be adamw_torch with full fine-tuning"), std::string::npos) << e;
+  EXPECT_TRUE(parse_train_config(head + R"(, "lora": {"r": 4}, "training": {"optim": "adamw_8bit"}})", "/c.json")
+                  .training.optim == "adamw_8bit");
 }
 
 TEST(TrainConfig, GradientCheckpointingIsTrueFalseOrAuto) {
@@ -160,7 +180,8 @@ TEST(TrainConfig, BadValuesAreNamed) {
 
 // QLoRA's 4-bit base: BitsAndBytesConfig's names at the top level (TRL's ModelConfig) or in a section.
 TEST(TrainConfig, ReadsTheBitsandbytesKeys) {
-  const std::string head = R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out", )";
+  const std::string head =
+      R"({"model": "m", "data": {"train_files": ["d.jsonl"]}, "output_dir": "out", "finetuning_type": "lora", )";
   EXPECT_EQ(parse_train_config(kMinimal, "/cfg/run.json").quant.weights().format, WeightFormat::dense);
   TrainConfig top = parse_train_config(head + R"("load_in_4bit": true, "use_bnb_nested_quant": true})", "/c.json");
   EXPECT_EQ(top.quant.weights().format, WeightFormat::nf4);  // TRL's default quant type

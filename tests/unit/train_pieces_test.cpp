@@ -2,6 +2,7 @@
 // CRCs checked) and checkpoints (round trip, pruning, leftovers of a crash).
 #include <cmath>
 #include <fstream>
+#include <memory>
 
 #include "engine/base/error.h"
 #include "engine/dist/comm.h"
@@ -166,6 +167,38 @@ TEST_F(CheckpointTest, AdamW8bitStateRoundTripsBitExactly) {
   EXPECT_EQ(a3, b3);
   AdamWOptimizer fp32(*ops, P);
   EXPECT_NE(input_error_of([&] { fp32.load(back); }).find("training.optim"), std::string::npos);
+}
+
+// Full fine-tuning's two groups ([0, decay_end) with weight decay, the rest without) under ZeRO-1: each rank's
+// optimizer steps its shard's part of both groups, and the shards together give the one-rank update bit for bit
+// (the boundary falls inside a shard). adamw_8bit takes one group only: a no-decay range is refused.
+TEST(AdamW, DecayGroupsSplitAcrossShardsAsOneRank) {
+  auto ops = make_cpu_ops();
+  const int64_t P = 1000, decay_end = 613;
+  Arena a(*ops, 3 * (size_t(P) * 4 + Arena::kAlign));
+  Tensor whole = a.take(DType::F32, {P}), sharded = a.take(DType::F32, {P}), g = a.take(DType::F32, {P});
+  std::vector<float> p0(static_cast<size_t>(P), 0.5f), grad(static_cast<size_t>(P));
+  for (int64_t i = 0; i < P; ++i) grad[size_t(i)] = 1e-3f * float(i % 97) - 0.04f;
+  for (Tensor* t : {&whole, &sharded}) ops->copy_to_device(t->data, p0.data(), p0.size() * 4);
+  ops->copy_to_device(g.data, grad.data(), grad.size() * 4);
+  const AdamWSettings s{1e-3, 0.9, 0.999, 1e-8, 0.1};
+  AdamWOptimizer one(*ops, P, decay_end);
+  std::vector<std::unique_ptr<AdamWOptimizer>> ranks;
+  for (int r = 0; r < 3; ++r)
+    ranks.push_back(std::make_unique<AdamWOptimizer>(*ops, P, shard_of(P, 3, r), "adamw_torch", decay_end));
+  for (int step = 0; step < 3; ++step) {
+    one.step(whole, g, s, 1e-2);
+    for (auto& r : ranks) r->step(sharded, g, s, 1e-2);
+  }
+  std::vector<float> w(static_cast<size_t>(P)), sh(static_cast<size_t>(P));
+  ops->copy_to_host(w.data(), whole.data, w.size() * 4);
+  ops->copy_to_host(sh.data(), sharded.data, sh.size() * 4);
+  EXPECT_EQ(w, sh);
+  EXPECT_NE(w[0], w[679]);  // the same gradient (i % 97 == 0), decayed or not: the groups differ
+  EXPECT_NE(input_error_of([&] {
+              AdamWOptimizer(*ops, P, {0, P}, "adamw_8bit", decay_end);
+            }).find("training.optim"),
+            std::string::npos);
 }
 
 }  // namespace
