@@ -32,13 +32,6 @@ std::array<float, 256> dynamic_map(bool is_signed) {
 
 uint8_t quantize_code(const float* map, float x, bool is_signed) { return adamw8bit::quantize(map, x, is_signed); }
 
-AdamW8bitScalars adamw8bit_scalars(const AdamWHyper& h) {
-  const float b1 = float(h.beta1), b2 = float(h.beta2), lr = float(h.lr), wd = float(h.weight_decay);
-  const double t = double(h.step);
-  const float c1 = float(1.0 - std::pow(double(b1), t)), c2 = float(std::sqrt(1.0 - std::pow(double(b2), t)));
-  return {b1, b2, 1.0f - b1, 1.0f - b2, c2 * float(h.eps), (-lr * c2) / c1, 1.0f - lr * wd, wd > 0.0f};
-}
-
 void adamw8bit_step(float* p, const float* g, const AdamW8bitState& s, int64_t n, const AdamWHyper& hyper) {
   const AdamW8bitScalars k = adamw8bit_scalars(hyper);
   const int64_t blocks = (n + kAdamW8bitBlock - 1) / kAdamW8bitBlock;

@@ -15,6 +15,7 @@
 // first parameter of the call, so a shard that starts on a block boundary is updated alone.
 #pragma once
 #include <array>
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/adamw.h"
@@ -47,7 +48,14 @@ struct AdamW8bitScalars {
   float beta1, beta2, one_minus_beta1, one_minus_beta2, eps_c2, step_size, decay;
   bool weight_decay;
 };
-AdamW8bitScalars adamw8bit_scalars(const AdamWHyper& h);
+// Inline: the CUDA library uses it too, and links before the CPU one. c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t);
+// step_size = -lr c2 / c1 and eps_c2 = eps c2 (the kernel's form of lr / c1 * m / (sqrt(v) / c2 + eps)).
+inline AdamW8bitScalars adamw8bit_scalars(const AdamWHyper& h) {
+  const float b1 = float(h.beta1), b2 = float(h.beta2), lr = float(h.lr), wd = float(h.weight_decay);
+  const double t = double(h.step);
+  const float c1 = float(1.0 - std::pow(double(b1), t)), c2 = float(std::sqrt(1.0 - std::pow(double(b2), t)));
+  return {b1, b2, 1.0f - b1, 1.0f - b2, c2 * float(h.eps), (-lr * c2) / c1, 1.0f - lr * wd, wd > 0.0f};
+}
 
 // p, g [n] F32; s updated in place.
 void adamw8bit_step(float* p, const float* g, const AdamW8bitState& s, int64_t n, const AdamWHyper& hyper);
