@@ -74,7 +74,8 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--batches", default="1,32")
     a = ap.parse_args()
-    if a.device == "cuda" and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode != 0:
+    if a.device == "cuda" and (not shutil.which("nvidia-smi")
+                               or subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode != 0):
         print("skipped: no GPU (nvidia-smi -L fails)")
         return 77
     d = tempfile.mkdtemp(prefix="qsft_generate_bench_")

@@ -44,7 +44,7 @@ gpu_check() {  # gpu_check RUN ENV...: one gpu-check run without a GPU into $W/R
 gpu_check all MAX_STAGE=15 BUDGET=600
 S=$W/all/summary.txt
 check all '(($(grep -cv "^#" $S) >= 28))' "fewer stage lines than stages"
-check all '! grep -v "^#" $S | grep -vqE "^[a-z0-9.-]+ +(PASS|FAIL|TIMEOUT|SKIPPED|NOTIME) +[-0-9]+ +[0-9]+$"' "bad line"
+check all '! grep -v "^#" $S | grep -vqE "^[a-z0-9._-]+ +(PASS|FAIL|TIMEOUT|SKIPPED|NOTIME) +[-0-9]+ +[0-9]+$"' "bad line"
 check all 'grep -qE "^test-layer +TIMEOUT +124 +1[5-9] *$" $S' "the hanging stage is not TIMEOUT at 15 s"
 check all '! grep -E "^(smoke|test)-" $S | grep -v "^test-l" | grep -qvE " SKIPPED "' "a GPU test is not SKIPPED"
 check all 'grep -qE "^test-loss +FAIL " $S && grep -qE "^test-loss-isolated +FAIL +1 " $S' "no isolated rerun"
