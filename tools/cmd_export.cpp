@@ -50,7 +50,7 @@ int run(const Args& args) {
   const std::vector<float> params = read_peft_weights(ckpt, layout);
   const fs::path out = f.has("out") ? fs::path(f.get("out")) : run_dir / (f.has("merge") ? "merged" : "adapter");
   if (f.has("merge"))
-    write_merged_model(cfg.model, layout, params, out);
+    export_merged_model(cfg.model, layout, params, out);
   else
     write_peft_adapter(out, layout, params, cfg.model);
   std::printf("wrote %s %s from %s\n", f.has("merge") ? "merged model" : "PEFT adapter", out.string().c_str(),

@@ -1,15 +1,11 @@
 #include "engine/io/full_model.h"
 
-#include <unistd.h>
-
-#include <cstring>
-
 #include "engine/base/error.h"
 #include "engine/base/half.h"
 #include "engine/base/json_writer.h"
-#include "engine/base/sync_dir.h"
 #include "engine/io/merge_model.h"
 #include "engine/io/model_config.h"
+#include "engine/io/model_dir.h"
 #include "engine/io/safetensors.h"
 
 namespace qsft {
@@ -43,27 +39,11 @@ void write_full_model(const fs::path& base_dir, const FullLayout& layout, const 
 
 void export_full_model(const fs::path& base_dir, const FullLayout& layout, const std::vector<float>& params,
                        const fs::path& out_dir) {
-  std::error_code same_ec;
-  if (fs::equivalent(out_dir, base_dir, same_ec))
-    throw input_error(out_dir.string(), "is the base model folder (choose another --out)");
-  if (fs::exists(out_dir) && !fs::exists(out_dir / "config.json"))
-    throw input_error(out_dir.string(), "exists and is not an exported model (choose another --out)");
   const TensorStore base = TensorStore::open_dir(base_dir);
   const bool f32 = !base.names().empty() && base.find(base.names()[0])->dtype == DType::F32;
-  const fs::path parent = fs::absolute(out_dir).parent_path();
-  const fs::path tmp = parent / (".tmp-" + out_dir.filename().string() + "." + std::to_string(::getpid()));
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  try {
+  publish_model_dir(base_dir, out_dir, [&](const fs::path& tmp) {
     write_full_model(base_dir, layout, params, tmp, f32 ? DType::F32 : DType::BF16);
-    if (int e = sync_directory(tmp)) throw std::runtime_error(std::string("fsync: ") + std::strerror(e));
-    fs::remove_all(out_dir);
-    fs::rename(tmp, out_dir);
-    if (int e = sync_directory(parent)) throw std::runtime_error(std::string("fsync: ") + std::strerror(e));
-  } catch (const std::exception& e) {
-    fs::remove_all(tmp, ec);
-    throw input_error(out_dir.string(), std::string("model not written: ") + e.what());
-  }
+  });
 }
 
 }  // namespace qsft

@@ -16,9 +16,8 @@ constexpr size_t kModelShardBytes = size_t(4) << 30;  // as merge_model: shards 
 void write_full_model(const std::filesystem::path& base_dir, const FullLayout& layout, const std::vector<float>& params,
                       const std::filesystem::path& out_dir, DType dtype, size_t max_shard_bytes = kModelShardBytes);
 
-// `qwen-sft export` of a full fine-tuning run: write_full_model into a temporary sibling of out_dir, every file and
-// the folder flushed, then renamed to out_dir (an earlier export there is replaced; the base model's folder or any
-// other existing folder is an InputError). bf16, or fp32 for an fp32 base (as `export --merge`).
+// `qwen-sft export` of a full fine-tuning run: write_full_model published as one step (engine/io/model_dir.h).
+// bf16, or fp32 for an fp32 base (as `export --merge`).
 void export_full_model(const std::filesystem::path& base_dir, const FullLayout& layout,
                        const std::vector<float>& params, const std::filesystem::path& out_dir);
 

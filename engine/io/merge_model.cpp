@@ -8,6 +8,7 @@
 #include "engine/base/half.h"
 #include "engine/base/json_writer.h"
 #include "engine/io/model_config.h"
+#include "engine/io/model_dir.h"
 #include "engine/io/safetensors.h"
 
 namespace qsft {
@@ -36,8 +37,9 @@ std::string module_weight_name(const LoraSlot& s) {
 
 }  // namespace
 
-void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, const std::vector<float>& lora,
-                        const fs::path& out_dir) {
+// Writes into out_dir (created if needed).
+static void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, const std::vector<float>& lora,
+                               const fs::path& out_dir) {
   TensorStore store = TensorStore::open_dir(base_dir);
   Qwen2Config cfg = Qwen2Config::load(base_dir);
   std::map<std::string, const LoraSlot*> adapted;
@@ -70,6 +72,11 @@ void write_merged_model(const fs::path& base_dir, const LoraLayout& layout, cons
   write_file_atomic(out_dir / "config.json", cfg.to_json());
   write_model_safetensors(out_dir, entries, {{"format", "pt"}}, size_t(4) << 30);
   copy_tokenizer_files(base_dir, out_dir);
+}
+
+void export_merged_model(const fs::path& base_dir, const LoraLayout& layout, const std::vector<float>& lora,
+                         const fs::path& out_dir) {
+  publish_model_dir(base_dir, out_dir, [&](const fs::path& tmp) { write_merged_model(base_dir, layout, lora, tmp); });
 }
 
 void copy_tokenizer_files(const fs::path& base_dir, const fs::path& out_dir) {

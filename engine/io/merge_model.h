@@ -14,7 +14,9 @@ namespace qsft {
 // that exist in base_dir, copied into out_dir, each written atomically and flushed.
 void copy_tokenizer_files(const std::filesystem::path& base_dir, const std::filesystem::path& out_dir);
 
-void write_merged_model(const std::filesystem::path& base_dir, const LoraLayout& layout,
-                        const std::vector<float>& lora_params, const std::filesystem::path& out_dir);
+// Published as one step (engine/io/model_dir.h): an earlier export at out_dir is replaced, the base model's folder
+// or another existing folder is refused.
+void export_merged_model(const std::filesystem::path& base_dir, const LoraLayout& layout,
+                         const std::vector<float>& lora_params, const std::filesystem::path& out_dir);
 
 }  // namespace qsft

@@ -6,6 +6,8 @@
 - a second `train` into a running run's output_dir is refused (the lock names the folder), and neither it nor an
   `export` deletes the running one's temporary checkpoint (whose name carries its pid);
 - token-cache temporaries of dead processes are removed, those of live ones kept;
+- `export --merge` publishes the merged model in one step: into the base model's folder or an unrelated existing
+  folder it is refused and writes nothing, over an earlier export it replaces it, and it leaves no temporary;
 - every rename (checkpoint, atomic file, token cache) is followed by an fsync of its folder before anything else
   is renamed or removed (checked with strace, skipped without it)."""
 import glob
@@ -120,6 +122,22 @@ def stale_cache_temps(a, d, model):
     print("ok: dead process's cache temporary removed, live one's kept")
 
 
+def merge_export(a, d, model):
+    out = os.path.join(d, "merge_run")
+    run(a.bin, "train", write_config(os.path.join(d, "merge_run.json"), model, out, max_steps=1), "--quiet")
+    before = sorted(os.listdir(model))
+    for target, why in ((model, "is the base model folder"), (os.path.join(d, "merge_run"), "not an exported model")):
+        p = run(a.bin, "export", out, "--merge", "--out", target, check=False)
+        expect(p.returncode == 2 and why in p.stderr, f"export --merge --out {target}: exit {p.returncode}: {p.stderr}")
+    expect(sorted(os.listdir(model)) == before, "a refused export --merge changed the base model's folder")
+    merged = os.path.join(d, "merged")
+    for _ in range(2):  # the second replaces the first
+        run(a.bin, "export", out, "--merge", "--out", merged)
+        expect(os.path.exists(os.path.join(merged, "config.json")), "export --merge wrote no config.json")
+    expect(not glob.glob(os.path.join(d, ".tmp-merged*")), "export --merge left a temporary folder")
+    print("ok: export --merge refuses the base model's folder and a foreign one, replaces an earlier export")
+
+
 def fsyncs(a, d, model):
     if not shutil.which("strace"):
         print("skip fsync check: no strace")
@@ -152,6 +170,7 @@ def main():
     divergence(a, d, model)
     lock(a, d, model)
     stale_cache_temps(a, d, model)
+    merge_export(a, d, model)
     fsyncs(a, d, model)
 
 
