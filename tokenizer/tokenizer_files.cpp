@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "engine/base/error.h"
+#include "engine/base/json_reader.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenizer.h"
 
@@ -19,15 +20,10 @@ namespace {
 // One parsed JSON file and error reporting that names the file and the field.
 struct JsonFile {
   std::string path;
-  dom::parser parser;
+  json::Document doc;
   dom::element root;
 
-  explicit JsonFile(std::string p) : path(std::move(p)) {
-    simdjson::padded_string text;
-    if (simdjson::padded_string::load(path).get(text)) throw input_error(path, "cannot read the file");
-    if (auto err = parser.parse(text).get(root))
-      throw input_error(path, std::string("not JSON: ") + error_message(err));
-  }
+  explicit JsonFile(std::string p) : path(std::move(p)), doc(path, json::read_text_file(path)), root(doc.root()) {}
   [[noreturn]] void fail(const std::string& field, const std::string& what) const {
     throw input_error(path, field + ": " + what);
   }

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "engine/base/half.h"
+#include "engine/base/json_reader.h"
 #include "engine/base/json_writer.h"
 
 namespace qsft {
@@ -167,16 +168,6 @@ int write_rank(DType d) {
 
 size_t entry_nbytes(const SafetensorsEntry& e) { return size_t(shape_numel(e.shape)) * dtype_size(e.dtype); }
 
-simdjson::dom::element parse_json_file(const std::filesystem::path& path, simdjson::dom::parser& parser) {
-  simdjson::padded_string text;
-  if (auto err = simdjson::padded_string::load(path.string()).get(text))
-    throw input_error(path.string(), std::string("cannot read: ") + simdjson::error_message(err));
-  simdjson::dom::element root;
-  if (auto err = parser.parse(text).get(root))
-    throw input_error(path.string(), std::string("not valid JSON: ") + simdjson::error_message(err));
-  return root;
-}
-
 // Whether path exists. A path the system cannot look up (a name too long, a folder without permission) is an
 // InputError: "where: what: reason".
 bool path_exists(const std::filesystem::path& path, const std::string& where, const std::string& what) {
@@ -323,8 +314,8 @@ TensorStore TensorStore::open_dir(const std::filesystem::path& dir) {
     throw input_error(s.dir_, "no model.safetensors or model.safetensors.index.json (not a model directory?)");
   s.source_ = "model.safetensors.index.json";
   const std::string index_path = index.string();
-  simdjson::dom::parser parser;
-  simdjson::dom::element root = parse_json_file(index, parser);
+  const json::Document doc(index_path, json::read_text_file(index_path));
+  const simdjson::dom::element root = doc.root();
   simdjson::dom::object weight_map;
   if (root["weight_map"].get_object().get(weight_map))
     throw input_error(index_path, "missing key \"weight_map\" (an object {tensor name: shard file})");
