@@ -236,8 +236,10 @@ class Ops {
   virtual void zero_impl(Tensor& t) = 0;
   virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
   virtual void cast_impl(const Tensor& src, Tensor& dst) = 0;  // F32 -> BF16
+  // C = alpha op(A) op(B) + beta * src (+ bias): src is c_src when given (C's shape and leading dimension: a
+  // residual added without a copy), else C itself.
   virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
-                         const Tensor* bias, const GemmSizes& s) = 0;
+                         const Tensor* bias, const GemmSizes& s, const void* c_src) = 0;
   // Both go through gemm_impl; a 4-bit weight is first dequantized into the backend's weight scratch.
   virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
   virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);

@@ -77,8 +77,9 @@ class CudaOps final : public Ops {
   }
 
   void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
-                 const Tensor* bias, const GemmSizes&) override {
-    gemm_runner().run(operand(A), transA, operand(B), transB, operand(C), alpha, beta, bias ? bias->data : nullptr);
+                 const Tensor* bias, const GemmSizes&, const void* c_src) override {
+    gemm_runner().run(operand(A), transA, operand(B), transB, operand(C), alpha, beta, bias ? bias->data : nullptr,
+                      c_src);
   }
 
   // Rows of a 4-bit weight dequantized by one kernel, into the weight scratch (then the dense GEMM: Ops::linear_impl,
