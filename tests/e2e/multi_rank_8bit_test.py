@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """optim "adamw_8bit" with data-parallel ranks (ZeRO-1 on the CPU under mpirun, oversubscribed): every rank's shard
 starts on a block of 256 parameters, so it updates whole blocks of the 8-bit state as one rank would.
-- LoRA and full fine-tuning: 2 ranks x GA 2 give the metrics and the final weights of 1 rank x GA 4 within TOL.
-  The gradients differ by fp32 rounding (the 2-rank sum adds the micro-batches in another order, as with
-  adamw_torch, tests/e2e/multi_rank_test.py: 1e-6); 8-bit moments then round such a difference to a whole code
-  now and then (one code step is ~1% of a block's absmax), which moves that parameter's update by up to a few
-  percent of lr: the weights stay within TOL_WEIGHTS, the metrics within TOL_METRICS.
+- LoRA and full fine-tuning: 2 ranks x GA 2 give the metrics and the final weights of 1 rank x GA 4 within
+  TOL_METRICS and TOL_WEIGHTS. The gradients differ by fp32 rounding (the 2-rank sum adds the micro-batches in
+  another order, as with adamw_torch, tests/e2e/multi_rank_test.py: 1e-6); an 8-bit moment rounds such a difference
+  to a whole code now and then (measured: after 6 steps 2 of 77824 LoRA codes, 27 of 886912 full fine-tuning codes
+  differ; none after step 2 but one), which moves that parameter's update by a fraction of lr. Measured: metrics
+  within 2.2e-8 (LoRA) and 1.5e-8 (full), weights within 5.0e-6 and 1.3e-5 (relative L2).
 - The 2-rank run resumed from its checkpoint-2 on 2 ranks ends with the uninterrupted 2-rank run's files and
   metrics bit for bit (the sharded state is gathered whole at save and split again at load without loss).
 - The same checkpoint resumed on 1 rank x GA 4 (2 -> 1) continues the 1-rank curve within the same tolerances: the
@@ -17,8 +18,8 @@ from e2e_common import curve, expect, parse_args, tiny_model, work_dir
 from mpi_common import require_mpirun, tensors, train, train_config, truncated_copy, worst_relative
 
 STEPS = 6
-TOL_METRICS = 1e-3
-TOL_WEIGHTS = 1e-4
+TOL_METRICS = 1e-6
+TOL_WEIGHTS = 5e-5
 
 
 def config(d, model, name, ga, full):
