@@ -65,13 +65,14 @@ WeightQuant resolve_weight_quant(const Qwen2Config& cfg, const WeightQuant& aske
 
 namespace {
 
-InputError bad(const TensorInfo& t, const std::string& what) { return input_error(t.file, "tensor " + t.name + ": " + what); }
+InputError bad(const TensorInfo& t, const std::string& what) {
+  return input_error(t.file, "tensor " + t.name + ": " + what);
+}
 
 // The tensor `name` with this dtype and shape (missing or another shape: TensorStore::require's errors).
 const TensorInfo& need(const TensorStore& store, const std::string& name, DType dtype, std::vector<int64_t> shape) {
   const TensorInfo& t = store.require(name, shape);
-  if (t.dtype != dtype)
-    throw bad(t, std::string("dtype ") + dtype_name(t.dtype) + " expected " + dtype_name(dtype));
+  if (t.dtype != dtype) throw bad(t, std::string("dtype ") + dtype_name(t.dtype) + " expected " + dtype_name(dtype));
   return t;
 }
 
@@ -88,8 +89,8 @@ struct QuantState {
   float offset = 0;
 };
 
-QuantState read_quant_state(const TensorStore& store, const std::string& name, const TensorInfo& weight,
-                            int64_t rows, int64_t in) {
+QuantState read_quant_state(const TensorStore& store, const std::string& name, const TensorInfo& weight, int64_t rows,
+                            int64_t in) {
   const TensorInfo *nf4 = store.find(name + ".quant_state.bitsandbytes__nf4"),
                    *fp4 = store.find(name + ".quant_state.bitsandbytes__fp4");
   if (!nf4 == !fp4)

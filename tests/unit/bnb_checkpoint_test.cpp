@@ -39,10 +39,9 @@ struct SavedLinear {
   }
 
   void write(const std::filesystem::path& dir) const {
-    std::vector<SafetensorsEntry> e = {
-        {"x.weight", DType::U8, {kN / 2, 1}, codes.data()},
-        {"x.weight.quant_map", DType::F32, {16}, quant_map.data()},
-        {state_key, DType::U8, {int64_t(state.size())}, state.data()}};
+    std::vector<SafetensorsEntry> e = {{"x.weight", DType::U8, {kN / 2, 1}, codes.data()},
+                                       {"x.weight.quant_map", DType::F32, {16}, quant_map.data()},
+                                       {state_key, DType::U8, {int64_t(state.size())}, state.data()}};
     if (nested) {
       e.push_back({"x.weight.absmax", DType::U8, {kBlocks}, qabsmax.data()});
       e.push_back({"x.weight.nested_absmax", DType::F32, {int64_t(absmax2.size())}, absmax2.data()});
@@ -157,7 +156,9 @@ TEST(BnbConfig, QuantizationConfigDecidesTheFormat) {
   const WeightQuant saved = resolve_weight_quant(c, {}, false);
   EXPECT_EQ(saved.format, WeightFormat::nf4);
   EXPECT_TRUE(saved.double_quant);
-  EXPECT_NE(input_error_of([&] { resolve_weight_quant(c, {WeightFormat::fp4, true}, false); })
+  EXPECT_NE(input_error_of([&] {
+              resolve_weight_quant(c, {WeightFormat::fp4, true}, false);
+            })
                 .find("/m/config.json: the weights are saved as bitsandbytes nf4 double-quantized but the run asks "
                       "for fp4 double-quantized"),
             std::string::npos);

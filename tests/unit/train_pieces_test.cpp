@@ -202,7 +202,7 @@ TEST_P(DecayGroups, SplitAcrossShardsAsOneRank) {
   const std::vector<float> one = run(1, kDecayEnd, 0.1);
   EXPECT_EQ(run(3, kDecayEnd, 0.1), one);
   EXPECT_EQ(run(8, kDecayEnd, 0.1), one);  // adamw_8bit: 4 blocks over 8 ranks, half of them own none
-  EXPECT_NE(one[0], one[679]);  // the same gradient (i % 97 == 0), decayed or not: the groups differ
+  EXPECT_NE(one[0], one[679]);             // the same gradient (i % 97 == 0), decayed or not: the groups differ
   // Decay touches the parameters only: [0, decay_end) as with decay everywhere, the rest as with none.
   const std::vector<float> all = run(1, P, 0.1), none = run(1, P, 0.0);
   for (int64_t i = 0; i < P; ++i) ASSERT_EQ(one[size_t(i)], i < kDecayEnd ? all[size_t(i)] : none[size_t(i)]) << i;
