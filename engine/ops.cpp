@@ -572,7 +572,7 @@ void Ops::adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const Ada
   adamw_step_impl(p, g, m, v, h);
 }
 
-void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) {
+void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h, int64_t decayed) {
   Scope sc(*this, OpFamily::optimizer);
   const Expect e{device()};
   const int64_t n = p.numel(), blocks = (n + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock;
@@ -585,7 +585,8 @@ void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const 
   e.vector(s.map_m, DType::F32, 256, "adamw8bit map_m");
   e.vector(s.map_v, DType::F32, 256, "adamw8bit map_v");
   QSFT_CHECK(h.step >= 1, "adamw step counts from 1");
-  adamw8bit_step_impl(p, g, s, h);
+  QSFT_CHECK(decayed <= n, "adamw8bit decayed range beyond p");
+  adamw8bit_step_impl(p, g, s, h, decayed < 0 ? n : decayed);
 }
 
 }  // namespace qsft

@@ -219,7 +219,8 @@ class Ops {
   void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h);
   // bitsandbytes' 8-bit blockwise AdamW (kernels/adamw8bit.h: optim "adamw_8bit"): p, g F32 [P]; the moments'
   // codes U8 [P], their absmax F32 [ceil(P / 256)] (blocks of 256 from the first parameter), maps F32 [256].
-  void adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h);
+  // The weight decay applies to p[0, decayed) only (-1: all of p; full fine-tuning's no-decay group follows).
+  void adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h, int64_t decayed = -1);
 
   // ---- profile (QSFT_PROFILE=1 in the environment: time per op family, CUDA events on the GPU) ----
   bool profiling() const { return profiling_; }
@@ -281,7 +282,8 @@ class Ops {
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;
-  virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) = 0;
+  virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
+                                   int64_t decayed) = 0;
 
   // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU
   // with a host clock, the GPU with events on its stream) and adds it to the family's total.

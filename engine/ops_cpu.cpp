@@ -179,8 +179,9 @@ class CpuOps final : public Ops {
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cpu::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h);
   }
-  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
-    cpu::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h);
+  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
+                           int64_t decayed) override {
+    cpu::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, decayed);
   }
 
  private:

@@ -214,8 +214,9 @@ class CudaOps final : public Ops {
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cuda::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h, stream_);
   }
-  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
-    cuda::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, stream_);
+  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
+                           int64_t decayed) override {
+    cuda::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, decayed, stream_);
   }
 
   void profile_begin(OpFamily f) override { timer_->begin(int(f)); }

@@ -1,5 +1,6 @@
 #include "engine/dist/comm.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "engine/base/error.h"
@@ -29,8 +30,10 @@ InputError unsupported(const Launch& l, const std::string& what) {
 
 }  // namespace
 
-ShardRange shard_of(int64_t n, int world, int rank) {
-  const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
+ShardRange shard_of(int64_t n, int world, int rank, int64_t align) {
+  const int64_t blocks = (n + align - 1) / align;
+  const int64_t begin = std::min(n, blocks * rank / world * align);
+  const int64_t end = std::min(n, blocks * (rank + 1) / world * align);
   return {begin, end - begin};
 }
 

@@ -34,8 +34,10 @@ class Ops;
 struct ShardRange {
   int64_t offset = 0, count = 0;
 };
-// Rank r's range of n elements over `world` ranks: [n r / w, n (r + 1) / w) (sizes differ by at most one).
-ShardRange shard_of(int64_t n, int world, int rank);
+// Rank r's range of n elements over `world` ranks: [n r / w, n (r + 1) / w) (sizes differ by at most one). With
+// align > 1 the ranks split the ceil(n / align) blocks of align elements that way instead, so every range starts
+// on a block boundary (adamw_8bit's blocks of 256: a rank's shard owns whole blocks of the 8-bit state).
+ShardRange shard_of(int64_t n, int world, int rank, int64_t align = 1);
 
 class Comm {
  public:
@@ -45,7 +47,10 @@ class Comm {
   int local_rank() const { return launch_.local_rank; }
   const Launch& launch() const { return launch_; }
   virtual std::string name() const = 0;
-  ShardRange shard(int64_t n) const { return shard_of(n, world_size(), rank()); }
+  ShardRange shard(int64_t n) const { return shard_of(n, world_size(), rank(), shard_align_); }
+  ShardRange shard(int64_t n, int q) const { return shard_of(n, world_size(), q, shard_align_); }  // rank q's
+  // The block size every shard map of this Comm starts on (default 1); set before the first sharded collective.
+  void align_shards(int64_t align) { shard_align_ = align; }
 
   // x (F32, packed) = the sum over ranks of x, on every rank.
   virtual void all_reduce(Tensor& x) = 0;
@@ -63,6 +68,7 @@ class Comm {
  protected:
   explicit Comm(const Launch& l) : launch_(l) {}
   Launch launch_;
+  int64_t shard_align_ = 1;
 };
 
 // The Comm for this launch and backend: single for a world of one; mpi for the CPU backend; nccl for the CUDA

@@ -127,7 +127,7 @@ class MpiComm final : public Comm {
   };
 
   ShardRange shard(int64_t n) const { return Comm::shard(n); }
-  ShardRange shard(int q, int64_t n) const { return shard_of(n, world_size(), q); }
+  ShardRange shard(int q, int64_t n) const { return Comm::shard(n, q); }
 
   static float* host_f32(const Tensor& x) {
     QSFT_CHECK(x.dtype == DType::F32 && x.contiguous() && x.device == Device::CPU,

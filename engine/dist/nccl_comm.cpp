@@ -151,7 +151,7 @@ class NcclComm final : public Comm {
   void group(F&& f, Tensor& x) {
     nccl(api_.ncclGroupStart(), "ncclGroupStart");
     for (int q = 0; q < world_size(); ++q) {
-      const ShardRange r = shard_of(x.numel(), world_size(), q);
+      const ShardRange r = shard(x.numel(), q);
       f(q, x.f32() + r.offset, size_t(r.count));
     }
     nccl(api_.ncclGroupEnd(), "ncclGroupEnd");

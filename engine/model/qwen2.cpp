@@ -1,5 +1,7 @@
 #include "engine/model/qwen2.h"
 
+#include "engine/io/bnb_checkpoint.h"
+
 namespace qsft {
 
 void Qwen2Model::load_weights(const std::string& model_dir) {
@@ -18,6 +20,7 @@ Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const Lo
       cfg_(cfg),
       layout_(cfg, opts.full_finetuning ? LoraConfig{} : lora),  // full fine-tuning: no adapters
       opts_(opts) {
+  opts_.quant = resolve_weight_quant(cfg, opts.quant, opts.full_finetuning);  // a folder saved in 4-bit form
   if (opts.full_finetuning) full_ = FullLayout(cfg);
   // The cpu backend is the fp32 reference; the cuda backend keeps activations and frozen weights in bf16.
   act_dtype_ = device == Device::CPU ? DType::F32 : DType::BF16;

@@ -254,10 +254,6 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
     throw input_error(where,
                       "key \"load_in_4bit\" must be false with full fine-tuning (QLoRA trains LoRA adapters "
                       "over the frozen 4-bit base: add a \"lora\" section)");
-  if (c.full_finetuning && c.training.optim == "adamw_8bit")
-    throw input_error(where,
-                      "key \"training.optim\" must be adamw_torch with full fine-tuning (adamw_8bit's blocks "
-                      "of 256 do not follow the no-decay group of biases and norm weights)");
   const int64_t bins = c.training.micro_batch_tokens > 0 ? 1 : c.training.per_device_train_batch_size;
   if (c.data.max_length > kMaxTokens / bins)  // the micro-batch the activations are sized for (plan.h)
     throw input_error(where, std::string("data.max_length") +

@@ -41,6 +41,13 @@ std::unique_ptr<Ops> choose_backend(const std::string& device, const Launch& lau
 }
 
 // output_dir opened and locked by rank 0 (the others use it after the barrier: it exists, with no dead writes).
+// The run's Comm; its shard maps start on adamw_8bit's blocks when that is the optimizer.
+std::unique_ptr<Comm> make_run_comm(const Launch& l, Ops& ops, const std::string& optim) {
+  std::unique_ptr<Comm> c = make_comm(l, ops);
+  c->align_shards(AdamWOptimizer::shard_alignment(optim));
+  return c;
+}
+
 std::unique_ptr<RunDir> open_run_dir(const TrainConfig& cfg, Comm& comm) {
   std::unique_ptr<RunDir> dir = comm.rank() == 0 ? std::make_unique<RunDir>(cfg) : nullptr;
   comm.barrier();
@@ -93,7 +100,7 @@ class Trainer {
         T_(cfg.training),
         launch_(detect_launch()),
         ops_(choose_backend(cfg.device, launch_)),
-        comm_(make_comm(launch_, *ops_)),
+        comm_(make_run_comm(launch_, *ops_, cfg.training.optim)),
         run_dir_(open_run_dir(cfg, *comm_)),
         out_(cfg.output_dir),
         show_(show_progress && comm_->rank() == 0),
