@@ -1,5 +1,6 @@
 #include "engine/dist/comm.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "engine/base/error.h"
@@ -16,7 +17,7 @@ class SingleComm final : public Comm {
   explicit SingleComm(const Launch& l) : Comm(l) {}
   std::string name() const override { return "single"; }
   void all_reduce(Tensor&) override {}
-  void reduce_scatter(Tensor&) override {}
+  void reduce_ranges(Tensor&, std::span<const ShardRange>) override {}
   void all_gather(Tensor&) override {}
   void broadcast(Tensor&, int) override {}
   void barrier() override {}
@@ -32,6 +33,11 @@ InputError unsupported(const Launch& l, const std::string& what) {
 ShardRange shard_of(int64_t n, int world, int rank) {
   const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
   return {begin, end - begin};
+}
+
+ShardRange intersect(ShardRange a, ShardRange b) {
+  const int64_t begin = std::max(a.offset, b.offset), end = std::min(a.offset + a.count, b.offset + b.count);
+  return {begin, std::max<int64_t>(end - begin, 0)};
 }
 
 double collective_timeout_seconds() {
