@@ -65,10 +65,11 @@ Qwen2Decoder Qwen2Model::decoder_for(const TokenBatchView& b) {
   return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, grads, layout_, params_, state_, batch_});
 }
 
-LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed) {
+LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed,
+                                       const GradsFinalFn* grads_final) {
   Qwen2Decoder d = decoder_for(b);
   d.forward_to_hidden(seed, true);
-  return d.loss_and_backward(grad_scale, seed);
+  return d.loss_and_backward(grad_scale, seed, grads_final);
 }
 
 LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {

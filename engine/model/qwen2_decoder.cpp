@@ -192,7 +192,10 @@ LossStats Qwen2Decoder::read_loss() {
   return {loss, correct, p_.batch.num_targets()};
 }
 
-LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
+LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed, const GradsFinalFn* grads_final) {
+  auto final_from = [&](int64_t layer) {
+    if (grads_final) (*grads_final)(int(layer));
+  };
   const int64_t T = p_.batch.tokens(), L = p_.cfg.num_hidden_layers;
   RunState& st = p_.state;
   ops_.zero(st.loss_sum);
@@ -205,6 +208,7 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
   ops_.zero(dh);
   if (G) norm_wgrad(dxf, st.resid[size_t(L)].rows(0, T), st.rstd_f.rows(0, T), G->final_norm);
   ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
+  final_from(L);
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor h_in = st.resid[size_t(l)].rows(0, T);
     if (p_.opts.recomputes(l)) {
@@ -212,11 +216,13 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
       layer_forward(int(l), h_in, h_out, st.layer(int(l)), seed, true);
     }
     layer_backward(int(l), h_in, st.layer(int(l)), dh, seed);
+    final_from(l);
   }
   if (G) {  // dh = d h0: the embedding rows of the batch's tokens (NEFTune's noise is additive: no effect)
     Tensor d_embed = G->embed;
     ops_.embedding_bwd(p_.batch.ids(), dh, d_embed);
   }
+  final_from(-1);
   return read_loss();
 }
 

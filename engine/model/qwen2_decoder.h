@@ -49,6 +49,11 @@ struct LossStats {
 using AttentionFn = std::function<void(int layer, const Tensor& q, const Tensor& k, const Tensor& v,
                                        const SeqLayout& seq, Tensor& attn, Tensor& lse)>;
 
+// Called by the backward when gradients are final (nothing later adds to them): with layer = L (the layer count)
+// after the LM head and the final norm, with l after layer l (so every layer >= l is done), with -1 after the
+// embedding (every gradient is). Data parallel starts reducing them then (engine/dist/grad_buckets.h).
+using GradsFinalFn = std::function<void(int layer)>;
+
 struct Qwen2Parts {  // what a decoder reads and writes
   const Qwen2Config& cfg;
   const ModelOptions& opts;
@@ -69,8 +74,8 @@ class Qwen2Decoder {
   // Each layer's attention through `attend` instead of attention_fwd (inference only; null: attention_fwd).
   void set_attention(const AttentionFn* attend) { attend_ = attend; }
   // LM head + CE on xf, then the backward through every layer; the trainable parameters' gradients accumulate into
-  // params.grads().
-  LossStats loss_and_backward(float grad_scale, uint64_t seed);
+  // params.grads(); grads_final (optional) is told as they become final.
+  LossStats loss_and_backward(float grad_scale, uint64_t seed, const GradsFinalFn* grads_final = nullptr);
   LossStats loss();  // LM head + CE only (eval)
 
  private:
