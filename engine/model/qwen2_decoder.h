@@ -7,7 +7,9 @@
 //   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
 #pragma once
 #include <algorithm>
+#include <array>
 #include <functional>
+#include <initializer_list>
 
 #include "engine/io/model_config.h"
 #include "engine/model/device_batch.h"
@@ -79,9 +81,16 @@ class Qwen2Decoder {
   LossStats loss();  // LM head + CE only (eval)
 
  private:
-  LoraBranch branch(int layer, LoraTarget t, uint64_t seed, bool train) const;
-  void lora_fwd(int l, LoraTarget t, uint64_t seed, bool train, const Tensor& x, const Tensor& y, LayerActs& a);
-  void lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x, const Tensor& dy, Tensor& dx, LayerActs& a);
+  LoraBranch branch(const LoraSlot& s, uint64_t seed, bool train) const;
+  // The adapted members of group g of layer l; outs: the outputs of all the group's targets in target order (or
+  // their gradients), member_outs: the members' among them.
+  LoraStack stack(int layer, LoraGroup g, uint64_t seed, bool train, std::initializer_list<Tensor> outs,
+                  std::array<Tensor, kMaxLoraGroupSize>& member_outs) const;
+  // The LoRA branches of group g reading x: y (dy) as in stack's outs.
+  void lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x, std::initializer_list<Tensor> y,
+                LayerActs& a);
+  void lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, std::initializer_list<Tensor> dy, Tensor& dx,
+                LayerActs& a);
   void head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd);
   void head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
   void norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& dw);

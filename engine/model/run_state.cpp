@@ -25,8 +25,8 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
   x.rstd2 = a.take(DType::F32, {T});
   x.gate_up = a.take(w, {T, 2 * I});
   x.act = a.take(w, {T, I});
-  for (int t = 0; t < kNumLoraTargets; ++t)
-    if (lora.adapts(LoraTarget(t))) x.u[size_t(t)] = a.take(w, {T, lora.r});
+  for (int g = 0; g < kNumLoraGroups; ++g)
+    if (int n = lora.group_size(LoraGroup(g))) x.u[size_t(g)] = a.take(w, {T, n * lora.r});
 }
 
 void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, int recomputed_layers,
@@ -53,7 +53,7 @@ void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int
   g.d_act = a.take(w, {T, I});
   const auto& targets = lora.targets;
   if (std::find(targets.begin(), targets.end(), true) == targets.end()) return;  // full fine-tuning: no LoRA branch
-  g.du = a.take(w, {T, std::max<int64_t>(lora.r, 1)});
+  g.du = a.take(w, {T, std::max<int64_t>(lora.largest_group() * lora.r, 1)});
   g.xd = a.take(w, {T, std::max({H, I, qo})});
 }
 

@@ -22,7 +22,7 @@ struct LayerActs {
   Tensor h_mid;                           // residual after attention [T, H]
   Tensor xn2, rstd2;                      // rmsnorm2 output [T, H], [T]
   Tensor gate_up, act;                    // [T, 2I], [T, I]
-  std::array<Tensor, kNumLoraTargets> u;  // LoRA x A^T per adapted module [T, r]
+  std::array<Tensor, kNumLoraGroups> u;   // LoRA x [A_1; ...]^T per group of n adapted modules [T, n*r]
 
   Tensor lse_rows(int64_t T) const { return Tensor(lse.data, DType::F32, {lse.dim(0), T}, lse.device); }  // [n, T]
 };
@@ -34,7 +34,7 @@ struct BackwardScratch {
   Tensor dq, dk, dv;        // [T, n*D], [T, nkv*D] x2
   Tensor dk_pre;            // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
   Tensor d_gate_up, d_act;  // [T, 2I], [T, I]
-  Tensor du;                // LoRA [T, r]
+  Tensor du;                // LoRA [T, n*r], n: the largest group
   Tensor xd;                // LoRA dropout(x) [T, max(H, I, n*D)]
 };
 

@@ -7,6 +7,7 @@
 #include "engine/base/error.h"
 #include "engine/dist/comm.h"
 #include "engine/io/model_config.h"
+#include "engine/io/safetensors.h"
 #include "engine/train/adamw.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/lr_schedule.h"
@@ -128,6 +129,43 @@ TEST_F(CheckpointTest, AnotherLoraConfigurationIsAClearError) {
   LoraConfig other = lora_;
   other.r = 4;
   EXPECT_THROW(load_checkpoint(out / "checkpoint-2", LoraLayout(cfg_, other)), InputError);
+}
+
+// A checkpoint written before LoRA stacked the A's of a group holds the moments in the unstacked order (each
+// module's A then B) and optimizer.safetensors has no lora_param_order: adamw_torch's moments are moved into the
+// stacked order; adamw_8bit's (blocks of 256 across parameters) cannot be and are refused, naming the file.
+TEST_F(CheckpointTest, MomentsOfTheUnstackedOrderAreReorderedOr8bitRefused) {
+  const fs::path out = fresh_temp_dir("ckpt_unstacked");
+  Checkpoint ck = make(2);
+  for (size_t i = 0; i < ck.exp_avg.size(); ++i) {
+    ck.exp_avg[i] = float(i);
+    ck.exp_avg_sq[i] = 0.5f * float(i);
+  }
+  save_checkpoint(out, layout_, ck, "/base", 0);
+  const int64_t P = layout_.num_params(), r = lora_.r;
+  std::vector<float> m(size_t(P), -1.0f), v(size_t(P), -1.0f);  // as the unstacked layout placed them
+  for (const LoraSlot& s : layout_.slots()) {
+    const int64_t na = r * s.in, nb = s.out * r, a = s.unstacked_a_offset;
+    for (int64_t i = 0; i < na; ++i) m[size_t(a + i)] = ck.exp_avg[size_t(s.a_offset + i)];
+    for (int64_t i = 0; i < nb; ++i) m[size_t(a + na + i)] = ck.exp_avg[size_t(s.b_offset + i)];
+  }
+  for (int64_t i = 0; i < P; ++i) v[size_t(i)] = 0.5f * m[size_t(i)];
+  ASSERT_NE(m, ck.exp_avg);  // all-linear: the orders differ
+  const fs::path opt = out / "checkpoint-2" / "optimizer.safetensors";
+  write_safetensors(opt, {{"exp_avg", DType::F32, {P}, m.data()}, {"exp_avg_sq", DType::F32, {P}, v.data()}});
+  const Checkpoint back = load_checkpoint(out / "checkpoint-2", layout_);
+  EXPECT_EQ(back.exp_avg, ck.exp_avg);
+  EXPECT_EQ(back.exp_avg_sq, ck.exp_avg_sq);
+  const int64_t B = (P + 255) / 256;
+  std::vector<uint8_t> codes(size_t(P), 7);
+  std::vector<float> absmax(size_t(B), 1.0f);
+  write_safetensors(opt, {{"exp_avg", DType::U8, {P}, codes.data()},
+                          {"exp_avg_sq", DType::U8, {P}, codes.data()},
+                          {"exp_avg_absmax", DType::F32, {B}, absmax.data()},
+                          {"exp_avg_sq_absmax", DType::F32, {B}, absmax.data()}});
+  const std::string msg = input_error_of([&] { load_checkpoint(out / "checkpoint-2", layout_); });
+  EXPECT_NE(msg.find(opt.string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("adamw_8bit state written before"), std::string::npos) << msg;
 }
 
 // optim adamw_8bit: the codes and absmax go through optimizer.safetensors (U8 and F32) and the next step after a
