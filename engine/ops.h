@@ -185,6 +185,8 @@ class Ops {
   // q [B, n, D]; k_new, v_new [B, nkv, D] (this step's keys and values, after RoPE); k_cache, v_cache
   // [slots, S, nkv, D]; slot, len I32 [B]. Writes k_new[b], v_new[b] at position len[b] - 1 of cache slot slot[b],
   // then out[b] = causal attention of q[b] over that slot's positions [0, len[b]) (kernels/decode_attention.h).
+  // Rows may share a slot (new tokens of one sequence, len = position + 1): every row's key and value is written
+  // before any row reads the cache.
   void decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache, Tensor& v_cache,
                         const Tensor& slot, const Tensor& len, Tensor& out);
 
