@@ -167,7 +167,9 @@ class CudaOps final : public Ops {
                "the CUDA decode attention supports head_dim up to 256, not " + std::to_string(d.D));
     cuda::kv_cache_append(q.dtype, k_new.data, v_new.data, slot.i32(), len.i32(), d, k_cache.data, v_cache.data,
                           stream_);
-    cuda::decode_attention(q.dtype, q.data, k_cache.data, v_cache.data, slot.i32(), len.i32(), d, out.data, stream_);
+    void* scratch = attn_scratch_.get(cuda::decode_attention_scratch_bytes(d));  // split-K partial results
+    cuda::decode_attention(q.dtype, q.data, k_cache.data, v_cache.data, slot.i32(), len.i32(), d, out.data, scratch,
+                           stream_);
   }
 
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {
