@@ -12,6 +12,7 @@
 
 #include "kernels/adamw8bit_cuda.h"
 #include "kernels/adamw_cuda.h"
+#include "kernels/argmax_cuda.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cross_entropy_cuda.h"
 #include "kernels/decode_attention_cuda.h"
@@ -179,6 +180,9 @@ class CudaOps final : public Ops {
     cuda::swiglu_bwd(dout.dtype, dout.data, gate_up.data, T, I, dgate_up.data, stream_);
   }
 
+  void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) override {
+    cuda::argmax_rows(logits.f32(), R, V, out.i32(), stream_);
+  }
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                        Tensor& correct, Tensor* dh, Tensor* dW) override {
     cuda::LmHeadCe a;

@@ -25,6 +25,7 @@ void Generator::carve(Arena& a, DType act) {
   len_ = a.take(DType::I32, {step_rows(opts_)});
   hidden_ = a.take(act, {opts_.slots, cfg_.hidden_size});
   logits_ = a.take(DType::F32, {opts_.slots, cfg_.vocab_size});
+  picked_ = a.take(DType::I32, {opts_.slots});
 }
 
 size_t Generator::plan_bytes(const Qwen2Config& cfg, const GeneratorOptions& o, DType act) {
@@ -34,6 +35,7 @@ size_t Generator::plan_bytes(const Qwen2Config& cfg, const GeneratorOptions& o, 
   for (int i = 0; i < 3; ++i) measure.take(DType::I32, {step_rows(o)});
   measure.take(act, {o.slots, cfg.hidden_size});
   measure.take(DType::F32, {o.slots, cfg.vocab_size});
+  measure.take(DType::I32, {o.slots});
   return measure.used();
 }
 
@@ -123,19 +125,32 @@ bool Generator::append(Sequence& s, int32_t t, const SamplingConfig& c, Completi
   return out.stopped || s.generated >= c.max_new_tokens || int64_t(s.tokens.size()) >= opts_.capacity;
 }
 
-// The choice is a pure function of the row, the sequence and the seed: rows in parallel.
-void Generator::advance(std::vector<Sequence>& seqs, const SamplingConfig& c, const TokenFn& on_token,
-                        std::vector<Completion>& out, std::vector<int64_t>& freed) {
+// Greedy without a repetition penalty is the plain argmax (next_token's choice): on the device, one id per row
+// comes back instead of the row's logits. Else on the host: the choice is a pure function of the row, the sequence
+// and the seed, rows in parallel.
+std::vector<int32_t> Generator::choose(const std::vector<Sequence>& seqs, const SamplingConfig& c) {
   const int64_t R = int64_t(seqs.size());
+  std::vector<int32_t> picked(seqs.size());
+  if (!c.do_sample && c.repetition_penalty == 1.0f) {
+    Tensor ids = picked_.rows(0, R);
+    ops_.argmax_rows(logits_.rows(0, R), ids);
+    ops_.copy_to_host(picked.data(), ids.data, picked.size() * sizeof(int32_t));
+    return picked;
+  }
   const size_t V = size_t(cfg_.vocab_size);
   ops_.copy_to_host(host_logits_.data(), logits_.data, size_t(R) * V * sizeof(float));
-  std::vector<int32_t> picked(seqs.size());
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < R; ++i) {
     const Sequence& q = seqs[size_t(i)];
     picked[size_t(i)] = next_token(std::span(host_logits_.data() + size_t(i) * V, V), q.tokens, c,
                                    rng::hash(c.seed, q.prompt), uint64_t(q.generated));
   }
+  return picked;
+}
+
+void Generator::advance(std::vector<Sequence>& seqs, const SamplingConfig& c, const TokenFn& on_token,
+                        std::vector<Completion>& out, std::vector<int64_t>& freed) {
+  const std::vector<int32_t> picked = choose(seqs, c);
   std::vector<Sequence> kept;
   for (size_t i = 0; i < seqs.size(); ++i) {
     if (append(seqs[i], picked[i], c, out[seqs[i].prompt], on_token)) {

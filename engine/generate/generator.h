@@ -2,7 +2,8 @@
 // prefill packs the new prompts into one forward (the model's own layers; each layer's attention is the packed
 // causal attention_fwd, and its keys/values are copied into the prompts' slots), then decode steps run every
 // busy slot one token at a time (the model's layers again, attention = Ops::decode_attention over the cache).
-// Logits of the rows that need a token go to the host, where sampling.h chooses it.
+// Logits of the rows that need a token go to the host, where sampling.h chooses it; greedy decoding without a
+// repetition penalty takes the argmax on the device instead and copies one id per row.
 // A conversation (converse: qwen-sft chat) stays in slot 0 between turns: the next turn runs only the tokens
 // after the part of the conversation the slot already holds, as rows of one extend step (decode attention with
 // several rows per sequence).
@@ -73,8 +74,10 @@ class Generator {
   void extend(std::vector<Sequence>& seqs);
   void upload(Tensor& dst, const std::vector<int32_t>& host);  // dst's first host.size() values
   void check_fits(const std::vector<int32_t>& prompt, size_t index) const;  // InputError naming prompt index + 1
-  // Chooses each sequence's next token from logits_ rows [0, seqs.size()) (written to out[prompt], streamed); the
-  // finished sequences leave seqs and their slots go to `freed`.
+  // Each sequence's next token from logits_ rows [0, seqs.size()).
+  std::vector<int32_t> choose(const std::vector<Sequence>& seqs, const SamplingConfig& c);
+  // Chooses each sequence's next token (written to out[prompt], streamed); the finished sequences leave seqs and
+  // their slots go to `freed`.
   void advance(std::vector<Sequence>& seqs, const SamplingConfig& c, const TokenFn& on_token,
                std::vector<Completion>& out, std::vector<int64_t>& freed);
   // Token t chosen for s: recorded and streamed; true when the sequence is done.
@@ -89,6 +92,7 @@ class Generator {
   Tensor rows_, slot_, len_;  // I32 [step rows]: hidden rows to read out; each extend row's cache slot and length
   Tensor hidden_;             // [slots, H] activation dtype: the gathered rows
   Tensor logits_;             // F32 [slots, V]
+  Tensor picked_;             // I32 [slots]: greedy choices made on the device
   std::vector<float> host_logits_;
   std::vector<int32_t> held_;  // converse(): the tokens whose keys/values slot 0 holds
 };
