@@ -130,9 +130,10 @@ __global__ void decode_combine_kernel(float* partial, int splits, cpu::DecodeAtt
   }
 }
 
-// Enough blocks to give every SM this many; and at most this many splits.
-constexpr int64_t kBlocksPerSm = 4;
-constexpr int64_t kMaxSplits = 64;
+// Enough blocks to give every SM this many (each has 4 warps with one key load in flight: the SM needs many to
+// keep its memory busy); and at most this many splits.
+constexpr int64_t kBlocksPerSm = 8;
+constexpr int64_t kMaxSplits = 128;
 
 int64_t target_blocks() {
   static const int64_t sms = [] {
