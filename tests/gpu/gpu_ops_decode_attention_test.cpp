@@ -2,7 +2,7 @@
 // inputs, poisoned outputs: Qwen2.5-0.5B's heads (14 query / 2 kv, head_dim 64) and 7B's (28 / 4, 128), a Qwen3
 // head_dim (24: not a multiple of 32), BF16 (the model's GPU dtype) and F32; rows mapped to shuffled cache slots,
 // lengths from 1 (the key just written) to past the warps' split; the appended keys/values must land exactly.
-// Long caches (8k and 32k positions, batch 1 and 32) go through the split-K path (on a 132-SM GPU: 2 to 38 splits);
+// Long caches (8k and 32k positions, batch 1 and 32) go through the split-K path (on a 132-SM GPU: 2 to 76 splits);
 // the 24-dim case runs whole (too short to split); several rows share a slot (chat turns: distinct lengths). Every
 // comparison prints max abs error, rel. L2 error and cosine.
 #include "tests/gpu/gpu_test_util.h"
