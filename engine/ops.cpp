@@ -501,6 +501,16 @@ void Ops::swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up
   swiglu_bwd_impl(dout, gate_up, dgate_up, T, I);
 }
 
+void Ops::argmax_rows(const Tensor& logits, Tensor& out) {
+  Scope s(*this, OpFamily::lm_head_ce);
+  const Expect e{device()};
+  const int64_t R = out.numel(), V = logits.dim(-1);
+  QSFT_CHECK(V >= 1, "argmax_rows: rows of no values");
+  e.matrix(logits, DType::F32, R, V, "argmax_rows logits");
+  e.vector(out, DType::I32, R, "argmax_rows out");
+  argmax_rows_impl(logits, out, R, V);
+}
+
 void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                      Tensor& correct, Tensor* dh, Tensor* dW) {
   Scope s(*this, OpFamily::lm_head_ce);

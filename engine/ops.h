@@ -185,6 +185,8 @@ class Ops {
   // q [B, n, D]; k_new, v_new [B, nkv, D] (this step's keys and values, after RoPE); k_cache, v_cache
   // [slots, S, nkv, D]; slot, len I32 [B]. Writes k_new[b], v_new[b] at position len[b] - 1 of cache slot slot[b],
   // then out[b] = causal attention of q[b] over that slot's positions [0, len[b]) (kernels/decode_attention.h).
+  // Rows may share a slot (new tokens of one sequence, len = position + 1): every row's key and value is written
+  // before any row reads the cache.
   void decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache, Tensor& v_cache,
                         const Tensor& slot, const Tensor& len, Tensor& out);
 
@@ -202,6 +204,8 @@ class Ops {
   //   dW += sum_t grad_scale * (softmax(logits_t) - onehot(target_t))^T h_t   (needs dh)
   void lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                   Tensor& correct, Tensor* dh, Tensor* dW = nullptr);
+  // Greedy decoding: out[r] = the first argmax of logits[r, :] (kernels/argmax.h).   logits F32 [R, V], out I32 [R]
+  void argmax_rows(const Tensor& logits, Tensor& out);
 
   // ---- elementwise and reductions ----
   void add_inplace(Tensor& y, const Tensor& x);  // y += x
@@ -276,6 +280,7 @@ class Ops {
   virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) = 0;
   virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
                                Tensor& loss_sum, Tensor& correct, Tensor* dh, Tensor* dW) = 0;
+  virtual void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) = 0;
   virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;
   virtual void scale_inplace_impl(Tensor& y, float s) = 0;
   virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) = 0;

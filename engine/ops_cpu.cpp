@@ -11,6 +11,7 @@
 #include "engine/ops.h"
 #include "kernels/adamw.h"
 #include "kernels/adamw8bit.h"
+#include "kernels/argmax.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/decode_attention.h"
@@ -159,6 +160,9 @@ class CpuOps final : public Ops {
     cpu::swiglu_bwd(dout.f32(), gate_up.f32(), T, I, dgate_up.f32());
   }
 
+  void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) override {
+    cpu::argmax_rows(logits.f32(), R, V, out.i32());
+  }
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                        Tensor& correct, Tensor* dh, Tensor* dW) override {
     const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();

@@ -42,10 +42,10 @@ void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
     full_.bind(grads_, params_.grads());
   } else {
     weights_.carve(weights, cfg_, act_dtype_, opts_.quant);
-    params_.carve(params, layout_.num_params(), act_dtype_);
+    params_.carve(params, layout_.num_params(), act_dtype_, !opts_.inference);
   }
   state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recomputed_layers(cfg_.num_hidden_layers),
-               act_dtype_);
+               act_dtype_, !opts_.inference);
   batch_.carve(state, opts_.max_tokens);
 }
 
@@ -67,6 +67,7 @@ Qwen2Decoder Qwen2Model::decoder_for(const TokenBatchView& b) {
 
 LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed,
                                        const GradsFinalFn* grads_final) {
+  QSFT_CHECK(!opts_.inference, "the model was built for inference: it has no backward");
   Qwen2Decoder d = decoder_for(b);
   d.forward_to_hidden(seed, true);
   return d.loss_and_backward(grad_scale, seed, grads_final);

@@ -31,6 +31,8 @@ struct ModelOptions {
                                      // sequence (the row length of the padded batch transformers would build)
   bool full_finetuning = false;      // train every weight (FullLayout) instead of LoRA adapters
   WeightQuant quant;                 // the frozen Linear weights' format (QLoRA: 4-bit)
+  bool inference = false;            // forward only (generation): no backward scratch, no gradients, the layers'
+                                     // residual streams alternate between two buffers
 
   // R, the layers [0, R) of L that the backward recomputes; whether layer l is one of them.
   int recomputed_layers(int L) const {

@@ -30,11 +30,11 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
 }
 
 void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, int recomputed_layers,
-                     DType w) {
+                     DType w, bool backward) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int64_t qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
   resid.resize(size_t(c.num_hidden_layers) + 1);
-  for (Tensor& r : resid) r = a.take(w, {T, H});
+  for (size_t i = 0; i < resid.size(); ++i) resid[i] = backward || i < 2 ? a.take(w, {T, H}) : resid[i - 2];
   recomputed = recomputed_layers;
   acts.resize(size_t(c.num_hidden_layers - recomputed + (recomputed > 0)));
   for (LayerActs& x : acts) carve_layer_acts(a, x, c, lora, T, w);
@@ -42,6 +42,7 @@ void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int
   rstd_f = a.take(DType::F32, {T});
   loss_sum = a.take(DType::F32, {1});
   correct = a.take(DType::I32, {1});
+  if (!backward) return;
   g.dh = a.take(w, {T, H});
   g.dx = a.take(w, {T, H});
   g.d_attn = a.take(w, {T, qo});

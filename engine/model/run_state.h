@@ -47,8 +47,10 @@ struct RunState {
 
   int recomputed = 0;           // R: layers [0, R) are recomputed in the backward
 
+  // backward = false (inference): resid[l] alternates between two buffers (layer l reads resid[l] and writes
+  // resid[l + 1], the other one), and there is no backward scratch.
   void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, int recomputed_layers,
-             DType w);
+             DType w, bool backward = true);
   LayerActs& layer(int l) { return l < recomputed ? acts[0] : acts[size_t(l - recomputed + (recomputed > 0))]; }
 };
 
