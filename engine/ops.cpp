@@ -98,9 +98,9 @@ struct Expect {
     QSFT_CHECK(q.parts >= 1 && q.parts <= cpu::kQuant4MaxParts && W.part_row0(q.parts) == W.out(),
                "linear W: bad 4-bit parts");
     for (int p = 0; p < q.parts; ++p)
-      QSFT_CHECK(q.part_rows[p] * W.in() % 64 == 0, "linear W: a 4-bit part of " +
-                                                          std::to_string(q.part_rows[p] * W.in()) +
-                                                          " elements, not blocks of 64");
+      QSFT_CHECK(
+          q.part_rows[p] * W.in() % 64 == 0,
+          "linear W: a 4-bit part of " + std::to_string(q.part_rows[p] * W.in()) + " elements, not blocks of 64");
     vector(q.absmax, q.double_quant() ? DType::U8 : DType::F32, W.out() * W.in() / 64, "linear W absmax");
     if (q.double_quant()) vector(q.absmax2, DType::F32, W.absmax2_of(q.parts), "linear W absmax2");
   }

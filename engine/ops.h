@@ -47,7 +47,7 @@ struct Quant4 {
   WeightFormat format = WeightFormat::dense;
   DType compute = DType::F32;  // x, y and the dequantized weight: the backend's activation dtype
   Tensor absmax;               // F32 [out*in/64], or U8 [out*in/64] when double-quantized
-  Tensor absmax2;              // double quantization: F32, ceil(part blocks / 256) per part, part after part; else empty
+  Tensor absmax2;              // double quantization: F32, ceil(part blocks / 256) per part in turn; else empty
   float offset[cpu::kQuant4MaxParts] = {};       // double quantization: the mean of each part's absmax
   int64_t part_rows[cpu::kQuant4MaxParts] = {};  // rows of each part (they sum to out)
   int parts = 1;

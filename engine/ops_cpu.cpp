@@ -134,8 +134,8 @@ class CpuOps final : public Ops {
   }
 
   void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {
-    (inverse ? cpu::rope_bwd : cpu::rope_fwd)(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2),
-                                              x.stride0(), f.inv_freq.f32(), f.attention_scaling);
+    (inverse ? cpu::rope_bwd : cpu::rope_fwd)(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2), x.stride0(),
+                                              f.inv_freq.f32(), f.attention_scaling);
   }
 
   void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,

@@ -25,7 +25,7 @@ struct Heads {
   int64_t group;  // query heads per kv head
   double scale;   // D^-0.5
   explicit Heads(const AttentionDims& d) : dims(d), group(d.n / d.nkv), scale(1.0 / std::sqrt(double(d.D))) {}
-  int64_t out_row(int64_t t, int64_t h) const { return (t * dims.n + h) * dims.D; }        // into packed [T, n, D]
+  int64_t out_row(int64_t t, int64_t h) const { return (t * dims.n + h) * dims.D; }       // into packed [T, n, D]
   int64_t q_row(int64_t t, int64_t h) const { return t * dims.q_stride() + h * dims.D; }  // into q, dq
   int64_t k_row(int64_t t, int64_t g) const { return t * dims.k_stride() + g * dims.D; }  // into k, dk
   int64_t v_row(int64_t t, int64_t g) const { return t * dims.v_stride() + g * dims.D; }  // into v, dv

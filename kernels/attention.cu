@@ -98,8 +98,8 @@ __global__ void __launch_bounds__(kBlockThreads)
 
 }  // namespace
 
-void attention_fwd_wmma(const AttentionShape& shape, const void* q, const void* k, const void* v, void* out,
-                        float* lse, void* stream) {
+void attention_fwd_wmma(const AttentionShape& shape, const void* q, const void* k, const void* v, void* out, float* lse,
+                        void* stream) {
   if (shape.T == 0) return;
   const AttentionShape s = check_shape(shape, {q, k, v, out});
   dispatch_head_dim(s.D, [&](auto d) {

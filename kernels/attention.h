@@ -21,13 +21,15 @@ struct AttentionDims {
   int64_t v_stride() const { return v_ld ? v_ld : nkv * D; }
 };
 
-// q [T, n, D], k, v [T, nkv, D] (token rows dims.q_stride(), k_stride(), v_stride() apart), cu_seqlens [num_seqs + 1] (0 = first, T = last), out [T, n, D], lse [n, T].
+// q [T, n, D], k, v [T, nkv, D] (token rows dims.q_stride(), k_stride(), v_stride() apart), cu_seqlens [num_seqs + 1]
+// (0 = first, T = last), out [T, n, D], lse [n, T].
 void attention_fwd(const float* q, const float* k, const float* v, const int32_t* cu_seqlens, int num_seqs,
                    const AttentionDims& dims, float* out, float* lse);
 
-// dq [T, n, D], dk, dv [T, nkv, D] (the row strides of q, k, v) are overwritten. With delta_i = dout_i . out_i and dS_ij = P_ij (dout_i . v_j -
-// delta_i): dq_i = scale sum_j dS_ij k_j, dk_j = scale sum_i dS_ij q_i, dv_j = sum_i P_ij dout_i (dk, dv summed
-// over the query heads of the group). dq is computed query-major, dk/dv key-major: no two threads write one row.
+// dq [T, n, D], dk, dv [T, nkv, D] (the row strides of q, k, v) are overwritten. With delta_i = dout_i . out_i and
+// dS_ij = P_ij (dout_i . v_j - delta_i): dq_i = scale sum_j dS_ij k_j, dk_j = scale sum_i dS_ij q_i, dv_j = sum_i P_ij
+// dout_i (dk, dv summed over the query heads of the group). dq is computed query-major, dk/dv key-major: no two threads
+// write one row.
 void attention_bwd(const float* dout, const float* q, const float* k, const float* v, const float* out,
                    const float* lse, const int32_t* cu_seqlens, int num_seqs, const AttentionDims& dims, float* dq,
                    float* dk, float* dv);

@@ -259,8 +259,7 @@ void launch_dkdv(const AttentionShape& s, const bf16* dout, const bf16* q, const
 }
 
 // dq = bf16(scale dq_acc), element-wise over [T, n, D]: dq_acc packed (rows of `row` = n D), dq rows ld apart.
-__global__ void dq_from_acc_kernel(const float* dq_acc, int64_t count, int64_t row, int64_t ld, float scale,
-                                   bf16* dq) {
+__global__ void dq_from_acc_kernel(const float* dq_acc, int64_t count, int64_t row, int64_t ld, float scale, bf16* dq) {
   QSFT_GRID_STRIDE(i, count) dq[i / row * ld + i % row] = __float2bfloat16_rn(dq_acc[i] * scale);
 }
 template <int D, int kWarps, int kBc>

@@ -81,10 +81,11 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // dst[r][0:D] (stride kLdm<D>) <- rows row0 + r of head `head` of src [T, heads, D] (token rows ld elements apart:
-// packed or a strided head view), r < rows; zeros outside [0, T). Issued by all kThreads threads of the block, asynchronously (commit and wait are the caller's).
+// packed or a strided head view), r < rows; zeros outside [0, T). Issued by all kThreads threads of the block,
+// asynchronously (commit and wait are the caller's).
 template <int D, int kThreads>
-__device__ __forceinline__ void cp_async_rows(bf16* dst, const bf16* src, int64_t row0, int rows, int64_t T,
-                                              int64_t ld, int64_t head) {
+__device__ __forceinline__ void cp_async_rows(bf16* dst, const bf16* src, int64_t row0, int rows, int64_t T, int64_t ld,
+                                              int64_t head) {
   constexpr int kVecs = D / 8;
   for (int v = threadIdx.x; v < rows * kVecs; v += kThreads) {
     const int r = v / kVecs, c = (v % kVecs) * 8;

@@ -43,8 +43,8 @@ void rotate(DType dt, void* x, const int32_t* positions, int64_t T, int64_t n, i
     const bool vec = (D / 2) % kVec<E> == 0 && ld % kVec<E> == 0 && aligned16(x);
     launch_vec_or_scalar<kVec<E>>(vec, [&](auto w) {
       constexpr int W = decltype(w)::value;
-      rope_kernel<W, E><<<grid_for(pairs / W), kThreads, 0, as_stream(stream)>>>(static_cast<E*>(x), positions, T, n,
-                                                                                 D, ld, inv_freq, scale, direction);
+      rope_kernel<W, E><<<grid_for(pairs / W), kThreads, 0, as_stream(stream)>>>(static_cast<E*>(x), positions, T, n, D,
+                                                                                 ld, inv_freq, scale, direction);
     });
   });
   QSFT_CUDA_CHECK_LAUNCH();

@@ -1,6 +1,7 @@
 // CUDA launchers of RoPE (kernels/rope.h is the reference): rotate_half on x [T, n, D] in place (token rows ld >= n*D
-// elements apart: a strided head view), dtype dt (F32 or BF16), angles positions[t] * inv_freq[i] in fp32 from the per-sequence positions (I32 [T]) and the inverse
-// frequencies (F32 [D/2]), both on the device; cos and sin scaled by `scale`.
+// elements apart: a strided head view), dtype dt (F32 or BF16), angles positions[t] * inv_freq[i] in fp32 from the
+// per-sequence positions (I32 [T]) and the inverse frequencies (F32 [D/2]), both on the device; cos and sin scaled by
+// `scale`.
 #pragma once
 #include <cstdint>
 

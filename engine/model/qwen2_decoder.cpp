@@ -71,8 +71,7 @@ QkvHeads Qwen2Decoder::split_qkv(const Tensor& qkv) const {
 
 // The attend hook (generation: decode_attention reads packed rows) gets packed q, k, v: strided ones are copied
 // into the backward scratch d_qkv, unused at inference, as [T, n, D], [T, nkv, D], [T, nkv, D] one after another.
-void Qwen2Decoder::attend_packed(int l, Tensor q, Tensor k, Tensor v, const SeqLayout& seq, Tensor& attn,
-                                 Tensor& lse) {
+void Qwen2Decoder::attend_packed(int l, Tensor q, Tensor k, Tensor v, const SeqLayout& seq, Tensor& attn, Tensor& lse) {
   char* next = static_cast<char*>(p_.state.g.d_qkv.data);
   for (Tensor* t : {&q, &k, &v}) {
     Tensor packed(next, t->dtype, {t->dim(0), t->dim(1), t->dim(2)}, t->device);

@@ -85,8 +85,8 @@ TEST(GpuRope, StridedHeadViewMatchesPacked) {
         for (int64_t t = 0; t < T; ++t)
           for (int64_t c = 0; c < W; ++c) {
             const float expect = c < qk ? want[size_t(t * qk + c)] : as_stored({values[size_t(t * W + c)]}, dt)[0];
-            ASSERT_EQ(got[size_t(t * W + c)], expect) << (forward ? "rope_fwd " : "rope_bwd ") << tag << " token " << t
-                                                      << " column " << c;
+            ASSERT_EQ(got[size_t(t * W + c)], expect)
+                << (forward ? "rope_fwd " : "rope_bwd ") << tag << " token " << t << " column " << c;
           }
       }
     }

@@ -1,8 +1,8 @@
 // QLoRA's 4-bit weights on the GPU against the CPU reference, on fresh random weights and inputs with poisoned
 // outputs: the dequantize kernel gives the CPU's bits (F32 out) and their bf16 rounding (BF16 out), for NF4 and FP4,
-// plain and double-quantized, one part, the two parts of a fused gate/up and the three unequal ones of a fused q/k/v; linear and linear_dgrad over a 4-bit
-// weight (dequantized into the weight scratch chunk by chunk of rows, each then a cuBLASLt GEMM) match the CPU ops
-// within bf16 tolerance.
+// plain and double-quantized, one part, the two parts of a fused gate/up and the three unequal ones of a fused q/k/v;
+// linear and linear_dgrad over a 4-bit weight (dequantized into the weight scratch chunk by chunk of rows, each then a
+// cuBLASLt GEMM) match the CPU ops within bf16 tolerance.
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/unit/quant4_test_util.h"
 

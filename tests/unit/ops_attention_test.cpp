@@ -122,7 +122,7 @@ TEST(OpsAttention, StridedHeadViewsMatchPackedExactly) {
   kp.set(in.k);
   vp.set(in.v);
   ops->attention_bwd(dout.t, qp.t, kp.t, vp.t, out.t, lse.t, in.layout.seq, dq.t, dk.t, dv.t);  // packed reference
-  std::fill(d_qkv.data(), d_qkv.data() + d_qkv.size(), 7.0f);                          // poison
+  std::fill(d_qkv.data(), d_qkv.data() + d_qkv.size(), 7.0f);                                   // poison
   Tensor dq_v = d_qkv.t.cols(0, n * D).view({T, n, D}), dk_v = d_qkv.t.cols(n * D, (n + nkv) * D).view({T, nkv, D});
   Tensor dv_v = d_qkv.t.cols((n + nkv) * D, W).view({T, nkv, D});
   ops->attention_bwd(dout.t, q, k, v, out.t, lse.t, in.layout.seq, dq_v, dk_v, dv_v);
