@@ -53,9 +53,10 @@ struct Expect {
     const bool flat = t.contiguous() && t.ndim >= 1 && t.dim(-1) == cols && t.numel() == rows * cols;
     QSFT_CHECK(by_rows || flat, std::string(name) + " is " + t.shape_str() + ", expected " + dims(rows, cols));
   }
-  // [T, heads, D] exactly.
-  void heads(const Tensor& t, DType dt, int64_t T, int64_t heads, int64_t D, const char* name) const {
-    dtype(t, dt, name);
+  // [T, heads, D] exactly; a strided head view (token rows further apart, the heads packed) when allowed.
+  void heads(const Tensor& t, DType dt, int64_t T, int64_t heads, int64_t D, const char* name,
+             bool strided_ok = false) const {
+    dtype(t, dt, name, strided_ok);
     QSFT_CHECK(t.ndim == 3 && t.dim(0) == T && t.dim(1) == heads && t.dim(2) == D,
                std::string(name) + " is " + t.shape_str() + ", expected [" + std::to_string(T) + ", " +
                    std::to_string(heads) + ", " + std::to_string(D) + "]");
@@ -73,9 +74,9 @@ struct Expect {
       QSFT_CHECK(seq.num_seqs >= 1 || T == 0, "a layout with tokens needs at least one sequence");
     }
   }
-  // x [T, n, D] with D even, its layout, inv_freq F32 [D/2].
+  // x [T, n, D] with D even (may be a strided head view), its layout, inv_freq F32 [D/2].
   void rope(const Tensor& x, const SeqLayout& seq, const RopeFreqs& f, const char* name) const {
-    floating(x, name);
+    floating(x, name, true);
     QSFT_CHECK(x.ndim == 3 && x.dim(2) % 2 == 0,
                std::string(name) + " is " + x.shape_str() + ", expected [T, n, D] with D even");
     layout(seq, x.dim(0));
@@ -87,18 +88,21 @@ struct Expect {
     floating(W.w, "linear W");
     QSFT_CHECK(W.w.ndim == 2, "linear W is " + W.w.shape_str() + ", expected [out, in]");
   }
-  // Codes U8 [out, in/2]; absmax F32 (U8 when double-quantized) of out*in/64 elements, 64 dividing each part;
-  // absmax2 F32 with ceil(blocks per part / 256) per part.
+  // Codes U8 [out, in/2]; 1 to 3 parts whose rows sum to out, 64 dividing each part's elements; absmax F32 (U8 when
+  // double-quantized) of out*in/64 elements; absmax2 F32 with ceil(part blocks / 256) per part.
   void quant4(const LinearWeight& W) const {
     const Quant4& q = W.q;
     dtype(W.w, DType::U8, "linear W (4-bit codes)");
     QSFT_CHECK(W.w.ndim == 2, "linear W (4-bit codes) is " + W.w.shape_str() + ", expected [out, in/2]");
     QSFT_CHECK(q.compute == DType::F32 || q.compute == DType::BF16, "linear W: compute dtype must be F32 or BF16");
-    QSFT_CHECK((q.parts == 1 || q.parts == 2) && W.out() % q.parts == 0, "linear W: bad 4-bit parts");
-    const int64_t part = W.out() / q.parts * W.in();
-    QSFT_CHECK(part % 64 == 0, "linear W: 4-bit parts of " + std::to_string(part) + " elements, not blocks of 64");
+    QSFT_CHECK(q.parts >= 1 && q.parts <= cpu::kQuant4MaxParts && W.part_row0(q.parts) == W.out(),
+               "linear W: bad 4-bit parts");
+    for (int p = 0; p < q.parts; ++p)
+      QSFT_CHECK(
+          q.part_rows[p] * W.in() % 64 == 0,
+          "linear W: a 4-bit part of " + std::to_string(q.part_rows[p] * W.in()) + " elements, not blocks of 64");
     vector(q.absmax, q.double_quant() ? DType::U8 : DType::F32, W.out() * W.in() / 64, "linear W absmax");
-    if (q.double_quant()) vector(q.absmax2, DType::F32, q.parts * W.absmax2_per_part(), "linear W absmax2");
+    if (q.double_quant()) vector(q.absmax2, DType::F32, W.absmax2_of(q.parts), "linear W absmax2");
   }
   // A GEMM operand: F32 or BF16, a valid view.
   static void view(const Mat& m, const char* name) {
@@ -106,17 +110,25 @@ struct Expect {
                std::string(name) + " is " + dtype_name(m.dtype) + ", expected F32 or BF16");
     QSFT_CHECK(m.ld >= m.cols && (m.data || m.rows * m.cols == 0), std::string(name) + ": bad view");
   }
-  // q [T, n, D], k and v [T, nkv, D] of q's dtype with n a multiple of nkv, and their layout; the sizes.
+  // q [T, n, D], k and v [T, nkv, D] of q's dtype with n a multiple of nkv (each may be a strided head view), and
+  // their layout; the sizes and row strides.
   cpu::AttentionDims attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq) const {
     QSFT_CHECK(q.ndim == 3 && k.ndim == 3, "attention q, k must be [T, heads, D]");
-    const cpu::AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2)};
+    const cpu::AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2), q.stride0(), k.stride0(), v.stride0()};
     QSFT_CHECK(d.nkv > 0 && d.n % d.nkv == 0, "query heads must be a multiple of kv heads");
-    floating(q, "attention q");
-    heads(q, q.dtype, d.T, d.n, d.D, "attention q");
-    heads(k, q.dtype, d.T, d.nkv, d.D, "attention k");
-    heads(v, q.dtype, d.T, d.nkv, d.D, "attention v");
+    floating(q, "attention q", true);
+    heads(q, q.dtype, d.T, d.n, d.D, "attention q", true);
+    heads(k, q.dtype, d.T, d.nkv, d.D, "attention k", true);
+    heads(v, q.dtype, d.T, d.nkv, d.D, "attention v", true);
     layout(seq, d.T);
     return d;
+  }
+  // A gradient of an attention input: its shape and its row stride (`ld`, of the input).
+  void attention_grad(const Tensor& t, DType dt, int64_t T, int64_t heads_, int64_t D, int64_t ld,
+                      const char* name) const {
+    this->heads(t, dt, T, heads_, D, name, true);
+    QSFT_CHECK(t.stride0() == ld, std::string(name) + " has row stride " + std::to_string(t.stride0()) +
+                                      ", expected its input's " + std::to_string(ld));
   }
   // attention_fwd's outputs: out like q, lse F32 [n, T].
   void attention_outputs(const Tensor& out, const Tensor& lse, const cpu::AttentionDims& d, DType dt) const {
@@ -207,8 +219,13 @@ void Ops::zero(Tensor& t) {
 void Ops::copy(Tensor& dst, const Tensor& src) {
   Scope s(*this, OpFamily::copy);
   const Expect e{device()};
-  e.placed(src, "copy src");
-  e.vector(dst, src.dtype, src.numel(), "copy dst");
+  if (src.contiguous() && dst.contiguous()) {
+    e.placed(src, "copy src");
+    e.vector(dst, src.dtype, src.numel(), "copy dst");
+  } else {  // rows of row_elems() elements, either side a strided view
+    e.placed(src, "copy src", true);
+    e.matrix(dst, src.dtype, src.ndim ? src.dim(0) : 0, src.row_elems(), "copy dst", true);
+  }
   if (src.numel() > 0) copy_impl(dst, src);
 }
 
@@ -446,9 +463,9 @@ void Ops::attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, co
   const cpu::AttentionDims d = e.attention(q, k, v, seq);
   e.attention_outputs(out, lse, d, q.dtype);
   e.heads(dout, q.dtype, d.T, d.n, d.D, "attention dout");
-  e.heads(dq, q.dtype, d.T, d.n, d.D, "attention dq");
-  e.heads(dk, q.dtype, d.T, d.nkv, d.D, "attention dk");
-  e.heads(dv, q.dtype, d.T, d.nkv, d.D, "attention dv");
+  e.attention_grad(dq, q.dtype, d.T, d.n, d.D, d.q_stride(), "attention dq");
+  e.attention_grad(dk, q.dtype, d.T, d.nkv, d.D, d.k_stride(), "attention dk");
+  e.attention_grad(dv, q.dtype, d.T, d.nkv, d.D, d.v_stride(), "attention dv");
   attention_bwd_impl(dout, q, k, v, out, lse, seq, dq, dk, dv, d);
 }
 

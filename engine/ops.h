@@ -20,6 +20,7 @@
 #include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
 #include "kernels/decode_attention.h"
+#include "kernels/nf4.h"
 
 namespace qsft {
 
@@ -38,15 +39,17 @@ enum class WeightFormat : uint8_t { dense, nf4, fp4 };
 const char* weight_format_name(WeightFormat f);
 
 // bitsandbytes' 4-bit format (kernels/nf4.h) of a weight [out, in]: blocks of 64 with an fp32 absmax, or with the
-// absmax double-quantized (U8 codes, an F32 absmax2 per 256 of them, the offset). The weight may be `parts` equal
-// row ranges quantized as separate tensors (the fused gate/up: gate_proj and up_proj), each with its own offset and
-// absmax2 blocks.
+// absmax double-quantized (U8 codes, an F32 absmax2 per 256 of them, the offset). The weight may be up to three
+// row ranges (`parts`, of part_rows[p] rows each, possibly unequal) quantized as separate tensors, as bitsandbytes
+// quantizes the modules a fused weight stacks (gate_proj and up_proj; q_proj, k_proj and v_proj), each part with its
+// own offset and its own absmax2 blocks (each part's blocks of 256 start at its first absmax).
 struct Quant4 {
   WeightFormat format = WeightFormat::dense;
   DType compute = DType::F32;  // x, y and the dequantized weight: the backend's activation dtype
   Tensor absmax;               // F32 [out*in/64], or U8 [out*in/64] when double-quantized
-  Tensor absmax2;              // double quantization: F32 [parts * ceil(out*in/64/parts / 256)]; else empty
-  float offset[2] = {0, 0};    // double quantization: the mean of each part's absmax
+  Tensor absmax2;              // double quantization: F32, ceil(part blocks / 256) per part in turn; else empty
+  float offset[cpu::kQuant4MaxParts] = {};       // double quantization: the mean of each part's absmax
+  int64_t part_rows[cpu::kQuant4MaxParts] = {};  // rows of each part (they sum to out)
   int parts = 1;
   bool double_quant() const { return !absmax2.empty(); }
 };
@@ -62,8 +65,19 @@ struct LinearWeight {
   DType dtype() const { return quantized() ? q.compute : w.dtype; }  // of x, y, bias
   int64_t out() const { return w.dim(0); }
   int64_t in() const { return quantized() ? 2 * w.dim(-1) : w.dim(-1); }
-  int64_t blocks_per_part() const { return out() * in() / 64 / q.parts; }       // 4-bit: absmax values per part
-  int64_t absmax2_per_part() const { return (blocks_per_part() + 255) / 256; }  // double quantization
+  // 4-bit parts: part p's first row, its absmax values (blocks of 64) and its first absmax2 value; absmax2_of(parts)
+  // is the absmax2 count.
+  int64_t part_row0(int p) const {
+    int64_t r = 0;
+    for (int i = 0; i < p; ++i) r += q.part_rows[i];
+    return r;
+  }
+  int64_t part_blocks(int p) const { return q.part_rows[p] * in() / 64; }
+  int64_t absmax2_of(int p) const {
+    int64_t n = 0;
+    for (int i = 0; i < p; ++i) n += (part_blocks(i) + 255) / 256;
+    return n;
+  }
 };
 
 // The packed micro-batch layout the attention and RoPE need. Device tensors on the backend's device.
@@ -129,7 +143,9 @@ class Ops {
   // Bytes of device memory free for our arenas (0 = unknown).
   virtual size_t memory_available() const { return 0; }
   void zero(Tensor& t);                       // t = 0 (packed)
-  void copy(Tensor& dst, const Tensor& src);  // dst = src (same dtype and element count, packed)
+  // dst = src (same dtype and element count, packed; or the same rows of row_elems() elements, either side a strided
+  // view: e.g. q's columns of a fused QKV output into a packed [T, n, D])
+  void copy(Tensor& dst, const Tensor& src);
   // dst = src rounded to dst's dtype (round to nearest even): src F32, dst F32 or BF16, same element count, packed.
   void cast(const Tensor& src, Tensor& dst);
 
@@ -170,14 +186,18 @@ class Ops {
   void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
 
   // ---- RoPE (rotate_half; cos/sin of positions[t] * inv_freq, scaled) ----
-  // x [T, n, D] in place; the backward applies the transposed rotation to the gradient, also in place.
+  // x [T, n, D] in place; the backward applies the transposed rotation to the gradient, also in place. x may be a
+  // strided head view (Tensor::row_stride: token rows further apart, heads packed), e.g. the q and k columns of a
+  // fused [T, (n + 2 nkv) D] QKV output seen as one [T, n + nkv, D]: q and k rotated in one call.
   void rope_fwd(Tensor& x, const SeqLayout& seq, const RopeFreqs& f);
   void rope_bwd(Tensor& dx, const SeqLayout& seq, const RopeFreqs& f);
 
   // ---- attention: causal within each packed sequence, GQA (q head h reads kv head h / (n / nkv)) ----
   // q [T, n, D], k, v [T, nkv, D], out [T, n, D], lse F32 [n, T] (log-sum-exp of the scaled scores, saved).
+  // q, k and v may be strided head views (the column slices of a fused QKV output); out and lse are packed.
   void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out, Tensor& lse);
-  // dq [T, n, D], dk, dv [T, nkv, D] are overwritten.
+  // dq [T, n, D], dk, dv [T, nkv, D] are overwritten; each has the row stride of its input (q, k, v: the column
+  // slices of a fused d_qkv when q, k, v are those of qkv); dout packed.
   void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                      const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv);
 

@@ -63,7 +63,13 @@ class CpuOps final : public Ops {
 
  protected:
   void zero_impl(Tensor& t) override { std::memset(t.data, 0, t.nbytes()); }
-  void copy_impl(Tensor& dst, const Tensor& src) override { std::memcpy(dst.data, src.data, src.nbytes()); }
+  void copy_impl(Tensor& dst, const Tensor& src) override {
+    const size_t row = size_t(src.row_elems()) * dtype_size(src.dtype), esize = dtype_size(src.dtype);
+    if (src.contiguous() && dst.contiguous()) return void(std::memcpy(dst.data, src.data, src.nbytes()));
+    for (int64_t r = 0; r < src.dim(0); ++r)  // row by row: either side a strided view
+      std::memcpy(static_cast<char*>(dst.data) + size_t(r * dst.stride0()) * esize,
+                  static_cast<const char*>(src.data) + size_t(r * src.stride0()) * esize, row);
+  }
   // Storage only: the CPU backend computes in F32, but it can hold BF16 bits (e.g. to check the GPU's rounding).
   void cast_impl(const Tensor& src, Tensor& dst) override {
     const float* in = src.f32();
@@ -88,13 +94,15 @@ class CpuOps final : public Ops {
   // fp32. The linear ops take the whole weight at once (no weight_scratch_limit): the dense GEMM's summation order.
   void dequantize_impl(const LinearWeight& W, int64_t row0, int64_t row1, Tensor& out) override {
     const Quant4& q = W.q;
-    const int64_t nbp = W.blocks_per_part(), n2p = W.absmax2_per_part(), first = row0 * W.in();
+    const int64_t first = row0 * W.in();
     std::vector<float> absmax;
     if (q.double_quant()) {
-      absmax.resize(size_t(nbp * q.parts));
-      for (int p = 0; p < q.parts; ++p)
-        cpu::dequantize_absmax(q.absmax.as<uint8_t>() + p * nbp, q.absmax2.f32() + p * n2p, nbp, q.offset[p],
-                               absmax.data() + p * nbp);
+      absmax.resize(size_t(W.out() * W.in() / cpu::kQuant4Block));
+      for (int p = 0; p < q.parts; ++p) {
+        const int64_t b0 = W.part_row0(p) * W.in() / cpu::kQuant4Block;
+        cpu::dequantize_absmax(q.absmax.as<uint8_t>() + b0, q.absmax2.f32() + W.absmax2_of(p), W.part_blocks(p),
+                               q.offset[p], absmax.data() + b0);
+      }
     }
     const float* am = (q.double_quant() ? absmax.data() : q.absmax.f32()) + first / cpu::kQuant4Block;
     cpu::dequantize_4bit(W.w.as<uint8_t>() + first / 2, am, (row1 - row0) * W.in(),
@@ -131,7 +139,7 @@ class CpuOps final : public Ops {
   }
 
   void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {
-    (inverse ? cpu::rope_bwd : cpu::rope_fwd)(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2),
+    (inverse ? cpu::rope_bwd : cpu::rope_fwd)(x.f32(), seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2), x.stride0(),
                                               f.inv_freq.f32(), f.attention_scaling);
   }
 

@@ -72,7 +72,12 @@ class CudaOps final : public Ops {
 
  protected:
   void zero_impl(Tensor& t) override { cuda::fill_zero(t.data, t.nbytes(), stream_); }
-  void copy_impl(Tensor& dst, const Tensor& src) override { cuda::copy_d2d(dst.data, src.data, src.nbytes(), stream_); }
+  void copy_impl(Tensor& dst, const Tensor& src) override {
+    if (src.contiguous() && dst.contiguous()) return cuda::copy_d2d(dst.data, src.data, src.nbytes(), stream_);
+    const size_t esize = dtype_size(src.dtype);  // rows of row_elems(), either side a strided view
+    cuda::copy_d2d_2d(dst.data, size_t(dst.stride0()) * esize, src.data, size_t(src.stride0()) * esize,
+                      size_t(src.row_elems()) * esize, size_t(src.dim(0)), stream_);
+  }
   void cast_impl(const Tensor& src, Tensor& dst) override {
     cuda::cast_f32_to_bf16_2d(src.f32(), 1, src.numel(), src.numel(), dst.data, stream_);
   }
@@ -95,12 +100,14 @@ class CudaOps final : public Ops {
     } else {
       v.absmax = q.absmax.f32();
     }
-    v.offset[0] = q.offset[0];
-    v.offset[1] = q.offset[1];
+    v.parts = q.parts;
+    for (int p = 0; p < q.parts; ++p) {
+      v.offset[p] = q.offset[p];
+      v.part_block[p] = W.part_row0(p) * W.in() / cpu::kQuant4Block;
+      v.part_absmax2[p] = W.absmax2_of(p);
+    }
     v.first = row0 * W.in();
     v.n = (row1 - row0) * W.in();
-    v.blocks_per_part = W.blocks_per_part();
-    v.absmax2_per_part = W.absmax2_per_part();
     v.code4 = cpu::quant4_code(q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4);
     v.dynamic = cpu::dynamic_code();
     cuda::dequantize_4bit(v, out.dtype, out.data, stream_);
@@ -146,7 +153,7 @@ class CudaOps final : public Ops {
 
   void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {
     (inverse ? cuda::rope_bwd : cuda::rope_fwd)(x.dtype, x.data, seq.positions.i32(), x.dim(0), x.dim(1), x.dim(2),
-                                                f.inv_freq.f32(), f.attention_scaling, stream_);
+                                                x.stride0(), f.inv_freq.f32(), f.attention_scaling, stream_);
   }
 
   void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
@@ -245,6 +252,9 @@ class CudaOps final : public Ops {
     s.n = d.n;
     s.nkv = d.nkv;
     s.D = d.D;
+    s.q_ld = d.q_stride();
+    s.k_ld = d.k_stride();
+    s.v_ld = d.v_stride();
     s.cu_seqlens = seq.cu_seqlens.i32();
     s.num_seqs = seq.num_seqs;
     return s;

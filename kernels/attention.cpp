@@ -25,8 +25,10 @@ struct Heads {
   int64_t group;  // query heads per kv head
   double scale;   // D^-0.5
   explicit Heads(const AttentionDims& d) : dims(d), group(d.n / d.nkv), scale(1.0 / std::sqrt(double(d.D))) {}
-  int64_t q_row(int64_t t, int64_t h) const { return (t * dims.n + h) * dims.D; }     // into [T, n, D]
-  int64_t kv_row(int64_t t, int64_t g) const { return (t * dims.nkv + g) * dims.D; }  // into [T, nkv, D]
+  int64_t out_row(int64_t t, int64_t h) const { return (t * dims.n + h) * dims.D; }       // into packed [T, n, D]
+  int64_t q_row(int64_t t, int64_t h) const { return t * dims.q_stride() + h * dims.D; }  // into q, dq
+  int64_t k_row(int64_t t, int64_t g) const { return t * dims.k_stride() + g * dims.D; }  // into k, dk
+  int64_t v_row(int64_t t, int64_t g) const { return t * dims.v_stride() + g * dims.D; }  // into v, dv
   int64_t kv_head(int64_t h) const { return h / group; }
 };
 
@@ -66,7 +68,7 @@ void attention_fwd(const float* q, const float* k, const float* v, const int32_t
         const int64_t g = heads.kv_head(h), j0 = spans.begin[i];
         double max_score = -std::numeric_limits<double>::infinity();
         for (int64_t j = j0; j <= i; ++j) {
-          scores[j - j0] = heads.scale * dot(qi, k + heads.kv_row(j, g), D);
+          scores[j - j0] = heads.scale * dot(qi, k + heads.k_row(j, g), D);
           max_score = std::max(max_score, scores[j - j0]);
         }
         double sum = 0.0;
@@ -74,9 +76,9 @@ void attention_fwd(const float* q, const float* k, const float* v, const int32_t
         for (int64_t j = j0; j <= i; ++j) {
           const double p = std::exp(scores[j - j0] - max_score);
           sum += p;
-          axpy(p, v + heads.kv_row(j, g), D, acc.data());
+          axpy(p, v + heads.v_row(j, g), D, acc.data());
         }
-        float* oi = out + heads.q_row(i, h);
+        float* oi = out + heads.out_row(i, h);
         for (int64_t d = 0; d < D; ++d) oi[d] = float(acc[d] / sum);
         lse[h * dims.T + i] = float(max_score + std::log(sum));
       }
@@ -93,7 +95,7 @@ void attention_bwd(const float* dout, const float* q, const float* k, const floa
   std::vector<double> delta(size_t(dims.n * T));  // [n, T]: dout_i . out_i
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t h = 0; h < dims.n; ++h)
-    for (int64_t i = 0; i < T; ++i) delta[h * T + i] = dot(dout + heads.q_row(i, h), out + heads.q_row(i, h), D);
+    for (int64_t i = 0; i < T; ++i) delta[h * T + i] = dot(dout + heads.out_row(i, h), out + heads.out_row(i, h), D);
 
   // P_ij and dS_ij of query row (i, h) against key row j (kv head g = h / group).
   struct ProbGrad {
@@ -101,9 +103,9 @@ void attention_bwd(const float* dout, const float* q, const float* k, const floa
   };
   auto prob_grad = [&](int64_t i, int64_t h, int64_t j) {
     const int64_t g = heads.kv_head(h);
-    const double s = heads.scale * dot(q + heads.q_row(i, h), k + heads.kv_row(j, g), D);
+    const double s = heads.scale * dot(q + heads.q_row(i, h), k + heads.k_row(j, g), D);
     const double p = std::exp(s - double(lse[h * T + i]));
-    const double dp = dot(dout + heads.q_row(i, h), v + heads.kv_row(j, g), D);
+    const double dp = dot(dout + heads.out_row(i, h), v + heads.v_row(j, g), D);
     return ProbGrad{p, p * (dp - delta[h * T + i])};
   };
   auto store = [D](const std::vector<double>& acc, double factor, float* dst) {
@@ -119,7 +121,7 @@ void attention_bwd(const float* dout, const float* q, const float* k, const floa
       for (int64_t i = 0; i < T; ++i) {
         std::fill(acc_a.begin(), acc_a.end(), 0.0);
         for (int64_t j = spans.begin[i]; j <= i; ++j)
-          axpy(prob_grad(i, h, j).ds, k + heads.kv_row(j, heads.kv_head(h)), D, acc_a.data());
+          axpy(prob_grad(i, h, j).ds, k + heads.k_row(j, heads.kv_head(h)), D, acc_a.data());
         store(acc_a, heads.scale, dq + heads.q_row(i, h));
       }
       // dk_j = scale * sum_{h in group, i >= j} dS_ij q_i;  dv_j = sum_{h in group, i >= j} P_ij dout_i
@@ -132,10 +134,10 @@ void attention_bwd(const float* dout, const float* q, const float* k, const floa
           for (int64_t i = j; i < spans.end[j]; ++i) {
             const ProbGrad pg = prob_grad(i, h, j);
             axpy(pg.ds, q + heads.q_row(i, h), D, acc_a.data());
-            axpy(pg.p, dout + heads.q_row(i, h), D, acc_b.data());
+            axpy(pg.p, dout + heads.out_row(i, h), D, acc_b.data());
           }
-        store(acc_a, heads.scale, dk + heads.kv_row(j, g));
-        store(acc_b, 1.0, dv + heads.kv_row(j, g));
+        store(acc_a, heads.scale, dk + heads.k_row(j, g));
+        store(acc_b, 1.0, dv + heads.v_row(j, g));
       }
   }
 }

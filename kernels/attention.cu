@@ -46,15 +46,15 @@ __global__ void __launch_bounds__(kBlockThreads)
   bf16* p_w = p_s + warp * kWarpRows * ld_prob<kBc>;
   float* o_w = o_s + warp * kWarpRows * ld_acc<D>;
 
-  load_rows<D>(q_s, ld_bf16<D>, q, q0, kBr, s.T, s.n, h);
+  load_rows<D>(q_s, ld_bf16<D>, q, q0, kBr, s.T, s.q_ld, h);
   for (int c = lane; c < kWarpRows * D; c += 32) o_w[(c / D) * ld_acc<D> + c % D] = 0.0f;
   float m = -INFINITY, l = 0.0f;
 
   const int64_t last = min(q0 + kBr, s.T) - 1;
   for (int64_t k0 = seq_begin(s, q0); k0 <= last; k0 += kBc) {
     __syncthreads();  // the previous tile's k, v are no longer read
-    load_rows<D>(k_s, ld_bf16<D>, k, k0, kBc, s.T, s.nkv, g);
-    load_rows<D>(v_s, ld_bf16<D>, v, k0, kBc, s.T, s.nkv, g);
+    load_rows<D>(k_s, ld_bf16<D>, k, k0, kBc, s.T, s.k_ld, g);
+    load_rows<D>(v_s, ld_bf16<D>, v, k0, kBc, s.T, s.v_ld, g);
     __syncthreads();
     warp_scores<D, kBc / 16>(s_w, ld_score<kBc>, q_s + warp * kWarpRows * ld_bf16<D>, ld_bf16<D>, k_s, ld_bf16<D>);
     __syncwarp();
@@ -98,10 +98,10 @@ __global__ void __launch_bounds__(kBlockThreads)
 
 }  // namespace
 
-void attention_fwd_wmma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+void attention_fwd_wmma(const AttentionShape& shape, const void* q, const void* k, const void* v, void* out, float* lse,
                         void* stream) {
-  if (s.T == 0) return;
-  check_shape(s, {q, k, v, out});
+  if (shape.T == 0) return;
+  const AttentionShape s = check_shape(shape, {q, k, v, out});
   dispatch_head_dim(s.D, [&](auto d) {
     constexpr int D = decltype(d)::value;
     const dim3 grid(unsigned((s.T + kBr - 1) / kBr), unsigned(s.n));

@@ -72,8 +72,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   bf16* pt_w = pt_s + wk * ld_prob<kQTile>;
   bf16* dst_w = dst_s + wk * ld_prob<kQTile>;
 
-  load_rows<D>(k_s, ld_bf16<D>, k, k0, kKeys, s.T, s.nkv, g);
-  load_rows<D>(v_s, ld_bf16<D>, v, k0, kKeys, s.T, s.nkv, g);
+  load_rows<D>(k_s, ld_bf16<D>, k, k0, kKeys, s.T, s.k_ld, g);
+  load_rows<D>(v_s, ld_bf16<D>, v, k0, kKeys, s.T, s.v_ld, g);
   for (int c = threadIdx.x; c < kKeys * D; c += blockDim.x) {
     dk_s[(c / D) * ld_acc<D> + c % D] = 0.0f;
     dv_s[(c / D) * ld_acc<D> + c % D] = 0.0f;
@@ -82,8 +82,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   for (int64_t h = g * group; h < (g + 1) * group; ++h)
     for (int64_t q0 = k0; q0 < q_end; q0 += kQTile) {
       __syncthreads();  // the previous query tile is no longer read (and k, v, dk, dv are ready)
-      load_rows<D>(q_s, ld_bf16<D>, q, q0, kQTile, s.T, s.n, h);
-      load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQTile, s.T, s.n, h);
+      load_rows<D>(q_s, ld_bf16<D>, q, q0, kQTile, s.T, s.q_ld, h);
+      load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQTile, s.T, s.n * D, h);
       for (int c = threadIdx.x; c < kQTile; c += blockDim.x) {
         const bool ok = q0 + c < s.T;
         lse_s[c] = ok ? lse[h * s.T + q0 + c] : 0.0f;
@@ -115,8 +115,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     const int row = c / D, d = c % D;
     const int64_t jj = k0 + row;
     if (jj >= s.T) continue;
-    dk[(jj * s.nkv + g) * D + d] = __float2bfloat16_rn(dk_s[row * ld_acc<D> + d] * scale);
-    dv[(jj * s.nkv + g) * D + d] = __float2bfloat16_rn(dv_s[row * ld_acc<D> + d]);
+    dk[jj * s.k_ld + g * D + d] = __float2bfloat16_rn(dk_s[row * ld_acc<D> + d] * scale);
+    dv[jj * s.v_ld + g * D + d] = __float2bfloat16_rn(dv_s[row * ld_acc<D> + d]);
   }
 }
 
@@ -157,14 +157,14 @@ __global__ void __launch_bounds__(kBlockThreads)
   bf16* ds_w = ds_s + wq * ld_prob<kKTile>;
   float* dq_w = dq_s + wq * ld_acc<D>;
 
-  load_rows<D>(q_s, ld_bf16<D>, q, q0, kQueries, s.T, s.n, h);
-  load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQueries, s.T, s.n, h);
+  load_rows<D>(q_s, ld_bf16<D>, q, q0, kQueries, s.T, s.q_ld, h);
+  load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQueries, s.T, s.n * D, h);
   for (int c = lane; c < kWarpRows * D; c += 32) dq_w[(c / D) * ld_acc<D> + c % D] = 0.0f;
   const int64_t last = min(q0 + kQueries, s.T) - 1;
   for (int64_t k0 = seq_begin(s, q0); k0 <= last; k0 += kKTile) {
     __syncthreads();
-    load_rows<D>(k_s, ld_bf16<D>, k, k0, kKTile, s.T, s.nkv, g);
-    load_rows<D>(v_s, ld_bf16<D>, v, k0, kKTile, s.T, s.nkv, g);
+    load_rows<D>(k_s, ld_bf16<D>, k, k0, kKTile, s.T, s.k_ld, g);
+    load_rows<D>(v_s, ld_bf16<D>, v, k0, kKTile, s.T, s.v_ld, g);
     __syncthreads();
     warp_scores<D, kKTile / 16>(s_w, ld_score<kKTile>, q_s + wq * ld_bf16<D>, ld_bf16<D>, k_s, ld_bf16<D>);
     warp_scores<D, kKTile / 16>(dp_w, ld_score<kKTile>, do_s + wq * ld_bf16<D>, ld_bf16<D>, v_s, ld_bf16<D>);
@@ -185,7 +185,7 @@ __global__ void __launch_bounds__(kBlockThreads)
   }
   if (!row_valid) return;
   for (int d = half * (D / 2); d < (half + 1) * (D / 2); ++d)
-    dq[(i * s.n + h) * D + d] = __float2bfloat16_rn(dq_w[r * ld_acc<D> + d] * scale);
+    dq[i * s.q_ld + h * D + d] = __float2bfloat16_rn(dq_w[r * ld_acc<D> + d] * scale);
 }
 
 }  // namespace
@@ -197,10 +197,10 @@ void attn::attention_delta(const AttentionShape& s, const bf16* dout, const bf16
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
-void attention_bwd_wmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+void attention_bwd_wmma(const AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
                         const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
-  if (s.T == 0) return;
-  check_shape(s, {dout, q, k, v, out, dq, dk, dv});
+  if (shape.T == 0) return;
+  const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
   const cudaStream_t st = as_stream(stream);
   float* delta = static_cast<float*>(scratch);
   attention_delta(s, static_cast<const bf16*>(dout), static_cast<const bf16*>(out), delta, st);

@@ -20,6 +20,9 @@ struct AttentionShape {
   int64_t D = 0;                        // head dim
   const int32_t* cu_seqlens = nullptr;  // I32 [num_seqs + 1] on the device
   int num_seqs = 0;
+  // Elements between consecutive tokens' rows of q and dq, k and dk, v and dv (0: packed, n*D or nkv*D): strided
+  // head views, e.g. the column slices of a fused [T, (n + 2 nkv) D] QKV output; multiples of 8. out, dout packed.
+  int64_t q_ld = 0, k_ld = 0, v_ld = 0;
 };
 
 bool attention_supports_head_dim(int64_t D);
@@ -41,14 +44,14 @@ enum class AttentionTiles { Auto, Large, Small };
 enum class AttentionBwdMode { Auto, Deterministic, AtomicDq };
 AttentionBwdMode attention_bwd_mode_from_env();
 
-// q [T, n, D], k, v [T, nkv, D], out [T, n, D] (bf16); lse F32 [n, T].
+// q [T, n, D], k, v [T, nkv, D] (row strides s.q_ld, k_ld, v_ld), out [T, n, D] (bf16); lse F32 [n, T].
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                    void* stream);
 
 // Device scratch the backward needs: delta = rowsum(dout * out), F32 [n, T], and in AtomicDq mode an F32 [T, n, D]
 // dQ accumulator.
 size_t attention_bwd_scratch_bytes(const AttentionShape& s, AttentionBwdMode mode = AttentionBwdMode::Auto);
-// dq [T, n, D], dk, dv [T, nkv, D] (bf16) overwritten.
+// dq [T, n, D], dk, dv [T, nkv, D] (bf16, the row strides of q, k, v) overwritten.
 void attention_bwd(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                    const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 

@@ -17,10 +17,10 @@ size_t attention_fwd_mma_smem(int64_t D, AttentionTiles tiles) {
   return large ? FwdTiles<128, 8, 1, 64>::smem() : FwdTiles<128, 4, 1, 64>::smem();
 }
 
-void attention_fwd_mma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+void attention_fwd_mma(const AttentionShape& shape, const void* q, const void* k, const void* v, void* out, float* lse,
                        void* stream, AttentionTiles tiles) {
-  if (s.T == 0) return;
-  check_shape(s, {q, k, v, out});
+  if (shape.T == 0) return;
+  const AttentionShape s = check_shape(shape, {q, k, v, out});
   QSFT_CHECK(attention_mma_supports_head_dim(s.D), "attention_fwd_mma: head_dim must be 64 or 128");
   const bool large = resolve_tiles(s.D, tiles) == AttentionTiles::Large;
   if (s.D == 64)

@@ -111,14 +111,14 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
   auto load_step = [&](int it, int st) {  // query tile it % q_tiles of head g group + it / q_tiles
     const int64_t q0 = k0 + int64_t(it % q_tiles) * kBq, h = g * group + it / q_tiles;
-    cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.n, h);
-    cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n, h);
+    cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.q_ld, h);
+    cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n * D, h);
     cp_async_floats<kThreads>(lse_stage(st), lse + h * s.T, q0, kBq, s.T);
     cp_async_floats<kThreads>(delta_stage(st), delta + h * s.T, q0, kBq, s.T);
   };
 
-  cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.nkv, g);
-  cp_async_rows<D, kThreads>(v_s, v, k0, kBc, s.T, s.nkv, g);
+  cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.k_ld, g);
+  cp_async_rows<D, kThreads>(v_s, v, k0, kBc, s.T, s.v_ld, g);
   load_step(0, 0);
   cp_async_commit();
 
@@ -169,8 +169,8 @@ __global__ void __launch_bounds__(32 * kWarps)
     }
     __syncthreads();  // stage st (and ds_s) is free for step it + 1's writes and the prefetch of step it + 2
   }
-  store_rows_bf16<D / 8>(dk, dk_acc[0], warp_key0 + grp, s.T, s.nkv, g, scale, scale);
-  store_rows_bf16<D / 8>(dv, dv_acc[0], warp_key0 + grp, s.T, s.nkv, g, 1.0f, 1.0f);
+  store_rows_bf16<D / 8>(dk, dk_acc[0], warp_key0 + grp, s.T, s.k_ld, g, scale, scale);
+  store_rows_bf16<D / 8>(dv, dv_acc[0], warp_key0 + grp, s.T, s.v_ld, g, 1.0f, 1.0f);
 }
 
 template <int D, int kWarps, int kBc>
@@ -213,8 +213,8 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kBr, s.T) - 1;
   const int tiles = int((k_last - k_first) / kBc) + 1;
 
-  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.n, h);
-  cp_async_rows<D, kThreads>(do_s, dout, q0, kBr, s.T, s.n, h);
+  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.q_ld, h);
+  cp_async_rows<D, kThreads>(do_s, dout, q0, kBr, s.T, s.n * D, h);
   kv.load(0, k, v, k_first, s, g);
   cp_async_commit();
 
@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(32 * kWarps)
     }
     __syncthreads();
   }
-  store_rows_bf16<D / 8>(dq, dq_acc[0], warp_row0 + grp, s.T, s.n, h, scale, scale);
+  store_rows_bf16<D / 8>(dq, dq_acc[0], warp_row0 + grp, s.T, s.q_ld, h, scale, scale);
 }
 
 template <int D, int kWarps, int kBq, bool kAtomicDq>
@@ -258,9 +258,9 @@ void launch_dkdv(const AttentionShape& s, const bf16* dout, const bf16* q, const
                    dout, q, k, v, lse, delta, dk, dv, dq_acc);
 }
 
-// dq = bf16(scale dq_acc), element-wise over [T, n, D].
-__global__ void dq_from_acc_kernel(const float* dq_acc, int64_t count, float scale, bf16* dq) {
-  QSFT_GRID_STRIDE(i, count) dq[i] = __float2bfloat16_rn(dq_acc[i] * scale);
+// dq = bf16(scale dq_acc), element-wise over [T, n, D]: dq_acc packed (rows of `row` = n D), dq rows ld apart.
+__global__ void dq_from_acc_kernel(const float* dq_acc, int64_t count, int64_t row, int64_t ld, float scale, bf16* dq) {
+  QSFT_GRID_STRIDE(i, count) dq[i / row * ld + i % row] = __float2bfloat16_rn(dq_acc[i] * scale);
 }
 template <int D, int kWarps, int kBc>
 void launch_dq(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
@@ -286,7 +286,8 @@ void run_bwd(const AttentionShape& s, const bf16* dout, const bf16* q, const bf1
   const int64_t count = s.T * s.n * D;
   QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(count) * sizeof(float), st));
   launch_dkdv<D, kDkdvWarps, 32, true>(s, dout, q, k, v, lse, delta, dk, dv, dq_acc, st);
-  dq_from_acc_kernel<<<grid_for(count), kThreads, 0, st>>>(dq_acc, count, 1.0f / std::sqrt(float(D)), dq);
+  dq_from_acc_kernel<<<grid_for(count), kThreads, 0, st>>>(dq_acc, count, s.n * D, s.q_ld, 1.0f / std::sqrt(float(D)),
+                                                           dq);
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
@@ -317,11 +318,11 @@ size_t attention_bwd_scratch_bytes(const AttentionShape& s, AttentionBwdMode mod
   return delta_bytes(s) + (atomic ? size_t(s.T * s.n * s.D) * sizeof(float) : 0);
 }
 
-void attention_bwd_mma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+void attention_bwd_mma(const AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
                        const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream,
                        AttentionTiles tiles, AttentionBwdMode mode) {
-  if (s.T == 0) return;
-  check_shape(s, {dout, q, k, v, out, dq, dk, dv});
+  if (shape.T == 0) return;
+  const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
   QSFT_CHECK(attention_mma_supports_head_dim(s.D), "attention_bwd_mma: head_dim must be 64 or 128");
   tiles = resolve_tiles(s.D, tiles);
   const cudaStream_t st = as_stream(stream);

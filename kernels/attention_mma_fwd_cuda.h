@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kBr, s.T) - 1;
   const int tiles = int((k_last - k_first) / kBc) + 1;
 
-  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.n, h);
+  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.q_ld, h);
   kv.load(0, k, v, k_first, s, g);
   cp_async_commit();
   cp_async_wait<0>();
@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(32 * kWarps)
       inv_l[r] = sum > 0.0f ? 1.0f / sum : 0.0f;
       if (valid[m][r] && tig == 0) lse[h * s.T + row[m][r]] = kLn2 * (m_run[m][r] + log2f(sum));
     }
-    store_rows_bf16<D / 8>(out, o[m], warp_row0 + 16 * m + grp, s.T, s.n, h, inv_l[0], inv_l[1]);
+    store_rows_bf16<D / 8>(out, o[m], warp_row0 + 16 * m + grp, s.T, s.n * D, h, inv_l[0], inv_l[1]);
   }
 }
 

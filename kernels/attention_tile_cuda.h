@@ -45,17 +45,18 @@ constexpr size_t smem_bytes(size_t elems) {
   return (elems * sizeof(E) + 127) / 128 * 128;
 }
 
-// dst[r][0:D] (row stride ld) = rows row0 + r of head `head` in src [T, heads, D], r < rows; zeros outside [0, T).
-// 16-byte vectors: D is a multiple of 8 and src is 16-byte aligned (checked by the launcher).
+// dst[r][0:D] (row stride ld) = rows row0 + r of head `head` in src [T, heads, D] (token rows src_ld elements apart),
+// r < rows; zeros outside [0, T). 16-byte vectors: D and src_ld are multiples of 8 and src is 16-byte aligned
+// (checked by the launcher).
 template <int D>
-__device__ void load_rows(bf16* dst, int ld, const bf16* src, int64_t row0, int rows, int64_t T, int64_t heads,
+__device__ void load_rows(bf16* dst, int ld, const bf16* src, int64_t row0, int rows, int64_t T, int64_t src_ld,
                           int64_t head) {
   constexpr int kVecs = D / 8;
   for (int v = threadIdx.x; v < rows * kVecs; v += blockDim.x) {
     const int r = v / kVecs, c = (v % kVecs) * 8;
     const int64_t t = row0 + r;
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (t >= 0 && t < T) val = *reinterpret_cast<const uint4*>(src + (t * heads + head) * D + c);
+    if (t >= 0 && t < T) val = *reinterpret_cast<const uint4*>(src + t * src_ld + head * D + c);
     *reinterpret_cast<uint4*>(dst + r * ld + c) = val;
   }
 }
@@ -139,12 +140,22 @@ void dispatch_head_dim(int64_t D, F&& f) {
 // delta[h, t] = sum_d dout[t, h, d] out[t, h, d] (F32 [n, T]): the backward's row term (attention_bwd.cu).
 void attention_delta(const AttentionShape& s, const bf16* dout, const bf16* out, float* delta, cudaStream_t stream);
 
-// Host-side checks every launcher shares.
-inline void check_shape(const AttentionShape& s, std::initializer_list<const void*> tensors) {
+// Host-side checks every launcher shares; the shape with its unset (0) row strides made packed, as the kernels read
+// them.
+inline AttentionShape check_shape(const AttentionShape& shape, std::initializer_list<const void*> tensors) {
+  AttentionShape s = shape;
   QSFT_CHECK(s.nkv > 0 && s.n % s.nkv == 0, "query heads must be a multiple of kv heads");
   QSFT_CHECK(s.num_seqs >= 1 && s.cu_seqlens, "attention needs cu_seqlens");
   for (const void* p : tensors)
     QSFT_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0, "attention tensors must be 16-byte aligned");
+  if (!s.q_ld) s.q_ld = s.n * s.D;
+  if (!s.k_ld) s.k_ld = s.nkv * s.D;
+  if (!s.v_ld) s.v_ld = s.nkv * s.D;
+  QSFT_CHECK(s.q_ld >= s.n * s.D && s.k_ld >= s.nkv * s.D && s.v_ld >= s.nkv * s.D,
+             "attention row strides must hold every head");
+  for (int64_t ld : {s.q_ld, s.k_ld, s.v_ld})
+    QSFT_CHECK(ld % 8 == 0, "attention row strides must keep rows 16-byte aligned (multiples of 8 elements)");
+  return s;
 }
 
 }  // namespace qsft::cuda::attn

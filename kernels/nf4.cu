@@ -14,16 +14,18 @@ struct Args {
   const float* absmax;
   const uint8_t* qabsmax;
   const float* absmax2;
-  float offset[2];
-  int64_t first_pair, pairs, blocks_per_part, absmax2_per_part;
+  int parts;
+  int64_t part_block[cpu::kQuant4MaxParts], part_absmax2[cpu::kQuant4MaxParts];
+  float offset[cpu::kQuant4MaxParts];
+  int64_t first_pair, pairs;
 };
 
 // The absmax of block b (64 elements): stored, or dequantized from its 8-bit code within its part.
 __device__ __forceinline__ float block_absmax(const Args& a, int64_t b) {
   if (!a.qabsmax) return a.absmax[b];
-  const int64_t p = b / a.blocks_per_part;
-  const float s =
-      __fmul_rn(a.dynamic[a.qabsmax[b]], a.absmax2[p * a.absmax2_per_part + (b - p * a.blocks_per_part) / 256]);
+  int p = 0;
+  while (p + 1 < a.parts && b >= a.part_block[p + 1]) ++p;
+  const float s = __fmul_rn(a.dynamic[a.qabsmax[b]], a.absmax2[a.part_absmax2[p] + (b - a.part_block[p]) / 256]);
   return __fadd_rn(s, a.offset[p]);
 }
 
@@ -50,12 +52,14 @@ void dequantize_4bit(const Quant4View& q, DType dt, void* out, void* stream) {
   a.absmax = q.absmax;
   a.qabsmax = q.qabsmax;
   a.absmax2 = q.absmax2;
-  a.offset[0] = q.offset[0];
-  a.offset[1] = q.offset[1];
+  a.parts = q.parts;
+  for (int p = 0; p < cpu::kQuant4MaxParts; ++p) {
+    a.part_block[p] = q.part_block[p];
+    a.part_absmax2[p] = q.part_absmax2[p];
+    a.offset[p] = q.offset[p];
+  }
   a.first_pair = q.first / 2;
   a.pairs = q.n / 2;
-  a.blocks_per_part = q.blocks_per_part;
-  a.absmax2_per_part = q.absmax2_per_part;
   dispatch_float(dt, "dequantize_4bit", [&](auto tag) {
     using E = decltype(tag);
     dequantize_4bit_kernel<E><<<grid_for(a.pairs), kThreads, 0, as_stream(stream)>>>(a, static_cast<E*>(out));

@@ -16,6 +16,7 @@ namespace qsft::cpu {
 enum class Quant4Type : uint8_t { nf4, fp4 };
 
 constexpr int64_t kQuant4Block = 64;   // weights per absmax (bitsandbytes' blocksize for 4-bit weights)
+constexpr int kQuant4MaxParts = 3;     // row ranges of one weight quantized as separate tensors (q, k, v)
 constexpr int64_t kAbsmaxBlock = 256;  // absmax values per absmax2 (double quantization)
 
 const float* quant4_code(Quant4Type t);  // the 16 values of a 4-bit code, indexed by the code

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "engine/base/tensor.h"
+#include "kernels/nf4.h"
 
 namespace qsft::cuda {
 
@@ -14,9 +15,13 @@ struct Quant4View {
   const uint8_t* codes = nullptr;    // [n/2], two per byte, high nibble first
   const float* absmax = nullptr;     // F32 [n/64] (not double-quantized)
   const uint8_t* qabsmax = nullptr;  // U8 [n/64] (double-quantized), with absmax2 and offset
-  const float* absmax2 = nullptr;    // [parts * absmax2_per_part]
-  float offset[2] = {0, 0};          // per part
-  int64_t first = 0, n = 0, blocks_per_part = 0, absmax2_per_part = 0;
+  const float* absmax2 = nullptr;    // ceil(part blocks / 256) per part, part after part
+  // Double quantization: the weight's row ranges quantized as separate tensors (Quant4's parts), each with its first
+  // block of 64, its first absmax2 value and its offset.
+  int parts = 1;
+  int64_t part_block[cpu::kQuant4MaxParts] = {}, part_absmax2[cpu::kQuant4MaxParts] = {};
+  float offset[cpu::kQuant4MaxParts] = {};
+  int64_t first = 0, n = 0;
   const float* code4 = nullptr;    // host: the 16 values of the 4-bit code
   const float* dynamic = nullptr;  // host: the 256 values of the 8-bit dynamic map (double quantization)
 };

@@ -6,9 +6,10 @@
 namespace qsft::cpu {
 namespace {
 
-// Rotates every head of every token by direction * angle (direction +1 forward, -1 inverse), scaled. x [T, n, D]
-void rotate(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq, float scale,
-            float direction) {
+// Rotates every head of every token by direction * angle (direction +1 forward, -1 inverse), scaled. x [T, n, D],
+// token rows ld apart.
+void rotate(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, int64_t ld, const float* inv_freq,
+            float scale, float direction) {
   const int64_t half = D / 2;
 #pragma omp parallel
   {
@@ -22,7 +23,7 @@ void rotate(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D,
         sin_t[i] = direction * (std::sin(angle) * scale);
       }
       for (int64_t head = 0; head < n; ++head) {
-        float* lo = x + (t * n + head) * D;
+        float* lo = x + t * ld + head * D;
         float* hi = lo + half;
         for (int64_t i = 0; i < half; ++i) {
           const float a = lo[i], b = hi[i];
@@ -42,13 +43,14 @@ std::vector<float> rope_default_inv_freq(int64_t D, double theta) {
   return inv_freq;
 }
 
-void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq, float scale) {
-  rotate(x, positions, T, n, D, inv_freq, scale, +1.0f);
+void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, int64_t ld, const float* inv_freq,
+              float scale) {
+  rotate(x, positions, T, n, D, ld, inv_freq, scale, +1.0f);
 }
 
-void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq,
+void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, int64_t ld, const float* inv_freq,
               float scale) {
-  rotate(dx, positions, T, n, D, inv_freq, scale, -1.0f);
+  rotate(dx, positions, T, n, D, ld, inv_freq, scale, -1.0f);
 }
 
 }  // namespace qsft::cpu

@@ -12,10 +12,14 @@ namespace qsft::cpu {
 // Plain RoPE's inverse frequencies as torch computes them: int arange -> fp32, / D, theta ** that, 1 / that.
 std::vector<float> rope_default_inv_freq(int64_t D, double theta);
 
-// x [T, n, D] rotated in place by the angles of positions[t]; positions [T], inv_freq [D/2].
-void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq, float scale);
+// x [T, n, D] rotated in place by the angles of positions[t]; positions [T], inv_freq [D/2]. Token t's heads start
+// at x + t * ld (ld >= n * D: a strided head view, e.g. the q and k columns of a fused QKV output; n * D: packed).
+void rope_fwd(float* x, const int32_t* positions, int64_t T, int64_t n, int64_t D, int64_t ld, const float* inv_freq,
+              float scale);
 
-// The backward of a scaled rotation is the transposed one (angle -> -angle, same scale), in place on dx [T, n, D].
-void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, const float* inv_freq, float scale);
+// The backward of a scaled rotation is the transposed one (angle -> -angle, same scale), in place on dx [T, n, D]
+// (token rows ld apart).
+void rope_bwd(float* dx, const int32_t* positions, int64_t T, int64_t n, int64_t D, int64_t ld, const float* inv_freq,
+              float scale);
 
 }  // namespace qsft::cpu

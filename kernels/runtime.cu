@@ -93,6 +93,11 @@ void copy_d2d(void* dst, const void* src, size_t bytes, void* stream) {
   if (bytes == 0 || dst == src) return;
   QSFT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, as_stream(stream)));
 }
+void copy_d2d_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows, void* stream) {
+  if (width == 0 || rows == 0) return;
+  QSFT_CUDA_CHECK(
+      cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToDevice, as_stream(stream)));
+}
 void fill_zero(void* p, size_t bytes, void* stream) { fill_bytes(p, 0, bytes, stream); }
 void fill_bytes(void* p, int byte, size_t bytes, void* stream) {
   if (bytes == 0) return;

@@ -30,6 +30,8 @@ void device_free(void* p, void* stream);
 void copy_h2d(void* dst, const void* host_src, size_t bytes, void* stream);  // returns when host_src may be reused
 void copy_d2h(void* host_dst, const void* src, size_t bytes, void* stream);  // returns when host_dst is filled
 void copy_d2d(void* dst, const void* src, size_t bytes, void* stream);       // ordered on the stream
+// `rows` rows of `width` bytes, from src rows spitch bytes apart to dst rows dpitch apart (strided views)
+void copy_d2d_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows, void* stream);
 void fill_zero(void* p, size_t bytes, void* stream);
 void fill_bytes(void* p, int byte, size_t bytes, void* stream);  // every byte = byte (tests poison with 0xff)
 

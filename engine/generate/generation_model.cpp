@@ -16,12 +16,14 @@ std::string resolve_adapter(const std::string& path) {
                           "checkpoint-* folder");
 }
 
-// The frozen weight of a LoRA slot's module: gate_proj and up_proj are the two halves of the fused gate_up.
-static Tensor target_weight(LayerWeights& W, LoraTarget t, int64_t I) {
+// The frozen weight of a LoRA slot's module: q_proj, k_proj and v_proj are row ranges of the fused qkv (n D, nkv D,
+// nkv D rows; n D = o_proj's input), gate_proj and up_proj the two halves of the fused gate_up.
+static Tensor target_weight(LayerWeights& W, LoraTarget t) {
+  const int64_t qo = W.o.in(), kvo = (W.qkv.out() - qo) / 2, I = W.down.in();
   switch (t) {
-    case LoraTarget::q: return W.q.w;
-    case LoraTarget::k: return W.k.w;
-    case LoraTarget::v: return W.v.w;
+    case LoraTarget::q: return W.qkv.w.rows(0, qo);
+    case LoraTarget::k: return W.qkv.w.rows(qo, qo + kvo);
+    case LoraTarget::v: return W.qkv.w.rows(qo + kvo, qo + 2 * kvo);
     case LoraTarget::o: return W.o.w;
     case LoraTarget::gate: return W.gate_up.w.rows(0, I);
     case LoraTarget::up: return W.gate_up.w.rows(I, 2 * I);
@@ -40,7 +42,7 @@ void merge_lora_into(Ops& ops, Qwen2Weights& w, const LoraLayout& layout, const 
     Tensor A = a_buf.rows(0, r * s.in).view({r, s.in}), B = a_buf.rows(r * s.in, r * (s.in + s.out)).view({s.out, r});
     ops.copy_to_device(A.data, params.data() + s.a_offset, size_t(r * s.in) * sizeof(float));
     ops.copy_to_device(B.data, params.data() + s.b_offset, size_t(s.out * r) * sizeof(float));
-    const Tensor W = target_weight(w.layers[size_t(s.layer)], s.target, w.layers[0].down.in());
+    const Tensor W = target_weight(w.layers[size_t(s.layer)], s.target);
     ops.gemm(Mat::of(B), false, Mat::of(A), false, Mat::of(W), layout.config().scaling(), 1.0f);
   }
 }

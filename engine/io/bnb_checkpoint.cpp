@@ -128,7 +128,7 @@ QuantState read_quant_state(const TensorStore& store, const std::string& name, c
 bool load_saved_4bit_part(Ops& ops, const TensorStore& store, const std::string& name, LinearWeight& W, int p) {
   const TensorInfo* w = store.find(name);
   if (!w || w->dtype != DType::U8) return false;
-  const int64_t rows = W.out() / W.q.parts, n = rows * W.in(), nb = W.blocks_per_part();
+  const int64_t rows = W.q.part_rows[p], row0 = W.part_row0(p), n = rows * W.in(), nb = W.part_blocks(p);
   const QuantState s = read_quant_state(store, name, *w, rows, W.in());
   const WeightQuant want{W.q.format, W.q.double_quant()}, got{format_of(s.quant_type), s.nested};
   if (want.format != got.format || want.double_quant != got.double_quant)
@@ -137,13 +137,14 @@ bool load_saved_4bit_part(Ops& ops, const TensorStore& store, const std::string&
   const TensorInfo& absmax = need(store, name + ".absmax", s.nested ? DType::U8 : DType::F32, {nb});
   check_map(need(store, name + ".quant_map", DType::F32, {16}),
             cpu::quant4_code(s.quant_type == "fp4" ? cpu::Quant4Type::fp4 : cpu::Quant4Type::nf4), 16);
-  ops.copy_to_device(W.w.rows(p * rows, (p + 1) * rows).data, codes.data, codes.nbytes);
-  ops.copy_to_device(static_cast<char*>(W.q.absmax.data) + p * int64_t(absmax.nbytes), absmax.data, absmax.nbytes);
+  ops.copy_to_device(W.w.rows(row0, row0 + rows).data, codes.data, codes.nbytes);
+  const int64_t absmax_at = row0 * W.in() / 64 * int64_t(dtype_size(absmax.dtype));  // the parts before p's blocks
+  ops.copy_to_device(static_cast<char*>(W.q.absmax.data) + absmax_at, absmax.data, absmax.nbytes);
   if (!s.nested) return true;
-  const int64_t n2 = W.absmax2_per_part();
+  const int64_t n2 = (nb + 255) / 256;
   const TensorInfo& absmax2 = need(store, name + ".nested_absmax", DType::F32, {n2});
   check_map(need(store, name + ".nested_quant_map", DType::F32, {256}), cpu::dynamic_code(), 256);
-  ops.copy_to_device(static_cast<char*>(W.q.absmax2.data) + p * n2 * 4, absmax2.data, absmax2.nbytes);
+  ops.copy_to_device(static_cast<char*>(W.q.absmax2.data) + W.absmax2_of(p) * 4, absmax2.data, absmax2.nbytes);
   W.q.offset[p] = s.offset;
   return true;
 }

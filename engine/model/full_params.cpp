@@ -25,7 +25,7 @@ FullLayout::FullLayout(const Qwen2Config& cfg) : cfg_(cfg) {
   if (!cfg.tie_word_embeddings) add("lm_head.weight", {V, H});
   for (int l = 0; l < cfg.num_hidden_layers; ++l) {
     const std::string p = layer(l);
-    add(p + "self_attn.q_proj.weight", {qo, H});
+    add(p + "self_attn.q_proj.weight", {qo, H});  // q, k, v then: one [qo + 2 kvo, H] view (the fused qkv)
     add(p + "self_attn.k_proj.weight", {kvo, H});
     add(p + "self_attn.v_proj.weight", {kvo, H});
     add(p + "self_attn.o_proj.weight", {H, qo});
@@ -44,7 +44,7 @@ FullLayout::FullLayout(const Qwen2Config& cfg) : cfg_(cfg) {
       add(p + "self_attn.q_norm.weight", {D});
       add(p + "self_attn.k_norm.weight", {D});
     }
-    if (cfg.attention_bias) {
+    if (cfg.attention_bias) {  // consecutive: the fused qkv's bias
       add(p + "self_attn.q_proj.bias", {qo});
       add(p + "self_attn.k_proj.bias", {kvo});
       add(p + "self_attn.v_proj.bias", {kvo});
@@ -63,30 +63,33 @@ const FullWeight& FullLayout::find(const std::string& name) const {
 void FullLayout::bind(Qwen2Weights& w, const Tensor& flat) const {
   QSFT_CHECK(flat.numel() == num_params(), "flat buffer of another size than the layout");
   char* base = static_cast<char*>(flat.data);
-  auto at = [&](const std::string& name, int64_t rows_of_2) {  // rows_of_2: gate/up span two weights
+  // The weight `name` as a tensor of `rows` rows (0: its own): a fused weight spans the consecutive segments of the
+  // modules it stacks (gate/up: 2I rows; q/k/v: qo + 2 kvo rows, and their biases likewise).
+  auto at = [&](const std::string& name, int64_t rows = 0) {
     const FullWeight& fw = find(name);
     char* p = base ? base + size_t(fw.offset) * dtype_size(flat.dtype) : nullptr;
-    if (fw.shape.size() == 1) return Tensor(p, flat.dtype, {fw.shape[0]}, flat.device);
-    return Tensor(p, flat.dtype, {fw.shape[0] * rows_of_2, fw.shape[1]}, flat.device);
+    if (!rows) rows = fw.shape[0];
+    QSFT_CHECK(fw.offset + rows * fw.numel() / fw.shape[0] <= num_params(), name + " spans past the layout");
+    if (fw.shape.size() == 1) return Tensor(p, flat.dtype, {rows}, flat.device);
+    return Tensor(p, flat.dtype, {rows, fw.shape[1]}, flat.device);
   };
-  auto opt = [&](bool has, const std::string& name) { return has ? at(name, 1) : Tensor(); };
-  w.embed = at("model.embed_tokens.weight", 1);
-  w.lm_head = cfg_.tie_word_embeddings ? w.embed : at("lm_head.weight", 1);
-  w.final_norm = at("model.norm.weight", 1);
+  auto opt = [&](bool has, const std::string& name, int64_t rows = 0) { return has ? at(name, rows) : Tensor(); };
+  const int64_t qkv = int64_t(cfg_.num_attention_heads + 2 * cfg_.num_key_value_heads) * cfg_.head_dim;
+  w.embed = at("model.embed_tokens.weight");
+  w.lm_head = cfg_.tie_word_embeddings ? w.embed : at("lm_head.weight");
+  w.final_norm = at("model.norm.weight");
   w.layers.resize(size_t(cfg_.num_hidden_layers));
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".", a = p + "self_attn.";
     LayerWeights& L = w.layers[size_t(l)];
-    L.in_norm = at(p + "input_layernorm.weight", 1);
-    L.post_norm = at(p + "post_attention_layernorm.weight", 1);
-    L.q = {at(a + "q_proj.weight", 1), opt(cfg_.attention_bias, a + "q_proj.bias")};
-    L.k = {at(a + "k_proj.weight", 1), opt(cfg_.attention_bias, a + "k_proj.bias")};
-    L.v = {at(a + "v_proj.weight", 1), opt(cfg_.attention_bias, a + "v_proj.bias")};
+    L.in_norm = at(p + "input_layernorm.weight");
+    L.post_norm = at(p + "post_attention_layernorm.weight");
+    L.qkv = {at(a + "q_proj.weight", qkv), opt(cfg_.attention_bias, a + "q_proj.bias", qkv)};
     L.q_norm = opt(cfg_.qk_norm(), a + "q_norm.weight");
     L.k_norm = opt(cfg_.qk_norm(), a + "k_norm.weight");
-    L.o = {at(a + "o_proj.weight", 1), opt(cfg_.o_bias(), a + "o_proj.bias")};
-    L.gate_up = {at(p + "mlp.gate_proj.weight", 2), {}};
-    L.down = {at(p + "mlp.down_proj.weight", 1), {}};
+    L.o = {at(a + "o_proj.weight"), opt(cfg_.o_bias(), a + "o_proj.bias")};
+    L.gate_up = {at(p + "mlp.gate_proj.weight", 2 * cfg_.intermediate_size), {}};
+    L.down = {at(p + "mlp.down_proj.weight"), {}};
   }
 }
 

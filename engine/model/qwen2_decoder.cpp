@@ -77,33 +77,61 @@ void Qwen2Decoder::norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& r
   ops_.rmsnorm_wgrad(dy.view({rows, D}), x.view({rows, D}), rstd.rows(0, rows), dw_t);
 }
 
+QkvHeads Qwen2Decoder::split_qkv(const Tensor& qkv) const {
+  const int64_t T = qkv.dim(0), n = p_.cfg.num_attention_heads, nkv = p_.cfg.num_key_value_heads;
+  const int64_t D = p_.cfg.head_dim;
+  return {qkv.cols(0, n * D).view({T, n, D}), qkv.cols(n * D, (n + nkv) * D).view({T, nkv, D}),
+          qkv.cols((n + nkv) * D, (n + 2 * nkv) * D).view({T, nkv, D}),
+          qkv.cols(0, (n + nkv) * D).view({T, n + nkv, D})};
+}
+
+// The attend hook (generation: decode_attention reads packed rows) gets packed q, k, v: strided ones are copied
+// into the backward scratch d_qkv, unused at inference, as [T, n, D], [T, nkv, D], [T, nkv, D] one after another.
+void Qwen2Decoder::attend_packed(int l, Tensor q, Tensor k, Tensor v, const SeqLayout& seq, Tensor& attn, Tensor& lse) {
+  char* next = static_cast<char*>(p_.state.g.d_qkv.data);
+  for (Tensor* t : {&q, &k, &v}) {
+    Tensor packed(next, t->dtype, {t->dim(0), t->dim(1), t->dim(2)}, t->device);
+    next += packed.nbytes();
+    if (t->contiguous()) continue;
+    ops_.copy(packed, *t);
+    *t = packed;
+  }
+  (*attend_)(l, q, k, v, seq, attn, lse);
+}
+
 void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train) {
   const int64_t T = p_.batch.tokens(), I = p_.cfg.intermediate_size;
   const float eps = float(p_.cfg.rms_norm_eps);
   const RopeFreqs& rope = p_.weights.rope;
   const LayerWeights& W = p_.weights.layers[size_t(l)];
   const SeqLayout& seq = p_.batch.layout();
-  // attention block: x = rmsnorm1(h); q/k/v = x W^T + b (+ LoRA); RoPE; attention; h_mid = h + o_proj(attn)
+  // attention block: x = rmsnorm1(h); [q | k | v] = x Wqkv^T + b (one GEMM, + LoRA into each column slice); RoPE;
+  // attention over the strided head views; h_mid = h + o_proj(attn)
   Tensor xn1 = a.xn1.rows(0, T), rstd1 = a.rstd1.rows(0, T);
   ops_.rmsnorm_fwd(h_in, W.in_norm, eps, xn1, rstd1);
-  Tensor q = a.q.rows(0, T), k = a.k.rows(0, T), v = a.v.rows(0, T);
-  const bool qk_norm = p_.cfg.qk_norm();  // Qwen3: the projections go through a head norm first
-  Tensor q_lin = qk_norm ? a.q_pre.rows(0, T) : q, k_lin = qk_norm ? a.k_pre.rows(0, T) : k;
-  ops_.linear(xn1, W.q, q_lin);
-  ops_.linear(xn1, W.k, k_lin);
-  ops_.linear(xn1, W.v, v);
-  lora_fwd(l, LoraGroup::qkv, seed, train, xn1, {q_lin, k_lin, v}, a);
-  if (qk_norm) {  // RMSNorm over each head's D values: [T, heads, D] seen as [T*heads, D]
-    head_norm_fwd(q_lin, W.q_norm, q, a.rstd_q);
-    head_norm_fwd(k_lin, W.k_norm, k, a.rstd_k);
+  Tensor qkv = a.qkv.rows(0, T);
+  ops_.linear(xn1, W.qkv, qkv);
+  QkvHeads h = split_qkv(qkv);
+  lora_fwd(l, LoraGroup::qkv, seed, train, xn1, {h.q, h.k, h.v}, a);
+  if (p_.cfg.qk_norm()) {  // Qwen3: RMSNorm over each head's D values ([T*heads, D] rows of packed copies), RoPE
+    Tensor q_pre = p_.state.g.q_pre.rows(0, T).view({T, h.q.dim(1), h.q.dim(2)});
+    Tensor k_pre = p_.state.g.k_pre.rows(0, T).view({T, h.k.dim(1), h.k.dim(2)});
+    ops_.copy(q_pre, h.q);
+    ops_.copy(k_pre, h.k);
+    h.q = a.q.rows(0, T);
+    h.k = a.k.rows(0, T);
+    head_norm_fwd(q_pre, W.q_norm, h.q, a.rstd_q);
+    head_norm_fwd(k_pre, W.k_norm, h.k, a.rstd_k);
+    ops_.rope_fwd(h.q, seq, rope);
+    ops_.rope_fwd(h.k, seq, rope);
+  } else {
+    ops_.rope_fwd(h.qk, seq, rope);  // q's and k's heads are adjacent columns: one call
   }
-  ops_.rope_fwd(q, seq, rope);
-  ops_.rope_fwd(k, seq, rope);
   Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
   if (attend_) {
-    (*attend_)(l, q, k, v, seq, attn, lse);
+    attend_packed(l, h.q, h.k, h.v, seq, attn, lse);
   } else {
-    ops_.attention_fwd(q, k, v, seq, attn, lse);
+    ops_.attention_fwd(h.q, h.k, h.v, seq, attn, lse);
   }
   Tensor h_mid = a.h_mid.rows(0, T);
   ops_.linear(attn, W.o, h_mid, &h_in);
@@ -143,33 +171,40 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   ops_.linear_dgrad(dh, W.o, d_attn, false);
   if (G) ops_.linear_wgrad(dh, attn, G->o);
   lora_bwd(l, LoraGroup::o, seed, attn, {dh}, d_attn, a);
-  Tensor q = a.q.rows(0, T), k = a.k.rows(0, T), v = a.v.rows(0, T);
-  Tensor dq = g.dq.rows(0, T).view({T, q.dim(1), q.dim(2)}), dk = g.dk.rows(0, T).view({T, k.dim(1), k.dim(2)});
-  Tensor dv = g.dv.rows(0, T).view({T, v.dim(1), v.dim(2)});
-  ops_.attention_bwd(d_attn.view({T, q.dim(1), q.dim(2)}), q, k, v, attn, a.lse_rows(T), seq, dq, dk, dv);
-  ops_.rope_bwd(dq, seq, rope);
-  ops_.rope_bwd(dk, seq, rope);
-  if (p_.cfg.qk_norm()) {  // through the head norms: d q_pre, d k_pre (d_attn is free again)
-    Tensor dq_pre = d_attn.view({T, q.dim(1), q.dim(2)}), dk_pre = g.dk_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
+  // dq, dk, dv are column slices of one d_qkv [T, (n + 2 nkv) D], so one dgrad GEMM (and one wgrad) takes them.
+  Tensor d_qkv = g.d_qkv.rows(0, T);
+  const QkvHeads h = split_qkv(a.qkv.rows(0, T)), dh3 = split_qkv(d_qkv);
+  const bool qk_norm = p_.cfg.qk_norm();
+  const Tensor q = qk_norm ? a.q.rows(0, T) : h.q, k = qk_norm ? a.k.rows(0, T) : h.k;
+  // Qwen3: q, k are packed (after the head norms), so are their gradients before the norms' backward
+  Tensor dq = qk_norm ? g.dq.rows(0, T).view({T, q.dim(1), q.dim(2)}) : dh3.q;
+  Tensor dk = qk_norm ? g.dk.rows(0, T).view({T, k.dim(1), k.dim(2)}) : dh3.k, dv = dh3.v;
+  ops_.attention_bwd(d_attn.view({T, q.dim(1), q.dim(2)}), q, k, h.v, attn, a.lse_rows(T), seq, dq, dk, dv);
+  if (qk_norm) {  // RoPE, then the head norms (inputs: packed copies of qkv's q, k): d q_pre, d k_pre into d_qkv
+    ops_.rope_bwd(dq, seq, rope);
+    ops_.rope_bwd(dk, seq, rope);
+    Tensor q_pre = g.q_pre.rows(0, T).view({T, q.dim(1), q.dim(2)});
+    Tensor k_pre = g.k_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
+    ops_.copy(q_pre, h.q);
+    ops_.copy(k_pre, h.k);
     if (G) {
-      norm_wgrad(dq, a.q_pre.rows(0, T), a.rstd_q, G->q_norm);
-      norm_wgrad(dk, a.k_pre.rows(0, T), a.rstd_k, G->k_norm);
+      norm_wgrad(dq, q_pre, a.rstd_q, G->q_norm);
+      norm_wgrad(dk, k_pre, a.rstd_k, G->k_norm);
     }
-    head_norm_bwd(dq, a.q_pre.rows(0, T), W.q_norm, a.rstd_q, dq_pre);
-    head_norm_bwd(dk, a.k_pre.rows(0, T), W.k_norm, a.rstd_k, dk_pre);
-    dq = dq_pre;
-    dk = dk_pre;
+    Tensor dq_pre = d_attn.view({T, q.dim(1), q.dim(2)}), dk_pre = g.dk_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
+    head_norm_bwd(dq, q_pre, W.q_norm, a.rstd_q, dq_pre);  // d_attn is free again
+    head_norm_bwd(dk, k_pre, W.k_norm, a.rstd_k, dk_pre);
+    Tensor dq_cols = dh3.q, dk_cols = dh3.k;
+    ops_.copy(dq_cols, dq_pre);
+    ops_.copy(dk_cols, dk_pre);
+  } else {
+    Tensor dqk = dh3.qk;
+    ops_.rope_bwd(dqk, seq, rope);  // dq's and dk's heads are adjacent columns: one call
   }
   Tensor xn1 = a.xn1.rows(0, T);
-  ops_.linear_dgrad(dq, W.q, dx, false);
-  ops_.linear_dgrad(dk, W.k, dx, true);
-  ops_.linear_dgrad(dv, W.v, dx, true);
-  if (G) {
-    ops_.linear_wgrad(dq, xn1, G->q);
-    ops_.linear_wgrad(dk, xn1, G->k);
-    ops_.linear_wgrad(dv, xn1, G->v);
-  }
-  lora_bwd(l, LoraGroup::qkv, seed, xn1, {dq, dk, dv}, dx, a);
+  ops_.linear_dgrad(d_qkv, W.qkv, dx, false);
+  if (G) ops_.linear_wgrad(d_qkv, xn1, G->qkv);  // q_proj, k_proj, v_proj are consecutive in the flat grads
+  lora_bwd(l, LoraGroup::qkv, seed, xn1, {dh3.q, dh3.k, dh3.v}, dx, a);
   if (G) norm_wgrad(dx, h_in, a.rstd1.rows(0, T), G->in_norm);
   ops_.rmsnorm_bwd(dx, h_in, W.in_norm, a.rstd1.rows(0, T), dh);  // dh = d h_in
 }

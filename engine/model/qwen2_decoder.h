@@ -69,6 +69,13 @@ struct Qwen2Parts {  // what a decoder reads and writes
   DeviceBatch& batch;
 };
 
+// q, k and v as strided head views of the column slices of a fused [T, (n + 2 nkv) D] tensor (the QKV projection or
+// its gradient): [T, n, D], [T, nkv, D], [T, nkv, D], and q's and k's heads together [T, n + nkv, D] (adjacent
+// columns: RoPE in one call).
+struct QkvHeads {
+  Tensor q, k, v, qk;
+};
+
 class Qwen2Decoder {
  public:
   Qwen2Decoder(Ops& ops, const Qwen2Parts& parts) : ops_(ops), p_(parts) {}
@@ -96,6 +103,8 @@ class Qwen2Decoder {
   void head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd);
   void head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
   void norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& dw);
+  QkvHeads split_qkv(const Tensor& qkv) const;
+  void attend_packed(int l, Tensor q, Tensor k, Tensor v, const SeqLayout& seq, Tensor& attn, Tensor& lse);
   // h_out = layer(h_in); saves into a.
   void layer_forward(int l, const Tensor& h_in, Tensor& h_out, LayerActs& a, uint64_t seed, bool train);
   // dh: gradient w.r.t. the layer output on entry, w.r.t. its input on exit.

@@ -18,17 +18,23 @@ struct WeightQuant {
   bool double_quant = false;                  // bnb_4bit_use_double_quant
 };
 
-// A Linear [out, in] (+ bias [out]) from `a` in `quant`'s format (dense: of dtype w; 4-bit: computing in w), a 4-bit
-// one as `parts` row ranges quantized as separate tensors. InputError when 4-bit blocks of 64 do not fit.
+// A Linear [sum(part_rows), in] (+ bias) from `a` in `quant`'s format (dense: of dtype w; 4-bit: computing in w): the
+// modules it stacks (one, or gate/up, or q/k/v) have part_rows[p] rows each; a 4-bit one quantizes each as its own
+// tensor, as bitsandbytes does. InputError when 4-bit blocks of 64 do not fit.
+LinearWeight carve_linear(Arena& a, const std::vector<int64_t>& part_rows, int64_t in, bool has_bias, DType w,
+                          const WeightQuant& quant);
+// The same with `parts` equal row ranges of a Linear [out, in].
 LinearWeight carve_linear(Arena& a, int64_t out, int64_t in, bool has_bias, DType w, const WeightQuant& quant,
                           int parts = 1);
-// Part p of the 4-bit Linear W from host values [out / parts, in]: quantized as bitsandbytes quantizes that tensor
-// (kernels/nf4.h), codes and scales copied into W's memory (the offsets into W.q).
+// Part p of the 4-bit Linear W from host values [W.q.part_rows[p], in]: quantized as bitsandbytes quantizes that
+// tensor (kernels/nf4.h), codes and scales copied into W's memory (the offsets into W.q).
 void quantize_linear_part(Ops& ops, const float* values, LinearWeight& W, int p);
 
 struct LayerWeights {
   Tensor in_norm, post_norm;  // [H]
-  LinearWeight q, k, v;       // [n*D, H] (+ bias [n*D]); [nkv*D, H] (+ bias [nkv*D]) x2. Qwen2: with bias
+  // [(n + 2 nkv) D, H] (+ bias): q_proj rows, then k_proj's, then v_proj's (fused at load; 4-bit: three parts), so
+  // one GEMM makes [T, (n + 2 nkv) D] with q, k and v as column slices. Qwen2: with bias; Qwen3: without.
+  LinearWeight qkv;
   Tensor q_norm, k_norm;      // Qwen3: RMSNorm weights [D] over each head of q and k before RoPE; else empty
   LinearWeight o;             // [H, n*D] (+ bias [H] on a Qwen3 with attention_bias)
   LinearWeight gate_up;       // [2I, H]: gate_proj rows then up_proj rows (fused at load; 4-bit: two parts)

@@ -9,12 +9,10 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
   const int64_t n = c.num_attention_heads, nkv = c.num_key_value_heads;
   x.xn1 = a.take(w, {T, H});
   x.rstd1 = a.take(DType::F32, {T});
-  x.q = a.take(w, {T, n, D});
-  x.k = a.take(w, {T, nkv, D});
-  x.v = a.take(w, {T, nkv, D});
+  x.qkv = a.take(w, {T, (n + 2 * nkv) * D});
   if (c.qk_norm()) {
-    x.q_pre = a.take(w, {T, n, D});
-    x.k_pre = a.take(w, {T, nkv, D});
+    x.q = a.take(w, {T, n, D});
+    x.k = a.take(w, {T, nkv, D});
     x.rstd_q = a.take(DType::F32, {T * n});
     x.rstd_k = a.take(DType::F32, {T * nkv});
   }
@@ -42,14 +40,22 @@ void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int
   rstd_f = a.take(DType::F32, {T});
   loss_sum = a.take(DType::F32, {1});
   correct = a.take(DType::I32, {1});
+  // Scratch the forward uses too: d_qkv's memory holds packed copies of q, k, v for an attention hook
+  // (generation), q_pre/k_pre Qwen3's head norm inputs.
+  g.d_qkv = a.take(w, {T, qo + 2 * kvo});
+  if (c.qk_norm()) {
+    g.q_pre = a.take(w, {T, qo});
+    g.k_pre = a.take(w, {T, kvo});
+  }
   if (!backward) return;
   g.dh = a.take(w, {T, H});
   g.dx = a.take(w, {T, H});
   g.d_attn = a.take(w, {T, qo});
-  g.dq = a.take(w, {T, qo});
-  g.dk = a.take(w, {T, kvo});
-  g.dv = a.take(w, {T, kvo});
-  if (c.qk_norm()) g.dk_pre = a.take(w, {T, kvo});
+  if (c.qk_norm()) {
+    g.dq = a.take(w, {T, qo});
+    g.dk = a.take(w, {T, kvo});
+    g.dk_pre = a.take(w, {T, kvo});
+  }
   g.d_gate_up = a.take(w, {T, 2 * I});
   g.d_act = a.take(w, {T, I});
   const auto& targets = lora.targets;

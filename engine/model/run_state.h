@@ -15,8 +15,8 @@ namespace qsft {
 // What the backward of one layer needs from its forward.
 struct LayerActs {
   Tensor xn1, rstd1;                      // rmsnorm1 output [T, H], [T]
-  Tensor q, k, v;                         // after RoPE [T, n, D], [T, nkv, D] x2
-  Tensor q_pre, k_pre;                    // Qwen3: q, k before their head norm [T, n, D], [T, nkv, D]; else empty
+  Tensor qkv;                             // [T, (n + 2 nkv) D]: q | k | v columns (q, k after RoPE but on Qwen3)
+  Tensor q, k;                            // Qwen3: after head norm and RoPE [T, n, D], [T, nkv, D]; else empty
   Tensor rstd_q, rstd_k;                  // Qwen3: the head norms' statistics F32 [T*n], [T*nkv]
   Tensor attn, lse;                       // [T, n, D], [n, T]
   Tensor h_mid;                           // residual after attention [T, H]
@@ -27,11 +27,14 @@ struct LayerActs {
   Tensor lse_rows(int64_t T) const { return Tensor(lse.data, DType::F32, {lse.dim(0), T}, lse.device); }  // [n, T]
 };
 
-// Backward scratch, shared by all layers.
+// Backward scratch, shared by all layers. d_qkv (packed q, k, v copies for an attention hook) and Qwen3's q_pre,
+// k_pre serve the forward too, so an inference-only state has them.
 struct BackwardScratch {
   Tensor dh, dx;            // [T, H]: gradient of the residual stream; of a norm's input
   Tensor d_attn;            // [T, n*D]
-  Tensor dq, dk, dv;        // [T, n*D], [T, nkv*D] x2
+  Tensor d_qkv;             // [T, (n + 2 nkv) D]: dq | dk | dv columns, the input of one dgrad GEMM
+  Tensor dq, dk;            // Qwen3: d of the packed q, k [T, n*D], [T, nkv*D]
+  Tensor q_pre, k_pre;      // Qwen3: the head norms' inputs (qkv's q, k columns) packed [T, n*D], [T, nkv*D]
   Tensor dk_pre;            // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
   Tensor d_gate_up, d_act;  // [T, 2I], [T, I]
   Tensor du;                // LoRA [T, n*r], n: the largest group

@@ -4,7 +4,8 @@
 // the only one not checked for bitwise repeats): head_dim 16/32 (wmma only), 64 (Qwen2.5-0.5B: 14 query / 2 kv heads)
 // and 128 (7B: 28 / 4), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
 // the 64/128-row tiles, 4 x 4096), a bitwise repeat of the backward. Every comparison prints max abs error, rel. L2
-// error and cosine, so one run shows which variant and which output is off.
+// error and cosine, so one run shows which variant and which output is off. Strided head views (a fused QKV buffer)
+// against the packed op, bitwise.
 #include <cstdlib>
 
 #include "tests/gpu/gpu_test_util.h"
@@ -112,6 +113,62 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng) {
     EXPECT_EQ(dk.g.get(), dk1) << "deterministic dk " << vt;
     EXPECT_EQ(dv.g.get(), dv1) << "deterministic dv " << vt;
   }
+}
+
+// q, k, v as strided head views of one fused [T, (n + 2 nkv) D] buffer (the model's QKV projection) and dq, dk, dv
+// as views of a poisoned d_qkv: for every variant, the bits of the same op on packed copies (Ops::copy of the views;
+// the packed op is checked against the CPU above); the atomic-dQ mode's dq only to its run-to-run tolerance.
+void check_strided_case(Ops& gpu, const AttnCase& k, std::mt19937& rng) {
+  OpsLayout lg(gpu, k.lengths);
+  const int64_t T = lg.total, n = k.n, nkv = k.nkv, D = k.D, W = (n + 2 * nkv) * D;
+  const DType B = DType::BF16;
+  const std::string tag = "strided " + describe(k);
+  OpsTensor qkv(gpu, B, {T, W}), d_qkv(gpu, B, {T, W}), dout(gpu, B, {T, n, D});
+  qkv.set(random_uniform(size_t(T * W), rng, -2.0f, 2.0f));
+  dout.set(random_uniform(size_t(T * n * D), rng));
+  auto heads = [&](const OpsTensor& fused, int64_t c0, int64_t h) {
+    return fused.t.cols(c0 * D, (c0 + h) * D).view({T, h, D});
+  };
+  const Tensor q = heads(qkv, 0, n), kk = heads(qkv, n, nkv), v = heads(qkv, n + nkv, nkv);
+  Tensor dq_v = heads(d_qkv, 0, n), dk_v = heads(d_qkv, n, nkv), dv_v = heads(d_qkv, n + nkv, nkv);
+  OpsTensor qp(gpu, B, {T, n, D}), kp(gpu, B, {T, nkv, D}), vp(gpu, B, {T, nkv, D});
+  gpu.copy(qp.t, q);
+  gpu.copy(kp.t, kk);
+  gpu.copy(vp.t, v);
+  OpsTensor out(gpu, B, {T, n, D}), lse(gpu, DType::F32, {n, T}), out_p(gpu, B, {T, n, D});
+  OpsTensor lse_p(gpu, DType::F32, {n, T}), dq(gpu, B, {T, n, D}), dk(gpu, B, {T, nkv, D}), dv(gpu, B, {T, nkv, D});
+  OpsTensor back_q(gpu, B, {T, n, D}), back_k(gpu, B, {T, nkv, D}), back_v(gpu, B, {T, nkv, D});
+  for (const Variant& var : kVariants) {
+    if (var.mma && D != 64 && D != 128) continue;
+    const ScopedEnv impl("QSFT_ATTENTION", var.impl), tiles("QSFT_ATTENTION_TILES", var.tiles),
+        bwd("QSFT_ATTENTION_BWD", var.bwd);
+    const std::string vt = std::string(var.name) + " " + tag;
+    for (OpsTensor* t : {&out, &lse, &out_p, &lse_p, &dq, &dk, &dv, &d_qkv}) t->poison();
+    gpu.attention_fwd(qp.t, kp.t, vp.t, lg.seq, out_p.t, lse_p.t);
+    gpu.attention_fwd(q, kk, v, lg.seq, out.t, lse.t);
+    EXPECT_EQ(out.get(), out_p.get()) << "out " << vt;
+    EXPECT_EQ(lse.get(), lse_p.get()) << "lse " << vt;
+    gpu.attention_bwd(dout.t, qp.t, kp.t, vp.t, out_p.t, lse_p.t, lg.seq, dq.t, dk.t, dv.t);
+    gpu.attention_bwd(dout.t, q, kk, v, out.t, lse.t, lg.seq, dq_v, dk_v, dv_v);
+    gpu.copy(back_q.t, dq_v);
+    gpu.copy(back_k.t, dk_v);
+    gpu.copy(back_v.t, dv_v);
+    if (*var.bwd == '\0') {
+      EXPECT_EQ(back_q.get(), dq.get()) << "dq " << vt;
+    } else {
+      expect_match(back_q.get(), dq.get(), 1e-2, 2e-2, "dq " + vt);
+    }
+    EXPECT_EQ(back_k.get(), dk.get()) << "dk " << vt;
+    EXPECT_EQ(back_v.get(), dv.get()) << "dv " << vt;
+  }
+}
+
+TEST(GpuAttention, StridedHeadViewsMatchPacked) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(46);
+  check_strided_case(*gpu, {4, 2, 16, {7, 13, 20}}, rng);
+  check_strided_case(*gpu, {14, 2, 64, {1, 63, 130}}, rng);
+  check_strided_case(*gpu, {28, 4, 128, {127, 129, 1}}, rng);
 }
 
 TEST(GpuAttention, TinyHeadDimPackedMatchesCpu) {

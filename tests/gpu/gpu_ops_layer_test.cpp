@@ -1,6 +1,8 @@
 // CUDA RMSNorm (plain, residual-fused, backward), RoPE and SwiGLU against the CPU reference ops on fresh random
 // inputs, at odd token counts and the real Qwen2.5-0.5B (H 896, I 4864, 14/2 heads of 64) and 7B (H 3584,
 // I 18944, 28/4 heads of 128) widths, in F32 and BF16.
+#include <tuple>
+
 #include "kernels/rope.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -56,6 +58,38 @@ TEST(GpuRope, ForwardAndBackwardMatchCpu) {
         gpu->rope_bwd(dx.g.t, lg.seq, fg);
         dx.expect_close(tolerance(dt), "rope_bwd " + tag);
       }
+}
+
+// RoPE of q's and k's heads in one call over the strided [T, n + nkv, D] view of a fused [T, (n + 2 nkv) D] QKV
+// buffer: the bits of the packed op on the same heads (copied out with Ops::copy), v's columns untouched.
+TEST(GpuRope, StridedHeadViewMatchesPacked) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(24);
+  for (DType dt : kFloatTypes)
+    for (auto [n, nkv, D] : {std::tuple<int64_t, int64_t, int64_t>{14, 2, 64}, {28, 4, 128}, {3, 1, 12}}) {
+      OpsLayout lg(*gpu, {7, 130, 1});
+      const int64_t T = lg.total, W = (n + 2 * nkv) * D, qk = (n + nkv) * D;
+      const std::string tag = std::string(dtype_name(dt)) + " n=" + std::to_string(n) + " D=" + std::to_string(D);
+      OpsTensor inv_freq(*gpu, DType::F32, {D / 2});
+      inv_freq.set(cpu::rope_default_inv_freq(D, 1e6));
+      const RopeFreqs f{inv_freq.t, 1.25f};
+      const std::vector<float> values = random_uniform(size_t(T * W), rng);
+      for (bool forward : {true, false}) {
+        OpsTensor fused(*gpu, dt, {T, W}), packed(*gpu, dt, {T, n + nkv, D});
+        fused.set(values);
+        Tensor heads = fused.t.cols(0, qk).view({T, n + nkv, D});
+        gpu->copy(packed.t, heads);
+        forward ? gpu->rope_fwd(heads, lg.seq, f) : gpu->rope_bwd(heads, lg.seq, f);
+        forward ? gpu->rope_fwd(packed.t, lg.seq, f) : gpu->rope_bwd(packed.t, lg.seq, f);
+        const std::vector<float> got = fused.get(), want = packed.get();
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t c = 0; c < W; ++c) {
+            const float expect = c < qk ? want[size_t(t * qk + c)] : as_stored({values[size_t(t * W + c)]}, dt)[0];
+            ASSERT_EQ(got[size_t(t * W + c)], expect)
+                << (forward ? "rope_fwd " : "rope_bwd ") << tag << " token " << t << " column " << c;
+          }
+      }
+    }
 }
 
 TEST(GpuSwiGlu, ForwardAndBackwardMatchCpu) {

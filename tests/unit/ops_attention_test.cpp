@@ -1,5 +1,6 @@
 // CPU attention: causal within each packed sequence, GQA. The forward against a plain T x T softmax per sequence
-// (in double), the backward (dq, dk, dv) by finite differences; 3 packed sequences of odd lengths.
+// (in double), the backward (dq, dk, dv) by finite differences; 3 packed sequences of odd lengths; strided head
+// views (a fused QKV buffer) against packed tensors.
 #include <gtest/gtest.h>
 
 #include "tests/unit/ops_test_util.h"
@@ -90,6 +91,49 @@ TEST(OpsAttention, BackwardMatchesFiniteDifferences) {
   expect_fd_ok(directional_fd_error(f_q, in.q, dout0, dq.values()), 1e-3, "attention dq");
   expect_fd_ok(directional_fd_error(f_k, in.k, dout0, dk.values()), 1e-3, "attention dk");
   expect_fd_ok(directional_fd_error(f_v, in.v, dout0, dv.values()), 1e-3, "attention dv");
+}
+
+// q, k, v as strided head views of one fused [T, (n + 2 nkv) D] buffer (as the model's QKV projection), their
+// gradients as views of a poisoned d_qkv: exactly the packed results, and nothing written outside the views.
+TEST(OpsAttention, StridedHeadViewsMatchPackedExactly) {
+  auto ops = make_cpu_ops();
+  AttentionInputs in;
+  const int64_t T = in.T, n = in.n, nkv = in.nkv, D = in.D, W = (n + 2 * nkv) * D;
+  F32 qkv({T, W}), d_qkv({T, W});
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < W; ++c) {
+      const std::vector<float>& src = c < n * D ? in.q : c < (n + nkv) * D ? in.k : in.v;
+      const int64_t row = c < n * D ? n * D : nkv * D, col = c < n * D ? c : (c - n * D) % (nkv * D);
+      qkv[size_t(t * W + c)] = src[size_t(t * row + col)];
+    }
+  const Tensor q = qkv.t.cols(0, n * D).view({T, n, D}), k = qkv.t.cols(n * D, (n + nkv) * D).view({T, nkv, D});
+  const Tensor v = qkv.t.cols((n + nkv) * D, W).view({T, nkv, D});
+  F32 out({T, n, D}), lse({n, T});
+  ops->attention_fwd(q, k, v, in.layout.seq, out.t, lse.t);
+  const AttentionResult packed = attention(*ops, in, in.q, in.k, in.v);
+  EXPECT_EQ(out.values(), packed.out);
+  EXPECT_EQ(lse.values(), packed.lse);
+
+  const std::vector<float> dout0 = random_uniform(in.q.size(), in.rng);
+  F32 dout({T, n, D}), dq({T, n, D}), dk({T, nkv, D}), dv({T, nkv, D});
+  F32 qp({T, n, D}), kp({T, nkv, D}), vp({T, nkv, D});
+  dout.set(dout0);
+  qp.set(in.q);
+  kp.set(in.k);
+  vp.set(in.v);
+  ops->attention_bwd(dout.t, qp.t, kp.t, vp.t, out.t, lse.t, in.layout.seq, dq.t, dk.t, dv.t);  // packed reference
+  std::fill(d_qkv.data(), d_qkv.data() + d_qkv.size(), 7.0f);                                   // poison
+  Tensor dq_v = d_qkv.t.cols(0, n * D).view({T, n, D}), dk_v = d_qkv.t.cols(n * D, (n + nkv) * D).view({T, nkv, D});
+  Tensor dv_v = d_qkv.t.cols((n + nkv) * D, W).view({T, nkv, D});
+  ops->attention_bwd(dout.t, q, k, v, out.t, lse.t, in.layout.seq, dq_v, dk_v, dv_v);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < W; ++c) {
+      const F32& ref = c < n * D ? dq : c < (n + nkv) * D ? dk : dv;
+      const int64_t row = c < n * D ? n * D : nkv * D, col = c < n * D ? c : (c - n * D) % (nkv * D);
+      ASSERT_EQ(d_qkv[size_t(t * W + c)], ref.values()[size_t(t * row + col)]) << "token " << t << " column " << c;
+    }
+  // a gradient's row stride must be its input's
+  EXPECT_THROW(ops->attention_bwd(dout.t, q, k, v, out.t, lse.t, in.layout.seq, dq.t, dk_v, dv_v), std::logic_error);
 }
 
 TEST(OpsAttention, RejectsHeadsNotAMultipleOfKvHeads) {

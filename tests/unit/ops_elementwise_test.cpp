@@ -124,6 +124,23 @@ TEST(OpsMemory, CopiesTensors) {
   EXPECT_EQ(dst.values(), std::vector<float>(100, 0.0f));
 }
 
+// A strided view (q's heads in a fused QKV row) copied into a packed tensor and back into other columns, row by row;
+// a copy between views of different rows is refused.
+TEST(OpsMemory, CopiesStridedViewsRowByRow) {
+  auto ops = make_cpu_ops();
+  F32 wide({3, 10}), packed({3, 2, 2});
+  for (size_t i = 0; i < wide.size(); ++i) wide[i] = float(i);
+  ops->copy(packed.t, wide.t.cols(2, 6).view({3, 2, 2}));
+  EXPECT_EQ(packed.values(), std::vector<float>({2, 3, 4, 5, 12, 13, 14, 15, 22, 23, 24, 25}));
+  Tensor dst = wide.t.cols(6, 10);
+  ops->copy(dst, packed.t);
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t c = 0; c < 10; ++c)
+      EXPECT_EQ(wide[size_t(r * 10 + c)], float(r * 10 + (c < 6 ? c : c - 4))) << r << ", " << c;
+  Tensor two_rows = wide.t.rows(0, 2).cols(0, 4);
+  EXPECT_THROW(ops->copy(two_rows, packed.t), std::logic_error);
+}
+
 #if !defined(QSFT_HAVE_CUDA)
 TEST(OpsCuda, BuildWithoutCudaSaysSo) {
   EXPECT_FALSE(cuda_available());

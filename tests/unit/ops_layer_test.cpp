@@ -124,6 +124,32 @@ TEST(OpsRope, BackwardIsTheInverseRotation) {
   expect_fd_ok(directional_fd_error(f, in.x, dy, rope(*ops, in, dy, false)), 1e-3, "rope dx, scale 1.3");
 }
 
+// RoPE of q's and k's heads in one call over the strided [T, n + nkv, D] view of a fused [T, (n + 2 nkv) D] QKV
+// buffer: exactly the packed result per head, v's columns untouched; the backward likewise.
+TEST(OpsRope, StridedHeadViewMatchesPackedExactly) {
+  auto ops = make_cpu_ops();
+  RopeInputs in;  // its n heads: q's 2 and k's 1 here; one more kv head of v follows in the fused row
+  const int64_t T = in.T, n = in.n, D = in.D, W = (n + 1) * D;
+  std::vector<float> fused(size_t(T * W));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < W; ++c)
+      fused[size_t(t * W + c)] = c < n * D ? in.x[size_t(t * n * D + c)] : float(t * W + c);
+  for (bool forward : {true, false}) {
+    F32 xt({T, W}), inv_freq({D / 2});
+    xt.set(fused);
+    inv_freq.set(cpu::rope_default_inv_freq(D, in.theta));
+    const RopeFreqs f{inv_freq.t, 1.3f};
+    Tensor heads = xt.t.cols(0, n * D).view({T, n, D});
+    forward ? ops->rope_fwd(heads, in.layout.seq, f) : ops->rope_bwd(heads, in.layout.seq, f);
+    in.scale = 1.3f;
+    const std::vector<float> packed = rope(*ops, in, in.x, forward);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < W; ++c)
+        ASSERT_EQ(xt[size_t(t * W + c)], c < n * D ? packed[size_t(t * n * D + c)] : fused[size_t(t * W + c)])
+            << (forward ? "rope_fwd" : "rope_bwd") << " token " << t << " column " << c;
+  }
+}
+
 struct SwigluInputs {
   static constexpr int64_t T = 6, I = 10;
   std::mt19937 rng{13};

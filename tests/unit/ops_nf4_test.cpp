@@ -1,5 +1,6 @@
 // The frozen Linear ops over a 4-bit weight (QLoRA) on the CPU reference: linear and linear_dgrad with an NF4/FP4
-// weight (plain or double-quantized, one part or the two of the fused gate/up) give the bits of the same ops over
+// weight (plain or double-quantized, one part, the two of the fused gate/up or the three unequal ones of the fused
+// q/k/v) give the bits of the same ops over
 // the weight dequantized as bitsandbytes dequantizes it (kernels/nf4.h), which is what Ops::dequantize returns.
 #include <gtest/gtest.h>
 
@@ -12,40 +13,48 @@
 namespace qsft::test {
 namespace {
 
-// The reference: each part quantized and dequantized by kernels/nf4.h alone.
-std::vector<float> reference_dequant(const std::vector<float>& values, const WeightQuant& q, int parts) {
+// The reference: each part (of part_rows[p] rows of `in` values) quantized and dequantized by kernels/nf4.h alone.
+std::vector<float> reference_dequant(const std::vector<float>& values, const WeightQuant& q,
+                                     const std::vector<int64_t>& part_rows, int64_t in) {
   const cpu::Quant4Type t = q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4;
-  const int64_t n = int64_t(values.size()) / parts, nb = n / 64;
-  std::vector<float> out(values.size()), absmax(static_cast<size_t>(nb)), absmax2(static_cast<size_t>(nb));
-  std::vector<uint8_t> codes(static_cast<size_t>(n / 2)), qabsmax(static_cast<size_t>(nb));
-  for (int p = 0; p < parts; ++p) {
-    cpu::quantize_4bit(values.data() + p * n, n, t, codes.data(), absmax.data());
+  std::vector<float> out(values.size());
+  int64_t first = 0;
+  for (int64_t rows : part_rows) {
+    const int64_t n = rows * in, nb = n / 64;
+    std::vector<float> absmax(static_cast<size_t>(nb)), absmax2(static_cast<size_t>(nb));
+    std::vector<uint8_t> codes(static_cast<size_t>(n / 2)), qabsmax(static_cast<size_t>(nb));
+    cpu::quantize_4bit(values.data() + first, n, t, codes.data(), absmax.data());
     if (q.double_quant) {
       const float offset = cpu::absmax_offset(absmax.data(), nb);
       cpu::quantize_absmax(absmax.data(), nb, offset, qabsmax.data(), absmax2.data());
       cpu::dequantize_absmax(qabsmax.data(), absmax2.data(), nb, offset, absmax.data());
     }
-    cpu::dequantize_4bit(codes.data(), absmax.data(), n, t, out.data() + p * n);
+    cpu::dequantize_4bit(codes.data(), absmax.data(), n, t, out.data() + first);
+    first += n;
   }
   return out;
 }
 
+// Parts: one Linear; gate/up (two equal); q/k/v (three unequal, q's 516 blocks of 64 not a multiple of the 256
+// absmax values an absmax2 covers, so k's absmax2 starts where q's partial block of 256 ends).
 TEST(OpsNf4, LinearAndDgradEqualTheDenseOpsOverTheDequantizedWeight) {
   auto ops = make_cpu_ops();
-  const int64_t T = 9, in = 96, out = 40;
+  const int64_t T = 9, in = 96;
   std::mt19937 rng(17);
   for (WeightFormat f : {WeightFormat::nf4, WeightFormat::fp4})
     for (bool dq : {false, true})
-      for (int parts : {1, 2}) {
+      for (const std::vector<int64_t>& parts : std::vector<std::vector<int64_t>>{{40}, {20, 20}, {344, 8, 8}}) {
         SCOPED_TRACE(std::string(weight_format_name(f)) + (dq ? " double-quant" : "") + " parts " +
-                     std::to_string(parts));
+                     std::to_string(parts.size()));
         const WeightQuant q{f, dq};
+        int64_t out = 0;
+        for (int64_t r : parts) out += r;
         const std::vector<float> values = random_uniform(size_t(out * in), rng, -0.1f, 0.1f);
-        Quant4Linear Q(*ops, values, out, in, q, parts, DType::F32);
+        Quant4Linear Q(*ops, values, parts, in, q, DType::F32);
 
         F32 dense({out, in});
         ops->dequantize(Q.W, dense.t);
-        EXPECT_EQ(dense.values(), reference_dequant(values, q, parts));
+        EXPECT_EQ(dense.values(), reference_dequant(values, q, parts, in));
 
         F32 x({T, in}), y({T, out}), y_ref({T, out}), dy({T, out}), dx({T, in}), dx_ref({T, in});
         x.set(random_uniform(x.size(), rng));

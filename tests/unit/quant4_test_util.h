@@ -9,14 +9,20 @@
 namespace qsft::test {
 
 struct Quant4Linear {
-  Quant4Linear(Ops& ops, const std::vector<float>& values, int64_t out, int64_t in, const WeightQuant& q, int parts,
-               DType compute) {
+  // Parts of part_rows[p] rows each (the fused q/k/v: unequal), values [sum(part_rows), in].
+  Quant4Linear(Ops& ops, const std::vector<float>& values, const std::vector<int64_t>& part_rows, int64_t in,
+               const WeightQuant& q, DType compute) {
     Arena measure;
-    carve_linear(measure, out, in, false, compute, q, parts);
+    carve_linear(measure, part_rows, in, false, compute, q);
     arena = Arena(ops, measure.used());
-    W = carve_linear(arena, out, in, false, compute, q, parts);
-    for (int p = 0; p < parts; ++p) quantize_linear_part(ops, values.data() + p * (out / parts) * in, W, p);
+    W = carve_linear(arena, part_rows, in, false, compute, q);
+    for (size_t p = 0; p < part_rows.size(); ++p)
+      quantize_linear_part(ops, values.data() + W.part_row0(int(p)) * in, W, int(p));
   }
+  // `parts` equal parts of a Linear [out, in].
+  Quant4Linear(Ops& ops, const std::vector<float>& values, int64_t out, int64_t in, const WeightQuant& q, int parts,
+               DType compute)
+      : Quant4Linear(ops, values, std::vector<int64_t>(size_t(parts), out / parts), in, q, compute) {}
   Arena arena;
   LinearWeight W;
 };

@@ -9,10 +9,10 @@
 
 namespace qsft::dev {
 
-void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+void attention_fwd_dev01(const cuda::AttentionShape& shape, const void* q, const void* k, const void* v, void* out,
                          float* lse, void* stream) {
-  if (s.T == 0) return;
-  cuda::attn::check_shape(s, {q, k, v, out});
+  if (shape.T == 0) return;
+  const cuda::AttentionShape s = cuda::attn::check_shape(shape, {q, k, v, out});
   if (s.D == 64)
     cuda::attn::launch_fwd_mma<64, 4, 2, 64>(s, q, k, v, out, lse, stream);
   else
