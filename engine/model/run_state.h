@@ -27,28 +27,42 @@ struct LayerActs {
   Tensor lse_rows(int64_t T) const { return Tensor(lse.data, DType::F32, {lse.dim(0), T}, lse.device); }  // [n, T]
 };
 
-// Backward scratch, shared by all layers.
+// Backward scratch, shared by all layers. dh and dx are live throughout; the rest lives in one region reused phase
+// by phase (run_state.cpp): LoRA's xd and du at its start (every phase's LoRA backward), then the MLP phase's d_act
+// or, over the same bytes, the attention phase's d_attn, dq, dk, dv, dk_pre; before either, the loss phase's
+// RunState::xf and the rest of the region as the loss's scratch (`shared`, lent to lm_head_ce). d gate_up is
+// computed in place of the saved gate_up.
 struct BackwardScratch {
-  Tensor dh, dx;            // [T, H]: gradient of the residual stream; of a norm's input
-  Tensor d_attn;            // [T, n*D]
-  Tensor dq, dk, dv;        // [T, n*D], [T, nkv*D] x2
-  Tensor dk_pre;            // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
-  Tensor d_gate_up, d_act;  // [T, 2I], [T, I]
-  Tensor du;                // LoRA [T, r]
-  Tensor xd;                // LoRA dropout(x) [T, max(H, I, n*D)]
+  Tensor dh, dx;      // [T, H]: gradient of the residual stream; of a norm's input
+  Tensor xd, du;      // LoRA dropout(x) [T, max(H, I, n*D)]; LoRA [T, r] (empty with full fine-tuning)
+  Tensor d_act;       // MLP phase [T, I]
+  Tensor d_attn;      // attention phase [T, n*D]
+  Tensor dq, dk, dv;  // attention phase [T, n*D], [T, nkv*D] x2
+  Tensor dk_pre;      // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
+  Tensor shared;      // U8: the region after xf, free while the loss is computed
+};
+
+// Bytes of a run state by role (their sum is what its arena takes, with the batch's few bytes).
+struct RunStateBytes {
+  size_t residuals = 0;  // the L + 1 residual streams, the final norm's statistics, the loss
+  size_t saved = 0;      // the layers' saved activations (LayerActs)
+  size_t scratch = 0;    // the backward scratch (dh, dx and the shared region, with xf)
 };
 
 struct RunState {
   std::vector<Tensor> resid;    // L + 1 residual streams [T, H]: input of each layer, and the last output
   std::vector<LayerActs> acts;  // [shared by the recomputed layers (R > 0)] + one per kept layer
-  Tensor xf, rstd_f;            // final norm output [T, H], [T]
+  Tensor xf, rstd_f;            // final norm output [T, H] (in the backward scratch's region), [T]
   Tensor loss_sum, correct;     // F32 [1], I32 [1]
   BackwardScratch g;
 
   int recomputed = 0;           // R: layers [0, R) are recomputed in the backward
+  RunStateBytes bytes;
 
-  void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, int recomputed_layers,
-             DType w);
+  // loss_scratch: the bytes lm_head_ce needs on the backend (0 when it brings its own: cpu); the shared region is
+  // at least that large.
+  void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, int recomputed_layers, DType w,
+             size_t loss_scratch = 0);
   LayerActs& layer(int l) { return l < recomputed ? acts[0] : acts[size_t(l - recomputed + (recomputed > 0))]; }
 };
 
