@@ -141,7 +141,9 @@ std::string TrainingPlan::report() const {
     if (!cpu && bytes) line(what, bytes, note);
   };
   line("frozen weights", model.weights);
-  line(full_finetuning ? "all weights + grads (+ bf16 copy)" : "LoRA params + grads (+ bf16 copy)", model.lora);
+  const std::string trained =
+      std::string(full_finetuning ? "all weights" : "LoRA params") + " + grads" + (cpu ? "" : " + bf16 copy");
+  line(trained.c_str(), model.lora);
   line("AdamW moments", optimizer);
   line("residual streams (L + 1)", model.state.residuals);
   line("saved layer activations", model.state.saved);
