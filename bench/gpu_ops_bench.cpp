@@ -5,7 +5,8 @@
 // (each input read once, each output written once), so its share of the copy ceiling is its efficiency (goal >= 85%).
 // Each repeat is timed alone with CUDA events (device time, no host clock), after a 256 MiB write that evicts the
 // 50 MB L2, so every op reads its inputs from device memory as it does in a training step. Then the LM head +
-// cross-entropy at the 7B shape with every row pass of kernels/dev/cross_entropy.
+// cross-entropy at the 7B shape with every row pass of kernels/dev/cross_entropy, and the LoRA variants (the B term
+// as a beta = 1 GEMM or by concatenated K; stacked A).
 //   gpu_ops_bench [--quick]   (--quick: 8k tokens only)
 #include <algorithm>
 #include <cmath>
@@ -309,6 +310,49 @@ void bench_lm_head_ce(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   }
 }
 
+// LoRA at the 7B shapes (T = 16384, H = 3584, r = 16), in TFLOP/s of the GEMM work (2 T out (H + r) for a Linear
+// with its LoRA B term). y += s u B^T after the base GEMM y = x W^T: (a) as a second GEMM accumulating with beta = 1,
+// or (b) folded into the base GEMM by concatenating K: [x | s u] [W | B]^T, K = H + r (operands concatenated here
+// beforehand; in a step, u's GEMM would write s u into the columns after x, and the bf16 compute copy of B would
+// sit after W's rows). Then the A projections of q/k/v: three [r, H] GEMMs vs one with the A's stacked [3r, H].
+void bench_lora(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
+  const DType B = DType::BF16;
+  const int64_t T = 16384, H = 3584, r = 16;
+  const float s = 2.0f;
+  auto report = [&](const std::string& op, double seconds, double flops) {
+    const double rate = flops / seconds / 1e12;
+    print_row({op, "7B", T, seconds * 1e3, rate, true, rate / ceil.tflops});
+  };
+  Buf x(ops, B, {T, H}, rng), u(ops, B, {T, 3 * r}, rng), xu(ops, B, {T, H + r}, rng);
+  for (int64_t out : {int64_t(3584), int64_t(512), int64_t(18944)}) {
+    Buf W(ops, B, {out, H}, rng), Bm(ops, B, {out, r}, rng), WB(ops, B, {out, H + r}, rng), y(ops, B, {T, out}, rng);
+    const Mat uj = Mat::of(u.t.cols(0, r));
+    const std::string o = " out " + std::to_string(out);
+    const double t0 =
+        median_seconds(ops, [&] { ops.gemm(Mat::of(x.t), false, Mat::of(W.t), true, Mat::of(y.t), 1, 0); });
+    report("lora base" + o, t0, 2.0 * T * out * H);
+    const double ta = median_seconds(ops, [&] {
+      ops.gemm(Mat::of(x.t), false, Mat::of(W.t), true, Mat::of(y.t), 1, 0);
+      ops.gemm(uj, false, Mat::of(Bm.t), true, Mat::of(y.t), s, 1);  // y += s u B^T
+    });
+    report("lora (a) beta=1" + o, ta, 2.0 * T * out * (H + r));
+    const double tb =
+        median_seconds(ops, [&] { ops.gemm(Mat::of(xu.t), false, Mat::of(WB.t), true, Mat::of(y.t), 1, 0); });
+    report("lora (b) K=H+r" + o, tb, 2.0 * T * out * (H + r));
+    std::printf("  out %lld: (a) base + beta=1 %.3f ms, (b) concatenated K %.3f ms, base alone %.3f ms\n",
+                static_cast<long long>(out), ta * 1e3, tb * 1e3, t0 * 1e3);
+  }
+  Buf A(ops, B, {3 * r, H}, rng);
+  const double t3 = median_seconds(ops, [&] {
+    for (int64_t j = 0; j < 3; ++j)
+      ops.gemm(Mat::of(x.t), false, Mat::of(A.t.rows(j * r, (j + 1) * r)), true, Mat::of(u.t.cols(j * r, (j + 1) * r)),
+               1, 0);
+  });
+  report("lora A q,k,v x3", t3, 2.0 * T * 3 * r * H);
+  const double t1 = median_seconds(ops, [&] { ops.gemm(Mat::of(x.t), false, Mat::of(A.t), true, Mat::of(u.t), 1, 0); });
+  report("lora A q,k,v stacked", t1, 2.0 * T * 3 * r * H);
+}
+
 // Memory-bound ops (GB/s rows) below 85% of the copy ceiling, named.
 void print_memory_summary() {
   int n = 0, under = 0;
@@ -359,6 +403,7 @@ int main(int argc, char** argv) {
     }
   bench_optimizer(*ops, ceil, rng);
   bench_lm_head_ce(*ops, ceil, rng);
+  bench_lora(*ops, ceil, rng);
   print_memory_summary();
   return 0;
 #endif

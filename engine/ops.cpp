@@ -239,7 +239,7 @@ void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& 
   QSFT_CHECK(K == K_b && C.rows == M && C.cols == N,
              "gemm shapes: op(A) " + dims(M, K) + ", op(B) " + dims(K_b, N) + ", C " + dims(C.rows, C.cols));
   if (bias) Expect{device()}.vector(*bias, C.dtype, N, "gemm bias");
-  gemm_impl(A, transA, B, transB, C, alpha, beta, bias, {M, N, K});
+  gemm_impl(A, transA, B, transB, C, alpha, beta, bias, {M, N, K}, nullptr);
 }
 
 void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
@@ -302,19 +302,17 @@ Mat columns(Mat m, int64_t c0, int64_t c1) {  // columns [c0, c1) of m
 }
 }  // namespace
 
-// y = x W^T + b over the backend's GEMM, in chunks of W's rows (one for a dense W: y's columns [r0, r1) from rows
-// [r0, r1)); the residual is first copied into y (beta = 1).
+// y = x W^T + b (+ residual) over the backend's GEMM, in chunks of W's rows (one for a dense W: y's columns
+// [r0, r1) from rows [r0, r1)). The residual is the GEMM's beta = 1 source, read in place (no copy into y).
 void Ops::linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual) {
   const int64_t T = x.dim(0), chunk = chunk_rows(W);
-  if (residual && residual->data != y.data) {
-    QSFT_CHECK(y.contiguous() && residual->contiguous(), "a linear residual needs packed y and residual");
-    copy_impl(y, *residual);
-  }
+  if (residual) QSFT_CHECK(residual->stride0() == y.stride0(), "a linear residual needs y's row stride");
   for (int64_t r0 = 0; r0 < W.out(); r0 += chunk) {
     const int64_t r1 = std::min(W.out(), r0 + chunk);
     const Tensor w = weight_rows(W, r0, r1), bias = W.bias.empty() ? Tensor() : W.bias.rows(r0, r1);
+    const void* src = residual ? columns(Mat::of(*residual), r0, r1).data : nullptr;
     gemm_impl(Mat::of(x), false, Mat::of(w), true, columns(Mat::of(y), r0, r1), 1.0f, residual ? 1.0f : 0.0f,
-              W.bias.empty() ? nullptr : &bias, {T, r1 - r0, W.in()});
+              W.bias.empty() ? nullptr : &bias, {T, r1 - r0, W.in()}, src);
   }
 }
 
@@ -325,14 +323,14 @@ void Ops::linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx,
     const int64_t r1 = std::min(W.out(), r0 + chunk);
     const Tensor w = weight_rows(W, r0, r1);
     gemm_impl(columns(Mat::of(dy), r0, r1), false, Mat::of(w), false, Mat::of(dx), 1.0f,
-              accumulate || r0 > 0 ? 1.0f : 0.0f, nullptr, {dy.dim(0), W.in(), r1 - r0});
+              accumulate || r0 > 0 ? 1.0f : 0.0f, nullptr, {dy.dim(0), W.in(), r1 - r0}, nullptr);
   }
 }
 
 // dW.w += dy^T x over the backend's GEMM (F32 output), then the bias: db += sum_t dy.
 void Ops::linear_wgrad_impl(const Tensor& dy, const Tensor& x, const LinearWeight& dW) {
   const int64_t T = dy.dim(0);
-  gemm_impl(Mat::of(dy), true, Mat::of(x), false, Mat::of(dW.w), 1.0f, 1.0f, nullptr, {dW.out(), dW.in(), T});
+  gemm_impl(Mat::of(dy), true, Mat::of(x), false, Mat::of(dW.w), 1.0f, 1.0f, nullptr, {dW.out(), dW.in(), T}, nullptr);
   if (!dW.bias.empty()) {
     Tensor db = dW.bias;
     bias_grad_impl(dy, db, T, dW.out());
@@ -469,8 +467,8 @@ void Ops::attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, co
   attention_bwd_impl(dout, q, k, v, out, lse, seq, dq, dk, dv, d);
 }
 
-void Ops::decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
-                           Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out) {
+void Ops::decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache, Tensor& v_cache,
+                           const Tensor& slot, const Tensor& len, Tensor& out) {
   Scope s(*this, OpFamily::attention);
   const Expect e{device()};
   QSFT_CHECK(q.ndim == 3 && k_cache.ndim == 4, "decode attention q must be [B, n, D], the caches [slots, S, nkv, D]");
@@ -518,6 +516,16 @@ void Ops::swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up
   swiglu_bwd_impl(dout, gate_up, dgate_up, T, I);
 }
 
+void Ops::argmax_rows(const Tensor& logits, Tensor& out) {
+  Scope s(*this, OpFamily::lm_head_ce);
+  const Expect e{device()};
+  const int64_t R = out.numel(), V = logits.dim(-1);
+  QSFT_CHECK(V >= 1, "argmax_rows: rows of no values");
+  e.matrix(logits, DType::F32, R, V, "argmax_rows logits");
+  e.vector(out, DType::I32, R, "argmax_rows out");
+  argmax_rows_impl(logits, out, R, V);
+}
+
 void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                      Tensor& correct, Tensor* dh, Tensor* dW, const Tensor* scratch) {
   Scope s(*this, OpFamily::lm_head_ce);
@@ -535,7 +543,7 @@ void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, fl
     QSFT_CHECK(backward, "lm_head dW needs dh (the backward)");
     e.matrix(*dW, DType::F32, V, H, "lm_head dW");
   }
-  if (scratch) e.placed(*scratch, "lm_head scratch");
+  if (scratch && !scratch->empty()) e.placed(*scratch, "lm_head scratch");
   lm_head_ce_impl(h, W, targets, grad_scale, loss_sum, correct, backward ? dh : nullptr, dW, scratch);
 }
 
@@ -590,7 +598,7 @@ void Ops::adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const Ada
   adamw_step_impl(p, g, m, v, h);
 }
 
-void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) {
+void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h, int64_t decayed) {
   Scope sc(*this, OpFamily::optimizer);
   const Expect e{device()};
   const int64_t n = p.numel(), blocks = (n + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock;
@@ -603,7 +611,8 @@ void Ops::adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const 
   e.vector(s.map_m, DType::F32, 256, "adamw8bit map_m");
   e.vector(s.map_v, DType::F32, 256, "adamw8bit map_v");
   QSFT_CHECK(h.step >= 1, "adamw step counts from 1");
-  adamw8bit_step_impl(p, g, s, h);
+  QSFT_CHECK(decayed <= n, "adamw8bit decayed range beyond p");
+  adamw8bit_step_impl(p, g, s, h, decayed < 0 ? n : decayed);
 }
 
 }  // namespace qsft

@@ -193,6 +193,8 @@ class Ops {
   // q [B, n, D]; k_new, v_new [B, nkv, D] (this step's keys and values, after RoPE); k_cache, v_cache
   // [slots, S, nkv, D]; slot, len I32 [B]. Writes k_new[b], v_new[b] at position len[b] - 1 of cache slot slot[b],
   // then out[b] = causal attention of q[b] over that slot's positions [0, len[b]) (kernels/decode_attention.h).
+  // Rows may share a slot (new tokens of one sequence, len = position + 1): every row's key and value is written
+  // before any row reads the cache.
   void decode_attention(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache, Tensor& v_cache,
                         const Tensor& slot, const Tensor& len, Tensor& out);
 
@@ -213,6 +215,8 @@ class Ops {
   // scratch); a backend that needs scratch uses it when it is large enough, its own buffer otherwise.
   void lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                   Tensor& correct, Tensor* dh, Tensor* dW = nullptr, const Tensor* scratch = nullptr);
+  // Greedy decoding: out[r] = the first argmax of logits[r, :] (kernels/argmax.h).   logits F32 [R, V], out I32 [R]
+  void argmax_rows(const Tensor& logits, Tensor& out);
 
   // ---- elementwise and reductions ----
   void add_inplace(Tensor& y, const Tensor& x);  // y += x
@@ -230,7 +234,8 @@ class Ops {
   void adamw_step(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h);
   // bitsandbytes' 8-bit blockwise AdamW (kernels/adamw8bit.h: optim "adamw_8bit"): p, g F32 [P]; the moments'
   // codes U8 [P], their absmax F32 [ceil(P / 256)] (blocks of 256 from the first parameter), maps F32 [256].
-  void adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h);
+  // The weight decay applies to p[0, decayed) only (-1: all of p; full fine-tuning's no-decay group follows).
+  void adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h, int64_t decayed = -1);
 
   // ---- profile (QSFT_PROFILE=1 in the environment: time per op family, CUDA events on the GPU) ----
   bool profiling() const { return profiling_; }
@@ -247,8 +252,10 @@ class Ops {
   virtual void zero_impl(Tensor& t) = 0;
   virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
   virtual void cast_impl(const Tensor& src, Tensor& dst) = 0;  // F32 -> BF16
+  // C = alpha op(A) op(B) + beta * src (+ bias): src is c_src when given (C's shape and leading dimension: a
+  // residual added without a copy), else C itself.
   virtual void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
-                         const Tensor* bias, const GemmSizes& s) = 0;
+                         const Tensor* bias, const GemmSizes& s, const void* c_src) = 0;
   // Both go through gemm_impl; a 4-bit weight is first dequantized into the backend's weight scratch.
   virtual void linear_impl(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor* residual);
   virtual void linear_dgrad_impl(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool accumulate);
@@ -284,13 +291,15 @@ class Ops {
   virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) = 0;
   virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
                                Tensor& loss_sum, Tensor& correct, Tensor* dh, Tensor* dW, const Tensor* scratch) = 0;
+  virtual void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) = 0;
   virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;
   virtual void scale_inplace_impl(Tensor& y, float s) = 0;
   virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) = 0;
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;
-  virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) = 0;
+  virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
+                                   int64_t decayed) = 0;
 
   // A backend reports each alloc_bytes (the bytes asked) and free_bytes, for bytes_held().
   void note_alloc(const void* p, size_t bytes);

@@ -11,6 +11,7 @@
 #include "engine/ops.h"
 #include "kernels/adamw.h"
 #include "kernels/adamw8bit.h"
+#include "kernels/argmax.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/decode_attention.h"
@@ -76,7 +77,11 @@ class CpuOps final : public Ops {
   }
 
   void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
-                 const Tensor* bias, const GemmSizes& s) override {
+                 const Tensor* bias, const GemmSizes& s, const void* c_src) override {
+    if (c_src && c_src != C.data && beta != 0.0f)  // the beta source into C first: C's rows, C's leading dimension
+      for (int64_t i = 0; i < s.M; ++i)
+        std::memcpy(static_cast<float*>(C.data) + i * C.ld, static_cast<const float*>(c_src) + i * C.ld,
+                    size_t(s.N) * sizeof(float));
     cpu::gemm(s.M, s.N, s.K, alpha, f32(A, "gemm A"), A.ld, transA, f32(B, "gemm B"), B.ld, transB, beta,
               const_cast<float*>(f32(C, "gemm C")), C.ld, bias ? bias->f32() : nullptr);
   }
@@ -160,6 +165,9 @@ class CpuOps final : public Ops {
     cpu::swiglu_bwd(dout.f32(), gate_up.f32(), T, I, dgate_up.f32());
   }
 
+  void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) override {
+    cpu::argmax_rows(logits.f32(), R, V, out.i32());
+  }
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                        Tensor& correct, Tensor* dh, Tensor* dW, const Tensor*) override {
     const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();
@@ -180,8 +188,9 @@ class CpuOps final : public Ops {
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cpu::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h);
   }
-  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
-    cpu::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h);
+  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
+                           int64_t decayed) override {
+    cpu::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, decayed);
   }
 
  private:

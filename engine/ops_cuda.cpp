@@ -12,6 +12,7 @@
 
 #include "kernels/adamw8bit_cuda.h"
 #include "kernels/adamw_cuda.h"
+#include "kernels/argmax_cuda.h"
 #include "kernels/attention_cuda.h"
 #include "kernels/cross_entropy_cuda.h"
 #include "kernels/decode_attention_cuda.h"
@@ -92,8 +93,9 @@ class CudaOps final : public Ops {
   }
 
   void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
-                 const Tensor* bias, const GemmSizes&) override {
-    gemm_runner().run(operand(A), transA, operand(B), transB, operand(C), alpha, beta, bias ? bias->data : nullptr);
+                 const Tensor* bias, const GemmSizes&, const void* c_src) override {
+    gemm_runner().run(operand(A), transA, operand(B), transB, operand(C), alpha, beta, bias ? bias->data : nullptr,
+                      c_src);
   }
 
   // Rows of a 4-bit weight dequantized by one kernel, into the weight scratch (then the dense GEMM: Ops::linear_impl,
@@ -182,7 +184,9 @@ class CudaOps final : public Ops {
                "the CUDA decode attention supports head_dim up to 256, not " + std::to_string(d.D));
     cuda::kv_cache_append(q.dtype, k_new.data, v_new.data, slot.i32(), len.i32(), d, k_cache.data, v_cache.data,
                           stream_);
-    cuda::decode_attention(q.dtype, q.data, k_cache.data, v_cache.data, slot.i32(), len.i32(), d, out.data, stream_);
+    void* scratch = attn_scratch_.get(cuda::decode_attention_scratch_bytes(d));  // split-K partial results
+    cuda::decode_attention(q.dtype, q.data, k_cache.data, v_cache.data, slot.i32(), len.i32(), d, out.data, scratch,
+                           stream_);
   }
 
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) override {
@@ -192,6 +196,9 @@ class CudaOps final : public Ops {
     cuda::swiglu_bwd(dout.dtype, dout.data, gate_up.data, T, I, dgate_up.data, stream_);
   }
 
+  void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) override {
+    cuda::argmax_rows(logits.f32(), R, V, out.i32(), stream_);
+  }
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
                        Tensor& correct, Tensor* dh, Tensor* dW, const Tensor* scratch) override {
     cuda::LmHeadCe a;
@@ -230,8 +237,9 @@ class CudaOps final : public Ops {
   void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) override {
     cuda::adamw_step(p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), h, stream_);
   }
-  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h) override {
-    cuda::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, stream_);
+  void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
+                           int64_t decayed) override {
+    cuda::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, decayed, stream_);
   }
 
   void profile_begin(OpFamily f) override { timer_->begin(int(f)); }

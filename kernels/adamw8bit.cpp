@@ -32,8 +32,9 @@ std::array<float, 256> dynamic_map(bool is_signed) {
 
 uint8_t quantize_code(const float* map, float x, bool is_signed) { return adamw8bit::quantize(map, x, is_signed); }
 
-void adamw8bit_step(float* p, const float* g, const AdamW8bitState& s, int64_t n, const AdamWHyper& hyper) {
-  const AdamW8bitScalars k = adamw8bit_scalars(hyper);
+void adamw8bit_step(float* p, const float* g, const AdamW8bitState& s, int64_t n, const AdamWHyper& hyper,
+                    int64_t decayed) {
+  const AdamW8bitScalars k = adamw8bit_scalars(hyper, decayed);
   const int64_t blocks = (n + kAdamW8bitBlock - 1) / kAdamW8bitBlock;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
@@ -52,7 +53,7 @@ void adamw8bit_step(float* p, const float* g, const AdamW8bitState& s, int64_t n
     s.absmax_v[b] = max_v;
     for (int64_t j = 0; j < len; ++j) {
       const int64_t i = start + j;
-      p[i] = adamw8bit::update_param(p[i], g[i], mo[j], k);
+      p[i] = adamw8bit::update_param(p[i], g[i], mo[j], k, i);
       s.m[i] = adamw8bit::quantize_m(s.map_m, mo[j].s1, max_m);
       s.v[i] = adamw8bit::quantize(s.map_v, adamw8bit::div(mo[j].s2, max_v), false);
     }

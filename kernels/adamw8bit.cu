@@ -36,7 +36,7 @@ __global__ void adamw8bit_kernel(float* p, const float* g, cpu::AdamW8bitState s
     s.absmax_v[b] = av;
   }
   if (!in) return;
-  p[i] = adamw8bit::update_param(p[i], gi, mo, k);
+  p[i] = adamw8bit::update_param(p[i], gi, mo, k, i);
   s.m[i] = adamw8bit::quantize_m(map_m, mo.s1, am);
   s.v[i] = adamw8bit::quantize(map_v, adamw8bit::div(mo.s2, av), false);
 }
@@ -44,10 +44,10 @@ __global__ void adamw8bit_kernel(float* p, const float* g, cpu::AdamW8bitState s
 }  // namespace
 
 void adamw8bit_step(float* p, const float* g, const cpu::AdamW8bitState& s, int64_t n, const cpu::AdamWHyper& h,
-                    void* stream) {
+                    int64_t decayed, void* stream) {
   if (n == 0) return;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  adamw8bit_kernel<<<unsigned(blocks), kBlock, 0, as_stream(stream)>>>(p, g, s, n, cpu::adamw8bit_scalars(h));
+  adamw8bit_kernel<<<unsigned(blocks), kBlock, 0, as_stream(stream)>>>(p, g, s, n, cpu::adamw8bit_scalars(h, decayed));
   QSFT_CUDA_CHECK_LAUNCH();
 }
 

@@ -6,7 +6,10 @@
 //   absmax_m, absmax_v = max |s1|, max |s2| over the block (a partial last block also sees its padding lanes,
 //                        loaded as m = 128, v = 0, g = 0, as the kernel does)
 //   p = p + step_size * (s1 / (sqrt(s2) + c2 eps)),  step_size = -lr c2 / c1,  c1 = 1 - b1^t, c2 = sqrt(1 - b2^t)
-//   p = p (1 - lr wd)                                 (weight decay after the update, as bitsandbytes)
+//   p = p (1 - lr wd)                                 (weight decay after the update, as bitsandbytes; only the
+//                                                      first `decayed` parameters of the call: full fine-tuning's
+//                                                      no-decay group may begin inside a block, whose absmax
+//                                                      stays shared since decay touches p only)
 //   m = quantize(map_m, s1 / absmax_m), kept on the sign of s1;  v = quantize(map_v, s2 / absmax_v)
 // quantize is the kernel's binary search over the sorted map with its midpoint rounding (quantize_2D).
 // Rounding: fp32 operations, each rounded (no fused multiply-add), IEEE division and sqrt; b1, b2, lr, wd, eps are
@@ -47,17 +50,19 @@ struct AdamW8bitState {
 struct AdamW8bitScalars {
   float beta1, beta2, one_minus_beta1, one_minus_beta2, eps_c2, step_size, decay;
   bool weight_decay;
+  int64_t decayed;  // parameters [0, decayed) of the call get the weight decay, the rest none
 };
 // Inline: the CUDA library uses it too, and links before the CPU one. c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t);
 // step_size = -lr c2 / c1 and eps_c2 = eps c2 (the kernel's form of lr / c1 * m / (sqrt(v) / c2 + eps)).
-inline AdamW8bitScalars adamw8bit_scalars(const AdamWHyper& h) {
+inline AdamW8bitScalars adamw8bit_scalars(const AdamWHyper& h, int64_t decayed) {
   const float b1 = float(h.beta1), b2 = float(h.beta2), lr = float(h.lr), wd = float(h.weight_decay);
   const double t = double(h.step);
   const float c1 = float(1.0 - std::pow(double(b1), t)), c2 = float(std::sqrt(1.0 - std::pow(double(b2), t)));
-  return {b1, b2, 1.0f - b1, 1.0f - b2, c2 * float(h.eps), (-lr * c2) / c1, 1.0f - lr * wd, wd > 0.0f};
+  return {b1, b2, 1.0f - b1, 1.0f - b2, c2 * float(h.eps), (-lr * c2) / c1, 1.0f - lr * wd, wd > 0.0f, decayed};
 }
 
-// p, g [n] F32; s updated in place.
-void adamw8bit_step(float* p, const float* g, const AdamW8bitState& s, int64_t n, const AdamWHyper& hyper);
+// p, g [n] F32; s updated in place. The weight decay applies to p[0, decayed) only (decayed = n: all).
+void adamw8bit_step(float* p, const float* g, const AdamW8bitState& s, int64_t n, const AdamWHyper& hyper,
+                    int64_t decayed);
 
 }  // namespace qsft::cpu

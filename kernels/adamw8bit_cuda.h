@@ -7,8 +7,9 @@
 
 namespace qsft::cuda {
 
-// p, g F32 [n]; the state's codes, absmax and maps on the device (cpu::AdamW8bitState's layout).
+// p, g F32 [n]; the state's codes, absmax and maps on the device (cpu::AdamW8bitState's layout); weight decay on
+// p[0, decayed) only.
 void adamw8bit_step(float* p, const float* g, const cpu::AdamW8bitState& s, int64_t n, const cpu::AdamWHyper& hyper,
-                    void* stream);
+                    int64_t decayed, void* stream);
 
 }  // namespace qsft::cuda

@@ -89,11 +89,12 @@ QSFT_HD8 Moments update_moments(float g, float m_code_value, float absmax_m, flo
   return {s1, s2};
 }
 
-// p + step_size * s1 / (sqrt(s2) + c2 eps), then the weight decay; a non-finite gradient leaves p.
-QSFT_HD8 float update_param(float p, float g, Moments s, const cpu::AdamW8bitScalars& k) {
+// p + step_size * s1 / (sqrt(s2) + c2 eps), then the weight decay when the call's parameter i is in the decayed
+// range; a non-finite gradient leaves p.
+QSFT_HD8 float update_param(float p, float g, Moments s, const cpu::AdamW8bitScalars& k, int64_t i) {
   if (!finite(g)) return p;
   p = add(p, mul(k.step_size, div(s.s1, add(root(s.s2), k.eps_c2))));
-  return k.weight_decay ? mul(p, k.decay) : p;
+  return k.weight_decay && i < k.decayed ? mul(p, k.decay) : p;
 }
 
 }  // namespace qsft::adamw8bit

@@ -1,6 +1,7 @@
 // Decode attention (generation): one new query token per sequence attends to its sequence's KV cache, read in
 // place. The cache holds `slots` sequences of up to S positions; row b of the step uses cache slot slot[b], whose
-// first len[b] positions are valid after this step's key/value is written at position len[b] - 1.
+// first len[b] positions are valid after this step's key/value is written at position len[b] - 1. Rows may share
+// a slot (several new tokens of one sequence): every row's key/value is written before any row reads the cache.
 //   s_j = scale * q[b, h] . k_cache[slot[b], j, g]   (j < len[b], g = h / (n / nkv): GQA), scale = D^-0.5
 //   out[b, h] = sum_j softmax(s)_j v_cache[slot[b], j, g]
 // Same arithmetic as attention_fwd (kernels/attention.h): double accumulation, max subtracted, one pass over keys.

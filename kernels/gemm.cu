@@ -5,6 +5,7 @@
 // The bias epilogue adds a vector over the m = N rows of the column-major D: our bias[N] broadcast over rows.
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <unordered_map>
 
@@ -178,11 +179,13 @@ struct GemmRunner::Impl {
 
   // Runs the plan's first algorithm that launches; one that fails is reported on stderr and skipped for good. Under
   // QSFT_SYNC_LAUNCHES / CUDA_LAUNCH_BLOCKING the GEMM is synchronised, so a fault inside it is named here.
-  void matmul(Plan& plan, const PlanKey& key, const void* A, const void* B, void* C, float alpha, float beta) {
+  // D = alpha * A B + beta * C (C and D share plan.c's layout; C == D but for a residual added without a copy).
+  void matmul(Plan& plan, const PlanKey& key, const void* A, const void* B, const void* C, void* D, float alpha,
+              float beta) {
     std::string failures;
     for (; plan.next < plan.num_algos; ++plan.next) {
       const cublasStatus_t st =
-          cublasLtMatmul(handle, plan.op, &alpha, B, plan.a, A, plan.b, &beta, C, plan.c, C, plan.c,
+          cublasLtMatmul(handle, plan.op, &alpha, B, plan.a, A, plan.b, &beta, C, plan.c, D, plan.c,
                          &plan.algos[plan.next], workspace, kWorkspaceBytes, as_stream(stream));
       if (st == CUBLAS_STATUS_SUCCESS) {
         if (sync_launches())
@@ -212,7 +215,7 @@ GemmRunner::~GemmRunner() = default;
 size_t GemmRunner::cached_plans() const { return impl_->plans.size(); }
 
 void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_in, bool transB, const GemmOperand& C,
-                     float alpha, float beta, const void* bias) {
+                     float alpha, float beta, const void* bias, const void* c_src) {
   const int64_t M = transA ? A_in.cols : A_in.rows, K = transA ? A_in.rows : A_in.cols;
   const int64_t N = transB ? B_in.rows : B_in.cols;
   if (M == 0 || N == 0) return;
@@ -223,6 +226,8 @@ void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_
   check_alignment(A, "A");
   check_alignment(B, "B");
   check_alignment(C, "C");
+  const void* src = c_src ? c_src : C.data;
+  if (c_src) check_alignment({const_cast<void*>(c_src), C.dtype, C.rows, C.cols, C.ld}, "C source");
   const PlanKey key{N,
                     M,
                     K,
@@ -236,11 +241,11 @@ void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_
                     C.dtype,
                     alignment_of(B.data),
                     alignment_of(A.data),
-                    alignment_of(C.data)};
+                    std::min(alignment_of(C.data), alignment_of(src))};
   Plan& plan = impl_->plan_for(key);
   if (bias)
     QSFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-  impl_->matmul(plan, key, A.data, B.data, C.data, alpha, beta);
+  impl_->matmul(plan, key, A.data, B.data, src, C.data, alpha, beta);
 }
 
 }  // namespace qsft::cuda

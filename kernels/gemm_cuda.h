@@ -28,11 +28,12 @@ class GemmRunner {
   GemmRunner& operator=(const GemmRunner&) = delete;
 
   // C = alpha * op(A) @ op(B) + beta * C (+ bias[N] over rows), exactly Ops::gemm's contract (beta == 0 never
-  // reads C). Dtypes: when A, B and C are all F32 the product is fp32 (cuBLASLt's fp32 path); otherwise A and B
-  // are bf16 (an F32 one, e.g. a LoRA matrix, is first cast to a bf16 scratch copy) and C may be BF16 or F32.
-  // bias has C's dtype.
+  // reads C). With c_src, the beta term reads c_src instead of C (cuBLASLt's C != D: a residual added without a
+  // copy); c_src has C's dtype, shape and leading dimension. Dtypes: when A, B and C are all F32 the product is fp32
+  // (cuBLASLt's fp32 path); otherwise A and B are bf16 (an F32 one, e.g. a LoRA matrix, is first cast to a bf16 scratch
+  // copy) and C may be BF16 or F32. bias has C's dtype.
   void run(const GemmOperand& A, bool transA, const GemmOperand& B, bool transB, const GemmOperand& C, float alpha,
-           float beta, const void* bias);
+           float beta, const void* bias, const void* c_src = nullptr);
 
   size_t cached_plans() const;
 

@@ -1,7 +1,9 @@
 // qwen-sft chat --model DIR [--adapter DIR] [--system TEXT]: an interactive conversation. Each user line is added to
 // the conversation, the whole conversation goes through the chat template with the generation prompt, and the
-// answer is printed as its tokens are decoded (then kept as the assistant's turn). /reset starts over (keeping the
-// system prompt), /system TEXT sets the system prompt and starts over, /quit or end of input leaves.
+// answer is printed as its tokens are decoded (then kept as the assistant's turn). The KV cache keeps the
+// conversation between turns: only the tokens after what it holds are computed (Generator::converse). /reset starts
+// over (keeping the system prompt), /system TEXT sets the system prompt and starts over (both empty the cache),
+// /quit or end of input leaves.
 #include <unistd.h>
 
 #include <cstdio>
@@ -43,6 +45,7 @@ int run(const Args& args) {
     if (line == "/reset" || line.rfind("/system", 0) == 0) {
       if (line != "/reset") system = line.size() > 8 ? line.substr(8) : "";
       conv = fresh(system);
+      gen.forget();
       std::fprintf(stderr, "(new conversation%s)\n", system.empty() ? "" : ", with the system prompt");
       continue;
     }
@@ -60,7 +63,7 @@ int run(const Args& args) {
     }
     s.sampling.seed = seed + turn;  // a fresh random stream per turn, the same for the same seed
     TextStream out(s, stdout);
-    gen.generate({ids}, s.sampling, [&](size_t, int32_t t) { out.add(t); });
+    gen.converse(ids, s.sampling, [&](size_t, int32_t t) { out.add(t); });
     out.finish();
     std::fputc('\n', stdout);
     conv.messages.push_back(message("assistant", s.prompts.text(out.ids())));

@@ -1,5 +1,6 @@
 #include "engine/dist/comm.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "engine/base/error.h"
@@ -16,7 +17,7 @@ class SingleComm final : public Comm {
   explicit SingleComm(const Launch& l) : Comm(l) {}
   std::string name() const override { return "single"; }
   void all_reduce(Tensor&) override {}
-  void reduce_scatter(Tensor&) override {}
+  void reduce_ranges(Tensor&, std::span<const ShardRange>) override {}
   void all_gather(Tensor&) override {}
   void broadcast(Tensor&, int) override {}
   void barrier() override {}
@@ -29,9 +30,16 @@ InputError unsupported(const Launch& l, const std::string& what) {
 
 }  // namespace
 
-ShardRange shard_of(int64_t n, int world, int rank) {
-  const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
+ShardRange shard_of(int64_t n, int world, int rank, int64_t align) {
+  const int64_t blocks = (n + align - 1) / align;
+  const int64_t begin = std::min(n, blocks * rank / world * align);
+  const int64_t end = std::min(n, blocks * (rank + 1) / world * align);
   return {begin, end - begin};
+}
+
+ShardRange intersect(ShardRange a, ShardRange b) {
+  const int64_t begin = std::max(a.offset, b.offset), end = std::min(a.offset + a.count, b.offset + b.count);
+  return {begin, std::max<int64_t>(end - begin, 0)};
 }
 
 double collective_timeout_seconds() {

@@ -15,6 +15,11 @@
 // Shards: a flat buffer of n elements is split in world_size contiguous ranges (shard_of); rank r owns range r.
 // The ZeRO-1 optimizer keeps the AdamW moments of its own range only.
 //
+// Overlapped reduction (engine/dist/grad_buckets.h): start_reduce queues the reduction of some ranges behind the
+// work queued so far without holding up the work queued after it (NCCL: on the Comm's own stream, after an event
+// recorded on the Ops stream); after wait_reduces, the work queued next sees every reduction started. Between the
+// first start_reduce and wait_reduces no other collective is called. MPI and single reduce at once (same sums).
+//
 // Timeouts: a collective that waits longer than QSFT_COLLECTIVE_TIMEOUT seconds (default 600) for a peer ends the
 // whole job with a message naming the rank it waited for (MPI) or its own rank and the collective (NCCL), never
 // a silent hang. A rank that exits is noticed by the launcher (mpirun and srun end the job and name it).
@@ -34,8 +39,12 @@ class Ops;
 struct ShardRange {
   int64_t offset = 0, count = 0;
 };
-// Rank r's range of n elements over `world` ranks: [n r / w, n (r + 1) / w) (sizes differ by at most one).
-ShardRange shard_of(int64_t n, int world, int rank);
+// Rank r's range of n elements over `world` ranks: [n r / w, n (r + 1) / w) (sizes differ by at most one). With
+// align > 1 the ranks split the ceil(n / align) blocks of align elements that way instead, so every range starts
+// on a block boundary (adamw_8bit's blocks of 256: a rank's shard owns whole blocks of the 8-bit state).
+ShardRange shard_of(int64_t n, int world, int rank, int64_t align = 1);
+// The elements two ranges share (count 0 when none).
+ShardRange intersect(ShardRange a, ShardRange b);
 
 class Comm {
  public:
@@ -45,13 +54,28 @@ class Comm {
   int local_rank() const { return launch_.local_rank; }
   const Launch& launch() const { return launch_; }
   virtual std::string name() const = 0;
-  ShardRange shard(int64_t n) const { return shard_of(n, world_size(), rank()); }
+  ShardRange shard(int64_t n) const { return shard_of(n, world_size(), rank(), shard_align_); }
+  ShardRange shard(int64_t n, int q) const { return shard_of(n, world_size(), q, shard_align_); }  // rank q's
+  // The block size every shard map of this Comm starts on (default 1); set before the first sharded collective.
+  void align_shards(int64_t align) { shard_align_ = align; }
 
   // x (F32, packed) = the sum over ranks of x, on every rank.
   virtual void all_reduce(Tensor& x) = 0;
+  // In place, for ranges of x: after it, the part of each range inside this rank's shard(n) holds the sum over
+  // ranks of that part; the rest of the ranges is left unspecified (the other ranks own it). Ranges covering x
+  // once, in any order and split, give reduce_scatter's result bit for bit (MPI: each element summed in rank order).
+  virtual void reduce_ranges(Tensor& x, std::span<const ShardRange> ranges) = 0;
   // In place: after it, x's range shard(n) holds the sum over ranks of that range; the other ranges are left
   // unspecified (they are the gradients the other ranks own).
-  virtual void reduce_scatter(Tensor& x) = 0;
+  void reduce_scatter(Tensor& x) {
+    const ShardRange all{0, x.numel()};
+    reduce_ranges(x, {&all, 1});
+  }
+  // reduce_ranges overlapped with the work queued after it, and the wait for every one started (see above).
+  virtual void start_reduce(Tensor& x, std::span<const ShardRange> ranges) { reduce_ranges(x, ranges); }
+  virtual void wait_reduces() {}
+  // Whether start_reduce runs beside the compute (NCCL) rather than at once (MPI, single).
+  virtual bool overlaps() const { return false; }
   // In place: every rank's range shard(n) of its x, copied into the same range on every rank.
   virtual void all_gather(Tensor& x) = 0;
   // x of rank `root` to every rank.
@@ -63,6 +87,7 @@ class Comm {
  protected:
   explicit Comm(const Launch& l) : launch_(l) {}
   Launch launch_;
+  int64_t shard_align_ = 1;
 };
 
 // The Comm for this launch and backend: single for a world of one; mpi for the CPU backend; nccl for the CUDA

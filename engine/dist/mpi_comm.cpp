@@ -49,25 +49,36 @@ class MpiComm final : public Comm {
     all_gather(x);
   }
 
-  void reduce_scatter(Tensor& x) override {
+  // Each range's part in rank q's shard goes to q; the parts in my shard come from every peer and are summed
+  // here, element by element in rank order: the sums do not depend on how the buffer is split into ranges.
+  void reduce_ranges(Tensor& x, std::span<const ShardRange> ranges) override {
     float* data = host_f32(x);
-    const ShardRange mine = shard(x.numel());
-    std::vector<float>& peers = received_;  // peer q's copy of my range at q * count (kept: no allocation per step)
-    peers.resize(size_t(mine.count) * size_t(world_size()));
+    std::vector<ShardRange> mine;  // the ranges' parts in my shard, m elements in all
+    int64_t m = 0;
+    for (const ShardRange& r : ranges)
+      if (const ShardRange p = intersect(r, shard(x.numel())); p.count > 0) {
+        mine.push_back(p);
+        m += p.count;
+      }
+    std::vector<float>& peers = received_;  // peer q's copy of my parts at q * m (kept: no allocation per step)
+    peers.resize(size_t(m) * size_t(world_size()));
     std::vector<Message> sends, recvs;
     for (int q = 0; q < world_size(); ++q) {
       if (q == rank()) continue;
-      const ShardRange theirs = shard(q, x.numel());
-      sends.push_back({q, data + theirs.offset, theirs.count * 4});
-      recvs.push_back({q, peers.data() + size_t(q) * size_t(mine.count), mine.count * 4});
+      for (const ShardRange& r : ranges)  // in range order on both sides: MPI matches the messages in order
+        if (const ShardRange p = intersect(r, shard(q, x.numel())); p.count > 0)
+          sends.push_back({q, data + p.offset, p.count * 4});
+      int64_t at = int64_t(q) * m;
+      for (const ShardRange& p : mine) {
+        recvs.push_back({q, peers.data() + at, p.count * 4});
+        at += p.count;
+      }
     }
     exchange(sends, recvs, "reduce_scatter");
-    float* out = data + mine.offset;
-    for (int64_t i = 0; i < mine.count; ++i) {  // ((c0 + c1) + c2) + ...: rank order, the same on every run
-      const float own = out[i];
-      float s = rank() == 0 ? own : peers[size_t(i)];
-      for (int q = 1; q < world_size(); ++q) s += q == rank() ? own : peers[size_t(q) * size_t(mine.count) + size_t(i)];
-      out[i] = s;
+    int64_t at = 0;
+    for (const ShardRange& p : mine) {
+      sum_in_rank_order(data + p.offset, at, m, p.count);
+      at += p.count;
     }
   }
 
@@ -126,8 +137,19 @@ class MpiComm final : public Comm {
     int64_t bytes;
   };
 
+  // out[i] = ((c0 + c1) + c2) + ... for i < count, c_q rank q's value: out itself for this rank, else
+  // received_[q * m + at + i]. The same order on every run and for any split into ranges.
+  void sum_in_rank_order(float* out, int64_t at, int64_t m, int64_t count) const {
+    auto value = [&](int q, int64_t i) { return q == rank() ? out[i] : received_[size_t(q * m + at + i)]; };
+    for (int64_t i = 0; i < count; ++i) {
+      float s = value(0, i);
+      for (int q = 1; q < world_size(); ++q) s += value(q, i);
+      out[i] = s;
+    }
+  }
+
   ShardRange shard(int64_t n) const { return Comm::shard(n); }
-  ShardRange shard(int q, int64_t n) const { return shard_of(n, world_size(), q); }
+  ShardRange shard(int q, int64_t n) const { return Comm::shard(n, q); }
 
   static float* host_f32(const Tensor& x) {
     QSFT_CHECK(x.dtype == DType::F32 && x.contiguous() && x.device == Device::CPU,
@@ -178,7 +200,7 @@ class MpiComm final : public Comm {
 
   double timeout_s_;
   int64_t sequence_ = 0;
-  std::vector<float> received_;  // reduce_scatter's receive buffer
+  std::vector<float> received_;  // reduce_ranges' receive buffer
 };
 
 }  // namespace

@@ -2,9 +2,10 @@
 // without host waits. The unique id goes from rank 0 to the others through MPI under mpirun (when built with it),
 // else through the TCP rendezvous (engine/dist/rendezvous.h). Shards may differ in size by one element, which
 // ncclReduceScatter / ncclAllGather do not allow: a reduce-scatter is one ncclReduce per owner and an all-gather
-// one ncclBroadcast per owner, each group fused by NCCL. The communicator is non-blocking, and the host waits
-// (all_reduce_host, barrier) poll the stream against the deadline: a peer that died or hangs ends the job with a
-// message and ncclCommAbort, instead of a hang.
+// one ncclBroadcast per owner, each group fused by NCCL; a gradient bucket (start_reduce) is one ncclReduce per
+// part of it in an owner's shard, on a second, high-priority stream. The communicator is non-blocking, and the
+// host waits (all_reduce_host, barrier) poll the stream against the deadline: a peer that died or hangs ends the
+// job with a message and ncclCommAbort, instead of a hang.
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <nccl.h>
@@ -85,6 +86,11 @@ class NcclComm final : public Comm {
   }
   ~NcclComm() override {
     cudaFree(scratch_);
+    if (reduce_stream_) {
+      cudaEventDestroy(computed_);
+      cudaEventDestroy(reduced_);
+      cudaStreamDestroy(reduce_stream_);
+    }
     if (std::uncaught_exceptions() == 0) {
       api_.ncclCommFinalize(comm_);
       wait_comm("finalize");
@@ -97,25 +103,36 @@ class NcclComm final : public Comm {
 
   void all_reduce(Tensor& x) override {
     check(x);
-    nccl(api_.ncclAllReduce(x.data, x.data, size_t(x.numel()), ncclFloat, ncclSum, comm_, stream_), "ncclAllReduce");
+    queued(api_.ncclAllReduce(x.data, x.data, size_t(x.numel()), ncclFloat, ncclSum, comm_, stream_),
+           "ncclAllReduce");
   }
-  void reduce_scatter(Tensor& x) override {
-    check(x);
-    group(
-        [&](int q, float* range, size_t n) {
-          nccl(api_.ncclReduce(range, range, n, ncclFloat, ncclSum, q, comm_, stream_), "ncclReduce");
-        },
-        x);
+  void reduce_ranges(Tensor& x, std::span<const ShardRange> ranges) override { reduce_on(stream_, x, ranges); }
+  // On reduce_stream_, after the work queued so far on the Ops stream; wait_reduces makes the Ops stream wait for
+  // everything queued on reduce_stream_.
+  void start_reduce(Tensor& x, std::span<const ShardRange> ranges) override {
+    if (!reduce_stream_) make_reduce_stream();
+    cuda_check(cudaEventRecord(computed_, stream_), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(reduce_stream_, computed_, 0), "cudaStreamWaitEvent");
+    reduce_on(reduce_stream_, x, ranges);
+    reducing_ = true;
   }
+  void wait_reduces() override {
+    if (!reducing_) return;
+    cuda_check(cudaEventRecord(reduced_, reduce_stream_), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(stream_, reduced_, 0), "cudaStreamWaitEvent");
+    reducing_ = false;
+  }
+  bool overlaps() const override { return true; }
   void all_gather(Tensor& x) override {
     check(x);
-    group([&](int q, float* range,
-              size_t n) { nccl(api_.ncclBroadcast(range, range, n, ncclFloat, q, comm_, stream_), "ncclBroadcast"); },
-          x);
+    const ShardRange all{0, x.numel()};
+    group(x, {&all, 1}, [&](int q, float* part, size_t n) {
+      nccl(api_.ncclBroadcast(part, part, n, ncclFloat, q, comm_, stream_), "ncclBroadcast");
+    });
   }
   void broadcast(Tensor& x, int root) override {
     QSFT_CHECK(x.contiguous() && x.device == Device::CUDA, "NCCL broadcast of a packed device tensor");
-    nccl(api_.ncclBroadcast(x.data, x.data, x.nbytes(), ncclUint8, root, comm_, stream_), "ncclBroadcast");
+    queued(api_.ncclBroadcast(x.data, x.data, x.nbytes(), ncclUint8, root, comm_, stream_), "ncclBroadcast");
   }
   void barrier() override {
     double none = 0;
@@ -125,7 +142,8 @@ class NcclComm final : public Comm {
     const size_t bytes = values.size() * sizeof(double);
     QSFT_CHECK(bytes <= kScratchBytes, "all_reduce_host of more than 1 MiB");
     cuda_check(cudaMemcpyAsync(scratch_, values.data(), bytes, cudaMemcpyHostToDevice, stream_), "copy");
-    nccl(api_.ncclAllReduce(scratch_, scratch_, values.size(), ncclDouble, ncclSum, comm_, stream_), "ncclAllReduce");
+    queued(api_.ncclAllReduce(scratch_, scratch_, values.size(), ncclDouble, ncclSum, comm_, stream_),
+           "ncclAllReduce");
     cuda_check(cudaMemcpyAsync(values.data(), scratch_, bytes, cudaMemcpyDeviceToHost, stream_), "copy");
     wait_stream("all_reduce_host");
   }
@@ -146,17 +164,40 @@ class NcclComm final : public Comm {
                "NCCL collectives take packed F32 device tensors");
   }
 
-  // f(q, rank q's range, its length) for every rank, in one NCCL group.
-  template <class F>
-  void group(F&& f, Tensor& x) {
-    nccl(api_.ncclGroupStart(), "ncclGroupStart");
-    for (int q = 0; q < world_size(); ++q) {
-      const ShardRange r = shard_of(x.numel(), world_size(), q);
-      f(q, x.f32() + r.offset, size_t(r.count));
-    }
-    nccl(api_.ncclGroupEnd(), "ncclGroupEnd");
+  // Each range's part in rank q's shard reduced to q (in place), on `stream`, in one NCCL group.
+  void reduce_on(cudaStream_t stream, Tensor& x, std::span<const ShardRange> ranges) {
+    check(x);
+    group(x, ranges, [&](int q, float* part, size_t n) {
+      nccl(api_.ncclReduce(part, part, n, ncclFloat, ncclSum, q, comm_, stream), "ncclReduce");
+    });
   }
 
+  // f(q, the part of a range in rank q's shard, its length) for every range and rank, in one NCCL group.
+  template <class F>
+  void group(const Tensor& x, std::span<const ShardRange> ranges, F&& f) {
+    nccl(api_.ncclGroupStart(), "ncclGroupStart");
+    for (const ShardRange& r : ranges)
+      for (int q = 0; q < world_size(); ++q)
+        if (const ShardRange p = intersect(r, shard(x.numel(), q)); p.count > 0)
+          f(q, x.f32() + p.offset, size_t(p.count));
+    queued(api_.ncclGroupEnd(), "ncclGroupEnd");
+  }
+
+  void make_reduce_stream() {
+    int least = 0, greatest = 0;  // the highest priority: a bucket's reduction starts as soon as it is queued
+    cuda_check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+    cuda_check(cudaStreamCreateWithPriority(&reduce_stream_, cudaStreamNonBlocking, greatest), "cudaStreamCreate");
+    cuda_check(cudaEventCreateWithFlags(&computed_, cudaEventDisableTiming), "cudaEventCreate");
+    cuda_check(cudaEventCreateWithFlags(&reduced_, cudaEventDisableTiming), "cudaEventCreate");
+  }
+
+  // The result of a call outside a group (or of ncclGroupEnd): checked, and returning once NCCL has queued the
+  // work on its stream. A non-blocking communicator may still be queuing it when the call returns
+  // (ncclInProgress); work queued after it, or an event recorded, would then come before it.
+  void queued(ncclResult_t r, const char* what) {
+    nccl(r, what);
+    if (r == ncclInProgress) wait_comm(what);
+  }
   void nccl(ncclResult_t r, const char* what) {
     if (r != ncclSuccess && r != ncclInProgress)
       throw std::runtime_error(std::string("NCCL: ") + what + " on rank " + std::to_string(rank()) + ": " +
@@ -206,6 +247,10 @@ class NcclComm final : public Comm {
   double timeout_s_;
   ncclComm_t comm_ = nullptr;
   void* scratch_ = nullptr;  // all_reduce_host's device copy of the values
+  cudaStream_t reduce_stream_ = nullptr;  // start_reduce's (made on its first use)
+  cudaEvent_t computed_ = nullptr;        // recorded on the Ops stream: what a started reduction waits for
+  cudaEvent_t reduced_ = nullptr;         // recorded on reduce_stream_: what the Ops stream waits for
+  bool reducing_ = false;                 // reductions started and not yet waited for
 };
 
 }  // namespace

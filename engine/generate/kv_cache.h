@@ -1,8 +1,8 @@
 // The KV cache of generation: every layer's keys and values (after RoPE, as attention reads them) for `slots`
 // sequences of up to `capacity` positions, carved from an arena like the rest of the model's memory:
 //   k[l], v[l]  [slots, capacity, nkv, D]  in the activation dtype (F32 on the CPU, BF16 on the GPU).
-// Prefill copies a prompt's keys and values into its slot; each decode step appends one position in
-// Ops::decode_attention, which reads the slot in place.
+// Prefill copies a prompt's keys and values into its slot; each decode step appends one position (an extend step:
+// its rows' positions) in Ops::decode_attention, which reads the slot in place.
 #pragma once
 #include <vector>
 

@@ -11,6 +11,7 @@
 #include "engine/base/error.h"
 #include "engine/base/json_reader.h"
 #include "engine/base/json_writer.h"
+#include "engine/io/bnb_checkpoint.h"
 
 namespace qsft {
 namespace {
@@ -164,6 +165,7 @@ Qwen2Config Qwen2Config::parse(const std::string& json, const std::string& path)
   c.bos_token_id = k.opt_integer("bos_token_id");
   c.eos_token_ids = k.integers("eos_token_id");
   c.dtype = k.string("dtype", k.string("torch_dtype", ""));
+  read_saved_quantization(k, path, c.saved_4bit);
 
   for (auto [key, v, most] : {std::tuple{"hidden_size", c.hidden_size, kMaxHidden},
                               {"intermediate_size", c.intermediate_size, kMaxWidth},

@@ -26,6 +26,14 @@ struct RopeScaling {
   double low_freq_factor = 0, high_freq_factor = 0;  // llama3 (required)
 };
 
+// A folder whose Linear weights were saved by bitsandbytes in 4-bit form (config.json's quantization_config,
+// engine/io/bnb_checkpoint.h).
+struct SavedQuant4 {
+  std::string quant_type;  // "nf4" | "fp4"; "" when the weights are not saved quantized
+  bool double_quant = false;
+  std::string path;  // config.json, for error messages
+};
+
 struct Qwen2Config {
   ModelArch arch = ModelArch::qwen2;
   bool attention_bias = true;  // q/k/v (and o when true on Qwen3) projections have a bias: Qwen2 always q/k/v
@@ -44,6 +52,7 @@ struct Qwen2Config {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id: an int or a list; empty when absent
   std::string dtype;                   // "bfloat16", "float32", ... ("dtype" in v5, "torch_dtype" in v4); may be ""
+  SavedQuant4 saved_4bit;              // quantization_config of a bitsandbytes 4-bit save (not written by to_json)
 
   bool qk_norm() const { return arch == ModelArch::qwen3; }                   // q_norm/k_norm [head_dim] before RoPE
   bool o_bias() const { return arch == ModelArch::qwen3 && attention_bias; }  // Qwen3's o_proj follows attention_bias

@@ -40,4 +40,44 @@ void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor&
   }
 }
 
+// Member j's u (or du): columns [j r, (j+1) r) of the stack's [T, n*r].
+static Tensor member_cols(const Tensor& u, const LoraStack& s, int j) {
+  const int64_t r = u.dim(1) / s.n;
+  return u.cols(j * r, (j + 1) * r);
+}
+
+void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* y,
+                        Tensor& xd_scratch) {
+  if (s.m[0].dropout != 0.0f) {  // one mask per member: no shared xd
+    for (int j = 0; j < s.n; ++j) {
+      Tensor uj = member_cols(u, s, j);
+      lora_forward(ops, s.m[size_t(j)], x, uj, y[j], xd_scratch);
+    }
+    return;
+  }
+  ops.gemm(Mat::of(x), false, Mat::of(s.A), true, Mat::of(u), 1.0f, 0.0f);  // u = x [A_1; ...]^T [T, n*r]
+  for (int j = 0; j < s.n; ++j) {  // y_j += s u_j B_j^T [T, out_j]
+    const LoraBranch& b = s.m[size_t(j)];
+    ops.gemm(Mat::of(member_cols(u, s, j)), false, Mat::of(b.B), true, Mat::of(y[j]), b.scaling, 1.0f);
+  }
+}
+
+void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* dy, Tensor& dx,
+                         Tensor& du_scratch, Tensor& xd_scratch) {
+  if (s.m[0].dropout != 0.0f) {
+    for (int j = 0; j < s.n; ++j)
+      lora_backward(ops, s.m[size_t(j)], x, member_cols(u, s, j), dy[j], dx, du_scratch, xd_scratch);
+    return;
+  }
+  const Tensor du(du_scratch.data, du_scratch.dtype, {u.dim(0), u.dim(1)}, u.device);  // [T, n*r]
+  for (int j = 0; j < s.n; ++j) {
+    const LoraBranch& b = s.m[size_t(j)];
+    const Mat dyj = Mat::of(dy[j]);
+    ops.gemm(dyj, true, Mat::of(member_cols(u, s, j)), false, Mat::of(b.dB), b.scaling, 1.0f);  // dB_j += s dy_j^T u_j
+    ops.gemm(dyj, false, Mat::of(b.B), false, Mat::of(member_cols(du, s, j)), b.scaling, 0.0f);  // du_j = s dy_j B_j
+  }
+  ops.gemm(Mat::of(du), true, Mat::of(x), false, Mat::of(s.dA), 1.0f, 1.0f);  // [dA_1; ...] += du^T x [n*r, in]
+  ops.gemm(Mat::of(du), false, Mat::of(s.A), false, Mat::of(dx), 1.0f, 1.0f);  // dx += du [A_1; ...]   [T, in]
+}
+
 }  // namespace qsft

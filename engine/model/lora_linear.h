@@ -6,7 +6,19 @@
 //             du = s * dy B                    [T, r]
 //             dA += du^T xd                    [r, in]   (xd regenerated from the same dropout seed)
 //             dx += du A                       [T, in]
+// A stack (lora.h: the adapted modules of a group, reading the same x) runs the A projections as one GEMM each way:
+//   forward:  u = xd [A_1; ...; A_n]^T         [T, n*r], member j's u_j = columns [j r, (j+1) r)
+//             y_j += s * u_j B_j^T             per member
+//   backward: dB_j += s * dy_j^T u_j, du_j = s * dy_j B_j   per member, du_j into columns of du [T, n*r]
+//             [dA_1; ...; dA_n] += du^T xd     [n*r, in]
+//             dx += du [A_1; ...; A_n]         [T, in]
+// 2 + n GEMMs forward and 2 + 2n backward instead of 2n and 4n. With dropout each member draws its own mask (PEFT
+// has one dropout module per Linear; ours is a function of (member seed, index)), so there is no one xd to share:
+// then the members run one by one (the unstacked path), on the same u columns.
 #pragma once
+#include <array>
+
+#include "engine/model/lora.h"
 #include "engine/ops.h"
 
 namespace qsft {
@@ -19,7 +31,23 @@ struct LoraBranch {
   uint64_t seed = 0;     // dropout mask seed for this module in this micro-batch
 };
 
-// x [T, in], u [T, r] (saved for backward), y: output rows [T, out] (may be a column slice), xd_scratch [T, >= in]
+// The members of one group of a layer, A's stacked: A = [m[0].A; ...; m[n-1].A] [n*r, in] (the same memory).
+struct LoraStack {
+  int n = 0;  // 0: none of the group is adapted
+  std::array<LoraBranch, kMaxLoraGroupSize> m;
+  Tensor A, dA;  // [n*r, in] compute dtype, F32
+};
+
+// x [T, in], u [T, n*r] (saved for backward), y[j]: member j's output [T, out_j] (may be a column slice),
+// xd_scratch [T, >= in]
+void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* y,
+                        Tensor& xd_scratch);
+// dy[j]: member j's output gradient, dx [T, in] accumulated; du_scratch [T, >= n*r]
+void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* dy,
+                         Tensor& dx, Tensor& du_scratch, Tensor& xd_scratch);
+
+// One module (the unstacked path). x [T, in], u [T, r] (saved for backward), y: output rows [T, out] (may be a
+// column slice), xd_scratch [T, >= in]
 void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch);
 // dy [T, out] (may be a column slice), dx [T, in] accumulated; du_scratch [T, r]
 void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor& u, const Tensor& dy, Tensor& dx,

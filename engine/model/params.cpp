@@ -15,9 +15,9 @@ const ParamSegment* ParamLayout::find(std::string_view name) const {
   return nullptr;
 }
 
-void TrainableParams::carve(Arena& a, int64_t num_params, DType compute) {
+void TrainableParams::carve(Arena& a, int64_t num_params, DType compute, bool with_grads) {
   params_ = a.take(DType::F32, {num_params});
-  grads_ = a.take(DType::F32, {num_params});
+  if (with_grads) grads_ = a.take(DType::F32, {num_params});
   if (compute != DType::F32) compute_ = a.take(compute, {num_params});
 }
 

@@ -37,13 +37,16 @@ class ParamLayout {
 // parameters change (an optimizer step), not cast again before every GEMM that reads them.
 class TrainableParams {
  public:
-  void carve(Arena& a, int64_t num_params, DType compute);
+  void carve(Arena& a, int64_t num_params, DType compute, bool with_grads = true);  // without: inference
   Tensor& params() { return params_; }
   Tensor& grads() { return grads_; }
   const Tensor& compute() const { return compute_.ndim ? compute_ : params_; }  // [P], the compute dtype
   void refresh_compute(Ops& ops);  // compute copy = params, rounded
-  // [rows, cols] views at `offset` floats (a ParamSegment's place): of the gradients, of the compute copy.
-  Tensor grad_at(int64_t offset, int64_t rows, int64_t cols) const { return view(grads_, offset, rows, cols); }
+  // [rows, cols] views at `offset` floats (a ParamSegment's place): of the gradients (none without them), of the
+  // compute copy.
+  Tensor grad_at(int64_t offset, int64_t rows, int64_t cols) const {
+    return grads_.ndim ? view(grads_, offset, rows, cols) : Tensor();
+  }
   Tensor compute_at(int64_t offset, int64_t rows, int64_t cols) const {  // [rows, cols] of the compute copy
     return view(compute(), offset, rows, cols);
   }

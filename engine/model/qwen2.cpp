@@ -1,5 +1,6 @@
 #include "engine/model/qwen2.h"
 
+#include "engine/io/bnb_checkpoint.h"
 #include "kernels/cross_entropy_scratch.h"
 
 namespace qsft {
@@ -21,6 +22,7 @@ Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const Lo
       layout_(cfg, opts.full_finetuning ? LoraConfig{} : lora),  // full fine-tuning: no adapters
       opts_(opts),
       device_(device) {
+  opts_.quant = resolve_weight_quant(cfg, opts.quant, opts.full_finetuning);  // a folder saved in 4-bit form
   if (opts.full_finetuning) full_ = FullLayout(cfg);
   // The cpu backend is the fp32 reference; the cuda backend keeps activations and frozen weights in bf16.
   act_dtype_ = device == Device::CPU ? DType::F32 : DType::BF16;
@@ -42,14 +44,14 @@ void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
     full_.bind(grads_, params_.grads());
   } else {
     weights_.carve(weights, cfg_, act_dtype_, opts_.quant);
-    params_.carve(params, layout_.num_params(), act_dtype_);
+    params_.carve(params, layout_.num_params(), act_dtype_, !opts_.inference);
   }
   // The cuda lm_head_ce's scratch is lent from the run state (the cpu reference brings its own).
   const size_t loss_scratch =
       device_ == Device::CUDA ? cuda::CeScratch(opts_.max_tokens, cfg_.hidden_size, cfg_.vocab_size, act_dtype_).total
                               : 0;
   state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recomputed_layers(cfg_.num_hidden_layers),
-               act_dtype_, loss_scratch);
+               act_dtype_, !opts_.inference, loss_scratch);
   batch_.carve(state, opts_.max_tokens);
 }
 
@@ -69,10 +71,12 @@ Qwen2Decoder Qwen2Model::decoder_for(const TokenBatchView& b) {
   return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, grads, layout_, params_, state_, batch_});
 }
 
-LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed) {
+LossStats Qwen2Model::forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed,
+                                       const GradsFinalFn* grads_final) {
+  QSFT_CHECK(!opts_.inference, "the model was built for inference: it has no backward");
   Qwen2Decoder d = decoder_for(b);
   d.forward_to_hidden(seed, true);
-  return d.loss_and_backward(grad_scale, seed);
+  return d.loss_and_backward(grad_scale, seed, grads_final);
 }
 
 LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {

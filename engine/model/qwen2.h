@@ -43,7 +43,9 @@ class Qwen2Model {
 
   // One micro-batch: forward, loss, backward. LoRA gradients accumulate (+=); the loss gradient is scaled by
   // grad_scale (1 / trained targets of the whole optimizer step). seed drives LoRA dropout and NEFTune.
-  LossStats forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed);
+  // grads_final (optional) is told during the backward as gradients become final (qwen2_decoder.h).
+  LossStats forward_backward(const TokenBatchView& b, float grad_scale, uint64_t seed,
+                             const GradsFinalFn* grads_final = nullptr);
   LossStats forward_loss(const TokenBatchView& b);     // eval: no dropout, no noise, no backward
   std::vector<float> logits(const TokenBatchView& b);  // [T, V] on the host (tests; allocates)
   void zero_grads() { ops_->zero(params_.grads()); }

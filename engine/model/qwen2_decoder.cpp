@@ -6,36 +6,52 @@
 
 namespace qsft {
 
-LoraBranch Qwen2Decoder::branch(int layer, LoraTarget t, uint64_t seed, bool train) const {
-  const LoraSlot* s = p_.lora.find(layer, t);
-  LoraBranch b;
-  if (!s) return b;  // not adapted: A stays empty
+LoraBranch Qwen2Decoder::branch(const LoraSlot& s, uint64_t seed, bool train) const {
   const int64_t r = p_.lora.config().r;
-  b.A = p_.params.compute_at(s->a_offset, r, s->in);  // the compute copy: bf16 on the GPU, the F32 params on CPU
-  b.B = p_.params.compute_at(s->b_offset, s->out, r);
-  b.dA = p_.params.grad_at(s->a_offset, r, s->in);
-  b.dB = p_.params.grad_at(s->b_offset, s->out, r);
+  LoraBranch b;
+  b.A = p_.params.compute_at(s.a_offset, r, s.in);  // the compute copy: bf16 on the GPU, the F32 params on CPU
+  b.B = p_.params.compute_at(s.b_offset, s.out, r);
+  b.dA = p_.params.grad_at(s.a_offset, r, s.in);
+  b.dB = p_.params.grad_at(s.b_offset, s.out, r);
   b.scaling = p_.lora.config().scaling();
   b.dropout = train ? p_.lora.config().dropout : 0.0f;
-  b.seed = rng::hash(seed, uint64_t(layer) * kNumLoraTargets + uint64_t(t));
+  b.seed = rng::hash(seed, uint64_t(s.layer) * kNumLoraTargets + uint64_t(s.target));
   return b;
 }
 
-void Qwen2Decoder::lora_fwd(int l, LoraTarget t, uint64_t seed, bool train, const Tensor& x, const Tensor& y,
-                            LayerActs& a) {
-  const LoraBranch br = branch(l, t, seed, train);
-  if (br.A.empty()) return;
-  Tensor u = a.u[size_t(t)].rows(0, x.dim(0));
-  lora_forward(ops_, br, x, u, y, p_.state.g.xd);
+LoraStack Qwen2Decoder::stack(int layer, LoraGroup g, uint64_t seed, bool train, std::initializer_list<Tensor> outs,
+                              std::array<Tensor, kMaxLoraGroupSize>& member_outs) const {
+  LoraStack s;
+  const LoraStackSlot* st = p_.lora.find(layer, g);
+  if (!st) return s;  // none of the group adapted: n = 0
+  s.n = st->n;
+  for (int j = 0; j < s.n; ++j) {
+    const LoraSlot& slot = p_.lora.slots()[size_t(st->first + j)];
+    s.m[size_t(j)] = branch(slot, seed, train);
+    member_outs[size_t(j)] = outs.begin()[lora_group_index(slot.target)];
+  }
+  const int64_t rows = s.n * p_.lora.config().r;
+  s.A = p_.params.compute_at(st->a_offset, rows, st->in);
+  s.dA = p_.params.grad_at(st->a_offset, rows, st->in);
+  return s;
 }
 
-void Qwen2Decoder::lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x, const Tensor& dy, Tensor& dx,
-                            LayerActs& a) {
-  const LoraBranch br = branch(l, t, seed, true);
-  if (br.A.empty()) return;
+void Qwen2Decoder::lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x,
+                            std::initializer_list<Tensor> y, LayerActs& a) {
+  std::array<Tensor, kMaxLoraGroupSize> ys;
+  const LoraStack s = stack(l, g, seed, train, y, ys);
+  if (!s.n) return;
+  lora_stack_forward(ops_, s, x, a.u[size_t(g)].rows(0, x.dim(0)), ys.data(), p_.state.g.xd);
+}
+
+void Qwen2Decoder::lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, std::initializer_list<Tensor> dy,
+                            Tensor& dx, LayerActs& a) {
+  std::array<Tensor, kMaxLoraGroupSize> dys;
+  const LoraStack s = stack(l, g, seed, true, dy, dys);
+  if (!s.n) return;
   const int64_t T = x.dim(0);
   Tensor du = p_.state.g.du.rows(0, T);
-  lora_backward(ops_, br, x, a.u[size_t(t)].rows(0, T), dy, dx, du, p_.state.g.xd);
+  lora_stack_backward(ops_, s, x, a.u[size_t(g)].rows(0, T), dys.data(), dx, du, p_.state.g.xd);
 }
 
 // y = rmsnorm(x) over each head: x, y [T, heads, D], w [D], rstd F32 [>= T*heads] (its first T*heads used).
@@ -76,9 +92,7 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   ops_.linear(xn1, W.q, q_lin);
   ops_.linear(xn1, W.k, k_lin);
   ops_.linear(xn1, W.v, v);
-  lora_fwd(l, LoraTarget::q, seed, train, xn1, q_lin, a);
-  lora_fwd(l, LoraTarget::k, seed, train, xn1, k_lin, a);
-  lora_fwd(l, LoraTarget::v, seed, train, xn1, v, a);
+  lora_fwd(l, LoraGroup::qkv, seed, train, xn1, {q_lin, k_lin, v}, a);
   if (qk_norm) {  // RMSNorm over each head's D values: [T, heads, D] seen as [T*heads, D]
     head_norm_fwd(q_lin, W.q_norm, q, a.rstd_q);
     head_norm_fwd(k_lin, W.k_norm, k, a.rstd_k);
@@ -93,17 +107,16 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   }
   Tensor h_mid = a.h_mid.rows(0, T);
   ops_.linear(attn, W.o, h_mid, &h_in);
-  lora_fwd(l, LoraTarget::o, seed, train, attn, h_mid, a);
+  lora_fwd(l, LoraGroup::o, seed, train, attn, {h_mid}, a);
   // MLP block: x = rmsnorm2(h_mid); [gate | up] = x [Wg; Wu]^T (+ LoRA); h_out = h_mid + down(silu(gate) * up)
   Tensor xn2 = a.xn2.rows(0, T), rstd2 = a.rstd2.rows(0, T);
   ops_.rmsnorm_fwd(h_mid, W.post_norm, eps, xn2, rstd2);
   Tensor gate_up = a.gate_up.rows(0, T), act = a.act.rows(0, T);
   ops_.linear(xn2, W.gate_up, gate_up);
-  lora_fwd(l, LoraTarget::gate, seed, train, xn2, gate_up.cols(0, I), a);
-  lora_fwd(l, LoraTarget::up, seed, train, xn2, gate_up.cols(I, 2 * I), a);
+  lora_fwd(l, LoraGroup::gate_up, seed, train, xn2, {gate_up.cols(0, I), gate_up.cols(I, 2 * I)}, a);
   ops_.swiglu_fwd(gate_up, act);
   ops_.linear(act, W.down, h_out, &h_mid);
-  lora_fwd(l, LoraTarget::down, seed, train, act, h_out, a);
+  lora_fwd(l, LoraGroup::down, seed, train, act, {h_out}, a);
 }
 
 void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tensor& dh, uint64_t seed) {
@@ -119,19 +132,18 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   const LayerWeights* G = p_.grads ? &p_.grads->layers[size_t(l)] : nullptr;  // full fine-tuning: weight grads
   ops_.linear_dgrad(dh, W.down, d_act, false);
   if (G) ops_.linear_wgrad(dh, act, G->down);
-  lora_bwd(l, LoraTarget::down, seed, act, dh, d_act, a);
+  lora_bwd(l, LoraGroup::down, seed, act, {dh}, d_act, a);
   ops_.swiglu_bwd(d_act, gate_up, d_gate_up);
   ops_.linear_dgrad(d_gate_up, W.gate_up, dx, false);
   if (G) ops_.linear_wgrad(d_gate_up, xn2, G->gate_up);
-  lora_bwd(l, LoraTarget::gate, seed, xn2, d_gate_up.cols(0, I), dx, a);
-  lora_bwd(l, LoraTarget::up, seed, xn2, d_gate_up.cols(I, 2 * I), dx, a);
+  lora_bwd(l, LoraGroup::gate_up, seed, xn2, {d_gate_up.cols(0, I), d_gate_up.cols(I, 2 * I)}, dx, a);
   if (G) norm_wgrad(dx, a.h_mid.rows(0, T), a.rstd2.rows(0, T), G->post_norm);
   ops_.rmsnorm_bwd(dx, a.h_mid.rows(0, T), W.post_norm, a.rstd2.rows(0, T), dh);  // dh = d h_mid
   // attention block. d o_proj_out = dh.
   Tensor attn = a.attn.rows(0, T), d_attn = g.d_attn.rows(0, T);
   ops_.linear_dgrad(dh, W.o, d_attn, false);
   if (G) ops_.linear_wgrad(dh, attn, G->o);
-  lora_bwd(l, LoraTarget::o, seed, attn, dh, d_attn, a);
+  lora_bwd(l, LoraGroup::o, seed, attn, {dh}, d_attn, a);
   Tensor q = a.q.rows(0, T), k = a.k.rows(0, T), v = a.v.rows(0, T);
   Tensor dq = g.dq.rows(0, T).view({T, q.dim(1), q.dim(2)}), dk = g.dk.rows(0, T).view({T, k.dim(1), k.dim(2)});
   Tensor dv = g.dv.rows(0, T).view({T, v.dim(1), v.dim(2)});
@@ -158,9 +170,7 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
     ops_.linear_wgrad(dk, xn1, G->k);
     ops_.linear_wgrad(dv, xn1, G->v);
   }
-  lora_bwd(l, LoraTarget::q, seed, xn1, dq, dx, a);
-  lora_bwd(l, LoraTarget::k, seed, xn1, dk, dx, a);
-  lora_bwd(l, LoraTarget::v, seed, xn1, dv, dx, a);
+  lora_bwd(l, LoraGroup::qkv, seed, xn1, {dq, dk, dv}, dx, a);
   if (G) norm_wgrad(dx, h_in, a.rstd1.rows(0, T), G->in_norm);
   ops_.rmsnorm_bwd(dx, h_in, W.in_norm, a.rstd1.rows(0, T), dh);  // dh = d h_in
 }
@@ -193,7 +203,10 @@ LossStats Qwen2Decoder::read_loss() {
   return {loss, correct, p_.batch.num_targets()};
 }
 
-LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
+LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed, const GradsFinalFn* grads_final) {
+  auto final_from = [&](int64_t layer) {
+    if (grads_final) (*grads_final)(int(layer));
+  };
   const int64_t T = p_.batch.tokens(), L = p_.cfg.num_hidden_layers;
   RunState& st = p_.state;
   ops_.zero(st.loss_sum);
@@ -206,6 +219,7 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
   ops_.zero(dh);
   if (G) norm_wgrad(dxf, st.resid[size_t(L)].rows(0, T), st.rstd_f.rows(0, T), G->final_norm);
   ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
+  final_from(L);
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor h_in = st.resid[size_t(l)].rows(0, T);
     if (p_.opts.recomputes(l)) {
@@ -213,11 +227,13 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed) {
       layer_forward(int(l), h_in, h_out, st.layer(int(l)), seed, true);
     }
     layer_backward(int(l), h_in, st.layer(int(l)), dh, seed);
+    final_from(l);
   }
   if (G) {  // dh = d h0: the embedding rows of the batch's tokens (NEFTune's noise is additive: no effect)
     Tensor d_embed = G->embed;
     ops_.embedding_bwd(p_.batch.ids(), dh, d_embed);
   }
+  final_from(-1);
   return read_loss();
 }
 

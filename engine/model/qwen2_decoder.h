@@ -7,7 +7,9 @@
 //   logits = rmsnorm_final(h) @ lm_head^T             (never materialised in training: lm_head_ce)
 #pragma once
 #include <algorithm>
+#include <array>
 #include <functional>
+#include <initializer_list>
 
 #include "engine/io/model_config.h"
 #include "engine/model/device_batch.h"
@@ -29,6 +31,8 @@ struct ModelOptions {
                                      // sequence (the row length of the padded batch transformers would build)
   bool full_finetuning = false;      // train every weight (FullLayout) instead of LoRA adapters
   WeightQuant quant;                 // the frozen Linear weights' format (QLoRA: 4-bit)
+  bool inference = false;            // forward only (generation): no backward scratch, no gradients, the layers'
+                                     // residual streams alternate between two buffers
 
   // R, the layers [0, R) of L that the backward recomputes; whether layer l is one of them.
   int recomputed_layers(int L) const {
@@ -48,6 +52,11 @@ struct LossStats {
 // (lse [n, T] is only needed by a backward).
 using AttentionFn = std::function<void(int layer, const Tensor& q, const Tensor& k, const Tensor& v,
                                        const SeqLayout& seq, Tensor& attn, Tensor& lse)>;
+
+// Called by the backward when gradients are final (nothing later adds to them): with layer = L (the layer count)
+// after the LM head and the final norm, with l after layer l (so every layer >= l is done), with -1 after the
+// embedding (every gradient is). Data parallel starts reducing them then (engine/dist/grad_buckets.h).
+using GradsFinalFn = std::function<void(int layer)>;
 
 struct Qwen2Parts {  // what a decoder reads and writes
   const Qwen2Config& cfg;
@@ -69,14 +78,21 @@ class Qwen2Decoder {
   // Each layer's attention through `attend` instead of attention_fwd (inference only; null: attention_fwd).
   void set_attention(const AttentionFn* attend) { attend_ = attend; }
   // LM head + CE on xf, then the backward through every layer; the trainable parameters' gradients accumulate into
-  // params.grads().
-  LossStats loss_and_backward(float grad_scale, uint64_t seed);
+  // params.grads(); grads_final (optional) is told as they become final.
+  LossStats loss_and_backward(float grad_scale, uint64_t seed, const GradsFinalFn* grads_final = nullptr);
   LossStats loss();  // LM head + CE only (eval)
 
  private:
-  LoraBranch branch(int layer, LoraTarget t, uint64_t seed, bool train) const;
-  void lora_fwd(int l, LoraTarget t, uint64_t seed, bool train, const Tensor& x, const Tensor& y, LayerActs& a);
-  void lora_bwd(int l, LoraTarget t, uint64_t seed, const Tensor& x, const Tensor& dy, Tensor& dx, LayerActs& a);
+  LoraBranch branch(const LoraSlot& s, uint64_t seed, bool train) const;
+  // The adapted members of group g of layer l; outs: the outputs of all the group's targets in target order (or
+  // their gradients), member_outs: the members' among them.
+  LoraStack stack(int layer, LoraGroup g, uint64_t seed, bool train, std::initializer_list<Tensor> outs,
+                  std::array<Tensor, kMaxLoraGroupSize>& member_outs) const;
+  // The LoRA branches of group g reading x: y (dy) as in stack's outs.
+  void lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x, std::initializer_list<Tensor> y,
+                LayerActs& a);
+  void lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, std::initializer_list<Tensor> dy, Tensor& dx,
+                LayerActs& a);
   void head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd);
   void head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
   void norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& dw);

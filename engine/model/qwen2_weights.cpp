@@ -1,6 +1,7 @@
 #include "engine/model/qwen2_weights.h"
 
 #include "engine/base/half.h"
+#include "engine/io/bnb_checkpoint.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/rope_freqs.h"
 #include "kernels/nf4.h"
@@ -89,8 +90,10 @@ void load_into(Ops& ops, const TensorStore& store, const std::string& name, cons
   }
 }
 
-// Part p of the 4-bit Linear W from the tensor `name` (its rows [p rows, (p+1) rows)).
+// Part p of the 4-bit Linear W from the tensor `name` (its rows [p rows, (p+1) rows)): as saved when the folder
+// holds it in bitsandbytes' 4-bit form, else quantized from its values.
 void load_quant4_part(Ops& ops, const TensorStore& store, const std::string& name, LinearWeight& W, int p) {
+  if (load_saved_4bit_part(ops, store, name, W, p)) return;
   const int64_t rows = W.out() / W.q.parts;
   const TensorInfo& t = store.require(name, {rows, W.in()});
   std::vector<float> host(static_cast<size_t>(rows * W.in()));

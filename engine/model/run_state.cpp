@@ -25,8 +25,8 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
   x.rstd2 = a.take(DType::F32, {T});
   x.gate_up = a.take(w, {T, 2 * I});
   x.act = a.take(w, {T, I});
-  for (int t = 0; t < kNumLoraTargets; ++t)
-    if (lora.adapts(LoraTarget(t))) x.u[size_t(t)] = a.take(w, {T, lora.r});
+  for (int g = 0; g < kNumLoraGroups; ++g)
+    if (int n = lora.group_size(LoraGroup(g))) x.u[size_t(g)] = a.take(w, {T, n * lora.r});
 }
 
 // The backward scratch (run_state.h): dh, dx, then one region carved once per phase over the same bytes, as large
@@ -42,7 +42,7 @@ static void carve_backward_scratch(Arena& a, BackwardScratch& g, Tensor& xf, con
   const auto& targets = lora.targets;
   if (std::find(targets.begin(), targets.end(), true) != targets.end()) {  // LoRA (none with full fine-tuning)
     g.xd = a.take(w, {T, std::max({H, I, qo})});
-    g.du = a.take(w, {T, std::max<int64_t>(lora.r, 1)});
+    g.du = a.take(w, {T, std::max<int64_t>(lora.largest_group() * lora.r, 1)});
   }
   const size_t phases = a.used();
   g.d_act = a.take(w, {T, I});  // the MLP phase
@@ -61,11 +61,11 @@ static void carve_backward_scratch(Arena& a, BackwardScratch& g, Tensor& xf, con
 }
 
 void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, int recomputed_layers, DType w,
-                     size_t loss_scratch) {
+                     bool backward, size_t loss_scratch) {
   const int64_t H = c.hidden_size;
   const size_t start = a.used();
   resid.resize(size_t(c.num_hidden_layers) + 1);
-  for (Tensor& r : resid) r = a.take(w, {T, H});
+  for (size_t i = 0; i < resid.size(); ++i) resid[i] = backward || i < 2 ? a.take(w, {T, H}) : resid[i - 2];
   rstd_f = a.take(DType::F32, {T});
   loss_sum = a.take(DType::F32, {1});
   correct = a.take(DType::I32, {1});
@@ -74,7 +74,11 @@ void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int
   acts.resize(size_t(c.num_hidden_layers - recomputed + (recomputed > 0)));
   for (LayerActs& x : acts) carve_layer_acts(a, x, c, lora, T, w);
   bytes.saved = a.used() - start - bytes.residuals;
-  carve_backward_scratch(a, g, xf, c, lora, T, w, loss_scratch);
+  if (backward) {
+    carve_backward_scratch(a, g, xf, c, lora, T, w, loss_scratch);
+  } else {
+    xf = a.take(w, {T, H});
+  }
   bytes.scratch = a.used() - start - bytes.residuals - bytes.saved;
 }
 

@@ -22,7 +22,7 @@ struct LayerActs {
   Tensor h_mid;                           // residual after attention [T, H]
   Tensor xn2, rstd2;                      // rmsnorm2 output [T, H], [T]
   Tensor gate_up, act;                    // [T, 2I], [T, I]
-  std::array<Tensor, kNumLoraTargets> u;  // LoRA x A^T per adapted module [T, r]
+  std::array<Tensor, kNumLoraGroups> u;   // LoRA x [A_1; ...]^T per group of n adapted modules [T, n*r]
 
   Tensor lse_rows(int64_t T) const { return Tensor(lse.data, DType::F32, {lse.dim(0), T}, lse.device); }  // [n, T]
 };
@@ -34,7 +34,7 @@ struct LayerActs {
 // computed in place of the saved gate_up.
 struct BackwardScratch {
   Tensor dh, dx;      // [T, H]: gradient of the residual stream; of a norm's input
-  Tensor xd, du;      // LoRA dropout(x) [T, max(H, I, n*D)]; LoRA [T, r] (empty with full fine-tuning)
+  Tensor xd, du;      // LoRA dropout(x) [T, max(H, I, n*D)]; [T, n*r], n: the largest group (none: full FT)
   Tensor d_act;       // MLP phase [T, I]
   Tensor d_attn;      // attention phase [T, n*D]
   Tensor dq, dk, dv;  // attention phase [T, n*D], [T, nkv*D] x2
@@ -60,9 +60,10 @@ struct RunState {
   RunStateBytes bytes;
 
   // loss_scratch: the bytes lm_head_ce needs on the backend (0 when it brings its own: cpu); the shared region is
-  // at least that large.
+  // at least that large. backward = false (inference): resid[l] alternates between two buffers (layer l reads
+  // resid[l] and writes resid[l + 1], the other one), and there is no backward scratch (xf only).
   void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, int recomputed_layers, DType w,
-             size_t loss_scratch = 0);
+             bool backward = true, size_t loss_scratch = 0);
   LayerActs& layer(int l) { return l < recomputed ? acts[0] : acts[size_t(l - recomputed + (recomputed > 0))]; }
 };
 

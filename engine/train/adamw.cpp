@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <tuple>
 #include <utility>
 
@@ -34,22 +36,19 @@ bool is_eight_bit(const std::string& optim) {
   return optim == "adamw_8bit";
 }
 
-template <class T>
-void to_host(Ops& ops, std::vector<T>& host, const Tensor& t) {
-  host.resize(size_t(t.numel()));
-  ops.copy_to_host(host.data(), t.data, host.size() * sizeof(T));
-}
-
 InputError state_mismatch(const char* what) {
   return input_error("optimizer.safetensors", std::string("the checkpoint's ") + what +
                                                   " is of another size or optimizer (is training.optim the one the "
                                                   "checkpoint was trained with?)");
 }
 
+// This shard's part of a whole state vector `host` with one entry per `per` parameters (codes: 1, absmax: 256):
+// entries [offset / per, ...) into t (the shard starts on a block boundary).
 template <class T>
-void to_device(Ops& ops, const std::vector<T>& host, Tensor& t, const char* what) {
-  if (int64_t(host.size()) != t.numel()) throw state_mismatch(what);
-  ops.copy_to_device(t.data, host.data(), host.size() * sizeof(T));
+void to_device(Ops& ops, const std::vector<T>& host, Tensor& t, int64_t total, ShardRange shard, int64_t per,
+               const char* what) {
+  if (int64_t(host.size()) != total) throw state_mismatch(what);
+  ops.copy_to_device(t.data, host.data() + shard.offset / per, size_t(t.numel()) * sizeof(T));
 }
 
 }  // namespace
@@ -71,12 +70,8 @@ AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, c
       arena_(ops, bytes(shard.count, optim)),
       decay_end_(decay_end < 0 ? num_params : decay_end) {
   QSFT_CHECK(decay_end_ <= num_params, "weight-decay range beyond the parameters");
-  if (eight_bit_ && shard.count != num_params)
-    throw InputError("training.optim: adamw_8bit runs on one rank for now; with data-parallel ranks use adamw_torch");
-  if (eight_bit_ && decay_end_ != num_params)
-    throw InputError(
-        "training.optim: adamw_8bit is not available with full fine-tuning (its no-decay group of "
-        "biases and norm weights); use adamw_torch");
+  QSFT_CHECK(!eight_bit_ || shard.offset % cpu::kAdamW8bitBlock == 0,
+             "adamw_8bit's shard must start on a block of 256 (Comm::align_shards)");
   carve_state(arena_, shard.count, eight_bit_, m_, v_, q_);
   if (!eight_bit_) return;
   const std::array<float, 256> map_m = cpu::dynamic_map(true), map_v = cpu::dynamic_map(false);
@@ -87,9 +82,10 @@ AdamWOptimizer::AdamWOptimizer(Ops& ops, int64_t num_params, ShardRange shard, c
 void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettings& cfg, double lr) {
   ++step_;
   const AdamWHyper h{{lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay}, step_};
-  if (eight_bit_) {  // one group (the constructor refuses a no-decay range)
+  if (eight_bit_) {  // one call over the shard's blocks; the decay group ends at d inside it (maybe in a block)
     Tensor p = range(params);
-    return ops_.adamw8bit_step(p, range(grads), q_, h);
+    const int64_t decayed = std::clamp(decay_end_ - shard_.offset, int64_t(0), shard_.count);
+    return ops_.adamw8bit_step(p, range(grads), q_, h, decayed);
   }
   // Two groups: [0, d) with weight decay, [d, P) without, each intersected with the shard [s0, s1).
   const int64_t P = num_params_, d = decay_end_, s0 = shard_.offset, s1 = shard_.offset + shard_.count;
@@ -103,15 +99,38 @@ void AdamWOptimizer::step(Tensor& params, const Tensor& grads, const AdamWSettin
   }
 }
 
+// One piece of the 8-bit state (`per` = 1: codes, one per parameter; 256: absmax, one per block) gathered whole on
+// rank 0: each rank puts its shard's piece at the start of its own range of `scratch` (it fits: at most 4 bytes per
+// parameter), the F32 all_gather moves those bytes unchanged, and rank 0 reads rank q's piece at rank q's range.
+template <class T>
+void AdamWOptimizer::gather_8bit(std::vector<T>& host, const Tensor& piece, int64_t per, Comm& comm,
+                                 Tensor& scratch) const {
+  auto at = [](const Tensor& t, int64_t offset) { return static_cast<std::byte*>(t.data) + 4 * offset; };
+  Tensor mine(at(scratch, shard_.offset), piece.dtype, {piece.numel()}, scratch.device);
+  ops_.copy(mine, piece);
+  comm.all_gather(scratch);
+  if (comm.rank() != 0) return;
+  std::vector<float> all(static_cast<size_t>(num_params_));
+  ops_.copy_to_host(all.data(), scratch.data, all.size() * sizeof(float));
+  host.resize(size_t((num_params_ + per - 1) / per));
+  for (int q = 0; q < comm.world_size(); ++q) {
+    const ShardRange r = comm.shard(num_params_, q);
+    const int64_t n = (r.count + per - 1) / per;
+    std::memcpy(host.data() + r.offset / per, reinterpret_cast<std::byte*>(all.data()) + 4 * r.offset,
+                size_t(n) * sizeof(T));
+  }
+}
+
 void AdamWOptimizer::save(Checkpoint& ck, Comm& comm, Tensor& scratch) const {
-  if (eight_bit_) {  // the whole state is this (only) rank's
-    to_host(ops_, ck.exp_avg_codes, q_.m);
-    to_host(ops_, ck.exp_avg_sq_codes, q_.v);
-    to_host(ops_, ck.exp_avg_absmax, q_.absmax_m);
-    to_host(ops_, ck.exp_avg_sq_absmax, q_.absmax_v);
+  QSFT_CHECK(scratch.numel() == num_params_, "the optimizer's gather buffer has another size");
+  QSFT_CHECK(comm.shard(num_params_).offset == shard_.offset, "the optimizer's shard is not the Comm's");
+  if (eight_bit_) {
+    gather_8bit(ck.exp_avg_codes, q_.m, 1, comm, scratch);
+    gather_8bit(ck.exp_avg_sq_codes, q_.v, 1, comm, scratch);
+    gather_8bit(ck.exp_avg_absmax, q_.absmax_m, cpu::kAdamW8bitBlock, comm, scratch);
+    gather_8bit(ck.exp_avg_sq_absmax, q_.absmax_v, cpu::kAdamW8bitBlock, comm, scratch);
     return;
   }
-  QSFT_CHECK(scratch.numel() == num_params_, "the optimizer's gather buffer has another size");
   for (auto [host, moment] : {std::pair{&ck.exp_avg, &m_}, std::pair{&ck.exp_avg_sq, &v_}}) {
     Tensor mine = range(scratch);
     ops_.copy(mine, *moment);
@@ -124,10 +143,11 @@ void AdamWOptimizer::save(Checkpoint& ck, Comm& comm, Tensor& scratch) const {
 
 void AdamWOptimizer::load(const Checkpoint& ck) {
   if (eight_bit_) {
-    to_device(ops_, ck.exp_avg_codes, q_.m, "exp_avg (8-bit codes)");
-    to_device(ops_, ck.exp_avg_sq_codes, q_.v, "exp_avg_sq (8-bit codes)");
-    to_device(ops_, ck.exp_avg_absmax, q_.absmax_m, "exp_avg_absmax");
-    to_device(ops_, ck.exp_avg_sq_absmax, q_.absmax_v, "exp_avg_sq_absmax");
+    const int64_t P = num_params_, B = blocks_of(P), block = cpu::kAdamW8bitBlock;
+    to_device(ops_, ck.exp_avg_codes, q_.m, P, shard_, 1, "exp_avg (8-bit codes)");
+    to_device(ops_, ck.exp_avg_sq_codes, q_.v, P, shard_, 1, "exp_avg_sq (8-bit codes)");
+    to_device(ops_, ck.exp_avg_absmax, q_.absmax_m, B, shard_, block, "exp_avg_absmax");
+    to_device(ops_, ck.exp_avg_sq_absmax, q_.absmax_v, B, shard_, block, "exp_avg_sq_absmax");
   } else {
     for (auto [host, moment, name] : {std::tuple{&ck.exp_avg, &m_, "exp_avg"}, {&ck.exp_avg_sq, &v_, "exp_avg_sq"}}) {
       if (int64_t(host->size()) != num_params_) throw state_mismatch(name);

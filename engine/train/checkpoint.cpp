@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <thread>
 #include <type_traits>
 
@@ -62,8 +63,7 @@ void read_state(const SafetensorsFile& f, const char* name, DType dtype, int64_t
 }
 
 // adamw_torch's moments, or adamw_8bit's (told apart by exp_avg's dtype).
-void read_optimizer(const fs::path& file, int64_t P, Checkpoint& ck) {
-  const SafetensorsFile opt = SafetensorsFile::open(file);
+void read_optimizer(const SafetensorsFile& opt, int64_t P, Checkpoint& ck) {
   const TensorInfo* m = opt.find("exp_avg");
   if (m && m->dtype == DType::U8) {
     const int64_t B = (P + cpu::kAdamW8bitBlock - 1) / cpu::kAdamW8bitBlock;
@@ -75,6 +75,29 @@ void read_optimizer(const fs::path& file, int64_t P, Checkpoint& ck) {
   }
   read_state(opt, "exp_avg", DType::F32, P, ck.exp_avg);
   read_state(opt, "exp_avg_sq", DType::F32, P, ck.exp_avg_sq);
+}
+
+// LoRA moments are in LoraLayout's flat order, which stacks the A's of a group; optimizer.safetensors says so in
+// its metadata (kLoraOrderKey). An older checkpoint's are in the unstacked order: F32 moments are moved into this
+// order, adamw_8bit's (quantized in blocks that run across parameters) cannot be and are refused.
+constexpr const char* kLoraOrderKey = "lora_param_order";
+constexpr const char* kLoraOrder = "stacked_a";
+
+void to_lora_order(const SafetensorsFile& opt, const LoraLayout& layout, Checkpoint& ck) {
+  const auto& meta = opt.metadata();
+  if (auto it = meta.find(kLoraOrderKey); it != meta.end()) {
+    if (it->second != kLoraOrder)
+      throw input_error(opt.path(), std::string(kLoraOrderKey) + " \"" + it->second + "\" is not \"" +
+                                           kLoraOrder + "\" (written by a newer qwen-sft?)");
+    return;
+  }
+  if (!layout.stacks()) return;  // no group with two adapted modules: both orders are the same
+  if (!ck.exp_avg_codes.empty())
+    throw input_error(opt.path(), "adamw_8bit state written before the LoRA parameters were reordered (stacked "
+                                     "A's): it cannot be resumed by this version; resume with the version that "
+                                     "wrote it, or start from the adapter (--adapter) with fresh optimizer state");
+  ck.exp_avg = layout.from_unstacked(ck.exp_avg);
+  ck.exp_avg_sq = layout.from_unstacked(ck.exp_avg_sq);
 }
 
 }  // namespace
@@ -100,7 +123,9 @@ void save_checkpoint(const fs::path& output_dir, const TrainedWeights& weights, 
       write_full_model(base_model, *weights.full, ck.lora, tmp, DType::F32);
     else
       write_peft_adapter(tmp, *weights.lora, ck.lora, base_model);
-    write_safetensors(tmp / "optimizer.safetensors", optimizer_entries(ck, weights.num_params()));
+    std::map<std::string, std::string> meta;
+    if (weights.lora) meta[kLoraOrderKey] = kLoraOrder;
+    write_safetensors(tmp / "optimizer.safetensors", optimizer_entries(ck, weights.num_params()), meta);
     Json state = Json::object();
     state.set("global_step", ck.state.global_step)
         .set("log_loss_sum", ck.state.log_loss_sum)
@@ -147,7 +172,9 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
 Checkpoint load_checkpoint(const fs::path& dir, const TrainedWeights& weights) {
   Checkpoint ck;
   ck.lora = weights.full ? weights.full->load(dir.string()) : read_peft_weights(dir, *weights.lora);
-  read_optimizer(dir / "optimizer.safetensors", weights.num_params(), ck);
+  const SafetensorsFile opt = SafetensorsFile::open(dir / "optimizer.safetensors");
+  read_optimizer(opt, weights.num_params(), ck);
+  if (weights.lora) to_lora_order(opt, *weights.lora, ck);
   const std::string state_path = (dir / "trainer_state.json").string();
   const json::Document doc(state_path, json::read_text_file(state_path));
   const json::Object s = doc.object();

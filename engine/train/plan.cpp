@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/io/bnb_checkpoint.h"
 #include "engine/train/adamw.h"
 #include "kernels/cross_entropy_scratch.h"
 #include "kernels/reduce.h"
@@ -62,7 +63,9 @@ TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, D
   const int64_t P = cfg.full_finetuning ? FullLayout(mcfg).num_params() : LoraLayout(mcfg, cfg.lora).num_params();
   // ZeRO-1: each rank keeps the state of its shard (rank shards differ by one at most).
   p.optimizer = AdamWOptimizer::bytes((P + world_size - 1) / world_size, cfg.training.optim);
-  p.weight_scratch = weight_scratch_bytes(mcfg, cfg.quant.weights(), device);
+  // The frozen Linears' format as the model resolves it (a folder saved in 4-bit form is 4-bit).
+  p.weight_scratch =
+      weight_scratch_bytes(mcfg, resolve_weight_quant(mcfg, mo.quant, cfg.full_finetuning), device);
   if (device == Device::CUDA) {
     p.gemm_workspace = kCudaScratchBytes;
     p.kernel_scratch = cuda_kernel_scratch_bytes(mcfg, mo.max_tokens, P, cfg.full_finetuning);

@@ -133,6 +133,9 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
   s.key("adam_beta2", [&](element v) { t.adamw.beta2 = R("adam_beta2").in_range(v, 0, 0.999999); });
   s.key("adam_epsilon", [&](element v) { t.adamw.eps = R("adam_epsilon").positive(v); });
   s.key("max_grad_norm", [&](element v) { t.max_grad_norm = R("max_grad_norm").non_negative(v); });
+  s.key("ddp_bucket_cap_mb", [&](element v) {  // null: DDP's default, as transformers passes None
+    if (!v.is_null()) t.ddp_bucket_cap_mb = R("ddp_bucket_cap_mb").positive(v);
+  });
   s.key("neftune_noise_alpha",
         [&](element v) { t.neftune_noise_alpha = v.is_null() ? 0 : R("neftune_noise_alpha").non_negative(v); });
   s.key("gradient_checkpointing", [&](element v) {  // true, false or "auto"
@@ -254,10 +257,6 @@ TrainConfig parse_train_config(const std::string& json_text, const fs::path& pat
     throw input_error(where,
                       "key \"load_in_4bit\" must be false with full fine-tuning (QLoRA trains LoRA adapters "
                       "over the frozen 4-bit base: add a \"lora\" section)");
-  if (c.full_finetuning && c.training.optim == "adamw_8bit")
-    throw input_error(where,
-                      "key \"training.optim\" must be adamw_torch with full fine-tuning (adamw_8bit's blocks "
-                      "of 256 do not follow the no-decay group of biases and norm weights)");
   const int64_t bins = c.training.micro_batch_tokens > 0 ? 1 : c.training.per_device_train_batch_size;
   if (c.data.max_length > kMaxTokens / bins)  // the micro-batch the activations are sized for (plan.h)
     throw input_error(where, std::string("data.max_length") +
@@ -298,6 +297,7 @@ std::vector<std::string> resume_incompatible_keys(const std::string& before_json
   static const std::vector<std::string> may_change = {"training.max_steps",
                                                       "training.gradient_accumulation_steps",
                                                       "training.num_train_epochs",
+                                                      "training.ddp_bucket_cap_mb",
                                                       "eval_steps",
                                                       "save_steps",
                                                       "save_total_limit",

@@ -30,6 +30,7 @@ struct TrainingOptions {
   std::string optim = "adamw_torch";  // adamw_torch (= adamw_torch_fused) | adamw_8bit (bitsandbytes' 8-bit state)
   AdamWSettings adamw;                // weight_decay, adam_beta1, adam_beta2, adam_epsilon (lr set per step)
   double max_grad_norm = 1.0;
+  double ddp_bucket_cap_mb = 25;  // MiB per gradient bucket reduced during the backward (engine/dist/grad_buckets.h)
   double neftune_noise_alpha = 0;
   bool gradient_checkpointing = false;      // true: every layer is recomputed in the backward
   bool gradient_checkpointing_auto = true;  // "auto" (the default): only the fewest layers that make the plan fit

@@ -10,6 +10,7 @@
 #include "data/dataset.h"
 #include "engine/base/error.h"
 #include "engine/dist/comm.h"
+#include "engine/dist/grad_buckets.h"
 #include "engine/generate/training_samples.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/qwen2.h"
@@ -41,6 +42,13 @@ std::unique_ptr<Ops> choose_backend(const std::string& device, const Launch& lau
 }
 
 // output_dir opened and locked by rank 0 (the others use it after the barrier: it exists, with no dead writes).
+// The run's Comm; its shard maps start on adamw_8bit's blocks when that is the optimizer.
+std::unique_ptr<Comm> make_run_comm(const Launch& l, Ops& ops, const std::string& optim) {
+  std::unique_ptr<Comm> c = make_comm(l, ops);
+  c->align_shards(AdamWOptimizer::shard_alignment(optim));
+  return c;
+}
+
 std::unique_ptr<RunDir> open_run_dir(const TrainConfig& cfg, Comm& comm) {
   std::unique_ptr<RunDir> dir = comm.rank() == 0 ? std::make_unique<RunDir>(cfg) : nullptr;
   comm.barrier();
@@ -93,7 +101,7 @@ class Trainer {
         T_(cfg.training),
         launch_(detect_launch()),
         ops_(choose_backend(cfg.device, launch_)),
-        comm_(make_comm(launch_, *ops_)),
+        comm_(make_run_comm(launch_, *ops_, cfg.training.optim)),
         run_dir_(open_run_dir(cfg, *comm_)),
         out_(cfg.output_dir),
         show_(show_progress && comm_->rank() == 0),
@@ -107,6 +115,10 @@ class Trainer {
         opt_(*ops_, model_.param_layout().num_params(), comm_->shard(model_.param_layout().num_params()), T_.optim,
              cfg.full_finetuning ? model_.full_layout().decay_end() : -1),
         progress_(total_, show_) {
+    if (const int64_t grad_bytes = model_.lora_grad_tensor().numel() * 4; use_grad_buckets(*comm_, grad_bytes))
+      buckets_.emplace(*comm_, model_.lora_grad_tensor(),
+                       plan_grad_buckets(model_.param_layout(), mcfg_.num_hidden_layers,
+                                         int64_t(T_.ddp_bucket_cap_mb * 1024 * 1024)));
     model_.load_weights(cfg.model);
     if (!cfg.generation_prompts.empty() && comm_->rank() == 0)
       samples_.emplace(cfg.generation_prompts, cfg.model, cfg.data.chat_format,
@@ -177,8 +189,11 @@ class Trainer {
 
   std::string world() const {
     if (comm_->name() == "single") return "";
+    const std::string buckets =
+        buckets_ ? ", gradients reduced in " + std::to_string(buckets_->num_buckets()) + " buckets during the backward"
+                 : "";
     return " x " + std::to_string(comm_->world_size()) + " ranks (" + comm_->launch().launcher + ", " + comm_->name() +
-           ", optimizer sharded)";
+           ", optimizer sharded" + buckets + ")";
   }
 
   // Every rank resumes from the same step (a rank on a node that does not share output_dir would not).
@@ -215,8 +230,9 @@ class Trainer {
   }
 
   // Optimizer step s: forward/backward of this rank's micro-batches with grad_scale 1/N (N = trained targets of
-  // the whole step, all ranks'), the gradients reduce-scattered, clipping by the global norm, AdamW at the
-  // schedule's rate for s on this rank's shard, the parameters all-gathered.
+  // the whole step, all ranks'), the gradients reduce-scattered (in buckets during the last backward, or after
+  // it), clipping by the global norm, AdamW at the schedule's rate for s on this rank's shard, the parameters
+  // all-gathered.
   void step(int64_t s) {
     std::vector<PackedBatch> batches = planner_.batches(s);
     const int64_t N = planner_.step_targets(s);
@@ -224,16 +240,20 @@ class Trainer {
     model_.zero_grads();
     const uint64_t M = uint64_t(planner_.micro_batches_per_step());
     std::vector<double> stats(M * kStats, 0.0);
+    const GradsFinalFn start_buckets = [this](int layer) { buckets_->final_from(layer); };
     for (size_t i = 0; i < batches.size(); ++i) {
       const uint64_t k = uint64_t(planner_.first_micro_batch()) + i;  // the micro-batch's place in the step
       const uint64_t seed = rng::hash(T_.seed, uint64_t(s) * M + k);
-      const LossStats mb = model_.forward_backward(batches[i], 1.0f / float(N), seed);
+      const bool last = i + 1 == batches.size();
+      const LossStats mb = model_.forward_backward(batches[i], 1.0f / float(N), seed,
+                                                   buckets_ && last ? &start_buckets : nullptr);
       double* slot = &stats[k * kStats];
       slot[kLossSum] = mb.loss_sum;
       slot[kAccuracy] = mb.targets > 0 ? double(mb.correct) / double(mb.targets) : 0.0;
       slot[kCounted] = mb.targets > 0 ? 1.0 : 0.0;
       slot[kTokens] = double(batches[i].num_tokens());
     }
+    reduce_grads();
     comm_->all_reduce_host(stats);
     double loss_sum = 0;
     for (uint64_t k = 0; k < M; ++k) {
@@ -248,7 +268,6 @@ class Trainer {
     }
     const double loss = loss_sum / double(N);
     Tensor& grads = model_.lora_grad_tensor();
-    comm_->reduce_scatter(grads);
     const ShardRange shard = comm_->shard(grads.numel());
     Tensor my_grads = grads.rows(shard.offset, shard.offset + shard.count);
     grad_norm_ = clip_grad_norm(*ops_, my_grads, T_.max_grad_norm, *comm_);
@@ -263,6 +282,15 @@ class Trainer {
     st_.log_loss_sum += loss;
     st_.log_steps += 1;
     progress_.update(st_.global_step, loss, tokens_per_second(), elapsed());
+  }
+
+  // The gradients summed over the ranks into this rank's shard: the buckets the last backward started (waited for
+  // before any other collective: comm.h), or one reduce-scatter now.
+  void reduce_grads() {
+    if (buckets_)
+      buckets_->finish();
+    else
+      comm_->reduce_scatter(model_.lora_grad_tensor());
   }
 
   // The logging window's means (loss, TRL's token accuracy) to metrics and the terminal; a new window starts.
@@ -348,6 +376,7 @@ class Trainer {
   const LrSchedule sched_;
   Qwen2Model model_;
   AdamWOptimizer opt_;
+  std::optional<GradReducer> buckets_;  // when they pay (use_grad_buckets); else one reduce-scatter
   Progress progress_;
   std::optional<MetricsLog> metrics_;
   std::optional<TrainingSamples> samples_;  // generation_prompts answered at each eval

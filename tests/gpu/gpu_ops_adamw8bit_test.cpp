@@ -1,6 +1,7 @@
 // The 8-bit AdamW (optim "adamw_8bit") on the GPU against the CPU reference: the same optimizer, the same inputs,
 // five steps; parameters, codes and absmax must be the same bits (kernels/adamw8bit_math.h is shared and every
-// device operation is explicitly rounded). Sizes: one partial block, blocks and a partial last one, many blocks.
+// device operation is explicitly rounded). Sizes: one partial block, blocks and a partial last one, many blocks;
+// the weight decay ends inside a block (full fine-tuning's no-decay group).
 #include <random>
 
 #include "engine/dist/comm.h"
@@ -25,7 +26,8 @@ TEST(GpuAdamW8bit, StepsEqualCpuBitForBit) {
         gg(*gpu, DType::F32, {n});
     pc.set(p0);
     pg.set(p0);
-    AdamWOptimizer oc(*cpu, n, "adamw_8bit"), og(*gpu, n, "adamw_8bit");
+    const int64_t decay_end = n * 3 / 5;
+    AdamWOptimizer oc(*cpu, n, {0, n}, "adamw_8bit", decay_end), og(*gpu, n, {0, n}, "adamw_8bit", decay_end);
     const AdamWSettings s{1e-3, 0.9, 0.999, 1e-8, 0.01};
     for (int step = 1; step <= 5; ++step) {
       std::vector<float> g = random_uniform(size_t(n), rng, -0.1f, 0.1f);
@@ -36,10 +38,9 @@ TEST(GpuAdamW8bit, StepsEqualCpuBitForBit) {
       og.step(pg.t, gg.t, s, 1e-3);
     }
     Checkpoint c, d;
-    Tensor unused;  // the gather buffer: adamw_8bit runs on one rank
-    oc.save(c, *make_comm(Launch{}, *cpu), unused);
-    og.save(d, *make_comm(Launch{}, *gpu), unused);
     EXPECT_EQ(read_gpu_result(pg, "adamw8bit p"), pc.get());
+    oc.save(c, *make_comm(Launch{}, *cpu), gc.t);  // the spent gradients are the gather buffer
+    og.save(d, *make_comm(Launch{}, *gpu), gg.t);
     EXPECT_EQ(d.exp_avg_codes, c.exp_avg_codes);
     EXPECT_EQ(d.exp_avg_sq_codes, c.exp_avg_sq_codes);
     EXPECT_EQ(d.exp_avg_absmax, c.exp_avg_absmax);

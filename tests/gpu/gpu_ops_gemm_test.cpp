@@ -1,6 +1,9 @@
 // The cuBLASLt GEMM against the CPU GEMM: all four transpose cases, bias, beta = 1 accumulation, column slices
 // (leading dimension > columns), mixed F32/BF16 operands as the LoRA branch uses them, F32 output from bf16
-// inputs, odd sizes and the projection shapes of Qwen2.5-0.5B and 7B. Every case runs on fresh random inputs.
+// inputs, odd sizes and the projection shapes of Qwen2.5-0.5B and 7B; a frozen Linear whose residual is the
+// GEMM's beta source read in place (cuBLASLt C != D). Every case runs on fresh random inputs.
+#include <array>
+
 #include "tests/gpu/gpu_test_util.h"
 
 namespace qsft::test {
@@ -82,6 +85,24 @@ TEST(GpuGemm, QwenProjectionShapesMatchCpu) {
   run_case(*cpu, *gpu, {T, 3584, 3584, false, true, H, H, H, true, 0.0f}, rng);
   run_case(*cpu, *gpu, {T, 37888, 3584, false, true, H, H, H, false, 0.0f}, rng);
   run_case(*cpu, *gpu, {T, 3584, 18944, false, true, H, H, H, false, 1.0f}, rng);
+}
+
+// y = x W^T + b + residual with the residual read in place (C != D): y starts poisoned, the residual is unchanged.
+TEST(GpuLinear, ResidualReadInPlaceMatchesCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(34);
+  const DType H = DType::BF16;
+  for (const auto& [T, in, out] : {std::array<int64_t, 3>{67, 896, 896}, std::array<int64_t, 3>{129, 4864, 896}}) {
+    Both x(*cpu, *gpu, H, {T, in}, random_uniform(size_t(T * in), rng));
+    Both w(*cpu, *gpu, H, {out, in}, random_uniform(size_t(out * in), rng, -0.05f, 0.05f));
+    Both b(*cpu, *gpu, H, {out}, random_uniform(size_t(out), rng));
+    const std::vector<float> res_values = random_uniform(size_t(T * out), rng);
+    Both res(*cpu, *gpu, H, {T, out}, res_values), y(*cpu, *gpu, H, {T, out});
+    cpu->linear(x.c.t, LinearWeight{w.c.t, b.c.t}, y.c.t, &res.c.t);
+    gpu->linear(x.g.t, LinearWeight{w.g.t, b.g.t}, y.g.t, &res.g.t);
+    y.expect_close(1e-2, "linear + residual");
+    EXPECT_EQ(read_gpu_result(res.g, "linear residual"), as_stored(res_values, H)) << "the residual was written";
+  }
 }
 
 }  // namespace

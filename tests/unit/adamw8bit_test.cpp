@@ -103,7 +103,7 @@ TEST(AdamW8bit, EqualsTheBitsandbytesKernelBitForBit) {
     for (int64_t k = 1; k <= steps; ++k) {
       h.step = k;
       const std::vector<float> gk = grad(n, k);
-      cpu::adamw8bit_step(p.data(), gk.data(), s, n, h);
+      cpu::adamw8bit_step(p.data(), gk.data(), s, n, h, n);
       element want;
       if (c["kernel"][std::to_string(k)].get(want)) continue;  // stored after the first and the last step
       SCOPED_TRACE("after step " + std::to_string(k));

@@ -82,6 +82,26 @@ TEST(Shards, CoverTheBufferInOrder) {
     }
 }
 
+// With an alignment (adamw_8bit's 256) every range starts on a block boundary, the ranks split the blocks as
+// evenly as the elements without one, and the last range ends at n.
+TEST(Shards, AlignedRangesStartOnBlocks) {
+  for (int64_t n : {0, 1, 255, 256, 1000, 77824, 77825})
+    for (int world : {1, 2, 3, 4, 8}) {
+      int64_t next = 0, largest = 0, smallest = n;
+      for (int r = 0; r < world; ++r) {
+        const ShardRange s = shard_of(n, world, r, 256);
+        EXPECT_EQ(s.offset, next);
+        EXPECT_EQ(s.offset % 256, 0) << n << " " << world << " " << r;
+        next += s.count;
+        largest = std::max(largest, s.count);
+        smallest = std::min(smallest, s.count);
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_LE(largest - smallest, 256);
+    }
+  EXPECT_EQ(shard_of(1000, 2, 1, 256).offset, 512);  // 4 blocks: 2 each, the second one short
+}
+
 TEST(Comm, AWorldOfOneNeedsNoLibrary) {
   auto ops = make_cpu_ops();
   auto comm = make_comm(Launch{}, *ops);

@@ -37,7 +37,9 @@ TEST(OpsLinear, BiasAndResidualMatchNaive) {
   b.set(random_uniform(b.size(), rng));
   res.set(random_uniform(res.size(), rng));
   const LinearWeight W{w.t, b.t};
+  const std::vector<float> res_before = res.values();
   ops->linear(x.t, W, y.t, &res.t);
+  EXPECT_EQ(res.values(), res_before) << "the residual is read in place, never written";
   expect_all_close(y.values(), naive_linear(x.values(), w.values(), b.values(), &res.values(), T, in, out), 1e-5, 1e-5,
                    "linear with residual");
   ops->linear(x.t, LinearWeight{w.t, {}}, y.t);

@@ -7,6 +7,7 @@
 #include "engine/base/error.h"
 #include "engine/dist/comm.h"
 #include "engine/io/model_config.h"
+#include "engine/io/safetensors.h"
 #include "engine/train/adamw.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/lr_schedule.h"
@@ -130,13 +131,50 @@ TEST_F(CheckpointTest, AnotherLoraConfigurationIsAClearError) {
   EXPECT_THROW(load_checkpoint(out / "checkpoint-2", LoraLayout(cfg_, other)), InputError);
 }
 
+// A checkpoint written before LoRA stacked the A's of a group holds the moments in the unstacked order (each
+// module's A then B) and optimizer.safetensors has no lora_param_order: adamw_torch's moments are moved into the
+// stacked order; adamw_8bit's (blocks of 256 across parameters) cannot be and are refused, naming the file.
+TEST_F(CheckpointTest, MomentsOfTheUnstackedOrderAreReorderedOr8bitRefused) {
+  const fs::path out = fresh_temp_dir("ckpt_unstacked");
+  Checkpoint ck = make(2);
+  for (size_t i = 0; i < ck.exp_avg.size(); ++i) {
+    ck.exp_avg[i] = float(i);
+    ck.exp_avg_sq[i] = 0.5f * float(i);
+  }
+  save_checkpoint(out, layout_, ck, "/base", 0);
+  const int64_t P = layout_.num_params(), r = lora_.r;
+  std::vector<float> m(size_t(P), -1.0f), v(size_t(P), -1.0f);  // as the unstacked layout placed them
+  for (const LoraSlot& s : layout_.slots()) {
+    const int64_t na = r * s.in, nb = s.out * r, a = s.unstacked_a_offset;
+    for (int64_t i = 0; i < na; ++i) m[size_t(a + i)] = ck.exp_avg[size_t(s.a_offset + i)];
+    for (int64_t i = 0; i < nb; ++i) m[size_t(a + na + i)] = ck.exp_avg[size_t(s.b_offset + i)];
+  }
+  for (int64_t i = 0; i < P; ++i) v[size_t(i)] = 0.5f * m[size_t(i)];
+  ASSERT_NE(m, ck.exp_avg);  // all-linear: the orders differ
+  const fs::path opt = out / "checkpoint-2" / "optimizer.safetensors";
+  write_safetensors(opt, {{"exp_avg", DType::F32, {P}, m.data()}, {"exp_avg_sq", DType::F32, {P}, v.data()}});
+  const Checkpoint back = load_checkpoint(out / "checkpoint-2", layout_);
+  EXPECT_EQ(back.exp_avg, ck.exp_avg);
+  EXPECT_EQ(back.exp_avg_sq, ck.exp_avg_sq);
+  const int64_t B = (P + 255) / 256;
+  std::vector<uint8_t> codes(size_t(P), 7);
+  std::vector<float> absmax(size_t(B), 1.0f);
+  write_safetensors(opt, {{"exp_avg", DType::U8, {P}, codes.data()},
+                          {"exp_avg_sq", DType::U8, {P}, codes.data()},
+                          {"exp_avg_absmax", DType::F32, {B}, absmax.data()},
+                          {"exp_avg_sq_absmax", DType::F32, {B}, absmax.data()}});
+  const std::string msg = input_error_of([&] { load_checkpoint(out / "checkpoint-2", layout_); });
+  EXPECT_NE(msg.find(opt.string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("adamw_8bit state written before"), std::string::npos) << msg;
+}
+
 // optim adamw_8bit: the codes and absmax go through optimizer.safetensors (U8 and F32) and the next step after a
 // load is the same bits as without the round trip; an adamw_torch run refuses that state with a clear error.
 TEST_F(CheckpointTest, AdamW8bitStateRoundTripsBitExactly) {
   const fs::path out = fresh_temp_dir("ckpt_8bit");
   auto ops = make_cpu_ops();
   const int64_t P = layout_.num_params();
-  Arena a(*ops, 3 * (size_t(P) * 4 + Arena::kAlign));
+  Arena a(*ops, 4 * (size_t(P) * 4 + Arena::kAlign));
   Tensor p = a.take(DType::F32, {P}), q = a.take(DType::F32, {P}), g = a.take(DType::F32, {P});
   const std::vector<float> p0 = layout_.init_params(5);
   std::vector<float> grad(static_cast<size_t>(P));
@@ -149,8 +187,8 @@ TEST_F(CheckpointTest, AdamW8bitStateRoundTripsBitExactly) {
   Checkpoint ck = make(2);
   ck.exp_avg.clear();
   ck.exp_avg_sq.clear();
-  Tensor unused;  // the gather buffer: adamw_8bit runs on one rank
-  first.save(ck, *make_comm(Launch{}, *ops), unused);
+  Tensor scratch = a.take(DType::F32, {P});  // the gather buffer (the spent gradients in the trainer)
+  first.save(ck, *make_comm(Launch{}, *ops), scratch);
   save_checkpoint(out, layout_, ck, "/base", 0);
   const Checkpoint back = load_checkpoint(out / "checkpoint-2", layout_);
   EXPECT_EQ(back.exp_avg_codes, ck.exp_avg_codes);
@@ -171,35 +209,44 @@ TEST_F(CheckpointTest, AdamW8bitStateRoundTripsBitExactly) {
 
 // Full fine-tuning's two groups ([0, decay_end) with weight decay, the rest without) under ZeRO-1: each rank's
 // optimizer steps its shard's part of both groups, and the shards together give the one-rank update bit for bit
-// (the boundary falls inside a shard). adamw_8bit takes one group only: a no-decay range is refused.
-TEST(AdamW, DecayGroupsSplitAcrossShardsAsOneRank) {
-  auto ops = make_cpu_ops();
-  const int64_t P = 1000, decay_end = 613;
-  Arena a(*ops, 3 * (size_t(P) * 4 + Arena::kAlign));
-  Tensor whole = a.take(DType::F32, {P}), sharded = a.take(DType::F32, {P}), g = a.take(DType::F32, {P});
-  std::vector<float> p0(static_cast<size_t>(P), 0.5f), grad(static_cast<size_t>(P));
-  for (int64_t i = 0; i < P; ++i) grad[size_t(i)] = 1e-3f * float(i % 97) - 0.04f;
-  for (Tensor* t : {&whole, &sharded}) ops->copy_to_device(t->data, p0.data(), p0.size() * 4);
-  ops->copy_to_device(g.data, grad.data(), grad.size() * 4);
-  const AdamWSettings s{1e-3, 0.9, 0.999, 1e-8, 0.1};
-  AdamWOptimizer one(*ops, P, decay_end);
-  std::vector<std::unique_ptr<AdamWOptimizer>> ranks;
-  for (int r = 0; r < 3; ++r)
-    ranks.push_back(std::make_unique<AdamWOptimizer>(*ops, P, shard_of(P, 3, r), "adamw_torch", decay_end));
-  for (int step = 0; step < 3; ++step) {
-    one.step(whole, g, s, 1e-2);
-    for (auto& r : ranks) r->step(sharded, g, s, 1e-2);
+// (the boundary falls inside a shard), for adamw_torch and for adamw_8bit (shards on blocks of 256, the boundary
+// inside a block).
+class DecayGroups : public ::testing::TestWithParam<std::string> {
+ protected:
+  static constexpr int64_t P = 1000, kDecayEnd = 613;
+  // The parameters after 3 steps over `world` ranks (shards aligned as the trainer's Comm aligns them).
+  std::vector<float> run(int world, int64_t decay_end, double weight_decay) {
+    auto ops = make_cpu_ops();
+    Arena a(*ops, 2 * (size_t(P) * 4 + Arena::kAlign));
+    Tensor p = a.take(DType::F32, {P}), g = a.take(DType::F32, {P});
+    std::vector<float> host(static_cast<size_t>(P), 0.5f), grad(static_cast<size_t>(P));
+    for (int64_t i = 0; i < P; ++i) grad[size_t(i)] = 1e-3f * float(i % 97) - 0.04f;
+    ops->copy_to_device(p.data, host.data(), host.size() * 4);
+    ops->copy_to_device(g.data, grad.data(), grad.size() * 4);
+    const AdamWSettings s{1e-3, 0.9, 0.999, 1e-8, weight_decay};
+    std::vector<std::unique_ptr<AdamWOptimizer>> ranks;
+    for (int r = 0; r < world; ++r) {
+      const ShardRange shard = shard_of(P, world, r, AdamWOptimizer::shard_alignment(GetParam()));
+      ranks.push_back(std::make_unique<AdamWOptimizer>(*ops, P, shard, GetParam(), decay_end));
+    }
+    for (int step = 0; step < 3; ++step)
+      for (auto& r : ranks) r->step(p, g, s, 1e-2);
+    ops->copy_to_host(host.data(), p.data, host.size() * 4);
+    return host;
   }
-  std::vector<float> w(static_cast<size_t>(P)), sh(static_cast<size_t>(P));
-  ops->copy_to_host(w.data(), whole.data, w.size() * 4);
-  ops->copy_to_host(sh.data(), sharded.data, sh.size() * 4);
-  EXPECT_EQ(w, sh);
-  EXPECT_NE(w[0], w[679]);  // the same gradient (i % 97 == 0), decayed or not: the groups differ
-  EXPECT_NE(input_error_of([&] {
-              AdamWOptimizer(*ops, P, {0, P}, "adamw_8bit", decay_end);
-            }).find("training.optim"),
-            std::string::npos);
+};
+
+TEST_P(DecayGroups, SplitAcrossShardsAsOneRank) {
+  const std::vector<float> one = run(1, kDecayEnd, 0.1);
+  EXPECT_EQ(run(3, kDecayEnd, 0.1), one);
+  EXPECT_EQ(run(8, kDecayEnd, 0.1), one);  // adamw_8bit: 4 blocks over 8 ranks, half of them own none
+  EXPECT_NE(one[0], one[679]);             // the same gradient (i % 97 == 0), decayed or not: the groups differ
+  // Decay touches the parameters only: [0, decay_end) as with decay everywhere, the rest as with none.
+  const std::vector<float> all = run(1, P, 0.1), none = run(1, P, 0.0);
+  for (int64_t i = 0; i < P; ++i) ASSERT_EQ(one[size_t(i)], i < kDecayEnd ? all[size_t(i)] : none[size_t(i)]) << i;
 }
+
+INSTANTIATE_TEST_SUITE_P(Optim, DecayGroups, ::testing::Values("adamw_torch", "adamw_8bit"));
 
 }  // namespace
 }  // namespace qsft::test
