@@ -41,6 +41,12 @@ class Arena {
     return t;
   }
   size_t used() const { return used_; }
+  // Carve the next tensors from offset `used` (<= used()) again, over tensors already carved there: for buffers
+  // whose lifetimes do not overlap (engine/model/run_state.cpp).
+  void rewind(size_t used) {
+    QSFT_CHECK(used <= used_, "arena rewind beyond what is carved");
+    used_ = used;
+  }
   size_t capacity() const { return capacity_; }
 
  private:

@@ -293,11 +293,14 @@ void Ops::dequantize(const LinearWeight& W, Tensor& out) {
   }
 }
 
+int64_t Ops::quant_chunk_rows(int64_t out, int64_t in, size_t elem_size, size_t limit) {
+  const int64_t rows = int64_t(std::min<size_t>(limit / (size_t(in) * elem_size), size_t(out)));
+  return rows >= out ? out : std::max<int64_t>(64, rows / 64 * 64);  // whole blocks of 64 in each chunk
+}
+
 int64_t Ops::chunk_rows(const LinearWeight& W) const {
   if (!W.quantized()) return W.out();
-  const int64_t rows = int64_t(
-      std::min<size_t>(weight_scratch_limit() / size_t(W.in() * int64_t(dtype_size(W.dtype()))), size_t(W.out())));
-  return rows >= W.out() ? W.out() : std::max<int64_t>(64, rows / 64 * 64);  // whole blocks of 64 in each chunk
+  return quant_chunk_rows(W.out(), W.in(), dtype_size(W.dtype()), weight_scratch_limit());
 }
 
 Tensor Ops::weight_rows(const LinearWeight& W, int64_t row0, int64_t row1) {
@@ -389,6 +392,18 @@ void Ops::rmsnorm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, T
 void Ops::dequantize_impl(const LinearWeight& W, int64_t, int64_t, Tensor&) {
   throw std::logic_error("the " + name() + " backend has no " + weight_format_name(W.q.format) + " weights");
 }
+void Ops::note_alloc(const void* p, size_t bytes) {
+  allocations_[p] = bytes;
+  allocated_bytes_ += bytes;
+}
+
+void Ops::note_free(const void* p) {
+  const auto it = allocations_.find(p);
+  if (it == allocations_.end()) return;
+  allocated_bytes_ -= it->second;
+  allocations_.erase(it);
+}
+
 void* Ops::weight_scratch(size_t) { throw std::logic_error("the " + name() + " backend has no weight scratch"); }
 
 // ---- embedding, norms, RoPE ----
@@ -529,7 +544,7 @@ void Ops::argmax_rows(const Tensor& logits, Tensor& out) {
 }
 
 void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                     Tensor& correct, Tensor* dh, Tensor* dW) {
+                     Tensor& correct, Tensor* dh, Tensor* dW, const Tensor* scratch) {
   Scope s(*this, OpFamily::lm_head_ce);
   const Expect e{device()};
   const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();
@@ -545,7 +560,8 @@ void Ops::lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, fl
     QSFT_CHECK(backward, "lm_head dW needs dh (the backward)");
     e.matrix(*dW, DType::F32, V, H, "lm_head dW");
   }
-  lm_head_ce_impl(h, W, targets, grad_scale, loss_sum, correct, backward ? dh : nullptr, dW);
+  if (scratch && !scratch->empty()) e.placed(*scratch, "lm_head scratch");
+  lm_head_ce_impl(h, W, targets, grad_scale, loss_sum, correct, backward ? dh : nullptr, dW, scratch);
 }
 
 // ---- elementwise, reductions, optimizer ----

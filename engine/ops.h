@@ -14,6 +14,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "engine/base/tensor.h"
 #include "kernels/adamw.h"
@@ -140,8 +141,15 @@ class Ops {
   virtual void synchronize() {}
   // The compute stream (a cudaStream_t on cuda, nullptr on cpu): the NCCL Comm enqueues its collectives on it.
   virtual void* stream() const { return nullptr; }
+  // Rows of a 4-bit weight [out, in] dequantized at once into a scratch of at most `limit` bytes (elements of
+  // elem_size bytes): all of them when they fit, else whole blocks of 64 rows (at least 64).
+  static int64_t quant_chunk_rows(int64_t out, int64_t in, size_t elem_size, size_t limit);
   // Bytes of device memory free for our arenas (0 = unknown).
   virtual size_t memory_available() const { return 0; }
+  // Device bytes this backend holds now: every alloc_bytes not yet freed (as asked, before any rounding) plus the
+  // backend's own buffers (weight scratch; on cuda the cuBLASLt workspace and the growable kernel scratch). What
+  // `qwen-sft plan` counts line by line (engine/train/plan.h), checked in tests/unit/plan_test.cpp.
+  virtual size_t bytes_held() const { return allocated_bytes_; }
   void zero(Tensor& t);                       // t = 0 (packed)
   // dst = src (same dtype and element count, packed; or the same rows of row_elems() elements, either side a strided
   // view: e.g. q's columns of a fused QKV output into a packed [T, n, D])
@@ -211,7 +219,8 @@ class Ops {
                         const Tensor& slot, const Tensor& len, Tensor& out);
 
   // ---- SwiGLU on a fused gate/up output: out = silu(gate) * up ----
-  // gate_up [T, 2I] (gate = columns [0, I), up = [I, 2I)), out [T, I]; dgate_up [T, 2I] overwritten.
+  // gate_up [T, 2I] (gate = columns [0, I), up = [I, 2I)), out [T, I]; dgate_up [T, 2I] overwritten, and may be
+  // gate_up itself (each element is read before it is written).
   void swiglu_fwd(const Tensor& gate_up, Tensor& out);
   void swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up);
 
@@ -222,8 +231,10 @@ class Ops {
   //   dh_t = grad_scale * (softmax(logits_t) - onehot(target)) @ W   (0 for untrained t); dh [T, H] overwritten.
   // dh may be null or empty (eval: no backward). dW (full fine-tuning: W is trained), F32 [V, H] or null:
   //   dW += sum_t grad_scale * (softmax(logits_t) - onehot(target_t))^T h_t   (needs dh)
+  // scratch (packed, any dtype) or null: device memory free during the call (the model lends the run state's backward
+  // scratch); a backend that needs scratch uses it when it is large enough, its own buffer otherwise.
   void lm_head_ce(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                  Tensor& correct, Tensor* dh, Tensor* dW = nullptr);
+                  Tensor& correct, Tensor* dh, Tensor* dW = nullptr, const Tensor* scratch = nullptr);
   // Greedy decoding: out[r] = the first argmax of logits[r, :] (kernels/argmax.h).   logits F32 [R, V], out I32 [R]
   void argmax_rows(const Tensor& logits, Tensor& out);
 
@@ -299,7 +310,7 @@ class Ops {
   virtual void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t T, int64_t I) = 0;
   virtual void swiglu_bwd_impl(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up, int64_t T, int64_t I) = 0;
   virtual void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale,
-                               Tensor& loss_sum, Tensor& correct, Tensor* dh, Tensor* dW) = 0;
+                               Tensor& loss_sum, Tensor& correct, Tensor* dh, Tensor* dW, const Tensor* scratch) = 0;
   virtual void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) = 0;
   virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;
   virtual void scale_inplace_impl(Tensor& y, float s) = 0;
@@ -309,6 +320,10 @@ class Ops {
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;
   virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
                                    int64_t decayed) = 0;
+
+  // A backend reports each alloc_bytes (the bytes asked) and free_bytes, for bytes_held().
+  void note_alloc(const void* p, size_t bytes);
+  void note_free(const void* p);
 
   // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU
   // with a host clock, the GPU with events on its stream) and adds it to the family's total.
@@ -323,6 +338,8 @@ class Ops {
   int64_t chunk_rows(const LinearWeight& W) const;
   // Rows [row0, row1) of W as a dense matrix: a view of a dense W, or dequantized into the weight scratch.
   Tensor weight_rows(const LinearWeight& W, int64_t row0, int64_t row1);
+  std::unordered_map<const void*, size_t> allocations_;  // alloc_bytes not yet freed
+  size_t allocated_bytes_ = 0;                           // their sum
   bool profiling_ = false;
   double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
   double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset
@@ -332,6 +349,8 @@ class Ops {
 
 // Device memory the cuda backend takes beyond the model's arenas (its cuBLASLt workspace).
 constexpr size_t kCudaScratchBytes = size_t(32) << 20;
+// The NCCL communicator's buffer for host values (engine/dist/nccl_comm.cpp), with world_size > 1 on cuda.
+constexpr size_t kNcclScratchBytes = size_t(1) << 20;
 // The cuda backend's largest dequantized chunk of a 4-bit weight (QLoRA), in bytes.
 constexpr size_t kCudaWeightScratchBytes = size_t(16) << 20;
 

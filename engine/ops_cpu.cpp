@@ -45,9 +45,14 @@ class CpuOps final : public Ops {
     void* p = std::aligned_alloc(kAlignment, rounded);
     if (!p) throw std::bad_alloc();
     std::memset(p, 0, rounded);
+    note_alloc(p, bytes);
     return p;
   }
-  void free_bytes(void* p) override { std::free(p); }
+  void free_bytes(void* p) override {
+    note_free(p);
+    std::free(p);
+  }
+  size_t bytes_held() const override { return Ops::bytes_held() + scratch_.capacity() * sizeof(float); }
   size_t memory_available() const override {  // MemAvailable of /proc/meminfo (Linux); 0 = unknown
     std::ifstream in("/proc/meminfo");
     for (std::string key; in >> key;) {
@@ -109,7 +114,7 @@ class CpuOps final : public Ops {
                          q.format == WeightFormat::nf4 ? cpu::Quant4Type::nf4 : cpu::Quant4Type::fp4, out.f32());
   }
   void* weight_scratch(size_t bytes) override {
-    if (scratch_.size() * 4 < bytes) scratch_.resize((bytes + 3) / 4);
+    if (scratch_.size() * 4 < bytes) scratch_ = std::vector<float>((bytes + 3) / 4);  // exactly the largest
     return scratch_.data();
   }
 
@@ -172,7 +177,7 @@ class CpuOps final : public Ops {
     cpu::argmax_rows(logits.f32(), R, V, out.i32());
   }
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                       Tensor& correct, Tensor* dh, Tensor* dW) override {
+                       Tensor& correct, Tensor* dh, Tensor* dW, const Tensor*) override {
     const int64_t V = W.dim(0), H = W.dim(-1), T = targets.numel();
     for (int64_t t = 0; t < T; ++t)
       QSFT_CHECK(targets.i32()[t] < V, "target " + std::to_string(targets.i32()[t]) + " outside the vocabulary [0, " +

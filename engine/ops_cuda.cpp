@@ -58,8 +58,23 @@ class CudaOps final : public Ops {
   Device device() const override { return Device::CUDA; }
   std::string name() const override { return "cuda"; }
 
-  void* alloc_bytes(size_t bytes) override { return cuda::device_alloc(bytes, stream_); }
-  void free_bytes(void* p) override { cuda::device_free(p, stream_); }  // never throws (runs from destructors)
+  void* alloc_bytes(size_t bytes) override {
+    void* p = cuda::device_alloc(bytes, stream_);
+    note_alloc(p, bytes);
+    return p;
+  }
+  void free_bytes(void* p) override {  // never throws (runs from destructors)
+    note_free(p);
+    cuda::device_free(p, stream_);
+  }
+  // + the growable scratch buffers and the cuBLASLt workspace (made with the first GEMM).
+  size_t bytes_held() const override {
+    size_t b = Ops::bytes_held() + (gemm_ ? cuda::GemmRunner::kWorkspaceBytes : 0);
+    for (const cuda::ScratchBuffer* s :
+         {&ce_scratch_, &attn_scratch_, &reduce_scratch_, &emb_scratch_, &weight_scratch_})
+      b += s->capacity();
+    return b;
+  }
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override {
     cuda::copy_h2d(dst, host_src, bytes, stream_);
   }
@@ -192,7 +207,7 @@ class CudaOps final : public Ops {
     cuda::argmax_rows(logits.f32(), R, V, out.i32(), stream_);
   }
   void lm_head_ce_impl(const Tensor& h, const Tensor& W, const Tensor& targets, float grad_scale, Tensor& loss_sum,
-                       Tensor& correct, Tensor* dh, Tensor* dW) override {
+                       Tensor& correct, Tensor* dh, Tensor* dW, const Tensor* scratch) override {
     cuda::LmHeadCe a;
     a.dt = W.dtype;
     a.h = h.data;
@@ -206,7 +221,9 @@ class CudaOps final : public Ops {
     a.correct = correct.i32();
     a.dh = dh ? dh->data : nullptr;
     a.dW = dW ? dW->f32() : nullptr;
-    cuda::lm_head_ce(a, gemm_runner(), ce_scratch_.get(cuda::lm_head_ce_scratch_bytes(a)), stream_);
+    const size_t need = cuda::lm_head_ce_scratch_bytes(a);
+    void* lent = scratch && scratch->nbytes() >= need ? scratch->data : nullptr;
+    cuda::lm_head_ce(a, gemm_runner(), lent ? lent : ce_scratch_.get(need), stream_);
   }
 
   void add_inplace_impl(Tensor& y, const Tensor& x) override {

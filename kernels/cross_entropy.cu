@@ -10,32 +10,6 @@ namespace {
 
 constexpr int kScanThreads = 1024;
 constexpr int kRowThreads = 512;
-constexpr size_t kLogitsBudget = size_t(256) << 20;  // bytes of one logits block
-
-size_t round_up(size_t b) { return (b + 255) / 256 * 256; }
-
-// Where each piece of the scratch lives (offsets in bytes).
-struct CeScratch {
-  size_t idx, count, row_loss, row_correct, h_chunk, logits, dh_chunk, total;
-  explicit CeScratch(const LmHeadCe& a) {
-    const int64_t C = std::min(lm_head_ce_chunk(a.V, a.dt), std::max<int64_t>(a.T, 1));
-    const size_t es = dtype_size(a.dt);
-    size_t off = 0;
-    auto take = [&off](size_t bytes) {
-      const size_t at = off;
-      off += round_up(bytes);
-      return at;
-    };
-    idx = take(size_t(a.T) * 4);
-    count = take(4);
-    row_loss = take(size_t(a.T) * 4);
-    row_correct = take(size_t(a.T) * 4);
-    h_chunk = take(size_t(C * a.H) * es);
-    logits = take(size_t(C * a.V) * es);
-    dh_chunk = take(size_t(C * a.H) * es);
-    total = off;
-  }
-};
 
 // idx = { t : targets[t] >= 0 } in increasing t, count[0] = its size. One block: thread k owns a contiguous span
 // of tokens, counts it, and an exclusive scan over the threads gives where its indices go.
@@ -191,12 +165,7 @@ __global__ void __launch_bounds__(kScanThreads) finish_kernel(const float* row_l
 
 }  // namespace
 
-int64_t lm_head_ce_chunk(int64_t V, DType dt) {
-  const int64_t fit = int64_t(kLogitsBudget / (size_t(V) * dtype_size(dt)));
-  return std::clamp<int64_t>(fit / 64 * 64, 64, 8192);
-}
-
-size_t lm_head_ce_scratch_bytes(const LmHeadCe& a) { return CeScratch(a).total; }
+size_t lm_head_ce_scratch_bytes(const LmHeadCe& a) { return CeScratch(a.T, a.H, a.V, a.dt).total; }
 
 void softmax_ce_rows(const SoftmaxCeRows& a, void* stream) {
   if (a.rows == 0) return;
@@ -215,7 +184,7 @@ void softmax_ce_rows(const SoftmaxCeRows& a, void* stream) {
 
 void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream) {
   if (a.T == 0) return;
-  const CeScratch at(a);
+  const CeScratch at(a.T, a.H, a.V, a.dt);
   char* base = static_cast<char*>(scratch);
   int32_t* idx = reinterpret_cast<int32_t*>(base + at.idx);
   int32_t* count_dev = reinterpret_cast<int32_t*>(base + at.count);

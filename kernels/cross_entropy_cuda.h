@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "engine/base/tensor.h"
+#include "kernels/cross_entropy_scratch.h"
 #include "kernels/gemm_cuda.h"
 
 namespace qsft::cuda {
@@ -50,7 +51,6 @@ struct LmHeadCe {
   void (*row_pass)(const SoftmaxCeRows&, void* stream) = softmax_ce_rows;  // a bench swaps variants in
 };
 
-int64_t lm_head_ce_chunk(int64_t V, DType dt);  // tokens per logits block
 size_t lm_head_ce_scratch_bytes(const LmHeadCe& a);
 // Synchronises once (the number of trained tokens comes to the host to size the chunks).
 void lm_head_ce(const LmHeadCe& a, GemmRunner& gemm, void* scratch, void* stream);

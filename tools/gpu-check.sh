@@ -155,6 +155,8 @@ for bin in "$BIN"/gpu_ops_*_test; do
   fi
 done
 stage test-model-step 150 0 "$TESTS" "$BIN/gpu_model_step_test"
+# qwen-sft plan == what the backend allocates after a step; the device's used memory within 5% (prints the context).
+stage test-plan 120 0 "$TESTS" "$BIN/gpu_plan_test"
 # Full fine-tuning: every weight's gradient and 20 AdamW steps against the CPU on the fixtures.
 stage test-full-ft 150 0 "$TESTS" "$BIN/gpu_full_ft_step_test"
 # Training through the NCCL Comm: world 1 bit-identical to no Comm; 2 ranks when there are 2 GPUs (docs/multi-gpu.md).

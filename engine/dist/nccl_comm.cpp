@@ -149,7 +149,7 @@ class NcclComm final : public Comm {
   }
 
  private:
-  static constexpr size_t kScratchBytes = size_t(1) << 20;
+  static constexpr size_t kScratchBytes = kNcclScratchBytes;
 
   std::string share_id(const std::string& mine) const {
     if (world_size() == 1) return mine;

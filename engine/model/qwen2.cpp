@@ -1,6 +1,7 @@
 #include "engine/model/qwen2.h"
 
 #include "engine/io/bnb_checkpoint.h"
+#include "kernels/cross_entropy_scratch.h"
 
 namespace qsft {
 
@@ -19,14 +20,15 @@ Qwen2Model::Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const Lo
     : ops_(ops),
       cfg_(cfg),
       layout_(cfg, opts.full_finetuning ? LoraConfig{} : lora),  // full fine-tuning: no adapters
-      opts_(opts) {
+      opts_(opts),
+      device_(device) {
   opts_.quant = resolve_weight_quant(cfg, opts.quant, opts.full_finetuning);  // a folder saved in 4-bit form
   if (opts.full_finetuning) full_ = FullLayout(cfg);
   // The cpu backend is the fp32 reference; the cuda backend keeps activations and frozen weights in bf16.
   act_dtype_ = device == Device::CPU ? DType::F32 : DType::BF16;
   Arena measure_w, measure_p, measure_s;
   carve(measure_w, measure_p, measure_s);
-  memory_ = {measure_w.used(), measure_p.used(), measure_s.used()};
+  memory_ = {measure_w.used(), measure_p.used(), measure_s.used(), state_.bytes};
   if (!ops_) return;  // planning only
   weights_arena_ = Arena(*ops_, memory_.weights);
   params_arena_ = Arena(*ops_, memory_.lora);
@@ -44,8 +46,12 @@ void Qwen2Model::carve(Arena& weights, Arena& params, Arena& state) {
     weights_.carve(weights, cfg_, act_dtype_, opts_.quant);
     params_.carve(params, layout_.num_params(), act_dtype_, !opts_.inference);
   }
+  // The cuda lm_head_ce's scratch is lent from the run state (the cpu reference brings its own).
+  const size_t loss_scratch =
+      device_ == Device::CUDA ? cuda::CeScratch(opts_.max_tokens, cfg_.hidden_size, cfg_.vocab_size, act_dtype_).total
+                              : 0;
   state_.carve(state, cfg_, layout_.config(), opts_.max_tokens, opts_.recomputed_layers(cfg_.num_hidden_layers),
-               act_dtype_, !opts_.inference);
+               act_dtype_, !opts_.inference, loss_scratch);
   batch_.carve(state, opts_.max_tokens);
 }
 

@@ -20,6 +20,7 @@ struct ModelMemory {
   size_t weights = 0;      // frozen weights
   size_t lora = 0;         // trainable parameters and gradients (F32; LoRA's, or all with full fine-tuning)
   size_t activations = 0;  // saved activations, backward scratch, the batch
+  RunStateBytes state;     // activations by role (residual streams, saved, scratch); the rest is the batch
 };
 
 class Qwen2Model {
@@ -68,7 +69,7 @@ class Qwen2Model {
   }
   Tensor& lora_grad_tensor() { return params_.grads(); }
   ModelMemory allocated() const {
-    return {weights_arena_.capacity(), params_arena_.capacity(), state_arena_.capacity()};
+    return {weights_arena_.capacity(), params_arena_.capacity(), state_arena_.capacity(), state_.bytes};
   }
 
  private:
@@ -83,6 +84,7 @@ class Qwen2Model {
   LoraLayout layout_;
   ModelOptions opts_;
   FullLayout full_;  // full fine-tuning only
+  Device device_;
   DType act_dtype_;
   ModelMemory memory_;
   bool params_changed_ = true;  // the compute copy of the parameters needs a refresh

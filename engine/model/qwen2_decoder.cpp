@@ -155,7 +155,8 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   BackwardScratch& g = p_.state.g;
   // MLP block. dh = d h_out, which is also d down_out.
   Tensor act = a.act.rows(0, T), gate_up = a.gate_up.rows(0, T), xn2 = a.xn2.rows(0, T);
-  Tensor d_act = g.d_act.rows(0, T), d_gate_up = g.d_gate_up.rows(0, T), dx = g.dx.rows(0, T);
+  // d gate_up overwrites gate_up (swiglu_bwd may run in place; gate_up is not read after it).
+  Tensor d_act = g.d_act.rows(0, T), d_gate_up = gate_up, dx = g.dx.rows(0, T);
   const LayerWeights* G = p_.grads ? &p_.grads->layers[size_t(l)] : nullptr;  // full fine-tuning: weight grads
   ops_.linear_dgrad(dh, W.down, d_act, false);
   if (G) ops_.linear_wgrad(dh, act, G->down);
@@ -249,7 +250,7 @@ LossStats Qwen2Decoder::loss_and_backward(float grad_scale, uint64_t seed, const
   const Qwen2Weights* G = p_.grads;  // full fine-tuning (tied: G->lm_head is G->embed, both add into it)
   Tensor d_lm_head = G ? G->lm_head : Tensor();
   ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), grad_scale, st.loss_sum, st.correct, &dxf,
-                  G ? &d_lm_head : nullptr);
+                  G ? &d_lm_head : nullptr, &st.g.shared);
   ops_.zero(dh);
   if (G) norm_wgrad(dxf, st.resid[size_t(L)].rows(0, T), st.rstd_f.rows(0, T), G->final_norm);
   ops_.rmsnorm_bwd(dxf, st.resid[size_t(L)].rows(0, T), p_.weights.final_norm, st.rstd_f.rows(0, T), dh);
@@ -276,7 +277,8 @@ LossStats Qwen2Decoder::loss() {
   RunState& st = p_.state;
   ops_.zero(st.loss_sum);
   ops_.zero(st.correct);
-  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), 0.0f, st.loss_sum, st.correct, nullptr);
+  ops_.lm_head_ce(st.xf.rows(0, T), p_.weights.lm_head, p_.batch.targets(), 0.0f, st.loss_sum, st.correct, nullptr,
+                  nullptr, &st.g.shared);
   return read_loss();
 }
 

@@ -27,41 +27,71 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
     if (int n = lora.group_size(LoraGroup(g))) x.u[size_t(g)] = a.take(w, {T, n * lora.r});
 }
 
-void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, int recomputed_layers,
-                     DType w, bool backward) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-  const int64_t qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
-  resid.resize(size_t(c.num_hidden_layers) + 1);
-  for (size_t i = 0; i < resid.size(); ++i) resid[i] = backward || i < 2 ? a.take(w, {T, H}) : resid[i - 2];
-  recomputed = recomputed_layers;
-  acts.resize(size_t(c.num_hidden_layers - recomputed + (recomputed > 0)));
-  for (LayerActs& x : acts) carve_layer_acts(a, x, c, lora, T, w);
-  xf = a.take(w, {T, H});
-  rstd_f = a.take(DType::F32, {T});
-  loss_sum = a.take(DType::F32, {1});
-  correct = a.take(DType::I32, {1});
-  // Scratch the forward uses too: d_qkv's memory holds packed copies of q, k, v for an attention hook
-  // (generation), q_pre/k_pre Qwen3's head norm inputs.
+// The scratch the forward uses too (run_state.h): d_qkv (packed q, k, v copies for an attention hook) and
+// Qwen3's head norm inputs q_pre, k_pre; in the backward, the attention phase's.
+static void carve_attention_scratch(Arena& a, BackwardScratch& g, const Qwen2Config& c, int64_t T, DType w) {
+  const int64_t D = c.head_dim, qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
   g.d_qkv = a.take(w, {T, qo + 2 * kvo});
   if (c.qk_norm()) {
     g.q_pre = a.take(w, {T, qo});
     g.k_pre = a.take(w, {T, kvo});
   }
-  if (!backward) return;
+}
+
+// The backward scratch (run_state.h): dh, dx, then one region carved once per phase over the same bytes, as large
+// as its largest phase. The loss phase: xf (the final norm's output, written after the last layer's forward) and the
+// loss's scratch after it.
+static void carve_backward_scratch(Arena& a, BackwardScratch& g, Tensor& xf, const Qwen2Config& c,
+                                   const LoraConfig& lora, int64_t T, DType w, size_t loss_scratch) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int64_t qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
   g.dh = a.take(w, {T, H});
   g.dx = a.take(w, {T, H});
+  const size_t start = a.used();
+  const auto& targets = lora.targets;
+  if (std::find(targets.begin(), targets.end(), true) != targets.end()) {  // LoRA (none with full fine-tuning)
+    g.xd = a.take(w, {T, std::max({H, I, qo})});
+    g.du = a.take(w, {T, std::max<int64_t>(lora.largest_group() * lora.r, 1)});
+  }
+  const size_t phases = a.used();
+  g.d_act = a.take(w, {T, I});  // the MLP phase
+  size_t end = a.used();
+  a.rewind(phases);  // the attention phase
   g.d_attn = a.take(w, {T, qo});
+  carve_attention_scratch(a, g, c, T, w);
   if (c.qk_norm()) {
     g.dq = a.take(w, {T, qo});
     g.dk = a.take(w, {T, kvo});
     g.dk_pre = a.take(w, {T, kvo});
   }
-  g.d_gate_up = a.take(w, {T, 2 * I});
-  g.d_act = a.take(w, {T, I});
-  const auto& targets = lora.targets;
-  if (std::find(targets.begin(), targets.end(), true) == targets.end()) return;  // full fine-tuning: no LoRA branch
-  g.du = a.take(w, {T, std::max<int64_t>(lora.largest_group() * lora.r, 1)});
-  g.xd = a.take(w, {T, std::max({H, I, qo})});
+  end = std::max(end, a.used());
+  a.rewind(start);  // the loss phase
+  xf = a.take(w, {T, H});
+  const size_t taken = a.used() - start;
+  g.shared = a.take(DType::U8, {int64_t(std::max(end - start, taken + loss_scratch) - taken)});
+}
+
+void RunState::carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t T, int recomputed_layers, DType w,
+                     bool backward, size_t loss_scratch) {
+  const int64_t H = c.hidden_size;
+  const size_t start = a.used();
+  resid.resize(size_t(c.num_hidden_layers) + 1);
+  for (size_t i = 0; i < resid.size(); ++i) resid[i] = backward || i < 2 ? a.take(w, {T, H}) : resid[i - 2];
+  rstd_f = a.take(DType::F32, {T});
+  loss_sum = a.take(DType::F32, {1});
+  correct = a.take(DType::I32, {1});
+  bytes.residuals = a.used() - start;
+  recomputed = recomputed_layers;
+  acts.resize(size_t(c.num_hidden_layers - recomputed + (recomputed > 0)));
+  for (LayerActs& x : acts) carve_layer_acts(a, x, c, lora, T, w);
+  bytes.saved = a.used() - start - bytes.residuals;
+  if (backward) {
+    carve_backward_scratch(a, g, xf, c, lora, T, w, loss_scratch);
+  } else {
+    xf = a.take(w, {T, H});
+    carve_attention_scratch(a, g, c, T, w);
+  }
+  bytes.scratch = a.used() - start - bytes.residuals - bytes.saved;
 }
 
 }  // namespace qsft

@@ -27,33 +27,46 @@ struct LayerActs {
   Tensor lse_rows(int64_t T) const { return Tensor(lse.data, DType::F32, {lse.dim(0), T}, lse.device); }  // [n, T]
 };
 
-// Backward scratch, shared by all layers. d_qkv (packed q, k, v copies for an attention hook) and Qwen3's q_pre,
-// k_pre serve the forward too, so an inference-only state has them.
+// Backward scratch, shared by all layers. dh and dx are live throughout; the rest lives in one region reused phase
+// by phase (run_state.cpp): LoRA's xd and du at its start (every phase's LoRA backward), then the MLP phase's d_act
+// or, over the same bytes, the attention phase's d_attn, d_qkv and Qwen3's packed dq, dk, dk_pre, q_pre, k_pre;
+// before either, the loss phase's RunState::xf and the rest of the region as the loss's scratch (`shared`, lent to
+// lm_head_ce). d gate_up is computed in place of the saved gate_up. The forward uses d_qkv's memory for packed q, k,
+// v copies (an attention hook: generation) and Qwen3's q_pre, k_pre, so an inference-only state has those too.
 struct BackwardScratch {
-  Tensor dh, dx;            // [T, H]: gradient of the residual stream; of a norm's input
-  Tensor d_attn;            // [T, n*D]
-  Tensor d_qkv;             // [T, (n + 2 nkv) D]: dq | dk | dv columns, the input of one dgrad GEMM
-  Tensor dq, dk;            // Qwen3: d of the packed q, k [T, n*D], [T, nkv*D]
-  Tensor q_pre, k_pre;      // Qwen3: the head norms' inputs (qkv's q, k columns) packed [T, n*D], [T, nkv*D]
-  Tensor dk_pre;            // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
-  Tensor d_gate_up, d_act;  // [T, 2I], [T, I]
-  Tensor du;                // LoRA [T, n*r], n: the largest group
-  Tensor xd;                // LoRA dropout(x) [T, max(H, I, n*D)]
+  Tensor dh, dx;        // [T, H]: gradient of the residual stream; of a norm's input
+  Tensor xd, du;        // LoRA dropout(x) [T, max(H, I, n*D)]; [T, n*r], n: the largest group (none: full FT)
+  Tensor d_act;         // MLP phase [T, I]
+  Tensor d_attn;        // attention phase [T, n*D]
+  Tensor d_qkv;         // attention phase [T, (n + 2 nkv) D]: dq | dk | dv columns, the input of one dgrad GEMM
+  Tensor dq, dk;        // Qwen3: d of the packed q, k [T, n*D], [T, nkv*D]
+  Tensor q_pre, k_pre;  // Qwen3: the head norms' inputs (qkv's q, k columns) packed [T, n*D], [T, nkv*D]
+  Tensor dk_pre;        // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
+  Tensor shared;        // U8: the region after xf, free while the loss is computed
+};
+
+// Bytes of a run state by role (their sum is what its arena takes, with the batch's few bytes).
+struct RunStateBytes {
+  size_t residuals = 0;  // the L + 1 residual streams, the final norm's statistics, the loss
+  size_t saved = 0;      // the layers' saved activations (LayerActs)
+  size_t scratch = 0;    // the backward scratch (dh, dx and the shared region, with xf)
 };
 
 struct RunState {
   std::vector<Tensor> resid;    // L + 1 residual streams [T, H]: input of each layer, and the last output
   std::vector<LayerActs> acts;  // [shared by the recomputed layers (R > 0)] + one per kept layer
-  Tensor xf, rstd_f;            // final norm output [T, H], [T]
+  Tensor xf, rstd_f;            // final norm output [T, H] (in the backward scratch's region), [T]
   Tensor loss_sum, correct;     // F32 [1], I32 [1]
   BackwardScratch g;
 
   int recomputed = 0;           // R: layers [0, R) are recomputed in the backward
+  RunStateBytes bytes;
 
-  // backward = false (inference): resid[l] alternates between two buffers (layer l reads resid[l] and writes
-  // resid[l + 1], the other one), and there is no backward scratch.
-  void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, int recomputed_layers,
-             DType w, bool backward = true);
+  // loss_scratch: the bytes lm_head_ce needs on the backend (0 when it brings its own: cpu); the shared region is
+  // at least that large. backward = false (inference): resid[l] alternates between two buffers (layer l reads
+  // resid[l] and writes resid[l + 1], the other one), and there is no backward scratch (xf only).
+  void carve(Arena& a, const Qwen2Config& c, const LoraConfig& lora, int64_t max_tokens, int recomputed_layers, DType w,
+             bool backward = true, size_t loss_scratch = 0);
   LayerActs& layer(int l) { return l < recomputed ? acts[0] : acts[size_t(l - recomputed + (recomputed > 0))]; }
 };
 

@@ -111,7 +111,7 @@ class Trainer {
         total_(total_steps()),
         sched_(lr_schedule_for(T_, total_)),
         model_(*ops_, mcfg_, cfg.lora,
-               model_options(cfg, ops_->device(), ops_->memory_available(), comm_->world_size())),
+               model_options(cfg, ops_->device(), plannable_memory(*ops_), comm_->world_size())),
         opt_(*ops_, model_.param_layout().num_params(), comm_->shard(model_.param_layout().num_params()), T_.optim,
              cfg.full_finetuning ? model_.full_layout().decay_end() : -1),
         progress_(total_, show_) {

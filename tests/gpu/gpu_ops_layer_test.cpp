@@ -1,6 +1,6 @@
-// CUDA RMSNorm (plain, residual-fused, backward), RoPE and SwiGLU against the CPU reference ops on fresh random
-// inputs, at odd token counts and the real Qwen2.5-0.5B (H 896, I 4864, 14/2 heads of 64) and 7B (H 3584,
-// I 18944, 28/4 heads of 128) widths, in F32 and BF16.
+// CUDA RMSNorm (plain, residual-fused, backward), RoPE and SwiGLU (its backward also in place) against the CPU
+// reference ops on fresh random inputs, at odd token counts and the real Qwen2.5-0.5B (H 896, I 4864, 14/2 heads of 64)
+// and 7B (H 3584, I 18944, 28/4 heads of 128) widths, in F32 and BF16.
 #include <tuple>
 
 #include "kernels/rope.h"
@@ -108,6 +108,8 @@ TEST(GpuSwiGlu, ForwardAndBackwardMatchCpu) {
       cpu->swiglu_bwd(dout.c.t, gu.c.t, dgu.c.t);
       gpu->swiglu_bwd(dout.g.t, gu.g.t, dgu.g.t);
       dgu.expect_close(tolerance(dt), "swiglu_bwd " + tag);
+      gpu->swiglu_bwd(dout.g.t, gu.g.t, gu.g.t);  // in place, as the model's backward runs it: the same bits
+      EXPECT_EQ(read_gpu_result(gu.g, "swiglu_bwd in place"), read_gpu_result(dgu.g, "swiglu_bwd")) << tag;
     }
 }
 
