@@ -23,6 +23,8 @@ class TrainingSamples {
                   int64_t max_tokens);
   ~TrainingSamples();
   void answer(Ops& ops, Qwen2Model& model, int64_t step, const std::filesystem::path& out_dir);
+  // The device bytes of the generator answer() makes (its KV cache and step tensors), activations of dtype act.
+  size_t device_bytes(const Qwen2Config& cfg, DType act) const { return Generator::plan_bytes(cfg, opts_, act); }
 
  private:
   PromptEncoder enc_;

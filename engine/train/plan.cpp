@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/dist/comm.h"
+#include "engine/generate/training_samples.h"
 #include "engine/io/bnb_checkpoint.h"
 #include "engine/train/adamw.h"
 #include "kernels/cross_entropy_scratch.h"
@@ -52,24 +54,43 @@ size_t cuda_kernel_scratch_bytes(const Qwen2Config& m, int64_t T, int64_t P, boo
   return delta + partials + (full_finetuning ? size_t(3 * T + 1) * 4 : 0);
 }
 
-// The plan of the config with R recomputed layers, per rank of world_size, against `available` bytes (0 = unknown).
+// NCCL's own buffers on each GPU with world_size > 1, an estimate until a multi-GPU run measures them: NCCL_BUFFSIZE
+// (4 MiB) per protocol and direction for each channel of each connection, and more with NVLS on NVSwitch systems.
+constexpr size_t kNcclBuffersBytes = size_t(512) << 20;
+
+// The generator generation_prompts makes at the first evaluation (rank 0 only): its KV cache and step tensors, for
+// the prompts as encoded (decode attention's split partials, ~1 MiB on cuda, are left to the reserve).
+size_t samples_bytes(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device) {
+  if (cfg.generation_prompts.empty()) return 0;
+  const ModelOptions mo = options_recomputing(cfg, 0);
+  const TrainingSamples s(cfg.generation_prompts, cfg.model, cfg.data.chat_format, mo.max_tokens);
+  return s.device_bytes(mcfg, device == Device::CPU ? DType::F32 : DType::BF16);
+}
+
+// The plan of the config with R recomputed layers, per rank of world_size, against `available` bytes (0 = unknown);
+// samples: samples_bytes().
 TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available, int R,
-                              int world_size) {
+                              int world_size, size_t samples) {
   TrainingPlan p;
   p.device = device;
   p.world_size = world_size;
   const ModelOptions mo = options_recomputing(cfg, R);
   p.model = Qwen2Model::plan_memory(mcfg, cfg.lora, mo, device);
   const int64_t P = cfg.full_finetuning ? FullLayout(mcfg).num_params() : LoraLayout(mcfg, cfg.lora).num_params();
-  // ZeRO-1: each rank keeps the state of its shard (rank shards differ by one at most).
-  p.optimizer = AdamWOptimizer::bytes((P + world_size - 1) / world_size, cfg.training.optim);
+  // ZeRO-1: each rank keeps the state of its shard; the plan is the largest one's (adamw_8bit: whole 256-blocks).
+  int64_t largest_shard = 0;
+  for (int q = 0; q < world_size; ++q)
+    largest_shard =
+        std::max(largest_shard, shard_of(P, world_size, q, AdamWOptimizer::shard_alignment(cfg.training.optim)).count);
+  p.optimizer = AdamWOptimizer::bytes(largest_shard, cfg.training.optim);
+  p.samples = samples;
   // The frozen Linears' format as the model resolves it (a folder saved in 4-bit form is 4-bit).
-  p.weight_scratch =
-      weight_scratch_bytes(mcfg, resolve_weight_quant(mcfg, mo.quant, cfg.full_finetuning), device);
+  p.weight_scratch = weight_scratch_bytes(mcfg, resolve_weight_quant(mcfg, mo.quant, cfg.full_finetuning), device);
   if (device == Device::CUDA) {
     p.gemm_workspace = kCudaScratchBytes;
     p.kernel_scratch = cuda_kernel_scratch_bytes(mcfg, mo.max_tokens, P, cfg.full_finetuning);
     p.comm_scratch = world_size > 1 ? kNcclScratchBytes : 0;
+    p.comm_buffers = world_size > 1 ? kNcclBuffersBytes : 0;
     p.loss_scratch = cuda::CeScratch(mo.max_tokens, mcfg.hidden_size, mcfg.vocab_size, DType::BF16).total;
     p.context = kCudaContextBytes;
   }
@@ -93,9 +114,9 @@ int layers_to_recompute(const TrainConfig& cfg, const Qwen2Config& mcfg, Device 
   if (!cfg.training.gradient_checkpointing_auto) return cfg.training.gradient_checkpointing ? L : 0;
   if (available == 0) return 0;
   const size_t reserve = device == Device::CUDA ? available / 32 : 0;
-  const size_t budget = available > reserve ? available - reserve : 1;
+  const size_t budget = available > reserve ? available - reserve : 1, samples = samples_bytes(cfg, mcfg, device);
   for (int R = 0; R < L; ++R)
-    if (plan_recomputing(cfg, mcfg, device, budget, R, world_size).fits()) return R;
+    if (plan_recomputing(cfg, mcfg, device, budget, R, world_size, samples).fits()) return R;
   return L;
 }
 
@@ -117,7 +138,7 @@ TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t availab
     available = plannable_memory(*(device == Device::CPU ? make_cpu_ops() : make_cuda_ops()));
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   const int R = layers_to_recompute(cfg, mcfg, device, available, world_size);
-  return plan_recomputing(cfg, mcfg, device, available, R, world_size);
+  return plan_recomputing(cfg, mcfg, device, available, R, world_size, samples_bytes(cfg, mcfg, device));
 }
 
 // What the plan does with the layers' activations, e.g. "auto: recomputes layers 0-4 (5 of 28) to fit".
@@ -157,6 +178,8 @@ std::string TrainingPlan::report() const {
   cuda_line("cuBLASLt workspace", gemm_workspace);
   cuda_line("kernel scratch", kernel_scratch, "  (attention bwd, reductions)");
   cuda_line("NCCL scratch", comm_scratch);
+  cuda_line("NCCL buffers", comm_buffers, "  (estimate: kNcclBuffersBytes)");
+  if (samples) line("generation_prompts' generator", samples, "  (rank 0, from the first eval)");
   cuda_line("CUDA context", context, "  (estimate: kCudaContextBytes)");
   line(cpu ? "total on the cpu" : "total on the gpu", total());
   line("mapped weight files", mapped_weights, "  (host, while loading)");

@@ -34,20 +34,24 @@ struct TrainingPlan {
   size_t comm_scratch = 0;          // cuda with world_size > 1: NCCL's host-value buffer
   size_t loss_scratch = 0;          // cuda: lm_head_ce's logits chunk and gathers, inside model.state.scratch
   size_t context = 0;               // cuda: kCudaContextBytes
+  size_t comm_buffers = 0;          // cuda with world_size > 1: NCCL's own buffers (estimate: kNcclBuffersBytes)
+  size_t samples = 0;               // generation_prompts (rank 0): the sample generator's arena, made at the first eval
   size_t mapped_weights = 0;        // host: the model's safetensors files, mapped while weights are converted
   size_t checkpoint_staging = 0;    // host: a checkpoint's parameters and moments (F32, 12 B/param) while saved
   bool checkpointing_auto = false;  // gradient_checkpointing "auto"
   int recomputed_layers = 0;        // R: layers [0, R) of num_layers are recomputed in the backward
   int num_layers = 0;
   bool full_finetuning = false;  // model.lora is then every weight: F32 master + grads (+ the bf16 copy on cuda)
-  size_t available = 0;  // memory available (host memory on cpu); 0 = unknown
+  size_t available = 0;          // memory available (host memory on cpu); 0 = unknown
 
   // What the backend allocates: Ops::bytes_held() after a step.
   size_t allocated() const {
     return model.weights + model.lora + model.activations + optimizer + weight_scratch + gemm_workspace +
            kernel_scratch + comm_scratch;
   }
-  size_t total() const { return allocated() + context; }  // on the device
+  // On the device: what a step holds, the context and what is not there after one step (the samples generator is
+  // made at the first evaluation; NCCL's buffers are NCCL's).
+  size_t total() const { return allocated() + context + comm_buffers + samples; }
   // Peak host memory: the larger of loading and saving, plus on cpu the device total (the cpu backend's memory is
   // the host's).
   size_t host_total() const {

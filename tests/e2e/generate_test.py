@@ -105,8 +105,12 @@ def main():
     run_dir, plain_dir = os.path.join(d, "run"), os.path.join(d, "plain")
     top = {"save_steps": 3, "eval_steps": 2, "generation_prompts": prompts}
     run(a.bin, "train", write_config(os.path.join(d, "cfg.json"), model, run_dir, top=top, max_steps=3), "--quiet")
+    planned = run(a.bin, "plan", os.path.join(d, "cfg.json"), "--device-memory", "64").stdout
+    expect("generation_prompts' generator" in planned, f"the plan counts the samples' generator:\n{planned}")
     del top["generation_prompts"]
     run(a.bin, "train", write_config(os.path.join(d, "plain.json"), model, plain_dir, top=top, max_steps=3), "--quiet")
+    planned_plain = run(a.bin, "plan", os.path.join(d, "plain.json"), "--device-memory", "64").stdout
+    expect("generation_prompts' generator" not in planned_plain, "no generator line without generation_prompts")
     samples = jsonl(open(os.path.join(run_dir, "samples.jsonl")).read())
     expect([(l["step"], l["index"]) for l in samples] == [(s, i) for s in (2, 3) for i in range(4)],
            f"samples.jsonl lines: {[(l['step'], l['index']) for l in samples]}")

@@ -6,8 +6,10 @@ starts on a block of 256 parameters, so it updates whole blocks of the 8-bit sta
   another order, as with adamw_torch, tests/e2e/multi_rank_test.py: 1e-6); an 8-bit moment rounds such a difference
   to a whole code now and then (measured: after 6 steps 2 of 77824 LoRA codes, 27 of 886912 full fine-tuning codes
   differ, by 1 to 6 codes), which moves that parameter's update by a fraction of lr, and the moved weights move the
-  next gradients. Measured: metrics within 2.2e-8 (LoRA) and 1.5e-8 (full), weights within 5.0e-6 and 1.3e-5
-  (relative L2); full fine-tuning on 4 ranks x GA 1 (not run here) reached 1.6e-6 (grad_norm) and 5.5e-5.
+  next gradients. Measured: metrics within 1.4e-7 (LoRA) and 1.5e-8 (full), weights within 1.7e-4 and 1.3e-5
+  (relative L2 per tensor; the LoRA worst is a B matrix, small after 6 steps, where 2066 of 3072 values moved by a
+  few flipped codes of their blocks: with stacked LoRA A and the fused QKV the gradients round differently, and so
+  do the flips); full fine-tuning on 4 ranks x GA 1 (not run here) reached 1.6e-6 (grad_norm) and 5.5e-5.
 - LoRA on 4 ranks x GA 1 adds the micro-batches' gradients in the order 1 rank x GA 4 does (as with adamw_torch):
   its weights and 8-bit state are the 1-rank run's bit for bit, and a checkpoint resumed on another world size
   (4 -> 1, 1 -> 4) ends bit for bit as the uninterrupted run: the state is gathered whole at save and split again
@@ -23,7 +25,7 @@ from mpi_common import require_mpirun, tensors, train, train_config, truncated_c
 
 STEPS = 6
 TOL_METRICS = 1e-5
-TOL_WEIGHTS = 1e-4
+TOL_WEIGHTS = 1e-3
 
 
 def config(d, model, name, ga, full):

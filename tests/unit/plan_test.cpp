@@ -110,11 +110,13 @@ TEST(Plan, CudaAddsTheContextWorkspaceAndKernelScratch) {
   EXPECT_EQ(g.gemm_workspace, kCudaScratchBytes);
   EXPECT_EQ(g.comm_scratch, kNcclScratchBytes);
   EXPECT_GT(g.kernel_scratch, 0u);
-  EXPECT_EQ(g.total(), g.allocated() + kCudaContextBytes);
+  EXPECT_GT(g.comm_buffers, 0u);  // NCCL's own buffers with 2 ranks: on the GPU, not held by the backend
+  EXPECT_EQ(g.total(), g.allocated() + kCudaContextBytes + g.comm_buffers);
+  EXPECT_EQ(plan_training(cfg, Device::CUDA, size_t(1) << 40, 1).comm_buffers, 0u);
   EXPECT_GT(g.loss_scratch, 0u);
   EXPECT_GE(g.model.state.scratch, g.loss_scratch);  // lent: the backward scratch is at least that large
   const std::string r = g.report();
-  for (const char* line : {"CUDA context", "cuBLASLt workspace", "of which the CE logits chunk", "residual streams",
+  for (const char* line : {"CUDA context", "NCCL buffers", "cuBLASLt workspace", "of which the CE logits chunk", "residual streams",
                            "saved layer activations", "backward scratch", "checkpoint staging"})
     EXPECT_NE(r.find(line), std::string::npos) << line << "\n" << r;
 }
