@@ -26,6 +26,7 @@ ModelOptions options_recomputing(const TrainConfig& cfg, int R) {
   mo.neftune_padded_rows = !cfg.data.packing;
   mo.full_finetuning = cfg.full_finetuning;
   mo.quant = cfg.quant.weights();
+  mo.embedding_on_host = mo.embedding_on_host && T.embedding_on_host;  // the environment's default, or the config's
   return mo;
 }
 
@@ -144,6 +145,8 @@ std::string TrainingPlan::report() const {
     if (!cpu && bytes) line(what, bytes, note);
   };
   line("frozen weights", model.weights);
+  if (model.host_weights)
+    line("embedding, host-mapped", model.host_weights, "  (host, pinned: the gpu reads T rows a step)");
   const std::string trained =
       std::string(full_finetuning ? "all weights" : "LoRA params") + " + grads" + (cpu ? "" : " + bf16 copy");
   line(trained.c_str(), model.lora);
