@@ -145,8 +145,6 @@ std::string TrainingPlan::report() const {
     if (!cpu && bytes) line(what, bytes, note);
   };
   line("frozen weights", model.weights);
-  if (model.host_weights)
-    line("embedding, host-mapped", model.host_weights, "  (host, pinned: the gpu reads T rows a step)");
   const std::string trained =
       std::string(full_finetuning ? "all weights" : "LoRA params") + " + grads" + (cpu ? "" : " + bf16 copy");
   line(trained.c_str(), model.lora);
@@ -162,6 +160,9 @@ std::string TrainingPlan::report() const {
   cuda_line("NCCL scratch", comm_scratch);
   cuda_line("CUDA context", context, "  (estimate: kCudaContextBytes)");
   line(cpu ? "total on the cpu" : "total on the gpu", total());
+  if (model.host_weights)
+    line("embedding, host-mapped", model.host_weights,
+         cpu ? "  (host: frozen, untied)" : "  (host, pinned: the gpu reads T rows a step)");
   line("mapped weight files", mapped_weights, "  (host, while loading)");
   line("checkpoint staging", checkpoint_staging, "  (host, while saving: 12 B/param)");
   line("host peak", host_total());
