@@ -1,4 +1,4 @@
-// Arena: one device allocation carved into tensors. Sizes are planned first (the same code runs in a "measure"
+// Arena: one device allocation (or one of host memory mapped for the device: MemoryKind) carved into tensors. Sizes are planned first (the same code runs in a "measure"
 // pass with no memory, then for real), so nothing is allocated inside the step loop.
 #pragma once
 #include <cstddef>
@@ -14,8 +14,11 @@ class Arena {
 
   // A measuring arena: take() returns tensors with no memory and only counts bytes.
   Arena() = default;
-  // A real arena of `bytes` from the backend.
-  Arena(Ops& ops, size_t bytes) : ops_(&ops), base_(static_cast<char*>(ops.alloc_bytes(bytes))), capacity_(bytes) {}
+  // A real arena of `bytes` from the backend, of memory of `kind`.
+  Arena(Ops& ops, size_t bytes, MemoryKind kind = MemoryKind::device)
+      : ops_(&ops),
+        base_(static_cast<char*>(kind == MemoryKind::device ? ops.alloc_bytes(bytes) : ops.alloc_host_mapped(bytes))),
+        capacity_(bytes) {}
   ~Arena() {
     if (ops_ && base_) ops_->free_bytes(base_);
   }

@@ -392,16 +392,18 @@ void Ops::rmsnorm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, T
 void Ops::dequantize_impl(const LinearWeight& W, int64_t, int64_t, Tensor&) {
   throw std::logic_error("the " + name() + " backend has no " + weight_format_name(W.q.format) + " weights");
 }
-void Ops::note_alloc(const void* p, size_t bytes) {
-  allocations_[p] = bytes;
-  allocated_bytes_ += bytes;
+void Ops::note_alloc(const void* p, size_t bytes, MemoryKind kind) {
+  allocations_[p] = {bytes, kind};
+  allocated_bytes_[int(kind)] += bytes;
 }
 
-void Ops::note_free(const void* p) {
+MemoryKind Ops::note_free(const void* p) {
   const auto it = allocations_.find(p);
-  if (it == allocations_.end()) return;
-  allocated_bytes_ -= it->second;
+  if (it == allocations_.end()) return MemoryKind::device;
+  const Allocation a = it->second;
+  allocated_bytes_[int(a.kind)] -= a.bytes;
   allocations_.erase(it);
+  return a.kind;
 }
 
 void* Ops::weight_scratch(size_t) { throw std::logic_error("the " + name() + " backend has no weight scratch"); }

@@ -110,6 +110,11 @@ struct AdamW8bitMoments {
   }
 };
 
+// Where an allocation lives: device memory, or host memory mapped into the device's address space (pinned; the
+// device's kernels read it in place over PCIe). The cpu backend's device memory is the host's: both kinds are the
+// same memory there, only accounted apart.
+enum class MemoryKind : uint8_t { device, host_mapped };
+
 // The op families a step's time is split into under QSFT_PROFILE=1 (Ops::profile_report).
 enum class OpFamily : uint8_t {
   linear,
@@ -135,7 +140,11 @@ class Ops {
 
   // ---- memory ----
   virtual void* alloc_bytes(size_t bytes) = 0;  // zero-initialised
-  virtual void free_bytes(void* p) = 0;
+  // Zero-initialised host memory that the device's ops read and write in place (cuda: pinned, mapped, its pointer
+  // valid on the device too); freed by free_bytes. For a large frozen table read a few rows per step (the untied
+  // embedding: engine/model/qwen2.h); copy_to_device/copy_to_host reach it like device memory.
+  virtual void* alloc_host_mapped(size_t bytes) = 0;
+  virtual void free_bytes(void* p) = 0;  // memory of either kind
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() {}
@@ -149,7 +158,10 @@ class Ops {
   // Device bytes this backend holds now: every alloc_bytes not yet freed (as asked, before any rounding) plus the
   // backend's own buffers (weight scratch; on cuda the cuBLASLt workspace and the growable kernel scratch). What
   // `qwen-sft plan` counts line by line (engine/train/plan.h), checked in tests/unit/plan_test.cpp.
-  virtual size_t bytes_held() const { return allocated_bytes_; }
+  virtual size_t bytes_held() const { return allocated_bytes_[int(MemoryKind::device)]; }
+  // Host bytes this backend holds mapped for the device now: every alloc_host_mapped not yet freed (not in
+  // bytes_held; the plan's host line, engine/train/plan.h).
+  size_t host_bytes_held() const { return allocated_bytes_[int(MemoryKind::host_mapped)]; }
   void zero(Tensor& t);                       // t = 0 (packed)
   // dst = src (same dtype and element count, packed; or the same rows of row_elems() elements, either side a strided
   // view: e.g. q's columns of a fused QKV output into a packed [T, n, D])
@@ -321,9 +333,10 @@ class Ops {
   virtual void adamw8bit_step_impl(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h,
                                    int64_t decayed) = 0;
 
-  // A backend reports each alloc_bytes (the bytes asked) and free_bytes, for bytes_held().
-  void note_alloc(const void* p, size_t bytes);
-  void note_free(const void* p);
+  // A backend reports each alloc_bytes / alloc_host_mapped (the bytes asked) and free_bytes, for bytes_held() and
+  // host_bytes_held(); note_free says which kind p was (device for a pointer it does not know).
+  void note_alloc(const void* p, size_t bytes, MemoryKind kind = MemoryKind::device);
+  MemoryKind note_free(const void* p);
 
   // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU
   // with a host clock, the GPU with events on its stream) and adds it to the family's total.
@@ -338,8 +351,12 @@ class Ops {
   int64_t chunk_rows(const LinearWeight& W) const;
   // Rows [row0, row1) of W as a dense matrix: a view of a dense W, or dequantized into the weight scratch.
   Tensor weight_rows(const LinearWeight& W, int64_t row0, int64_t row1);
-  std::unordered_map<const void*, size_t> allocations_;  // alloc_bytes not yet freed
-  size_t allocated_bytes_ = 0;                           // their sum
+  struct Allocation {
+    size_t bytes;
+    MemoryKind kind;
+  };
+  std::unordered_map<const void*, Allocation> allocations_;  // alloc_bytes / alloc_host_mapped not yet freed
+  size_t allocated_bytes_[2] = {};                           // their sums by MemoryKind
   bool profiling_ = false;
   double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
   double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset

@@ -40,14 +40,9 @@ class CpuOps final : public Ops {
   Device device() const override { return Device::CPU; }
   std::string name() const override { return "cpu"; }
 
-  void* alloc_bytes(size_t bytes) override {
-    const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment + kAlignment * (bytes == 0);
-    void* p = std::aligned_alloc(kAlignment, rounded);
-    if (!p) throw std::bad_alloc();
-    std::memset(p, 0, rounded);
-    note_alloc(p, bytes);
-    return p;
-  }
+  void* alloc_bytes(size_t bytes) override { return alloc(bytes, MemoryKind::device); }
+  // The host's memory is this backend's: the same allocation, accounted as host memory.
+  void* alloc_host_mapped(size_t bytes) override { return alloc(bytes, MemoryKind::host_mapped); }
   void free_bytes(void* p) override {
     note_free(p);
     std::free(p);
@@ -202,6 +197,14 @@ class CpuOps final : public Ops {
   }
 
  private:
+  void* alloc(size_t bytes, MemoryKind kind) {
+    const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment + kAlignment * (bytes == 0);
+    void* p = std::aligned_alloc(kAlignment, rounded);
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, rounded);
+    note_alloc(p, bytes, kind);
+    return p;
+  }
   static void check_ids(const Tensor& ids, int64_t V) {
     for (int64_t t = 0; t < ids.numel(); ++t)
       QSFT_CHECK(ids.i32()[t] >= 0 && ids.i32()[t] < V,

@@ -63,8 +63,14 @@ class CudaOps final : public Ops {
     note_alloc(p, bytes);
     return p;
   }
+  // Pinned host memory mapped into the device's address space (UVA: the host pointer is the device pointer).
+  void* alloc_host_mapped(size_t bytes) override {
+    void* p = cuda::host_alloc_mapped(bytes, stream_);
+    note_alloc(p, bytes, MemoryKind::host_mapped);
+    return p;
+  }
   void free_bytes(void* p) override {  // never throws (runs from destructors)
-    note_free(p);
+    if (note_free(p) == MemoryKind::host_mapped) return cuda::host_free(p, stream_);
     cuda::device_free(p, stream_);
   }
   // + the growable scratch buffers and the cuBLASLt workspace (made with the first GEMM).

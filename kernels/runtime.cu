@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 namespace qsft::cuda {
 
@@ -79,14 +80,32 @@ void device_free(void* p, void* stream) {
   report_quietly(cudaFree(p), "cudaFree");
 }
 
+void* host_alloc_mapped(size_t bytes, void*) {
+  void* p = nullptr;
+  QSFT_CUDA_CHECK(cudaHostAlloc(&p, bytes == 0 ? 256 : bytes, cudaHostAllocMapped));
+  void* on_device = nullptr;  // with UVA (every 64-bit CUDA platform) the same address
+  QSFT_CUDA_CHECK(cudaHostGetDevicePointer(&on_device, p, 0));
+  if (on_device != p) {
+    report_quietly(cudaFreeHost(p), "cudaFreeHost");
+    throw std::runtime_error("mapped host memory has another address on the device (no unified addressing)");
+  }
+  std::memset(p, 0, bytes);
+  return p;
+}
+void host_free(void* p, void* stream) {
+  report_quietly(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize before cudaFreeHost");
+  report_quietly(cudaFreeHost(p), "cudaFreeHost");
+}
+
+// cudaMemcpyDefault: the direction from the pointers (UVA), so host-mapped memory works on either side.
 void copy_h2d(void* dst, const void* host_src, size_t bytes, void* stream) {
   if (bytes == 0) return;
-  QSFT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, as_stream(stream)));
+  QSFT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyDefault, as_stream(stream)));
   QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
 }
 void copy_d2h(void* host_dst, const void* src, size_t bytes, void* stream) {
   if (bytes == 0) return;
-  QSFT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, as_stream(stream)));
+  QSFT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDefault, as_stream(stream)));
   QSFT_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream)));
 }
 void copy_d2d(void* dst, const void* src, size_t bytes, void* stream) {

@@ -27,6 +27,11 @@ void stream_sync(void* stream);
 void* device_alloc(size_t bytes, void* stream);  // zeroed (on the stream, then synchronised), 256-byte aligned
 // Waits for the work queued on stream (it may still use p), then frees p. Never throws (runs from destructors).
 void device_free(void* p, void* stream);
+// Pinned host memory mapped into the device's address space (cudaHostAllocMapped; with UVA the returned pointer is
+// valid in kernels too), zeroed, page-aligned. host_free waits for the stream's work, then frees; never throws.
+void* host_alloc_mapped(size_t bytes, void* stream);
+void host_free(void* p, void* stream);
+// Copies between host and device memory; either side may also be host-mapped memory (the kind is inferred: UVA).
 void copy_h2d(void* dst, const void* host_src, size_t bytes, void* stream);  // returns when host_src may be reused
 void copy_d2h(void* host_dst, const void* src, size_t bytes, void* stream);  // returns when host_dst is filled
 void copy_d2d(void* dst, const void* src, size_t bytes, void* stream);       // ordered on the stream

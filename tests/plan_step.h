@@ -10,8 +10,12 @@
 
 namespace qsft::test {
 
-// Ops::bytes_held() after the step (the model and optimizer still alive).
-inline size_t bytes_after_a_step(Ops& ops, const TrainConfig& cfg, size_t available, int world_size) {
+// What the backend holds after the step (the model and optimizer still alive): Ops::bytes_held() on the device,
+// Ops::host_bytes_held() of host-mapped memory.
+struct HeldBytes {
+  size_t device = 0, host = 0;
+};
+inline HeldBytes bytes_after_a_step(Ops& ops, const TrainConfig& cfg, size_t available, int world_size) {
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   const ModelOptions mo = model_options(cfg, ops.device(), available, world_size);
   Qwen2Model model(ops, mcfg, cfg.lora, mo);
@@ -32,7 +36,7 @@ inline size_t bytes_after_a_step(Ops& ops, const TrainConfig& cfg, size_t availa
   ops.sum_squares(model.lora_grad_tensor());  // the gradient norm (clip_grad_norm) and the finite check's
   opt.step(model.lora_param_tensor(), model.lora_grad_tensor(), cfg.training.adamw, 1e-3);
   ops.synchronize();
-  return ops.bytes_held();
+  return {ops.bytes_held(), ops.host_bytes_held()};
 }
 
 }  // namespace qsft::test

@@ -21,10 +21,12 @@ Answers answer(const GenerateSetup& s, const std::string& adapter, const std::ve
   auto model = s.load(adapter);
   Generator gen(*s.ops, *model, s.gen);
   const ModelMemory m = model->allocated();
-  std::fprintf(stderr, "%s: memory %.1f MiB (weights %.1f, activations %.1f, KV cache and step buffers %.1f)\n",
+  std::fprintf(stderr,
+               "%s: memory %.1f MiB (weights %.1f, activations %.1f, KV cache and step buffers %.1f); "
+               "embedding in host memory %.1f MiB\n",
                adapter.empty() ? "base" : adapter.c_str(),
                double(m.weights + m.lora + m.activations + gen.bytes()) / 1048576.0, double(m.weights) / 1048576.0,
-               double(m.activations) / 1048576.0, double(gen.bytes()) / 1048576.0);
+               double(m.activations) / 1048576.0, double(gen.bytes()) / 1048576.0, double(m.host_weights) / 1048576.0);
   const auto t0 = std::chrono::steady_clock::now();
   Answers a{gen.generate(prompts, s.sampling)};
   s.ops->synchronize();

@@ -1,5 +1,5 @@
 // Qwen2Model: a Qwen2 decoder LM with LoRA, or with every weight trained (ModelOptions::full_finetuning), ready to
-// train. It owns the three arenas and what is carved from them: the frozen weights (Qwen2Weights), the trainable
+// train. It owns the arenas and what is carved from them: the frozen weights (Qwen2Weights), the trainable
 // parameters and their gradients (TrainableParams, laid out by LoraLayout, or by FullLayout with the weights as
 // views of the parameters' compute copy and a second Qwen2Weights of gradient views), the run state (RunState:
 // activations and backward scratch) and the batch on the device (DeviceBatch); Qwen2Decoder computes over them.
@@ -15,12 +15,14 @@
 
 namespace qsft {
 
-// Device bytes the model's arenas take (what `qwen-sft plan` reports; equal to what the arenas allocate).
+// Bytes the model's arenas take (what `qwen-sft plan` reports; equal to what the arenas allocate): on the device,
+// and host_weights in host memory mapped for the device.
 struct ModelMemory {
-  size_t weights = 0;      // frozen weights
+  size_t weights = 0;      // frozen weights on the device
   size_t lora = 0;         // trainable parameters and gradients (F32; LoRA's, or all with full fine-tuning)
   size_t activations = 0;  // saved activations, backward scratch, the batch
   RunStateBytes state;     // activations by role (residual streams, saved, scratch); the rest is the batch
+  size_t host_weights = 0;  // frozen weights in host-mapped memory: the untied, frozen embedding (or 0)
 };
 
 class Qwen2Model {
@@ -69,12 +71,17 @@ class Qwen2Model {
   }
   Tensor& lora_grad_tensor() { return params_.grads(); }
   ModelMemory allocated() const {
-    return {weights_arena_.capacity(), params_arena_.capacity(), state_arena_.capacity(), state_.bytes};
+    return {weights_arena_.capacity(), params_arena_.capacity(), state_arena_.capacity(), state_.bytes,
+            host_arena_.capacity()};
   }
 
  private:
   Qwen2Model(Ops* ops, Device device, const Qwen2Config& cfg, const LoraConfig& lora, const ModelOptions& opts);
-  void carve(Arena& weights, Arena& params, Arena& state);
+  void carve(Arena& weights, Arena& params, Arena& state, Arena& host);
+  // The embedding goes to the host arena: opts.embedding_on_host, an untied model, the embedding frozen.
+  bool embedding_on_host() const {
+    return opts_.embedding_on_host && !cfg_.tie_word_embeddings && !opts_.full_finetuning;
+  }
   // b on the device, the RoPE table for it (dynamic scaling), the compute copy of the parameters up to date:
   // the decoder over them.
   Qwen2Decoder decoder_for(const TokenBatchView& b);
@@ -90,6 +97,7 @@ class Qwen2Model {
   bool params_changed_ = true;  // the compute copy of the parameters needs a refresh
 
   Arena weights_arena_, params_arena_, state_arena_;
+  Arena host_arena_;  // host-mapped: the embedding when embedding_on_host()
   Qwen2Weights weights_;  // full fine-tuning: views of params_'s compute copy
   Qwen2Weights grads_;    // full fine-tuning: views of params_'s gradients
   TrainableParams params_;

@@ -1,10 +1,17 @@
 #include "engine/model/qwen2_decoder.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/rng.h"
 
 namespace qsft {
+
+bool embedding_forced_on_device() {
+  const char* v = std::getenv("QSFT_EMBEDDING_ON_DEVICE");
+  return v && *v && std::strcmp(v, "0") != 0;
+}
 
 LoraBranch Qwen2Decoder::branch(const LoraSlot& s, uint64_t seed, bool train) const {
   const int64_t r = p_.lora.config().r;

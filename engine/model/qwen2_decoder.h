@@ -21,6 +21,9 @@
 
 namespace qsft {
 
+// QSFT_EMBEDDING_ON_DEVICE set (not "0") in the environment: ModelOptions::embedding_on_host defaults to false.
+bool embedding_forced_on_device();
+
 struct ModelOptions {
   int64_t max_tokens = 4096;         // tokens of the largest micro-batch
   bool recompute = false;            // activation checkpointing: keep layer inputs only, redo the layer in backward
@@ -33,6 +36,10 @@ struct ModelOptions {
   WeightQuant quant;                 // the frozen Linear weights' format (QLoRA: 4-bit)
   bool inference = false;            // forward only (generation): no backward scratch, no gradients, the layers'
                                      // residual streams alternate between two buffers
+  // A frozen embedding table that is not also lm_head (untied model, LoRA) kept in host memory mapped for the
+  // device (Ops::alloc_host_mapped): the forward gathers T rows of it per micro-batch. false keeps it on the device
+  // (config "embedding_on_host": false; QSFT_EMBEDDING_ON_DEVICE=1 makes false the default).
+  bool embedding_on_host = !embedding_forced_on_device();
 
   // R, the layers [0, R) of L that the backward recomputes; whether layer l is one of them.
   int recomputed_layers(int L) const {

@@ -59,11 +59,12 @@ void quantize_linear_part(Ops& ops, const float* values, LinearWeight& W, int p)
   ops.copy_to_device(static_cast<char*>(W.q.absmax2.data) + W.absmax2_of(p) * 4, absmax2.data(), absmax2.size() * 4);
 }
 
-void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w, const WeightQuant& quant) {
+void Qwen2Weights::carve(Arena& a, const Qwen2Config& cfg, DType w, const WeightQuant& quant, Arena* embed_a) {
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, V = cfg.vocab_size;
   const int64_t qo = int64_t(cfg.num_attention_heads) * D, kvo = int64_t(cfg.num_key_value_heads) * D;
   rope.inv_freq = a.take(DType::F32, {D / 2});
-  embed = a.take(w, {V, H});
+  QSFT_CHECK(!embed_a || !cfg.tie_word_embeddings, "a tied embedding is lm_head: it stays on the device");
+  embed = (embed_a ? *embed_a : a).take(w, {V, H});
   final_norm = a.take(w, {H});
   lm_head = cfg.tie_word_embeddings ? embed : a.take(w, {V, H});
   layers.resize(size_t(cfg.num_hidden_layers));

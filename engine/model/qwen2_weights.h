@@ -49,8 +49,9 @@ struct Qwen2Weights {
   RopeFreqs rope;  // inv_freq F32 [D/2] (a frozen buffer, from the config, as transformers' rotary embedding)
 
   // Takes every tensor from `a` (a measuring arena only counts bytes), all of dtype `w` but the Linear weights in
-  // `quant`'s format (InputError when a 4-bit weight does not split into blocks of 64).
-  void carve(Arena& a, const Qwen2Config& cfg, DType w, const WeightQuant& quant = {});
+  // `quant`'s format (InputError when a 4-bit weight does not split into blocks of 64); the embedding from `embed_a`
+  // when given (an untied embedding in host-mapped memory: ModelOptions::embedding_on_host).
+  void carve(Arena& a, const Qwen2Config& cfg, DType w, const WeightQuant& quant = {}, Arena* embed_a = nullptr);
   // Fills them from `model_dir` (one or sharded safetensors): shapes checked, converted to each tensor's dtype; a
   // 4-bit Linear is quantized from the checkpoint's values (kernels/nf4.h) on the host.
   void load(Ops& ops, const Qwen2Config& cfg, const std::string& model_dir);

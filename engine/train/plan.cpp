@@ -28,6 +28,7 @@ ModelOptions options_recomputing(const TrainConfig& cfg, int R) {
   mo.neftune_padded_rows = !cfg.data.packing;
   mo.full_finetuning = cfg.full_finetuning;
   mo.quant = cfg.quant.weights();
+  mo.embedding_on_host = mo.embedding_on_host && T.embedding_on_host;  // the environment's default, or the config's
   return mo;
 }
 
@@ -182,6 +183,9 @@ std::string TrainingPlan::report() const {
   if (samples) line("generation_prompts' generator", samples, "  (rank 0, from the first eval)");
   cuda_line("CUDA context", context, "  (estimate: kCudaContextBytes)");
   line(cpu ? "total on the cpu" : "total on the gpu", total());
+  if (model.host_weights)
+    line("embedding, host-mapped", model.host_weights,
+         cpu ? "  (host: frozen, untied)" : "  (host, pinned: the gpu reads T rows a step)");
   line("mapped weight files", mapped_weights, "  (host, while loading)");
   line("checkpoint staging", checkpoint_staging, "  (host, while saving: 12 B/param)");
   line("host peak", host_total());

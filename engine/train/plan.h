@@ -1,9 +1,11 @@
 // `qwen-sft plan cfg.json`: the device memory a training run will take, line by line, from the same carving the
 // model and the optimizer use when they allocate, plus what the backend holds of its own (weight scratch; on cuda
-// the cuBLASLt workspace, the kernels' scratch and the CUDA context); the host memory on top (the mapped
-// safetensors files while weights are converted, the staging of a checkpoint); and whether it fits.
-// Every device byte but the CUDA context is what the backend really allocates (Ops::bytes_held, checked exactly on
-// the cpu in tests/unit/plan_test.cpp and on a GPU in tests/gpu/gpu_plan_test.cpp).
+// the cuBLASLt workspace, the kernels' scratch and the CUDA context); the host memory on top (an untied, frozen
+// embedding mapped for the GPU, the mapped safetensors files while weights are converted, the staging of a
+// checkpoint); and whether it fits.
+// Every device byte but the CUDA context is what the backend really allocates (Ops::bytes_held), and the host-mapped
+// embedding is what it holds of host memory (Ops::host_bytes_held): checked exactly on the cpu in
+// tests/unit/plan_test.cpp and on a GPU in tests/gpu/gpu_plan_test.cpp.
 #pragma once
 #include <algorithm>
 #include <string>
@@ -52,10 +54,10 @@ struct TrainingPlan {
   // On the device: what a step holds, the context and what is not there after one step (the samples generator is
   // made at the first evaluation; NCCL's buffers are NCCL's).
   size_t total() const { return allocated() + context + comm_buffers + samples; }
-  // Peak host memory: the larger of loading and saving, plus on cpu the device total (the cpu backend's memory is
-  // the host's).
+  // Peak host memory: the larger of loading and saving, the host-mapped embedding, plus on cpu the device total (the
+  // cpu backend's memory is the host's).
   size_t host_total() const {
-    return std::max(mapped_weights, checkpoint_staging) + (device == Device::CPU ? total() : 0);
+    return std::max(mapped_weights, checkpoint_staging) + model.host_weights + (device == Device::CPU ? total() : 0);
   }
   bool fits() const { return available == 0 || (device == Device::CPU ? host_total() : total()) <= available; }
   std::string checkpointing() const;  // e.g. "auto: recomputes layers 0-4 (5 of 28) in the backward to fit"

@@ -147,6 +147,7 @@ void parse_training(element e, const std::string& where, TrainingOptions& t) {
     else
       t.gradient_checkpointing = R("gradient_checkpointing").boolean(v);
   });
+  s.key("embedding_on_host", [&](element v) { t.embedding_on_host = R("embedding_on_host").boolean(v); });
   s.key("seed", [&](element v) { t.seed = uint64_t(R("seed").count(v, 0, INT64_MAX)); });
   s.parse(e);
   check_scheduler_kwargs(t, kwargs_given, where);
@@ -298,6 +299,7 @@ std::vector<std::string> resume_incompatible_keys(const std::string& before_json
                                                       "training.gradient_accumulation_steps",
                                                       "training.num_train_epochs",
                                                       "training.ddp_bucket_cap_mb",
+                                                      "training.embedding_on_host",
                                                       "eval_steps",
                                                       "save_steps",
                                                       "save_total_limit",

@@ -34,6 +34,7 @@ struct TrainingOptions {
   double neftune_noise_alpha = 0;
   bool gradient_checkpointing = false;      // true: every layer is recomputed in the backward
   bool gradient_checkpointing_auto = true;  // "auto" (the default): only the fewest layers that make the plan fit
+  bool embedding_on_host = true;  // an untied, frozen embedding in host memory mapped for the GPU (ModelOptions)
   uint64_t seed = 42;
 };
 

@@ -1,5 +1,6 @@
 // `qwen-sft plan` on a GPU: after one training step the CUDA backend holds exactly the bytes the plan counts
-// (Ops::bytes_held: arenas, cuBLASLt workspace, kernel scratch; the cross-entropy's chunk lent from the run state),
+// (Ops::bytes_held: arenas, cuBLASLt workspace, kernel scratch; the cross-entropy's chunk lent from the run state;
+// Ops::host_bytes_held: the 7B's untied embedding in host-mapped memory, not on the device),
 // and the device's used memory (cudaMemGetInfo) is the plan's total within 5%: the CUDA context is the estimate
 // kCudaContextBytes (engine/train/plan.h), the value to put there is printed. Presets with zero weights (memory
 // does not depend on the values): 0.5B LoRA r16 and 7B QLoRA r16 at 4096 tokens, 0.5B full fine-tuning.
@@ -62,7 +63,8 @@ TEST(GpuPlan, BackendHoldsWhatThePlanCountsAndTheDeviceAgreesWithin5Percent) {
     const TrainConfig cfg = parse_train_config(json, dir / "cfg.json");
     const size_t available = size_t(100) << 30;
     const TrainingPlan p = plan_training(cfg, Device::CUDA, available);
-    size_t held = 0, used = 0;
+    HeldBytes held;
+    size_t used = 0;
     {
       std::unique_ptr<Ops> ops = make_cuda_ops();
       held = bytes_after_a_step(*ops, cfg, available, 1);
@@ -72,9 +74,10 @@ TEST(GpuPlan, BackendHoldsWhatThePlanCountsAndTheDeviceAgreesWithin5Percent) {
     std::printf(
         "[ GPU      ] plan %s: allocated %.1f MiB (plan %.1f), device used %.1f MiB (plan total %.1f, "
         "error %+.2f%%); beyond the allocations: %.1f MiB\n%s",
-        c.name, mib(held), mib(p.allocated()), mib(used), mib(p.total()), 100 * err, mib(used - held),
+        c.name, mib(held.device), mib(p.allocated()), mib(used), mib(p.total()), 100 * err, mib(used - held.device),
         p.report().c_str());
-    EXPECT_EQ(held, p.allocated()) << c.name;
+    EXPECT_EQ(held.device, p.allocated()) << c.name;
+    EXPECT_EQ(held.host, p.model.host_weights) << c.name;
     EXPECT_LE(std::fabs(err), 0.05) << c.name;
   }
   fs::remove_all(dir);

@@ -59,12 +59,15 @@ inline std::vector<float> as_stored(const std::vector<float>& v, DType d) {
   return d == DType::BF16 ? round_bf16(v) : v;
 }
 
-// A tensor in an Ops backend's memory (CPU or CUDA), owning it. Starts poisoned (all bytes 0xff).
+// A tensor in an Ops backend's memory (CPU or CUDA; device memory, or host memory mapped for the device), owning
+// it. Starts poisoned (all bytes 0xff).
 class OpsTensor {
  public:
-  OpsTensor(Ops& ops, DType dtype, std::initializer_list<int64_t> shape) : ops_(ops) {
+  OpsTensor(Ops& ops, DType dtype, std::initializer_list<int64_t> shape, MemoryKind kind = MemoryKind::device)
+      : ops_(ops) {
     t = Tensor(nullptr, dtype, shape, ops.device());
-    t.data = ops.alloc_bytes(std::max<size_t>(t.nbytes(), 1));
+    const size_t bytes = std::max<size_t>(t.nbytes(), 1);
+    t.data = kind == MemoryKind::device ? ops.alloc_bytes(bytes) : ops.alloc_host_mapped(bytes);
     poison();
   }
   OpsTensor(const OpsTensor&) = delete;

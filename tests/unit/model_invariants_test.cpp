@@ -106,6 +106,23 @@ TEST_P(ModelInvariants, RecomputeChangesNothing) {
   expect_same_bits(loss_and_grads(*ops_, f_, batch_, first_two), keep, "layers 0-1 recomputed");
 }
 
+// The embedding in host-mapped memory (the default for an untied model with LoRA) or on the device: on the cpu the
+// same memory, only accounted apart, so the same bits; the tied model (qwen3) keeps it on the device either way.
+TEST_P(ModelInvariants, EmbeddingOnHostChangesNothing) {
+  ModelOptions on_host, on_device;
+  on_host.embedding_on_host = true;
+  on_device.embedding_on_host = false;
+  expect_same_bits(loss_and_grads(*ops_, f_, batch_, on_host), loss_and_grads(*ops_, f_, batch_, on_device),
+                   "embedding in host-mapped memory");
+  const size_t table = (size_t(f_.config.vocab_size * f_.config.hidden_size) * 4 + Arena::kAlign - 1) /
+                       Arena::kAlign * Arena::kAlign;  // F32 [V, H] on the cpu, in whole arena alignments
+  const ModelMemory h = Qwen2Model(*ops_, f_.config, f_.lora, on_host).allocated();
+  const ModelMemory d = Qwen2Model(*ops_, f_.config, f_.lora, on_device).allocated();
+  EXPECT_EQ(h.host_weights, f_.config.tie_word_embeddings ? 0 : table);
+  EXPECT_EQ(h.weights + h.host_weights, d.weights);
+  EXPECT_EQ(d.host_weights, 0u);
+}
+
 // gradient_checkpointing "auto" planned for one byte less than keeping every layer needs: it recomputes the fewest
 // layers that fit (2: recomputing one saves nothing, its activations need the shared buffer), and training gives
 // the same bits as without checkpointing.

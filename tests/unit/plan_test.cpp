@@ -41,7 +41,8 @@ TEST(Plan, EqualsWhatTheArenasAllocate) {
 
 // Every device byte the engine allocates on the cpu backend is in the plan, and nothing else: the configurations
 // differ in what they carve (kept or recomputed layers, LoRA or every weight trainable, 4-bit weights and their
-// dequantization scratch, the 8-bit moments, a ZeRO-1 shard, Qwen3's head norms).
+// dequantization scratch, the 8-bit moments, a ZeRO-1 shard, Qwen3's head norms). The host-mapped embedding (an
+// untied model's, frozen, unless "embedding_on_host": false) is what the backend holds of host memory.
 TEST(Plan, EqualsWhatTheBackendHoldsAfterAStep) {
   namespace fs = std::filesystem;
   QSFT_REQUIRE_FIXTURE("untied");
@@ -50,6 +51,7 @@ TEST(Plan, EqualsWhatTheBackendHoldsAfterAStep) {
   fs::create_directories(dir / "model");
   Qwen2Config tiny = find_preset("tiny").config;  // H 128, I 384: whole blocks of 64 for the 4-bit weights
   tiny.vocab_size = 512;
+  tiny.tie_word_embeddings = false;  // QLoRA with the embedding in host memory
   std::ofstream(dir / "model" / "config.json") << tiny.to_json();
   struct Case {
     const char* name;
@@ -66,10 +68,13 @@ TEST(Plan, EqualsWhatTheBackendHoldsAfterAStep) {
     return std::string(buf);
   };
   const std::string qlora = R"(, "quantization": {"load_in_4bit": true, "bnb_4bit_use_double_quant": true})";
+  std::string on_device = cfg_json("false", "adamw_torch", "");
+  on_device.replace(on_device.find("\"optim\""), 0, "\"embedding_on_host\": false, ");
   const std::string full = R"({"model": "model", "data": {"train_files": ["x.jsonl"], "max_length": 48},
       "output_dir": "o", "training": {"gradient_checkpointing": false}})";
   const std::vector<std::pair<Case, std::string>> cases = {
       {{"lora, activations kept", "untied"}, cfg_json("false", "adamw_torch", "")},
+      {{"lora, embedding on the device", "untied"}, on_device},
       {{"lora, every layer recomputed", "untied"}, cfg_json("true", "adamw_torch", "")},
       {{"lora, auto recomputes layers 0-1", "untied", 1, 1}, cfg_json("\"auto\"", "adamw_torch", "")},
       {{"lora, adamw_8bit", "untied"}, cfg_json("false", "adamw_8bit", "")},
@@ -89,7 +94,11 @@ TEST(Plan, EqualsWhatTheBackendHoldsAfterAStep) {
     if (c.less) {
       EXPECT_GT(p.recomputed_layers, 0) << c.name;
     }
-    EXPECT_EQ(bytes_after_a_step(*ops, cfg, available, c.world_size), p.allocated()) << c.name << "\n" << p.report();
+    const HeldBytes held = bytes_after_a_step(*ops, cfg, available, c.world_size);
+    EXPECT_EQ(held.device, p.allocated()) << c.name << "\n" << p.report();
+    EXPECT_EQ(held.host, p.model.host_weights) << c.name;
+    const bool untied = !Qwen2Config::load(cfg.model).tie_word_embeddings;
+    EXPECT_EQ(p.model.host_weights > 0, untied && !cfg.full_finetuning && cfg.training.embedding_on_host) << c.name;
     EXPECT_EQ(p.total(), p.allocated()) << c.name;  // no CUDA context on the cpu
     EXPECT_EQ(ops->bytes_held(), p.weight_scratch) << c.name << ": all freed but the backend's own buffer";
   }
@@ -252,8 +261,9 @@ TEST(Plan, AutoCheckpointingRecomputesTheFewestLayersThatFit) {
 }
 
 // QLoRA (docs/qlora.md): LoRA r16 over an NF4 double-quantized base, 4096 tokens a micro-batch, gradient
-// checkpointing, the QLoRA recipe's 8-bit AdamW, on cuda, the CUDA context included: the issue's budgets for
-// Qwen2.5 7B, 14B and 72B (the presets carry their real configs), in GiB (an "8 GB" card has 8 GiB).
+// checkpointing, on cuda, the CUDA context included: the issue's budgets for Qwen2.5 7B, 14B and 72B (the presets
+// carry their real configs), in GiB (an "8 GB" card has 8 GiB), with the QLoRA recipe's 8-bit AdamW and with fp32
+// moments (adamw_torch). The untied bf16 embedding is in host memory (a host line), not on the device.
 TEST(Plan, QloraFitsTheBudgetsOfItsUsers) {
   namespace fs = std::filesystem;
   const fs::path dir = fresh_temp_dir("plan_qlora");
@@ -273,11 +283,25 @@ TEST(Plan, QloraFitsTheBudgetsOfItsUsers) {
     dense.quant.load_in_4bit = false;
     const TrainingPlan t = plan_training(fp32_moments, Device::CUDA, budget);
     const TrainingPlan d = plan_training(dense, Device::CUDA, 200 * GiB);
-    std::printf("%s QLoRA r16 4096 tokens: %.3f GiB (adamw_torch %.3f GiB; weights %.3f GiB; bf16 base %.3f GiB)\n",
-                preset, double(q.total()) / double(GiB), double(t.total()) / double(GiB),
-                double(q.model.weights) / double(GiB), double(d.model.weights) / double(GiB));
+    TrainConfig on_device = fp32_moments;
+    on_device.training.embedding_on_host = false;
+    const TrainingPlan e = plan_training(on_device, Device::CUDA, 200 * GiB);
+    std::printf(
+        "%s QLoRA r16 4096 tokens: %.3f GiB (adamw_torch %.3f GiB, %.3f with the embedding on the device; weights "
+        "%.3f GiB + %.3f in host memory; bf16 base %.3f GiB)\n",
+        preset, double(q.total()) / double(GiB), double(t.total()) / double(GiB), double(e.total()) / double(GiB),
+        double(q.model.weights) / double(GiB), double(q.model.host_weights) / double(GiB),
+        double(d.model.weights) / double(GiB));
     EXPECT_TRUE(q.fits()) << preset << "\n" << q.report();
     EXPECT_LE(q.total(), budget) << preset;
+    EXPECT_TRUE(t.fits()) << preset << "\n" << t.report();
+    EXPECT_LE(t.total(), budget) << preset;
+    const Qwen2Config& m = find_preset(preset).config;
+    EXPECT_EQ(q.model.host_weights, size_t(m.vocab_size * m.hidden_size) * 2) << preset;  // bf16 [V, H]
+    EXPECT_EQ(e.model.host_weights, 0u) << preset;
+    EXPECT_EQ(e.model.weights, t.model.weights + t.model.host_weights) << preset;
+    EXPECT_EQ(q.host_total(), std::max(q.mapped_weights, q.checkpoint_staging) + q.model.host_weights) << preset;
+    EXPECT_NE(q.report().find("embedding, host-mapped"), std::string::npos) << q.report();
     // 4-bit codes plus one byte of absmax per 64 weights: under 0.3 of the bf16 Linear weights.
     EXPECT_LT(q.model.weights, d.model.weights * 4 / 10) << preset;
     EXPECT_GT(q.weight_scratch, 0u) << preset;  // one chunk of a 4-bit weight, dequantized

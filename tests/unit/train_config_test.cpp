@@ -83,6 +83,21 @@ TEST(TrainConfig, GradientCheckpointingIsTrueFalseOrAuto) {
             std::string::npos);
 }
 
+// embedding_on_host: a boolean, true by default (docs/cuda-backend.md); where the table lives does not change the
+// results, so a resumed run may change it.
+TEST(TrainConfig, EmbeddingOnHostIsABooleanTrueByDefault) {
+  auto with = [](const std::string& v) {
+    return R"({"model": "m", "data": {"train_files": ["d"]}, "output_dir": "o", "training": {"embedding_on_host": )" +
+           v + "}}";
+  };
+  EXPECT_TRUE(parse_train_config(kMinimal, "/c.json").training.embedding_on_host);
+  EXPECT_FALSE(parse_train_config(with("false"), "/c.json").training.embedding_on_host);
+  EXPECT_NE(error_of(with(R"("no")")).find("training.embedding_on_host"), std::string::npos);
+  const std::string before = parse_train_config(kMinimal, "/c.json").resolved_json;
+  const std::string off = apply_overrides(kMinimal, {"training.embedding_on_host=false"}, "x");
+  EXPECT_TRUE(resume_incompatible_keys(before, parse_train_config(off, "/c.json").resolved_json).empty());
+}
+
 TEST(TrainConfig, ReadsEverySection) {
   TrainConfig c = parse_train_config(
       R"({"model": "/abs/m", "data": {"train_files": ["d.jsonl"], "max_length": 512, "eval_split": 0.1},
