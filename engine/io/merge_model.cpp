@@ -42,6 +42,10 @@ static void write_merged_model(const fs::path& base_dir, const LoraLayout& layou
                                const fs::path& out_dir) {
   TensorStore store = TensorStore::open_dir(base_dir);
   Qwen2Config cfg = Qwen2Config::load(base_dir);
+  if (!cfg.saved_4bit.quant_type.empty())
+    throw input_error(cfg.saved_4bit.path, "holds bitsandbytes " + cfg.saved_4bit.quant_type +
+                                               " weights (quantization_config): export --merge needs the bf16 or fp32 "
+                                               "model, so merge onto the folder the 4-bit one was made from");
   std::map<std::string, const LoraSlot*> adapted;
   for (const LoraSlot& s : layout.slots()) adapted[module_weight_name(s)] = &s;
   // fp32 stays fp32; bf16 (released Qwen models) and fp16 bases are written as bf16.

@@ -7,7 +7,8 @@ double-quantized:
   the dense linear over the dequantized weight, bit for bit: tests/unit/ops_nf4_test.cpp);
 - they match the bitsandbytes model's own logits (fp32 on both sides) to fp32 rounding;
 - LoRA trains over the folder (no quantization keys in the run config: the folder's config.json decides), a run
-  asking for another 4-bit format and full fine-tuning are refused (exit 2).
+  asking for another 4-bit format and full fine-tuning are refused (exit 2), and so is export --merge onto the 4-bit
+  folder (it needs the bf16 or fp32 model).
 Needs torch, transformers and bitsandbytes (its CPU path is enough); without bitsandbytes it prints why and exits 77
 (skipped)."""
 import json
@@ -110,6 +111,10 @@ def main():
     refused(a, d, saved, "other_format", lambda c: c.update(load_in_4bit=True, bnb_4bit_quant_type="fp4"),
             "saved as bitsandbytes nf4 double-quantized but the run asks for fp4")
     refused(a, d, saved, "full", lambda c: c.pop("lora"), "full fine-tuning needs the unquantized model")
+    merged = os.path.join(d, "merged")
+    p = run(a.bin, "export", os.path.join(d, "train_nf4_dq"), "--merge", "--out", merged, check=False)
+    expect(p.returncode == 2 and "export --merge needs the bf16 or fp32 model" in p.stderr and
+           not os.path.exists(merged), f"export --merge onto the 4-bit folder: exit {p.returncode}: {p.stderr}")
     print("PASS")
 
 
