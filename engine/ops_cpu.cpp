@@ -79,10 +79,13 @@ class CpuOps final : public Ops {
 
   void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                  const Tensor* bias, const GemmSizes& s, const void* c_src) override {
-    if (c_src && c_src != C.data && beta != 0.0f)  // the beta source into C first: C's rows, C's leading dimension
-      for (int64_t i = 0; i < s.M; ++i)
-        std::memcpy(static_cast<float*>(C.data) + i * C.ld, static_cast<const float*>(c_src) + i * C.ld,
-                    size_t(s.N) * sizeof(float));
+    if (c_src && c_src != C.data && beta != 0.0f) {  // the beta source into C first: C's rows and leading dimension
+      Tensor dst(C.data, C.dtype, {C.rows, C.cols}, Device::CPU);
+      dst.row_stride = C.ld;
+      Tensor src = dst;
+      src.data = const_cast<void*>(c_src);
+      copy_impl(dst, src);
+    }
     cpu::gemm(s.M, s.N, s.K, alpha, f32(A, "gemm A"), A.ld, transA, f32(B, "gemm B"), B.ld, transB, beta,
               const_cast<float*>(f32(C, "gemm C")), C.ld, bias ? bias->f32() : nullptr);
   }
