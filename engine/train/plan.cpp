@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "engine/dist/comm.h"
 #include "engine/generate/training_samples.h"
@@ -108,16 +109,18 @@ TrainingPlan plan_recomputing(const TrainConfig& cfg, const Qwen2Config& mcfg, D
 
 // R for the config: its own setting, or with "auto" the fewest layers whose plan fits (each layer's saved
 // activations are the same size, so the plans shrink as R grows). On the GPU "auto" keeps 1/32 of the memory free
-// for what the plan cannot count: the allocator's rounding and the error of the CUDA context's estimate.
+// for what the plan cannot count: the allocator's rounding and the error of the CUDA context's estimate. samples:
+// samples_bytes(), read from the prompts here when not given (and only when "auto" plans).
 int layers_to_recompute(const TrainConfig& cfg, const Qwen2Config& mcfg, Device device, size_t available,
-                        int world_size) {
+                        int world_size, std::optional<size_t> samples = std::nullopt) {
   const int L = mcfg.num_hidden_layers;
   if (!cfg.training.gradient_checkpointing_auto) return cfg.training.gradient_checkpointing ? L : 0;
   if (available == 0) return 0;
   const size_t reserve = device == Device::CUDA ? available / 32 : 0;
-  const size_t budget = available > reserve ? available - reserve : 1, samples = samples_bytes(cfg, mcfg, device);
+  const size_t budget = available > reserve ? available - reserve : 1;
+  if (!samples) samples = samples_bytes(cfg, mcfg, device);
   for (int R = 0; R < L; ++R)
-    if (plan_recomputing(cfg, mcfg, device, budget, R, world_size, samples).fits()) return R;
+    if (plan_recomputing(cfg, mcfg, device, budget, R, world_size, *samples).fits()) return R;
   return L;
 }
 
@@ -138,8 +141,9 @@ TrainingPlan plan_training(const TrainConfig& cfg, Device device, size_t availab
   if (available == 0 && (device == Device::CPU || cuda_available()))
     available = plannable_memory(*(device == Device::CPU ? make_cpu_ops() : make_cuda_ops()));
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
-  const int R = layers_to_recompute(cfg, mcfg, device, available, world_size);
-  return plan_recomputing(cfg, mcfg, device, available, R, world_size, samples_bytes(cfg, mcfg, device));
+  const size_t samples = samples_bytes(cfg, mcfg, device);  // the prompts read and encoded once
+  const int R = layers_to_recompute(cfg, mcfg, device, available, world_size, samples);
+  return plan_recomputing(cfg, mcfg, device, available, R, world_size, samples);
 }
 
 // What the plan does with the layers' activations, e.g. "auto: recomputes layers 0-4 (5 of 28) to fit".
