@@ -588,7 +588,17 @@ void Ops::dropout(const Tensor& x, float p, uint64_t seed, Tensor& y) {
   e.floating(x, "dropout x");
   e.vector(y, x.dtype, x.numel(), "dropout y");
   QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
-  dropout_impl(x, p, seed, y);
+  dropout_impl(x, p, seed, y, false);
+}
+
+void Ops::dropout_add(Tensor& y, const Tensor& x, float p, uint64_t seed) {
+  Scope s(*this, OpFamily::elementwise);
+  const Expect e{device()};
+  e.floating(y, "dropout_add y");
+  e.vector(x, y.dtype, y.numel(), "dropout_add x");
+  QSFT_CHECK(x.data != y.data, "dropout_add: x and y must be distinct");
+  QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
+  dropout_impl(x, p, seed, y, true);
 }
 
 double Ops::sum_squares(const Tensor& x) {
