@@ -41,7 +41,8 @@ TEST(GpuRope, ForwardAndBackwardMatchCpu) {
   const std::vector<std::vector<int>> packings = {{1}, {7, 13, 20}, {1000, 3, 997}};
   for (DType dt : kFloatTypes)
     for (const auto& lengths : packings)
-      for (auto [n, D] : {std::pair<int64_t, int64_t>{4, 16}, {14, 64}, {28, 128}, {3, 12}}) {  // D/2 = 6: no vectors
+      // D/2 = 6: no vectors; n = 27: at T = 2000 the kernel's head groups (2 or 4 heads) leave a partial last group
+      for (auto [n, D] : {std::pair<int64_t, int64_t>{4, 16}, {14, 64}, {28, 128}, {3, 12}, {27, 128}}) {
         OpsLayout lc(*cpu, lengths), lg(*gpu, lengths);
         const int64_t T = lc.total;
         const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " n=" + std::to_string(n) +
