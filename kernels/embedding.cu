@@ -5,7 +5,10 @@
 namespace qsft::cuda {
 namespace {
 
-// One block per output row; 16-byte vectors when the row allows (V values of `Vec`), else elements.
+// One block per output row; 16-byte vectors when the row allows (V values of `Vec`), else elements. Each thread
+// loads kUnroll vectors before storing them (a 7B row, 448 vectors, is one step of 128 threads): with one load
+// then one store per step the gather reached 77% of the copy bandwidth.
+constexpr int kUnroll = 4;
 template <class Vec>
 __global__ void gather_rows_kernel(const int32_t* ids, const Vec* table, int64_t V, int64_t row_vecs, Vec* out) {
   const int64_t t = blockIdx.x;
@@ -20,7 +23,15 @@ __global__ void gather_rows_kernel(const int32_t* ids, const Vec* table, int64_t
     return;
   }
   const Vec* src = table + int64_t(id) * row_vecs;
-  for (int64_t j = threadIdx.x; j < row_vecs; j += blockDim.x) dst[j] = src[j];
+  for (int64_t j0 = threadIdx.x; j0 < row_vecs; j0 += kUnroll * blockDim.x) {
+    Vec v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (j0 + u * blockDim.x < row_vecs) v[u] = src[j0 + u * blockDim.x];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (j0 + u * blockDim.x < row_vecs) dst[j0 + u * blockDim.x] = v[u];
+  }
 }
 
 template <int W, class T>
