@@ -126,10 +126,11 @@ enum class OpFamily : uint8_t {
   embedding,
   lm_head_ce,
   elementwise,
+  dropout,  // LoRA dropout: dropout and dropout_add, apart from the other elementwise ops
   optimizer,
   copy
 };
-constexpr int kNumOpFamilies = 11;
+constexpr int kNumOpFamilies = 12;
 const char* op_family_name(OpFamily f);
 
 class Ops {
