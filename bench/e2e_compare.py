@@ -11,7 +11,7 @@ Run by tools/gpu-check.sh (stages e2e-0.5b, e2e-7b; e2e-1.5b and e2e-14b on requ
                  [--ours-checkpointing auto|true|false] [--device cpu]
 Each side trains as its user gets by default: qwen-sft with gradient_checkpointing "auto" (every layer's activations
 kept when `qwen-sft plan` says they fit, else the fewest layers recomputed), the baseline with --recompute: HF
-gradient checkpointing (TRL's default; without it transformers + PEFT runs out of memory at 7B and 16k tokens).
+gradient checkpointing (TRL's SFTConfig default; without --recompute it keeps every activation, if they fit).
 --ours-checkpointing true|false forces qwen-sft's setting (--ours-auto: the default, kept for old command lines).
 Both sides' settings are printed ("E2E settings") before the runs.
 --device cpu with --preset tiny checks this script on a machine without a GPU (no HF side)."""
