@@ -7,10 +7,13 @@ sides measured the same way) and the step time by op family (qwen-sft: QSFT_PROF
 step), then the ratio ours/theirs, and last one machine-readable line "E2E_RESULT {json}" with the model FLOPs per
 token (bench/README.md) that bench/results_jsonl.py turns into MFU against the GEMM ceiling of the same run.
 Run by tools/gpu-check.sh (stages e2e-0.5b, e2e-7b; e2e-1.5b and e2e-14b on request).
-  e2e_compare.py --bin QWEN_SFT --kit build-gpucarry --preset qwen2.5-0.5b --steps 12 [--recompute] [--ours-auto]
-                 [--device cpu]
---recompute: gradient checkpointing on both sides; --ours-auto: qwen-sft with its default "auto" instead (every
-layer's activations kept when they fit), the baseline as --recompute says.
+  e2e_compare.py --bin QWEN_SFT --kit build-gpucarry --preset qwen2.5-0.5b --steps 12 [--recompute]
+                 [--ours-checkpointing auto|true|false] [--device cpu]
+Each side trains as its user gets by default: qwen-sft with gradient_checkpointing "auto" (every layer's activations
+kept when `qwen-sft plan` says they fit, else the fewest layers recomputed), the baseline with --recompute: HF
+gradient checkpointing (TRL's SFTConfig default; without --recompute it keeps every activation, if they fit).
+--ours-checkpointing true|false forces qwen-sft's setting (--ours-auto: the default, kept for old command lines).
+Both sides' settings are printed ("E2E settings") before the runs.
 --device cpu with --preset tiny checks this script on a machine without a GPU (no HF side)."""
 import argparse
 import json
@@ -99,6 +102,24 @@ def fmt_mem(gib):
     return "n/a" if gib is None else "%.1f GiB" % gib
 
 
+def ours_checkpointing_value(a):
+    """The config's gradient_checkpointing: "auto" (qwen-sft's default) or the forced true/false."""
+    return "auto" if a.ours_checkpointing == "auto" else a.ours_checkpointing == "true"
+
+
+def print_settings(a, cfg_path):
+    """Both sides' settings, qwen-sft's recompute decision as `qwen-sft plan` makes it on this device."""
+    p = subprocess.run([a.bin, "plan", cfg_path], capture_output=True, text=True)
+    plan = [l.split("gradient checkpointing", 1)[1].strip() for l in p.stdout.splitlines()
+            if l.strip().startswith("gradient checkpointing")]
+    a.result["ours_checkpointing"] = plan[0] if plan else "unknown (qwen-sft plan exit %d)" % p.returncode
+    a.result["hf_gradient_checkpointing"] = a.recompute
+    print("E2E settings %s: LoRA r16 all-linear alpha 32 dropout 0.05 on both sides, %d tokens per micro-batch in "
+          "4096-token bins; qwen-sft gradient_checkpointing %s -> %s; hf-peft gradient checkpointing %s" %
+          (a.preset, a.micro_batch_tokens, json.dumps(ours_checkpointing_value(a)), a.result["ours_checkpointing"],
+           "on (use_reentrant=False)" if a.recompute else "off"))
+
+
 def run_ours(a, model_dir, work):
     run_dir = os.path.join(work, "run")
     cfg = {
@@ -108,11 +129,12 @@ def run_ours(a, model_dir, work):
         "training": {"max_steps": a.steps, "micro_batch_tokens": a.micro_batch_tokens,
                      "gradient_accumulation_steps": 1,
                      "learning_rate": 1e-4, "lr_scheduler_type": "constant", "max_grad_norm": 1.0,
-                     "gradient_checkpointing": "auto" if a.ours_auto else a.recompute, "seed": 42},
+                     "gradient_checkpointing": ours_checkpointing_value(a), "seed": 42},
         "logging_steps": 1, "save_steps": 0, "output_dir": run_dir, "device": a.device,
     }
     cfg_path = os.path.join(work, "cfg.json")
     json.dump(cfg, open(cfg_path, "w"), indent=1)
+    print_settings(a, cfg_path)
     env = dict(os.environ, QSFT_PROFILE="1")
     t = time.time()
     with GpuMemoryPeak() as mem:
@@ -191,8 +213,11 @@ def main():
     ap.add_argument("--kit", required=True)
     ap.add_argument("--preset", required=True)
     ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--recompute", action="store_true")
-    ap.add_argument("--ours-auto", action="store_true", help='qwen-sft with gradient_checkpointing "auto"')
+    ap.add_argument("--recompute", action="store_true", help="the baseline recomputes (HF gradient checkpointing)")
+    ap.add_argument("--ours-checkpointing", choices=["auto", "true", "false"], default="auto",
+                    help='qwen-sft\'s gradient_checkpointing (default "auto", its own default)')
+    ap.add_argument("--ours-auto", action="store_const", const="auto", dest="ours_checkpointing",
+                    help="the same as the default --ours-checkpointing auto")
     ap.add_argument("--micro-batch-tokens", type=int, default=16384, help="tokens per micro-batch (4096-token bins)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--work", default="/tmp/qsft-e2e")
@@ -204,7 +229,7 @@ def main():
         return 77
     work = os.path.join(a.work, a.preset)
     model_dir = make_model(a.bin, a.kit, a.preset, work)
-    a.result = {"preset": a.preset, "recompute": a.recompute, "ours_auto": a.ours_auto,
+    a.result = {"preset": a.preset, "recompute": a.recompute, "ours_auto": a.ours_checkpointing == "auto",
                 "micro_batch_tokens": a.micro_batch_tokens,
                 "flops_per_token": flops_per_token(model_dir)}
     ours = run_ours(a, model_dir, work)

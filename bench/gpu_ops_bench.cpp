@@ -4,7 +4,10 @@
 // a plain 16-byte-word copy kernel (bytes read + written). A memory-bound op's GB/s counts the bytes it must move
 // (each input read once, each output written once), so its share of the copy ceiling is its efficiency (goal >= 85%).
 // Each repeat is timed alone with CUDA events (device time, no host clock), after a 256 MiB write that evicts the
-// 50 MB L2, so every op reads its inputs from device memory as it does in a training step. Then the LM head +
+// 50 MB L2, so every op reads its inputs from device memory as it does in a training step. The memory-bound ops of
+// the residual stream run on at least 4x the L2 of input (more tokens than the GEMM rows at 0.5B): on inputs that
+// fit the L2 their writes stay in it and launch latency dominates, so "% of copy" means nothing there; the summary
+// judges only rows whose inputs exceed 2x the L2 and marks the others "in L2". Then the LM head +
 // cross-entropy at the 7B shape with every row pass of kernels/dev/cross_entropy, and the LoRA variants (the B term
 // as a beta = 1 GEMM or by concatenated K; stacked A).
 //   gpu_ops_bench [--quick]   (--quick: 8k tokens only)
@@ -110,25 +113,91 @@ struct Row {
   double ms, rate;  // rate: TFLOP/s or GB/s
   bool flops;
   double fraction;
+  double in_bytes = 0;  // memory-bound rows: the bytes the op reads
 };
+
+constexpr double kL2Bytes = 50.0 * (1 << 20);  // H100/H200
+// A memory-bound row is judged against the copy ceiling only when its inputs exceed twice the L2.
+bool judged(const Row& r) { return !r.flops && r.in_bytes > 2 * kL2Bytes; }
 
 std::vector<Row> g_rows;  // every printed row, for the memory-bound summary at the end
 
 void print_row(const Row& r) {
   g_rows.push_back(r);
-  std::printf("| %-22s | %-4s | %6lld | %9.3f | %9.1f %-6s | %5.1f%% |\n", r.op.c_str(), r.shape.c_str(),
-              static_cast<long long>(r.T), r.ms, r.rate, r.flops ? "TFLOP/s" : "GB/s", 100.0 * r.fraction);
+  std::printf("| %-22s | %-4s | %6lld | %9.3f | %9.1f %-6s | %5.1f%% |%s\n", r.op.c_str(), r.shape.c_str(),
+              static_cast<long long>(r.T), r.ms, r.rate, r.flops ? "TFLOP/s" : "GB/s", 100.0 * r.fraction,
+              r.flops || judged(r) ? "" : " in L2: not judged");
+}
+
+// Packed sequences of kSeqLen tokens over T tokens (T a multiple of kSeqLen): positions and cu_seqlens on the device.
+struct PackedSeqs {
+  PackedSeqs(Ops& ops, int64_t T, std::mt19937& rng)
+      : S(T / kSeqLen), pos(ops, DType::I32, {T}, rng), cu(ops, DType::I32, {S + 1}, rng) {
+    std::vector<int32_t> p(static_cast<size_t>(T)), c(static_cast<size_t>(S + 1));
+    for (int64_t t = 0; t < T; ++t) p[size_t(t)] = int32_t(t % kSeqLen);
+    for (int64_t i = 0; i <= S; ++i) c[size_t(i)] = int32_t(i * kSeqLen);
+    pos.set_i32(p);
+    cu.set_i32(c);
+  }
+  SeqLayout layout() const { return {pos.t, cu.t, int(S), int(kSeqLen)}; }
+  int64_t S;
+  Buf pos, cu;
+};
+
+// report(op, seconds, flops, bytes moved, bytes read) for shape s at T tokens: TFLOP/s when flops > 0, else GB/s.
+auto reporter(const Shape& s, int64_t T, const Ceilings& ceil) {
+  return [&s, T, &ceil](const std::string& op, double seconds, double flops, double bytes, double in_bytes = 0) {
+    const bool is_flops = flops > 0;
+    const double rate = is_flops ? flops / seconds / 1e12 : bytes / seconds / 1e9;
+    print_row({op, s.name, T, seconds * 1e3, rate, is_flops, rate / (is_flops ? ceil.tflops : ceil.gbps), in_bytes});
+  };
+}
+
+// Tokens for the residual stream's memory-bound ops: [T, H] bf16 of at least 4x the L2, in whole sequences.
+int64_t memory_bound_tokens(const Shape& s) {
+  const int64_t T = int64_t(4 * kL2Bytes) / (2 * s.H);
+  return (T + kSeqLen - 1) / kSeqLen * kSeqLen;
+}
+
+// The memory-bound ops over the residual stream [T, H] (bf16) and q [T, n, D]: GB/s of the bytes each must move.
+void bench_memory_bound(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std::mt19937& rng) {
+  const DType B = DType::BF16;
+  const auto report = reporter(s, T, ceil);
+  const double e = 2.0 * T * s.H;  // bytes of one [T, H] bf16 tensor
+  Buf x(ops, B, {T, s.H}, rng), y(ops, B, {T, s.H}, rng), w(ops, B, {s.H}, rng), rstd(ops, DType::F32, {T}, rng);
+  report("add_inplace", median_seconds(ops, [&] { ops.add_inplace(y.t, x.t); }), 0, 3 * e, 2 * e);
+  report("scale_inplace", median_seconds(ops, [&] { ops.scale_inplace(y.t, 0.5f); }), 0, 2 * e, e);
+  report("dropout", median_seconds(ops, [&] { ops.dropout(x.t, 0.1f, 7, y.t); }), 0, 2 * e, e);
+  report("dropout_add", median_seconds(ops, [&] { ops.dropout_add(y.t, x.t, 0.1f, 7); }), 0, 3 * e, 2 * e);
+  report("neftune_noise", median_seconds(ops, [&] { ops.neftune_noise(y.t, 1e-3f, 7); }), 0, 2 * e, e);
+  report("rmsnorm_fwd", median_seconds(ops, [&] { ops.rmsnorm_fwd(x.t, w.t, 1e-6f, y.t, rstd.t); }), 0, 2 * e, e);
+  {
+    Buf dx(ops, B, {T, s.H}, rng);  // dx += the norm's input gradient: reads dy, x, dx; writes dx
+    report("rmsnorm_bwd", median_seconds(ops, [&] { ops.rmsnorm_bwd(y.t, x.t, w.t, rstd.t, dx.t); }), 0, 4 * e, 3 * e);
+  }
+  {
+    const PackedSeqs seqs(ops, T, rng);
+    const int64_t qo = s.n * s.D;
+    Buf q(ops, B, {T, s.n, s.D}, rng), inv_freq(ops, DType::F32, {s.D / 2}, rng);  // values do not matter here
+    const RopeFreqs rope{inv_freq.t, 1.0f};
+    const double qb = 2.0 * T * qo;
+    report("rope_fwd (q)", median_seconds(ops, [&] { ops.rope_fwd(q.t, seqs.layout(), rope); }), 0, 2 * qb, qb);
+    report("rope_bwd (q)", median_seconds(ops, [&] { ops.rope_bwd(q.t, seqs.layout(), rope); }), 0, 2 * qb, qb);
+  }
+  {
+    Buf ids(ops, DType::I32, {T}, rng), table(ops, B, {s.V, s.H}, rng);
+    std::vector<int32_t> id(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) id[size_t(t)] = int32_t((t * 104729) % s.V);
+    ids.set_i32(id);
+    report("embedding_fwd", median_seconds(ops, [&] { ops.embedding_fwd(ids.t, table.t, x.t); }), 0, 2 * e, e);
+  }
 }
 
 void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std::mt19937& rng) {
   const DType B = DType::BF16;
-  auto report = [&](const std::string& op, double seconds, double flops, double bytes) {
-    const bool is_flops = flops > 0;
-    const double rate = is_flops ? flops / seconds / 1e12 : bytes / seconds / 1e9;
-    print_row({op, s.name, T, seconds * 1e3, rate, is_flops, rate / (is_flops ? ceil.tflops : ceil.gbps)});
-  };
+  const auto report = reporter(s, T, ceil);
   const int64_t qo = s.n * s.D, kvo = s.nkv * s.D;
-  Buf x(ops, B, {T, s.H}, rng), y(ops, B, {T, s.H}, rng), w(ops, B, {s.H}, rng), rstd(ops, DType::F32, {T}, rng);
+  Buf x(ops, B, {T, s.H}, rng), y(ops, B, {T, s.H}, rng);
   // GEMMs of one layer (forward)
   {
     Buf wqkv(ops, B, {qo + 2 * kvo, s.H}, rng), qkv(ops, B, {T, qo + 2 * kvo}, rng);
@@ -144,45 +213,17 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
         median_seconds(ops, [&] { ops.gemm(Mat::of(act.t), false, Mat::of(wd.t), true, Mat::of(y.t), 1, 1); });
     report("gemm down (+=)", t3, 2.0 * T * s.I * s.H, 0);
     const double t4 = median_seconds(ops, [&] { ops.swiglu_fwd(gu.t, act.t); });
-    report("swiglu_fwd", t4, 0, 2.0 * T * 3 * s.I);
+    report("swiglu_fwd", t4, 0, 2.0 * T * 3 * s.I, 2.0 * T * 2 * s.I);
     Buf dgu(ops, B, {T, 2 * s.I}, rng);
     const double t5 = median_seconds(ops, [&] { ops.swiglu_bwd(act.t, gu.t, dgu.t); });
-    report("swiglu_bwd", t5, 0, 2.0 * T * 5 * s.I);
-  }
-  {  // elementwise ops over the residual stream [T, H]
-    const double ta = median_seconds(ops, [&] { ops.add_inplace(y.t, x.t); });
-    report("add_inplace", ta, 0, 2.0 * 3 * T * s.H);
-    const double ts = median_seconds(ops, [&] { ops.scale_inplace(y.t, 0.5f); });
-    report("scale_inplace", ts, 0, 2.0 * 2 * T * s.H);
-    const double td = median_seconds(ops, [&] { ops.dropout(x.t, 0.1f, 7, y.t); });
-    report("dropout", td, 0, 2.0 * 2 * T * s.H);
-    const double tn = median_seconds(ops, [&] { ops.neftune_noise(y.t, 1e-3f, 7); });
-    report("neftune_noise", tn, 0, 2.0 * 2 * T * s.H);
+    report("swiglu_bwd", t5, 0, 2.0 * T * 5 * s.I, 2.0 * T * 3 * s.I);
   }
   {
-    const double t1 = median_seconds(ops, [&] { ops.rmsnorm_fwd(x.t, w.t, 1e-6f, y.t, rstd.t); });
-    report("rmsnorm_fwd", t1, 0, 2.0 * 2 * T * s.H);
-    Buf dx(ops, B, {T, s.H}, rng);
-    const double t2 = median_seconds(ops, [&] { ops.rmsnorm_bwd(y.t, x.t, w.t, rstd.t, dx.t); });
-    report("rmsnorm_bwd", t2, 0, 2.0 * 4 * T * s.H);
-  }
-  {
-    const int64_t S = T / kSeqLen;
-    std::vector<int32_t> pos(static_cast<size_t>(T)), cu(static_cast<size_t>(S + 1));
-    for (int64_t t = 0; t < T; ++t) pos[size_t(t)] = int32_t(t % kSeqLen);
-    for (int64_t i = 0; i <= S; ++i) cu[size_t(i)] = int32_t(i * kSeqLen);
-    Buf p(ops, DType::I32, {T}, rng), c(ops, DType::I32, {S + 1}, rng);
-    p.set_i32(pos);
-    c.set_i32(cu);
-    const SeqLayout seq{p.t, c.t, int(S), int(kSeqLen)};
+    const PackedSeqs seqs(ops, T, rng);
+    const SeqLayout seq = seqs.layout();
+    const int64_t S = seqs.S;
     Buf q(ops, B, {T, s.n, s.D}, rng), k(ops, B, {T, s.nkv, s.D}, rng), v(ops, B, {T, s.nkv, s.D}, rng);
     Buf out(ops, B, {T, s.n, s.D}, rng), lse(ops, DType::F32, {s.n, T}, rng);
-    Buf inv_freq(ops, DType::F32, {s.D / 2}, rng);  // values do not matter for the timing
-    const RopeFreqs rope{inv_freq.t, 1.0f};
-    const double tr = median_seconds(ops, [&] { ops.rope_fwd(q.t, seq, rope); });
-    report("rope_fwd (q)", tr, 0, 2.0 * 2 * T * qo);
-    const double trb = median_seconds(ops, [&] { ops.rope_bwd(k.t, seq, rope); });
-    report("rope_bwd (k)", trb, 0, 2.0 * 2 * T * kvo);
     // causal: sum over sequences of L(L+1)/2 score pairs, 2 GEMMs of 2 D flops each
     const double pairs = double(S) * kSeqLen * (kSeqLen + 1) / 2;
     const double tf = median_seconds(
@@ -203,14 +244,6 @@ void bench_shape(Ops& ops, const Shape& s, int64_t T, const Ceilings& ceil, std:
         ops, [&] { ops.lm_head_ce(x.t, W.t, targets.t, 1e-4f, loss.t, correct.t, &dh.t); }, 3);
     report("lm_head_ce (fwd+dh)", t, 4.0 * T * s.H * s.V, 0);
   }
-  {
-    Buf ids(ops, DType::I32, {T}, rng), table(ops, B, {s.V, s.H}, rng);
-    std::vector<int32_t> id(static_cast<size_t>(T));
-    for (int64_t t = 0; t < T; ++t) id[size_t(t)] = int32_t((t * 104729) % s.V);
-    ids.set_i32(id);
-    const double t = median_seconds(ops, [&] { ops.embedding_fwd(ids.t, table.t, x.t); });
-    report("embedding_fwd", t, 0, 2.0 * 2 * T * s.H);
-  }
 }
 
 void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
@@ -224,12 +257,13 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   const double ta = median_seconds(ops, [&] {
     ops.adamw_step(p.t, g.t, m.t, v.t, {1e-4, 0.9, 0.999, 1e-8, 0.0, ++step});
   });
-  print_row({"adamw_step", "7B", P, ta * 1e3, 28.0 * P / ta / 1e9, false, 28.0 * P / ta / 1e9 / ceil.gbps});
+  print_row({"adamw_step", "7B", P, ta * 1e3, 28.0 * P / ta / 1e9, false, 28.0 * P / ta / 1e9 / ceil.gbps, 16.0 * P});
   Buf pb(ops, DType::BF16, {P}, rng);
   const double tc = median_seconds(ops, [&] { ops.cast(p.t, pb.t); });  // the LoRA compute copy
-  print_row({"cast f32->bf16", "7B", P, tc * 1e3, 6.0 * P / tc / 1e9, false, 6.0 * P / tc / 1e9 / ceil.gbps});
+  print_row({"cast f32->bf16", "7B", P, tc * 1e3, 6.0 * P / tc / 1e9, false, 6.0 * P / tc / 1e9 / ceil.gbps, 4.0 * P});
   const double tn = median_seconds(ops, [&] { ops.sum_squares(g.t); });
-  print_row({"sum_squares (grad norm)", "7B", P, tn * 1e3, 4.0 * P / tn / 1e9, false, 4.0 * P / tn / 1e9 / ceil.gbps});
+  print_row({"sum_squares (grad norm)", "7B", P, tn * 1e3, 4.0 * P / tn / 1e9, false, 4.0 * P / tn / 1e9 / ceil.gbps,
+             4.0 * P});
 }
 
 // LM head + cross-entropy at the issue's 7B shape (V = 152064, H = 3584, 4096 tokens, all trained): the whole op
@@ -305,7 +339,8 @@ void bench_lm_head_ce(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
     const double t = median_seconds(ops, [&] { v.rows(r, nullptr); });
     const double bytes = double(v.row_reads + 1) * double(T) * double(V) * 2.0;
     const double gbps = bytes / t / 1e9;
-    print_row({std::string("ce rows ") + v.name, "7B", T, t * 1e3, gbps, false, gbps / ceil.gbps});
+    print_row({std::string("ce rows ") + v.name, "7B", T, t * 1e3, gbps, false, gbps / ceil.gbps,
+               double(T) * double(V) * 2.0});
     std::printf("  max |diff| from the first: row loss %.3g, gradient %.3g\n", dl, dg);
   }
 }
@@ -353,19 +388,25 @@ void bench_lora(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   report("lora A q,k,v stacked", t1, 2.0 * T * 3 * r * H);
 }
 
-// Memory-bound ops (GB/s rows) below 85% of the copy ceiling, named.
+// Memory-bound ops (GB/s rows) judged on inputs larger than 2x the L2: how many reach 80% of the copy ceiling
+// (issue 13's bar) and 85% (the kernels' goal), the ones below 85% named; rows in the L2 only counted.
 void print_memory_summary() {
-  int n = 0, under = 0;
+  int n = 0, at80 = 0, at85 = 0, in_l2 = 0;
   std::string names;
   for (const Row& r : g_rows) {
     if (r.flops) continue;
+    if (!judged(r)) {
+      ++in_l2;
+      continue;
+    }
     ++n;
-    if (r.fraction >= 0.85) continue;
-    ++under;
-    names += " " + r.op + "@" + r.shape + "/" + std::to_string(r.T);
+    at80 += r.fraction >= 0.80;
+    at85 += r.fraction >= 0.85;
+    if (r.fraction < 0.85) names += " " + r.op + "@" + r.shape + "/" + std::to_string(r.T);
   }
-  std::printf("memory-bound: %d of %d rows >= 85%% of the copy ceiling; below:%s\n", n - under, n,
-              under ? names.c_str() : " none");
+  std::printf("memory-bound (inputs > 2x the %.0f MiB L2; %d rows in the L2 not judged): %d of %d rows >= 80%% of the "
+              "copy ceiling, %d >= 85%%; below 85%%:%s\n",
+              kL2Bytes / (1 << 20), in_l2, at80, n, at85, names.empty() ? " none" : names.c_str());
 }
 
 }  // namespace
@@ -396,11 +437,13 @@ int main(int argc, char** argv) {
       ceil.tflops, ceil.gbps, ceil.memcpy_gbps, ceil.kernel_gbps);
   std::printf("| %-22s | %-4s | %6s | %9s | %17s | %6s |\n", "op", "size", "tokens", "ms", "rate", "ceil");
   std::printf("|%s|\n", std::string(86, '-').c_str());
-  for (const Shape& s : kShapes)
+  for (const Shape& s : kShapes) {
     for (int64_t T : {int64_t(8192), int64_t(16384), int64_t(32768)}) {
       if (quick && T > 8192) continue;
       bench_shape(*ops, s, T, ceil, rng);
     }
+    bench_memory_bound(*ops, s, memory_bound_tokens(s), ceil, rng);
+  }
   bench_optimizer(*ops, ceil, rng);
   bench_lm_head_ce(*ops, ceil, rng);
   bench_lora(*ops, ceil, rng);

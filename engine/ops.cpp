@@ -151,7 +151,8 @@ const char* weight_format_name(WeightFormat f) {
 const char* op_family_name(OpFamily f) {
   static const char* const names[kNumOpFamilies] = {"linear (frozen)", "gemm (LoRA)", "attention", "rope",
                                                     "rmsnorm",         "swiglu",      "embedding", "lm_head+CE",
-                                                    "elementwise",     "optimizer",   "copy/zero"};
+                                                    "elementwise",     "dropout (LoRA)", "optimizer",
+                                                    "copy/zero"};
   return names[size_t(f)];
 }
 
@@ -583,12 +584,22 @@ void Ops::scale_inplace(Tensor& y, float factor) {
 }
 
 void Ops::dropout(const Tensor& x, float p, uint64_t seed, Tensor& y) {
-  Scope s(*this, OpFamily::elementwise);
+  Scope s(*this, OpFamily::dropout);
   const Expect e{device()};
   e.floating(x, "dropout x");
   e.vector(y, x.dtype, x.numel(), "dropout y");
   QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
-  dropout_impl(x, p, seed, y);
+  dropout_impl(x, p, seed, y, false);
+}
+
+void Ops::dropout_add(Tensor& y, const Tensor& x, float p, uint64_t seed) {
+  Scope s(*this, OpFamily::dropout);
+  const Expect e{device()};
+  e.floating(y, "dropout_add y");
+  e.vector(x, y.dtype, y.numel(), "dropout_add x");
+  QSFT_CHECK(x.data != y.data, "dropout_add: x and y must be distinct");
+  QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
+  dropout_impl(x, p, seed, y, true);
 }
 
 double Ops::sum_squares(const Tensor& x) {

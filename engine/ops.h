@@ -126,10 +126,11 @@ enum class OpFamily : uint8_t {
   embedding,
   lm_head_ce,
   elementwise,
+  dropout,  // LoRA dropout: dropout and dropout_add, apart from the other elementwise ops
   optimizer,
   copy
 };
-constexpr int kNumOpFamilies = 11;
+constexpr int kNumOpFamilies = 12;
 const char* op_family_name(OpFamily f);
 
 class Ops {
@@ -255,6 +256,8 @@ class Ops {
   void scale_inplace(Tensor& y, float s);        // y *= s
   // Dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) as a function of (seed, index). p == 0 copies.
   void dropout(const Tensor& x, float p, uint64_t seed, Tensor& y);
+  // y += dropout(x) with dropout's mask and scaling, in one pass (x and y distinct, like shapes).
+  void dropout_add(Tensor& y, const Tensor& x, float p, uint64_t seed);
   // sum of squares of x, reduced in a fixed order (deterministic), returned to the host.
   double sum_squares(const Tensor& x);
   // The same sum (rounded to fp32) left on the device in out, F32 [1]: no wait for the host.
@@ -326,7 +329,7 @@ class Ops {
   virtual void argmax_rows_impl(const Tensor& logits, Tensor& out, int64_t R, int64_t V) = 0;
   virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;
   virtual void scale_inplace_impl(Tensor& y, float s) = 0;
-  virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) = 0;
+  virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y, bool accumulate) = 0;
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;

@@ -186,8 +186,8 @@ class CpuOps final : public Ops {
 
   void add_inplace_impl(Tensor& y, const Tensor& x) override { cpu::add_inplace(y.f32(), x.f32(), y.numel()); }
   void scale_inplace_impl(Tensor& y, float s) override { cpu::scale_inplace(y.f32(), s, y.numel()); }
-  void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) override {
-    cpu::dropout(x.f32(), x.numel(), p, seed, y.f32());
+  void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y, bool accumulate) override {
+    (accumulate ? cpu::dropout_add : cpu::dropout)(x.f32(), x.numel(), p, seed, y.f32());
   }
   double sum_squares_impl(const Tensor& x) override { return cpu::sum_squares(x.f32(), x.numel()); }
   void sum_squares_to_impl(const Tensor& x, Tensor& out) override { out.f32()[0] = float(sum_squares_impl(x)); }

@@ -236,8 +236,8 @@ class CudaOps final : public Ops {
     cuda::add_inplace(y.dtype, y.data, x.data, y.numel(), stream_);
   }
   void scale_inplace_impl(Tensor& y, float s) override { cuda::scale_inplace(y.dtype, y.data, s, y.numel(), stream_); }
-  void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y) override {
-    cuda::dropout(x.dtype, x.data, x.numel(), p, seed, y.data, stream_);
+  void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y, bool accumulate) override {
+    (accumulate ? cuda::dropout_add : cuda::dropout)(x.dtype, x.data, x.numel(), p, seed, y.data, stream_);
   }
   double sum_squares_impl(const Tensor& x) override {
     void* scratch = reduce_scratch_.get(cuda::sum_squares_scratch_bytes(x.numel()));

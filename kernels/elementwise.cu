@@ -25,12 +25,22 @@ __global__ void scale_kernel(T* y, float s, int64_t n) {
   map_vec<W>(y, y, n, [&](float v, int64_t) { return v * s; });
 }
 
-template <int W, class T>
+// y = (Acc ? y : 0) + mask(x) / (1 - p): one hash per 4 elements of a 16-byte step (rng::uniforms16).
+template <int W, bool Acc, class T>
 __global__ void dropout_kernel(const T* x, int64_t n, float p, uint64_t seed, T* y) {
   const float keep_scale = 1.0f / (1.0f - p);
-  map_vec<W>(x, y, n, [&](float v, int64_t i) {
-    const bool keep = p == 0.0f || rng::uniform(seed, uint64_t(i)) >= p;
-    return keep ? v * keep_scale : 0.0f;
+  grid_stride_vec<W>(n, [&](auto w, int64_t i) {
+    constexpr int N = decltype(w)::value;
+    float a[N], u[N], b[N];
+    load_n<N>(x + i, a);
+    rng::uniforms16<N>(seed, uint64_t(i), u);
+    if constexpr (Acc) load_n<N>(y + i, b);
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      const float d = u[k] >= p ? __fmul_rn(a[k], keep_scale) : 0.0f;  // _rn: no fma with b, as on the CPU
+      a[k] = Acc ? b[k] + d : d;
+    }
+    store_n<N>(y + i, a);
   });
 }
 
@@ -77,17 +87,26 @@ void scale_inplace(DType dt, void* y, float s, int64_t n, void* stream) {
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
-void dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream) {
+template <bool Acc>
+static void launch_dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream) {
   if (n == 0) return;
   dispatch_float(dt, "dropout", [&](auto tag) {
     using T = decltype(tag);
     launch_vec_or_scalar<kVec<T>>(aligned16(x) && aligned16(y), [&](auto w) {
       constexpr int W = decltype(w)::value;
-      dropout_kernel<W, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x), n, p, seed,
-                                                                                static_cast<T*>(y));
+      dropout_kernel<W, Acc, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x), n, p,
+                                                                                     seed, static_cast<T*>(y));
     });
   });
   QSFT_CUDA_CHECK_LAUNCH();
+}
+
+void dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream) {
+  launch_dropout<false>(dt, x, n, p, seed, y, stream);
+}
+
+void dropout_add(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream) {
+  launch_dropout<true>(dt, x, n, p, seed, y, stream);
 }
 
 void cast_f32_to_bf16_2d(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst, void* stream) {

@@ -10,8 +10,10 @@ namespace qsft::cuda {
 
 void add_inplace(DType dt, void* y, const void* x, int64_t n, void* stream);  // y += x   [n]
 void scale_inplace(DType dt, void* y, float s, int64_t n, void* stream);      // y *= s   [n]
-// y = keep ? x / (1 - p) : 0, keep = rng::uniform(seed, i) >= p (the CPU op's mask, bit for bit). x, y may alias.
+// y = keep ? x / (1 - p) : 0, keep = rng::uniform16(seed, i) >= p (the CPU op's mask, bit for bit). x, y may alias.
 void dropout(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream);
+// y += dropout(x) (the same mask), in fp32 with one rounding at the store. x, y distinct.
+void dropout_add(DType dt, const void* x, int64_t n, float p, uint64_t seed, void* y, void* stream);
 // dst [rows, cols] (contiguous bf16) = src [rows, cols] with row stride ld, rounded to nearest even.
 void cast_f32_to_bf16_2d(const float* src, int64_t rows, int64_t cols, int64_t ld, void* dst, void* stream);
 // dst = src, `bytes` a multiple of 16 and both 16-byte aligned: a plain 16-byte-word copy kernel, the bandwidth

@@ -12,7 +12,7 @@ namespace qsft::cuda {
 void embedding_fwd(DType dt, const int32_t* ids, const void* table, int64_t T, int64_t V, int64_t H, void* out,
                    void* stream);
 
-// NEFTune: x[i] += scale * (2 u(seed, i) - 1), u = rng::uniform (the CPU op's noise, bit for bit, before rounding).
+// NEFTune: x[i] += scale * (2 u(seed, i) - 1), u = rng::uniform16 (the CPU op's noise, bit for bit, before rounding).
 void neftune_noise(DType dt, void* x, int64_t n, float scale, uint64_t seed, void* stream);
 
 }  // namespace qsft::cuda

@@ -1,6 +1,6 @@
 // CUDA launcher of the deterministic reductions (kernels/reduce.h is the reference): the same decomposition into
-// blocks of cpu::kReduceBlock elements, each summed in double by a fixed tree, then the block sums by one block in
-// a fixed order. Same input, same bits, on every run.
+// blocks of cpu::kReduceBlock elements, each summed in double by one warp in a fixed order, then the block sums by
+// one block in a fixed order. Same input, same bits, on every run.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -11,32 +11,53 @@ constexpr int kRowThreads = 256;
 // One block per row, W columns per thread step (16-byte vectors when H is a multiple of W and the pointers are
 // aligned). Both passes of a kernel visit the same columns in the same threads, so a row written in place needs
 // no barrier.
+// The forward keeps its thread's first kCached steps of x in registers between the sum of squares and the scaling
+// (a 7B row: 2 steps of 224 threads), so x is read from memory once; steps beyond (rows wider than kCached passes,
+// e.g. scalar rows over 1024) are read again. Same sums in the same order as reading twice.
+constexpr int kCached = 4;
 template <int W, class T>
 __global__ void __launch_bounds__(kRowThreads)
     rmsnorm_fwd_kernel(const T* x, const T* w, int64_t H, float eps, T* y, float* rstd) {
   __shared__ float scratch[32];
-  const int64_t t = blockIdx.x;
+  const int64_t t = blockIdx.x, steps = H / W;  // W divides H (the launcher's condition for W > 1)
   const T* xr = x + t * H;
   T* yr = y + t * H;
+  float a[kCached][W];
   float ss = 0.0f;
-  block_stride_vec<W>(H, [&](auto width, int64_t j) {
-    constexpr int N = decltype(width)::value;
-    float a[N];
-    load_n<N>(xr + j, a);
 #pragma unroll
-    for (int k = 0; k < N; ++k) ss += a[k] * a[k];
-  });
+  for (int p = 0; p < kCached; ++p) {
+    const int64_t j = (threadIdx.x + int64_t(p) * blockDim.x) * W;
+    if (j < H) {
+      load_n<W>(xr + j, a[p]);
+#pragma unroll
+      for (int k = 0; k < W; ++k) ss += a[p][k] * a[p][k];
+    }
+  }
+  for (int64_t s = threadIdx.x + int64_t(kCached) * blockDim.x; s < steps; s += blockDim.x) {
+    float v[W];
+    load_n<W>(xr + s * W, v);
+#pragma unroll
+    for (int k = 0; k < W; ++k) ss += v[k] * v[k];
+  }
   ss = block_sum(ss, scratch);
   const float r = 1.0f / sqrtf(ss / float(H) + eps);
-  block_stride_vec<W>(H, [&](auto width, int64_t j) {  // y = round(x rstd) w
-    constexpr int N = decltype(width)::value;
-    float a[N], g[N];
-    load_n<N>(xr + j, a);
-    load_n<N>(w + j, g);
+  auto scale_store = [&](int64_t j, float(&v)[W]) {  // y = round(x rstd) w
+    float g[W];
+    load_n<W>(w + j, g);
 #pragma unroll
-    for (int k = 0; k < N; ++k) a[k] = round_to(a[k] * r, y) * g[k];
-    store_n<N>(yr + j, a);
-  });
+    for (int k = 0; k < W; ++k) v[k] = round_to(v[k] * r, y) * g[k];
+    store_n<W>(yr + j, v);
+  };
+#pragma unroll
+  for (int p = 0; p < kCached; ++p) {
+    const int64_t j = (threadIdx.x + int64_t(p) * blockDim.x) * W;
+    if (j < H) scale_store(j, a[p]);
+  }
+  for (int64_t s = threadIdx.x + int64_t(kCached) * blockDim.x; s < steps; s += blockDim.x) {
+    float v[W];
+    load_n<W>(xr + s * W, v);
+    scale_store(s * W, v);
+  }
   if (threadIdx.x == 0) rstd[t] = r;
 }
 

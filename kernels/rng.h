@@ -30,4 +30,22 @@ QSFT_HD inline float uniform(uint64_t seed, uint64_t index) {
   return float(hash(seed, index) >> 40) * (1.0f / 16777216.0f);
 }
 
+// Cheap draws for masks and noise: one hash makes four 16-bit uniforms. Element `index` takes 16-bit field
+// index % 4 of hash(seed, index / 4), times 2^-16: a value in [0, 1) on a grid of 2^-16 (dropout's p is thus
+// resolved to 1.5e-5). A kernel moving 4k consecutive elements from a multiple of 4 hashes once per 4 of them.
+QSFT_HD inline float field16(uint64_t h, int k) { return float((h >> (16 * k)) & 0xFFFFu) * (1.0f / 65536.0f); }
+QSFT_HD inline float uniform16(uint64_t seed, uint64_t index) { return field16(hash(seed, index / 4), int(index % 4)); }
+// u[k] = uniform16(seed, i + k), k < N. With N a multiple of 4 (i must then be one too): N / 4 hashes.
+template <int N>
+QSFT_HD inline void uniforms16(uint64_t seed, uint64_t i, float (&u)[N]) {
+  if constexpr (N % 4 == 0) {
+    for (int c = 0; c < N / 4; ++c) {
+      const uint64_t h = hash(seed, i / 4 + uint64_t(c));
+      for (int k = 0; k < 4; ++k) u[4 * c + k] = field16(h, k);
+    }
+  } else {
+    for (int k = 0; k < N; ++k) u[k] = uniform16(seed, i + uint64_t(k));
+  }
+}
+
 }  // namespace qsft::rng

@@ -146,7 +146,8 @@ def main():
         "tok_s": (n1 - n0) / (e1 - e0), "s_per_step": (e1 - e0) / steps, "tok_per_step": (n1 - n0) / steps,
         "steps": len(points), "final_loss": loss, "max_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
         "profile_ms_by_family": family_times(prof), "micro_batches": len(batches),
-        "torch": torch.__version__, "packed_mask": packed_mask_support()}))
+        "torch": torch.__version__, "packed_mask": packed_mask_support(),
+        "gradient_checkpointing": "on (use_reentrant=False)" if a.recompute else "off"}))
 
 
 if __name__ == "__main__":

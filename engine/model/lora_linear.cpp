@@ -35,8 +35,7 @@ void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor&
   } else {
     Tensor g = scratch_like(x, xd_scratch);
     ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(g), 1.0f, 0.0f);
-    ops.dropout(g, l.dropout, l.seed, g);  // same (seed, index) -> same mask and 1/(1-p) scaling
-    ops.add_inplace(dx, g);
+    ops.dropout_add(dx, g, l.dropout, l.seed);  // same (seed, index) -> same mask and 1/(1-p) scaling
   }
 }
 

@@ -30,6 +30,9 @@ TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
       d.expect_close(tolerance(dt), "dropout " + tag);
       const std::vector<float> g = d.g.get(), c = d.c.get();
       for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i] == 0.0f, c[i] == 0.0f) << "dropout mask differs at " << i;
+      cpu->dropout_add(y.c.t, x.c.t, 0.3f, 1234);  // y += the same mask's dropout of x, in one pass
+      gpu->dropout_add(y.g.t, x.g.t, 0.3f, 1234);
+      y.expect_close(tolerance(dt), "dropout_add " + tag);
       Both copy(*cpu, *gpu, dt, {n});
       gpu->copy(copy.g.t, x.g.t);
       EXPECT_EQ(copy.g.get(), x.g.get()) << "copy " << tag;
@@ -65,6 +68,9 @@ TEST(GpuElementwise, UnalignedViewsMatchCpu) {
     cpu->dropout(xc, 0.3f, 77, dc);
     gpu->dropout(xg, 0.3f, 77, dg);
     d.expect_close(tolerance(dt), "dropout " + tag);
+    cpu->dropout_add(yc, xc, 0.3f, 77);
+    gpu->dropout_add(yg, xg, 0.3f, 77);
+    y.expect_close(tolerance(dt), "dropout_add " + tag);
     const double want = cpu->sum_squares(xc), got = gpu->sum_squares(xg);
     EXPECT_NEAR(got, want, 1e-5 * want) << "sum_squares " << tag;
   }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include "kernels/rng.h"
 #include "tests/unit/ops_test_util.h"
 
 namespace qsft::test {
@@ -73,6 +74,44 @@ TEST(OpsDropout, InPlaceEqualsOutOfPlace) {
   ops->dropout(x.t, 0.3f, 77, y.t);
   ops->dropout(x.t, 0.3f, 77, x.t);
   EXPECT_EQ(x.values(), y.values());
+}
+
+// dropout_add(y, x) is y + dropout(x) with dropout's own mask, in one pass (the LoRA backward's dx path).
+TEST(OpsDropout, DropoutAddEqualsDropoutThenAdd) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(58);
+  const int64_t n = 4099;
+  F32 x({n}), y({n}), want({n}), d({n});
+  x.set(random_uniform(size_t(n), rng));
+  y.set(random_uniform(size_t(n), rng));
+  want.set(y.values());
+  ops->dropout(x.t, 0.2f, 91, d.t);
+  ops->add_inplace(want.t, d.t);
+  ops->dropout_add(y.t, x.t, 0.2f, 91);
+  EXPECT_EQ(y.values(), want.values());
+  EXPECT_THROW(ops->dropout_add(y.t, y.t, 0.2f, 91), std::logic_error);
+}
+
+// The masks' 16-bit draws: element i is field i % 4 of hash(seed, i / 4), so a kernel hashes once per 4 elements,
+// and the blocked form (uniforms16<8> from a multiple of 4) gives the per-element values.
+TEST(Rng, Uniform16TakesFourDrawsFromOneHash) {
+  const uint64_t seed = 1234;
+  for (uint64_t g = 0; g < 100; ++g) {
+    const uint64_t h = rng::hash(seed, g);
+    for (int k = 0; k < 4; ++k) {
+      const float u = rng::uniform16(seed, 4 * g + uint64_t(k));
+      EXPECT_EQ(u, float((h >> (16 * k)) & 0xFFFF) / 65536.0f);
+      EXPECT_GE(u, 0.0f);
+      EXPECT_LT(u, 1.0f);
+    }
+  }
+  float block[8], one[1];
+  rng::uniforms16<8>(seed, 40, block);
+  for (int k = 0; k < 8; ++k) {
+    rng::uniforms16<1>(seed, uint64_t(40 + k), one);
+    EXPECT_EQ(block[k], one[0]);
+    EXPECT_EQ(block[k], rng::uniform16(seed, uint64_t(40 + k)));
+  }
 }
 
 TEST(OpsNeftune, NoiseIsBoundedCenteredAndDeterministic) {

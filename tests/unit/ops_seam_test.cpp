@@ -170,10 +170,15 @@ TEST(OpsProfile, CountsEveryOpFamilyWhenEnabled) {
   ops->rmsnorm_fwd(x.t, w.t, 1e-6f, y.t, rstd.t);
   ops->rmsnorm_fwd(x.t, w.t, 1e-6f, y.t, rstd.t);
   ops->linear(y.t, LinearWeight{lw.t, {}}, ly.t);
+  ops->dropout(x.t, 0.1f, 3, y.t);
+  ops->dropout_add(y.t, x.t, 0.1f, 3);
+  ops->add_inplace(y.t, x.t);
   const std::string report = ops->profile_report();
   std::printf("%s", report.c_str());
   EXPECT_NE(report.find("rmsnorm                  2"), std::string::npos) << report;
   EXPECT_NE(report.find("linear (frozen)          1"), std::string::npos) << report;
+  EXPECT_NE(report.find("dropout (LoRA)           2"), std::string::npos) << "LoRA dropout apart: " << report;
+  EXPECT_NE(report.find("elementwise              1"), std::string::npos) << report;
   EXPECT_EQ(report.find("attention"), std::string::npos) << "families without calls are left out";
   ops->profile_reset();
   EXPECT_EQ(ops->profile_report().find("rmsnorm"), std::string::npos) << "reset clears the counts";
