@@ -7,8 +7,7 @@
 
 namespace qsft::cuda {
 
-bool attention_supports_head_dim(int64_t D) { return D == 16 || D == 32 || D == 64 || D == 128; }
-bool attention_mma_supports_head_dim(int64_t D) { return D == 64 || D == 128; }
+bool attention_supports_head_dim(int64_t D) { return D >= 8 && D <= kAttentionMaxHeadDim && D % 8 == 0; }
 
 AttentionImpl attention_impl_from_env() {
   const char* e = std::getenv("QSFT_ATTENTION");
@@ -34,7 +33,7 @@ AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles) {
 
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                    void* stream) {
-  if (attention_impl_from_env() == AttentionImpl::Mma && attention_mma_supports_head_dim(s.D))
+  if (attention_impl_from_env() == AttentionImpl::Mma)
     attention_fwd_mma(s, q, k, v, out, lse, stream);
   else
     attention_fwd_wmma(s, q, k, v, out, lse, stream);
@@ -42,7 +41,7 @@ void attention_fwd(const AttentionShape& s, const void* q, const void* k, const 
 
 void attention_bwd(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                    const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
-  if (attention_impl_from_env() == AttentionImpl::Mma && attention_mma_supports_head_dim(s.D))
+  if (attention_impl_from_env() == AttentionImpl::Mma)
     attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
   else
     attention_bwd_wmma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);

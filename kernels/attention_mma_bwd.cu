@@ -13,6 +13,8 @@
 // Fast mode (AttentionBwdMode::AtomicDq, kAtomicDq): no dQ pass; the dK/dV block also stages its dS^T tile
 // [kBc keys x kBq queries] in shared memory (bf16) and its warps compute dQ_tile += dS K_block, each warp one
 // [16 x kCols] slab, added to an fp32 [T, n, D] accumulator with atomics, then scaled and rounded to bf16.
+// D is the instantiated head dim (64 or 128); a head dim s.D < D (a multiple of 8) runs with zero-filled columns
+// [s.D, D) in every q, k, v, dout tile: they add nothing to S or dP, their dQ/dK/dV columns are zero and not stored.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -38,7 +40,8 @@ struct DkdvTiles {
   static_assert(!kAtomicDq || (kCols % 16 == 0 && kWarps % (kBq / 16) == 0), "dQ slabs must tile [kBq x D]");
 };
 
-// dq_acc[q0 + i, h, :] += dS [kBq x kBc] K_block, this warp's [16 x kCols] slab; ds_s holds dS^T (key-major).
+// dq_acc[q0 + i, h, :] += dS [kBq x kBc] K_block, this warp's [16 x kCols] slab (columns below s.D; dq_acc
+// [T, n, s.D]); ds_s holds dS^T (key-major).
 template <int D, int kWarps, int kBq>
 __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionShape& s, int64_t q0, int64_t h,
                                                const bf16* ds_s, const bf16* k_s) {
@@ -64,9 +67,10 @@ __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionSha
   for (int r = 0; r < 2; ++r) {
     const int64_t i = q0 + 16 * mt + grp + 8 * r;
     if (i >= s.T) continue;
-    float* dst = dq_acc + (i * s.n + h) * D + col0 + 2 * tig;
+    float* dst = dq_acc + (i * s.n + h) * s.D + col0 + 2 * tig;
 #pragma unroll
     for (int t = 0; t < kCols / 8; ++t) {
+      if (col0 + 8 * t >= s.D) continue;
       atomicAdd(dst + 8 * t, acc[0][t][2 * r]);
       atomicAdd(dst + 8 * t + 1, acc[0][t][2 * r + 1]);
     }
@@ -92,7 +96,8 @@ __global__ void __launch_bounds__(32 * kWarps)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   const int64_t k0 = int64_t(blockIdx.x) * kBc, g = blockIdx.y, group = s.n / s.nkv;
-  const float scale = rsqrtf(float(D)), scale_log2 = scale * kLog2e;
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
 
   // This thread's two keys (grp and grp + 8 of the warp's 16) and the end of their sequences: key j is seen by
   // queries [j, end_j).
@@ -111,14 +116,14 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
   auto load_step = [&](int it, int st) {  // query tile it % q_tiles of head g group + it / q_tiles
     const int64_t q0 = k0 + int64_t(it % q_tiles) * kBq, h = g * group + it / q_tiles;
-    cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.q_ld, h);
-    cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n * D, h);
+    cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.q_ld, h, dh);
+    cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n * dh, h, dh);
     cp_async_floats<kThreads>(lse_stage(st), lse + h * s.T, q0, kBq, s.T);
     cp_async_floats<kThreads>(delta_stage(st), delta + h * s.T, q0, kBq, s.T);
   };
 
-  cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.k_ld, g);
-  cp_async_rows<D, kThreads>(v_s, v, k0, kBc, s.T, s.v_ld, g);
+  cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.k_ld, g, dh);
+  cp_async_rows<D, kThreads>(v_s, v, k0, kBc, s.T, s.v_ld, g, dh);
   load_step(0, 0);
   cp_async_commit();
 
@@ -169,8 +174,8 @@ __global__ void __launch_bounds__(32 * kWarps)
     }
     __syncthreads();  // stage st (and ds_s) is free for step it + 1's writes and the prefetch of step it + 2
   }
-  store_rows_bf16<D / 8>(dk, dk_acc[0], warp_key0 + grp, s.T, s.k_ld, g, scale, scale);
-  store_rows_bf16<D / 8>(dv, dv_acc[0], warp_key0 + grp, s.T, s.v_ld, g, 1.0f, 1.0f);
+  store_rows_bf16<D / 8>(dk, dk_acc[0], warp_key0 + grp, s.T, s.k_ld, g, dh, scale, scale);
+  store_rows_bf16<D / 8>(dv, dv_acc[0], warp_key0 + grp, s.T, s.v_ld, g, dh, 1.0f, 1.0f);
 }
 
 template <int D, int kWarps, int kBc>
@@ -194,7 +199,8 @@ __global__ void __launch_bounds__(32 * kWarps)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kBr, h = blockIdx.y, g = h / (s.n / s.nkv);
-  const float scale = rsqrtf(float(D)), scale_log2 = scale * kLog2e;
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
 
   const int64_t warp_row0 = q0 + 16 * warp;
   int64_t row[2], begin[2];
@@ -213,8 +219,8 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kBr, s.T) - 1;
   const int tiles = int((k_last - k_first) / kBc) + 1;
 
-  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.q_ld, h);
-  cp_async_rows<D, kThreads>(do_s, dout, q0, kBr, s.T, s.n * D, h);
+  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.q_ld, h, dh);
+  cp_async_rows<D, kThreads>(do_s, dout, q0, kBr, s.T, s.n * dh, h, dh);
   kv.load(0, k, v, k_first, s, g);
   cp_async_commit();
 
@@ -246,7 +252,7 @@ __global__ void __launch_bounds__(32 * kWarps)
     }
     __syncthreads();
   }
-  store_rows_bf16<D / 8>(dq, dq_acc[0], warp_row0 + grp, s.T, s.q_ld, h, scale, scale);
+  store_rows_bf16<D / 8>(dq, dq_acc[0], warp_row0 + grp, s.T, s.q_ld, h, dh, scale, scale);
 }
 
 template <int D, int kWarps, int kBq, bool kAtomicDq>
@@ -283,11 +289,11 @@ void run_bwd(const AttentionShape& s, const bf16* dout, const bf16* q, const bf1
     launch_dq<D, 4, kLarge ? 64 : 32>(s, dout, q, k, v, lse, delta, dq, st);
     return;
   }
-  const int64_t count = s.T * s.n * D;
+  const int64_t count = s.T * s.n * s.D;
   QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(count) * sizeof(float), st));
   launch_dkdv<D, kDkdvWarps, 32, true>(s, dout, q, k, v, lse, delta, dk, dv, dq_acc, st);
-  dq_from_acc_kernel<<<grid_for(count), kThreads, 0, st>>>(dq_acc, count, s.n * D, s.q_ld, 1.0f / std::sqrt(float(D)),
-                                                           dq);
+  dq_from_acc_kernel<<<grid_for(count), kThreads, 0, st>>>(dq_acc, count, s.n * s.D, s.q_ld,
+                                                           1.0f / std::sqrt(float(s.D)), dq);
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
@@ -298,7 +304,7 @@ size_t delta_bytes(const AttentionShape& s) { return (size_t(s.n * s.T) * sizeof
 
 size_t attention_bwd_mma_smem(int64_t D, AttentionTiles tiles) {
   const bool large = tiles == AttentionTiles::Large;
-  if (D == 64)
+  if (D <= 64)
     return large ? std::max(DkdvTiles<64, 8, 32, true>::smem(), DqTiles<64, 4, 64>::smem())
                  : std::max(DkdvTiles<64, 4, 32, true>::smem(), DqTiles<64, 4, 32>::smem());
   return large ? std::max(DkdvTiles<128, 8, 32, true>::smem(), DqTiles<128, 4, 64>::smem())
@@ -314,7 +320,7 @@ AttentionBwdMode attention_bwd_mode_from_env() {
 
 size_t attention_bwd_scratch_bytes(const AttentionShape& s, AttentionBwdMode mode) {
   if (mode == AttentionBwdMode::Auto) mode = attention_bwd_mode_from_env();
-  const bool atomic = mode == AttentionBwdMode::AtomicDq && attention_mma_supports_head_dim(s.D);
+  const bool atomic = mode == AttentionBwdMode::AtomicDq && attention_supports_head_dim(s.D);
   return delta_bytes(s) + (atomic ? size_t(s.T * s.n * s.D) * sizeof(float) : 0);
 }
 
@@ -323,7 +329,7 @@ void attention_bwd_mma(const AttentionShape& shape, const void* dout, const void
                        AttentionTiles tiles, AttentionBwdMode mode) {
   if (shape.T == 0) return;
   const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
-  QSFT_CHECK(attention_mma_supports_head_dim(s.D), "attention_bwd_mma: head_dim must be 64 or 128");
+  QSFT_CHECK(attention_supports_head_dim(s.D), "attention_bwd_mma: head_dim must be a multiple of 8 up to 128");
   tiles = resolve_tiles(s.D, tiles);
   const cudaStream_t st = as_stream(stream);
   float* delta = static_cast<float*>(scratch);
@@ -336,7 +342,7 @@ void attention_bwd_mma(const AttentionShape& shape, const void* dout, const void
   const auto *kb = static_cast<const bf16*>(k), *vb = static_cast<const bf16*>(v);
   auto *dqb = static_cast<bf16*>(dq), *dkb = static_cast<bf16*>(dk), *dvb = static_cast<bf16*>(dv);
   const bool large = tiles == AttentionTiles::Large;
-  if (s.D == 64)
+  if (s.D <= 64)
     large ? run_bwd<64, true>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st)
           : run_bwd<64, false>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st);
   else

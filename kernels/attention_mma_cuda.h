@@ -80,18 +80,19 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// dst[r][0:D] (stride kLdm<D>) <- rows row0 + r of head `head` of src [T, heads, D] (token rows ld elements apart:
-// packed or a strided head view), r < rows; zeros outside [0, T). Issued by all kThreads threads of the block,
-// asynchronously (commit and wait are the caller's).
+// dst[r][0:D] (stride kLdm<D>) <- rows row0 + r of head `head` of src [T, heads, dh] (token rows ld elements apart:
+// packed or a strided head view), r < rows; zeros outside [0, T) and in the columns [dh, D) that pad a head dim
+// dh < D (a multiple of 8) to the kernel's D: zero columns add nothing to any product. Issued by all kThreads
+// threads of the block, asynchronously (commit and wait are the caller's).
 template <int D, int kThreads>
 __device__ __forceinline__ void cp_async_rows(bf16* dst, const bf16* src, int64_t row0, int rows, int64_t T, int64_t ld,
-                                              int64_t head) {
+                                              int64_t head, int dh) {
   constexpr int kVecs = D / 8;
   for (int v = threadIdx.x; v < rows * kVecs; v += kThreads) {
     const int r = v / kVecs, c = (v % kVecs) * 8;
     const int64_t t = row0 + r;
-    const bool ok = t < T;
-    cp_async16(dst + r * kLdm<D> + c, ok ? src + t * ld + head * D + c : src, ok);
+    const bool ok = t < T && c < dh;
+    cp_async16(dst + r * kLdm<D> + c, ok ? src + t * ld + head * dh + c : src, ok);
   }
 }
 // dst[r] <- src[row0 + r] (fp32), r < rows; zeros at and beyond T.
@@ -216,8 +217,8 @@ struct KvStages {
   // Rows row0.. of kv head g of k and v [T, nkv, D] (row strides s.k_ld, s.v_ld) into stage st (asynchronous).
   __device__ void load(int st, const bf16* k_g, const bf16* v_g, int64_t row0, const AttentionShape& s,
                        int64_t g) const {
-    cp_async_rows<D, kThreads>(k(st), k_g, row0, kBc, s.T, s.k_ld, g);
-    cp_async_rows<D, kThreads>(v(st), v_g, row0, kBc, s.T, s.v_ld, g);
+    cp_async_rows<D, kThreads>(k(st), k_g, row0, kBc, s.T, s.k_ld, g, int(s.D));
+    cp_async_rows<D, kThreads>(v(st), v_g, row0, kBc, s.T, s.v_ld, g, int(s.D));
   }
 };
 
@@ -247,21 +248,21 @@ __device__ __forceinline__ float quad_max(float v) {
 }
 
 // Stores a warp's [16 x 8 NT] accumulator rows (times `mul` per row half) as bf16 to rows row_lo (c0, c1) and
-// row_lo + 8 (c2, c3) of dst [T, heads, D] (token rows ld elements apart) at head `head`, skipping rows at or
-// beyond T.
+// row_lo + 8 (c2, c3) of dst [T, heads, dh] (token rows ld elements apart) at head `head`, skipping rows at or
+// beyond T and the padding columns [dh, 8 NT) (dh a multiple of 8: whole n8 tiles).
 template <int NT>
 __device__ __forceinline__ void store_rows_bf16(bf16* dst, const float (&c)[NT][4], int64_t row_lo, int64_t T,
-                                                int64_t ld, int64_t head, float mul_lo, float mul_hi) {
+                                                int64_t ld, int64_t head, int dh, float mul_lo, float mul_hi) {
   const int tig = threadIdx.x & 3;
-  constexpr int D = NT * 8;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int64_t row = row_lo + 8 * half;
     if (row >= T) continue;
     const float mul = half ? mul_hi : mul_lo;
-    uint32_t* out = reinterpret_cast<uint32_t*>(dst + row * ld + head * D + 2 * tig);
+    uint32_t* out = reinterpret_cast<uint32_t*>(dst + row * ld + head * dh + 2 * tig);
 #pragma unroll
-    for (int t = 0; t < NT; ++t) out[t * 4] = pack_bf16(c[t][2 * half] * mul, c[t][2 * half + 1] * mul);
+    for (int t = 0; t < NT; ++t)
+      if (8 * t < dh) out[t * 4] = pack_bf16(c[t][2 * half] * mul, c[t][2 * half + 1] * mul);
   }
 }
 

@@ -7,6 +7,8 @@
 //   x = (scale log2e) q k^T, masked to j in [begin_i, i];  m' = max(m, rowmax x);  p = 2^(x - m')
 //   l = l 2^(m - m') + rowsum p;  O = O 2^(m - m') + bf16(p) V;   out = O / l,  lse = ln2 (m + log2 l)  (natural log)
 // Each thread holds rows grp and grp + 8 of each row tile (fragment C layout); row max and sum reduce over the quad.
+// D is the instantiated head dim; a head dim s.D < D (a multiple of 8) runs with the columns [s.D, D) of the q, k, v
+// tiles zero-filled (nothing added to q k^T; zero output columns, not stored) and scale = s.D^-0.5.
 // CUDA code: include from .cu files only.
 #pragma once
 #include "kernels/attention_mma_cuda.h"
@@ -37,7 +39,7 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   // Heaviest (latest) query tiles first: causal work grows with the position in the sequence.
   const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kBr, h = blockIdx.y, g = h / (s.n / s.nkv);
-  const float scale_log2 = rsqrtf(float(D)) * kLog2e;
+  const float scale_log2 = rsqrtf(float(s.D)) * kLog2e;  // the head dim's, not the padded D's
 
   // This thread's rows (grp and grp + 8 of each row tile) and their visible key range [begin, row].
   const int64_t warp_row0 = q0 + int64_t(kWarpRows) * warp;
@@ -57,7 +59,7 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kBr, s.T) - 1;
   const int tiles = int((k_last - k_first) / kBc) + 1;
 
-  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.q_ld, h);
+  cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.q_ld, h, int(s.D));
   kv.load(0, k, v, k_first, s, g);
   cp_async_commit();
   cp_async_wait<0>();
@@ -138,7 +140,7 @@ __global__ void __launch_bounds__(32 * kWarps)
       inv_l[r] = sum > 0.0f ? 1.0f / sum : 0.0f;
       if (valid[m][r] && tig == 0) lse[h * s.T + row[m][r]] = kLn2 * (m_run[m][r] + log2f(sum));
     }
-    store_rows_bf16<D / 8>(out, o[m], warp_row0 + 16 * m + grp, s.T, s.n * D, h, inv_l[0], inv_l[1]);
+    store_rows_bf16<D / 8>(out, o[m], warp_row0 + 16 * m + grp, s.T, s.n * s.D, h, int(s.D), inv_l[0], inv_l[1]);
   }
 }
 

@@ -40,14 +40,13 @@ inline std::vector<AttentionVariant> attention_variants() {
   using cuda::AttentionTiles;
   constexpr auto kLarge = AttentionTiles::Large, kSmall = AttentionTiles::Small;
   constexpr auto kDeterministic = AttentionBwdMode::Deterministic, kAtomic = AttentionBwdMode::AtomicDq;
-  const auto mma = cuda::attention_mma_supports_head_dim;
+  const auto all = cuda::attention_supports_head_dim;  // every variant runs every head dim the op takes
   return {
-      {"mma large (production)", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, mma},
-      {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, mma},
-      {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, mma},
-      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kLarge, kDeterministic>, mma},
-      {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma,
-       cuda::attention_supports_head_dim},
+      {"mma large (production)", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, all},
+      {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, all},
+      {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, all},
+      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kLarge, kDeterministic>, all},
+      {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
   };
 }
 
