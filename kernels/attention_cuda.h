@@ -39,8 +39,9 @@ enum class AttentionImpl { Mma, Wmma };
 AttentionImpl attention_impl_from_env();
 
 // Tile configuration of the mma kernels: Large needs ~105 KiB of shared memory per block (H100/H200, A100), Small
-// fits 99 KiB (RTX 3090/4090, sm_86/89). Auto: Large where the device allows it, unless QSFT_ATTENTION_TILES=small
-// (or =large) forces one (the GPU test runs Small on an H200 this way).
+// fits 99 KiB (RTX 3090/4090, sm_86/89). Auto: the faster one as measured on an H200 (Large for the forward at
+// D > 64 where the device allows it, Small otherwise: two blocks per SM), unless QSFT_ATTENTION_TILES=small (or
+// =large) forces one (the GPU test runs both on an H200 this way).
 enum class AttentionTiles { Auto, Large, Small };
 
 // Backward of the mma path: Deterministic (the default; every gradient element summed by one warp in a fixed

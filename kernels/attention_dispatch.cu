@@ -16,19 +16,22 @@ AttentionImpl attention_impl_from_env() {
   throw std::invalid_argument(std::string("QSFT_ATTENTION=") + e + ": expected mma or wmma");
 }
 
-AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles) {
+AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles, bool forward) {
   if (tiles != AttentionTiles::Auto) return tiles;
   if (const char* e = std::getenv("QSFT_ATTENTION_TILES"); e && *e) {
     if (std::strcmp(e, "large") == 0) return AttentionTiles::Large;
     if (std::strcmp(e, "small") == 0) return AttentionTiles::Small;
     throw std::invalid_argument(std::string("QSFT_ATTENTION_TILES=") + e + ": expected large or small");
   }
+  // Measured on the H200 (bench/gpu-runs/2026-11-30-79882bf/bench.log, 4 x 4096 causal): Large only wins the
+  // forward at D = 128 (176 vs 165 TFLOP/s); Small, with two blocks per SM, wins the forward at D = 64 (119 vs
+  // 103) and the backward at both (108 vs 97, 73 vs 54).
+  if (!forward || D <= 64) return AttentionTiles::Small;
   int dev = 0, optin = 0;
   QSFT_CUDA_CHECK(cudaGetDevice(&dev));
   QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  const size_t large =
-      std::max(attention_fwd_mma_smem(D, AttentionTiles::Large), attention_bwd_mma_smem(D, AttentionTiles::Large));
-  return size_t(optin) >= large ? AttentionTiles::Large : AttentionTiles::Small;
+  return size_t(optin) >= attention_fwd_mma_smem(D, AttentionTiles::Large) ? AttentionTiles::Large
+                                                                            : AttentionTiles::Small;
 }
 
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,

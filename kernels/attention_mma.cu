@@ -24,7 +24,7 @@ void attention_fwd_mma(const AttentionShape& shape, const void* q, const void* k
   if (shape.T == 0) return;
   const AttentionShape s = check_shape(shape, {q, k, v, out});
   QSFT_CHECK(attention_supports_head_dim(s.D), "attention_fwd_mma: head_dim must be a multiple of 8 up to 128");
-  const bool large = resolve_tiles(s.D, tiles) == AttentionTiles::Large;
+  const bool large = resolve_tiles(s.D, tiles, true) == AttentionTiles::Large;
   if (s.D <= 64)
     large ? launch_fwd_mma<64, 8, 1, 64>(s, q, k, v, out, lse, stream)
           : launch_fwd_mma<64, 4, 1, 64>(s, q, k, v, out, lse, stream);

@@ -330,7 +330,7 @@ void attention_bwd_mma(const AttentionShape& shape, const void* dout, const void
   if (shape.T == 0) return;
   const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
   QSFT_CHECK(attention_supports_head_dim(s.D), "attention_bwd_mma: head_dim must be a multiple of 8 up to 128");
-  tiles = resolve_tiles(s.D, tiles);
+  tiles = resolve_tiles(s.D, tiles, false);
   const cudaStream_t st = as_stream(stream);
   float* delta = static_cast<float*>(scratch);
   if (mode == AttentionBwdMode::Auto) mode = attention_bwd_mode_from_env();

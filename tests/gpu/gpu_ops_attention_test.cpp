@@ -1,8 +1,9 @@
 // CUDA attention, forward and backward, against the CPU reference on fresh random bf16 inputs, for every
-// implementation the op can run (QSFT_ATTENTION=wmma, =mma with the device's tiles, =mma with the 99 KiB "small"
-// tiles forced by QSFT_ATTENTION_TILES=small, =mma with the atomic-dQ fast backward QSFT_ATTENTION_BWD=atomic,
-// the only one not checked for bitwise repeats): head_dim 16/32, 64 (Qwen2.5-0.5B: 14 query / 2 kv heads), 128 (7B:
-// 28 / 4) and the padded ones between (8 and 24 of the test fixtures, 40, 80, 96: zero-filled columns), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
+// implementation the op can run (QSFT_ATTENTION=wmma, =mma with the device's tiles, =mma with the "large" tiles and
+// the 99 KiB "small" ones forced by QSFT_ATTENTION_TILES, =mma with the atomic-dQ fast backward
+// QSFT_ATTENTION_BWD=atomic, the only one not checked for bitwise repeats): head_dim 16/32, 64 (Qwen2.5-0.5B: 14
+// query / 2 kv heads), 128 (7B: 28 / 4) and the padded ones between (8 and 24 of the test fixtures, 40, 80, 96:
+// zero-filled columns), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
 // the 64/128-row tiles, 4 x 4096), a bitwise repeat of the backward. Every comparison prints max abs error, rel. L2
 // error and cosine, so one run shows which variant and which output is off. Strided head views (a fused QKV buffer)
 // against the packed op, bitwise.
@@ -34,6 +35,7 @@ struct Variant {
 };
 constexpr Variant kVariants[] = {{"wmma", "wmma", "", ""},
                                  {"mma", "mma", "", ""},
+                                 {"mma-large", "mma", "large", ""},
                                  {"mma-small", "mma", "small", ""},
                                  {"mma-atomic-dq", "mma", "", "atomic"}};
 

@@ -22,7 +22,8 @@ struct AttentionVariant {
 void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                          float* lse, void* stream);
 
-// The production mma launchers with the tile configuration and backward mode fixed (not read from the environment).
+// The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
+// QSFT_ATTENTION_TILES must be unset).
 template <cuda::AttentionTiles kTiles>
 void fwd_mma_with(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                   void* stream) {
@@ -38,11 +39,12 @@ void bwd_mma_with(const cuda::AttentionShape& s, const void* dout, const void* q
 inline std::vector<AttentionVariant> attention_variants() {
   using cuda::AttentionBwdMode;
   using cuda::AttentionTiles;
-  constexpr auto kLarge = AttentionTiles::Large, kSmall = AttentionTiles::Small;
+  constexpr auto kAuto = AttentionTiles::Auto, kLarge = AttentionTiles::Large, kSmall = AttentionTiles::Small;
   constexpr auto kDeterministic = AttentionBwdMode::Deterministic, kAtomic = AttentionBwdMode::AtomicDq;
   const auto all = cuda::attention_supports_head_dim;  // every variant runs every head dim the op takes
   return {
-      {"mma large (production)", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, all},
+      {"mma auto (production)", fwd_mma_with<kAuto>, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"mma large", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, all},
       {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, all},
       {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, all},
       {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kLarge, kDeterministic>, all},
