@@ -23,8 +23,9 @@ struct FwdTiles {
   static constexpr size_t smem() { return kQBytes + 4 * kKvBytes; }         // q + 2 stages x (k, v)
 };
 
-template <int D, int kWarps, int kRowTiles, int kBc>
-__global__ void __launch_bounds__(32 * kWarps)
+// kMinBlocks: blocks per SM asked of ptxas (__launch_bounds__; 0: ptxas's choice).
+template <int D, int kWarps, int kRowTiles, int kBc, int kMinBlocks = 0>
+__global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
     attention_fwd_mma_kernel(AttentionShape s, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse) {
   using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
   constexpr int RT = kRowTiles, kWarpRows = Tiles::kWarpRows, kBr = Tiles::kBr, kThreads = Tiles::kThreads;
@@ -144,12 +145,12 @@ __global__ void __launch_bounds__(32 * kWarps)
   }
 }
 
-template <int D, int kWarps, int kRowTiles, int kBc>
+template <int D, int kWarps, int kRowTiles, int kBc, int kMinBlocks = 0>
 void launch_fwd_mma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                     void* stream) {
   using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
   const dim3 grid(unsigned((s.T + Tiles::kBr - 1) / Tiles::kBr), unsigned(s.n));
-  launch_with_smem(attention_fwd_mma_kernel<D, kWarps, kRowTiles, kBc>, grid, Tiles::kThreads, Tiles::smem(),
+  launch_with_smem(attention_fwd_mma_kernel<D, kWarps, kRowTiles, kBc, kMinBlocks>, grid, Tiles::kThreads, Tiles::smem(),
                    as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
                    static_cast<const bf16*>(v), static_cast<bf16*>(out), lse);
 }

@@ -22,6 +22,12 @@ struct AttentionVariant {
 void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                          float* lse, void* stream);
 
+// 02_occupancy.cu: more blocks per SM in the forward (02a), 64-query dK/dV steps in the backward (02b).
+void attention_fwd_dev02a(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                          float* lse, void* stream);
+void attention_bwd_dev02b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+
 // The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
 // QSFT_ATTENTION_TILES must be unset).
 template <cuda::AttentionTiles kTiles>
@@ -47,7 +53,9 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"mma large", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, all},
       {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, all},
       {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, all},
-      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kLarge, kDeterministic>, all},
+      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"02a fwd more blocks/SM", attention_fwd_dev02a, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"02b bwd dK/dV 64-query steps", fwd_mma_with<kAuto>, attention_bwd_dev02b, all},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
   };
 }
