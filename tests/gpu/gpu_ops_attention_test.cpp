@@ -10,6 +10,9 @@
 #include <cstdlib>
 
 #include "tests/gpu/gpu_test_util.h"
+#if defined(QSFT_HAVE_CUDA)
+#include "kernels/attention_cuda.h"
+#endif
 
 namespace qsft::test {
 namespace {
@@ -231,6 +234,14 @@ TEST(GpuAttention, PaddedHeadDimStridedViewsMatchPacked) {
   check_strided_case(*gpu, {4, 2, 24, {1, 63, 65}}, rng);
   check_strided_case(*gpu, {8, 2, 80, {127, 129, 1}}, rng);
 }
+
+#if defined(QSFT_HAVE_CUDA)
+// The head dims the CUDA attention takes (host code: runs without a GPU too, in a CUDA build).
+TEST(GpuAttention, SupportsEveryMultipleOf8UpTo128) {
+  for (int64_t D = 0; D <= 264; ++D)
+    EXPECT_EQ(cuda::attention_supports_head_dim(D), D >= 8 && D <= 128 && D % 8 == 0) << "head_dim " << D;
+}
+#endif
 
 // Above kAttentionMaxHeadDim, or not a multiple of 8: one clear error naming the head dim, nothing launched.
 TEST(GpuAttention, UnsupportedHeadDimIsAnError) {
