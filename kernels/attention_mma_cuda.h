@@ -83,18 +83,28 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // dst[r][0:D] (stride kLdm<D>) <- rows row0 + r of head `head` of src [T, heads, dh] (token rows ld elements apart:
-// packed or a strided head view), r < rows; zeros outside [0, T) and in the columns [dh, D) that pad a head dim
+// packed or a strided head view), r < rows; zeros at and beyond T and in the columns [dh, D) that pad a head dim
 // dh < D (a multiple of 8) to the kernel's D: zero columns add nothing to any product. Issued by all kThreads
-// threads of the block, asynchronously (commit and wait are the caller's).
+// threads of the block, asynchronously (commit and wait are the caller's). Thread x copies the 16 bytes at column
+// 8 (x % (D / 8)) of rows x / (D / 8) + kStep i: its source and destination advance by a fixed step, so a vector
+// costs an add and a compare (rows is a constant at every call: the loop unrolls).
 template <int D, int kThreads>
 __device__ __forceinline__ void cp_async_rows(bf16* dst, const bf16* src, int64_t row0, int rows, int64_t T, int64_t ld,
                                               int64_t head, int dh) {
-  constexpr int kVecs = D / 8;
-  for (int v = threadIdx.x; v < rows * kVecs; v += kThreads) {
-    const int r = v / kVecs, c = (v % kVecs) * 8;
-    const int64_t t = row0 + r;
-    const bool ok = t < T && c < dh;
-    cp_async16(dst + r * kLdm<D> + c, ok ? src + t * ld + head * dh + c : src, ok);
+  constexpr int kVecs = D / 8, kStep = kThreads / kVecs;
+  static_assert(kThreads % kVecs == 0, "a thread's vectors share one column");
+  const int r0 = int(threadIdx.x) / kVecs, c = int(threadIdx.x) % kVecs * 8;
+  const int in_range = int(max(int64_t(0), min(T - row0, int64_t(rows))));  // rows below T
+  const bool col_ok = c < dh;
+  const bf16* s = src + (row0 + r0) * ld + head * dh + c;
+  const int64_t s_step = kStep * ld;
+  bf16* d = dst + r0 * kLdm<D> + c;
+#pragma unroll
+  for (int i = 0; i < (rows + kStep - 1) / kStep; ++i, s += s_step) {
+    const int r = r0 + i * kStep;
+    if (rows % kStep != 0 && r >= rows) break;  // (r0 < kStep: only a partial last step can pass rows)
+    const bool ok = col_ok && r < in_range;
+    cp_async16(d + i * kStep * kLdm<D>, ok ? s : src, ok);
   }
 }
 // dst[r] <- src[row0 + r] (fp32), r < rows; zeros at and beyond T.
