@@ -111,6 +111,9 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
     end[r] = valid[r] ? seq_end(s, key[r]) : 0;
   }
   const int64_t warp_end = warp_key0 < s.T ? seq_end(s, min(warp_key0 + 15, s.T - 1)) : 0;  // largest end
+  // Smallest end (the first key's), 0 when some key is past T: a query tile [q0, q0 + kBq) with q0 >= the last key
+  // and q0 + kBq <= warp_end_min sees every key of the warp, no mask needed.
+  const int64_t warp_end_min = warp_key0 + 15 < s.T ? seq_end(s, warp_key0) : 0;
 
   const int64_t q_end = seq_end(s, min(k0 + kBc, s.T) - 1);  // queries [k0, q_end) see some key of the block
   const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
@@ -144,21 +147,30 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
       warp_abt<D, 1, kBq / 8>(dst, v_s + 16 * warp * kLd, kLd, do_stage(st), kLd);
       const float* lse_t = lse_stage(st);
       const float* delta_t = delta_stage(st);
+      // P^T and dS^T, masked to [key, end) only on tiles that need it (warp-uniform branch: no per-element
+      // compares on the many full tiles).
+      auto probs = [&](auto masked) {
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const bool full = valid[r] && q0 >= key[r] && q0 + kBq <= end[r];
+        for (int r = 0; r < 2; ++r)
 #pragma unroll
-        for (int t = 0; t < kBq / 8; ++t)
+          for (int t = 0; t < kBq / 8; ++t)
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int col = 8 * t + 2 * tig + e;
-            const int64_t i = q0 + col;
-            const bool seen = full || (valid[r] && i >= key[r] && i < end[r]);
-            const float p = seen ? exp2f(pt[0][t][2 * r + e] * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
-            pt[0][t][2 * r + e] = p;
-            dst[0][t][2 * r + e] = p * (dst[0][t][2 * r + e] - delta_t[col]);
-          }
-      }
+            for (int e = 0; e < 2; ++e) {
+              const int col = 8 * t + 2 * tig + e;
+              bool seen = true;
+              if constexpr (decltype(masked)::value) {
+                const int64_t i = q0 + col;
+                seen = valid[r] && i >= key[r] && i < end[r];
+              }
+              const float p = seen ? exp2f(pt[0][t][2 * r + e] * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
+              pt[0][t][2 * r + e] = p;
+              dst[0][t][2 * r + e] = p * (dst[0][t][2 * r + e] - delta_t[col]);
+            }
+      };
+      if (q0 >= warp_key0 + 15 && q0 + kBq <= warp_end_min)
+        probs(std::false_type{});
+      else
+        probs(std::true_type{});
       warp_pv<kBq, 1, D / 8>(dv_acc, pt, do_stage(st), kLd);
       warp_pv<kBq, 1, D / 8>(dk_acc, dst, q_stage(st), kLd);
     }
@@ -216,6 +228,9 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
   }
   const int64_t warp_last = min(warp_row0 + 15, s.T - 1);
   const int64_t warp_begin = warp_row0 < s.T ? seq_begin(s, warp_row0) : s.T;
+  // Largest begin (the last row's), T when some row is past T: key tiles with k0 >= warp_begin_max and
+  // k0 + kBc - 1 <= warp_row0 are visible to every row of the warp.
+  const int64_t warp_begin_max = warp_row0 + 15 < s.T ? seq_begin(s, warp_row0 + 15) : s.T;
   const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kBr, s.T) - 1;
   const int tiles = int((k_last - k_first) / kBc) + 1;
 
@@ -235,19 +250,26 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
       zero(dp);
       warp_abt<D, 1, kBc / 8>(sc, q_s + 16 * warp * kLd, kLd, kv.k(it & 1), kLd);
       warp_abt<D, 1, kBc / 8>(dp, do_s + 16 * warp * kLd, kLd, kv.v(it & 1), kLd);
+      auto grads = [&](auto masked) {  // dS, masked only where needed (as in the dK/dV kernel)
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const bool full = valid[r] && k0 >= begin[r] && k0 + kBc - 1 <= row[r];
+        for (int r = 0; r < 2; ++r)
 #pragma unroll
-        for (int t = 0; t < kBc / 8; ++t)
+          for (int t = 0; t < kBc / 8; ++t)
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int64_t j = k0 + 8 * t + 2 * tig + e;
-            const bool seen = full || (valid[r] && j >= begin[r] && j <= row[r]);
-            const float p = seen ? exp2f(sc[0][t][2 * r + e] * scale_log2 - lse2[r]) : 0.0f;
-            sc[0][t][2 * r + e] = p * (dp[0][t][2 * r + e] - dlt[r]);
-          }
-      }
+            for (int e = 0; e < 2; ++e) {
+              bool seen = true;
+              if constexpr (decltype(masked)::value) {
+                const int64_t j = k0 + 8 * t + 2 * tig + e;
+                seen = valid[r] && j >= begin[r] && j <= row[r];
+              }
+              const float p = seen ? exp2f(sc[0][t][2 * r + e] * scale_log2 - lse2[r]) : 0.0f;
+              sc[0][t][2 * r + e] = p * (dp[0][t][2 * r + e] - dlt[r]);
+            }
+      };
+      if (k0 >= warp_begin_max && k0 + kBc - 1 <= warp_row0)
+        grads(std::false_type{});
+      else
+        grads(std::true_type{});
       warp_pv<kBc, 1, D / 8>(dq_acc, sc, kv.k(it & 1), kLd);
     }
     __syncthreads();

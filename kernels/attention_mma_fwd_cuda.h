@@ -56,6 +56,9 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
     }
   const int64_t warp_last = min(warp_row0 + kWarpRows - 1, s.T - 1);
   const int64_t warp_begin = warp_row0 < s.T ? seq_begin(s, warp_row0) : s.T;  // smallest begin of the warp
+  // Largest begin of the warp's rows (its last row's), T when some row is past the end: a key tile [k0, k0 + kBc)
+  // with k0 >= warp_begin_max and k0 + kBc - 1 <= warp_row0 is visible to every row of the warp, no mask needed.
+  const int64_t warp_begin_max = warp_row0 + kWarpRows - 1 < s.T ? seq_begin(s, warp_row0 + kWarpRows - 1) : s.T;
 
   const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kBr, s.T) - 1;
   const int tiles = int((k_last - k_first) / kBc) + 1;
@@ -90,20 +93,24 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
         warp_abt_reg<D, RT, kBc / 8>(sc, qf, kv.k(it & 1), kLd);
       else
         warp_abt<D, RT, kBc / 8>(sc, q_w, kLd, kv.k(it & 1), kLd);
+      // The online softmax of the tile, masked to each row's [begin, row] only on tiles that need it (the
+      // diagonal, sequence starts, the tail past T): a warp-uniform branch between two copies, so the many
+      // full tiles carry no per-element compares.
+      auto softmax = [&](auto masked) {
 #pragma unroll
       for (int m = 0; m < RT; ++m)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          // No mask needed when every key of the tile is in [begin, row] (row < T then covers the tail).
-          const bool full = valid[m][r] && k0 >= begin[m][r] && k0 + kBc - 1 <= row[m][r];
           float tile_max = -INFINITY;
 #pragma unroll
           for (int t = 0; t < kBc / 8; ++t)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-              const int64_t j = k0 + 8 * t + 2 * tig + e;
               float x = sc[m][t][2 * r + e] * scale_log2;
-              if (!full) x = valid[m][r] && j >= begin[m][r] && j <= row[m][r] ? x : -INFINITY;
+              if constexpr (decltype(masked)::value) {
+                const int64_t j = k0 + 8 * t + 2 * tig + e;
+                x = valid[m][r] && j >= begin[m][r] && j <= row[m][r] ? x : -INFINITY;
+              }
               sc[m][t][2 * r + e] = x;
               tile_max = fmaxf(tile_max, x);
             }
@@ -127,6 +134,11 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
             o[m][t][2 * r + 1] *= alpha;
           }
         }
+      };
+      if (k0 >= warp_begin_max && k0 + kBc - 1 <= warp_row0)
+        softmax(std::false_type{});
+      else
+        softmax(std::true_type{});
       warp_pv<kBc, RT, D / 8>(o, sc, kv.v(it & 1), kLd);
     }
     __syncthreads();  // every warp is done with stage it & 1 before iteration it + 1 prefetches into it
