@@ -117,8 +117,9 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
 
   const int64_t q_end = seq_end(s, min(k0 + kBc, s.T) - 1);  // queries [k0, q_end) see some key of the block
   const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
-  auto load_step = [&](int it, int st) {  // query tile it % q_tiles of head g group + it / q_tiles
-    const int64_t q0 = k0 + int64_t(it % q_tiles) * kBq, h = g * group + it / q_tiles;
+  // Step it: query tile it % q_tiles of head g group + it / q_tiles, counted (tile, h) without dividing.
+  auto load_step = [&](int tile, int64_t h, int st) {
+    const int64_t q0 = k0 + int64_t(tile) * kBq;
     cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.q_ld, h, dh);
     cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n * dh, h, dh);
     cp_async_floats<kThreads>(lse_stage(st), lse + h * s.T, q0, kBq, s.T);
@@ -127,17 +128,20 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
 
   cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.k_ld, g, dh);
   cp_async_rows<D, kThreads>(v_s, v, k0, kBc, s.T, s.v_ld, g, dh);
-  load_step(0, 0);
+  load_step(0, g * group, 0);
   cp_async_commit();
 
   float dk_acc[1][D / 8][4], dv_acc[1][D / 8][4];  // [one row tile of 16 keys]
   zero(dk_acc);
   zero(dv_acc);
+  int tile = 0;
+  int64_t h = g * group;
   for (int it = 0; it < steps; ++it) {
     const int st = it & 1;
-    const int64_t q0 = k0 + int64_t(it % q_tiles) * kBq;
-    [[maybe_unused]] const int64_t h = g * group + it / q_tiles;
-    pipeline_wait(it, steps, [&](int next) { load_step(it + 1, next); });
+    const int64_t q0 = k0 + int64_t(tile) * kBq;
+    const int next_tile = tile + 1 == q_tiles ? 0 : tile + 1;
+    const int64_t next_h = next_tile == 0 ? h + 1 : h;
+    pipeline_wait(it, steps, [&](int next) { load_step(next_tile, next_h, next); });
     float pt[1][kBq / 8][4], dst[1][kBq / 8][4];  // S^T -> P^T, dP^T -> dS^T: [16 keys x kBq queries]
     zero(pt);
     zero(dst);
@@ -185,6 +189,8 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
       dq_tile_atomic<D, kWarps, kBq>(dq_acc, s, q0, h, ds_s, k_s);
     }
     __syncthreads();  // stage st (and ds_s) is free for step it + 1's writes and the prefetch of step it + 2
+    tile = next_tile;
+    h = next_h;
   }
   store_rows_bf16<D / 8>(dk, dk_acc[0], warp_key0 + grp, s.T, s.k_ld, g, dh, scale, scale);
   store_rows_bf16<D / 8>(dv, dv_acc[0], warp_key0 + grp, s.T, s.v_ld, g, dh, 1.0f, 1.0f);

@@ -110,8 +110,12 @@ __device__ __forceinline__ void cp_async_rows(bf16* dst, const bf16* src, int64_
 // dst[r] <- src[row0 + r] (fp32), r < rows; zeros at and beyond T.
 template <int kThreads>
 __device__ __forceinline__ void cp_async_floats(float* dst, const float* src, int64_t row0, int rows, int64_t T) {
-  for (int r = threadIdx.x; r < rows; r += kThreads) {
-    const bool ok = row0 + r < T;
+  const int in_range = int(max(int64_t(0), min(T - row0, int64_t(rows))));
+#pragma unroll
+  for (int i = 0; i < (rows + kThreads - 1) / kThreads; ++i) {  // rows is a constant: unrolled
+    const int r = int(threadIdx.x) + i * kThreads;
+    if (r >= rows) break;
+    const bool ok = r < in_range;
     cp_async4(dst + r, ok ? src + row0 + r : src, ok);
   }
 }
