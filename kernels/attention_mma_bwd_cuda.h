@@ -288,8 +288,8 @@ void launch_dkdv(const AttentionShape& s, const bf16* dout, const bf16* q, const
                  const float* lse, const float* delta, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   using Tiles = DkdvTiles<D, kWarps, kBq, kAtomicDq>;
   const dim3 grid(unsigned((s.T + Tiles::kBc - 1) / Tiles::kBc), unsigned(s.nkv));
-  launch_with_smem(attention_dkdv_mma_kernel<D, kWarps, kBq, kAtomicDq, kMinBlocks>, grid, Tiles::kThreads, Tiles::smem(), st, s,
-                   dout, q, k, v, lse, delta, dk, dv, dq_acc);
+  launch_with_smem(attention_dkdv_mma_kernel<D, kWarps, kBq, kAtomicDq, kMinBlocks>, grid, Tiles::kThreads,
+                   Tiles::smem(), st, s, dout, q, k, v, lse, delta, dk, dv, dq_acc);
 }
 
 template <int D, int kWarps, int kBc, int kMinBlocks>
@@ -297,8 +297,8 @@ void launch_dq(const AttentionShape& s, const bf16* dout, const bf16* q, const b
                const float* delta, bf16* dq, cudaStream_t st) {
   using Tiles = DqTiles<D, kWarps, kBc>;
   const dim3 grid(unsigned((s.T + Tiles::kBr - 1) / Tiles::kBr), unsigned(s.n));
-  launch_with_smem(attention_dq_mma_kernel<D, kWarps, kBc, kMinBlocks>, grid, Tiles::kThreads, Tiles::smem(), st, s, dout, q, k, v,
-                   lse, delta, dq);
+  launch_with_smem(attention_dq_mma_kernel<D, kWarps, kBc, kMinBlocks>, grid, Tiles::kThreads, Tiles::smem(), st,
+                   s, dout, q, k, v, lse, delta, dq);
 }
 
 // dq = bf16(scale dq_acc) over [T, n, s.D] (the fast mode's last step; attention_mma_bwd.cu).

@@ -23,6 +23,54 @@ struct FwdTiles {
   static constexpr size_t smem() { return kQBytes + 4 * kKvBytes; }         // q + 2 stages x (k, v)
 };
 
+// One key tile's online-softmax step for a warp's rows (the formulas above): the scores sc [rows x 8 NT] (keys
+// k0..) become p in place, the running max m_run and this thread's partial sums l are updated and O rescaled.
+// kMasked: key j of row i counts only when i < T and j is in [begin_i, i] (else p = 0); without it, every key does.
+template <bool kMasked, int RT, int NT, int DT>
+__device__ __forceinline__ void softmax_tile(float (&sc)[RT][NT][4], float (&o)[RT][DT][4], float (&m_run)[RT][2],
+                                             float (&l)[RT][2], float scale_log2, int64_t k0,
+                                             const int64_t (&row)[RT][2], const int64_t (&begin)[RT][2],
+                                             const bool (&valid)[RT][2]) {
+  const int tig = threadIdx.x & 3;
+#pragma unroll
+  for (int m = 0; m < RT; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float x = sc[m][t][2 * r + e] * scale_log2;
+          if constexpr (kMasked) {
+            const int64_t j = k0 + 8 * t + 2 * tig + e;
+            x = valid[m][r] && j >= begin[m][r] && j <= row[m][r] ? x : -INFINITY;
+          }
+          sc[m][t][2 * r + e] = x;
+          tile_max = fmaxf(tile_max, x);
+        }
+      const float m_new = fmaxf(m_run[m][r], quad_max(tile_max));
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet: p = 0
+      const float alpha = exp2f(m_run[m][r] - m_use);
+      m_run[m][r] = m_new;
+      float sum = 0.0f;
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float p = exp2f(sc[m][t][2 * r + e] - m_use);
+          sc[m][t][2 * r + e] = p;
+          sum += p;  // fp32 p (not its bf16 rounding): lse stays the exact log-sum-exp
+        }
+      l[m][r] = l[m][r] * alpha + sum;
+#pragma unroll
+      for (int t = 0; t < DT; ++t) {
+        o[m][t][2 * r] *= alpha;
+        o[m][t][2 * r + 1] *= alpha;
+      }
+    }
+}
+
 // kMinBlocks: blocks per SM asked of ptxas (__launch_bounds__; 0: ptxas's choice).
 template <int D, int kWarps, int kRowTiles, int kBc, int kMinBlocks = 0>
 __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
@@ -93,52 +141,12 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
         warp_abt_reg<D, RT, kBc / 8>(sc, qf, kv.k(it & 1), kLd);
       else
         warp_abt<D, RT, kBc / 8>(sc, q_w, kLd, kv.k(it & 1), kLd);
-      // The online softmax of the tile, masked to each row's [begin, row] only on tiles that need it (the
-      // diagonal, sequence starts, the tail past T): a warp-uniform branch between two copies, so the many
-      // full tiles carry no per-element compares.
-      auto softmax = [&](auto masked) {
-#pragma unroll
-      for (int m = 0; m < RT; ++m)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          float tile_max = -INFINITY;
-#pragma unroll
-          for (int t = 0; t < kBc / 8; ++t)
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              float x = sc[m][t][2 * r + e] * scale_log2;
-              if constexpr (decltype(masked)::value) {
-                const int64_t j = k0 + 8 * t + 2 * tig + e;
-                x = valid[m][r] && j >= begin[m][r] && j <= row[m][r] ? x : -INFINITY;
-              }
-              sc[m][t][2 * r + e] = x;
-              tile_max = fmaxf(tile_max, x);
-            }
-          const float m_new = fmaxf(m_run[m][r], quad_max(tile_max));
-          const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet: p = 0
-          const float alpha = exp2f(m_run[m][r] - m_use);
-          m_run[m][r] = m_new;
-          float sum = 0.0f;
-#pragma unroll
-          for (int t = 0; t < kBc / 8; ++t)
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              const float p = exp2f(sc[m][t][2 * r + e] - m_use);
-              sc[m][t][2 * r + e] = p;
-              sum += p;  // fp32 p (not its bf16 rounding): lse stays the exact log-sum-exp
-            }
-          l[m][r] = l[m][r] * alpha + sum;
-#pragma unroll
-          for (int t = 0; t < D / 8; ++t) {
-            o[m][t][2 * r] *= alpha;
-            o[m][t][2 * r + 1] *= alpha;
-          }
-        }
-      };
+      // Masked only on the tiles that need it (the diagonal, sequence starts, rows past T): a warp-uniform branch
+      // between two copies, so the many full tiles carry no per-element compares.
       if (k0 >= warp_begin_max && k0 + kBc - 1 <= warp_row0)
-        softmax(std::false_type{});
+        softmax_tile<false>(sc, o, m_run, l, scale_log2, k0, row, begin, valid);
       else
-        softmax(std::true_type{});
+        softmax_tile<true>(sc, o, m_run, l, scale_log2, k0, row, begin, valid);
       warp_pv<kBc, RT, D / 8>(o, sc, kv.v(it & 1), kLd);
     }
     __syncthreads();  // every warp is done with stage it & 1 before iteration it + 1 prefetches into it
@@ -162,8 +170,8 @@ void launch_fwd_mma(const AttentionShape& s, const void* q, const void* k, const
                     void* stream) {
   using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
   const dim3 grid(unsigned((s.T + Tiles::kBr - 1) / Tiles::kBr), unsigned(s.n));
-  launch_with_smem(attention_fwd_mma_kernel<D, kWarps, kRowTiles, kBc, kMinBlocks>, grid, Tiles::kThreads, Tiles::smem(),
-                   as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
+  launch_with_smem(attention_fwd_mma_kernel<D, kWarps, kRowTiles, kBc, kMinBlocks>, grid, Tiles::kThreads,
+                   Tiles::smem(), as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
                    static_cast<const bf16*>(v), static_cast<bf16*>(out), lse);
 }
 
