@@ -111,7 +111,7 @@ void bench_shape(const Shape& sh, int reps) {
   std::printf("\n%s: T = %lld (%d x %d causal), heads %lld/%lld, D = %lld; forward %.2f TFLOP, backward %.2f TFLOP\n",
               sh.name, (long long)T, kSeqs, kSeqLen, (long long)sh.n, (long long)sh.nkv, (long long)sh.D,
               fwd_flops * 1e-12, bwd_flops * 1e-12);
-  std::printf("  %-28s %10s %10s %10s %10s %12s %12s %12s %12s\n", "variant", "fwd ms", "fwd TF/s", "bwd ms",
+  std::printf("  %-32s %10s %10s %10s %10s %12s %12s %12s %12s\n", "variant", "fwd ms", "fwd TF/s", "bwd ms",
               "bwd TF/s", "|out-first|", "|dq-first|", "|dk-first|", "|dv-first|");
   std::vector<float> out0, dq0, dk0, dv0;
   for (const dev::AttentionVariant& var : dev::attention_variants()) {
@@ -126,7 +126,7 @@ void bench_shape(const Shape& sh, int reps) {
     const std::vector<float> o = download_bf16(out.p, nq), g = download_bf16(dq.p, nq);
     const std::vector<float> gk = download_bf16(dk.p, nk), gv = download_bf16(dv.p, nk);
     if (out0.empty()) out0 = o, dq0 = g, dk0 = gk, dv0 = gv;
-    std::printf("  %-28s %10.3f %10.1f %10.3f %10.1f %12.2e %12.2e %12.2e %12.2e\n", var.name, fwd_ms,
+    std::printf("  %-32s %10.3f %10.1f %10.3f %10.1f %12.2e %12.2e %12.2e %12.2e\n", var.name, fwd_ms,
                 fwd_flops / fwd_ms * 1e-9, bwd_ms, bwd_flops / bwd_ms * 1e-9, max_abs_diff(o, out0),
                 max_abs_diff(g, dq0), max_abs_diff(gk, dk0), max_abs_diff(gv, dv0));
   }

@@ -18,6 +18,18 @@ struct AttentionVariant {
   bool (*supports)(int64_t D);
 };
 
+// 00_before.cu: the mma kernels as they were at 4a2ff4c (first H200 run), Large and Small tiles, deterministic.
+void attention_fwd_dev00_large(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                               float* lse, void* stream);
+void attention_fwd_dev00_small(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                               float* lse, void* stream);
+void attention_bwd_dev00_large(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                               const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                               void* scratch, void* stream);
+void attention_bwd_dev00_small(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                               const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                               void* scratch, void* stream);
+
 // 01_fwd_4warps_32rows.cu: forward with 4 warps x 32 query rows (FA2's layout).
 void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                          float* lse, void* stream);
@@ -50,6 +62,8 @@ inline std::vector<AttentionVariant> attention_variants() {
   const auto all = cuda::attention_supports_head_dim;  // every variant runs every head dim the op takes
   return {
       {"mma auto (production)", fwd_mma_with<kAuto>, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"00 before: mma large (was prod.)", attention_fwd_dev00_large, attention_bwd_dev00_large, all},
+      {"00 before: mma small", attention_fwd_dev00_small, attention_bwd_dev00_small, all},
       {"mma large", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, all},
       {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, all},
       {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, all},
