@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
                 const int64_t i = q0 + col;
                 seen = valid[r] && i >= key[r] && i < end[r];
               }
-              const float p = seen ? exp2f(pt[0][t][2 * r + e] * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
+              const float p = seen ? exp2_sfu(pt[0][t][2 * r + e] * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
               pt[0][t][2 * r + e] = p;
               dst[0][t][2 * r + e] = p * (dst[0][t][2 * r + e] - delta_t[col]);
             }
@@ -268,7 +268,7 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
                 const int64_t j = k0 + 8 * t + 2 * tig + e;
                 seen = valid[r] && j >= begin[r] && j <= row[r];
               }
-              const float p = seen ? exp2f(sc[0][t][2 * r + e] * scale_log2 - lse2[r]) : 0.0f;
+              const float p = seen ? exp2_sfu(sc[0][t][2 * r + e] * scale_log2 - lse2[r]) : 0.0f;
               sc[0][t][2 * r + e] = p * (dp[0][t][2 * r + e] - dlt[r]);
             }
       };

@@ -253,6 +253,14 @@ __device__ __forceinline__ void pipeline_wait(int it, int steps, LoadNext&& load
   __syncthreads();
 }
 
+// 2^x on the SFU in one instruction (ex2.approx.ftz; exp2f adds three around it to handle subnormal results): a
+// result below 2^-126 flushes to 0, immaterial for probabilities of at most 1; 2^-inf = 0.
+__device__ __forceinline__ float exp2_sfu(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Sum / max over the 4 lanes of a quad (the lanes holding one accumulator row).
 __device__ __forceinline__ float quad_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);

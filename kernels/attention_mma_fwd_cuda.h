@@ -51,14 +51,14 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[RT][NT][4], float (&o)[
         }
       const float m_new = fmaxf(m_run[m][r], quad_max(tile_max));
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet: p = 0
-      const float alpha = exp2f(m_run[m][r] - m_use);
+      const float alpha = exp2_sfu(m_run[m][r] - m_use);
       m_run[m][r] = m_new;
       float sum = 0.0f;
 #pragma unroll
       for (int t = 0; t < NT; ++t)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float p = exp2f(sc[m][t][2 * r + e] - m_use);
+          const float p = exp2_sfu(sc[m][t][2 * r + e] - m_use);
           sc[m][t][2 * r + e] = p;
           sum += p;  // fp32 p (not its bf16 rounding): lse stays the exact log-sum-exp
         }
