@@ -32,6 +32,7 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[RT][NT][4], float (&o)[
                                              const int64_t (&row)[RT][2], const int64_t (&begin)[RT][2],
                                              const bool (&valid)[RT][2]) {
   const int tig = threadIdx.x & 3;
+  float alpha[RT][2];  // 2^(m - m'), O's rescale
 #pragma unroll
   for (int m = 0; m < RT; ++m)
 #pragma unroll
@@ -51,7 +52,7 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[RT][NT][4], float (&o)[
         }
       const float m_new = fmaxf(m_run[m][r], quad_max(tile_max));
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet: p = 0
-      const float alpha = exp2_sfu(m_run[m][r] - m_use);
+      alpha[m][r] = exp2_sfu(m_run[m][r] - m_use);
       m_run[m][r] = m_new;
       float sum = 0.0f;
 #pragma unroll
@@ -62,13 +63,24 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[RT][NT][4], float (&o)[
           sc[m][t][2 * r + e] = p;
           sum += p;  // fp32 p (not its bf16 rounding): lse stays the exact log-sum-exp
         }
-      l[m][r] = l[m][r] * alpha + sum;
+      l[m][r] = l[m][r] * alpha[m][r] + sum;
+    }
+  // O *= alpha, skipped when no row of the warp has a new max (alpha = 1 exactly: the same bits), as on most tiles
+  // once the maxima settle.
+  bool rescale = false;
+#pragma unroll
+  for (int m = 0; m < RT; ++m) rescale = rescale || alpha[m][0] != 1.0f || alpha[m][1] != 1.0f;
+  if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+    for (int m = 0; m < RT; ++m)
 #pragma unroll
       for (int t = 0; t < DT; ++t) {
-        o[m][t][2 * r] *= alpha;
-        o[m][t][2 * r + 1] *= alpha;
+        o[m][t][0] *= alpha[m][0];
+        o[m][t][1] *= alpha[m][0];
+        o[m][t][2] *= alpha[m][1];
+        o[m][t][3] *= alpha[m][1];
       }
-    }
+  }
 }
 
 // kMinBlocks: blocks per SM asked of ptxas (__launch_bounds__; 0: ptxas's choice).
