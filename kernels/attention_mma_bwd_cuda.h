@@ -204,7 +204,9 @@ struct DqTiles {
   static constexpr size_t smem() { return 2 * kQBytes + 4 * kKvBytes; }
 };
 
-template <int D, int kWarps, int kBc, int kMinBlocks>
+// kQdoInRegisters: the warp's q and dout A fragments loaded once into registers (2 D / 4 of them) instead of from
+// shared memory at every key tile.
+template <int D, int kWarps, int kBc, int kMinBlocks, bool kQdoInRegisters>
 __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
     attention_dq_mma_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
                             const float* lse, const float* delta, bf16* dq) {
@@ -247,15 +249,30 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
 
   float dq_acc[1][D / 8][4];  // [one row tile of 16 queries]
   zero(dq_acc);
+  uint32_t qf[kQdoInRegisters ? D / 16 : 1][1][4], df[kQdoInRegisters ? D / 16 : 1][1][4];
   for (int it = 0; it < tiles; ++it) {
     const int64_t k0 = k_first + int64_t(it) * kBc;
     pipeline_wait(it, tiles, [&](int st) { kv.load(st, k, v, k0 + kBc, s, g); });
+    if constexpr (kQdoInRegisters) {
+      if (it == 0) {  // q and dout arrived with the first key tile
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          load_a(qf[kk][0], q_s + 16 * warp * kLd + kk * 16, kLd);
+          load_a(df[kk][0], do_s + 16 * warp * kLd + kk * 16, kLd);
+        }
+      }
+    }
     if (warp_row0 < s.T && warp_last >= k0 && warp_begin <= k0 + kBc - 1) {
       float sc[1][kBc / 8][4], dp[1][kBc / 8][4];  // S -> P -> dS, dP: [16 queries x kBc keys]
       zero(sc);
       zero(dp);
-      warp_abt<D, 1, kBc / 8>(sc, q_s + 16 * warp * kLd, kLd, kv.k(it & 1), kLd);
-      warp_abt<D, 1, kBc / 8>(dp, do_s + 16 * warp * kLd, kLd, kv.v(it & 1), kLd);
+      if constexpr (kQdoInRegisters) {
+        warp_abt_reg<D, 1, kBc / 8>(sc, qf, kv.k(it & 1), kLd);
+        warp_abt_reg<D, 1, kBc / 8>(dp, df, kv.v(it & 1), kLd);
+      } else {
+        warp_abt<D, 1, kBc / 8>(sc, q_s + 16 * warp * kLd, kLd, kv.k(it & 1), kLd);
+        warp_abt<D, 1, kBc / 8>(dp, do_s + 16 * warp * kLd, kLd, kv.v(it & 1), kLd);
+      }
       auto grads = [&](auto masked) {  // dS, masked only where needed (as in the dK/dV kernel)
 #pragma unroll
         for (int r = 0; r < 2; ++r)
@@ -292,13 +309,13 @@ void launch_dkdv(const AttentionShape& s, const bf16* dout, const bf16* q, const
                    Tiles::smem(), st, s, dout, q, k, v, lse, delta, dk, dv, dq_acc);
 }
 
-template <int D, int kWarps, int kBc, int kMinBlocks>
+template <int D, int kWarps, int kBc, int kMinBlocks, bool kQdoInRegisters>
 void launch_dq(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
                const float* delta, bf16* dq, cudaStream_t st) {
   using Tiles = DqTiles<D, kWarps, kBc>;
   const dim3 grid(unsigned((s.T + Tiles::kBr - 1) / Tiles::kBr), unsigned(s.n));
-  launch_with_smem(attention_dq_mma_kernel<D, kWarps, kBc, kMinBlocks>, grid, Tiles::kThreads, Tiles::smem(), st,
-                   s, dout, q, k, v, lse, delta, dq);
+  launch_with_smem(attention_dq_mma_kernel<D, kWarps, kBc, kMinBlocks, kQdoInRegisters>, grid, Tiles::kThreads,
+                   Tiles::smem(), st, s, dout, q, k, v, lse, delta, dq);
 }
 
 // dq = bf16(scale dq_acc) over [T, n, s.D] (the fast mode's last step; attention_mma_bwd.cu).
@@ -307,13 +324,15 @@ void dq_from_acc(const AttentionShape& s, const float* dq_acc, bf16* dq, cudaStr
 inline size_t delta_bytes(const AttentionShape& s) { return (size_t(s.n * s.T) * sizeof(float) + 255) / 256 * 256; }
 
 // A tile configuration of the backward: dK/dV blocks of kDkdvWarps warps (16 keys each) stepping over kBq queries,
-// dQ blocks of kDqWarps warps (16 queries each) stepping over kDqBc keys; kMinBlocks, the blocks per SM asked of
+// dQ blocks of kDqWarps warps (16 queries each) stepping over kDqBc keys (kDqRegs: their q and dout fragments kept
+// in registers); kMinBlocks, the blocks per SM asked of
 // ptxas (__launch_bounds__: at most 64K / (32 warps kMinBlocks) registers per thread; 0: ptxas's choice, which
 // differs from 1: 1 lets it take up to 255).
-template <int kDkdvWarps_, int kBq_, int kDqWarps_, int kDqBc_, int kMinBlocks_ = 0>
+template <int kDkdvWarps_, int kBq_, int kDqWarps_, int kDqBc_, int kMinBlocks_ = 0, bool kDqRegs_ = false>
 struct BwdConfig {
   static constexpr int kDkdvWarps = kDkdvWarps_, kBq = kBq_, kDqWarps = kDqWarps_, kDqBc = kDqBc_;
   static constexpr int kMinBlocks = kMinBlocks_;
+  static constexpr bool kDqRegs = kDqRegs_;
   template <int D>  // the largest of the passes (the fast mode's dK/dV kernel is the larger one)
   static constexpr size_t smem() {
     return std::max(DkdvTiles<D, kDkdvWarps, kBq, true>::smem(), DqTiles<D, kDqWarps, kDqBc>::smem());
@@ -328,7 +347,7 @@ void run_bwd(const AttentionShape& s, const bf16* dout, const bf16* q, const bf1
   constexpr int kW = Cfg::kDkdvWarps, kBq = Cfg::kBq, kMin = Cfg::kMinBlocks;
   if (!dq_acc) {
     launch_dkdv<D, kW, kBq, false, kMin>(s, dout, q, k, v, lse, delta, dk, dv, nullptr, st);
-    launch_dq<D, Cfg::kDqWarps, Cfg::kDqBc, kMin>(s, dout, q, k, v, lse, delta, dq, st);
+    launch_dq<D, Cfg::kDqWarps, Cfg::kDqBc, kMin, Cfg::kDqRegs>(s, dout, q, k, v, lse, delta, dq, st);
     return;
   }
   QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));

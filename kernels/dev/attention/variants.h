@@ -34,9 +34,12 @@ void attention_bwd_dev00_small(const cuda::AttentionShape& s, const void* dout, 
 void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                          float* lse, void* stream);
 
-// 02_occupancy.cu: more blocks per SM in the forward (02a), 64-query dK/dV steps in the backward (02b).
+// 02_occupancy.cu: more blocks per SM in the forward (02a), 64-query dK/dV steps in the backward (02b), the dQ
+// pass's q/dout fragments in registers (02c).
 void attention_fwd_dev02a(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                           float* lse, void* stream);
+void attention_bwd_dev02c(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 void attention_bwd_dev02b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                           const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
@@ -70,6 +73,7 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kAuto, kDeterministic>, all},
       {"02a fwd more blocks/SM", attention_fwd_dev02a, bwd_mma_with<kAuto, kDeterministic>, all},
       {"02b bwd dK/dV 64-query steps", fwd_mma_with<kAuto>, attention_bwd_dev02b, all},
+      {"02c bwd dQ q/dout in registers", fwd_mma_with<kAuto>, attention_bwd_dev02c, all},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
   };
 }
