@@ -223,7 +223,7 @@ __device__ __forceinline__ void warp_pv(float (&acc)[RT][NT][4], const float (&p
   }
 }
 
-// The two shared-memory stages of the K/V tiles (kBc rows each) a query-major kernel streams: stage st holds k at
+// The shared-memory stages of the K/V tiles (kBc rows each) a query-major kernel streams: stage st holds k at
 // tile 2 st and v at tile 2 st + 1 from base.
 template <int D, int kBc, int kThreads>
 struct KvStages {

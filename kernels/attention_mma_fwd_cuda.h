@@ -15,12 +15,15 @@
 
 namespace qsft::cuda::attn {
 
-template <int D, int kWarps, int kRowTiles, int kBc>
+// kStages K/V stages: 2 (tile t + 1 loads while t is computed; two block barriers per tile) or 3 (tile t + 2 loads
+// into the stage tile t - 1 used, which every warp has left once it passes tile t's barrier: one barrier per tile).
+template <int D, int kWarps, int kRowTiles, int kBc, int kStages = 2>
 struct FwdTiles {
+  static_assert(kStages == 2 || kStages == 3, "two or three K/V stages");
   static constexpr int kWarpRows = 16 * kRowTiles, kBr = kWarpRows * kWarps, kThreads = 32 * kWarps;
   static constexpr size_t kQBytes = size_t(kBr) * kLdm<D> * sizeof(bf16);
   static constexpr size_t kKvBytes = size_t(kBc) * kLdm<D> * sizeof(bf16);  // one K or V tile
-  static constexpr size_t smem() { return kQBytes + 4 * kKvBytes; }         // q + 2 stages x (k, v)
+  static constexpr size_t smem() { return kQBytes + 2 * kStages * kKvBytes; }  // q + stages x (k, v)
 };
 
 // One key tile's online-softmax step for a warp's rows (the formulas above): the scores sc [rows x 8 NT] (keys
@@ -84,10 +87,10 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[RT][NT][4], float (&o)[
 }
 
 // kMinBlocks: blocks per SM asked of ptxas (__launch_bounds__; 0: ptxas's choice).
-template <int D, int kWarps, int kRowTiles, int kBc, int kMinBlocks = 0>
+template <int D, int kWarps, int kRowTiles, int kBc, int kMinBlocks = 0, int kStages = 2>
 __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
     attention_fwd_mma_kernel(AttentionShape s, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse) {
-  using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
+  using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc, kStages>;
   constexpr int RT = kRowTiles, kWarpRows = Tiles::kWarpRows, kBr = Tiles::kBr, kThreads = Tiles::kThreads;
   constexpr int kLd = kLdm<D>;
   // Q fragments take 2 D / 16 registers per row tile: kept in registers for one row tile, re-read from shared
@@ -126,7 +129,13 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
   cp_async_rows<D, kThreads>(q_s, q, q0, kBr, s.T, s.q_ld, h, int(s.D));
   kv.load(0, k, v, k_first, s, g);
   cp_async_commit();
-  cp_async_wait<0>();
+  if (kStages == 3 && tiles > 1) {  // tile 1 in flight too; wait for q and tile 0 only
+    kv.load(1, k, v, k_first + kBc, s, g);
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
   __syncthreads();
   const bf16* q_w = q_s + kWarpRows * warp * kLd;
   uint32_t qf[kQInRegisters ? D / 16 : 1][RT][4];
@@ -143,25 +152,37 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
 
   for (int it = 0; it < tiles; ++it) {
     const int64_t k0 = k_first + int64_t(it) * kBc;
-    pipeline_wait(it, tiles, [&](int st) { kv.load(st, k, v, k0 + kBc, s, g); });  // tile it in shared memory
+    const int st = it % kStages;  // tile it's stage
+    if constexpr (kStages == 2) {
+      pipeline_wait(it, tiles, [&](int next) { kv.load(next, k, v, k0 + kBc, s, g); });  // tile it in shared memory
+    } else {
+      if (it > 0) {  // (tile 0: waited for above)
+        it + 1 < tiles ? cp_async_wait<1>() : cp_async_wait<0>();
+        __syncthreads();  // tile it visible to every warp, and every warp is done with tile it - 1's stage
+      }
+      if (it + 2 < tiles) {
+        kv.load((it + 2) % 3, k, v, k0 + 2 * kBc, s, g);
+        cp_async_commit();
+      }
+    }
     // Warps whose rows see none of these keys (all before k0, or all in later sequences) skip the tile: exact,
     // since every p would be 0 and m unchanged.
     if (warp_row0 < s.T && warp_last >= k0 && warp_begin <= k0 + kBc - 1) {
       float sc[RT][kBc / 8][4];
       zero(sc);
       if constexpr (kQInRegisters)
-        warp_abt_reg<D, RT, kBc / 8>(sc, qf, kv.k(it & 1), kLd);
+        warp_abt_reg<D, RT, kBc / 8>(sc, qf, kv.k(st), kLd);
       else
-        warp_abt<D, RT, kBc / 8>(sc, q_w, kLd, kv.k(it & 1), kLd);
+        warp_abt<D, RT, kBc / 8>(sc, q_w, kLd, kv.k(st), kLd);
       // Masked only on the tiles that need it (the diagonal, sequence starts, rows past T): a warp-uniform branch
       // between two copies, so the many full tiles carry no per-element compares.
       if (k0 >= warp_begin_max && k0 + kBc - 1 <= warp_row0)
         softmax_tile<false>(sc, o, m_run, l, scale_log2, k0, row, begin, valid);
       else
         softmax_tile<true>(sc, o, m_run, l, scale_log2, k0, row, begin, valid);
-      warp_pv<kBc, RT, D / 8>(o, sc, kv.v(it & 1), kLd);
+      warp_pv<kBc, RT, D / 8>(o, sc, kv.v(st), kLd);
     }
-    __syncthreads();  // every warp is done with stage it & 1 before iteration it + 1 prefetches into it
+    if constexpr (kStages == 2) __syncthreads();  // every warp is done with stage st before it + 1 refills it
   }
 
 #pragma unroll
@@ -177,12 +198,12 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
   }
 }
 
-template <int D, int kWarps, int kRowTiles, int kBc, int kMinBlocks = 0>
+template <int D, int kWarps, int kRowTiles, int kBc, int kMinBlocks = 0, int kStages = 2>
 void launch_fwd_mma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                     void* stream) {
-  using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc>;
+  using Tiles = FwdTiles<D, kWarps, kRowTiles, kBc, kStages>;
   const dim3 grid(unsigned((s.T + Tiles::kBr - 1) / Tiles::kBr), unsigned(s.n));
-  launch_with_smem(attention_fwd_mma_kernel<D, kWarps, kRowTiles, kBc, kMinBlocks>, grid, Tiles::kThreads,
+  launch_with_smem(attention_fwd_mma_kernel<D, kWarps, kRowTiles, kBc, kMinBlocks, kStages>, grid, Tiles::kThreads,
                    Tiles::smem(), as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
                    static_cast<const bf16*>(v), static_cast<bf16*>(out), lse);
 }

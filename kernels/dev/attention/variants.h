@@ -43,6 +43,10 @@ void attention_bwd_dev02c(const cuda::AttentionShape& s, const void* dout, const
 void attention_bwd_dev02b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                           const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
+// 03_fwd_3stages.cu: the forward with three K/V stages, one block barrier per key tile.
+void attention_fwd_dev03(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                         float* lse, void* stream);
+
 // The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
 // QSFT_ATTENTION_TILES must be unset).
 template <cuda::AttentionTiles kTiles>
@@ -74,6 +78,7 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"02a fwd more blocks/SM", attention_fwd_dev02a, bwd_mma_with<kAuto, kDeterministic>, all},
       {"02b bwd dK/dV 64-query steps", fwd_mma_with<kAuto>, attention_bwd_dev02b, all},
       {"02c bwd dQ q/dout in registers", fwd_mma_with<kAuto>, attention_bwd_dev02c, all},
+      {"03 fwd 3 stages, 1 barrier/tile", attention_fwd_dev03, bwd_mma_with<kAuto, kDeterministic>, all},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
   };
 }
