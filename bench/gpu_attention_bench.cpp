@@ -5,7 +5,8 @@
 //   forward  = 4 sum_s (L_s^2 / 2) n D          (q k^T and P V, 2 FLOPs per multiply-add, causal half)
 //   backward = 2.5 x forward                    (5 products of that size: q k^T, dout v^T, dV, dK, dQ)
 // so a backward that recomputes more (the deterministic 7-product one) is charged for 5. The max abs difference of
-// every variant's out and dq from the first variant's checks that the timed kernels agree. The environment
+// every variant's out, dq, dk and dv from the first variant's checks that the timed kernels agree (dev variants
+// have no GPU test until promoted). The environment
 // switches (QSFT_ATTENTION*) do not apply: each variant names its configuration.
 // bench/attention_torch_baseline.py times torch's scaled_dot_product_attention (flash backend) the same way.
 //   gpu_attention_bench [reps]     (default 20)
@@ -110,9 +111,9 @@ void bench_shape(const Shape& sh, int reps) {
   std::printf("\n%s: T = %lld (%d x %d causal), heads %lld/%lld, D = %lld; forward %.2f TFLOP, backward %.2f TFLOP\n",
               sh.name, (long long)T, kSeqs, kSeqLen, (long long)sh.n, (long long)sh.nkv, (long long)sh.D,
               fwd_flops * 1e-12, bwd_flops * 1e-12);
-  std::printf("  %-28s %10s %10s %10s %10s %12s %12s\n", "variant", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
-              "|out-first|", "|dq-first|");
-  std::vector<float> out0, dq0;
+  std::printf("  %-32s %10s %10s %10s %10s %12s %12s %12s %12s\n", "variant", "fwd ms", "fwd TF/s", "bwd ms",
+              "bwd TF/s", "|out-first|", "|dq-first|", "|dk-first|", "|dv-first|");
+  std::vector<float> out0, dq0, dk0, dv0;
   for (const dev::AttentionVariant& var : dev::attention_variants()) {
     if (!var.supports(sh.D)) continue;
     auto fwd = [&] { var.fwd(s, q.p, k.p, v.p, out.p, static_cast<float*>(lse.p), nullptr); };
@@ -123,9 +124,11 @@ void bench_shape(const Shape& sh, int reps) {
     const double bwd_ms = median_ms(bwd, reps);
     check(cudaDeviceSynchronize(), var.name);
     const std::vector<float> o = download_bf16(out.p, nq), g = download_bf16(dq.p, nq);
-    if (out0.empty()) out0 = o, dq0 = g;
-    std::printf("  %-28s %10.3f %10.1f %10.3f %10.1f %12.2e %12.2e\n", var.name, fwd_ms, fwd_flops / fwd_ms * 1e-9,
-                bwd_ms, bwd_flops / bwd_ms * 1e-9, max_abs_diff(o, out0), max_abs_diff(g, dq0));
+    const std::vector<float> gk = download_bf16(dk.p, nk), gv = download_bf16(dv.p, nk);
+    if (out0.empty()) out0 = o, dq0 = g, dk0 = gk, dv0 = gv;
+    std::printf("  %-32s %10.3f %10.1f %10.3f %10.1f %12.2e %12.2e %12.2e %12.2e\n", var.name, fwd_ms,
+                fwd_flops / fwd_ms * 1e-9, bwd_ms, bwd_flops / bwd_ms * 1e-9, max_abs_diff(o, out0),
+                max_abs_diff(g, dq0), max_abs_diff(gk, dk0), max_abs_diff(gv, dv0));
   }
 }
 

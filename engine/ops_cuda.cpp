@@ -265,11 +265,12 @@ class CudaOps final : public Ops {
     return *gemm_;
   }
 
-  // The CUDA attention computes in BF16 for head dims 16, 32, 64 and 128.
+  // The CUDA attention computes in BF16 for head dims that are multiples of 8 up to 128.
   static cuda::AttentionShape shape_of(const Tensor& q, const cpu::AttentionDims& d, const SeqLayout& seq) {
     QSFT_CHECK(q.dtype == DType::BF16, std::string("the CUDA attention takes BF16, not ") + dtype_name(q.dtype));
     QSFT_CHECK(cuda::attention_supports_head_dim(d.D),
-               "the CUDA attention supports head_dim 16, 32, 64 and 128, not " + std::to_string(d.D));
+               "the CUDA attention supports head_dim a multiple of 8 from 8 to " +
+                   std::to_string(cuda::kAttentionMaxHeadDim) + ", not " + std::to_string(d.D));
     cuda::AttentionShape s;
     s.T = d.T;
     s.n = d.n;

@@ -3,6 +3,7 @@
 //   S = q k^T (tensor cores, fp32) ; s = scale S, masked to the query's own sequence and j <= i
 //   m' = max(m, rowmax s);  p = exp(s - m');  l = l e^(m - m') + rowsum p;  O = O e^(m - m') + p v
 // then out = O / l and lse = m + log l. O, S and P live in shared memory per warp, so only K/V loads need the block.
+// D is the instantiated head dim; a smaller head dim s.D runs with the columns [s.D, D) zero-filled and not stored.
 #include "kernels/attention_tile_cuda.h"
 
 namespace qsft::cuda {
@@ -35,7 +36,8 @@ __global__ void __launch_bounds__(kBlockThreads)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t q0 = int64_t(blockIdx.x) * kBr, h = blockIdx.y, g = h / (s.n / s.nkv);
-  const float scale = rsqrtf(float(D));
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh));
   // This lane's row r of the warp's 16 and its half of the columns.
   const int r = lane >> 1, half = lane & 1;
   const int row = warp * kWarpRows + r;
@@ -46,15 +48,15 @@ __global__ void __launch_bounds__(kBlockThreads)
   bf16* p_w = p_s + warp * kWarpRows * ld_prob<kBc>;
   float* o_w = o_s + warp * kWarpRows * ld_acc<D>;
 
-  load_rows<D>(q_s, ld_bf16<D>, q, q0, kBr, s.T, s.q_ld, h);
+  load_rows<D>(q_s, ld_bf16<D>, q, q0, kBr, s.T, s.q_ld, h, dh);
   for (int c = lane; c < kWarpRows * D; c += 32) o_w[(c / D) * ld_acc<D> + c % D] = 0.0f;
   float m = -INFINITY, l = 0.0f;
 
   const int64_t last = min(q0 + kBr, s.T) - 1;
   for (int64_t k0 = seq_begin(s, q0); k0 <= last; k0 += kBc) {
     __syncthreads();  // the previous tile's k, v are no longer read
-    load_rows<D>(k_s, ld_bf16<D>, k, k0, kBc, s.T, s.k_ld, g);
-    load_rows<D>(v_s, ld_bf16<D>, v, k0, kBc, s.T, s.v_ld, g);
+    load_rows<D>(k_s, ld_bf16<D>, k, k0, kBc, s.T, s.k_ld, g, dh);
+    load_rows<D>(v_s, ld_bf16<D>, v, k0, kBc, s.T, s.v_ld, g, dh);
     __syncthreads();
     warp_scores<D, kBc / 16>(s_w, ld_score<kBc>, q_s + warp * kWarpRows * ld_bf16<D>, ld_bf16<D>, k_s, ld_bf16<D>);
     __syncwarp();
@@ -90,8 +92,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   }
   if (!row_valid) return;
   const float inv_l = 1.0f / l;
-  bf16* out_i = out + (i * s.n + h) * D;
-  for (int d = half * (D / 2); d < (half + 1) * (D / 2); ++d)
+  bf16* out_i = out + (i * s.n + h) * dh;
+  for (int d = half * (D / 2); d < (half + 1) * (D / 2) && d < dh; ++d)
     out_i[d] = __float2bfloat16_rn(o_w[r * ld_acc<D> + d] * inv_l);
   if (half == 0) lse[h * s.T + i] = m + logf(l);
 }

@@ -6,6 +6,7 @@
 //   dQ, query-major: one block per (64 queries, head h), walking key tiles of 64:  dq_i += dS_ij k_j
 // dk and dq are scaled by `scale` at the end. The two passes recompute q k^T and dout v^T (about 1.4x the FLOPs
 // of an atomic dQ), which buys bitwise-reproducible gradients without a separate deterministic mode.
+// D is the instantiated head dim; a smaller head dim s.D runs with the columns [s.D, D) zero-filled and not stored.
 #include "kernels/attention_tile_cuda.h"
 
 namespace qsft::cuda {
@@ -60,7 +61,8 @@ __global__ void __launch_bounds__(kBlockThreads)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t k0 = int64_t(blockIdx.x) * kKeys, g = blockIdx.y, group = s.n / s.nkv;
-  const float scale = rsqrtf(float(D));
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh));
   // This lane's key row r of the warp's 16 and its half of the kQTile query columns.
   const int r = lane >> 1, half = lane & 1;
   const int64_t j = k0 + warp * kWarpRows + r;
@@ -72,8 +74,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   bf16* pt_w = pt_s + wk * ld_prob<kQTile>;
   bf16* dst_w = dst_s + wk * ld_prob<kQTile>;
 
-  load_rows<D>(k_s, ld_bf16<D>, k, k0, kKeys, s.T, s.k_ld, g);
-  load_rows<D>(v_s, ld_bf16<D>, v, k0, kKeys, s.T, s.v_ld, g);
+  load_rows<D>(k_s, ld_bf16<D>, k, k0, kKeys, s.T, s.k_ld, g, dh);
+  load_rows<D>(v_s, ld_bf16<D>, v, k0, kKeys, s.T, s.v_ld, g, dh);
   for (int c = threadIdx.x; c < kKeys * D; c += blockDim.x) {
     dk_s[(c / D) * ld_acc<D> + c % D] = 0.0f;
     dv_s[(c / D) * ld_acc<D> + c % D] = 0.0f;
@@ -82,8 +84,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   for (int64_t h = g * group; h < (g + 1) * group; ++h)
     for (int64_t q0 = k0; q0 < q_end; q0 += kQTile) {
       __syncthreads();  // the previous query tile is no longer read (and k, v, dk, dv are ready)
-      load_rows<D>(q_s, ld_bf16<D>, q, q0, kQTile, s.T, s.q_ld, h);
-      load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQTile, s.T, s.n * D, h);
+      load_rows<D>(q_s, ld_bf16<D>, q, q0, kQTile, s.T, s.q_ld, h, dh);
+      load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQTile, s.T, s.n * dh, h, dh);
       for (int c = threadIdx.x; c < kQTile; c += blockDim.x) {
         const bool ok = q0 + c < s.T;
         lse_s[c] = ok ? lse[h * s.T + q0 + c] : 0.0f;
@@ -114,9 +116,9 @@ __global__ void __launch_bounds__(kBlockThreads)
   for (int c = threadIdx.x; c < kKeys * D; c += blockDim.x) {
     const int row = c / D, d = c % D;
     const int64_t jj = k0 + row;
-    if (jj >= s.T) continue;
-    dk[jj * s.k_ld + g * D + d] = __float2bfloat16_rn(dk_s[row * ld_acc<D> + d] * scale);
-    dv[jj * s.v_ld + g * D + d] = __float2bfloat16_rn(dv_s[row * ld_acc<D> + d]);
+    if (jj >= s.T || d >= dh) continue;
+    dk[jj * s.k_ld + g * dh + d] = __float2bfloat16_rn(dk_s[row * ld_acc<D> + d] * scale);
+    dv[jj * s.v_ld + g * dh + d] = __float2bfloat16_rn(dv_s[row * ld_acc<D> + d]);
   }
 }
 
@@ -145,7 +147,8 @@ __global__ void __launch_bounds__(kBlockThreads)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t q0 = int64_t(blockIdx.x) * kQueries, h = blockIdx.y, g = h / (s.n / s.nkv);
-  const float scale = rsqrtf(float(D));
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh));
   const int r = lane >> 1, half = lane & 1;
   const int wq = warp * kWarpRows;
   const int64_t i = q0 + wq + r;
@@ -157,14 +160,14 @@ __global__ void __launch_bounds__(kBlockThreads)
   bf16* ds_w = ds_s + wq * ld_prob<kKTile>;
   float* dq_w = dq_s + wq * ld_acc<D>;
 
-  load_rows<D>(q_s, ld_bf16<D>, q, q0, kQueries, s.T, s.q_ld, h);
-  load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQueries, s.T, s.n * D, h);
+  load_rows<D>(q_s, ld_bf16<D>, q, q0, kQueries, s.T, s.q_ld, h, dh);
+  load_rows<D>(do_s, ld_bf16<D>, dout, q0, kQueries, s.T, s.n * dh, h, dh);
   for (int c = lane; c < kWarpRows * D; c += 32) dq_w[(c / D) * ld_acc<D> + c % D] = 0.0f;
   const int64_t last = min(q0 + kQueries, s.T) - 1;
   for (int64_t k0 = seq_begin(s, q0); k0 <= last; k0 += kKTile) {
     __syncthreads();
-    load_rows<D>(k_s, ld_bf16<D>, k, k0, kKTile, s.T, s.k_ld, g);
-    load_rows<D>(v_s, ld_bf16<D>, v, k0, kKTile, s.T, s.v_ld, g);
+    load_rows<D>(k_s, ld_bf16<D>, k, k0, kKTile, s.T, s.k_ld, g, dh);
+    load_rows<D>(v_s, ld_bf16<D>, v, k0, kKTile, s.T, s.v_ld, g, dh);
     __syncthreads();
     warp_scores<D, kKTile / 16>(s_w, ld_score<kKTile>, q_s + wq * ld_bf16<D>, ld_bf16<D>, k_s, ld_bf16<D>);
     warp_scores<D, kKTile / 16>(dp_w, ld_score<kKTile>, do_s + wq * ld_bf16<D>, ld_bf16<D>, v_s, ld_bf16<D>);
@@ -184,8 +187,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     __syncwarp();
   }
   if (!row_valid) return;
-  for (int d = half * (D / 2); d < (half + 1) * (D / 2); ++d)
-    dq[i * s.q_ld + h * D + d] = __float2bfloat16_rn(dq_w[r * ld_acc<D> + d] * scale);
+  for (int d = half * (D / 2); d < (half + 1) * (D / 2) && d < dh; ++d)
+    dq[i * s.q_ld + h * dh + d] = __float2bfloat16_rn(dq_w[r * ld_acc<D> + d] * scale);
 }
 
 }  // namespace

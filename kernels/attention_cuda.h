@@ -1,12 +1,17 @@
 // CUDA flash-style attention (kernels/attention.h is the reference): causal within each packed sequence
 // (cu_seqlens), GQA without copying K/V (query head h reads kv head h / (n / nkv)), bf16 q/k/v/out/gradients,
-// fp32 softmax statistics (lse [n, T]), head_dim 16, 32, 64 or 128. Tiles of queries and keys stream through
+// fp32 softmax statistics (lse [n, T]), head_dim any multiple of 8 up to 128. Tiles of queries and keys stream through
 // shared memory with an online softmax: no T x T matrix exists anywhere. The backward is deterministic by
 // construction (no atomics): dK/dV are computed key-major and dQ query-major, each element by one warp.
 // Two implementations: "mma" (attention_mma*.cu: mma.sync + ldmatrix, register accumulators, cp.async double
-// buffering; head_dim 64 and 128) and "wmma" (attention.cu, attention_bwd.cu: WMMA with shared-memory
-// accumulators; every head_dim). attention_fwd/attention_bwd pick by the environment variable QSFT_ATTENTION=mma
-// (default) | wmma, read at each call; head dims mma lacks run on wmma.
+// buffering; instantiated for head_dim 64 and 128) and "wmma" (attention.cu, attention_bwd.cu: WMMA with
+// shared-memory accumulators; 16, 32, 64, 128). A head dim between runs on the next instantiated one up, its
+// missing columns zero-filled in shared memory (predicated 16-byte loads) and not stored, scale = D^-0.5 of the
+// real D. attention_fwd/attention_bwd pick by the environment variable QSFT_ATTENTION=mma (default) | wmma, read
+// at each call.
+// Why not above 128: the backward keeps a warp's dK and dV rows [16 x D] in fp32 registers (D registers per thread
+// for both), which at D = 256 leaves nothing for the scores and spills; D > 128 needs a column-split dK/dV pass
+// (no Qwen model has one: Qwen2.5 64/128, Qwen3 128). Decode attention (decode_attention_cuda.h) takes up to 256.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -25,16 +30,18 @@ struct AttentionShape {
   int64_t q_ld = 0, k_ld = 0, v_ld = 0;
 };
 
+constexpr int64_t kAttentionMaxHeadDim = 128;
+// D % 8 == 0 and 8 <= D <= kAttentionMaxHeadDim (both implementations).
 bool attention_supports_head_dim(int64_t D);
-bool attention_mma_supports_head_dim(int64_t D);
 
 enum class AttentionImpl { Mma, Wmma };
 // QSFT_ATTENTION (unset: mma); anything but mma/wmma is an error naming the variable.
 AttentionImpl attention_impl_from_env();
 
 // Tile configuration of the mma kernels: Large needs ~105 KiB of shared memory per block (H100/H200, A100), Small
-// fits 99 KiB (RTX 3090/4090, sm_86/89). Auto: Large where the device allows it, unless QSFT_ATTENTION_TILES=small
-// (or =large) forces one (the GPU test runs Small on an H200 this way).
+// fits 99 KiB (RTX 3090/4090, sm_86/89). Auto: the faster one as measured on an H200 (Large for the forward at
+// D > 64 where the device allows it, Small otherwise: two blocks per SM), unless QSFT_ATTENTION_TILES=small (or
+// =large) forces one (the GPU test runs both on an H200 this way).
 enum class AttentionTiles { Auto, Large, Small };
 
 // Backward of the mma path: Deterministic (the default; every gradient element summed by one warp in a fixed

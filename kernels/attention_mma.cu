@@ -5,6 +5,8 @@
 // K/V fragments are read from shared memory once per 16 rather than 32 query rows. The 32-row layout is
 // kernels/dev/attention/01_fwd_4warps_32rows.cu, to measure against.
 // Small (99 KiB GPUs, sm_86/89): 4 warps x 16 rows, 85 KiB.
+// Head dims: D = 64 and 128 are instantiated; any other multiple of 8 runs on the next one up (8..64 on 64, 72..128
+// on 128) with zero-padded columns.
 #include "kernels/attention_mma_fwd_cuda.h"
 
 namespace qsft::cuda {
@@ -13,7 +15,7 @@ using namespace attn;
 
 size_t attention_fwd_mma_smem(int64_t D, AttentionTiles tiles) {
   const bool large = tiles == AttentionTiles::Large;
-  if (D == 64) return large ? FwdTiles<64, 8, 1, 64>::smem() : FwdTiles<64, 4, 1, 64>::smem();
+  if (D <= 64) return large ? FwdTiles<64, 8, 1, 64>::smem() : FwdTiles<64, 4, 1, 64>::smem();
   return large ? FwdTiles<128, 8, 1, 64>::smem() : FwdTiles<128, 4, 1, 64>::smem();
 }
 
@@ -21,9 +23,9 @@ void attention_fwd_mma(const AttentionShape& shape, const void* q, const void* k
                        void* stream, AttentionTiles tiles) {
   if (shape.T == 0) return;
   const AttentionShape s = check_shape(shape, {q, k, v, out});
-  QSFT_CHECK(attention_mma_supports_head_dim(s.D), "attention_fwd_mma: head_dim must be 64 or 128");
-  const bool large = resolve_tiles(s.D, tiles) == AttentionTiles::Large;
-  if (s.D == 64)
+  QSFT_CHECK(attention_supports_head_dim(s.D), "attention_fwd_mma: head_dim must be a multiple of 8 up to 128");
+  const bool large = resolve_tiles(s.D, tiles, true) == AttentionTiles::Large;
+  if (s.D <= 64)
     large ? launch_fwd_mma<64, 8, 1, 64>(s, q, k, v, out, lse, stream)
           : launch_fwd_mma<64, 4, 1, 64>(s, q, k, v, out, lse, stream);
   else

@@ -28,8 +28,10 @@
 
 namespace qsft::cuda::attn {
 
-// Auto -> Large or Small (QSFT_ATTENTION_TILES, else the device's shared memory per block); host side.
-AttentionTiles resolve_tiles(int64_t D, AttentionTiles tiles);
+// Auto -> Large or Small for the forward (forward) or backward pass at head dim D: QSFT_ATTENTION_TILES when set,
+// else the one measured faster on an H200 where the device's shared memory per block allows it (attention_cuda.h);
+// host side.
+AttentionTiles resolve_tiles(int64_t D, AttentionTiles tiles, bool forward);
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -80,25 +82,40 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// dst[r][0:D] (stride kLdm<D>) <- rows row0 + r of head `head` of src [T, heads, D] (token rows ld elements apart:
-// packed or a strided head view), r < rows; zeros outside [0, T). Issued by all kThreads threads of the block,
-// asynchronously (commit and wait are the caller's).
+// dst[r][0:D] (stride kLdm<D>) <- rows row0 + r of head `head` of src [T, heads, dh] (token rows ld elements apart:
+// packed or a strided head view), r < rows; zeros at and beyond T and in the columns [dh, D) that pad a head dim
+// dh < D (a multiple of 8) to the kernel's D: zero columns add nothing to any product. Issued by all kThreads
+// threads of the block, asynchronously (commit and wait are the caller's). Thread x copies the 16 bytes at column
+// 8 (x % (D / 8)) of rows x / (D / 8) + kStep i: its source and destination advance by a fixed step, so a vector
+// costs an add and a compare (rows is a constant at every call: the loop unrolls).
 template <int D, int kThreads>
 __device__ __forceinline__ void cp_async_rows(bf16* dst, const bf16* src, int64_t row0, int rows, int64_t T, int64_t ld,
-                                              int64_t head) {
-  constexpr int kVecs = D / 8;
-  for (int v = threadIdx.x; v < rows * kVecs; v += kThreads) {
-    const int r = v / kVecs, c = (v % kVecs) * 8;
-    const int64_t t = row0 + r;
-    const bool ok = t < T;
-    cp_async16(dst + r * kLdm<D> + c, ok ? src + t * ld + head * D + c : src, ok);
+                                              int64_t head, int dh) {
+  constexpr int kVecs = D / 8, kStep = kThreads / kVecs;
+  static_assert(kThreads % kVecs == 0, "a thread's vectors share one column");
+  const int r0 = int(threadIdx.x) / kVecs, c = int(threadIdx.x) % kVecs * 8;
+  const int in_range = int(max(int64_t(0), min(T - row0, int64_t(rows))));  // rows below T
+  const bool col_ok = c < dh;
+  const bf16* s = src + (row0 + r0) * ld + head * dh + c;
+  const int64_t s_step = kStep * ld;
+  bf16* d = dst + r0 * kLdm<D> + c;
+#pragma unroll
+  for (int i = 0; i < (rows + kStep - 1) / kStep; ++i, s += s_step) {
+    const int r = r0 + i * kStep;
+    if (rows % kStep != 0 && r >= rows) break;  // (r0 < kStep: only a partial last step can pass rows)
+    const bool ok = col_ok && r < in_range;
+    cp_async16(d + i * kStep * kLdm<D>, ok ? s : src, ok);
   }
 }
 // dst[r] <- src[row0 + r] (fp32), r < rows; zeros at and beyond T.
 template <int kThreads>
 __device__ __forceinline__ void cp_async_floats(float* dst, const float* src, int64_t row0, int rows, int64_t T) {
-  for (int r = threadIdx.x; r < rows; r += kThreads) {
-    const bool ok = row0 + r < T;
+  const int in_range = int(max(int64_t(0), min(T - row0, int64_t(rows))));
+#pragma unroll
+  for (int i = 0; i < (rows + kThreads - 1) / kThreads; ++i) {  // rows is a constant: unrolled
+    const int r = int(threadIdx.x) + i * kThreads;
+    if (r >= rows) break;
+    const bool ok = r < in_range;
     cp_async4(dst + r, ok ? src + row0 + r : src, ok);
   }
 }
@@ -206,7 +223,7 @@ __device__ __forceinline__ void warp_pv(float (&acc)[RT][NT][4], const float (&p
   }
 }
 
-// The two shared-memory stages of the K/V tiles (kBc rows each) a query-major kernel streams: stage st holds k at
+// The shared-memory stages of the K/V tiles (kBc rows each) a query-major kernel streams: stage st holds k at
 // tile 2 st and v at tile 2 st + 1 from base.
 template <int D, int kBc, int kThreads>
 struct KvStages {
@@ -216,8 +233,8 @@ struct KvStages {
   // Rows row0.. of kv head g of k and v [T, nkv, D] (row strides s.k_ld, s.v_ld) into stage st (asynchronous).
   __device__ void load(int st, const bf16* k_g, const bf16* v_g, int64_t row0, const AttentionShape& s,
                        int64_t g) const {
-    cp_async_rows<D, kThreads>(k(st), k_g, row0, kBc, s.T, s.k_ld, g);
-    cp_async_rows<D, kThreads>(v(st), v_g, row0, kBc, s.T, s.v_ld, g);
+    cp_async_rows<D, kThreads>(k(st), k_g, row0, kBc, s.T, s.k_ld, g, int(s.D));
+    cp_async_rows<D, kThreads>(v(st), v_g, row0, kBc, s.T, s.v_ld, g, int(s.D));
   }
 };
 
@@ -236,6 +253,14 @@ __device__ __forceinline__ void pipeline_wait(int it, int steps, LoadNext&& load
   __syncthreads();
 }
 
+// 2^x on the SFU in one instruction (ex2.approx.ftz; exp2f adds three around it to handle subnormal results): a
+// result below 2^-126 flushes to 0, immaterial for probabilities of at most 1; 2^-inf = 0.
+__device__ __forceinline__ float exp2_sfu(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Sum / max over the 4 lanes of a quad (the lanes holding one accumulator row).
 __device__ __forceinline__ float quad_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
@@ -247,21 +272,21 @@ __device__ __forceinline__ float quad_max(float v) {
 }
 
 // Stores a warp's [16 x 8 NT] accumulator rows (times `mul` per row half) as bf16 to rows row_lo (c0, c1) and
-// row_lo + 8 (c2, c3) of dst [T, heads, D] (token rows ld elements apart) at head `head`, skipping rows at or
-// beyond T.
+// row_lo + 8 (c2, c3) of dst [T, heads, dh] (token rows ld elements apart) at head `head`, skipping rows at or
+// beyond T and the padding columns [dh, 8 NT) (dh a multiple of 8: whole n8 tiles).
 template <int NT>
 __device__ __forceinline__ void store_rows_bf16(bf16* dst, const float (&c)[NT][4], int64_t row_lo, int64_t T,
-                                                int64_t ld, int64_t head, float mul_lo, float mul_hi) {
+                                                int64_t ld, int64_t head, int dh, float mul_lo, float mul_hi) {
   const int tig = threadIdx.x & 3;
-  constexpr int D = NT * 8;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int64_t row = row_lo + 8 * half;
     if (row >= T) continue;
     const float mul = half ? mul_hi : mul_lo;
-    uint32_t* out = reinterpret_cast<uint32_t*>(dst + row * ld + head * D + 2 * tig);
+    uint32_t* out = reinterpret_cast<uint32_t*>(dst + row * ld + head * dh + 2 * tig);
 #pragma unroll
-    for (int t = 0; t < NT; ++t) out[t * 4] = pack_bf16(c[t][2 * half] * mul, c[t][2 * half + 1] * mul);
+    for (int t = 0; t < NT; ++t)
+      if (8 * t < dh) out[t * 4] = pack_bf16(c[t][2 * half] * mul, c[t][2 * half + 1] * mul);
   }
 }
 

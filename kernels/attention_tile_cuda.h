@@ -45,18 +45,18 @@ constexpr size_t smem_bytes(size_t elems) {
   return (elems * sizeof(E) + 127) / 128 * 128;
 }
 
-// dst[r][0:D] (row stride ld) = rows row0 + r of head `head` in src [T, heads, D] (token rows src_ld elements apart),
-// r < rows; zeros outside [0, T). 16-byte vectors: D and src_ld are multiples of 8 and src is 16-byte aligned
-// (checked by the launcher).
+// dst[r][0:D] (row stride ld) = rows row0 + r of head `head` in src [T, heads, dh] (token rows src_ld elements
+// apart), r < rows; zeros outside [0, T) and in the columns [dh, D) that pad a head dim dh < D to the kernel's D.
+// 16-byte vectors: dh and src_ld are multiples of 8 and src is 16-byte aligned (checked by the launcher).
 template <int D>
 __device__ void load_rows(bf16* dst, int ld, const bf16* src, int64_t row0, int rows, int64_t T, int64_t src_ld,
-                          int64_t head) {
+                          int64_t head, int dh) {
   constexpr int kVecs = D / 8;
   for (int v = threadIdx.x; v < rows * kVecs; v += blockDim.x) {
     const int r = v / kVecs, c = (v % kVecs) * 8;
     const int64_t t = row0 + r;
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (t >= 0 && t < T) val = *reinterpret_cast<const uint4*>(src + t * src_ld + head * D + c);
+    if (t >= 0 && t < T && c < dh) val = *reinterpret_cast<const uint4*>(src + t * src_ld + head * dh + c);
     *reinterpret_cast<uint4*>(dst + r * ld + c) = val;
   }
 }
@@ -125,16 +125,20 @@ void launch_with_smem(Kernel kernel, dim3 grid, int threads, size_t smem, cudaSt
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
-// Calls f(std::integral_constant<int, D>{}) for the supported head dims.
+// Calls f(std::integral_constant<int, D>{}) with the instantiated head dim D that runs head dim dh: the smallest of
+// 16, 32, 64 and 128 that holds it (the kernels zero-fill the columns [dh, D)).
 template <class F>
-void dispatch_head_dim(int64_t D, F&& f) {
-  switch (D) {
-    case 16: f(std::integral_constant<int, 16>{}); break;
-    case 32: f(std::integral_constant<int, 32>{}); break;
-    case 64: f(std::integral_constant<int, 64>{}); break;
-    case 128: f(std::integral_constant<int, 128>{}); break;
-    default: throw std::logic_error("attention: head_dim " + std::to_string(D) + " is not 16, 32, 64 or 128");
-  }
+void dispatch_head_dim(int64_t dh, F&& f) {
+  QSFT_CHECK(attention_supports_head_dim(dh),
+             "attention: head_dim " + std::to_string(dh) + " is not a multiple of 8 in [8, 128]");
+  if (dh <= 16)
+    f(std::integral_constant<int, 16>{});
+  else if (dh <= 32)
+    f(std::integral_constant<int, 32>{});
+  else if (dh <= 64)
+    f(std::integral_constant<int, 64>{});
+  else
+    f(std::integral_constant<int, 128>{});
 }
 
 // delta[h, t] = sum_d dout[t, h, d] out[t, h, d] (F32 [n, T]): the backward's row term (attention_bwd.cu).

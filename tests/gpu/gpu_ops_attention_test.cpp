@@ -1,14 +1,18 @@
 // CUDA attention, forward and backward, against the CPU reference on fresh random bf16 inputs, for every
-// implementation the op can run (QSFT_ATTENTION=wmma, =mma with the device's tiles, =mma with the 99 KiB "small"
-// tiles forced by QSFT_ATTENTION_TILES=small, =mma with the atomic-dQ fast backward QSFT_ATTENTION_BWD=atomic,
-// the only one not checked for bitwise repeats): head_dim 16/32 (wmma only), 64 (Qwen2.5-0.5B: 14 query / 2 kv heads)
-// and 128 (7B: 28 / 4), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
+// implementation the op can run (QSFT_ATTENTION=wmma, =mma with the device's tiles, =mma with the "large" tiles and
+// the 99 KiB "small" ones forced by QSFT_ATTENTION_TILES, =mma with the atomic-dQ fast backward
+// QSFT_ATTENTION_BWD=atomic, the only one not checked for bitwise repeats): head_dim 16/32, 64 (Qwen2.5-0.5B: 14
+// query / 2 kv heads), 128 (7B: 28 / 4) and the padded ones between (8 and 24 of the test fixtures, 40, 80, 96:
+// zero-filled columns), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
 // the 64/128-row tiles, 4 x 4096), a bitwise repeat of the backward. Every comparison prints max abs error, rel. L2
 // error and cosine, so one run shows which variant and which output is off. Strided head views (a fused QKV buffer)
 // against the packed op, bitwise.
 #include <cstdlib>
 
 #include "tests/gpu/gpu_test_util.h"
+#if defined(QSFT_HAVE_CUDA)
+#include "kernels/attention_cuda.h"
+#endif
 
 namespace qsft::test {
 namespace {
@@ -31,12 +35,12 @@ struct Variant {
   const char* impl;   // QSFT_ATTENTION
   const char* tiles;  // QSFT_ATTENTION_TILES ("" = the device's choice)
   const char* bwd;    // QSFT_ATTENTION_BWD ("" = deterministic)
-  bool mma;           // needs head_dim 64 or 128
 };
-constexpr Variant kVariants[] = {{"wmma", "wmma", "", "", false},
-                                 {"mma", "mma", "", "", true},
-                                 {"mma-small", "mma", "small", "", true},
-                                 {"mma-atomic-dq", "mma", "", "atomic", true}};
+constexpr Variant kVariants[] = {{"wmma", "wmma", "", ""},
+                                 {"mma", "mma", "", ""},
+                                 {"mma-large", "mma", "large", ""},
+                                 {"mma-small", "mma", "small", ""},
+                                 {"mma-atomic-dq", "mma", "", "atomic"}};
 
 // Sets an environment variable for the scope (restores the previous value).
 class ScopedEnv {
@@ -89,7 +93,6 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng) {
   const std::vector<float> want_dq = dq.c.get(), want_dk = dk.c.get(), want_dv = dv.c.get();
 
   for (const Variant& var : kVariants) {
-    if (var.mma && k.D != 64 && k.D != 128) continue;
     const ScopedEnv impl("QSFT_ATTENTION", var.impl), tiles("QSFT_ATTENTION_TILES", var.tiles),
         bwd("QSFT_ATTENTION_BWD", var.bwd);
     const bool deterministic = *var.bwd == '\0';
@@ -139,7 +142,6 @@ void check_strided_case(Ops& gpu, const AttnCase& k, std::mt19937& rng) {
   OpsTensor lse_p(gpu, DType::F32, {n, T}), dq(gpu, B, {T, n, D}), dk(gpu, B, {T, nkv, D}), dv(gpu, B, {T, nkv, D});
   OpsTensor back_q(gpu, B, {T, n, D}), back_k(gpu, B, {T, nkv, D}), back_v(gpu, B, {T, nkv, D});
   for (const Variant& var : kVariants) {
-    if (var.mma && D != 64 && D != 128) continue;
     const ScopedEnv impl("QSFT_ATTENTION", var.impl), tiles("QSFT_ATTENTION_TILES", var.tiles),
         bwd("QSFT_ATTENTION_BWD", var.bwd);
     const std::string vt = std::string(var.name) + " " + tag;
@@ -210,6 +212,52 @@ TEST(GpuAttention, Qwen7bPacked4x4096MatchesCpu) {
   std::mt19937 rng(45);
   check_case(*cpu, *gpu, {28, 4, 128, {4096, 4096, 4096, 4096}}, rng);
   check_case(*cpu, *gpu, {14, 2, 64, {4096, 4096, 4096, 4096}}, rng);
+}
+
+// Head dims that are not instantiated run on the next one up with zero-filled columns (kernels/attention_cuda.h):
+// the fixtures' 8 (untied) and 24 (qwen3), and 40, 80, 96 (72..128 run on the D = 128 kernels, 40 on 64), with
+// sequences that end inside and across tiles; forward, backward and strided head views, every variant.
+TEST(GpuAttention, PaddedHeadDimsMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(47);
+  check_case(*cpu, *gpu, {4, 2, 8, {7, 13, 20}}, rng);
+  check_case(*cpu, *gpu, {4, 2, 24, {1, 63, 65, 3}}, rng);
+  check_case(*cpu, *gpu, {6, 3, 40, {130, 7}}, rng);
+  check_case(*cpu, *gpu, {8, 2, 80, {127, 129, 1}}, rng);
+  check_case(*cpu, *gpu, {6, 2, 96, {64, 200}}, rng);
+}
+
+TEST(GpuAttention, PaddedHeadDimStridedViewsMatchPacked) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(48);
+  check_strided_case(*gpu, {4, 2, 8, {7, 13, 20}}, rng);
+  check_strided_case(*gpu, {4, 2, 24, {1, 63, 65}}, rng);
+  check_strided_case(*gpu, {8, 2, 80, {127, 129, 1}}, rng);
+}
+
+#if defined(QSFT_HAVE_CUDA)
+// The head dims the CUDA attention takes (host code: runs without a GPU too, in a CUDA build).
+TEST(GpuAttention, SupportsEveryMultipleOf8UpTo128) {
+  for (int64_t D = 0; D <= 264; ++D)
+    EXPECT_EQ(cuda::attention_supports_head_dim(D), D >= 8 && D <= 128 && D % 8 == 0) << "head_dim " << D;
+}
+#endif
+
+// Above kAttentionMaxHeadDim, or not a multiple of 8: one clear error naming the head dim, nothing launched.
+TEST(GpuAttention, UnsupportedHeadDimIsAnError) {
+  QSFT_REQUIRE_GPU();
+  for (int64_t D : {int64_t(136), int64_t(256), int64_t(20)}) {
+    OpsLayout lg(*gpu, {4});
+    OpsTensor q(*gpu, DType::BF16, {4, 2, D}), k(*gpu, DType::BF16, {4, 1, D}), v(*gpu, DType::BF16, {4, 1, D});
+    OpsTensor out(*gpu, DType::BF16, {4, 2, D}), lse(*gpu, DType::F32, {2, 4});
+    try {
+      gpu->attention_fwd(q.t, k.t, v.t, lg.seq, out.t, lse.t);
+      ADD_FAILURE() << "head_dim " << D << " ran";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("head_dim"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::to_string(D)), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(GpuAttention, UnknownEnvironmentValueIsAnError) {

@@ -61,6 +61,19 @@ TEST(GpuOpsDecodeAttention, MatchesCpuReference) {
     for (const DecodeCase& c : cases) check_case(*cpu, *gpu, c, dt, rng);
 }
 
+// Head dims off the 32-lane grid up to the limit: 8 (the untied fixture's), 80 and 256 (kDecodeAttentionMaxHeadDim).
+TEST(GpuOpsDecodeAttention, OtherHeadDimsMatchCpuReference) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(1603);
+  const std::vector<DecodeCase> cases = {
+      {4, 2, 8, {5, 1, 33}, {0, 2, 1}, 3, 40},
+      {8, 2, 80, {2, 300, 77}, {1, 0, 2}, 3, 320},
+      {4, 1, 256, {1, 129}, {1, 0}, 2, 160},
+  };
+  for (DType dt : {DType::BF16, DType::F32})
+    for (const DecodeCase& c : cases) check_case(*cpu, *gpu, c, dt, rng);
+}
+
 // "Qwen" in the name: too long for tools/gpu-check.sh's sanitizer stages (the small cases above split too).
 TEST(GpuOpsDecodeAttention, QwenLongCachesMatchCpuReference) {
   QSFT_REQUIRE_GPU();

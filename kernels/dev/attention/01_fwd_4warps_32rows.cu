@@ -13,7 +13,7 @@ void attention_fwd_dev01(const cuda::AttentionShape& shape, const void* q, const
                          float* lse, void* stream) {
   if (shape.T == 0) return;
   const cuda::AttentionShape s = cuda::attn::check_shape(shape, {q, k, v, out});
-  if (s.D == 64)
+  if (s.D <= 64)
     cuda::attn::launch_fwd_mma<64, 4, 2, 64>(s, q, k, v, out, lse, stream);
   else
     cuda::attn::launch_fwd_mma<128, 4, 2, 32>(s, q, k, v, out, lse, stream);

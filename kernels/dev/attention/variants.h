@@ -18,11 +18,37 @@ struct AttentionVariant {
   bool (*supports)(int64_t D);
 };
 
+// 00_before.cu: the mma kernels as they were at 4a2ff4c (first H200 run), Large and Small tiles, deterministic.
+void attention_fwd_dev00_large(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                               float* lse, void* stream);
+void attention_fwd_dev00_small(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                               float* lse, void* stream);
+void attention_bwd_dev00_large(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                               const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                               void* scratch, void* stream);
+void attention_bwd_dev00_small(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                               const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                               void* scratch, void* stream);
+
 // 01_fwd_4warps_32rows.cu: forward with 4 warps x 32 query rows (FA2's layout).
 void attention_fwd_dev01(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                          float* lse, void* stream);
 
-// The production mma launchers with the tile configuration and backward mode fixed (not read from the environment).
+// 02_occupancy.cu: more blocks per SM in the forward (02a), 64-query dK/dV steps in the backward (02b), the dQ
+// pass's q/dout fragments in registers (02c).
+void attention_fwd_dev02a(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                          float* lse, void* stream);
+void attention_bwd_dev02c(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+void attention_bwd_dev02b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+
+// 03_fwd_3stages.cu: the forward with three K/V stages, one block barrier per key tile.
+void attention_fwd_dev03(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                         float* lse, void* stream);
+
+// The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
+// QSFT_ATTENTION_TILES must be unset).
 template <cuda::AttentionTiles kTiles>
 void fwd_mma_with(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                   void* stream) {
@@ -38,16 +64,22 @@ void bwd_mma_with(const cuda::AttentionShape& s, const void* dout, const void* q
 inline std::vector<AttentionVariant> attention_variants() {
   using cuda::AttentionBwdMode;
   using cuda::AttentionTiles;
-  constexpr auto kLarge = AttentionTiles::Large, kSmall = AttentionTiles::Small;
+  constexpr auto kAuto = AttentionTiles::Auto, kLarge = AttentionTiles::Large, kSmall = AttentionTiles::Small;
   constexpr auto kDeterministic = AttentionBwdMode::Deterministic, kAtomic = AttentionBwdMode::AtomicDq;
-  const auto mma = cuda::attention_mma_supports_head_dim;
+  const auto all = cuda::attention_supports_head_dim;  // every variant runs every head dim the op takes
   return {
-      {"mma large (production)", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, mma},
-      {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, mma},
-      {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, mma},
-      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kLarge, kDeterministic>, mma},
-      {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma,
-       cuda::attention_supports_head_dim},
+      {"mma auto (production)", fwd_mma_with<kAuto>, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"00 before: mma large (was prod.)", attention_fwd_dev00_large, attention_bwd_dev00_large, all},
+      {"00 before: mma small", attention_fwd_dev00_small, attention_bwd_dev00_small, all},
+      {"mma large", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, all},
+      {"mma large, atomic dQ bwd", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kAtomic>, all},
+      {"mma small (99 KiB GPUs)", fwd_mma_with<kSmall>, bwd_mma_with<kSmall, kDeterministic>, all},
+      {"01 fwd 4 warps x 32 rows", attention_fwd_dev01, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"02a fwd more blocks/SM", attention_fwd_dev02a, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"02b bwd dK/dV 64-query steps", fwd_mma_with<kAuto>, attention_bwd_dev02b, all},
+      {"02c bwd dQ q/dout in registers", fwd_mma_with<kAuto>, attention_bwd_dev02c, all},
+      {"03 fwd 3 stages, 1 barrier/tile", attention_fwd_dev03, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
   };
 }
 
