@@ -32,10 +32,30 @@ inline std::unique_ptr<Ops> try_cuda_ops(std::string* why) {
   }
 }
 
-// QSFT_REQUIRE_GPU=1 in the environment (tools/gpu-check.sh sets it): a missing GPU fails instead of skipping.
-inline bool gpu_required() {
-  const char* v = std::getenv("QSFT_REQUIRE_GPU");
+// An environment variable set to anything but "" or "0".
+inline bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
   return v && *v && std::strcmp(v, "0") != 0;
+}
+// QSFT_REQUIRE_GPU=1 in the environment (tools/gpu-check.sh sets it): a missing GPU fails instead of skipping.
+inline bool gpu_required() { return env_flag("QSFT_REQUIRE_GPU"); }
+// QSFT_GPU_TEST_SMALL=1 (tools/gpu-check.sh's compute-sanitizer stages, where kernels run 10-1000x slower): tests
+// leave out their large shapes, which the plain test-* stages check.
+inline bool small_shapes_only() { return env_flag("QSFT_GPU_TEST_SMALL"); }
+
+// n values uniform in [lo, hi] from a hash of (seed, index) (splitmix64), filled in parallel: a 152064 x 3584
+// embedding table in well under a second, where std::mt19937 takes ~10 s.
+inline std::vector<float> hashed_uniform(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::vector<float> v(n);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < int64_t(n); ++i) {
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + uint64_t(i) * 0xBF58476D1CE4E5B9ull + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    v[size_t(i)] = lo + (hi - lo) * float(z >> 40) * 0x1p-24f;  // 24 random bits: [0, 1) exactly in fp32
+  }
+  return v;
 }
 
 // Declares `gpu` (std::unique_ptr<Ops>) and `cpu`. Without a CUDA device the test is skipped saying why (a failure
