@@ -187,8 +187,8 @@ stage test-attention-4x4096 90 "$E2E_KEEP" "$TESTS" "$BIN/gpu_ops_attention_test
 stage hf-parity 180 "$E2E_KEEP" "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
 # Greedy generation (KV cache, decode attention) against transformers on the same GPU, bf16 both sides: each of our
 # tokens the reference's argmax or within 4 bf16 ulps of its max logit, teacher-forced on our tokens (>= 95%).
-stage generate-0.5b 150 "$E2E_KEEP" "$TESTS" python3 "$ROOT/tests/interop/generate_parity_test.py" --bin "$BIN/qwen-sft" \
-  --kit "$KIT" --preset qwen2.5-0.5b --device cuda --new-tokens 64 --min-agreement 0.95
+stage generate-0.5b 150 "$E2E_KEEP" "$TESTS" python3 "$ROOT/tests/interop/generate_parity_test.py" \
+  --bin "$BIN/qwen-sft" --kit "$KIT" --preset qwen2.5-0.5b --device cuda --new-tokens 64 --min-agreement 0.95
 grep -h '^\[ GPU\|^hf-parity\|^greedy agreement\|^consistency' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
 
 # ---- compute-sanitizer on every op test at its small shapes (kernels run 10-1000x slower under it) ----

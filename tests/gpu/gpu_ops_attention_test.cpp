@@ -84,12 +84,37 @@ void expect_match(const std::vector<float>& got, const std::vector<float>& want,
   EXPECT_LE(worst, max_tol * std::max(scale, kScaleFloor)) << what << " (max abs error)";
 }
 
+// Rows [row0, row0 + rows) and heads [h0, h0 + nh) of a [T, H, D] tensor, as [rows, nh, D].
+std::vector<float> take(const std::vector<float>& v, int64_t H, int64_t D, int64_t row0, int64_t rows, int64_t h0,
+                        int64_t nh) {
+  std::vector<float> out;
+  out.reserve(size_t(rows * nh * D));
+  for (int64_t t = row0; t < row0 + rows; ++t)
+    out.insert(out.end(), v.begin() + (t * H + h0) * D, v.begin() + (t * H + h0 + nh) * D);
+  return out;
+}
+
 // The part of a case the CPU reference computes: rows [row0, row0 + rows) (whole sequences `lengths`), query heads
 // [h0, h0 + nh) and their kv heads [kv0, kv0 + nkv). Attention is independent per sequence and per kv group, so the
 // op on the part's inputs gives exactly that part of the whole op's outputs.
 struct Part {
   int64_t row0, rows, h0, nh, kv0, nkv;
   std::vector<int> lengths;
+
+  // The part of a [T, n, D] (query side) or [T, nkv, D] (kv side) tensor of case k.
+  std::vector<float> q_side(const std::vector<float>& x, const AttnCase& k) const {
+    return take(x, k.n, k.D, row0, rows, h0, nh);
+  }
+  std::vector<float> kv_side(const std::vector<float>& x, const AttnCase& k) const {
+    return take(x, k.nkv, k.D, row0, rows, kv0, nkv);
+  }
+  // The part of an [n, T] lse, as [nh, rows].
+  std::vector<float> of_lse(const std::vector<float>& x, int64_t T) const {
+    std::vector<float> out;
+    for (int64_t h = h0; h < h0 + nh; ++h)
+      out.insert(out.end(), x.begin() + h * T + row0, x.begin() + h * T + row0 + rows);
+    return out;
+  }
 };
 Part whole(const AttnCase& k) {
   const Packing p(k.lengths);
@@ -102,57 +127,53 @@ Part one_sequence_one_group(const AttnCase& k, size_t s, int64_t g) {
   const int64_t group = k.n / k.nkv;
   return {row0, k.lengths[s], g * group, group, g, 1, {k.lengths[s]}};
 }
-// Rows [row0, row0 + rows) and heads [h0, h0 + nh) of a [T, H, D] tensor, as [rows, nh, D].
-std::vector<float> take(const std::vector<float>& v, int64_t H, int64_t D, int64_t row0, int64_t rows, int64_t h0,
-                        int64_t nh) {
-  std::vector<float> out;
-  out.reserve(size_t(rows * nh * D));
-  for (int64_t t = row0; t < row0 + rows; ++t)
-    out.insert(out.end(), v.begin() + (t * H + h0) * D, v.begin() + (t * H + h0 + nh) * D);
-  return out;
-}
-// The same part of an [H, T] lse, as [nh, rows].
-std::vector<float> take_lse(const std::vector<float>& v, int64_t T, int64_t row0, int64_t rows, int64_t h0,
-                            int64_t nh) {
-  std::vector<float> out;
-  for (int64_t h = h0; h < h0 + nh; ++h) out.insert(out.end(), v.begin() + h * T + row0, v.begin() + h * T + row0 + rows);
-  return out;
+
+// Attention's four inputs q, dout [T, n, D] and k, v [T, nkv, D], or its outputs out [T, n, D], lse [n, T],
+// dq [T, n, D], dk, dv [T, nkv, D], as host values.
+struct AttnInputs {
+  std::vector<float> q, k, v, dout;
+};
+struct AttnOutputs {
+  std::vector<float> out, lse, dq, dk, dv;
+};
+
+// The CPU op (forward, then backward on its own outputs) on the part `ref` of the inputs, as the GPU stores them.
+AttnOutputs cpu_reference(Ops& cpu, const AttnCase& k, const Part& ref, const AttnInputs& in) {
+  OpsLayout lc(cpu, ref.lengths);
+  const int64_t R = ref.rows, D = k.D;
+  const DType F = DType::F32;
+  OpsTensor q(cpu, F, {R, ref.nh, D}), kk(cpu, F, {R, ref.nkv, D}), v(cpu, F, {R, ref.nkv, D});
+  OpsTensor dout(cpu, F, {R, ref.nh, D}), out(cpu, F, {R, ref.nh, D}), lse(cpu, F, {ref.nh, R});
+  OpsTensor dq(cpu, F, {R, ref.nh, D}), dk(cpu, F, {R, ref.nkv, D}), dv(cpu, F, {R, ref.nkv, D});
+  q.set(round_bf16(ref.q_side(in.q, k)));
+  kk.set(round_bf16(ref.kv_side(in.k, k)));
+  v.set(round_bf16(ref.kv_side(in.v, k)));
+  dout.set(round_bf16(ref.q_side(in.dout, k)));
+  cpu.attention_fwd(q.t, kk.t, v.t, lc.seq, out.t, lse.t);
+  cpu.attention_bwd(dout.t, q.t, kk.t, v.t, out.t, lse.t, lc.seq, dq.t, dk.t, dv.t);
+  return {out.get(), lse.get(), dq.get(), dk.get(), dv.get()};
 }
 
 // Tolerances: a numpy model of these kernels' roundings (bf16 P and dS, bf16 stores) gives rel. L2 errors of
 // ~2e-3 (out) and ~3e-3 (dq, dk, dv), max-abs errors ~5e-3 of the largest value, lse ~1e-7. The GPU runs the whole
-// case; the CPU reference the part `ref` (every output of the GPU must be finite: poisoned outputs are NaN).
+// case; the CPU reference the part `ref` (every output of the GPU must be finite: poisoned outputs are NaN). Each
+// GPU variant's backward runs on its own forward outputs (as the model does).
 void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng, const Part& ref) {
-  OpsLayout lc(cpu, ref.lengths), lg(gpu, k.lengths);
-  const int64_t T = lg.total, n = k.n, nkv = k.nkv, D = k.D, R = ref.rows;
+  OpsLayout lg(gpu, k.lengths);
+  const int64_t T = lg.total, n = k.n, nkv = k.nkv, D = k.D;
   const DType B = DType::BF16;
   const std::string tag = describe(k) + (ref.rows == T && ref.nh == n ? "" : " (CPU: one sequence, one kv group)");
-  const std::vector<float> qv = random_uniform(size_t(T * n * D), rng, -2.0f, 2.0f);
-  const std::vector<float> kv = random_uniform(size_t(T * nkv * D), rng, -2.0f, 2.0f);
-  const std::vector<float> vv = random_uniform(size_t(T * nkv * D), rng), dov = random_uniform(size_t(T * n * D), rng);
-  // The CPU reference once, on the part's inputs as the GPU stores them (bf16); each GPU variant's backward runs on
-  // its own forward outputs (as the model does).
-  const auto qpart = [&](const std::vector<float>& x) { return take(x, n, D, ref.row0, R, ref.h0, ref.nh); };
-  const auto kvpart = [&](const std::vector<float>& x) { return take(x, nkv, D, ref.row0, R, ref.kv0, ref.nkv); };
-  OpsTensor qc(cpu, DType::F32, {R, ref.nh, D}), kc(cpu, DType::F32, {R, ref.nkv, D});
-  OpsTensor vc(cpu, DType::F32, {R, ref.nkv, D}), doc(cpu, DType::F32, {R, ref.nh, D});
-  qc.set(round_bf16(qpart(qv)));
-  kc.set(round_bf16(kvpart(kv)));
-  vc.set(round_bf16(kvpart(vv)));
-  doc.set(round_bf16(qpart(dov)));
-  OpsTensor outc(cpu, DType::F32, {R, ref.nh, D}), lsec(cpu, DType::F32, {ref.nh, R});
-  OpsTensor dqc(cpu, DType::F32, {R, ref.nh, D}), dkc(cpu, DType::F32, {R, ref.nkv, D});
-  OpsTensor dvc(cpu, DType::F32, {R, ref.nkv, D});
-  cpu.attention_fwd(qc.t, kc.t, vc.t, lc.seq, outc.t, lsec.t);
-  cpu.attention_bwd(doc.t, qc.t, kc.t, vc.t, outc.t, lsec.t, lc.seq, dqc.t, dkc.t, dvc.t);
-  const std::vector<float> want_out = outc.get(), want_lse = lsec.get();
-  const std::vector<float> want_dq = dqc.get(), want_dk = dkc.get(), want_dv = dvc.get();
-
+  AttnInputs in;
+  in.q = random_uniform(size_t(T * n * D), rng, -2.0f, 2.0f);
+  in.k = random_uniform(size_t(T * nkv * D), rng, -2.0f, 2.0f);
+  in.v = random_uniform(size_t(T * nkv * D), rng);
+  in.dout = random_uniform(size_t(T * n * D), rng);
+  const AttnOutputs want = cpu_reference(cpu, k, ref, in);
   OpsTensor q(gpu, B, {T, n, D}), kk(gpu, B, {T, nkv, D}), v(gpu, B, {T, nkv, D}), dout(gpu, B, {T, n, D});
-  q.set(qv);
-  kk.set(kv);
-  v.set(vv);
-  dout.set(dov);
+  q.set(in.q);
+  kk.set(in.k);
+  v.set(in.v);
+  dout.set(in.dout);
   OpsTensor out(gpu, B, {T, n, D}), lse(gpu, DType::F32, {n, T});
   OpsTensor dq(gpu, B, {T, n, D}), dk(gpu, B, {T, nkv, D}), dv(gpu, B, {T, nkv, D});
   const auto all_finite = [](const std::vector<float>& x) {
@@ -168,14 +189,14 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng, const 
     gpu.attention_fwd(q.t, kk.t, v.t, lg.seq, out.t, lse.t);
     const std::vector<float> out1 = out.get(), lse1 = lse.get();
     EXPECT_TRUE(all_finite(out1) && all_finite(lse1)) << "out, lse written everywhere: " << vt;
-    expect_match(qpart(out1), want_out, 5e-3, 2e-2, "out " + vt);
-    expect_match(take_lse(lse1, T, ref.row0, R, ref.h0, ref.nh), want_lse, 1e-4, 1e-4, "lse " + vt);
+    expect_match(ref.q_side(out1, k), want.out, 5e-3, 2e-2, "out " + vt);
+    expect_match(ref.of_lse(lse1, T), want.lse, 1e-4, 1e-4, "lse " + vt);
     gpu.attention_bwd(dout.t, q.t, kk.t, v.t, out.t, lse.t, lg.seq, dq.t, dk.t, dv.t);
     const std::vector<float> dq1 = dq.get(), dk1 = dk.get(), dv1 = dv.get();
     EXPECT_TRUE(all_finite(dq1) && all_finite(dk1) && all_finite(dv1)) << "dq, dk, dv written everywhere: " << vt;
-    expect_match(qpart(dq1), want_dq, 1e-2, 2e-2, "dq " + vt);
-    expect_match(kvpart(dk1), want_dk, 1e-2, 2e-2, "dk " + vt);
-    expect_match(kvpart(dv1), want_dv, 1e-2, 2e-2, "dv " + vt);
+    expect_match(ref.q_side(dq1, k), want.dq, 1e-2, 2e-2, "dq " + vt);
+    expect_match(ref.kv_side(dk1, k), want.dk, 1e-2, 2e-2, "dk " + vt);
+    expect_match(ref.kv_side(dv1, k), want.dv, 1e-2, 2e-2, "dv " + vt);
 
     // Bitwise repeat (the fast mode's dq is the one output allowed to differ in its last bits).
     for (OpsTensor* t : {&dq, &dk, &dv}) t->poison();

@@ -122,7 +122,8 @@ def compare(a, device, model_dir, adapter_dir, batch_path, batch, work):
     ok = rel <= loss_tol and worst[0] >= cos_min and not missing and leak <= LEAK_TOLERANCE
     print(f"hf-parity {device} {a.preset}: loss ours {loss:.6f} ref {ref_loss:.6f} rel. diff {rel:.2e} "
           f"(<= {loss_tol:.0e}); {len(ref_grads)} LoRA gradients, worst cosine {worst[0]:.6f} ({worst[1]}, "
-          f">= {cos_min}); reference packing leak (fp32) {leak:.1e} (<= {LEAK_TOLERANCE:.0e}); {'ok' if ok else 'FAILED'}")
+          f">= {cos_min}); reference packing leak (fp32) {leak:.1e} (<= {LEAK_TOLERANCE:.0e}); "
+          f"{'ok' if ok else 'FAILED'}")
     if missing:
         print(f"hf-parity {device}: gradients present on one side only: {missing[:6]}")
     return ok
