@@ -7,13 +7,14 @@
 # Stages, in order (each under its own timeout, shrunk to the time left minus what the stages after it reserve;
 # later ones get NOTIME when none is left). Designed times on an H200 (first run, 2026-11-30, and this layout):
 #   env (~16 s with the header) -> smoke-elementwise, smoke-gemm (2 s; stop when no usable GPU)
-#   -> test-<family> for every GPU op test binary (~50 s; on a CUDA fault: test-<family>-isolated, each test in its
-#      own process with CUDA_LAUNCH_BLOCKING=1) -> test-model-step (1 s) -> test-plan (13 s) -> test-full-ft (1 s)
-#   -> nccl-world1 (4 s) -> test-attention-4x4096 (~12 s) -> hf-parity (~55 s) -> generate-0.5b (~45 s)
+#   -> test-<family> for every GPU op test binary (~40 s, was 91 s before the large inputs came from a parallel
+#      fill; on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
+#   -> test-model-step (1 s) -> test-plan (13 s) -> test-full-ft (1 s) -> nccl-world1 (4 s)
+#   -> test-attention-4x4096 (~12 s, was 107 s) -> hf-parity (~55 s) -> generate-0.5b (~60 s with its bug checks)
 #   -> memcheck-*, racecheck-* on every op test, synccheck-attention, initcheck-attention, initcheck-loss (~100 s:
 #      the tests' small shapes, QSFT_GPU_TEST_SMALL=1; cuBLAS's own kernels are left out of racecheck and synccheck,
 #      which flag hazards inside cuBLASLt's nvjet kernels, ours are all checked)
-#   -> e2e-0.5b (38 s) -> qlora-0.5b (10 s) -> e2e-7b (137 s)        = ~490 s; every stage before e2e-0.5b keeps
+#   -> e2e-0.5b (38 s) -> qlora-0.5b (10 s) -> e2e-7b (137 s)        = ~500 s; every stage before e2e-0.5b keeps
 #      the ~210 s these three need
 #   -> benchmarks, for a follow-up call (NOTIME within 520 s): bench-quick (65 s), bench-attention (18 s),
 #      bench-generate (41 s), bench-full
