@@ -11,11 +11,13 @@
 namespace qsft::test {
 
 // What the backend holds after the step (the model and optimizer still alive): Ops::bytes_held() on the device,
-// Ops::host_bytes_held() of host-mapped memory.
+// Ops::host_bytes_held() of host-mapped memory, and `used`: what the caller's device_used() reports at that moment
+// (a GPU's cudaMemGetInfo: the context included; 0 without one).
 struct HeldBytes {
-  size_t device = 0, host = 0;
+  size_t device = 0, host = 0, used = 0;
 };
-inline HeldBytes bytes_after_a_step(Ops& ops, const TrainConfig& cfg, size_t available, int world_size) {
+inline HeldBytes bytes_after_a_step(Ops& ops, const TrainConfig& cfg, size_t available, int world_size,
+                                    size_t (*device_used)() = nullptr) {
   const Qwen2Config mcfg = Qwen2Config::load(cfg.model);
   const ModelOptions mo = model_options(cfg, ops.device(), available, world_size);
   Qwen2Model model(ops, mcfg, cfg.lora, mo);
@@ -36,7 +38,7 @@ inline HeldBytes bytes_after_a_step(Ops& ops, const TrainConfig& cfg, size_t ava
   ops.sum_squares(model.lora_grad_tensor());  // the gradient norm (clip_grad_norm) and the finite check's
   opt.step(model.lora_param_tensor(), model.lora_grad_tensor(), cfg.training.adamw, 1e-3);
   ops.synchronize();
-  return {ops.bytes_held(), ops.host_bytes_held()};
+  return {ops.bytes_held(), ops.host_bytes_held(), device_used ? device_used() : 0};
 }
 
 }  // namespace qsft::test

@@ -1,7 +1,8 @@
 // The whole training step on the GPU against the CPU backend, on the tiny Hugging Face fixture models (tied and
 // untied; 2 layers, H 64, 4/2 heads of 16, all seven LoRA targets, three packed sequences):
-//   one forward/backward: loss within 1e-2 relative, each LoRA gradient with cosine >= 0.999 and relative L2
-//   error <= 2e-2 (B is random here so that every A gets a gradient too);
+//   one forward/backward: loss within 1e-2 relative, each LoRA gradient with cosine >= kBf16StepGradCosine and
+//   relative L2 error <= kBf16StepGradRelL2 (tests/gpu/gpu_test_util.h: bf16's own error on these fixtures, measured
+//   with torch) (B is random here so that every A gets a gradient too);
 //   50 AdamW steps on the fixture batch from the fixture's adapter: the loss curves track step by step.
 #include "tests/fixture.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -48,11 +49,11 @@ TEST_P(GpuModelStep, OneStepLossAndLoraGradientsMatchCpu) {
       const std::vector<float> c(gc.begin() + off, gc.begin() + off + n), g(gg.begin() + off, gg.begin() + off + n);
       const std::string key = LoraLayout::peft_key(s, which);
       const ErrorMeasures m = measure(g, c);
-      print_measures(std::string(GetParam()) + " grad " + key, m, "rel.L2", m.rel_l2, 2e-2);
+      print_measures(std::string(GetParam()) + " grad " + key, m, "rel.L2", m.rel_l2, kBf16StepGradRelL2);
       worst_cos = std::min(worst_cos, std::pair{m.cosine, key});
       worst_err = std::max(worst_err, std::pair{m.rel_l2, key});
-      EXPECT_GE(m.cosine, 0.999) << key;
-      EXPECT_LE(m.rel_l2, 2e-2) << key;
+      EXPECT_GE(m.cosine, kBf16StepGradCosine) << key;
+      EXPECT_LE(m.rel_l2, kBf16StepGradRelL2) << key;
     }
   std::printf("[ GPU      ] %s LoRA gradients: worst cosine %.6f (%s), worst rel. L2 error %.2e (%s)\n", GetParam(),
               worst_cos.first, worst_cos.second.c_str(), worst_err.first, worst_err.second.c_str());

@@ -1,11 +1,25 @@
 #!/usr/bin/env python3
-"""Greedy generation: `qwen-sft generate --greedy` (batched, KV cache) against transformers' generate(do_sample=False)
-(each prompt alone) on the same model and 8 chat prompts through the chat template. Agreement = tokens of the common
-prefix of the two answers / tokens of the longer one, over all prompts (after the first difference the contexts
-differ, so later positions are not compared).
-  CI (default): --preset tiny --device cpu, fp32 on both sides: must agree on every token.
+"""Greedy generation: `qwen-sft generate --greedy` (batched, KV cache) against transformers (each prompt alone) on the
+same model and 8 chat prompts through the chat template. Two measures, both printed:
+  - agreement: tokens of the common prefix of our answer and transformers' generate(do_sample=False) / tokens of the
+    longer one, over all prompts (after the first difference the contexts differ, so later positions are not
+    compared);
+  - consistency: transformers teacher-forced on each prompt plus OUR generated tokens (one forward, no cache): each
+    of our first --new-tokens tokens must be the reference's argmax or within BF16_ULPS bf16 ulps of the reference's
+    max logit at that position (the "margin", max logit - logit of our token). Random weights give near-uniform
+    logits (loss ~ ln V), so bf16 near-ties decide the argmax and one flip makes the rest of an answer differ:
+    agreement then says little, while consistency judges every token in the context we actually produced.
+  CI (default): --preset tiny --device cpu, fp32 on both sides: agreement must be exact (--min-agreement 1.0).
   GPU (tools/gpu-check.sh stage generate-0.5b): --preset qwen2.5-0.5b --device cuda --new-tokens 64
-  --min-agreement 0.95, bf16 on both sides (near-ties of bf16 logits may flip a token).
+  --min-agreement 0.95, bf16 on both sides: consistency must reach it.
+Both modes also check that the measure would catch a decoding bug: greedy tokens of the reference with a simulated
+fault (rope: generated token k at position k, the prompt's length not added; stale-kv: each step sees the prompt and
+its last token only, as a cache that is never appended to) must fall below the threshold.
+Measured on the CPU with torch (qwen2.5-0.5b random weights, the bf16 reference judging, 2 prompts x 32 tokens): a
+correct decoder that rounds differently (the fp32 model's greedy tokens) has every token within 2 ulps (0 ulps: 96%);
+the rope fault 0.64 at 4 ulps (worst 31 ulps), the stale-kv fault 0.19 (worst 93 ulps). A position off by one only
+(0.92 and 0.98 at 4 ulps, worst 7 ulps) is within bf16's noise on random weights: the CPU fp32 comparison catches it
+(agreement 0.20 on qwen2.5-0.5b), not this one.
 Exit 0 = pass, 77 = skipped (no transformers, or no GPU for --device cuda), other = fail."""
 import argparse
 import json
@@ -19,6 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TESTDATA = os.environ.get("QSFT_SHARED_TESTDATA", os.path.join(ROOT, "..", "shared", "testdata"))
 TOPICS = ["the moon", "rivers", "a good breakfast", "prime numbers", "the color blue", "trains", "winter", "chess"]
+# A bf16 logit near the max logit x is exact to ulp(x) = 2^(floor(log2 |x|) - 7); ours and transformers' bf16 forward
+# passes round differently at every layer, so two logits this close may swap. 4 ulps: 0.0625 for a max logit in [2, 4).
+BF16_ULPS = 4
 
 
 def skip(why):
@@ -51,7 +68,8 @@ def ours(a, model, prompts, d):
     return [json.loads(l) for l in p.stdout.splitlines()]
 
 
-def theirs(a, model, prompts):
+def load_reference(a, model):
+    """transformers' model (bf16 on cuda, fp32 on cpu), its tokenizer and the eos ids qwen-sft stops on."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -62,14 +80,96 @@ def theirs(a, model, prompts):
     # qwen-sft stops on generation_config's eos ids and the tokenizer's eos: the same set here.
     eos = m.generation_config.eos_token_id
     eos = ([] if eos is None else [eos] if isinstance(eos, int) else list(eos)) + [tok.eos_token_id]
+    return m, tok, sorted(set(eos))
+
+
+def prompt_ids(m, tok, msgs):
+    text = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    return text, tok(text, return_tensors="pt", add_special_tokens=False).input_ids[0].to(m.device)
+
+
+def theirs(m, tok, eos, prompts, new_tokens):
+    import torch
+
     out = []
     for msgs in prompts:
-        text = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-        ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids.to(device)
+        text, ids = prompt_ids(m, tok, msgs)
         with torch.no_grad():
-            g = m.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                           max_new_tokens=a.new_tokens, eos_token_id=sorted(set(eos)), pad_token_id=eos[0])
-        out.append({"prompt": text, "ids": g[0, ids.shape[1]:].tolist()})
+            g = m.generate(input_ids=ids[None], attention_mask=torch.ones_like(ids[None]), do_sample=False,
+                           max_new_tokens=new_tokens, eos_token_id=eos, pad_token_id=eos[0])
+        out.append({"prompt": text, "ids": g[0, len(ids):].tolist()})
+    return out
+
+
+def agreements(answers, ref, verbose=False):
+    """(tokens of the common prefixes / tokens of the longer answers, same token at the same position / the same)."""
+    same = total = positional = 0
+    for i, (x, y) in enumerate(zip(answers, ref)):
+        prefix = next((k for k, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+        same += prefix
+        positional += sum(p == q for p, q in zip(x, y))
+        total += max(len(x), len(y))
+        if verbose:
+            print(f"prompt {i}: {prefix}/{max(len(x), len(y))} tokens agree")
+    return same / max(total, 1), positional / max(total, 1)
+
+
+def ulp(x, bits):
+    """The spacing of floats with `bits` mantissa bits (bf16 7, fp32 23) at |x|."""
+    import math
+    return 2.0 ** (math.floor(math.log2(max(abs(x), 1e-30))) - bits)
+
+
+def margins(m, tok, msgs, generated, n):
+    """The reference teacher-forced on the prompt and generated[:n]: per token, (max logit - logit of the generated
+    token, max logit), the logits at the position that predicts it."""
+    import torch
+
+    _, ids = prompt_ids(m, tok, msgs)
+    gen = torch.tensor(generated[:n], dtype=torch.long, device=ids.device)
+    with torch.no_grad():
+        logits = m(input_ids=torch.cat([ids, gen])[None], use_cache=False).logits[0, len(ids) - 1:-1].float()
+    top = logits.max(-1).values
+    chosen = logits.gather(-1, gen[:, None])[:, 0]
+    return [(float(t - c), float(t)) for t, c in zip(top, chosen)]
+
+
+def consistency(m, tok, prompts, answers, n, ulps, bits):
+    """The share of the first n tokens of every answer within `ulps` ulps of the reference's max logit, and the worst
+    token as (margin in ulps, margin, prompt, position)."""
+    ok = total = 0
+    worst = (0.0, 0.0, -1, -1)
+    for i, (msgs, ids) in enumerate(zip(prompts, answers)):
+        for j, (margin, top) in enumerate(margins(m, tok, msgs, ids, n)):
+            in_ulps = margin / ulp(top, bits)
+            ok += in_ulps <= ulps
+            total += 1
+            worst = max(worst, (in_ulps, margin, i, j))
+    return ok / max(total, 1), worst
+
+
+def buggy_greedy(m, tok, eos, msgs, n, bug):
+    """Greedy tokens of the reference with a simulated decoding fault, recomputed without a cache at every step:
+    rope = generated token k at position k (the prompt's length not added); stale-kv = a step sees the prompt and
+    the last token only."""
+    import torch
+
+    _, ids = prompt_ids(m, tok, msgs)
+    p, out = len(ids), []
+    for k in range(n):
+        if bug == "rope":
+            x = torch.cat([ids, torch.tensor(out, dtype=torch.long, device=ids.device)])
+            pos = torch.cat([torch.arange(p), torch.arange(k)]).to(ids.device)
+        else:
+            last = out[-1:]  # empty at the first step
+            x = torch.cat([ids, torch.tensor(last, dtype=torch.long, device=ids.device)])
+            pos = torch.cat([torch.arange(p), torch.tensor([p + k - 1])[:len(last)]]).to(ids.device)
+        with torch.no_grad():  # an explicit mask: position_ids with a jump alone would read as packed sequences
+            nxt = int(m(input_ids=x[None], position_ids=pos[None], attention_mask=torch.ones_like(x)[None],
+                        use_cache=False).logits[0, -1].argmax())
+        out.append(nxt)
+        if nxt in eos:
+            break
     return out
 
 
@@ -80,7 +180,8 @@ def main():
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--min-agreement", type=float, default=1.0)
+    ap.add_argument("--min-agreement", type=float, default=1.0,
+                    help="the least agreement (fp32) or consistency (bf16, --device cuda)")
     ap.add_argument("--kit", default="", help="tools/gpu-kit.sh's folder (its tok/ has the Qwen2.5 tokenizer)")
     a = ap.parse_args()
     try:
@@ -95,21 +196,38 @@ def main():
     try:
         model = make_model(a, d)
         prompts = [[{"role": "user", "content": f"Write two sentences about {t}."}] for t in TOPICS]
-        mine, ref = ours(a, model, prompts, d), theirs(a, model, prompts)
-        same = total = positional = 0
+        mine = ours(a, model, prompts, d)
+        m, tok, eos = load_reference(a, model)
+        ref = theirs(m, tok, eos, prompts, a.new_tokens)
         for i, (x, y) in enumerate(zip(mine, ref)):
             if x["prompt"] != y["prompt"]:
                 sys.exit(f"FAIL: prompt {i} renders differently:\n{x['prompt']!r}\n{y['prompt']!r}")
-            prefix = next((k for k, (p, q) in enumerate(zip(x["ids"], y["ids"])) if p != q),
-                          min(len(x["ids"]), len(y["ids"])))
-            same += prefix
-            positional += sum(p == q for p, q in zip(x["ids"], y["ids"]))
-            total += max(len(x["ids"]), len(y["ids"]))
-            print(f"prompt {i}: {prefix}/{max(len(x['ids']), len(y['ids']))} tokens agree")
-        agreement = same / total
-        print(f"greedy agreement {a.preset} {a.device}: {agreement:.4f} (min {a.min_agreement}); same token at the "
-              f"same position (not checked): {positional / total:.4f}")
-        return 0 if agreement >= a.min_agreement else 1
+        ref_ids = [y["ids"] for y in ref]
+        agreement, positional = agreements([x["ids"] for x in mine], ref_ids, verbose=True)
+        bf16 = a.device == "cuda"
+        bits, ulps = (7, BF16_ULPS) if bf16 else (23, 0)  # fp32: our token must be the argmax
+        cons, worst = consistency(m, tok, prompts, [x["ids"] for x in mine], a.new_tokens, ulps, bits)
+        print(f"greedy agreement {a.preset} {a.device}: {agreement:.4f}{'' if bf16 else f' (min {a.min_agreement})'}; "
+              f"same token at the same position (not checked): {positional:.4f}")
+        print(f"consistency {a.preset} {a.device}: {cons:.4f} of our tokens within {ulps} {'bf16' if bf16 else 'fp32'} "
+              f"ulps of the reference's max logit{f' (min {a.min_agreement})' if bf16 else ''}; worst margin "
+              f"{worst[1]:.3e} = {worst[0]:.1f} ulps (prompt {worst[2]}, token {worst[3]})")
+        passed = (cons if bf16 else agreement) >= a.min_agreement
+        # The checked measure must catch a real decoding bug: simulated faults in the reference's greedy decoding.
+        for bug in ("rope", "stale-kv"):
+            answers = [buggy_greedy(m, tok, eos, msgs, a.new_tokens, bug) for msgs in prompts]
+            bug_cons, bug_worst = consistency(m, tok, prompts, answers, a.new_tokens, ulps, bits)
+            measure = bug_cons if bf16 else agreements(answers, ref_ids)[0]
+            detected = measure < a.min_agreement
+            # a fault that leaves every greedy token as it was (the tiny model's near-constant logits) has nothing
+            # for any token check to catch
+            no_effect = answers == ref_ids
+            passed &= detected or no_effect
+            verdict = "detected" if detected else "no effect on this model's greedy tokens" if no_effect else \
+                "NOT DETECTED (the check is too weak)"
+            print(f"simulated {bug} bug: consistency {bug_cons:.4f}, worst margin {bug_worst[0]:.1f} ulps; checked "
+                  f"measure {measure:.4f} {'<' if detected else '>='} {a.min_agreement}: {verdict}")
+        return 0 if passed else 1
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -12,6 +12,10 @@
 namespace qsft::test {
 namespace {
 
+// The backend of the current case, for the device_used hook of bytes_after_a_step (a plain function pointer).
+Ops* hooked_ops = nullptr;
+size_t hooked_bytes_held() { return hooked_ops->bytes_held(); }
+
 TEST(Plan, EqualsWhatTheArenasAllocate) {
   QSFT_REQUIRE_FIXTURE("untied");
   const Fixture f = load_fixture("untied");
@@ -94,8 +98,10 @@ TEST(Plan, EqualsWhatTheBackendHoldsAfterAStep) {
     if (c.less) {
       EXPECT_GT(p.recomputed_layers, 0) << c.name;
     }
-    const HeldBytes held = bytes_after_a_step(*ops, cfg, available, c.world_size);
+    hooked_ops = ops.get();
+    const HeldBytes held = bytes_after_a_step(*ops, cfg, available, c.world_size, hooked_bytes_held);
     EXPECT_EQ(held.device, p.allocated()) << c.name << "\n" << p.report();
+    EXPECT_EQ(held.used, held.device) << c.name << ": the device_used hook runs while the step's state is alive";
     EXPECT_EQ(held.host, p.model.host_weights) << c.name;
     const bool untied = !Qwen2Config::load(cfg.model).tie_word_embeddings;
     EXPECT_EQ(p.model.host_weights > 0, untied && !cfg.full_finetuning && cfg.training.embedding_on_host) << c.name;
