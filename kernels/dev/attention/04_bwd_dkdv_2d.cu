@@ -1,0 +1,262 @@
+// Variant 04 of the attention backward: the dK/dV pass with FlashAttention-2's block shape and two-dimensional warp
+// tiles; the dQ pass is production's (Small). Why: the production dK/dV kernel gives each warp 16 keys and all D
+// columns of their dK, dV, so every q / dout fragment it loads from shared memory feeds one MMA row tile: per
+// (warp, 32-query step) 128 HMMA, 80 LDSM and 723 SASS instructions in the loop (sm_90, D = 128: 5.6 per HMMA),
+// and with 64 keys per block (Small) the q / dout tiles come from L2 once per 64 keys.
+// Here a block of 2 kKeyWarps warps owns kBc = 32 kKeyWarps keys of kv head g (04a: 8 warps, 128 keys; 04b: 4 warps,
+// 64 keys) and steps over 64 queries at a time (q, dout, lse, delta in two cp.async stages, as in production):
+//   S^T = K q^T and dP^T = V dout^T [kBc keys x 64 queries]: warp w computes the 32 x 32 tile (keys 32 (w % kKeyWarps),
+//     queries 32 (w / kKeyWarps)), 4 LDSM per 8 HMMA (production: 3 per 4), then P^T and dS^T = P^T (dP^T - delta)
+//     (masked only on tiles that straddle the diagonal or a sequence start) go to shared memory as bf16;
+//   dV += P^T dout and dK += dS^T q [kBc keys x D]: warp w owns keys 32 (w % kKeyWarps) and columns D/2
+//     (w / kKeyWarps) of both, A fragments from the P^T / dS^T tiles, 6 LDSM per 16 HMMA (production: 8 per 16).
+// Per warp and step: 256 HMMA, 112 LDSM, 3 block barriers (production: 128, 80, 2); ptxas (sm_90): 255 registers
+// at D = 128 and 240 at D = 64, no spills; the loop 1295 SASS instructions at D = 128 (5.1 per HMMA, both mask
+// copies counted). 04a reads q / dout from L2 once per 128 keys (half of production's bytes per FLOP).
+// Shared memory: K, V [kBc x D], two stages of q, dout [64 x D], P^T and dS^T [kBc x 64] bf16. 04a: 173 KiB at
+// D = 128, 109 KiB at D = 64, one block (8 warps) per SM; 04b: 124 / 74 KiB, one block (4 warps) per SM at D = 128,
+// two at D = 64 (registers). H100/H200/A100 only (the 99 KiB GPUs keep the production kernel).
+// Same sums as production in another order (bf16 P^T and dS^T rounded the same way, another MMA tiling of the
+// reductions over queries): the bench's |dk-first| and |dv-first| are bf16-rounding small, not 0.
+#include "kernels/attention_mma_bwd_cuda.h"
+#include "kernels/dev/attention/variants.h"
+
+namespace qsft::dev {
+namespace {
+
+using namespace cuda::attn;
+using cuda::AttentionShape;
+using cuda::bf16;
+
+constexpr int kBq = 64;
+constexpr int kLdP = kBq + 8;  // P^T / dS^T rows (bf16): 16 bytes of padding, as kLdm
+
+// kKeyWarps x 2 warps over kBc = 32 kKeyWarps keys (04a: 4 -> 8 warps, 128 keys; 04b: 2 -> 4 warps, 64 keys).
+template <int D, int kKeyWarps>
+struct Tiles2d {
+  static constexpr int kBc = 32 * kKeyWarps, kThreads = 64 * kKeyWarps;
+  static constexpr size_t kKeyBytes = size_t(kBc) * kLdm<D> * sizeof(bf16);  // k or v
+  static constexpr size_t kQBytes = size_t(kBq) * kLdm<D> * sizeof(bf16);    // q or dout, one stage
+  static constexpr size_t kStatBytes = 4 * kBq * sizeof(float);              // lse, delta, two stages
+  static constexpr size_t kPBytes = size_t(kBc) * kLdP * sizeof(bf16);       // P^T or dS^T
+  static constexpr size_t smem() { return 2 * kKeyBytes + 4 * kQBytes + kStatBytes + 2 * kPBytes; }
+};
+
+// acc [16 RT x 8 NT] += A X with A [16 RT x K] row-major in shared memory at a (stride lda) and X [K rows][8 NT]
+// at x (row-major, stride ldx): P^T dout and dS^T q from the staged tiles.
+template <int K, int RT, int NT>
+__device__ __forceinline__ void warp_ab(float (&acc)[RT][NT][4], const bf16* a, int lda, const bf16* x, int ldx) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+    uint32_t af[RT][4];
+#pragma unroll
+    for (int m = 0; m < RT; ++m) load_a(af[m], a + 16 * m * lda + kk * 16, lda);
+#pragma unroll
+    for (int t = 0; t < NT; t += 2) {
+      uint32_t b[4];
+      load_b_cols(b, x + kk * 16 * ldx + t * 8, ldx);
+#pragma unroll
+      for (int m = 0; m < RT; ++m) {
+        mma_16816(acc[m][t], af[m], b[0], b[1]);
+        mma_16816(acc[m][t + 1], af[m], b[2], b[3]);
+      }
+    }
+  }
+}
+
+template <int D, int kKeyWarps, bool kAtomicDq>
+__global__ void __launch_bounds__(64 * kKeyWarps, 1)
+    dkdv_2d_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+                   const float* delta, bf16* dk, bf16* dv, float* dq_acc) {
+  using T = Tiles2d<D, kKeyWarps>;
+  using AtomicTiles = DkdvTiles<D, 2 * kKeyWarps, kBq, true>;  // dq_tile_atomic's view of the same block
+  static_assert(AtomicTiles::kBc == T::kBc && AtomicTiles::kLdDs == kLdP, "dS^T staged as dq_tile_atomic reads it");
+  constexpr int kBc = T::kBc, kThreads = T::kThreads, kLd = kLdm<D>, kCols = D / 2;  // kCols: a warp's dK/dV columns
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* k_s = reinterpret_cast<bf16*>(smem);
+  bf16* v_s = reinterpret_cast<bf16*>(smem + T::kKeyBytes);
+  bf16* qdo_s = reinterpret_cast<bf16*>(smem + 2 * T::kKeyBytes);  // stage st: q at 2 st, dout at 2 st + 1
+  float* stat_s = reinterpret_cast<float*>(smem + 2 * T::kKeyBytes + 4 * T::kQBytes);  // lse, delta per stage
+  bf16* pt_s = reinterpret_cast<bf16*>(smem + 2 * T::kKeyBytes + 4 * T::kQBytes + T::kStatBytes);
+  bf16* dst_s = pt_s + kBc * kLdP;
+  auto q_stage = [&](int st) { return qdo_s + size_t(2 * st) * kBq * kLd; };
+  auto do_stage = [&](int st) { return qdo_s + size_t(2 * st + 1) * kBq * kLd; };
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
+  // S^T tile: keys 32 wk, queries 32 wq; dK/dV: keys 32 wk, columns kCols wq.
+  const int wk = warp % kKeyWarps, wq = warp / kKeyWarps;
+  const int64_t k0 = int64_t(blockIdx.x) * kBc, g = blockIdx.y, group = s.n / s.nkv;
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
+
+  // This thread's four keys of the S^T tile (row tile m, half r) and their sequence ends (key j: queries [j, end_j)).
+  const int64_t key0 = k0 + 32 * wk;
+  int64_t key[2][2], end[2][2];
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      key[m][r] = key0 + 16 * m + grp + 8 * r;
+      end[m][r] = key[m][r] < s.T ? seq_end(s, key[m][r]) : 0;
+    }
+  const int64_t end_max = key0 < s.T ? seq_end(s, min(key0 + 31, s.T - 1)) : 0;
+  const int64_t end_min = key0 + 31 < s.T ? seq_end(s, key0) : 0;  // 0: some key past T (always masked)
+
+  const int64_t q_end = seq_end(s, min(k0 + kBc, s.T) - 1);  // queries [k0, q_end) see some key of the block
+  const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
+  auto load_step = [&](int tile, int64_t h, int st) {
+    const int64_t q0 = k0 + int64_t(tile) * kBq;
+    cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.q_ld, h, dh);
+    cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n * dh, h, dh);
+    cp_async_floats<kThreads>(stat_s + 2 * st * kBq, lse + h * s.T, q0, kBq, s.T);
+    cp_async_floats<kThreads>(stat_s + (2 * st + 1) * kBq, delta + h * s.T, q0, kBq, s.T);
+  };
+
+  cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.k_ld, g, dh);
+  cp_async_rows<D, kThreads>(v_s, v, k0, kBc, s.T, s.v_ld, g, dh);
+  load_step(0, g * group, 0);
+  cp_async_commit();
+
+  float dk_acc[2][kCols / 8][4], dv_acc[2][kCols / 8][4];  // keys 32 wk.., columns kCols wq..
+  zero(dk_acc);
+  zero(dv_acc);
+  int tile = 0;
+  int64_t h = g * group;
+  for (int it = 0; it < steps; ++it) {
+    const int st = it & 1;
+    const int64_t q0 = k0 + int64_t(tile) * kBq, qw0 = q0 + 32 * wq;  // this warp's first S^T query
+    const int next_tile = tile + 1 == q_tiles ? 0 : tile + 1;
+    const int64_t next_h = next_tile == 0 ? h + 1 : h;
+    pipeline_wait(it, steps, [&](int next) { load_step(next_tile, next_h, next); });
+    float pt[2][4][4], dpt[2][4][4];  // S^T -> P^T, dP^T -> dS^T: [32 keys x 32 queries]
+    zero(pt);
+    zero(dpt);
+    // A tile no query of which sees a key (all queries before the keys, or past their ends) stays zero.
+    if (key0 < s.T && qw0 + 31 >= key0 && qw0 < end_max) {
+      warp_abt<D, 2, 4>(pt, k_s + 32 * wk * kLd, kLd, q_stage(st) + 32 * wq * kLd, kLd);
+      warp_abt<D, 2, 4>(dpt, v_s + 32 * wk * kLd, kLd, do_stage(st) + 32 * wq * kLd, kLd);
+      const float* lse_t = stat_s + 2 * st * kBq + 32 * wq;
+      const float* delta_t = stat_s + (2 * st + 1) * kBq + 32 * wq;
+      auto probs = [&](auto masked) {
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int t = 0; t < 4; ++t)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const int col = 8 * t + 2 * tig + e;
+                bool seen = true;
+                if constexpr (decltype(masked)::value) {
+                  const int64_t i = qw0 + col;
+                  seen = i >= key[m][r] && i < end[m][r];
+                }
+                float& p = pt[m][t][2 * r + e];
+                p = seen ? exp2_sfu(p * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
+                dpt[m][t][2 * r + e] = p * (dpt[m][t][2 * r + e] - delta_t[col]);
+              }
+      };
+      if (qw0 >= key0 + 31 && qw0 + 32 <= end_min)
+        probs(std::false_type{});
+      else
+        probs(std::true_type{});
+    }
+    // P^T and dS^T as bf16 into [128 keys][kLdP]: this warp's rows 32 wk.., columns 32 wq..
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const int at = (32 * wk + 16 * m + grp + 8 * r) * kLdP + 32 * wq + 8 * t + 2 * tig;
+          *reinterpret_cast<uint32_t*>(pt_s + at) = pack_bf16(pt[m][t][2 * r], pt[m][t][2 * r + 1]);
+          *reinterpret_cast<uint32_t*>(dst_s + at) = pack_bf16(dpt[m][t][2 * r], dpt[m][t][2 * r + 1]);
+        }
+    __syncthreads();
+    warp_ab<kBq, 2, kCols / 8>(dv_acc, pt_s + 32 * wk * kLdP, kLdP, do_stage(st) + kCols * wq, kLd);
+    warp_ab<kBq, 2, kCols / 8>(dk_acc, dst_s + 32 * wk * kLdP, kLdP, q_stage(st) + kCols * wq, kLd);
+    // Fast mode: dQ_tile += dS K_block from the staged dS^T (read only: no extra barrier).
+    if constexpr (kAtomicDq) dq_tile_atomic<D, 2 * kKeyWarps, kBq>(dq_acc, s, q0, h, dst_s, k_s);
+    __syncthreads();  // stage st and the P^T / dS^T tiles are free for the next step
+    tile = next_tile;
+    h = next_h;
+  }
+  // Columns kCols wq.. of rows key0 + 16 m + grp (+ 8): the column offset moves the base, the padding check
+  // (columns below dh) moves with it.
+  const int col0 = kCols * wq;
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    store_rows_bf16<kCols / 8>(dk + g * dh + col0, dk_acc[m], key0 + 16 * m + grp, s.T, s.k_ld, 0, dh - col0, scale,
+                               scale);
+    store_rows_bf16<kCols / 8>(dv + g * dh + col0, dv_acc[m], key0 + 16 * m + grp, s.T, s.v_ld, 0, dh - col0, 1.0f,
+                               1.0f);
+  }
+}
+
+template <int D, int kKeyWarps, bool kAtomicDq>
+void launch_dkdv_2d(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                    const float* lse, const float* delta, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
+  using T = Tiles2d<D, kKeyWarps>;
+  const dim3 grid(unsigned((s.T + T::kBc - 1) / T::kBc), unsigned(s.nkv));
+  launch_with_smem(dkdv_2d_kernel<D, kKeyWarps, kAtomicDq>, grid, T::kThreads, T::smem(), st, s, dout, q, k, v, lse,
+                   delta, dk, dv, dq_acc);
+}
+
+// The dQ pass: production's Small configuration (the one Auto runs on the H200).
+using DqCfg = BwdConfig<4, 32, 4, 32>;
+
+// dq_acc: the fast mode's fp32 accumulator [T, n, s.D] (kAtomicDq; else production's dQ pass).
+template <int D, int kKeyWarps, bool kAtomicDq>
+void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+         const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
+  if constexpr (!kAtomicDq) {
+    launch_dkdv_2d<D, kKeyWarps, false>(s, dout, q, k, v, lse, delta, dk, dv, nullptr, st);
+    launch_dq<D, DqCfg::kDqWarps, DqCfg::kDqBc, DqCfg::kMinBlocks, DqCfg::kDqRegs>(s, dout, q, k, v, lse, delta, dq,
+                                                                                     st);
+  } else {
+    QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
+    launch_dkdv_2d<D, kKeyWarps, true>(s, dout, q, k, v, lse, delta, dk, dv, dq_acc, st);
+    dq_from_acc(s, dq_acc, dq, st);
+  }
+}
+
+// scratch: delta, then (atomic_dq) the fp32 dQ accumulator, as production's (attention_bwd_scratch_bytes).
+template <int kKeyWarps, bool kAtomicDq>
+void bwd_2d(const AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
+            const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
+  if (shape.T == 0) return;
+  const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
+  const cudaStream_t st = cuda::as_stream(stream);
+  float* delta = static_cast<float*>(scratch);
+  float* dq_acc =
+      kAtomicDq ? reinterpret_cast<float*>(static_cast<unsigned char*>(scratch) + delta_bytes(s)) : nullptr;
+  attention_delta(s, static_cast<const bf16*>(dout), static_cast<const bf16*>(out), delta, st);
+  const auto *dob = static_cast<const bf16*>(dout), *qb = static_cast<const bf16*>(q);
+  const auto *kb = static_cast<const bf16*>(k), *vb = static_cast<const bf16*>(v);
+  auto *dqb = static_cast<bf16*>(dq), *dkb = static_cast<bf16*>(dk), *dvb = static_cast<bf16*>(dv);
+  if (s.D <= 64)
+    run<64, kKeyWarps, kAtomicDq>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st);
+  else
+    run<128, kKeyWarps, kAtomicDq>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st);
+}
+
+}  // namespace
+
+void attention_bwd_dev04a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                          void* scratch, void* stream) {
+  bwd_2d<4, false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+}
+void attention_bwd_dev04b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                          void* scratch, void* stream) {
+  bwd_2d<2, false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+}
+void attention_bwd_dev04c(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                          void* scratch, void* stream) {
+  bwd_2d<4, true>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+}
+
+}  // namespace qsft::dev
