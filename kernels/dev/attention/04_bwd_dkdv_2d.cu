@@ -51,16 +51,7 @@ __device__ __forceinline__ void warp_ab(float (&acc)[RT][NT][4], const bf16* a, 
     uint32_t af[RT][4];
 #pragma unroll
     for (int m = 0; m < RT; ++m) load_a(af[m], a + 16 * m * lda + kk * 16, lda);
-#pragma unroll
-    for (int t = 0; t < NT; t += 2) {
-      uint32_t b[4];
-      load_b_cols(b, x + kk * 16 * ldx + t * 8, ldx);
-#pragma unroll
-      for (int m = 0; m < RT; ++m) {
-        mma_16816(acc[m][t], af[m], b[0], b[1]);
-        mma_16816(acc[m][t + 1], af[m], b[2], b[3]);
-      }
-    }
+    mma_step_ab(acc, af, x + kk * 16 * ldx, ldx);
   }
 }
 
@@ -75,12 +66,10 @@ __global__ void __launch_bounds__(64 * kKeyWarps, 1)
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* k_s = reinterpret_cast<bf16*>(smem);
   bf16* v_s = reinterpret_cast<bf16*>(smem + T::kKeyBytes);
-  bf16* qdo_s = reinterpret_cast<bf16*>(smem + 2 * T::kKeyBytes);  // stage st: q at 2 st, dout at 2 st + 1
-  float* stat_s = reinterpret_cast<float*>(smem + 2 * T::kKeyBytes + 4 * T::kQBytes);  // lse, delta per stage
+  const QueryStages<D, kBq, kThreads> qs{reinterpret_cast<bf16*>(smem + 2 * T::kKeyBytes),
+                                         reinterpret_cast<float*>(smem + 2 * T::kKeyBytes + 4 * T::kQBytes)};
   bf16* pt_s = reinterpret_cast<bf16*>(smem + 2 * T::kKeyBytes + 4 * T::kQBytes + T::kStatBytes);
   bf16* dst_s = pt_s + kBc * kLdP;
-  auto q_stage = [&](int st) { return qdo_s + size_t(2 * st) * kBq * kLd; };
-  auto do_stage = [&](int st) { return qdo_s + size_t(2 * st + 1) * kBq * kLd; };
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   // S^T tile: keys 32 wk, queries 32 wq; dK/dV: keys 32 wk, columns kCols wq.
@@ -105,11 +94,7 @@ __global__ void __launch_bounds__(64 * kKeyWarps, 1)
   const int64_t q_end = seq_end(s, min(k0 + kBc, s.T) - 1);  // queries [k0, q_end) see some key of the block
   const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
   auto load_step = [&](int tile, int64_t h, int st) {
-    const int64_t q0 = k0 + int64_t(tile) * kBq;
-    cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.q_ld, h, dh);
-    cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n * dh, h, dh);
-    cp_async_floats<kThreads>(stat_s + 2 * st * kBq, lse + h * s.T, q0, kBq, s.T);
-    cp_async_floats<kThreads>(stat_s + (2 * st + 1) * kBq, delta + h * s.T, q0, kBq, s.T);
+    qs.load(st, q, dout, lse, delta, k0 + int64_t(tile) * kBq, s, h);
   };
 
   cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.k_ld, g, dh);
@@ -133,10 +118,10 @@ __global__ void __launch_bounds__(64 * kKeyWarps, 1)
     zero(dpt);
     // A tile no query of which sees a key (all queries before the keys, or past their ends) stays zero.
     if (key0 < s.T && qw0 + 31 >= key0 && qw0 < end_max) {
-      warp_abt<D, 2, 4>(pt, k_s + 32 * wk * kLd, kLd, q_stage(st) + 32 * wq * kLd, kLd);
-      warp_abt<D, 2, 4>(dpt, v_s + 32 * wk * kLd, kLd, do_stage(st) + 32 * wq * kLd, kLd);
-      const float* lse_t = stat_s + 2 * st * kBq + 32 * wq;
-      const float* delta_t = stat_s + (2 * st + 1) * kBq + 32 * wq;
+      warp_abt<D, 2, 4>(pt, k_s + 32 * wk * kLd, kLd, qs.q(st) + 32 * wq * kLd, kLd);
+      warp_abt<D, 2, 4>(dpt, v_s + 32 * wk * kLd, kLd, qs.dout(st) + 32 * wq * kLd, kLd);
+      const float* lse_t = qs.lse(st) + 32 * wq;
+      const float* delta_t = qs.delta(st) + 32 * wq;
       auto probs = [&](auto masked) {
 #pragma unroll
         for (int m = 0; m < 2; ++m)
@@ -174,8 +159,8 @@ __global__ void __launch_bounds__(64 * kKeyWarps, 1)
           *reinterpret_cast<uint32_t*>(dst_s + at) = pack_bf16(dpt[m][t][2 * r], dpt[m][t][2 * r + 1]);
         }
     __syncthreads();
-    warp_ab<kBq, 2, kCols / 8>(dv_acc, pt_s + 32 * wk * kLdP, kLdP, do_stage(st) + kCols * wq, kLd);
-    warp_ab<kBq, 2, kCols / 8>(dk_acc, dst_s + 32 * wk * kLdP, kLdP, q_stage(st) + kCols * wq, kLd);
+    warp_ab<kBq, 2, kCols / 8>(dv_acc, pt_s + 32 * wk * kLdP, kLdP, qs.dout(st) + kCols * wq, kLd);
+    warp_ab<kBq, 2, kCols / 8>(dk_acc, dst_s + 32 * wk * kLdP, kLdP, qs.q(st) + kCols * wq, kLd);
     // Fast mode: dQ_tile += dS K_block from the staged dS^T (read only: no extra barrier).
     if constexpr (kAtomicDq) dq_tile_atomic<D, 2 * kKeyWarps, kBq>(dq_acc, s, q0, h, dst_s, k_s);
     __syncthreads();  // stage st and the P^T / dS^T tiles are free for the next step
@@ -228,17 +213,9 @@ void bwd_2d(const AttentionShape& shape, const void* dout, const void* q, const 
   if (shape.T == 0) return;
   const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
   const cudaStream_t st = cuda::as_stream(stream);
-  float* delta = static_cast<float*>(scratch);
-  float* dq_acc =
-      kAtomicDq ? reinterpret_cast<float*>(static_cast<unsigned char*>(scratch) + delta_bytes(s)) : nullptr;
-  attention_delta(s, static_cast<const bf16*>(dout), static_cast<const bf16*>(out), delta, st);
-  const auto *dob = static_cast<const bf16*>(dout), *qb = static_cast<const bf16*>(q);
-  const auto *kb = static_cast<const bf16*>(k), *vb = static_cast<const bf16*>(v);
-  auto *dqb = static_cast<bf16*>(dq), *dkb = static_cast<bf16*>(dk), *dvb = static_cast<bf16*>(dv);
-  if (s.D <= 64)
-    run<64, kKeyWarps, kAtomicDq>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st);
-  else
-    run<128, kKeyWarps, kAtomicDq>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st);
+  bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, kAtomicDq, [&](auto d, auto... tensors) {
+    run<decltype(d)::value, kKeyWarps, kAtomicDq>(s, tensors..., st);
+  });
 }
 
 }  // namespace
