@@ -64,8 +64,9 @@ struct DkdvTiles {
 };
 
 // dq_acc[q0 + i, h, :] += dS [kBq x kBc] K_block, this warp's [16 x kCols] slab (columns below s.D; dq_acc
-// [T, n, s.D]); ds_s holds dS^T (key-major).
-template <int D, int kWarps, int kBq>
+// [T, n, s.D]); ds_s holds dS^T (key-major). kPairs: one 8-byte atomic per column pair on sm_90 (atomicAdd on
+// float2: half the RED instructions; scalar below sm_90).
+template <int D, int kWarps, int kBq, bool kPairs = false>
 __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionShape& s, int64_t q0, int64_t h,
                                                const bf16* ds_s, const bf16* k_s) {
   using Tiles = DkdvTiles<D, kWarps, kBq, true>;
@@ -94,6 +95,12 @@ __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionSha
 #pragma unroll
     for (int t = 0; t < kCols / 8; ++t) {
       if (col0 + 8 * t >= s.D) continue;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      if constexpr (kPairs) {  // dst + 8 t is 8-byte aligned: s.D, col0 and 2 tig are even
+        atomicAdd(reinterpret_cast<float2*>(dst + 8 * t), make_float2(acc[0][t][2 * r], acc[0][t][2 * r + 1]));
+        continue;
+      }
+#endif
       atomicAdd(dst + 8 * t, acc[0][t][2 * r]);
       atomicAdd(dst + 8 * t + 1, acc[0][t][2 * r + 1]);
     }

@@ -161,8 +161,8 @@ __global__ void __launch_bounds__(64 * kKeyWarps, 1)
     __syncthreads();
     warp_ab<kBq, 2, kCols / 8>(dv_acc, pt_s + 32 * wk * kLdP, kLdP, qs.dout(st) + kCols * wq, kLd);
     warp_ab<kBq, 2, kCols / 8>(dk_acc, dst_s + 32 * wk * kLdP, kLdP, qs.q(st) + kCols * wq, kLd);
-    // Fast mode: dQ_tile += dS K_block from the staged dS^T (read only: no extra barrier).
-    if constexpr (kAtomicDq) dq_tile_atomic<D, 2 * kKeyWarps, kBq>(dq_acc, s, q0, h, dst_s, k_s);
+    // Fast mode: dQ_tile += dS K_block from the staged dS^T (read only: no extra barrier), float2 atomics.
+    if constexpr (kAtomicDq) dq_tile_atomic<D, 2 * kKeyWarps, kBq, true>(dq_acc, s, q0, h, dst_s, k_s);
     __syncthreads();  // stage st and the P^T / dS^T tiles are free for the next step
     tile = next_tile;
     h = next_h;
