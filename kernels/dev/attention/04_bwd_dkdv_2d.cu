@@ -1,5 +1,6 @@
 // Variant 04 of the attention backward: the dK/dV pass with FlashAttention-2's block shape and two-dimensional warp
-// tiles; the dQ pass is production's (Small). Why: the production dK/dV kernel gives each warp 16 keys and all D
+// tiles, with production's dQ pass (Small; 04a, 04b), with dQ by atomics from its staged dS (04c, the fast mode's 5
+// products) or with a dQ pass of the same shape (04d, dq_2d_kernel below: the deterministic 7 products). Why: the production dK/dV kernel gives each warp 16 keys and all D
 // columns of their dK, dV, so every q / dout fragment it loads from shared memory feeds one MMA row tile: per
 // (warp, 32-query step) 128 HMMA, 80 LDSM and 723 SASS instructions in the loop (sm_90, D = 128: 5.6 per HMMA),
 // and with 64 keys per block (Small) the q / dout tiles come from L2 once per 64 keys.
@@ -18,6 +19,8 @@
 // two at D = 64 (registers). H100/H200/A100 only (the 99 KiB GPUs keep the production kernel).
 // Same sums as production in another order (bf16 P^T and dS^T rounded the same way, another MMA tiling of the
 // reductions over queries): the bench's |dk-first| and |dv-first| are bf16-rounding small, not 0.
+#include <cstdint>
+
 #include "kernels/attention_mma_bwd_cuda.h"
 #include "kernels/dev/attention/variants.h"
 
@@ -188,34 +191,152 @@ void launch_dkdv_2d(const AttentionShape& s, const bf16* dout, const bf16* q, co
                    delta, dk, dv, dq_acc);
 }
 
-// The dQ pass: production's Small configuration (the one Auto runs on the H200).
+// The dQ pass with the same shape (04d), query-major: a block of 8 warps owns 128 queries of head h and steps over
+// key tiles of 64 (K, V in two cp.async stages); warp w computes the 32 x 32 tile (queries 32 (w % 4), keys
+// 32 (w / 4)) of S = q K^T and dP = dout V^T, stages dS = P (dP - delta) as bf16 [128 x 64], then adds
+// dQ += dS K for its 32 queries x D/2 columns (A fragments from the staged dS). 157 KiB at D = 128.
+constexpr int kDqBr = 128, kDqBc = 64, kDqThreads = 256;
+
+template <int D>
+struct DqTiles2d {
+  static constexpr size_t kQBytes = size_t(kDqBr) * kLdm<D> * sizeof(bf16);   // q or dout
+  static constexpr size_t kKvBytes = size_t(kDqBc) * kLdm<D> * sizeof(bf16);  // k or v, one stage
+  static constexpr size_t kDsBytes = size_t(kDqBr) * kLdP * sizeof(bf16);     // dS
+  static constexpr size_t smem() { return 2 * kQBytes + 4 * kKvBytes + kDsBytes; }
+};
+
+template <int D>
+__global__ void __launch_bounds__(kDqThreads, 1)
+    dq_2d_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+                 const float* delta, bf16* dq) {
+  using T = DqTiles2d<D>;
+  constexpr int kLd = kLdm<D>, kCols = D / 2;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* q_s = reinterpret_cast<bf16*>(smem);
+  bf16* do_s = reinterpret_cast<bf16*>(smem + T::kQBytes);
+  const KvStages<D, kDqBc, kDqThreads> kv{reinterpret_cast<bf16*>(smem + 2 * T::kQBytes)};
+  bf16* ds_s = reinterpret_cast<bf16*>(smem + 2 * T::kQBytes + 4 * T::kKvBytes);
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
+  const int wq = warp % 4, wk = warp / 4;  // S tile: queries 32 wq, keys 32 wk; dQ: queries 32 wq, columns kCols wk
+  const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kDqBr, h = blockIdx.y, g = h / (s.n / s.nkv);
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
+
+  // This thread's four query rows (row tile m, half r): sequence begin (row i sees keys [begin_i, i]), log2e lse_i,
+  // delta_i.
+  const int64_t row0 = q0 + 32 * wq;
+  int64_t row[2][2], begin[2][2];
+  float lse2[2][2], dlt[2][2];
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      row[m][r] = row0 + 16 * m + grp + 8 * r;
+      const bool valid = row[m][r] < s.T;
+      begin[m][r] = valid ? seq_begin(s, row[m][r]) : INT64_MAX;  // a row past T sees no key
+      lse2[m][r] = valid ? lse[h * s.T + row[m][r]] * kLog2e : 0.0f;
+      dlt[m][r] = valid ? delta[h * s.T + row[m][r]] : 0.0f;
+    }
+  const int64_t row_last = min(row0 + 31, s.T - 1);
+  const int64_t begin_min = row0 < s.T ? seq_begin(s, row0) : s.T;
+  const int64_t begin_max = row0 + 31 < s.T ? seq_begin(s, row0 + 31) : s.T;  // T: some row past T (masked)
+  const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kDqBr, s.T) - 1;
+  const int tiles = int((k_last - k_first) / kDqBc) + 1;
+
+  cp_async_rows<D, kDqThreads>(q_s, q, q0, kDqBr, s.T, s.q_ld, h, dh);
+  cp_async_rows<D, kDqThreads>(do_s, dout, q0, kDqBr, s.T, s.n * dh, h, dh);
+  kv.load(0, k, v, k_first, s, g);
+  cp_async_commit();
+
+  float dq_acc[2][kCols / 8][4];  // queries 32 wq.., columns kCols wk..
+  zero(dq_acc);
+  for (int it = 0; it < tiles; ++it) {
+    const int64_t k0 = k_first + int64_t(it) * kDqBc, kw0 = k0 + 32 * wk;  // this warp's first S key
+    pipeline_wait(it, tiles, [&](int st) { kv.load(st, k, v, k0 + kDqBc, s, g); });
+    float sc[2][4][4], dp[2][4][4];  // S -> P -> dS, dP: [32 queries x 32 keys]
+    zero(sc);
+    zero(dp);
+    if (row0 < s.T && kw0 <= row_last && kw0 + 31 >= begin_min) {
+      warp_abt<D, 2, 4>(sc, q_s + 32 * wq * kLd, kLd, kv.k(it & 1) + 32 * wk * kLd, kLd);
+      warp_abt<D, 2, 4>(dp, do_s + 32 * wq * kLd, kLd, kv.v(it & 1) + 32 * wk * kLd, kLd);
+      auto grads = [&](auto masked) {
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int t = 0; t < 4; ++t)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                bool seen = true;
+                if constexpr (decltype(masked)::value) {
+                  const int64_t j = kw0 + 8 * t + 2 * tig + e;
+                  seen = j >= begin[m][r] && j <= row[m][r];
+                }
+                float& x = sc[m][t][2 * r + e];
+                const float p = seen ? exp2_sfu(x * scale_log2 - lse2[m][r]) : 0.0f;
+                x = p * (dp[m][t][2 * r + e] - dlt[m][r]);
+              }
+      };
+      if (kw0 >= begin_max && kw0 + 31 <= row0)
+        grads(std::false_type{});
+      else
+        grads(std::true_type{});
+    }
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int t = 0; t < 4; ++t)
+          *reinterpret_cast<uint32_t*>(ds_s + (32 * wq + 16 * m + grp + 8 * r) * kLdP + 32 * wk + 8 * t + 2 * tig) =
+              pack_bf16(sc[m][t][2 * r], sc[m][t][2 * r + 1]);
+    __syncthreads();
+    warp_ab<kDqBc, 2, kCols / 8>(dq_acc, ds_s + 32 * wq * kLdP, kLdP, kv.k(it & 1) + kCols * wk, kLd);
+    __syncthreads();  // the K/V stage and dS are free for the next tile
+  }
+  const int col0 = kCols * wk;
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+    store_rows_bf16<kCols / 8>(dq + h * dh + col0, dq_acc[m], row0 + 16 * m + grp, s.T, s.q_ld, 0, dh - col0, scale,
+                               scale);
+}
+
+// How dQ is computed: production's dQ pass (Small, the one Auto runs on the H200), the 2-D dQ pass above, or the
+// fast mode's atomics from the dK/dV kernel.
+enum class DqPass { Production, TwoD, Atomic };
 using DqCfg = BwdConfig<4, 32, 4, 32>;
 
-// dq_acc: the fast mode's fp32 accumulator [T, n, s.D] (kAtomicDq; else production's dQ pass).
-template <int D, int kKeyWarps, bool kAtomicDq>
+// dq_acc: the fast mode's fp32 accumulator [T, n, s.D] (DqPass::Atomic).
+template <int D, int kKeyWarps, DqPass kDq>
 void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
          const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
-  if constexpr (!kAtomicDq) {
-    launch_dkdv_2d<D, kKeyWarps, false>(s, dout, q, k, v, lse, delta, dk, dv, nullptr, st);
-    launch_dq<D, DqCfg::kDqWarps, DqCfg::kDqBc, DqCfg::kMinBlocks, DqCfg::kDqRegs>(s, dout, q, k, v, lse, delta, dq,
-                                                                                     st);
-  } else {
+  if constexpr (kDq == DqPass::Atomic) {
     QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
     launch_dkdv_2d<D, kKeyWarps, true>(s, dout, q, k, v, lse, delta, dk, dv, dq_acc, st);
     dq_from_acc(s, dq_acc, dq, st);
+    return;
+  }
+  launch_dkdv_2d<D, kKeyWarps, false>(s, dout, q, k, v, lse, delta, dk, dv, nullptr, st);
+  if constexpr (kDq == DqPass::TwoD) {
+    const dim3 grid(unsigned((s.T + kDqBr - 1) / kDqBr), unsigned(s.n));
+    launch_with_smem(dq_2d_kernel<D>, grid, kDqThreads, DqTiles2d<D>::smem(), st, s, dout, q, k, v, lse, delta, dq);
+  } else {
+    launch_dq<D, DqCfg::kDqWarps, DqCfg::kDqBc, DqCfg::kMinBlocks, DqCfg::kDqRegs>(s, dout, q, k, v, lse, delta, dq,
+                                                                                     st);
   }
 }
 
-// scratch: delta, then (atomic_dq) the fp32 dQ accumulator, as production's (attention_bwd_scratch_bytes).
-template <int kKeyWarps, bool kAtomicDq>
+// scratch: delta, then (DqPass::Atomic) the fp32 dQ accumulator, as production's (attention_bwd_scratch_bytes).
+template <int kKeyWarps, DqPass kDq>
 void bwd_2d(const AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
             const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
   if (shape.T == 0) return;
   const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
   const cudaStream_t st = cuda::as_stream(stream);
-  bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, kAtomicDq, [&](auto d, auto... tensors) {
-    run<decltype(d)::value, kKeyWarps, kAtomicDq>(s, tensors..., st);
-  });
+  bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, kDq == DqPass::Atomic,
+               [&](auto d, auto... tensors) { run<decltype(d)::value, kKeyWarps, kDq>(s, tensors..., st); });
 }
 
 }  // namespace
@@ -223,17 +344,22 @@ void bwd_2d(const AttentionShape& shape, const void* dout, const void* q, const 
 void attention_bwd_dev04a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
                           const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
                           void* scratch, void* stream) {
-  bwd_2d<4, false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+  bwd_2d<4, DqPass::Production>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
 }
 void attention_bwd_dev04b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
                           const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
                           void* scratch, void* stream) {
-  bwd_2d<2, false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+  bwd_2d<2, DqPass::Production>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
 }
 void attention_bwd_dev04c(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
                           const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
                           void* scratch, void* stream) {
-  bwd_2d<4, true>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+  bwd_2d<4, DqPass::Atomic>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+}
+void attention_bwd_dev04d(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                          void* scratch, void* stream) {
+  bwd_2d<4, DqPass::TwoD>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
 }
 
 }  // namespace qsft::dev

@@ -58,6 +58,10 @@ void attention_bwd_dev04b(const cuda::AttentionShape& s, const void* dout, const
 // (float2 REDs on sm_90).
 void attention_bwd_dev04c(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                           const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+// 04d: 04a with the dQ pass in the same shape (8 warps x 128 queries, 64-key steps, 32 x 32 tiles of S and dP, dS
+// staged, each warp 32 queries x D/2 of dQ): the deterministic 7 products, all in 2-D warp tiles.
+void attention_bwd_dev04d(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
 // The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
 // QSFT_ATTENTION_TILES must be unset).
@@ -95,6 +99,7 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"04a bwd dK/dV 2-D tiles, 8 warps", fwd_mma_with<kAuto>, attention_bwd_dev04a, all},
       {"04b bwd dK/dV 2-D tiles, 4 warps", fwd_mma_with<kAuto>, attention_bwd_dev04b, all},
       {"04c 04a with atomic dQ (5 products)", fwd_mma_with<kAuto>, attention_bwd_dev04c, all},
+      {"04d 04a + 2-D dQ pass (7 products)", fwd_mma_with<kAuto>, attention_bwd_dev04d, all},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
   };
 }
