@@ -1,9 +1,10 @@
 // Variant 04 of the attention backward: the dK/dV pass with FlashAttention-2's block shape and two-dimensional warp
 // tiles, with production's dQ pass (Small; 04a, 04b), with dQ by atomics from its staged dS (04c, the fast mode's 5
-// products) or with a dQ pass of the same shape (04d, dq_2d_kernel below: the deterministic 7 products). Why: the production dK/dV kernel gives each warp 16 keys and all D
-// columns of their dK, dV, so every q / dout fragment it loads from shared memory feeds one MMA row tile: per
-// (warp, 32-query step) 128 HMMA, 80 LDSM and 723 SASS instructions in the loop (sm_90, D = 128: 5.6 per HMMA),
-// and with 64 keys per block (Small) the q / dout tiles come from L2 once per 64 keys.
+// products) or with a dQ pass of the same shape (04d, dq_2d_kernel below: the deterministic 7 products). Why: the
+// production dK/dV kernel gives each warp 16 keys and all D columns of their dK, dV, so every q / dout fragment it
+// loads from shared memory feeds one MMA row tile: per (warp, 32-query step) 128 HMMA, 80 LDSM and 723 SASS
+// instructions in the loop (sm_90, D = 128: 5.6 per HMMA), and with 64 keys per block (Small) the q / dout tiles
+// come from L2 once per 64 keys.
 // Here a block of 2 kKeyWarps warps owns kBc = 32 kKeyWarps keys of kv head g (04a: 8 warps, 128 keys; 04b: 4 warps,
 // 64 keys) and steps over 64 queries at a time (q, dout, lse, delta in two cp.async stages, as in production):
 //   S^T = K q^T and dP^T = V dout^T [kBc keys x 64 queries]: warp w computes the 32 x 32 tile (keys 32 (w % kKeyWarps),
