@@ -59,6 +59,33 @@ __device__ __forceinline__ void warp_ab(float (&acc)[RT][NT][4], const bf16* a, 
   }
 }
 
+// f(m, r, t, e) for every element of a warp's 32 x 32 accumulator tile c[m][t][2 r + e]: row 16 m + grp + 8 r,
+// column 8 t + 2 tig + e.
+template <class F>
+__device__ __forceinline__ void for_tile_32x32(F&& f) {
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int t = 0; t < 4; ++t)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) f(m, r, t, e);
+}
+
+// A warp's 32 x 32 accumulator tile as bf16 at rows row0.., columns col0.. of x [rows][kLdP] (P^T, dS^T, dS).
+__device__ __forceinline__ void stage_tile(bf16* x, const float (&c)[2][4][4], int row0, int col0) {
+  const int lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int t = 0; t < 4; ++t)
+        *reinterpret_cast<uint32_t*>(x + (row0 + 16 * m + grp + 8 * r) * kLdP + col0 + 8 * t + 2 * tig) =
+            pack_bf16(c[m][t][2 * r], c[m][t][2 * r + 1]);
+}
+
 template <int D, int kKeyWarps, bool kAtomicDq>
 __global__ void __launch_bounds__(64 * kKeyWarps, 1)
     dkdv_2d_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
@@ -127,41 +154,25 @@ __global__ void __launch_bounds__(64 * kKeyWarps, 1)
       const float* lse_t = qs.lse(st) + 32 * wq;
       const float* delta_t = qs.delta(st) + 32 * wq;
       auto probs = [&](auto masked) {
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-          for (int r = 0; r < 2; ++r)
-#pragma unroll
-            for (int t = 0; t < 4; ++t)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                const int col = 8 * t + 2 * tig + e;
-                bool seen = true;
-                if constexpr (decltype(masked)::value) {
-                  const int64_t i = qw0 + col;
-                  seen = i >= key[m][r] && i < end[m][r];
-                }
-                float& p = pt[m][t][2 * r + e];
-                p = seen ? exp2_sfu(p * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
-                dpt[m][t][2 * r + e] = p * (dpt[m][t][2 * r + e] - delta_t[col]);
-              }
+        for_tile_32x32([&](int m, int r, int t, int e) {
+          const int col = 8 * t + 2 * tig + e;
+          bool seen = true;
+          if constexpr (decltype(masked)::value) {
+            const int64_t i = qw0 + col;
+            seen = i >= key[m][r] && i < end[m][r];
+          }
+          float& p = pt[m][t][2 * r + e];
+          p = seen ? exp2_sfu(p * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
+          dpt[m][t][2 * r + e] = p * (dpt[m][t][2 * r + e] - delta_t[col]);
+        });
       };
       if (qw0 >= key0 + 31 && qw0 + 32 <= end_min)
         probs(std::false_type{});
       else
         probs(std::true_type{});
     }
-    // P^T and dS^T as bf16 into [128 keys][kLdP]: this warp's rows 32 wk.., columns 32 wq..
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          const int at = (32 * wk + 16 * m + grp + 8 * r) * kLdP + 32 * wq + 8 * t + 2 * tig;
-          *reinterpret_cast<uint32_t*>(pt_s + at) = pack_bf16(pt[m][t][2 * r], pt[m][t][2 * r + 1]);
-          *reinterpret_cast<uint32_t*>(dst_s + at) = pack_bf16(dpt[m][t][2 * r], dpt[m][t][2 * r + 1]);
-        }
+    stage_tile(pt_s, pt, 32 * wk, 32 * wq);  // P^T and dS^T [kBc keys][kLdP]
+    stage_tile(dst_s, dpt, 32 * wk, 32 * wq);
     __syncthreads();
     warp_ab<kBq, 2, kCols / 8>(dv_acc, pt_s + 32 * wk * kLdP, kLdP, qs.dout(st) + kCols * wq, kLd);
     warp_ab<kBq, 2, kCols / 8>(dk_acc, dst_s + 32 * wk * kLdP, kLdP, qs.q(st) + kCols * wq, kLd);
@@ -262,37 +273,23 @@ __global__ void __launch_bounds__(kDqThreads, 1)
       warp_abt<D, 2, 4>(sc, q_s + 32 * wq * kLd, kLd, kv.k(it & 1) + 32 * wk * kLd, kLd);
       warp_abt<D, 2, 4>(dp, do_s + 32 * wq * kLd, kLd, kv.v(it & 1) + 32 * wk * kLd, kLd);
       auto grads = [&](auto masked) {
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-          for (int r = 0; r < 2; ++r)
-#pragma unroll
-            for (int t = 0; t < 4; ++t)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                bool seen = true;
-                if constexpr (decltype(masked)::value) {
-                  const int64_t j = kw0 + 8 * t + 2 * tig + e;
-                  seen = j >= begin[m][r] && j <= row[m][r];
-                }
-                float& x = sc[m][t][2 * r + e];
-                const float p = seen ? exp2_sfu(x * scale_log2 - lse2[m][r]) : 0.0f;
-                x = p * (dp[m][t][2 * r + e] - dlt[m][r]);
-              }
+        for_tile_32x32([&](int m, int r, int t, int e) {
+          bool seen = true;
+          if constexpr (decltype(masked)::value) {
+            const int64_t j = kw0 + 8 * t + 2 * tig + e;
+            seen = j >= begin[m][r] && j <= row[m][r];
+          }
+          float& x = sc[m][t][2 * r + e];
+          const float p = seen ? exp2_sfu(x * scale_log2 - lse2[m][r]) : 0.0f;
+          x = p * (dp[m][t][2 * r + e] - dlt[m][r]);
+        });
       };
       if (kw0 >= begin_max && kw0 + 31 <= row0)
         grads(std::false_type{});
       else
         grads(std::true_type{});
     }
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int t = 0; t < 4; ++t)
-          *reinterpret_cast<uint32_t*>(ds_s + (32 * wq + 16 * m + grp + 8 * r) * kLdP + 32 * wk + 8 * t + 2 * tig) =
-              pack_bf16(sc[m][t][2 * r], sc[m][t][2 * r + 1]);
+    stage_tile(ds_s, sc, 32 * wq, 32 * wk);  // dS [128 queries][kLdP]
     __syncthreads();
     warp_ab<kDqBc, 2, kCols / 8>(dq_acc, ds_s + 32 * wq * kLdP, kLdP, kv.k(it & 1) + kCols * wk, kLd);
     __syncthreads();  // the K/V stage and dS are free for the next tile
