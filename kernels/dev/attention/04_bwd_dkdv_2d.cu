@@ -16,7 +16,7 @@
 // at D = 128 and 240 at D = 64, no spills; the loop 1295 SASS instructions at D = 128 (5.1 per HMMA, both mask
 // copies counted). 04a reads q / dout from L2 once per 128 keys (half of production's bytes per FLOP).
 // Shared memory: K, V [kBc x D], two stages of q, dout [64 x D], P^T and dS^T [kBc x 64] bf16. 04a: 173 KiB at
-// D = 128, 109 KiB at D = 64, one block (8 warps) per SM; 04b: 124 / 74 KiB, one block (4 warps) per SM at D = 128,
+// D = 128, 109 KiB at D = 64, one block (8 warps) per SM; 04b: 121 / 73 KiB, one block (4 warps) per SM at D = 128,
 // two at D = 64 (registers). H100/H200/A100 only (the 99 KiB GPUs keep the production kernel).
 // Same sums as production in another order (bf16 P^T and dS^T rounded the same way, another MMA tiling of the
 // reductions over queries): the bench's |dk-first| and |dv-first| are bf16-rounding small, not 0.
@@ -206,7 +206,7 @@ void launch_dkdv_2d(const AttentionShape& s, const bf16* dout, const bf16* q, co
 // The dQ pass with the same shape (04d), query-major: a block of 8 warps owns 128 queries of head h and steps over
 // key tiles of 64 (K, V in two cp.async stages); warp w computes the 32 x 32 tile (queries 32 (w % 4), keys
 // 32 (w / 4)) of S = q K^T and dP = dout V^T, stages dS = P (dP - delta) as bf16 [128 x 64], then adds
-// dQ += dS K for its 32 queries x D/2 columns (A fragments from the staged dS). 157 KiB at D = 128.
+// dQ += dS K for its 32 queries x D/2 columns (A fragments from the staged dS). 154 KiB at D = 128.
 constexpr int kDqBr = 128, kDqBc = 64, kDqThreads = 256;
 
 template <int D>
