@@ -6,7 +6,8 @@
 //   backward = 2.5 x forward                    (5 products of that size: q k^T, dout v^T, dV, dK, dQ)
 // so a backward that recomputes more (the deterministic 7-product one) is charged for 5. The max abs difference of
 // every variant's out, dq, dk and dv from the first variant's checks that the timed kernels agree (dev variants
-// have no GPU test until promoted). The environment
+// have no GPU test until promoted); a second, untimed pass compares them on packed sequences of odd lengths (1 to
+// 2100 tokens: tiles that straddle sequence starts, partial last tiles) and a padded head dim (80). The environment
 // switches (QSFT_ATTENTION*) do not apply: each variant names its configuration.
 // bench/attention_torch_baseline.py times torch's scaled_dot_product_attention (flash backend) the same way.
 //   gpu_attention_bench [reps]     (default 20)
@@ -41,7 +42,9 @@ struct Shape {
   int64_t n, nkv, D;
 };
 constexpr Shape kShapes[] = {{"7B", 28, 4, 128}, {"0.5B", 14, 2, 64}};
-constexpr int kSeqs = 4, kSeqLen = 4096;
+constexpr Shape kPaddedShape = {"padded D", 4, 2, 80};
+const std::vector<int> kTimedLengths = {4096, 4096, 4096, 4096};
+const std::vector<int> kOddLengths = {1, 77, 300, 129, 1000, 2100, 63};
 
 struct DeviceBuf {
   explicit DeviceBuf(size_t bytes) { check(cudaMalloc(&p, bytes), "cudaMalloc"); }
@@ -89,13 +92,19 @@ double median_ms(F&& fn, int reps) {
   return ms[ms.size() / 2];
 }
 
-void bench_shape(const Shape& sh, int reps) {
-  const int64_t T = int64_t(kSeqs) * kSeqLen;
-  std::vector<int32_t> cu(kSeqs + 1);
-  for (int s = 0; s <= kSeqs; ++s) cu[s] = s * kSeqLen;
+// Every variant on packed causal sequences of these lengths: timed over reps runs (median), or run once when
+// reps is 0 (agreement only).
+void bench_shape(const Shape& sh, const std::vector<int>& lengths, int reps) {
+  std::vector<int32_t> cu(lengths.size() + 1, 0);
+  double pairs = 0.0;  // sum_s L_s^2 / 2
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    cu[i + 1] = cu[i] + lengths[i];
+    pairs += double(lengths[i]) * lengths[i] / 2;
+  }
+  const int64_t T = cu.back();
   DeviceBuf cu_d(cu.size() * 4);
   check(cudaMemcpy(cu_d.p, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice), "upload");
-  cuda::AttentionShape s{T, sh.n, sh.nkv, sh.D, static_cast<const int32_t*>(cu_d.p), kSeqs};
+  cuda::AttentionShape s{T, sh.n, sh.nkv, sh.D, static_cast<const int32_t*>(cu_d.p), int(lengths.size())};
 
   const size_t nq = size_t(T * sh.n * sh.D), nk = size_t(T * sh.nkv * sh.D);
   DeviceBuf q(nq * 2), k(nk * 2), v(nk * 2), out(nq * 2), dout(nq * 2), dq(nq * 2), dk(nk * 2), dv(nk * 2);
@@ -106,11 +115,13 @@ void bench_shape(const Shape& sh, int reps) {
   fill_bf16(v.p, nk, rng, -1.0f, 1.0f);
   fill_bf16(dout.p, nq, rng, -1.0f, 1.0f);
 
-  const double fwd_flops = 4.0 * kSeqs * (double(kSeqLen) * kSeqLen / 2.0) * double(sh.n) * double(sh.D);
+  const double fwd_flops = 4.0 * pairs * double(sh.n) * double(sh.D);
   const double bwd_flops = 2.5 * fwd_flops;
-  std::printf("\n%s: T = %lld (%d x %d causal), heads %lld/%lld, D = %lld; forward %.2f TFLOP, backward %.2f TFLOP\n",
-              sh.name, (long long)T, kSeqs, kSeqLen, (long long)sh.n, (long long)sh.nkv, (long long)sh.D,
-              fwd_flops * 1e-12, bwd_flops * 1e-12);
+  std::printf("\n%s: T = %lld (%zu causal sequences%s), heads %lld/%lld, D = %lld; forward %.2f TFLOP, backward %.2f "
+              "TFLOP%s\n",
+              sh.name, (long long)T, lengths.size(), reps ? "" : " of odd lengths", (long long)sh.n,
+              (long long)sh.nkv, (long long)sh.D, fwd_flops * 1e-12, bwd_flops * 1e-12,
+              reps ? "" : "; agreement only (one untimed run)");
   std::printf("  %-32s %10s %10s %10s %10s %12s %12s %12s %12s\n", "variant", "fwd ms", "fwd TF/s", "bwd ms",
               "bwd TF/s", "|out-first|", "|dq-first|", "|dk-first|", "|dv-first|");
   std::vector<float> out0, dq0, dk0, dv0;
@@ -120,8 +131,14 @@ void bench_shape(const Shape& sh, int reps) {
     auto bwd = [&] {
       var.bwd(s, dout.p, q.p, k.p, v.p, out.p, static_cast<const float*>(lse.p), dq.p, dk.p, dv.p, scratch.p, nullptr);
     };
-    const double fwd_ms = median_ms(fwd, reps);
-    const double bwd_ms = median_ms(bwd, reps);
+    double fwd_ms = NAN, bwd_ms = NAN;
+    if (reps > 0) {
+      fwd_ms = median_ms(fwd, reps);
+      bwd_ms = median_ms(bwd, reps);
+    } else {
+      fwd();
+      bwd();
+    }
     check(cudaDeviceSynchronize(), var.name);
     const std::vector<float> o = download_bf16(out.p, nq), g = download_bf16(dq.p, nq);
     const std::vector<float> gk = download_bf16(dk.p, nk), gv = download_bf16(dv.p, nk);
@@ -146,7 +163,9 @@ int main(int argc, char** argv) {
   qsft::check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
   std::printf("attention benchmark on %s (%d SMs, %zu KiB shared memory per block opt-in), median of %d runs\n",
               prop.name, prop.multiProcessorCount, prop.sharedMemPerBlockOptin / 1024, reps);
-  for (const auto& sh : qsft::kShapes) qsft::bench_shape(sh, reps);
+  for (const auto& sh : qsft::kShapes) qsft::bench_shape(sh, qsft::kTimedLengths, reps);
+  for (const auto& sh : qsft::kShapes) qsft::bench_shape(sh, qsft::kOddLengths, 0);
+  qsft::bench_shape(qsft::kPaddedShape, qsft::kOddLengths, 0);
   return 0;
 }
 #else

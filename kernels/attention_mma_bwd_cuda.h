@@ -21,10 +21,33 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/attention_mma_cuda.h"
 
 namespace qsft::cuda::attn {
+
+// The two cp.async stages of the query-side tiles a key-major pass streams (kBq queries of one head per step):
+// stage st holds q at tile 2 st and dout at tile 2 st + 1 of base, lse at 2 st and delta at 2 st + 1 of stat.
+template <int D, int kBq, int kThreads>
+struct QueryStages {
+  bf16* base;
+  float* stat;
+  __device__ bf16* q(int st) const { return base + size_t(2 * st) * kBq * kLdm<D>; }
+  __device__ bf16* dout(int st) const { return base + size_t(2 * st + 1) * kBq * kLdm<D>; }
+  __device__ const float* lse(int st) const { return stat + (2 * st) * kBq; }
+  __device__ const float* delta(int st) const { return stat + (2 * st + 1) * kBq; }
+  // Queries q0.. of head h of q, dout [T, n, D] (token rows s.q_ld and n D apart) and of lse, delta [n, T] into
+  // stage st (asynchronous).
+  __device__ void load(int st, const bf16* q_g, const bf16* dout_g, const float* lse_g, const float* delta_g,
+                       int64_t q0, const AttentionShape& s, int64_t h) const {
+    const int dh = int(s.D);
+    cp_async_rows<D, kThreads>(q(st), q_g, q0, kBq, s.T, s.q_ld, h, dh);
+    cp_async_rows<D, kThreads>(dout(st), dout_g, q0, kBq, s.T, s.n * dh, h, dh);
+    cp_async_floats<kThreads>(stat + (2 * st) * kBq, lse_g + h * s.T, q0, kBq, s.T);
+    cp_async_floats<kThreads>(stat + (2 * st + 1) * kBq, delta_g + h * s.T, q0, kBq, s.T);
+  }
+};
 
 template <int D, int kWarps, int kBq, bool kAtomicDq>
 struct DkdvTiles {
@@ -41,8 +64,9 @@ struct DkdvTiles {
 };
 
 // dq_acc[q0 + i, h, :] += dS [kBq x kBc] K_block, this warp's [16 x kCols] slab (columns below s.D; dq_acc
-// [T, n, s.D]); ds_s holds dS^T (key-major).
-template <int D, int kWarps, int kBq>
+// [T, n, s.D]); ds_s holds dS^T (key-major). kPairs: one 8-byte atomic per column pair on sm_90 (atomicAdd on
+// float2: half the RED instructions; scalar below sm_90).
+template <int D, int kWarps, int kBq, bool kPairs = false>
 __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionShape& s, int64_t q0, int64_t h,
                                                const bf16* ds_s, const bf16* k_s) {
   using Tiles = DkdvTiles<D, kWarps, kBq, true>;
@@ -71,6 +95,12 @@ __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionSha
 #pragma unroll
     for (int t = 0; t < kCols / 8; ++t) {
       if (col0 + 8 * t >= s.D) continue;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      if constexpr (kPairs) {  // dst + 8 t is 8-byte aligned: s.D, col0 and 2 tig are even
+        atomicAdd(reinterpret_cast<float2*>(dst + 8 * t), make_float2(acc[0][t][2 * r], acc[0][t][2 * r + 1]));
+        continue;
+      }
+#endif
       atomicAdd(dst + 8 * t, acc[0][t][2 * r]);
       atomicAdd(dst + 8 * t + 1, acc[0][t][2 * r + 1]);
     }
@@ -86,13 +116,9 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* k_s = reinterpret_cast<bf16*>(smem);
   bf16* v_s = reinterpret_cast<bf16*>(smem + Tiles::kKeyBytes);
-  bf16* qdo_s = reinterpret_cast<bf16*>(smem + 2 * Tiles::kKeyBytes);  // stage st: q at 2 st, dout at 2 st + 1
-  float* stat_s = reinterpret_cast<float*>(smem + 2 * Tiles::kKeyBytes + 4 * Tiles::kQBytes);  // lse, delta
+  const QueryStages<D, kBq, kThreads> qs{reinterpret_cast<bf16*>(smem + 2 * Tiles::kKeyBytes),
+                                         reinterpret_cast<float*>(smem + 2 * Tiles::kKeyBytes + 4 * Tiles::kQBytes)};
   bf16* ds_s = reinterpret_cast<bf16*>(smem + 2 * Tiles::kKeyBytes + 4 * Tiles::kQBytes + Tiles::kStatBytes);
-  auto q_stage = [&](int st) { return qdo_s + size_t(2 * st) * kBq * kLd; };
-  auto do_stage = [&](int st) { return qdo_s + size_t(2 * st + 1) * kBq * kLd; };
-  auto lse_stage = [&](int st) { return stat_s + (2 * st) * kBq; };
-  auto delta_stage = [&](int st) { return stat_s + (2 * st + 1) * kBq; };
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   const int64_t k0 = int64_t(blockIdx.x) * kBc, g = blockIdx.y, group = s.n / s.nkv;
@@ -119,11 +145,7 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
   const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
   // Step it: query tile it % q_tiles of head g group + it / q_tiles, counted (tile, h) without dividing.
   auto load_step = [&](int tile, int64_t h, int st) {
-    const int64_t q0 = k0 + int64_t(tile) * kBq;
-    cp_async_rows<D, kThreads>(q_stage(st), q, q0, kBq, s.T, s.q_ld, h, dh);
-    cp_async_rows<D, kThreads>(do_stage(st), dout, q0, kBq, s.T, s.n * dh, h, dh);
-    cp_async_floats<kThreads>(lse_stage(st), lse + h * s.T, q0, kBq, s.T);
-    cp_async_floats<kThreads>(delta_stage(st), delta + h * s.T, q0, kBq, s.T);
+    qs.load(st, q, dout, lse, delta, k0 + int64_t(tile) * kBq, s, h);
   };
 
   cp_async_rows<D, kThreads>(k_s, k, k0, kBc, s.T, s.k_ld, g, dh);
@@ -147,10 +169,10 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
     zero(dst);
     // Skip when no query of the tile sees a key of the warp (all queries before its keys, or past their ends).
     if (warp_key0 < s.T && q0 + kBq - 1 >= warp_key0 && q0 < warp_end) {
-      warp_abt<D, 1, kBq / 8>(pt, k_s + 16 * warp * kLd, kLd, q_stage(st), kLd);
-      warp_abt<D, 1, kBq / 8>(dst, v_s + 16 * warp * kLd, kLd, do_stage(st), kLd);
-      const float* lse_t = lse_stage(st);
-      const float* delta_t = delta_stage(st);
+      warp_abt<D, 1, kBq / 8>(pt, k_s + 16 * warp * kLd, kLd, qs.q(st), kLd);
+      warp_abt<D, 1, kBq / 8>(dst, v_s + 16 * warp * kLd, kLd, qs.dout(st), kLd);
+      const float* lse_t = qs.lse(st);
+      const float* delta_t = qs.delta(st);
       // P^T and dS^T, masked to [key, end) only on tiles that need it (warp-uniform branch: no per-element
       // compares on the many full tiles).
       auto probs = [&](auto masked) {
@@ -175,8 +197,8 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
         probs(std::false_type{});
       else
         probs(std::true_type{});
-      warp_pv<kBq, 1, D / 8>(dv_acc, pt, do_stage(st), kLd);
-      warp_pv<kBq, 1, D / 8>(dk_acc, dst, q_stage(st), kLd);
+      warp_pv<kBq, 1, D / 8>(dv_acc, pt, qs.dout(st), kLd);
+      warp_pv<kBq, 1, D / 8>(dk_acc, dst, qs.q(st), kLd);
     }
     if constexpr (kAtomicDq) {  // this warp's dS^T rows (zeros when skipped), then the block's dQ tile
 #pragma unroll
@@ -355,11 +377,14 @@ void run_bwd(const AttentionShape& s, const bf16* dout, const bf16* q, const bf1
   dq_from_acc(s, dq_acc, dq, st);
 }
 
-// The whole backward with configuration Cfg (attention_bwd_mma's arguments; shape already checked): delta, then
-// the passes on the instantiated head dim that holds s.D (64 or 128); atomic_dq: the fast mode.
-template <class Cfg>
-void bwd_with(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
-              const float* lse, void* dq, void* dk, void* dv, void* scratch, cudaStream_t st, bool atomic_dq) {
+// The backward's common part (attention_bwd_mma's arguments; shape already checked): delta into the scratch, then
+// run(D, dout, q, k, v, lse, delta, dq, dk, dv, dq_acc) with the bf16 tensors typed and D the instantiated head dim
+// that holds s.D (std::integral_constant 64 or 128); dq_acc: the fast mode's accumulator after delta (atomic_dq),
+// else nullptr.
+template <class Run>
+void bwd_dispatch(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                  const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, cudaStream_t st,
+                  bool atomic_dq, Run&& run) {
   float* delta = static_cast<float*>(scratch);
   float* dq_acc =
       atomic_dq ? reinterpret_cast<float*>(static_cast<unsigned char*>(scratch) + delta_bytes(s)) : nullptr;
@@ -368,9 +393,17 @@ void bwd_with(const AttentionShape& s, const void* dout, const void* q, const vo
   const auto *kb = static_cast<const bf16*>(k), *vb = static_cast<const bf16*>(v);
   auto *dqb = static_cast<bf16*>(dq), *dkb = static_cast<bf16*>(dk), *dvb = static_cast<bf16*>(dv);
   if (s.D <= 64)
-    run_bwd<64, Cfg>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st);
+    run(std::integral_constant<int, 64>{}, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc);
   else
-    run_bwd<128, Cfg>(s, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc, st);
+    run(std::integral_constant<int, 128>{}, dob, qb, kb, vb, lse, delta, dqb, dkb, dvb, dq_acc);
+}
+
+// The whole backward with configuration Cfg: delta, then the passes (atomic_dq: the fast mode).
+template <class Cfg>
+void bwd_with(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v, const void* out,
+              const float* lse, void* dq, void* dk, void* dv, void* scratch, cudaStream_t st, bool atomic_dq) {
+  bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, atomic_dq,
+               [&](auto d, auto... tensors) { run_bwd<decltype(d)::value, Cfg>(s, tensors..., st); });
 }
 
 }  // namespace qsft::cuda::attn

@@ -200,6 +200,23 @@ __device__ __forceinline__ void warp_abt_reg(float (&c)[RT][NT][4], const uint32
   for (int kk = 0; kk < K / 16; ++kk) mma_step_abt(c, af[kk], x + kk * 16, ldx);
 }
 
+// acc[m][t] += af[m] B_t over the n8 tiles t of B[k][n] = X[k][n] (X [16 rows][8 NT] at x, stride ldx): one k-step.
+template <int RT, int NT>
+__device__ __forceinline__ void mma_step_ab(float (&acc)[RT][NT][4], const uint32_t (&af)[RT][4], const bf16* x,
+                                            int ldx) {
+  static_assert(NT % 2 == 0, "n tiles in pairs");
+#pragma unroll
+  for (int t = 0; t < NT; t += 2) {
+    uint32_t b[4];
+    load_b_cols(b, x + t * 8, ldx);
+#pragma unroll
+    for (int m = 0; m < RT; ++m) {
+      mma_16816(acc[m][t], af[m], b[0], b[1]);
+      mma_16816(acc[m][t + 1], af[m], b[2], b[3]);
+    }
+  }
+}
+
 // acc [16 RT x 8 NT] += P X with P [16 RT x K] the bf16 rounding of the accumulators p[m][K / 8][4] (registers)
 // and X [K rows][8 NT] at x (row-major, stride ldx): P V, dS K, P^T dout, dS^T q.
 template <int K, int RT, int NT>
@@ -210,16 +227,7 @@ __device__ __forceinline__ void warp_pv(float (&acc)[RT][NT][4], const float (&p
     uint32_t af[RT][4];
 #pragma unroll
     for (int m = 0; m < RT; ++m) to_a(af[m], p[m], kk);
-#pragma unroll
-    for (int t = 0; t < NT; t += 2) {
-      uint32_t b[4];
-      load_b_cols(b, x + kk * 16 * ldx + t * 8, ldx);
-#pragma unroll
-      for (int m = 0; m < RT; ++m) {
-        mma_16816(acc[m][t], af[m], b[0], b[1]);
-        mma_16816(acc[m][t + 1], af[m], b[2], b[3]);
-      }
-    }
+    mma_step_ab(acc, af, x + kk * 16 * ldx, ldx);
   }
 }
 
