@@ -19,8 +19,9 @@
 #   -> benchmarks, for a follow-up call (NOTIME within 520 s): bench-quick (65 s), bench-attention (18 s),
 #      bench-generate (41 s), bench-full
 #   -> on request only (named by ONLY, e.g. ONLY='e2e-1.5b|e2e-14b|context-7b' BUDGET=1500): e2e-1.5b,
-#      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-7b-auto, e2e-14b, context-7b (bench/context_search.py: the
-#      longest trainable context, ours and transformers + PEFT)
+#      e2e-0.5b-4k (4096 tokens per step: launch overhead), e2e-7b-recompute (both sides recompute),
+#      qlora-7b, bench-generate-7b, e2e-14b, context-7b (bench/context_search.py: the longest trainable context,
+#      ours and transformers + PEFT)
 # Results (appended as they happen, so a kill loses nothing written): $OUT/summary.txt (one line per stage:
 # "<stage> PASS|FAIL|TIMEOUT|SKIPPED|NOTIME rc seconds", printed last), tests.log, accuracy.txt, sanitizer.log,
 # e2e.log, bench.log, results.jsonl (bench/results_jsonl.py: one JSON line per figure of the benches, for
@@ -235,9 +236,14 @@ if [ -n "${ONLY:-}" ]; then
   # one 4096-token bin per step: where launch overhead would show (the "GPU busy" line)
   stage e2e-0.5b-4k 150 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b \
     --steps 20 --micro-batch-tokens 4096
-  # qwen-sft with its default gradient_checkpointing "auto" (no recompute when the activations fit), HF recomputing
-  stage e2e-7b-auto 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
-    --recompute --ours-auto
+  # both sides recomputing every layer (e2e-7b runs ours with its default "auto": activations kept when they fit)
+  stage e2e-7b-recompute 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b \
+    --steps 6 --recompute --ours-checkpointing true
+  # QLoRA 7B (NF4 vs bf16 base): the plan against the measured peak, and the dequantize scratch's cost at 7B
+  stage qlora-7b 400 0 "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+    --preset qwen2.5-7b --work /tmp/qsft-qlora-7b
+  stage bench-generate-7b 300 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+    --preset qwen2.5-7b
   stage e2e-14b 540 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-14b --steps 6 \
     --recompute
   stage context-7b 600 0 "$E2E" python3 "$ROOT/bench/context_search.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
