@@ -199,9 +199,16 @@ CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 # racecheck: leave them out there and in synccheck (memcheck and initcheck still watch them read our buffers).
 # The regex key is newer than the substring one (kns): the regex when this compute-sanitizer accepts it.
 NOT_CUBLAS=(--kernel-name-exclude 'regex=nvjet|cublas|xmma|cutlass')
-"$CS" --tool racecheck "${NOT_CUBLAS[@]}" "$BIN/gpu_ops_argmax_test" --gtest_list_tests > /dev/null 2>&1 ||
-  NOT_CUBLAS=(--kernel-name-exclude kns=nvjet)
-echo "# racecheck and synccheck leave out: ${NOT_CUBLAS[*]}" >> "$SUMMARY"
+probe=0  # only when some racecheck/synccheck stage is selected
+for bin in "$BIN"/gpu_ops_*_test; do
+  fam=${bin##*/gpu_ops_} fam=${fam%_test}
+  [ -z "${ONLY:-}" ] || [[ racecheck-$fam =~ ^(${ONLY})$ || synccheck-$fam =~ ^(${ONLY})$ ]] && probe=1
+done
+if ((probe)); then
+  timeout 20 "$CS" --tool racecheck "${NOT_CUBLAS[@]}" "$BIN/gpu_ops_argmax_test" --gtest_list_tests > /dev/null 2>&1 ||
+    NOT_CUBLAS=(--kernel-name-exclude kns=nvjet)
+  echo "# racecheck and synccheck leave out: ${NOT_CUBLAS[*]}" >> "$SUMMARY"
+fi
 sanitize() {  # sanitize TOOL BIN TIMEOUT
   local fam=${2##*/gpu_ops_} skip=()
   [[ $1 =~ racecheck|synccheck ]] && skip=("${NOT_CUBLAS[@]}")

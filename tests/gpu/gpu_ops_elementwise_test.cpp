@@ -8,7 +8,8 @@ namespace qsft::test {
 namespace {
 
 const DType kFloatTypes[] = {DType::F32, DType::BF16};
-const int64_t kSizes[] = {1, 1000, 4097, 896 * 257};
+// 1003 and 4099: tails whose last elements take the 2nd-4th 16-bit field of a dropout hash (rng::uniforms16)
+const int64_t kSizes[] = {1, 1000, 1003, 4097, 4099, 896 * 257};
 
 TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
   QSFT_REQUIRE_GPU();
@@ -33,6 +34,10 @@ TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
       cpu->dropout_add(y.c.t, x.c.t, 0.3f, 1234);  // y += the same mask's dropout of x, in one pass
       gpu->dropout_add(y.g.t, x.g.t, 0.3f, 1234);
       y.expect_close(tolerance(dt), "dropout_add " + tag);
+      Both z(*cpu, *gpu, dt, {n}, std::vector<float>(size_t(n), 0.0f));  // onto zeros: dropout_add's mask exactly
+      gpu->dropout_add(z.g.t, x.g.t, 0.3f, 1234);
+      const std::vector<float> za = z.g.get();
+      for (size_t i = 0; i < za.size(); ++i) ASSERT_EQ(za[i] == 0.0f, c[i] == 0.0f) << "dropout_add mask differs at " << i;
       Both copy(*cpu, *gpu, dt, {n});
       gpu->copy(copy.g.t, x.g.t);
       EXPECT_EQ(copy.g.get(), x.g.get()) << "copy " << tag;

@@ -12,9 +12,11 @@ same model and 8 chat prompts through the chat template. Two measures, both prin
   CI (default): --preset tiny --device cpu, fp32 on both sides: agreement must be exact (--min-agreement 1.0).
   GPU (tools/gpu-check.sh stage generate-0.5b): --preset qwen2.5-0.5b --device cuda --new-tokens 64
   --min-agreement 0.95, bf16 on both sides: consistency must reach it.
+  bf16 also requires each prompt's share >= PROMPT_MIN and every token within HARD_ULPS (a fault in one batch row
+  would barely move the pooled share).
 Both modes also check that the measure would catch a decoding bug: greedy tokens of the reference with a simulated
 fault (rope: generated token k at position k, the prompt's length not added; stale-kv: each step sees the prompt and
-its last token only, as a cache that is never appended to) must fall below the threshold.
+its last token only, as a cache that is never appended to; the rope fault in prompt 0 only) must fail the check.
 Measured on the CPU with torch (qwen2.5-0.5b random weights, the bf16 reference judging, 2 prompts x 32 tokens): a
 correct decoder that rounds differently (the fp32 model's greedy tokens) has every token within 2 ulps (0 ulps: 96%);
 the rope fault 0.64 at 4 ulps (worst 31 ulps), the stale-kv fault 0.19 (worst 93 ulps). A position off by one only
@@ -36,6 +38,10 @@ TOPICS = ["the moon", "rivers", "a good breakfast", "prime numbers", "the color 
 # A bf16 logit near the max logit x is exact to ulp(x) = 2^(floor(log2 |x|) - 7); ours and transformers' bf16 forward
 # passes round differently at every layer, so two logits this close may swap. 4 ulps: 0.0625 for a max logit in [2, 4).
 BF16_ULPS = 4
+# Per prompt too (a fault in one batch row, e.g. a ragged batch's shortest prompt at a wrong cache slot, is 1/8 of the
+# pooled share): each prompt's share >= PROMPT_MIN and no token beyond HARD_ULPS (correct decoders measured within 2
+# ulps; the simulated faults reach 31 and 93).
+PROMPT_MIN, HARD_ULPS = 0.85, 16
 
 
 def skip(why):
@@ -135,17 +141,26 @@ def margins(m, tok, msgs, generated, n):
 
 
 def consistency(m, tok, prompts, answers, n, ulps, bits):
-    """The share of the first n tokens of every answer within `ulps` ulps of the reference's max logit, and the worst
-    token as (margin in ulps, margin, prompt, position)."""
+    """The share of the first n tokens of every answer within `ulps` ulps of the reference's max logit, the least
+    share of one prompt, and the worst token as (margin in ulps, margin, prompt, position)."""
     ok = total = 0
+    least = 1.0
     worst = (0.0, 0.0, -1, -1)
     for i, (msgs, ids) in enumerate(zip(prompts, answers)):
-        for j, (margin, top) in enumerate(margins(m, tok, msgs, ids, n)):
+        mine = margins(m, tok, msgs, ids, n)
+        good = 0
+        for j, (margin, top) in enumerate(mine):
             in_ulps = margin / ulp(top, bits)
-            ok += in_ulps <= ulps
-            total += 1
+            good += in_ulps <= ulps
             worst = max(worst, (in_ulps, margin, i, j))
-    return ok / max(total, 1), worst
+        ok, total = ok + good, total + len(mine)
+        least = min(least, good / max(len(mine), 1))
+    return ok / max(total, 1), least, worst
+
+
+def consistent(cons, least, worst, min_share):
+    """The bf16 verdict: the pooled share, every prompt's share and the worst token."""
+    return cons >= min_share and least >= PROMPT_MIN and worst[0] <= HARD_ULPS
 
 
 def buggy_greedy(m, tok, eos, msgs, n, bug):
@@ -206,27 +221,31 @@ def main():
         agreement, positional = agreements([x["ids"] for x in mine], ref_ids, verbose=True)
         bf16 = a.device == "cuda"
         bits, ulps = (7, BF16_ULPS) if bf16 else (23, 0)  # fp32: our token must be the argmax
-        cons, worst = consistency(m, tok, prompts, [x["ids"] for x in mine], a.new_tokens, ulps, bits)
+        cons, least, worst = consistency(m, tok, prompts, [x["ids"] for x in mine], a.new_tokens, ulps, bits)
         print(f"greedy agreement {a.preset} {a.device}: {agreement:.4f}{'' if bf16 else f' (min {a.min_agreement})'}; "
               f"same token at the same position (not checked): {positional:.4f}")
         print(f"consistency {a.preset} {a.device}: {cons:.4f} of our tokens within {ulps} {'bf16' if bf16 else 'fp32'} "
               f"ulps of the reference's max logit{f' (min {a.min_agreement})' if bf16 else ''}; worst margin "
-              f"{worst[1]:.3e} = {worst[0]:.1f} ulps (prompt {worst[2]}, token {worst[3]})")
-        passed = (cons if bf16 else agreement) >= a.min_agreement
+              f"{worst[1]:.3e} = {worst[0]:.1f} ulps (prompt {worst[2]}, token {worst[3]}); least share of one prompt "
+              f"{least:.4f}{f' (bf16: >= {PROMPT_MIN}, every token <= {HARD_ULPS} ulps)' if bf16 else ''}")
+        passed = consistent(cons, least, worst, a.min_agreement) if bf16 else agreement >= a.min_agreement
         # The checked measure must catch a real decoding bug: simulated faults in the reference's greedy decoding.
-        for bug in ("rope", "stale-kv"):
-            answers = [buggy_greedy(m, tok, eos, msgs, a.new_tokens, bug) for msgs in prompts]
-            bug_cons, bug_worst = consistency(m, tok, prompts, answers, a.new_tokens, ulps, bits)
+        # "rope, prompt 0": the fault in one batch row only, the other answers the reference's own.
+        for bug in ("rope", "stale-kv", "rope, prompt 0"):
+            answers = [buggy_greedy(m, tok, eos, msgs, a.new_tokens, bug.split(",")[0])
+                       if bug != "rope, prompt 0" or i == 0 else ref_ids[i] for i, msgs in enumerate(prompts)]
+            bug_cons, bug_least, bug_worst = consistency(m, tok, prompts, answers, a.new_tokens, ulps, bits)
             measure = bug_cons if bf16 else agreements(answers, ref_ids)[0]
-            detected = measure < a.min_agreement
+            detected = not consistent(bug_cons, bug_least, bug_worst, a.min_agreement) if bf16 else \
+                measure < a.min_agreement
             # a fault that leaves every greedy token as it was (the tiny model's near-constant logits) has nothing
             # for any token check to catch
             no_effect = answers == ref_ids
             passed &= detected or no_effect
             verdict = "detected" if detected else "no effect on this model's greedy tokens" if no_effect else \
                 "NOT DETECTED (the check is too weak)"
-            print(f"simulated {bug} bug: consistency {bug_cons:.4f}, worst margin {bug_worst[0]:.1f} ulps; checked "
-                  f"measure {measure:.4f} {'<' if detected else '>='} {a.min_agreement}: {verdict}")
+            print(f"simulated {bug} bug: consistency {bug_cons:.4f} (least prompt {bug_least:.4f}), worst margin "
+                  f"{bug_worst[0]:.1f} ulps; checked measure {measure:.4f}: {verdict}")
         return 0 if passed else 1
     finally:
         shutil.rmtree(d, ignore_errors=True)
