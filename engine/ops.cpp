@@ -602,6 +602,40 @@ void Ops::dropout_add(Tensor& y, const Tensor& x, float p, uint64_t seed) {
   dropout_impl(x, p, seed, y, true);
 }
 
+void Ops::lora_a_dropout(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
+                         Tensor& scratch) {
+  Scope s(*this, OpFamily::gemm);
+  const Expect e{device()};
+  const int n = int(seeds.size());
+  QSFT_CHECK(n >= 1 && n <= cpu::kLoraDropoutMaxMembers,
+             "lora_a_dropout: " + std::to_string(n) + " members, expected 1 to " +
+                 std::to_string(cpu::kLoraDropoutMaxMembers));
+  e.floating(x, "lora_a_dropout x");
+  const int64_t T = x.ndim ? x.dim(0) : 0, in = x.row_elems();
+  QSFT_CHECK(A.ndim == 2 && A.dim(0) % n == 0,
+             "lora_a_dropout A is " + A.shape_str() + ", expected [n r, in] with n = " + std::to_string(n));
+  e.matrix(A, x.dtype, A.dim(0), in, "lora_a_dropout A");
+  e.matrix(u, x.dtype, T, A.dim(0), "lora_a_dropout u", true);
+  e.placed(scratch, "lora_a_dropout scratch");
+  QSFT_CHECK(scratch.nbytes() >= size_t(T * in) * dtype_size(x.dtype),
+             "lora_a_dropout scratch is " + scratch.shape_str() + ", smaller than x " + dims(T, in));
+  QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
+  lora_a_dropout_impl(x, A, p, seeds, u, scratch, {T, A.dim(0), in});
+}
+
+void Ops::lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
+                              Tensor& scratch, const GemmSizes& s) {
+  const int64_t r = s.N / int64_t(seeds.size());
+  const size_t elem = dtype_size(x.dtype);
+  Tensor xd(scratch.data, x.dtype, {s.M, s.K}, x.device);
+  for (size_t j = 0; j < seeds.size(); ++j) {
+    dropout_impl(x, p, seeds[j], xd, false);
+    const Mat Aj{static_cast<char*>(A.data) + j * size_t(r * s.K) * elem, A.dtype, r, s.K, s.K};  // rows j r..
+    const Mat uj{static_cast<char*>(u.data) + j * size_t(r) * elem, u.dtype, s.M, r, u.stride0()};  // columns j r..
+    gemm_impl(Mat::of(xd), false, Aj, true, uj, 1.0f, 0.0f, nullptr, {s.M, r, s.K}, nullptr);  // u_j = xd A_j^T
+  }
+}
+
 double Ops::sum_squares(const Tensor& x) {
   Scope s(*this, OpFamily::optimizer);
   Expect{device()}.floating(x, "sum_squares x");

@@ -19,6 +19,7 @@
 #include "kernels/elementwise_cuda.h"
 #include "kernels/embedding_cuda.h"
 #include "kernels/gemm_cuda.h"
+#include "kernels/lora_dropout_cuda.h"
 #include "kernels/nf4.h"
 #include "kernels/nf4_cuda.h"
 #include "kernels/profile_cuda.h"
@@ -238,6 +239,16 @@ class CudaOps final : public Ops {
   void scale_inplace_impl(Tensor& y, float s) override { cuda::scale_inplace(y.dtype, y.data, s, y.numel(), stream_); }
   void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y, bool accumulate) override {
     (accumulate ? cuda::dropout_add : cuda::dropout)(x.dtype, x.data, x.numel(), p, seed, y.data, stream_);
+  }
+  // The fused kernel where it takes the shapes (BF16, in and r multiples of 8, n r <= 192), else Ops' composition.
+  void lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
+                           Tensor& scratch, const GemmSizes& s) override {
+    const int n = int(seeds.size());
+    const int64_t r = s.N / n;
+    if (!cuda::lora_a_dropout_fits(x.dtype, s.K, r, n, x.data, A.data))
+      return Ops::lora_a_dropout_impl(x, A, p, seeds, u, scratch, s);
+    cuda::lora_a_dropout(x.data, s.M, s.K, A.data, r, n, p, seeds.data(), u.data, u.stride0(), scratch.data,
+                         scratch.nbytes(), stream_);
   }
   double sum_squares_impl(const Tensor& x) override {
     void* scratch = reduce_scratch_.get(cuda::sum_squares_scratch_bytes(x.numel()));

@@ -1,6 +1,19 @@
 #include "engine/model/lora_linear.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace qsft {
+
+static_assert(kMaxLoraGroupSize <= cpu::kLoraDropoutMaxMembers, "Ops::lora_a_dropout takes every member of a stack");
+
+// With dropout, the A projections read x through Ops::lora_a_dropout (the masks applied where x is read, one call
+// for a stack) unless QSFT_LORA_FUSED_DROPOUT=0: then each member's dropout into the scratch and its own GEMM (the
+// path before it, kept to compare on the GPU). Read at every call, so tests can switch it.
+static bool fused_dropout() {
+  const char* v = std::getenv("QSFT_LORA_FUSED_DROPOUT");
+  return !(v && std::strcmp(v, "0") == 0);
+}
 
 // The scratch seen as a [T, in] tensor shaped like x (x may be [T, n, D]).
 static Tensor scratch_like(const Tensor& x, const Tensor& scratch) {
@@ -16,8 +29,12 @@ static Tensor dropped_input(Ops& ops, const LoraBranch& l, const Tensor& x, Tens
 }
 
 void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch) {
-  Tensor xd = dropped_input(ops, l, x, xd_scratch);
-  ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);      // u = xd A^T   [T, r]
+  if (l.dropout != 0.0f && fused_dropout()) {
+    ops.lora_a_dropout(x, l.A, l.dropout, {&l.seed, 1}, u, xd_scratch);  // u = dropout(x) A^T [T, r]
+  } else {
+    Tensor xd = dropped_input(ops, l, x, xd_scratch);
+    ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);  // u = xd A^T   [T, r]
+  }
   ops.gemm(Mat::of(u), false, Mat::of(l.B), true, Mat::of(y), l.scaling, 1.0f);  // y += s u B^T [T, out]
 }
 
@@ -47,14 +64,22 @@ static Tensor member_cols(const Tensor& u, const LoraStack& s, int j) {
 
 void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* y,
                         Tensor& xd_scratch) {
-  if (s.m[0].dropout != 0.0f) {  // one mask per member: no shared xd
+  const float p = s.m[0].dropout;  // one configuration: every member's
+  if (p != 0.0f && !fused_dropout()) {  // one mask per member: no shared xd
     for (int j = 0; j < s.n; ++j) {
       Tensor uj = member_cols(u, s, j);
       lora_forward(ops, s.m[size_t(j)], x, uj, y[j], xd_scratch);
     }
     return;
   }
-  ops.gemm(Mat::of(x), false, Mat::of(s.A), true, Mat::of(u), 1.0f, 0.0f);  // u = x [A_1; ...]^T [T, n*r]
+  if (p != 0.0f) {  // u = [dropout_1(x) A_1^T, ...] [T, n*r]: each member's mask applied as x is read
+    std::array<uint64_t, kMaxLoraGroupSize> seeds{};
+    for (int j = 0; j < s.n; ++j) seeds[size_t(j)] = s.m[size_t(j)].seed;
+    Tensor u_all = u;
+    ops.lora_a_dropout(x, s.A, p, {seeds.data(), size_t(s.n)}, u_all, xd_scratch);
+  } else {
+    ops.gemm(Mat::of(x), false, Mat::of(s.A), true, Mat::of(u), 1.0f, 0.0f);  // u = x [A_1; ...]^T [T, n*r]
+  }
   for (int j = 0; j < s.n; ++j) {  // y_j += s u_j B_j^T [T, out_j]
     const LoraBranch& b = s.m[size_t(j)];
     ops.gemm(Mat::of(member_cols(u, s, j)), false, Mat::of(b.B), true, Mat::of(y[j]), b.scaling, 1.0f);

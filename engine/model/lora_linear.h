@@ -14,7 +14,9 @@
 //             dx += du [A_1; ...; A_n]         [T, in]
 // 2 + n GEMMs forward and 2 + 2n backward instead of 2n and 4n. With dropout each member draws its own mask (PEFT
 // has one dropout module per Linear; ours is a function of (member seed, index)), so there is no one xd to share:
-// then the members run one by one (the unstacked path), on the same u columns.
+// the forward's A projections are then one Ops::lora_a_dropout (u_j = dropout_j(x) A_j^T, every member's mask
+// applied where x is read), the backward runs the members one by one (the unstacked path, xd rebuilt per member
+// by dropout with the same seed), on the same u columns. QSFT_LORA_FUSED_DROPOUT=0 runs the forward one by one too.
 #pragma once
 #include <array>
 

@@ -1,0 +1,224 @@
+// The fused LoRA A projection with dropout (kernels/lora_dropout_cuda.h). A block computes u for 64 tokens and all
+// n r columns over a range of K: per k-step of 32 it stages the x tile [64, 32] once per member, masked and scaled
+// exactly as the dropout kernel stores it (bf16), and the A tile [n r, 32], in shared memory; each of its 4 warps
+// owns 16 rows and runs mma.sync m16n8k16 (bf16 in, fp32 accumulation) over every n8 column tile with the x tile of
+// that tile's member. The next k-step's 16-byte global loads are issued before this step's mma's (register
+// prefetch). Memory-bound: ~2 n r FLOP per 2-byte element of x, plus n hashes per 4 elements for the masks.
+#include <algorithm>
+
+#include "kernels/kernel_util_cuda.h"
+#include "kernels/lora_dropout.h"
+#include "kernels/lora_dropout_cuda.h"
+#include "kernels/rng.h"
+
+namespace qsft::cuda {
+namespace {
+
+constexpr int kMembers = cpu::kLoraDropoutMaxMembers;
+constexpr int kBM = 64;                         // tokens per block: 4 warps x 16 rows
+constexpr int kBK = 32;                         // depth of a k-step: two mma k16 steps
+constexpr int kPitch = kBK + 8;                 // shared row pitch in bf16: 80 bytes, the fragment reads hit 32 banks
+constexpr int kBlock = 128;                     // 4 warps
+constexpr int kVecsPerRow = kBK / 8;            // 16-byte vectors in a tile row
+constexpr int kVecsX = kBM * kVecsPerRow / kBlock;  // x vectors per thread per k-step
+constexpr int kMaxCols = 192;                   // n r: 3 members of r <= 64
+constexpr int64_t kMinStepsPerSplit = 4;        // a split of K covers at least 4 k-steps
+
+struct Seeds {
+  uint64_t s[kMembers];
+};
+
+// c += a b: a [16, 16] row-major fragment (4 words of 2 bf16), b [16, 8] column-major (2 words), c [16, 8] fp32.
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t word_at(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// Dropout of the 8 bf16 of x at flat index i (a multiple of 4): rng::uniforms16's draws, keep u >= p, the kept
+// value x * keep_scale rounded once to bf16 (the dropout kernel's values, bit for bit).
+__device__ __forceinline__ uint4 dropped(uint4 raw, uint64_t seed, uint64_t i, float p, float keep_scale) {
+  float u[8];
+  rng::uniforms16<8>(seed, i, u);
+  const bf16* e = reinterpret_cast<const bf16*>(&raw);
+  uint4 out;
+  bf16* o = reinterpret_cast<bf16*>(&out);
+#pragma unroll
+  for (int k = 0; k < 8; ++k)
+    o[k] = __float2bfloat16_rn(u[k] >= p ? __fmul_rn(__bfloat162float(e[k]), keep_scale) : 0.0f);
+  return out;
+}
+
+// NT: n8 column tiles the block computes (8 NT >= N = n r; tiles past N stay zero). grid (ceil(T / kBM), splits);
+// split s covers k in [s k_split, (s + 1) k_split). partial: null (one split: u written in bf16), else fp32
+// [splits, T, N] summed by sum_splits_kernel.
+template <int NT>
+__global__ void __launch_bounds__(kBlock) lora_a_dropout_kernel(const bf16* __restrict__ x, int64_t T, int64_t in,
+                                                                const bf16* __restrict__ A, int r, int n, float p,
+                                                                Seeds seeds, int64_t k_split, bf16* u, int64_t ldu,
+                                                                float* partial) {
+  constexpr int kVecsA = (8 * NT * kVecsPerRow + kBlock - 1) / kBlock;  // A vectors per thread per k-step
+  __shared__ __align__(16) bf16 xs[kMembers][kBM][kPitch];
+  __shared__ __align__(16) bf16 as[8 * NT][kPitch];
+  const int tid = threadIdx.x, warp = tid / 32, g = (tid % 32) / 4, tig = tid % 4;
+  const int N = n * r;
+  const int64_t t0 = int64_t(blockIdx.x) * kBM;
+  const int64_t k_begin = int64_t(blockIdx.y) * k_split, k_end = min(in, k_begin + k_split);
+  const float keep_scale = 1.0f / (1.0f - p);
+  int member_of[NT];  // the member whose columns n8 tile i holds (r is a multiple of 8); kMembers: past N
+#pragma unroll
+  for (int i = 0; i < NT; ++i) member_of[i] = 8 * i < N ? 8 * i / r : kMembers;
+
+  uint4 xr[kVecsX], ar[kVecsA];
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  auto load = [&](int64_t k0) {  // the k-step at k0 into registers: zeros past T, k_end and N
+#pragma unroll
+    for (int v = 0; v < kVecsX; ++v) {
+      const int idx = tid + v * kBlock;
+      const int64_t t = t0 + idx / kVecsPerRow, c = k0 + (idx % kVecsPerRow) * 8;
+      xr[v] = t < T && c < k_end ? *reinterpret_cast<const uint4*>(x + t * in + c) : zero;
+    }
+#pragma unroll
+    for (int v = 0; v < kVecsA; ++v) {
+      const int idx = tid + v * kBlock, row = idx / kVecsPerRow;
+      const int64_t c = k0 + (idx % kVecsPerRow) * 8;
+      ar[v] = row < N && c < k_end ? *reinterpret_cast<const uint4*>(A + int64_t(row) * in + c) : zero;
+    }
+  };
+  auto stage = [&](int64_t k0) {  // the registers into shared memory: x once per member, dropped out
+#pragma unroll
+    for (int v = 0; v < kVecsX; ++v) {
+      const int idx = tid + v * kBlock, row = idx / kVecsPerRow, col = (idx % kVecsPerRow) * 8;
+      const int64_t t = t0 + row, c = k0 + col;
+      const bool inside = t < T && c < k_end;
+#pragma unroll
+      for (int j = 0; j < kMembers; ++j)
+        if (j < n)
+          *reinterpret_cast<uint4*>(&xs[j][row][col]) =
+              inside ? dropped(xr[v], seeds.s[j], uint64_t(t * in + c), p, keep_scale) : zero;
+    }
+#pragma unroll
+    for (int v = 0; v < kVecsA; ++v) {
+      const int idx = tid + v * kBlock, row = idx / kVecsPerRow;
+      if (row < 8 * NT) *reinterpret_cast<uint4*>(&as[row][(idx % kVecsPerRow) * 8]) = ar[v];
+    }
+  };
+
+  float acc[NT][4] = {};
+  load(k_begin);
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kBK) {
+    __syncthreads();  // every warp is done with the previous k-step's tiles
+    stage(k0);
+    __syncthreads();
+    if (k0 + kBK < k_end) load(k0 + kBK);
+    const int row = warp * 16 + g;
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      const int col = kk + 2 * tig;
+#pragma unroll
+      for (int j = 0; j < kMembers; ++j) {
+        if (j >= n) break;
+        const uint32_t a[4] = {word_at(&xs[j][row][col]), word_at(&xs[j][row + 8][col]),
+                               word_at(&xs[j][row][col + 8]), word_at(&xs[j][row + 8][col + 8])};
+#pragma unroll
+        for (int i = 0; i < NT; ++i)
+          if (member_of[i] == j) mma_bf16(acc[i], a, word_at(&as[8 * i + g][col]), word_at(&as[8 * i + g][col + 8]));
+      }
+    }
+  }
+  // c[2h], c[2h + 1]: row g + 8 h, columns 8 i + 2 tig and + 1 of the warp's [16, 8] tile i
+#pragma unroll
+  for (int i = 0; i < NT; ++i) {
+    const int col = 8 * i + 2 * tig;
+    if (col >= N) continue;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t t = t0 + warp * 16 + g + 8 * h;
+      if (t >= T) continue;
+      if (partial) {
+        *reinterpret_cast<float2*>(partial + (int64_t(blockIdx.y) * T + t) * N + col) =
+            make_float2(acc[i][2 * h], acc[i][2 * h + 1]);
+      } else {
+        u[t * ldu + col] = __float2bfloat16_rn(acc[i][2 * h]);
+        u[t * ldu + col + 1] = __float2bfloat16_rn(acc[i][2 * h + 1]);
+      }
+    }
+  }
+}
+
+// u[t, c] = sum over splits s in order of partial[s, t, c], rounded once to bf16.
+__global__ void sum_splits_kernel(const float* partial, int splits, int64_t T, int N, bf16* u, int64_t ldu) {
+  QSFT_GRID_STRIDE(e, T * N) {
+    float s = 0.0f;
+    for (int k = 0; k < splits; ++k) s += partial[int64_t(k) * T * N + e];
+    u[(e / N) * ldu + e % N] = __float2bfloat16_rn(s);
+  }
+}
+
+int sm_count() {
+  static const int count = [] {
+    int dev = 0, n = 0;
+    QSFT_CUDA_CHECK(cudaGetDevice(&dev));
+    QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    return n;
+  }();
+  return count;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Calls f(Width<NT>{}) with the smallest instantiated NT >= tiles (n8 column tiles: r in 8, 16, 32, 64 times n
+// in 1..3 hit one exactly).
+template <class F>
+void dispatch_tiles(int64_t tiles, F&& f) {
+  if (tiles <= 1) return f(Width<1>{});
+  if (tiles <= 2) return f(Width<2>{});
+  if (tiles <= 3) return f(Width<3>{});
+  if (tiles <= 4) return f(Width<4>{});
+  if (tiles <= 6) return f(Width<6>{});
+  if (tiles <= 8) return f(Width<8>{});
+  if (tiles <= 12) return f(Width<12>{});
+  if (tiles <= 16) return f(Width<16>{});
+  f(Width<24>{});
+}
+
+}  // namespace
+
+bool lora_a_dropout_fits(DType dt, int64_t in, int64_t r, int n, const void* x, const void* A) {
+  return dt == DType::BF16 && n >= 1 && n <= kMembers && in % 8 == 0 && r % 8 == 0 && r > 0 && n * r <= kMaxCols &&
+         aligned16(x) && aligned16(A);
+}
+
+void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t r, int n, float p,
+                    const uint64_t* seeds, void* u, int64_t ldu, void* workspace, size_t workspace_bytes,
+                    void* stream) {
+  if (T == 0) return;
+  QSFT_CHECK(lora_a_dropout_fits(DType::BF16, in, r, n, x, A), "lora_a_dropout: shapes the kernel does not take");
+  const int64_t N = n * r, m_tiles = ceil_div(T, kBM), k_steps = ceil_div(in, kBK);
+  // Splits of K: about 4 blocks per SM when T alone gives fewer, each split >= kMinStepsPerSplit k-steps, their fp32
+  // partial sums [splits, T, N] within the workspace.
+  int64_t splits = std::min(ceil_div(4 * int64_t(sm_count()), m_tiles), k_steps / kMinStepsPerSplit);
+  if (!aligned16(workspace)) splits = 1;
+  splits = std::max<int64_t>(1, std::min<int64_t>(splits, int64_t(workspace_bytes / size_t(T * N * 4))));
+  const int64_t k_split = ceil_div(k_steps, splits) * kBK;
+  splits = ceil_div(in, k_split);
+  float* partial = splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  Seeds s{};
+  for (int j = 0; j < n; ++j) s.s[j] = seeds[j];
+  dispatch_tiles(N / 8, [&](auto w) {
+    constexpr int NT = decltype(w)::value;
+    lora_a_dropout_kernel<NT><<<dim3(unsigned(m_tiles), unsigned(splits)), kBlock, 0, as_stream(stream)>>>(
+        static_cast<const bf16*>(x), T, in, static_cast<const bf16*>(A), int(r), n, p, s, k_split,
+        static_cast<bf16*>(u), ldu, partial);
+  });
+  QSFT_CUDA_CHECK_LAUNCH();
+  if (!partial) return;
+  sum_splits_kernel<<<grid_for(T * N), kThreads, 0, as_stream(stream)>>>(partial, int(splits), T, int(N),
+                                                                         static_cast<bf16*>(u), ldu);
+  QSFT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace qsft::cuda

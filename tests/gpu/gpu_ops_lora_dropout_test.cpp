@@ -1,0 +1,119 @@
+// CUDA Ops::lora_a_dropout (the fused kernel of kernels/lora_dropout.cu, and the composition it falls back to)
+// against the CPU op and against the GPU's own dropout then GEMM, on fresh random inputs into poisoned outputs:
+// odd T, 1 to 3 members, K split over blocks or not, u a column slice, the 7B LoRA shapes (T 4096; in 3584 with
+// q/k/v and gate/up, in 18944 with down); and the masks and 1/(1-p) scaling bit for bit through a selecting A.
+#include <cstdint>
+
+#include "tests/gpu/gpu_test_util.h"
+
+namespace qsft::test {
+namespace {
+
+struct Shape {
+  int64_t T, in, r;
+  int n;
+  float p;
+  DType dt;
+};
+
+std::string tag_of(const Shape& s) {
+  return std::string(dtype_name(s.dt)) + " T=" + std::to_string(s.T) + " in=" + std::to_string(s.in) +
+         " r=" + std::to_string(s.r) + " n=" + std::to_string(s.n) + " p=" + std::to_string(s.p).substr(0, 4);
+}
+
+const uint64_t kSeeds[3] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 77};
+
+// u [T, n r] as columns [2, 2 + n r) of a poisoned [T, n r + 4] buffer on both backends; the GPU's also against
+// its own dropout + GEMM per member (the path QSFT_LORA_FUSED_DROPOUT=0 keeps).
+void check_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
+  const std::string tag = tag_of(s);
+  const int64_t N = s.n * s.r, W = N + 4;
+  Both x(cpu, gpu, s.dt, {s.T, s.in}, random_uniform(size_t(s.T * s.in), rng)),
+      A(cpu, gpu, s.dt, {N, s.in}, random_uniform(size_t(N * s.in), rng, -0.05f, 0.05f)),
+      u(cpu, gpu, s.dt, {s.T, W}), scratch(cpu, gpu, s.dt, {s.T, s.in});
+  const std::span<const uint64_t> seeds(kSeeds, size_t(s.n));
+  Tensor uc = u.c.t.cols(2, 2 + N), ug = u.g.t.cols(2, 2 + N);
+  cpu.lora_a_dropout(x.c.t, A.c.t, s.p, seeds, uc, scratch.c.t);
+  gpu.lora_a_dropout(x.g.t, A.g.t, s.p, seeds, ug, scratch.g.t);
+  const std::vector<float> got = read_gpu_result(u.g, "lora_a_dropout " + tag), want = u.c.get();
+  std::vector<float> got_u, want_u;
+  for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t c : {int64_t(0), int64_t(1), N + 2, N + 3})
+      ASSERT_TRUE(std::isnan(got[size_t(t * W + c)])) << "lora_a_dropout wrote outside u: row " << t << " col " << c;
+    got_u.insert(got_u.end(), got.begin() + t * W + 2, got.begin() + t * W + 2 + N);
+    want_u.insert(want_u.end(), want.begin() + t * W + 2, want.begin() + t * W + 2 + N);
+  }
+  expect_close(got_u, want_u, tolerance(s.dt), "lora_a_dropout vs CPU " + tag);
+  // The GPU's dropout then GEMM: the same bf16 inputs to the products, summed in another order.
+  OpsTensor xd(gpu, s.dt, {s.T, s.in}), ref(gpu, s.dt, {s.T, N});
+  for (int j = 0; j < s.n; ++j) {
+    gpu.dropout(x.g.t, s.p, kSeeds[j], xd.t);
+    gpu.gemm(Mat::of(xd.t), false, Mat::of(A.g.t.rows(j * s.r, (j + 1) * s.r)), true,
+             Mat::of(ref.t.cols(j * s.r, (j + 1) * s.r)), 1.0f, 0.0f);
+  }
+  expect_close(got_u, read_gpu_result(ref, "dropout + gemm " + tag), s.dt == DType::BF16 ? 5e-3 : 1e-5,
+               "lora_a_dropout vs GPU dropout+gemm " + tag);
+}
+
+TEST(GpuLoraDropout, MatchesCpuAndDropoutThenGemm) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(71);
+  const DType B = DType::BF16;
+  for (const Shape& s : {Shape{13, 40, 8, 3, 0.05f, B},   // one block, one split, ragged T
+                         Shape{1, 8, 8, 1, 0.5f, B},      // one token, one k-step
+                         Shape{130, 72, 16, 2, 0.05f, B},  // T past a block, K not a multiple of 32
+                         Shape{77, 264, 64, 3, 0.5f, B},  // n r = 192, K split in two
+                         Shape{1000, 1000, 16, 3, 0.0f, B},  // p = 0: plain x A^T
+                         Shape{515, 896, 8, 2, 0.05f, B},  // 0.5B's hidden size
+                         Shape{40, 33, 8, 2, 0.05f, B},    // in not a multiple of 8: the fallback
+                         Shape{40, 64, 4, 3, 0.05f, B},    // r not a multiple of 8: the fallback
+                         Shape{50, 64, 8, 2, 0.05f, DType::F32}})  // F32: the fallback
+    check_shape(*cpu, *gpu, s, rng);
+}
+
+// The 7B LoRA r16 all-linear shapes of a packed 4096-token micro-batch: q/k/v (in 3584), gate/up, down (in 18944).
+TEST(GpuLoraDropout, SevenBShapesMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(73);
+  for (const Shape& s : {Shape{4096, 3584, 16, 3, 0.05f, DType::BF16}, Shape{4096, 3584, 16, 2, 0.05f, DType::BF16},
+                         Shape{4096, 18944, 16, 1, 0.05f, DType::BF16}})
+    check_shape(*cpu, *gpu, s, rng);
+}
+
+// A_j selects columns: row k of A_j is 1 at column 4 k + j (in = 4 r), so u_j[t, k] = dropout_j(x)[t, 4 k + j]
+// exactly (one product by 1, the rest by 0): the kernel's masks and scaling against the GPU dropout op, bit for bit,
+// with K split over blocks (T 1000) and not (T 8).
+TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(79);
+  const int64_t r = 64, in = 4 * r;
+  const int n = 3;
+  for (int64_t T : {int64_t(1000), int64_t(8)}) {
+    OpsTensor x(*gpu, DType::BF16, {T, in}), A(*gpu, DType::BF16, {n * r, in}), u(*gpu, DType::BF16, {T, n * r}),
+        scratch(*gpu, DType::BF16, {T, in}), xd(*gpu, DType::BF16, {T, in});
+    x.set(random_uniform(size_t(T * in), rng, -4.0f, 4.0f));
+    std::vector<float> a(size_t(n * r * in), 0.0f);
+    for (int j = 0; j < n; ++j)
+      for (int64_t k = 0; k < r; ++k) a[size_t((j * r + k) * in + 4 * k + j)] = 1.0f;
+    A.set(a);
+    gpu->lora_a_dropout(x.t, A.t, 0.3f, {kSeeds, size_t(n)}, u.t, scratch.t);
+    const std::vector<float> got = read_gpu_result(u, "lora_a_dropout (selecting A)");
+    for (int j = 0; j < n; ++j) {
+      gpu->dropout(x.t, 0.3f, kSeeds[j], xd.t);
+      const std::vector<float> want = xd.get();
+      int64_t dropped = 0;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t k = 0; k < r; ++k) {
+          const float w = want[size_t(t * in + 4 * k + j)];
+          ASSERT_EQ(got[size_t(t * n * r + j * r + k)], w) << "T " << T << " member " << j << " row " << t << " k " << k;
+          dropped += w == 0.0f;
+        }
+      if (T == 1000) {
+        EXPECT_NEAR(double(dropped) / double(T * r), 0.3, 0.02) << "member " << j;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qsft::test
