@@ -1,6 +1,7 @@
 // The fused LoRA A projection with dropout (kernels/lora_dropout_cuda.h). A block computes u for 64 tokens and all
-// n r columns over a range of K: per k-step of 32 it stages the x tile [64, 32] once per member, masked and scaled
-// exactly as the dropout kernel stores it (bf16), and the A tile [n r, 32], in shared memory; each of its 4 warps
+// n r columns over a range of K: per k-step of BK (64 for n r <= 96, else 32: the static shared memory) it stages
+// the x tile [64, BK] once per member, masked and scaled exactly as the dropout kernel stores it (bf16), and the A
+// tile [n r, BK], in shared memory; each of its 4 warps
 // owns 16 rows and runs mma.sync m16n8k16 (bf16 in, fp32 accumulation) over every n8 column tile with the x tile of
 // that tile's member. The next k-step's 16-byte global loads are issued before this step's mma's (register
 // prefetch). Memory-bound: ~2 n r FLOP per 2-byte element of x, plus n hashes per 4 elements for the masks.
@@ -16,13 +17,12 @@ namespace {
 
 constexpr int kMembers = cpu::kLoraDropoutMaxMembers;
 constexpr int kBM = 64;                         // tokens per block: 4 warps x 16 rows
-constexpr int kBK = 32;                         // depth of a k-step: two mma k16 steps
-constexpr int kPitch = kBK + 8;                 // shared row pitch in bf16: 80 bytes, the fragment reads hit 32 banks
 constexpr int kBlock = 128;                     // 4 warps
-constexpr int kVecsPerRow = kBK / 8;            // 16-byte vectors in a tile row
-constexpr int kVecsX = kBM * kVecsPerRow / kBlock;  // x vectors per thread per k-step
 constexpr int kMaxCols = 192;                   // n r: 3 members of r <= 64
-constexpr int64_t kMinStepsPerSplit = 4;        // a split of K covers at least 4 k-steps
+constexpr int64_t kMinSplitDepth = 128;         // a split of K covers at least 128 columns of x
+// The depth of a k-step for NT n8 column tiles: 64 (4 mma k16 steps, 128 bytes of each x row) while the tiles fit
+// 48 KiB of static shared memory, else 32.
+constexpr int depth_for(int NT) { return NT <= 12 ? 64 : 32; }
 
 struct Seeds {
   uint64_t s[kMembers];
@@ -55,11 +55,14 @@ __device__ __forceinline__ uint4 dropped(uint4 raw, uint64_t seed, uint64_t i, f
 // NT: n8 column tiles the block computes (8 NT >= N = n r; tiles past N stay zero). grid (ceil(T / kBM), splits);
 // split s covers k in [s k_split, (s + 1) k_split). partial: null (one split: u written in bf16), else fp32
 // [splits, T, N] summed by sum_splits_kernel.
-template <int NT>
+template <int NT, int BK = depth_for(NT)>
 __global__ void __launch_bounds__(kBlock) lora_a_dropout_kernel(const bf16* __restrict__ x, int64_t T, int64_t in,
                                                                 const bf16* __restrict__ A, int r, int n, float p,
                                                                 Seeds seeds, int64_t k_split, bf16* u, int64_t ldu,
                                                                 float* partial) {
+  constexpr int kPitch = BK + 8;  // shared row pitch in bf16 (80 or 144 bytes): the fragment reads hit 32 banks
+  constexpr int kVecsPerRow = BK / 8;                                   // 16-byte vectors in a tile row
+  constexpr int kVecsX = kBM * kVecsPerRow / kBlock;                    // x vectors per thread per k-step
   constexpr int kVecsA = (8 * NT * kVecsPerRow + kBlock - 1) / kBlock;  // A vectors per thread per k-step
   __shared__ __align__(16) bf16 xs[kMembers][kBM][kPitch];
   __shared__ __align__(16) bf16 as[8 * NT][kPitch];
@@ -109,14 +112,14 @@ __global__ void __launch_bounds__(kBlock) lora_a_dropout_kernel(const bf16* __re
 
   float acc[NT][4] = {};
   load(k_begin);
-  for (int64_t k0 = k_begin; k0 < k_end; k0 += kBK) {
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += BK) {
     __syncthreads();  // every warp is done with the previous k-step's tiles
     stage(k0);
     __syncthreads();
-    if (k0 + kBK < k_end) load(k0 + kBK);
+    if (k0 + BK < k_end) load(k0 + BK);
     const int row = warp * 16 + g;
 #pragma unroll
-    for (int kk = 0; kk < kBK; kk += 16) {
+    for (int kk = 0; kk < BK; kk += 16) {
       const int col = kk + 2 * tig;
 #pragma unroll
       for (int j = 0; j < kMembers; ++j) {
@@ -197,25 +200,27 @@ void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t
                     void* stream) {
   if (T == 0) return;
   QSFT_CHECK(lora_a_dropout_fits(DType::BF16, in, r, n, x, A), "lora_a_dropout: shapes the kernel does not take");
-  const int64_t N = n * r, m_tiles = ceil_div(T, kBM), k_steps = ceil_div(in, kBK);
-  // Splits of K: about 4 blocks per SM when T alone gives fewer, each split >= kMinStepsPerSplit k-steps, their fp32
-  // partial sums [splits, T, N] within the workspace.
-  int64_t splits = std::min(ceil_div(4 * int64_t(sm_count()), m_tiles), k_steps / kMinStepsPerSplit);
-  if (!aligned16(workspace)) splits = 1;
-  splits = std::max<int64_t>(1, std::min<int64_t>(splits, int64_t(workspace_bytes / size_t(T * N * 4))));
-  const int64_t k_split = ceil_div(k_steps, splits) * kBK;
-  splits = ceil_div(in, k_split);
-  float* partial = splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  const int64_t N = n * r, m_tiles = ceil_div(T, kBM);
   Seeds s{};
   for (int j = 0; j < n; ++j) s.s[j] = seeds[j];
+  int64_t splits = 1;
   dispatch_tiles(N / 8, [&](auto w) {
-    constexpr int NT = decltype(w)::value;
+    constexpr int NT = decltype(w)::value, BK = depth_for(NT);
+    // Splits of K: about 4 blocks per SM when T alone gives fewer, each split >= kMinSplitDepth deep and a whole
+    // number of k-steps, their fp32 partial sums [splits, T, N] within the workspace.
+    const int64_t k_steps = ceil_div(in, BK);
+    splits = std::min(ceil_div(4 * int64_t(sm_count()), m_tiles), in / kMinSplitDepth);
+    if (!aligned16(workspace)) splits = 1;
+    splits = std::max<int64_t>(1, std::min<int64_t>(splits, int64_t(workspace_bytes / size_t(T * N * 4))));
+    const int64_t k_split = ceil_div(k_steps, splits) * BK;
+    splits = ceil_div(in, k_split);
     lora_a_dropout_kernel<NT><<<dim3(unsigned(m_tiles), unsigned(splits)), kBlock, 0, as_stream(stream)>>>(
         static_cast<const bf16*>(x), T, in, static_cast<const bf16*>(A), int(r), n, p, s, k_split,
-        static_cast<bf16*>(u), ldu, partial);
+        static_cast<bf16*>(u), ldu, splits > 1 ? static_cast<float*>(workspace) : nullptr);
   });
   QSFT_CUDA_CHECK_LAUNCH();
-  if (!partial) return;
+  if (splits == 1) return;
+  float* partial = static_cast<float*>(workspace);
   sum_splits_kernel<<<grid_for(T * N), kThreads, 0, as_stream(stream)>>>(partial, int(splits), T, int(N),
                                                                          static_cast<bf16*>(u), ldu);
   QSFT_CUDA_CHECK_LAUNCH();
