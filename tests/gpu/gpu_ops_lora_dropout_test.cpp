@@ -1,9 +1,12 @@
 // CUDA Ops::lora_a_dropout (the fused kernel of kernels/lora_dropout.cu, and the composition it falls back to)
 // against the CPU op and against the GPU's own dropout then GEMM, on fresh random inputs into poisoned outputs:
 // odd T, 1 to 3 members, K split over blocks or not, u a column slice, the 7B LoRA shapes (T 4096; in 3584 with
-// q/k/v and gate/up, in 18944 with down); and the masks and 1/(1-p) scaling bit for bit through a selecting A.
+// q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p) scaling bit for bit through a selecting A; and a
+// LoRA group's forward and backward (engine/model/lora_linear.h) with the fused forward against the unfused one.
 #include <cstdint>
+#include <cstdlib>
 
+#include "engine/model/lora_linear.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace qsft::test {
@@ -113,6 +116,77 @@ TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
       }
     }
   }
+}
+
+// One LoRA group of 3 members (q/k/v: outputs as column slices of one [T, 384]) on one backend: x, A, B, y, dy, dx
+// in the compute dtype dt holding values rounded to bf16 (what the GPU stores), the gradients dA, dB F32; every
+// value drawn from one seed, so both backends start from the same numbers.
+struct GpuStack {
+  GpuStack(Ops& ops, DType dt, int64_t T, int64_t in, int64_t r, float p, uint32_t seed)
+      : x(ops, dt, {T, in}), A(ops, dt, {3 * r, in}), dA(ops, DType::F32, {3 * r, in}), y(ops, dt, {T, 384}),
+        dy(ops, dt, {T, 384}), dx(ops, dt, {T, in}), u(ops, dt, {T, 3 * r}), du(ops, dt, {T, 3 * r}),
+        xd(ops, dt, {T, in}) {
+    std::mt19937 rng(seed);
+    const DType B16 = DType::BF16;
+    x.set(as_stored(random_uniform(size_t(x.t.numel()), rng), B16));
+    A.set(as_stored(random_uniform(size_t(A.t.numel()), rng, -0.1f, 0.1f), B16));
+    dA.set(random_uniform(size_t(dA.t.numel()), rng));
+    for (OpsTensor* t : {&y, &dy, &dx}) t->set(as_stored(random_uniform(size_t(t->t.numel()), rng), B16));
+    const int64_t outs[3] = {256, 64, 64};
+    int64_t col = 0;
+    for (int j = 0; j < 3; ++j) {
+      B.push_back(std::make_unique<OpsTensor>(ops, dt, std::initializer_list<int64_t>{outs[j], r}));
+      dB.push_back(std::make_unique<OpsTensor>(ops, DType::F32, std::initializer_list<int64_t>{outs[j], r}));
+      B.back()->set(as_stored(random_uniform(size_t(outs[j] * r), rng, -0.1f, 0.1f), B16));
+      dB.back()->set(random_uniform(size_t(outs[j] * r), rng));
+      LoraBranch& b = s.m[size_t(j)];
+      b.A = A.t.rows(j * r, (j + 1) * r);
+      b.dA = dA.t.rows(j * r, (j + 1) * r);
+      b.B = B.back()->t;
+      b.dB = dB.back()->t;
+      b.scaling = 2.0f;
+      b.dropout = p;
+      b.seed = kSeeds[j];
+      ys.push_back(y.t.cols(col, col + outs[j]));
+      dys.push_back(dy.t.cols(col, col + outs[j]));
+      col += outs[j];
+    }
+    s.n = 3;
+    s.A = A.t;
+    s.dA = dA.t;
+  }
+  void step(Ops& ops) {
+    lora_stack_forward(ops, s, x.t, u.t, ys.data(), xd.t);
+    lora_stack_backward(ops, s, x.t, u.t, dys.data(), dx.t, du.t, xd.t);
+  }
+  OpsTensor x, A, dA, y, dy, dx, u, du, xd;
+  std::vector<std::unique_ptr<OpsTensor>> B, dB;
+  LoraStack s;
+  std::vector<Tensor> ys, dys;
+};
+
+// The LoRA group's forward (A projections fused with dropout) and backward on the GPU against the CPU, and against
+// the GPU's unfused path (QSFT_LORA_FUSED_DROPOUT=0): u, y, dA, dB, dx.
+TEST(GpuLoraDropout, StackStepMatchesCpuAndUnfused) {
+  QSFT_REQUIRE_GPU();
+  const int64_t T = 300, in = 256, r = 16;
+  GpuStack c(*cpu, DType::F32, T, in, r, 0.1f, 5), fused(*gpu, DType::BF16, T, in, r, 0.1f, 5),
+      unfused(*gpu, DType::BF16, T, in, r, 0.1f, 5);
+  setenv("QSFT_LORA_FUSED_DROPOUT", "0", 1);
+  unfused.step(*gpu);
+  unsetenv("QSFT_LORA_FUSED_DROPOUT");
+  fused.step(*gpu);
+  c.step(*cpu);
+  auto both = [&](const OpsTensor& f, const OpsTensor& uf, const OpsTensor& ref, const std::string& what) {
+    const std::vector<float> got = read_gpu_result(f, what);
+    expect_close(got, read_gpu_result(uf, what), 5e-3, what + " fused vs unfused (GPU)");
+    expect_close(got, ref.get(), tolerance(DType::BF16), what + " fused GPU vs CPU");
+  };
+  both(fused.u, unfused.u, c.u, "lora stack u");
+  both(fused.y, unfused.y, c.y, "lora stack y");
+  both(fused.dA, unfused.dA, c.dA, "lora stack dA");
+  both(fused.dx, unfused.dx, c.dx, "lora stack dx");
+  for (size_t j = 0; j < 3; ++j) both(*fused.dB[j], *unfused.dB[j], *c.dB[j], "lora stack dB_" + std::to_string(j));
 }
 
 }  // namespace
