@@ -62,12 +62,13 @@ TEST(GpuLoraDropout, MatchesCpuAndDropoutThenGemm) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(71);
   const DType B = DType::BF16;
+  // K is split over blocks when in >= 256 and the scratch holds the partial sums (in >= 2 n r splits).
   for (const Shape& s : {Shape{13, 40, 8, 3, 0.05f, B},   // one block, one split, ragged T
                          Shape{1, 8, 8, 1, 0.5f, B},      // one token, one k-step
-                         Shape{130, 72, 16, 2, 0.05f, B},  // T past a block, K not a multiple of 32
-                         Shape{77, 264, 64, 3, 0.5f, B},  // n r = 192, K split in two
-                         Shape{1000, 1000, 16, 3, 0.0f, B},  // p = 0: plain x A^T
-                         Shape{515, 896, 8, 2, 0.05f, B},  // 0.5B's hidden size
+                         Shape{130, 72, 16, 2, 0.05f, B},  // T past a block, K not a multiple of the k-step
+                         Shape{77, 264, 64, 3, 0.5f, B},  // n r = 192: k-steps of 32, one split
+                         Shape{600, 512, 16, 3, 0.0f, B},  // p = 0: plain x A^T; 4 splits
+                         Shape{515, 896, 8, 2, 0.05f, B},  // 0.5B's hidden size; 7 splits
                          Shape{40, 33, 8, 2, 0.05f, B},    // in not a multiple of 8: the fallback
                          Shape{40, 64, 4, 3, 0.05f, B},    // r not a multiple of 8: the fallback
                          Shape{50, 64, 8, 2, 0.05f, DType::F32}})  // F32: the fallback
@@ -75,7 +76,8 @@ TEST(GpuLoraDropout, MatchesCpuAndDropoutThenGemm) {
 }
 
 // The 7B LoRA r16 all-linear shapes of a packed 4096-token micro-batch: q/k/v (in 3584), gate/up, down (in 18944).
-TEST(GpuLoraDropout, SevenBShapesMatchCpu) {
+// "Qwen" in the name: too long for tools/gpu-check.sh's sanitizer stages.
+TEST(GpuLoraDropout, Qwen7BShapesMatchCpu) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(73);
   for (const Shape& s : {Shape{4096, 3584, 16, 3, 0.05f, DType::BF16}, Shape{4096, 3584, 16, 2, 0.05f, DType::BF16},
@@ -83,21 +85,24 @@ TEST(GpuLoraDropout, SevenBShapesMatchCpu) {
     check_shape(*cpu, *gpu, s, rng);
 }
 
-// A_j selects columns: row k of A_j is 1 at column 4 k + j (in = 4 r), so u_j[t, k] = dropout_j(x)[t, 4 k + j]
+// A_j selects columns: row k of A_j is 1 at column s k + j (s = in / r), so u_j[t, k] = dropout_j(x)[t, s k + j]
 // exactly (one product by 1, the rest by 0): the kernel's masks and scaling against the GPU dropout op, bit for bit,
-// with K split over blocks (T 1000) and not (T 8).
+// with K split over 6 blocks (T 1000, r 16, in 768) and not (T 8, r 64, in 256).
 TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(79);
-  const int64_t r = 64, in = 4 * r;
   const int n = 3;
-  for (int64_t T : {int64_t(1000), int64_t(8)}) {
+  struct Case {
+    int64_t T, r, in;
+  };
+  for (const Case c : {Case{1000, 16, 768}, Case{8, 64, 256}}) {
+    const int64_t T = c.T, r = c.r, in = c.in, s = in / r;
     OpsTensor x(*gpu, DType::BF16, {T, in}), A(*gpu, DType::BF16, {n * r, in}), u(*gpu, DType::BF16, {T, n * r}),
         scratch(*gpu, DType::BF16, {T, in}), xd(*gpu, DType::BF16, {T, in});
     x.set(random_uniform(size_t(T * in), rng, -4.0f, 4.0f));
     std::vector<float> a(size_t(n * r * in), 0.0f);
     for (int j = 0; j < n; ++j)
-      for (int64_t k = 0; k < r; ++k) a[size_t((j * r + k) * in + 4 * k + j)] = 1.0f;
+      for (int64_t k = 0; k < r; ++k) a[size_t((j * r + k) * in + s * k + j)] = 1.0f;
     A.set(a);
     gpu->lora_a_dropout(x.t, A.t, 0.3f, {kSeeds, size_t(n)}, u.t, scratch.t);
     const std::vector<float> got = read_gpu_result(u, "lora_a_dropout (selecting A)");
@@ -107,7 +112,7 @@ TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
       int64_t dropped = 0;
       for (int64_t t = 0; t < T; ++t)
         for (int64_t k = 0; k < r; ++k) {
-          const float w = want[size_t(t * in + 4 * k + j)];
+          const float w = want[size_t(t * in + s * k + j)];
           ASSERT_EQ(got[size_t(t * n * r + j * r + k)], w) << "T " << T << " member " << j << " row " << t << " k " << k;
           dropped += w == 0.0f;
         }
