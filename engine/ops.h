@@ -269,6 +269,11 @@ class Ops {
   // reads x once for all members where its kernel takes the shapes (kernels/lora_dropout_cuda.h).
   void lora_a_dropout(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
                       Tensor& scratch);
+  // Its backward's A gradients with the same masks: dA = [dA_1; ...; dA_n] F32 [n r, in] packed, accumulated:
+  //   dA_j += du_j^T dropout(x, p, seeds[j])       du = [du_1, ..., du_n] [T, n r] packed, x [T, in] packed
+  // scratch as for lora_a_dropout. Profiled as gemm; the default (the CPU's) is dropout then a GEMM per member.
+  void lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds, Tensor& dA,
+                       Tensor& scratch);
   // sum of squares of x, reduced in a fixed order (deterministic), returned to the host.
   double sum_squares(const Tensor& x);
   // The same sum (rounded to fp32) left on the device in out, F32 [1]: no wait for the host.
@@ -344,6 +349,10 @@ class Ops {
   // The default: per member, dropout_impl into the scratch (as [T, in]) then gemm_impl into its columns of u.
   virtual void lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds,
                                    Tensor& u, Tensor& scratch, const GemmSizes& s);
+  // The default: per member, dropout_impl into the scratch then gemm_impl (du_j^T xd) into its rows of dA, beta 1.
+  // s: M = n r, N = in, K = T.
+  virtual void lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds,
+                                    Tensor& dA, Tensor& scratch, const GemmSizes& s);
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;

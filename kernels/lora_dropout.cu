@@ -7,50 +7,21 @@
 // prefetch). Memory-bound: ~2 n r FLOP per 2-byte element of x, plus n hashes per 4 elements for the masks.
 #include <algorithm>
 
-#include "kernels/kernel_util_cuda.h"
-#include "kernels/lora_dropout.h"
 #include "kernels/lora_dropout_cuda.h"
-#include "kernels/rng.h"
+#include "kernels/lora_dropout_mma_cuda.h"
 
 namespace qsft::cuda {
 namespace {
 
-constexpr int kMembers = cpu::kLoraDropoutMaxMembers;
+using namespace lora_mma;
+
 constexpr int kBM = 64;                         // tokens per block: 4 warps x 16 rows
-constexpr int kBlock = 128;                     // 4 warps
 constexpr int kMaxCols = 192;                   // n r: 3 members of r <= 64
 constexpr int64_t kMinSplitDepth = 128;         // a split of K covers at least 128 columns of x
 // The depth of a k-step for NT n8 column tiles: 64 (4 mma k16 steps, 128 bytes of each x row) while the tiles fit
 // 48 KiB of static shared memory, else 32.
 constexpr int depth_for(int NT) { return NT <= 12 ? 64 : 32; }
 
-struct Seeds {
-  uint64_t s[kMembers];
-};
-
-// c += a b: a [16, 16] row-major fragment (4 words of 2 bf16), b [16, 8] column-major (2 words), c [16, 8] fp32.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t word_at(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-// Dropout of the 8 bf16 of x at flat index i (a multiple of 4): rng::uniforms16's draws, keep u >= p, the kept
-// value x * keep_scale rounded once to bf16 (the dropout kernel's values, bit for bit).
-__device__ __forceinline__ uint4 dropped(uint4 raw, uint64_t seed, uint64_t i, float p, float keep_scale) {
-  float u[8];
-  rng::uniforms16<8>(seed, i, u);
-  const bf16* e = reinterpret_cast<const bf16*>(&raw);
-  uint4 out;
-  bf16* o = reinterpret_cast<bf16*>(&out);
-#pragma unroll
-  for (int k = 0; k < 8; ++k)
-    o[k] = __float2bfloat16_rn(u[k] >= p ? __fmul_rn(__bfloat162float(e[k]), keep_scale) : 0.0f);
-  return out;
-}
 
 // NT: n8 column tiles the block computes (8 NT >= N = n r; tiles past N stay zero). grid (ceil(T / kBM), splits);
 // split s covers k in [s k_split, (s + 1) k_split). partial: null (one split: u written in bf16), else fp32
@@ -160,18 +131,6 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t T, i
     u[(e / N) * ldu + e % N] = __float2bfloat16_rn(s);
   }
 }
-
-int sm_count() {
-  static const int count = [] {
-    int dev = 0, n = 0;
-    QSFT_CUDA_CHECK(cudaGetDevice(&dev));
-    QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-    return n;
-  }();
-  return count;
-}
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Calls f(Width<NT>{}) with the smallest instantiated NT >= tiles (n8 column tiles: r in 8, 16, 32, 64 times n
 // in 1..3 hit one exactly).

@@ -1,6 +1,7 @@
 // Ops::lora_a_dropout on the CPU reference: bit for bit each member's dropout op then its GEMM (so the LoRA
 // backward, which rebuilds the masks with dropout and the member's seed, sees the forward's masks), on random
-// shapes with 1 to 3 members, odd T and in, p 0 / 0.05 / 0.5, u a column slice of a wider buffer; and its checks.
+// shapes with 1 to 3 members, odd T and in, p 0 / 0.05 / 0.5, u a column slice of a wider buffer; the backward's
+// lora_da_dropout likewise; and their checks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -45,6 +46,31 @@ TEST(OpsLoraDropout, EqualsDropoutThenGemmPerMember) {
   }
 }
 
+// The backward's A gradients: dA_j += du_j^T dropout_j(x), bit for bit each member's dropout then its GEMM (beta 1).
+TEST(OpsLoraDropout, GradientEqualsDropoutThenGemmPerMember) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(67);
+  for (const LoraDropoutCase& c : {LoraDropoutCase{13, 40, 4, 3, 0.05f}, {1, 8, 2, 1, 0.5f}, {37, 24, 16, 2, 0.0f},
+                                   {70, 33, 3, 3, 0.5f}}) {
+    SCOPED_TRACE("T " + std::to_string(c.T) + ", in " + std::to_string(c.in) + ", r " + std::to_string(c.r) +
+                 ", members " + std::to_string(c.n) + ", p " + std::to_string(c.p));
+    const int64_t N = c.n * c.r;
+    F32 x({c.T, c.in}), du({c.T, N}), dA({N, c.in}), want({N, c.in}), scratch({c.T, c.in}), xd({c.T, c.in});
+    x.set(random_uniform(x.size(), rng));
+    du.set(random_uniform(du.size(), rng));
+    dA.set(random_uniform(dA.size(), rng));  // accumulated into
+    want.set(dA.values());
+    const uint64_t seeds[3] = {uint64_t(rng()) << 32 | rng(), uint64_t(rng()), 9};
+    ops->lora_da_dropout(du.t, x.t, c.p, {seeds, size_t(c.n)}, dA.t, scratch.t);
+    for (int j = 0; j < c.n; ++j) {
+      ops->dropout(x.t, c.p, seeds[j], xd.t);
+      ops->gemm(Mat::of(du.t.cols(j * c.r, (j + 1) * c.r)), true, Mat::of(xd.t), false,
+                Mat::of(want.t.rows(j * c.r, (j + 1) * c.r)), 1.0f, 1.0f);
+    }
+    EXPECT_EQ(dA.values(), want.values());
+  }
+}
+
 TEST(OpsLoraDropout, RefusesBadArguments) {
   auto ops = make_cpu_ops();
   F32 x({5, 16}), A({6, 16}), u({5, 6}), scratch({5, 16}), small({5, 15});
@@ -59,6 +85,14 @@ TEST(OpsLoraDropout, RefusesBadArguments) {
   EXPECT_THROW(ops->lora_a_dropout(x.t, A.t, 1.0f, {seeds, 2}, u.t, scratch.t), std::logic_error);   // p
   ops->lora_a_dropout(x.t, A.t, 0.1f, {seeds, 3}, u.t, scratch.t);  // [6, 16] as 3 members of r = 2
   EXPECT_FALSE(std::isnan(u[0]));
+  F32 dA({6, 16}), dA5({5, 16});
+  dA.set(std::vector<float>(dA.size(), 0.0f));
+  EXPECT_THROW(ops->lora_da_dropout(u.t, x.t, 0.1f, {seeds, 4}, dA.t, scratch.t), std::logic_error);  // > 3
+  EXPECT_THROW(ops->lora_da_dropout(u.t, x.t, 0.1f, {seeds, 2}, dA5.t, scratch.t), std::logic_error);  // 5 rows
+  EXPECT_THROW(ops->lora_da_dropout(u.t, x.t, 0.1f, {seeds, 2}, dA.t, small.t), std::logic_error);  // scratch
+  EXPECT_THROW(ops->lora_da_dropout(u5.t, x.t, 0.1f, {seeds, 2}, dA.t, scratch.t), std::logic_error);  // du cols
+  ops->lora_da_dropout(u.t, x.t, 0.1f, {seeds, 3}, dA.t, scratch.t);
+  EXPECT_FALSE(std::isnan(dA[0]));
 }
 
 }  // namespace
