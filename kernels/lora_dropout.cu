@@ -16,7 +16,6 @@ namespace {
 using namespace lora_mma;
 
 constexpr int kBM = 64;                         // tokens per block: 4 warps x 16 rows
-constexpr int kMaxCols = 192;                   // n r: 3 members of r <= 64
 constexpr int64_t kMinSplitDepth = 128;         // a split of K covers at least 128 columns of x
 // The depth of a k-step for NT n8 column tiles: 64 (4 mma k16 steps, 128 bytes of each x row) while the tiles fit
 // 48 KiB of static shared memory, else 32.
@@ -132,26 +131,10 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t T, i
   }
 }
 
-// Calls f(Width<NT>{}) with the smallest instantiated NT >= tiles (n8 column tiles: r in 8, 16, 32, 64 times n
-// in 1..3 hit one exactly).
-template <class F>
-void dispatch_tiles(int64_t tiles, F&& f) {
-  if (tiles <= 1) return f(Width<1>{});
-  if (tiles <= 2) return f(Width<2>{});
-  if (tiles <= 3) return f(Width<3>{});
-  if (tiles <= 4) return f(Width<4>{});
-  if (tiles <= 6) return f(Width<6>{});
-  if (tiles <= 8) return f(Width<8>{});
-  if (tiles <= 12) return f(Width<12>{});
-  if (tiles <= 16) return f(Width<16>{});
-  f(Width<24>{});
-}
-
 }  // namespace
 
 bool lora_a_dropout_fits(DType dt, int64_t in, int64_t r, int n, const void* x, const void* A) {
-  return dt == DType::BF16 && n >= 1 && n <= kMembers && in % 8 == 0 && r % 8 == 0 && r > 0 && n * r <= kMaxCols &&
-         aligned16(x) && aligned16(A);
+  return stack_fits(dt, in, r, n, 8, x, A);
 }
 
 void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t r, int n, float p,
@@ -163,7 +146,7 @@ void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t
   Seeds s{};
   for (int j = 0; j < n; ++j) s.s[j] = seeds[j];
   int64_t splits = 1;
-  dispatch_tiles(N / 8, [&](auto w) {
+  dispatch_tiles<kMaxRows / 8>(N / 8, [&](auto w) {
     constexpr int NT = decltype(w)::value, BK = depth_for(NT);
     // Splits of K: about 4 blocks per SM when T alone gives fewer, each split >= kMinSplitDepth deep and a whole
     // number of k-steps, their fp32 partial sums [splits, T, N] within the workspace.

@@ -138,24 +138,10 @@ __global__ void add_splits_kernel(const float* partial, int splits, int64_t coun
   }
 }
 
-// Calls f(Width<MT>{}) with the smallest instantiated MT >= tiles (m16 row tiles: r in 16, 32, 64 times n in 1..3
-// hit one exactly).
-template <class F>
-void dispatch_row_tiles(int64_t tiles, F&& f) {
-  if (tiles <= 1) return f(Width<1>{});
-  if (tiles <= 2) return f(Width<2>{});
-  if (tiles <= 3) return f(Width<3>{});
-  if (tiles <= 4) return f(Width<4>{});
-  if (tiles <= 6) return f(Width<6>{});
-  if (tiles <= 8) return f(Width<8>{});
-  f(Width<12>{});
-}
-
 }  // namespace
 
 bool lora_da_dropout_fits(DType dt, int64_t in, int64_t r, int n, const void* x, const void* du) {
-  return dt == DType::BF16 && n >= 1 && n <= kMembers && in % 8 == 0 && r % 16 == 0 && r > 0 && n * r <= 192 &&
-         aligned16(x) && aligned16(du);
+  return stack_fits(dt, in, r, n, 16, x, du);
 }
 
 void lora_da_dropout(const void* du, const void* x, int64_t T, int64_t in, int64_t r, int n, float p,
@@ -173,7 +159,7 @@ void lora_da_dropout(const void* du, const void* x, int64_t T, int64_t in, int64
   const int64_t t_split = ceil_div(ceil_div(T, kBT), splits) * kBT;
   splits = ceil_div(T, t_split);
   float* partial = splits > 1 ? static_cast<float*>(workspace) : nullptr;
-  dispatch_row_tiles(N / 16, [&](auto w) {
+  dispatch_tiles<kMaxRows / 16>(N / 16, [&](auto w) {
     constexpr int MT = decltype(w)::value;
     lora_da_dropout_kernel<MT><<<dim3(unsigned(c_tiles), unsigned(splits)), kBlock, 0, as_stream(stream)>>>(
         static_cast<const bf16*>(du), static_cast<const bf16*>(x), T, in, int(r), n, p, s, t_split, dA, partial);

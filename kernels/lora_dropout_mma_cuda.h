@@ -12,6 +12,7 @@ namespace qsft::cuda::lora_mma {
 
 constexpr int kMembers = cpu::kLoraDropoutMaxMembers;
 constexpr int kBlock = 128;  // 4 warps
+constexpr int kMaxRows = 192;  // n r of a stack the kernels take: 3 members of r <= 64
 
 struct Seeds {  // one dropout seed per member (kernel parameter)
   uint64_t s[kMembers];
@@ -54,5 +55,26 @@ inline int sm_count() {
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Whether a fused kernel takes a stack: BF16, 1 to 3 members of r a multiple of r_unit, n r <= 192, in a multiple
+// of 8 (16-byte rows), both streamed operands 16-byte aligned.
+inline bool stack_fits(DType dt, int64_t in, int64_t r, int n, int r_unit, const void* a, const void* b) {
+  return dt == DType::BF16 && n >= 1 && n <= kMembers && r > 0 && r % r_unit == 0 && n * r <= kMaxRows && in % 8 == 0 &&
+         aligned16(a) && aligned16(b);
+}
+
+// Calls f(Width<K>{}) with the smallest K of 1, 2, 3, 4, 6, 8, 12, 16, 24 (the instantiated tile counts; r in 8 to
+// 64 times n in 1 to 3 hits one exactly) with K >= tiles, K <= Max (tiles <= Max).
+template <int Max, int I = 0, class F>
+void dispatch_tiles(int64_t tiles, F&& f) {
+  constexpr int kCounts[] = {1, 2, 3, 4, 6, 8, 12, 16, 24};
+  constexpr int K = kCounts[I];
+  if constexpr (K >= Max) {
+    f(Width<Max>{});
+  } else {
+    if (tiles <= K) return f(Width<K>{});
+    dispatch_tiles<Max, I + 1>(tiles, f);
+  }
+}
 
 }  // namespace qsft::cuda::lora_mma
