@@ -9,7 +9,7 @@
 // fit the L2 their writes stay in it and launch latency dominates, so "% of copy" means nothing there; the summary
 // judges only rows whose inputs exceed 2x the L2 and marks the others "in L2". Then the LM head +
 // cross-entropy at the 7B shape with every row pass of kernels/dev/cross_entropy, and the LoRA variants (the B term
-// as a beta = 1 GEMM or by concatenated K; stacked A).
+// as a beta = 1 GEMM or by concatenated K; stacked A; the A projections with dropout fused or not).
 //   gpu_ops_bench [--quick]   (--quick: 8k tokens only)
 #include <algorithm>
 #include <cmath>
@@ -19,6 +19,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/base/half.h"
@@ -388,6 +389,52 @@ void bench_lora(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   report("lora A q,k,v stacked", t1, 2.0 * T * 3 * r * H);
 }
 
+// LoRA's A projections with dropout at the 7B r16 shapes (q/k/v and gate/up read [T, 3584], down [T, 18944]):
+// Ops::lora_a_dropout (each member's mask applied where x is read, one launch) against what it replaces, each
+// member's dropout into a scratch then its GEMM (QSFT_LORA_FUSED_DROPOUT=0); likewise the backward's A gradients
+// (Ops::lora_da_dropout). Rates in GB/s of x read once, against
+// the copy ceiling (read + write); one line per shape, outside the memory-bound summary (these are GEMMs).
+void bench_lora_dropout(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
+  const DType B = DType::BF16;
+  const int64_t r = 16;
+  const float p = 0.05f;
+  const uint64_t seeds[3] = {11, 12, 13};
+  struct Case {
+    int64_t in;
+    int n;
+  };
+  for (int64_t T : {int64_t(4096), int64_t(16384)})
+    for (const Case c : {Case{3584, 3}, Case{3584, 2}, Case{18944, 1}}) {
+      const int64_t N = c.n * r;
+      Buf x(ops, B, {T, c.in}, rng), A(ops, B, {N, c.in}, rng), u(ops, B, {T, N}, rng), xd(ops, B, {T, c.in}, rng);
+      const std::span<const uint64_t> members(seeds, size_t(c.n));
+      const double tf = median_seconds(ops, [&] { ops.lora_a_dropout(x.t, A.t, p, members, u.t, xd.t); });
+      const double tu = median_seconds(ops, [&] {
+        for (int j = 0; j < c.n; ++j) {
+          ops.dropout(x.t, p, seeds[j], xd.t);
+          ops.gemm(Mat::of(xd.t), false, Mat::of(A.t.rows(j * r, (j + 1) * r)), true,
+                   Mat::of(u.t.cols(j * r, (j + 1) * r)), 1, 0);
+        }
+      });
+      Buf dA(ops, DType::F32, {N, c.in}, rng);  // the backward's dA_j += du_j^T dropout_j(x), u standing for du
+      const double gf = median_seconds(ops, [&] { ops.lora_da_dropout(u.t, x.t, p, members, dA.t, xd.t); });
+      const double gu = median_seconds(ops, [&] {
+        for (int j = 0; j < c.n; ++j) {
+          ops.dropout(x.t, p, seeds[j], xd.t);
+          ops.gemm(Mat::of(u.t.cols(j * r, (j + 1) * r)), true, Mat::of(xd.t), false,
+                   Mat::of(dA.t.rows(j * r, (j + 1) * r)), 1, 1);
+        }
+      });
+      const double xb = 2.0 * double(T) * double(c.in);
+      for (const auto& [what, fused, unfused] : {std::tuple{"A dropout  ", tf, tu}, std::tuple{"dA dropout ", gf, gu}})
+        std::printf("lora %s 7B T=%lld in=%lld n=%d r=%lld: fused %.3f ms (%.0f GB/s of x, %.0f%% of copy), "
+                    "dropout+gemm %.3f ms (%.0f GB/s, %.0f%%): %.2fx\n",
+                    what, static_cast<long long>(T), static_cast<long long>(c.in), c.n, static_cast<long long>(r),
+                    fused * 1e3, xb / fused / 1e9, 100.0 * xb / fused / 1e9 / ceil.gbps, unfused * 1e3,
+                    xb / unfused / 1e9, 100.0 * xb / unfused / 1e9 / ceil.gbps, unfused / fused);
+    }
+}
+
 // Memory-bound ops (GB/s rows) judged on inputs larger than 2x the L2: how many reach 80% of the copy ceiling
 // (issue 13's bar) and 85% (the kernels' goal), the ones below 85% named; rows in the L2 only counted.
 void print_memory_summary() {
@@ -447,6 +494,7 @@ int main(int argc, char** argv) {
   bench_optimizer(*ops, ceil, rng);
   bench_lm_head_ce(*ops, ceil, rng);
   bench_lora(*ops, ceil, rng);
+  bench_lora_dropout(*ops, ceil, rng);
   print_memory_summary();
   return 0;
 #endif

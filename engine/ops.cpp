@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <utility>
 
 #include "engine/base/error.h"
 
@@ -600,6 +601,73 @@ void Ops::dropout_add(Tensor& y, const Tensor& x, float p, uint64_t seed) {
   QSFT_CHECK(x.data != y.data, "dropout_add: x and y must be distinct");
   QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
   dropout_impl(x, p, seed, y, true);
+}
+
+// The checks both LoRA dropout ops share: 1 to 3 members (seeds), x [T, in] packed, `rows` (n r) a multiple of n,
+// p in [0, 1), a scratch of T * in elements of x's dtype. Returns T and in.
+static std::pair<int64_t, int64_t> check_lora_dropout(const Expect& e, const Tensor& x, int64_t rows,
+                                                      std::span<const uint64_t> seeds, float p, const Tensor& scratch,
+                                                      const char* op) {
+  const int n = int(seeds.size());
+  const std::string name(op);
+  QSFT_CHECK(n >= 1 && n <= cpu::kLoraDropoutMaxMembers, name + ": " + std::to_string(n) + " members, expected 1 to " +
+                                                             std::to_string(cpu::kLoraDropoutMaxMembers));
+  e.floating(x, (name + " x").c_str());
+  QSFT_CHECK(rows % n == 0, name + ": " + std::to_string(rows) + " rows of A, not n r with n = " + std::to_string(n));
+  const int64_t T = x.ndim ? x.dim(0) : 0, in = x.row_elems();
+  e.placed(scratch, (name + " scratch").c_str());
+  QSFT_CHECK(scratch.nbytes() >= size_t(T * in) * dtype_size(x.dtype),
+             name + " scratch is " + scratch.shape_str() + ", smaller than x " + dims(T, in));
+  QSFT_CHECK(p >= 0.0f && p < 1.0f, "dropout p must be in [0, 1), got " + std::to_string(p));
+  return {T, in};
+}
+
+void Ops::lora_a_dropout(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
+                         Tensor& scratch) {
+  Scope s(*this, OpFamily::gemm);
+  const Expect e{device()};
+  QSFT_CHECK(A.ndim == 2, "lora_a_dropout A is " + A.shape_str() + ", expected [n r, in]");
+  const auto [T, in] = check_lora_dropout(e, x, A.dim(0), seeds, p, scratch, "lora_a_dropout");
+  e.matrix(A, x.dtype, A.dim(0), in, "lora_a_dropout A");
+  e.matrix(u, x.dtype, T, A.dim(0), "lora_a_dropout u", true);
+  lora_a_dropout_impl(x, A, p, seeds, u, scratch, {T, A.dim(0), in});
+}
+
+void Ops::lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds, Tensor& dA,
+                          Tensor& scratch) {
+  Scope s(*this, OpFamily::gemm);
+  const Expect e{device()};
+  QSFT_CHECK(dA.ndim == 2, "lora_da_dropout dA is " + dA.shape_str() + ", expected [n r, in]");
+  const auto [T, in] = check_lora_dropout(e, x, dA.dim(0), seeds, p, scratch, "lora_da_dropout");
+  e.matrix(dA, DType::F32, dA.dim(0), in, "lora_da_dropout dA");
+  e.matrix(du, x.dtype, T, dA.dim(0), "lora_da_dropout du");
+  lora_da_dropout_impl(du, x, p, seeds, dA, scratch, {dA.dim(0), in, T});
+}
+
+void Ops::lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
+                              Tensor& scratch, const GemmSizes& s) {
+  const int64_t r = s.N / int64_t(seeds.size());
+  const size_t elem = dtype_size(x.dtype);
+  Tensor xd(scratch.data, x.dtype, {s.M, s.K}, x.device);
+  for (size_t j = 0; j < seeds.size(); ++j) {
+    dropout_impl(x, p, seeds[j], xd, false);
+    const Mat Aj{static_cast<char*>(A.data) + j * size_t(r * s.K) * elem, A.dtype, r, s.K, s.K};  // rows j r..
+    const Mat uj{static_cast<char*>(u.data) + j * size_t(r) * elem, u.dtype, s.M, r, u.stride0()};  // columns j r..
+    gemm_impl(Mat::of(xd), false, Aj, true, uj, 1.0f, 0.0f, nullptr, {s.M, r, s.K}, nullptr);  // u_j = xd A_j^T
+  }
+}
+
+void Ops::lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds,
+                               Tensor& dA, Tensor& scratch, const GemmSizes& s) {
+  const int64_t r = s.M / int64_t(seeds.size());
+  const size_t elem = dtype_size(x.dtype);
+  Tensor xd(scratch.data, x.dtype, {s.K, s.N}, x.device);
+  for (size_t j = 0; j < seeds.size(); ++j) {
+    dropout_impl(x, p, seeds[j], xd, false);
+    const Mat duj{static_cast<char*>(du.data) + j * size_t(r) * elem, du.dtype, s.K, r, s.M};  // columns j r..
+    const Mat dAj{static_cast<char*>(dA.data) + j * size_t(r * s.N) * 4, DType::F32, r, s.N, s.N};  // rows j r..
+    gemm_impl(duj, true, Mat::of(xd), false, dAj, 1.0f, 1.0f, nullptr, {r, s.N, s.K}, nullptr);  // += du_j^T xd
+  }
 }
 
 double Ops::sum_squares(const Tensor& x) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -21,6 +22,7 @@
 #include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
 #include "kernels/decode_attention.h"
+#include "kernels/lora_dropout.h"
 #include "kernels/nf4.h"
 
 namespace qsft {
@@ -258,6 +260,20 @@ class Ops {
   void dropout(const Tensor& x, float p, uint64_t seed, Tensor& y);
   // y += dropout(x) with dropout's mask and scaling, in one pass (x and y distinct, like shapes).
   void dropout_add(Tensor& y, const Tensor& x, float p, uint64_t seed);
+  // LoRA's A projections with dropout applied where x is read (engine/model/lora_linear.h), for the n =
+  // seeds.size() <= cpu::kLoraDropoutMaxMembers members of a stack, A = [A_1; ...; A_n] [n r, in]:
+  //   u[:, j r:(j+1) r] = dropout(x, p, seeds[j]) A_j^T       dropout: this class's, bit for bit the same mask
+  // x [T, in] packed (any shape with T rows), u [T, n r] of x's dtype (may be a column slice). scratch: packed device
+  // memory of >= T * in elements of x's dtype, free during the call. Profiled as gemm. Every backend may run it as
+  // dropout into the scratch then one GEMM per member (the CPU does: the same bits as those two ops); the CUDA one
+  // reads x once for all members where its kernel takes the shapes (kernels/lora_dropout_cuda.h).
+  void lora_a_dropout(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
+                      Tensor& scratch);
+  // Its backward's A gradients with the same masks: dA = [dA_1; ...; dA_n] F32 [n r, in] packed, accumulated:
+  //   dA_j += du_j^T dropout(x, p, seeds[j])       du = [du_1, ..., du_n] [T, n r] packed, x [T, in] packed
+  // scratch as for lora_a_dropout. Profiled as gemm; the default (the CPU's) is dropout then a GEMM per member.
+  void lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds, Tensor& dA,
+                       Tensor& scratch);
   // sum of squares of x, reduced in a fixed order (deterministic), returned to the host.
   double sum_squares(const Tensor& x);
   // The same sum (rounded to fp32) left on the device in out, F32 [1]: no wait for the host.
@@ -330,6 +346,13 @@ class Ops {
   virtual void add_inplace_impl(Tensor& y, const Tensor& x) = 0;
   virtual void scale_inplace_impl(Tensor& y, float s) = 0;
   virtual void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y, bool accumulate) = 0;
+  // The default: per member, dropout_impl into the scratch (as [T, in]) then gemm_impl into its columns of u.
+  virtual void lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds,
+                                   Tensor& u, Tensor& scratch, const GemmSizes& s);
+  // The default: per member, dropout_impl into the scratch then gemm_impl (du_j^T xd) into its rows of dA, beta 1.
+  // s: M = n r, N = in, K = T.
+  virtual void lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds,
+                                    Tensor& dA, Tensor& scratch, const GemmSizes& s);
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;

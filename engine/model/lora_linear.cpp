@@ -1,6 +1,19 @@
 #include "engine/model/lora_linear.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace qsft {
+
+static_assert(kMaxLoraGroupSize <= cpu::kLoraDropoutMaxMembers, "Ops::lora_a_dropout takes every member of a stack");
+
+// With dropout, the A projections read x through Ops::lora_a_dropout (the masks applied where x is read, one call
+// for a stack) unless QSFT_LORA_FUSED_DROPOUT=0: then each member's dropout into the scratch and its own GEMM (the
+// path before it, kept to compare on the GPU). Read at every call, so tests can switch it.
+static bool fused_dropout() {
+  const char* v = std::getenv("QSFT_LORA_FUSED_DROPOUT");
+  return !(v && std::strcmp(v, "0") == 0);
+}
 
 // The scratch seen as a [T, in] tensor shaped like x (x may be [T, n, D]).
 static Tensor scratch_like(const Tensor& x, const Tensor& scratch) {
@@ -15,9 +28,33 @@ static Tensor dropped_input(Ops& ops, const LoraBranch& l, const Tensor& x, Tens
   return xd;
 }
 
+// dx += du A [T, in] for member l (du [T, r]). With dropout, d xd/dx = mask/(1-p): applied by regenerating the same
+// mask (same seed and index) on du A, in the scratch.
+static void add_input_grad(Ops& ops, const LoraBranch& l, const Mat& du, const Tensor& x, Tensor& dx,
+                           Tensor& xd_scratch) {
+  if (l.dropout == 0.0f) {
+    ops.gemm(du, false, Mat::of(l.A), false, Mat::of(dx), 1.0f, 1.0f);
+    return;
+  }
+  Tensor g = scratch_like(x, xd_scratch);
+  ops.gemm(du, false, Mat::of(l.A), false, Mat::of(g), 1.0f, 0.0f);
+  ops.dropout_add(dx, g, l.dropout, l.seed);
+}
+
+// The members' dropout seeds, in order.
+static std::array<uint64_t, kMaxLoraGroupSize> member_seeds(const LoraStack& s) {
+  std::array<uint64_t, kMaxLoraGroupSize> seeds{};
+  for (int j = 0; j < s.n; ++j) seeds[size_t(j)] = s.m[size_t(j)].seed;
+  return seeds;
+}
+
 void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch) {
-  Tensor xd = dropped_input(ops, l, x, xd_scratch);
-  ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);      // u = xd A^T   [T, r]
+  if (l.dropout != 0.0f && fused_dropout()) {
+    ops.lora_a_dropout(x, l.A, l.dropout, {&l.seed, 1}, u, xd_scratch);  // u = dropout(x) A^T [T, r]
+  } else {
+    Tensor xd = dropped_input(ops, l, x, xd_scratch);
+    ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);  // u = xd A^T   [T, r]
+  }
   ops.gemm(Mat::of(u), false, Mat::of(l.B), true, Mat::of(y), l.scaling, 1.0f);  // y += s u B^T [T, out]
 }
 
@@ -29,14 +66,7 @@ void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor&
   ops.gemm(dy, false, Mat::of(l.B), false, Mat::of(du), l.scaling, 0.0f);  // du = s dy B    [T, r]
   Tensor xd = dropped_input(ops, l, x, xd_scratch);
   ops.gemm(Mat::of(du), true, Mat::of(xd), false, Mat::of(l.dA), 1.0f, 1.0f);  // dA += du^T xd [r, in]
-  // dx += du A [T, in]. With dropout, d xd/dx = mask/(1-p): applied by regenerating the same mask on du A.
-  if (l.dropout == 0.0f) {
-    ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(dx), 1.0f, 1.0f);
-  } else {
-    Tensor g = scratch_like(x, xd_scratch);
-    ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(g), 1.0f, 0.0f);
-    ops.dropout_add(dx, g, l.dropout, l.seed);  // same (seed, index) -> same mask and 1/(1-p) scaling
-  }
+  add_input_grad(ops, l, Mat::of(du), x, dx, xd_scratch);
 }
 
 // Member j's u (or du): columns [j r, (j+1) r) of the stack's [T, n*r].
@@ -47,14 +77,21 @@ static Tensor member_cols(const Tensor& u, const LoraStack& s, int j) {
 
 void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* y,
                         Tensor& xd_scratch) {
-  if (s.m[0].dropout != 0.0f) {  // one mask per member: no shared xd
+  const float p = s.m[0].dropout;  // one configuration: every member's
+  if (p != 0.0f && !fused_dropout()) {  // one mask per member: no shared xd
     for (int j = 0; j < s.n; ++j) {
       Tensor uj = member_cols(u, s, j);
       lora_forward(ops, s.m[size_t(j)], x, uj, y[j], xd_scratch);
     }
     return;
   }
-  ops.gemm(Mat::of(x), false, Mat::of(s.A), true, Mat::of(u), 1.0f, 0.0f);  // u = x [A_1; ...]^T [T, n*r]
+  if (p != 0.0f) {  // u = [dropout_1(x) A_1^T, ...] [T, n*r]: each member's mask applied as x is read
+    const auto seeds = member_seeds(s);
+    Tensor u_all = u;
+    ops.lora_a_dropout(x, s.A, p, {seeds.data(), size_t(s.n)}, u_all, xd_scratch);
+  } else {
+    ops.gemm(Mat::of(x), false, Mat::of(s.A), true, Mat::of(u), 1.0f, 0.0f);  // u = x [A_1; ...]^T [T, n*r]
+  }
   for (int j = 0; j < s.n; ++j) {  // y_j += s u_j B_j^T [T, out_j]
     const LoraBranch& b = s.m[size_t(j)];
     ops.gemm(Mat::of(member_cols(u, s, j)), false, Mat::of(b.B), true, Mat::of(y[j]), b.scaling, 1.0f);
@@ -63,7 +100,8 @@ void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Ten
 
 void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* dy, Tensor& dx,
                          Tensor& du_scratch, Tensor& xd_scratch) {
-  if (s.m[0].dropout != 0.0f) {
+  const float p = s.m[0].dropout;
+  if (p != 0.0f && !fused_dropout()) {
     for (int j = 0; j < s.n; ++j)
       lora_backward(ops, s.m[size_t(j)], x, member_cols(u, s, j), dy[j], dx, du_scratch, xd_scratch);
     return;
@@ -75,8 +113,16 @@ void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Te
     ops.gemm(dyj, true, Mat::of(member_cols(u, s, j)), false, Mat::of(b.dB), b.scaling, 1.0f);  // dB_j += s dy_j^T u_j
     ops.gemm(dyj, false, Mat::of(b.B), false, Mat::of(member_cols(du, s, j)), b.scaling, 0.0f);  // du_j = s dy_j B_j
   }
-  ops.gemm(Mat::of(du), true, Mat::of(x), false, Mat::of(s.dA), 1.0f, 1.0f);  // [dA_1; ...] += du^T x [n*r, in]
-  ops.gemm(Mat::of(du), false, Mat::of(s.A), false, Mat::of(dx), 1.0f, 1.0f);  // dx += du [A_1; ...]   [T, in]
+  if (p == 0.0f) {
+    ops.gemm(Mat::of(du), true, Mat::of(x), false, Mat::of(s.dA), 1.0f, 1.0f);  // [dA_1; ...] += du^T x [n*r, in]
+    ops.gemm(Mat::of(du), false, Mat::of(s.A), false, Mat::of(dx), 1.0f, 1.0f);  // dx += du [A_1; ...]   [T, in]
+    return;
+  }
+  const auto seeds = member_seeds(s);  // dA_j += du_j^T dropout_j(x): each member's mask applied as x is read
+  Tensor dA = s.dA;
+  ops.lora_da_dropout(du, x, p, {seeds.data(), size_t(s.n)}, dA, xd_scratch);
+  for (int j = 0; j < s.n; ++j)  // dx += mask_j (du_j A_j) / (1 - p), member by member
+    add_input_grad(ops, s.m[size_t(j)], Mat::of(member_cols(du, s, j)), x, dx, xd_scratch);
 }
 
 }  // namespace qsft

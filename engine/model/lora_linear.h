@@ -14,7 +14,10 @@
 //             dx += du [A_1; ...; A_n]         [T, in]
 // 2 + n GEMMs forward and 2 + 2n backward instead of 2n and 4n. With dropout each member draws its own mask (PEFT
 // has one dropout module per Linear; ours is a function of (member seed, index)), so there is no one xd to share:
-// then the members run one by one (the unstacked path), on the same u columns.
+// the forward's A projections are then one Ops::lora_a_dropout (u_j = dropout_j(x) A_j^T, every member's mask
+// applied where x is read), the backward's one Ops::lora_da_dropout (dA_j += du_j^T dropout_j(x), the same masks
+// rebuilt from the seeds) and per member dx += mask_j (du_j A_j) / (1 - p) (dropout_add). QSFT_LORA_FUSED_DROPOUT=0
+// runs the members one by one both ways instead (the unstacked path, xd by dropout into the scratch).
 #pragma once
 #include <array>
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <numeric>
 
@@ -185,6 +186,42 @@ TEST(LoraStack, EqualsModuleByModuleFullAndPartialGroups) {
 TEST(LoraStack, WithDropoutEachModuleKeepsItsOwnMask) {
   expect_stack_equals_modules({16, 8, 8}, 0.25f);
   expect_stack_equals_modules({24, 24}, 0.1f);
+}
+
+// The forward's A projections through Ops::lora_a_dropout (one call per stack, the masks applied where x is read)
+// against the path before it (QSFT_LORA_FUSED_DROPOUT=0: each member's dropout into the scratch, then its GEMM):
+// u, y and, through the unchanged backward, dA, dB and dx bit for bit.
+void expect_fused_dropout_equals_unfused(std::vector<int64_t> outs, float dropout) {
+  SCOPED_TRACE("members " + std::to_string(outs.size()) + ", dropout " + std::to_string(dropout));
+  auto ops = make_cpu_ops();
+  const int64_t T = 11, in = 24, r = 4, n = int64_t(outs.size());
+  StackCase fused(T, in, r, outs, dropout, 9), unfused(T, in, r, outs, dropout, 9);
+  F32 u_fused({T, n * r}), u_unfused({T, n * r}), xd({T, in}), du({T, n * r});
+  auto run = [&](StackCase& c, F32& u, const char* env) {
+    setenv("QSFT_LORA_FUSED_DROPOUT", env, 1);
+    lora_stack_forward(*ops, c.s, c.x.t, u.t, c.ys.data(), xd.t);
+    lora_stack_backward(*ops, c.s, c.x.t, u.t, c.dys.data(), c.dx.t, du.t, xd.t);
+    unsetenv("QSFT_LORA_FUSED_DROPOUT");
+  };
+  run(unfused, u_unfused, "0");
+  run(fused, u_fused, "1");
+  EXPECT_EQ(u_fused.values(), u_unfused.values());
+  EXPECT_EQ(fused.y.values(), unfused.y.values());
+  EXPECT_EQ(fused.dA.values(), unfused.dA.values());
+  EXPECT_EQ(fused.dx.values(), unfused.dx.values());
+  for (int j = 0; j < n; ++j) EXPECT_EQ(fused.dB[size_t(j)]->values(), unfused.dB[size_t(j)]->values()) << j;
+  // and the masks are in effect: with dropout, u differs from the undropped x A^T
+  if (dropout == 0.0f) return;
+  F32 plain({T, n * r});
+  ops->gemm(Mat::of(fused.x.t), false, Mat::of(fused.A.t), true, Mat::of(plain.t), 1.0f, 0.0f);
+  EXPECT_NE(plain.values(), u_fused.values());
+}
+
+TEST(LoraStack, FusedDropoutEqualsDropoutThenGemm) {
+  expect_fused_dropout_equals_unfused({16, 8, 8}, 0.05f);
+  expect_fused_dropout_equals_unfused({24, 24}, 0.5f);
+  expect_fused_dropout_equals_unfused({40}, 0.25f);
+  expect_fused_dropout_equals_unfused({16, 8}, 0.0f);
 }
 
 }  // namespace

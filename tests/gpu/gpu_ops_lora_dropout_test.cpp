@@ -1,0 +1,275 @@
+// CUDA Ops::lora_a_dropout and lora_da_dropout (the fused kernels of kernels/lora_dropout*.cu, and the composition
+// they fall back to) against the CPU ops and against the GPU's own dropout then GEMM, on fresh random inputs into
+// poisoned outputs (dA: accumulated onto random values):
+// odd T, 1 to 3 members, K split over blocks or not, u a column slice, the 7B LoRA shapes (T 4096; in 3584 with
+// q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p) scaling bit for bit through a selecting A; and a
+// LoRA group's forward and backward (engine/model/lora_linear.h) with the fused forward against the unfused one.
+#include <cstdint>
+#include <cstdlib>
+
+#include "engine/model/lora_linear.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace qsft::test {
+namespace {
+
+struct Shape {
+  int64_t T, in, r;
+  int n;
+  float p;
+  DType dt;
+};
+
+std::string tag_of(const Shape& s) {
+  return std::string(dtype_name(s.dt)) + " T=" + std::to_string(s.T) + " in=" + std::to_string(s.in) +
+         " r=" + std::to_string(s.r) + " n=" + std::to_string(s.n) + " p=" + std::to_string(s.p).substr(0, 4);
+}
+
+const uint64_t kSeeds[3] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 77};
+
+// u [T, n r] as columns [2, 2 + n r) of a poisoned [T, n r + 4] buffer on both backends; the GPU's also against
+// its own dropout + GEMM per member (the path QSFT_LORA_FUSED_DROPOUT=0 keeps).
+void check_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
+  const std::string tag = tag_of(s);
+  const int64_t N = s.n * s.r, W = N + 4;
+  Both x(cpu, gpu, s.dt, {s.T, s.in}, random_uniform(size_t(s.T * s.in), rng)),
+      A(cpu, gpu, s.dt, {N, s.in}, random_uniform(size_t(N * s.in), rng, -0.05f, 0.05f)),
+      u(cpu, gpu, s.dt, {s.T, W}), scratch(cpu, gpu, s.dt, {s.T, s.in});
+  const std::span<const uint64_t> seeds(kSeeds, size_t(s.n));
+  Tensor uc = u.c.t.cols(2, 2 + N), ug = u.g.t.cols(2, 2 + N);
+  cpu.lora_a_dropout(x.c.t, A.c.t, s.p, seeds, uc, scratch.c.t);
+  gpu.lora_a_dropout(x.g.t, A.g.t, s.p, seeds, ug, scratch.g.t);
+  const std::vector<float> got = read_gpu_result(u.g, "lora_a_dropout " + tag), want = u.c.get();
+  std::vector<float> got_u, want_u;
+  for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t c : {int64_t(0), int64_t(1), N + 2, N + 3})
+      ASSERT_TRUE(std::isnan(got[size_t(t * W + c)])) << "lora_a_dropout wrote outside u: row " << t << " col " << c;
+    got_u.insert(got_u.end(), got.begin() + t * W + 2, got.begin() + t * W + 2 + N);
+    want_u.insert(want_u.end(), want.begin() + t * W + 2, want.begin() + t * W + 2 + N);
+  }
+  expect_close(got_u, want_u, tolerance(s.dt), "lora_a_dropout vs CPU " + tag);
+  // The GPU's dropout then GEMM: the same bf16 inputs to the products, summed in another order.
+  OpsTensor xd(gpu, s.dt, {s.T, s.in}), ref(gpu, s.dt, {s.T, N});
+  for (int j = 0; j < s.n; ++j) {
+    gpu.dropout(x.g.t, s.p, kSeeds[j], xd.t);
+    gpu.gemm(Mat::of(xd.t), false, Mat::of(A.g.t.rows(j * s.r, (j + 1) * s.r)), true,
+             Mat::of(ref.t.cols(j * s.r, (j + 1) * s.r)), 1.0f, 0.0f);
+  }
+  expect_close(got_u, read_gpu_result(ref, "dropout + gemm " + tag), s.dt == DType::BF16 ? 5e-3 : 1e-5,
+               "lora_a_dropout vs GPU dropout+gemm " + tag);
+}
+
+// The backward's dA += du^T dropout(x) per member (lora_da_dropout) on both backends, dA starting from the same
+// random values; the GPU's also against its own dropout + GEMM per member.
+void check_grad_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
+  const std::string tag = tag_of(s);
+  const int64_t N = s.n * s.r;
+  Both x(cpu, gpu, s.dt, {s.T, s.in}, random_uniform(size_t(s.T * s.in), rng)),
+      du(cpu, gpu, s.dt, {s.T, N}, random_uniform(size_t(s.T * N), rng, -0.05f, 0.05f)),
+      scratch(cpu, gpu, s.dt, {s.T, s.in});
+  const std::vector<float> dA0 = random_uniform(size_t(N * s.in), rng);
+  Both dA(cpu, gpu, DType::F32, {N, s.in}, dA0);
+  const std::span<const uint64_t> seeds(kSeeds, size_t(s.n));
+  cpu.lora_da_dropout(du.c.t, x.c.t, s.p, seeds, dA.c.t, scratch.c.t);
+  gpu.lora_da_dropout(du.g.t, x.g.t, s.p, seeds, dA.g.t, scratch.g.t);
+  const std::vector<float> got = read_gpu_result(dA.g, "lora_da_dropout " + tag);
+  expect_close(got, dA.c.get(), tolerance(s.dt), "lora_da_dropout vs CPU " + tag);
+  OpsTensor xd(gpu, s.dt, {s.T, s.in}), ref(gpu, DType::F32, {N, s.in});
+  ref.set(dA0);
+  for (int j = 0; j < s.n; ++j) {
+    gpu.dropout(x.g.t, s.p, kSeeds[j], xd.t);
+    gpu.gemm(Mat::of(du.g.t.cols(j * s.r, (j + 1) * s.r)), true, Mat::of(xd.t), false,
+             Mat::of(ref.t.rows(j * s.r, (j + 1) * s.r)), 1.0f, 1.0f);
+  }
+  expect_close(got, read_gpu_result(ref, "dropout + gemm (dA) " + tag), 1e-4,
+               "lora_da_dropout vs GPU dropout+gemm " + tag);
+}
+
+TEST(GpuLoraDropout, GradientMatchesCpuAndDropoutThenGemm) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(83);
+  const DType B = DType::BF16;
+  // Tokens are split over blocks when T >= 256, the columns give fewer than ~4 blocks per SM and the scratch holds
+  // the partial sums (T >= 2 n r splits).
+  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},    // one block, ragged T and columns
+                         Shape{130, 72, 16, 2, 0.5f, B},    // T past a k-step, columns past a block
+                         Shape{800, 264, 64, 3, 0.05f, B},  // n r = 192; 2 splits of T
+                         Shape{600, 512, 16, 3, 0.0f, B},   // p = 0; 4 splits
+                         Shape{515, 896, 16, 1, 0.05f, B},  // one member
+                         Shape{40, 64, 8, 2, 0.05f, B},     // r not a multiple of 16: the fallback
+                         Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32: the fallback
+    check_grad_shape(*cpu, *gpu, s, rng);
+}
+
+// du selects tokens: du[t0 + m, m] = 1 (else 0), dA starting at 0, so dA[m, c] = dropout_j(x)[t0 + m, c] exactly for
+// member j's rows m: the masks of lora_da_dropout against the GPU dropout op, bit for bit, with the tokens split
+// (T 300, the selected ones in the second split) and not (T 48).
+TEST(GpuLoraDropout, GradientMasksAreTheDropoutOpsBitForBit) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(89);
+  const int n = 3;
+  const int64_t r = 16, in = 768, N = n * r;
+  for (const int64_t T : {int64_t(300), int64_t(48)}) {
+    const int64_t t0 = T - N - 4 > 0 ? T - N - 4 : 0;
+    OpsTensor x(*gpu, DType::BF16, {T, in}), du(*gpu, DType::BF16, {T, N}), dA(*gpu, DType::F32, {N, in}),
+        scratch(*gpu, DType::BF16, {T, in}), xd(*gpu, DType::BF16, {T, in});
+    x.set(random_uniform(size_t(T * in), rng, -4.0f, 4.0f));
+    std::vector<float> d(size_t(T * N), 0.0f);
+    for (int64_t m = 0; m < N; ++m) d[size_t((t0 + m) * N + m)] = 1.0f;
+    du.set(d);
+    dA.set(std::vector<float>(size_t(N * in), 0.0f));
+    gpu->lora_da_dropout(du.t, x.t, 0.3f, {kSeeds, size_t(n)}, dA.t, scratch.t);
+    const std::vector<float> got = read_gpu_result(dA, "lora_da_dropout (selecting du)");
+    for (int j = 0; j < n; ++j) {
+      gpu->dropout(x.t, 0.3f, kSeeds[j], xd.t);
+      const std::vector<float> want = xd.get();
+      for (int64_t k = 0; k < r; ++k)
+        for (int64_t c = 0; c < in; ++c) {
+          const int64_t m = j * r + k;
+          ASSERT_EQ(got[size_t(m * in + c)], want[size_t((t0 + m) * in + c)])
+              << "T " << T << " member " << j << " row " << m << " column " << c;
+        }
+    }
+  }
+}
+
+TEST(GpuLoraDropout, MatchesCpuAndDropoutThenGemm) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(71);
+  const DType B = DType::BF16;
+  // K is split over blocks when in >= 256 and the scratch holds the partial sums (in >= 2 n r splits).
+  for (const Shape& s : {Shape{13, 40, 8, 3, 0.05f, B},   // one block, one split, ragged T
+                         Shape{1, 8, 8, 1, 0.5f, B},      // one token, one k-step
+                         Shape{130, 72, 16, 2, 0.05f, B},  // T past a block, K not a multiple of the k-step
+                         Shape{77, 264, 64, 3, 0.5f, B},  // n r = 192: k-steps of 32, one split
+                         Shape{600, 512, 16, 3, 0.0f, B},  // p = 0: plain x A^T; 4 splits
+                         Shape{515, 896, 8, 2, 0.05f, B},  // 0.5B's hidden size; 7 splits
+                         Shape{40, 33, 8, 2, 0.05f, B},    // in not a multiple of 8: the fallback
+                         Shape{40, 64, 4, 3, 0.05f, B},    // r not a multiple of 8: the fallback
+                         Shape{50, 64, 8, 2, 0.05f, DType::F32}})  // F32: the fallback
+    check_shape(*cpu, *gpu, s, rng);
+}
+
+// The 7B LoRA r16 all-linear shapes of a packed 4096-token micro-batch: q/k/v (in 3584), gate/up, down (in 18944).
+// "Qwen" in the name: too long for tools/gpu-check.sh's sanitizer stages.
+TEST(GpuLoraDropout, Qwen7BShapesMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(73);
+  for (const Shape& s : {Shape{4096, 3584, 16, 3, 0.05f, DType::BF16}, Shape{4096, 3584, 16, 2, 0.05f, DType::BF16},
+                         Shape{4096, 18944, 16, 1, 0.05f, DType::BF16}}) {
+    check_shape(*cpu, *gpu, s, rng);
+    check_grad_shape(*cpu, *gpu, s, rng);
+  }
+}
+
+// A_j selects columns: row k of A_j is 1 at column s k + j (s = in / r), so u_j[t, k] = dropout_j(x)[t, s k + j]
+// exactly (one product by 1, the rest by 0): the kernel's masks and scaling against the GPU dropout op, bit for bit,
+// with K split over 6 blocks (T 1000, r 16, in 768) and not (T 8, r 64, in 256).
+TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(79);
+  const int n = 3;
+  struct Case {
+    int64_t T, r, in;
+  };
+  for (const Case c : {Case{1000, 16, 768}, Case{8, 64, 256}}) {
+    const int64_t T = c.T, r = c.r, in = c.in, s = in / r;
+    OpsTensor x(*gpu, DType::BF16, {T, in}), A(*gpu, DType::BF16, {n * r, in}), u(*gpu, DType::BF16, {T, n * r}),
+        scratch(*gpu, DType::BF16, {T, in}), xd(*gpu, DType::BF16, {T, in});
+    x.set(random_uniform(size_t(T * in), rng, -4.0f, 4.0f));
+    std::vector<float> a(size_t(n * r * in), 0.0f);
+    for (int j = 0; j < n; ++j)
+      for (int64_t k = 0; k < r; ++k) a[size_t((j * r + k) * in + s * k + j)] = 1.0f;
+    A.set(a);
+    gpu->lora_a_dropout(x.t, A.t, 0.3f, {kSeeds, size_t(n)}, u.t, scratch.t);
+    const std::vector<float> got = read_gpu_result(u, "lora_a_dropout (selecting A)");
+    for (int j = 0; j < n; ++j) {
+      gpu->dropout(x.t, 0.3f, kSeeds[j], xd.t);
+      const std::vector<float> want = xd.get();
+      int64_t dropped = 0;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t k = 0; k < r; ++k) {
+          const float w = want[size_t(t * in + s * k + j)];
+          ASSERT_EQ(got[size_t(t * n * r + j * r + k)], w) << "T " << T << " member " << j << " row " << t << " k " << k;
+          dropped += w == 0.0f;
+        }
+      if (T == 1000) {
+        EXPECT_NEAR(double(dropped) / double(T * r), 0.3, 0.02) << "member " << j;
+      }
+    }
+  }
+}
+
+// One LoRA group of 3 members (q/k/v: outputs as column slices of one [T, 384]) on one backend: x, A, B, y, dy, dx
+// in the compute dtype dt holding values rounded to bf16 (what the GPU stores), the gradients dA, dB F32; every
+// value drawn from one seed, so both backends start from the same numbers.
+struct GpuStack {
+  GpuStack(Ops& ops, DType dt, int64_t T, int64_t in, int64_t r, float p, uint32_t seed)
+      : x(ops, dt, {T, in}), A(ops, dt, {3 * r, in}), dA(ops, DType::F32, {3 * r, in}), y(ops, dt, {T, 384}),
+        dy(ops, dt, {T, 384}), dx(ops, dt, {T, in}), u(ops, dt, {T, 3 * r}), du(ops, dt, {T, 3 * r}),
+        xd(ops, dt, {T, in}) {
+    std::mt19937 rng(seed);
+    const DType B16 = DType::BF16;
+    x.set(as_stored(random_uniform(size_t(x.t.numel()), rng), B16));
+    A.set(as_stored(random_uniform(size_t(A.t.numel()), rng, -0.1f, 0.1f), B16));
+    dA.set(random_uniform(size_t(dA.t.numel()), rng));
+    for (OpsTensor* t : {&y, &dy, &dx}) t->set(as_stored(random_uniform(size_t(t->t.numel()), rng), B16));
+    const int64_t outs[3] = {256, 64, 64};
+    int64_t col = 0;
+    for (int j = 0; j < 3; ++j) {
+      B.push_back(std::make_unique<OpsTensor>(ops, dt, std::initializer_list<int64_t>{outs[j], r}));
+      dB.push_back(std::make_unique<OpsTensor>(ops, DType::F32, std::initializer_list<int64_t>{outs[j], r}));
+      B.back()->set(as_stored(random_uniform(size_t(outs[j] * r), rng, -0.1f, 0.1f), B16));
+      dB.back()->set(random_uniform(size_t(outs[j] * r), rng));
+      LoraBranch& b = s.m[size_t(j)];
+      b.A = A.t.rows(j * r, (j + 1) * r);
+      b.dA = dA.t.rows(j * r, (j + 1) * r);
+      b.B = B.back()->t;
+      b.dB = dB.back()->t;
+      b.scaling = 2.0f;
+      b.dropout = p;
+      b.seed = kSeeds[j];
+      ys.push_back(y.t.cols(col, col + outs[j]));
+      dys.push_back(dy.t.cols(col, col + outs[j]));
+      col += outs[j];
+    }
+    s.n = 3;
+    s.A = A.t;
+    s.dA = dA.t;
+  }
+  void step(Ops& ops) {
+    lora_stack_forward(ops, s, x.t, u.t, ys.data(), xd.t);
+    lora_stack_backward(ops, s, x.t, u.t, dys.data(), dx.t, du.t, xd.t);
+  }
+  OpsTensor x, A, dA, y, dy, dx, u, du, xd;
+  std::vector<std::unique_ptr<OpsTensor>> B, dB;
+  LoraStack s;
+  std::vector<Tensor> ys, dys;
+};
+
+// The LoRA group's forward (A projections fused with dropout) and backward on the GPU against the CPU, and against
+// the GPU's unfused path (QSFT_LORA_FUSED_DROPOUT=0): u, y, dA, dB, dx.
+TEST(GpuLoraDropout, StackStepMatchesCpuAndUnfused) {
+  QSFT_REQUIRE_GPU();
+  const int64_t T = 300, in = 256, r = 16;
+  GpuStack c(*cpu, DType::F32, T, in, r, 0.1f, 5), fused(*gpu, DType::BF16, T, in, r, 0.1f, 5),
+      unfused(*gpu, DType::BF16, T, in, r, 0.1f, 5);
+  setenv("QSFT_LORA_FUSED_DROPOUT", "0", 1);
+  unfused.step(*gpu);
+  unsetenv("QSFT_LORA_FUSED_DROPOUT");
+  fused.step(*gpu);
+  c.step(*cpu);
+  auto both = [&](const OpsTensor& f, const OpsTensor& uf, const OpsTensor& ref, const std::string& what) {
+    const std::vector<float> got = read_gpu_result(f, what);
+    expect_close(got, read_gpu_result(uf, what), 5e-3, what + " fused vs unfused (GPU)");
+    expect_close(got, ref.get(), tolerance(DType::BF16), what + " fused GPU vs CPU");
+  };
+  both(fused.u, unfused.u, c.u, "lora stack u");
+  both(fused.y, unfused.y, c.y, "lora stack y");
+  both(fused.dA, unfused.dA, c.dA, "lora stack dA");
+  both(fused.dx, unfused.dx, c.dx, "lora stack dx");
+  for (size_t j = 0; j < 3; ++j) both(*fused.dB[j], *unfused.dB[j], *c.dB[j], "lora stack dB_" + std::to_string(j));
+}
+
+}  // namespace
+}  // namespace qsft::test
