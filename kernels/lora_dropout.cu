@@ -148,10 +148,11 @@ void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t
   int64_t splits = 1;
   dispatch_tiles<kMaxRows / 8>(N / 8, [&](auto w) {
     constexpr int NT = decltype(w)::value, BK = depth_for(NT);
-    // Splits of K: about 4 blocks per SM when T alone gives fewer, each split >= kMinSplitDepth deep and a whole
-    // number of k-steps, their fp32 partial sums [splits, T, N] within the workspace.
+    // Splits of K: about 4 blocks per SM when T alone gives fewer (rounded down: a nearly full GPU does not split,
+    // each split costs its fp32 partials' write and read), each split >= kMinSplitDepth deep and a whole number of
+    // k-steps, their fp32 partial sums [splits, T, N] within the workspace.
     const int64_t k_steps = ceil_div(in, BK);
-    splits = std::min(ceil_div(4 * int64_t(sm_count()), m_tiles), in / kMinSplitDepth);
+    splits = std::min(4 * int64_t(sm_count()) / m_tiles, in / kMinSplitDepth);
     if (!aligned16(workspace)) splits = 1;
     splits = std::max<int64_t>(1, std::min<int64_t>(splits, int64_t(workspace_bytes / size_t(T * N * 4))));
     const int64_t k_split = ceil_div(k_steps, splits) * BK;

@@ -96,6 +96,9 @@ TEST(GpuLoraDropout, GradientMatchesCpuAndDropoutThenGemm) {
                          Shape{800, 264, 64, 3, 0.05f, B},  // n r = 192; 2 splits of T
                          Shape{600, 512, 16, 3, 0.0f, B},   // p = 0; 4 splits
                          Shape{515, 896, 16, 1, 0.05f, B},  // one member
+                         Shape{800, 512, 64, 2, 0.05f, B},  // r64 x 2 rows of du per member
+                         Shape{300, 512, 32, 3, 0.05f, B},  // r32 x 3
+                         Shape{300, 512, 32, 2, 0.05f, B},  // r32 x 2
                          Shape{40, 64, 8, 2, 0.05f, B},     // r not a multiple of 16: the fallback
                          Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32: the fallback
     check_grad_shape(*cpu, *gpu, s, rng);
@@ -144,6 +147,8 @@ TEST(GpuLoraDropout, MatchesCpuAndDropoutThenGemm) {
                          Shape{77, 264, 64, 3, 0.5f, B},  // n r = 192: k-steps of 32, one split
                          Shape{600, 512, 16, 3, 0.0f, B},  // p = 0: plain x A^T; 4 splits
                          Shape{515, 896, 8, 2, 0.05f, B},  // 0.5B's hidden size; 7 splits
+                         Shape{100, 512, 32, 3, 0.05f, B},  // r32 x 3 (the largest staging), split
+                         Shape{100, 512, 64, 2, 0.05f, B},  // r64 x 2: k-steps of 32, split
                          Shape{40, 33, 8, 2, 0.05f, B},    // in not a multiple of 8: the fallback
                          Shape{40, 64, 4, 3, 0.05f, B},    // r not a multiple of 8: the fallback
                          Shape{50, 64, 8, 2, 0.05f, DType::F32}})  // F32: the fallback
