@@ -63,8 +63,8 @@ void Qwen2Decoder::lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, 
 
 // Qwen3: q = rmsnorm(x.q), k = rmsnorm(x.k) over each head's D values, read from qkv's columns as strided head views
 // and written to the same columns of the shared scratch qkn (v stays qkv's); statistics into the scratch rstd_q,
-// rstd_k. What the backward needs: attention's inputs (q, k after the norms and RoPE) and the norms' inputs x. RMSNorm's
-// backward, with n = x r (r = rstd) and y = n w:
+// rstd_k. What the backward needs: attention's inputs (q, k after the norms and RoPE) and the norms' inputs x.
+// RMSNorm's backward, with n = x r (r = rstd) and y = n w:
 //   dx_k = r (w_k dy_k - n_k / D sum_j dy_j w_j n_j),   dw_k += sum_rows dy_k n_k,
 // needs n (or x and r): recovering n from the output as y / w fails where w_k = 0 and, after RoPE, also needs the
 // inverse rotation (rounded, so not the forward's values). Normalizing in place would therefore cost a saved copy

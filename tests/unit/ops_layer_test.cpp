@@ -94,7 +94,8 @@ TEST(OpsRmsNorm, StridedHeadViewsMatchPackedExactly) {
       for (int64_t c = 0; c < W; ++c) {
         const bool in = c >= c0 && c < c0 + nkv * D;
         const float want = in ? packed[size_t(t * nkv * D + c - c0)] : outside[size_t(t * W + c)];
-        ASSERT_EQ(std::memcmp(&fused.values()[size_t(t * W + c)], &want, 4), 0) << what << " token " << t << " col " << c;
+        ASSERT_EQ(std::memcmp(&fused.values()[size_t(t * W + c)], &want, 4), 0)
+            << what << " token " << t << " col " << c;
       }
   };
   auto view = [&](F32& fused) { return fused.t.cols(c0, c0 + nkv * D).view({T, nkv, D}); };
