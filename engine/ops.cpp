@@ -54,6 +54,15 @@ struct Expect {
     const bool flat = t.contiguous() && t.ndim >= 1 && t.dim(-1) == cols && t.numel() == rows * cols;
     QSFT_CHECK(by_rows || flat, std::string(name) + " is " + t.shape_str() + ", expected " + dims(rows, cols));
   }
+  // R rows of H for a norm: packed (a matrix [R, H] as `matrix` takes it), or a strided view whose token rows hold
+  // whole rows of H (a column slice [T, H] or a head view [T, heads, H], T heads = R).
+  void norm_rows(const Tensor& t, DType dt, int64_t R, int64_t H, const char* name) const {
+    if (t.contiguous()) return matrix(t, dt, R, H, name);
+    dtype(t, dt, name, true);
+    QSFT_CHECK(t.dim(-1) == H && t.numel() == R * H,
+               std::string(name) + " is " + t.shape_str() + ", expected " + dims(R, H) + " rows of " +
+                   std::to_string(H) + " (a strided view: [T, heads, " + std::to_string(H) + "])");
+  }
   // [T, heads, D] exactly; a strided head view (token rows further apart, the heads packed) when allowed.
   void heads(const Tensor& t, DType dt, int64_t T, int64_t heads, int64_t D, const char* name,
              bool strided_ok = false) const {
@@ -385,9 +394,9 @@ void Ops::rmsnorm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, T
   const Expect e{device()};
   const int64_t H = dw.numel(), T = H ? x.numel() / H : 0;
   e.dtype(dw, DType::F32, "rmsnorm dw");
-  e.floating(x, "rmsnorm x");
-  e.matrix(x, x.dtype, T, H, "rmsnorm x");
-  e.matrix(dy, x.dtype, T, H, "rmsnorm dy");
+  e.floating(x, "rmsnorm x", true);
+  e.norm_rows(x, x.dtype, T, H, "rmsnorm x");
+  e.norm_rows(dy, x.dtype, T, H, "rmsnorm dy");
   e.vector(rstd, DType::F32, T, "rmsnorm rstd");
   rmsnorm_wgrad_impl(dy, x, rstd, dw, T, H);
 }
@@ -434,22 +443,23 @@ void Ops::rmsnorm_fwd(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
   const Expect e{device()};
   const int64_t H = w.numel(), T = H ? x.numel() / H : 0;
   e.floating(w, "rmsnorm w");
-  e.matrix(x, w.dtype, T, H, "rmsnorm x");
-  e.matrix(y, w.dtype, T, H, "rmsnorm y");
+  e.norm_rows(x, w.dtype, T, H, "rmsnorm x");
+  e.norm_rows(y, w.dtype, T, H, "rmsnorm y");
   e.vector(rstd, DType::F32, T, "rmsnorm rstd");
   rmsnorm_fwd_impl(x, w, eps, y, rstd, T, H);
 }
 
-void Ops::rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx) {
+void Ops::rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                      bool accumulate) {
   Scope s(*this, OpFamily::norm);
   const Expect e{device()};
   const int64_t H = w.numel(), T = H ? x.numel() / H : 0;
   e.floating(w, "rmsnorm w");
-  e.matrix(x, w.dtype, T, H, "rmsnorm x");
-  e.matrix(dy, w.dtype, T, H, "rmsnorm dy");
-  e.matrix(dx, w.dtype, T, H, "rmsnorm dx");
+  e.norm_rows(x, w.dtype, T, H, "rmsnorm x");
+  e.norm_rows(dy, w.dtype, T, H, "rmsnorm dy");
+  e.norm_rows(dx, w.dtype, T, H, "rmsnorm dx");
   e.vector(rstd, DType::F32, T, "rmsnorm rstd");
-  rmsnorm_bwd_impl(dy, x, w, rstd, dx, T, H);
+  rmsnorm_bwd_impl(dy, x, w, rstd, dx, T, H, accumulate);
 }
 
 void Ops::rope_fwd(Tensor& x, const SeqLayout& seq, const RopeFreqs& f) {

@@ -24,6 +24,7 @@
 #include "kernels/decode_attention.h"
 #include "kernels/lora_dropout.h"
 #include "kernels/nf4.h"
+#include "kernels/rmsnorm.h"
 
 namespace qsft {
 
@@ -193,7 +194,8 @@ class Ops {
   void linear_wgrad(const Tensor& dy, const Tensor& x, const LinearWeight& dW);
   // dtable[ids[t], :] += dout[t, :].   ids I32 [T], dout [T, H], dtable F32 [V, H]
   void embedding_bwd(const Tensor& ids, const Tensor& dout, Tensor& dtable);
-  // dw += sum_t dy[t] * x[t] * rstd[t] (x: the norm's input, y = x rstd w).   dy, x [T, H], rstd F32 [T], dw F32 [H]
+  // dw += sum_t dy[t] * x[t] * rstd[t] (x: the norm's input, y = x rstd w).   dy, x [T, H] (rows as in rmsnorm_fwd:
+  // packed or strided head views), rstd F32 [T], dw F32 [H]
   void rmsnorm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw);
 
   // ---- embedding ----
@@ -203,10 +205,14 @@ class Ops {
   void neftune_noise(Tensor& x, float scale, uint64_t seed);
 
   // ---- RMSNorm (Qwen2: y = x * rsqrt(mean(x^2) + eps) * w, statistics in fp32) ----
-  // x [T, H], w [H], y [T, H], rstd F32 [T] (saved for backward)
+  // x [T, H], w [H], y [T, H], rstd F32 [T] (saved for backward). x, y (and the backward's dy, dx) may also be
+  // [T', heads, H] views whose token rows are further apart (Tensor::row_stride; y may be x): a norm over each head,
+  // T = T' heads rows, e.g. Qwen3's q and k head norms on the column slices of the fused QKV output, rstd [T' heads].
   void rmsnorm_fwd(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd);
-  // dx += d rmsnorm(x)/dx ^T dy  (accumulates: dx is the residual-stream gradient). dy, x, dx [T, H]
-  void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
+  // dx += d rmsnorm(x)/dx ^T dy  (accumulate: dx is the residual-stream gradient), else dx = d rmsnorm(x)/dx ^T dy
+  // where dx may be dy itself (in place). dy, x, dx [T, H]
+  void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                   bool accumulate = true);
 
   // ---- RoPE (rotate_half; cos/sin of positions[t] * inv_freq, scaled) ----
   // x [T, n, D] in place; the backward applies the transposed rotation to the gradient, also in place. x may be a
@@ -326,7 +332,11 @@ class Ops {
   virtual void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
                                 int64_t H) = 0;
   virtual void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
-                                int64_t T, int64_t H) = 0;
+                                int64_t T, int64_t H, bool accumulate) = 0;
+  // Where a checked norm operand's rows of H lie: packed, or the heads of its (strided) token rows.
+  static NormRows norm_rows(const Tensor& t, int64_t H) {
+    return t.contiguous() ? NormRows::packed(H) : NormRows{t.row_elems() / H, t.stride0()};
+  }
   virtual void rmsnorm_wgrad_impl(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw, int64_t T,
                                   int64_t H) = 0;
   virtual void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) = 0;

@@ -130,15 +130,16 @@ class CpuOps final : public Ops {
 
   void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
                         int64_t H) override {
-    cpu::rmsnorm_fwd(x.f32(), w.f32(), T, H, eps, y.f32(), rstd.f32());
+    cpu::rmsnorm_fwd(x.f32(), norm_rows(x, H), w.f32(), T, H, eps, y.f32(), norm_rows(y, H), rstd.f32());
   }
   void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, int64_t T,
-                        int64_t H) override {
-    cpu::rmsnorm_bwd(dy.f32(), x.f32(), w.f32(), rstd.f32(), T, H, dx.f32());
+                        int64_t H, bool accumulate) override {
+    cpu::rmsnorm_bwd(dy.f32(), norm_rows(dy, H), x.f32(), norm_rows(x, H), w.f32(), rstd.f32(), T, H, dx.f32(),
+                     norm_rows(dx, H), accumulate);
   }
   void rmsnorm_wgrad_impl(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw, int64_t T,
                           int64_t H) override {
-    cpu::rmsnorm_wgrad(dy.f32(), x.f32(), rstd.f32(), T, H, dw.f32());
+    cpu::rmsnorm_wgrad(dy.f32(), norm_rows(dy, H), x.f32(), norm_rows(x, H), rstd.f32(), T, H, dw.f32());
   }
 
   void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {

@@ -162,15 +162,18 @@ class CudaOps final : public Ops {
 
   void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, int64_t T,
                         int64_t H) override {
-    cuda::rmsnorm_fwd(x.dtype, x.data, w.data, T, H, eps, y.data, rstd.f32(), stream_);
+    cuda::rmsnorm_fwd(x.dtype, x.data, norm_rows(x, H), w.data, T, H, eps, y.data, norm_rows(y, H), rstd.f32(),
+                      stream_);
   }
   void rmsnorm_bwd_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, int64_t T,
-                        int64_t H) override {
-    cuda::rmsnorm_bwd(x.dtype, dy.data, x.data, w.data, rstd.f32(), T, H, dx.data, stream_);
+                        int64_t H, bool accumulate) override {
+    cuda::rmsnorm_bwd(x.dtype, dy.data, norm_rows(dy, H), x.data, norm_rows(x, H), w.data, rstd.f32(), T, H, dx.data,
+                      norm_rows(dx, H), accumulate, stream_);
   }
   void rmsnorm_wgrad_impl(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dw, int64_t T,
                           int64_t H) override {
-    cuda::rmsnorm_wgrad(x.dtype, dy.data, x.data, rstd.f32(), T, H, dw.f32(), stream_);
+    cuda::rmsnorm_wgrad(x.dtype, dy.data, norm_rows(dy, H), x.data, norm_rows(x, H), rstd.f32(), T, H, dw.f32(),
+                        stream_);
   }
 
   void rope_impl(Tensor& x, const SeqLayout& seq, const RopeFreqs& f, bool inverse) override {

@@ -3,13 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#ifndef QSFT_HD
-#if defined(__CUDACC__)
-#define QSFT_HD __host__ __device__
-#else
-#define QSFT_HD
-#endif
-#endif
+#include "kernels/host_device.h"
 
 namespace qsft::rng {
 

@@ -14,11 +14,12 @@ void bias_grad(const float* dy, int64_t T, int64_t N, int64_t ld, float* db) {
   }
 }
 
-void rmsnorm_wgrad(const float* dy, const float* x, const float* rstd, int64_t T, int64_t H, float* dw) {
+void rmsnorm_wgrad(const float* dy, NormRows dyl, const float* x, NormRows xl, const float* rstd, int64_t T, int64_t H,
+                   float* dw) {
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < H; ++j) {
     float sum = 0.0f;
-    for (int64_t t = 0; t < T; ++t) sum += dy[t * H + j] * (x[t * H + j] * rstd[t]);
+    for (int64_t t = 0; t < T; ++t) sum += dy[dyl.at(t, H) + j] * (x[xl.at(t, H) + j] * rstd[t]);
     dw[j] += sum;
   }
 }

@@ -33,9 +33,11 @@ __global__ void bias_grad_kernel(const T* dy, int64_t rows, int64_t N, int64_t l
 }
 
 template <class T>
-__global__ void rmsnorm_wgrad_kernel(const T* dy, const T* x, const float* rstd, int64_t rows, int64_t H, float* dw) {
-  column_sums(rows, H, dw,
-              [&](int64_t t, int64_t j) { return load(dy + t * H + j) * (load(x + t * H + j) * rstd[t]); });
+__global__ void rmsnorm_wgrad_kernel(const T* dy, NormRows dyl, const T* x, NormRows xl, const float* rstd,
+                                     int64_t rows, int64_t H, float* dw) {
+  column_sums(rows, H, dw, [&](int64_t t, int64_t j) {
+    return load(dy + dyl.at(t, H) + j) * (load(x + xl.at(t, H) + j) * rstd[t]);
+  });
 }
 
 // One block per group of tokens with the same id: order[starts[g] .. starts[g + 1]) are its tokens in token order.
@@ -65,13 +67,13 @@ void bias_grad(DType dt, const void* dy, int64_t T, int64_t N, int64_t ld, float
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
-void rmsnorm_wgrad(DType dt, const void* dy, const void* x, const float* rstd, int64_t T, int64_t H, float* dw,
-                   void* stream) {
+void rmsnorm_wgrad(DType dt, const void* dy, NormRows dyl, const void* x, NormRows xl, const float* rstd, int64_t T,
+                   int64_t H, float* dw, void* stream) {
   if (T == 0 || H == 0) return;
   dispatch_float(dt, "rmsnorm_wgrad", [&](auto tag) {
     using E = decltype(tag);
     rmsnorm_wgrad_kernel<E><<<column_grid(H), dim3(kCols, kRows), 0, as_stream(stream)>>>(
-        static_cast<const E*>(dy), static_cast<const E*>(x), rstd, T, H, dw);
+        static_cast<const E*>(dy), dyl, static_cast<const E*>(x), xl, rstd, T, H, dw);
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }

@@ -6,14 +6,16 @@
 #include <cstdint>
 
 #include "engine/base/tensor.h"
+#include "kernels/rmsnorm.h"
 
 namespace qsft::cuda {
 
 // db[j] += sum_t dy[t * ld + j].   dy [T, N] with row stride ld
 void bias_grad(DType dt, const void* dy, int64_t T, int64_t N, int64_t ld, float* db, void* stream);
-// dw[j] += sum_t dy[t, j] * x[t, j] * rstd[t].   dy, x [T, H], rstd F32 [T]
-void rmsnorm_wgrad(DType dt, const void* dy, const void* x, const float* rstd, int64_t T, int64_t H, float* dw,
-                   void* stream);
+// dw[j] += sum_t dy[t, j] * x[t, j] * rstd[t].   dy, x: T rows of H laid out as dyl, xl (kernels/rmsnorm.h), rstd
+// F32 [T]
+void rmsnorm_wgrad(DType dt, const void* dy, NormRows dyl, const void* x, NormRows xl, const float* rstd, int64_t T,
+                   int64_t H, float* dw, void* stream);
 
 // dtable[ids[t], :] += dout[t, :]. The tokens are grouped by id on the host (host_ids: the same ids as in the
 // batch), each group summed in token order by one block, then added to its row: the CPU op's order exactly.

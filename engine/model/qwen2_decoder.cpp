@@ -61,27 +61,52 @@ void Qwen2Decoder::lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, 
   lora_stack_backward(ops_, s, x, a.u[size_t(g)].rows(0, T), dys.data(), dx, du, p_.state.g.xd);
 }
 
-// y = rmsnorm(x) over each head: x, y [T, heads, D], w [D], rstd F32 [>= T*heads] (its first T*heads used).
-void Qwen2Decoder::head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd) {
-  const int64_t rows = x.dim(0) * x.dim(1), D = x.dim(2);
-  Tensor y2 = y.view({rows, D}), r = rstd.rows(0, rows);
-  ops_.rmsnorm_fwd(x.view({rows, D}), w, float(p_.cfg.rms_norm_eps), y2, r);
+// Qwen3: q = rmsnorm(x.q), k = rmsnorm(x.k) over each head's D values, read from qkv's columns as strided head views
+// and written to the same columns of the shared scratch qkn (v stays qkv's); statistics into the scratch rstd_q,
+// rstd_k. What the backward needs: attention's inputs (q, k after the norms and RoPE) and the norms' inputs x.
+// RMSNorm's backward, with n = x r (r = rstd) and y = n w:
+//   dx_k = r (w_k dy_k - n_k / D sum_j dy_j w_j n_j),   dw_k += sum_rows dy_k n_k,
+// needs n (or x and r): recovering n from the output as y / w fails where w_k = 0 and, after RoPE, also needs the
+// inverse rotation (rounded, so not the forward's values). Normalizing in place would therefore cost a saved copy
+// of x per layer; instead qkv keeps x (the norms read it in place, never overwrite it) and the backward recomputes
+// the norms and RoPE into qkn (three memory-bound passes over the q, k columns) with the forward's exact values: no
+// per-layer q, k, statistics or packed copies.
+QkvHeads Qwen2Decoder::head_norms_fwd(int l, const QkvHeads& x) {
+  const LayerWeights& W = p_.weights.layers[size_t(l)];
+  const BackwardScratch& g = p_.state.g;
+  const int64_t T = x.q.dim(0);
+  const float eps = float(p_.cfg.rms_norm_eps);
+  QkvHeads y = split_qkv(g.qkn.rows(0, T));
+  y.v = x.v;
+  Tensor rq = g.rstd_q.rows(0, T * x.q.dim(1)), rk = g.rstd_k.rows(0, T * x.k.dim(1));
+  ops_.rmsnorm_fwd(x.q, W.q_norm, eps, y.q, rq);
+  ops_.rmsnorm_fwd(x.k, W.k_norm, eps, y.k, rk);
+  return y;
 }
 
-// dx = d rmsnorm(x)/dx ^T dy over each head (dx overwritten). dy, x, dx [T, heads, D].
-void Qwen2Decoder::head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx) {
-  const int64_t rows = x.dim(0) * x.dim(1), D = x.dim(2);
-  Tensor dx2 = dx.view({rows, D});
-  ops_.zero(dx2);
-  ops_.rmsnorm_bwd(dy.view({rows, D}), x.view({rows, D}), w, rstd.rows(0, rows), dx2);
+// Qwen3: d.q, d.k (d_qkv's columns: the gradients of the norms' outputs) become those of their inputs x.q, x.k, in
+// place, after the norms' weight gradients (which read them) when G is given. The statistics are head_norms_fwd's
+// of this layer (recomputed just before).
+void Qwen2Decoder::head_norms_bwd(int l, const QkvHeads& x, const QkvHeads& d, const LayerWeights* G) {
+  const LayerWeights& W = p_.weights.layers[size_t(l)];
+  const BackwardScratch& g = p_.state.g;
+  const int64_t T = x.q.dim(0);
+  const Tensor rq = g.rstd_q.rows(0, T * x.q.dim(1)), rk = g.rstd_k.rows(0, T * x.k.dim(1));
+  if (G) {
+    norm_wgrad(d.q, x.q, rq, G->q_norm);
+    norm_wgrad(d.k, x.k, rk, G->k_norm);
+  }
+  Tensor dq = d.q, dk = d.k;
+  ops_.rmsnorm_bwd(d.q, x.q, W.q_norm, rq, dq, false);
+  ops_.rmsnorm_bwd(d.k, x.k, W.k_norm, rk, dk, false);
 }
 
-// dw += d rmsnorm(x)/dw ^T dy: x, dy [T, H] or [T, heads, D] (a norm over each head: [T*heads, D] rows), rstd F32
+// dw += d rmsnorm(x)/dw ^T dy: x, dy [T, H] or [T, heads, D] (strided head views: a norm over each head), rstd F32
 // [>= rows] (its first rows used).
 void Qwen2Decoder::norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& dw) {
-  const int64_t D = dw.numel(), rows = x.numel() / D;
+  const int64_t rows = x.numel() / dw.numel();
   Tensor dw_t = dw;
-  ops_.rmsnorm_wgrad(dy.view({rows, D}), x.view({rows, D}), rstd.rows(0, rows), dw_t);
+  ops_.rmsnorm_wgrad(dy, x, rstd.rows(0, rows), dw_t);
 }
 
 QkvHeads Qwen2Decoder::split_qkv(const Tensor& qkv) const {
@@ -120,20 +145,8 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   ops_.linear(xn1, W.qkv, qkv);
   QkvHeads h = split_qkv(qkv);
   lora_fwd(l, LoraGroup::qkv, seed, train, xn1, {h.q, h.k, h.v}, a);
-  if (p_.cfg.qk_norm()) {  // Qwen3: RMSNorm over each head's D values ([T*heads, D] rows of packed copies), RoPE
-    Tensor q_pre = p_.state.g.q_pre.rows(0, T).view({T, h.q.dim(1), h.q.dim(2)});
-    Tensor k_pre = p_.state.g.k_pre.rows(0, T).view({T, h.k.dim(1), h.k.dim(2)});
-    ops_.copy(q_pre, h.q);
-    ops_.copy(k_pre, h.k);
-    h.q = a.q.rows(0, T);
-    h.k = a.k.rows(0, T);
-    head_norm_fwd(q_pre, W.q_norm, h.q, a.rstd_q);
-    head_norm_fwd(k_pre, W.k_norm, h.k, a.rstd_k);
-    ops_.rope_fwd(h.q, seq, rope);
-    ops_.rope_fwd(h.k, seq, rope);
-  } else {
-    ops_.rope_fwd(h.qk, seq, rope);  // q's and k's heads are adjacent columns: one call
-  }
+  if (p_.cfg.qk_norm()) h = head_norms_fwd(l, h);  // Qwen3: q, k normalized per head into the scratch qkn
+  ops_.rope_fwd(h.qk, seq, rope);                    // q's and k's heads are adjacent columns: one call
   Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
   if (attend_) {
     attend_packed(l, h.q, h.k, h.v, seq, attn, lse);
@@ -181,34 +194,16 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   lora_bwd(l, LoraGroup::o, seed, attn, {dh}, d_attn, a);
   // dq, dk, dv are column slices of one d_qkv [T, (n + 2 nkv) D], so one dgrad GEMM (and one wgrad) takes them.
   Tensor d_qkv = g.d_qkv.rows(0, T);
-  const QkvHeads h = split_qkv(a.qkv.rows(0, T)), dh3 = split_qkv(d_qkv);
-  const bool qk_norm = p_.cfg.qk_norm();
-  const Tensor q = qk_norm ? a.q.rows(0, T) : h.q, k = qk_norm ? a.k.rows(0, T) : h.k;
-  // Qwen3: q, k are packed (after the head norms), so are their gradients before the norms' backward
-  Tensor dq = qk_norm ? g.dq.rows(0, T).view({T, q.dim(1), q.dim(2)}) : dh3.q;
-  Tensor dk = qk_norm ? g.dk.rows(0, T).view({T, k.dim(1), k.dim(2)}) : dh3.k, dv = dh3.v;
-  ops_.attention_bwd(d_attn.view({T, q.dim(1), q.dim(2)}), q, k, h.v, attn, a.lse_rows(T), seq, dq, dk, dv);
-  if (qk_norm) {  // RoPE, then the head norms (inputs: packed copies of qkv's q, k): d q_pre, d k_pre into d_qkv
-    ops_.rope_bwd(dq, seq, rope);
-    ops_.rope_bwd(dk, seq, rope);
-    Tensor q_pre = g.q_pre.rows(0, T).view({T, q.dim(1), q.dim(2)});
-    Tensor k_pre = g.k_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
-    ops_.copy(q_pre, h.q);
-    ops_.copy(k_pre, h.k);
-    if (G) {
-      norm_wgrad(dq, q_pre, a.rstd_q, G->q_norm);
-      norm_wgrad(dk, k_pre, a.rstd_k, G->k_norm);
-    }
-    Tensor dq_pre = d_attn.view({T, q.dim(1), q.dim(2)}), dk_pre = g.dk_pre.rows(0, T).view({T, k.dim(1), k.dim(2)});
-    head_norm_bwd(dq, q_pre, W.q_norm, a.rstd_q, dq_pre);  // d_attn is free again
-    head_norm_bwd(dk, k_pre, W.k_norm, a.rstd_k, dk_pre);
-    Tensor dq_cols = dh3.q, dk_cols = dh3.k;
-    ops_.copy(dq_cols, dq_pre);
-    ops_.copy(dk_cols, dk_pre);
-  } else {
-    Tensor dqk = dh3.qk;
-    ops_.rope_bwd(dqk, seq, rope);  // dq's and dk's heads are adjacent columns: one call
+  const QkvHeads x = split_qkv(a.qkv.rows(0, T)), dh3 = split_qkv(d_qkv);
+  QkvHeads h = x;  // attention's q, k, v: qkv's, or on Qwen3 q, k recomputed from qkv's (the norms' inputs)
+  if (p_.cfg.qk_norm()) {
+    h = head_norms_fwd(l, x);
+    ops_.rope_fwd(h.qk, seq, rope);
   }
+  Tensor dq = dh3.q, dk = dh3.k, dv = dh3.v, dqk = dh3.qk;
+  ops_.attention_bwd(d_attn.view({T, h.q.dim(1), h.q.dim(2)}), h.q, h.k, h.v, attn, a.lse_rows(T), seq, dq, dk, dv);
+  ops_.rope_bwd(dqk, seq, rope);  // dq's and dk's heads are adjacent columns: one call
+  if (p_.cfg.qk_norm()) head_norms_bwd(l, x, dh3, G);
   Tensor xn1 = a.xn1.rows(0, T);
   ops_.linear_dgrad(d_qkv, W.qkv, dx, false);
   if (G) ops_.linear_wgrad(d_qkv, xn1, G->qkv);  // q_proj, k_proj, v_proj are consecutive in the flat grads

@@ -107,8 +107,10 @@ class Qwen2Decoder {
                 LayerActs& a);
   void lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, std::initializer_list<Tensor> dy, Tensor& dx,
                 LayerActs& a);
-  void head_norm_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Tensor& rstd);
-  void head_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx);
+  // Qwen3's q, k head norms of layer l on qkv's strided head views x (qwen2_decoder.cpp); the backward in place on
+  // d's q, k (plus the norms' weight gradients into G when full fine-tuning).
+  QkvHeads head_norms_fwd(int l, const QkvHeads& x);
+  void head_norms_bwd(int l, const QkvHeads& x, const QkvHeads& d, const LayerWeights* G);
   void norm_wgrad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& dw);
   QkvHeads split_qkv(const Tensor& qkv) const;
   void attend_packed(int l, Tensor q, Tensor k, Tensor v, const SeqLayout& seq, Tensor& attn, Tensor& lse);

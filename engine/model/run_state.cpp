@@ -10,12 +10,6 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
   x.xn1 = a.take(w, {T, H});
   x.rstd1 = a.take(DType::F32, {T});
   x.qkv = a.take(w, {T, (n + 2 * nkv) * D});
-  if (c.qk_norm()) {
-    x.q = a.take(w, {T, n, D});
-    x.k = a.take(w, {T, nkv, D});
-    x.rstd_q = a.take(DType::F32, {T * n});
-    x.rstd_k = a.take(DType::F32, {T * nkv});
-  }
   x.attn = a.take(w, {T, n, D});
   x.lse = a.take(DType::F32, {n, T});
   x.h_mid = a.take(w, {T, H});
@@ -28,13 +22,14 @@ static void carve_layer_acts(Arena& a, LayerActs& x, const Qwen2Config& c, const
 }
 
 // The scratch the forward uses too (run_state.h): d_qkv (packed q, k, v copies for an attention hook) and
-// Qwen3's head norm inputs q_pre, k_pre; in the backward, the attention phase's.
+// Qwen3's normalized q, k (qkn) with their statistics; in the backward, the attention phase's.
 static void carve_attention_scratch(Arena& a, BackwardScratch& g, const Qwen2Config& c, int64_t T, DType w) {
   const int64_t D = c.head_dim, qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
   g.d_qkv = a.take(w, {T, qo + 2 * kvo});
   if (c.qk_norm()) {
-    g.q_pre = a.take(w, {T, qo});
-    g.k_pre = a.take(w, {T, kvo});
+    g.qkn = a.take(w, {T, qo + 2 * kvo});
+    g.rstd_q = a.take(DType::F32, {T * c.num_attention_heads});
+    g.rstd_k = a.take(DType::F32, {T * c.num_key_value_heads});
   }
 }
 
@@ -44,7 +39,7 @@ static void carve_attention_scratch(Arena& a, BackwardScratch& g, const Qwen2Con
 static void carve_backward_scratch(Arena& a, BackwardScratch& g, Tensor& xf, const Qwen2Config& c,
                                    const LoraConfig& lora, int64_t T, DType w, size_t loss_scratch) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-  const int64_t qo = int64_t(c.num_attention_heads) * D, kvo = int64_t(c.num_key_value_heads) * D;
+  const int64_t qo = int64_t(c.num_attention_heads) * D;
   g.dh = a.take(w, {T, H});
   g.dx = a.take(w, {T, H});
   const size_t start = a.used();
@@ -59,11 +54,6 @@ static void carve_backward_scratch(Arena& a, BackwardScratch& g, Tensor& xf, con
   a.rewind(phases);  // the attention phase
   g.d_attn = a.take(w, {T, qo});
   carve_attention_scratch(a, g, c, T, w);
-  if (c.qk_norm()) {
-    g.dq = a.take(w, {T, qo});
-    g.dk = a.take(w, {T, kvo});
-    g.dk_pre = a.take(w, {T, kvo});
-  }
   end = std::max(end, a.used());
   a.rewind(start);  // the loss phase
   xf = a.take(w, {T, H});

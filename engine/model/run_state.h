@@ -15,9 +15,8 @@ namespace qsft {
 // What the backward of one layer needs from its forward.
 struct LayerActs {
   Tensor xn1, rstd1;                      // rmsnorm1 output [T, H], [T]
-  Tensor qkv;                             // [T, (n + 2 nkv) D]: q | k | v columns (q, k after RoPE but on Qwen3)
-  Tensor q, k;                            // Qwen3: after head norm and RoPE [T, n, D], [T, nkv, D]; else empty
-  Tensor rstd_q, rstd_k;                  // Qwen3: the head norms' statistics F32 [T*n], [T*nkv]
+  Tensor qkv;                             // [T, (n + 2 nkv) D]: q | k | v columns (q, k after RoPE; on Qwen3 the
+                                          // head norms' inputs: the normalized q, k are recomputed, BackwardScratch)
   Tensor attn, lse;                       // [T, n, D], [n, T]
   Tensor h_mid;                           // residual after attention [T, H]
   Tensor xn2, rstd2;                      // rmsnorm2 output [T, H], [T]
@@ -29,19 +28,20 @@ struct LayerActs {
 
 // Backward scratch, shared by all layers. dh and dx are live throughout; the rest lives in one region reused phase
 // by phase (run_state.cpp): LoRA's xd and du at its start (every phase's LoRA backward), then the MLP phase's d_act
-// or, over the same bytes, the attention phase's d_attn, d_qkv and Qwen3's packed dq, dk, dk_pre, q_pre, k_pre;
-// before either, the loss phase's RunState::xf and the rest of the region as the loss's scratch (`shared`, lent to
-// lm_head_ce). d gate_up is computed in place of the saved gate_up. The forward uses d_qkv's memory for packed q, k,
-// v copies (an attention hook: generation) and Qwen3's q_pre, k_pre, so an inference-only state has those too.
+// or, over the same bytes, the attention phase's d_attn, d_qkv and Qwen3's qkn, rstd_q, rstd_k; before either, the
+// loss phase's RunState::xf and the rest of the region as the loss's scratch (`shared`, lent to lm_head_ce). d gate_up
+// is computed in place of the saved gate_up. The forward uses d_qkv's memory for packed q, k, v copies (an attention
+// hook: generation) and Qwen3's qkn, rstd_q, rstd_k, so an inference-only state has those too.
 struct BackwardScratch {
   Tensor dh, dx;        // [T, H]: gradient of the residual stream; of a norm's input
   Tensor xd, du;        // LoRA dropout(x) [T, max(H, I, n*D)]; [T, n*r], n: the largest group (none: full FT)
   Tensor d_act;         // MLP phase [T, I]
   Tensor d_attn;        // attention phase [T, n*D]
   Tensor d_qkv;         // attention phase [T, (n + 2 nkv) D]: dq | dk | dv columns, the input of one dgrad GEMM
-  Tensor dq, dk;        // Qwen3: d of the packed q, k [T, n*D], [T, nkv*D]
-  Tensor q_pre, k_pre;  // Qwen3: the head norms' inputs (qkv's q, k columns) packed [T, n*D], [T, nkv*D]
-  Tensor dk_pre;        // Qwen3: d k before its head norm [T, nkv*D] (d q before its norm reuses d_attn)
+  // Qwen3: q, k after the head norms (and RoPE) in qkv's layout [T, (n + 2 nkv) D] (v's columns unused), so that
+  // attention's dq, dk in d_qkv have their row stride; written by the forward, recomputed by the backward. The norms'
+  // statistics F32 [T*n], [T*nkv].
+  Tensor qkn, rstd_q, rstd_k;
   Tensor shared;        // U8: the region after xf, free while the loss is computed
 };
 

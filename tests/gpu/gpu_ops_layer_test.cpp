@@ -1,6 +1,7 @@
-// CUDA RMSNorm (plain, residual-fused, backward), RoPE and SwiGLU (its backward also in place) against the CPU
-// reference ops on fresh random inputs, at odd token counts and the real Qwen2.5-0.5B (H 896, I 4864, 14/2 heads of 64)
-// and 7B (H 3584, I 18944, 28/4 heads of 128) widths, in F32 and BF16.
+// CUDA RMSNorm (plain, residual-fused, backward; Qwen3's strided head views), RoPE and SwiGLU (its backward also in
+// place) against the CPU reference ops on fresh random inputs, at odd token counts and the real Qwen2.5-0.5B (H 896,
+// I 4864, 14/2 heads of 64) and 7B (H 3584, I 18944, 28/4 heads of 128) widths, in F32 and BF16.
+#include <memory>
 #include <tuple>
 
 #include "kernels/rope.h"
@@ -33,6 +34,74 @@ TEST(GpuRmsNorm, ForwardFusedAndBackwardMatchCpu) {
       cpu->rmsnorm_bwd(dy.c.t, x.c.t, w.c.t, rstd.c.t, dx.c.t);
       gpu->rmsnorm_bwd(dy.g.t, x.g.t, w.g.t, rstd.g.t, dx.g.t);
       dx.expect_close(tolerance(dt), "rmsnorm_bwd dx (accumulated) " + tag);
+    }
+}
+
+// Qwen3's head norms on the strided q and k head views of a fused [T, (n + 2 nkv) D] buffer: forward, backward
+// (accumulating, and in place: dx = dy overwritten) and the weight gradient against the CPU op on the same views (the
+// columns outside a view must stay as they were: the whole fused buffers are compared), and on the GPU bit for bit
+// equal to the packed op on packed copies of the views. D = 128: 16-byte vectors; D = 12: scalar in bf16, vectors in
+// f32 (4 floats) with a token row stride of 60 floats.
+TEST(GpuRmsNorm, StridedHeadViewsMatchCpuAndPackedGpuExactly) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(25);
+  const float eps = 1e-6f;
+  for (DType dt : kFloatTypes)
+    for (auto [T, n, nkv, D] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{37, 32, 8, 128}, {5, 3, 1, 12}}) {
+      const int64_t W = (n + 2 * nkv) * D;
+      for (auto [c0, heads] : {std::pair<int64_t, int64_t>{0, n}, {n * D, nkv}}) {  // q's heads, k's heads
+        const int64_t R = T * heads;
+        const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " heads=" +
+                                std::to_string(heads) + " of " + std::to_string(W / D) + " D=" + std::to_string(D);
+        auto fused = [&] { return Both(*cpu, *gpu, dt, {T, W}, random_uniform(size_t(T * W), rng)); };
+        auto view = [&](OpsTensor& f) { return f.t.cols(c0, c0 + heads * D).view({T, heads, D}); };
+        // The GPU view's values, packed by the GPU's copy: the strided result to compare with the packed op's.
+        auto packed = [&](OpsTensor& f) {
+          auto p = std::make_unique<OpsTensor>(*gpu, dt, std::initializer_list<int64_t>{R, D});
+          gpu->copy(p->t, view(f));
+          return p;
+        };
+        auto expect_same = [&](const OpsTensor& a, const OpsTensor& b, const std::string& what) {
+          EXPECT_TRUE(read_gpu_result(a, what) == read_gpu_result(b, what)) << what << " strided != packed " << tag;
+        };
+        Both x = fused(), y = fused(), w(*cpu, *gpu, dt, {D}, random_uniform(size_t(D), rng, 0.5f, 1.5f));
+        Both rstd(*cpu, *gpu, DType::F32, {R});
+        Tensor xc = view(x.c), xg = view(x.g), yc = view(y.c), yg = view(y.g);
+        cpu->rmsnorm_fwd(xc, w.c.t, eps, yc, rstd.c.t);
+        gpu->rmsnorm_fwd(xg, w.g.t, eps, yg, rstd.g.t);
+        y.expect_close(tolerance(dt), "rmsnorm y (strided) " + tag);
+        rstd.expect_close(1e-5, "rmsnorm rstd (strided) " + tag);
+        auto xp = packed(x.g), yp = packed(y.g);
+        OpsTensor yp2(*gpu, dt, {R, D}), rstd2(*gpu, DType::F32, {R});
+        gpu->rmsnorm_fwd(xp->t, w.g.t, eps, yp2.t, rstd2.t);
+        expect_same(*yp, yp2, "rmsnorm y");
+        expect_same(rstd.g, rstd2, "rmsnorm rstd");
+
+        Both dy = fused(), dx = fused();
+        Tensor dyc = view(dy.c), dyg = view(dy.g), dxc = view(dx.c), dxg = view(dx.g);
+        auto dyp = packed(dy.g), dxp = packed(dx.g);  // before the strided ops: the prior of the accumulation
+        cpu->rmsnorm_bwd(dyc, xc, w.c.t, rstd.c.t, dxc);
+        gpu->rmsnorm_bwd(dyg, xg, w.g.t, rstd.g.t, dxg);
+        dx.expect_close(tolerance(dt), "rmsnorm_bwd dx (strided, accumulated) " + tag);
+        gpu->rmsnorm_bwd(dyp->t, xp->t, w.g.t, rstd.g.t, dxp->t);
+        expect_same(*packed(dx.g), *dxp, "rmsnorm_bwd dx (accumulated)");
+
+        Both dw(*cpu, *gpu, DType::F32, {D}, random_uniform(size_t(D), rng));
+        OpsTensor dw2(*gpu, DType::F32, {D});
+        gpu->copy(dw2.t, dw.g.t);
+        cpu->rmsnorm_wgrad(dyc, xc, rstd.c.t, dw.c.t);
+        gpu->rmsnorm_wgrad(dyg, xg, rstd.g.t, dw.g.t);
+        dw.expect_close(1e-5, "rmsnorm_wgrad dw (strided) " + tag);
+        gpu->rmsnorm_wgrad(dyp->t, xp->t, rstd.g.t, dw2.t);
+        expect_same(dw.g, dw2, "rmsnorm_wgrad dw");
+
+        OpsTensor dxo(*gpu, dt, {R, D});  // in place: dy's view becomes J^T dy
+        gpu->rmsnorm_bwd(dyp->t, xp->t, w.g.t, rstd.g.t, dxo.t, false);
+        cpu->rmsnorm_bwd(dyc, xc, w.c.t, rstd.c.t, dyc, false);
+        gpu->rmsnorm_bwd(dyg, xg, w.g.t, rstd.g.t, dyg, false);
+        dy.expect_close(tolerance(dt), "rmsnorm_bwd dx = dy (strided, in place) " + tag);
+        expect_same(*packed(dy.g), dxo, "rmsnorm_bwd dx = dy (in place)");
+      }
     }
 }
 

@@ -1,6 +1,8 @@
 // CPU reference ops of one transformer layer apart from attention: embedding, RMSNorm (plain, residual-fused,
-// backward), RoPE, SwiGLU. Forward against naive double loops, backward by finite differences.
+// backward, strided head views), RoPE, SwiGLU. Forward against naive double loops, backward by finite differences.
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include "kernels/rope.h"
 #include "tests/unit/ops_test_util.h"
@@ -67,6 +69,69 @@ TEST(OpsRmsNorm, BackwardAccumulatesFiniteDifferenceGradient) {
   for (size_t i = 0; i < grad.size(); ++i) grad[i] -= prior[i];
   auto f = [&](const std::vector<float>& v) { return rmsnorm(*ops, v, in.w); };
   expect_fd_ok(directional_fd_error(f, in.x, dy0, grad), 1e-3, "rmsnorm dx");
+}
+
+// Qwen3's head norms on strided head views: the k heads of a fused [T, (n + 2 nkv) D] QKV row (columns [nD, (n+nkv)D),
+// token rows W apart) normalized into the same columns of another fused buffer give bit for bit what the packed
+// [T * nkv, D] rows give: forward (y, rstd), backward accumulating and in place (dx = dy overwritten), weight
+// gradient; every column outside the view stays as it was.
+TEST(OpsRmsNorm, StridedHeadViewsMatchPackedExactly) {
+  auto ops = make_cpu_ops();
+  constexpr int64_t T = 5, n = 3, nkv = 2, D = 6, W = (n + 2 * nkv) * D, c0 = n * D, R = T * nkv;
+  std::mt19937 rng(17);
+  const std::vector<float> fused_x = random_uniform(size_t(T * W), rng), fused_dy = random_uniform(size_t(T * W), rng);
+  const std::vector<float> fused_prior = random_uniform(size_t(T * W), rng), w0 = random_uniform(size_t(D), rng);
+  auto gather = [&](const std::vector<float>& fused) {  // the view's rows packed: [T * nkv, D]
+    std::vector<float> rows;
+    for (int64_t t = 0; t < T; ++t)
+      rows.insert(rows.end(), fused.begin() + t * W + c0, fused.begin() + t * W + c0 + nkv * D);
+    return rows;
+  };
+  // The fused buffer holds the packed result in the view's columns and `outside` elsewhere, bit for bit.
+  auto expect_view = [&](const F32& fused, const std::vector<float>& packed, const std::vector<float>& outside,
+                         const char* what) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < W; ++c) {
+        const bool in = c >= c0 && c < c0 + nkv * D;
+        const float want = in ? packed[size_t(t * nkv * D + c - c0)] : outside[size_t(t * W + c)];
+        ASSERT_EQ(std::memcmp(&fused.values()[size_t(t * W + c)], &want, 4), 0)
+            << what << " token " << t << " col " << c;
+      }
+  };
+  auto view = [&](F32& fused) { return fused.t.cols(c0, c0 + nkv * D).view({T, nkv, D}); };
+  F32 w({D}), x({T, W}), xp({R, D}), y({T, W}), yp({R, D}), rstd({R}), rstdp({R});
+  w.set(w0);
+  x.set(fused_x);
+  xp.set(gather(fused_x));
+  const std::vector<float> poison = y.values();
+  Tensor xv = view(x), yv = view(y);
+  ops->rmsnorm_fwd(xv, w.t, 1e-6f, yv, rstd.t);
+  ops->rmsnorm_fwd(xp.t, w.t, 1e-6f, yp.t, rstdp.t);
+  expect_view(y, yp.values(), poison, "rmsnorm_fwd y");
+  ASSERT_EQ(std::memcmp(rstd.data(), rstdp.data(), 4 * R), 0) << "rmsnorm_fwd rstd";
+
+  F32 dy({T, W}), dyp({R, D}), dx({T, W}), dxp({R, D});
+  dy.set(fused_dy);
+  dyp.set(gather(fused_dy));
+  dx.set(fused_prior);
+  dxp.set(gather(fused_prior));
+  Tensor dyv = view(dy), dxv = view(dx);
+  ops->rmsnorm_bwd(dyv, xv, w.t, rstd.t, dxv);  // accumulating
+  ops->rmsnorm_bwd(dyp.t, xp.t, w.t, rstd.t, dxp.t);
+  expect_view(dx, dxp.values(), fused_prior, "rmsnorm_bwd dx (accumulated)");
+  F32 dw({D}), dwp({D});
+  dw.set(std::vector<float>(D, 0.5f));
+  dwp.set(std::vector<float>(D, 0.5f));
+  ops->rmsnorm_wgrad(dyv, xv, rstd.t, dw.t);
+  ops->rmsnorm_wgrad(dyp.t, xp.t, rstd.t, dwp.t);
+  ASSERT_EQ(std::memcmp(dw.data(), dwp.data(), 4 * D), 0) << "rmsnorm_wgrad dw";
+  // In place: dy's view becomes dx = J^T dy, as the packed op overwriting a separate dx.
+  F32 dxo({R, D});
+  ops->rmsnorm_bwd(dyp.t, xp.t, w.t, rstd.t, dxo.t, false);
+  ops->rmsnorm_bwd(dyv, xv, w.t, rstd.t, dyv, false);
+  expect_view(dy, dxo.values(), fused_dy, "rmsnorm_bwd dx = dy (in place)");
+  std::vector<float> grad = dxp.values(), prior = gather(fused_prior);
+  for (size_t i = 0; i < grad.size(); ++i) ASSERT_EQ(grad[i], prior[i] + dxo[i]) << "accumulate = prior + overwrite";
 }
 
 // RoPE inputs: three packed sequences (positions restart), GQA-like head count, Qwen2.5's theta; scale is

@@ -139,10 +139,18 @@ TEST(OpsChecks, PackedOpsRefuseStridedViewsAndBackendsTheirDtypes) {
   F32 x({4, 16}), w({8}), y({4, 8}), rstd({4});
   Tensor strided = x.t.cols(0, 8);
   try {
-    ops->rmsnorm_fwd(strided, w.t, 1e-6f, y.t, rstd.t);
-    ADD_FAILURE() << "a strided rmsnorm input was accepted";
+    ops->scale_inplace(strided, 2.0f);
+    ADD_FAILURE() << "a strided scale input was accepted";
   } catch (const std::logic_error& e) {
-    EXPECT_NE(std::string(e.what()).find("rmsnorm x must be packed"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("scale y must be packed"), std::string::npos) << e.what();
+  }
+  // rmsnorm takes strided rows of H (head views of a fused output), but not a view whose rows are not rows of H.
+  ops->rmsnorm_fwd(strided, w.t, 1e-6f, y.t, rstd.t);
+  try {
+    ops->rmsnorm_fwd(x.t.cols(0, 12), w.t, 1e-6f, y.t, rstd.t);
+    ADD_FAILURE() << "a strided rmsnorm input of 12-wide rows was accepted for H = 8";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("rmsnorm x is [4, 12]"), std::string::npos) << e.what();
   }
   Tensor bf = y.t;
   bf.dtype = DType::BF16;  // the CPU backend computes in F32 only
