@@ -33,8 +33,8 @@ void DecodeGraphs::run(int64_t rows, const std::function<void()>& step) {
 
 void DecodeGraphs::record(int64_t rows, const std::function<void()>& step) {
   std::string why;
-  ops_.begin_capture();
   try {
+    ops_.begin_capture();
     step();
   } catch (const std::exception& e) {
     why = e.what();
