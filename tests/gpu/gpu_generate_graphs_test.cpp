@@ -5,7 +5,7 @@
 // sequences end at different steps (the slot's capacity) and new ones take their slots: the batch shrinks and
 // grows, and each row count's graph is replayed over caches that have grown since it was recorded. A chat turn
 // after the first (an extend step, eager) is followed by replayed decode steps. QSFT_DECODE_GRAPHS=0 and the cpu
-// backend run no graph.
+// backend run no graph. DecodeGraphs alone: warm-up, recording, replay, a stale graph, a recording that fails.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -135,6 +135,50 @@ TEST(GpuGenerateGraphs, EnvSwitchAndCpuRunNoGraph) {
   ::unsetenv("QSFT_DECODE_GRAPHS");
   EXPECT_EQ(off.replays, 0) << "QSFT_DECODE_GRAPHS=0";
   EXPECT_EQ(off.tokens, generate(*gpu, {model.path(), "", false}, true, greedy()).tokens);
+}
+
+// DecodeGraphs itself on a one-op step (counter += 1): the warm-up runs eagerly, the second call records and
+// replays, later calls replay; a scratch buffer that grows makes the next call eager and the one after it record
+// again; a step that cannot be recorded (it synchronises) turns graphs off and still runs, eagerly.
+TEST(GpuGenerateGraphs, DecodeGraphsWarmUpReplayStaleAndFallback) {
+  QSFT_REQUIRE_GPU();
+  Arena arena(*gpu, 3 * Arena::kAlign);
+  Tensor counter = arena.take(DType::F32, {1}), one = arena.take(DType::F32, {1});
+  const float host_one = 1.0f;
+  gpu->copy_to_device(one.data, &host_one, 4);
+  const auto value = [&] {
+    float v = 0;
+    gpu->copy_to_host(&v, counter.data, 4);
+    return v;
+  };
+  const auto add_one = [&] { gpu->add_inplace(counter, one); };
+  DecodeGraphs graphs(*gpu, true);
+  ASSERT_TRUE(graphs.enabled());
+  for (int i = 0; i < 4; ++i) graphs.run(2, add_one);
+  EXPECT_EQ(value(), 4.0f);
+  EXPECT_EQ(graphs.replays(), 3);
+
+  Arena big(*gpu, (size_t(1) << 22) + Arena::kAlign);
+  gpu->sum_squares(big.take(DType::F32, {int64_t(1) << 20}));  // the reduction's scratch grows: graphs are stale
+  graphs.run(2, add_one);
+  EXPECT_EQ(graphs.replays(), 3) << "a stale graph is not replayed";
+  graphs.run(2, add_one);
+  EXPECT_EQ(graphs.replays(), 4) << "recorded again";
+  EXPECT_EQ(value(), 6.0f);
+
+  const auto add_one_and_wait = [&] {
+    add_one();
+    gpu->synchronize();
+  };
+  DecodeGraphs failing(*gpu, true);
+  failing.run(1, add_one_and_wait);  // warm-up
+  failing.run(1, add_one_and_wait);  // the recording fails: eager
+  EXPECT_FALSE(failing.enabled());
+  failing.run(1, add_one_and_wait);
+  EXPECT_EQ(failing.replays(), 0);
+  EXPECT_EQ(value(), 9.0f);
+  graphs.run(2, add_one);  // the stream is usable after the failed recording
+  EXPECT_EQ(value(), 10.0f);
 }
 
 }  // namespace
