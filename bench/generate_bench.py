@@ -3,7 +3,8 @@
 the same random model of a preset (qwen-sft init-model) and the same device, greedy, every sequence forced to
 --new-tokens tokens (qwen-sft --ignore-eos; transformers min_new_tokens), short chat prompts (prefill is a small
 part), at batch 1 and 32. Prints per batch: tokens/s of each side (generated tokens / wall time of generation,
-model loading excluded) and the ratio. Run by tools/gpu-check.sh (stage bench-generate).
+model loading excluded) and the ratio; on cuda ours also with its decode steps run eagerly (QSFT_DECODE_GRAPHS=0)
+next to the default (CUDA graphs: engine/generate/decode_graphs.h). Run by tools/gpu-check.sh (stage bench-generate).
 --context N puts about N filler tokens before each prompt: decode then reads long KV caches (the split-K decode
 attention at small batches); the prefill of those tokens is inside the timed generation on both sides.
   generate_bench.py --bin QWEN_SFT [--kit build-gpucarry] --preset qwen2.5-0.5b --device cuda [--batches 1,32]
@@ -29,13 +30,13 @@ def prompts(n, context=0):
     return [[{"role": "user", "content": f"{filler}Tell me a story about the number {i}."}] for i in range(n)]
 
 
-def ours(a, model, batch, d):
+def ours(a, model, batch, d, graphs=True):
     path = os.path.join(d, f"prompts{batch}.jsonl")
     with open(path, "w") as f:
         f.write("".join(json.dumps(p) + "\n" for p in prompts(batch, a.context)))
     p = subprocess.run([a.bin, "generate", "--model", model, "--prompts", path, "--greedy", "--ignore-eos",
                         "--max-new-tokens", str(a.new_tokens), "--batch-size", str(batch), "--device", a.device],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env={**os.environ, "QSFT_DECODE_GRAPHS": "1" if graphs else "0"})
     m = re.search(r"\(([0-9.]+) tokens/s", p.stderr)
     if p.returncode != 0 or not m:
         print(f"qwen-sft generate failed (rc {p.returncode}): {p.stderr[-2000:]}")
@@ -89,11 +90,13 @@ def main():
         ok = True
         for b in [int(x) for x in a.batches.split(",")]:
             x, y = ours(a, model, b, d), theirs(a, model, b)
+            eager = ours(a, model, b, d, graphs=False) if a.device == "cuda" else None
             ok = ok and x is not None
             ratio = f"ratio {x / y:.2f}" if x and y else ""
             context = f", context {a.context}" if a.context else ""
+            graphs = f" (graphs off: {eager:.1f} tokens/s)" if eager else ""
             print(f"GEN {a.preset} {a.device} batch {b}{context}, {a.new_tokens} new tokens: qwen-sft "
-                  f"{x or 0:.1f} tokens/s, transformers {y or 0:.1f} tokens/s {ratio}")
+                  f"{x or 0:.1f} tokens/s{graphs}, transformers {y or 0:.1f} tokens/s {ratio}")
         return 0 if ok else 1
     finally:
         shutil.rmtree(d, ignore_errors=True)

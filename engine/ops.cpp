@@ -189,6 +189,13 @@ Ops::Ops() {
   profiling_ = p && *p && std::string(p) != "0";
 }
 
+void Ops::begin_capture() { throw std::logic_error(name() + " backend cannot record graphs"); }
+std::unique_ptr<Ops::Graph> Ops::end_capture(std::string* why) {
+  if (why) *why = name() + " backend cannot record graphs";
+  return nullptr;
+}
+bool Ops::replay(Graph&) { return false; }
+
 static double host_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }

@@ -294,6 +294,22 @@ class Ops {
   // The weight decay applies to p[0, decayed) only (-1: all of p; full fine-tuning's no-decay group follows).
   void adamw8bit_step(Tensor& p, const Tensor& g, AdamW8bitMoments& s, const AdamWHyper& h, int64_t decayed = -1);
 
+  // ---- graphs: the ops called between begin_capture and end_capture are recorded, not run; replay runs them again
+  // on the same buffers (with their contents at replay time). Only device work may be recorded: no copy from or to
+  // the host, no allocation (a scratch buffer must have grown to its size in an earlier, eager call).
+  // generation's decode step (engine/generate/decode_graphs.h). The cpu backend records nothing: can_capture false.
+  class Graph {
+   public:
+    virtual ~Graph() = default;
+  };
+  virtual bool can_capture() const { return false; }
+  virtual void begin_capture();  // needs can_capture()
+  // The recorded graph, or null with the reason in *why (an op did what a capture may not); never throws.
+  virtual std::unique_ptr<Graph> end_capture(std::string* why);
+  // False, running nothing, when g is stale: a buffer the backend lent its ops (a scratch) has moved since g was
+  // recorded. Then run the ops eagerly and record them again.
+  virtual bool replay(Graph& g);
+
   // ---- profile (QSFT_PROFILE=1 in the environment: time per op family, CUDA events on the GPU) ----
   bool profiling() const { return profiling_; }
   // The table of time per op family since the start or the last profile_reset (e.g. after a warm-up step).

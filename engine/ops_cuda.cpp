@@ -19,6 +19,7 @@
 #include "kernels/elementwise_cuda.h"
 #include "kernels/embedding_cuda.h"
 #include "kernels/gemm_cuda.h"
+#include "kernels/graph_cuda.h"
 #include "kernels/lora_dropout_cuda.h"
 #include "kernels/nf4.h"
 #include "kernels/nf4_cuda.h"
@@ -279,11 +280,44 @@ class CudaOps final : public Ops {
     cuda::adamw8bit_step(p.f32(), g.f32(), s.pointers(), p.numel(), h, decayed, stream_);
   }
 
+  // Not while profiling (events around every op) or with synchronised launches (a sync ends any capture).
+  bool can_capture() const override { return !profiling() && !cuda::sync_launches(); }
+  void begin_capture() override {
+    QSFT_CHECK(can_capture(), "graph capture is off while profiling or with synchronised launches");
+    cuda::graph_capture_begin(stream_);
+  }
+  std::unique_ptr<Graph> end_capture(std::string* why) override {
+    void* exec = cuda::graph_capture_end(stream_, why);
+    return exec ? std::make_unique<CudaGraph>(exec, scratch_epoch()) : nullptr;
+  }
+  bool replay(Graph& g) override {
+    auto& cg = static_cast<CudaGraph&>(g);
+    if (cg.epoch != scratch_epoch()) return false;
+    cuda::graph_launch(cg.exec, stream_);
+    return true;
+  }
+
   void profile_begin(OpFamily f) override { timer_->begin(int(f)); }
   void profile_end(OpFamily f) override { timer_->end(int(f)); }
   void profile_collect(double (&ms)[kNumOpFamilies]) override { timer_->collect(ms); }
 
  private:
+  // A recorded graph and the scratch_epoch() it was recorded at: its launches point into the scratch buffers.
+  struct CudaGraph final : Graph {
+    CudaGraph(void* e, int ep) : exec(e), epoch(ep) {}
+    ~CudaGraph() override { cuda::graph_destroy(exec); }
+    void* exec;
+    int epoch;
+  };
+  // Changes whenever a scratch buffer moves (it grew) or the cuBLASLt workspace appears.
+  int scratch_epoch() const {
+    int e = gemm_ ? 1 + gemm_->scratch_grows() : 0;
+    for (const cuda::ScratchBuffer* s :
+         {&ce_scratch_, &attn_scratch_, &reduce_scratch_, &emb_scratch_, &weight_scratch_})
+      e += s->grow_count();
+    return e;
+  }
+
   cuda::GemmRunner& gemm_runner() {
     if (!gemm_) gemm_ = std::make_unique<cuda::GemmRunner>(stream_);  // cuBLASLt only once a GEMM is asked for
     return *gemm_;

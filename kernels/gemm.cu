@@ -213,6 +213,7 @@ struct GemmRunner::Impl {
 GemmRunner::GemmRunner(void* stream) : impl_(std::make_unique<Impl>(stream)) {}
 GemmRunner::~GemmRunner() = default;
 size_t GemmRunner::cached_plans() const { return impl_->plans.size(); }
+int GemmRunner::scratch_grows() const { return impl_->cast_a.grow_count() + impl_->cast_b.grow_count(); }
 
 void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_in, bool transB, const GemmOperand& C,
                      float alpha, float beta, const void* bias, const void* c_src) {

@@ -36,6 +36,7 @@ class GemmRunner {
            float beta, const void* bias, const void* c_src = nullptr);
 
   size_t cached_plans() const;
+  int scratch_grows() const;  // times the bf16 cast scratch moved (it grew): graphs recorded before point into it
 
  private:
   struct Impl;

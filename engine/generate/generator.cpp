@@ -40,7 +40,7 @@ size_t Generator::plan_bytes(const Qwen2Config& cfg, const GeneratorOptions& o, 
 }
 
 Generator::Generator(Ops& ops, Qwen2Model& model, const GeneratorOptions& o)
-    : ops_(ops), model_(model), cfg_(model.config()), opts_(o) {
+    : ops_(ops), model_(model), cfg_(model.config()), opts_(o), graphs_(ops, o.decode_graphs) {
   QSFT_CHECK(o.slots >= 1 && o.capacity >= 2, "generation needs a slot and room for a prompt and a token");
   arena_ = Arena(ops, plan_bytes(cfg_, o, model.activation_dtype()));
   carve(arena_, model.activation_dtype());
@@ -85,6 +85,8 @@ void Generator::prefill(std::vector<Sequence>& seqs) {
 
 // Row p of a sequence (its token at position p, p >= cached) attends over its slot's positions [0, p]: decode
 // attention with len = p + 1; a row's key and value land in the cache before any row reads it.
+// The inputs go to the device first (fixed buffers), then the device work: a decode step's (one row per sequence)
+// as a graph (decode_graphs.h).
 void Generator::extend(std::vector<Sequence>& seqs) {
   std::vector<int32_t> ids, positions, cu{0}, slots, lens, last;
   int max_len = 0;
@@ -106,14 +108,19 @@ void Generator::extend(std::vector<Sequence>& seqs) {
   upload(slot_, slots);
   upload(len_, lens);
   upload(rows_, last);
+  model_.stage({ids, targets, positions, cu, max_len, 0});
   Tensor slot = slot_.rows(0, T), len = len_.rows(0, T);
   const AttentionFn attend = [&](int l, const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout&,
                                  Tensor& attn, Tensor&) {
     ops_.decode_attention(q, k, v, cache_.k[size_t(l)], cache_.v[size_t(l)], slot, len, attn);
   };
-  model_.forward_hidden({ids, targets, positions, cu, max_len, 0}, attend);
   Tensor r = rows_.rows(0, R), h = hidden_.rows(0, R), logits = logits_.rows(0, R);
-  model_.logits_of_rows(r, h, logits);
+  const auto step = [&] {
+    model_.forward_staged(attend);
+    model_.logits_of_rows(r, h, logits);
+  };
+  if (T == R) return graphs_.run(R, step);
+  step();
 }
 
 bool Generator::append(Sequence& s, int32_t t, const SamplingConfig& c, Completion& out, const TokenFn& on_token) {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <vector>
 
+#include "engine/generate/decode_graphs.h"
 #include "engine/generate/kv_cache.h"
 #include "engine/generate/sampling.h"
 #include "engine/model/qwen2.h"
@@ -25,6 +26,7 @@ struct GeneratorOptions {
   int64_t slots = 8;            // sequences decoded together (the decode batch)
   int64_t capacity = 2048;      // tokens per sequence, prompt + generated (cache positions)
   int64_t prefill_tokens = 0;   // tokens of one prefill forward; 0 = capacity
+  bool decode_graphs = true;    // decode steps as replayed graphs where the backend records them (decode_graphs.h)
   int64_t prefill() const { return prefill_tokens > 0 ? prefill_tokens : capacity; }
 };
 
@@ -57,6 +59,7 @@ class Generator {
   // Same tokens as generate({conversation}) up to rounding (the extend step's GEMMs have other shapes).
   Completion converse(const std::vector<int32_t>& conversation, const SamplingConfig& c, const TokenFn& on_token = {});
   void forget() { held_.clear(); }  // the next converse() starts from an empty slot
+  int64_t graph_replays() const { return graphs_.replays(); }  // decode steps run as a graph replay
 
  private:
   struct Sequence {  // a prompt in a cache slot
@@ -95,6 +98,7 @@ class Generator {
   Tensor picked_;             // I32 [slots]: greedy choices made on the device
   std::vector<float> host_logits_;
   std::vector<int32_t> held_;  // converse(): the tokens whose keys/values slot 0 holds
+  DecodeGraphs graphs_;        // the decode steps with one row per sequence
 };
 
 }  // namespace qsft

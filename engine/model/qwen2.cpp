@@ -63,13 +63,16 @@ ModelMemory Qwen2Model::plan_memory(const Qwen2Config& cfg, const LoraConfig& lo
   return Qwen2Model(nullptr, device, cfg, lora, opts).memory_;
 }
 
-Qwen2Decoder Qwen2Model::decoder_for(const TokenBatchView& b) {
+void Qwen2Model::stage(const TokenBatchView& b) {
   batch_.upload(*ops_, b, cfg_.vocab_size);
   // Dynamic NTK RoPE depends on the batch: transformers rebuilds the table from max(position_ids) + 1, which for a
   // packed batch is its longest sequence. Every other RoPE type keeps the table load() uploaded.
   if (cfg_.rope_scaling.type == "dynamic") weights_.set_rope(*ops_, cfg_, b.max_seqlen);
   if (params_changed_) params_.refresh_compute(*ops_);
   params_changed_ = false;
+}
+
+Qwen2Decoder Qwen2Model::decoder() {
   const Qwen2Weights* grads = opts_.full_finetuning ? &grads_ : nullptr;
   return Qwen2Decoder(*ops_, {cfg_, opts_, weights_, grads, layout_, params_, state_, batch_});
 }
@@ -89,7 +92,12 @@ LossStats Qwen2Model::forward_loss(const TokenBatchView& b) {
 }
 
 void Qwen2Model::forward_hidden(const TokenBatchView& b, const AttentionFn& attend) {
-  Qwen2Decoder d = decoder_for(b);
+  stage(b);
+  forward_staged(attend);
+}
+
+void Qwen2Model::forward_staged(const AttentionFn& attend) {
+  Qwen2Decoder d = decoder();
   d.set_attention(&attend);
   d.forward_to_hidden(0, false);
 }

@@ -56,6 +56,10 @@ class Qwen2Model {
   // attention done by `attend` (a KV cache); then the logits F32 [R, V] of hidden rows `rows` (I32 [R] on the
   // device, indices into that forward's tokens), gathered through h [R, H] (scratch of activation_dtype()).
   void forward_hidden(const TokenBatchView& b, const AttentionFn& attend);
+  // forward_hidden in two halves, for a forward recorded once and replayed (Ops::begin_capture): stage copies b and
+  // what depends on it to the device (buffers whose addresses never change); forward_staged is device work only.
+  void stage(const TokenBatchView& b);
+  void forward_staged(const AttentionFn& attend);
   void logits_of_rows(const Tensor& rows, Tensor& h, Tensor& logits);
   DType activation_dtype() const { return act_dtype_; }
   Qwen2Weights& frozen_weights() { return weights_; }  // generation folds a LoRA adapter into them (--merge)
@@ -84,7 +88,11 @@ class Qwen2Model {
   }
   // b on the device, the RoPE table for it (dynamic scaling), the compute copy of the parameters up to date:
   // the decoder over them.
-  Qwen2Decoder decoder_for(const TokenBatchView& b);
+  Qwen2Decoder decoder_for(const TokenBatchView& b) {
+    stage(b);
+    return decoder();
+  }
+  Qwen2Decoder decoder();  // over the staged batch
 
   Ops* ops_;  // null when only planning memory
   Qwen2Config cfg_;
