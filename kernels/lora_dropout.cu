@@ -15,23 +15,21 @@ namespace {
 
 using namespace lora_mma;
 
-constexpr int kBM = 64;                         // tokens per block: 4 warps x 16 rows
-constexpr int64_t kMinSplitDepth = 128;         // a split of K covers at least 128 columns of x
+constexpr int kBM = 64;                  // tokens per block: 4 warps x 16 rows
+constexpr int64_t kMinSplitDepth = 128;  // a split of K covers at least 128 columns of x
 // The depth of a k-step for NT n8 column tiles: 64 (4 mma k16 steps, 128 bytes of each x row) while the tiles fit
 // 48 KiB of static shared memory, else 32.
 constexpr int depth_for(int NT) { return NT <= 12 ? 64 : 32; }
-
 
 // NT: n8 column tiles the block computes (8 NT >= N = n r; tiles past N stay zero). grid (ceil(T / kBM), splits);
 // split s covers k in [s k_split, (s + 1) k_split). partial: null (one split: u written in bf16), else fp32
 // [splits, T, N] summed by sum_splits_kernel.
 template <int NT, int BK = depth_for(NT)>
-__global__ void __launch_bounds__(kBlock) lora_a_dropout_kernel(const bf16* __restrict__ x, int64_t T, int64_t in,
-                                                                const bf16* __restrict__ A, int r, int n, float p,
-                                                                Seeds seeds, int64_t k_split, bf16* u, int64_t ldu,
-                                                                float* partial) {
-  constexpr int kPitch = BK + 8;  // shared row pitch in bf16 (80 or 144 bytes): the fragment reads hit 32 banks
-  constexpr int kVecsPerRow = BK / 8;                                   // 16-byte vectors in a tile row
+__global__ void __launch_bounds__(kBlock)
+    lora_a_dropout_kernel(const bf16* __restrict__ x, int64_t T, int64_t in, const bf16* __restrict__ A, int r, int n,
+                          float p, Seeds seeds, int64_t k_split, bf16* u, int64_t ldu, float* partial) {
+  constexpr int kPitch = BK + 8;       // shared row pitch in bf16 (80 or 144 bytes): the fragment reads hit 32 banks
+  constexpr int kVecsPerRow = BK / 8;  // 16-byte vectors in a tile row
   constexpr int kVecsX = kBM * kVecsPerRow / kBlock;                    // x vectors per thread per k-step
   constexpr int kVecsA = (8 * NT * kVecsPerRow + kBlock - 1) / kBlock;  // A vectors per thread per k-step
   __shared__ __align__(16) bf16 xs[kMembers][kBM][kPitch];
@@ -94,8 +92,8 @@ __global__ void __launch_bounds__(kBlock) lora_a_dropout_kernel(const bf16* __re
 #pragma unroll
       for (int j = 0; j < kMembers; ++j) {
         if (j >= n) break;
-        const uint32_t a[4] = {word_at(&xs[j][row][col]), word_at(&xs[j][row + 8][col]),
-                               word_at(&xs[j][row][col + 8]), word_at(&xs[j][row + 8][col + 8])};
+        const uint32_t a[4] = {word_at(&xs[j][row][col]), word_at(&xs[j][row + 8][col]), word_at(&xs[j][row][col + 8]),
+                               word_at(&xs[j][row + 8][col + 8])};
 #pragma unroll
         for (int i = 0; i < NT; ++i)
           if (member_of[i] == j) mma_bf16(acc[i], a, word_at(&as[8 * i + g][col]), word_at(&as[8 * i + g][col + 8]));

@@ -26,18 +26,28 @@ struct Generated {
   int64_t replays = 0;
 };
 
-GeneratorOptions options(bool graphs) {
+// The slots' capacity and the prompts' lengths: the default (48 positions) runs decode attention in one split; the
+// long one (640 positions, a 250-token prompt decoding past 256 and 512) runs its split-K path (256-key chunks, the
+// combine kernel) with the cache length crossing chunk boundaries between replays.
+struct Setup {
+  int64_t capacity = 48;
+  std::vector<int> lengths = {3, 25, 9, 17, 6, 12};
+  int new_tokens = 40;  // more than the slots hold after the longer prompts: they end at the capacity
+};
+const Setup kLong{640, {250, 3, 40}, 330};
+
+GeneratorOptions options(bool graphs, const Setup& s) {
   GeneratorOptions o;
   o.slots = 4;
-  o.capacity = 48;
+  o.capacity = s.capacity;
   o.decode_graphs = graphs;
   return o;
 }
 
-std::vector<std::vector<int32_t>> prompts(int64_t vocab) {
+std::vector<std::vector<int32_t>> prompts(int64_t vocab, const Setup& s) {
   std::vector<std::vector<int32_t>> p;
   int32_t next = 11;
-  for (int len : {3, 25, 9, 17, 6, 12}) {
+  for (int len : s.lengths) {
     std::vector<int32_t> q;
     for (int i = 0; i < len; ++i) q.push_back(next = int32_t((next * 37 + 5) % vocab));
     p.push_back(q);
@@ -45,12 +55,13 @@ std::vector<std::vector<int32_t>> prompts(int64_t vocab) {
   return p;
 }
 
-Generated generate(Ops& ops, const GenerationModelSpec& spec, bool graphs, const SamplingConfig& c) {
-  const GeneratorOptions o = options(graphs);
+Generated generate(Ops& ops, const GenerationModelSpec& spec, bool graphs, SamplingConfig c, const Setup& s = {}) {
+  c.max_new_tokens = s.new_tokens;
+  const GeneratorOptions o = options(graphs, s);
   auto model = load_generation_model(ops, spec, o);
   Generator gen(ops, *model, o);
   Generated r;
-  for (Completion& done : gen.generate(prompts(model->config().vocab_size), c)) r.tokens.push_back(done.tokens);
+  for (Completion& done : gen.generate(prompts(model->config().vocab_size, s), c)) r.tokens.push_back(done.tokens);
   r.replays = gen.graph_replays();
   return r;
 }
@@ -58,10 +69,10 @@ Generated generate(Ops& ops, const GenerationModelSpec& spec, bool graphs, const
 // Two chat turns in slot 0: the second conversation extends the first one's, answer included.
 Generated chat(Ops& ops, const GenerationModelSpec& spec, bool graphs, SamplingConfig c) {
   c.max_new_tokens = 12;  // both turns fit in the slot
-  const GeneratorOptions o = options(graphs);
+  const GeneratorOptions o = options(graphs, Setup{});
   auto model = load_generation_model(ops, spec, o);
   Generator gen(ops, *model, o);
-  std::vector<int32_t> conversation = prompts(model->config().vocab_size)[2];
+  std::vector<int32_t> conversation = prompts(model->config().vocab_size, Setup{})[2];
   Generated r;
   for (int turn = 0; turn < 2; ++turn) {
     const Completion done = gen.converse(conversation, c);
@@ -75,18 +86,25 @@ Generated chat(Ops& ops, const GenerationModelSpec& spec, bool graphs, SamplingC
 
 SamplingConfig greedy() {
   SamplingConfig c;
-  c.max_new_tokens = 40;  // more than the slots hold after the longer prompts: they end at the capacity
+  c.max_new_tokens = 40;
   return c;
 }
 SamplingConfig seeded() {
-  return {.do_sample = true, .temperature = 1.5f, .top_k = 40, .top_p = 0.95f, .min_p = 0.01f,
-          .repetition_penalty = 1.1f, .seed = 7, .max_new_tokens = 40, .eos_ids = {}};
+  return {.do_sample = true,
+          .temperature = 1.5f,
+          .top_k = 40,
+          .top_p = 0.95f,
+          .min_p = 0.01f,
+          .repetition_penalty = 1.1f,
+          .seed = 7,
+          .max_new_tokens = 40,
+          .eos_ids = {}};
 }
 
 // Graphs on and off give the same tokens, and the run with graphs replayed some decode steps.
-void expect_same_tokens(Ops& gpu, const GenerationModelSpec& spec, const char* what) {
+void expect_same_tokens(Ops& gpu, const GenerationModelSpec& spec, const char* what, const Setup& s = {}) {
   for (const auto& [name, c] : {std::pair{"greedy", greedy()}, std::pair{"seeded sampling", seeded()}}) {
-    const Generated eager = generate(gpu, spec, false, c), graphs = generate(gpu, spec, true, c);
+    const Generated eager = generate(gpu, spec, false, c, s), graphs = generate(gpu, spec, true, c, s);
     EXPECT_EQ(graphs.tokens, eager.tokens) << what << ", " << name;
     EXPECT_EQ(eager.replays, 0) << what << ", " << name;
     EXPECT_GT(graphs.replays, 20) << what << ", " << name;
@@ -100,8 +118,9 @@ void expect_same_tokens(Ops& gpu, const GenerationModelSpec& spec, const char* w
 
 class RandomModelDir {
  public:
-  RandomModelDir() : dir_(fs::temp_directory_path() / ("qsft_decode_graphs_" + std::to_string(getpid()))) {
-    Qwen2Config cfg = find_preset("tiny").config;
+  explicit RandomModelDir(const std::string& preset = "tiny")
+      : dir_(fs::temp_directory_path() / ("qsft_decode_graphs_" + preset + "_" + std::to_string(getpid()))) {
+    Qwen2Config cfg = find_preset(preset).config;
     cfg.vocab_size = 512;
     write_random_model(dir_, cfg, DType::F32, 3);
   }
@@ -116,6 +135,19 @@ TEST(GpuGenerateGraphs, RandomModelSameTokensAsEager) {
   QSFT_REQUIRE_GPU();
   const RandomModelDir model;
   expect_same_tokens(*gpu, {model.path(), "", false}, "random tiny model");
+}
+
+TEST(GpuGenerateGraphs, LongCachesSplitKDecodeSameTokensAsEager) {
+  QSFT_REQUIRE_GPU();
+  const RandomModelDir model;
+  expect_same_tokens(*gpu, {model.path(), "", false}, "random tiny model, 640-position caches", kLong);
+}
+
+// Qwen3: the q/k head norms write a scratch laid out like qkv (strided views) inside the captured step.
+TEST(GpuGenerateGraphs, Qwen3SameTokensAsEager) {
+  QSFT_REQUIRE_GPU();
+  const RandomModelDir model("tiny-qwen3");
+  expect_same_tokens(*gpu, {model.path(), "", false}, "random tiny-qwen3 model");
 }
 
 TEST(GpuGenerateGraphs, UnmergedAdapterSameTokensAsEager) {

@@ -37,7 +37,8 @@ TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
       Both z(*cpu, *gpu, dt, {n}, std::vector<float>(size_t(n), 0.0f));  // onto zeros: dropout_add's mask exactly
       gpu->dropout_add(z.g.t, x.g.t, 0.3f, 1234);
       const std::vector<float> za = z.g.get();
-      for (size_t i = 0; i < za.size(); ++i) ASSERT_EQ(za[i] == 0.0f, c[i] == 0.0f) << "dropout_add mask differs at " << i;
+      for (size_t i = 0; i < za.size(); ++i)
+        ASSERT_EQ(za[i] == 0.0f, c[i] == 0.0f) << "dropout_add mask differs at " << i;
       Both copy(*cpu, *gpu, dt, {n});
       gpu->copy(copy.g.t, x.g.t);
       EXPECT_EQ(copy.g.get(), x.g.get()) << "copy " << tag;
@@ -161,8 +162,8 @@ TEST(GpuElementwise, EmbeddingFromHostMappedTableMatchesCpu) {
     gpu->embedding_fwd(id_t.g.t, table_g.t, out.g.t);
     gpu->synchronize();
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    std::printf("[ GPU      ] embedding gather from host-mapped memory %s: %.3f ms (%.1f MiB over PCIe)\n",
-                tag.c_str(), ms, double(T * H * 2) / double(1 << 20));
+    std::printf("[ GPU      ] embedding gather from host-mapped memory %s: %.3f ms (%.1f MiB over PCIe)\n", tag.c_str(),
+                ms, double(T * H * 2) / double(1 << 20));
     EXPECT_EQ(out.g.get(), out.c.get()) << "embedding gathers exact rows from host-mapped memory " << tag;
   }
 }

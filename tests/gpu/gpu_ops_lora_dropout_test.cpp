@@ -33,8 +33,8 @@ void check_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
   const std::string tag = tag_of(s);
   const int64_t N = s.n * s.r, W = N + 4;
   Both x(cpu, gpu, s.dt, {s.T, s.in}, random_uniform(size_t(s.T * s.in), rng)),
-      A(cpu, gpu, s.dt, {N, s.in}, random_uniform(size_t(N * s.in), rng, -0.05f, 0.05f)),
-      u(cpu, gpu, s.dt, {s.T, W}), scratch(cpu, gpu, s.dt, {s.T, s.in});
+      A(cpu, gpu, s.dt, {N, s.in}, random_uniform(size_t(N * s.in), rng, -0.05f, 0.05f)), u(cpu, gpu, s.dt, {s.T, W}),
+      scratch(cpu, gpu, s.dt, {s.T, s.in});
   const std::span<const uint64_t> seeds(kSeeds, size_t(s.n));
   Tensor uc = u.c.t.cols(2, 2 + N), ug = u.g.t.cols(2, 2 + N);
   cpu.lora_a_dropout(x.c.t, A.c.t, s.p, seeds, uc, scratch.c.t);
@@ -91,15 +91,15 @@ TEST(GpuLoraDropout, GradientMatchesCpuAndDropoutThenGemm) {
   const DType B = DType::BF16;
   // Tokens are split over blocks when T >= 256, the columns give fewer than ~4 blocks per SM and the scratch holds
   // the partial sums (T >= 2 n r splits).
-  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},    // one block, ragged T and columns
-                         Shape{130, 72, 16, 2, 0.5f, B},    // T past a k-step, columns past a block
-                         Shape{800, 264, 64, 3, 0.05f, B},  // n r = 192; 2 splits of T
-                         Shape{600, 512, 16, 3, 0.0f, B},   // p = 0; 4 splits
-                         Shape{515, 896, 16, 1, 0.05f, B},  // one member
-                         Shape{800, 512, 64, 2, 0.05f, B},  // r64 x 2 rows of du per member
-                         Shape{300, 512, 32, 3, 0.05f, B},  // r32 x 3
-                         Shape{300, 512, 32, 2, 0.05f, B},  // r32 x 2
-                         Shape{40, 64, 8, 2, 0.05f, B},     // r not a multiple of 16: the fallback
+  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},            // one block, ragged T and columns
+                         Shape{130, 72, 16, 2, 0.5f, B},            // T past a k-step, columns past a block
+                         Shape{800, 264, 64, 3, 0.05f, B},          // n r = 192; 2 splits of T
+                         Shape{600, 512, 16, 3, 0.0f, B},           // p = 0; 4 splits
+                         Shape{515, 896, 16, 1, 0.05f, B},          // one member
+                         Shape{800, 512, 64, 2, 0.05f, B},          // r64 x 2 rows of du per member
+                         Shape{300, 512, 32, 3, 0.05f, B},          // r32 x 3
+                         Shape{300, 512, 32, 2, 0.05f, B},          // r32 x 2
+                         Shape{40, 64, 8, 2, 0.05f, B},             // r not a multiple of 16: the fallback
                          Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32: the fallback
     check_grad_shape(*cpu, *gpu, s, rng);
 }
@@ -141,16 +141,16 @@ TEST(GpuLoraDropout, MatchesCpuAndDropoutThenGemm) {
   std::mt19937 rng(71);
   const DType B = DType::BF16;
   // K is split over blocks when in >= 256 and the scratch holds the partial sums (in >= 2 n r splits).
-  for (const Shape& s : {Shape{13, 40, 8, 3, 0.05f, B},   // one block, one split, ragged T
-                         Shape{1, 8, 8, 1, 0.5f, B},      // one token, one k-step
-                         Shape{130, 72, 16, 2, 0.05f, B},  // T past a block, K not a multiple of the k-step
-                         Shape{77, 264, 64, 3, 0.5f, B},  // n r = 192: k-steps of 32, one split
-                         Shape{600, 512, 16, 3, 0.0f, B},  // p = 0: plain x A^T; 4 splits
-                         Shape{515, 896, 8, 2, 0.05f, B},  // 0.5B's hidden size; 7 splits
-                         Shape{100, 512, 32, 3, 0.05f, B},  // r32 x 3 (the largest staging), split
-                         Shape{100, 512, 64, 2, 0.05f, B},  // r64 x 2: k-steps of 32, split
-                         Shape{40, 33, 8, 2, 0.05f, B},    // in not a multiple of 8: the fallback
-                         Shape{40, 64, 4, 3, 0.05f, B},    // r not a multiple of 8: the fallback
+  for (const Shape& s : {Shape{13, 40, 8, 3, 0.05f, B},            // one block, one split, ragged T
+                         Shape{1, 8, 8, 1, 0.5f, B},               // one token, one k-step
+                         Shape{130, 72, 16, 2, 0.05f, B},          // T past a block, K not a multiple of the k-step
+                         Shape{77, 264, 64, 3, 0.5f, B},           // n r = 192: k-steps of 32, one split
+                         Shape{600, 512, 16, 3, 0.0f, B},          // p = 0: plain x A^T; 4 splits
+                         Shape{515, 896, 8, 2, 0.05f, B},          // 0.5B's hidden size; 7 splits
+                         Shape{100, 512, 32, 3, 0.05f, B},         // r32 x 3 (the largest staging), split
+                         Shape{100, 512, 64, 2, 0.05f, B},         // r64 x 2: k-steps of 32, split
+                         Shape{40, 33, 8, 2, 0.05f, B},            // in not a multiple of 8: the fallback
+                         Shape{40, 64, 4, 3, 0.05f, B},            // r not a multiple of 8: the fallback
                          Shape{50, 64, 8, 2, 0.05f, DType::F32}})  // F32: the fallback
     check_shape(*cpu, *gpu, s, rng);
 }
@@ -195,7 +195,8 @@ TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
       for (int64_t t = 0; t < T; ++t)
         for (int64_t k = 0; k < r; ++k) {
           const float w = want[size_t(t * in + s * k + j)];
-          ASSERT_EQ(got[size_t(t * n * r + j * r + k)], w) << "T " << T << " member " << j << " row " << t << " k " << k;
+          ASSERT_EQ(got[size_t(t * n * r + j * r + k)], w)
+              << "T " << T << " member " << j << " row " << t << " k " << k;
           dropped += w == 0.0f;
         }
       if (T == 1000) {
@@ -210,8 +211,14 @@ TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
 // value drawn from one seed, so both backends start from the same numbers.
 struct GpuStack {
   GpuStack(Ops& ops, DType dt, int64_t T, int64_t in, int64_t r, float p, uint32_t seed)
-      : x(ops, dt, {T, in}), A(ops, dt, {3 * r, in}), dA(ops, DType::F32, {3 * r, in}), y(ops, dt, {T, 384}),
-        dy(ops, dt, {T, 384}), dx(ops, dt, {T, in}), u(ops, dt, {T, 3 * r}), du(ops, dt, {T, 3 * r}),
+      : x(ops, dt, {T, in}),
+        A(ops, dt, {3 * r, in}),
+        dA(ops, DType::F32, {3 * r, in}),
+        y(ops, dt, {T, 384}),
+        dy(ops, dt, {T, 384}),
+        dx(ops, dt, {T, in}),
+        u(ops, dt, {T, 3 * r}),
+        du(ops, dt, {T, 3 * r}),
         xd(ops, dt, {T, in}) {
     std::mt19937 rng(seed);
     const DType B16 = DType::BF16;
