@@ -37,7 +37,7 @@ __global__ void dropout_kernel(const T* x, int64_t n, float p, uint64_t seed, T*
     if constexpr (Acc) load_n<N>(y + i, b);
 #pragma unroll
     for (int k = 0; k < N; ++k) {
-      const float d = u[k] >= p ? __fmul_rn(a[k], keep_scale) : 0.0f;  // _rn: no fma with b, as on the CPU
+      const float d = dropout_value(a[k], u[k], p, keep_scale);
       a[k] = Acc ? b[k] + d : d;
     }
     store_n<N>(y + i, a);

@@ -40,7 +40,7 @@ __device__ __forceinline__ uint4 dropped(uint4 raw, uint64_t seed, uint64_t i, f
   bf16* o = reinterpret_cast<bf16*>(&out);
 #pragma unroll
   for (int k = 0; k < 8; ++k)
-    o[k] = __float2bfloat16_rn(u[k] >= p ? __fmul_rn(__bfloat162float(e[k]), keep_scale) : 0.0f);
+    o[k] = __float2bfloat16_rn(dropout_value(__bfloat162float(e[k]), u[k], p, keep_scale));
   return out;
 }
 
