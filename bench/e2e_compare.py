@@ -12,7 +12,7 @@ Run by tools/gpu-check.sh (stages e2e-0.5b, e2e-7b; e2e-1.5b and e2e-14b on requ
 Each side trains as its user gets by default: qwen-sft with gradient_checkpointing "auto" (every layer's activations
 kept when `qwen-sft plan` says they fit, else the fewest layers recomputed), the baseline with --recompute: HF
 gradient checkpointing (TRL's SFTConfig default; without --recompute it keeps every activation, if they fit).
---ours-checkpointing true|false forces qwen-sft's setting (--ours-auto: the default, kept for old command lines).
+--ours-checkpointing true|false forces qwen-sft's setting.
 Both sides' settings are printed ("E2E settings") before the runs.
 --device cpu with --preset tiny checks this script on a machine without a GPU (no HF side)."""
 import argparse
@@ -216,8 +216,6 @@ def main():
     ap.add_argument("--recompute", action="store_true", help="the baseline recomputes (HF gradient checkpointing)")
     ap.add_argument("--ours-checkpointing", choices=["auto", "true", "false"], default="auto",
                     help='qwen-sft\'s gradient_checkpointing (default "auto", its own default)')
-    ap.add_argument("--ours-auto", action="store_const", const="auto", dest="ours_checkpointing",
-                    help="the same as the default --ours-checkpointing auto")
     ap.add_argument("--micro-batch-tokens", type=int, default=16384, help="tokens per micro-batch (4096-token bins)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--work", default="/tmp/qsft-e2e")
