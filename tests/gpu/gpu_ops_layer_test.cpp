@@ -57,7 +57,7 @@ TEST(GpuRmsNorm, StridedHeadViewsMatchCpuAndPackedGpuExactly) {
         auto view = [&](OpsTensor& f) { return f.t.cols(c0, c0 + heads * D).view({T, heads, D}); };
         // The GPU view's values, packed by the GPU's copy: the strided result to compare with the packed op's.
         auto packed = [&](OpsTensor& f) {
-          auto p = std::make_unique<OpsTensor>(*gpu, dt, std::initializer_list<int64_t>{R, D});
+          auto p = std::make_unique<OpsTensor>(*gpu, dt, std::initializer_list<int64_t>{T, heads, D});
           gpu->copy(p->t, view(f));
           return p;
         };
