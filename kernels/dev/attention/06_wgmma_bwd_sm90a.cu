@@ -1,0 +1,292 @@
+// Variant 06 of the attention backward: the fast mode (dQ by fp32 atomics, 5 products) on Hopper's warpgroup MMA
+// (wgmma, sm_90a), FlashAttention-3's shape. Why: mma.sync tops out near 100 TFLOP/s here (bench.log of the first
+// H200 run: 97 at the 7B shape) while wgmma issues a 64 x N x 16 product per warpgroup from shared memory without
+// ldmatrix, and the scores' accumulators become the next product's A operand in registers.
+//
+// One block of two warpgroups (256 threads) per (kBc = 128 keys, kv head g); warpgroup w owns keys 64 w .. 64 w + 63
+// and their dK, dV [64 x D] in fp32 registers. The block walks the group's query heads and the query tiles of
+// kBq = 64 that see its keys (as production's dK/dV pass: causal, packed sequences, GQA summed in registers), q and
+// dout tiles in two cp.async stages, and per step and warpgroup (majorness: which dimension is contiguous in smem):
+//   S^T  = K_w q^T       SS m64n64k16 x D/16: A = K_w [keys][D] K-major, B = q [queries][D] K-major
+//   dP^T = V_w dout^T    SS, the same with V_w, dout
+//   P^T = 2^(scale log2e S^T - log2e lse_i), dS^T = P^T (dP^T - delta_i) in registers (masked only where needed)
+//   dV += P^T dout       RS m64nDk16 x 4: A = bf16(P^T) from the accumulators, B = dout [queries][D] MN-major
+//   dK += dS^T q         RS, the same with dS^T, q
+//   dQ_tile += dS K      SS m64n64k16: A = dS = (dS^T)^T read MN-major from dS^T staged in smem [keys][queries]
+//                        bf16, B = K [keys][D] MN-major; D = 128: warpgroup w the columns 64 w.. over all 128 keys;
+//                        D = 64: warpgroup w all columns over its own 64 keys; added to production's fp32 dQ
+//                        accumulator by 8-byte REDs, then production's conversion (dq_from_acc).
+// Every tile lives in one 128B-swizzled format (wgmma_cuda.h's Sw128) read K-major or MN-major as the product needs.
+// Shared memory: K, V [128 x D], 2 stages of q, dout [64 x D], dS^T [128 x 64], lse/delta: 145 KiB at D = 128,
+// 81 KiB at D = 64 (+1 KiB for 1024-byte alignment); one block per SM (registers: 2 x 128 threads x <= 255).
+// Synchronization per step: cp.async wait + fence.proxy.async + barrier (stage ready, previous step's wgmmas retired
+// by every warpgroup), then the prefetch of the next stage; dS^T stores + fence.proxy.async + barrier before dQ.
+// Same sums as production in another order (bf16 P^T, dS^T rounded as there): the bench's differences are
+// bf16-rounding small, dQ's last bits vary run to run (atomics).
+#include <cstdint>
+#include <stdexcept>
+
+#include "kernels/attention_mma_bwd_cuda.h"
+#include "kernels/dev/attention/variants.h"
+#include "kernels/dev/attention/wgmma_cuda.h"
+
+namespace qsft::dev {
+namespace {
+
+using namespace cuda::attn;
+using cuda::AttentionShape;
+using cuda::bf16;
+
+constexpr int kBc = 128, kBq = 64, kThreads = 256;
+
+template <int D>
+struct WgTiles {
+  static constexpr uint32_t kKeyBytes = kBc * D * 2;  // K or V
+  static constexpr uint32_t kQBytes = kBq * D * 2;    // q or dout, one stage
+  static constexpr uint32_t kK = 0, kV = kKeyBytes, kQ = 2 * kKeyBytes;  // q(st) at kQ + 2 st kQBytes, dout after it
+  static constexpr uint32_t kDs = kQ + 4 * kQBytes;                     // dS^T [kBc keys][kBq queries]
+  static constexpr uint32_t kStat = kDs + kBc * kBq * 2;                // lse(st) at 2 st kBq floats, delta after
+  static constexpr size_t smem() { return kStat + 4 * kBq * sizeof(float) + 1024; }  // + alignment slack
+  // dQ: warpgroup w's keys (A rows) and K rows start at kDqRow w, its output columns at kDqCol w.
+  static constexpr int kDqKeys = D == 128 ? 128 : 64, kDqRow = D == 128 ? 0 : 64, kDqCol = D == 128 ? 64 : 0;
+  static_assert(D == 64 || D == 128, "instantiated head dims");
+};
+
+// dq_acc[i, h, col0 + 8 j + 2 tig + {0, 1}] += acc[j][2 r + {0, 1}] for this thread's query rows i = q0 + 16 warp +
+// grp + 8 r (below T) and columns below s.D (dq_acc [T, n, s.D]): 8-byte REDs.
+__device__ __forceinline__ void dq_add(float* dq_acc, const AttentionShape& s, const float (&acc)[8][4], int64_t q0,
+                                       int64_t h, int col0) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // float2 atomics: sm_90
+  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t i = q0 + 16 * warp + grp + 8 * r;
+    if (i >= s.T) continue;
+    float* dst = dq_acc + (i * s.n + h) * s.D + col0 + 2 * tig;  // 8-byte aligned: s.D, col0, 2 tig even
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      if (col0 + 8 * j < s.D)
+        atomicAdd(reinterpret_cast<float2*>(dst + 8 * j), make_float2(acc[j][2 * r], acc[j][2 * r + 1]));
+  }
+#endif
+}
+
+// Keeps the compiler from moving accesses of the RS A fragments across a wgmma issue or wait (wg::fence_operands for
+// the .b32 registers; belongs in wgmma_cuda.h).
+template <int K>
+__device__ __forceinline__ void fence_a(uint32_t (&a)[K][4]) {
+#pragma unroll
+  for (int kk = 0; kk < K; ++kk)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    wg_bwd_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+                  const float* delta, bf16* dk, bf16* dv, float* dq_acc) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using namespace cuda::wg;
+  using T = WgTiles<D>;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - smem_u32(smem_raw) % 1024) % 1024);  // swizzle atoms 1024-aligned
+  const uint32_t k_s = smem_u32(smem + T::kK), v_s = smem_u32(smem + T::kV), ds_s = smem_u32(smem + T::kDs);
+  const float* stat = reinterpret_cast<const float*>(smem + T::kStat);
+
+  const int wgi = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int grp = lane >> 2, tig = lane & 3;
+  const int64_t k0 = int64_t(blockIdx.x) * kBc, g = blockIdx.y, group = s.n / s.nkv;
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
+
+  // This thread's two keys (accumulator rows 16 warp + grp + 8 r of its warpgroup) and their sequence ends: key j is
+  // seen by queries [j, end_j). Per warp: the smallest end (0 when a key is past T: always masked).
+  const int64_t warp_key0 = k0 + 64 * wgi + 16 * warp;
+  int64_t key[2], end[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    key[r] = warp_key0 + grp + 8 * r;
+    end[r] = key[r] < s.T ? seq_end(s, key[r]) : 0;
+  }
+  const int64_t warp_end_min = warp_key0 + 15 < s.T ? seq_end(s, warp_key0) : 0;
+
+  const int64_t q_end = seq_end(s, min(k0 + kBc, s.T) - 1);  // queries [k0, q_end) see some key of the block
+  const int q_tiles = int((q_end - k0 + kBq - 1) / kBq), steps = int(group) * q_tiles;
+  // Query tile `tile` of head h (q, dout, lse, delta) into stage st.
+  auto load_step = [&](int tile, int64_t h, int st) {
+    const int64_t q0 = k0 + int64_t(tile) * kBq;
+    unsigned char* q_st = smem + T::kQ + 2 * st * T::kQBytes;
+    cp_async_rows_sw128<D, kBq, kThreads>(q_st, q, q0, s.T, s.q_ld, h, dh);
+    cp_async_rows_sw128<D, kBq, kThreads>(q_st + T::kQBytes, dout, q0, s.T, s.n * dh, h, dh);
+    float* stat_st = reinterpret_cast<float*>(smem + T::kStat) + 2 * st * kBq;
+    cp_async_floats<kThreads>(stat_st, lse + h * s.T, q0, kBq, s.T);
+    cp_async_floats<kThreads>(stat_st + kBq, delta + h * s.T, q0, kBq, s.T);
+  };
+  cp_async_rows_sw128<D, kBc, kThreads>(smem + T::kK, k, k0, s.T, s.k_ld, g, dh);
+  cp_async_rows_sw128<D, kBc, kThreads>(smem + T::kV, v, k0, s.T, s.v_ld, g, dh);
+  load_step(0, g * group, 0);
+  cp_async_commit();
+
+  float dk_acc[D / 8][4], dv_acc[D / 8][4];  // keys 64 wgi + 16 warp + grp (+ 8), columns 8 j + 2 tig (+ 1)
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk_acc[j][e] = dv_acc[j][e] = 0.0f;
+  int tile = 0;
+  int64_t h = g * group;
+  for (int it = 0; it < steps; ++it) {
+    const int st = it & 1;
+    const int64_t q0 = k0 + int64_t(tile) * kBq;
+    const int next_tile = tile + 1 == q_tiles ? 0 : tile + 1;
+    const int64_t next_h = next_tile == 0 ? h + 1 : h;
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // stage st ready; every warpgroup's wgmmas of step it - 1 retired (stage st ^ 1, dS^T free)
+    if (it + 1 < steps) {
+      load_step(next_tile, next_h, st ^ 1);
+      cp_async_commit();
+    }
+    const uint32_t q_s = smem_u32(smem + T::kQ + 2 * st * T::kQBytes), do_s = q_s + T::kQBytes;
+    const float* lse_t = stat + 2 * st * kBq;
+    const float* delta_t = lse_t + kBq;
+
+    // S^T = K_w q^T, dP^T = V_w dout^T [64 keys x 64 queries], two groups; P^T while dP^T is in flight.
+    float pt[8][4], dpt[8][4];
+    wgmma_fence();
+    wgmma_ss_k<kBq, D, kBc, kBq, 0>(pt, k_s, 64 * wgi, q_s, 0, false);
+    wgmma_commit();
+    wgmma_ss_k<kBq, D, kBc, kBq, 0>(dpt, v_s, 64 * wgi, do_s, 0, false);
+    wgmma_commit();
+    wgmma_wait<1>();
+    fence_operands(pt);
+    // P^T, masked to [key, end) only where a query of the tile precedes a key of the warp or passes the first key's
+    // sequence end (warp-uniform branch).
+    auto probs = [&](auto masked) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = 8 * j + 2 * tig + (e & 1), r = e >> 1;
+          bool seen = true;
+          if constexpr (decltype(masked)::value) {
+            const int64_t i = q0 + col;
+            seen = i >= key[r] && i < end[r];
+          }
+          pt[j][e] = seen ? exp2_sfu(pt[j][e] * scale_log2 - lse_t[col] * kLog2e) : 0.0f;
+        }
+    };
+    if (q0 >= warp_key0 + 15 && q0 + kBq <= warp_end_min)
+      probs(std::false_type{});
+    else
+      probs(std::true_type{});
+    wgmma_wait<0>();
+    fence_operands(dpt);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dpt[j][e] = pt[j][e] * (dpt[j][e] - delta_t[8 * j + 2 * tig + (e & 1)]);
+
+    // dS^T as bf16 into its tile (row = key 64 wgi + 16 warp + grp + 8 r, column = query 8 j + 2 tig), for dQ.
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        *reinterpret_cast<uint32_t*>(smem + T::kDs + Sw128<kBc>::offset(64 * wgi + 16 * warp + grp + 8 * r, 8 * j + 2 * tig)) =
+            pack_bf16(dpt[j][2 * r], dpt[j][2 * r + 1]);
+
+    // dV += P^T dout, dK += dS^T q: A from registers, B = the q / dout tile read MN-major (K = queries).
+    uint32_t pa[kBq / 16][4], da[kBq / 16][4];
+    to_a_all<kBq>(pa, pt);
+    to_a_all<kBq>(da, dpt);
+    fence_a(pa);
+    fence_a(da);
+    fence_operands(dv_acc);
+    fence_operands(dk_acc);
+    wgmma_fence();
+    wgmma_rs_k<D, kBq, kBq>(dv_acc, pa, do_s, 0, true);
+    wgmma_rs_k<D, kBq, kBq>(dk_acc, da, q_s, 0, true);
+    wgmma_commit();
+
+    fence_proxy_async();
+    __syncthreads();  // dS^T complete (both warpgroups) and visible to the async proxy
+    // dQ_tile [64 queries x 64 columns] = dS K: A = dS^T's rows (keys) read MN-major (M = queries), B = K's rows
+    // read MN-major (N = D columns); D = 128: all 128 keys, columns 64 wgi..; D = 64: keys 64 wgi.., all columns.
+    float dq[8][4];
+#pragma unroll
+    for (int kk = 0; kk < T::kDqKeys / 16; ++kk) {
+      const int key_row = T::kDqRow * wgi + 16 * kk;
+      Wgmma<64>::ss<1, 1>(dq, desc_mn_major<kBc>(ds_s, key_row, 0), desc_mn_major<kBc>(k_s, key_row, T::kDqCol * wgi),
+                          kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();  // dV, dK and dQ of this step
+    fence_a(pa);
+    fence_a(da);
+    fence_operands(dv_acc);
+    fence_operands(dk_acc);
+    fence_operands(dq);
+    dq_add(dq_acc, s, dq, q0, h, T::kDqCol * wgi);
+    tile = next_tile;
+    h = next_h;
+  }
+  const int64_t row_lo = warp_key0 + grp;
+  store_rows_bf16<D / 8>(dk, dk_acc, row_lo, s.T, s.k_ld, g, dh, scale, scale);
+  store_rows_bf16<D / 8>(dv, dv_acc, row_lo, s.T, s.v_ld, g, dh, 1.0f, 1.0f);
+#endif
+}
+
+// 1 when the loaded binary of this file holds the sm_90a code (a device of compute capability 9.0 and a build
+// with sm_90a for this file), else 0.
+__global__ void sm90a_probe(int* out) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  *out = 1;
+#else
+  *out = 0;
+#endif
+}
+
+bool sm90a_code_runs() {
+  static const bool runs = [] {
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    if (major != 9 || minor != 0) return false;
+    int* flag = nullptr;
+    int host = 0;
+    if (cudaMalloc(&flag, sizeof(int)) != cudaSuccess) return false;
+    sm90a_probe<<<1, 1>>>(flag);
+    const bool ok = cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess && host == 1;
+    cudaFree(flag);
+    return ok;
+  }();
+  return runs;
+}
+
+template <int D>
+void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+         const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
+  QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
+  const dim3 grid(unsigned((s.T + kBc - 1) / kBc), unsigned(s.nkv));
+  launch_with_smem(wg_bwd_kernel<D>, grid, kThreads, WgTiles<D>::smem(), st, s, dout, q, k, v, lse, delta, dk, dv,
+                   dq_acc);
+  dq_from_acc(s, dq_acc, dq, st);
+}
+
+}  // namespace
+
+bool attention_dev06_supports(int64_t D) { return cuda::attention_supports_head_dim(D) && sm90a_code_runs(); }
+
+// scratch: delta, then the fp32 dQ accumulator (attention_bwd_scratch_bytes(s, AtomicDq)).
+void attention_bwd_dev06(const cuda::AttentionShape& shape, const void* dout, const void* q, const void* k,
+                         const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch,
+                         void* stream) {
+  if (shape.T == 0) return;
+  if (!sm90a_code_runs()) throw std::runtime_error("attention_bwd_dev06: needs a compute capability 9.0 GPU and sm_90a code");
+  const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
+  const cudaStream_t st = cuda::as_stream(stream);
+  bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, true,
+               [&](auto d, auto... tensors) { run<decltype(d)::value>(s, tensors..., st); });
+}
+
+}  // namespace qsft::dev
