@@ -56,7 +56,6 @@ struct WgTiles {
 // grp + 8 r (below T) and columns below s.D (dq_acc [T, n, s.D]): 8-byte REDs.
 __device__ __forceinline__ void dq_add(float* dq_acc, const AttentionShape& s, const float (&acc)[8][4], int64_t q0,
                                        int64_t h, int col0) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // float2 atomics: sm_90
   const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -65,10 +64,15 @@ __device__ __forceinline__ void dq_add(float* dq_acc, const AttentionShape& s, c
     float* dst = dq_acc + (i * s.n + h) * s.D + col0 + 2 * tig;  // 8-byte aligned: s.D, col0, 2 tig even
 #pragma unroll
     for (int j = 0; j < 8; ++j)
-      if (col0 + 8 * j < s.D)
+      if (col0 + 8 * j < s.D) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
         atomicAdd(reinterpret_cast<float2*>(dst + 8 * j), make_float2(acc[j][2 * r], acc[j][2 * r + 1]));
-  }
+#else  // never runs (the kernels run on sm_90a only; wgmma_cuda.h traps elsewhere)
+        atomicAdd(dst + 8 * j, acc[j][2 * r]);
+        atomicAdd(dst + 8 * j + 1, acc[j][2 * r + 1]);
 #endif
+      }
+  }
 }
 
 // Keeps the compiler from moving accesses of the RS A fragments across a wgmma issue or wait (wg::fence_operands for
@@ -81,11 +85,35 @@ __device__ __forceinline__ void fence_a(uint32_t (&a)[K][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
 }
 
+// Fast mode, after this step's dS^T went to its tile: dQ_tile [64 queries x 64 columns] = dS K_block added to dq_acc.
+// A = dS^T's rows (keys) read MN-major (M = queries), B = K's rows read MN-major (N = D columns); D = 128:
+// warpgroup w all 128 keys, columns 64 w..; D = 64: keys 64 w.., all columns. Retires every wgmma of the warpgroup.
 template <int D>
+__device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionShape& s, int64_t q0, int64_t h,
+                                               uint32_t ds_s, uint32_t k_s) {
+  using namespace cuda::wg;
+  using T = WgTiles<D>;
+  const int wgi = threadIdx.x >> 7;
+  fence_proxy_async();
+  __syncthreads();  // dS^T complete (both warpgroups) and visible to the async proxy
+  float dq[8][4];   // queries 16 warp + grp (+ 8), columns kDqCol wgi + 8 j + 2 tig (+ 1)
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < T::kDqKeys / 16; ++kk) {
+    const int key_row = T::kDqRow * wgi + 16 * kk;
+    Wgmma<64>::ss<1, 1>(dq, desc_mn_major<kBc>(ds_s, key_row, 0), desc_mn_major<kBc>(k_s, key_row, T::kDqCol * wgi),
+                        kk > 0);
+  }
+  wgmma_commit();
+  wgmma_wait<0>();
+  fence_operands(dq);
+  dq_add(dq_acc, s, dq, q0, h, T::kDqCol * wgi);
+}
+
+template <int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads, 1)
-    wg_bwd_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+    wg_dkdv_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
                   const float* delta, bf16* dk, bf16* dv, float* dq_acc) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace cuda::wg;
   using T = WgTiles<D>;
   extern __shared__ unsigned char smem_raw[];
@@ -186,13 +214,15 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) dpt[j][e] = pt[j][e] * (dpt[j][e] - delta_t[8 * j + 2 * tig + (e & 1)]);
 
-    // dS^T as bf16 into its tile (row = key 64 wgi + 16 warp + grp + 8 r, column = query 8 j + 2 tig), for dQ.
+    if constexpr (kAtomicDq) {  // dS^T as bf16 into its tile (row = key 64 wgi + 16 warp + grp + 8 r, column = query)
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
+      for (int j = 0; j < 8; ++j)
 #pragma unroll
-      for (int r = 0; r < 2; ++r)
-        *reinterpret_cast<uint32_t*>(smem + T::kDs + Sw128<kBc>::offset(64 * wgi + 16 * warp + grp + 8 * r, 8 * j + 2 * tig)) =
-            pack_bf16(dpt[j][2 * r], dpt[j][2 * r + 1]);
+        for (int r = 0; r < 2; ++r)
+          *reinterpret_cast<uint32_t*>(smem + T::kDs + Sw128<kBc>::offset(64 * wgi + 16 * warp + grp + 8 * r,
+                                                                          8 * j + 2 * tig)) =
+              pack_bf16(dpt[j][2 * r], dpt[j][2 * r + 1]);
+    }
 
     // dV += P^T dout, dK += dS^T q: A from registers, B = the q / dout tile read MN-major (K = queries).
     uint32_t pa[kBq / 16][4], da[kBq / 16][4];
@@ -207,32 +237,138 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma_rs_k<D, kBq, kBq>(dk_acc, da, q_s, 0, true);
     wgmma_commit();
 
-    fence_proxy_async();
-    __syncthreads();  // dS^T complete (both warpgroups) and visible to the async proxy
-    // dQ_tile [64 queries x 64 columns] = dS K: A = dS^T's rows (keys) read MN-major (M = queries), B = K's rows
-    // read MN-major (N = D columns); D = 128: all 128 keys, columns 64 wgi..; D = 64: keys 64 wgi.., all columns.
-    float dq[8][4];
-#pragma unroll
-    for (int kk = 0; kk < T::kDqKeys / 16; ++kk) {
-      const int key_row = T::kDqRow * wgi + 16 * kk;
-      Wgmma<64>::ss<1, 1>(dq, desc_mn_major<kBc>(ds_s, key_row, 0), desc_mn_major<kBc>(k_s, key_row, T::kDqCol * wgi),
-                          kk > 0);
-    }
-    wgmma_commit();
-    wgmma_wait<0>();  // dV, dK and dQ of this step
+    if constexpr (kAtomicDq) dq_tile_atomic<D>(dq_acc, s, q0, h, ds_s, k_s);
+    wgmma_wait<0>();  // dV, dK of this step
     fence_a(pa);
     fence_a(da);
     fence_operands(dv_acc);
     fence_operands(dk_acc);
-    fence_operands(dq);
-    dq_add(dq_acc, s, dq, q0, h, T::kDqCol * wgi);
     tile = next_tile;
     h = next_h;
   }
   const int64_t row_lo = warp_key0 + grp;
   store_rows_bf16<D / 8>(dk, dk_acc, row_lo, s.T, s.k_ld, g, dh, scale, scale);
   store_rows_bf16<D / 8>(dv, dv_acc, row_lo, s.T, s.v_ld, g, dh, 1.0f, 1.0f);
-#endif
+}
+
+// Deterministic mode's dQ pass in the same style, query-major: one block of two warpgroups per (kDqBr = 128 queries,
+// head h), warpgroup w owning queries 64 w.. and their dQ [64 x D] in fp32 registers, walking the key tiles of
+// kDqBc = 64 that they see (K, V in two cp.async stages):
+//   S = q_w K^T, dP = dout_w V^T     SS m64n64k16 x D/16, all K-major (P while dP is in flight)
+//   P = 2^(scale log2e S - log2e lse_i), dS = P (dP - delta_i), the row statistics in registers
+//   dQ += dS K                        RS m64nDk16 x 4: A = bf16(dS) from the accumulators, B = K [keys][D] MN-major
+// Shared memory: q, dout [128 x D], two stages of K, V [64 x D]: 128 KiB at D = 128, 64 KiB at D = 64.
+constexpr int kDqBr = 128, kDqBc = 64;
+
+template <int D>
+struct WgDqTiles {
+  static constexpr uint32_t kQBytes = kDqBr * D * 2, kKvBytes = kDqBc * D * 2;
+  static constexpr uint32_t kQ = 0, kDo = kQBytes, kKv = 2 * kQBytes;  // k(st) at kKv + 2 st kKvBytes, v after it
+  static constexpr size_t smem() { return kKv + 4 * kKvBytes + 1024; }  // + alignment slack
+};
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    wg_dq_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+                 const float* delta, bf16* dq) {
+  using namespace cuda::wg;
+  using T = WgDqTiles<D>;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - smem_u32(smem_raw) % 1024) % 1024);  // swizzle atoms 1024-aligned
+  const uint32_t q_s = smem_u32(smem + T::kQ), do_s = smem_u32(smem + T::kDo);
+
+  const int wgi = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  const int grp = lane >> 2, tig = lane & 3;
+  const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kDqBr, h = blockIdx.y, g = h / (s.n / s.nkv);
+  const int dh = int(s.D);
+  const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
+
+  // This thread's two query rows (accumulator rows 16 warp + grp + 8 r of its warpgroup): row i sees keys
+  // [begin_i, i] (none past T); log2e lse_i, delta_i. Per warp: the largest begin (T when a row is past T: masked).
+  const int64_t warp_row0 = q0 + 64 * wgi + 16 * warp;
+  int64_t row[2], begin[2];
+  float lse2[2], dlt[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row[r] = warp_row0 + grp + 8 * r;
+    const bool valid = row[r] < s.T;
+    begin[r] = valid ? seq_begin(s, row[r]) : INT64_MAX;
+    lse2[r] = valid ? lse[h * s.T + row[r]] * kLog2e : 0.0f;
+    dlt[r] = valid ? delta[h * s.T + row[r]] : 0.0f;
+  }
+  const int64_t warp_begin_max = warp_row0 + 15 < s.T ? seq_begin(s, warp_row0 + 15) : s.T;
+  const int64_t k_first = seq_begin(s, q0), k_last = min(q0 + kDqBr, s.T) - 1;
+  const int tiles = int((k_last - k_first) / kDqBc) + 1;
+  auto load_kv = [&](int64_t k0, int st) {
+    unsigned char* kv = smem + T::kKv + 2 * st * T::kKvBytes;
+    cp_async_rows_sw128<D, kDqBc, kThreads>(kv, k, k0, s.T, s.k_ld, g, dh);
+    cp_async_rows_sw128<D, kDqBc, kThreads>(kv + T::kKvBytes, v, k0, s.T, s.v_ld, g, dh);
+  };
+  cp_async_rows_sw128<D, kDqBr, kThreads>(smem + T::kQ, q, q0, s.T, s.q_ld, h, dh);
+  cp_async_rows_sw128<D, kDqBr, kThreads>(smem + T::kDo, dout, q0, s.T, s.n * dh, h, dh);
+  load_kv(k_first, 0);
+  cp_async_commit();
+
+  float acc[D / 8][4];  // dQ: queries 64 wgi + 16 warp + grp (+ 8), columns 8 j + 2 tig (+ 1)
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+  for (int it = 0; it < tiles; ++it) {
+    const int st = it & 1;
+    const int64_t k0 = k_first + int64_t(it) * kDqBc;
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // stage st ready; every warpgroup's wgmmas of step it - 1 retired (stage st ^ 1 free)
+    if (it + 1 < tiles) {
+      load_kv(k0 + kDqBc, st ^ 1);
+      cp_async_commit();
+    }
+    const uint32_t k_s = smem_u32(smem + T::kKv + 2 * st * T::kKvBytes), v_s = k_s + T::kKvBytes;
+    float sc[8][4], dp[8][4];  // S -> P -> dS, dP: [64 queries x 64 keys] per warpgroup
+    wgmma_fence();
+    wgmma_ss_k<kDqBc, D, kDqBr, kDqBc, 0>(sc, q_s, 64 * wgi, k_s, 0, false);
+    wgmma_commit();
+    wgmma_ss_k<kDqBc, D, kDqBr, kDqBc, 0>(dp, do_s, 64 * wgi, v_s, 0, false);
+    wgmma_commit();
+    wgmma_wait<1>();
+    fence_operands(sc);
+    auto probs = [&](auto masked) {  // masked only on tiles that straddle the diagonal or a sequence start
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e >> 1;
+          bool seen = true;
+          if constexpr (decltype(masked)::value) {
+            const int64_t key = k0 + 8 * j + 2 * tig + (e & 1);
+            seen = key >= begin[r] && key <= row[r];
+          }
+          sc[j][e] = seen ? exp2_sfu(sc[j][e] * scale_log2 - lse2[r]) : 0.0f;
+        }
+    };
+    if (k0 >= warp_begin_max && k0 + kDqBc - 1 <= warp_row0)
+      probs(std::false_type{});
+    else
+      probs(std::true_type{});
+    wgmma_wait<0>();
+    fence_operands(dp);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) sc[j][e] *= dp[j][e] - dlt[e >> 1];
+    uint32_t da[kDqBc / 16][4];
+    to_a_all<kDqBc>(da, sc);
+    fence_a(da);
+    fence_operands(acc);
+    wgmma_fence();
+    wgmma_rs_k<D, kDqBc, kDqBc>(acc, da, k_s, 0, true);
+    wgmma_commit();
+    wgmma_wait<0>();  // before the next step's barrier: its prefetch overwrites this K stage
+    fence_a(da);
+    fence_operands(acc);
+  }
+  store_rows_bf16<D / 8>(dq, acc, warp_row0 + grp, s.T, s.q_ld, h, dh, scale, scale);
 }
 
 // 1 when the loaded binary of this file holds the sm_90a code (a device of compute capability 9.0 and a build
@@ -263,30 +399,48 @@ bool sm90a_code_runs() {
   return runs;
 }
 
-template <int D>
+// dq_acc: the fast mode's fp32 accumulator [T, n, s.D], nullptr in the deterministic mode.
+template <int D, bool kAtomicDq>
 void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
          const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
-  QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
+  if constexpr (kAtomicDq) QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
   const dim3 grid(unsigned((s.T + kBc - 1) / kBc), unsigned(s.nkv));
-  launch_with_smem(wg_bwd_kernel<D>, grid, kThreads, WgTiles<D>::smem(), st, s, dout, q, k, v, lse, delta, dk, dv,
-                   dq_acc);
-  dq_from_acc(s, dq_acc, dq, st);
+  launch_with_smem(wg_dkdv_kernel<D, kAtomicDq>, grid, kThreads, WgTiles<D>::smem(), st, s, dout, q, k, v, lse, delta,
+                   dk, dv, dq_acc);
+  if constexpr (kAtomicDq) {
+    dq_from_acc(s, dq_acc, dq, st);
+  } else {
+    const dim3 dq_grid(unsigned((s.T + kDqBr - 1) / kDqBr), unsigned(s.n));
+    launch_with_smem(wg_dq_kernel<D>, dq_grid, kThreads, WgDqTiles<D>::smem(), st, s, dout, q, k, v, lse, delta, dq);
+  }
+}
+
+// scratch: delta, then (fast mode) the fp32 dQ accumulator, as production's (attention_bwd_scratch_bytes).
+template <bool kAtomicDq>
+void bwd_wg(const cuda::AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
+            const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
+  if (shape.T == 0) return;
+  if (!sm90a_code_runs())
+    throw std::runtime_error("attention_bwd_dev06: needs a compute capability 9.0 GPU and sm_90a code");
+  const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
+  const cudaStream_t st = cuda::as_stream(stream);
+  bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, kAtomicDq,
+               [&](auto d, auto... tensors) { run<decltype(d)::value, kAtomicDq>(s, tensors..., st); });
 }
 
 }  // namespace
 
 bool attention_dev06_supports(int64_t D) { return cuda::attention_supports_head_dim(D) && sm90a_code_runs(); }
 
-// scratch: delta, then the fp32 dQ accumulator (attention_bwd_scratch_bytes(s, AtomicDq)).
-void attention_bwd_dev06(const cuda::AttentionShape& shape, const void* dout, const void* q, const void* k,
-                         const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch,
-                         void* stream) {
-  if (shape.T == 0) return;
-  if (!sm90a_code_runs()) throw std::runtime_error("attention_bwd_dev06: needs a compute capability 9.0 GPU and sm_90a code");
-  const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
-  const cudaStream_t st = cuda::as_stream(stream);
-  bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, true,
-               [&](auto d, auto... tensors) { run<decltype(d)::value>(s, tensors..., st); });
+void attention_bwd_dev06a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                          void* scratch, void* stream) {
+  bwd_wg<true>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+}
+void attention_bwd_dev06b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
+                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
+                          void* scratch, void* stream) {
+  bwd_wg<false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
 }
 
 }  // namespace qsft::dev

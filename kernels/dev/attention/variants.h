@@ -63,11 +63,14 @@ void attention_bwd_dev04c(const cuda::AttentionShape& s, const void* dout, const
 void attention_bwd_dev04d(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                           const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
-// 06_wgmma_bwd_sm90a.cu: the fast-mode backward (dQ by fp32 atomics, 5 products) on Hopper wgmma: blocks of two
-// warpgroups over 128 keys, 64-query steps, S^T / dP^T by SS wgmma, dV / dK by RS wgmma from the registers, dQ by SS
-// wgmma from the staged dS^T. Runs where attention_dev06_supports (a compute capability 9.0 GPU).
-void attention_bwd_dev06(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
-                         const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+// 06_wgmma_bwd_sm90a.cu: the backward on Hopper wgmma: dK/dV blocks of two warpgroups over 128 keys, 64-query
+// steps, S^T / dP^T by SS wgmma, dV / dK by RS wgmma from the registers; 06a the fast mode (dQ by SS wgmma from the
+// staged dS^T, fp32 atomics: 5 products), 06b the deterministic one (a dQ pass of the same style: 7 products). Run
+// where attention_dev06_supports (a compute capability 9.0 GPU).
+void attention_bwd_dev06a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
+void attention_bwd_dev06b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 bool attention_dev06_supports(int64_t D);
 
 // The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
@@ -107,7 +110,8 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"04b bwd dK/dV 2-D tiles, 4 warps", fwd_mma_with<kAuto>, attention_bwd_dev04b, all},
       {"04c 04a with atomic dQ (5 products)", fwd_mma_with<kAuto>, attention_bwd_dev04c, all},
       {"04d 04a + 2-D dQ pass (7 products)", fwd_mma_with<kAuto>, attention_bwd_dev04d, all},
-      {"06 wgmma bwd, atomic dQ (sm_90a)", fwd_mma_with<kAuto>, attention_bwd_dev06, attention_dev06_supports},
+      {"06a wgmma bwd, atomic dQ", fwd_mma_with<kAuto>, attention_bwd_dev06a, attention_dev06_supports},
+      {"06b wgmma bwd, deterministic", fwd_mma_with<kAuto>, attention_bwd_dev06b, attention_dev06_supports},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
   };
 }
