@@ -54,7 +54,7 @@ struct Sw128 {
 // PTX ISA "Matrix Descriptor Format" (wgmma): bits 0-13 start address >> 4, 16-29 leading dimension byte offset
 // (LBO) >> 4, 32-45 stride dimension byte offset (SBO) >> 4, 49-51 base offset (0: 1024-aligned atoms), 62-63
 // swizzle mode (1 = 128-byte).
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t start, uint32_t lbo, uint32_t sbo) {
+__host__ __device__ constexpr uint64_t sw128_desc(uint32_t start, uint32_t lbo, uint32_t sbo) {
   return uint64_t((start & 0x3FFFFu) >> 4) | uint64_t((lbo >> 4) & 0x3FFFu) << 16 |
          uint64_t((sbo >> 4) & 0x3FFFu) << 32 | uint64_t(1) << 62;
 }
@@ -66,7 +66,7 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t start, uint32_t lbo, uin
 // (k0 % 64 * 2): the hardware's XOR on the absolute address then finds the chunks where cp.async put them. Requires
 // row0 % 8 == 0, k0 % 16 == 0.
 template <int kRows>
-__device__ __forceinline__ uint64_t desc_k_major(uint32_t base, int row0, int k0) {
+__host__ __device__ constexpr uint64_t desc_k_major(uint32_t base, int row0, int k0) {
   return sw128_desc(base + uint32_t(k0 / 64) * Sw128<kRows>::kBlockBytes + uint32_t(row0) * 128 + uint32_t(k0 % 64) * 2,
                     16, Sw128<kRows>::kAtomBytes);
 }
@@ -78,10 +78,47 @@ __device__ __forceinline__ uint64_t desc_k_major(uint32_t base, int row0, int k0
 // ((T,8,m),(8,k)) : ((1,T,LBO),(8T,SBO))). A k16 step is two whole atoms (start += 2048). Requires k0 % 8 == 0,
 // mn0 % 64 == 0.
 template <int kRows>
-__device__ __forceinline__ uint64_t desc_mn_major(uint32_t base, int k0, int mn0) {
+__host__ __device__ constexpr uint64_t desc_mn_major(uint32_t base, int k0, int mn0) {
   return sw128_desc(base + uint32_t(mn0 / 64) * Sw128<kRows>::kBlockBytes + uint32_t(k0) * 128,
                     Sw128<kRows>::kBlockBytes, Sw128<kRows>::kAtomBytes);
 }
+
+// A model of how the hardware reads a descriptor (PTX ISA "Shared Memory Matrix Layout", canonical 128-byte-swizzle
+// layouts, bf16), checked at compile time against Sw128::offset, i.e. against where cp_async_rows_sw128 writes: the
+// byte of operand element (i, k) of a k16 slab (K-major: i < M or N, k < 16; MN-major: k < 16, i < M or N) is
+//   K-major:  start + (i / 8) SBO + (i % 8) 128 + 2 k
+//   MN-major: start + (k / 8) SBO + (k % 8) 128 + (i / 64) LBO + 2 (i % 64)
+// swizzled by XORing address bits [4:6] with bits [7:9]. (The tile base is 0 here: 1024-aligned, as required.)
+// This guards the descriptor arithmetic; the probe (bench/gpu_wgmma_probe.cpp) guards the model itself.
+namespace model {
+constexpr uint32_t field(uint64_t desc, int lo) { return uint32_t(desc >> lo & 0x3FFFu) << 4; }
+constexpr uint32_t swizzle(uint32_t addr) { return addr ^ ((addr >> 7 & 7u) << 4); }
+constexpr uint32_t k_major_byte(uint64_t desc, int i, int k) {
+  return swizzle(field(desc, 0) + uint32_t(i / 8) * field(desc, 32) + uint32_t(i % 8) * 128 + uint32_t(k) * 2);
+}
+constexpr uint32_t mn_major_byte(uint64_t desc, int k, int i) {
+  return swizzle(field(desc, 0) + uint32_t(k / 8) * field(desc, 32) + uint32_t(k % 8) * 128 +
+                 uint32_t(i / 64) * field(desc, 16) + uint32_t(i % 64) * 2);
+}
+// Every element of a [kRows x cols] Sw128 tile, read as K-major slabs of `rows` operand rows (row0 = 0, rows, ...)
+// and as MN-major slabs of k16 rows x cols, lands on the byte Sw128::offset gives.
+template <int kRows>
+constexpr bool descriptors_match_layout(int cols, int rows) {
+  for (int row0 = 0; row0 < kRows; row0 += rows)
+    for (int k0 = 0; k0 < cols; k0 += 16)
+      for (int i = 0; i < rows; ++i)
+        for (int k = 0; k < 16; ++k)
+          if (k_major_byte(desc_k_major<kRows>(0, row0, k0), i, k) != Sw128<kRows>::offset(row0 + i, k0 + k))
+            return false;
+  for (int k0 = 0; k0 < kRows; k0 += 16)
+    for (int k = 0; k < 16; ++k)
+      for (int i = 0; i < cols; ++i)
+        if (mn_major_byte(desc_mn_major<kRows>(0, k0, 0), k, i) != Sw128<kRows>::offset(k0 + k, i)) return false;
+  return true;
+}
+static_assert(descriptors_match_layout<64>(64, 64) && descriptors_match_layout<64>(128, 64));
+static_assert(descriptors_match_layout<128>(64, 64) && descriptors_match_layout<128>(128, 128));
+}  // namespace model
 
 // dst (a Sw128<kRows> tile of D columns) <- rows row0 + r, r < kRows, of head `head` of src [T, heads, dh] (token rows
 // ld elements apart), asynchronously (cp.async.cg; commit and wait are the caller's): zeros at and beyond T and in
