@@ -63,6 +63,12 @@ void attention_bwd_dev04c(const cuda::AttentionShape& s, const void* dout, const
 void attention_bwd_dev04d(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                           const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
+// 05_wgmma_fwd_sm90a.cu: the forward with Hopper wgmma (2 warpgroups x 64 query rows, 128-key tiles, S by SS and
+// O += P V by RS wgmma from 128-byte-swizzled cp.async tiles); sm_90a only: supports() is false on other devices.
+void attention_fwd_dev05(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
+                         float* lse, void* stream);
+bool attention_dev05_supports(int64_t D);
+
 // The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
 // QSFT_ATTENTION_TILES must be unset).
 template <cuda::AttentionTiles kTiles>
@@ -101,6 +107,7 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"04c 04a with atomic dQ (5 products)", fwd_mma_with<kAuto>, attention_bwd_dev04c, all},
       {"04d 04a + 2-D dQ pass (7 products)", fwd_mma_with<kAuto>, attention_bwd_dev04d, all},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
+      {"05 fwd wgmma (sm_90a)", attention_fwd_dev05, bwd_mma_with<kAuto, kDeterministic>, attention_dev05_supports},
   };
 }
 
