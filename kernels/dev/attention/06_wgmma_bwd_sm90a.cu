@@ -25,8 +25,10 @@
 // bf16-rounding small, dQ's last bits vary run to run (atomics).
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/attention_mma_bwd_cuda.h"
+#include "kernels/dev/attention/05_wgmma.h"
 #include "kernels/dev/attention/variants.h"
 #include "kernels/dev/attention/wgmma_cuda.h"
 
@@ -371,34 +373,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   store_rows_bf16<D / 8>(dq, acc, warp_row0 + grp, s.T, s.q_ld, h, dh, scale, scale);
 }
 
-// 1 when the loaded binary of this file holds the sm_90a code (a device of compute capability 9.0 and a build
-// with sm_90a for this file), else 0.
-__global__ void sm90a_probe(int* out) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  *out = 1;
-#else
-  *out = 0;
-#endif
-}
-
-bool sm90a_code_runs() {
-  static const bool runs = [] {
-    int dev = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-    if (major != 9 || minor != 0) return false;
-    int* flag = nullptr;
-    int host = 0;
-    if (cudaMalloc(&flag, sizeof(int)) != cudaSuccess) return false;
-    sm90a_probe<<<1, 1>>>(flag);
-    const bool ok = cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess && host == 1;
-    cudaFree(flag);
-    return ok;
-  }();
-  return runs;
-}
-
 // dq_acc: the fast mode's fp32 accumulator [T, n, s.D], nullptr in the deterministic mode.
 template <int D, bool kAtomicDq>
 void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
@@ -420,8 +394,8 @@ template <bool kAtomicDq>
 void bwd_wg(const cuda::AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
             const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
   if (shape.T == 0) return;
-  if (!sm90a_code_runs())
-    throw std::runtime_error("attention_bwd_dev06: needs a compute capability 9.0 GPU and sm_90a code");
+  const std::string why = wgmma_unsupported_reason();
+  if (!why.empty()) throw std::runtime_error("attention_bwd_dev06: " + why);
   const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
   const cudaStream_t st = cuda::as_stream(stream);
   bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, kAtomicDq,
@@ -429,8 +403,6 @@ void bwd_wg(const cuda::AttentionShape& shape, const void* dout, const void* q, 
 }
 
 }  // namespace
-
-bool attention_dev06_supports(int64_t D) { return cuda::attention_supports_head_dim(D) && sm90a_code_runs(); }
 
 void attention_bwd_dev06a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
                           const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
