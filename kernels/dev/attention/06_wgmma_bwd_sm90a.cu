@@ -66,14 +66,8 @@ __device__ __forceinline__ void dq_add(float* dq_acc, const AttentionShape& s, c
     float* dst = dq_acc + (i * s.n + h) * s.D + col0 + 2 * tig;  // 8-byte aligned: s.D, col0, 2 tig even
 #pragma unroll
     for (int j = 0; j < 8; ++j)
-      if (col0 + 8 * j < s.D) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      if (col0 + 8 * j < s.D)
         atomicAdd(reinterpret_cast<float2*>(dst + 8 * j), make_float2(acc[j][2 * r], acc[j][2 * r + 1]));
-#else  // never runs (the kernels run on sm_90a only; wgmma_cuda.h traps elsewhere)
-        atomicAdd(dst + 8 * j, acc[j][2 * r]);
-        atomicAdd(dst + 8 * j + 1, acc[j][2 * r + 1]);
-#endif
-      }
   }
 }
 
