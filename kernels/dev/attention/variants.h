@@ -115,10 +115,10 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"04b bwd dK/dV 2-D tiles, 4 warps", fwd_mma_with<kAuto>, attention_bwd_dev04b, all},
       {"04c 04a with atomic dQ (5 products)", fwd_mma_with<kAuto>, attention_bwd_dev04c, all},
       {"04d 04a + 2-D dQ pass (7 products)", fwd_mma_with<kAuto>, attention_bwd_dev04d, all},
-      {"06a wgmma bwd, atomic dQ", fwd_mma_with<kAuto>, attention_bwd_dev06a, attention_dev05_supports},
-      {"06b wgmma bwd, deterministic", fwd_mma_with<kAuto>, attention_bwd_dev06b, attention_dev05_supports},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
       {"05 fwd wgmma (sm_90a)", attention_fwd_dev05, bwd_mma_with<kAuto, kDeterministic>, attention_dev05_supports},
+      {"06a wgmma bwd, atomic dQ", fwd_mma_with<kAuto>, attention_bwd_dev06a, attention_dev05_supports},
+      {"06b wgmma bwd, deterministic", fwd_mma_with<kAuto>, attention_bwd_dev06b, attention_dev05_supports},
   };
 }
 
