@@ -3,7 +3,7 @@
 where cp_async_rows_sw128 and the dS^T stores write (Sw128::offset), every wgmma operand read back through the
 descriptor the kernel builds and decoded by wgmma_cuda.h's model of the hardware (model::k_major_byte /
 mn_major_byte; bench/gpu_wgmma_probe.cpp checks that model on the GPU), the masks with the kernel's warp-level fast
-paths (asserted never to skip a masked element), the step order over query tiles and GQA heads, dq_add's indexing,
+paths (asserted never to skip a masked element), the heavy-first block order, the step order over query tiles and GQA heads, dq_add's indexing,
 bf16 rounding of P, dS and the outputs. 06a (fast mode) and 06b (deterministic) against a float64 attention backward
 on packed causal sequences of odd lengths, GQA, head dims 32, 64, 80 (padded) and 128.
 A transcription of the kernel's index arithmetic: change it with the kernel. Run: python3 tools/emulate_wgmma_bwd.py
@@ -78,6 +78,20 @@ def seq_of(cu, t):
     return np.searchsorted(cu, t, side="right") - 1
 
 
+def heavy_first_order(w, nkv):
+    """heavy_first_key_block for every launch index r: (key block of rank r / nkv, kv head r % nkv)."""
+    blocks = len(w)
+    order = []
+    for r in range(blocks * nkv):
+        rank = r // nkv
+        kb = [b for b in range(blocks) if sum(w[c] > w[b] or (w[c] == w[b] and c < b) for c in range(blocks)) == rank]
+        assert len(kb) == 1
+        order.append((kb[0], r % nkv))
+    assert sorted(order) == [(b, g) for b in range(blocks) for g in range(nkv)], "not a permutation"
+    assert all(w[a[0]] >= w[b[0]] for a, b in zip(order, order[1:])), "not heavy first"
+    return order
+
+
 def dkdv(Dk, atomic, s, q, k, v, dout, lse, delta, dq_acc):
     T, n, nkv, dh, cu = s["T"], s["n"], s["nkv"], s["D"], s["cu"]
     kBc, kBq = 128, 64
@@ -88,79 +102,81 @@ def dkdv(Dk, atomic, s, q, k, v, dout, lse, delta, dq_acc):
     kK, kV, kQo = 0, kKey, 2 * kKey
     kDs = kQo + 4 * kQ
     kDqKeys, kDqRow, kDqCol = (128, 0, 64) if Dk == 128 else (64, 64, 0)
-    dk = np.zeros((T, nkv * dh))
-    dv = np.zeros((T, nkv * dh))
+    dk = np.full((T, nkv * dh), np.nan)  # NaN: a key never written
+    dv = np.full((T, nkv * dh), np.nan)
     end = lambda t: cu[seq_of(cu, t) + 1]
-    for kb in range((T + kBc - 1) // kBc):
-        for g in range(nkv):
-            k0 = kb * kBc
-            sm = Smem(kDs + kBc * kBq * 2)
-            sm.load_rows(kK, kBc, Dk, k, k0, T, g, dh)
-            sm.load_rows(kV, kBc, Dk, v, k0, T, g, dh)
-            q_end = end(min(k0 + kBc, T) - 1)
-            q_tiles = (q_end - k0 + kBq - 1) // kBq
-            dk_acc = [np.zeros((64, Dk)) for _ in range(2)]
-            dv_acc = [np.zeros((64, Dk)) for _ in range(2)]
-            for it in range(group * q_tiles):
-                tile, h = it % q_tiles, g * group + it // q_tiles
-                st = it & 1
-                q0 = k0 + tile * kBq
-                q_s = kQo + 2 * st * kQ
-                do_s = q_s + kQ
-                sm.load_rows(q_s, kBq, Dk, q, q0, T, h, dh)
-                sm.load_rows(do_s, kBq, Dk, dout, q0, T, h, dh)
-                cols = q0 + np.arange(kBq)
-                lse_t = np.array([lse[h, i] if i < T else 0.0 for i in cols], dtype=np.float32)
-                delta_t = np.array([delta[h, i] if i < T else 0.0 for i in cols], dtype=np.float32)
-                pa, da = [None, None], [None, None]
-                for w in range(2):
-                    pt = sum(ss(sm, 64, desc_k_major(128, kK, 64 * w, 16 * kk), desc_k_major(64, q_s, 0, 16 * kk), 0, 0)
-                             for kk in range(Dk // 16))
-                    dpt = sum(ss(sm, 64, desc_k_major(128, kV, 64 * w, 16 * kk), desc_k_major(64, do_s, 0, 16 * kk), 0, 0)
-                              for kk in range(Dk // 16))
-                    P = np.zeros((64, 64))
-                    for warp in range(4):
-                        wk0 = k0 + 64 * w + 16 * warp
-                        end_min = end(wk0) if wk0 + 15 < T else 0
-                        unmasked = q0 >= wk0 + 15 and q0 + kBq <= end_min
-                        for m in range(16 * warp, 16 * warp + 16):
-                            key = k0 + 64 * w + m
-                            e = end(key) if key < T else 0
-                            for c in range(64):
-                                i = q0 + c
-                                seen = True if unmasked else (i >= key and i < e)
-                                if unmasked:
-                                    assert key < T and key <= i < end(key), "fast path on a masked element"
-                                P[m, c] = 2.0 ** (pt[m, c] * sl2 - lse_t[c] * LOG2E) if seen else 0.0
-                    dS = P * (dpt - delta_t[None, :])
-                    pa[w], da[w] = bf(P), bf(dS)
-                    if atomic:
-                        for m in range(64):
-                            for c in range(64):
-                                sm.m[(kDs + sw128_offset(128, 64 * w + m, c)) // 2] = da[w][m, c]
-                    for kk in range(4):
-                        dv_acc[w] += rs(sm, Dk, pa[w][:, 16 * kk:16 * kk + 16], desc_mn_major(64, do_s, 16 * kk, 0))
-                        dk_acc[w] += rs(sm, Dk, da[w][:, 16 * kk:16 * kk + 16], desc_mn_major(64, q_s, 16 * kk, 0))
-                if atomic:
-                    for w in range(2):
-                        dqt = sum(ss(sm, 64, desc_mn_major(128, kDs, kDqRow * w + 16 * kk, 0),
-                                     desc_mn_major(128, kK, kDqRow * w + 16 * kk, kDqCol * w), 1, 1)
-                                  for kk in range(kDqKeys // 16))
-                        for m in range(64):
-                            i = q0 + m
-                            if i >= T:
-                                continue
-                            for c in range(64):
-                                col = kDqCol * w + c
-                                if (col // 8) * 8 < dh:
-                                    dq_acc[i, h * dh + col] += dqt[m, c]
+    blocks = (T + kBc - 1) // kBc
+    w = [(end(min(b * kBc + kBc, T) - 1) - b * kBc + kBq - 1) // kBq for b in range(blocks)]
+    for kb, g in heavy_first_order(w, nkv):
+        k0 = kb * kBc
+        sm = Smem(kDs + kBc * kBq * 2)
+        sm.load_rows(kK, kBc, Dk, k, k0, T, g, dh)
+        sm.load_rows(kV, kBc, Dk, v, k0, T, g, dh)
+        q_end = end(min(k0 + kBc, T) - 1)
+        q_tiles = (q_end - k0 + kBq - 1) // kBq
+        dk_acc = [np.zeros((64, Dk)) for _ in range(2)]
+        dv_acc = [np.zeros((64, Dk)) for _ in range(2)]
+        for it in range(group * q_tiles):
+            tile, h = it % q_tiles, g * group + it // q_tiles
+            st = it & 1
+            q0 = k0 + tile * kBq
+            q_s = kQo + 2 * st * kQ
+            do_s = q_s + kQ
+            sm.load_rows(q_s, kBq, Dk, q, q0, T, h, dh)
+            sm.load_rows(do_s, kBq, Dk, dout, q0, T, h, dh)
+            cols = q0 + np.arange(kBq)
+            lse_t = np.array([lse[h, i] if i < T else 0.0 for i in cols], dtype=np.float32)
+            delta_t = np.array([delta[h, i] if i < T else 0.0 for i in cols], dtype=np.float32)
+            pa, da = [None, None], [None, None]
             for w in range(2):
-                for m in range(64):
-                    key = k0 + 64 * w + m
-                    if key >= T:
-                        continue
-                    dk[key, g * dh:(g + 1) * dh] = bf(dk_acc[w][m, :dh] * scale)
-                    dv[key, g * dh:(g + 1) * dh] = bf(dv_acc[w][m, :dh])
+                pt = sum(ss(sm, 64, desc_k_major(128, kK, 64 * w, 16 * kk), desc_k_major(64, q_s, 0, 16 * kk), 0, 0)
+                         for kk in range(Dk // 16))
+                dpt = sum(ss(sm, 64, desc_k_major(128, kV, 64 * w, 16 * kk), desc_k_major(64, do_s, 0, 16 * kk), 0, 0)
+                          for kk in range(Dk // 16))
+                P = np.zeros((64, 64))
+                for warp in range(4):
+                    wk0 = k0 + 64 * w + 16 * warp
+                    end_min = end(wk0) if wk0 + 15 < T else 0
+                    unmasked = q0 >= wk0 + 15 and q0 + kBq <= end_min
+                    for m in range(16 * warp, 16 * warp + 16):
+                        key = k0 + 64 * w + m
+                        e = end(key) if key < T else 0
+                        for c in range(64):
+                            i = q0 + c
+                            seen = True if unmasked else (i >= key and i < e)
+                            if unmasked:
+                                assert key < T and key <= i < end(key), "fast path on a masked element"
+                            P[m, c] = 2.0 ** (pt[m, c] * sl2 - lse_t[c] * LOG2E) if seen else 0.0
+                dS = P * (dpt - delta_t[None, :])
+                pa[w], da[w] = bf(P), bf(dS)
+                if atomic:
+                    for m in range(64):
+                        for c in range(64):
+                            sm.m[(kDs + sw128_offset(128, 64 * w + m, c)) // 2] = da[w][m, c]
+                for kk in range(4):
+                    dv_acc[w] += rs(sm, Dk, pa[w][:, 16 * kk:16 * kk + 16], desc_mn_major(64, do_s, 16 * kk, 0))
+                    dk_acc[w] += rs(sm, Dk, da[w][:, 16 * kk:16 * kk + 16], desc_mn_major(64, q_s, 16 * kk, 0))
+            if atomic:
+                for w in range(2):
+                    dqt = sum(ss(sm, 64, desc_mn_major(128, kDs, kDqRow * w + 16 * kk, 0),
+                                 desc_mn_major(128, kK, kDqRow * w + 16 * kk, kDqCol * w), 1, 1)
+                              for kk in range(kDqKeys // 16))
+                    for m in range(64):
+                        i = q0 + m
+                        if i >= T:
+                            continue
+                        for c in range(64):
+                            col = kDqCol * w + c
+                            if (col // 8) * 8 < dh:
+                                dq_acc[i, h * dh + col] += dqt[m, c]
+        for w in range(2):
+            for m in range(64):
+                key = k0 + 64 * w + m
+                if key >= T:
+                    continue
+                assert np.isnan(dk[key, g * dh]), "a key block written twice"
+                dk[key, g * dh:(g + 1) * dh] = bf(dk_acc[w][m, :dh] * scale)
+                dv[key, g * dh:(g + 1) * dh] = bf(dv_acc[w][m, :dh])
     return dk, dv
 
 
@@ -280,3 +296,4 @@ if __name__ == "__main__":
     run([200, 57], 2, 1, 128)
     run([1, 77, 150], 4, 2, 80)
     run([129, 7], 2, 2, 32)
+    run([300, 520, 129], 2, 1, 64)  # 8 key blocks: the heavy-first launch order
