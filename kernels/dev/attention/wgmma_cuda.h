@@ -142,45 +142,36 @@ __device__ __forceinline__ void cp_async_rows_sw128(unsigned char* dst, const bf
   }
 }
 
+// Its argument where the sm_90a features exist (device pass for sm_90a), a trap elsewhere.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define QSFT_WG_SM90A(...) __VA_ARGS__
+#else
+#define QSFT_WG_SM90A(...) __trap()
+#endif
+
 // PTX ISA "Async Proxy" / fence.proxy.async: wgmma reads shared memory through the async proxy; writes made through
 // the generic proxy (st.shared, cp.async's non-bulk copies) become visible to it only after this fence, executed
 // by the writing thread after its writes completed (cp.async.wait_group) and before the barrier that hands the
 // data to the warpgroups.
 __device__ __forceinline__ void fence_proxy_async() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"));
 }
 
 // PTX ISA "wgmma.fence": orders this warpgroup's register accesses before the wgmma.mma_async that follow. Needed
 // before the first wgmma and after any other instruction wrote an accumulator or RS A register a wgmma will read
 // (wgmmas of the same shape accumulating into the same registers are ordered among themselves).
 __device__ __forceinline__ void wgmma_fence() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"));
 }
 // PTX ISA "wgmma.commit_group": the wgmmas issued since the last commit form one group.
 __device__ __forceinline__ void wgmma_commit() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"));
 }
 // PTX ISA "wgmma.wait_group": waits until at most kInFlight committed groups are pending. Until a group retires,
 // its accumulators must be neither read nor written, and its shared-memory operands not overwritten.
 template <int kInFlight>
 __device__ __forceinline__ void wgmma_wait() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kInFlight) : "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kInFlight) : "memory"));
 }
 
 // Keeps the compiler from moving accesses of the accumulators across a wgmma issue or wait (the asm's "+f" makes each
@@ -216,60 +207,36 @@ __device__ __forceinline__ void fence_operands(float (&d)[NT][4]) {
 template <int N>
 struct Wgmma;
 
-template <>
-struct Wgmma<64> {
-  template <int kTransA, int kTransB>
-  __device__ __forceinline__ static void ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " QSFT_WG_REGS32 ", %32, %33, p, 1, 1, %35, %36;\n}\n"
-                 : QSFT_WG_ACC32
-                 : "l"(a), "l"(b), "r"(int(accumulate)), "n"(kTransA), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-  template <int kTransB>
-  __device__ __forceinline__ static void rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " QSFT_WG_REGS32
-                 ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-                 : QSFT_WG_ACC32
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-};
 
-template <>
-struct Wgmma<128> {
-  template <int kTransA, int kTransB>
-  __device__ __forceinline__ static void ss(float (&d)[16][4], uint64_t a, uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " QSFT_WG_REGS64 ", %64, %65, p, 1, 1, %67, %68;\n}\n"
-                 : QSFT_WG_ACC64
-                 : "l"(a), "l"(b), "r"(int(accumulate)), "n"(kTransA), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-  template <int kTransB>
-  __device__ __forceinline__ static void rs(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " QSFT_WG_REGS64
-                 ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
-                 : QSFT_WG_ACC64
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-};
+// Wgmma<N>'s two members for one N: the accumulator registers are operands %0 .. %(N/2 - 1) (kRegs, kAcc), the
+// rest follow (x0 .. x6: their operand numbers; SS: a, b, accumulate, trans-a, trans-b; RS: a0..a3, b, accumulate,
+// trans-b).
+#define QSFT_WG_DEFINE(N, kRegs, kAcc, x0, x1, x2, x3, x4, x5, x6)                                                \
+  template <>                                                                                                   \
+  struct Wgmma<N> {                                                                                             \
+    template <int kTransA, int kTransB>                                                                         \
+    __device__ __forceinline__ static void ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, bool accumulate) {  \
+      QSFT_WG_SM90A(asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #x2 ", 0;\n"                            \
+                   "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32.bf16.bf16 " kRegs ", %" #x0 ", %" #x1          \
+                   ", p, 1, 1, %" #x3 ", %" #x4 ";\n}\n"                                                          \
+                   : kAcc                                                                                       \
+                   : "l"(a), "l"(b), "r"(int(accumulate)), "n"(kTransA), "n"(kTransB)));                        \
+    }                                                                                                           \
+    template <int kTransB>                                                                                      \
+    __device__ __forceinline__ static void rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b,         \
+                                              bool accumulate) {                                                \
+      QSFT_WG_SM90A(asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #x5 ", 0;\n"                            \
+                   "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32.bf16.bf16 " kRegs ", {%" #x0 ", %" #x1         \
+                   ", %" #x2 ", %" #x3 "}, %" #x4 ", p, 1, 1, %" #x6 ";\n}\n"                                     \
+                   : kAcc                                                                                       \
+                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)), "n"(kTransB))); \
+    }                                                                                                           \
+  };
+QSFT_WG_DEFINE(64, QSFT_WG_REGS32, QSFT_WG_ACC32, 32, 33, 34, 35, 36, 37, 38)
+QSFT_WG_DEFINE(128, QSFT_WG_REGS64, QSFT_WG_ACC64, 64, 65, 66, 67, 68, 69, 70)
 
+#undef QSFT_WG_DEFINE
+#undef QSFT_WG_SM90A
 #undef QSFT_WG_ACC16
 #undef QSFT_WG_ACC32
 #undef QSFT_WG_ACC64
