@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,7 @@ void diagnose(const WgmmaProbeCase& pc) {
 }  // namespace qsft
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // every line out before a fault can end the process
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     std::printf("skipped: no CUDA device\n");
@@ -171,13 +173,18 @@ int main() {
   std::mt19937 rng(11);
   int failed = 0;
   for (const qsft::dev::WgmmaProbeCase& pc : qsft::dev::wgmma_probe_cases()) {
-    if (qsft::check_random(pc, rng)) continue;
-    ++failed;
-    if (pc.mode == qsft::dev::WgmmaMode::Chain)
-      std::printf("    (the chain composes the SS and RS cases above with to_a_all: if those pass, the P fragments "
-                  "are wrong)\n");
-    else
-      qsft::diagnose(pc);
+    try {
+      if (qsft::check_random(pc, rng)) continue;
+      ++failed;
+      if (pc.mode == qsft::dev::WgmmaMode::Chain)
+        std::printf("    (the chain composes the SS and RS cases above with to_a_all: if those pass, the P fragments "
+                    "are wrong)\n");
+      else
+        qsft::diagnose(pc);
+    } catch (const std::exception& e) {  // a fault leaves the CUDA context unusable: stop here
+      std::printf("  %s  FAIL: %s\nwgmma probe: stopped after a CUDA error\n", qsft::case_name(pc).c_str(), e.what());
+      return 1;
+    }
   }
   std::printf("wgmma probe: %d of %zu cases FAILED\n", failed, qsft::dev::wgmma_probe_cases().size());
   return failed ? 1 : 0;
