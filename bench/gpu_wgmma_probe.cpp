@@ -7,7 +7,8 @@
 // GPU run:
 //   rows: A[i][0] = i + 1, B[0][j] = 1, else 0   -> output (r, c) = the reference row it holds, + 1
 //   cols: A[i][0] = 1, B[0][j] = j + 1, else 0   -> the reference column, + 1
-//   k:    A[i][k0] = 1 (one column), B[k][j] = k + 1 -> the B row (k) that A's column k0 met, + 1
+//   k:    A[i][k0] = 1 (one column), B[k][j] = k + 1 -> the B row (k) that A's column k0 met, + 1 (shown at the
+//         first and the last output column)
 // printed as maps ("output row r <- reference row"), "." where right, "-" where the kernel left 0 / NaN, "*" where
 // the rows' values differ across the columns (or the reverse). Exit status 1 on any FAIL. Runs in well under 5 s.
 //   gpu_wgmma_probe
@@ -129,8 +130,8 @@ void diagnose(const WgmmaProbeCase& pc) {
   for (int i = 0; i < 64; ++i) rows.a[i * K] = f32_to_bf16(float(i + 1)), cols.a[i * K] = one;
   for (int j = 0; j < N; ++j) rows.b[j] = one, cols.b[j] = f32_to_bf16(float(j + 1));
   const std::vector<float> by_row = run(pc, rows), by_col = run(pc, cols);
-  std::vector<int> row_of(64), col_of(N), k_of(K);
-  std::vector<bool> row_uniform(64, true), col_uniform(N, true), k_uniform(K, true);
+  std::vector<int> row_of(64), col_of(N);
+  std::vector<bool> row_uniform(64, true), col_uniform(N, true);
   for (int r = 0; r < 64; ++r) {
     row_of[r] = decode(by_row[r * N]);
     for (int c = 0; c < N; ++c) row_uniform[r] = row_uniform[r] && decode(by_row[r * N + c]) == row_of[r];
@@ -139,19 +140,30 @@ void diagnose(const WgmmaProbeCase& pc) {
     col_of[c] = decode(by_col[c]);
     for (int r = 0; r < 64; ++r) col_uniform[c] = col_uniform[c] && decode(by_col[r * N + c]) == col_of[c];
   }
+  // The k map at the first and the last output column (N = 128: one in each 64-column block of an MN-major B).
+  const int map_cols[2] = {0, N - 1};
+  std::vector<int> k_of[2] = {std::vector<int>(K), std::vector<int>(K)};
+  std::vector<bool> k_uniform[2] = {std::vector<bool>(K, true), std::vector<bool>(K, true)};
   for (int k0 = 0; k0 < K; ++k0) {
     Operands ks(pc);
     for (int i = 0; i < 64; ++i) ks.a[i * K + k0] = one;
     for (int k = 0; k < K; ++k)
       for (int j = 0; j < N; ++j) ks.b[k * N + j] = f32_to_bf16(float(k + 1));
     const std::vector<float> got = run(pc, ks);
-    k_of[k0] = decode(got[0]);
-    for (float x : got) k_uniform[k0] = k_uniform[k0] && decode(x) == k_of[k0];
+    for (int m = 0; m < 2; ++m) {
+      k_of[m][k0] = decode(got[map_cols[m]]);
+      for (int r = 0; r < 64; ++r)
+        k_uniform[m][k0] = k_uniform[m][k0] && decode(got[r * N + map_cols[m]]) == k_of[m][k0];
+    }
   }
   std::printf("    structured inputs (\".\" right, \"-\" 0 or NaN, \"*\" differs across the line):\n");
-  print_map("output row r <- reference row (column 0)", row_of, row_uniform);
-  print_map("output column c <- reference column (row 0)", col_of, col_uniform);
-  print_map("A's column k meets B's row (output (0, 0))", k_of, k_uniform);
+  print_map("output row r <- reference row (at column 0; * = not at every column)", row_of, row_uniform);
+  print_map("output column c <- reference column (at row 0; * = not at every row)", col_of, col_uniform);
+  for (int m = 0; m < 2; ++m) {
+    const std::string title = "A's column k meets B's row k' (output column " + std::to_string(map_cols[m]) +
+                              "; * = not at every row)";
+    print_map(title.c_str(), k_of[m], k_uniform[m]);
+  }
 }
 
 }  // namespace
