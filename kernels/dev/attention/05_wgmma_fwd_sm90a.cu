@@ -156,8 +156,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 template <int D, int kStages>
-void launch(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
-            void* stream) {
+void launch(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse, void* stream) {
   const dim3 grid(unsigned((s.T + kBr - 1) / kBr), unsigned(s.n));
   attn::launch_with_smem(attention_fwd_wgmma_kernel<D, kStages>, grid, kThreads, Wg05Smem<D, kStages>::kBytes,
                          cuda::as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
@@ -171,8 +170,8 @@ void attention_fwd_wgmma(const cuda::AttentionShape& shape, const void* q, const
   const std::string why = wgmma_unsupported_reason();
   if (!why.empty()) throw std::runtime_error("attention forward variant 05 (wgmma): " + why);
   const AttentionShape s = attn::check_shape(shape, {q, k, v, out});
-  QSFT_CHECK(cuda::attention_supports_head_dim(s.D), "attention forward variant 05: head_dim " + std::to_string(s.D) +
-                                                         " is not a multiple of 8 in [8, 128]");
+  QSFT_CHECK(cuda::attention_supports_head_dim(s.D),
+             "attention forward variant 05: head_dim " + std::to_string(s.D) + " is not a multiple of 8 in [8, 128]");
   if (s.D <= 64)
     launch<64, kStages>(s, q, k, v, out, lse, stream);
   else
