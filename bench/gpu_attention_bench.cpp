@@ -156,6 +156,7 @@ void bench_shape(const Shape& sh, const std::vector<int>& lengths, int reps) {
 }  // namespace qsft
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // the rows printed so far survive a variant that faults
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     std::printf("skipped: no CUDA device\n");

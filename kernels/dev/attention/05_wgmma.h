@@ -11,7 +11,8 @@ namespace qsft::dev {
 // on no other) and QSFT_DEV_WGMMA is not "off" (tools/gpu-check.sh sets it when the probe failed); otherwise why not.
 std::string wgmma_unsupported_reason();
 
-// One probe case: C [64 x N] = A [64 x K] B [K x N] by one warpgroup, every operand through the building blocks.
+// One probe case: C [M x N] = A [M x K] B [K x N], M = 64 wgs, by wgs warpgroups (warpgroup wg: rows 64 wg ..),
+// every operand through the building blocks.
 //   Ss:    A and B from Sw128 shared-memory tiles, each K-major or MN-major (a_mn, b_mn).
 //   Rs:    A from registers (the fragment layout, loaded from global), B from shared memory (b_mn).
 //   Chain: the attention step: S = A B^T (SS, K-major both, B [128 keys x K], S [64 x 128]), P = bf16(S) turned
@@ -21,11 +22,12 @@ struct WgmmaProbeCase {
   WgmmaMode mode;
   int N, K;
   bool a_mn, b_mn;
+  int wgs = 1;
 };
 // The instantiated cases (every one bench/gpu_wgmma_probe.cpp runs).
 std::vector<WgmmaProbeCase> wgmma_probe_cases();
-// Host buffers are bf16 bits, row-major in the logical orientation: a [64 x K]; b [K x N] (Chain: b [128 x K], the
-// keys' rows); v [128 x N] (Chain only, else unused). c [64 x N] fp32 receives the kernel's output as it writes it
+// Host buffers are bf16 bits, row-major in the logical orientation: a [M x K]; b [K x N] (Chain: b [128 x K], the
+// keys' rows); v [128 x N] (Chain only, else unused). c [M x N] fp32 receives the kernel's output as it writes it
 // (poisoned with NaN first). Throws on an unsupported device or case.
 void wgmma_probe_run(const WgmmaProbeCase& pc, const unsigned short* a, const unsigned short* b,
                      const unsigned short* v, float* c);

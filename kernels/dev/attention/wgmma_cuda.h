@@ -116,8 +116,11 @@ constexpr bool descriptors_match_layout(int cols, int rows) {
         if (mn_major_byte(desc_mn_major<kRows>(0, k0, 0), k, i) != Sw128<kRows>::offset(k0 + k, i)) return false;
   return true;
 }
-static_assert(descriptors_match_layout<64>(64, 64) && descriptors_match_layout<64>(128, 64));
-static_assert(descriptors_match_layout<128>(64, 64) && descriptors_match_layout<128>(128, 128));
+static_assert(descriptors_match_layout<64>(64, 64));
+static_assert(descriptors_match_layout<64>(128, 64));
+static_assert(descriptors_match_layout<128>(64, 64));
+static_assert(descriptors_match_layout<128>(128, 64));  // Q of the forward: warpgroup 1 reads from row 64
+static_assert(descriptors_match_layout<128>(128, 128));
 }  // namespace model
 
 // dst (a Sw128<kRows> tile of D columns) <- rows row0 + r, r < kRows, of head `head` of src [T, heads, dh] (token rows
@@ -142,45 +145,36 @@ __device__ __forceinline__ void cp_async_rows_sw128(unsigned char* dst, const bf
   }
 }
 
+// Its argument where the sm_90a features exist (device pass for sm_90a), a trap elsewhere.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define QSFT_WG_SM90A(...) __VA_ARGS__
+#else
+#define QSFT_WG_SM90A(...) __trap()
+#endif
+
 // PTX ISA "Async Proxy" / fence.proxy.async: wgmma reads shared memory through the async proxy; writes made through
 // the generic proxy (st.shared, cp.async's non-bulk copies) become visible to it only after this fence, executed
 // by the writing thread after its writes completed (cp.async.wait_group) and before the barrier that hands the
 // data to the warpgroups.
 __device__ __forceinline__ void fence_proxy_async() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"));
 }
 
 // PTX ISA "wgmma.fence": orders this warpgroup's register accesses before the wgmma.mma_async that follow. Needed
 // before the first wgmma and after any other instruction wrote an accumulator or RS A register a wgmma will read
 // (wgmmas of the same shape accumulating into the same registers are ordered among themselves).
 __device__ __forceinline__ void wgmma_fence() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"));
 }
 // PTX ISA "wgmma.commit_group": the wgmmas issued since the last commit form one group.
 __device__ __forceinline__ void wgmma_commit() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"));
 }
 // PTX ISA "wgmma.wait_group": waits until at most kInFlight committed groups are pending. Until a group retires,
 // its accumulators must be neither read nor written, and its shared-memory operands not overwritten.
 template <int kInFlight>
 __device__ __forceinline__ void wgmma_wait() {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kInFlight) : "memory");
-#else
-  __trap();
-#endif
+  QSFT_WG_SM90A(asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kInFlight) : "memory"));
 }
 
 // Keeps the compiler from moving accesses of the accumulators across a wgmma issue or wait (the asm's "+f" makes each
@@ -195,16 +189,16 @@ __device__ __forceinline__ void fence_operands(float (&d)[NT][4]) {
 }
 
 // The accumulator operand lists of the asm statements below: n8 column blocks j .. j + 3 (16 registers).
-#define QSFT_WG_ACC16(j)                                                                                         \
-  "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3]), "+f"(d[j + 1][0]), "+f"(d[j + 1][1]),               \
-      "+f"(d[j + 1][2]), "+f"(d[j + 1][3]), "+f"(d[j + 2][0]), "+f"(d[j + 2][1]), "+f"(d[j + 2][2]),              \
-      "+f"(d[j + 2][3]), "+f"(d[j + 3][0]), "+f"(d[j + 3][1]), "+f"(d[j + 3][2]), "+f"(d[j + 3][3])
+#define QSFT_WG_ACC16(j)                                                                                               \
+  "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3]), "+f"(d[j + 1][0]), "+f"(d[j + 1][1]), "+f"(d[j + 1][2]), \
+      "+f"(d[j + 1][3]), "+f"(d[j + 2][0]), "+f"(d[j + 2][1]), "+f"(d[j + 2][2]), "+f"(d[j + 2][3]),                   \
+      "+f"(d[j + 3][0]), "+f"(d[j + 3][1]), "+f"(d[j + 3][2]), "+f"(d[j + 3][3])
 #define QSFT_WG_ACC32 QSFT_WG_ACC16(0), QSFT_WG_ACC16(4)
 #define QSFT_WG_ACC64 QSFT_WG_ACC32, QSFT_WG_ACC16(8), QSFT_WG_ACC16(12)
-#define QSFT_WG_REGS32                                                                                            \
+#define QSFT_WG_REGS32                                                                                              \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
   "%24, %25, %26, %27, %28, %29, %30, %31}"
-#define QSFT_WG_REGS64                                                                                            \
+#define QSFT_WG_REGS64                                                                                              \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
   "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "  \
   "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
@@ -216,60 +210,36 @@ __device__ __forceinline__ void fence_operands(float (&d)[NT][4]) {
 template <int N>
 struct Wgmma;
 
-template <>
-struct Wgmma<64> {
-  template <int kTransA, int kTransB>
-  __device__ __forceinline__ static void ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " QSFT_WG_REGS32 ", %32, %33, p, 1, 1, %35, %36;\n}\n"
-                 : QSFT_WG_ACC32
-                 : "l"(a), "l"(b), "r"(int(accumulate)), "n"(kTransA), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-  template <int kTransB>
-  __device__ __forceinline__ static void rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " QSFT_WG_REGS32
-                 ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-                 : QSFT_WG_ACC32
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-};
+// Wgmma<N>'s two members for one N: the accumulator registers are operands %0 .. %(N/2 - 1) (kRegs, kAcc), the
+// rest follow (x0 .. x6: their operand numbers; SS: a, b, accumulate, trans-a, trans-b; RS: a0..a3, b, accumulate,
+// trans-b).
+#define QSFT_WG_DEFINE(N, kRegs, kAcc, x0, x1, x2, x3, x4, x5, x6)                                                     \
+  template <>                                                                                                          \
+  struct Wgmma<N> {                                                                                                    \
+    template <int kTransA, int kTransB>                                                                                \
+    __device__ __forceinline__ static void ss(float (&d)[N / 8][4], uint64_t a, uint64_t b, bool accumulate) {         \
+      QSFT_WG_SM90A(asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #x2 ", 0;\n"                                     \
+                                 "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32.bf16.bf16 " kRegs ", %" #x0 ", %" #x1 \
+                                 ", p, 1, 1, %" #x3 ", %" #x4 ";\n}\n"                                                 \
+                                 : kAcc                                                                                \
+                                 : "l"(a), "l"(b), "r"(int(accumulate)), "n"(kTransA), "n"(kTransB)));                 \
+    }                                                                                                                  \
+    template <int kTransB>                                                                                             \
+    __device__ __forceinline__ static void rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b,                \
+                                              bool accumulate) {                                                       \
+      QSFT_WG_SM90A(                                                                                                   \
+          asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #x5 ", 0;\n"                                               \
+                       "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32.bf16.bf16 " kRegs ", {%" #x0 ", %" #x1          \
+                       ", %" #x2 ", %" #x3 "}, %" #x4 ", p, 1, 1, %" #x6 ";\n}\n"                                      \
+                       : kAcc                                                                                          \
+                       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)), "n"(kTransB)));     \
+    }                                                                                                                  \
+  };
+QSFT_WG_DEFINE(64, QSFT_WG_REGS32, QSFT_WG_ACC32, 32, 33, 34, 35, 36, 37, 38)
+QSFT_WG_DEFINE(128, QSFT_WG_REGS64, QSFT_WG_ACC64, 64, 65, 66, 67, 68, 69, 70)
 
-template <>
-struct Wgmma<128> {
-  template <int kTransA, int kTransB>
-  __device__ __forceinline__ static void ss(float (&d)[16][4], uint64_t a, uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " QSFT_WG_REGS64 ", %64, %65, p, 1, 1, %67, %68;\n}\n"
-                 : QSFT_WG_ACC64
-                 : "l"(a), "l"(b), "r"(int(accumulate)), "n"(kTransA), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-  template <int kTransB>
-  __device__ __forceinline__ static void rs(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b, bool accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " QSFT_WG_REGS64
-                 ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
-                 : QSFT_WG_ACC64
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)), "n"(kTransB));
-#else
-    __trap();
-#endif
-  }
-};
-
+#undef QSFT_WG_DEFINE
+#undef QSFT_WG_SM90A
 #undef QSFT_WG_ACC16
 #undef QSFT_WG_ACC32
 #undef QSFT_WG_ACC64
@@ -287,8 +257,8 @@ __device__ __forceinline__ void wgmma_ss_k(float (&d)[N / 8][4], uint32_t a_base
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
     const uint64_t da = desc_k_major<kARows>(a_base, a_row0, 16 * kk);
-    const uint64_t db = kTransB ? desc_mn_major<kBRows>(b_base, b_row0 + 16 * kk, 0)
-                                : desc_k_major<kBRows>(b_base, b_row0, 16 * kk);
+    const uint64_t db =
+        kTransB ? desc_mn_major<kBRows>(b_base, b_row0 + 16 * kk, 0) : desc_k_major<kBRows>(b_base, b_row0, 16 * kk);
     Wgmma<N>::template ss<0, kTransB>(d, da, db, accumulate || kk > 0);
   }
 }
