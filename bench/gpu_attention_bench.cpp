@@ -126,7 +126,10 @@ void bench_shape(const Shape& sh, const std::vector<int>& lengths, int reps) {
               "bwd TF/s", "|out-first|", "|dq-first|", "|dk-first|", "|dv-first|");
   std::vector<float> out0, dq0, dk0, dv0;
   for (const dev::AttentionVariant& var : dev::attention_variants()) {
-    if (!var.supports(sh.D)) continue;
+    if (!var.supports(sh.D)) {
+      std::printf("  %-32s skipped: does not run D = %lld on this device\n", var.name, (long long)sh.D);
+      continue;
+    }
     auto fwd = [&] { var.fwd(s, q.p, k.p, v.p, out.p, static_cast<float*>(lse.p), nullptr); };
     auto bwd = [&] {
       var.bwd(s, dout.p, q.p, k.p, v.p, out.p, static_cast<const float*>(lse.p), dq.p, dk.p, dv.p, scratch.p, nullptr);
@@ -153,6 +156,7 @@ void bench_shape(const Shape& sh, const std::vector<int>& lengths, int reps) {
 }  // namespace qsft
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // the rows printed so far survive a variant that faults
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     std::printf("skipped: no CUDA device\n");

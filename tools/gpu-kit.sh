@@ -18,7 +18,7 @@ TESTDATA=${QSFT_SHARED_TESTDATA:-$ROOT/../shared/testdata}
 L=/usr/lib/x86_64-linux-gnu
 
 GPU_TESTS=$(cd "$ROOT/tests/gpu" && ls ./*_test.cpp | sed 's|^\./||; s|\.cpp$||')
-TARGETS="$GPU_TESTS gpu_ops_bench gpu_attention_bench qwen-sft"
+TARGETS="$GPU_TESTS gpu_ops_bench gpu_attention_bench gpu_wgmma_probe qwen-sft"
 # Configured every time, so an older build folder gets these options too. No MPI: the GPU check runs one process
 # per GPU, and NCCL (loaded at run time) needs no MPI, so there is no libmpi to carry.
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON \
