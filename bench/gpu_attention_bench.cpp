@@ -127,7 +127,7 @@ void bench_shape(const Shape& sh, const std::vector<int>& lengths, int reps) {
   std::vector<float> out0, dq0, dk0, dv0;
   for (const dev::AttentionVariant& var : dev::attention_variants()) {
     if (!var.supports(sh.D)) {
-      std::printf("  %-32s skipped: does not run D = %lld on this device\n", var.name, (long long)sh.D);
+      std::printf("  %-32s skipped: its supports(D = %lld) is false on this device\n", var.name, (long long)sh.D);
       continue;
     }
     auto fwd = [&] { var.fwd(s, q.p, k.p, v.p, out.p, static_cast<float*>(lse.p), nullptr); };

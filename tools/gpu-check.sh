@@ -146,12 +146,12 @@ if ! "$BIN/gpu_ops_gemm_test" --gtest_list_tests > /dev/null 2>&1; then
     -DCMAKE_CUDA_ARCHITECTURES=90 -DQSFT_CUDA=ON -DPKG_CONFIG_EXECUTABLE="$PKGC" \
     -DGTest_DIR="$D/usr/lib/x86_64-linux-gnu/cmake/GTest" -DCMAKE_PREFIX_PATH="$D/usr" -DBUILD_TESTING=ON
   # shellcheck disable=SC2046
-  stage build 300 200 "$OUT/build.log" cmake --build "$B" -j "$(nproc)" --target gpu_ops_bench gpu_attention_bench gpu_wgmma_probe qwen-sft \
-    $(cd "$ROOT/tests/gpu" && ls ./*_test.cpp | sed 's|^\./||; s|\.cpp$||')
+  stage build 300 200 "$OUT/build.log" cmake --build "$B" -j "$(nproc)" --target gpu_ops_bench gpu_attention_bench \
+    gpu_wgmma_probe qwen-sft $(cd "$ROOT/tests/gpu" && ls ./*_test.cpp | sed 's|^\./||; s|\.cpp$||')
   BIN=/tmp/qsft-bin
   mkdir -p "$BIN"
-  cp "$B"/tests/gpu_*_test "$B"/bench/gpu_ops_bench "$B"/bench/gpu_attention_bench "$B"/bench/gpu_wgmma_probe "$B"/qwen-sft "$BIN"/ \
-    2>> "$OUT/build.log"
+  cp "$B"/tests/gpu_*_test "$B"/bench/gpu_ops_bench "$B"/bench/gpu_attention_bench "$B"/bench/gpu_wgmma_probe \
+    "$B"/qwen-sft "$BIN"/ 2>> "$OUT/build.log"
 fi
 
 # ---- smoke: CUDA start-up, one elementwise kernel, one cuBLASLt GEMM ----
@@ -238,7 +238,8 @@ stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 # Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run. First the wgmma building
 # blocks against a CPU product (< 5 s); when they fail, the sm_90a variants are left out of the bench
 # (QSFT_DEV_WGMMA=off), so a wrong layout cannot cost the other variants' numbers.
-stage bench-attention 120 0 "$BENCH" bash -c "{ '$BIN/gpu_wgmma_probe' || export QSFT_DEV_WGMMA=off; } && '$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
+stage bench-attention 120 0 "$BENCH" bash -c "{ '$BIN/gpu_wgmma_probe' || export QSFT_DEV_WGMMA=off; } \
+  && '$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
   || { echo 'skipped: no torch for the SDPA baseline'; exit 77; }; python3 '$ROOT/bench/attention_torch_baseline.py' 10; }"
 stage bench-generate 150 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
   --preset qwen2.5-0.5b
