@@ -11,7 +11,7 @@
 #      fill; on a CUDA fault: test-<family>-isolated, each test in its own process with CUDA_LAUNCH_BLOCKING=1)
 #   -> test-model-step (1 s) -> test-plan (13 s) -> test-full-ft (1 s) -> nccl-world1 (4 s)
 #   -> test-attention-4x4096 (~12 s, was 107 s) -> hf-parity (~55 s) -> generate-0.5b (~60 s with its bug checks)
-#   -> test-generate-graphs (expected ~5 s: decode steps as CUDA graphs vs eager)
+#   -> test-generate-graphs (expected ~5 s: decode steps as CUDA graphs vs eager) -> probe-wgmma (< 5 s)
 #   -> memcheck-*, racecheck-* on every op test, synccheck-attention, initcheck-attention, initcheck-loss (~100 s:
 #      the tests' small shapes, QSFT_GPU_TEST_SMALL=1; cuBLAS's own kernels are left out of racecheck and synccheck,
 #      which flag hazards inside cuBLASLt's nvjet kernels, ours are all checked)
@@ -194,6 +194,10 @@ stage generate-0.5b 150 "$E2E_KEEP" "$TESTS" python3 "$ROOT/tests/interop/genera
   --bin "$BIN/qwen-sft" --kit "$KIT" --preset qwen2.5-0.5b --device cuda --new-tokens 64 --min-agreement 0.95
 # Decode steps as replayed CUDA graphs: the same tokens as eager steps (greedy, seeded sampling, chat turns).
 stage test-generate-graphs 120 "$E2E_KEEP" "$TESTS" "$BIN/gpu_generate_graphs_test"
+# The sm_90a wgmma building blocks against a CPU product (kernels/dev/attention/wgmma_cuda.h; < 5 s): in the first
+# call so that one run tells whether the layouts are right even when no follow-up call happens. A dev check, not a
+# test of a production path (bench-attention runs it again and leaves the wgmma variants out when it fails).
+stage probe-wgmma 30 "$E2E_KEEP" "$BENCH" "$BIN/gpu_wgmma_probe"
 grep -h '^\[ GPU\|^hf-parity\|^greedy agreement\|^consistency' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
 
 # ---- compute-sanitizer on every op test at its small shapes (kernels run 10-1000x slower under it) ----
