@@ -227,9 +227,32 @@ def to_a(F, kk):
                        axis=3))
 
 
-def lanes():
-    """grp, tig broadcastable against [4 warps, 8 grp, 4 tig, NT, 4]."""
-    return np.arange(8)[None, :, None, None, None], np.arange(4)[None, None, :, None, None]
+def wgmma_ss_k(blk, wgi, acc, N, K, a_rows, a_base, b_rows, b_base):
+    """wg::wgmma_ss_k with a K-major B: acc [64 x N] = A B, A = rows 64 wgi.. of an a-tile, B^T = a b-tile's rows."""
+    for kk in range(K // 16):
+        blk.ss(wgi, acc, N, desc_k_major(a_rows, a_base, 64 * wgi, 16 * kk), desc_k_major(b_rows, b_base, 0, 16 * kk),
+               0, 0, kk > 0)
+
+
+def two_products(blk, wgi, N, K, a_rows, b_rows, bases):
+    """Two wgmma_ss_k, each committed as its own group, then wait_group 1 (S and dP as the backward issues them)."""
+    accs = [Acc(N), Acc(N)]
+    for acc, (a_base, b_base) in zip(accs, bases):
+        wgmma_ss_k(blk, wgi, acc, N, K, a_rows, a_base, b_rows, b_base)
+        blk.commit(wgi)
+    blk.wait(wgi, 1)
+    return accs
+
+
+def fast_path(seen, unmasked):
+    """The masks as used: a warp on its fast path (unmasked[w]) sees everything, which must be true of its mask."""
+    for w in range(4):
+        assert not unmasked[w] or seen[w].all(), "fast path on a masked element"
+        seen[w] |= unmasked[w]
+    return seen
+
+
+TIG = np.arange(4)[None, None, :, None, None]  # lane % 4, broadcastable against [4 warps, 8 grp, 4 tig, NT, 4]
 
 
 def store_rows(dst, F, row_lo, T, head, dh, mul):
@@ -257,7 +280,6 @@ def fwd(kStages, s, q, k, v, out, lse):
     kQ = kTile = (D // 64) * 128 * 128
     k_st, v_st = (lambda st: kQ + 2 * st * kTile), (lambda st: kQ + (2 * st + 1) * kTile)
     scale_log2 = F32(1 / np.sqrt(dh)) * LOG2E
-    grp, tig = lanes()
     nb = (T + kBr - 1) // kBr
     for bx in range(nb):
         for h in range(n):
@@ -290,9 +312,7 @@ def fwd(kStages, s, q, k, v, out, lse):
                             blk.wait(wgi, 0)
                         continue
                     sc = Acc(kBc)
-                    for kk in range(D // 16):
-                        blk.ss(wgi, sc, kBc, desc_k_major(kBr, 0, 64 * wgi, 16 * kk),
-                               desc_k_major(kBc, k_st(st), 0, 16 * kk), 0, 0, kk > 0)
+                    wgmma_ss_k(blk, wgi, sc, kBc, D, kBr, 0, kBc, k_st(st))
                     blk.commit(wgi)
                     blk.wait(wgi, 0)
                     ws = slice(4 * wgi, 4 * wgi + 4)
@@ -322,18 +342,12 @@ def fwd(kStages, s, q, k, v, out, lse):
 def softmax_tile(S, o, m_run, l, scale_log2, k0, row, begin, valid, unmasked):
     """attn::softmax_tile for one warpgroup: S [4, 8, 4, 16, 4] scores -> p; m_run, l [4, 8, 4, 2] updated in place,
     o (Acc) rescaled. row/begin/valid [4 warps, 8 grp, 2]; unmasked [4]: the warp's fast path."""
-    grp, tig = lanes()
     e = np.arange(4)
     r = e // 2
-    j = k0 + 8 * np.arange(S.shape[3])[None, None, None, :, None] + 2 * tig + e % 2
+    j = k0 + 8 * np.arange(S.shape[3])[None, None, None, :, None] + 2 * TIG + e % 2
     sel = lambda x: x[:, :, None, None, r]  # [4, 8, 2] -> per element's row half
-    seen = sel(valid) & (j >= sel(begin)) & (j <= sel(row))
-    x = (S * scale_log2).astype(np.float32)
-    for w in range(4):
-        if unmasked[w]:
-            assert seen[w].all(), "fast path on a masked element"
-        else:
-            x[w] = np.where(seen[w], x[w], -np.inf)
+    seen = fast_path(sel(valid) & (j >= sel(begin)) & (j <= sel(row)), unmasked)
+    x = np.where(seen, S * scale_log2, -np.inf).astype(np.float32)
     tile_max = np.stack([x[..., 2 * rr:2 * rr + 2].max(axis=(3, 4)) for rr in range(2)], axis=-1)  # [4, 8, 4, 2]
     m_new = np.maximum(m_run, tile_max.max(axis=2, keepdims=True))  # quad_max
     m_use = np.where(m_new == -np.inf, F32(0), m_new).astype(np.float32)
@@ -394,9 +408,8 @@ def dkdv(atomic, s, q, k, v, dout, lse, delta, dk, dv, dq_acc):
     kK, kV, kQ = 0, kKey, 2 * kKey
     kDs = kQ + 4 * kQB
     kDqKeys, kDqRow, kDqCol = (128, 0, 64) if D == 128 else (64, 64, 0)
-    grp, tig = lanes()
     e = np.arange(4)
-    col, r = 8 * np.arange(8)[None, None, None, :, None] + 2 * tig + (e & 1), e >> 1
+    col, r = 8 * np.arange(8)[None, None, None, :, None] + 2 * TIG + (e & 1), e >> 1
     blocks = (T + kBc - 1) // kBc
     work = [(seq_end(min(b * kBc + kBc, T) - 1) - b * kBc + kBq - 1) // kBq for b in range(blocks)]
     for kb, g in heavy_first_order(work, nkv):
@@ -431,19 +444,10 @@ def dkdv(atomic, s, q, k, v, dout, lse, delta, dk, dv, dq_acc):
                 key, _, end = warp_rows(k0 + 64 * wgi, T, seq_end, 0)
                 warp_key0 = k0 + 64 * wgi + 16 * np.arange(4)
                 warp_end_min = np.where(warp_key0 + 15 < T, seq_end(np.minimum(warp_key0, T - 1)), 0)
-                pt, dpt = Acc(kBq), Acc(kBq)
-                for acc, tile_s, kv_s in ((pt, q_s, kK), (dpt, do_s, kV)):
-                    for kk in range(D // 16):
-                        blk.ss(wgi, acc, kBq, desc_k_major(kBc, kv_s, 64 * wgi, 16 * kk),
-                               desc_k_major(kBq, tile_s, 0, 16 * kk), 0, 0, kk > 0)
-                    blk.commit(wgi)
-                blk.wait(wgi, 1)
+                pt, dpt = two_products(blk, wgi, kBq, D, kBc, kBq, ((kK, q_s), (kV, do_s)))
                 i = q0 + col
-                seen = (i >= key[:, :, None, None, r]) & (i < end[:, :, None, None, r])
-                unmasked = (q0 >= warp_key0 + 15) & (q0 + kBq <= warp_end_min)
-                for w in range(4):
-                    assert not unmasked[w] or seen[w].all(), "fast path on a masked element"
-                    seen[w] |= unmasked[w]
+                seen = fast_path((i >= key[:, :, None, None, r]) & (i < end[:, :, None, None, r]),
+                                 (q0 >= warp_key0 + 15) & (q0 + kBq <= warp_end_min))
                 p = np.where(seen, exp2_sfu(pt.get() * sl2 - lse_t[col] * LOG2E), F32(0))
                 pt.set(p)
                 blk.wait(wgi, 0)
@@ -490,9 +494,8 @@ def dq_pass(s, q, k, v, dout, lse, delta, dq):
     scale = F32(1 / np.sqrt(dh))
     sl2 = scale * LOG2E
     kQB, kKv = kBr * D * 2, kBc * D * 2
-    grp, tig = lanes()
     e = np.arange(4)
-    key_off, r = 8 * np.arange(8)[None, None, None, :, None] + 2 * tig + (e & 1), e >> 1
+    key_off, r = 8 * np.arange(8)[None, None, None, :, None] + 2 * TIG + (e & 1), e >> 1
     nb = (T + kBr - 1) // kBr
     for bx in range(nb):
         for h in range(n):
@@ -521,19 +524,10 @@ def dq_pass(s, q, k, v, dout, lse, delta, dq):
                     dlt = np.where(valid, delta[h, np.minimum(row, T - 1)], 0).astype(np.float32)
                     warp_row0 = q0 + 64 * wgi + 16 * np.arange(4)
                     wbm = np.where(warp_row0 + 15 < T, seq_begin(np.minimum(warp_row0 + 15, T - 1)), T)
-                    sc, dp = Acc(kBc), Acc(kBc)
-                    for a_acc, a_base, b_s in ((sc, 0, k_s), (dp, kQB, k_s + kKv)):
-                        for kk in range(D // 16):
-                            blk.ss(wgi, a_acc, kBc, desc_k_major(kBr, a_base, 64 * wgi, 16 * kk),
-                                   desc_k_major(kBc, b_s, 0, 16 * kk), 0, 0, kk > 0)
-                        blk.commit(wgi)
-                    blk.wait(wgi, 1)
+                    sc, dp = two_products(blk, wgi, kBc, D, kBr, kBc, ((0, k_s), (kQB, k_s + kKv)))
                     key = k0 + key_off
-                    seen = (key >= begin[:, :, None, None, r]) & (key <= row[:, :, None, None, r])
-                    unmasked = (k0 >= wbm) & (k0 + kBc - 1 <= warp_row0)
-                    for w in range(4):
-                        assert not unmasked[w] or seen[w].all(), "fast path on a masked element"
-                        seen[w] |= unmasked[w]
+                    seen = fast_path((key >= begin[:, :, None, None, r]) & (key <= row[:, :, None, None, r]),
+                                     (k0 >= wbm) & (k0 + kBc - 1 <= warp_row0))
                     p = np.where(seen, exp2_sfu(sc.get() * sl2 - lse2[:, :, None, None, r]), F32(0))
                     blk.wait(wgi, 0)
                     ds = (p * (dp.get() - dlt[:, :, None, None, r])).astype(np.float32)
