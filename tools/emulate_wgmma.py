@@ -5,13 +5,13 @@ backward 06_wgmma_bwd_sm90a.cu (06a: dK/dV with dQ by atomics, 06b: dK/dV + the 
 attention on packed causal sequences of odd lengths, GQA, head dims 32, 64, 80 (padded) and 128, q/k/v and
 dk/dv/dq as strided views of wider buffers.
 
-Two parts. The hardware model, written from the PTX ISA ("Asynchronous Warpgroup Level Matrix" sections: Matrix
-Descriptor Format, the canonical layouts K-major / MN-major with 128-byte swizzle, Register Fragments m64nNk16),
-not from wgmma_cuda.h: descriptors are decoded bit field by bit field, operands read byte by byte from an emulated
-shared memory, accumulators and RS A operands held per (warp, lane) register as the ISA's figures place them.
-And a transcription of the kernels' own index arithmetic (loaders, Sw128::offset, the descriptors they build,
-to_a, softmax_tile, the masks with their warp-level fast paths, stores, lse units, dq_add, the heavy-first order):
-change it with the kernels.
+Two parts. The hardware model (tools/wgmma_model.py), written from the PTX ISA ("Asynchronous Warpgroup Level
+Matrix" sections: Matrix Descriptor Format, the canonical layouts K-major / MN-major with 128-byte swizzle, Register
+Fragments m64nNk16), not from wgmma_cuda.h: descriptors are decoded bit field by bit field, operands read byte by
+byte from an emulated shared memory, accumulators and RS A operands held per (warp, lane) register as the ISA's
+figures place them. And here, a transcription of the kernels' own index arithmetic (loaders, Sw128::offset, the
+descriptors they build, to_a, softmax_tile, the masks with their warp-level fast paths, stores, lse units, dq_add,
+the heavy-first order): change it with the kernels.
 
 The asynchrony is checked too: cp.async / st.shared data becomes visible to wgmma only at the kernel's
 wait + fence.proxy.async + barrier (a read of pending bytes fails); shared memory read by a wgmma still in flight
@@ -27,166 +27,14 @@ except ImportError:
     print("emulate_wgmma: numpy is not installed; skipped")
     sys.exit(77)
 
-F32 = np.float32
+from wgmma_model import F32, Acc, Block, bf, exp2_sfu  # noqa: E402 (numpy checked first)
+
 LOG2E, LN2 = F32(1.4426950408889634), F32(0.6931471805599453)
 
 
-def bf(x):
-    """fp32 -> bf16 (round to nearest even), kept as float32."""
-    x = np.asarray(x, dtype=np.float32)
-    b = x.view(np.uint32).astype(np.uint64)
-    b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
-    return b.astype(np.uint32).view(np.float32)
-
-
-def exp2_sfu(x):
-    """ex2.approx.ftz.f32: results below 2^-126 flush to 0."""
-    y = np.exp2(np.asarray(x, dtype=np.float32))
-    return np.where(y < F32(2.0 ** -126), F32(0), y).astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Hardware model (PTX ISA)
+# The kernels' arithmetic (wgmma_cuda.h, attention_mma_cuda.h, 05_*, 06_*), on the model of wgmma_model.py
 
-def desc_fields(desc):
-    """Matrix Descriptor Format: bits 0-13 start >> 4, 16-29 LBO >> 4, 32-45 SBO >> 4, 49-51 base offset, 62-63
-    swizzle mode (1 = 128-byte). The kernels use 128-byte swizzle with 1024-aligned atoms (base offset 0)."""
-    assert (desc >> 62) & 3 == 1 and (desc >> 49) & 7 == 0, hex(desc)
-    return (desc & 0x3FFF) << 4, ((desc >> 16) & 0x3FFF) << 4, ((desc >> 32) & 0x3FFF) << 4
-
-
-def swizzle128(addr):
-    """128-byte swizzle (Swizzle<3,4,3> on byte addresses): address bits [4:6] ^= bits [7:9]."""
-    return addr ^ (((addr >> 7) & 7) << 4)
-
-
-def k_major_addrs(desc, rows):
-    """Byte addresses of a K-major operand [rows x 16 K] (bf16, T = 8): ((8,m),(T,2k)):((8T,SBO),(1,T))."""
-    start, _, sbo = desc_fields(desc)
-    i, k = np.arange(rows)[:, None], np.arange(16)[None, :]
-    return swizzle128(start + 2 * (8 * 8 * (i % 8) + k) + (i // 8) * sbo)
-
-
-def mn_major_addrs(desc, cols):
-    """Byte addresses of an MN-major operand [16 K x cols]: ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))."""
-    start, lbo, sbo = desc_fields(desc)
-    k, i = np.arange(16)[:, None], np.arange(cols)[None, :]
-    return swizzle128(start + 2 * (i % 8 + 8 * (i // 8 % 8) + 8 * 8 * (k % 8)) + (i // 64) * lbo + (k // 8) * sbo)
-
-
-# Register fragments of m64nNk16, per (warp w of the warpgroup, grp = lane / 4, tig = lane % 4):
-#   D f32 [64 x N]: register 4 j + e holds (row 16 w + grp + 8 (e / 2), column 8 j + 2 tig + e % 2)
-#   A bf16 [64 x 16]: register q holds elements a(2q), a(2q+1): (row 16 w + grp + 8 (q % 2), columns 2 tig + 8 (q / 2)
-#   + {0, 1})
-def acc_rc(N):
-    w, g, t, j, e = np.ix_(range(4), range(8), range(4), range(N // 8), range(4))
-    return 16 * w + g + 8 * (e // 2), 8 * j + 2 * t + e % 2
-
-
-def frag_of(M):
-    r, c = acc_rc(M.shape[1])
-    return M[r, c]
-
-
-def matrix_of(F):
-    M = np.full((64, 8 * F.shape[3]), np.nan)
-    r, c = acc_rc(M.shape[1])
-    M[r, c] = F
-    return M
-
-
-def a_matrix(A):
-    M = np.full((64, 16), np.nan)
-    w, g, t, q, h = np.ix_(range(4), range(8), range(4), range(4), range(2))
-    M[16 * w + g + 8 * (q % 2), 2 * t + 8 * (q // 2) + h] = A
-    assert not np.isnan(M).any()
-    return M
-
-
-class Acc:
-    """A warpgroup's fp32 accumulator registers [4, 8, 4, N / 8, 4]; `pending`: the value a wgmma in flight will
-    leave in them."""
-
-    def __init__(self, N, value=None):
-        self.F = np.zeros((4, 8, 4, N // 8, 4), np.float32) if value is None else value
-        self.pending = None
-
-    def get(self):
-        assert self.pending is None, "accumulator read while a wgmma into it is in flight"
-        return self.F
-
-    def set(self, F):
-        assert self.pending is None, "accumulator written while a wgmma into it is in flight"
-        self.F = np.asarray(F, dtype=np.float32)
-
-
-class Block:
-    """One thread block: shared memory (bf16 values, NaN = never written) and each warpgroup's wgmma groups."""
-
-    def __init__(self, nbytes):
-        n = nbytes // 2
-        self.m = np.full(n, np.nan, np.float32)
-        self.pend_cp, self.pend_st = np.zeros(n, bool), np.zeros(n, bool)
-        self.pval = np.zeros(n, np.float32)
-        self.busy = np.zeros(n, np.int32)  # reads by wgmmas in flight
-        self.open, self.groups = [[], []], [[], []]
-
-    def write(self, idx, vals, cp_async):
-        """cp.async (cp_async) or st.shared of bf16 elements idx by the block's threads."""
-        assert not self.busy[idx].any(), "shared memory written while a wgmma in flight reads it"
-        (self.pend_cp if cp_async else self.pend_st)[idx] = True
-        self.pval[idx] = vals
-
-    def barrier(self, cp_wait=True):
-        """(cp.async.wait_group 0 when cp_wait) + fence.proxy.async + barrier by every thread: the writes become
-        visible to the async proxy."""
-        done = self.pend_st | (self.pend_cp if cp_wait else False)
-        self.m[done] = self.pval[done]
-        self.pend_st[:] = False
-        if cp_wait:
-            self.pend_cp[:] = False
-
-    def read(self, addrs):
-        assert (addrs % 2 == 0).all()
-        idx = addrs // 2
-        assert not (self.pend_cp[idx] | self.pend_st[idx]).any(), "wgmma reads data not yet made visible to it"
-        v = self.m[idx]
-        assert not np.isnan(v).any(), "wgmma reads shared memory nobody wrote"
-        return v.astype(np.float64), idx
-
-    def _issue(self, wg, acc, A, B, scale_d, idx):
-        D = A @ B
-        if scale_d:
-            D = D + matrix_of(acc.pending if acc.pending is not None else acc.F)
-        acc.pending = frag_of(D).astype(np.float32)
-        for i in idx:
-            np.add.at(self.busy, i.ravel(), 1)
-        self.open[wg].append((acc, idx))
-
-    def ss(self, wg, acc, N, da, db, trans_a, trans_b, scale_d):
-        A, ia = self.read(mn_major_addrs(da, 64).T if trans_a else k_major_addrs(da, 64))
-        B, ib = self.read(mn_major_addrs(db, N) if trans_b else k_major_addrs(db, N).T)
-        self._issue(wg, acc, A, B, scale_d, (ia, ib))
-
-    def rs(self, wg, acc, N, A, db, scale_d):  # B MN-major (imm-trans-b 1), as every RS product here
-        B, ib = self.read(mn_major_addrs(db, N))
-        self._issue(wg, acc, a_matrix(A), B, scale_d, (ib,))
-
-    def commit(self, wg):
-        self.groups[wg].append(self.open[wg])
-        self.open[wg] = []
-
-    def wait(self, wg, in_flight):
-        while len(self.groups[wg]) > in_flight:
-            for acc, idx in self.groups[wg].pop(0):
-                if acc.pending is not None:
-                    acc.F, acc.pending = acc.pending, None
-                for i in idx:
-                    np.add.at(self.busy, i.ravel(), -1)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The kernels' arithmetic (wgmma_cuda.h, attention_mma_cuda.h, 05_*, 06_*)
 
 class View:
     """A [T, heads * dh] tensor inside a flat buffer: row t at off + t * ld."""
@@ -544,6 +392,7 @@ def dq_pass(s, q, k, v, dout, lse, delta, dq):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reference and cases
+
 
 def dense(x, T, width):
     return np.stack([x.buf[x.off + t * x.ld: x.off + t * x.ld + width] for t in range(T)]).astype(np.float64)
