@@ -16,7 +16,8 @@ the heavy-first order): change it with the kernels.
 The asynchrony is checked too: cp.async / st.shared data becomes visible to wgmma only at the kernel's
 wait + fence.proxy.async + barrier (a read of pending bytes fails); shared memory read by a wgmma still in flight
 must not be written (fails); an accumulator must not be read or written while a wgmma into it is in flight
-(fails); its result lands at the wait_group that retires it.
+(fails); its result lands at the wait_group that retires it; threads' writes to accumulator or RS A registers need a
+wgmma.fence before the wgmma that reads them (fails).
 Run: python3 tools/emulate_wgmma.py   (~ 20 s)
 """
 import sys
@@ -27,7 +28,7 @@ except ImportError:
     print("emulate_wgmma: numpy is not installed; skipped")
     sys.exit(77)
 
-from wgmma_model import F32, Acc, Block, bf, exp2_sfu  # noqa: E402 (numpy checked first)
+from wgmma_model import F32, Acc, Block, Regs, bf, exp2_sfu  # noqa: E402 (numpy checked first)
 
 LOG2E, LN2 = F32(1.4426950408889634), F32(0.6931471805599453)
 
@@ -71,8 +72,8 @@ def load_rows(blk, base, R, D, src, row0, T, head, dh):
 
 def to_a(F, kk):
     """attn::to_a: k-step kk of the RS A operand from accumulators F [.., NT, 4] (a [.., 4 registers, 2 halves])."""
-    return bf(np.stack([F[..., 2 * kk, 0:2], F[..., 2 * kk, 2:4], F[..., 2 * kk + 1, 0:2], F[..., 2 * kk + 1, 2:4]],
-                       axis=3))
+    lo, hi = F[..., 2 * kk, :], F[..., 2 * kk + 1, :]
+    return Regs(bf(np.stack([lo[..., 0:2], lo[..., 2:4], hi[..., 0:2], hi[..., 2:4]], axis=3)))
 
 
 def wgmma_ss_k(blk, wgi, acc, N, K, a_rows, a_base, b_rows, b_base):
@@ -83,8 +84,10 @@ def wgmma_ss_k(blk, wgi, acc, N, K, a_rows, a_base, b_rows, b_base):
 
 
 def two_products(blk, wgi, N, K, a_rows, b_rows, bases):
-    """Two wgmma_ss_k, each committed as its own group, then wait_group 1 (S and dP as the backward issues them)."""
+    """wgmma_fence, two wgmma_ss_k each committed as its own group, then wait_group 1 (S and dP as the backward
+    issues them)."""
     accs = [Acc(N), Acc(N)]
+    blk.fence(wgi)
     for acc, (a_base, b_base) in zip(accs, bases):
         wgmma_ss_k(blk, wgi, acc, N, K, a_rows, a_base, b_rows, b_base)
         blk.commit(wgi)
@@ -160,6 +163,7 @@ def fwd(kStages, s, q, k, v, out, lse):
                             blk.wait(wgi, 0)
                         continue
                     sc = Acc(kBc)
+                    blk.fence(wgi)
                     wgmma_ss_k(blk, wgi, sc, kBc, D, kBr, 0, kBc, k_st(st))
                     blk.commit(wgi)
                     blk.wait(wgi, 0)
@@ -167,6 +171,7 @@ def fwd(kStages, s, q, k, v, out, lse):
                     p = softmax_tile(sc.get(), o[wgi], m_run[ws], l[ws], scale_log2, k0, row[ws], begin[ws], valid[ws],
                                      (k0 >= wbm[ws]) & (k0 + kBc - 1 <= warp_row0[ws]))
                     a = [to_a(p, kk) for kk in range(kBc // 16)]
+                    blk.fence(wgi)
                     for kk in range(kBc // 16):
                         blk.rs(wgi, o[wgi], D, a[kk], desc_mn_major(kBc, v_st(st), 16 * kk, 0), True)
                     blk.commit(wgi)
@@ -309,6 +314,7 @@ def dkdv(atomic, s, q, k, v, dout, lse, delta, dk, dv, dq_acc):
                             for half in range(2):
                                 blk.write((kDs + off) // 2 + half, bf(ds[..., j, 2 * rr + half]), False)
                 pa, da = [to_a(p, kk) for kk in range(kBq // 16)], [to_a(ds, kk) for kk in range(kBq // 16)]
+                blk.fence(wgi)
                 for kk in range(kBq // 16):
                     blk.rs(wgi, dv_acc[wgi], D, pa[kk], desc_mn_major(kBq, do_s, 16 * kk, 0), True)
                 for kk in range(kBq // 16):
@@ -320,6 +326,7 @@ def dkdv(atomic, s, q, k, v, dout, lse, delta, dk, dv, dq_acc):
                 blk.barrier(cp_wait=False)
                 for wgi in range(2):
                     dq = Acc(64)
+                    blk.fence(wgi)
                     for kk in range(kDqKeys // 16):
                         key_row = kDqRow * wgi + 16 * kk
                         blk.ss(wgi, dq, 64, desc_mn_major(kBc, kDs, key_row, 0),
@@ -381,6 +388,7 @@ def dq_pass(s, q, k, v, dout, lse, delta, dq):
                     ds = (p * (dp.get() - dlt[:, :, None, None, r])).astype(np.float32)
                     sc.set(ds)
                     da = [to_a(ds, kk) for kk in range(kBc // 16)]
+                    blk.fence(wgi)
                     for kk in range(kBc // 16):
                         blk.rs(wgi, acc[wgi], D, da[kk], desc_mn_major(kBc, k_s, 16 * kk, 0), True)
                     blk.commit(wgi)

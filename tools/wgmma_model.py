@@ -4,9 +4,12 @@ K-major / MN-major layouts with 128-byte swizzle; Register Fragments of m64nNk16
 emulation is only as good as this model. Plus an emulated thread block: shared memory as bf16 values where the
 kernel's threads put them, and each warpgroup's wgmma groups with the ISA's asynchrony rules checked.
 """
+import itertools
+
 import numpy as np
 
 F32 = np.float32
+_clock = itertools.count()  # orders register writes and wgmma.fence
 
 
 def bf(x):
@@ -79,12 +82,12 @@ def a_matrix(A):
 
 
 class Acc:
-    """A warpgroup's fp32 accumulator registers [4, 8, 4, N / 8, 4]; `pending`: the value a wgmma in flight will
-    leave in them."""
+    """A warpgroup's fp32 accumulator registers [4, 8, 4, N / 8, 4] (zeroed); `pending`: the value a wgmma in flight
+    will leave in them; `written`: when threads last wrote them."""
 
-    def __init__(self, N, value=None):
-        self.F = np.zeros((4, 8, 4, N // 8, 4), np.float32) if value is None else value
-        self.pending = None
+    def __init__(self, N):
+        self.F = np.zeros((4, 8, 4, N // 8, 4), np.float32)
+        self.pending, self.written = None, next(_clock)
 
     def get(self):
         assert self.pending is None, "accumulator read while a wgmma into it is in flight"
@@ -92,7 +95,14 @@ class Acc:
 
     def set(self, F):
         assert self.pending is None, "accumulator written while a wgmma into it is in flight"
-        self.F = np.asarray(F, dtype=np.float32)
+        self.F, self.written = np.asarray(F, dtype=np.float32), next(_clock)
+
+
+class Regs:
+    """RS A operand registers [4, 8, 4, 4 registers, 2 halves] as threads wrote them."""
+
+    def __init__(self, A):
+        self.A, self.written = A, next(_clock)
 
 
 class Block:
@@ -105,6 +115,7 @@ class Block:
         self.pval = np.zeros(n, np.float32)
         self.busy = np.zeros(n, np.int32)  # reads by wgmmas in flight
         self.open, self.groups = [[], []], [[], []]
+        self.fenced = [-1, -1]  # each warpgroup's last wgmma.fence
 
     def write(self, idx, vals, cp_async):
         """cp.async (cp_async) or st.shared of bf16 elements idx by the block's threads."""
@@ -129,7 +140,12 @@ class Block:
         assert not np.isnan(v).any(), "wgmma reads shared memory nobody wrote"
         return v.astype(np.float64), idx
 
-    def _issue(self, wg, acc, A, B, scale_d, idx):
+    def fence(self, wg):
+        """wgmma.fence: orders the warpgroup's register writes before the wgmmas that follow."""
+        self.fenced[wg] = next(_clock)
+
+    def _issue(self, wg, acc, A, B, scale_d, idx, regs=None):
+        assert max(acc.written, regs.written if regs else -1) < self.fenced[wg], "no wgmma.fence after a register write"
         D = A @ B
         if scale_d:
             D = D + matrix_of(acc.pending if acc.pending is not None else acc.F)
@@ -145,7 +161,7 @@ class Block:
 
     def rs(self, wg, acc, N, A, db, scale_d):  # B MN-major (imm-trans-b 1), as every RS product here
         B, ib = self.read(mn_major_addrs(db, N))
-        self._issue(wg, acc, a_matrix(A), B, scale_d, (ib,))
+        self._issue(wg, acc, a_matrix(A.A), B, scale_d, (ib,), A)
 
     def commit(self, wg):
         self.groups[wg].append(self.open[wg])
