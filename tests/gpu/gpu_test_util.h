@@ -87,6 +87,10 @@ inline std::vector<float> hashed_uniform(size_t n, uint64_t seed, float lo = -1.
   if (!gpu) GTEST_SKIP() << "skipped: no CUDA device (" << qsft_no_gpu_reason << ")"; \
   std::unique_ptr<::qsft::Ops> cpu = ::qsft::make_cpu_ops()
 
+// A test of the CUDA backend's own behaviour (its errors, a cudart call): skipped in stand-in mode, saying why.
+#define QSFT_SKIP_ON_STANDIN(why) \
+  if (::qsft::test::standin_mode()) GTEST_SKIP() << "skipped on the stand-in backend: " << why
+
 inline float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 inline std::vector<float> round_bf16(std::vector<float> v) {
   for (float& x : v) x = round_bf16(x);
