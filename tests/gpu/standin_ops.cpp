@@ -2,7 +2,8 @@
 // (engine/ops.cpp); each *_impl here only verifies that every operand lies inside one live allocation of this backend
 // (as a kernel's reads and writes would have to), then returns. Host copies are real (memcpy, bounds checked). Graph
 // capture follows Ops' rules: a host copy, a wait for the host or an allocation inside a capture invalidates it
-// (end_capture returns null saying why), and a graph recorded before the weight scratch grew is stale.
+// (end_capture returns null saying why), and a graph recorded before the weight scratch grew is stale. The CUDA
+// backend's own host-side checks (engine/ops_cuda.cpp: attention's dtype and head dims, token ids) are made here too.
 #include "tests/gpu/standin_ops.h"
 
 #include <sys/mman.h>
@@ -14,6 +15,8 @@
 #include <stdexcept>
 
 #include "engine/base/error.h"
+#include "kernels/attention_cuda.h"
+#include "kernels/decode_attention_cuda.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace qsft::test {
@@ -115,6 +118,9 @@ class StandinOps final : public Ops {
   }
   void embedding_bwd_impl(const Tensor& ids, const Tensor& dout, Tensor& dtable) override {
     use("embedding_bwd", ids, dout, dtable);
+    const int32_t* id = ids.i32();  // the CUDA backend reads the ids on the host and checks them
+    for (int64_t t = 0; t < ids.numel(); ++t)
+      QSFT_CHECK(id[t] >= 0 && id[t] < dtable.dim(0), "token id " + std::to_string(id[t]) + " outside the vocabulary");
   }
   void neftune_noise_impl(Tensor& x, float, uint64_t) override { use("neftune_noise", x); }
   void rmsnorm_fwd_impl(const Tensor& x, const Tensor& w, float, Tensor& y, Tensor& rstd, int64_t, int64_t) override {
@@ -132,18 +138,22 @@ class StandinOps final : public Ops {
     use("rope", x, seq.positions, seq.cu_seqlens, f.inv_freq);
   }
   void attention_fwd_impl(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& seq, Tensor& out,
-                          Tensor& lse, const cpu::AttentionDims&) override {
+                          Tensor& lse, const cpu::AttentionDims& d) override {
     use("attention_fwd", q, k, v, seq.positions, seq.cu_seqlens, out, lse);
+    check_attention(q, d);
   }
   void attention_bwd_impl(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                           const Tensor& lse, const SeqLayout& seq, Tensor& dq, Tensor& dk, Tensor& dv,
-                          const cpu::AttentionDims&) override {
+                          const cpu::AttentionDims& d) override {
     use("attention_bwd", dout, q, k, v, out, lse, seq.positions, seq.cu_seqlens, dq, dk, dv);
+    check_attention(q, d);
   }
   void decode_attention_impl(const Tensor& q, const Tensor& k_new, const Tensor& v_new, Tensor& k_cache,
                              Tensor& v_cache, const Tensor& slot, const Tensor& len, Tensor& out,
-                             const cpu::DecodeAttentionDims&) override {
+                             const cpu::DecodeAttentionDims& d) override {
     use("decode_attention", q, k_new, v_new, k_cache, v_cache, slot, len, out);
+    QSFT_CHECK(d.D <= cuda::kDecodeAttentionMaxHeadDim,
+               "the CUDA decode attention supports head_dim up to 256, not " + std::to_string(d.D));
   }
   void swiglu_fwd_impl(const Tensor& gate_up, Tensor& out, int64_t, int64_t) override {
     use("swiglu_fwd", gate_up, out);
@@ -200,6 +210,13 @@ class StandinOps final : public Ops {
     blocks_.erase(uintptr_t(b.data));
     give_back(b.data, b.bytes);
     b = {};
+  }
+  // What the CUDA attention takes (engine/ops_cuda.cpp, cuda::attention_supports_head_dim).
+  static void check_attention(const Tensor& q, const cpu::AttentionDims& d) {
+    QSFT_CHECK(q.dtype == DType::BF16, std::string("the CUDA attention takes BF16, not ") + dtype_name(q.dtype));
+    QSFT_CHECK(d.D >= 8 && d.D <= cuda::kAttentionMaxHeadDim && d.D % 8 == 0,
+               "the CUDA attention supports head_dim a multiple of 8 from 8 to " +
+                   std::to_string(cuda::kAttentionMaxHeadDim) + ", not " + std::to_string(d.D));
   }
   void invalidate_capture(const std::string& what) {
     if (capturing_ && capture_broken_.empty()) capture_broken_ = what;
