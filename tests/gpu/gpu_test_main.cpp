@@ -32,6 +32,10 @@ class StandinVerdict : public testing::EmptyTestEventListener {
         "fails only on an exception, a crash, a stand-in misuse or a host-logic check; value checks are not "
         "counted. A pass here is not a GPU pass.\n");
   }
+  void OnTestProgramEnd(const testing::UnitTest& u) override {
+    std::printf("[ STAND-IN ] %d tests ran on the stand-in backend: host logic only, no GPU result.\n",
+                u.test_to_run_count());
+  }
   // Every result of the test is caught here until OnTestEnd (called before the result printer's).
   void OnTestStart(const testing::TestInfo&) override {
     results_ = std::make_unique<testing::TestPartResultArray>();
