@@ -30,7 +30,7 @@ TEST_P(GpuFullFt, OneStepLossAndEveryWeightGradientMatchCpu) {
   const float scale = 1.0f / float(f.batch.num_targets());
   const LossStats lc = mc->forward_backward(f.batch, scale, 5), lg = mg->forward_backward(f.batch, scale, 5);
   const double loss_c = lc.loss_sum / double(lc.targets), loss_g = lg.loss_sum / double(lg.targets);
-  std::printf("[ GPU      ] %s full FT loss cpu %.6f gpu %.6f\n", GetParam(), loss_c, loss_g);
+  std::printf("%s %s full FT loss cpu %.6f gpu %.6f\n", measured_tag(), GetParam(), loss_c, loss_g);
   EXPECT_LE(std::fabs(loss_g - loss_c) / loss_c, 1e-2);
   const std::vector<float> gc = mc->lora_grads(), gg = mg->lora_grads();
   std::pair<double, std::string> worst_cos{1.0, ""}, worst_err{0.0, ""};
@@ -44,8 +44,8 @@ TEST_P(GpuFullFt, OneStepLossAndEveryWeightGradientMatchCpu) {
     EXPECT_GE(m.cosine, kBf16StepGradCosine) << w.name;
     EXPECT_LE(m.rel_l2, kBf16StepGradRelL2) << w.name;
   }
-  std::printf("[ GPU      ] %s full FT gradients: worst cosine %.6f (%s), worst rel. L2 error %.2e (%s)\n", GetParam(),
-              worst_cos.first, worst_cos.second.c_str(), worst_err.first, worst_err.second.c_str());
+  std::printf("%s %s full FT gradients: worst cosine %.6f (%s), worst rel. L2 error %.2e (%s)\n", measured_tag(),
+              GetParam(), worst_cos.first, worst_cos.second.c_str(), worst_err.first, worst_err.second.c_str());
 }
 
 TEST_P(GpuFullFt, TwentyStepLossCurveTracksCpu) {
@@ -69,8 +69,9 @@ TEST_P(GpuFullFt, TwentyStepLossCurveTracksCpu) {
   double worst = 0.0;
   for (size_t k = 0; k < losses[0].size(); ++k)
     worst = std::max(worst, std::fabs(losses[1][k] - losses[0][k]) / losses[0][k]);
-  std::printf("[ GPU      ] %s full FT 20 steps: loss %.4f -> %.4f (cpu), %.4f -> %.4f (gpu), worst rel. diff %.2e\n",
-              GetParam(), losses[0].front(), losses[0].back(), losses[1].front(), losses[1].back(), worst);
+  std::printf("%s %s full FT 20 steps: loss %.4f -> %.4f (cpu), %.4f -> %.4f (gpu), worst rel. diff %.2e\n",
+              measured_tag(), GetParam(), losses[0].front(), losses[0].back(), losses[1].front(), losses[1].back(),
+              worst);
   EXPECT_LE(worst, 2e-2);
   EXPECT_LT(losses[1].back(), 0.8 * losses[1].front()) << "the GPU run learns";
 }

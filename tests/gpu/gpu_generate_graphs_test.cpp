@@ -106,12 +106,12 @@ void expect_same_tokens(Ops& gpu, const GenerationModelSpec& spec, const char* w
   for (const auto& [name, c] : {std::pair{"greedy", greedy()}, std::pair{"seeded sampling", seeded()}}) {
     const Generated eager = generate(gpu, spec, false, c, s), graphs = generate(gpu, spec, true, c, s);
     EXPECT_EQ(graphs.tokens, eager.tokens) << what << ", " << name;
-    EXPECT_EQ(eager.replays, 0) << what << ", " << name;
-    EXPECT_GT(graphs.replays, 20) << what << ", " << name;
+    EXPECT_EQ(eager.replays, 0) << kHostCheck << what << ", " << name;
+    EXPECT_GT(graphs.replays, 20) << kHostCheck << what << ", " << name;
     const Generated eager_chat = chat(gpu, spec, false, c), graphs_chat = chat(gpu, spec, true, c);
     EXPECT_EQ(graphs_chat.tokens, eager_chat.tokens) << what << ", " << name << ", chat";
-    EXPECT_GT(graphs_chat.replays, 0) << what << ", " << name << ", chat";
-    std::printf("[ GPU      ] %s, %s: %lld of the decode steps replayed (chat: %lld)\n", what, name,
+    EXPECT_GT(graphs_chat.replays, 0) << kHostCheck << what << ", " << name << ", chat";
+    std::printf("%s %s, %s: %lld of the decode steps replayed (chat: %lld)\n", measured_tag(), what, name,
                 (long long)graphs.replays, (long long)graphs_chat.replays);
   }
 }
@@ -161,11 +161,11 @@ TEST(GpuGenerateGraphs, UnmergedAdapterSameTokensAsEager) {
 TEST(GpuGenerateGraphs, EnvSwitchAndCpuRunNoGraph) {
   QSFT_REQUIRE_GPU();
   const RandomModelDir model;
-  EXPECT_EQ(generate(*cpu, {model.path(), "", false}, true, greedy()).replays, 0) << "cpu";
+  EXPECT_EQ(generate(*cpu, {model.path(), "", false}, true, greedy()).replays, 0) << kHostCheck << "cpu";
   ::setenv("QSFT_DECODE_GRAPHS", "0", 1);
   const Generated off = generate(*gpu, {model.path(), "", false}, true, greedy());
   ::unsetenv("QSFT_DECODE_GRAPHS");
-  EXPECT_EQ(off.replays, 0) << "QSFT_DECODE_GRAPHS=0";
+  EXPECT_EQ(off.replays, 0) << kHostCheck << "QSFT_DECODE_GRAPHS=0";
   EXPECT_EQ(off.tokens, generate(*gpu, {model.path(), "", false}, true, greedy()).tokens);
 }
 
@@ -185,10 +185,10 @@ TEST(GpuGenerateGraphs, DecodeGraphsWarmUpReplayStaleAndFallback) {
   };
   const auto add_one = [&] { gpu->add_inplace(counter, one); };
   DecodeGraphs graphs(*gpu, true);
-  ASSERT_TRUE(graphs.enabled());
+  ASSERT_TRUE(graphs.enabled()) << kHostCheck;
   for (int i = 0; i < 4; ++i) graphs.run(2, add_one);
   EXPECT_EQ(value(), 4.0f);
-  EXPECT_EQ(graphs.replays(), 3);
+  EXPECT_EQ(graphs.replays(), 3) << kHostCheck;
 
   Arena big(*gpu, (size_t(1) << 22) + Arena::kAlign);
   gpu->sum_squares(big.take(DType::F32, {int64_t(1) << 20}));  // the reduction's scratch grows: graphs are stale
@@ -205,9 +205,9 @@ TEST(GpuGenerateGraphs, DecodeGraphsWarmUpReplayStaleAndFallback) {
   DecodeGraphs failing(*gpu, true);
   failing.run(1, add_one_and_wait);  // warm-up
   failing.run(1, add_one_and_wait);  // the recording fails: eager
-  EXPECT_FALSE(failing.enabled());
+  EXPECT_FALSE(failing.enabled()) << kHostCheck;
   failing.run(1, add_one_and_wait);
-  EXPECT_EQ(failing.replays(), 0);
+  EXPECT_EQ(failing.replays(), 0) << kHostCheck;
   EXPECT_EQ(value(), 9.0f);
   graphs.run(2, add_one);  // the stream is usable after the failed recording
   EXPECT_EQ(value(), 10.0f);

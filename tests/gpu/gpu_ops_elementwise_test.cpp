@@ -30,15 +30,18 @@ TEST(GpuElementwise, AddScaleDropoutCopyMatchCpu) {
       gpu->dropout(x.g.t, 0.3f, 1234, d.g.t);
       d.expect_close(tolerance(dt), "dropout " + tag);
       const std::vector<float> g = d.g.get(), c = d.c.get();
-      for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i] == 0.0f, c[i] == 0.0f) << "dropout mask differs at " << i;
+      const auto mask_differs_at = [&](const std::vector<float>& a) {  // the first element, or -1
+        return first_failing(int64_t(a.size()),
+                             [&](int64_t i) { return (a[size_t(i)] == 0.0f) == (c[size_t(i)] == 0.0f); });
+      };
+      EXPECT_EQ(mask_differs_at(g), -1) << "dropout mask " << tag;
       cpu->dropout_add(y.c.t, x.c.t, 0.3f, 1234);  // y += the same mask's dropout of x, in one pass
       gpu->dropout_add(y.g.t, x.g.t, 0.3f, 1234);
       y.expect_close(tolerance(dt), "dropout_add " + tag);
       Both z(*cpu, *gpu, dt, {n}, std::vector<float>(size_t(n), 0.0f));  // onto zeros: dropout_add's mask exactly
       gpu->dropout_add(z.g.t, x.g.t, 0.3f, 1234);
       const std::vector<float> za = z.g.get();
-      for (size_t i = 0; i < za.size(); ++i)
-        ASSERT_EQ(za[i] == 0.0f, c[i] == 0.0f) << "dropout_add mask differs at " << i;
+      EXPECT_EQ(mask_differs_at(za), -1) << "dropout_add mask " << tag;
       Both copy(*cpu, *gpu, dt, {n});
       gpu->copy(copy.g.t, x.g.t);
       EXPECT_EQ(copy.g.get(), x.g.get()) << "copy " << tag;
@@ -162,8 +165,8 @@ TEST(GpuElementwise, EmbeddingFromHostMappedTableMatchesCpu) {
     gpu->embedding_fwd(id_t.g.t, table_g.t, out.g.t);
     gpu->synchronize();
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    std::printf("[ GPU      ] embedding gather from host-mapped memory %s: %.3f ms (%.1f MiB over PCIe)\n", tag.c_str(),
-                ms, double(T * H * 2) / double(1 << 20));
+    std::printf("%s embedding gather from host-mapped memory %s: %.3f ms (%.1f MiB over PCIe)\n", measured_tag(),
+                tag.c_str(), ms, double(T * H * 2) / double(1 << 20));
     EXPECT_EQ(out.g.get(), out.c.get()) << "embedding gathers exact rows from host-mapped memory " << tag;
   }
 }
@@ -174,7 +177,7 @@ TEST(GpuReduce, SumSquaresMatchesCpuAndIsDeterministic) {
   for (int64_t n : {int64_t(1), int64_t(4095), int64_t(4097), int64_t(3) << 22}) {
     Both x(*cpu, *gpu, DType::F32, {n}, random_uniform(size_t(n), rng));
     const double want = cpu->sum_squares(x.c.t), got = gpu->sum_squares(x.g.t);
-    std::printf("[ GPU      ] sum_squares [%lld] gpu %.17g cpu %.17g rel. error %.2e (tolerance 1e-12)\n",
+    std::printf("%s sum_squares [%lld] gpu %.17g cpu %.17g rel. error %.2e (tolerance 1e-12)\n", measured_tag(),
                 static_cast<long long>(n), got, want, std::fabs(got - want) / want);
     EXPECT_NEAR(got, want, 1e-12 * want) << "n=" << n;
     EXPECT_EQ(gpu->sum_squares(x.g.t), got) << "same input, same bits";

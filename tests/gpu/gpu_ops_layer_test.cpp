@@ -153,12 +153,12 @@ TEST(GpuRope, StridedHeadViewMatchesPacked) {
         forward ? gpu->rope_fwd(heads, lg.seq, f) : gpu->rope_bwd(heads, lg.seq, f);
         forward ? gpu->rope_fwd(packed.t, lg.seq, f) : gpu->rope_bwd(packed.t, lg.seq, f);
         const std::vector<float> got = fused.get(), want = packed.get();
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t c = 0; c < W; ++c) {
-            const float expect = c < qk ? want[size_t(t * qk + c)] : as_stored({values[size_t(t * W + c)]}, dt)[0];
-            ASSERT_EQ(got[size_t(t * W + c)], expect)
-                << (forward ? "rope_fwd " : "rope_bwd ") << tag << " token " << t << " column " << c;
-          }
+        const int64_t bad = first_failing(T * W, [&](int64_t i) {
+          const int64_t t = i / W, c = i % W;
+          return got[size_t(i)] == (c < qk ? want[size_t(t * qk + c)] : as_stored({values[size_t(i)]}, dt)[0]);
+        });
+        EXPECT_EQ(bad, -1) << (forward ? "rope_fwd " : "rope_bwd ") << tag << " token " << bad / W << " column "
+                           << bad % W;
       }
     }
 }

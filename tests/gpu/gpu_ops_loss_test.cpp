@@ -26,8 +26,8 @@ void check_ce(Ops& cpu, Ops& gpu, DType dt, int64_t T, int64_t H, int64_t V, std
   loss.expect_close(dt == DType::BF16 ? 5e-3 : 1e-5, "lm_head_ce loss_sum (+= 0.5) " + tag);
   // Accuracy can flip on near-ties after bf16 rounding of the logits: allow one token in a hundred.
   const float correct_g = correct.g.get()[0], correct_c = correct.c.get()[0];
-  std::printf("[ GPU      ] lm_head_ce correct (+= 3) %s: gpu %.0f cpu %.0f (tolerance %lld)\n", tag.c_str(), correct_g,
-              correct_c, static_cast<long long>(1 + T / 100));
+  std::printf("%s lm_head_ce correct (+= 3) %s: gpu %.0f cpu %.0f (tolerance %lld)\n", measured_tag(), tag.c_str(),
+              correct_g, correct_c, static_cast<long long>(1 + T / 100));
   EXPECT_NEAR(correct_g, correct_c, 1 + T / 100) << "correct " << tag;
   dh.expect_close(dt == DType::BF16 ? 2e-2 : 1e-4, "lm_head_ce dh " + tag);
 

@@ -1,7 +1,8 @@
 // Helpers of the GPU tests: the CUDA backend or a skip that says why, device tensors filled from host floats
 // (rounded to bf16 when the tensor is BF16, so the CPU reference sees exactly the GPU's inputs), poisoned outputs
 // (all-ones bytes: NaN in F32 and BF16), and error measures per dtype. Random fills and packed-sequence layouts
-// come from the CPU op tests' helpers.
+// come from the CPU op tests' helpers. In stand-in mode (tests/gpu/standin_ops.h: no GPU, QSFT_GPU_STANDIN=1) `gpu`
+// is the host stand-in and the comparison helpers compare and print nothing.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -17,13 +18,16 @@
 
 #include "engine/base/half.h"
 #include "engine/ops.h"
+#include "tests/gpu/standin_ops.h"
 #include "tests/unit/ops_test_util.h"
 
 namespace qsft::test {
 
-// The CUDA backend, or nullptr with the reason in *why (no device, a build without CUDA, or a device left unusable
-// by a fault in an earlier test of this process: CUDA errors such as cudaErrorIllegalAddress are sticky).
+// The CUDA backend (the stand-in in stand-in mode), or nullptr with the reason in *why (no device, a build without
+// CUDA, or a device left unusable by a fault in an earlier test of this process: CUDA errors such as
+// cudaErrorIllegalAddress are sticky).
 inline std::unique_ptr<Ops> try_cuda_ops(std::string* why) {
+  if (standin_mode()) return make_standin_ops();
   try {
     return make_cuda_ops();
   } catch (const std::exception& e) {
@@ -42,6 +46,20 @@ inline bool gpu_required() { return env_flag("QSFT_REQUIRE_GPU"); }
 // QSFT_GPU_TEST_SMALL=1 (tools/gpu-check.sh's compute-sanitizer stages, where kernels run 10-1000x slower): tests
 // leave out their large shapes, which the plain test-* stages check.
 inline bool small_shapes_only() { return env_flag("QSFT_GPU_TEST_SMALL"); }
+
+// In a check's message (EXPECT_...() << kHostCheck << ...): the check is on host logic (e.g. how many decode steps
+// were replayed), so it counts in stand-in mode too, where checks of computed values do not.
+constexpr const char* kHostCheck = "[host logic] ";
+
+// The index of the first i in [0, n) where ok(i) is false, or -1: an element-by-element check reports its first
+// mismatch once (EXPECT_EQ(first_failing(n, ok), -1)), neither one line per element nor with an ASSERT that ends
+// the test there (a stand-in run goes on past values it never computed; a GPU run checks the rest too).
+template <class Ok>
+int64_t first_failing(int64_t n, Ok ok) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!ok(i)) return i;
+  return -1;
+}
 
 // n values uniform in [lo, hi] from a hash of (seed, index) (splitmix64), filled in parallel: a 152064 x 3584
 // embedding table in well under a second, where std::mt19937 takes ~10 s.
@@ -68,6 +86,10 @@ inline std::vector<float> hashed_uniform(size_t n, uint64_t seed, float lo = -1.
     FAIL() << "the CUDA backend did not start (" << qsft_no_gpu_reason << ")";        \
   if (!gpu) GTEST_SKIP() << "skipped: no CUDA device (" << qsft_no_gpu_reason << ")"; \
   std::unique_ptr<::qsft::Ops> cpu = ::qsft::make_cpu_ops()
+
+// A test of the CUDA backend's own behaviour (its errors, a cudart call): skipped in stand-in mode, saying why.
+#define QSFT_SKIP_ON_STANDIN(why) \
+  if (::qsft::test::standin_mode()) GTEST_SKIP() << "skipped on the stand-in backend: " << why
 
 inline float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 inline std::vector<float> round_bf16(std::vector<float> v) {
@@ -98,21 +120,20 @@ class OpsTensor {
     std::vector<unsigned char> ff(t.nbytes(), 0xff);
     ops_.copy_to_device(t.data, ff.data(), ff.size());
   }
-  // Float values converted to the tensor's dtype (F32, BF16).
+  // Float values converted to the tensor's dtype (F32, BF16). A wrong count or dtype is the test's bug: it throws
+  // (and so fails the test in stand-in mode too).
   void set(const std::vector<float>& v) {
-    ASSERT_EQ(int64_t(v.size()), t.numel());
+    expect_values(v.size(), {DType::F32, DType::BF16});
     if (t.dtype == DType::F32) {
       ops_.copy_to_device(t.data, v.data(), v.size() * 4);
     } else {
-      ASSERT_EQ(t.dtype, DType::BF16);
       std::vector<uint16_t> b(v.size());
       for (size_t i = 0; i < v.size(); ++i) b[i] = f32_to_bf16(v[i]);
       ops_.copy_to_device(t.data, b.data(), b.size() * 2);
     }
   }
   void set_i32(const std::vector<int32_t>& v) {
-    ASSERT_EQ(t.dtype, DType::I32);
-    ASSERT_EQ(int64_t(v.size()), t.numel());
+    expect_values(v.size(), {DType::I32});
     ops_.copy_to_device(t.data, v.data(), v.size() * 4);
   }
   std::vector<float> get() const {
@@ -134,6 +155,11 @@ class OpsTensor {
   Tensor t;
 
  private:
+  void expect_values(size_t n, std::initializer_list<DType> dtypes) const {
+    if (int64_t(n) != t.numel() || std::find(dtypes.begin(), dtypes.end(), t.dtype) == dtypes.end())
+      throw std::logic_error("test bug: " + std::to_string(n) + " values set into a " + dtype_name(t.dtype) + " " +
+                             t.shape_str());
+  }
   Ops& ops_;
 };
 
@@ -198,10 +224,15 @@ inline double tolerance(DType d) { return d == DType::BF16 ? 1e-2 : 1e-5; }
 // A real fault (a dropped sequence or head, a wrong scaling, transpose or RoPE) moves a gradient by O(10%) or more.
 constexpr double kBf16StepGradRelL2 = 6e-2, kBf16StepGradCosine = 0.998;
 
+// The prefix of the tests' lines of measured values: "[ GPU      ]" (tools/gpu-check.sh collects those lines), or
+// "[ STAND-IN ]" in stand-in mode, where nothing was computed.
+inline const char* measured_tag() { return standin_mode() ? "[ STAND-IN ]" : "[ GPU      ]"; }
+
 // One line per compared output (tools/gpu-check.sh collects them into accuracy.txt): every measure, then the one
 // checked against the tolerance.
 inline void print_measures(const std::string& what, const ErrorMeasures& m, const char* checked, double value,
                            double tol) {
+  if (standin_mode()) return;  // nothing was computed
   std::printf("[ GPU      ] %-56s max|err| %.2e (max|ref| %.2e)  rel.L2 %.2e  cos %.6f  | %s %.2e <= %.0e %s\n",
               what.c_str(), m.max_abs, m.max_ref, m.rel_l2, m.cosine, checked, value, tol,
               value <= tol ? "ok" : "FAILED");
@@ -210,6 +241,7 @@ inline void print_measures(const std::string& what, const ErrorMeasures& m, cons
 // The relative L2 error is checked.
 inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
                          const std::string& what) {
+  if (standin_mode()) return;
   const ErrorMeasures m = measure(got, want);
   print_measures(what, m, "rel.L2", m.rel_l2, tol);
   EXPECT_LE(m.rel_l2, tol) << what;
@@ -218,6 +250,7 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
 // max |got - want| / max |want| is checked: one wrong row among thousands hides in the relative L2 error, not here.
 inline void expect_max_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
                              const std::string& what) {
+  if (standin_mode()) return;
   const ErrorMeasures m = measure(got, want);
   const double err = m.max_ref == 0.0 ? m.max_abs : m.max_abs / m.max_ref;
   print_measures(what, m, "max|err|/max|ref|", err, tol);
