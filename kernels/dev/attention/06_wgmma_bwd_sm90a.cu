@@ -106,31 +106,6 @@ __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionSha
   dq_add(dq_acc, s, dq, q0, h, T::kDqCol * wgi);
 }
 
-// Heavy-first block order: the key blocks differ in work (key block b sees q_tiles(b) query tiles, many near a
-// sequence's start, one near its end), and launched in index order the last wave holds heavy blocks (4 x 4096 causal:
-// a modelled makespan 1.28x the ideal at 4 kv heads, 1.59x at 2). So launch index r runs the key block of rank
-// r / nkv in the order (q_tiles descending, index ascending), kv head r % nkv: every block ranks the candidates
-// itself (w: shared ints, kMaxSorted + 1; n^2 / kThreads compares, ~0.5 us at 128 key blocks); above kMaxSorted key
-// blocks, index order. Returns the key block; ends with a barrier (w is free again).
-constexpr int kMaxSorted = 2048;
-__device__ int heavy_first_key_block(const AttentionShape& s, int blocks, int rank, int* w) {
-  if (blocks > kMaxSorted) return rank;
-  for (int b = threadIdx.x; b < blocks; b += kThreads) {
-    const int64_t k0 = int64_t(b) * kBc;
-    w[b] = int((seq_end(s, min(k0 + kBc, s.T) - 1) - k0 + kBq - 1) / kBq);
-  }
-  __syncthreads();
-  for (int b = threadIdx.x; b < blocks; b += kThreads) {
-    int r = 0;
-    for (int c = 0; c < blocks; ++c) r += w[c] > w[b] || (w[c] == w[b] && c < b);
-    if (r == rank) w[kMaxSorted] = b;
-  }
-  __syncthreads();
-  const int picked = w[kMaxSorted];
-  __syncthreads();
-  return picked;
-}
-
 template <int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads, 1)
     wg_dkdv_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
@@ -144,10 +119,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int wgi = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int grp = lane >> 2, tig = lane & 3;
-  static_assert(kBc * kBq * 2 >= (kMaxSorted + 1) * sizeof(int), "heavy_first_key_block's ints fit the dS^T tile");
-  const int blocks = int((s.T + kBc - 1) / kBc);  // launched blocks: blocks x nkv
-  const int64_t k0 = int64_t(heavy_first_key_block(s, blocks, int(blockIdx.x / s.nkv),
-                                                   reinterpret_cast<int*>(smem + T::kDs))) * kBc;
+  static_assert(kBc * kBq * 2 >= kHeavyFirstBytes, "heavy_first_key_block's ints fit the dS^T tile");
+  const int64_t k0 = int64_t(heavy_first_key_block<kBc, kBq, kThreads>(s, int(blockIdx.x / s.nkv),
+                                                                        reinterpret_cast<int*>(smem + T::kDs))) * kBc;
   const int64_t g = blockIdx.x % s.nkv, group = s.n / s.nkv;
   const int dh = int(s.D);
   const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
@@ -401,7 +375,7 @@ template <int D, bool kAtomicDq>
 void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
          const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   if constexpr (kAtomicDq) QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
-  const dim3 grid(unsigned((s.T + kBc - 1) / kBc * s.nkv));  // heavy_first_key_block maps them
+  const dim3 grid(heavy_first_grid<kBc>(s));  // heavy_first_key_block maps them
   launch_with_smem(wg_dkdv_kernel<D, kAtomicDq>, grid, kThreads, WgTiles<D>::smem(), st, s, dout, q, k, v, lse, delta,
                    dk, dv, dq_acc);
   if constexpr (kAtomicDq) {
