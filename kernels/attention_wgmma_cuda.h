@@ -3,7 +3,8 @@
 // with A from shared memory (SS) or from registers (RS), and the fences/groups around it. Section names are those
 // of the PTX ISA 8.x chapter "Asynchronous Warpgroup Level Matrix Multiply-Accumulate Instructions" (9.7.15 in
 // ISA 8.5). bench/gpu_wgmma_probe.cpp checks every piece against a CPU product on the GPU.
-// Compiled only for sm_90a (files named *_sm90a.cu, kernels/CMakeLists.txt); elsewhere every instruction here traps.
+// Compiled only for sm_90a (attention_wgmma*.cu, kernels/dev/attention/*_sm90a.cu: kernels/CMakeLists.txt); elsewhere
+// every instruction here traps.
 // CUDA code: include from .cu files only.
 //
 // Shapes (PTX ISA "Matrix Shape", "Register Fragments and Shared Memory Matrix Layouts"): one wgmma computes

@@ -1,5 +1,6 @@
-// Variant 06 of the attention backward: the fast mode (dQ by fp32 atomics, 5 products) on Hopper's warpgroup MMA
-// (wgmma, sm_90a), FlashAttention-3's shape. Why: mma.sync tops out near 100 TFLOP/s here (bench.log of the first
+// The attention backward on Hopper's warpgroup MMA (wgmma, sm_90a; QSFT_ATTENTION=wgmma), FlashAttention-3's shape
+// without its producer warpgroup: the fast mode (AttentionBwdMode::AtomicDq: dQ by fp32 atomics, 5 products) and
+// the deterministic one (a dQ pass, 7 products). Why: mma.sync tops out near 100 TFLOP/s here (bench.log of the first
 // H200 run: 97 at the 7B shape) while wgmma issues a 64 x N x 16 product per warpgroup from shared memory without
 // ldmatrix, and the scores' accumulators become the next product's A operand in registers.
 //
@@ -28,16 +29,12 @@
 #include <string>
 
 #include "kernels/attention_mma_bwd_cuda.h"
-#include "kernels/dev/attention/05_wgmma.h"
-#include "kernels/dev/attention/variants.h"
-#include "kernels/dev/attention/wgmma_cuda.h"
+#include "kernels/attention_wgmma_cuda.h"
 
-namespace qsft::dev {
+namespace qsft::cuda {
 namespace {
 
-using namespace cuda::attn;
-using cuda::AttentionShape;
-using cuda::bf16;
+using namespace attn;
 
 constexpr int kBc = 128, kBq = 64, kThreads = 256;
 
@@ -87,7 +84,7 @@ __device__ __forceinline__ void fence_a(uint32_t (&a)[K][4]) {
 template <int D>
 __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionShape& s, int64_t q0, int64_t h,
                                                uint32_t ds_s, uint32_t k_s) {
-  using namespace cuda::wg;
+  using namespace wg;
   using T = WgTiles<D>;
   const int wgi = threadIdx.x >> 7;
   fence_proxy_async();
@@ -110,7 +107,7 @@ template <int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads, 1)
     wg_dkdv_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
                   const float* delta, bf16* dk, bf16* dv, float* dq_acc) {
-  using namespace cuda::wg;
+  using namespace wg;
   using T = WgTiles<D>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - smem_u32(smem_raw) % 1024) % 1024);  // swizzle atoms 1024-aligned
@@ -270,7 +267,7 @@ template <int D>
 __global__ void __launch_bounds__(kThreads, 1)
     wg_dq_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
                  const float* delta, bf16* dq) {
-  using namespace cuda::wg;
+  using namespace wg;
   using T = WgDqTiles<D>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - smem_u32(smem_raw) % 1024) % 1024);  // swizzle atoms 1024-aligned
@@ -386,30 +383,31 @@ void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k
   }
 }
 
-// scratch: delta, then (fast mode) the fp32 dQ accumulator, as production's (attention_bwd_scratch_bytes).
+// scratch: delta, then (fast mode) the fp32 dQ accumulator, as the mma path's (attention_bwd_scratch_bytes).
 template <bool kAtomicDq>
-void bwd_wg(const cuda::AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
+void bwd_wg(const AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
             const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
   if (shape.T == 0) return;
-  const std::string why = wgmma_unsupported_reason();
-  if (!why.empty()) throw std::runtime_error("attention_bwd_dev06: " + why);
+  if (const std::string why = attention_wgmma_unsupported_reason("attention_bwd_wgmma"); !why.empty())
+    throw std::runtime_error(why);
   const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
-  const cudaStream_t st = cuda::as_stream(stream);
+  QSFT_CHECK(attention_supports_head_dim(s.D),
+             "attention_bwd_wgmma: head_dim " + std::to_string(s.D) + " is not a multiple of 8 in [8, 128]");
+  const cudaStream_t st = as_stream(stream);
   bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, kAtomicDq,
                [&](auto d, auto... tensors) { run<decltype(d)::value, kAtomicDq>(s, tensors..., st); });
 }
 
 }  // namespace
 
-void attention_bwd_dev06a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
-                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
-                          void* scratch, void* stream) {
-  bwd_wg<true>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
-}
-void attention_bwd_dev06b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
-                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
-                          void* scratch, void* stream) {
-  bwd_wg<false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+void attention_bwd_wgmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                         const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream,
+                         AttentionBwdMode mode) {
+  if (mode == AttentionBwdMode::Auto) mode = attention_bwd_mode_from_env();
+  if (mode == AttentionBwdMode::AtomicDq)
+    bwd_wg<true>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+  else
+    bwd_wg<false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
 }
 
-}  // namespace qsft::dev
+}  // namespace qsft::cuda
