@@ -68,16 +68,6 @@ __device__ __forceinline__ void dq_add(float* dq_acc, const AttentionShape& s, c
   }
 }
 
-// Keeps the compiler from moving accesses of the RS A fragments across a wgmma issue or wait (wg::fence_operands for
-// the .b32 registers; belongs in wgmma_cuda.h).
-template <int K>
-__device__ __forceinline__ void fence_a(uint32_t (&a)[K][4]) {
-#pragma unroll
-  for (int kk = 0; kk < K; ++kk)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
-}
-
 // Fast mode, after this step's dS^T went to its tile: dQ_tile [64 queries x 64 columns] = dS K_block added to dq_acc.
 // A = dS^T's rows (keys) read MN-major (M = queries), B = K's rows read MN-major (N = D columns); D = 128:
 // warpgroup w all 128 keys, columns 64 w..; D = 64: keys 64 w.., all columns. Retires every wgmma of the warpgroup.
@@ -224,8 +214,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     uint32_t pa[kBq / 16][4], da[kBq / 16][4];
     to_a_all<kBq>(pa, pt);
     to_a_all<kBq>(da, dpt);
-    fence_a(pa);
-    fence_a(da);
+    fence_operands(pa);
+    fence_operands(da);
     fence_operands(dv_acc);
     fence_operands(dk_acc);
     wgmma_fence();
@@ -235,8 +225,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     if constexpr (kAtomicDq) dq_tile_atomic<D>(dq_acc, s, q0, h, ds_s, k_s);
     wgmma_wait<0>();  // dV, dK of this step
-    fence_a(pa);
-    fence_a(da);
+    fence_operands(pa);
+    fence_operands(da);
     fence_operands(dv_acc);
     fence_operands(dk_acc);
     tile = next_tile;
@@ -355,13 +345,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int e = 0; e < 4; ++e) sc[j][e] *= dp[j][e] - dlt[e >> 1];
     uint32_t da[kDqBc / 16][4];
     to_a_all<kDqBc>(da, sc);
-    fence_a(da);
+    fence_operands(da);
     fence_operands(acc);
     wgmma_fence();
     wgmma_rs_k<D, kDqBc, kDqBc>(acc, da, k_s, 0, true);
     wgmma_commit();
     wgmma_wait<0>();  // before the next step's barrier: its prefetch overwrites this K stage
-    fence_a(da);
+    fence_operands(da);
     fence_operands(acc);
   }
   store_rows_bf16<D / 8>(dq, acc, warp_row0 + grp, s.T, s.q_ld, h, dh, scale, scale);

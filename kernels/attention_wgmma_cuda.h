@@ -188,6 +188,14 @@ __device__ __forceinline__ void fence_operands(float (&d)[NT][4]) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
 }
+// The same for RS A fragments a[k-step][4] (.b32 registers of two bf16) that a wgmma reads.
+template <int K>
+__device__ __forceinline__ void fence_operands(uint32_t (&a)[K][4]) {
+#pragma unroll
+  for (int kk = 0; kk < K; ++kk)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
+}
 
 // The accumulator operand lists of the asm statements below: n8 column blocks j .. j + 3 (16 registers).
 #define QSFT_WG_ACC16(j)                                                                                               \
