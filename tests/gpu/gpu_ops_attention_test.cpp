@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tests/gpu/gpu_test_util.h"
@@ -369,6 +370,20 @@ TEST(GpuAttention, PaddedHeadDimStridedViewsMatchPacked) {
 TEST(GpuAttention, SupportsEveryMultipleOf8UpTo128) {
   for (int64_t D = 0; D <= 264; ++D)
     EXPECT_EQ(cuda::attention_supports_head_dim(D), D >= 8 && D <= 128 && D % 8 == 0) << "head_dim " << D;
+}
+
+// The backward's scratch, which qwen-sft plan counts (Plan.EqualsWhatTheBackendHoldsAfterAStep), is the same for
+// every implementation (mma, wmma and wgmma share the layout): delta F32 [n, T] rounded up to 256 bytes, plus in the
+// atomic-dQ mode the F32 [T, n, D] dQ accumulator (host code: runs without a GPU too, in a CUDA build).
+TEST(GpuAttention, BackwardScratchIsDeltaPlusTheAtomicAccumulator) {
+  for (const auto& [T, n, D] : {std::tuple{16384, 28, 128}, {4097, 14, 64}, {3, 4, 24}}) {
+    cuda::AttentionShape s;
+    s.T = T, s.n = n, s.nkv = 2, s.D = D;
+    const size_t delta = (size_t(n) * T * 4 + 255) / 256 * 256;
+    EXPECT_EQ(cuda::attention_bwd_scratch_bytes(s, cuda::AttentionBwdMode::Deterministic), delta) << T;
+    EXPECT_EQ(cuda::attention_bwd_scratch_bytes(s, cuda::AttentionBwdMode::AtomicDq), delta + size_t(T) * n * D * 4)
+        << T;
+  }
 }
 #endif
 
