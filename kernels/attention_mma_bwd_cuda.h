@@ -122,10 +122,9 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
   static_assert(4 * Tiles::kQBytes >= kHeavyFirstBytes, "heavy_first_key_block's ints fit the query stages");
-  const int nkv = int(s.nkv);
-  const int64_t k0 = int64_t(heavy_first_key_block<kBc, kBq, kThreads>(s, int(blockIdx.x) / nkv,
+  const int64_t k0 = int64_t(heavy_first_key_block<kBc, kBq, kThreads>(s, int(blockIdx.x),
                                                                         reinterpret_cast<int*>(qs.base))) * kBc;
-  const int64_t g = int(blockIdx.x) % nkv, group = s.n / s.nkv;
+  const int64_t g = blockIdx.y, group = s.n / s.nkv;
   const int dh = int(s.D);
   const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
 
@@ -330,7 +329,7 @@ template <int D, int kWarps, int kBq, bool kAtomicDq, int kMinBlocks>
 void launch_dkdv(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
                  const float* lse, const float* delta, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   using Tiles = DkdvTiles<D, kWarps, kBq, kAtomicDq>;
-  const dim3 grid(heavy_first_grid<Tiles::kBc>(s));  // heavy-first (attention_tile_cuda.h)
+  const dim3 grid = heavy_first_grid<Tiles::kBc>(s);  // heavy-first (attention_tile_cuda.h)
   launch_with_smem(attention_dkdv_mma_kernel<D, kWarps, kBq, kAtomicDq, kMinBlocks>, grid, Tiles::kThreads,
                    Tiles::smem(), st, s, dout, q, k, v, lse, delta, dk, dv, dq_acc);
 }

@@ -107,9 +107,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wgi = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int grp = lane >> 2, tig = lane & 3;
   static_assert(kBc * kBq * 2 >= kHeavyFirstBytes, "heavy_first_key_block's ints fit the dS^T tile");
-  const int64_t k0 = int64_t(heavy_first_key_block<kBc, kBq, kThreads>(s, int(blockIdx.x / s.nkv),
+  const int64_t k0 = int64_t(heavy_first_key_block<kBc, kBq, kThreads>(s, int(blockIdx.x),
                                                                         reinterpret_cast<int*>(smem + T::kDs))) * kBc;
-  const int64_t g = blockIdx.x % s.nkv, group = s.n / s.nkv;
+  const int64_t g = blockIdx.y, group = s.n / s.nkv;
   const int dh = int(s.D);
   const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
 
@@ -362,7 +362,7 @@ template <int D, bool kAtomicDq>
 void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
          const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   if constexpr (kAtomicDq) QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
-  const dim3 grid(heavy_first_grid<kBc>(s));  // heavy_first_key_block maps them
+  const dim3 grid = heavy_first_grid<kBc>(s);  // heavy_first_key_block maps them
   launch_with_smem(wg_dkdv_kernel<D, kAtomicDq>, grid, kThreads, WgTiles<D>::smem(), st, s, dout, q, k, v, lse, delta,
                    dk, dv, dq_acc);
   if constexpr (kAtomicDq) {
