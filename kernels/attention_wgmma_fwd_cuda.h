@@ -29,7 +29,7 @@ namespace qsft::cuda::wgfwd {
 constexpr int kBr = 128, kBc = 128, kThreads = 256;  // query rows, keys per tile, 2 warpgroups
 
 template <int D, int kStages>
-struct Wg05Smem {
+struct WgFwdSmem {
   static constexpr uint32_t kQ = wg::Sw128<kBr>::bytes(D), kTile = wg::Sw128<kBc>::bytes(D);  // Q; one K or V tile
   static constexpr size_t kBytes = 1024 + kQ + 2 * kStages * size_t(kTile);  // alignment slack + Q + stages x (K, V)
   static __device__ uint32_t k(uint32_t base, int st) { return base + kQ + uint32_t(2 * st) * kTile; }
@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kStages == 2 || kStages == 3, "two or three K/V stages");
   constexpr bool kPvInFlight = kStages == 3;  // P V (t) retired only by tile t + 1's wait (see the top)
-  using Smem = Wg05Smem<D, kStages>;
+  using Smem = WgFwdSmem<D, kStages>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (attn::smem_u32(smem_raw) & 1023u)) & 1023u);  // Sw128 atoms
   const uint32_t base = attn::smem_u32(smem);
@@ -154,7 +154,7 @@ template <int D, int kStages>
 inline void launch(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                    void* stream) {
   const dim3 grid(unsigned((s.T + kBr - 1) / kBr), unsigned(s.n));
-  attn::launch_with_smem(attention_fwd_wgmma_kernel<D, kStages>, grid, kThreads, Wg05Smem<D, kStages>::kBytes,
+  attn::launch_with_smem(attention_fwd_wgmma_kernel<D, kStages>, grid, kThreads, WgFwdSmem<D, kStages>::kBytes,
                          as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
                          static_cast<const bf16*>(v), static_cast<bf16*>(out), lse);
 }
