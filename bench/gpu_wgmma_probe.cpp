@@ -1,4 +1,4 @@
-// The Hopper wgmma building blocks (kernels/dev/attention/wgmma_cuda.h) against a CPU product, before anything
+// The Hopper wgmma building blocks (kernels/attention_wgmma_cuda.h) against a CPU product, before anything
 // built on them runs: every case of wgmma_probe_cases() (SS with K-major / MN-major A and B, RS with A in
 // registers, the attention chain S = A B^T -> bf16 P in registers -> P V, also by two warpgroups on a 128-row A as
 // the forward kernel runs it; k-steps inside one 128-byte swizzle atom (K = 64) and across two (K = 128), N = 64
@@ -186,7 +186,7 @@ int main() {
     return 0;
   }
   std::printf(
-      "wgmma probe (kernels/dev/attention/wgmma_cuda.h): C [M x N] = A B by M / 64 warpgroups vs a CPU "
+      "wgmma probe (kernels/attention_wgmma_cuda.h): C [M x N] = A B by M / 64 warpgroups vs a CPU "
       "product\n");
   std::mt19937 rng(11);
   int failed = 0;

@@ -3,18 +3,22 @@
 // fp32 softmax statistics (lse [n, T]), head_dim any multiple of 8 up to 128. Tiles of queries and keys stream through
 // shared memory with an online softmax: no T x T matrix exists anywhere. The backward is deterministic by
 // construction (no atomics): dK/dV are computed key-major and dQ query-major, each element by one warp.
-// Two implementations: "mma" (attention_mma*.cu: mma.sync + ldmatrix, register accumulators, cp.async double
-// buffering; instantiated for head_dim 64 and 128) and "wmma" (attention.cu, attention_bwd.cu: WMMA with
-// shared-memory accumulators; 16, 32, 64, 128). A head dim between runs on the next instantiated one up, its
-// missing columns zero-filled in shared memory (predicated 16-byte loads) and not stored, scale = D^-0.5 of the
-// real D. attention_fwd/attention_bwd pick by the environment variable QSFT_ATTENTION=mma (default) | wmma, read
-// at each call.
+// Three implementations: "mma" (attention_mma*.cu: mma.sync + ldmatrix, register accumulators, cp.async double
+// buffering; instantiated for head_dim 64 and 128), "wmma" (attention.cu, attention_bwd.cu: WMMA with
+// shared-memory accumulators; 16, 32, 64, 128) and "wgmma" (attention_wgmma*.cu: Hopper warpgroup MMA from
+// 128-byte-swizzled shared tiles, sm_90a only; 64 and 128; opt-in until a GPU run has validated and timed it). A
+// head dim between runs on the next instantiated one up, its missing columns zero-filled in shared memory
+// (predicated 16-byte loads) and not stored, scale = D^-0.5 of the real D. attention_fwd/attention_bwd pick by the
+// environment variable QSFT_ATTENTION=mma (default) | wmma | wgmma, read at each call (kernels/attention_impl.h).
 // Why not above 128: the backward keeps a warp's dK and dV rows [16 x D] in fp32 registers (D registers per thread
 // for both), which at D = 256 leaves nothing for the scores and spills; D > 128 needs a column-split dK/dV pass
 // (no Qwen model has one: Qwen2.5 64/128, Qwen3 128). Decode attention (decode_attention_cuda.h) takes up to 256.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include "kernels/attention_impl.h"
 
 namespace qsft::cuda {
 
@@ -34,9 +38,11 @@ constexpr int64_t kAttentionMaxHeadDim = 128;
 // D % 8 == 0 and 8 <= D <= kAttentionMaxHeadDim (both implementations).
 bool attention_supports_head_dim(int64_t D);
 
-enum class AttentionImpl { Mma, Wmma };
-// QSFT_ATTENTION (unset: mma); anything but mma/wmma is an error naming the variable.
+// QSFT_ATTENTION (unset: mma); anything but mma/wmma/wgmma is an error naming the variable; wgmma on a device that
+// is not compute capability 9.0 is an error naming the variable and the device.
 AttentionImpl attention_impl_from_env();
+// Empty when the current device runs the wgmma kernels, else the error (wgmma_device_refusal), `who` first.
+std::string attention_wgmma_unsupported_reason(const std::string& who);
 
 // Tile configuration of the mma kernels: Large needs ~105 KiB of shared memory per block (H100/H200, A100), Small
 // fits 99 KiB (RTX 3090/4090, sm_86/89). Auto: the faster one as measured on an H200 (Large for the forward at
@@ -62,7 +68,7 @@ size_t attention_bwd_scratch_bytes(const AttentionShape& s, AttentionBwdMode mod
 void attention_bwd(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                    const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
-// The two implementations behind attention_fwd/attention_bwd, same arguments (benchmarks and tests call them).
+// The implementations behind attention_fwd/attention_bwd, same arguments (benchmarks and tests call them).
 void attention_fwd_wmma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                         void* stream);
 void attention_bwd_wmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
@@ -72,6 +78,14 @@ void attention_fwd_mma(const AttentionShape& s, const void* q, const void* k, co
 void attention_bwd_mma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                        const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream,
                        AttentionTiles tiles = AttentionTiles::Auto, AttentionBwdMode mode = AttentionBwdMode::Auto);
+// wgmma (attention_wgmma*.cu): throw on a device that is not compute capability 9.0. The backward takes the mma
+// path's modes and scratch (attention_bwd_scratch_bytes): Deterministic runs a dK/dV pass and a dQ pass (7
+// products), AtomicDq adds dQ by fp32 atomics inside the dK/dV pass (5 products).
+void attention_fwd_wgmma(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                         void* stream);
+void attention_bwd_wgmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                         const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream,
+                         AttentionBwdMode mode = AttentionBwdMode::Auto);
 // Shared memory per block of the mma kernels (the largest of the pass) for head_dim D, Large or Small tiles.
 size_t attention_fwd_mma_smem(int64_t D, AttentionTiles tiles);
 size_t attention_bwd_mma_smem(int64_t D, AttentionTiles tiles);

@@ -1,5 +1,6 @@
-// attention_fwd / attention_bwd: the mma.sync kernels (attention_mma*.cu) or the WMMA ones (attention.cu,
-// attention_bwd.cu), chosen per call by QSFT_ATTENTION, and the mma tile configuration chosen per device.
+// attention_fwd / attention_bwd: the mma.sync kernels (attention_mma*.cu), the WMMA ones (attention.cu,
+// attention_bwd.cu) or the wgmma ones (attention_wgmma*.cu), chosen per call by QSFT_ATTENTION, and the mma tile
+// configuration chosen per device.
 #include <cstdlib>
 #include <cstring>
 
@@ -9,11 +10,37 @@ namespace qsft::cuda {
 
 bool attention_supports_head_dim(int64_t D) { return D >= 8 && D <= kAttentionMaxHeadDim && D % 8 == 0; }
 
+namespace {
+
+struct DeviceCc {
+  int dev = 0, major = 0, minor = 0;
+};
+DeviceCc current_device_cc() {
+  DeviceCc d;
+  QSFT_CUDA_CHECK(cudaGetDevice(&d.dev));
+  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, d.dev));
+  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&d.minor, cudaDevAttrComputeCapabilityMinor, d.dev));
+  return d;
+}
+
+}  // namespace
+
+std::string attention_wgmma_unsupported_reason(const std::string& who) {
+  const DeviceCc d = current_device_cc();
+  if (wgmma_device_refusal(who, "", d.major, d.minor).empty()) return "";  // (each call: no property query)
+  cudaDeviceProp prop{};
+  QSFT_CUDA_CHECK(cudaGetDeviceProperties(&prop, d.dev));
+  return wgmma_device_refusal(who, "CUDA device " + std::to_string(d.dev) + " (" + prop.name + ")", d.major, d.minor);
+}
+
 AttentionImpl attention_impl_from_env() {
-  const char* e = std::getenv("QSFT_ATTENTION");
-  if (!e || !*e || std::strcmp(e, "mma") == 0) return AttentionImpl::Mma;
-  if (std::strcmp(e, "wmma") == 0) return AttentionImpl::Wmma;
-  throw std::invalid_argument(std::string("QSFT_ATTENTION=") + e + ": expected mma or wmma");
+  const DeviceCc d = current_device_cc();
+  const AttentionImpl impl =
+      parse_attention_impl(std::getenv("QSFT_ATTENTION"), default_attention_impl(d.major, d.minor));
+  if (impl == AttentionImpl::Wgmma)
+    if (const std::string why = attention_wgmma_unsupported_reason("QSFT_ATTENTION=wgmma"); !why.empty())
+      throw std::runtime_error(why);
+  return impl;
 }
 
 AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles, bool forward) {
@@ -36,18 +63,20 @@ AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles, bool forward
 
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                    void* stream) {
-  if (attention_impl_from_env() == AttentionImpl::Mma)
-    attention_fwd_mma(s, q, k, v, out, lse, stream);
-  else
-    attention_fwd_wmma(s, q, k, v, out, lse, stream);
+  switch (attention_impl_from_env()) {
+    case AttentionImpl::Mma: return attention_fwd_mma(s, q, k, v, out, lse, stream);
+    case AttentionImpl::Wmma: return attention_fwd_wmma(s, q, k, v, out, lse, stream);
+    case AttentionImpl::Wgmma: return attention_fwd_wgmma(s, q, k, v, out, lse, stream);
+  }
 }
 
 void attention_bwd(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                    const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
-  if (attention_impl_from_env() == AttentionImpl::Mma)
-    attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
-  else
-    attention_bwd_wmma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+  switch (attention_impl_from_env()) {
+    case AttentionImpl::Mma: return attention_bwd_mma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+    case AttentionImpl::Wmma: return attention_bwd_wmma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+    case AttentionImpl::Wgmma: return attention_bwd_wgmma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+  }
 }
 
 }  // namespace qsft::cuda

@@ -3,9 +3,9 @@
 // gradient element is summed by one warp in a fixed order), FlashAttention-2's recomputation with
 // register-resident accumulators:
 //   delta_i = dout_i . out_i                                         (attention_delta, shared with the WMMA path)
-//   dK/dV, key-major: one block per (16 kWarps keys, kv head g); warp w owns keys 16w..16w+15 and holds their
-//     dK, dV [16 x D] in registers. It walks the group's query heads and the queries that can see its keys, in
-//     tiles of kBq through two cp.async stages (q, dout, lse, delta):
+//   dK/dV, key-major: one block per (16 kWarps keys, kv head g), heavy blocks first (heavy_first_key_block); warp
+//     w owns keys 16w..16w+15 and holds their dK, dV [16 x D] in registers. It walks the group's query heads and
+//     the queries that can see its keys, in tiles of kBq through two cp.async stages (q, dout, lse, delta):
 //       S^T = K q^T, dP^T = V dout^T;  P^T = 2^(scale log2e S^T - log2e lse_i);  dS^T = P^T (dP^T - delta_i)
 //       dV += bf16(P^T) dout,  dK += bf16(dS^T) q                  (P^T and dS^T never leave registers)
 //   dQ, query-major: one block per (16 kWarps queries, head h), warp w owning 16 of them, walking key tiles of
@@ -121,7 +121,10 @@ __global__ void __launch_bounds__(32 * kWarps, kMinBlocks)
   bf16* ds_s = reinterpret_cast<bf16*>(smem + 2 * Tiles::kKeyBytes + 4 * Tiles::kQBytes + Tiles::kStatBytes);
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = lane >> 2, tig = lane & 3;
-  const int64_t k0 = int64_t(blockIdx.x) * kBc, g = blockIdx.y, group = s.n / s.nkv;
+  static_assert(4 * Tiles::kQBytes >= kHeavyFirstBytes, "heavy_first_key_block's ints fit the query stages");
+  const int64_t k0 = int64_t(heavy_first_key_block<kBc, kBq, kThreads>(s, int(blockIdx.x),
+                                                                        reinterpret_cast<int*>(qs.base))) * kBc;
+  const int64_t g = blockIdx.y, group = s.n / s.nkv;
   const int dh = int(s.D);
   const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
 
@@ -326,7 +329,7 @@ template <int D, int kWarps, int kBq, bool kAtomicDq, int kMinBlocks>
 void launch_dkdv(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
                  const float* lse, const float* delta, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   using Tiles = DkdvTiles<D, kWarps, kBq, kAtomicDq>;
-  const dim3 grid(unsigned((s.T + Tiles::kBc - 1) / Tiles::kBc), unsigned(s.nkv));
+  const dim3 grid = heavy_first_grid<Tiles::kBc>(s);  // heavy-first (attention_tile_cuda.h)
   launch_with_smem(attention_dkdv_mma_kernel<D, kWarps, kBq, kAtomicDq, kMinBlocks>, grid, Tiles::kThreads,
                    Tiles::smem(), st, s, dout, q, k, v, lse, delta, dk, dv, dq_acc);
 }

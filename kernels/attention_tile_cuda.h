@@ -69,6 +69,49 @@ __device__ __forceinline__ int64_t seq_end(const AttentionShape& s, int64_t t) {
   return s.cu_seqlens[sequence_of(s.cu_seqlens, s.num_seqs, t) + 1];
 }
 
+// Heavy-first block order for a key-major pass (the dK/dV passes: attention_mma_bwd_cuda.h, attention_wgmma_bwd.cu).
+// Key block b (keys [b kBc, (b + 1) kBc)) walks the query tiles of kBq that see its keys: many near a sequence's
+// start, one near its end. Launched in index order the last wave holds heavy blocks: modelled makespan (greedy list
+// schedule over the SMs' block slots, 4 packed sequences of 4096, causal) 1.28x the ideal at the 7B shape (4 kv
+// heads; 64-key blocks, 2 per SM, or 128-key blocks, 1 per SM) and 1.56-1.59x at 0.5B (2 kv heads); heavy-first
+// 1.02x and 1.00x. So block (x, y) of the grid runs kv head y's key block of rank x in the order (query tiles
+// descending, index ascending): blocks launch x fastest, each kv head's key blocks heaviest first, the heads one
+// after another, and the last wave holds light blocks. (Ranks outer, heads inner models no better, 1.01x, and costs
+// the Small dK/dV kernel 8 bytes of spill: ptxas can no longer recompute the kv head from blockIdx.)
+// The query-major passes (forward, dQ) gain less: their tiles launch in reversed index order, 1.04x the ideal at 7B
+// and 1.08x at 0.5B (heavy-first 1.00x), while the ranking below costs O(blocks) per thread in each of their many
+// light blocks, so they keep that order.
+// Every block ranks the candidates itself (w: kMaxHeavyFirst + 1 shared ints; blocks^2 / kThreads compares, ~0.5 us
+// at 256 key blocks); above kMaxHeavyFirst key blocks, index order. Only which block runs when changes, never an
+// order of summation: each gradient element is still summed by one warp in a fixed order (bitwise repeatable).
+// Called by every thread before w is used for anything else; returns the key block, ends with a barrier (w free).
+constexpr int kMaxHeavyFirst = 2048;
+constexpr size_t kHeavyFirstBytes = (kMaxHeavyFirst + 1) * sizeof(int);
+template <int kBc, int kBq, int kThreads>
+__device__ int heavy_first_key_block(const AttentionShape& s, int rank, int* w) {
+  const int blocks = int((s.T + kBc - 1) / kBc);
+  if (blocks > kMaxHeavyFirst) return rank;
+  for (int b = threadIdx.x; b < blocks; b += kThreads) {  // query tiles that see key block b
+    const int64_t k0 = int64_t(b) * kBc;
+    w[b] = int((seq_end(s, min(k0 + kBc, s.T) - 1) - k0 + kBq - 1) / kBq);
+  }
+  __syncthreads();
+  for (int b = threadIdx.x; b < blocks; b += kThreads) {
+    int r = 0;
+    for (int c = 0; c < blocks; ++c) r += w[c] > w[b] || (w[c] == w[b] && c < b);
+    if (r == rank) w[kMaxHeavyFirst] = b;
+  }
+  __syncthreads();
+  const int picked = w[kMaxHeavyFirst];
+  __syncthreads();
+  return picked;
+}
+// The launch grid of a key-major pass: (key block rank, kv head), mapped by heavy_first_key_block.
+template <int kBc>
+inline dim3 heavy_first_grid(const AttentionShape& s) {
+  return dim3(unsigned((s.T + kBc - 1) / kBc), unsigned(s.nkv));
+}
+
 // acc_smem[16][N] (fp32, stride ld_acc) += a[16][K] @ b[K][N]: a row-major bf16 (stride lda), b as FragB reads it.
 // N = 16 * n_frags, K = 16 * k_frags; one warp.
 template <class FragB, int n_frags, int k_frags>

@@ -1,13 +1,19 @@
 // CUDA attention, forward and backward, against the CPU reference on fresh random bf16 inputs, for every
 // implementation the op can run (QSFT_ATTENTION=wmma, =mma with the device's tiles, =mma with the "large" tiles and
 // the 99 KiB "small" ones forced by QSFT_ATTENTION_TILES, =mma with the atomic-dQ fast backward
-// QSFT_ATTENTION_BWD=atomic, the only one not checked for bitwise repeats): head_dim 16/32, 64 (Qwen2.5-0.5B: 14
+// QSFT_ATTENTION_BWD=atomic, the only one not checked for bitwise repeats; =wgmma and its atomic-dQ mode only when
+// QSFT_TEST_ATTENTION_VARIANTS names them, on compute capability 9.0): head_dim 16/32, 64 (Qwen2.5-0.5B: 14
 // query / 2 kv heads), 128 (7B: 28 / 4) and the padded ones between (8 and 24 of the test fixtures, 40, 80, 96:
 // zero-filled columns), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
 // the 64/128-row tiles, 4 x 4096: there the CPU reference computes one sequence and one kv group), a bitwise repeat
 // of the backward. Every comparison prints max abs error, rel. L2 error and cosine, so one run shows which variant
 // and which output is off. Strided head views (a fused QKV buffer) against the packed op, bitwise.
+#include <algorithm>
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "tests/gpu/gpu_test_util.h"
 #if defined(QSFT_HAVE_CUDA)
@@ -51,7 +57,31 @@ constexpr Variant kVariants[] = {{"wmma", "wmma", "", ""},
                                  {"mma", "mma", "", ""},
                                  {"mma-large", "mma", "large", ""},
                                  {"mma-small", "mma", "small", ""},
-                                 {"mma-atomic-dq", "mma", "", "atomic"}};
+                                 {"mma-atomic-dq", "mma", "", "atomic"},
+                                 {"wgmma", "wgmma", "", ""},
+                                 {"wgmma-atomic-dq", "wgmma", "", "atomic"}};
+constexpr int kDefaultVariants = 5;  // the wgmma ones (sm_90a, opt-in) only when named
+
+// The variants a run checks: QSFT_TEST_ATTENTION_VARIANTS, a comma list of kVariants' names (tools/gpu-check.sh's
+// wgmma-attention stage: "wgmma,wgmma-atomic-dq"); unset or empty: the first kDefaultVariants. An unknown name
+// throws, naming it.
+std::vector<Variant> selected_variants() {
+  const char* list = std::getenv("QSFT_TEST_ATTENTION_VARIANTS");
+  if (!list || !*list) return {kVariants, kVariants + kDefaultVariants};
+  std::vector<Variant> out;
+  std::string rest = list;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string name = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    const auto it = std::find_if(std::begin(kVariants), std::end(kVariants),
+                                 [&](const Variant& v) { return name == v.name; });
+    if (it == std::end(kVariants))
+      throw std::invalid_argument("QSFT_TEST_ATTENTION_VARIANTS: unknown variant \"" + name + "\"");
+    out.push_back(*it);
+  }
+  return out;
+}
 
 // Sets an environment variable for the scope (restores the previous value).
 class ScopedEnv {
@@ -184,7 +214,7 @@ void check_case(Ops& cpu, Ops& gpu, const AttnCase& k, std::mt19937& rng, const 
   const auto all_finite = [](const std::vector<float>& x) {
     return std::all_of(x.begin(), x.end(), [](float e) { return std::isfinite(e); });
   };
-  for (const Variant& var : kVariants) {
+  for (const Variant& var : selected_variants()) {
     const ScopedEnv impl("QSFT_ATTENTION", var.impl), tiles("QSFT_ATTENTION_TILES", var.tiles),
         bwd("QSFT_ATTENTION_BWD", var.bwd);
     const bool deterministic = *var.bwd == '\0';
@@ -240,7 +270,7 @@ void check_strided_case(Ops& gpu, const AttnCase& k0, std::mt19937& rng) {
   OpsTensor out(gpu, B, {T, n, D}), lse(gpu, DType::F32, {n, T}), out_p(gpu, B, {T, n, D});
   OpsTensor lse_p(gpu, DType::F32, {n, T}), dq(gpu, B, {T, n, D}), dk(gpu, B, {T, nkv, D}), dv(gpu, B, {T, nkv, D});
   OpsTensor back_q(gpu, B, {T, n, D}), back_k(gpu, B, {T, nkv, D}), back_v(gpu, B, {T, nkv, D});
-  for (const Variant& var : kVariants) {
+  for (const Variant& var : selected_variants()) {
     const ScopedEnv impl("QSFT_ATTENTION", var.impl), tiles("QSFT_ATTENTION_TILES", var.tiles),
         bwd("QSFT_ATTENTION_BWD", var.bwd);
     const std::string vt = std::string(var.name) + " " + tag;
@@ -341,6 +371,20 @@ TEST(GpuAttention, PaddedHeadDimStridedViewsMatchPacked) {
 TEST(GpuAttention, SupportsEveryMultipleOf8UpTo128) {
   for (int64_t D = 0; D <= 264; ++D)
     EXPECT_EQ(cuda::attention_supports_head_dim(D), D >= 8 && D <= 128 && D % 8 == 0) << "head_dim " << D;
+}
+
+// The backward's scratch, which qwen-sft plan counts (Plan.EqualsWhatTheBackendHoldsAfterAStep), is the same for
+// every implementation (mma, wmma and wgmma share the layout): delta F32 [n, T] rounded up to 256 bytes, plus in the
+// atomic-dQ mode the F32 [T, n, D] dQ accumulator (host code: runs without a GPU too, in a CUDA build).
+TEST(GpuAttention, BackwardScratchIsDeltaPlusTheAtomicAccumulator) {
+  for (const auto& [T, n, D] : {std::tuple{16384, 28, 128}, {4097, 14, 64}, {3, 4, 24}}) {
+    cuda::AttentionShape s;
+    s.T = T, s.n = n, s.nkv = 2, s.D = D;
+    const size_t delta = (size_t(n) * T * 4 + 255) / 256 * 256;
+    EXPECT_EQ(cuda::attention_bwd_scratch_bytes(s, cuda::AttentionBwdMode::Deterministic), delta) << T;
+    EXPECT_EQ(cuda::attention_bwd_scratch_bytes(s, cuda::AttentionBwdMode::AtomicDq), delta + size_t(T) * n * D * 4)
+        << T;
+  }
 }
 #endif
 

@@ -1,6 +1,6 @@
-// Host-side declarations of the sm_90a (wgmma) dev files 05_*_sm90a.cu: the device check every launcher makes, and
-// the probe kernel that bench/gpu_wgmma_probe.cpp runs against a CPU product (kernels/dev/attention/wgmma_cuda.h
-// has the layouts). g++-facing.
+// Host-side declarations of the wgmma probe (05_wgmma_probe_sm90a.cu): the device check of the wgmma rows of
+// variants.h, and the probe kernel that bench/gpu_wgmma_probe.cpp runs against a CPU product
+// (kernels/attention_wgmma_cuda.h has the layouts). g++-facing.
 #pragma once
 #include <string>
 #include <vector>

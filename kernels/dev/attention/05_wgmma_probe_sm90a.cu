@@ -2,29 +2,29 @@
 // building blocks of wgmma_cuda.h exactly as the attention kernels use them (cp_async_rows_sw128 into Sw128 tiles,
 // fence_proxy_async, the descriptors, SS and RS wgmma, to_a_all) and writes its accumulators where the documented
 // fragment layout says they belong; bench/gpu_wgmma_probe.cpp compares with a CPU product. Also the device check of the
-// 05 files.
+// wgmma rows of variants.h.
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "kernels/attention_tile_cuda.h"
+#include "kernels/attention_wgmma_cuda.h"
 #include "kernels/dev/attention/05_wgmma.h"
-#include "kernels/dev/attention/wgmma_cuda.h"
+#include "kernels/dev/attention/variants.h"
 
 namespace qsft::dev {
 
 std::string wgmma_unsupported_reason() {
   const char* env = std::getenv("QSFT_DEV_WGMMA");
   if (env && std::strcmp(env, "off") == 0) return "QSFT_DEV_WGMMA=off (the wgmma probe failed on this GPU)";
-  int dev = 0, major = 0, minor = 0;
+  int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return "no CUDA device";
-  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-  if (major != 9 || minor != 0)
-    return "wgmma kernels are built for sm_90a only; this device is compute capability " + std::to_string(major) + "." +
-           std::to_string(minor);
-  return "";
+  return cuda::attention_wgmma_unsupported_reason("wgmma kernels");
+}
+
+bool attention_wgmma_supports(int64_t D) {
+  return cuda::attention_supports_head_dim(D) && wgmma_unsupported_reason().empty();
 }
 
 namespace {

@@ -63,23 +63,13 @@ void attention_bwd_dev04c(const cuda::AttentionShape& s, const void* dout, const
 void attention_bwd_dev04d(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                           const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
-// 05_wgmma_fwd_sm90a.cu: the forward with Hopper wgmma (2 warpgroups x 64 query rows, 128-key tiles, S by SS and
-// O += P V by RS wgmma from 128-byte-swizzled cp.async tiles); sm_90a only: supports() is false on other devices.
-void attention_fwd_dev05(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
-                         float* lse, void* stream);
-bool attention_dev05_supports(int64_t D);
-// 05b: 05 with three K/V stages, P V of a tile left in flight across the next tile's barrier and S issue.
+// The wgmma rows (the production QSFT_ATTENTION=wgmma launchers and 05b) run where this holds: compute capability
+// 9.0 and QSFT_DEV_WGMMA not "off" (tools/gpu-check.sh sets it when the probe failed; 05_wgmma_probe_sm90a.cu).
+bool attention_wgmma_supports(int64_t D);
+// 05b_wgmma_fwd_3stages_sm90a.cu: the production wgmma forward with three K/V stages, P V of a tile left in flight
+// across the next tile's barrier and S issue.
 void attention_fwd_dev05b(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
                           float* lse, void* stream);
-
-// 06_wgmma_bwd_sm90a.cu: the backward on Hopper wgmma: dK/dV blocks of two warpgroups over 128 keys, 64-query
-// steps, S^T / dP^T by SS wgmma, dV / dK by RS wgmma from the registers; 06a the fast mode (dQ by SS wgmma from the
-// staged dS^T, fp32 atomics: 5 products), 06b the deterministic one (a dQ pass of the same style: 7 products).
-// sm_90a only: they run where attention_dev05_supports (the wgmma variants' common check).
-void attention_bwd_dev06a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
-                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
-void attention_bwd_dev06b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
-                          const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
 // The production mma launchers with the tile configuration and backward mode fixed (Auto: the device's choice;
 // QSFT_ATTENTION_TILES must be unset).
@@ -87,6 +77,11 @@ template <cuda::AttentionTiles kTiles>
 void fwd_mma_with(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
                   void* stream) {
   cuda::attention_fwd_mma(s, q, k, v, out, lse, stream, kTiles);
+}
+template <cuda::AttentionBwdMode kMode>
+void bwd_wgmma_with(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                    const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
+  cuda::attention_bwd_wgmma(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream, kMode);
 }
 template <cuda::AttentionTiles kTiles, cuda::AttentionBwdMode kMode>
 void bwd_mma_with(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
@@ -119,10 +114,10 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"04c 04a with atomic dQ (5 products)", fwd_mma_with<kAuto>, attention_bwd_dev04c, all},
       {"04d 04a + 2-D dQ pass (7 products)", fwd_mma_with<kAuto>, attention_bwd_dev04d, all},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
-      {"05 fwd wgmma (sm_90a)", attention_fwd_dev05, bwd_mma_with<kAuto, kDeterministic>, attention_dev05_supports},
-      {"05b fwd wgmma, 3 stages", attention_fwd_dev05b, bwd_mma_with<kAuto, kDeterministic>, attention_dev05_supports},
-      {"06a wgmma bwd, atomic dQ", fwd_mma_with<kAuto>, attention_bwd_dev06a, attention_dev05_supports},
-      {"06b wgmma bwd, deterministic", fwd_mma_with<kAuto>, attention_bwd_dev06b, attention_dev05_supports},
+      {"wgmma (QSFT_ATTENTION=wgmma)", cuda::attention_fwd_wgmma, bwd_wgmma_with<kDeterministic>,
+       attention_wgmma_supports},
+      {"wgmma, atomic dQ bwd", cuda::attention_fwd_wgmma, bwd_wgmma_with<kAtomic>, attention_wgmma_supports},
+      {"05b fwd wgmma, 3 stages", attention_fwd_dev05b, bwd_mma_with<kAuto, kDeterministic>, attention_wgmma_supports},
   };
 }
 

@@ -1,5 +1,6 @@
-// Variant 06 of the attention backward: the fast mode (dQ by fp32 atomics, 5 products) on Hopper's warpgroup MMA
-// (wgmma, sm_90a), FlashAttention-3's shape. Why: mma.sync tops out near 100 TFLOP/s here (bench.log of the first
+// The attention backward on Hopper's warpgroup MMA (wgmma, sm_90a; QSFT_ATTENTION=wgmma), FlashAttention-3's shape
+// without its producer warpgroup: the fast mode (AttentionBwdMode::AtomicDq: dQ by fp32 atomics, 5 products) and
+// the deterministic one (a dQ pass, 7 products). Why: mma.sync tops out near 100 TFLOP/s here (bench.log of the first
 // H200 run: 97 at the 7B shape) while wgmma issues a 64 x N x 16 product per warpgroup from shared memory without
 // ldmatrix, and the scores' accumulators become the next product's A operand in registers.
 //
@@ -28,16 +29,12 @@
 #include <string>
 
 #include "kernels/attention_mma_bwd_cuda.h"
-#include "kernels/dev/attention/05_wgmma.h"
-#include "kernels/dev/attention/variants.h"
-#include "kernels/dev/attention/wgmma_cuda.h"
+#include "kernels/attention_wgmma_cuda.h"
 
-namespace qsft::dev {
+namespace qsft::cuda {
 namespace {
 
-using namespace cuda::attn;
-using cuda::AttentionShape;
-using cuda::bf16;
+using namespace attn;
 
 constexpr int kBc = 128, kBq = 64, kThreads = 256;
 
@@ -71,23 +68,13 @@ __device__ __forceinline__ void dq_add(float* dq_acc, const AttentionShape& s, c
   }
 }
 
-// Keeps the compiler from moving accesses of the RS A fragments across a wgmma issue or wait (wg::fence_operands for
-// the .b32 registers; belongs in wgmma_cuda.h).
-template <int K>
-__device__ __forceinline__ void fence_a(uint32_t (&a)[K][4]) {
-#pragma unroll
-  for (int kk = 0; kk < K; ++kk)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
-}
-
 // Fast mode, after this step's dS^T went to its tile: dQ_tile [64 queries x 64 columns] = dS K_block added to dq_acc.
 // A = dS^T's rows (keys) read MN-major (M = queries), B = K's rows read MN-major (N = D columns); D = 128:
 // warpgroup w all 128 keys, columns 64 w..; D = 64: keys 64 w.., all columns. Retires every wgmma of the warpgroup.
 template <int D>
 __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionShape& s, int64_t q0, int64_t h,
                                                uint32_t ds_s, uint32_t k_s) {
-  using namespace cuda::wg;
+  using namespace wg;
   using T = WgTiles<D>;
   const int wgi = threadIdx.x >> 7;
   fence_proxy_async();
@@ -106,36 +93,11 @@ __device__ __forceinline__ void dq_tile_atomic(float* dq_acc, const AttentionSha
   dq_add(dq_acc, s, dq, q0, h, T::kDqCol * wgi);
 }
 
-// Heavy-first block order: the key blocks differ in work (key block b sees q_tiles(b) query tiles, many near a
-// sequence's start, one near its end), and launched in index order the last wave holds heavy blocks (4 x 4096 causal:
-// a modelled makespan 1.28x the ideal at 4 kv heads, 1.59x at 2). So launch index r runs the key block of rank
-// r / nkv in the order (q_tiles descending, index ascending), kv head r % nkv: every block ranks the candidates
-// itself (w: shared ints, kMaxSorted + 1; n^2 / kThreads compares, ~0.5 us at 128 key blocks); above kMaxSorted key
-// blocks, index order. Returns the key block; ends with a barrier (w is free again).
-constexpr int kMaxSorted = 2048;
-__device__ int heavy_first_key_block(const AttentionShape& s, int blocks, int rank, int* w) {
-  if (blocks > kMaxSorted) return rank;
-  for (int b = threadIdx.x; b < blocks; b += kThreads) {
-    const int64_t k0 = int64_t(b) * kBc;
-    w[b] = int((seq_end(s, min(k0 + kBc, s.T) - 1) - k0 + kBq - 1) / kBq);
-  }
-  __syncthreads();
-  for (int b = threadIdx.x; b < blocks; b += kThreads) {
-    int r = 0;
-    for (int c = 0; c < blocks; ++c) r += w[c] > w[b] || (w[c] == w[b] && c < b);
-    if (r == rank) w[kMaxSorted] = b;
-  }
-  __syncthreads();
-  const int picked = w[kMaxSorted];
-  __syncthreads();
-  return picked;
-}
-
 template <int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads, 1)
     wg_dkdv_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
                   const float* delta, bf16* dk, bf16* dv, float* dq_acc) {
-  using namespace cuda::wg;
+  using namespace wg;
   using T = WgTiles<D>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - smem_u32(smem_raw) % 1024) % 1024);  // swizzle atoms 1024-aligned
@@ -144,11 +106,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int wgi = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int grp = lane >> 2, tig = lane & 3;
-  static_assert(kBc * kBq * 2 >= (kMaxSorted + 1) * sizeof(int), "heavy_first_key_block's ints fit the dS^T tile");
-  const int blocks = int((s.T + kBc - 1) / kBc);  // launched blocks: blocks x nkv
-  const int64_t k0 = int64_t(heavy_first_key_block(s, blocks, int(blockIdx.x / s.nkv),
-                                                   reinterpret_cast<int*>(smem + T::kDs))) * kBc;
-  const int64_t g = blockIdx.x % s.nkv, group = s.n / s.nkv;
+  static_assert(kBc * kBq * 2 >= kHeavyFirstBytes, "heavy_first_key_block's ints fit the dS^T tile");
+  const int64_t k0 = int64_t(heavy_first_key_block<kBc, kBq, kThreads>(s, int(blockIdx.x),
+                                                                        reinterpret_cast<int*>(smem + T::kDs))) * kBc;
+  const int64_t g = blockIdx.y, group = s.n / s.nkv;
   const int dh = int(s.D);
   const float scale = rsqrtf(float(dh)), scale_log2 = scale * kLog2e;
 
@@ -253,8 +214,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     uint32_t pa[kBq / 16][4], da[kBq / 16][4];
     to_a_all<kBq>(pa, pt);
     to_a_all<kBq>(da, dpt);
-    fence_a(pa);
-    fence_a(da);
+    fence_operands(pa);
+    fence_operands(da);
     fence_operands(dv_acc);
     fence_operands(dk_acc);
     wgmma_fence();
@@ -264,8 +225,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     if constexpr (kAtomicDq) dq_tile_atomic<D>(dq_acc, s, q0, h, ds_s, k_s);
     wgmma_wait<0>();  // dV, dK of this step
-    fence_a(pa);
-    fence_a(da);
+    fence_operands(pa);
+    fence_operands(da);
     fence_operands(dv_acc);
     fence_operands(dk_acc);
     tile = next_tile;
@@ -296,7 +257,7 @@ template <int D>
 __global__ void __launch_bounds__(kThreads, 1)
     wg_dq_kernel(AttentionShape s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
                  const float* delta, bf16* dq) {
-  using namespace cuda::wg;
+  using namespace wg;
   using T = WgDqTiles<D>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - smem_u32(smem_raw) % 1024) % 1024);  // swizzle atoms 1024-aligned
@@ -384,13 +345,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int e = 0; e < 4; ++e) sc[j][e] *= dp[j][e] - dlt[e >> 1];
     uint32_t da[kDqBc / 16][4];
     to_a_all<kDqBc>(da, sc);
-    fence_a(da);
+    fence_operands(da);
     fence_operands(acc);
     wgmma_fence();
     wgmma_rs_k<D, kDqBc, kDqBc>(acc, da, k_s, 0, true);
     wgmma_commit();
     wgmma_wait<0>();  // before the next step's barrier: its prefetch overwrites this K stage
-    fence_a(da);
+    fence_operands(da);
     fence_operands(acc);
   }
   store_rows_bf16<D / 8>(dq, acc, warp_row0 + grp, s.T, s.q_ld, h, dh, scale, scale);
@@ -401,7 +362,7 @@ template <int D, bool kAtomicDq>
 void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse,
          const float* delta, bf16* dq, bf16* dk, bf16* dv, float* dq_acc, cudaStream_t st) {
   if constexpr (kAtomicDq) QSFT_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(s.T * s.n * s.D) * sizeof(float), st));
-  const dim3 grid(unsigned((s.T + kBc - 1) / kBc * s.nkv));  // heavy_first_key_block maps them
+  const dim3 grid = heavy_first_grid<kBc>(s);  // heavy_first_key_block maps them
   launch_with_smem(wg_dkdv_kernel<D, kAtomicDq>, grid, kThreads, WgTiles<D>::smem(), st, s, dout, q, k, v, lse, delta,
                    dk, dv, dq_acc);
   if constexpr (kAtomicDq) {
@@ -412,30 +373,31 @@ void run(const AttentionShape& s, const bf16* dout, const bf16* q, const bf16* k
   }
 }
 
-// scratch: delta, then (fast mode) the fp32 dQ accumulator, as production's (attention_bwd_scratch_bytes).
+// scratch: delta, then (fast mode) the fp32 dQ accumulator, as the mma path's (attention_bwd_scratch_bytes).
 template <bool kAtomicDq>
-void bwd_wg(const cuda::AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
+void bwd_wg(const AttentionShape& shape, const void* dout, const void* q, const void* k, const void* v,
             const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream) {
   if (shape.T == 0) return;
-  const std::string why = wgmma_unsupported_reason();
-  if (!why.empty()) throw std::runtime_error("attention_bwd_dev06: " + why);
+  if (const std::string why = attention_wgmma_unsupported_reason("attention_bwd_wgmma"); !why.empty())
+    throw std::runtime_error(why);
   const AttentionShape s = check_shape(shape, {dout, q, k, v, out, dq, dk, dv});
-  const cudaStream_t st = cuda::as_stream(stream);
+  QSFT_CHECK(attention_supports_head_dim(s.D),
+             "attention_bwd_wgmma: head_dim " + std::to_string(s.D) + " is not a multiple of 8 in [8, 128]");
+  const cudaStream_t st = as_stream(stream);
   bwd_dispatch(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, st, kAtomicDq,
                [&](auto d, auto... tensors) { run<decltype(d)::value, kAtomicDq>(s, tensors..., st); });
 }
 
 }  // namespace
 
-void attention_bwd_dev06a(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
-                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
-                          void* scratch, void* stream) {
-  bwd_wg<true>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
-}
-void attention_bwd_dev06b(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k,
-                          const void* v, const void* out, const float* lse, void* dq, void* dk, void* dv,
-                          void* scratch, void* stream) {
-  bwd_wg<false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+void attention_bwd_wgmma(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
+                         const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream,
+                         AttentionBwdMode mode) {
+  if (mode == AttentionBwdMode::Auto) mode = attention_bwd_mode_from_env();
+  if (mode == AttentionBwdMode::AtomicDq)
+    bwd_wg<true>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
+  else
+    bwd_wg<false>(s, dout, q, k, v, out, lse, dq, dk, dv, scratch, stream);
 }
 
-}  // namespace qsft::dev
+}  // namespace qsft::cuda

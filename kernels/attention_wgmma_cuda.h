@@ -3,7 +3,8 @@
 // with A from shared memory (SS) or from registers (RS), and the fences/groups around it. Section names are those
 // of the PTX ISA 8.x chapter "Asynchronous Warpgroup Level Matrix Multiply-Accumulate Instructions" (9.7.15 in
 // ISA 8.5). bench/gpu_wgmma_probe.cpp checks every piece against a CPU product on the GPU.
-// Compiled only for sm_90a (files named *_sm90a.cu, kernels/CMakeLists.txt); elsewhere every instruction here traps.
+// Compiled only for sm_90a (attention_wgmma*.cu, kernels/dev/attention/*_sm90a.cu: kernels/CMakeLists.txt); elsewhere
+// every instruction here traps.
 // CUDA code: include from .cu files only.
 //
 // Shapes (PTX ISA "Matrix Shape", "Register Fragments and Shared Memory Matrix Layouts"): one wgmma computes
@@ -186,6 +187,14 @@ __device__ __forceinline__ void fence_operands(float (&d)[NT][4]) {
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+// The same for RS A fragments a[k-step][4] (.b32 registers of two bf16) that a wgmma reads.
+template <int K>
+__device__ __forceinline__ void fence_operands(uint32_t (&a)[K][4]) {
+#pragma unroll
+  for (int kk = 0; kk < K; ++kk)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
 }
 
 // The accumulator operand lists of the asm statements below: n8 column blocks j .. j + 3 (16 registers).

@@ -1,40 +1,35 @@
-// Variant 05 of the attention forward: Hopper wgmma (FlashAttention-3's instructions, without its warp
-// specialisation), sm_90a only (kernels/dev/attention/wgmma_cuda.h has the layouts and instructions).
+// The attention forward on Hopper wgmma (FlashAttention-3's instructions, without its warp specialisation), sm_90a
+// only (kernels/attention_wgmma_cuda.h has the layouts and instructions): QSFT_ATTENTION=wgmma runs it with two K/V
+// stages (attention_wgmma_fwd.cu), kernels/dev/attention/05b_wgmma_fwd_3stages_sm90a.cu with three.
 // One block of 2 warpgroups (256 threads) per (128 query rows, query head h); warpgroup wg owns the 64 rows
-// q0 + 64 wg .., each of its warps 16 of them, exactly as the production kernel's warps (attention_mma_fwd_cuda.h):
-// the wgmma accumulator layout per warp IS mma.sync's C fragment, so production's masked online softmax
+// q0 + 64 wg .., each of its warps 16 of them, exactly as the mma kernel's warps (attention_mma_fwd_cuda.h):
+// the wgmma accumulator layout per warp IS mma.sync's C fragment, so the mma path's masked online softmax
 // (softmax_tile), FA2's P-in-registers (to_a) and the epilogue (lse in the same units, bf16 stores skipping padded
 // columns) are reused unchanged. Per key tile of kBc = 128 keys:
 //   S [64 x 128] = Q K^T     SS wgmma, Q and K K-major from 128-byte-swizzled shared tiles (D / 16 instructions)
 //   P = softmax step (exp2, log2 e folded into the scale), masked only on the tiles that need it, O rescaled
 //   O [64 x D] += P V        RS wgmma, P from registers, V MN-major from the same tile format (8 instructions)
 // Q [128 x D] stays in shared memory; K/V tiles stream through kStages shared stages by cp.async.cg (tile t + 1
-// loads while t is computed; all 256 threads issue the copies); padded head dims and GQA / cu_seqlens exactly as
-// production. 05: 2 stages, each warpgroup retires its P V before the next tile's barrier. 05b: 3 stages, P V of
-// tile t stays in flight across that barrier and the next tile's loads and S issue (the stage it reads is
-// refilled only at tile t + 2), so the tensor cores run P V (t) and S (t + 1) back to back.
-// Registers: D = 128 S 64 + O 64 + P 32 fp32/b32 per thread (see kernels/dev/README.md for ptxas's count).
+// loads while t is computed; all 256 threads issue the copies); padded head dims, strided q/k/v views and GQA /
+// cu_seqlens exactly as the mma path. 2 stages: each warpgroup retires its P V before the next tile's barrier.
+// 3 stages: P V of tile t stays in flight across that barrier and the next tile's loads and S issue (the stage it
+// reads is refilled only at tile t + 2), so the tensor cores run P V (t) and S (t + 1) back to back.
+// Registers: D = 128 S 64 + O 64 + P 32 fp32/b32 per thread (kernels/dev/README.md has ptxas's count).
 // Shared memory: 1 KiB alignment + Q 128 D 2 + kStages x (K + V) 128 D 2 bytes: 161 / 225 KiB (D = 128, 2 / 3
-// stages), 81 / 113 KiB (D = 64).
+// stages), 81 / 113 KiB (D = 64). CUDA code for the sm_90a-only files (kernels/CMakeLists.txt): include from
+// attention_wgmma*.cu and kernels/dev/attention/*_sm90a.cu only.
+#pragma once
 #include <stdexcept>
 
 #include "kernels/attention_mma_fwd_cuda.h"
-#include "kernels/dev/attention/05_wgmma.h"
-#include "kernels/dev/attention/variants.h"
-#include "kernels/dev/attention/wgmma_cuda.h"
+#include "kernels/attention_wgmma_cuda.h"
 
-namespace qsft::dev {
-namespace {
-
-using cuda::AttentionShape;
-using cuda::bf16;
-namespace attn = cuda::attn;
-namespace wg = cuda::wg;
+namespace qsft::cuda::wgfwd {
 
 constexpr int kBr = 128, kBc = 128, kThreads = 256;  // query rows, keys per tile, 2 warpgroups
 
 template <int D, int kStages>
-struct Wg05Smem {
+struct WgFwdSmem {
   static constexpr uint32_t kQ = wg::Sw128<kBr>::bytes(D), kTile = wg::Sw128<kBc>::bytes(D);  // Q; one K or V tile
   static constexpr size_t kBytes = 1024 + kQ + 2 * kStages * size_t(kTile);  // alignment slack + Q + stages x (K, V)
   static __device__ uint32_t k(uint32_t base, int st) { return base + kQ + uint32_t(2 * st) * kTile; }
@@ -47,7 +42,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kStages == 2 || kStages == 3, "two or three K/V stages");
   constexpr bool kPvInFlight = kStages == 3;  // P V (t) retired only by tile t + 1's wait (see the top)
-  using Smem = Wg05Smem<D, kStages>;
+  using Smem = WgFwdSmem<D, kStages>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (attn::smem_u32(smem_raw) & 1023u)) & 1023u);  // Sw128 atoms
   const uint32_t base = attn::smem_u32(smem);
@@ -156,40 +151,29 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 template <int D, int kStages>
-void launch(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse, void* stream) {
+inline void launch(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
+                   void* stream) {
   const dim3 grid(unsigned((s.T + kBr - 1) / kBr), unsigned(s.n));
-  attn::launch_with_smem(attention_fwd_wgmma_kernel<D, kStages>, grid, kThreads, Wg05Smem<D, kStages>::kBytes,
-                         cuda::as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
+  attn::launch_with_smem(attention_fwd_wgmma_kernel<D, kStages>, grid, kThreads, WgFwdSmem<D, kStages>::kBytes,
+                         as_stream(stream), s, static_cast<const bf16*>(q), static_cast<const bf16*>(k),
                          static_cast<const bf16*>(v), static_cast<bf16*>(out), lse);
 }
 
+// The whole forward with kStages K/V stages (attention_fwd_wgmma's arguments): refuses a device that is not
+// compute capability 9.0 and head dims the kernels do not take, runs the 64 or 128 kernel.
 template <int kStages>
-void attention_fwd_wgmma(const cuda::AttentionShape& shape, const void* q, const void* k, const void* v, void* out,
-                         float* lse, void* stream) {
+void fwd(const AttentionShape& shape, const void* q, const void* k, const void* v, void* out, float* lse,
+         void* stream) {
   if (shape.T == 0) return;
-  const std::string why = wgmma_unsupported_reason();
-  if (!why.empty()) throw std::runtime_error("attention forward variant 05 (wgmma): " + why);
+  if (const std::string why = attention_wgmma_unsupported_reason("attention_fwd_wgmma"); !why.empty())
+    throw std::runtime_error(why);
   const AttentionShape s = attn::check_shape(shape, {q, k, v, out});
-  QSFT_CHECK(cuda::attention_supports_head_dim(s.D),
-             "attention forward variant 05: head_dim " + std::to_string(s.D) + " is not a multiple of 8 in [8, 128]");
+  QSFT_CHECK(attention_supports_head_dim(s.D),
+             "attention_fwd_wgmma: head_dim " + std::to_string(s.D) + " is not a multiple of 8 in [8, 128]");
   if (s.D <= 64)
     launch<64, kStages>(s, q, k, v, out, lse, stream);
   else
     launch<128, kStages>(s, q, k, v, out, lse, stream);
 }
 
-}  // namespace
-
-bool attention_dev05_supports(int64_t D) {
-  return cuda::attention_supports_head_dim(D) && wgmma_unsupported_reason().empty();
-}
-void attention_fwd_dev05(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
-                         float* lse, void* stream) {
-  attention_fwd_wgmma<2>(s, q, k, v, out, lse, stream);
-}
-void attention_fwd_dev05b(const cuda::AttentionShape& s, const void* q, const void* k, const void* v, void* out,
-                          float* lse, void* stream) {
-  attention_fwd_wgmma<3>(s, q, k, v, out, lse, stream);
-}
-
-}  // namespace qsft::dev
+}  // namespace qsft::cuda::wgfwd
