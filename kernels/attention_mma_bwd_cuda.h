@@ -388,6 +388,8 @@ template <class Run>
 void bwd_dispatch(const AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                   const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, cudaStream_t st,
                   bool atomic_dq, Run&& run) {
+  // The fast mode adds dQ with 8-byte float2 REDs (sm_90): dq_acc (scratch + a multiple of 256) must be 8-aligned.
+  QSFT_CHECK(reinterpret_cast<uintptr_t>(scratch) % 16 == 0, "attention backward: scratch must be 16-byte aligned");
   float* delta = static_cast<float*>(scratch);
   float* dq_acc =
       atomic_dq ? reinterpret_cast<float*>(static_cast<unsigned char*>(scratch) + delta_bytes(s)) : nullptr;

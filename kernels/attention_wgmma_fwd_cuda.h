@@ -123,6 +123,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // O += P V: P's fragments and O's rescale are register writes, so all of them precede the wgmma fence.
     uint32_t p[kBc / 16][4];
     wg::to_a_all<kBc>(p, sc[0]);
+    wg::fence_operands(p);  // as the backward does: ptxas keeps p's writes before the wgmma that reads them
     wg::fence_operands(o[0]);
     wg::wgmma_fence();
     wg::wgmma_rs_k<D, kBc, kBc>(o[0], p, Smem::v(base, st), 0, true);

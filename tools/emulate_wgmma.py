@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Host emulation of the Hopper wgmma attention kernels (no GPU needed): the forward
-kernels/dev/attention/05_wgmma_fwd_sm90a.cu (05: 2 K/V stages, 05b: 3, P V in flight across the barrier) and the
-backward 06_wgmma_bwd_sm90a.cu (06a: dK/dV with dQ by atomics, 06b: dK/dV + the dQ pass) against a float64
+kernels/attention_wgmma_fwd_cuda.h (05: 2 K/V stages, production's QSFT_ATTENTION=wgmma; 05b: 3, P V in flight
+across the barrier, kernels/dev/attention/05b_*) and the backward kernels/attention_wgmma_bwd.cu (06a: dK/dV with dQ
+by atomics, the AtomicDq mode; 06b: dK/dV + the dQ pass, the deterministic one) against a float64
 attention on packed causal sequences of odd lengths, GQA, head dims 32, 64, 80 (padded) and 128, q/k/v and
 dk/dv/dq as strided views of wider buffers.
 
 Two parts. The hardware model (tools/wgmma_model.py), written from the PTX ISA ("Asynchronous Warpgroup Level
 Matrix" sections: Matrix Descriptor Format, the canonical layouts K-major / MN-major with 128-byte swizzle, Register
-Fragments m64nNk16), not from wgmma_cuda.h: descriptors are decoded bit field by bit field, operands read byte by
-byte from an emulated shared memory, accumulators and RS A operands held per (warp, lane) register as the ISA's
+Fragments m64nNk16), not from attention_wgmma_cuda.h: descriptors are decoded bit field by bit field, operands read
+byte by byte from an emulated shared memory, accumulators and RS A operands held per (warp, lane) register as the ISA's
 figures place them. And here, a transcription of the kernels' own index arithmetic (loaders, Sw128::offset, the
 descriptors they build, to_a, softmax_tile, the masks with their warp-level fast paths, stores, lse units, dq_add,
 the heavy-first order): change it with the kernels.
@@ -34,7 +35,8 @@ LOG2E, LN2 = F32(1.4426950408889634), F32(0.6931471805599453)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The kernels' arithmetic (wgmma_cuda.h, attention_mma_cuda.h, 05_*, 06_*), on the model of wgmma_model.py
+# The kernels' arithmetic (attention_wgmma_cuda.h, attention_mma_cuda.h, attention_wgmma_fwd_cuda.h,
+# attention_wgmma_bwd.cu), on the model of wgmma_model.py
 
 
 class View:

@@ -1,6 +1,6 @@
 """The PTX ISA's model of Hopper warpgroup MMA (wgmma) as tools/emulate_wgmma.py uses it, written from the ISA's
 "Asynchronous Warpgroup Level Matrix" sections (Matrix Descriptor Format; Shared Memory Matrix Layout: the canonical
-K-major / MN-major layouts with 128-byte swizzle; Register Fragments of m64nNk16), not from wgmma_cuda.h: the
+K-major / MN-major layouts with 128-byte swizzle; Register Fragments of m64nNk16), not from attention_wgmma_cuda.h: the
 emulation is only as good as this model. Plus an emulated thread block: shared memory as bf16 values where the
 kernel's threads put them, and each warpgroup's wgmma groups with the ISA's asynchrony rules checked.
 """
