@@ -59,7 +59,7 @@ List split(std::string_view s, const Value* sep, int64_t maxsplit);
 List rsplit(std::string_view s, const Value* sep, int64_t maxsplit);
 std::string replace(std::string_view s, std::string_view old, std::string_view with, int64_t count);
 std::string format(std::string_view fmt, const CallArgs& args);  // str.format with {}, {0}, {name}
-std::string percent(std::string_view fmt, const Value& args);    // fmt % args with %s %d %r %i %f %%
+std::string percent(std::string_view fmt, const Value& args);    // fmt % args: %s %r %d %i %x %o %f %e %g %%
 int64_t code_points(std::string_view s);
 }  // namespace pystr
 

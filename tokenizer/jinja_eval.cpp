@@ -2,6 +2,8 @@
 // iteration, so {% set %} inside a loop does not outlive the iteration — hence namespace(); if blocks share
 // their enclosing scope; macros see the scope they were defined in) and writes the output text.
 #include <algorithm>
+#include <memory>
+#include <optional>
 
 #include "tokenizer/jinja_builtins.h"
 #include "tokenizer/jinja_parser.h"
@@ -154,11 +156,18 @@ class Renderer {
     for (size_t k = 0; k < targets.size(); ++k) scope.set(targets[k], items[k]);
   }
 
-  static Value loop_object(const List& items, size_t i) {
+  // last_changed: the arguments of the loop's latest loop.changed(...) call, shared by its iterations.
+  static Value loop_object(const List& items, size_t i, const std::shared_ptr<std::optional<Value>>& last_changed) {
     const auto n = static_cast<int64_t>(items.size()), k = static_cast<int64_t>(i);
     Value cycle = Value::function([k](CallArgs& a) {
       if (a.pos.empty()) throw TemplateError("no items for cycling given");
       return a.pos[static_cast<size_t>(k) % a.pos.size()];
+    });
+    Value changed = Value::function([last_changed](CallArgs& a) {
+      Value now = Value::list(a.pos, true);
+      if (*last_changed && equal(**last_changed, now)) return Value::boolean(false);
+      *last_changed = std::move(now);
+      return Value::boolean(true);
     });
     return Value::dict(
         {{Value::string("index"), Value::integer(k + 1)},
@@ -172,7 +181,8 @@ class Renderer {
          {Value::string("depth0"), Value::integer(0)},
          {Value::string("previtem"), k > 0 ? items[i - 1] : Value::undefined("there is no previous item")},
          {Value::string("nextitem"), k + 1 < n ? items[i + 1] : Value::undefined("there is no next item")},
-         {Value::string("cycle"), cycle}});
+         {Value::string("cycle"), cycle},
+         {Value::string("changed"), changed}});
   }
 
   Flow exec_for(const Stmt& s, const ScopePtr& scope) {
@@ -187,10 +197,11 @@ class Renderer {
       items = std::move(kept);
     }
     if (items.empty()) return exec(s.else_body, child_of(scope));
+    auto last_changed = std::make_shared<std::optional<Value>>();
     for (size_t i = 0; i < items.size(); ++i) {
       ScopePtr inner = child_of(scope);
       bind(*inner, s.targets, items[i]);
-      inner->set("loop", loop_object(items, i));
+      inner->set("loop", loop_object(items, i, last_changed));
       if (exec(s.body, inner) == Flow::break_) break;
     }
     return Flow::normal;
@@ -216,7 +227,7 @@ class Renderer {
         inner->set(name, v ? *v : def ? eval(*def, *inner) : undefined_name(name));
       }
       List varargs(a.pos.begin() + static_cast<ptrdiff_t>(std::min(a.pos.size(), s.params.size())), a.pos.end());
-      inner->set("varargs", Value::list(std::move(varargs)));
+      inner->set("varargs", Value::list(std::move(varargs), true));  // a tuple, as in Python
       Dict kwargs;
       for (const auto& kv : a.kw) {  // (not a structured binding: clang 14 cannot capture one in the lambda)
         const std::string& key = kv.first;

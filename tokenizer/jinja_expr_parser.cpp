@@ -28,7 +28,13 @@ ExprPtr ExprParser::parse_tuple(bool with_cond) {
 ExprPtr ExprParser::parse_expression(bool with_cond) { return with_cond ? parse_cond() : parse_or(); }
 
 ExprPtr ExprParser::parse_cond() {
+  const size_t known = unknown_.size();
+  const bool outer = soft_;
   ExprPtr e = parse_or();
+  if (is_name("if")) {
+    soft_ = true;
+    unknown_.resize(known);  // b's names: b in "b if a else c" is in the conditional's soft frame
+  }
   while (is_name("if")) {
     auto c = node(EK::cond, next().line);
     c->a = parse_or();
@@ -36,6 +42,7 @@ ExprPtr ExprParser::parse_cond() {
     if (skip_name("else")) c->c = parse_cond();
     e = std::move(c);
   }
+  soft_ = outer;
   return e;
 }
 
@@ -266,7 +273,7 @@ ExprPtr ExprParser::parse_filters(ExprPtr e, bool first_bare) {
       auto f = node(EK::filter, line);
       f->a = std::move(e);
       f->name = dotted_name();
-      if (!has_filter(f->name)) fail("filter '" + f->name + "' is not supported");
+      if (!has_filter(f->name) && !soft_) unknown_.emplace_back(line, "filter '" + f->name + "' is not supported");
       if (is_op("(")) parse_call_args(*f);
       e = std::move(f);
     } else if (skip_name("is")) {
@@ -274,7 +281,7 @@ ExprPtr ExprParser::parse_filters(ExprPtr e, bool first_bare) {
       t->a = std::move(e);
       t->negated = skip_name("not");
       t->name = dotted_name();
-      if (!has_test(t->name)) fail("test '" + t->name + "' is not supported");
+      if (!has_test(t->name) && !soft_) unknown_.emplace_back(line, "test '" + t->name + "' is not supported");
       if (is_op("(")) {
         parse_call_args(*t);
       } else if ((cur().type == T::name && cur().text != "else" && cur().text != "or" && cur().text != "and") ||

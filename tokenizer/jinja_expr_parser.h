@@ -4,6 +4,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tokenizer/jinja_ast.h"
@@ -62,6 +63,11 @@ class ExprParser {
 
   std::vector<Token> toks_;
   size_t pos_ = 0;
+  // jinja2 checks filter and test names when it compiles, except in "soft frames" (an if's condition and branches,
+  // a conditional expression), where an unknown one fails only when it runs: unknown_ holds (line, error) of those
+  // seen outside them, for the parser to report.
+  bool soft_ = false;
+  std::vector<std::pair<int, std::string>> unknown_;
 
  private:
   ExprPtr parse_cond();

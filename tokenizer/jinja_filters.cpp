@@ -1,6 +1,7 @@
 // The filters of the Jinja engine (`x | name(args)`), as jinja2 defines them, with transformers' tojson
 // (json.dumps with ensure_ascii=False, indent, separators and sort_keys). Declared in tokenizer/jinja_builtins.h.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -173,17 +174,32 @@ Value map(const Value& x, CallArgs& a) {
   return Value::list(std::move(out));
 }
 
+// Python's float(s) of a stripped string: strtod's hexadecimal forms ("0x1A", "0x1p3") are not Python literals.
+bool parse_float(const std::string& s, double& f) {
+  if (s.empty() || s.find_first_of("xX") != std::string::npos) return false;
+  char* end = nullptr;
+  f = std::strtod(s.c_str(), &end);
+  return *end == '\0';
+}
+
+// jinja2's int filter: int(s, base) of a string, else its float truncated, else the default.
 Value to_int(const Value& x, const CallArgs& a) {
   const Value* fallback = a.get(0, "default");
+  const Value* base_arg = a.get(1, "base");
+  const int64_t base = base_arg && base_arg->is_integer() ? base_arg->i : 10;
   if (x.is_integer() || x.kind == Kind::big_integer) return x.kind == Kind::boolean ? Value::integer(x.b) : x;
   if (x.kind == Kind::floating) return Value::integer(static_cast<int64_t>(x.f));
   if (x.is_string()) {
     std::string s = pystr::strip(x.s, nullptr, true, true);
     char* end = nullptr;
-    long long i = std::strtoll(s.c_str(), &end, 10);
-    if (!s.empty() && *end == '\0') return Value::integer(i);
-    double f = std::strtod(s.c_str(), &end);
-    if (!s.empty() && *end == '\0' && std::isfinite(f)) return Value::integer(static_cast<int64_t>(f));
+    if (base >= 2 && base <= 36) {  // strtoll takes a "0x" prefix in base 16 as Python does; "0b", "0o" skipped here
+      const char p = s.size() > 2 && s[0] == '0' ? static_cast<char>(std::tolower(static_cast<unsigned char>(s[1]))) : 0;
+      const bool prefix = (base == 2 && p == 'b') || (base == 8 && p == 'o');
+      long long i = std::strtoll(s.c_str() + (prefix ? 2 : 0), &end, static_cast<int>(base));
+      if (!s.empty() && *end == '\0') return Value::integer(i);
+    }
+    double f;
+    if (parse_float(s, f) && std::isfinite(f)) return Value::integer(static_cast<int64_t>(f));
   }
   return fallback ? *fallback : Value::integer(0);
 }
@@ -191,12 +207,8 @@ Value to_int(const Value& x, const CallArgs& a) {
 Value to_float(const Value& x, const CallArgs& a) {
   const Value* fallback = a.get(0, "default");
   if (x.is_number()) return Value::floating(x.as_double());
-  if (x.is_string()) {
-    std::string s = pystr::strip(x.s, nullptr, true, true);
-    char* end = nullptr;
-    double f = std::strtod(s.c_str(), &end);
-    if (!s.empty() && *end == '\0') return Value::floating(f);
-  }
+  double f;
+  if (x.is_string() && parse_float(pystr::strip(x.s, nullptr, true, true), f)) return Value::floating(f);
   return fallback ? *fallback : Value::floating(0.0);
 }
 
@@ -360,6 +372,7 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
     const std::string* attr = attribute_arg(a);
     const Value* start = a.get(1, "start");
     Value total = start ? *start : Value::integer(0);
+    if (total.is_string()) throw TemplateError("sum() can't sum strings [use ''.join(seq) instead]");  // Python's
     for (const Value& v : iterate(x)) total = binary_op("+", total, attr ? attribute_of(v, *attr) : v);
     return total;
   }
@@ -398,7 +411,7 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
   }
   if (name == "safe") return x;
   if (name == "escape" || name == "e" || name == "forceescape") return escape(x);
-  throw TemplateError("no filter named '" + std::string(name) + "'");
+  throw TemplateError("filter '" + std::string(name) + "' is not supported");
 }
 
 }  // namespace qsft::jinja

@@ -130,7 +130,7 @@ class Lexer {
             src_[pos_ + p.size()] == end_char && src_[pos_ + p.size() + 1] == '}' && (block || p != "+")) {
           out_.push_back({block ? Token::Type::block_end : Token::Type::var_end, "", line_});
           advance(p.size() + 2);
-          if (block && is_raw(first_token)) return lex_raw();
+          if (block && is_raw(first_token)) return lex_raw(p == "-");
           return block ? end_block_tag(p == "-", p == "+") : p == "-";
         }
       }
@@ -143,8 +143,8 @@ class Lexer {
            out_[first_token + 1].text == "raw";
   }
 
-  // {% raw %}...{% endraw %}: the text in between as it is.
-  bool lex_raw() {
+  // {% raw %}...{% endraw %}: the text in between as it is, less the whitespace a "-" on either tag strips.
+  bool lex_raw(bool strip_leading) {
     out_.resize(out_.size() - 3);
     bool strip_next = false;
     for (size_t p = src_.find("{%", pos_); p != std::string::npos; p = src_.find("{%", p + 2)) {
@@ -162,6 +162,9 @@ class Lexer {
       std::string text = src_.substr(pos_, p - pos_);
       if (minus_before)
         while (!text.empty() && is_space(text.back())) text.pop_back();
+      size_t lead = 0;
+      while (strip_leading && lead < text.size() && is_space(text[lead])) ++lead;
+      text.erase(0, lead);
       emit_text(std::move(text), line_);
       advance(q + 2 - pos_);
       strip_next = end_block_tag(minus_after, plus_after);

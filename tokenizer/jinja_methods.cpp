@@ -60,7 +60,9 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
   if (m == "startswith" || m == "endswith") {
     const Value* affix = a.get(0, "prefix");
     if (!affix) throw TemplateError(std::string(m) + " takes at least 1 argument");
-    r = Value::boolean(affix_matches(obj, *affix, m == "startswith"));
+    const Value* start = a.get(1, "start");
+    const Value* end = a.get(2, "end");  // s.startswith(p, start, end) tests s[start:end]
+    r = Value::boolean(affix_matches(start || end ? get_slice(obj, start, end, nullptr) : obj, *affix, m == "startswith"));
   } else if (m == "strip" || m == "lstrip" || m == "rstrip") {
     r = Value::string(pystr::strip(s, a.get(0, "chars"), m != "rstrip", m != "lstrip"));
   } else if (m == "split" || m == "rsplit") {
@@ -69,14 +71,16 @@ bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) 
     r = Value::list(m == "split" ? pystr::split(s, sep, maxsplit) : pystr::rsplit(s, sep, maxsplit));
   } else if (m == "splitlines") {
     List lines;  // Python's line boundaries: \n \r \r\n \v \f \x1c-\x1e \x85 U+2028 U+2029
+    const Value* keep = a.get(0, "keepends");
+    const bool keepends = keep && keep->truthy();
     size_t start = 0;
     for (size_t i = 0, len; i < s.size(); i += len) {
       char32_t c = utf8::decode(s, i, &len);
       if (!(c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e) || c == 0x85 || c == 0x2028 ||
             c == 0x2029))
         continue;
-      lines.push_back(Value::string(s.substr(start, i - start)));
       if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++len;
+      lines.push_back(Value::string(s.substr(start, (keepends ? i + len : i) - start)));
       start = i + len;
     }
     if (start < s.size()) lines.push_back(Value::string(s.substr(start)));
@@ -226,9 +230,10 @@ bool call_method(const Value& obj, std::string_view name, CallArgs& args, Value&
 
 Value get_attr(const Value& obj, const std::string& name, bool keys) {
   if (obj.is_undefined()) undefined_error(obj);
+  const bool dict_only = name == "items" || name == "keys" || name == "values" || name == "get";
   if (obj.is_dict() && (keys || obj.is_namespace)) {
     if (const Value* v = obj.find(std::string_view(name))) {
-      if (obj.is_namespace || !(name == "items" || name == "keys" || name == "values" || name == "get")) return *v;
+      if (obj.is_namespace || !dict_only) return *v;
     }
   }
   if (obj.is_string() || obj.is_list() || (obj.is_dict() && !obj.is_namespace)) {
@@ -241,7 +246,7 @@ Value get_attr(const Value& obj, const std::string& name, bool keys) {
                                            "islower",    "items",      "keys",    "values",  "get"};
     for (const char* m : kMethods) {
       if (name != m) continue;
-      if (obj.is_dict() && !(name == "items" || name == "keys" || name == "values" || name == "get")) break;
+      if (obj.is_dict() != dict_only) break;  // a str has no items(), a dict no split()
       if (obj.is_list() && !(name == "index" || name == "count")) break;
       Value self = obj;
       return Value::function([self, name](CallArgs& args) {

@@ -16,14 +16,23 @@ class Parser : ExprParser {
  public:
   explicit Parser(std::vector<Token> tokens) : ExprParser(std::move(tokens)) {}
 
-  Body parse_template() { return parse_body({}); }
+  Body parse_template() {
+    Body body = parse_body({});
+    if (!unknown_.empty())
+      throw TemplateError("chat template line " + std::to_string(unknown_[0].first) + ": " + unknown_[0].second);
+    return body;
+  }
 
  private:
   // Statements until a block tag whose name is in ends (left unconsumed: the tag's "{%" and name are current).
-  Body parse_body(std::initializer_list<std::string_view> ends) {
+  // soft: the body is an if's branch (jinja2's soft frame); any other statement's body is a frame of its own.
+  Body parse_body(std::initializer_list<std::string_view> ends, bool soft = false) {
+    const bool outer = soft_;
+    soft_ = soft;
     if (ends.size()) open_.emplace_back(*(ends.end() - 1));
     Body body = parse_body_until(ends);
     if (ends.size()) open_.pop_back();
+    soft_ = outer;
     return body;
   }
 
@@ -120,14 +129,17 @@ class Parser : ExprParser {
   void parse_if(Stmt& s) {
     s.kind = SK::if_;
     for (;;) {
+      const bool outer = soft_;
+      soft_ = true;
       s.conds.push_back(parse_tuple(true));
+      soft_ = outer;
       expect_block_end();
-      s.bodies.push_back(parse_body({"elif", "else", "endif"}));
+      s.bodies.push_back(parse_body({"elif", "else", "endif"}, true));
       const std::string tag = next().text;
       if (tag == "elif") continue;
       if (tag == "else") {
         expect_block_end();
-        s.else_body = parse_body({"endif"});
+        s.else_body = parse_body({"endif"}, true);
         end_tag("endif");
       } else {
         expect_block_end();

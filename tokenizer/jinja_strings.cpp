@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 
 #include "tokenizer/jinja_builtins.h"
@@ -251,6 +252,81 @@ std::string format(std::string_view fmt, const CallArgs& args) {
   return out;
 }
 
+namespace {
+
+// One printf-style conversion spec after its '%': [(key)][flags][width][.precision][length]type.
+struct PercentSpec {
+  std::string key, flags;
+  int width = -1, precision = -1;
+  char type = 0;
+  bool keyed = false;
+};
+
+PercentSpec parse_percent_spec(std::string_view fmt, size_t& i) {
+  PercentSpec spec;
+  auto digits = [&] {
+    int n = 0;
+    while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) {
+      n = n * 10 + (fmt[i++] - '0');
+      if (n > 100000) throw TemplateError("format width or precision too big");
+    }
+    return n;
+  };
+  if (i < fmt.size() && fmt[i] == '(') {
+    const size_t close = fmt.find(')', i);
+    if (close == std::string_view::npos) throw TemplateError("incomplete format key");
+    spec.key = std::string(fmt.substr(i + 1, close - i - 1));
+    spec.keyed = true;
+    i = close + 1;
+  }
+  while (i < fmt.size() && std::string_view("-+ #0").find(fmt[i]) != std::string_view::npos) spec.flags += fmt[i++];
+  if (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) spec.width = digits();
+  if (i < fmt.size() && fmt[i] == '.') {
+    ++i;
+    spec.precision = digits();
+  }
+  while (i < fmt.size() && (fmt[i] == 'l' || fmt[i] == 'h' || fmt[i] == 'L')) ++i;
+  if (i == fmt.size()) throw TemplateError("incomplete format");
+  spec.type = fmt[i];
+  return spec;
+}
+
+// Text padded to the spec's width in code points (left-aligned with the '-' flag), cut to its precision for %s %r.
+std::string pad_text(std::string text, const PercentSpec& spec) {
+  std::u32string cps = decode_all(text);
+  if (spec.precision >= 0 && cps.size() > static_cast<size_t>(spec.precision)) {
+    cps.resize(static_cast<size_t>(spec.precision));
+    text = encode_all(cps);
+  }
+  if (spec.width > static_cast<int>(cps.size())) {
+    const std::string fill(static_cast<size_t>(spec.width) - cps.size(), ' ');
+    text = spec.flags.find('-') != std::string::npos ? text + fill : fill + text;
+  }
+  return text;
+}
+
+// A number through C's printf with the spec's flags, width and precision (Python's %d %i %u %x %X %o %f %e %g).
+std::string format_number(const Value& v, const PercentSpec& spec) {
+  const char t = spec.type;
+  const bool integral = t == 'd' || t == 'i' || t == 'u' || t == 'x' || t == 'X' || t == 'o';
+  if (!v.is_number() || ((t == 'x' || t == 'X' || t == 'o') && !v.is_integer()))
+    throw TemplateError(std::string("%") + t + " format: a real number is required, not " + type_name(v));
+  std::string c = "%" + spec.flags + (spec.width >= 0 ? std::to_string(spec.width) : "") +
+                  (spec.precision >= 0 ? "." + std::to_string(spec.precision) : "");
+  auto print = [](const std::string& spec, auto x) {
+    std::string out(static_cast<size_t>(std::snprintf(nullptr, 0, spec.c_str(), x)), '\0');
+    std::snprintf(out.data(), out.size() + 1, spec.c_str(), x);
+    return out;
+  };
+  if (!integral) return print(c + t, v.as_double());
+  if (v.kind == Value::Kind::floating && !std::isfinite(v.f))
+    throw TemplateError("cannot convert float " + std::string(std::isnan(v.f) ? "NaN" : "infinity") + " to integer");
+  const long long n = v.kind == Value::Kind::boolean ? v.b : v.is_integer() ? v.i : static_cast<long long>(v.f);
+  return print(c + "ll" + (t == 'i' || t == 'u' ? 'd' : t), n);
+}
+
+}  // namespace
+
 std::string percent(std::string_view fmt, const Value& args) {
   const List single{args};
   const List& items = args.is_list() && args.is_tuple ? *args.l : single;
@@ -261,28 +337,33 @@ std::string percent(std::string_view fmt, const Value& args) {
       out += fmt[i];
       continue;
     }
-    if (++i == fmt.size()) throw TemplateError("incomplete format");
-    const char conv = fmt[i];
-    if (conv == '%') {
+    ++i;
+    const PercentSpec spec = parse_percent_spec(fmt, i);
+    if (spec.type == '%') {
       out += '%';
       continue;
     }
-    if (k >= items.size()) throw TemplateError("not enough arguments for format string");
-    const Value& v = items[k++];
-    if (conv == 's')
-      append_str(out, v);
-    else if (conv == 'r')
-      append_repr(out, v);
-    else if ((conv == 'd' || conv == 'i') && v.is_number())
-      out += std::to_string(static_cast<int64_t>(v.as_double()));
-    else if (conv == 'f' && v.is_number()) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%f", v.as_double());
-      out += buf;
-    } else
-      throw TemplateError(std::string("unsupported format character '") + conv + "' for " + type_name(v));
+    const Value* v;
+    if (spec.keyed) {
+      if (!args.is_dict()) throw TemplateError("format requires a mapping");
+      v = args.find(std::string_view(spec.key));
+      if (!v) throw TemplateError("KeyError: '" + spec.key + "'");
+    } else {
+      if (k >= items.size()) throw TemplateError("not enough arguments for format string");
+      v = &items[k++];
+    }
+    std::string text;
+    if (spec.type == 's' || spec.type == 'r') {
+      spec.type == 's' ? append_str(text, *v) : append_repr(text, *v);
+      out += pad_text(std::move(text), spec);
+    } else if (std::string_view("diuxXofFeEgG").find(spec.type) != std::string_view::npos) {
+      out += format_number(*v, spec);
+    } else {
+      throw TemplateError(std::string("unsupported format character '") + spec.type + "' for " + type_name(*v));
+    }
   }
-  if (k < items.size()) throw TemplateError("not all arguments converted during string formatting");
+  if (k < items.size() && !(items.size() == 1 && args.is_dict()))
+    throw TemplateError("not all arguments converted during string formatting");
   return out;
 }
 

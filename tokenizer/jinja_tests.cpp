@@ -81,7 +81,7 @@ bool call_test(std::string_view name, const Value& x, CallArgs& args) {
   if (name == "lower") return pystr::is_lower(str(x));
   if (name == "upper") return pystr::is_upper(str(x));
   if (name == "escaped") return false;
-  throw TemplateError("no test named '" + std::string(name) + "'");
+  throw TemplateError("test '" + std::string(name) + "' is not supported");
 }
 
 }  // namespace qsft::jinja

@@ -8,7 +8,9 @@ shared SFT conversation (converted to messages as chat_parity_test.py does) with
 content, add_generation_prompt and enable_thinking variants. A render that raises must raise in both.
 Prints the number of renders compared, mismatches (the test fails on any) and render speed of both.
 
-Usage: jinja_parity_test.py --bin build/qwen-sft --build build. Exit 0 pass, 77 skipped, 1 mismatch."""
+Usage: jinja_parity_test.py --bin build/qwen-sft --build build. Exit 0 pass, 77 skipped, 1 mismatch.
+QSFT_JINJA_TEMPLATES=FOLDER adds the chat templates (*.jinja) in FOLDER, e.g. public models' templates kept outside
+the repository."""
 import json
 import os
 import subprocess
@@ -164,6 +166,16 @@ SNIPPETS = [
     "{{ messages[0].content | truncate(30) }}|{{ messages[-1].content | truncate(20, true, '..', 0) }}|{{ messages[0].role | center(15) }}|{{ messages[0].role | center(10) }}|{{ messages[0].content | wordcount }}",
     "{{ '%s has %d messages' | format(messages[0].role, messages | length) }} {{ messages[0] | attr('role') }} {{ messages[0] | attr('items') is defined }}",
     "{{ strftime_now('%Y') }} {{ strftime_now('%Y') | length }}",
+    # Constructs real chat templates use (found rendering public templates), each wrong or missing once:
+    "{{ messages[0].content.items is defined }} {{ messages[0].content.get is defined }} {{ messages[0].keys is defined }}",
+    "{{ '%-12s|%6.2f|%03d|%x|%+.1e|%.3s|%5s' % (messages[0].role, (messages | length) / 3, messages | length, 255, 12345.678, messages[0].content, 'ab') }}"
+    " {{ '%(role)s: %(content).10r' % messages[0] }} {{ '%.2f%%' | format(messages | length) }} {{ '%-6d|' % -(messages | length) }}",
+    "{{ 'ff' | int(base=16) }} {{ '0x1A' | int }} {{ '0x10' | float }} {{ '0b11' | int(0, 2) }} {{ messages | length | string | int(base=8) }}",
+    "a {%- raw -%}  {{ messages }}  {%- endraw -%}  b {% raw -%} \n c {% endraw %}",
+    "{% macro m(a) %}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(messages[0].role, messages | length, k=1) }} {{ m(1) }}",
+    "{{ messages[0].content.startswith(messages[0].content[2:5], 2) }} {{ messages[0].content.endswith('.', 0, 10) }} {{ messages[-1].content.splitlines(true)[:3] }}",
+    "{% for m in messages %}{{ loop.changed(m.role) }}{{ loop.changed(m.role) }}{{ loop.changed(m.role == 'user', 1) }} {% endfor %}",
+    "{{ messages | sum(attribute='role', start='') }}",
     "{{ messages[0].content[5:2] }}{{ messages[0].content[-3:-1] }}{{ messages[0].content[100:] | length }}{{ messages[0].content.isdigit() }}{{ messages[0].content[:1].isupper() }}",
 ]
 
@@ -231,7 +243,26 @@ def templates():
         ("deepseek training ({% generation %})", DEEPSEEK_TRAINING, {"bos_token": DEEPSEEK_BOS}, [{}]),
         ("features", FEATURES, {}, [{}]),
     ] + [(label, text, {"bos_token": "<s>", "eos_token": "</s>"}, [{}]) for label, text in STYLE_TEMPLATES] \
-      + [("snippet %d" % k, s, {}, [{}]) for k, s in enumerate(SNIPPETS)]
+      + [("snippet %d" % k, s, {}, [{}]) for k, s in enumerate(SNIPPETS)] + outside_templates()
+
+
+def outside_templates():
+    """The *.jinja files of the folder QSFT_JINJA_TEMPLATES names (public models' chat templates, kept outside the
+    repository), with and without enable_thinking; those jinja2 cannot compile (other engines' filters) are left out."""
+    folder = os.environ.get("QSFT_JINJA_TEMPLATES")
+    jinja, out = Jinja(), []
+    for name in sorted(os.listdir(folder)) if folder else []:
+        if not name.endswith(".jinja"):
+            continue
+        text = open(os.path.join(folder, name), encoding="utf-8").read()
+        try:
+            jinja.env.from_string(text)
+        except Exception as e:  # noqa: BLE001 - reported, not compared
+            print("%-38s left out: jinja2 cannot compile it (%s)" % (name, e))
+            continue
+        out.append((name, text, {"bos_token": "<s>", "eos_token": "</s>"},
+                    [{}, {"enable_thinking": False}, {"enable_thinking": True}]))
+    return out
 
 
 def run_engine(binary, template_paths, requests):

@@ -113,8 +113,16 @@ TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
   EXPECT_EQ(error_of("{{ [1].append(2) }}"),
             "chat template line 1: cannot call append() on a list: chat templates render in transformers' immutable "
             "sandbox");
-  // Unknown or unsupported filters and tests are refused when the template is read, even in branches not taken.
-  EXPECT_EQ(error_of("\n{{ x | groupby('a') if false }}"), "chat template line 2: filter 'groupby' is not supported");
+  // Unknown or unsupported filters and tests are refused when the template is read, as jinja2 refuses them when it
+  // compiles, except in an if's condition and branches and in a conditional expression (jinja2's soft frames): there
+  // only when they run, so a template with another engine's filter in a branch transformers never takes renders.
+  EXPECT_EQ(error_of("\n{{ x | groupby('a') }}"), "chat template line 2: filter 'groupby' is not supported");
+  EXPECT_EQ(error_of("{% if x %}{% for y in x %}\n{{ y | from_json }}{% endfor %}{% endif %}"),
+            "chat template line 2: filter 'from_json' is not supported");
+  EXPECT_EQ(render("\n{{ x | groupby('a') if false }}{% if false and x is nothing %}{% elif 0 %}{{ x | from_json }}{% endif %}",
+                   R"({"x": 1})"),
+            "\n");
+  EXPECT_EQ(error_of("\n{{ 'a' | from_json if true }}"), "chat template line 2: filter 'from_json' is not supported");
   EXPECT_EQ(error_of("{% if x is nothing %}{% endif %}"), "chat template line 1: test 'nothing' is not supported");
   EXPECT_EQ(error_of("{% for x in xs recursive %}{% endfor %}"),
             "chat template line 1: recursive loops are not supported");
