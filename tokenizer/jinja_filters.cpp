@@ -218,6 +218,13 @@ Value round(const Value& x, const CallArgs& a) {
   const Value* m = a.get(1, "method");
   const double scale = std::pow(10.0, p ? p->as_double() : 0.0);
   const std::string method = m && m->is_string() ? m->s : "common";
+  const int digits = p && p->is_integer() ? static_cast<int>(p->i) : 0;
+  if (method == "common" && digits > 0 && digits <= 300 && std::isfinite(x.as_double())) {
+    // Python's round(x, n) rounds x's exact binary value (2.675 is 2.67499...), halves to even: as printf does.
+    std::string text(static_cast<size_t>(std::snprintf(nullptr, 0, "%.*f", digits, x.as_double())), '\0');
+    std::snprintf(text.data(), text.size() + 1, "%.*f", digits, x.as_double());
+    return Value::floating(std::strtod(text.c_str(), nullptr));
+  }
   double v = x.as_double() * scale;
   // "common" is Python's round(): halves to even.
   v = method == "ceil" ? std::ceil(v) : method == "floor" ? std::floor(v) : std::nearbyint(v);

@@ -176,6 +176,7 @@ SNIPPETS = [
     "{{ messages[0].content.startswith(messages[0].content[2:5], 2) }} {{ messages[0].content.endswith('.', 0, 10) }} {{ messages[-1].content.splitlines(true)[:3] }}",
     "{% for m in messages %}{{ loop.changed(m.role) }}{{ loop.changed(m.role) }}{{ loop.changed(m.role == 'user', 1) }} {% endfor %}",
     "{{ messages | sum(attribute='role', start='') }}",
+    "{{ (messages | length * 0.535) | round(2) }} {{ 2.675 | round(2) }} {{ 1.005 | round(2) }} {{ 0.125 | round(2) }} {{ -2.675 | round(2) }}",
     "{{ messages | from_json if messages is none else messages | length }}{% if messages | length > 99 %}{{ messages | tojson | from_json }}"
     "{% elif false and messages is nothing %}{% endif %}",
     "{{ messages[0].content[5:2] }}{{ messages[0].content[-3:-1] }}{{ messages[0].content[100:] | length }}{{ messages[0].content.isdigit() }}{{ messages[0].content[:1].isupper() }}",
