@@ -311,8 +311,9 @@ std::string format_number(const Value& v, const PercentSpec& spec) {
   const bool integral = t == 'd' || t == 'i' || t == 'u' || t == 'x' || t == 'X' || t == 'o';
   if (!v.is_number() || ((t == 'x' || t == 'X' || t == 'o') && !v.is_integer()))
     throw TemplateError(std::string("%") + t + " format: a real number is required, not " + type_name(v));
-  std::string c = "%" + spec.flags + (spec.width >= 0 ? std::to_string(spec.width) : "") +
-                  (spec.precision >= 0 ? "." + std::to_string(spec.precision) : "");
+  std::string c = "%" + spec.flags;  // appended piece by piece: GCC 12's -Wrestrict misfires on "." + to_string()
+  if (spec.width >= 0) c += std::to_string(spec.width);
+  if (spec.precision >= 0) c += '.' + std::to_string(spec.precision);
   auto print = [](const std::string& spec, auto x) {
     std::string out(static_cast<size_t>(std::snprintf(nullptr, 0, spec.c_str(), x)), '\0');
     std::snprintf(out.data(), out.size() + 1, spec.c_str(), x);
