@@ -23,22 +23,26 @@ DeviceCc current_device_cc() {
   return d;
 }
 
-}  // namespace
-
-std::string attention_wgmma_unsupported_reason(const std::string& who) {
-  const DeviceCc d = current_device_cc();
-  if (wgmma_device_refusal(who, "", d.major, d.minor).empty()) return "";  // (each call: no property query)
+// wgmma_device_refusal for device d; the device's name is queried only when it refuses.
+std::string wgmma_refusal(const std::string& who, const DeviceCc& d) {
+  if (wgmma_device_refusal(who, "", d.major, d.minor).empty()) return "";
   cudaDeviceProp prop{};
   QSFT_CUDA_CHECK(cudaGetDeviceProperties(&prop, d.dev));
   return wgmma_device_refusal(who, "CUDA device " + std::to_string(d.dev) + " (" + prop.name + ")", d.major, d.minor);
 }
 
+}  // namespace
+
+std::string attention_wgmma_unsupported_reason(const std::string& who) {
+  return wgmma_refusal(who, current_device_cc());
+}
+
 AttentionImpl attention_impl_from_env() {
-  const DeviceCc d = current_device_cc();
+  const DeviceCc d = current_device_cc();  // one query per call, for the default and the wgmma check
   const AttentionImpl impl =
       parse_attention_impl(std::getenv("QSFT_ATTENTION"), default_attention_impl(d.major, d.minor));
   if (impl == AttentionImpl::Wgmma)
-    if (const std::string why = attention_wgmma_unsupported_reason("QSFT_ATTENTION=wgmma"); !why.empty())
+    if (const std::string why = wgmma_refusal("QSFT_ATTENTION=wgmma", d); !why.empty())
       throw std::runtime_error(why);
   return impl;
 }

@@ -116,6 +116,11 @@ stage() {
   echo "==== $name: $RESULT rc=$rc $((SECONDS - t))s" >> "$log"
 }
 
+# accuracy.txt: every compared output so far (rewritten after later stages add theirs; a kill keeps the last).
+write_accuracy() {
+  grep -h '^\[ GPU\|^hf-parity\|^greedy agreement\|^consistency' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
+}
+
 # ---- env: GPU, driver, clocks, toolkit, Python packages, the kit ----
 {
   echo "# qwen-sft gpu-check $(date -u +%FT%TZ) kit $(cat "$KIT/COMMIT" 2>/dev/null || echo '(none)') budget ${BUDGET}s"
@@ -197,7 +202,7 @@ stage test-attention-4x4096 90 "$E2E_KEEP" "$TESTS" "$BIN/gpu_ops_attention_test
 stage hf-parity 180 "$E2E_KEEP" "$TESTS" python3 "$ROOT/tests/interop/hf_parity_test.py" --bin "$BIN/qwen-sft"
 # Decode steps as replayed CUDA graphs: the same tokens as eager steps (greedy, seeded sampling, chat turns).
 stage test-generate-graphs 120 "$E2E_KEEP" "$TESTS" "$BIN/gpu_generate_graphs_test"
-grep -h '^\[ GPU\|^hf-parity\|^greedy agreement\|^consistency' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
+write_accuracy
 
 # ---- compute-sanitizer on every op test at its small shapes (kernels run 10-1000x slower under it) ----
 CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
@@ -264,7 +269,7 @@ elif selected wgmma-attention; then
     | tee -a "$TESTS"
   printf '%-30s %-7s %4s %5s\n' wgmma-attention SKIPPED - 0 >> "$SUMMARY"
 fi
-grep -h '^\[ GPU\|^hf-parity\|^greedy agreement\|^consistency' "$TESTS" > "$OUT/accuracy.txt" 2>/dev/null
+write_accuracy  # again, with the wgmma attention's and generation's lines
 stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 # Attention kernels against torch's SDPA (flash backend) on this GPU, in the same run. First the wgmma building
 # blocks against a CPU product (< 5 s); when they fail, the sm_90a variants are left out of the bench
