@@ -5,6 +5,8 @@
 #                                                 with timeout_s 590)
 #   ONLY='bench-.*' BUDGET=400 bash tools/gpu-check.sh                  the benchmarks, a follow-up call
 #   ONLY='test-gemm|memcheck-.*' BUDGET=200 bash tools/gpu-check.sh     a short follow-up run
+#   ONLY="$(python3 tools/gpu_summary.py rerun first/summary.txt)" ...  what the first call left undone (then
+#                                                 tools/gpu_summary.py merge: one summary of both calls)
 # Stages, in order (each under its own timeout, shrunk to the time left minus what the stages after it reserve;
 # later ones get NOTIME when none is left). Designed times on an H200 (first run, 2026-11-30, and this layout):
 #   env (~16 s with the header) -> smoke-elementwise, smoke-gemm (2 s; stop when no usable GPU)
