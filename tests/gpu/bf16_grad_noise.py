@@ -6,6 +6,8 @@ For each fixture (tests/data/fixtures/{tied,untied,qwen3}) and its packed batch 
 positions from 0, as tools/make_fixtures.py does), the loss and gradients of
   - LoRA (the fixture's adapter with B ~ U(-0.05, 0.05) as the GPU test draws it), base weights and activations
     bf16, the adapter fp32 (PEFT's default for a bf16 base) and all-bf16 (the adapter cast too);
+  - LoRA r 16 with lora_dropout 0.05 and every LoRA parameter ~ U(-0.1, 0.1) (GpuModelStep.DropoutR16OneStepMatchesCpu;
+    the masks depend only on the module and the call, so the bf16 and float64 runs drop the same elements);
   - full fine-tuning (the whole model bf16),
 against the same in float64. Prints per case the worst relative L2 error and cosine over the gradients and the
 loss's relative difference. Needs torch, transformers, peft, safetensors; exits 77 without them.
@@ -18,7 +20,7 @@ import sys
 
 try:
     import torch
-    from peft import PeftModel
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 except ImportError as e:
     print(f"skipped: {e.name} is not installed")
@@ -37,6 +39,9 @@ def loss_and_grads(model, batch):
     as float64 on the CPU."""
     ids, targets, cu = batch
     model.zero_grad(set_to_none=True)
+    for m in model.modules():
+        if isinstance(m, FixedDropout):
+            m.calls = 0
     logits = []
     for s in range(len(cu) - 1):
         x = torch.tensor(ids[cu[s]:cu[s + 1]])[None]
@@ -74,6 +79,43 @@ def lora_models(case_dir, seed):
     return exact, mixed, copy.deepcopy(mixed).bfloat16()
 
 
+class FixedDropout(torch.nn.Module):
+    """Inverted dropout whose mask is a function of (module seed, call number) alone, drawn in float64: runs of the
+    same model in two dtypes drop the same elements. x * keep * 1/(1-p) in x's dtype, as our kernels round it."""
+
+    def __init__(self, p, seed):
+        super().__init__()
+        self.p, self.seed, self.calls = p, seed, 0
+
+    def forward(self, x):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.calls)
+        self.calls += 1
+        keep = torch.rand(x.shape, generator=g, dtype=torch.float64) >= self.p
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+
+def dropout_r16_models(case_dir, seed, p=0.05):
+    """float64 and all-bf16 (ours on the GPU: bf16 copies of A and B) of the fixture's adapter made r 16 with
+    lora_dropout p, every LoRA parameter ~ U(-0.1, 0.1), as DropoutR16OneStepMatchesCpu draws them."""
+    base = AutoModelForCausalLM.from_pretrained(os.path.join(case_dir, "model"), dtype=torch.float64)
+    cfg = LoraConfig.from_pretrained(os.path.join(case_dir, "adapter"))
+    cfg.r, cfg.lora_dropout, cfg.inference_mode = 16, p, False
+    exact = get_peft_model(base, cfg)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, q in exact.named_parameters():
+            if "lora_" in n:
+                q.copy_(torch.rand(q.shape, generator=gen, dtype=torch.float64) * 0.2 - 0.1)
+    k = 0
+    for m in exact.modules():
+        if hasattr(m, "lora_dropout"):
+            for name in list(m.lora_dropout.keys()):
+                m.lora_dropout[name] = FixedDropout(p, seed * 1000 + k)
+                k += 1
+    assert k > 0, "no LoRA dropout module found"
+    return exact, copy.deepcopy(exact).bfloat16()
+
+
 def report(what, batch, model, exact_loss, exact_grads):
     loss, grads = loss_and_grads(model, batch)
     (rel, rel_name), (cos, cos_name) = worst(grads, exact_grads)
@@ -98,6 +140,10 @@ def main():
             for name, model in (("lora bf16 base + fp32 adapter", mixed), ("lora all bf16", all_bf16)):
                 r = report(f"{case} seed {seed} {name}", batch, model, loss, grads)
                 summary.setdefault(name, []).append(r)
+            exact, all_bf16 = dropout_r16_models(d, 63 + seed)
+            loss, grads = loss_and_grads(exact, batch)
+            name = "lora r16 dropout 0.05 all bf16"
+            summary.setdefault(name, []).append(report(f"{case} seed {seed} {name}", batch, all_bf16, loss, grads))
         exact = AutoModelForCausalLM.from_pretrained(os.path.join(d, "model"), dtype=torch.float64)
         loss, grads = loss_and_grads(exact, batch)
         r = report(f"{case} full fine-tuning bf16", batch, copy.deepcopy(exact).bfloat16(), loss, grads)

@@ -67,7 +67,9 @@ TEST_P(GpuModelStep, OneStepLossAndLoraGradientsMatchCpu) {
 }
 
 // r 16 (the fused dA kernel's r; the A kernel takes multiples of 8) and lora_dropout 0.05: the step's LoRA stacks
-// run the fused dropout kernels (BF16, in a multiple of 8, n r <= 192); A and B drawn U(-0.1, 0.1).
+// run the fused dropout kernels (BF16, in a multiple of 8, n r <= 192); A and B drawn U(-0.1, 0.1). The same
+// tolerances hold here: bf16_grad_noise.py's dropout case (torch bf16 vs float64, same masks) measured worst rel.
+// L2 3.8e-2 and cosine 0.99927 over 5 draws on each fixture, inside the no-dropout case's 5.0e-2 and 0.99877.
 TEST_P(GpuModelStep, DropoutR16OneStepMatchesCpu) {
   QSFT_REQUIRE_GPU();
   QSFT_REQUIRE_FIXTURE(GetParam());
