@@ -61,6 +61,7 @@ std::string replace(std::string_view s, std::string_view old, std::string_view w
 std::string format(std::string_view fmt, const CallArgs& args);  // str.format with {}, {0}, {name}
 std::string percent(std::string_view fmt, const Value& args);    // fmt % args: %s %r %d %i %x %o %f %e %g %%
 int64_t code_points(std::string_view s);
+std::string html_escape(std::string_view s);  // markupsafe's escape: & < > " ' as &amp; &lt; &gt; &#34; &#39;
 }  // namespace pystr
 
 }  // namespace qsft::jinja

@@ -67,11 +67,13 @@ Value tojson(const Value& x, const CallArgs& a) {
   std::string out;
   append_json(out, x, style);
   if (!flag(a, 0, "ensure_ascii")) return Value::string(std::move(out));
-  std::string ascii;  // non-ASCII only occurs inside JSON strings: escape it as \uXXXX (surrogate pairs above)
+  // What Python escapes beyond ensure_ascii=False (only inside JSON strings: DEL and non-ASCII): \uXXXX, surrogate
+  // pairs above U+FFFF.
+  std::string ascii;
   for (size_t i = 0, len; i < out.size(); i += len) {
     char32_t c = utf8::decode(out, i, &len);
     char buf[16];
-    if (c < 0x80)
+    if (c < 0x7F)
       ascii += static_cast<char>(c);
     else if (c < 0x10000)
       std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c)), ascii += buf;
@@ -134,9 +136,11 @@ Value dictsort(const Value& x, const CallArgs& a) {
   return Value::list(std::move(items));
 }
 
-// select/reject/selectattr/rejectattr.
+// select/reject/selectattr/rejectattr: a generator; of a false input (undefined, None, empty) an empty one without
+// looking at the arguments, as jinja2's `if value:` does.
 Value select(const Value& x, const CallArgs& a, bool by_attribute, bool keep) {
   List out;
+  if (!x.truthy()) return Value::generator();
   const size_t test_at = by_attribute ? 1 : 0;
   if (by_attribute && (a.pos.empty() || !a.pos[0].is_string()))
     throw TemplateError("selectattr needs an attribute name");
@@ -152,11 +156,13 @@ Value select(const Value& x, const CallArgs& a, bool by_attribute, bool keep) {
     }
     if (ok == keep) out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
+// A generator, empty for a false input (as select).
 Value map(const Value& x, CallArgs& a) {
   List out;
+  if (!x.truthy()) return Value::generator();
   const std::string* attr = attribute_arg(a);
   const Value* fallback = nullptr;
   for (const auto& [k, v] : a.kw)
@@ -171,7 +177,7 @@ Value map(const Value& x, CallArgs& a) {
       out.push_back(call_filter(a.pos[0].s, item, fargs));
     }
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 // Python's float(s) of a stripped string: strtod's hexadecimal forms ("0x1A", "0x1p3") are not Python literals.
@@ -231,22 +237,9 @@ Value round(const Value& x, const CallArgs& a) {
   return Value::floating(v / scale);
 }
 
-Value escape(const Value& x) {
-  std::string out;
-  for (char c : str(x)) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return Value::string(std::move(out));
-}
 
 Value first_or_last(const Value& x, bool first) {
+  if (!first && x.kind == Kind::generator) throw TemplateError("'generator' object is not reversible");
   List items = iterate(x);
   if (items.empty())
     return Value::undefined(first ? "No first item, sequence was empty." : "No last item, sequence was empty.");
@@ -309,13 +302,13 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
   if (name == "tojson") return tojson(x, a);
   if (name == "trim") return Value::string(pystr::strip(str(x), a.get(0, "chars"), true, true));
   if (name == "length" || name == "count") return Value::integer(length(x));
-  if (name == "items") {
-    if (x.is_undefined()) return Value::list();
+  if (name == "items") {  // a generator of (key, value)
+    if (x.is_undefined()) return Value::generator();
     if (!x.is_dict()) throw TemplateError("items: expected a dict, got " + type_name(x));
     CallArgs none;
     Value r;
     call_method(x, "items", none, r);
-    return r;
+    return Value::generator(*r.l);
   }
   if (name == "join") return join(x, a);
   if (name == "map") return map(x, a);
@@ -328,7 +321,7 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
   }
   if (name == "first" || name == "last") return first_or_last(x, name == "first");
   if (name == "list") return Value::list(iterate(x));
-  if (name == "string") return Value::string(str(x));
+  if (name == "string") return x.is_string() ? x : Value::string(str(x));  // a Markup stays one
   if (name == "int") return to_int(x, a);
   if (name == "float") return to_float(x, a);
   if (name == "lower") return Value::string(pystr::lower(str(x)));
@@ -360,12 +353,12 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
   if (name == "round") return round(x, a);
   if (name == "sort") return sort(x, a);
   if (name == "dictsort") return dictsort(x, a);
-  if (name == "reverse") {
+  if (name == "reverse") {  // str reversed; reversed(list or dict): an iterator; a generator: list(x) reversed
     const Value step = Value::integer(-1);
     if (x.is_string()) return get_slice(x, nullptr, nullptr, &step);
     List items = iterate(x);
     std::reverse(items.begin(), items.end());
-    return Value::list(std::move(items));
+    return x.kind == Kind::generator ? Value::list(std::move(items)) : Value::generator(std::move(items));
   }
   if (name == "unique") {
     List out;
@@ -373,7 +366,7 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
     for (const Value& v : iterate(x))
       if (std::none_of(out.begin(), out.end(), [&](const Value& u) { return equal(sort_key(u, cs), sort_key(v, cs)); }))
         out.push_back(v);
-    return Value::list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (name == "sum") {
     const std::string* attr = attribute_arg(a);
@@ -416,8 +409,9 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
     }
     return Value::integer(words);
   }
-  if (name == "safe") return x;
-  if (name == "escape" || name == "e" || name == "forceescape") return escape(x);
+  if (name == "safe") return Value::markup(str(x));
+  if ((name == "escape" || name == "e") && x.is_markup) return x;  // already safe
+  if (name == "escape" || name == "e" || name == "forceescape") return Value::markup(pystr::html_escape(str(x)));
   throw TemplateError("filter '" + std::string(name) + "' is not supported");
 }
 

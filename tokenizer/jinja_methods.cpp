@@ -318,7 +318,8 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
 List iterate(const Value& v) {
   switch (v.kind) {
     case Kind::undefined: return {};
-    case Kind::list: return *v.l;
+    case Kind::list:
+    case Kind::generator: return *v.l;
     case Kind::dict: {
       List keys;
       for (const auto& [k, x] : *v.d) keys.push_back(k);
@@ -354,6 +355,7 @@ bool contains(const Value& haystack, const Value& needle) {
         throw TemplateError("'in <string>' requires string as left operand, not " + type_name(needle));
       return haystack.s.find(needle.s) != std::string::npos;
     case Kind::list:
+    case Kind::generator:
       for (const Value& x : *haystack.l)
         if (equal(x, needle)) return true;
       return false;

@@ -22,7 +22,9 @@ Value repeat(const Value& seq, int64_t n) {
   if (seq.is_string()) {
     std::string out;
     for (int64_t k = 0; k < n; ++k) out += seq.s;
-    return Value::string(std::move(out));
+    Value r = Value::string(std::move(out));
+    r.is_markup = seq.is_markup;
+    return r;
   }
   List out;
   for (int64_t k = 0; k < n; ++k) out.insert(out.end(), seq.l->begin(), seq.l->end());
@@ -73,6 +75,11 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
   if (b.is_undefined()) undefined_error(b);
   if (a.is_number() && b.is_number()) return arithmetic(op, a, b);
   if (op == "+") {
+    if (a.is_string() && b.is_string() && (a.is_markup || b.is_markup)) {  // Markup escapes the str it meets
+      std::string out = a.is_markup ? a.s : pystr::html_escape(a.s);
+      out += b.is_markup ? b.s : pystr::html_escape(b.s);
+      return Value::markup(std::move(out));
+    }
     if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
     if (a.is_list() && b.is_list() && a.is_tuple == b.is_tuple) {
       List out = *a.l;

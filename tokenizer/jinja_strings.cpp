@@ -113,6 +113,21 @@ int64_t code_points(std::string_view s) {
   return n;
 }
 
+std::string html_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 std::string strip(std::string_view s, const Value* chars, bool left, bool right) {
   std::u32string set;
   const bool whitespace = !chars || chars->is_none() || chars->is_undefined();

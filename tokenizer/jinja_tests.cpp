@@ -64,13 +64,14 @@ bool call_test(std::string_view name, const Value& x, CallArgs& args) {
   if (name == "number") return x.is_number() || x.kind == Kind::big_integer;
   if (name == "string") return x.is_string();
   if (name == "mapping") return x.is_dict() && !x.is_namespace;
-  if (name == "iterable") return x.is_undefined() || x.is_string() || x.is_list() || x.is_dict();
+  if (name == "iterable")
+    return x.is_undefined() || x.is_string() || x.is_list() || x.kind == Kind::generator || x.is_dict();
   if (name == "sequence") return x.is_undefined() || x.is_string() || x.is_list() || (x.is_dict() && !x.is_namespace);
   if (name == "callable") return x.kind == Kind::function;
   if (name == "sameas") {
     const Value& y = arg(args, name);
     if (x.kind != y.kind) return false;
-    if (x.is_list()) return x.l == y.l;
+    if (x.is_list() || x.kind == Kind::generator) return x.l == y.l;
     if (x.is_dict()) return x.d == y.d;
     return (x.is_none() || x.kind == Kind::boolean) && equal(x, y);
   }

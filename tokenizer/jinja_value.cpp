@@ -132,6 +132,7 @@ bool Value::truthy() const {
     case Kind::string: return !s.empty();
     case Kind::list: return !l->empty();
     case Kind::dict: return !d->empty();
+    case Kind::generator:
     case Kind::function: return true;
   }
   return false;
@@ -194,6 +195,7 @@ bool equal(const Value& a, const Value& b) {
         if (!other || !equal(v, *other)) return false;
       }
       return true;
+    case Kind::generator: return a.l == b.l;  // an object equals only itself
     case Kind::function: return a.fn == b.fn;
     default: return false;
   }
@@ -225,6 +227,7 @@ std::string type_name(const Value& v) {
     case Kind::floating: return "float";
     case Kind::string: return "str";
     case Kind::list: return v.is_tuple ? "tuple" : "list";
+    case Kind::generator: return "generator";
     case Kind::dict: return v.is_namespace ? "Namespace" : "dict";
     case Kind::function: return "function";
   }
@@ -285,6 +288,7 @@ void append_repr(std::string& out, const Value& v) {
       out += v.is_namespace ? "}>" : "}";
       return;
     }
+    case Kind::generator: out += "<generator object>"; return;  // Python adds the function and an address
     case Kind::function: out += "<function>"; return;
   }
 }

@@ -1,8 +1,12 @@
 // The values of the Jinja engine (tokenizer/jinja_template.h), with Python's semantics as jinja2 gives them to
 // Hugging Face chat templates: undefined (jinja2's default Undefined: renders empty, is falsy, iterates as empty,
 // fails on attribute access and arithmetic), None, bool, int, float, str (UTF-8; lengths, indices and slices
-// count code points), list (tuples too), dict (insertion order, any value as key) and callables (macros,
-// builtins, bound methods). Lists and dicts are shared by reference, as Python objects are.
+// count code points), list (tuples too), dict (insertion order, any value as key), callables (macros,
+// builtins, bound methods) and generator: the lazy result of map, select, reject, selectattr, rejectattr, unique
+// and items, and reverse of a list (jinja2 yields them): it iterates its items and is true even when empty; it has
+// no len(), no JSON form, no last item, and indexing or slicing it gives undefined. (A Python generator is used up
+// by one iteration; here a second one sees the items again.) Lists, generators and dicts are shared by reference,
+// as Python objects are.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -28,17 +32,30 @@ struct TemplateError : InputError {
 };
 
 struct Value {
-  enum class Kind : uint8_t { undefined, none, boolean, integer, big_integer, floating, string, list, dict, function };
+  enum class Kind : uint8_t {
+    undefined,
+    none,
+    boolean,
+    integer,
+    big_integer,
+    floating,
+    string,
+    list,
+    generator,
+    dict,
+    function
+  };
   Kind kind = Kind::undefined;
   bool is_tuple = false;      // list: a tuple (prints with parentheses)
   bool is_namespace = false;  // dict: a namespace() (attributes may be assigned)
+  bool is_markup = false;     // string: markupsafe's Markup (from safe or escape): a str added to it is escaped
   union {
     bool b;
     int64_t i;
     double f;
   };
   std::string s;  // string; big_integer: its digits; undefined: the error message of using it
-  std::shared_ptr<List> l;
+  std::shared_ptr<List> l;  // list, generator
   std::shared_ptr<Dict> d;
   std::shared_ptr<Function> fn;
 
@@ -70,10 +87,20 @@ struct Value {
     v.s = std::move(x);
     return v;
   }
+  static Value markup(std::string x) {
+    Value v = string(std::move(x));
+    v.is_markup = true;
+    return v;
+  }
   static Value list(List x = {}, bool tuple = false) {
     Value v = of(Kind::list);
     v.l = std::make_shared<List>(std::move(x));
     v.is_tuple = tuple;
+    return v;
+  }
+  static Value generator(List x = {}) {
+    Value v = of(Kind::generator);
+    v.l = std::make_shared<List>(std::move(x));
     return v;
   }
   static Value dict(Dict x = {}) {

@@ -180,6 +180,24 @@ SNIPPETS = [
     "{{ messages | from_json if messages is none else messages | length }}{% if messages | length > 99 %}{{ messages | tojson | from_json }}"
     "{% elif false and messages is nothing %}{% endif %}",
     "{{ messages[0].content[5:2] }}{{ messages[0].content[-3:-1] }}{{ messages[0].content[100:] | length }}{{ messages[0].content.isdigit() }}{{ messages[0].content[:1].isupper() }}",
+    # Generators (map, select*, reject*, unique, items; reverse of a list): true even when empty, indexing gives
+    # undefined, not sequences; map/select of None are empty; no slices, len, JSON or last (each its own snippet:
+    # they raise).
+    "{% if messages | selectattr('role', 'equalto', 'nobody') %}true{% endif %} {{ (messages | map(attribute='role'))[0] }}|"
+    "{{ messages | map(attribute='role') is sequence }} {{ messages | reverse is iterable }}"
+    " {{ messages | map(attribute='role') | first }} {{ messages | reverse | map(attribute='role') | list }}",
+    "{{ none | selectattr('type', 'equalto', 'x') | list }} {{ none | map(attribute='x') | list }} {{ '' | map('upper') | list }}"
+    " {{ tools | rejectattr('type', 'equalto', 'code') | list | length }} {{ messages[0] | items | list }}"
+    " {% set g = messages | select %}{{ g is sameas g }} {{ g == g }} {{ (messages | select) == (messages | select) }}"
+    " {{ messages | map(attribute='role') | unique | list }} {{ (messages | map(attribute='role') | reverse)[0] }}",
+    "{{ messages | map(attribute='role') | tojson }}",
+    "{{ messages | selectattr('role') | length }}",
+    "{{ messages | map(attribute='role') | last }}",
+    "{{ (messages | select)[1:] }}",
+    # Markup (safe, escape): a str added to one is HTML-escaped; ~ and join give plain str.
+    "{{ '<b>' | safe + messages[0].role + '\"&' }} {{ messages[0].content[:30] | e }} {{ (messages[0].content[:9] | e) | e }}"
+    " {{ '<' ~ ('x' | safe) + '>' }} {{ messages[0].role + ('<i>' | safe) }} {{ ('a' | safe) * 2 + '<' }}"
+    " {{ ('<' | safe | string) + '>' }} {{ \"<&>'\" | forceescape }} {{ (messages | length) | e + '&' }} {{ none | safe + '<' }}",
 ]
 
 

@@ -60,6 +60,17 @@ const Case kCases[] = {
      "'b' if false }}|",
      "{}", "a=3 1-2 True True True |"},
     {"{{ x | first }}|{{ [] | last }}|{{ (x | first) is defined }}", "{}", "||False"},
+    // map/select* give generators: true even when empty, indexing gives undefined, not sequences; of None: empty
+    {"{% if msgs | selectattr('role', 'equalto', 'x') %}T{% endif %}|{{ (msgs | map(attribute='role'))[0] }}|{{ none "
+     "| map('upper') | list }}|{{ msgs | reverse | map(attribute='role') | join(',') }}|{{ msgs | map(attribute='role') "
+     "is sequence }}",
+     "{\"msgs\": [{\"role\": \"user\", \"content\": \"<u1>\"}, {\"role\": \"assistant\", \"content\": \"a\"}]}",
+     "T||[]|assistant,user|False"},
+    // Markup (safe, escape) escapes the str added to it; tojson(ensure_ascii=true) escapes DEL as Python does
+    {"{{ '<b>' | safe + msgs[0].content }}|{{ msgs[0].content | e }}|{{ msgs[0].content + ('<i>' | safe) }}|{{ "
+     "'\\x7f\\u00e9' | tojson(ensure_ascii=true) }}",
+     "{\"msgs\": [{\"role\": \"user\", \"content\": \"<u1>\"}]}",
+     "<b>&lt;u1&gt;|&lt;u1&gt;|&lt;u1&gt;<i>|\"\\u007f\\u00e9\""},
 };
 
 TEST(JinjaEngine, RendersAsJinja2) {
