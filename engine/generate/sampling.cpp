@@ -34,14 +34,32 @@ std::vector<double> softmax(std::span<const float> logits) {
   return p;
 }
 
-// TopKLogitsWarper: tokens below the k-th largest score are removed (ties with it stay).
-void top_k(std::span<float> logits, int64_t k) {
-  k = std::min<int64_t>(k, int64_t(logits.size()));
-  std::vector<float> sorted(logits.begin(), logits.end());
-  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
-  const float kth = sorted[size_t(k - 1)];
-  for (float& s : logits)
-    if (s < kth) s = kRemoved;
+// The k-th largest score (equal scores counted apart). A small k (Qwen's 20 of 151936) keeps the k largest in a
+// min-heap, one comparison for most scores; a large one selects in a copy.
+float kth_largest(std::span<const float> logits, int64_t k) {
+  if (k * 64 > int64_t(logits.size())) {
+    std::vector<float> sorted(logits.begin(), logits.end());
+    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+    return sorted[size_t(k - 1)];
+  }
+  std::vector<float> heap(logits.begin(), logits.begin() + k);  // the k largest so far; heap.front(): the least
+  std::make_heap(heap.begin(), heap.end(), std::greater<float>());
+  for (size_t i = size_t(k); i < logits.size(); ++i) {
+    if (!(logits[i] > heap.front())) continue;
+    std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
+    heap.back() = logits[i];
+    std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+  }
+  return heap.front();
+}
+
+// TopKLogitsWarper keeps the k-th largest score and every score >= it (ties stay): their ids, in vocabulary order.
+std::vector<int32_t> top_k_ids(std::span<const float> logits, int64_t k) {
+  const float kth = kth_largest(logits, std::min<int64_t>(k, int64_t(logits.size())));
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (logits[i] >= kth) ids.push_back(int32_t(i));
+  return ids;
 }
 
 // TopPLogitsWarper: sorted ascending (stable), tokens whose cumulative probability is <= 1 - top_p are removed;
@@ -94,10 +112,21 @@ int32_t next_token(std::span<float> logits, std::span<const int32_t> history, co
   if (!c.do_sample) return argmax(logits);
   if (c.temperature != 1.0f)
     for (float& s : logits) s /= c.temperature;
-  if (c.top_k > 0) top_k(logits, c.top_k);
-  if (c.top_p < 1.0f) top_p(logits, c.top_p);
-  if (c.min_p > 0.0f) min_p(logits, c.min_p);
-  return draw(logits, rng::uniform(stream, step));
+  // After top-k only its tokens go on (in vocabulary order): the ones it removes would have probability 0 in every
+  // later step, adding 0 to each sum, sorting first in top-p and never drawn, so the choice is the one over the
+  // whole row, without sorting the whole vocabulary (Qwen's generation_config: top_k 20 of 151936).
+  std::vector<int32_t> ids;
+  std::vector<float> kept;
+  std::span<float> row = logits;
+  if (c.top_k > 0) {
+    ids = top_k_ids(logits, c.top_k);
+    for (int32_t id : ids) kept.push_back(logits[size_t(id)]);
+    row = kept;
+  }
+  if (c.top_p < 1.0f) top_p(row, c.top_p);
+  if (c.min_p > 0.0f) min_p(row, c.min_p);
+  const int32_t chosen = draw(row, rng::uniform(stream, step));
+  return ids.empty() ? chosen : ids[size_t(chosen)];
 }
 
 }  // namespace qsft

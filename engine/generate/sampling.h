@@ -31,7 +31,7 @@ SamplingConfig load_generation_config(const std::string& model_dir);
 // Values transformers refuses (temperature <= 0, top_p outside (0, 1], ...): InputError prefixed with `where`.
 void check_sampling(const SamplingConfig& c, const std::string& where);
 
-// The next token of one sequence. logits [V] are changed in place (the processors); history: every token the
+// The next token of one sequence. logits [V] are scratch (the processors change them); history: every token the
 // sequence has so far (prompt and generated: the repetition penalty's set). `stream` identifies the sequence's
 // random stream (e.g. hash(seed, prompt index)), `step` the draw within it.
 int32_t next_token(std::span<float> logits, std::span<const int32_t> history, const SamplingConfig& c, uint64_t stream,

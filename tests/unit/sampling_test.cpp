@@ -3,9 +3,11 @@
 // the seeded draw following the distribution; generation_config.json read as transformers reads it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "engine/base/error.h"
 #include "engine/generate/sampling.h"
@@ -64,6 +66,41 @@ TEST(Sampling, DrawsFollowTheTemperedDistribution) {
   const std::vector<float> logits = {0.0f, std::log(3.0f)};  // p = 1/4, 3/4; temperature 2: sqrt -> 1/(1+sqrt 3)
   const std::vector<int> h = histogram(logits, {.do_sample = true, .temperature = 2.0f, .eos_ids = {}}, 8000);
   EXPECT_NEAR(double(h[0]) / 8000, 1.0 / (1.0 + std::sqrt(3.0)), 0.02);
+}
+
+// With top_k the later processors and the draw run over top-k's tokens only: the same token as the whole row whose
+// other scores are removed (-inf) before them, for random rows with ties at the k-th score, over many draws.
+TEST(Sampling, TopKThenTopPMinPAndTheDrawChooseAsOverTheWholeRow) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> score(-8.0f, 8.0f);
+  int64_t cases = 0;
+  for (int trial = 0; trial < 8; ++trial) {
+    std::vector<float> logits(5003);
+    for (float& x : logits) x = trial % 2 ? std::round(score(rng)) : score(rng);  // odd trials: many ties
+    for (const float temperature : {1.0f, 0.7f})
+      for (const int64_t k : {int64_t(1), int64_t(20), int64_t(50), int64_t(5003)})
+        for (const float top_p : {1.0f, 0.8f})
+          for (const float min_p : {0.0f, 0.05f}) {
+            const SamplingConfig c{.do_sample = true, .temperature = temperature, .top_k = k, .top_p = top_p,
+                                   .min_p = min_p, .eos_ids = {}};
+            std::vector<float> masked = logits;  // tempered as next_token tempers, then top-k's removal
+            for (float& x : masked) x = temperature != 1.0f ? x / temperature : x;
+            std::vector<float> sorted = masked;
+            std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+            for (float& x : masked)
+              if (x < sorted[size_t(k - 1)]) x = -INFINITY;
+            SamplingConfig whole = c;
+            whole.temperature = 1.0f;
+            whole.top_k = 0;
+            for (uint64_t stream = 0; stream < 25; ++stream, ++cases) {
+              std::vector<float> a = logits, b = masked;
+              ASSERT_EQ(next_token(a, {}, c, stream, 3), next_token(b, {}, whole, stream, 3))
+                  << "trial " << trial << " temperature " << temperature << " k " << k << " top_p " << top_p
+                  << " min_p " << min_p << " stream " << stream;
+            }
+          }
+  }
+  EXPECT_EQ(cases, 8 * 2 * 4 * 2 * 2 * 25);
 }
 
 TEST(Sampling, GenerationConfigAsTransformersReadsIt) {
