@@ -14,9 +14,12 @@ namespace qsft::jinja {
 
 Value call_filter(std::string_view name, const Value& input, CallArgs& args);
 bool call_test(std::string_view name, const Value& input, CallArgs& args);
-// Whether the engine has the filter or test (the parser refuses others, as jinja2 does when it compiles).
+// Whether the engine has the filter or test.
 bool has_filter(std::string_view name);
 bool has_test(std::string_view name);
+// Whether jinja2 has it (the engine's and the jinja2 filters it lacks): the parser refuses the others, as jinja2 does
+// when it compiles; a filter only jinja2 has fails when it runs.
+bool jinja2_has_filter(std::string_view name);
 
 // obj.name as jinja2's sandbox resolves it: a method of str/list/dict (bound), else (with keys) the dict key, else
 // undefined. Attribute access on undefined is an error ("'x' is undefined").

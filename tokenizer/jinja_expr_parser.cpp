@@ -273,7 +273,8 @@ ExprPtr ExprParser::parse_filters(ExprPtr e, bool first_bare) {
       auto f = node(EK::filter, line);
       f->a = std::move(e);
       f->name = dotted_name();
-      if (!has_filter(f->name) && !soft_) unknown_.emplace_back(line, "filter '" + f->name + "' is not supported");
+      if (!jinja2_has_filter(f->name) && !soft_)
+        unknown_.emplace_back(line, "filter '" + f->name + "' is not supported");
       if (is_op("(")) parse_call_args(*f);
       e = std::move(f);
     } else if (skip_name("is")) {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "tokenizer/jinja_builtins.h"
 #include "tokenizer/utf8.h"
@@ -237,7 +238,6 @@ Value round(const Value& x, const CallArgs& a) {
   return Value::floating(v / scale);
 }
 
-
 Value first_or_last(const Value& x, bool first) {
   if (!first && x.kind == Kind::generator) throw TemplateError("'generator' object is not reversible");
   List items = iterate(x);
@@ -260,6 +260,42 @@ Value join(const Value& x, const CallArgs& a) {
 }
 
 // jinja2's truncate: strings longer than length + leeway end with `end`, cut at a word boundary unless killwords.
+// batch(n, fill_with=None): a generator of lists of n items (the last padded with fill_with when given).
+Value batch(const Value& x, const CallArgs& a) {
+  const Value* n = a.get(0, "linecount");
+  if (!n || !n->is_integer() || n->i < 1) throw TemplateError("batch needs a line count >= 1");
+  const Value* fill = a.get(1, "fill_with");
+  List out, row;
+  for (const Value& item : iterate(x)) {
+    if (int64_t(row.size()) == n->i) out.push_back(Value::list(std::exchange(row, {})));
+    row.push_back(item);
+  }
+  if (!row.empty()) {
+    if (fill && !fill->is_none()) row.resize(size_t(n->i), *fill);
+    out.push_back(Value::list(std::move(row)));
+  }
+  return Value::generator(std::move(out));
+}
+
+// slice(n, fill_with=None): a generator of n lists, the first len % n of them one item longer (the others padded
+// with fill_with when given).
+Value slice(const Value& x, const CallArgs& a) {
+  const Value* n = a.get(0, "slices");
+  if (!n || !n->is_integer() || n->i < 1) throw TemplateError("slice needs a slice count >= 1");
+  const Value* fill = a.get(1, "fill_with");
+  const List items = iterate(x);
+  const int64_t per = int64_t(items.size()) / n->i, extra = int64_t(items.size()) % n->i;
+  List out;
+  for (int64_t k = 0, begin = 0; k < n->i; ++k) {
+    const int64_t end = begin + per + (k < extra);
+    List part(items.begin() + begin, items.begin() + end);
+    if (fill && !fill->is_none() && k >= extra) part.push_back(*fill);
+    out.push_back(Value::list(std::move(part)));
+    begin = end;
+  }
+  return Value::generator(std::move(out));
+}
+
 Value truncate(const Value& x, const CallArgs& a) {
   const std::string s = str(x);
   const Value *length = a.get(0, "length"), *killwords = a.get(1, "killwords"), *end = a.get(2, "end"),
@@ -290,12 +326,20 @@ Value center(const Value& x, const CallArgs& a) {
 
 bool has_filter(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "tojson",     "trim",       "length",    "count",      "items",  "join",    "map",        "select", "reject",
-      "selectattr", "rejectattr", "default",   "d",          "first",  "last",    "list",       "string", "int",
-      "float",      "lower",      "upper",     "capitalize", "title",  "replace", "indent",     "abs",    "round",
-      "sort",       "dictsort",   "reverse",   "unique",     "sum",    "min",     "max",        "format", "attr",
-      "truncate",   "center",     "wordcount", "safe",       "escape", "e",       "forceescape"};
+      "tojson",     "trim",       "length",    "count",      "items",  "join",    "map",         "select", "reject",
+      "selectattr", "rejectattr", "default",   "d",          "first",  "last",    "list",        "string", "int",
+      "float",      "lower",      "upper",     "capitalize", "title",  "replace", "indent",      "abs",    "round",
+      "sort",       "dictsort",   "reverse",   "unique",     "sum",    "min",     "max",         "format", "attr",
+      "truncate",   "center",     "wordcount", "safe",       "escape", "e",       "forceescape", "batch",  "slice"};
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
+
+// jinja2's built-in filters this engine lacks: a template naming one loads (as in jinja2) and fails only if it
+// runs one.
+bool jinja2_has_filter(std::string_view name) {
+  static constexpr std::string_view kMissing[] = {"filesizeformat", "groupby", "pprint",   "random", "striptags",
+                                                  "urlencode",      "urlize",  "wordwrap", "xmlattr"};
+  return has_filter(name) || std::find(std::begin(kMissing), std::end(kMissing), name) != std::end(kMissing);
 }
 
 Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
@@ -395,6 +439,8 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
     if (!attr || !attr->is_string()) throw TemplateError("attr needs an attribute name");
     return get_attr(x, attr->s, false);
   }
+  if (name == "batch") return batch(x, a);
+  if (name == "slice") return slice(x, a);
   if (name == "truncate") return truncate(x, a);
   if (name == "center") return center(x, a);
   if (name == "wordcount") {  // words: runs of letters, digits and "_" (Python's \w+)

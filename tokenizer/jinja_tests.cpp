@@ -43,10 +43,10 @@ int64_t integer_of(const Value& x, std::string_view test) {
 
 bool has_test(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "eq",    "equalto", "ne",        "lt",          "lessthan", "gt",       "greaterthan", "le",
-      "ge",    "defined", "undefined", "none",        "boolean",  "true",     "false",       "integer",
-      "float", "number",  "string",    "mapping",     "iterable", "sequence", "callable",    "sameas",
-      "in",    "odd",     "even",      "divisibleby", "lower",    "upper",    "escaped"};
+      "eq",          "equalto",   "ne",       "lt",       "lessthan", "gt",     "greaterthan", "le",    "ge",
+      "defined",     "undefined", "none",     "boolean",  "true",     "false",  "integer",     "float", "number",
+      "string",      "mapping",   "iterable", "sequence", "callable", "sameas", "in",          "odd",   "even",
+      "divisibleby", "lower",     "upper",    "escaped",  "filter",   "test"};
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 
@@ -81,7 +81,9 @@ bool call_test(std::string_view name, const Value& x, CallArgs& args) {
   if (name == "divisibleby") return integer_of(x, name) % integer_of(arg(args, name), name) == 0;
   if (name == "lower") return pystr::is_lower(str(x));
   if (name == "upper") return pystr::is_upper(str(x));
-  if (name == "escaped") return false;
+  if (name == "escaped") return x.is_markup;
+  if (name == "filter") return x.is_string() && jinja2_has_filter(x.s);
+  if (name == "test") return x.is_string() && has_test(x.s);
   throw TemplateError("test '" + std::string(name) + "' is not supported");
 }
 

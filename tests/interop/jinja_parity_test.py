@@ -198,6 +198,13 @@ SNIPPETS = [
     "{{ '<b>' | safe + messages[0].role + '\"&' }} {{ messages[0].content[:30] | e }} {{ (messages[0].content[:9] | e) | e }}"
     " {{ '<' ~ ('x' | safe) + '>' }} {{ messages[0].role + ('<i>' | safe) }} {{ ('a' | safe) * 2 + '<' }}"
     " {{ ('<' | safe | string) + '>' }} {{ \"<&>'\" | forceescape }} {{ (messages | length) | e + '&' }} {{ none | safe + '<' }}",
+    # batch and slice (generators of lists); the escaped, filter and test tests; a jinja2 filter the engine lacks
+    # (groupby) in a branch not taken loads and renders.
+    "{{ messages | map(attribute='role') | batch(3) | list }} {{ messages | map(attribute='role') | batch(2, 'x') | list }}"
+    " {{ messages | map(attribute='role') | slice(3) | list }} {{ messages | map(attribute='role') | slice(2, '-') | list }}"
+    " {{ ('a' | safe) is escaped }} {{ 'a' is escaped }} {{ 'upper' is filter }} {{ 'groupby' is filter }}"
+    " {{ 'nofilter' is filter }} {{ 'odd' is test }} {{ messages | batch(2) is sequence }}"
+    "{% if messages | length > 999 %}{{ messages | groupby('role') }}{% endif %}",
 ]
 
 

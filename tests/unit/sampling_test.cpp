@@ -81,8 +81,12 @@ TEST(Sampling, TopKThenTopPMinPAndTheDrawChooseAsOverTheWholeRow) {
       for (const int64_t k : {int64_t(1), int64_t(20), int64_t(50), int64_t(5003)})
         for (const float top_p : {1.0f, 0.8f})
           for (const float min_p : {0.0f, 0.05f}) {
-            const SamplingConfig c{.do_sample = true, .temperature = temperature, .top_k = k, .top_p = top_p,
-                                   .min_p = min_p, .eos_ids = {}};
+            const SamplingConfig c{.do_sample = true,
+                                   .temperature = temperature,
+                                   .top_k = k,
+                                   .top_p = top_p,
+                                   .min_p = min_p,
+                                   .eos_ids = {}};
             std::vector<float> masked = logits;  // tempered as next_token tempers, then top-k's removal
             for (float& x : masked) x = temperature != 1.0f ? x / temperature : x;
             std::vector<float> sorted = masked;
