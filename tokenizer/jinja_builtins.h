@@ -7,6 +7,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tokenizer/jinja_value.h"
 
@@ -30,6 +31,8 @@ Value get_item(const Value& obj, const Value& key);
 Value get_slice(const Value& obj, const Value* start, const Value* stop, const Value* step);
 // obj.name(args) for the Python methods of str, dict and list; nullopt-like undefined when obj has no such method.
 bool call_method(const Value& obj, std::string_view name, CallArgs& args, Value& result);
+// The str methods (jinja_str_methods.cpp): false when str has no method `name`.
+bool string_method(const Value& obj, std::string_view name, CallArgs& args, Value& result);
 // A global function (range, namespace, dict, raise_exception, strftime_now), or undefined.
 Value global(const std::string& name);
 
@@ -64,6 +67,14 @@ std::string replace(std::string_view s, std::string_view old, std::string_view w
 std::string format(std::string_view fmt, const CallArgs& args);  // str.format with {}, {0}, {name}
 std::string percent(std::string_view fmt, const Value& args);    // fmt % args: %s %r %d %i %x %o %f %e %g %%
 int64_t code_points(std::string_view s);
+std::vector<size_t> code_point_offsets(std::string_view s);  // byte offset of each code point, then s.size()
+// s padded with fill (one code point) to width code points: align '<' (left), '>' (right), '^' (centred, the odd
+// space right: format specs) or 'c' (str.center's split: the odd space left when width is odd).
+std::string pad(std::string_view s, int64_t width, std::string_view fill, char align);
+// An integer argument (bool counts), fallback when absent or None; TemplateError naming `what` otherwise.
+int64_t int_arg(const Value* v, int64_t fallback, const char* what);
+// The str argument at index (or keyword name); TemplateError naming it otherwise.
+const std::string& str_arg(const CallArgs& args, size_t index, const char* name);
 std::string html_escape(std::string_view s);  // markupsafe's escape: & < > " ' as &amp; &lt; &gt; &#34; &#39;
 }  // namespace pystr
 

@@ -3,6 +3,8 @@
 // then postfix (.attr, [item], [slice], call) and filters/tests.
 #include "tokenizer/jinja_expr_parser.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 
 #include "tokenizer/jinja_builtins.h"
@@ -24,6 +26,20 @@ ExprPtr ExprParser::parse_tuple(bool with_cond) {
   }
   return t;
 }
+
+namespace {
+
+// An integer literal (the lexer dropped its '_'s); beyond int64 its digits as a big integer (printed, not computed
+// with).
+Value integer_literal(std::string text) {
+  errno = 0;
+  const long long v = std::strtoll(text.c_str(), nullptr, 10);
+  if (errno != ERANGE) return Value::integer(v);
+  text.erase(0, std::min(text.find_first_not_of('0'), text.size() - 1));
+  return Value::big_integer(std::move(text));
+}
+
+}  // namespace
 
 ExprPtr ExprParser::parse_expression(bool with_cond) { return with_cond ? parse_cond() : parse_or(); }
 
@@ -170,8 +186,7 @@ ExprPtr ExprParser::parse_primary() {
   if (t.type == T::integer || t.type == T::floating) {
     ++pos_;
     auto e = node(EK::literal, line);
-    e->value = t.type == T::integer ? Value::integer(std::strtoll(t.text.c_str(), nullptr, 10))
-                                    : Value::floating(std::strtod(t.text.c_str(), nullptr));
+    e->value = t.type == T::integer ? integer_literal(t.text) : Value::floating(std::strtod(t.text.c_str(), nullptr));
     return e;
   }
   if (skip_op("(")) {
@@ -205,7 +220,7 @@ ExprPtr ExprParser::parse_postfix(ExprPtr e) {
         auto i = node(EK::item, line);
         i->a = std::move(e);
         i->b = node(EK::literal, line);
-        i->b->value = Value::integer(std::strtoll(next().text.c_str(), nullptr, 10));
+        i->b->value = integer_literal(next().text);
         e = std::move(i);
       } else {
         auto a = node(EK::attr, line);

@@ -315,11 +315,7 @@ Value truncate(const Value& x, const CallArgs& a) {
 Value center(const Value& x, const CallArgs& a) {
   const std::string s = str(x);
   const Value* width = a.get(0, "width");
-  const int64_t w = width ? width->i : 80, n = pystr::code_points(s);
-  if (w <= n) return Value::string(s);
-  const int64_t pad = w - n, left = pad / 2 + (pad & w & 1);  // CPython's str.center split
-  return Value::string(std::string(static_cast<size_t>(left), ' ') + s +
-                       std::string(static_cast<size_t>(pad - left), ' '));
+  return Value::string(pystr::pad(s, width ? width->i : 80, " ", 'c'));
 }
 
 }  // namespace

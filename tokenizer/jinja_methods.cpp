@@ -6,6 +6,8 @@
 #include <cctype>
 #include <cmath>
 #include <ctime>
+#include <memory>
+#include <utility>
 
 #include "tokenizer/jinja_builtins.h"
 #include "tokenizer/utf8.h"
@@ -15,136 +17,6 @@ namespace qsft::jinja {
 namespace {
 
 using Kind = Value::Kind;
-
-int64_t to_int(const Value* v, int64_t fallback, const char* what) {
-  if (!v || v->is_none()) return fallback;
-  if (!v->is_integer()) throw TemplateError(std::string(what) + " must be an integer, not " + type_name(*v));
-  return v->kind == Kind::boolean ? v->b : v->i;
-}
-
-const std::string& str_arg(const CallArgs& args, size_t index, const char* name) {
-  const Value* v = args.get(index, name);
-  if (!v || !v->is_string())
-    throw TemplateError(std::string("argument '") + name + "' must be str, not " + (v ? type_name(*v) : "missing"));
-  return v->s;
-}
-
-// The code points of s as byte offsets (offsets[k] = start of code point k; offsets.back() = s.size()).
-std::vector<size_t> code_point_offsets(std::string_view s) {
-  std::vector<size_t> offsets;
-  for (size_t i = 0, len; i < s.size(); i += len) {
-    offsets.push_back(i);
-    utf8::decode(s, i, &len);
-  }
-  offsets.push_back(s.size());
-  return offsets;
-}
-
-bool affix_matches(const Value& s, const Value& affix, bool prefix) {
-  auto one = [&](const std::string& a) {
-    if (a.size() > s.s.size()) return false;
-    return prefix ? s.s.compare(0, a.size(), a) == 0 : s.s.compare(s.s.size() - a.size(), a.size(), a) == 0;
-  };
-  if (affix.is_string()) return one(affix.s);
-  if (affix.is_list() && affix.is_tuple) {
-    for (const Value& a : *affix.l)
-      if (a.is_string() && one(a.s)) return true;
-    return false;
-  }
-  throw TemplateError(std::string(prefix ? "startswith" : "endswith") +
-                      " first arg must be str or a tuple of str, not " + type_name(affix));
-}
-
-bool string_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) {
-  const std::string& s = obj.s;
-  if (m == "startswith" || m == "endswith") {
-    const Value* affix = a.get(0, "prefix");
-    if (!affix) throw TemplateError(std::string(m) + " takes at least 1 argument");
-    const Value* start = a.get(1, "start");
-    const Value* end = a.get(2, "end");  // s.startswith(p, start, end) tests s[start:end]
-    r = Value::boolean(affix_matches(start || end ? get_slice(obj, start, end, nullptr) : obj, *affix, m == "startswith"));
-  } else if (m == "strip" || m == "lstrip" || m == "rstrip") {
-    r = Value::string(pystr::strip(s, a.get(0, "chars"), m != "rstrip", m != "lstrip"));
-  } else if (m == "split" || m == "rsplit") {
-    const Value* sep = a.get(0, "sep");
-    int64_t maxsplit = to_int(a.get(1, "maxsplit"), -1, "maxsplit");
-    r = Value::list(m == "split" ? pystr::split(s, sep, maxsplit) : pystr::rsplit(s, sep, maxsplit));
-  } else if (m == "splitlines") {
-    List lines;  // Python's line boundaries: \n \r \r\n \v \f \x1c-\x1e \x85 U+2028 U+2029
-    const Value* keep = a.get(0, "keepends");
-    const bool keepends = keep && keep->truthy();
-    size_t start = 0;
-    for (size_t i = 0, len; i < s.size(); i += len) {
-      char32_t c = utf8::decode(s, i, &len);
-      if (!(c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e) || c == 0x85 || c == 0x2028 ||
-            c == 0x2029))
-        continue;
-      if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++len;
-      lines.push_back(Value::string(s.substr(start, (keepends ? i + len : i) - start)));
-      start = i + len;
-    }
-    if (start < s.size()) lines.push_back(Value::string(s.substr(start)));
-    r = Value::list(std::move(lines));
-  } else if (m == "replace") {
-    r = Value::string(
-        pystr::replace(s, str_arg(a, 0, "old"), str_arg(a, 1, "new"), to_int(a.get(2, "count"), -1, "count")));
-  } else if (m == "upper") {
-    r = Value::string(pystr::upper(s));
-  } else if (m == "lower") {
-    r = Value::string(pystr::lower(s));
-  } else if (m == "title") {
-    r = Value::string(pystr::title(s));
-  } else if (m == "capitalize") {
-    r = Value::string(pystr::capitalize(s));
-  } else if (m == "format") {
-    r = Value::string(pystr::format(s, a));
-  } else if (m == "find" || m == "rfind" || m == "index" || m == "count") {
-    const std::string& sub = str_arg(a, 0, "sub");
-    if (m == "count") {
-      int64_t n = 0;
-      if (sub.empty())
-        n = pystr::code_points(s) + 1;
-      else
-        for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
-      r = Value::integer(n);
-      return true;
-    }
-    size_t p = m == "rfind" ? s.rfind(sub) : s.find(sub);
-    if (p == std::string::npos && m == "index") throw TemplateError("substring not found");
-    r = Value::integer(p == std::string::npos ? -1 : pystr::code_points(std::string_view(s).substr(0, p)));
-  } else if (m == "join") {
-    const Value* items = a.get(0, "iterable");
-    if (!items) throw TemplateError("join takes exactly one argument");
-    std::string out;
-    bool first = true;
-    for (const Value& v : iterate(*items)) {
-      if (!v.is_string()) throw TemplateError("sequence item: expected str instance, " + type_name(v) + " found");
-      if (!first) out += s;
-      first = false;
-      out += v.s;
-    }
-    r = Value::string(std::move(out));
-  } else if (m == "isupper" || m == "islower") {
-    r = Value::boolean(m == "isupper" ? pystr::is_upper(s) : pystr::is_lower(s));
-  } else if (m == "isdigit" || m == "isspace" || m == "isalpha" || m == "isalnum") {
-    bool ok = !s.empty();
-    for (size_t i = 0, len; ok && i < s.size(); i += len) {
-      char32_t c = utf8::decode(s, i, &len);
-      if (m == "isdigit")
-        ok = utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_ND;
-      else if (m == "isspace")
-        ok = pystr::is_space(c);
-      else if (m == "isalpha")
-        ok = pystr::is_alpha(c);
-      else
-        ok = pystr::is_alnum(c);
-    }
-    r = Value::boolean(ok);
-  } else {
-    return false;
-  }
-  return true;
-}
 
 bool dict_method(const Value& obj, std::string_view m, CallArgs& a, Value& r) {
   if (m == "items" || m == "keys" || m == "values") {
@@ -239,11 +111,12 @@ Value get_attr(const Value& obj, const std::string& name, bool keys) {
   if (obj.is_string() || obj.is_list() || (obj.is_dict() && !obj.is_namespace)) {
     CallArgs probe;
     Value unused;
-    static const char* const kMethods[] = {"startswith", "endswith",   "strip",   "lstrip",  "rstrip",  "split",
-                                           "rsplit",     "splitlines", "replace", "upper",   "lower",   "title",
-                                           "capitalize", "format",     "find",    "rfind",   "index",   "count",
-                                           "join",       "isdigit",    "isspace", "isalpha", "isalnum", "isupper",
-                                           "islower",    "items",      "keys",    "values",  "get"};
+    static const char* const kMethods[] = {
+        "startswith", "endswith", "strip",     "lstrip",     "rstrip",       "split",        "rsplit",    "splitlines",
+        "replace",    "upper",    "lower",     "title",      "capitalize",   "format",       "find",      "rfind",
+        "index",      "count",    "join",      "isdigit",    "isspace",      "isalpha",      "isalnum",   "isupper",
+        "islower",    "items",    "keys",      "values",     "get",          "rindex",       "ljust",     "rjust",
+        "center",     "zfill",    "partition", "rpartition", "removeprefix", "removesuffix", "isdecimal", "isnumeric"};
     for (const char* m : kMethods) {
       if (name != m) continue;
       if (obj.is_dict() != dict_only) break;  // a str has no items(), a dict no split()
@@ -268,7 +141,7 @@ Value get_item(const Value& obj, const Value& key) {
       if (k < 0) k += n;
       return k >= 0 && k < n ? (*obj.l)[static_cast<size_t>(k)] : no_element(obj, key);
     }
-    std::vector<size_t> at = code_point_offsets(obj.s);
+    std::vector<size_t> at = pystr::code_point_offsets(obj.s);
     const int64_t n = static_cast<int64_t>(at.size()) - 1;
     if (k < 0) k += n;
     if (k < 0 || k >= n) return no_element(obj, key);
@@ -284,12 +157,12 @@ Value get_item(const Value& obj, const Value& key) {
 Value get_slice(const Value& obj, const Value* start, const Value* stop, const Value* step) {
   if (obj.is_undefined()) undefined_error(obj);
   if (!obj.is_list() && !obj.is_string()) throw TemplateError("'" + type_name(obj) + "' object is not subscriptable");
-  const int64_t st = to_int(step, 1, "slice step");
+  const int64_t st = pystr::int_arg(step, 1, "slice step");
   if (st == 0) throw TemplateError("slice step cannot be zero");
   std::vector<size_t> at;
   int64_t n;
   if (obj.is_string()) {
-    at = code_point_offsets(obj.s);
+    at = pystr::code_point_offsets(obj.s);
     n = static_cast<int64_t>(at.size()) - 1;
   } else {
     n = static_cast<int64_t>(obj.l->size());
@@ -297,7 +170,7 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
   // Python's slice.indices.
   auto bound = [&](const Value* v, int64_t fallback) {
     if (!v || v->is_none()) return fallback;
-    int64_t k = to_int(v, 0, "slice index");
+    int64_t k = pystr::int_arg(v, 0, "slice index");
     if (k < 0) k += n;
     if (st > 0) return std::clamp<int64_t>(k, 0, n);
     return std::clamp<int64_t>(k, -1, n - 1);
@@ -369,12 +242,12 @@ Value global(const std::string& name) {
     return Value::function([](CallArgs& a) {
       int64_t start = 0, stop, step = 1;
       if (a.pos.size() == 1)
-        stop = to_int(&a.pos[0], 0, "range");
+        stop = pystr::int_arg(&a.pos[0], 0, "range");
       else if (a.pos.size() >= 2)
-        start = to_int(&a.pos[0], 0, "range"), stop = to_int(&a.pos[1], 0, "range");
+        start = pystr::int_arg(&a.pos[0], 0, "range"), stop = pystr::int_arg(&a.pos[1], 0, "range");
       else
         throw TemplateError("range expected at least 1 argument");
-      if (a.pos.size() == 3) step = to_int(&a.pos[2], 1, "range");
+      if (a.pos.size() == 3) step = pystr::int_arg(&a.pos[2], 1, "range");
       if (step == 0) throw TemplateError("range() arg 3 must not be zero");
       List out;
       for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
@@ -394,6 +267,40 @@ Value global(const std::string& name) {
       return d;
     });
   }
+  if (name == "joiner") {  // joiner(sep=", ")(): "" the first time, sep after
+    return Value::function([](CallArgs& a) {
+      const Value* sep = a.get(0, "sep");
+      auto used = std::make_shared<bool>(false);
+      const std::string text = sep ? str(*sep) : ", ";
+      return Value::function([used, text](CallArgs&) { return Value::string(std::exchange(*used, true) ? text : ""); });
+    });
+  }
+  if (name == "cycler") {  // cycler(items...): .next() gives current and moves on; .current; .reset()
+    return Value::function([](CallArgs& a) {
+      if (a.pos.empty()) throw TemplateError("at least one item has to be provided");
+      Value c = Value::dict();
+      auto state = std::make_shared<std::pair<List, size_t>>(a.pos, 0);
+      const std::weak_ptr<Dict> self = c.d;  // the functions update "current"; weak: no cycle
+      auto set_current = [state, self] {
+        if (auto d = self.lock())
+          for (auto& [key, value] : *d)
+            if (key.is_string() && key.s == "current") value = state->first[state->second];
+      };
+      c.set(Value::string("current"), state->first[0]);
+      c.set(Value::string("next"), Value::function([state, set_current](CallArgs&) {
+              Value r = state->first[state->second];
+              state->second = (state->second + 1) % state->first.size();
+              set_current();
+              return r;
+            }));
+      c.set(Value::string("reset"), Value::function([state, set_current](CallArgs&) {
+              state->second = 0;
+              set_current();
+              return Value::none();
+            }));
+      return c;
+    });
+  }
   if (name == "raise_exception") {
     return Value::function([](CallArgs& a) -> Value {
       throw TemplateError(a.pos.empty() ? std::string("raise_exception") : str(a.pos[0]));
@@ -405,7 +312,7 @@ Value global(const std::string& name) {
       std::tm local{};
       localtime_r(&now, &local);
       char buf[256];
-      size_t n = std::strftime(buf, sizeof buf, str_arg(a, 0, "format").c_str(), &local);
+      size_t n = std::strftime(buf, sizeof buf, pystr::str_arg(a, 0, "format").c_str(), &local);
       return Value::string(std::string(buf, n));
     });
   }

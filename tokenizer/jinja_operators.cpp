@@ -14,6 +14,10 @@ using Kind = Value::Kind;
 int64_t int_of(const Value& v) { return v.kind == Kind::boolean ? v.b : v.i; }
 
 [[noreturn]] void unsupported(std::string_view op, const Value& a, const Value& b) {
+  if (a.kind == Value::Kind::big_integer || b.kind == Value::Kind::big_integer)
+    throw TemplateError("an integer beyond 64 bits in " + std::string(op) +
+                        ": the template engine prints them, does "
+                        "not compute with them");
   throw TemplateError("unsupported operand type(s) for " + std::string(op) + ": '" + type_name(a) + "' and '" +
                       type_name(b) + "'");
 }
@@ -35,14 +39,22 @@ Value arithmetic(std::string_view op, const Value& a, const Value& b) {
   const bool ints = a.is_integer() && b.is_integer();
   if (ints) {
     const int64_t x = int_of(a), y = int_of(b);
-    if (op == "+") return Value::integer(x + y);
-    if (op == "-") return Value::integer(x - y);
-    if (op == "*") return Value::integer(x * y);
+    int64_t r = 1;
+    // Python's ints have no bound; this engine's are 64-bit: a result beyond them is an error, never a wrapped value
+    bool overflow = false;
+    if (op == "+") overflow = __builtin_add_overflow(x, y, &r);
+    if (op == "-") overflow = __builtin_sub_overflow(x, y, &r);
+    if (op == "*") overflow = __builtin_mul_overflow(x, y, &r);
     if (op == "**" && y >= 0) {
-      int64_t r = 1;
-      for (int64_t k = 0; k < y; ++k) r *= x;
-      return Value::integer(r);
+      if (x >= -1 && x <= 1)  // 0, 1, -1: no loop of y steps
+        r = x == 0 ? y == 0 : x == 1 ? 1 : y % 2 ? -1 : 1;
+      else  // |x| >= 2 overflows within 63 steps
+        for (int64_t k = 0; k < y && !overflow; ++k) overflow = __builtin_mul_overflow(r, x, &r);
     }
+    if (overflow)
+      throw TemplateError("integer overflow in " + std::to_string(x) + " " + std::string(op) + " " + std::to_string(y) +
+                          ": the template engine's integers are 64-bit");
+    if (op == "+" || op == "-" || op == "*" || (op == "**" && y >= 0)) return Value::integer(r);
     if ((op == "//" || op == "%") && y == 0) throw TemplateError("integer division or modulo by zero");
     if (op == "//") return Value::integer(x / y - ((x % y != 0) && ((x < 0) != (y < 0))));
     if (op == "%") {

@@ -113,6 +113,21 @@ int64_t code_points(std::string_view s) {
   return n;
 }
 
+std::string pad(std::string_view s, int64_t width, std::string_view fill, char align) {
+  const int64_t n = code_points(s);
+  if (width <= n) return std::string(s);
+  const int64_t space = width - n;
+  const int64_t left = align == '<'   ? 0
+                       : align == '>' ? space
+                       : align == '^' ? space / 2
+                                      : space / 2 + (space & width & 1);
+  std::string out;
+  for (int64_t k = 0; k < left; ++k) out += fill;
+  out += s;
+  for (int64_t k = left; k < space; ++k) out += fill;
+  return out;
+}
+
 std::string html_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -231,155 +246,6 @@ std::string replace(std::string_view s, std::string_view old, std::string_view w
     start = p + old.size();
   }
   out.append(s.substr(start));
-  return out;
-}
-
-std::string format(std::string_view fmt, const CallArgs& args) {
-  std::string out;
-  size_t auto_index = 0;
-  for (size_t i = 0; i < fmt.size(); ++i) {
-    const char c = fmt[i];
-    if ((c == '{' || c == '}') && i + 1 < fmt.size() && fmt[i + 1] == c) {
-      out += c;
-      ++i;
-    } else if (c == '{') {
-      size_t close = fmt.find('}', i);
-      if (close == std::string_view::npos) throw TemplateError("Single '{' encountered in format string");
-      std::string field(fmt.substr(i + 1, close - i - 1));
-      if (field.find_first_of(":!") != std::string::npos) throw TemplateError("format specs are not supported");
-      const Value* v = nullptr;
-      if (field.empty())
-        v = auto_index < args.pos.size() ? &args.pos[auto_index++] : nullptr;
-      else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
-        size_t k = std::stoul(field);
-        v = k < args.pos.size() ? &args.pos[k] : nullptr;
-      } else {
-        for (const auto& [name, x] : args.kw)
-          if (name == field) v = &x;
-      }
-      if (!v) throw TemplateError("format: no argument for {" + field + "}");
-      append_str(out, *v);
-      i = close;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-namespace {
-
-// One printf-style conversion spec after its '%': [(key)][flags][width][.precision][length]type.
-struct PercentSpec {
-  std::string key, flags;
-  int width = -1, precision = -1;
-  char type = 0;
-  bool keyed = false;
-};
-
-PercentSpec parse_percent_spec(std::string_view fmt, size_t& i) {
-  PercentSpec spec;
-  auto digits = [&] {
-    int n = 0;
-    while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) {
-      n = n * 10 + (fmt[i++] - '0');
-      if (n > 100000) throw TemplateError("format width or precision too big");
-    }
-    return n;
-  };
-  if (i < fmt.size() && fmt[i] == '(') {
-    const size_t close = fmt.find(')', i);
-    if (close == std::string_view::npos) throw TemplateError("incomplete format key");
-    spec.key = std::string(fmt.substr(i + 1, close - i - 1));
-    spec.keyed = true;
-    i = close + 1;
-  }
-  while (i < fmt.size() && std::string_view("-+ #0").find(fmt[i]) != std::string_view::npos) spec.flags += fmt[i++];
-  if (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) spec.width = digits();
-  if (i < fmt.size() && fmt[i] == '.') {
-    ++i;
-    spec.precision = digits();
-  }
-  while (i < fmt.size() && (fmt[i] == 'l' || fmt[i] == 'h' || fmt[i] == 'L')) ++i;
-  if (i == fmt.size()) throw TemplateError("incomplete format");
-  spec.type = fmt[i];
-  return spec;
-}
-
-// Text padded to the spec's width in code points (left-aligned with the '-' flag), cut to its precision for %s %r.
-std::string pad_text(std::string text, const PercentSpec& spec) {
-  std::u32string cps = decode_all(text);
-  if (spec.precision >= 0 && cps.size() > static_cast<size_t>(spec.precision)) {
-    cps.resize(static_cast<size_t>(spec.precision));
-    text = encode_all(cps);
-  }
-  if (spec.width > static_cast<int>(cps.size())) {
-    const std::string fill(static_cast<size_t>(spec.width) - cps.size(), ' ');
-    text = spec.flags.find('-') != std::string::npos ? text + fill : fill + text;
-  }
-  return text;
-}
-
-// A number through C's printf with the spec's flags, width and precision (Python's %d %i %u %x %X %o %f %e %g).
-std::string format_number(const Value& v, const PercentSpec& spec) {
-  const char t = spec.type;
-  const bool integral = t == 'd' || t == 'i' || t == 'u' || t == 'x' || t == 'X' || t == 'o';
-  if (!v.is_number() || ((t == 'x' || t == 'X' || t == 'o') && !v.is_integer()))
-    throw TemplateError(std::string("%") + t + " format: a real number is required, not " + type_name(v));
-  std::string c = "%" + spec.flags;  // appended piece by piece: GCC 12's -Wrestrict misfires on "." + to_string()
-  if (spec.width >= 0) c += std::to_string(spec.width);
-  if (spec.precision >= 0) c += '.' + std::to_string(spec.precision);
-  auto print = [](const std::string& spec, auto x) {
-    std::string out(static_cast<size_t>(std::snprintf(nullptr, 0, spec.c_str(), x)), '\0');
-    std::snprintf(out.data(), out.size() + 1, spec.c_str(), x);
-    return out;
-  };
-  if (!integral) return print(c + t, v.as_double());
-  if (v.kind == Value::Kind::floating && !std::isfinite(v.f))
-    throw TemplateError("cannot convert float " + std::string(std::isnan(v.f) ? "NaN" : "infinity") + " to integer");
-  const long long n = v.kind == Value::Kind::boolean ? v.b : v.is_integer() ? v.i : static_cast<long long>(v.f);
-  return print(c + "ll" + (t == 'i' || t == 'u' ? 'd' : t), n);
-}
-
-}  // namespace
-
-std::string percent(std::string_view fmt, const Value& args) {
-  const List single{args};
-  const List& items = args.is_list() && args.is_tuple ? *args.l : single;
-  std::string out;
-  size_t k = 0;
-  for (size_t i = 0; i < fmt.size(); ++i) {
-    if (fmt[i] != '%') {
-      out += fmt[i];
-      continue;
-    }
-    ++i;
-    const PercentSpec spec = parse_percent_spec(fmt, i);
-    if (spec.type == '%') {
-      out += '%';
-      continue;
-    }
-    const Value* v;
-    if (spec.keyed) {
-      if (!args.is_dict()) throw TemplateError("format requires a mapping");
-      v = args.find(std::string_view(spec.key));
-      if (!v) throw TemplateError("KeyError: '" + spec.key + "'");
-    } else {
-      if (k >= items.size()) throw TemplateError("not enough arguments for format string");
-      v = &items[k++];
-    }
-    std::string text;
-    if (spec.type == 's' || spec.type == 'r') {
-      spec.type == 's' ? append_str(text, *v) : append_repr(text, *v);
-      out += pad_text(std::move(text), spec);
-    } else if (std::string_view("diuxXofFeEgG").find(spec.type) != std::string_view::npos) {
-      out += format_number(*v, spec);
-    } else {
-      throw TemplateError(std::string("unsupported format character '") + spec.type + "' for " + type_name(*v));
-    }
-  }
-  if (k < items.size() && !(items.size() == 1 && args.is_dict()))
-    throw TemplateError("not all arguments converted during string formatting");
   return out;
 }
 

@@ -77,6 +77,11 @@ struct Value {
     v.i = x;
     return v;
   }
+  static Value big_integer(std::string digits) {  // an int beyond int64: its decimal digits (sign first)
+    Value v = of(Kind::big_integer);
+    v.s = std::move(digits);
+    return v;
+  }
   static Value floating(double x) {
     Value v = of(Kind::floating);
     v.f = x;

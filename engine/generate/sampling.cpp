@@ -58,7 +58,7 @@ std::vector<int32_t> top_k_ids(std::span<const float> logits, int64_t k) {
   const float kth = kth_largest(logits, std::min<int64_t>(k, int64_t(logits.size())));
   std::vector<int32_t> ids;
   for (size_t i = 0; i < logits.size(); ++i)
-    if (logits[i] >= kth) ids.push_back(int32_t(i));
+    if (!(logits[i] < kth)) ids.push_back(int32_t(i));  // TopKLogitsWarper removes `< kth` only: NaN stays
   return ids;
 }
 

@@ -205,6 +205,29 @@ SNIPPETS = [
     " {{ ('a' | safe) is escaped }} {{ 'a' is escaped }} {{ 'upper' is filter }} {{ 'groupby' is filter }}"
     " {{ 'nofilter' is filter }} {{ 'odd' is test }} {{ messages | batch(2) is sequence }}"
     "{% if messages | length > 999 %}{{ messages | groupby('role') }}{% endif %}",
+    # str.format's format specs, conversions and field accessors.
+    "{{ '{:>8.3f}|{:+d}|{: d}|{:,}|{:_}|{:#x}|{:#o}|{:#b}|{:08.2f}|{:<6}|{:^7}|{:=+8d}'.format((messages | length) / 7,"
+    " messages | length, messages | length, 1234567 * (messages | length), 1234567, 255, 8, 5, -3.5, messages[0].role,"
+    " 'mid', -42) }}",
+    "{{ '{:e}|{:E}|{:g}|{:G}|{:%}|{:.1%}|{:.0f}|{:.3}|{}|{:.2}|{:n}'.format(12345.678, 0.000123, 1e-7, 1e20, 0.256,"
+    " (messages | length) / 3, 2.5, 3.0, 1e16, 1234.5, 1e6) }} {{ '{:.0e}|{:#.0f}|{:g}|{:.3g}|{:#g}|{:,.2f}|{:_.1f}'"
+    ".format(5.5, 3.0, 100000.0, 0.0001234, 1.5, 1234567.891, 9876.5) }}",
+    "{{ '{0!r}|{0!s:>12}|{0[role]}|{1[0]}|{x}|{0[role]:*^12}|{2:.3}|{3}|{3:d}|{4:>5}'.format(messages[0], [7],"
+    " messages[0].content, true, false, x=none) }} {{ '{0.role}|{1:*^9}|{2:05}|{3:<05}|{4:x<4}|{5:c}'.format("
+    "messages[0], messages[0].role[:2], 42, 7, 'b', 65) }}",
+    "{{ '{}{0}'.format(messages | length) }}",
+    # str methods: ranges of find/count, justification, partition, affixes, numeric tests.
+    "{{ messages[0].content.find('e', -5) }} {{ messages[0].content.rfind('a', 0, 9) }} {{ 'abc'.find('', 3) }}"
+    " {{ 'abc'.find('', 4) }} {{ messages[0].content.count('e', 2, -2) }} {{ 'abc'.count('', 2, 1) }}"
+    " {{ messages[0].content.rindex(messages[0].content[-1:]) }} {{ 'ab'.zfill(1) }} {{ '-5'.zfill(4) }}"
+    " {{ messages[0].role.center(11) }}|{{ messages[0].role.center(10, '*') }}|{{ messages[0].role.ljust(9, 'é') }}"
+    "|{{ messages[0].role.rjust(9) }} {{ messages[0].content.partition(' ') }} {{ messages[0].content.rpartition('x') }}"
+    " {{ messages[0].content.removeprefix(messages[0].content[:3]) | length }} {{ messages[0].role.removesuffix('er') }}"
+    " {{ messages[0].content[:1].isdecimal() }} {{ '12'.isnumeric() }}",
+    # joiner and cycler; integer literals and powers.
+    "{% set c = cycler('odd', 'even') %}{% set j = joiner(' | ') %}{% for m in messages %}{{ j() }}{{ c.next() }}"
+    "{{ c.current }}{% endfor %}{{ c.reset() }}{{ c.current }} {{ 9223372036854775807 }} {{ 1_000 }}"
+    " {{ 2 ** 62 }} {{ (-1) ** 99999999999 }} {{ 0 ** 0 }} {{ (messages | length) ** 2 }}",
 ]
 
 

@@ -107,6 +107,17 @@ TEST(Sampling, TopKThenTopPMinPAndTheDrawChooseAsOverTheWholeRow) {
   EXPECT_EQ(cases, 8 * 2 * 4 * 2 * 2 * 25);
 }
 
+// A NaN score is never removed by top-k (only scores < the k-th are), and never leaves it nothing to draw from.
+TEST(Sampling, NanScoresDoNotEmptyTopK) {
+  for (const size_t at : {size_t(0), size_t(700)}) {
+    std::vector<float> logits(2000, 0.5f);
+    logits[at] = NAN;
+    const SamplingConfig c{.do_sample = true, .top_k = 1, .eos_ids = {}};
+    const int32_t t = next_token(logits, {}, c, 1, 0);
+    EXPECT_TRUE(t >= 0 && t < 2000) << "NaN at " << at;
+  }
+}
+
 TEST(Sampling, GenerationConfigAsTransformersReadsIt) {
   const auto dir = std::filesystem::temp_directory_path() / ("qsft_gencfg_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
