@@ -66,6 +66,8 @@ List rsplit(std::string_view s, const Value* sep, int64_t maxsplit);
 std::string replace(std::string_view s, std::string_view old, std::string_view with, int64_t count);
 std::string format(std::string_view fmt, const CallArgs& args);  // str.format with {}, {0}, {name}
 std::string percent(std::string_view fmt, const Value& args);    // fmt % args: %s %r %d %i %x %o %f %e %g %%
+// fmt % args as a value: a Markup fmt escapes the arguments (escape_arg) and gives a Markup.
+Value percent_value(const Value& fmt, const Value& args);
 int64_t code_points(std::string_view s);
 std::vector<size_t> code_point_offsets(std::string_view s);  // byte offset of each code point, then s.size()
 // s padded with fill (one code point) to width code points: align '<' (left), '>' (right), '^' (centred, the odd
@@ -76,6 +78,9 @@ int64_t int_arg(const Value* v, int64_t fallback, const char* what);
 // The str argument at index (or keyword name); TemplateError naming it otherwise.
 const std::string& str_arg(const CallArgs& args, size_t index, const char* name);
 std::string html_escape(std::string_view s);  // markupsafe's escape: & < > " ' as &amp; &lt; &gt; &#34; &#39;
+// What markupsafe does to a value meeting a Markup (its %, format, join, the str arguments of its methods): a str
+// that is not Markup is escaped; with `objects`, every other value but a number too, as its str().
+Value escape_arg(const Value& v, bool objects);
 }  // namespace pystr
 
 }  // namespace qsft::jinja

@@ -240,6 +240,11 @@ Value round(const Value& x, const CallArgs& a) {
 
 Value first_or_last(const Value& x, bool first) {
   if (!first && x.kind == Kind::generator) throw TemplateError("'generator' object is not reversible");
+  if (x.kind == Kind::generator && !x.l->empty()) {  // next(generator): one item taken
+    Value v = x.l->front();
+    x.l->erase(x.l->begin());
+    return v;
+  }
   List items = iterate(x);
   if (items.empty())
     return Value::undefined(first ? "No first item, sequence was empty." : "No last item, sequence was empty.");
@@ -309,7 +314,7 @@ Value truncate(const Value& x, const CallArgs& a) {
     const Value space = Value::string(" ");
     kept = pystr::rsplit(kept, &space, 1)[0].s;
   }
-  return Value::string(kept + tail);
+  return Value::string(kept + (x.is_markup ? pystr::html_escape(tail) : tail));  // a Markup escapes the end it gets
 }
 
 Value center(const Value& x, const CallArgs& a) {
@@ -338,7 +343,9 @@ bool jinja2_has_filter(std::string_view name) {
   return has_filter(name) || std::find(std::begin(kMissing), std::end(kMissing), name) != std::end(kMissing);
 }
 
-Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
+namespace {
+
+Value apply_filter(std::string_view name, const Value& x, CallArgs& a) {
   if (name == "tojson") return tojson(x, a);
   if (name == "trim") return Value::string(pystr::strip(str(x), a.get(0, "chars"), true, true));
   if (name == "length" || name == "count") return Value::integer(length(x));
@@ -400,12 +407,19 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
     std::reverse(items.begin(), items.end());
     return x.kind == Kind::generator ? Value::list(std::move(items)) : Value::generator(std::move(items));
   }
-  if (name == "unique") {
-    List out;
+  if (name == "unique") {  // unique(case_sensitive=False, attribute=None): the first item of each key, keys hashed
+    List out, keys;
     const bool cs = flag(a, 0, "case_sensitive");
-    for (const Value& v : iterate(x))
-      if (std::none_of(out.begin(), out.end(), [&](const Value& u) { return equal(sort_key(u, cs), sort_key(v, cs)); }))
+    const Value* attr = a.get(1, "attribute");
+    for (const Value& v : iterate(x)) {
+      const Value key = sort_key(attr && !attr->is_none() ? attribute_of(v, str(*attr)) : v, cs);
+      if (key.is_dict() || (key.is_list() && !key.is_tuple))
+        throw TemplateError("unhashable type: '" + type_name(key) + "'");
+      if (std::none_of(keys.begin(), keys.end(), [&](const Value& k) { return equal(k, key); })) {
+        keys.push_back(key);
         out.push_back(v);
+      }
+    }
     return Value::generator(std::move(out));
   }
   if (name == "sum") {
@@ -428,7 +442,7 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
   }
   if (name == "format") {
     List items = a.pos;
-    return Value::string(pystr::percent(str(x), Value::list(std::move(items), true)));
+    return pystr::percent_value(x.is_string() ? x : Value::string(str(x)), Value::list(std::move(items), true));
   }
   if (name == "attr") {
     const Value* attr = a.get(0, "name");
@@ -455,6 +469,21 @@ Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
   if ((name == "escape" || name == "e") && x.is_markup) return x;  // already safe
   if (name == "escape" || name == "e" || name == "forceescape") return Value::markup(pystr::html_escape(str(x)));
   throw TemplateError("filter '" + std::string(name) + "' is not supported");
+}
+
+// The filters whose result is a Markup when their input is one (they call Markup's own methods; autoescape off).
+bool keeps_markup(std::string_view name) {
+  for (std::string_view f : {"trim", "lower", "upper", "capitalize", "center", "indent", "reverse", "truncate"})
+    if (name == f) return true;
+  return false;
+}
+
+}  // namespace
+
+Value call_filter(std::string_view name, const Value& x, CallArgs& a) {
+  Value r = apply_filter(name, x, a);
+  if (x.is_markup && r.is_string() && keeps_markup(name)) r.is_markup = true;
+  return r;
 }
 
 }  // namespace qsft::jinja

@@ -362,4 +362,20 @@ std::string percent(std::string_view fmt, const Value& args) {
   return out;
 }
 
+Value percent_value(const Value& fmt, const Value& args) {
+  if (!fmt.is_markup) return Value::string(percent(fmt.s, args));
+  Value escaped = args;
+  if (args.is_list() && args.is_tuple) {
+    List items;
+    for (const Value& v : *args.l) items.push_back(escape_arg(v, true));
+    escaped = Value::list(std::move(items), true);
+  } else if (args.is_dict()) {
+    escaped = Value::dict();
+    for (const auto& [k, v] : *args.d) escaped.set(k, escape_arg(v, true));
+  } else {
+    escaped = escape_arg(args, true);
+  }
+  return Value::markup(percent(fmt.s, escaped));
+}
+
 }  // namespace qsft::jinja::pystr

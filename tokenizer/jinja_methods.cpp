@@ -75,7 +75,47 @@ Value no_element(const Value& obj, const Value& key) {
 
 }  // namespace
 
+namespace {
+
+// markupsafe's Markup methods, which give Markup (split, rsplit, splitlines and the partitions: Markup pieces).
+bool markup_method(std::string_view m) {
+  for (std::string_view x : {"capitalize", "title",      "lower",  "upper", "replace", "ljust",        "rjust",
+                             "lstrip",     "rstrip",     "center", "strip", "zfill",   "removeprefix", "removesuffix",
+                             "partition",  "rpartition", "format", "join",  "split",   "rsplit",       "splitlines"})
+    if (m == x) return true;
+  return false;
+}
+
+Value as_markup(Value v) {
+  if (v.is_string()) v.is_markup = true;
+  if (v.is_list())
+    for (Value& x : *v.l) x = as_markup(std::move(x));
+  return v;
+}
+
+// A Markup's method, escaping what markupsafe 3 escapes (every value format and join insert, replace's new text, the
+// fill character of ljust/rjust/center); its str results are Markup.
+bool call_markup_method(const Value& obj, std::string_view m, CallArgs& args, Value& result) {
+  if (m == "format") {
+    for (Value& v : args.pos) v = pystr::escape_arg(v, true);
+    for (auto& [k, v] : args.kw) v = pystr::escape_arg(v, true);
+  } else if (m == "join" && !args.pos.empty()) {
+    List items;  // escape(x) of every item: a number becomes its text
+    for (const Value& x : iterate(args.pos[0]))
+      items.push_back(x.is_markup ? x : Value::markup(pystr::html_escape(str(x))));
+    args.pos[0] = Value::list(std::move(items));
+  } else if (m == "replace" || m == "ljust" || m == "rjust" || m == "center") {
+    if (args.pos.size() > 1) args.pos[1] = pystr::escape_arg(args.pos[1], false);
+  }
+  if (!string_method(obj, m, args, result)) return false;
+  result = as_markup(std::move(result));
+  return true;
+}
+
+}  // namespace
+
 bool call_method(const Value& obj, std::string_view name, CallArgs& args, Value& result) {
+  if (obj.is_markup && markup_method(name)) return call_markup_method(obj, name, args, result);
   if (obj.is_string()) return string_method(obj, name, args, result);
   if ((obj.is_dict() || obj.is_list()) && is_mutating(name))
     throw TemplateError("cannot call " + std::string(name) + "() on a " + type_name(obj) +
@@ -145,8 +185,10 @@ Value get_item(const Value& obj, const Value& key) {
     const int64_t n = static_cast<int64_t>(at.size()) - 1;
     if (k < 0) k += n;
     if (k < 0 || k >= n) return no_element(obj, key);
-    return Value::string(
+    Value c = Value::string(
         obj.s.substr(at[static_cast<size_t>(k)], at[static_cast<size_t>(k) + 1] - at[static_cast<size_t>(k)]));
+    c.is_markup = obj.is_markup;  // a Markup's characters are Markup
+    return c;
   }
   if (obj.is_dict())
     if (const Value* v = obj.find(key)) return *v;
@@ -176,7 +218,11 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
     return std::clamp<int64_t>(k, -1, n - 1);
   };
   const int64_t b = bound(start, st > 0 ? 0 : n - 1), e = bound(stop, st > 0 ? n : -1);
-  if (obj.is_string() && st == 1) return Value::string(b < e ? obj.s.substr(at[b], at[e] - at[b]) : "");
+  if (obj.is_string() && st == 1) {
+    Value part = Value::string(b < e ? obj.s.substr(at[b], at[e] - at[b]) : "");
+    part.is_markup = obj.is_markup;  // a Markup's slices are Markup
+    return part;
+  }
   List items;
   std::string text;
   for (int64_t k = b; st > 0 ? k < e : k > e; k += st) {
@@ -185,14 +231,21 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
     else
       text.append(obj.s, at[k], at[k + 1] - at[k]);
   }
-  return obj.is_list() ? Value::list(std::move(items), obj.is_tuple) : Value::string(std::move(text));
+  if (obj.is_list()) return Value::list(std::move(items), obj.is_tuple);
+  Value part = Value::string(std::move(text));
+  part.is_markup = obj.is_markup;
+  return part;
 }
 
 List iterate(const Value& v) {
   switch (v.kind) {
     case Kind::undefined: return {};
-    case Kind::list:
-    case Kind::generator: return *v.l;
+    case Kind::list: return *v.l;
+    case Kind::generator: {  // used up, as a Python generator is: the items go, every holder sees it empty
+      List items = std::move(*v.l);
+      v.l->clear();
+      return items;
+    }
     case Kind::dict: {
       List keys;
       for (const auto& [k, x] : *v.d) keys.push_back(k);
@@ -228,10 +281,16 @@ bool contains(const Value& haystack, const Value& needle) {
         throw TemplateError("'in <string>' requires string as left operand, not " + type_name(needle));
       return haystack.s.find(needle.s) != std::string::npos;
     case Kind::list:
-    case Kind::generator:
       for (const Value& x : *haystack.l)
         if (equal(x, needle)) return true;
       return false;
+    case Kind::generator: {  // consumed up to the match (all of it when there is none)
+      List& items = *haystack.l;
+      const auto hit = std::find_if(items.begin(), items.end(), [&](const Value& x) { return equal(x, needle); });
+      const bool found = hit != items.end();
+      items.erase(items.begin(), found ? hit + 1 : hit);
+      return found;
+    }
     case Kind::dict: return haystack.find(needle) != nullptr;
     default: throw TemplateError("argument of type '" + type_name(haystack) + "' is not iterable");
   }

@@ -103,7 +103,7 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
     if ((a.is_string() || a.is_list()) && b.is_integer()) return repeat(a, int_of(b));
     if (a.is_integer() && (b.is_string() || b.is_list())) return repeat(b, int_of(a));
   }
-  if (op == "%" && a.is_string()) return Value::string(pystr::percent(a.s, b));
+  if (op == "%" && a.is_string()) return pystr::percent_value(a, b);
   unsupported(op, a, b);
 }
 

@@ -128,6 +128,11 @@ std::string pad(std::string_view s, int64_t width, std::string_view fill, char a
   return out;
 }
 
+Value escape_arg(const Value& v, bool objects) {
+  if (v.is_markup || v.is_number() || (!v.is_string() && !objects)) return v;
+  return Value::markup(html_escape(str(v)));
+}
+
 std::string html_escape(std::string_view s) {
   std::string out;
   for (char c : s) {

@@ -43,10 +43,11 @@ int64_t integer_of(const Value& x, std::string_view test) {
 
 bool has_test(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "eq",          "equalto",   "ne",       "lt",       "lessthan", "gt",     "greaterthan", "le",    "ge",
-      "defined",     "undefined", "none",     "boolean",  "true",     "false",  "integer",     "float", "number",
-      "string",      "mapping",   "iterable", "sequence", "callable", "sameas", "in",          "odd",   "even",
-      "divisibleby", "lower",     "upper",    "escaped",  "filter",   "test"};
+      "eq",    "equalto", "ne",        "lt",          "lessthan", "gt",       "greaterthan", "le",
+      "ge",    "defined", "undefined", "none",        "boolean",  "true",     "false",       "integer",
+      "float", "number",  "string",    "mapping",     "iterable", "sequence", "callable",    "sameas",
+      "in",    "odd",     "even",      "divisibleby", "lower",    "upper",    "escaped",     "filter",
+      "test",  "==",      "!=",        "<",           "<=",       ">",        ">="};
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 

@@ -264,7 +264,11 @@ void append_repr(std::string& out, const Value& v) {
       else
         append_python_float(out, v.f);
       return;
-    case Kind::string: append_string_repr(out, v.s); return;
+    case Kind::string:
+      if (v.is_markup) out += "Markup(";
+      append_string_repr(out, v.s);
+      if (v.is_markup) out += ')';
+      return;
     case Kind::list: {
       out += v.is_tuple ? '(' : '[';
       for (size_t k = 0; k < v.l->size(); ++k) {

@@ -216,6 +216,19 @@ SNIPPETS = [
     " messages[0].content, true, false, x=none) }} {{ '{0.role}|{1:*^9}|{2:05}|{3:<05}|{4:x<4}|{5:c}'.format("
     "messages[0], messages[0].role[:2], 42, 7, 'b', 65) }}",
     "{{ '{}{0}'.format(messages | length) }}",
+    # A generator is used up by what iterates it (in: up to its match; first: one item); unique(attribute=).
+    "{% set g = messages | map(attribute='role') %}{{ 'user' in g }}{{ 'user' in g }} {{ g | list }}"
+    "{% set h = messages | map(attribute='role') %}{{ h | first }}|{{ h | join(',') }}|{{ h | list }}"
+    "{% set r = messages | reverse %}{% for m in r %}{{ m.role[0] }}{% endfor %}{% for m in r %}x{% else %}empty{% endfor %}"
+    " {{ messages | unique(attribute='role') | map(attribute='role') | list }} {{ '==' is test }} {{ 'x' is test }}",
+    "{{ messages | unique | list }}",
+    # Markup through filters, methods, indexing, slicing, % and format: what meets it is escaped, results stay Markup.
+    "{% set s = messages[0].content[:12] ~ '<&>' %}{% set m = s | safe %}{{ m | trim + '<|x|>' }} {{ m.strip() + '<' }}"
+    " {{ m[0:] + '<' }} {{ m[0] + '<' }} {{ (m | upper) + '<' }} {{ m.upper() is escaped }} {{ m.split()[0] + '<' }}"
+    " {{ m.replace('<', '\"') }} {{ (m | truncate(5, true, '<')) + '<' }} {{ ('<b>%s</b>' | safe) % s }}"
+    " {{ ('<b>%s</b>' | safe) | format(s) }} {{ ('%s-%s' | safe) % (s, m) }} {{ ('%(a)s' | safe) % {'a': s} }}"
+    " {{ ('{}' | safe).format(s) }} {{ ('|' | safe).join([s, m]) }} {{ m.partition(' ') }} {{ (m | reverse) + '<' }}"
+    " {{ (m | center(40)) + '<' }} {{ (m | lower | capitalize) + '&' }} {{ (m | indent(2)) + '&' }}",
     # str methods: ranges of find/count, justification, partition, affixes, numeric tests.
     "{{ messages[0].content.find('e', -5) }} {{ messages[0].content.rfind('a', 0, 9) }} {{ 'abc'.find('', 3) }}"
     " {{ 'abc'.find('', 4) }} {{ messages[0].content.count('e', 2, -2) }} {{ 'abc'.count('', 2, 1) }}"
