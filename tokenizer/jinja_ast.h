@@ -55,7 +55,7 @@ struct Stmt {
     text,        // text
     output,      // {{ expr }}
     if_,         // if conds[k]: bodies[k] ... else: else_body
-    for_,        // for targets in expr [if cond]: body else: else_body
+    for_,        // for targets in expr [if cond] [recursive]: body else: else_body
     set,         // set targets = expr, or set targets[0].attr = expr
     set_block,   // set targets[0] [| filter]: body (filter applied to the body's text)
     macro,       // macro name(params) body
@@ -75,6 +75,7 @@ struct Stmt {
   std::vector<ExprPtr> conds;        // if; with: the values
   std::vector<Body> bodies;          // if
   Body body, else_body;
+  bool recursive = false;  // for: loop(items) renders the loop again over items, one level deeper
   std::vector<std::pair<std::string, ExprPtr>> params;  // macro, call_block: name and default (null: none)
 };
 

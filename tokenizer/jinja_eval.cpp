@@ -79,19 +79,24 @@ class Renderer {
     return Flow::normal;
   }
 
-  // The output of body, written to a string of its own.
-  std::string capture(const Body& body, const ScopePtr& scope) {
+  // What run() writes, as a string of its own.
+  template <class Run>
+  std::string capture_output(Run&& run) {
     std::string text;
     std::string* saved = out_;
     out_ = &text;
     try {
-      exec(body, scope);
+      run();
     } catch (...) {
       out_ = saved;
       throw;
     }
     out_ = saved;
     return text;
+  }
+  // The output of body, written to a string of its own.
+  std::string capture(const Body& body, const ScopePtr& scope) {
+    return capture_output([&] { exec(body, scope); });
   }
 
   Flow exec(const Stmt& s, const ScopePtr& scope) {
@@ -156,8 +161,10 @@ class Renderer {
     for (size_t k = 0; k < targets.size(); ++k) scope.set(targets[k], items[k]);
   }
 
-  // last_changed: the arguments of the loop's latest loop.changed(...) call, shared by its iterations.
-  static Value loop_object(const List& items, size_t i, const std::shared_ptr<std::optional<Value>>& last_changed) {
+  // last_changed: the arguments of the loop's latest loop.changed(...) call, shared by its iterations; depth: 1 for
+  // the loop itself, one more per recursive loop(...) call; again: loop(...) of a recursive loop (else none).
+  static Value loop_object(const List& items, size_t i, const std::shared_ptr<std::optional<Value>>& last_changed,
+                           int64_t depth, const Value& again) {
     const auto n = static_cast<int64_t>(items.size()), k = static_cast<int64_t>(i);
     Value cycle = Value::function([k](CallArgs& a) {
       if (a.pos.empty()) throw TemplateError("no items for cycling given");
@@ -177,16 +184,20 @@ class Renderer {
          {Value::string("first"), Value::boolean(k == 0)},
          {Value::string("last"), Value::boolean(k == n - 1)},
          {Value::string("length"), Value::integer(n)},
-         {Value::string("depth"), Value::integer(1)},
-         {Value::string("depth0"), Value::integer(0)},
+         {Value::string("depth"), Value::integer(depth)},
+         {Value::string("depth0"), Value::integer(depth - 1)},
          {Value::string("previtem"), k > 0 ? items[i - 1] : Value::undefined("there is no previous item")},
          {Value::string("nextitem"), k + 1 < n ? items[i + 1] : Value::undefined("there is no next item")},
          {Value::string("cycle"), cycle},
-         {Value::string("changed"), changed}});
+         {Value::string("changed"), changed},
+         {Value::string("__call__"), again}});
   }
 
-  Flow exec_for(const Stmt& s, const ScopePtr& scope) {
-    List items = iterate(eval(*s.expr, *scope));
+  Flow exec_for(const Stmt& s, const ScopePtr& scope) { return run_loop(s, scope, iterate(eval(*s.expr, *scope)), 1); }
+
+  // The loop over items at depth; a recursive loop's loop(xs) renders it again over xs at depth + 1 (bounded as macro
+  // calls are) and gives that text.
+  Flow run_loop(const Stmt& s, const ScopePtr& scope, List items, int64_t depth) {
     if (s.cond) {
       List kept;
       for (Value& item : items) {
@@ -198,10 +209,22 @@ class Renderer {
     }
     if (items.empty()) return exec(s.else_body, child_of(scope));
     auto last_changed = std::make_shared<std::optional<Value>>();
+    Value again = Value::undefined("the loop is not recursive: loop() needs 'recursive' after the loop's iterable");
+    if (s.recursive)
+      again = Value::function([this, &s, scope, depth](CallArgs& a) {
+        if (a.pos.size() != 1) throw TemplateError("loop() takes exactly one argument: the items");
+        if (macro_depth_ >= kMaxMacroDepth) throw TemplateError("recursive loop: maximum recursion depth exceeded");
+        ++macro_depth_;
+        struct Leave {
+          int& d;
+          ~Leave() { --d; }
+        } leave{macro_depth_};
+        return Value::string(capture_output([&] { run_loop(s, scope, iterate(a.pos[0]), depth + 1); }));
+      });
     for (size_t i = 0; i < items.size(); ++i) {
       ScopePtr inner = child_of(scope);
       bind(*inner, s.targets, items[i]);
-      inner->set("loop", loop_object(items, i, last_changed));
+      inner->set("loop", loop_object(items, i, last_changed, depth, again));
       if (exec(s.body, inner) == Flow::break_) break;
     }
     return Flow::normal;
@@ -276,6 +299,7 @@ class Renderer {
 
   static Value invoke(const Value& fn, CallArgs& args) {
     if (fn.kind == Value::Kind::function) return (*fn.fn)(args);
+    if (const Value* call = fn.is_dict() ? fn.find(std::string_view("__call__")) : nullptr) return invoke(*call, args);
     if (fn.is_undefined()) undefined_error(fn);
     throw TemplateError("'" + type_name(fn) + "' object is not callable");
   }

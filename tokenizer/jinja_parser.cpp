@@ -154,7 +154,7 @@ class Parser : ExprParser {
     if (!skip_name("in")) fail("expected 'in' after the loop variables");
     s.expr = parse_tuple(false);
     if (skip_name("if")) s.cond = parse_expression(true);
-    if (is_name("recursive")) fail("recursive loops are not supported");
+    s.recursive = skip_name("recursive");
     expect_block_end();
     ++loop_depth_;
     s.body = parse_body({"else", "endfor"});

@@ -222,6 +222,11 @@ SNIPPETS = [
     "{% set r = messages | reverse %}{% for m in r %}{{ m.role[0] }}{% endfor %}{% for m in r %}x{% else %}empty{% endfor %}"
     " {{ messages | unique(attribute='role') | map(attribute='role') | list }} {{ '==' is test }} {{ 'x' is test }}",
     "{{ messages | unique | list }}",
+    # A recursive loop: loop(items) renders the body again one level deeper; the loop filter applies at each level.
+    "{% set tree = [{'n': messages[0].role, 'c': [{'n': 'a', 'c': [{'n': 'b', 'c': []}]}, {'n': 'skip', 'c': []}]},"
+    " {'n': 'z', 'c': []}] %}{% for x in tree if x.n != 'skip' recursive %}{{ loop.depth }}{{ loop.depth0 }}"
+    "{{ x.n }}{{ loop.index }}/{{ loop.length }}{% if x.c %}[{{ loop(x.c) }}]{% endif %}{% else %}none{% endfor %}",
+    "{% for x in messages %}{{ loop(x) }}{% endfor %}",
     # Markup through filters, methods, indexing, slicing, % and format: what meets it is escaped, results stay Markup.
     "{% set s = messages[0].content[:12] ~ '<&>' %}{% set m = s | safe %}{{ m | trim + '<|x|>' }} {{ m.strip() + '<' }}"
     " {{ m[0:] + '<' }} {{ m[0] + '<' }} {{ (m | upper) + '<' }} {{ m.upper() is escaped }} {{ m.split()[0] + '<' }}"

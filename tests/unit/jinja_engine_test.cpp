@@ -138,8 +138,13 @@ TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
             "\n");
   EXPECT_EQ(error_of("\n{{ 'a' | from_json if true }}"), "chat template line 2: filter 'from_json' is not supported");
   EXPECT_EQ(error_of("{% if x is nothing %}{% endif %}"), "chat template line 1: test 'nothing' is not supported");
-  EXPECT_EQ(error_of("{% for x in xs recursive %}{% endfor %}"),
-            "chat template line 1: recursive loops are not supported");
+  EXPECT_EQ(render("{% for x in xs recursive %}{{ loop.depth }}{{ x.n }}({{ loop(x.c) if x.c }}){% endfor %}",
+                   R"({"xs": [{"n": "a", "c": [{"n": "b", "c": []}]}, {"n": "c"}]})"),
+            "1a(2b())1c()");
+  EXPECT_EQ(error_of("{% for x in xs recursive %}\n{{ loop(xs) }}{% endfor %}", R"({"xs": [1]})"),
+            "chat template line 2: recursive loop: maximum recursion depth exceeded");
+  EXPECT_EQ(error_of("{% for x in xs %}\n{{ loop(xs) }}{% endfor %}", R"({"xs": [1]})"),
+            "chat template line 2: the loop is not recursive: loop() needs 'recursive' after the loop's iterable");
   EXPECT_EQ(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}\n{{ f(0) }}"),
             "chat template line 1: macro 'f': maximum recursion depth exceeded");
 }
