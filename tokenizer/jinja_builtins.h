@@ -4,8 +4,8 @@
 //   item access, and the global functions range, namespace, dict, raise_exception and strftime_now
 //   (jinja_methods.cpp), and the str operations they share (jinja_strings.cpp).
 // Errors are TemplateError without a line; the evaluator adds the line.
-// Known differences from jinja2 (each fails loudly or is rare in chat templates): the jinja2 filters groupby,
-// striptags, wordwrap, urlencode, urlize, xmlattr, pprint, random, filesizeformat and the global lipsum fail when run;
+// Known differences from jinja2 (each fails loudly or is rare in chat templates): the jinja2 filters striptags,
+// wordwrap, urlencode, urlize, xmlattr, pprint, random, filesizeformat and the global lipsum fail when run;
 // the str methods swapcase, casefold, istitle, expandtabs, translate and encode are missing; upper/lower use simple
 // case mapping ('ß'.upper() is 'ẞ', Python's 'SS'); ints are 64-bit (overflow is an error; larger literals print);
 // a generator made from another consumes it when made, not lazily; d.items()/keys()/values() are lists; macros have

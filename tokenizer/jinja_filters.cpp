@@ -123,6 +123,34 @@ Value sort(const Value& x, const CallArgs& a) {
   return Value::list(std::move(items));
 }
 
+// groupby(attribute, default=None, case_sensitive=False): the items sorted by the attribute (default where it is
+// undefined; lower-cased strings unless case_sensitive) and grouped by equal keys, as (grouper, list) tuples; without
+// case_sensitive the grouper is the first item's own value.
+Value groupby(const Value& x, const CallArgs& a) {
+  const Value* attr = a.get(0, "attribute");
+  if (!attr) throw TemplateError("groupby needs an attribute");
+  const Value* fallback = a.get(1, "default");
+  const bool cs = flag(a, 2, "case_sensitive");
+  auto value_of = [&](const Value& item) {
+    Value v = attr->is_integer() ? get_item(item, *attr) : attribute_of(item, str(*attr));
+    return v.is_undefined() && fallback ? *fallback : v;
+  };
+  List items = iterate(x);
+  std::stable_sort(items.begin(), items.end(), [&](const Value& p, const Value& q) {
+    return less(sort_key(value_of(p), cs), sort_key(value_of(q), cs));
+  });
+  List groups;
+  for (size_t begin = 0, end; begin < items.size(); begin = end) {
+    const Value key = sort_key(value_of(items[begin]), cs);
+    for (end = begin + 1; end < items.size() && equal(sort_key(value_of(items[end]), cs), key);) ++end;
+    Value group =
+        Value::list({value_of(items[begin]), Value::list(List(items.begin() + begin, items.begin() + end))}, true);
+    group.is_group = true;
+    groups.push_back(std::move(group));
+  }
+  return Value::list(std::move(groups));
+}
+
 Value dictsort(const Value& x, const CallArgs& a) {
   if (!x.is_dict()) throw TemplateError("dictsort: expected a dict, got " + type_name(x));
   const bool cs = flag(a, 0, "case_sensitive"), reverse = flag(a, 2, "reverse");
@@ -327,19 +355,20 @@ Value center(const Value& x, const CallArgs& a) {
 
 bool has_filter(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "tojson",     "trim",       "length",    "count",      "items",  "join",    "map",         "select", "reject",
-      "selectattr", "rejectattr", "default",   "d",          "first",  "last",    "list",        "string", "int",
-      "float",      "lower",      "upper",     "capitalize", "title",  "replace", "indent",      "abs",    "round",
-      "sort",       "dictsort",   "reverse",   "unique",     "sum",    "min",     "max",         "format", "attr",
-      "truncate",   "center",     "wordcount", "safe",       "escape", "e",       "forceescape", "batch",  "slice"};
+      "tojson", "trim",       "length",      "count",   "items",    "join",       "map",       "select",
+      "reject", "selectattr", "rejectattr",  "default", "d",        "first",      "last",      "list",
+      "string", "int",        "float",       "lower",   "upper",    "capitalize", "title",     "replace",
+      "indent", "abs",        "round",       "sort",    "dictsort", "reverse",    "unique",    "sum",
+      "min",    "max",        "format",      "attr",    "truncate", "center",     "wordcount", "safe",
+      "escape", "e",          "forceescape", "batch",   "slice",    "groupby"};
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 
 // jinja2's built-in filters this engine lacks: a template naming one loads (as in jinja2) and fails only if it
 // runs one.
 bool jinja2_has_filter(std::string_view name) {
-  static constexpr std::string_view kMissing[] = {"filesizeformat", "groupby", "pprint",   "random", "striptags",
-                                                  "urlencode",      "urlize",  "wordwrap", "xmlattr"};
+  static constexpr std::string_view kMissing[] = {"filesizeformat", "pprint", "random",   "striptags",
+                                                  "urlencode",      "urlize", "wordwrap", "xmlattr"};
   return has_filter(name) || std::find(std::begin(kMissing), std::end(kMissing), name) != std::end(kMissing);
 }
 
@@ -450,6 +479,7 @@ Value apply_filter(std::string_view name, const Value& x, CallArgs& a) {
     return get_attr(x, attr->s, false);
   }
   if (name == "batch") return batch(x, a);
+  if (name == "groupby") return groupby(x, a);
   if (name == "slice") return slice(x, a);
   if (name == "truncate") return truncate(x, a);
   if (name == "center") return center(x, a);

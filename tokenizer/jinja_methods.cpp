@@ -142,6 +142,7 @@ bool call_method(const Value& obj, std::string_view name, CallArgs& args, Value&
 
 Value get_attr(const Value& obj, const std::string& name, bool keys) {
   if (obj.is_undefined()) undefined_error(obj);
+  if (obj.is_group && (name == "grouper" || name == "list")) return (*obj.l)[name == "grouper" ? 0 : 1];
   const bool dict_only = name == "items" || name == "keys" || name == "values" || name == "get";
   if (obj.is_dict() && (keys || obj.is_namespace)) {
     if (const Value* v = obj.find(std::string_view(name))) {

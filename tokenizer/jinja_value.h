@@ -49,6 +49,7 @@ struct Value {
   bool is_tuple = false;      // list: a tuple (prints with parentheses)
   bool is_namespace = false;  // dict: a namespace() (attributes may be assigned)
   bool is_markup = false;     // string: markupsafe's Markup (from safe or escape): a str added to it is escaped
+  bool is_group = false;      // tuple: groupby's (grouper, list), which also has those two attributes
   union {
     bool b;
     int64_t i;

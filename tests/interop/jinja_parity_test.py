@@ -199,12 +199,12 @@ SNIPPETS = [
     " {{ '<' ~ ('x' | safe) + '>' }} {{ messages[0].role + ('<i>' | safe) }} {{ ('a' | safe) * 2 + '<' }}"
     " {{ ('<' | safe | string) + '>' }} {{ \"<&>'\" | forceescape }} {{ (messages | length) | e + '&' }} {{ none | safe + '<' }}",
     # batch and slice (generators of lists); the escaped, filter and test tests; a jinja2 filter the engine lacks
-    # (groupby) in a branch not taken loads and renders.
+    # (wordwrap) in a branch not taken loads and renders.
     "{{ messages | map(attribute='role') | batch(3) | list }} {{ messages | map(attribute='role') | batch(2, 'x') | list }}"
     " {{ messages | map(attribute='role') | slice(3) | list }} {{ messages | map(attribute='role') | slice(2, '-') | list }}"
     " {{ ('a' | safe) is escaped }} {{ 'a' is escaped }} {{ 'upper' is filter }} {{ 'groupby' is filter }}"
     " {{ 'nofilter' is filter }} {{ 'odd' is test }} {{ messages | batch(2) is sequence }}"
-    "{% if messages | length > 999 %}{{ messages | groupby('role') }}{% endif %}",
+    "{% if messages | length > 999 %}{{ messages[0].content | wordwrap(5) }}{% endif %}",
     # str.format's format specs, conversions and field accessors.
     "{{ '{:>8.3f}|{:+d}|{: d}|{:,}|{:_}|{:#x}|{:#o}|{:#b}|{:08.2f}|{:<6}|{:^7}|{:=+8d}'.format((messages | length) / 7,"
     " messages | length, messages | length, 1234567 * (messages | length), 1234567, 255, 8, 5, -3.5, messages[0].role,"
@@ -222,6 +222,11 @@ SNIPPETS = [
     "{% set r = messages | reverse %}{% for m in r %}{{ m.role[0] }}{% endfor %}{% for m in r %}x{% else %}empty{% endfor %}"
     " {{ messages | unique(attribute='role') | map(attribute='role') | list }} {{ '==' is test }} {{ 'x' is test }}",
     "{{ messages | unique | list }}",
+    # groupby: (grouper, list) tuples, unpacked or by attribute; default= for a missing attribute.
+    "{% for role, ms in messages | groupby('role') %}{{ role }}:{{ ms | length }};{% endfor %} {% for g in messages |"
+    " groupby('role') %}{{ g.grouper }}={{ g.list | map(attribute='role') | list }}{% endfor %} {{ messages |"
+    " groupby('role') | map(attribute='grouper') | list }} {{ messages | groupby('name', default='-') | length }}"
+    " {{ (messages | groupby('role'))[0][0] }} {{ (messages | groupby('role'))[-1] | length }}",
     # A recursive loop: loop(items) renders the body again one level deeper; the loop filter applies at each level.
     "{% set tree = [{'n': messages[0].role, 'c': [{'n': 'a', 'c': [{'n': 'b', 'c': []}]}, {'n': 'skip', 'c': []}]},"
     " {'n': 'z', 'c': []}] %}{% for x in tree if x.n != 'skip' recursive %}{{ loop.depth }}{{ loop.depth0 }}"
