@@ -20,6 +20,16 @@
 namespace qsft::jinja {
 
 Value call_filter(std::string_view name, const Value& input, CallArgs& args);
+// item's attribute by jinja2's attribute getter: "a.b.0", each part looked up with getitem.
+Value attribute_of(const Value& item, const std::string& path);
+// The key sort, unique and groupby compare: strings lower-cased unless case_sensitive.
+Value sort_key(const Value& v, bool case_sensitive);
+// The filters that regroup a sequence (jinja_seq_filters.cpp), as generators (batch, slice) or a list (groupby).
+namespace seq {
+Value batch(const Value& x, const CallArgs& a);    // batch(linecount, fill_with=None)
+Value slice(const Value& x, const CallArgs& a);    // slice(slices, fill_with=None)
+Value groupby(const Value& x, const CallArgs& a);  // groupby(attribute, default=None, case_sensitive=False)
+}  // namespace seq
 bool call_test(std::string_view name, const Value& input, CallArgs& args);
 // Whether the engine has the filter or test.
 bool has_filter(std::string_view name);

@@ -11,15 +11,6 @@
 
 namespace qsft::jinja {
 
-namespace {
-
-using Kind = Value::Kind;
-
-bool flag(const CallArgs& a, size_t index, std::string_view name) {
-  const Value* v = a.get(index, name);
-  return v && v->truthy();
-}
-
 // jinja2's attribute getter: "a.b.0" looked up part by part with getitem.
 Value attribute_of(const Value& item, const std::string& path) {
   Value v = item;
@@ -32,6 +23,19 @@ Value attribute_of(const Value& item, const std::string& path) {
     start = dot + 1;
   }
   return v;
+}
+
+Value sort_key(const Value& v, bool case_sensitive) {
+  return v.is_string() && !case_sensitive ? Value::string(pystr::lower(v.s)) : v;
+}
+
+namespace {
+
+using Kind = Value::Kind;
+
+bool flag(const CallArgs& a, size_t index, std::string_view name) {
+  const Value* v = a.get(index, name);
+  return v && v->truthy();
 }
 
 const std::string* attribute_arg(const CallArgs& a) {
@@ -108,10 +112,6 @@ Value indent(const Value& x, const CallArgs& a) {
 }
 
 // Sort key of jinja2's sort/dictsort/unique: strings lowercased unless case_sensitive.
-Value sort_key(const Value& v, bool case_sensitive) {
-  return v.is_string() && !case_sensitive ? Value::string(pystr::lower(v.s)) : v;
-}
-
 Value sort(const Value& x, const CallArgs& a) {
   List items = iterate(x);
   const bool reverse = flag(a, 0, "reverse"), cs = flag(a, 1, "case_sensitive");
@@ -121,34 +121,6 @@ Value sort(const Value& x, const CallArgs& a) {
     return reverse ? less(key(q), key(p)) : less(key(p), key(q));
   });
   return Value::list(std::move(items));
-}
-
-// groupby(attribute, default=None, case_sensitive=False): the items sorted by the attribute (default where it is
-// undefined; lower-cased strings unless case_sensitive) and grouped by equal keys, as (grouper, list) tuples; without
-// case_sensitive the grouper is the first item's own value.
-Value groupby(const Value& x, const CallArgs& a) {
-  const Value* attr = a.get(0, "attribute");
-  if (!attr) throw TemplateError("groupby needs an attribute");
-  const Value* fallback = a.get(1, "default");
-  const bool cs = flag(a, 2, "case_sensitive");
-  auto value_of = [&](const Value& item) {
-    Value v = attr->is_integer() ? get_item(item, *attr) : attribute_of(item, str(*attr));
-    return v.is_undefined() && fallback ? *fallback : v;
-  };
-  List items = iterate(x);
-  std::stable_sort(items.begin(), items.end(), [&](const Value& p, const Value& q) {
-    return less(sort_key(value_of(p), cs), sort_key(value_of(q), cs));
-  });
-  List groups;
-  for (size_t begin = 0, end; begin < items.size(); begin = end) {
-    const Value key = sort_key(value_of(items[begin]), cs);
-    for (end = begin + 1; end < items.size() && equal(sort_key(value_of(items[end]), cs), key);) ++end;
-    Value group =
-        Value::list({value_of(items[begin]), Value::list(List(items.begin() + begin, items.begin() + end))}, true);
-    group.is_group = true;
-    groups.push_back(std::move(group));
-  }
-  return Value::list(std::move(groups));
 }
 
 Value dictsort(const Value& x, const CallArgs& a) {
@@ -293,42 +265,6 @@ Value join(const Value& x, const CallArgs& a) {
 }
 
 // jinja2's truncate: strings longer than length + leeway end with `end`, cut at a word boundary unless killwords.
-// batch(n, fill_with=None): a generator of lists of n items (the last padded with fill_with when given).
-Value batch(const Value& x, const CallArgs& a) {
-  const Value* n = a.get(0, "linecount");
-  if (!n || !n->is_integer() || n->i < 1) throw TemplateError("batch needs a line count >= 1");
-  const Value* fill = a.get(1, "fill_with");
-  List out, row;
-  for (const Value& item : iterate(x)) {
-    if (int64_t(row.size()) == n->i) out.push_back(Value::list(std::exchange(row, {})));
-    row.push_back(item);
-  }
-  if (!row.empty()) {
-    if (fill && !fill->is_none()) row.resize(size_t(n->i), *fill);
-    out.push_back(Value::list(std::move(row)));
-  }
-  return Value::generator(std::move(out));
-}
-
-// slice(n, fill_with=None): a generator of n lists, the first len % n of them one item longer (the others padded
-// with fill_with when given).
-Value slice(const Value& x, const CallArgs& a) {
-  const Value* n = a.get(0, "slices");
-  if (!n || !n->is_integer() || n->i < 1) throw TemplateError("slice needs a slice count >= 1");
-  const Value* fill = a.get(1, "fill_with");
-  const List items = iterate(x);
-  const int64_t per = int64_t(items.size()) / n->i, extra = int64_t(items.size()) % n->i;
-  List out;
-  for (int64_t k = 0, begin = 0; k < n->i; ++k) {
-    const int64_t end = begin + per + (k < extra);
-    List part(items.begin() + begin, items.begin() + end);
-    if (fill && !fill->is_none() && k >= extra) part.push_back(*fill);
-    out.push_back(Value::list(std::move(part)));
-    begin = end;
-  }
-  return Value::generator(std::move(out));
-}
-
 Value truncate(const Value& x, const CallArgs& a) {
   const std::string s = str(x);
   const Value *length = a.get(0, "length"), *killwords = a.get(1, "killwords"), *end = a.get(2, "end"),
@@ -478,9 +414,9 @@ Value apply_filter(std::string_view name, const Value& x, CallArgs& a) {
     if (!attr || !attr->is_string()) throw TemplateError("attr needs an attribute name");
     return get_attr(x, attr->s, false);
   }
-  if (name == "batch") return batch(x, a);
-  if (name == "groupby") return groupby(x, a);
-  if (name == "slice") return slice(x, a);
+  if (name == "batch") return seq::batch(x, a);
+  if (name == "groupby") return seq::groupby(x, a);
+  if (name == "slice") return seq::slice(x, a);
   if (name == "truncate") return truncate(x, a);
   if (name == "center") return center(x, a);
   if (name == "wordcount") {  // words: runs of letters, digits and "_" (Python's \w+)
