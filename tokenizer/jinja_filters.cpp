@@ -111,7 +111,6 @@ Value indent(const Value& x, const CallArgs& a) {
   return Value::string(first ? pad + out : out);
 }
 
-// Sort key of jinja2's sort/dictsort/unique: strings lowercased unless case_sensitive.
 Value sort(const Value& x, const CallArgs& a) {
   List items = iterate(x);
   const bool reverse = flag(a, 0, "reverse"), cs = flag(a, 1, "case_sensitive");

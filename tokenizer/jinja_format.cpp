@@ -24,6 +24,22 @@ struct FormatSpec {
   char type = 0;
 };
 
+// s cut to its first n code points (n < 0: whole): a precision applied to text.
+std::string first_code_points(std::string s, int64_t n) {
+  if (n < 0) return s;
+  const std::vector<size_t> at = code_point_offsets(s);
+  if (at.size() - 1 > size_t(n)) s.resize(at[size_t(n)]);
+  return s;
+}
+
+// printf's text of the arguments for conv.
+template <class... Args>
+std::string printf_text(const char* conv, Args... args) {
+  std::string out(static_cast<size_t>(std::snprintf(nullptr, 0, conv, args...)), '\0');
+  std::snprintf(out.data(), out.size() + 1, conv, args...);
+  return out;
+}
+
 int64_t spec_number(std::string_view spec, size_t& i) {
   int64_t n = 0;
   while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) {
@@ -74,9 +90,12 @@ std::string grouped(const std::string& digits, char sep, size_t every) {
   return out;
 }
 
+// The spec's fill: its own, else '0' with the 0 flag, else ' '.
+std::string fill_of(const FormatSpec& f) { return !f.fill.empty() ? f.fill : f.zero ? "0" : " "; }
+
 // sign_prefix + body padded to the width: '=' puts the fill between them; the 0 flag means fill '0', align '='.
 std::string align_field(const std::string& sign_prefix, const std::string& body, const FormatSpec& f) {
-  const std::string fill = !f.fill.empty() ? f.fill : f.zero ? "0" : " ";
+  const std::string fill = fill_of(f);
   const char align = f.align ? f.align : f.zero ? '=' : '>';
   if (align == '=') return sign_prefix + pad(body, f.width - code_points(sign_prefix), fill, '>');
   return pad(sign_prefix + body, f.width, fill, align);
@@ -84,13 +103,6 @@ std::string align_field(const std::string& sign_prefix, const std::string& body,
 
 std::string sign_of(bool negative, const FormatSpec& f) {
   return negative ? "-" : f.sign == '+' ? "+" : f.sign == ' ' ? " " : "";
-}
-
-std::string printf_double(const char* conv, int64_t precision, double x) {
-  char buf[512];
-  const int n = std::snprintf(buf, sizeof buf, conv, int(precision), x);
-  if (n < 0 || n >= int(sizeof buf)) throw TemplateError("format: number too long");
-  return std::string(buf, size_t(n));
 }
 
 // A float by the spec's type: e E f F g G n % or none (repr without a precision, else 'g' keeping a ".0").
@@ -113,7 +125,7 @@ std::string format_float(double x, const FormatSpec& f) {
     if (f.alt) conv += '#';
     conv += ".*";
     conv += general ? (upper ? 'G' : 'g') : t == '%' ? 'f' : t;
-    body = printf_double(conv.c_str(), general && p == 0 ? 1 : p, t == '%' ? a * 100 : a);
+    body = printf_text(conv.c_str(), int(general && p == 0 ? 1 : p), t == '%' ? a * 100 : a);
     if (t == '%') body += '%';
     if (t == 0 && body.find_first_of(".e") == std::string::npos) body += ".0";
   }
@@ -159,12 +171,7 @@ std::string format_value(const Value& v, std::string_view text) {
     if (f.sign != '-' || f.alt || f.grouping)
       throw TemplateError("Sign, '#' or grouping not allowed in string format specifier");
     if (f.align == '=') throw TemplateError("'=' alignment not allowed in string format specifier");
-    std::string s = v.s;
-    if (f.precision >= 0) {
-      const std::vector<size_t> at = code_point_offsets(s);
-      if (at.size() - 1 > size_t(f.precision)) s.resize(at[size_t(f.precision)]);
-    }
-    return pad(s, f.width, !f.fill.empty() ? f.fill : f.zero ? "0" : " ", f.align ? f.align : '<');
+    return pad(first_code_points(v.s, f.precision), f.width, fill_of(f), f.align ? f.align : '<');
   }
   if (v.is_integer()) return format_int(v.kind == Value::Kind::boolean ? v.b : v.i, f);
   if (v.kind == Value::Kind::floating) return format_float(v.f, f);
@@ -264,14 +271,7 @@ struct PercentSpec {
 
 PercentSpec parse_percent_spec(std::string_view fmt, size_t& i) {
   PercentSpec spec;
-  auto digits = [&] {
-    int n = 0;
-    while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) {
-      n = n * 10 + (fmt[i++] - '0');
-      if (n > 100000) throw TemplateError("format width or precision too big");
-    }
-    return n;
-  };
+  auto digits = [&] { return static_cast<int>(spec_number(fmt, i)); };
   if (i < fmt.size() && fmt[i] == '(') {
     const size_t close = fmt.find(')', i);
     if (close == std::string_view::npos) throw TemplateError("incomplete format key");
@@ -293,10 +293,8 @@ PercentSpec parse_percent_spec(std::string_view fmt, size_t& i) {
 
 // Text padded to the spec's width in code points (left-aligned with the '-' flag), cut to its precision for %s %r.
 std::string pad_text(std::string text, const PercentSpec& spec) {
-  const std::vector<size_t> at = code_point_offsets(text);
-  if (spec.precision >= 0 && at.size() - 1 > static_cast<size_t>(spec.precision))
-    text.resize(at[static_cast<size_t>(spec.precision)]);
-  return pad(text, spec.width, " ", spec.flags.find('-') != std::string::npos ? '<' : '>');
+  return pad(first_code_points(std::move(text), spec.precision), spec.width, " ",
+             spec.flags.find('-') != std::string::npos ? '<' : '>');
 }
 
 // A number through C's printf with the spec's flags, width and precision (Python's %d %i %u %x %X %o %f %e %g).
@@ -308,16 +306,11 @@ std::string format_number(const Value& v, const PercentSpec& spec) {
   std::string c = "%" + spec.flags;  // appended piece by piece: GCC 12's -Wrestrict misfires on "." + to_string()
   if (spec.width >= 0) c += std::to_string(spec.width);
   if (spec.precision >= 0) c += '.' + std::to_string(spec.precision);
-  auto print = [](const std::string& spec, auto x) {
-    std::string out(static_cast<size_t>(std::snprintf(nullptr, 0, spec.c_str(), x)), '\0');
-    std::snprintf(out.data(), out.size() + 1, spec.c_str(), x);
-    return out;
-  };
-  if (!integral) return print(c + t, v.as_double());
+  if (!integral) return printf_text((c + t).c_str(), v.as_double());
   if (v.kind == Value::Kind::floating && !std::isfinite(v.f))
     throw TemplateError("cannot convert float " + std::string(std::isnan(v.f) ? "NaN" : "infinity") + " to integer");
   const long long n = v.kind == Value::Kind::boolean ? v.b : v.is_integer() ? v.i : static_cast<long long>(v.f);
-  return print(c + "ll" + (t == 'i' || t == 'u' ? 'd' : t), n);
+  return printf_text((c + "ll" + (t == 'i' || t == 'u' ? 'd' : t)).c_str(), n);
 }
 
 }  // namespace

@@ -73,10 +73,6 @@ Value no_element(const Value& obj, const Value& key) {
   return Value::undefined(object_type(obj) + " has no element " + k);
 }
 
-}  // namespace
-
-namespace {
-
 // markupsafe's Markup methods, which give Markup (split, rsplit, splitlines and the partitions: Markup pieces).
 bool markup_method(std::string_view m) {
   for (std::string_view x : {"capitalize", "title",      "lower",  "upper", "replace", "ljust",        "rjust",

@@ -16,8 +16,7 @@ int64_t int_of(const Value& v) { return v.kind == Kind::boolean ? v.b : v.i; }
 [[noreturn]] void unsupported(std::string_view op, const Value& a, const Value& b) {
   if (a.kind == Value::Kind::big_integer || b.kind == Value::Kind::big_integer)
     throw TemplateError("an integer beyond 64 bits in " + std::string(op) +
-                        ": the template engine prints them, does "
-                        "not compute with them");
+                        ": the template engine prints them, does not compute with them");
   throw TemplateError("unsupported operand type(s) for " + std::string(op) + ": '" + type_name(a) + "' and '" +
                       type_name(b) + "'");
 }
@@ -88,9 +87,7 @@ Value binary_op(std::string_view op, const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) return arithmetic(op, a, b);
   if (op == "+") {
     if (a.is_string() && b.is_string() && (a.is_markup || b.is_markup)) {  // Markup escapes the str it meets
-      std::string out = a.is_markup ? a.s : pystr::html_escape(a.s);
-      out += b.is_markup ? b.s : pystr::html_escape(b.s);
-      return Value::markup(std::move(out));
+      return Value::markup(pystr::escape_arg(a, false).s + pystr::escape_arg(b, false).s);
     }
     if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
     if (a.is_list() && b.is_list() && a.is_tuple == b.is_tuple) {

@@ -66,20 +66,18 @@ int64_t find_or_count(const Value& obj, std::string_view m, const CallArgs& a) {
     return i < 0 ? std::max<int64_t>(i + n, 0) : i;
   };
   const int64_t start = index("start", 1, 0), end = std::min(index("end", 2, n), n);
-  const bool none = end - start < sub_n;
+  if (end - start < sub_n) {  // nothing to find
+    if (m == "index" || m == "rindex") throw TemplateError("substring not found");
+    return m == "count" ? 0 : -1;
+  }
+  const std::string_view range = std::string_view(s).substr(at[size_t(start)], at[size_t(end)] - at[size_t(start)]);
   if (m == "count") {
-    if (none) return 0;
     if (sub.empty()) return end - start + 1;
     int64_t count = 0;
-    const std::string_view range = std::string_view(s).substr(at[size_t(start)], at[size_t(end)] - at[size_t(start)]);
     for (size_t p = range.find(sub); p != std::string_view::npos; p = range.find(sub, p + sub.size())) ++count;
     return count;
   }
-  size_t p = std::string::npos;
-  if (!none) {
-    const std::string_view range = std::string_view(s).substr(at[size_t(start)], at[size_t(end)] - at[size_t(start)]);
-    p = m == "rfind" || m == "rindex" ? range.rfind(sub) : range.find(sub);
-  }
+  const size_t p = m == "rfind" || m == "rindex" ? range.rfind(sub) : range.find(sub);
   if (p == std::string::npos) {
     if (m == "index" || m == "rindex") throw TemplateError("substring not found");
     return -1;
