@@ -178,7 +178,8 @@ std::string format_value(const Value& v, std::string_view text) {
   throw TemplateError("unsupported format string passed to " + type_name(v) + ".__format__");
 }
 
-// Positional fields are numbered automatically ({}) or manually ({0}), not both in one string.
+// Positional fields are numbered automatically ({}) or manually ({0}), not both in one string (Python's
+// string.Formatter, which jinja2's sandbox uses, counts only a name of digits alone as manual: {0[a]} is neither).
 struct FieldNumbers {
   size_t next = 0;
   bool automatic = false, manual = false;
@@ -190,7 +191,8 @@ Value field_value(std::string_view name, const CallArgs& args, FieldNumbers& num
   const size_t base_end = std::min(name.find_first_of(".["), name.size());
   const std::string base(name.substr(0, base_end));
   const bool positional = base.empty() || std::isdigit(static_cast<unsigned char>(base[0]));
-  if (positional) (base.empty() ? numbers.automatic : numbers.manual) = true;
+  if (base.empty()) numbers.automatic = true;
+  if (positional && !base.empty() && base_end == name.size()) numbers.manual = true;
   if (numbers.automatic && numbers.manual)
     throw TemplateError("cannot switch between automatic and manual field numbering");
   const Value* v = nullptr;

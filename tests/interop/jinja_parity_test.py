@@ -216,6 +216,7 @@ SNIPPETS = [
     " messages[0].content, true, false, x=none) }} {{ '{0.role}|{1:*^9}|{2:05}|{3:<05}|{4:x<4}|{5:c}'.format("
     "messages[0], messages[0].role[:2], 42, 7, 'b', 65) }}",
     "{{ '{}{0}'.format(messages | length) }}",
+    "{{ '{}|{0[role]}|{0.role}'.format(messages[0]) }}",
     # A generator is used up by what iterates it (in: up to its match; first: one item); unique(attribute=).
     "{% set g = messages | map(attribute='role') %}{{ 'user' in g }}{{ 'user' in g }} {{ g | list }}"
     "{% set h = messages | map(attribute='role') %}{{ h | first }}|{{ h | join(',') }}|{{ h | list }}"
