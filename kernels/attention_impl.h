@@ -8,14 +8,15 @@
 
 namespace qsft::cuda {
 
-// mma: mma.sync kernels (attention_mma*.cu, the default); wmma: WMMA kernels (attention.cu, attention_bwd.cu);
-// wgmma: Hopper warpgroup MMA (attention_wgmma*.cu, sm_90a only, opt-in until a GPU run validates and times it).
+// mma: mma.sync kernels (attention_mma*.cu, the default but on compute capability 9.0); wmma: WMMA kernels
+// (attention.cu, attention_bwd.cu); wgmma: Hopper warpgroup MMA (attention_wgmma*.cu, sm_90a only, the default there).
 enum class AttentionImpl { Mma, Wmma, Wgmma };
 
-// What an unset QSFT_ATTENTION means on a device of compute capability major.minor: mma, until a GPU run has
-// validated and timed wgmma (docs/cuda-backend.md, "What decides the default"); then kWgmmaByDefault = true makes
-// it wgmma on 9.0 (the only devices that run it) and leaves mma everywhere else.
-constexpr bool kWgmmaByDefault = false;
+// What an unset QSFT_ATTENTION means on a device of compute capability major.minor: wgmma on 9.0 (the only devices
+// that run it), mma everywhere else. The H200 run of 45ffbc3 validated wgmma (probe and the whole attention test)
+// and timed it faster than mma at the 7B and 0.5B shapes, forward and backward (docs/cuda-backend.md, "What decides
+// the default"); kWgmmaByDefault = false would make mma the default on 9.0 again.
+constexpr bool kWgmmaByDefault = true;
 inline AttentionImpl default_attention_impl(int major, int minor) {
   return kWgmmaByDefault && major == 9 && minor == 0 ? AttentionImpl::Wgmma : AttentionImpl::Mma;
 }

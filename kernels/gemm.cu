@@ -247,6 +247,11 @@ void GemmRunner::run(const GemmOperand& A_in, bool transA, const GemmOperand& B_
                     alignment_of(A.data),
                     std::min(alignment_of(C.data), alignment_of(src))};
   Plan& plan = impl_->plan_for(key);
+  if (beta == 0.0f && zero_gemm_outputs()) {
+    const size_t esize = dtype_size(C.dtype);
+    QSFT_CUDA_CHECK(
+        cudaMemset2DAsync(C.data, size_t(C.ld) * esize, 0, size_t(N) * esize, size_t(M), as_stream(impl_->stream)));
+  }
   if (bias)
     QSFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
   impl_->matmul(plan, key, A.data, B.data, src, C.data, alpha, beta);

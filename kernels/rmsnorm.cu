@@ -97,6 +97,126 @@ __global__ void __launch_bounds__(kRowThreads)
   });
 }
 
+// Rows of at most 32 x kWarpMaxSteps 16-byte words (bf16 H <= 4096, fp32 H <= 2048): one warp per row, kWarpRows
+// rows a block, S words per lane (word j of the row: lane j % 32, slot j / 32), kept in registers as loaded between
+// the reduction and the writes; warp shuffles only, so no barrier stops a row's loads, and a block carries 8 rows
+// instead of one. Why: the block-per-row kernels above reached 50 % (H = 896) and 61 % (H = 3584) of the copy
+// bandwidth in the forward, 79 % in the backward at H = 896 (H200, bench/gpu-runs/2026-11-30-45ffbc3): one short
+// row per block, its loads, two barriers and its stores in sequence.
+constexpr int kWarpRows = 8;
+constexpr int kWarpMaxSteps = 16;    // forward: the row's x, 16 x 4 registers at most
+constexpr int kWarpMaxStepsBwd = 8;  // backward: dy and x, 2 x 8 x 4 registers
+__device__ __forceinline__ bool in_row(int s, int lane, int steps) { return lane + 32 * s < steps; }
+
+template <int S, class T>
+__global__ void __launch_bounds__(32 * kWarpRows)
+    rmsnorm_fwd_warp_kernel(const T* x, NormRows xl, const T* w, int64_t R, int64_t H, float eps, T* y, NormRows yl,
+                            float* rstd) {
+  constexpr int W = kVec<T>;
+  const int lane = threadIdx.x & 31, steps = int(H / W);
+  const int64_t t = int64_t(blockIdx.x) * kWarpRows + threadIdx.x / 32;
+  if (t >= R) return;  // the whole warp
+  const uint4* xr = reinterpret_cast<const uint4*>(x + xl.at(t, H));
+  uint4* yr = reinterpret_cast<uint4*>(y + yl.at(t, H));
+  const uint4* wv = reinterpret_cast<const uint4*>(w);
+  uint4 raw[S];
+#pragma unroll
+  for (int s = 0; s < S; ++s)
+    if (in_row(s, lane, steps)) raw[s] = xr[lane + 32 * s];
+  float ss = 0.0f;
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    if (!in_row(s, lane, steps)) continue;
+    float v[W];
+    load_n<W>(reinterpret_cast<const T*>(&raw[s]), v);
+#pragma unroll
+    for (int k = 0; k < W; ++k) ss += v[k] * v[k];
+  }
+  const float r = 1.0f / sqrtf(warp_sum(ss) / float(H) + eps);
+#pragma unroll
+  for (int s = 0; s < S; ++s) {  // y = round(x rstd) w
+    if (!in_row(s, lane, steps)) continue;
+    const int j = lane + 32 * s;
+    float v[W], g[W];
+    load_n<W>(reinterpret_cast<const T*>(&raw[s]), v);
+    load_n<W>(reinterpret_cast<const T*>(wv + j), g);
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = round_to(v[k] * r, y) * g[k];
+    store_n<W>(reinterpret_cast<T*>(yr + j), v);
+  }
+  if (lane == 0) rstd[t] = r;
+}
+
+// The backward's formula (rmsnorm_bwd_kernel) by one warp per row, dy and x held in registers between the dot and
+// the writes. dx may be dy: every lane reads its words of dy before it writes them.
+template <int S, class T>
+__global__ void __launch_bounds__(32 * kWarpRows)
+    rmsnorm_bwd_warp_kernel(const T* dy, NormRows dyl, const T* x, NormRows xl, const T* w, const float* rstd,
+                            int64_t R, int64_t H, T* dx, NormRows dxl, bool accumulate) {
+  constexpr int W = kVec<T>;
+  const int lane = threadIdx.x & 31, steps = int(H / W);
+  const int64_t t = int64_t(blockIdx.x) * kWarpRows + threadIdx.x / 32;
+  if (t >= R) return;  // the whole warp
+  const uint4 *dyr = reinterpret_cast<const uint4*>(dy + dyl.at(t, H)),
+              *xr = reinterpret_cast<const uint4*>(x + xl.at(t, H));
+  uint4* dxr = reinterpret_cast<uint4*>(dx + dxl.at(t, H));
+  const uint4* wv = reinterpret_cast<const uint4*>(w);
+  uint4 dy_raw[S], x_raw[S];
+#pragma unroll
+  for (int s = 0; s < S; ++s)
+    if (in_row(s, lane, steps)) {
+      dy_raw[s] = dyr[lane + 32 * s];
+      x_raw[s] = xr[lane + 32 * s];
+    }
+  float dot = 0.0f;
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    if (!in_row(s, lane, steps)) continue;
+    float d[W], g[W], a[W];
+    load_n<W>(reinterpret_cast<const T*>(&dy_raw[s]), d);
+    load_n<W>(reinterpret_cast<const T*>(wv + lane + 32 * s), g);
+    load_n<W>(reinterpret_cast<const T*>(&x_raw[s]), a);
+#pragma unroll
+    for (int k = 0; k < W; ++k) dot += d[k] * g[k] * a[k];
+  }
+  const float r = rstd[t];
+  const float coef = r * r * r * warp_sum(dot) / float(H);
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    if (!in_row(s, lane, steps)) continue;
+    const int j = lane + 32 * s;
+    float d[W], g[W], a[W], o[W] = {};
+    load_n<W>(reinterpret_cast<const T*>(&dy_raw[s]), d);
+    load_n<W>(reinterpret_cast<const T*>(wv + j), g);
+    load_n<W>(reinterpret_cast<const T*>(&x_raw[s]), a);
+    if (accumulate) load_n<W>(reinterpret_cast<const T*>(dxr + j), o);
+#pragma unroll
+    for (int k = 0; k < W; ++k) o[k] = o[k] + r * g[k] * d[k] - coef * a[k];
+    store_n<W>(reinterpret_cast<T*>(dxr + j), o);
+  }
+}
+
+// Calls launch(Width<S>{}, blocks) for the warp kernels when rows allow 16-byte words and fit 32 x kMaxSteps of
+// them (S: the words per lane, rounded up to 1, 2, 4, 8 or 16); returns false otherwise (the block kernels run).
+template <class E, int kMaxSteps, class L>
+bool launch_warp_rows(int64_t R, int64_t H, bool aligned, L&& launch) {
+  if (!aligned || H % kVec<E> != 0) return false;
+  const int64_t per_lane = (H / kVec<E> + 31) / 32;
+  if (per_lane > kMaxSteps) return false;
+  const unsigned blocks = unsigned((R + kWarpRows - 1) / kWarpRows);
+  if (per_lane <= 1)
+    launch(Width<1>{}, blocks);
+  else if (per_lane <= 2)
+    launch(Width<2>{}, blocks);
+  else if (per_lane <= 4)
+    launch(Width<4>{}, blocks);
+  else if (per_lane <= 8 || kMaxSteps <= 8)
+    launch(Width<8>{}, blocks);
+  else if constexpr (kMaxSteps >= 16)
+    launch(Width<16>{}, blocks);
+  return true;
+}
+
 // Threads for a row of `steps` thread steps: as few passes as 256 threads need, spread evenly (a multiple of 32),
 // e.g. H = 3584 bf16: 448 vectors -> 224 threads x 2; H = 896: 112 -> 128 x 1.
 unsigned row_threads(int64_t steps) {
@@ -127,10 +247,15 @@ void rmsnorm_fwd(DType dt, const void* x, NormRows xl, const void* w, int64_t R,
   dispatch_float(dt, "rmsnorm_fwd", [&](auto tag) {
     using E = decltype(tag);
     const bool aligned = vec_rows<E>(x, xl) && aligned16(w) && vec_rows<E>(y, yl);
-    launch_rows<E>(H, aligned, [&](auto width, unsigned threads) {
-      rmsnorm_fwd_kernel<decltype(width)::value, E><<<unsigned(R), threads, 0, as_stream(stream)>>>(
-          static_cast<const E*>(x), xl, static_cast<const E*>(w), H, eps, static_cast<E*>(y), yl, rstd);
+    const bool warp_rows = launch_warp_rows<E, kWarpMaxSteps>(R, H, aligned, [&](auto per_lane, unsigned blocks) {
+      rmsnorm_fwd_warp_kernel<decltype(per_lane)::value, E><<<blocks, 32 * kWarpRows, 0, as_stream(stream)>>>(
+          static_cast<const E*>(x), xl, static_cast<const E*>(w), R, H, eps, static_cast<E*>(y), yl, rstd);
     });
+    if (!warp_rows)
+      launch_rows<E>(H, aligned, [&](auto width, unsigned threads) {
+        rmsnorm_fwd_kernel<decltype(width)::value, E><<<unsigned(R), threads, 0, as_stream(stream)>>>(
+            static_cast<const E*>(x), xl, static_cast<const E*>(w), H, eps, static_cast<E*>(y), yl, rstd);
+      });
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }
@@ -141,11 +266,17 @@ void rmsnorm_bwd(DType dt, const void* dy, NormRows dyl, const void* x, NormRows
   dispatch_float(dt, "rmsnorm_bwd", [&](auto tag) {
     using E = decltype(tag);
     const bool aligned = vec_rows<E>(dy, dyl) && vec_rows<E>(x, xl) && aligned16(w) && vec_rows<E>(dx, dxl);
-    launch_rows<E>(H, aligned, [&](auto width, unsigned threads) {
-      rmsnorm_bwd_kernel<decltype(width)::value, E><<<unsigned(R), threads, 0, as_stream(stream)>>>(
-          static_cast<const E*>(dy), dyl, static_cast<const E*>(x), xl, static_cast<const E*>(w), rstd, H,
+    const bool warp_rows = launch_warp_rows<E, kWarpMaxStepsBwd>(R, H, aligned, [&](auto per_lane, unsigned blocks) {
+      rmsnorm_bwd_warp_kernel<decltype(per_lane)::value, E><<<blocks, 32 * kWarpRows, 0, as_stream(stream)>>>(
+          static_cast<const E*>(dy), dyl, static_cast<const E*>(x), xl, static_cast<const E*>(w), rstd, R, H,
           static_cast<E*>(dx), dxl, accumulate);
     });
+    if (!warp_rows)
+      launch_rows<E>(H, aligned, [&](auto width, unsigned threads) {
+        rmsnorm_bwd_kernel<decltype(width)::value, E><<<unsigned(R), threads, 0, as_stream(stream)>>>(
+            static_cast<const E*>(dy), dyl, static_cast<const E*>(x), xl, static_cast<const E*>(w), rstd, H,
+            static_cast<E*>(dx), dxl, accumulate);
+      });
   });
   QSFT_CUDA_CHECK_LAUNCH();
 }

@@ -1,7 +1,8 @@
 // CUDA launchers of RMSNorm (kernels/rmsnorm.h is the reference). x, w, y, dy, dx have dtype dt (F32 or
 // BF16); rstd is F32. R rows of H, each tensor's rows laid out as its NormRows (packed, or strided head views).
-// One block per row; statistics in fp32. With bf16 storage the output follows
-// transformers' Qwen2RMSNorm: y = w * bf16(x * rstd) (the normalised row is rounded before the weight).
+// One warp per row when rows are 16-byte aligned and short (bf16 H <= 4096 forward, <= 2048 backward), else one
+// block per row; statistics in fp32. With bf16 storage the output follows transformers' Qwen2RMSNorm: y = w * bf16(x *
+// rstd) (the normalised row is rounded before the weight).
 #pragma once
 #include <cstdint>
 

@@ -8,14 +8,20 @@
 
 namespace qsft::cuda {
 
+namespace {
+bool env_flag(const char* name) {  // set and not "0"
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+}  // namespace
+
 bool sync_launches() {
-  static const bool on = [] {
-    for (const char* name : {"QSFT_SYNC_LAUNCHES", "CUDA_LAUNCH_BLOCKING"}) {
-      const char* v = std::getenv(name);
-      if (v && *v && std::strcmp(v, "0") != 0) return true;
-    }
-    return false;
-  }();
+  static const bool on = env_flag("QSFT_SYNC_LAUNCHES") || env_flag("CUDA_LAUNCH_BLOCKING");
+  return on;
+}
+
+bool zero_gemm_outputs() {
+  static const bool on = env_flag("QSFT_ZERO_GEMM_OUTPUTS");
   return on;
 }
 

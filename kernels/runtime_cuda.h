@@ -44,6 +44,11 @@ void fill_bytes(void* p, int byte, size_t bytes, void* stream);  // every byte =
 // synchronised and checked, so a fault names the launching function instead of surfacing at a later call.
 bool sync_launches();
 
+// True when QSFT_ZERO_GEMM_OUTPUTS is set (not "0"): every GEMM with beta = 0 zeroes its output first. For
+// compute-sanitizer's initcheck only (tools/gpu-check.sh), which does not see the stores of some cuBLASLt kernels:
+// in 45ffbc3's H200 run it flagged lm_head_ce's copy of a cuBLASLt product whose values matched the CPU's.
+bool zero_gemm_outputs();
+
 // Device time between start() and stop_ms() from CUDA events recorded on `stream` (nullptr: the legacy default
 // stream, which waits for and holds back the blocking streams of stream_create()).
 class EventTimer {

@@ -1,8 +1,8 @@
 // CUDA attention, forward and backward, against the CPU reference on fresh random bf16 inputs, for every
 // implementation the op can run (QSFT_ATTENTION=wmma, =mma with the device's tiles, =mma with the "large" tiles and
 // the 99 KiB "small" ones forced by QSFT_ATTENTION_TILES, =mma with the atomic-dQ fast backward
-// QSFT_ATTENTION_BWD=atomic, the only one not checked for bitwise repeats; =wgmma and its atomic-dQ mode only when
-// QSFT_TEST_ATTENTION_VARIANTS names them, on compute capability 9.0): head_dim 16/32, 64 (Qwen2.5-0.5B: 14
+// QSFT_ATTENTION_BWD=atomic, the only one not checked for bitwise repeats; =wgmma and its atomic-dQ mode on compute
+// capability 9.0, where wgmma is the default): head_dim 16/32, 64 (Qwen2.5-0.5B: 14
 // query / 2 kv heads), 128 (7B: 28 / 4) and the padded ones between (8 and 24 of the test fixtures, 40, 80, 96:
 // zero-filled columns), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
 // the 64/128-row tiles, 4 x 4096: there the CPU reference computes one sequence and one kv group), a bitwise repeat
@@ -60,14 +60,20 @@ constexpr Variant kVariants[] = {{"wmma", "wmma", "", ""},
                                  {"mma-atomic-dq", "mma", "", "atomic"},
                                  {"wgmma", "wgmma", "", ""},
                                  {"wgmma-atomic-dq", "wgmma", "", "atomic"}};
-constexpr int kDefaultVariants = 5;  // the wgmma ones (sm_90a, opt-in) only when named
+constexpr int kPortableVariants = 5;  // the rest (wgmma) run only on compute capability 9.0 (sm_90a)
 
-// The variants a run checks: QSFT_TEST_ATTENTION_VARIANTS, a comma list of kVariants' names (tools/gpu-check.sh's
-// wgmma-attention stage: "wgmma,wgmma-atomic-dq"); unset or empty: the first kDefaultVariants. An unknown name
+// The variants a run checks: QSFT_TEST_ATTENTION_VARIANTS, a comma list of kVariants' names (e.g. "mma" alone);
+// unset or empty: every one this device runs (the wgmma ones on compute capability 9.0 only). An unknown name
 // throws, naming it.
 std::vector<Variant> selected_variants() {
   const char* list = std::getenv("QSFT_TEST_ATTENTION_VARIANTS");
-  if (!list || !*list) return {kVariants, kVariants + kDefaultVariants};
+  if (!list || !*list) {
+#if defined(QSFT_HAVE_CUDA)
+    if (!standin_mode() && cuda::attention_wgmma_unsupported_reason("").empty())
+      return {std::begin(kVariants), std::end(kVariants)};
+#endif
+    return {kVariants, kVariants + kPortableVariants};
+  }
   std::vector<Variant> out;
   std::string rest = list;
   while (!rest.empty()) {

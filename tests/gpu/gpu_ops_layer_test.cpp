@@ -17,9 +17,13 @@ TEST(GpuRmsNorm, ForwardFusedAndBackwardMatchCpu) {
   std::mt19937 rng(21);
   const float eps = 1e-6f;
   for (DType dt : kFloatTypes)
-    // H = 100, 37 and 1100: rows that are not whole 16-byte vectors (the element-at-a-time kernels); 1100: more
-    // steps per thread than the forward keeps in registers
-    for (auto [T, H] : {std::pair<int64_t, int64_t>{1, 64}, {37, 896}, {129, 3584}, {5, 100}, {3, 37}, {2, 1100}}) {
+    // Words (16 bytes: 8 bf16, 4 f32) a lane of the warp-per-row kernels holds (forward up to 16, backward up to
+    // 8, else one block per row), bf16 / f32: H = 64 and 256: 1 / 1-2; 320: 2 / 4 (last slot partial); 896: 4 / 8;
+    // 2048: 8 / 16 (f32 backward: block); 3584: 16 / block (bf16 backward: block); 5120: block. Rows that are not
+    // whole words (the element-at-a-time kernels): H = 37 in both, 100 and 1100 in bf16 (1100: more steps a
+    // thread than the block forward keeps in registers).
+    for (auto [T, H] : {std::pair<int64_t, int64_t>{1, 64}, {37, 896}, {129, 3584}, {5, 100}, {3, 37}, {2, 1100},
+                        {17, 256}, {9, 2048}, {3, 5120}, {11, 320}}) {
       const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " H=" + std::to_string(H);
       const size_t TH = size_t(T * H);
       Both x(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng, -2.0f, 2.0f));

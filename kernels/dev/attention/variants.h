@@ -63,8 +63,9 @@ void attention_bwd_dev04c(const cuda::AttentionShape& s, const void* dout, const
 void attention_bwd_dev04d(const cuda::AttentionShape& s, const void* dout, const void* q, const void* k, const void* v,
                           const void* out, const float* lse, void* dq, void* dk, void* dv, void* scratch, void* stream);
 
-// The wgmma rows (the production QSFT_ATTENTION=wgmma launchers and 05b) run where this holds: compute capability
-// 9.0 and QSFT_DEV_WGMMA not "off" (tools/gpu-check.sh sets it when the probe failed; 05_wgmma_probe_sm90a.cu).
+// The wgmma rows (the production wgmma launchers, the default on compute capability 9.0, and 05b) run where this holds:
+// compute capability 9.0 and QSFT_DEV_WGMMA not "off" (tools/gpu-check.sh sets it when the probe failed;
+// 05_wgmma_probe_sm90a.cu).
 bool attention_wgmma_supports(int64_t D);
 // 05b_wgmma_fwd_3stages_sm90a.cu: the production wgmma forward with three K/V stages, P V of a tile left in flight
 // across the next tile's barrier and S issue.
@@ -97,7 +98,7 @@ inline std::vector<AttentionVariant> attention_variants() {
   constexpr auto kDeterministic = AttentionBwdMode::Deterministic, kAtomic = AttentionBwdMode::AtomicDq;
   const auto all = cuda::attention_supports_head_dim;  // every variant runs every head dim the op takes
   return {
-      {"mma auto (production)", fwd_mma_with<kAuto>, bwd_mma_with<kAuto, kDeterministic>, all},
+      {"mma auto (default but on sm_90)", fwd_mma_with<kAuto>, bwd_mma_with<kAuto, kDeterministic>, all},
       {"00 before: mma large (was prod.)", attention_fwd_dev00_large, attention_bwd_dev00_large, all},
       {"00 before: mma small", attention_fwd_dev00_small, attention_bwd_dev00_small, all},
       {"mma large", fwd_mma_with<kLarge>, bwd_mma_with<kLarge, kDeterministic>, all},
@@ -114,8 +115,7 @@ inline std::vector<AttentionVariant> attention_variants() {
       {"04c 04a with atomic dQ (5 products)", fwd_mma_with<kAuto>, attention_bwd_dev04c, all},
       {"04d 04a + 2-D dQ pass (7 products)", fwd_mma_with<kAuto>, attention_bwd_dev04d, all},
       {"wmma (QSFT_ATTENTION=wmma)", cuda::attention_fwd_wmma, cuda::attention_bwd_wmma, all},
-      {"wgmma (QSFT_ATTENTION=wgmma)", cuda::attention_fwd_wgmma, bwd_wgmma_with<kDeterministic>,
-       attention_wgmma_supports},
+      {"wgmma (default on sm_90)", cuda::attention_fwd_wgmma, bwd_wgmma_with<kDeterministic>, attention_wgmma_supports},
       {"wgmma, atomic dQ bwd", cuda::attention_fwd_wgmma, bwd_wgmma_with<kAtomic>, attention_wgmma_supports},
       {"05b fwd wgmma, 3 stages", attention_fwd_dev05b, bwd_mma_with<kAuto, kDeterministic>, attention_wgmma_supports},
   };
