@@ -255,15 +255,6 @@ class CudaOps final : public Ops {
     cuda::lora_a_dropout(x.data, s.M, s.K, A.data, r, n, p, seeds.data(), u.data, u.stride0(), scratch.data,
                          scratch.nbytes(), stream_);
   }
-  void lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds, Tensor& dA,
-                            Tensor& scratch, const GemmSizes& s) override {
-    const int n = int(seeds.size());
-    const int64_t r = s.M / n;
-    if (!cuda::lora_da_dropout_fits(x.dtype, s.N, r, n, x.data, du.data))
-      return Ops::lora_da_dropout_impl(du, x, p, seeds, dA, scratch, s);
-    cuda::lora_da_dropout(du.data, x.data, s.K, s.N, r, n, p, seeds.data(), dA.f32(), scratch.data, scratch.nbytes(),
-                          stream_);
-  }
   double sum_squares_impl(const Tensor& x) override {
     void* scratch = reduce_scratch_.get(cuda::sum_squares_scratch_bytes(x.numel()));
     return cuda::sum_squares(x.dtype, x.data, x.numel(), scratch, stream_);

@@ -1,6 +1,6 @@
-// Device helpers of the fused LoRA dropout kernels (lora_dropout.cu: u = dropout(x) A^T; lora_dropout_bwd.cu:
-// dA += du^T dropout(x)): mma.sync m16n8k16 on bf16 fragments, each member's dropout of 8 elements of x exactly as
-// the dropout kernel stores them, the SM count and the launch constants. CUDA code: include from .cu files only.
+// Device helpers of the fused LoRA dropout kernel (lora_dropout.cu: u = dropout(x) A^T): mma.sync m16n8k16 on bf16
+// fragments, each member's dropout of 8 elements of x exactly as the dropout kernel stores them, the SM count and the
+// launch constants. CUDA code: include from .cu files only.
 #pragma once
 #include <cstdint>
 

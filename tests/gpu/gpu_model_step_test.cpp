@@ -3,9 +3,10 @@
 //   one forward/backward: loss within 1e-2 relative, each LoRA gradient with cosine >= kBf16StepGradCosine and
 //   relative L2 error <= kBf16StepGradRelL2 (tests/gpu/gpu_test_util.h: bf16's own error on these fixtures, measured
 //   with torch) (B is random here so that every A gets a gradient too);
-//   the same with LoRA dropout 0.05 and r 16, every parameter random: the fused dropout path (Ops::lora_a_dropout,
-//   lora_da_dropout: kernels/lora_dropout*.cu) inside a step; the masks are the same on both backends (kernels/rng.h);
-//   50 AdamW steps on the fixture batch from the fixture's adapter: the loss curves track step by step.
+//   the same with LoRA dropout 0.05 and r 16, every parameter random: the fused dropout path (Ops::lora_a_dropout:
+//   kernels/lora_dropout.cu; Ops::lora_da_dropout) inside a step; the masks are the same on both backends
+//   (kernels/rng.h); 50 AdamW steps on the fixture batch from the fixture's adapter: the loss curves track step by
+//   step.
 #include "tests/fixture.h"
 #include "tests/gpu/gpu_test_util.h"
 

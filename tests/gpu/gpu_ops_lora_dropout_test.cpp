@@ -1,6 +1,6 @@
-// CUDA Ops::lora_a_dropout and lora_da_dropout (the fused kernels of kernels/lora_dropout*.cu, and the composition
-// they fall back to) against the CPU ops and against the GPU's own dropout then GEMM, on fresh random inputs into
-// poisoned outputs (dA: accumulated onto random values):
+// CUDA Ops::lora_a_dropout (the fused kernel of kernels/lora_dropout.cu, and the composition it falls back to) and
+// lora_da_dropout (that composition) against the CPU ops and against the GPU's own dropout then GEMM, on fresh
+// random inputs into poisoned outputs (dA: accumulated onto random values):
 // odd T, 1 to 3 members, K split over blocks or not, u a column slice, the 7B LoRA shapes (T 4096; in 3584 with
 // q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p) scaling bit for bit through a selecting A; and a
 // LoRA group's forward and backward (engine/model/lora_linear.h) with the fused forward against the unfused one.
@@ -62,8 +62,8 @@ void check_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
                "lora_a_dropout vs GPU dropout+gemm " + tag);
 }
 
-// The backward's dA += du^T dropout(x) per member (lora_da_dropout) on both backends, dA starting from the same
-// random values; the GPU's also against its own dropout + GEMM per member.
+// The backward's dA += du^T dropout(x) per member (lora_da_dropout: Ops' composition on both backends) on both
+// backends, dA starting from the same random values; the GPU's also against its own dropout + GEMM per member.
 void check_grad_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
   const std::string tag = tag_of(s);
   const int64_t N = s.n * s.r;
@@ -92,49 +92,12 @@ TEST(GpuLoraDropout, GradientMatchesCpuAndDropoutThenGemm) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(83);
   const DType B = DType::BF16;
-  // Tokens are split over blocks when T >= 256, the columns give fewer than ~4 blocks per SM and the scratch holds
-  // the partial sums (T >= 2 n r splits).
-  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},            // one block, ragged T and columns
-                         Shape{130, 72, 16, 2, 0.5f, B},            // T past a k-step, columns past a block
-                         Shape{800, 264, 64, 3, 0.05f, B},          // n r = 192; 2 splits of T
-                         Shape{600, 512, 16, 3, 0.0f, B},           // p = 0; 4 splits
+  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},            // ragged T and columns
+                         Shape{600, 512, 16, 3, 0.0f, B},           // p = 0
                          Shape{515, 896, 16, 1, 0.05f, B},          // one member
-                         Shape{800, 512, 64, 2, 0.05f, B},          // r64 x 2 rows of du per member
-                         Shape{300, 512, 32, 3, 0.05f, B},          // r32 x 3
                          Shape{300, 512, 32, 2, 0.05f, B},          // r32 x 2
-                         Shape{40, 64, 8, 2, 0.05f, B},             // r not a multiple of 16: the fallback
-                         Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32: the fallback
+                         Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32
     check_grad_shape(*cpu, *gpu, s, rng);
-}
-
-// du selects tokens: du[t0 + m, m] = 1 (else 0), dA starting at 0, so dA[m, c] = dropout_j(x)[t0 + m, c] exactly for
-// member j's rows m: the masks of lora_da_dropout against the GPU dropout op, bit for bit, with the tokens split
-// (T 300, the selected ones in the second split) and not (T 48).
-TEST(GpuLoraDropout, GradientMasksAreTheDropoutOpsBitForBit) {
-  QSFT_REQUIRE_GPU();
-  std::mt19937 rng(89);
-  const int n = 3;
-  const int64_t r = 16, in = 768, N = n * r;
-  for (const int64_t T : {int64_t(300), int64_t(48)}) {
-    const int64_t t0 = T - N - 4 > 0 ? T - N - 4 : 0;
-    OpsTensor x(*gpu, DType::BF16, {T, in}), du(*gpu, DType::BF16, {T, N}), dA(*gpu, DType::F32, {N, in}),
-        scratch(*gpu, DType::BF16, {T, in}), xd(*gpu, DType::BF16, {T, in});
-    x.set(random_uniform(size_t(T * in), rng, -4.0f, 4.0f));
-    std::vector<float> d(size_t(T * N), 0.0f);
-    for (int64_t m = 0; m < N; ++m) d[size_t((t0 + m) * N + m)] = 1.0f;
-    du.set(d);
-    dA.set(std::vector<float>(size_t(N * in), 0.0f));
-    gpu->lora_da_dropout(du.t, x.t, 0.3f, {kSeeds, size_t(n)}, dA.t, scratch.t);
-    const std::vector<float> got = read_gpu_result(dA, "lora_da_dropout (selecting du)");
-    for (int j = 0; j < n; ++j) {
-      gpu->dropout(x.t, 0.3f, kSeeds[j], xd.t);
-      const std::vector<float> want = xd.get();
-      const int64_t bad = first_failing(r * in, [&](int64_t i) {  // i = k in + c: dA row m = j r + k, column c
-        return got[size_t(j * r * in + i)] == want[size_t((t0 + j * r) * in + i)];
-      });
-      EXPECT_EQ(bad, -1) << "T " << T << " member " << j << " row " << j * r + bad / in << " column " << bad % in;
-    }
-  }
 }
 
 TEST(GpuLoraDropout, MatchesCpuAndDropoutThenGemm) {
