@@ -261,8 +261,14 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   Buf pb(ops, DType::BF16, {P}, rng);
   const double tc = median_seconds(ops, [&] { ops.cast(p.t, pb.t); });  // the LoRA compute copy
   print_row({"cast f32->bf16", "7B", P, tc * 1e3, 6.0 * P / tc / 1e9, false, 6.0 * P / tc / 1e9 / ceil.gbps, 4.0 * P});
+  // The grad norm as the trainer takes it (the sum back on the host: a synchronisation), then the same two kernels
+  // leaving the sum on the device: the difference is the round trip (45ffbc3's run: 55 % of copy for the first).
   const double tn = median_seconds(ops, [&] { ops.sum_squares(g.t); });
   print_row({"sum_squares (grad norm)", "7B", P, tn * 1e3, 4.0 * P / tn / 1e9, false, 4.0 * P / tn / 1e9 / ceil.gbps,
+             4.0 * P});
+  Buf sum(ops, DType::F32, {1}, rng);
+  const double td = median_seconds(ops, [&] { ops.sum_squares(g.t, sum.t); });
+  print_row({"sum_squares (on device)", "7B", P, td * 1e3, 4.0 * P / td / 1e9, false, 4.0 * P / td / 1e9 / ceil.gbps,
              4.0 * P});
 }
 
