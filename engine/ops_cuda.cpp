@@ -244,8 +244,8 @@ class CudaOps final : public Ops {
   void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y, bool accumulate) override {
     (accumulate ? cuda::dropout_add : cuda::dropout)(x.dtype, x.data, x.numel(), p, seed, y.data, stream_);
   }
-  // The fused kernels where they take the shapes (BF16, in a multiple of 8, r of 8 (A) or 16 (dA), n r <= 192),
-  // else Ops' composition.
+  // The fused kernel where it takes the shapes (BF16, in and r multiples of 8, n r <= 192), else Ops' composition
+  // (lora_da_dropout always runs Ops' composition: it beat a fused kernel, bench/RESULTS.md).
   void lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
                            Tensor& scratch, const GemmSizes& s) override {
     const int n = int(seeds.size());

@@ -118,7 +118,7 @@ void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Te
     ops.gemm(Mat::of(du), false, Mat::of(s.A), false, Mat::of(dx), 1.0f, 1.0f);  // dx += du [A_1; ...]   [T, in]
     return;
   }
-  const auto seeds = member_seeds(s);  // dA_j += du_j^T dropout_j(x): each member's mask applied as x is read
+  const auto seeds = member_seeds(s);  // dA_j += du_j^T dropout_j(x): each member's mask rebuilt from its seed
   Tensor dA = s.dA;
   ops.lora_da_dropout(du, x, p, {seeds.data(), size_t(s.n)}, dA, xd_scratch);
   for (int j = 0; j < s.n; ++j)  // dx += mask_j (du_j A_j) / (1 - p), member by member
