@@ -132,7 +132,7 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t T, i
 }  // namespace
 
 bool lora_a_dropout_fits(DType dt, int64_t in, int64_t r, int n, const void* x, const void* A) {
-  return stack_fits(dt, in, r, n, 8, x, A);
+  return stack_fits(dt, in, r, n, x, A);
 }
 
 void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t r, int n, float p,

@@ -56,10 +56,10 @@ inline int sm_count() {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Whether the fused kernel takes a stack: BF16, 1 to 3 members of r a multiple of r_unit, n r <= 192, in a multiple
-// of 8 (16-byte rows), both streamed operands 16-byte aligned.
-inline bool stack_fits(DType dt, int64_t in, int64_t r, int n, int r_unit, const void* a, const void* b) {
-  return dt == DType::BF16 && n >= 1 && n <= kMembers && r > 0 && r % r_unit == 0 && n * r <= kMaxRows && in % 8 == 0 &&
+// Whether the fused kernel takes a stack: BF16, 1 to 3 members of r a multiple of 8, n r <= 192, in a multiple of 8
+// (16-byte rows), both streamed operands 16-byte aligned.
+inline bool stack_fits(DType dt, int64_t in, int64_t r, int n, const void* a, const void* b) {
+  return dt == DType::BF16 && n >= 1 && n <= kMembers && r > 0 && r % 8 == 0 && n * r <= kMaxRows && in % 8 == 0 &&
          aligned16(a) && aligned16(b);
 }
 

@@ -8,6 +8,21 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
+// The math per element, shared by the block-per-row and warp-per-row kernels:
+//   forward  y = round(x rstd) w        (transformers' order: the normalised row rounded to y's dtype first)
+//   backward dx (+)= r w dy - coef x    (coef = r^3 / H sum_j dy_j w_j x_j)
+template <int N, class T>
+__device__ __forceinline__ void scale_by_weight(float (&v)[N], float r, const float (&g)[N], const T* y) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) v[k] = round_to(v[k] * r, y) * g[k];
+}
+template <int N>
+__device__ __forceinline__ void norm_input_grad(float (&o)[N], const float (&d)[N], const float (&g)[N],
+                                                const float (&a)[N], float r, float coef) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) o[k] = o[k] + r * g[k] * d[k] - coef * a[k];
+}
+
 // One block per row, W columns per thread step (16-byte vectors when H and every row stride are multiples of W and
 // the pointers are aligned). Both passes of a kernel visit the same columns in the same threads, so a row written in
 // place needs no barrier. Row r of a tensor starts at its NormRows' at(r, H) (packed rows or strided head views).
@@ -41,11 +56,10 @@ __global__ void __launch_bounds__(kRowThreads)
   }
   ss = block_sum(ss, scratch);
   const float r = 1.0f / sqrtf(ss / float(H) + eps);
-  auto scale_store = [&](int64_t j, float(&v)[W]) {  // y = round(x rstd) w
+  auto scale_store = [&](int64_t j, float(&v)[W]) {
     float g[W];
     load_n<W>(w + j, g);
-#pragma unroll
-    for (int k = 0; k < W; ++k) v[k] = round_to(v[k] * r, y) * g[k];
+    scale_by_weight(v, r, g, y);
     store_n<W>(yr + j, v);
   };
 #pragma unroll
@@ -91,8 +105,7 @@ __global__ void __launch_bounds__(kRowThreads)
     load_n<N>(w + j, g);
     load_n<N>(xr + j, a);
     if (accumulate) load_n<N>(dxr + j, o);
-#pragma unroll
-    for (int k = 0; k < N; ++k) o[k] = o[k] + r * g[k] * d[k] - coef * a[k];
+    norm_input_grad(o, d, g, a, r, coef);
     store_n<N>(dxr + j, o);
   });
 }
@@ -134,14 +147,13 @@ __global__ void __launch_bounds__(32 * kWarpRows)
   }
   const float r = 1.0f / sqrtf(warp_sum(ss) / float(H) + eps);
 #pragma unroll
-  for (int s = 0; s < S; ++s) {  // y = round(x rstd) w
+  for (int s = 0; s < S; ++s) {
     if (!in_row(s, lane, steps)) continue;
     const int j = lane + 32 * s;
     float v[W], g[W];
     load_n<W>(reinterpret_cast<const T*>(&raw[s]), v);
     load_n<W>(reinterpret_cast<const T*>(wv + j), g);
-#pragma unroll
-    for (int k = 0; k < W; ++k) v[k] = round_to(v[k] * r, y) * g[k];
+    scale_by_weight(v, r, g, y);
     store_n<W>(reinterpret_cast<T*>(yr + j), v);
   }
   if (lane == 0) rstd[t] = r;
@@ -190,8 +202,7 @@ __global__ void __launch_bounds__(32 * kWarpRows)
     load_n<W>(reinterpret_cast<const T*>(wv + j), g);
     load_n<W>(reinterpret_cast<const T*>(&x_raw[s]), a);
     if (accumulate) load_n<W>(reinterpret_cast<const T*>(dxr + j), o);
-#pragma unroll
-    for (int k = 0; k < W; ++k) o[k] = o[k] + r * g[k] * d[k] - coef * a[k];
+    norm_input_grad(o, d, g, a, r, coef);
     store_n<W>(reinterpret_cast<T*>(dxr + j), o);
   }
 }

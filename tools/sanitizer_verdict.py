@@ -19,7 +19,7 @@ import sys
 SANITIZER_LINE = re.compile(r"(?<!=)=========(?!=)( .*)?$")  # the report's prefix, then its text
 FOREIGN = r"nvjet|cublas|xmma|cutlass|splitKreduce"
 NOT_RECORDS = ("COMPUTE-SANITIZER", "ERROR SUMMARY", "RACECHECK SUMMARY", "LEAK SUMMARY",
-               "Target application returned an error")
+               "Target application returned an error", "Internal Sanitizer Error")
 # A kernel in a record line: "at NAME+0xOFF [in file:line]" (current) or "at 0xOFF in [file:line:]NAME" (older).
 AT_NAME = re.compile(r"\bat (?!0x)(.+?)\+0x[0-9a-fA-F]+")
 AT_OLD = re.compile(r"\bat 0x[0-9a-fA-F]+ in (?:\S+:\d+:)?(.+?)(?:\s+\[\d+ hazards?\])?\s*$")
@@ -39,7 +39,7 @@ def records(lines):
         elif text[0].isspace():
             if cur is not None and "Host Frame" not in text:
                 cur.append(text.strip())
-        elif text.startswith(NOT_RECORDS) or text.startswith("Internal Sanitizer Error"):
+        elif text.startswith(NOT_RECORDS):
             cur = None
         else:
             cur = [text.strip()]
