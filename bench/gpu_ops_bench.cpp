@@ -24,14 +24,23 @@
 #include "engine/base/half.h"
 #include "engine/ops.h"
 #if defined(QSFT_HAVE_CUDA)
-#include "kernels/cross_entropy_cuda.h"
-#include "kernels/dev/cross_entropy/variants.h"
+#include "bench/gpu_ops_bench.h"
 #include "kernels/elementwise_cuda.h"
 #include "kernels/runtime_cuda.h"
 #endif
 
 #if defined(QSFT_HAVE_CUDA)
 namespace qsft {
+
+std::vector<Row> g_rows;  // every printed row, for the memory-bound summary at the end
+
+void print_row(const Row& r) {
+  g_rows.push_back(r);
+  std::printf("| %-22s | %-4s | %6lld | %9.3f | %9.1f %-6s | %5.1f%% |%s\n", r.op.c_str(), r.shape.c_str(),
+              static_cast<long long>(r.T), r.ms, r.rate, r.flops ? "TFLOP/s" : "GB/s", 100.0 * r.fraction,
+              r.flops || judged(r) ? "" : " in L2: not judged");
+}
+
 namespace {
 
 struct Shape {
@@ -40,60 +49,6 @@ struct Shape {
 };
 constexpr Shape kShapes[] = {{"0.5B", 896, 4864, 14, 2, 64, 151936}, {"7B", 3584, 18944, 28, 4, 128, 152064}};
 constexpr int64_t kSeqLen = 4096;  // packed sequence length for attention
-
-// A device tensor owned by the bench, filled with random values (never zeros: see METHOD.md).
-class Buf {
- public:
-  Buf(Ops& ops, DType dt, std::initializer_list<int64_t> shape, std::mt19937& rng) : ops_(ops) {
-    t = Tensor(nullptr, dt, shape, Device::CUDA);
-    t.data = ops.alloc_bytes(t.nbytes());
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    if (dt == DType::BF16) {
-      std::vector<uint16_t> h(size_t(t.numel()));
-      for (auto& x : h) x = f32_to_bf16(dist(rng));
-      ops.copy_to_device(t.data, h.data(), t.nbytes());
-    } else if (dt == DType::F32) {
-      std::vector<float> h(size_t(t.numel()));
-      for (auto& x : h) x = dist(rng) * 0.01f;
-      ops.copy_to_device(t.data, h.data(), t.nbytes());
-    }
-  }
-  ~Buf() { ops_.free_bytes(t.data); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  void set_i32(const std::vector<int32_t>& v) { ops_.copy_to_device(t.data, v.data(), v.size() * 4); }
-  Tensor t;
-
- private:
-  Ops& ops_;
-};
-
-// Median device seconds of fn over `reps` repeats after 2 warm-up runs, each repeat timed alone by CUDA events
-// after the L2 is flushed. The events go on the legacy default stream, which orders with the backend's blocking
-// stream (kernels/runtime_cuda.h): start waits for the flush, stop for fn's work.
-double median_seconds(Ops& ops, const std::function<void()>& fn, int reps = 7) {
-  static constexpr int64_t kFlushBytes = int64_t(256) << 20;  // > 5x the H100/H200 L2 (50 MB)
-  static Tensor flush = [&ops] {
-    Tensor t(nullptr, DType::I32, {kFlushBytes / 4}, Device::CUDA);
-    t.data = ops.alloc_bytes(t.nbytes());
-    return t;
-  }();
-  for (int i = 0; i < 2; ++i) fn();
-  cuda::EventTimer timer;
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    ops.zero(flush);
-    timer.start();
-    fn();
-    t.push_back(timer.stop_ms() * 1e-3);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-struct Ceilings {
-  double tflops, gbps, memcpy_gbps, kernel_gbps;  // gbps: the faster copy
-};
 
 Ceilings measure_ceilings(Ops& ops, std::mt19937& rng) {
   const int64_t N = 8192;
@@ -105,28 +60,6 @@ Ceilings measure_ceilings(Ops& ops, std::mt19937& rng) {
   const double tk = median_seconds(ops, [&] { cuda::copy_words(dst.t.data, src.t.data, size_t(bytes), nullptr); });
   const double memcpy_gbps = 2.0 * double(bytes) / tc / 1e9, kernel_gbps = 2.0 * double(bytes) / tk / 1e9;
   return {2.0 * N * N * N / tg / 1e12, std::max(memcpy_gbps, kernel_gbps), memcpy_gbps, kernel_gbps};
-}
-
-struct Row {
-  std::string op, shape;
-  int64_t T;
-  double ms, rate;  // rate: TFLOP/s or GB/s
-  bool flops;
-  double fraction;
-  double in_bytes = 0;  // memory-bound rows: the bytes the op reads
-};
-
-constexpr double kL2Bytes = 50.0 * (1 << 20);  // H100/H200
-// A memory-bound row is judged against the copy ceiling only when its inputs exceed twice the L2.
-bool judged(const Row& r) { return !r.flops && r.in_bytes > 2 * kL2Bytes; }
-
-std::vector<Row> g_rows;  // every printed row, for the memory-bound summary at the end
-
-void print_row(const Row& r) {
-  g_rows.push_back(r);
-  std::printf("| %-22s | %-4s | %6lld | %9.3f | %9.1f %-6s | %5.1f%% |%s\n", r.op.c_str(), r.shape.c_str(),
-              static_cast<long long>(r.T), r.ms, r.rate, r.flops ? "TFLOP/s" : "GB/s", 100.0 * r.fraction,
-              r.flops || judged(r) ? "" : " in L2: not judged");
 }
 
 // Packed sequences of kSeqLen tokens over T tokens (T a multiple of kSeqLen): positions and cu_seqlens on the device.
@@ -270,85 +203,6 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   const double td = median_seconds(ops, [&] { ops.sum_squares(g.t, sum.t); });
   print_row({"sum_squares (on device)", "7B", P, td * 1e3, 4.0 * P / td / 1e9, false, 4.0 * P / td / 1e9 / ceil.gbps,
              4.0 * P});
-}
-
-// LM head + cross-entropy at the 7B shape (V = 152064, H = 3584, 4096 tokens, all trained): the whole op
-// (two GEMMs of 2 T H V FLOPs each, the row pass, gathers) with each row pass of kernels/dev/cross_entropy, then the
-// row pass alone over [4096, V] bf16 logits with the gradient: ms, GB/s of the bytes it moves (variant.row_reads
-// reads + 1 write of the logits), its share of the copy ceiling, and its max difference from the first variant
-// (row losses and gradient rows, over the first 64 rows of the same logits).
-void bench_lm_head_ce(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
-  const DType B = DType::BF16;
-  const int64_t T = 4096, H = 3584, V = 152064, kCheckRows = 64;
-  Buf h(ops, B, {T, H}, rng), W(ops, B, {V, H}, rng), targets(ops, DType::I32, {T}, rng),
-      loss(ops, DType::F32, {1}, rng), correct(ops, DType::I32, {1}, rng), dh(ops, B, {T, H}, rng);
-  std::vector<int32_t> tg(static_cast<size_t>(T)), idx(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) {
-    tg[size_t(t)] = int32_t((t * 7919) % V);
-    idx[size_t(t)] = int32_t(t);
-  }
-  targets.set_i32(tg);
-  const auto variants = dev::softmax_ce_variants();
-  {
-    cuda::GemmRunner gemm(nullptr);
-    cuda::LmHeadCe a;
-    a.h = h.t.data;
-    a.W = W.t.data;
-    a.targets = targets.t.i32();
-    a.T = T;
-    a.H = H;
-    a.V = V;
-    a.grad_scale = 1.0f / float(T);
-    a.loss_sum = loss.t.f32();
-    a.correct = correct.t.i32();
-    a.dh = dh.t.data;
-    Buf scratch(ops, DType::I32, {int64_t(cuda::lm_head_ce_scratch_bytes(a) / 4 + 1)}, rng);
-    for (const auto& v : variants) {
-      a.row_pass = v.rows;
-      const double t = median_seconds(ops, [&] { cuda::lm_head_ce(a, gemm, scratch.t.data, nullptr); }, 3);
-      print_row({std::string("lm_head_ce ") + v.name, "7B", T, t * 1e3, 4.0 * T * H * V / t / 1e12, true,
-                 4.0 * T * H * V / t / 1e12 / ceil.tflops});
-    }
-  }
-  Buf logits(ops, B, {T, V}, rng), pristine(ops, B, {T, V}, rng), ids(ops, DType::I32, {T}, rng),
-      row_loss(ops, DType::F32, {T}, rng), row_correct(ops, DType::I32, {T}, rng);
-  ops.copy(pristine.t, logits.t);
-  ids.set_i32(idx);
-  cuda::SoftmaxCeRows r;
-  r.logits = logits.t.data;
-  r.rows = T;
-  r.V = V;
-  r.targets = targets.t.i32();
-  r.idx = ids.t.i32();
-  r.grad_scale = 1.0f / float(T);
-  r.want_grad = true;
-  r.row_loss = row_loss.t.f32();
-  r.row_correct = row_correct.t.i32();
-  std::vector<float> ref_loss, ref_grad;
-  for (const auto& v : variants) {
-    ops.copy(logits.t, pristine.t);  // the check: the first rows of the same logits
-    cuda::SoftmaxCeRows check = r;
-    check.rows = kCheckRows;
-    v.rows(check, nullptr);
-    std::vector<float> got_loss(static_cast<size_t>(kCheckRows)), got_grad(static_cast<size_t>(kCheckRows * V));
-    std::vector<uint16_t> grad_bits(got_grad.size());
-    ops.copy_to_host(got_loss.data(), row_loss.t.data, got_loss.size() * 4);
-    ops.copy_to_host(grad_bits.data(), logits.t.data, grad_bits.size() * 2);
-    for (size_t i = 0; i < grad_bits.size(); ++i) got_grad[i] = bf16_to_f32(grad_bits[i]);
-    if (ref_loss.empty()) {
-      ref_loss = got_loss;
-      ref_grad = got_grad;
-    }
-    double dl = 0, dg = 0;
-    for (size_t i = 0; i < got_loss.size(); ++i) dl = std::max(dl, double(std::fabs(got_loss[i] - ref_loss[i])));
-    for (size_t i = 0; i < got_grad.size(); ++i) dg = std::max(dg, double(std::fabs(got_grad[i] - ref_grad[i])));
-    const double t = median_seconds(ops, [&] { v.rows(r, nullptr); });
-    const double bytes = double(v.row_reads + 1) * double(T) * double(V) * 2.0;
-    const double gbps = bytes / t / 1e9;
-    print_row({std::string("ce rows ") + v.name, "7B", T, t * 1e3, gbps, false, gbps / ceil.gbps,
-               double(T) * double(V) * 2.0});
-    std::printf("  max |diff| from the first: row loss %.3g, gradient %.3g\n", dl, dg);
-  }
 }
 
 // LoRA at the 7B shapes (T = 16384, H = 3584, r = 16), in TFLOP/s of the GEMM work (2 T out (H + r) for a Linear

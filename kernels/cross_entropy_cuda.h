@@ -33,7 +33,6 @@ struct SoftmaxCeRows {
   bool want_grad = false;
   float* row_loss = nullptr;      // [rows]
   int32_t* row_correct = nullptr;  // [rows]
-  int64_t grid = 0;                // blocks, each looping over rows; 0: one per row
 };
 void softmax_ce_rows(const SoftmaxCeRows& a, void* stream);
 

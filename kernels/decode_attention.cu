@@ -135,15 +135,7 @@ __global__ void decode_combine_kernel(float* partial, int splits, cpu::DecodeAtt
 constexpr int64_t kBlocksPerSm = 8;
 constexpr int64_t kMaxSplits = 128;
 
-int64_t target_blocks() {
-  static const int64_t sms = [] {
-    int dev = 0, n = 0;
-    QSFT_CUDA_CHECK(cudaGetDevice(&dev));
-    QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-    return int64_t(n);
-  }();
-  return kBlocksPerSm * sms;
-}
+int64_t target_blocks() { return kBlocksPerSm * sm_count(); }
 
 }  // namespace
 

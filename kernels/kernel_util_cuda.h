@@ -71,6 +71,16 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   const int64_t blocks = (n + threads - 1) / threads;
   return unsigned(blocks < 1 ? 1 : (blocks > 65536 ? 65536 : blocks));
 }
+// Streaming multiprocessors of the current device, read once (a process drives one device).
+inline int sm_count() {
+  static const int count = [] {
+    int dev = 0, n = 0;
+    QSFT_CUDA_CHECK(cudaGetDevice(&dev));
+    QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    return n;
+  }();
+  return count;
+}
 #define QSFT_GRID_STRIDE(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
@@ -110,6 +120,37 @@ __device__ __forceinline__ void store_n(T* p, const float (&in)[N]) {
     for (int k = 0; k < N; ++k) store(p + k, in[k]);
   }
 }
+// The kVec<T> elements of a 16-byte word already in registers, as fp32 (bf16 -> fp32 is exact: the bits shifted
+// up 16; element 0 is the low half of the first 32-bit lane, as in memory).
+template <class T>
+__device__ __forceinline__ void unpack_word(const uint4& raw, float (&out)[kVec<T>]) {
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    if constexpr (std::is_same_v<T, float>) {
+      out[k] = __uint_as_float(w[k]);
+    } else {
+      static_assert(std::is_same_v<T, bf16>, "unpack_word: float or bf16");
+      out[2 * k] = __uint_as_float(w[k] << 16);
+      out[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+    }
+  }
+}
+// The inverse: kVec<T> fp32 values rounded to T (to nearest even) and packed into one 16-byte word.
+template <class T>
+__device__ __forceinline__ uint4 pack_word(const float (&in)[kVec<T>]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    if constexpr (std::is_same_v<T, float>) {
+      w[k] = __float_as_uint(in[k]);
+    } else {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(in[2 * k], in[2 * k + 1]);  // .x = the lower address
+      w[k] = *reinterpret_cast<const uint32_t*>(&pair);
+    }
+  }
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
 // Width tag: the number of elements a step of a vectorised loop handles.
 template <int N>
 using Width = std::integral_constant<int, N>;
@@ -142,6 +183,22 @@ __device__ __forceinline__ void block_stride_vec(int64_t n, F&& f) {
   for (int64_t j = int64_t(threadIdx.x) * W; j < body; j += int64_t(blockDim.x) * W) f(Width<W>{}, j);
   if constexpr (W > 1)
     for (int64_t j = body + threadIdx.x; j < n; j += blockDim.x) f(Width<1>{}, j);
+}
+// The same over n elements (a multiple of W) of x, with In loads per thread issued before the first is used (a
+// strided loop issues one, so only one 16-byte word per thread is in flight): f(l, j) with l = x[j .. j + W) as
+// fp32, for j = W * threadIdx.x, stepping by W * blockDim.x. f may store to x[j .. j + W).
+template <int W, int In, class T, class F>
+__device__ __forceinline__ void block_stride_batched(const T* x, int64_t n, F&& f) {
+  const int64_t steps = n / W, stride = blockDim.x;
+  for (int64_t s0 = threadIdx.x; s0 < steps; s0 += In * stride) {
+    float l[In][W];
+#pragma unroll
+    for (int u = 0; u < In; ++u)
+      if (s0 + u * stride < steps) load_n<W>(x + (s0 + u * stride) * W, l[u]);
+#pragma unroll
+    for (int u = 0; u < In; ++u)
+      if (s0 + u * stride < steps) f(l[u], (s0 + u * stride) * W);
+  }
 }
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 // Calls launch(Width<W>{}) when `vec` (every pointer 16-byte aligned, rows a multiple of W elements), else

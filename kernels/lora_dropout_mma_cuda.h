@@ -44,16 +44,6 @@ __device__ __forceinline__ uint4 dropped(uint4 raw, uint64_t seed, uint64_t i, f
   return out;
 }
 
-inline int sm_count() {
-  static const int count = [] {
-    int dev = 0, n = 0;
-    QSFT_CUDA_CHECK(cudaGetDevice(&dev));
-    QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-    return n;
-  }();
-  return count;
-}
-
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Whether the fused kernel takes a stack: BF16, 1 to 3 members of r a multiple of 8, n r <= 192, in a multiple of 8
