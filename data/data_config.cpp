@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/base/brace_fields.h"
 #include "engine/base/error.h"
 #include "engine/base/json_reader.h"
 
@@ -26,7 +27,24 @@ std::vector<std::string> paths_in(const fs::path& base_dir, const json::Reader& 
   return out;
 }
 
+// A field template must scan as Python's str.format would and name a field in every "{...}".
+void check_template(const std::string& tmpl, const char* key, const std::string& where) {
+  auto bad = [&](const std::string& why) {
+    throw input_error(where, std::string("key \"data.") + key + "\": " + why + " in \"" + tmpl + "\"");
+  };
+  scan_brace_fields(
+      tmpl, [](char) {},
+      [&](std::string_view field) {
+        if (field.empty()) bad("'{}' names no field (write '{{}}' for literal braces)");
+      },
+      [&](BraceError e) {
+        bad(e == BraceError::lone_close ? "a lone '}' (write '}}' for a brace)" : "a '{' without a closing '}'");
+      });
+}
+
 void check_data_config(const DataConfig& c, const std::string& where) {
+  check_template(c.prompt_template, "prompt_template", where);
+  check_template(c.completion_template, "completion_template", where);
   if (c.train_files.empty()) throw input_error(where, "missing key \"data.train_files\" (a file, a folder or a list)");
   if (c.format == "template" && c.prompt_template.empty() && c.completion_template.empty())
     throw input_error(where,

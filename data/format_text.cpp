@@ -1,5 +1,6 @@
 // Instruction and text formats: Alpaca, prompt/completion, text, field templates, pre-tokenized ids.
 #include "data/record_format_internal.h"
+#include "engine/base/brace_fields.h"
 #include "tokenizer/conversation_json_internal.h"
 
 namespace qsft {
@@ -18,23 +19,16 @@ std::string field_text(dom::element record, const std::string& key) {
   return simdjson::minify(*v);
 }
 
-// Python str.format-style: "{Field}" replaced by the record's field, "{{" and "}}" by a brace.
+// Python str.format-style (engine/base/brace_fields.h): "{Field}" replaced by the record's field, "{{" and "}}" by
+// a brace; a lone '}' or an unclosed '{' is an error, as in Python.
 std::string fill_template(std::string_view tmpl, dom::element record, const std::string& which) {
   std::string out;
-  for (size_t i = 0; i < tmpl.size(); ++i) {
-    const char c = tmpl[i];
-    if ((c == '{' || c == '}') && i + 1 < tmpl.size() && tmpl[i + 1] == c) {
-      out += c;
-      ++i;
-    } else if (c == '{') {
-      size_t close = tmpl.find('}', i);
-      if (close == std::string_view::npos) throw InputError(which + ": '{' without a closing '}'");
-      out += field_text(record, std::string(tmpl.substr(i + 1, close - i - 1)));
-      i = close;
-    } else {
-      out += c;
-    }
-  }
+  scan_brace_fields(
+      tmpl, [&](char c) { out += c; }, [&](std::string_view key) { out += field_text(record, std::string(key)); },
+      [&](BraceError e) {
+        throw InputError(which + (e == BraceError::lone_close ? ": a lone '}' (write '}}' for a brace)"
+                                                              : ": '{' without a closing '}'"));
+      });
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "engine/base/brace_fields.h"
 #include "tokenizer/jinja_builtins.h"
 #include "tokenizer/utf8.h"
 
@@ -229,35 +230,26 @@ Value field_value(std::string_view name, const CallArgs& args, FieldNumbers& num
 std::string format(std::string_view fmt, const CallArgs& args) {
   std::string out;
   FieldNumbers numbers;
-  for (size_t i = 0; i < fmt.size(); ++i) {
-    const char c = fmt[i];
-    if ((c == '{' || c == '}') && i + 1 < fmt.size() && fmt[i + 1] == c) {
-      out += c;
-      ++i;
-    } else if (c == '}') {
-      throw TemplateError("Single '}' encountered in format string");
-    } else if (c == '{') {
-      const size_t close = fmt.find('}', i);
-      if (close == std::string_view::npos) throw TemplateError("Single '{' encountered in format string");
-      const std::string_view field = fmt.substr(i + 1, close - i - 1);
-      const size_t bracket = field.find('[');
-      const size_t colon = field.find(':', bracket == std::string_view::npos ? 0 : field.find(']', bracket));
-      const std::string_view head = field.substr(0, colon);
-      const size_t bang = head.rfind('!');
-      Value v = field_value(head.substr(0, bang), args, numbers);
-      if (bang != std::string_view::npos) {  // !r: repr, !s: str, then the spec applies to that string
-        const std::string_view conv = head.substr(bang + 1);
-        if (conv != "r" && conv != "s") throw TemplateError("Unknown conversion specifier " + std::string(conv));
-        std::string text;
-        conv == "r" ? append_repr(text, v) : append_str(text, v);
-        v = Value::string(std::move(text));
-      }
-      out += format_value(v, colon == std::string_view::npos ? std::string_view() : field.substr(colon + 1));
-      i = close;
-    } else {
-      out += c;
+  auto literal = [&](char c) { out += c; };
+  auto field = [&](std::string_view field) {
+    const size_t bracket = field.find('[');
+    const size_t colon = field.find(':', bracket == std::string_view::npos ? 0 : field.find(']', bracket));
+    const std::string_view head = field.substr(0, colon);
+    const size_t bang = head.rfind('!');
+    Value v = field_value(head.substr(0, bang), args, numbers);
+    if (bang != std::string_view::npos) {  // !r: repr, !s: str, then the spec applies to that string
+      const std::string_view conv = head.substr(bang + 1);
+      if (conv != "r" && conv != "s") throw TemplateError("Unknown conversion specifier " + std::string(conv));
+      std::string text;
+      conv == "r" ? append_repr(text, v) : append_str(text, v);
+      v = Value::string(std::move(text));
     }
-  }
+    out += format_value(v, colon == std::string_view::npos ? std::string_view() : field.substr(colon + 1));
+  };
+  scan_brace_fields(fmt, literal, field, [](BraceError e) {
+    throw TemplateError(e == BraceError::lone_close ? "Single '}' encountered in format string"
+                                                    : "Single '{' encountered in format string");
+  });
   return out;
 }
 

@@ -205,6 +205,22 @@ TEST(TrainConfig, BadValuesAreNamed) {
             std::string::npos);
 }
 
+// Field templates scan as Python's str.format: a lone '}', an unclosed '{' or an empty "{}" is named at load time,
+// not found record by record (with on_bad_record "skip" every record would have been dropped).
+TEST(TrainConfig, MalformedFieldTemplatesAreNamed) {
+  auto with_template = [](const std::string& key, const std::string& tmpl) {
+    return R"({"model": "m", "output_dir": "o", "data": {"train_files": ["d"], "loss_mask": "all", ")" + key +
+           R"(": ")" + tmpl + R"("}})";
+  };
+  EXPECT_NE(error_of(with_template("prompt_template", "Q: {Question}} A:"))
+                .find("key \"data.prompt_template\": a lone '}' (write '}}' for a brace) in \"Q: {Question}} A:\""),
+            std::string::npos);
+  EXPECT_NE(error_of(with_template("completion_template", "{Response")).find("a '{' without a closing '}'"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_template("prompt_template", "{} {x}")).find("'{}' names no field"), std::string::npos);
+  EXPECT_EQ(error_of(with_template("prompt_template", "{{literal}} {Question}\\n")), "");
+}
+
 // QLoRA's 4-bit base: BitsAndBytesConfig's names at the top level (TRL's ModelConfig) or in a section.
 TEST(TrainConfig, ReadsTheBitsandbytesKeys) {
   const std::string head =

@@ -1,0 +1,34 @@
+// The scan of a Python str.format string, shared by the chat templates' str.format (tokenizer/jinja_format.cpp) and
+// the data's field templates (data/format_text.cpp): "{{" and "}}" are literal braces, "{...}" is a replacement
+// field (up to the first '}': no nested fields), any other character is literal. A lone '}' or a '{' without a
+// '}' is malformed, as in Python ("Single '}' encountered in format string").
+#pragma once
+#include <string_view>
+
+namespace qsft {
+
+enum class BraceError { lone_close, unclosed_open };
+
+// literal(c) for each literal character, field(text between the braces) for each replacement field, in order;
+// error(BraceError) where the string is malformed, which must throw.
+template <class Literal, class Field, class Error>
+void scan_brace_fields(std::string_view fmt, Literal&& literal, Field&& field, Error&& error) {
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    const char c = fmt[i];
+    if ((c == '{' || c == '}') && i + 1 < fmt.size() && fmt[i + 1] == c) {
+      literal(c);
+      ++i;
+    } else if (c == '}') {
+      error(BraceError::lone_close);
+    } else if (c == '{') {
+      const size_t close = fmt.find('}', i);
+      if (close == std::string_view::npos) error(BraceError::unclosed_open);
+      field(fmt.substr(i + 1, close - i - 1));
+      i = close;
+    } else {
+      literal(c);
+    }
+  }
+}
+
+}  // namespace qsft
