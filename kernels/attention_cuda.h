@@ -44,10 +44,10 @@ AttentionImpl attention_impl_from_env();
 // Empty when the current device runs the wgmma kernels, else the error (wgmma_device_refusal), `who` first.
 std::string attention_wgmma_unsupported_reason(const std::string& who);
 
-// Tile configuration of the mma kernels: Large needs ~105 KiB of shared memory per block (H100/H200, A100), Small
-// fits 99 KiB (RTX 3090/4090, sm_86/89). Auto: the faster one as measured on an H200 (Large for the forward at
-// D > 64 where the device allows it, Small otherwise: two blocks per SM), unless QSFT_ATTENTION_TILES=small (or
-// =large) forces one (the GPU test runs both on an H200 this way).
+// Tile configuration of the mma kernels (attention_mma.cu, attention_mma_bwd.cu): Large takes 54 / 68 KiB of shared
+// memory per block forward and 64 / 112 KiB backward (D = 64 / 128), Small 45 / 85 and 41 / 73 (it fits the 99 KiB
+// of RTX 3090/4090, sm_86/89). Auto: Large where two of its blocks fit an SM (faster on an H200 in both passes),
+// Small otherwise, unless QSFT_ATTENTION_TILES=small (or =large) forces one (the GPU test runs both this way).
 enum class AttentionTiles { Auto, Large, Small };
 
 // Backward of the mma path: Deterministic (the default; every gradient element summed by one warp in a fixed

@@ -54,15 +54,17 @@ AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles, bool forward
     if (std::strcmp(e, "small") == 0) return AttentionTiles::Small;
     throw std::invalid_argument(std::string("QSFT_ATTENTION_TILES=") + e + ": expected large or small");
   }
-  // Measured on the H200 (bench/gpu-runs/2026-11-30-79882bf/bench.log, 4 x 4096 causal): Large only wins the
-  // forward at D = 128 (176 vs 165 TFLOP/s); Small, with two blocks per SM, wins the forward at D = 64 (119 vs
-  // 103) and the backward at both (108 vs 97, 73 vs 54).
-  if (!forward || D <= 64) return AttentionTiles::Small;
-  int dev = 0, optin = 0;
+  // Large where two of its blocks fit an SM: on the H200 (bench/gpu-runs/2026-11-30-45ffbc3/bench.log, 4 x 4096
+  // causal), with two blocks per SM, today's Large configurations beat Small in both passes at both head dims
+  // (attention_mma.cu, attention_mma_bwd.cu); with one (A100's backward at D = 128, the 99 KiB GPUs) Small keeps
+  // its two, as measured before (bench/gpu-runs/2026-11-30-79882bf).
+  int dev = 0, per_sm = 0, reserved = 0;
   QSFT_CUDA_CHECK(cudaGetDevice(&dev));
-  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  return size_t(optin) >= attention_fwd_mma_smem(D, AttentionTiles::Large) ? AttentionTiles::Large
-                                                                            : AttentionTiles::Small;
+  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev));
+  const size_t large =
+      forward ? attention_fwd_mma_smem(D, AttentionTiles::Large) : attention_bwd_mma_smem(D, AttentionTiles::Large);
+  return 2 * (large + size_t(reserved)) <= size_t(per_sm) ? AttentionTiles::Large : AttentionTiles::Small;
 }
 
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,

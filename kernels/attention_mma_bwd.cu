@@ -11,9 +11,12 @@ using namespace attn;
 
 namespace {
 
-// Large for GPUs with ~227 KiB of shared memory per block (H100/H200, A100's 163 KiB), Small within 99 KiB
-// (sm_86/89); Auto picks (attention_dispatch.cu).
-using LargeBwd = BwdConfig<8, 32, 4, 64>;
+// Large: dK/dV blocks of 4 warps stepping over 64 queries (half the barriers and pipeline steps per key block of
+// 32-query steps), dQ blocks of 4 warps over 64 keys. Measured on the H200 (4 x 4096 causal, bench/gpu-runs/
+// 2026-11-30-45ffbc3/bench.log, then kernels/dev/attention/02b): 5.653 ms at the 7B shape and 1.568 ms at the 0.5B
+// one, against 6.299 / 1.793 for the 8-warp, 32-query Large it replaced and 5.883 / 1.889 for Small. Small fits
+// 99 KiB GPUs (sm_86/89); Auto picks Large where two of its blocks fit an SM (attention_dispatch.cu).
+using LargeBwd = BwdConfig<4, 64, 4, 64>;
 using SmallBwd = BwdConfig<4, 32, 4, 32>;
 
 // dq = bf16(scale dq_acc), element-wise over [T, n, D]: dq_acc packed (rows of `row` = n D), dq rows ld apart.

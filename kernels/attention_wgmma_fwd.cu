@@ -1,7 +1,7 @@
 // The wgmma attention forward (QSFT_ATTENTION=wgmma; the kernel: attention_wgmma_fwd_cuda.h), two K/V stages.
-// Why two and not three (kernels/dev/attention/05b_*, predicted 5-10 % faster): 161 instead of 225 KiB of shared
-// memory at D = 128 (room left under the 227 KiB limit) and each warpgroup retiring its P V before the next barrier,
-// the simpler synchronisation for the first GPU run to validate; the bench times 05b beside it.
+// Why two and not three: three stages (P V of a tile left in flight across the next tile's barrier; the deleted
+// kernels/dev/attention/05b) measured 1.340 vs 1.354 ms at the 7B shape and 0.498 vs 0.498 at the 0.5B one on the
+// H200 (bench/gpu-runs/2026-11-30-45ffbc3), not worth 225 instead of 161 KiB of shared memory at D = 128.
 #include "kernels/attention_wgmma_fwd_cuda.h"
 
 namespace qsft::cuda {

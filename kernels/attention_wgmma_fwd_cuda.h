@@ -1,6 +1,6 @@
 // The attention forward on Hopper wgmma (FlashAttention-3's instructions, without its warp specialisation), sm_90a
 // only (kernels/attention_wgmma_cuda.h has the layouts and instructions): QSFT_ATTENTION=wgmma runs it with two K/V
-// stages (attention_wgmma_fwd.cu), kernels/dev/attention/05b_wgmma_fwd_3stages_sm90a.cu with three.
+// stages (attention_wgmma_fwd.cu).
 // One block of 2 warpgroups (256 threads) per (128 query rows, query head h); warpgroup wg owns the 64 rows
 // q0 + 64 wg .., each of its warps 16 of them, exactly as the mma kernel's warps (attention_mma_fwd_cuda.h):
 // the wgmma accumulator layout per warp IS mma.sync's C fragment, so the mma path's masked online softmax

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Host emulation of the Hopper wgmma attention kernels (no GPU needed): the forward
-kernels/attention_wgmma_fwd_cuda.h (05: 2 K/V stages, production's QSFT_ATTENTION=wgmma; 05b: 3, P V in flight
-across the barrier, kernels/dev/attention/05b_*) and the backward kernels/attention_wgmma_bwd.cu (06a: dK/dV with dQ
+kernels/attention_wgmma_fwd_cuda.h (05: 2 K/V stages, production's QSFT_ATTENTION=wgmma; 3 stages, P V in flight
+across the barrier: the template's kStages = 3, measured as the deleted dev variant 05b) and the backward kernels/attention_wgmma_bwd.cu (06a: dK/dV with dQ
 by atomics, the AtomicDq mode; 06b: dK/dV + the dQ pass, the deterministic one) against a float64
 attention on packed causal sequences of odd lengths, GQA, head dims 32, 64, 80 (padded) and 128, q/k/v and
 dk/dv/dq as strided views of wider buffers.

@@ -1,9 +1,9 @@
 // CUDA attention, forward and backward, against the CPU reference on fresh random bf16 inputs, for every
 // implementation the op can run (QSFT_ATTENTION=wmma, =mma with the device's tiles, =mma with the "large" tiles and
 // the 99 KiB "small" ones forced by QSFT_ATTENTION_TILES, =mma with the atomic-dQ fast backward
-// QSFT_ATTENTION_BWD=atomic, the only one not checked for bitwise repeats; =wgmma and its atomic-dQ mode on compute
-// capability 9.0, where wgmma is the default): head_dim 16/32, 64 (Qwen2.5-0.5B: 14
-// query / 2 kv heads), 128 (7B: 28 / 4) and the padded ones between (8 and 24 of the test fixtures, 40, 80, 96:
+// QSFT_ATTENTION_BWD=atomic (the device's tiles and small), the only one not checked for bitwise repeats; =wgmma
+// and its atomic-dQ mode on compute capability 9.0, where wgmma is the default): head_dim 16/32, 64 (Qwen2.5-0.5B:
+// 14 query / 2 kv heads), 128 (7B: 28 / 4) and the padded ones between (8 and 24 of the test fixtures, 40, 80, 96:
 // zero-filled columns), GQA, packed sequences of odd lengths (single tokens, many short sequences, lengths around
 // the 64/128-row tiles, 4 x 4096: there the CPU reference computes one sequence and one kv group), a bitwise repeat
 // of the backward. Every comparison prints max abs error, rel. L2 error and cosine, so one run shows which variant
@@ -58,9 +58,10 @@ constexpr Variant kVariants[] = {{"wmma", "wmma", "", ""},
                                  {"mma-large", "mma", "large", ""},
                                  {"mma-small", "mma", "small", ""},
                                  {"mma-atomic-dq", "mma", "", "atomic"},
+                                 {"mma-small-atomic-dq", "mma", "small", "atomic"},
                                  {"wgmma", "wgmma", "", ""},
                                  {"wgmma-atomic-dq", "wgmma", "", "atomic"}};
-constexpr int kPortableVariants = 5;  // the rest (wgmma) run only on compute capability 9.0 (sm_90a)
+constexpr int kPortableVariants = 6;  // the rest (wgmma) run only on compute capability 9.0 (sm_90a)
 
 // The variants a run checks: QSFT_TEST_ATTENTION_VARIANTS, a comma list of kVariants' names (e.g. "mma" alone);
 // unset or empty: every one this device runs (the wgmma ones on compute capability 9.0 only). An unknown name
