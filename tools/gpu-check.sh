@@ -18,7 +18,8 @@
 #   -> memcheck-*, racecheck-* on every op test, synccheck-attention, initcheck-attention, initcheck-loss (the
 #      tests' small shapes, QSFT_GPU_TEST_SMALL=1; racecheck and synccheck pass when their only hazards are in
 #      cuBLASLt's kernels (tools/sanitizer_verdict.py); 45ffbc3's run: memcheck 14 s for all, racecheck 71 s with
-#      attention 43 s, five op tests cut short by faults that no longer happen: each 60 s, attention 90 s and last)
+#      attention 43 s, five op tests cut short by faults that no longer happen: each 60 s; attention last, in two
+#      stages of 90 s: racecheck-attention for the mma and wmma variants, racecheck-attention-wgmma)
 #   -> e2e-0.5b (38 s) -> qlora-0.5b (10 s) -> e2e-7b (137 s); every stage before e2e-0.5b keeps the ~210 s these
 #      three need. Everything up to here is the bring-up's check (one summary): ~520-600 s by the first run's
 #      times plus today's larger tests, so the first call runs the default BUDGET=580 (timeout_s 600, a call's
@@ -215,18 +216,21 @@ CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 # tests passed. initcheck does not see some cuBLASLt kernels' stores (our kernel reading a right product was flagged):
 # QSFT_ZERO_GEMM_OUTPUTS=1 zeroes each GEMM's output first (kernels/runtime_cuda.h).
 VERDICT=(python3 "$ROOT/tools/sanitizer_verdict.py" --)
-sanitize() {  # sanitize TOOL BIN TIMEOUT
+sanitize() {  # sanitize TOOL BIN TIMEOUT [STAGE_NAME_SUFFIX]
   local fam=${2##*/gpu_ops_} wrap=() limit=20
   [[ $1 =~ racecheck|synccheck ]] && wrap=("${VERDICT[@]}") limit=100000
   QSFT_GPU_TEST_SMALL=1 QSFT_ZERO_GEMM_OUTPUTS=$([[ $1 == initcheck ]] && echo 1 || echo 0) \
-    stage "$1-${fam%_test}" "$3" "$E2E_KEEP" "$SAN" "${wrap[@]}" "$CS" --tool "$1" --error-exitcode 1 \
+    stage "$1-${fam%_test}${4:-}" "$3" "$E2E_KEEP" "$SAN" "${wrap[@]}" "$CS" --tool "$1" --error-exitcode 1 \
     --print-limit $limit "$2" --gtest_filter='-*Qwen*'
 }
 for bin in "$BIN"/gpu_ops_*_test; do sanitize memcheck "$bin" 45; done
-# racecheck on attention (~15 cases x 5 variants, the slowest under racecheck: 43 s at 45ffbc3) gets 90 s and runs
-# last, so that a slow one costs only itself, not the op tests after it.
+# racecheck on attention (~15 cases per variant, the slowest under racecheck: 43 s for 5 variants at 45ffbc3) runs
+# last, so that a slow one costs only itself, in two stages of 90 s: the mma and wmma variants, then the wgmma ones
+# (the default on sm_90 since that run; never under racecheck before).
 for bin in "$BIN"/gpu_ops_*_test; do [[ $bin == */gpu_ops_attention_test ]] || sanitize racecheck "$bin" 60; done
-sanitize racecheck "$BIN/gpu_ops_attention_test" 90
+QSFT_TEST_ATTENTION_VARIANTS=wmma,mma,mma-large,mma-small,mma-atomic-dq,mma-small-atomic-dq \
+  sanitize racecheck "$BIN/gpu_ops_attention_test" 90
+QSFT_TEST_ATTENTION_VARIANTS=wgmma,wgmma-atomic-dq sanitize racecheck "$BIN/gpu_ops_attention_test" 90 -wgmma
 sanitize synccheck "$BIN/gpu_ops_attention_test" 45
 sanitize initcheck "$BIN/gpu_ops_attention_test" 45
 sanitize initcheck "$BIN/gpu_ops_loss_test" 45
