@@ -200,8 +200,7 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   // leaving the sum on the device: the difference is the round trip (45ffbc3's run: 55 % of copy for the first).
   // The kernels' bandwidth is the second row's; the first is a latency (in_bytes 0: not judged).
   const double tn = median_seconds(ops, [&] { ops.sum_squares(g.t); });
-  print_row(
-      {"sum_squares + copy to host", "7B", P, tn * 1e3, 4.0 * P / tn / 1e9, false, 4.0 * P / tn / 1e9 / ceil.gbps});
+  print_row({"sum_squares to host", "7B", P, tn * 1e3, 4.0 * P / tn / 1e9, false, 4.0 * P / tn / 1e9 / ceil.gbps});
   Buf sum(ops, DType::F32, {1}, rng);
   const double td = median_seconds(ops, [&] { ops.sum_squares(g.t, sum.t); });
   print_row({"sum_squares (on device)", "7B", P, td * 1e3, 4.0 * P / td / 1e9, false, 4.0 * P / td / 1e9 / ceil.gbps,

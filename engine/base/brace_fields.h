@@ -3,6 +3,7 @@
 // field (up to the first '}': no nested fields), any other character is literal. A lone '}' or a '{' without a
 // '}' is malformed, as in Python ("Single '}' encountered in format string").
 #pragma once
+#include <cstddef>
 #include <string_view>
 
 namespace qsft {
@@ -13,16 +14,20 @@ enum class BraceError { lone_close, unclosed_open };
 // error(BraceError) where the string is malformed, which must throw.
 template <class Literal, class Field, class Error>
 void scan_brace_fields(std::string_view fmt, Literal&& literal, Field&& field, Error&& error) {
-  for (size_t i = 0; i < fmt.size(); ++i) {
+  for (std::size_t i = 0; i < fmt.size(); ++i) {
     const char c = fmt[i];
     if ((c == '{' || c == '}') && i + 1 < fmt.size() && fmt[i + 1] == c) {
       literal(c);
       ++i;
     } else if (c == '}') {
       error(BraceError::lone_close);
+      return;  // not reached: error throws
     } else if (c == '{') {
-      const size_t close = fmt.find('}', i);
-      if (close == std::string_view::npos) error(BraceError::unclosed_open);
+      const std::size_t close = fmt.find('}', i);
+      if (close == std::string_view::npos) {
+        error(BraceError::unclosed_open);
+        return;  // not reached: error throws
+      }
       field(fmt.substr(i + 1, close - i - 1));
       i = close;
     } else {

@@ -215,7 +215,8 @@ TEST(TrainConfig, MalformedFieldTemplatesAreNamed) {
   EXPECT_NE(error_of(with_template("prompt_template", "Q: {Question}} A:"))
                 .find("key \"data.prompt_template\": a lone '}' (write '}}' for a brace) in \"Q: {Question}} A:\""),
             std::string::npos);
-  EXPECT_NE(error_of(with_template("completion_template", "{Response")).find("a '{' without a closing '}'"),
+  EXPECT_NE(error_of(with_template("completion_template", "{Response"))
+                .find("key \"data.completion_template\": a '{' without a closing '}'"),
             std::string::npos);
   EXPECT_NE(error_of(with_template("prompt_template", "{} {x}")).find("'{}' names no field"), std::string::npos);
   EXPECT_EQ(error_of(with_template("prompt_template", "{{literal}} {Question}\\n")), "");
