@@ -247,8 +247,9 @@ std::string format(std::string_view fmt, const CallArgs& args) {
     out += format_value(v, colon == std::string_view::npos ? std::string_view() : field.substr(colon + 1));
   };
   scan_brace_fields(fmt, literal, field, [](BraceError e) {
-    throw TemplateError(e == BraceError::lone_close ? "Single '}' encountered in format string"
-                                                    : "Single '{' encountered in format string");
+    throw TemplateError(e == BraceError::lone_close    ? "Single '}' encountered in format string"
+                        : e == BraceError::open_at_end ? "Single '{' encountered in format string"
+                                                       : "expected '}' before end of string");
   });
   return out;
 }

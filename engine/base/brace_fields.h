@@ -1,14 +1,15 @@
 // The scan of a Python str.format string, shared by the chat templates' str.format (tokenizer/jinja_format.cpp) and
 // the data's field templates (data/format_text.cpp): "{{" and "}}" are literal braces, "{...}" is a replacement
-// field (up to the first '}': no nested fields), any other character is literal. A lone '}' or a '{' without a
-// '}' is malformed, as in Python ("Single '}' encountered in format string").
+// field (up to the first '}': no nested fields), any other character is literal. A lone '}', a '{' that ends the
+// string or a '{' without a '}' after it is malformed, as in Python ("Single '}' encountered in format string",
+// "Single '{' encountered in format string", "expected '}' before end of string").
 #pragma once
 #include <cstddef>
 #include <string_view>
 
 namespace qsft {
 
-enum class BraceError { lone_close, unclosed_open };
+enum class BraceError { lone_close, open_at_end, unclosed_open };
 
 // literal(c) for each literal character, field(text between the braces) for each replacement field, in order;
 // error(BraceError) where the string is malformed, which must throw.
@@ -25,7 +26,7 @@ void scan_brace_fields(std::string_view fmt, Literal&& literal, Field&& field, E
     } else if (c == '{') {
       const std::size_t close = fmt.find('}', i);
       if (close == std::string_view::npos) {
-        error(BraceError::unclosed_open);
+        error(i + 1 == fmt.size() ? BraceError::open_at_end : BraceError::unclosed_open);
         return;  // not reached: error throws
       }
       field(fmt.substr(i + 1, close - i - 1));

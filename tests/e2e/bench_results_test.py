@@ -46,6 +46,7 @@ def bench_lines():
         row % ("gemm qkv", "7B", 8192, 0.5, 600.0, "TFLOP/s", 76.9),
         row % ("rmsnorm_fwd", "7B", 8192, 0.03, 3600.0, "GB/s", 90.0),
         row % ("ce rows 03 cluster of 4, row in smem", "7B", 4096, 0.9, 4100.0, "GB/s", 102.5),
+        row % ("sum_squares to host", "7B", 40370176, 0.069, 2355.9, "GB/s", 55.4) + " latency: not judged",
         "",
         "7B: T = 16384 (4 x 4096 causal), heads 28/4, D = 128; forward 0.96 TFLOP, backward 2.40 TFLOP",
         "  %-28s %10s %10s %10s %10s %12s %12s" % ("variant", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
@@ -75,6 +76,8 @@ def check_results_jsonl(work):
     expect(get("gpu_ops_bench", "rmsnorm_fwd 7B T=8192 GB/s")["baseline_value"] == 4000.0, "copy ceiling")
     expect(get("gpu_ops_bench", "gemm qkv 7B T=8192 TFLOP/s")["baseline_value"] == 780.0, "gemm ceiling")
     get("gpu_ops_bench", "ce rows 03 cluster of 4, row in smem 7B T=4096 GB/s")
+    latency = get("gpu_ops_bench", "sum_squares to host 7B T=40370176 GB/s")
+    expect(latency["baseline"] is None and latency["baseline_value"] is None, "a latency row: %s" % latency)
     expect(get("gpu_ops_bench", "ceiling copy kernel 16-byte GB/s")["baseline_value"] == 3900.0, "memcpy")
     att = get("gpu_attention_bench", "7B mma large (production) bwd TFLOP/s")
     expect(att["value"] == 400.0 and att["baseline_value"] == 370.0, "attention vs sdpa: %s" % att)

@@ -120,6 +120,9 @@ TEST(JinjaEngine, ErrorsNameTheTemplateLine) {
   EXPECT_EQ(error_of("{% for x in xs %}\n{% endif %}"),
             "chat template line 2: unexpected '{% endif %}', expected '{% endfor %}'");
   EXPECT_EQ(error_of("{{ 1 + }}"), "chat template line 1: unexpected '}}'");
+  EXPECT_EQ(error_of("{{ 'a}b'.format() }}"), "chat template line 1: Single '}' encountered in format string");
+  EXPECT_EQ(error_of("{{ 'a{'.format() }}"), "chat template line 1: Single '{' encountered in format string");
+  EXPECT_EQ(error_of("{{ 'a{b'.format() }}"), "chat template line 1: expected '}' before end of string");
   EXPECT_EQ(error_of("{% if 1 %}"), "chat template line 1: missing '{% endif %}' (the template ends first)");
   EXPECT_EQ(error_of("{{ [1].append(2) }}"),
             "chat template line 1: cannot call append() on a list: chat templates render in transformers' immutable "
