@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(32 * kWarpRows)
   for (int s = 0; s < S; ++s) {
     if (!in_row(s, lane, steps)) continue;
     float v[W];
-    load_n<W>(reinterpret_cast<const T*>(&raw[s]), v);
+    unpack_word<T>(raw[s], v);
 #pragma unroll
     for (int k = 0; k < W; ++k) ss += v[k] * v[k];
   }
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(32 * kWarpRows)
     if (!in_row(s, lane, steps)) continue;
     const int j = lane + 32 * s;
     float v[W], g[W];
-    load_n<W>(reinterpret_cast<const T*>(&raw[s]), v);
+    unpack_word<T>(raw[s], v);
     load_n<W>(reinterpret_cast<const T*>(wv + j), g);
     scale_by_weight(v, r, g, y);
     store_n<W>(reinterpret_cast<T*>(yr + j), v);
@@ -185,9 +185,9 @@ __global__ void __launch_bounds__(32 * kWarpRows)
   for (int s = 0; s < S; ++s) {
     if (!in_row(s, lane, steps)) continue;
     float d[W], g[W], a[W];
-    load_n<W>(reinterpret_cast<const T*>(&dy_raw[s]), d);
+    unpack_word<T>(dy_raw[s], d);
     load_n<W>(reinterpret_cast<const T*>(wv + lane + 32 * s), g);
-    load_n<W>(reinterpret_cast<const T*>(&x_raw[s]), a);
+    unpack_word<T>(x_raw[s], a);
 #pragma unroll
     for (int k = 0; k < W; ++k) dot += d[k] * g[k] * a[k];
   }
@@ -198,9 +198,9 @@ __global__ void __launch_bounds__(32 * kWarpRows)
     if (!in_row(s, lane, steps)) continue;
     const int j = lane + 32 * s;
     float d[W], g[W], a[W], o[W] = {};
-    load_n<W>(reinterpret_cast<const T*>(&dy_raw[s]), d);
+    unpack_word<T>(dy_raw[s], d);
     load_n<W>(reinterpret_cast<const T*>(wv + j), g);
-    load_n<W>(reinterpret_cast<const T*>(&x_raw[s]), a);
+    unpack_word<T>(x_raw[s], a);
     if (accumulate) load_n<W>(reinterpret_cast<const T*>(dxr + j), o);
     norm_input_grad(o, d, g, a, r, coef);
     store_n<W>(reinterpret_cast<T*>(dxr + j), o);
