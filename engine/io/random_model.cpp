@@ -1,6 +1,7 @@
 #include "engine/io/random_model.h"
 
 #include <cmath>
+#include <memory>
 #include <numbers>
 
 #include "engine/base/error.h"
@@ -32,17 +33,27 @@ Qwen2Config dims(int H, int I, int L, int heads, int kv, int head_dim, int V, bo
   return c;
 }
 
-// One tensor's values: N(0, std) by Box-Muller over (seed, index) pairs, or a constant when std == 0.
-std::vector<float> random_values(int64_t n, float std, float constant, uint64_t seed) {
-  std::vector<float> v(size_t(n), constant);
-  if (std == 0.0f) return v;
-#pragma omp parallel for
+// One tensor's values in dtype dt: N(0, std) by Box-Muller over (seed, index) pairs, or a constant when std == 0.
+// Written straight into the uninitialised buffer by every thread (no zero fill, no fp32 copy, no serial cast: the
+// 7B preset's 15 GB took ~60 s on the H200 machine with those).
+std::unique_ptr<std::byte[]> random_values(DType dt, int64_t n, float std, float constant, uint64_t seed) {
+  auto bytes = std::make_unique_for_overwrite<std::byte[]>(size_t(n) * dtype_size(dt));
+  float* f32 = dt == DType::F32 ? reinterpret_cast<float*>(bytes.get()) : nullptr;
+  uint16_t* bf16 = dt == DType::BF16 ? reinterpret_cast<uint16_t*>(bytes.get()) : nullptr;
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float u1 = rng::uniform(seed, uint64_t(2 * i)), u2 = rng::uniform(seed, uint64_t(2 * i + 1));
-    const float r = std::sqrt(-2.0f * std::log1p(-u1));  // 1 - u1 in (0, 1]
-    v[size_t(i)] = std * r * std::cos(2.0f * std::numbers::pi_v<float> * u2);
+    float v = constant;
+    if (std != 0.0f) {
+      const float u1 = rng::uniform(seed, uint64_t(2 * i)), u2 = rng::uniform(seed, uint64_t(2 * i + 1));
+      const float r = std::sqrt(-2.0f * std::log1p(-u1));  // 1 - u1 in (0, 1]
+      v = std * r * std::cos(2.0f * std::numbers::pi_v<float> * u2);
+    }
+    if (f32)
+      f32[i] = v;
+    else
+      bf16[i] = f32_to_bf16(v);
   }
-  return v;
+  return bytes;
 }
 
 }  // namespace
@@ -105,22 +116,14 @@ void write_random_model(const std::filesystem::path& dir, const Qwen2Config& c, 
       specs.push_back(s);
     }
   }
-  // Values per tensor, stored in the target dtype; the buffers must outlive the write.
-  std::vector<std::vector<float>> f32(specs.size());
-  std::vector<std::vector<uint16_t>> bf16(specs.size());
+  // Values per tensor in the target dtype; the buffers must outlive the write.
+  std::vector<std::unique_ptr<std::byte[]>> values;
   std::vector<SafetensorsEntry> entries;
   for (size_t i = 0; i < specs.size(); ++i) {
     int64_t n = 1;
     for (int64_t d : specs[i].shape) n *= d;
-    f32[i] = random_values(n, specs[i].std, specs[i].constant, rng::hash(seed, i));
-    const void* data = f32[i].data();
-    if (dtype == DType::BF16) {
-      bf16[i].resize(f32[i].size());
-      for (size_t k = 0; k < f32[i].size(); ++k) bf16[i][k] = f32_to_bf16(f32[i][k]);
-      std::vector<float>().swap(f32[i]);
-      data = bf16[i].data();
-    }
-    entries.push_back({specs[i].name, dtype, specs[i].shape, data});
+    values.push_back(random_values(dtype, n, specs[i].std, specs[i].constant, rng::hash(seed, i)));
+    entries.push_back({specs[i].name, dtype, specs[i].shape, values.back().get()});
   }
   Qwen2Config out = c;
   out.dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
