@@ -236,18 +236,29 @@ sanitize initcheck "$BIN/gpu_ops_attention_test" 45
 sanitize initcheck "$BIN/gpu_ops_loss_test" 45
 
 # ---- end to end (ours and transformers + PEFT on the same GPU), then benchmarks with the ceilings of this run ----
-E2E_ARGS=(--bin "$BIN/qwen-sft" --kit "$KIT" --work /tmp/qsft-e2e)
-stage e2e-0.5b 120 "$(reserve qlora-0.5b 15 e2e-7b 150)" "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" \
-  --preset qwen2.5-0.5b --steps 12
+# The random models (15 GB at 7B, 30 GB at 14B) go to /dev/shm when it has room: written to this machine's disk, the
+# 7B took 57-62 s of init-model in both H200 runs (the 0.5B: 4 s), about the disk's speed, not the generator's.
+# e2e_stage empties the folder first: a stage killed at its timeout leaves its model behind, in /dev/shm memory.
+E2E_ROOT=/tmp/qsft-e2e
+shm_gib=$(df --output=avail -B1G /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)
+((${shm_gib:-0} >= 40)) && E2E_ROOT=/dev/shm/qsft-e2e
+echo "# e2e models in $E2E_ROOT (/dev/shm: ${shm_gib:-no} GiB free)" >> "$SUMMARY"
+e2e_stage() {
+  selected "$1" && rm -rf "$E2E_ROOT" && mkdir -p "$E2E_ROOT"
+  TMPDIR=$E2E_ROOT stage "$@"  # generate_bench.py's model folder is a tempfile one
+}
+E2E_ARGS=(--bin "$BIN/qwen-sft" --kit "$KIT" --work "$E2E_ROOT")
+e2e_stage e2e-0.5b 120 "$(reserve qlora-0.5b 15 e2e-7b 150)" "$E2E" python3 "$ROOT/bench/e2e_compare.py" \
+  "${E2E_ARGS[@]}" --preset qwen2.5-0.5b --steps 12
 # QLoRA: NF4 double-quantized base vs bf16 base, plan against the measured peak (tests/gpu/qlora_e2e.py).
-stage qlora-0.5b 90 "$(reserve e2e-7b 150)" "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" \
-  --kit "$KIT"
-stage e2e-7b 240 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
+e2e_stage qlora-0.5b 90 "$(reserve e2e-7b 150)" "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" \
+  --kit "$KIT" --work "$E2E_ROOT"
+e2e_stage e2e-7b 240 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b --steps 6 \
   --recompute
 # Greedy generation (KV cache, decode attention) against transformers on the same GPU, bf16 both sides: each of our
 # tokens the reference's argmax or within 4 bf16 ulps of its max logit, teacher-forced on our tokens (>= 95%). The
 # generation issue's stage, after the bring-up's (its ~60 s would otherwise come out of the sanitizers' time).
-stage generate-0.5b 150 0 "$TESTS" python3 "$ROOT/tests/interop/generate_parity_test.py" \
+e2e_stage generate-0.5b 150 0 "$TESTS" python3 "$ROOT/tests/interop/generate_parity_test.py" \
   --bin "$BIN/qwen-sft" --kit "$KIT" --preset qwen2.5-0.5b --device cuda --new-tokens 64 --min-agreement 0.95
 # The sm_90a wgmma building blocks against a CPU product (kernels/attention_wgmma_cuda.h; < 5 s): a dev check that
 # names a wrong layout directly when the wgmma attention fails test-attention (bench-attention runs it again and
@@ -261,37 +272,38 @@ stage bench-quick 120 0 "$BENCH" "$BIN/gpu_ops_bench" --quick
 stage bench-attention 120 0 "$BENCH" bash -c "{ '$BIN/gpu_wgmma_probe' || export QSFT_DEV_WGMMA=off; } \
   && '$BIN/gpu_attention_bench' 10 && { python3 -c 'import torch' 2>/dev/null \
   || { echo 'skipped: no torch for the SDPA baseline'; exit 77; }; python3 '$ROOT/bench/attention_torch_baseline.py' 10; }"
-stage bench-generate 150 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
-  --preset qwen2.5-0.5b
+e2e_stage bench-generate 150 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" \
+  --kit "$KIT" --preset qwen2.5-0.5b
 stage bench-full 300 0 "$BENCH" "$BIN/gpu_ops_bench"
 # Longer end-to-end runs, only when ONLY names them (each needs a run of its own: 14B weights are 30 GB).
 if [ -n "${ONLY:-}" ]; then
-  stage e2e-1.5b 240 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-1.5b --steps 12
+  e2e_stage e2e-1.5b 240 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-1.5b --steps 12
   # one 4096-token bin per step: where launch overhead would show (the "GPU busy" line)
-  stage e2e-0.5b-4k 150 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b \
+  e2e_stage e2e-0.5b-4k 150 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-0.5b \
     --steps 20 --micro-batch-tokens 4096
   # both sides recomputing every layer (e2e-7b runs ours with its default "auto": activations kept when they fit)
-  stage e2e-7b-recompute 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b \
+  e2e_stage e2e-7b-recompute 300 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-7b \
     --steps 6 --recompute --ours-checkpointing true
   # QLoRA 7B (NF4 vs bf16 base): the plan against the measured peak, and the dequantize scratch's cost at 7B
-  stage qlora-7b 400 0 "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
-    --preset qwen2.5-7b --work /tmp/qsft-qlora-7b
-  stage bench-generate-7b 300 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
-    --preset qwen2.5-7b
-  stage e2e-14b 540 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-14b --steps 6 \
+  e2e_stage qlora-7b 400 0 "$E2E" python3 "$ROOT/tests/gpu/qlora_e2e.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+    --preset qwen2.5-7b --work "$E2E_ROOT"
+  e2e_stage bench-generate-7b 300 0 "$BENCH" python3 "$ROOT/bench/generate_bench.py" --bin "$BIN/qwen-sft" \
+    --kit "$KIT" --preset qwen2.5-7b
+  e2e_stage e2e-14b 540 0 "$E2E" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" --preset qwen2.5-14b --steps 6 \
     --recompute
-  stage context-7b 600 0 "$E2E" python3 "$ROOT/bench/context_search.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
-    --preset qwen2.5-7b --timeout 150
+  e2e_stage context-7b 600 0 "$E2E" python3 "$ROOT/bench/context_search.py" --bin "$BIN/qwen-sft" --kit "$KIT" \
+    --preset qwen2.5-7b --work "$E2E_ROOT" --timeout 150
   # e2e-0.5b and e2e-7b with the mma attention (QSFT_ATTENTION=mma, what other GPUs run): e2e_compare.py has no
   # switch to run only ours, so the baseline runs again. Logged apart (e2e-mma.log) so that results.jsonl keeps the
   # default's figures.
-  QSFT_ATTENTION=mma stage e2e-0.5b-mma 120 0 "$E2E_MMA" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" \
+  QSFT_ATTENTION=mma e2e_stage e2e-0.5b-mma 120 0 "$E2E_MMA" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" \
     --preset qwen2.5-0.5b --steps 12
-  QSFT_ATTENTION=mma stage e2e-7b-mma 240 0 "$E2E_MMA" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" \
+  QSFT_ATTENTION=mma e2e_stage e2e-7b-mma 240 0 "$E2E_MMA" python3 "$ROOT/bench/e2e_compare.py" "${E2E_ARGS[@]}" \
     --preset qwen2.5-7b --steps 6 --recompute
 fi
 
 # ---- report: the tables first, the stage summary last (only the end of the output may be kept) ----
+rm -rf "$E2E_ROOT"
 echo "# total $((SECONDS - T0))s of ${BUDGET}s" >> "$SUMMARY"
 python3 "$ROOT/bench/results_jsonl.py" --out "$OUT/results.jsonl" --commit "$(cat "$KIT/COMMIT" 2>/dev/null || echo none)" \
   --gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo none)" "$BENCH" "$E2E" \

@@ -9,8 +9,9 @@ computes the logits of every position either way).
 Prints one "HF_RESULT {json}" line: steady-state tokens/s over steps 3..N (CUDA-synchronised wall clock per step),
 s/step, tokens/step, torch's peak reserved memory, the final loss, and the CUDA time of one profiled step by family.
 Exits 77 when torch, transformers, peft or a GPU is missing.
-  hf_peft.py --model DIR --data DIR --steps 12 [--recompute] [--bin 4096 --micro-batch 16384]
-(bench/context_search.py sets --bin and --micro-batch to the context length it tries.)"""
+  hf_peft.py --model DIR --data DIR --steps 12 [--recompute] [--bin 4096 --micro-batch 16384] [--no-profile]
+(bench/context_search.py sets --bin and --micro-batch to the context length it tries, 2 steps and --no-profile: the
+speed figures need 3 steps or more, and are then left out.)"""
 import argparse
 import json
 import os
@@ -104,6 +105,7 @@ def main():
     ap.add_argument("--recompute", action="store_true")
     ap.add_argument("--bin", type=int, default=4096, help="tokens per packed bin (the longest sequence)")
     ap.add_argument("--micro-batch", type=int, default=16384, help="tokens per micro-batch (whole bins)")
+    ap.add_argument("--no-profile", action="store_true", help="no extra step under torch.profiler")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("skipped: no CUDA device for torch")
@@ -137,15 +139,19 @@ def main():
         tokens += n
         points.append((tokens, time.time() - t0))
         print("step %d: loss %.4f, %d tokens, %.3f s" % (i + 1, loss, n, points[-1][1] - (points[-2][1] if i else 0)))
-    (n0, e0), (n1, e1) = points[1], points[-1]
-    steps = len(points) - 2
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        step(a.steps)
-        torch.cuda.synchronize()
+    speed = {}
+    if len(points) >= 3:  # steady state: steps 3..N
+        (n0, e0), (n1, e1) = points[1], points[-1]
+        steps = len(points) - 2
+        speed = {"tok_s": (n1 - n0) / (e1 - e0), "s_per_step": (e1 - e0) / steps, "tok_per_step": (n1 - n0) / steps}
+    if not a.no_profile:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            step(a.steps)
+            torch.cuda.synchronize()
+        speed["profile_ms_by_family"] = family_times(prof)
     print("HF_RESULT " + json.dumps({
-        "tok_s": (n1 - n0) / (e1 - e0), "s_per_step": (e1 - e0) / steps, "tok_per_step": (n1 - n0) / steps,
-        "steps": len(points), "final_loss": loss, "max_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
-        "profile_ms_by_family": family_times(prof), "micro_batches": len(batches),
+        **speed, "steps": len(points), "final_loss": loss,
+        "max_reserved_gib": torch.cuda.max_memory_reserved() / 2**30, "micro_batches": len(batches),
         "torch": torch.__version__, "packed_mask": packed_mask_support(),
         "gradient_checkpointing": "on (use_reentrant=False)" if a.recompute else "off"}))
 
