@@ -53,6 +53,25 @@ inline std::filesystem::path fresh_temp_dir(const std::string& name) {
   return dir;
 }
 
+// fresh_temp_dir removed when it goes out of scope (also when an ASSERT returns early); `dir / "name"` and
+// passing it where a path is taken work as with the path itself.
+class ScopedTempDir {
+ public:
+  explicit ScopedTempDir(const std::string& name) : path_(fresh_temp_dir(name)) {}
+  ~ScopedTempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  operator const std::filesystem::path&() const { return path_; }
+  std::filesystem::path operator/(const std::filesystem::path& p) const { return path_ / p; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // A fixture giving every test an empty directory dir_ (named after the suite and the test), removed afterwards.
 class TempDirTest : public ::testing::Test {
  protected:

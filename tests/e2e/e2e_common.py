@@ -1,5 +1,6 @@
 """Helpers shared by the end-to-end tests: arguments, a tiny model, a config, running qwen-sft."""
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -21,9 +22,13 @@ def parse_args():
 
 
 def work_dir(name):
+    """An empty folder of the test's own, <temp>/qsft_e2e_NAME_PID, removed when the test exits (kept with
+    QSFT_KEEP_TEST_DIRS=1, to look at what a failed run wrote)."""
     d = os.path.join(tempfile.gettempdir(), f"qsft_e2e_{name}_{os.getpid()}")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
+    if os.environ.get("QSFT_KEEP_TEST_DIRS") != "1":
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
     return d
 
 

@@ -44,7 +44,7 @@ TEST(GpuPlan, BackendHoldsWhatThePlanCountsAndTheDeviceAgreesWithin5Percent) {
   }
   gpu.reset();
   namespace fs = std::filesystem;
-  const fs::path dir = fresh_temp_dir("gpu_plan");
+  const ScopedTempDir dir("gpu_plan");
   const std::string lora = R"("lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}, "finetuning_type": "lora",)";
   const std::string qlora = lora + R"("quantization": {"load_in_4bit": true, "bnb_4bit_use_double_quant": true},)";
   struct Case {
@@ -83,7 +83,6 @@ TEST(GpuPlan, BackendHoldsWhatThePlanCountsAndTheDeviceAgreesWithin5Percent) {
     EXPECT_EQ(held.host, p.model.host_weights) << c.name;
     EXPECT_LE(std::fabs(err), 0.05) << c.name;
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ TEST(Plan, EqualsWhatTheBackendHoldsAfterAStep) {
   namespace fs = std::filesystem;
   QSFT_REQUIRE_FIXTURE("untied");
   QSFT_REQUIRE_FIXTURE("qwen3");
-  const fs::path dir = fresh_temp_dir("plan_held");
+  const ScopedTempDir dir("plan_held");
   fs::create_directories(dir / "model");
   Qwen2Config tiny = find_preset("tiny").config;  // H 128, I 384: whole blocks of 64 for the 4-bit weights
   tiny.vocab_size = 512;
@@ -108,7 +108,6 @@ TEST(Plan, EqualsWhatTheBackendHoldsAfterAStep) {
     EXPECT_EQ(p.total(), p.allocated()) << c.name;  // no CUDA context on the cpu
     EXPECT_EQ(ops->bytes_held(), p.weight_scratch) << c.name << ": all freed but the backend's own buffer";
   }
-  fs::remove_all(dir);
 }
 
 // On cuda the plan adds what only a GPU holds: the CUDA context (an estimate), the cuBLASLt workspace and the
@@ -272,7 +271,7 @@ TEST(Plan, AutoCheckpointingRecomputesTheFewestLayersThatFit) {
 // moments (adamw_torch). The untied bf16 embedding is in host memory (a host line), not on the device.
 TEST(Plan, QloraFitsTheBudgetsOfItsUsers) {
   namespace fs = std::filesystem;
-  const fs::path dir = fresh_temp_dir("plan_qlora");
+  const ScopedTempDir dir("plan_qlora");
   const std::string cfg_json = R"({"model": "m", "data": {"train_files": ["x.jsonl"], "max_length": 4096},
       "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}, "output_dir": "o",
       "training": {"per_device_train_batch_size": 1, "gradient_checkpointing": true, "optim": "adamw_8bit"},
@@ -314,7 +313,6 @@ TEST(Plan, QloraFitsTheBudgetsOfItsUsers) {
     EXPECT_LE(q.weight_scratch, kCudaWeightScratchBytes) << preset;
     EXPECT_EQ(d.weight_scratch, 0u) << preset;
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace

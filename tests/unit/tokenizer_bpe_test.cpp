@@ -92,13 +92,12 @@ TEST_F(TokenizerTest, DecodeInvertsEncode) {
 TEST_F(TokenizerTest, VocabMergesFallbackEqualsTokenizerJson) {
   // A model folder without tokenizer.json, once with the official merges.txt and once with a '#version' header.
   for (const std::string header : {"", "#version: 0.2\n"}) {
-    fs::path dir = test::fresh_temp_dir("vocab_merges_" + std::to_string(header.size()));
+    const test::ScopedTempDir dir("vocab_merges_" + std::to_string(header.size()));
     fs::copy_file(qwen_dir / "vocab.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
     fs::copy_file(qwen_dir / "tokenizer_config.json", dir / "tokenizer_config.json",
                   fs::copy_options::overwrite_existing);
     std::ofstream(dir / "merges.txt", std::ios::binary) << header << read_file(qwen_dir / "merges.txt");
-    Tokenizer fallback = Tokenizer::load(dir.string());
-    fs::remove_all(dir);
+    Tokenizer fallback = Tokenizer::load(dir.path().string());
     EXPECT_EQ(fallback.vocab_size(), tok->vocab_size());
     for (const Case& c : all_cases()) EXPECT_EQ(fallback.encode(c.text), c.ids) << "header '" << header << "'";
     std::string with_specials = "<|im_start|>user\nhi<|im_end|>\n<tool_call>";
@@ -112,17 +111,16 @@ TEST_F(TokenizerTest, UnsupportedFilesAreInputErrorsNamingTheField) {
   const std::string digit_rule = R"(|\\p{N}|)";
   ASSERT_NE(json.find(digit_rule), std::string::npos);
   json.replace(json.find(digit_rule), digit_rule.size(), R"(|\\p{N}{1,3}|)");
-  fs::path dir = test::fresh_temp_dir("bad_tokenizer");
+  const test::ScopedTempDir dir("bad_tokenizer");
   std::ofstream(dir / "tokenizer.json", std::ios::binary) << json;
   try {
-    Tokenizer::load(dir.string());
+    Tokenizer::load(dir.path().string());
     ADD_FAILURE() << "an unsupported pre-tokenizer must be refused";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("tokenizer.json: pre_tokenizer"), std::string::npos) << e.what();
   }
   fs::remove(dir / "tokenizer.json");
-  EXPECT_THROW(Tokenizer::load(dir.string()), InputError);  // no tokenizer files at all
-  fs::remove_all(dir);
+  EXPECT_THROW(Tokenizer::load(dir.path().string()), InputError);  // no tokenizer files at all
 }
 
 TEST_F(TokenizerTest, AddedTokensAreMatchedOnRawText) {

@@ -48,7 +48,7 @@ TEST(TensorBoard, Crc32cKnownValue) {
 }
 
 TEST(TensorBoard, ScalarsReadBack) {
-  fs::path dir = fresh_temp_dir("tb");
+  const ScopedTempDir dir("tb");
   fs::path file;
   {
     TensorBoardWriter w(dir);
@@ -97,7 +97,7 @@ class CheckpointTest : public ::testing::Test {
 };
 
 TEST_F(CheckpointTest, RoundTripAndPruning) {
-  fs::path out = fresh_temp_dir("ckpt");
+  const ScopedTempDir out("ckpt");
   for (int64_t s : {2, 4, 6}) save_checkpoint(out, layout_, make(s), "/base", 2);
   EXPECT_FALSE(fs::exists(out / "checkpoint-2"));  // save_total_limit 2
   ASSERT_EQ(latest_checkpoint(out), out / "checkpoint-6");
@@ -112,7 +112,7 @@ TEST_F(CheckpointTest, RoundTripAndPruning) {
 }
 
 TEST_F(CheckpointTest, LeftoversOfACrashedWriteAreIgnoredAndRemovedOnRequest) {
-  fs::path out = fresh_temp_dir("ckpt_crash");
+  const ScopedTempDir out("ckpt_crash");
   save_checkpoint(out, layout_, make(2), "/base", 0);
   const fs::path leftover = out / ".tmp-checkpoint-4.12345";  // a write killed half way
   fs::create_directories(leftover);
@@ -124,7 +124,7 @@ TEST_F(CheckpointTest, LeftoversOfACrashedWriteAreIgnoredAndRemovedOnRequest) {
 }
 
 TEST_F(CheckpointTest, AnotherLoraConfigurationIsAClearError) {
-  fs::path out = fresh_temp_dir("ckpt_other");
+  const ScopedTempDir out("ckpt_other");
   save_checkpoint(out, layout_, make(2), "/base", 0);
   LoraConfig other = lora_;
   other.r = 4;
@@ -135,7 +135,7 @@ TEST_F(CheckpointTest, AnotherLoraConfigurationIsAClearError) {
 // module's A then B) and optimizer.safetensors has no lora_param_order: adamw_torch's moments are moved into the
 // stacked order; adamw_8bit's (blocks of 256 across parameters) cannot be and are refused, naming the file.
 TEST_F(CheckpointTest, MomentsOfTheUnstackedOrderAreReorderedOr8bitRefused) {
-  const fs::path out = fresh_temp_dir("ckpt_unstacked");
+  const ScopedTempDir out("ckpt_unstacked");
   Checkpoint ck = make(2);
   for (size_t i = 0; i < ck.exp_avg.size(); ++i) {
     ck.exp_avg[i] = float(i);
@@ -171,7 +171,7 @@ TEST_F(CheckpointTest, MomentsOfTheUnstackedOrderAreReorderedOr8bitRefused) {
 // optim adamw_8bit: the codes and absmax go through optimizer.safetensors (U8 and F32) and the next step after a
 // load is the same bits as without the round trip; an adamw_torch run refuses that state with a clear error.
 TEST_F(CheckpointTest, AdamW8bitStateRoundTripsBitExactly) {
-  const fs::path out = fresh_temp_dir("ckpt_8bit");
+  const ScopedTempDir out("ckpt_8bit");
   auto ops = make_cpu_ops();
   const int64_t P = layout_.num_params();
   Arena a(*ops, 4 * (size_t(P) * 4 + Arena::kAlign));
