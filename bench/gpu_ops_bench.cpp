@@ -208,10 +208,11 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
 }
 
 // LoRA at the 7B shapes (T = 16384, H = 3584, r = 16), in TFLOP/s of the GEMM work (2 T out (H + r) for a Linear
-// with its LoRA B term). y += s u B^T after the base GEMM y = x W^T: (a) as a second GEMM accumulating with beta = 1,
-// or (b) folded into the base GEMM by concatenating K: [x | s u] [W | B]^T, K = H + r (operands concatenated here
-// beforehand; in a step, u's GEMM would write s u into the columns after x, and the bf16 compute copy of B would
-// sit after W's rows). Then the A projections of q/k/v: three [r, H] GEMMs vs one with the A's stacked [3r, H].
+// with its LoRA B term). y += s u B^T after the base GEMM y = x W^T: (a) as a second GEMM accumulating with beta = 1
+// (the one-pass kernel of kernels/skinny_gemm.cu since 45ffbc3's run measured cuBLASLt's), or (b) folded into the base
+// GEMM by concatenating K: [x | s u] [W | B]^T, K = H + r (operands concatenated here beforehand; in a step, u's GEMM
+// would write s u into the columns after x, and the bf16 compute copy of B would sit after W's rows). Then the A
+// projections of q/k/v: three [r, H] GEMMs vs one with the A's stacked [3r, H].
 void bench_lora(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   const DType B = DType::BF16;
   const int64_t T = 16384, H = 3584, r = 16;
@@ -248,6 +249,37 @@ void bench_lora(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   report("lora A q,k,v x3", t3, 2.0 * T * 3 * r * H);
   const double t1 = median_seconds(ops, [&] { ops.gemm(Mat::of(x.t), false, Mat::of(A.t), true, Mat::of(u.t), 1, 0); });
   report("lora A q,k,v stacked", t1, 2.0 * T * 3 * r * H);
+}
+
+// The LoRA up-projections' accumulations at the 7B r16 shapes, T = 16384: y += s u B^T over a Linear's output (out
+// 3584; 18944, gate or up) and the backward's dx += sum_j dropout_j(du_j A_j) (in 3584 with n = 3, in 18944 with
+// n = 1), by the one-pass kernel (kernels/skinny_gemm.cu; the table's row, judged as memory-bound: C read and
+// written) and with it off (QSFT_SKINNY_GEMM=0: cuBLASLt's beta = 1 GEMM, for dx a GEMM into a scratch then
+// dropout_add per member) on the line below it.
+void bench_lora_accumulate(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
+  const DType B = DType::BF16;
+  const int64_t T = 16384, r = 16;
+  auto both = [&](const std::string& op, double bytes, const auto& run) {
+    const double tk = median_seconds(ops, run);
+    setenv("QSFT_SKINNY_GEMM", "0", 1);
+    const double tc = median_seconds(ops, run);
+    unsetenv("QSFT_SKINNY_GEMM");
+    print_row({op, "7B", T, tk * 1e3, bytes / tk / 1e9, false, bytes / tk / 1e9 / ceil.gbps, bytes / 2});
+    std::printf("  %s: kernel %.3f ms, off %.3f ms (%.0f%% of copy): %.2fx\n", op.c_str(), tk * 1e3, tc * 1e3,
+                100.0 * bytes / tc / 1e9 / ceil.gbps, tc / tk);
+  };
+  for (const int64_t out : {int64_t(3584), int64_t(18944)}) {
+    Buf u(ops, B, {T, r}, rng), Bm(ops, B, {out, r}, rng), y(ops, B, {T, out}, rng);
+    both("lora y += s u B^T out " + std::to_string(out), 4.0 * double(T * out),
+         [&] { ops.gemm(Mat::of(u.t), false, Mat::of(Bm.t), true, Mat::of(y.t), 2.0f, 1.0f); });
+  }
+  const uint64_t seeds[3] = {21, 22, 23};
+  for (const auto& [in, n] : {std::pair<int64_t, int>{3584, 3}, std::pair<int64_t, int>{18944, 1}}) {
+    Buf du(ops, B, {T, n * r}, rng), A(ops, B, {n * r, in}, rng), dx(ops, B, {T, in}, rng), g(ops, B, {T, in}, rng);
+    both("lora dx dropout in " + std::to_string(in) + " n " + std::to_string(n), 4.0 * double(T * in), [&] {
+      ops.lora_dx_dropout(du.t, A.t, 0.05f, {seeds, size_t(n)}, dx.t, g.t);
+    });
+  }
 }
 
 // LoRA's A projections with dropout at the 7B r16 shapes (q/k/v and gate/up read [T, 3584], down [T, 18944]):
@@ -346,6 +378,7 @@ int main(int argc, char** argv) {
   bench_optimizer(*ops, ceil, rng);
   bench_lm_head_ce(*ops, ceil, rng);
   bench_lora(*ops, ceil, rng);
+  bench_lora_accumulate(*ops, ceil, rng);
   bench_lora_dropout(*ops, ceil, rng);
   print_memory_summary();
   return 0;

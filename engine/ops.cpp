@@ -661,6 +661,19 @@ void Ops::lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<
   lora_da_dropout_impl(du, x, p, seeds, dA, scratch, {dA.dim(0), in, T});
 }
 
+void Ops::lora_dx_dropout(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,
+                          Tensor& scratch) {
+  Scope s(*this, OpFamily::gemm);
+  const Expect e{device()};
+  QSFT_CHECK(A.ndim == 2, "lora_dx_dropout A is " + A.shape_str() + ", expected [n r, in]");
+  const auto [T, in] = check_lora_dropout(e, dx, A.dim(0), seeds, p, scratch, "lora_dx_dropout");
+  e.matrix(A, dx.dtype, A.dim(0), in, "lora_dx_dropout A");
+  e.matrix(du, dx.dtype, T, A.dim(0), "lora_dx_dropout du");
+  for (const Tensor* t : {&du, &A, static_cast<const Tensor*>(&scratch)})
+    QSFT_CHECK(t->data != dx.data, "lora_dx_dropout: dx must be distinct from du, A and the scratch");
+  lora_dx_dropout_impl(du, A, p, seeds, dx, scratch, {T, in, A.dim(0)});
+}
+
 void Ops::lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
                               Tensor& scratch, const GemmSizes& s) {
   const int64_t r = s.N / int64_t(seeds.size());
@@ -684,6 +697,19 @@ void Ops::lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::
     const Mat duj{static_cast<char*>(du.data) + j * size_t(r) * elem, du.dtype, s.K, r, s.M};  // columns j r..
     const Mat dAj{static_cast<char*>(dA.data) + j * size_t(r * s.N) * 4, DType::F32, r, s.N, s.N};  // rows j r..
     gemm_impl(duj, true, Mat::of(xd), false, dAj, 1.0f, 1.0f, nullptr, {r, s.N, s.K}, nullptr);  // += du_j^T xd
+  }
+}
+
+void Ops::lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,
+                               Tensor& scratch, const GemmSizes& s) {
+  const int64_t r = s.K / int64_t(seeds.size());
+  const size_t elem = dtype_size(du.dtype);
+  Tensor g(scratch.data, dx.dtype, {s.M, s.N}, dx.device);
+  for (size_t j = 0; j < seeds.size(); ++j) {
+    const Mat duj{static_cast<char*>(du.data) + j * size_t(r) * elem, du.dtype, s.M, r, s.K};     // columns j r..
+    const Mat Aj{static_cast<char*>(A.data) + j * size_t(r * s.N) * elem, A.dtype, r, s.N, s.N};  // rows j r..
+    gemm_impl(duj, false, Aj, false, Mat::of(g), 1.0f, 0.0f, nullptr, {s.M, s.N, r}, nullptr);    // g = du_j A_j
+    dropout_impl(g, p, seeds[j], dx, true);                                                       // dx += dropout(g)
   }
 }
 

@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(kBlock)
                                word_at(&xs[j][row + 8][col + 8])};
 #pragma unroll
         for (int i = 0; i < NT; ++i)
-          if (member_of[i] == j) mma_bf16(acc[i], a, word_at(&as[8 * i + g][col]), word_at(&as[8 * i + g][col + 8]));
+          if (member_of[i] == j) mma_16816(acc[i], a, word_at(&as[8 * i + g][col]), word_at(&as[8 * i + g][col + 8]));
       }
     }
   }

@@ -1,11 +1,12 @@
-// Device helpers of the fused LoRA dropout kernel (lora_dropout.cu: u = dropout(x) A^T): mma.sync m16n8k16 on bf16
-// fragments, each member's dropout of 8 elements of x exactly as the dropout kernel stores them, the SM count and the
-// launch constants. CUDA code: include from .cu files only.
+// Device helpers of the fused LoRA dropout kernel (lora_dropout.cu: u = dropout(x) A^T): each member's dropout of
+// 8 elements of x exactly as the dropout kernel stores them, and the launch constants (the mma.sync instruction:
+// kernels/mma_cuda.h). CUDA code: include from .cu files only.
 #pragma once
 #include <cstdint>
 
 #include "kernels/kernel_util_cuda.h"
 #include "kernels/lora_dropout.h"
+#include "kernels/mma_cuda.h"
 #include "kernels/rng.h"
 
 namespace qsft::cuda::lora_mma {
@@ -17,18 +18,6 @@ constexpr int kMaxRows = 192;  // n r of a stack the kernel takes: 3 members of 
 struct Seeds {  // one dropout seed per member (kernel parameter)
   uint64_t s[kMembers];
 };
-
-// c += a b: a [16, 16] row-major fragment (4 words of 2 bf16), b [16, 8] column-major (2 words), c [16, 8] fp32.
-// Thread (g = lane / 4, q = lane % 4) holds a: rows g, g + 8 x columns 2q, 2q + 1, 2q + 8, 2q + 9; b: rows 2q, 2q + 1,
-// 2q + 8, 2q + 9 x column g; c: rows g, g + 8 x columns 2q, 2q + 1.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t word_at(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
 // Dropout of the 8 bf16 of x at flat index i (a multiple of 4): rng::uniforms16's draws, keep u >= p, the kept
 // value x * keep_scale rounded once to bf16 (the dropout kernel's values, bit for bit).

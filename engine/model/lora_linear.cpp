@@ -9,7 +9,8 @@ static_assert(kMaxLoraGroupSize <= cpu::kLoraDropoutMaxMembers, "Ops::lora_a_dro
 
 // With dropout, the A projections read x through Ops::lora_a_dropout (the masks applied where x is read, one call
 // for a stack) unless QSFT_LORA_FUSED_DROPOUT=0: then each member's dropout into the scratch and its own GEMM (the
-// path before it, kept to compare on the GPU). Read at every call, so tests can switch it.
+// path before it, kept to compare on the GPU; its dx goes through lora_dx_dropout per member, whose own switch is
+// QSFT_SKINNY_GEMM). Read at every call, so tests can switch it.
 static bool fused_dropout() {
   const char* v = std::getenv("QSFT_LORA_FUSED_DROPOUT");
   return !(v && std::strcmp(v, "0") == 0);
@@ -28,17 +29,13 @@ static Tensor dropped_input(Ops& ops, const LoraBranch& l, const Tensor& x, Tens
   return xd;
 }
 
-// dx += du A [T, in] for member l (du [T, r]). With dropout, d xd/dx = mask/(1-p): applied by regenerating the same
-// mask (same seed and index) on du A, in the scratch.
-static void add_input_grad(Ops& ops, const LoraBranch& l, const Mat& du, const Tensor& x, Tensor& dx,
-                           Tensor& xd_scratch) {
-  if (l.dropout == 0.0f) {
-    ops.gemm(du, false, Mat::of(l.A), false, Mat::of(dx), 1.0f, 1.0f);
-    return;
-  }
-  Tensor g = scratch_like(x, xd_scratch);
-  ops.gemm(du, false, Mat::of(l.A), false, Mat::of(g), 1.0f, 0.0f);
-  ops.dropout_add(dx, g, l.dropout, l.seed);
+// dx += du A [T, in] for member l (du [T, r] packed). With dropout, d xd/dx = mask/(1-p): the same mask (same seed
+// and index) applied to du A by Ops::lora_dx_dropout.
+static void add_input_grad(Ops& ops, const LoraBranch& l, const Tensor& du, Tensor& dx, Tensor& xd_scratch) {
+  if (l.dropout == 0.0f)
+    ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(dx), 1.0f, 1.0f);
+  else
+    ops.lora_dx_dropout(du, l.A, l.dropout, {&l.seed, 1}, dx, xd_scratch);
 }
 
 // The members' dropout seeds, in order.
@@ -66,7 +63,7 @@ void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor&
   ops.gemm(dy, false, Mat::of(l.B), false, Mat::of(du), l.scaling, 0.0f);  // du = s dy B    [T, r]
   Tensor xd = dropped_input(ops, l, x, xd_scratch);
   ops.gemm(Mat::of(du), true, Mat::of(xd), false, Mat::of(l.dA), 1.0f, 1.0f);  // dA += du^T xd [r, in]
-  add_input_grad(ops, l, Mat::of(du), x, dx, xd_scratch);
+  add_input_grad(ops, l, du, dx, xd_scratch);
 }
 
 // Member j's u (or du): columns [j r, (j+1) r) of the stack's [T, n*r].
@@ -121,8 +118,7 @@ void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Te
   const auto seeds = member_seeds(s);  // dA_j += du_j^T dropout_j(x): each member's mask rebuilt from its seed
   Tensor dA = s.dA;
   ops.lora_da_dropout(du, x, p, {seeds.data(), size_t(s.n)}, dA, xd_scratch);
-  for (int j = 0; j < s.n; ++j)  // dx += mask_j (du_j A_j) / (1 - p), member by member
-    add_input_grad(ops, s.m[size_t(j)], Mat::of(member_cols(du, s, j)), x, dx, xd_scratch);
+  ops.lora_dx_dropout(du, s.A, p, {seeds.data(), size_t(s.n)}, dx, xd_scratch);  // dx += sum_j mask_j (du_j A_j)/(1-p)
 }
 
 }  // namespace qsft

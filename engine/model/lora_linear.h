@@ -16,8 +16,9 @@
 // has one dropout module per Linear; ours is a function of (member seed, index)), so there is no one xd to share:
 // the forward's A projections are then one Ops::lora_a_dropout (u_j = dropout_j(x) A_j^T, every member's mask
 // applied where x is read), the backward's one Ops::lora_da_dropout (dA_j += du_j^T dropout_j(x), the same masks
-// rebuilt from the seeds) and per member dx += mask_j (du_j A_j) / (1 - p) (dropout_add). QSFT_LORA_FUSED_DROPOUT=0
-// runs the members one by one both ways instead (the unstacked path, xd by dropout into the scratch).
+// rebuilt from the seeds) and one Ops::lora_dx_dropout (dx += sum_j mask_j (du_j A_j) / (1 - p)).
+// QSFT_LORA_FUSED_DROPOUT=0 runs the members one by one both ways instead (the unstacked path: xd by dropout into
+// the scratch for u and dA, dx by lora_dx_dropout of the member alone).
 #pragma once
 #include <array>
 

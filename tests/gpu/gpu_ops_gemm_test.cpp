@@ -1,10 +1,14 @@
 // The cuBLASLt GEMM against the CPU GEMM: all four transpose cases, bias, beta = 1 accumulation, column slices
 // (leading dimension > columns), mixed F32/BF16 operands as the LoRA branch uses them, F32 output from bf16
-// inputs, odd sizes and the projection shapes of Qwen2.5-0.5B and 7B; a frozen Linear whose residual is the
-// GEMM's beta source read in place (cuBLASLt C != D). Every case runs on fresh random inputs.
+// inputs, odd sizes and the projection shapes of Qwen2.5-0.5B and 7B; the one-pass kernel of small-K accumulations; a
+// frozen Linear whose residual is the GEMM's beta source read in place (cuBLASLt C != D). Every case runs on fresh
+// random inputs.
 #include <array>
 
 #include "tests/gpu/gpu_test_util.h"
+#if defined(QSFT_HAVE_CUDA)
+#include "kernels/skinny_gemm_cuda.h"
+#endif
 
 namespace qsft::test {
 namespace {
@@ -90,12 +94,71 @@ TEST(GpuGemm, QwenProjectionShapesMatchCpu) {
   run_case(*cpu, *gpu, {T, 3584, 18944, false, true, H, H, H, false, 1.0f}, rng);
 }
 
+// C += alpha A op(B) with a small K in bf16 (kernels/skinny_gemm.cu: the LoRA up-projections y += s u B^T and
+// dx += du A), C a column slice: tiles past M and N, K segments (K > 64: 64 + 8; 256: four), and the 7B gate/up and
+// down widths; each also with the kernel off (QSFT_SKINNY_GEMM=0: cuBLASLt), so both paths meet the CPU.
+TEST(GpuGemm, SkinnyKAccumulateMatchesCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(35);
+  const DType H = DType::BF16;
+  const std::array<int64_t, 4> cases[] = {
+      {1, 8, 8, 1},      {64, 64, 64, 1},   {65, 72, 72, 0},     {130, 200, 256, 1},  {301, 896, 16, 1},
+      {301, 896, 48, 0}, {77, 264, 192, 0}, {1000, 3584, 16, 1}, {257, 18944, 16, 1}, {257, 3584, 16, 0}};
+  const size_t n = small_shapes_only() ? 7 : std::size(cases);  // under compute-sanitizer: the kernel's small cases
+  for (const char* skinny : {"1", "0"}) {
+    setenv("QSFT_SKINNY_GEMM", skinny, 1);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& [M, N, K, tb] = cases[i];
+      run_case(*cpu, *gpu, {M, N, K, false, tb != 0, H, H, H, false, 1.0f}, rng);
+    }
+  }
+  unsetenv("QSFT_SKINNY_GEMM");
+  // small K that cuBLASLt keeps: A transposed, a bias
+  run_case(*cpu, *gpu, {65, 72, 16, true, true, H, H, H, false, 1.0f}, rng);
+  run_case(*cpu, *gpu, {65, 72, 16, false, true, H, H, H, true, 1.0f}, rng);
+}
+
+#if defined(QSFT_HAVE_CUDA)
+// Which GEMMs CudaOps::gemm gives the one-pass kernel (host logic, on made-up 16-byte-aligned addresses): the LoRA
+// up-projection and dx += du A (C read in place: no c_src, or c_src == C), and none that differs in any condition.
+TEST(GpuGemm, SkinnyKRoutesOnlyWhatItComputes) {
+  using cuda::GemmOperand;
+  char* base = reinterpret_cast<char*>(uintptr_t(1) << 20);
+  const DType H = DType::BF16;
+  const GemmOperand u{base, H, 300, 16, 48}, B{base + 4096, H, 896, 16, 16}, y{base + (1 << 16), H, 300, 896, 4608},
+      A{base + 8192, H, 16, 896, 896};
+  const float bias = 0.0f;
+  auto fits = [&](const GemmOperand& U, bool tu, const GemmOperand& W, bool tw, const GemmOperand& C, float beta,
+                  const void* b = nullptr,
+                  const void* src = nullptr) { return cuda::skinny_add_fits(U, tu, W, tw, C, beta, b, src); };
+  EXPECT_TRUE(fits(u, false, B, true, y, 1.0f)) << kHostCheck << "y += s u B^T";
+  EXPECT_TRUE(fits(u, false, B, true, y, 1.0f, nullptr, y.data)) << kHostCheck << "c_src == C";
+  EXPECT_TRUE(fits(u, false, A, false, y, 1.0f)) << kHostCheck << "dx += du A";
+  EXPECT_FALSE(fits(u, false, B, true, y, 0.0f)) << kHostCheck << "beta 0";
+  EXPECT_FALSE(fits(u, false, B, true, y, 1.0f, &bias)) << kHostCheck << "bias";
+  EXPECT_FALSE(fits(u, false, B, true, y, 1.0f, nullptr, base)) << kHostCheck << "c_src != C";
+  EXPECT_FALSE(fits({base, H, 16, 300, 300}, true, B, true, y, 1.0f)) << kHostCheck << "U transposed";
+  EXPECT_FALSE(fits({base, DType::F32, 300, 16, 48}, false, B, true, y, 1.0f)) << kHostCheck << "F32 U";
+  EXPECT_FALSE(fits({base, H, 300, 12, 48}, false, {base + 4096, H, 896, 12, 16}, true, y, 1.0f))
+      << kHostCheck << "K 12";
+  EXPECT_FALSE(fits({base, H, 300, 264, 264}, false, {base + 4096, H, 896, 264, 264}, true, y, 1.0f))
+      << kHostCheck << "K 264";
+  EXPECT_FALSE(fits(u, false, B, true, {base + (1 << 16) + 2, H, 300, 896, 4608}, 1.0f)) << kHostCheck << "C unaligned";
+  EXPECT_FALSE(fits(u, false, B, true, {base + (1 << 16), H, 300, 896, 4604}, 1.0f)) << kHostCheck << "ld 4604";
+  EXPECT_FALSE(fits(u, false, {base + 4096, H, 900, 16, 16}, true, {base + (1 << 16), H, 300, 900, 4608}, 1.0f))
+      << kHostCheck << "N 900";
+  EXPECT_FALSE(fits(u, false, B, false, y, 1.0f)) << kHostCheck << "W's shape not op(W)'s";
+}
+#endif
+
 // y = x W^T + b + residual with the residual read in place (C != D): y starts poisoned, the residual is unchanged.
 TEST(GpuLinear, ResidualReadInPlaceMatchesCpu) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(34);
   const DType H = DType::BF16;
-  for (const auto& [T, in, out] : {std::array<int64_t, 3>{67, 896, 896}, std::array<int64_t, 3>{129, 4864, 896}}) {
+  // {33, 64, 64}: K small enough for the one-pass kernel, which must leave it to cuBLASLt (C read from the residual)
+  for (const auto& [T, in, out] : {std::array<int64_t, 3>{67, 896, 896}, std::array<int64_t, 3>{129, 4864, 896},
+                                   std::array<int64_t, 3>{33, 64, 64}}) {
     Both x(*cpu, *gpu, H, {T, in}, random_uniform(size_t(T * in), rng));
     Both w(*cpu, *gpu, H, {out, in}, random_uniform(size_t(out * in), rng, -0.05f, 0.05f));
     Both b(*cpu, *gpu, H, {out}, random_uniform(size_t(out), rng));

@@ -1,9 +1,10 @@
-// CUDA Ops::lora_a_dropout (the fused kernel of kernels/lora_dropout.cu, and the composition it falls back to) and
-// lora_da_dropout (that composition) against the CPU ops and against the GPU's own dropout then GEMM, on fresh
-// random inputs into poisoned outputs (dA: accumulated onto random values):
-// odd T, 1 to 3 members, K split over blocks or not, u a column slice, the 7B LoRA shapes (T 4096; in 3584 with
-// q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p) scaling bit for bit through a selecting A; and a
-// LoRA group's forward and backward (engine/model/lora_linear.h) with the fused forward against the unfused one.
+// CUDA Ops::lora_a_dropout (the fused kernel of kernels/lora_dropout.cu, and the composition it falls back to),
+// lora_da_dropout (that composition) and lora_dx_dropout (kernels/skinny_gemm.cu, or the composition) against the CPU
+// ops and against the GPU's own dropout then GEMM, on fresh random inputs into poisoned outputs (dA and dx:
+// accumulated onto random values): odd T, 1 to 3 members, K split over blocks or not, u a column slice, the 7B LoRA
+// shapes (T 4096; in 3584 with q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p) scaling bit for bit
+// through a selecting A; and a LoRA group's forward and backward (engine/model/lora_linear.h) with the fused forward
+// against the unfused one.
 #include <cstdint>
 #include <cstdlib>
 
@@ -88,6 +89,46 @@ void check_grad_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
                "lora_da_dropout vs GPU dropout+gemm " + tag);
 }
 
+// The backward's dx += sum_j dropout_j(du_j A_j) (lora_dx_dropout: kernels/skinny_gemm.cu on the GPU where it takes
+// the shapes) on both backends, dx starting from the same random values; the GPU's also against its composition
+// with the kernel off (QSFT_SKINNY_GEMM=0: cuBLASLt into the scratch, then dropout_add per member; the product is
+// rounded to bf16 there before the mask, hence 5e-3).
+void check_dx_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
+  const std::string tag = tag_of(s);
+  const int64_t N = s.n * s.r;
+  const std::vector<float> dx0 = hashed_uniform(size_t(s.T * s.in), rng());
+  Both du(cpu, gpu, s.dt, {s.T, N}, random_uniform(size_t(s.T * N), rng, -0.5f, 0.5f)),
+      A(cpu, gpu, s.dt, {N, s.in}, random_uniform(size_t(N * s.in), rng, -0.5f, 0.5f)),
+      dx(cpu, gpu, s.dt, {s.T, s.in}, dx0), scratch(cpu, gpu, s.dt, {s.T, s.in});
+  const std::span<const uint64_t> seeds(kSeeds, size_t(s.n));
+  cpu.lora_dx_dropout(du.c.t, A.c.t, s.p, seeds, dx.c.t, scratch.c.t);
+  gpu.lora_dx_dropout(du.g.t, A.g.t, s.p, seeds, dx.g.t, scratch.g.t);
+  const std::vector<float> got = read_gpu_result(dx.g, "lora_dx_dropout " + tag);
+  expect_close(got, dx.c.get(), tolerance(s.dt), "lora_dx_dropout vs CPU " + tag);
+  OpsTensor ref(gpu, s.dt, {s.T, s.in});
+  ref.set(dx0);
+  setenv("QSFT_SKINNY_GEMM", "0", 1);
+  gpu.lora_dx_dropout(du.g.t, A.g.t, s.p, seeds, ref.t, scratch.g.t);
+  unsetenv("QSFT_SKINNY_GEMM");
+  expect_close(got, read_gpu_result(ref, "lora_dx_dropout composed " + tag), s.dt == DType::BF16 ? 5e-3 : 1e-5,
+               "lora_dx_dropout vs GPU gemm+dropout_add " + tag);
+}
+
+TEST(GpuLoraDropout, InputGradientMatchesCpuAndComposition) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(89);
+  const DType B = DType::BF16;
+  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},            // ragged T and columns (one tile)
+                         Shape{515, 896, 16, 1, 0.05f, B},          // one member, T past 8 tiles
+                         Shape{300, 520, 32, 2, 0.3f, B},           // r32 x 2, in not a multiple of 64
+                         Shape{77, 264, 64, 3, 0.5f, B},            // r64 x 3: three full segments
+                         Shape{1, 8, 8, 1, 0.5f, B},                // one token, one column word
+                         Shape{40, 33, 8, 2, 0.05f, B},             // in not a multiple of 8: the composition
+                         Shape{40, 64, 4, 3, 0.05f, B},             // r not a multiple of 8: the composition
+                         Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32: the composition
+    check_dx_shape(*cpu, *gpu, s, rng);
+}
+
 TEST(GpuLoraDropout, GradientMatchesCpuAndDropoutThenGemm) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(83);
@@ -128,6 +169,7 @@ TEST(GpuLoraDropout, Qwen7BShapesMatchCpu) {
                          Shape{4096, 18944, 16, 1, 0.05f, DType::BF16}}) {
     check_shape(*cpu, *gpu, s, rng);
     check_grad_shape(*cpu, *gpu, s, rng);
+    check_dx_shape(*cpu, *gpu, s, rng);
   }
 }
 
