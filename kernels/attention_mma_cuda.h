@@ -42,18 +42,7 @@ constexpr float kLn2 = 0.6931471805599453f;
 template <int D>
 inline constexpr int kLdm = D + 8;
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
+using cuda::smem_u32;  // attn::smem_u32 in the wgmma files
 
 // Two floats as a bf16 pair, lo in the low half (the lower column of a fragment register).
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -110,29 +99,6 @@ __device__ __forceinline__ void cp_async_floats(float* dst, const float* src, in
     const bool ok = r < in_range;
     cp_async4(dst + r, ok ? src + row0 + r : src, ok);
   }
-}
-
-// A fragment of the [16 x 16] block of a row-major tile whose top-left element is at x (row stride ld).
-__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* x, int ld) {
-  const int lane = threadIdx.x & 31;
-  ldmatrix_x4(a, x + (lane & 15) * ld + (lane >> 4) * 8);
-}
-// A fragment of A = X^T [16 x 16] from a row-major X whose top-left element is at x: X rows k0..k0+15 are A's
-// columns (dS [queries x keys] from dS^T stored key-major). Matrix m of the x4 is A's (rows 8 (m % 2), columns
-// 8 (m / 2)) block = X's (rows 8 (m / 2), columns 8 (m % 2)) block, transposed by .trans.
-__device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const bf16* x, int ld) {
-  const int lane = threadIdx.x & 31;
-  ldmatrix_x4_trans(a, x + ((lane & 7) + (lane >> 4) * 8) * ld + ((lane >> 3) & 1) * 8);
-}
-// B fragments of two n8 tiles, B[k][n] = X[n][k], X's top-left at x: X rows n0..n0+15, columns k0..k0+15.
-__device__ __forceinline__ void load_b_rows(uint32_t (&b)[4], const bf16* x, int ld) {
-  const int lane = threadIdx.x & 31;
-  ldmatrix_x4(b, x + ((lane & 7) + ((lane >> 4) << 3)) * ld + ((lane >> 3) & 1) * 8);
-}
-// B fragments of two n8 tiles, B[k][n] = X[k][n], X's top-left at x: X rows k0..k0+15, columns n0..n0+15.
-__device__ __forceinline__ void load_b_cols(uint32_t (&b)[4], const bf16* x, int ld) {
-  const int lane = threadIdx.x & 31;
-  ldmatrix_x4_trans(b, x + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 8);
 }
 
 // A fragment of k-step kk from fp32 accumulators c[n8 tile][4] holding a [16 x 8 NT] row block (see above).

@@ -1,6 +1,6 @@
 // C += alpha U op(W) for a small K, and the LoRA input gradient through dropout masks (kernels/skinny_gemm_cuda.h).
-// A block of 4 warps owns a [64, 64] tile of C. Its 4 x 128 threads first load their 16-byte words of C (thread x:
-// words x + 128 i, i < 4, of the tile's 512 as row-major 8-column words: coalesced) and keep them as fp32. Then per
+// A block of 4 warps owns a [64, 64] tile of C. Its 128 threads first load their 16-byte words of C (thread x:
+// words x + 128 i, i < 4, of the tile's 512 as row-major 8-column words: coalesced), all four in flight. Then per
 // K segment (<= 64 columns of U, zero-padded to a multiple of 16): U's rows and W's columns of the tile into shared
 // memory, each warp's [16, 64] product by mma.sync m16n8k16 into an fp32 tile in shared memory, and every thread adds
 // its words of that tile (times alpha, or through member j's dropout mask when segment j is a LoRA member) to its
@@ -45,12 +45,13 @@ struct Args {
 // A block's shared memory: the operand tiles of a segment and its fp32 product.
 struct Tiles {
   bf16 su[kBM][kPitch];    // U's rows of the tile, the segment's columns
-  bf16 sw[kBN][kPitch];    // sw[n][k] = op(W)[k0 + k, n0 + n]
+  bf16 sw[kBN][kPitch];    // op(W)[k0 + k, n0 + n] at sw[n][k] (W [N, K]) or at sw[k][n] (W [K, N]; kSegK == kBN)
   float sp[kBM][kPPitch];  // the segment's product
 };
+static_assert(kSegK == kBN, "sw holds the segment as [n][k] or as [k][n]");
 
-// Segment s's operands into shared memory: su[m][k] = U[m0 + m, k0 + k], sw[n][k] = op(W)[k0 + k, n0 + n] for
-// k < kw, zeros for kw <= k < kpad and for rows past M or columns past N (zero terms add nothing).
+// Segment s's operands into shared memory as 16-byte words in their own layouts: su[m][k] = U[m0 + m, k0 + k], sw
+// as Tiles says, for k < kw; zeros for kw <= k < kpad and past M or N (zero terms add nothing).
 template <bool kWRows>
 __device__ __forceinline__ void stage_segment(const Args& a, int64_t m0, int64_t n0, int64_t k0, int kw, int kpad,
                                               bf16 (&su)[kBM][kPitch], bf16 (&sw)[kBN][kPitch]) {
@@ -69,20 +70,19 @@ __device__ __forceinline__ void stage_segment(const Args& a, int64_t m0, int64_t
       *reinterpret_cast<uint4*>(&sw[row][col]) =
           n < a.N && col < kw ? *reinterpret_cast<const uint4*>(a.w + n * a.ldw + k0 + col) : zero;
     }
-  } else {  // W [K, N]: 8 columns of its row k, transposed into sw[n..n+8][k] (N % 8 == 0: a word is all in or out)
+  } else {  // W [K, N]: its row k0 + k is sw's row k (N % 8 == 0: a word is all in or all out)
     for (int v = threadIdx.x; v < kpad * (kBN / 8); v += kBlock) {
-      const int k = v / (kBN / 8), nc = v % (kBN / 8) * 8;
-      const int64_t n = n0 + nc;
-      const uint4 raw = k < kw && n < a.N ? *reinterpret_cast<const uint4*>(a.w + (k0 + k) * a.ldw + n) : zero;
-      const bf16* e = reinterpret_cast<const bf16*>(&raw);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) sw[nc + j][k] = e[j];
+      const int k = v / (kBN / 8), col = v % (kBN / 8) * 8;
+      const int64_t n = n0 + col;
+      *reinterpret_cast<uint4*>(&sw[k][col]) =
+          k < kw && n < a.N ? *reinterpret_cast<const uint4*>(a.w + (k0 + k) * a.ldw + n) : zero;
     }
   }
 }
 
 // Segment s's product U[m0.., k0..) op(W)[k0.., n0..) into t.sp by every thread of the block (its barriers
-// included): each warp's 16 rows by mma.sync m16n8k16 over the 8 n8 tiles, k-steps of 16 up to the padded width.
+// included): each warp's 16 rows by mma.sync m16n8k16 over the 8 n8 tiles, k-steps of 16 up to the padded width,
+// the fragments by ldmatrix (kernels/mma_cuda.h: W [N, K] as load_b_rows, W [K, N] as load_b_cols).
 template <bool kWRows>
 __device__ __forceinline__ void segment_product(const Args& a, int64_t m0, int64_t n0, int s, Tiles& t) {
   const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, tig = threadIdx.x % 4;
@@ -92,17 +92,23 @@ __device__ __forceinline__ void segment_product(const Args& a, int64_t m0, int64
   stage_segment<kWRows>(a, m0, n0, k0, kw, kpad, t.su, t.sw);
   __syncthreads();
   float acc[kBN / 8][4] = {};  // the warp's [16, 64]: n8 tile i
-  const int row = warp * 16 + g;
 #pragma unroll
   for (int kk = 0; kk < kSegK; kk += 16) {
     if (kk >= kpad) break;
-    const int col = kk + 2 * tig;
-    const uint32_t af[4] = {word_at(&t.su[row][col]), word_at(&t.su[row + 8][col]), word_at(&t.su[row][col + 8]),
-                            word_at(&t.su[row + 8][col + 8])};
+    uint32_t af[4];
+    load_a(af, &t.su[warp * 16][kk], kPitch);
 #pragma unroll
-    for (int i = 0; i < kBN / 8; ++i)
-      mma_16816(acc[i], af, word_at(&t.sw[8 * i + g][col]), word_at(&t.sw[8 * i + g][col + 8]));
+    for (int i = 0; i < kBN / 8; i += 2) {  // n8 tiles i and i + 1
+      uint32_t b[4];
+      if constexpr (kWRows)
+        load_b_rows(b, &t.sw[8 * i][kk], kPitch);
+      else
+        load_b_cols(b, &t.sw[kk][8 * i], kPitch);
+      mma_16816(acc[i], af, b[0], b[1]);
+      mma_16816(acc[i + 1], af, b[2], b[3]);
+    }
   }
+  const int row = warp * 16 + g;
   // c0, c1: row g, columns 8 i + 2 tig and + 1; c2, c3: row g + 8
 #pragma unroll
   for (int i = 0; i < kBN / 8; ++i) {
@@ -121,8 +127,8 @@ __device__ __forceinline__ uint64_t seed_of(const Args& a, int s) {
   return seed;
 }
 
-// 5 blocks of 128 threads an SM (at most 96 registers: no spill in y += s u B^T, 16 bytes with W as [K, N]); the
-// masked form 4 (its hashes: at 96 registers ptxas spilled 28 bytes on sm_90, 124 on sm_80).
+// 5 blocks of 128 threads an SM (at most 96 registers; ptxas spills 8 bytes); the masked form 4 (its hashes: at 96
+// registers ptxas spilled 28 bytes on sm_90, 124 on sm_80; none at 128).
 template <bool kMasked>
 constexpr int kMinBlocks = kMasked ? 4 : 5;
 template <bool kWRows, bool kMasked>
