@@ -274,7 +274,9 @@ void bench_lora_accumulate(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
          [&] { ops.gemm(Mat::of(u.t), false, Mat::of(Bm.t), true, Mat::of(y.t), 2.0f, 1.0f); });
   }
   const uint64_t seeds[3] = {21, 22, 23};
-  for (const auto& [in, n] : {std::pair<int64_t, int>{3584, 3}, std::pair<int64_t, int>{18944, 1}}) {
+  for (const auto& shape : {std::pair<int64_t, int>{3584, 3}, std::pair<int64_t, int>{18944, 1}}) {
+    const int64_t in = shape.first;  // named copies: a lambda may not capture a structured binding before C++20
+    const int n = shape.second;
     Buf du(ops, B, {T, n * r}, rng), A(ops, B, {n * r, in}, rng), dx(ops, B, {T, in}, rng), g(ops, B, {T, in}, rng);
     both("lora dx dropout in " + std::to_string(in) + " n " + std::to_string(n), 4.0 * double(T * in), [&] {
       ops.lora_dx_dropout(du.t, A.t, 0.05f, {seeds, size_t(n)}, dx.t, g.t);
