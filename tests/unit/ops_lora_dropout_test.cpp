@@ -1,7 +1,7 @@
 // Ops::lora_a_dropout on the CPU reference: bit for bit each member's dropout op then its GEMM (so the LoRA
 // backward, which rebuilds the masks with dropout and the member's seed, sees the forward's masks), on random
 // shapes with 1 to 3 members, odd T and in, p 0 / 0.05 / 0.5, u a column slice of a wider buffer; the backward's
-// lora_da_dropout likewise; and their checks.
+// lora_da_dropout and lora_dx_dropout likewise; and their checks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -71,6 +71,32 @@ TEST(OpsLoraDropout, GradientEqualsDropoutThenGemmPerMember) {
   }
 }
 
+// The backward's input gradient: dx += sum_j dropout_j(du_j A_j), bit for bit each member's GEMM then dropout_add
+// (the mask of dropout_j(x) at x's index, so d dropout_j(x) / dx); dx accumulated onto random values.
+TEST(OpsLoraDropout, InputGradientEqualsGemmThenDropoutAddPerMember) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(71);
+  for (const LoraDropoutCase& c :
+       {LoraDropoutCase{13, 40, 4, 3, 0.05f}, {1, 8, 2, 1, 0.5f}, {37, 24, 16, 2, 0.3f}, {70, 33, 3, 3, 0.5f}}) {
+    SCOPED_TRACE("T " + std::to_string(c.T) + ", in " + std::to_string(c.in) + ", r " + std::to_string(c.r) +
+                 ", members " + std::to_string(c.n) + ", p " + std::to_string(c.p));
+    const int64_t N = c.n * c.r;
+    F32 du({c.T, N}), A({N, c.in}), dx({c.T, c.in}), want({c.T, c.in}), scratch({c.T, c.in}), g({c.T, c.in});
+    du.set(random_uniform(du.size(), rng));
+    A.set(random_uniform(A.size(), rng));
+    dx.set(random_uniform(dx.size(), rng));  // accumulated into
+    want.set(dx.values());
+    const uint64_t seeds[3] = {uint64_t(rng()) << 32 | rng(), uint64_t(rng()), 11};
+    ops->lora_dx_dropout(du.t, A.t, c.p, {seeds, size_t(c.n)}, dx.t, scratch.t);
+    for (int j = 0; j < c.n; ++j) {
+      ops->gemm(Mat::of(du.t.cols(j * c.r, (j + 1) * c.r)), false, Mat::of(A.t.rows(j * c.r, (j + 1) * c.r)), false,
+                Mat::of(g.t), 1.0f, 0.0f);
+      ops->dropout_add(want.t, g.t, c.p, seeds[j]);
+    }
+    EXPECT_EQ(dx.values(), want.values());
+  }
+}
+
 TEST(OpsLoraDropout, RefusesBadArguments) {
   auto ops = make_cpu_ops();
   F32 x({5, 16}), A({6, 16}), u({5, 6}), scratch({5, 16}), small({5, 15});
@@ -93,6 +119,17 @@ TEST(OpsLoraDropout, RefusesBadArguments) {
   EXPECT_THROW(ops->lora_da_dropout(u5.t, x.t, 0.1f, {seeds, 2}, dA.t, scratch.t), std::logic_error);  // du cols
   ops->lora_da_dropout(u.t, x.t, 0.1f, {seeds, 3}, dA.t, scratch.t);
   EXPECT_FALSE(std::isnan(dA[0]));
+  F32 dx({5, 16}), dx15({5, 15});
+  dx.set(std::vector<float>(dx.size(), 0.0f));
+  EXPECT_THROW(ops->lora_dx_dropout(u.t, A.t, 0.1f, {seeds, 4}, dx.t, scratch.t), std::logic_error);    // > 3
+  EXPECT_THROW(ops->lora_dx_dropout(u5.t, A.t, 0.1f, {seeds, 2}, dx.t, scratch.t), std::logic_error);   // du cols
+  EXPECT_THROW(ops->lora_dx_dropout(u.t, A5.t, 0.1f, {seeds, 2}, dx.t, scratch.t), std::logic_error);   // 5 rows
+  EXPECT_THROW(ops->lora_dx_dropout(u.t, A.t, 0.1f, {seeds, 2}, dx15.t, scratch.t), std::logic_error);  // A's in
+  EXPECT_THROW(ops->lora_dx_dropout(u.t, A.t, 0.1f, {seeds, 2}, dx.t, small.t), std::logic_error);      // scratch
+  EXPECT_THROW(ops->lora_dx_dropout(u.t, A.t, 0.1f, {seeds, 2}, dx.t, dx.t), std::logic_error);         // scratch is dx
+  EXPECT_THROW(ops->lora_dx_dropout(u.t, A.t, 1.0f, {seeds, 2}, dx.t, scratch.t), std::logic_error);    // p
+  ops->lora_dx_dropout(u.t, A.t, 0.1f, {seeds, 3}, dx.t, scratch.t);
+  EXPECT_FALSE(std::isnan(dx[0]));
 }
 
 }  // namespace
