@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <stdexcept>
 
 #include "tests/unit/ops_test_util.h"
@@ -18,13 +19,17 @@ struct LoraDropoutCase {
   float p;
 };
 
+std::string describe(const LoraDropoutCase& c) {
+  return "T " + std::to_string(c.T) + ", in " + std::to_string(c.in) + ", r " + std::to_string(c.r) + ", members " +
+         std::to_string(c.n) + ", p " + std::to_string(c.p);
+}
+
 TEST(OpsLoraDropout, EqualsDropoutThenGemmPerMember) {
   auto ops = make_cpu_ops();
   std::mt19937 rng(61);
   for (const LoraDropoutCase& c : {LoraDropoutCase{13, 40, 4, 3, 0.05f}, {1, 8, 2, 1, 0.5f}, {37, 24, 8, 2, 0.0f},
                                    {7, 33, 3, 3, 0.5f}, {64, 72, 16, 2, 0.05f}, {300, 16, 8, 1, 0.05f}}) {
-    SCOPED_TRACE("T " + std::to_string(c.T) + ", in " + std::to_string(c.in) + ", r " + std::to_string(c.r) +
-                 ", members " + std::to_string(c.n) + ", p " + std::to_string(c.p));
+    SCOPED_TRACE(describe(c));
     const int64_t N = c.n * c.r;
     F32 x({c.T, c.in}), A({N, c.in}), u_buf({c.T, N + 3}), scratch({c.T, c.in}), want({c.T, N}), xd({c.T, c.in});
     x.set(random_uniform(x.size(), rng));
@@ -52,8 +57,7 @@ TEST(OpsLoraDropout, GradientEqualsDropoutThenGemmPerMember) {
   std::mt19937 rng(67);
   for (const LoraDropoutCase& c : {LoraDropoutCase{13, 40, 4, 3, 0.05f}, {1, 8, 2, 1, 0.5f}, {37, 24, 16, 2, 0.0f},
                                    {70, 33, 3, 3, 0.5f}}) {
-    SCOPED_TRACE("T " + std::to_string(c.T) + ", in " + std::to_string(c.in) + ", r " + std::to_string(c.r) +
-                 ", members " + std::to_string(c.n) + ", p " + std::to_string(c.p));
+    SCOPED_TRACE(describe(c));
     const int64_t N = c.n * c.r;
     F32 x({c.T, c.in}), du({c.T, N}), dA({N, c.in}), want({N, c.in}), scratch({c.T, c.in}), xd({c.T, c.in});
     x.set(random_uniform(x.size(), rng));
@@ -78,8 +82,7 @@ TEST(OpsLoraDropout, InputGradientEqualsGemmThenDropoutAddPerMember) {
   std::mt19937 rng(71);
   for (const LoraDropoutCase& c :
        {LoraDropoutCase{13, 40, 4, 3, 0.05f}, {1, 8, 2, 1, 0.5f}, {37, 24, 16, 2, 0.3f}, {70, 33, 3, 3, 0.5f}}) {
-    SCOPED_TRACE("T " + std::to_string(c.T) + ", in " + std::to_string(c.in) + ", r " + std::to_string(c.r) +
-                 ", members " + std::to_string(c.n) + ", p " + std::to_string(c.p));
+    SCOPED_TRACE(describe(c));
     const int64_t N = c.n * c.r;
     F32 du({c.T, N}), A({N, c.in}), dx({c.T, c.in}), want({c.T, c.in}), scratch({c.T, c.in}), g({c.T, c.in});
     du.set(random_uniform(du.size(), rng));
