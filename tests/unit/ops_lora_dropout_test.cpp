@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <string>
 #include <stdexcept>
+#include <string>
 
 #include "tests/unit/ops_test_util.h"
 
