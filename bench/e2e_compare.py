@@ -98,6 +98,33 @@ def profile_shares(stderr):
     return shares, total
 
 
+def profile_gemm_shapes(stderr):
+    """The GEMM shape rows after the QSFT_PROFILE family table, longest first: [{op, M, N, K, calls, ms, share,
+    tflops, gbs}] (the op's name may hold spaces: the 8 numbers are the row's last fields; a dimension that is the
+    micro-batch's token count is "T")."""
+    rows, table = [], False
+    for line in stderr.splitlines():
+        if line.startswith("GEMM shapes by time"):
+            table, rows = True, []
+        elif table and line.startswith("op "):
+            continue
+        elif table:
+            parts = line.rsplit(None, 8)
+            if len(parts) != 9:
+                table = False
+                continue
+            try:
+                M, N, K = (v if v == "T" else int(v) for v in parts[1:4])
+                calls = int(parts[4])
+                ms, share, tflops, gbs = float(parts[5]), float(parts[6].rstrip("%")), float(parts[7]), float(parts[8])
+            except ValueError:
+                table = False
+                continue
+            rows.append({"op": parts[0].strip(), "M": M, "N": N, "K": K, "calls": calls, "ms": ms, "share": share,
+                         "tflops": tflops, "gbs": gbs})
+    return rows
+
+
 def fmt_mem(gib):
     return "n/a" if gib is None else "%.1f GiB" % gib
 
@@ -146,6 +173,7 @@ def run_ours(a, model_dir, work):
     if p.returncode != 0:
         sys.exit("qwen-sft train failed (%d)" % p.returncode)
     a.result["ours_profile_share"], ops_ms = profile_shares(p.stderr)
+    a.result["ours_gemm_shapes"] = profile_gemm_shapes(p.stderr)[:8]
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl")) if '"tokens_per_second"' in l]
     # tokens_per_second is cumulative since the start of the run: elapsed_k = num_tokens_k / tok_s_k
     pts = [(r["num_tokens"], r["num_tokens"] / r["tokens_per_second"]) for r in rows if r.get("tokens_per_second")]

@@ -158,30 +158,27 @@ const char* weight_format_name(WeightFormat f) {
   return "?";
 }
 
-const char* op_family_name(OpFamily f) {
-  static const char* const names[kNumOpFamilies] = {"linear (frozen)", "gemm (LoRA)", "attention", "rope",
-                                                    "rmsnorm",         "swiglu",      "embedding", "lm_head+CE",
-                                                    "elementwise",     "dropout (LoRA)", "optimizer",
-                                                    "copy/zero"};
-  return names[size_t(f)];
-}
-
-// Brackets one public op with the backend's profiling hooks (nothing when not profiling).
+// Brackets one public op (its family's slot) or the GEMM work inside it (its shape's slot) with the backend's
+// profiling hooks (nothing when not profiling).
 class Ops::Scope {
  public:
-  Scope(Ops& ops, OpFamily f) : ops_(ops.profiling_ ? &ops : nullptr), f_(f) {
-    if (ops_) {
-      ++ops_->calls_[size_t(f)];
-      ops_->profile_begin(f);
-    }
+  Scope(Ops& ops, OpFamily f) : ops_(ops.profiling_ ? &ops : nullptr) {
+    if (ops_) begin(ops_->profile_.family_slot(f));
+  }
+  Scope(Ops& ops, const GemmWork& w) : ops_(ops.profiling_ ? &ops : nullptr) {
+    if (ops_) begin(ops_->profile_.shape_slot(w));
   }
   ~Scope() {
-    if (ops_) ops_->profile_end(f_);
+    if (ops_) ops_->profile_end(slot_);
   }
 
  private:
+  void begin(int slot) {
+    slot_ = slot;
+    ops_->profile_begin(slot);
+  }
   Ops* ops_;
-  OpFamily f_;
+  int slot_ = 0;
 };
 
 Ops::Ops() {
@@ -199,31 +196,24 @@ bool Ops::replay(Graph&) { return false; }
 static double host_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-void Ops::profile_begin(OpFamily) { started_ = host_ms(); }
-void Ops::profile_end(OpFamily f) { host_ms_[size_t(f)] += host_ms() - started_; }
-void Ops::profile_collect(double (&ms)[kNumOpFamilies]) {
-  for (int i = 0; i < kNumOpFamilies; ++i) ms[i] = host_ms_[i];
+void Ops::profile_begin(int slot) { host_open_.emplace_back(slot, host_ms()); }
+void Ops::profile_end(int slot) {
+  if (host_open_.empty() || host_open_.back().first != slot) return;  // unmatched (an op threw): dropped
+  if (size_t(slot) >= host_ms_.size()) host_ms_.resize(size_t(slot) + 1, 0.0);
+  host_ms_[size_t(slot)] += host_ms() - host_open_.back().second;
+  host_open_.pop_back();
 }
+void Ops::profile_collect(std::vector<double>& ms) { ms = host_ms_; }
 void Ops::profile_reset() {
-  profile_collect(baseline_ms_);
-  for (int64_t& c : calls_) c = 0;
+  std::vector<double> ms;
+  profile_collect(ms);
+  profile_.reset(ms);
 }
 
 std::string Ops::profile_report() {
-  double ms[kNumOpFamilies], total = 0;
+  std::vector<double> ms;
   profile_collect(ms);
-  for (int i = 0; i < kNumOpFamilies; ++i) total += ms[i] -= baseline_ms_[i];
-  std::string out = "op family            calls      ms   share\n";
-  for (int i = 0; i < kNumOpFamilies; ++i) {
-    if (!calls_[i]) continue;
-    char line[96];
-    std::snprintf(line, sizeof line, "%-18s %7lld %9.1f %6.1f%%\n", op_family_name(OpFamily(i)), (long long)calls_[i],
-                  ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0);
-    out += line;
-  }
-  char line[64];
-  std::snprintf(line, sizeof line, "%-18s %7s %9.1f\n", "total (in ops)", "", total);
-  return out + line;
+  return profile_.report(ms);
 }
 
 // ---- memory ----
@@ -263,6 +253,17 @@ void Ops::cast(const Tensor& src, Tensor& dst) {
 
 // ---- GEMM and frozen Linear layers ----
 
+// For the profile's GEMM shapes: "gemm" with op(A)'s and op(B)'s forms (N or T), "+=" when C is accumulated.
+static const char* gemm_op_name(bool transA, bool transB, bool accumulate) {
+  static const char* const names[8] = {"gemm NN",    "gemm NT",    "gemm TN",    "gemm TT",
+                                       "gemm NN +=", "gemm NT +=", "gemm TN +=", "gemm TT +="};
+  return names[int(transA) * 2 + int(transB) + 4 * int(accumulate)];
+}
+static double mat_bytes(const Mat& m) { return double(m.rows) * double(m.cols) * double(dtype_size(m.dtype)); }
+static double rows_bytes(int64_t rows, int64_t cols, DType dt) {
+  return double(rows) * double(cols) * double(dtype_size(dt));
+}
+
 void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                const Tensor* bias) {
   Scope s(*this, OpFamily::gemm);
@@ -274,6 +275,8 @@ void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& 
   QSFT_CHECK(K == K_b && C.rows == M && C.cols == N,
              "gemm shapes: op(A) " + dims(M, K) + ", op(B) " + dims(K_b, N) + ", C " + dims(C.rows, C.cols));
   if (bias) Expect{device()}.vector(*bias, C.dtype, N, "gemm bias");
+  Scope shape(*this, GemmWork{gemm_op_name(transA, transB, beta != 0.0f), M, N, K,
+                              mat_bytes(A) + mat_bytes(B) + mat_bytes(C) * (beta != 0.0f ? 2 : 1)});
   gemm_impl(A, transA, B, transB, C, alpha, beta, bias, {M, N, K}, nullptr);
 }
 
@@ -286,6 +289,9 @@ void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor
   e.matrix(y, W.dtype(), T, W.out(), "linear y", true);
   if (!W.bias.empty()) e.vector(W.bias, W.dtype(), W.out(), "linear bias");
   if (residual) e.matrix(*residual, W.dtype(), T, W.out(), "linear residual", true);
+  const double y_bytes = rows_bytes(T, W.out(), W.dtype());
+  Scope shape(*this, GemmWork{residual ? "linear +residual" : "linear", T, W.out(), W.in(),
+                              rows_bytes(T, W.in(), W.dtype()) + double(W.w.nbytes()) + y_bytes * (residual ? 2 : 1)});
   linear_impl(x, W, y, residual);
 }
 
@@ -296,6 +302,10 @@ void Ops::linear_dgrad(const Tensor& dy, const LinearWeight& W, Tensor& dx, bool
   const int64_t T = dy.ndim ? dy.dim(0) : 0;
   e.matrix(dy, W.dtype(), T, W.out(), "linear dy", true);
   e.matrix(dx, W.dtype(), T, W.in(), "linear dx", true);
+  const double dx_bytes = rows_bytes(T, W.in(), W.dtype());
+  Scope shape(*this,
+              GemmWork{accumulate ? "linear_dgrad +=" : "linear_dgrad", T, W.in(), W.out(),
+                       rows_bytes(T, W.out(), W.dtype()) + double(W.w.nbytes()) + dx_bytes * (accumulate ? 2 : 1)});
   linear_dgrad_impl(dy, W, dx, accumulate);
 }
 
@@ -382,6 +392,9 @@ void Ops::linear_wgrad(const Tensor& dy, const Tensor& x, const LinearWeight& dW
   e.matrix(dy, dy.dtype, T, dW.out(), "linear_wgrad dy", true);
   e.matrix(x, dy.dtype, T, dW.in(), "linear_wgrad x", true);
   if (!dW.bias.empty()) e.vector(dW.bias, DType::F32, dW.out(), "linear dbias");
+  Scope shape(*this, GemmWork{"linear_wgrad +=", dW.out(), dW.in(), T,
+                              rows_bytes(T, dW.out(), dy.dtype) + rows_bytes(T, dW.in(), dy.dtype) +
+                                  2 * rows_bytes(dW.out(), dW.in(), DType::F32)});
   linear_wgrad_impl(dy, x, dW);
 }
 
@@ -647,6 +660,8 @@ void Ops::lora_a_dropout(const Tensor& x, const Tensor& A, float p, std::span<co
   const auto [T, in] = check_lora_dropout(e, x, A.dim(0), seeds, p, scratch, "lora_a_dropout");
   e.matrix(A, x.dtype, A.dim(0), in, "lora_a_dropout A");
   e.matrix(u, x.dtype, T, A.dim(0), "lora_a_dropout u", true);
+  Scope shape(*this, GemmWork{"lora_a_dropout", T, A.dim(0), in,
+                              rows_bytes(T, in, x.dtype) + double(A.nbytes()) + rows_bytes(T, A.dim(0), u.dtype)});
   lora_a_dropout_impl(x, A, p, seeds, u, scratch, {T, A.dim(0), in});
 }
 
@@ -658,6 +673,9 @@ void Ops::lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<
   const auto [T, in] = check_lora_dropout(e, x, dA.dim(0), seeds, p, scratch, "lora_da_dropout");
   e.matrix(dA, DType::F32, dA.dim(0), in, "lora_da_dropout dA");
   e.matrix(du, x.dtype, T, dA.dim(0), "lora_da_dropout du");
+  Scope shape(*this,
+              GemmWork{"lora_da_dropout +=", dA.dim(0), in, T,
+                       rows_bytes(T, dA.dim(0), du.dtype) + rows_bytes(T, in, x.dtype) + 2 * double(dA.nbytes())});
   lora_da_dropout_impl(du, x, p, seeds, dA, scratch, {dA.dim(0), in, T});
 }
 
@@ -671,6 +689,9 @@ void Ops::lora_dx_dropout(const Tensor& du, const Tensor& A, float p, std::span<
   e.matrix(du, dx.dtype, T, A.dim(0), "lora_dx_dropout du");
   for (const Tensor* t : {&du, &A, static_cast<const Tensor*>(&scratch)})
     QSFT_CHECK(t->data != dx.data, "lora_dx_dropout: dx must be distinct from du, A and the scratch");
+  Scope shape(*this,
+              GemmWork{"lora_dx_dropout +=", T, in, A.dim(0),
+                       rows_bytes(T, A.dim(0), du.dtype) + double(A.nbytes()) + 2 * rows_bytes(T, in, dx.dtype)});
   lora_dx_dropout_impl(du, A, p, seeds, dx, scratch, {T, in, A.dim(0)});
 }
 

@@ -16,8 +16,11 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "engine/base/tensor.h"
+#include "engine/op_profile.h"
 #include "kernels/adamw.h"
 #include "kernels/adamw8bit.h"
 #include "kernels/attention.h"
@@ -117,24 +120,6 @@ struct AdamW8bitMoments {
 // device's kernels read it in place over PCIe). The cpu backend's device memory is the host's: both kinds are the
 // same memory there, only accounted apart.
 enum class MemoryKind : uint8_t { device, host_mapped };
-
-// The op families a step's time is split into under QSFT_PROFILE=1 (Ops::profile_report).
-enum class OpFamily : uint8_t {
-  linear,
-  gemm,
-  attention,
-  rope,
-  norm,
-  swiglu,
-  embedding,
-  lm_head_ce,
-  elementwise,
-  dropout,  // LoRA dropout: dropout and dropout_add, apart from the other elementwise ops
-  optimizer,
-  copy
-};
-constexpr int kNumOpFamilies = 12;
-const char* op_family_name(OpFamily f);
 
 class Ops {
  public:
@@ -318,11 +303,16 @@ class Ops {
   // recorded. Then run the ops eagerly and record them again.
   virtual bool replay(Graph& g);
 
-  // ---- profile (QSFT_PROFILE=1 in the environment: time per op family, CUDA events on the GPU) ----
+  // ---- profile (QSFT_PROFILE=1 in the environment: time per op family and GEMM shape, engine/op_profile.h) ----
   bool profiling() const { return profiling_; }
-  // The table of time per op family since the start or the last profile_reset (e.g. after a warm-up step).
+  // The tables of time per op family and per GEMM shape since the start or the last profile_reset (e.g. after a
+  // warm-up step).
   std::string profile_report();
   void profile_reset();
+  // The tokens of the micro-batch the next ops compute on: the GEMM shape table shows that dimension as T.
+  void profile_tokens(int64_t T) {
+    if (profiling_) profile_.set_tokens(T);
+  }
 
  protected:
   Ops();
@@ -402,15 +392,16 @@ class Ops {
   void note_alloc(const void* p, size_t bytes, MemoryKind kind = MemoryKind::device);
   MemoryKind note_free(const void* p);
 
-  // Profiling hooks around every op (only called while profiling): a backend times the span between them (the CPU
-  // with a host clock, the GPU with events on its stream) and adds it to the family's total.
-  virtual void profile_begin(OpFamily f);
-  virtual void profile_end(OpFamily f);
-  // Milliseconds per family so far (the GPU waits for its events here).
-  virtual void profile_collect(double (&ms)[kNumOpFamilies]);
+  // Profiling hooks around every op, and again around a GEMM-like op's work inside it (only called while
+  // profiling; spans nest, ended in the reverse order): a backend times the span between them (the CPU with a host
+  // clock, the GPU with events on its stream) and adds it to the slot's total (OpProfile's slots).
+  virtual void profile_begin(int slot);
+  virtual void profile_end(int slot);
+  // Milliseconds per slot so far, for every slot begun (the GPU waits for its events here).
+  virtual void profile_collect(std::vector<double>& ms);
 
  private:
-  class Scope;  // begin/end around one public op
+  class Scope;  // begin/end around one public op (its family) or its GEMM work (its shape)
   // Rows of W per GEMM: all of a dense W.
   int64_t chunk_rows(const LinearWeight& W) const;
   // Rows [row0, row1) of W as a dense matrix: a view of a dense W, or dequantized into the weight scratch.
@@ -422,10 +413,9 @@ class Ops {
   std::unordered_map<const void*, Allocation> allocations_;  // alloc_bytes / alloc_host_mapped not yet freed
   size_t allocated_bytes_[2] = {};                           // their sums by MemoryKind
   bool profiling_ = false;
-  double host_ms_[kNumOpFamilies] = {};      // the default (host clock) timings
-  double baseline_ms_[kNumOpFamilies] = {};  // totals at the last profile_reset
-  int64_t calls_[kNumOpFamilies] = {};
-  double started_ = 0;
+  OpProfile profile_;
+  std::vector<double> host_ms_;                    // the default (host clock) timings per slot
+  std::vector<std::pair<int, double>> host_open_;  // begun spans: (slot, start ms)
 };
 
 // Device memory the cuda backend takes beyond the model's arenas (its cuBLASLt workspace).

@@ -50,7 +50,7 @@ class CudaOps final : public Ops {
         reduce_scratch_(stream_),
         emb_scratch_(stream_),
         weight_scratch_(stream_) {
-    if (profiling()) timer_ = std::make_unique<cuda::FamilyTimer>(stream_, kNumOpFamilies);
+    if (profiling()) timer_ = std::make_unique<cuda::SpanTimer>(stream_);
   }
   ~CudaOps() override {
     timer_.reset();
@@ -301,9 +301,9 @@ class CudaOps final : public Ops {
     return true;
   }
 
-  void profile_begin(OpFamily f) override { timer_->begin(int(f)); }
-  void profile_end(OpFamily f) override { timer_->end(int(f)); }
-  void profile_collect(double (&ms)[kNumOpFamilies]) override { timer_->collect(ms); }
+  void profile_begin(int slot) override { timer_->begin(slot); }
+  void profile_end(int slot) override { timer_->end(slot); }
+  void profile_collect(std::vector<double>& ms) override { ms = timer_->collect(); }
 
  private:
   // A recorded graph and the scratch_epoch() it was recorded at: its launches point into the scratch buffers.
@@ -348,7 +348,7 @@ class CudaOps final : public Ops {
 
   void* stream_;
   std::unique_ptr<cuda::GemmRunner> gemm_;
-  std::unique_ptr<cuda::FamilyTimer> timer_;  // only while profiling
+  std::unique_ptr<cuda::SpanTimer> timer_;  // only while profiling
   cuda::ScratchBuffer ce_scratch_, attn_scratch_, reduce_scratch_, emb_scratch_;
   cuda::ScratchBuffer weight_scratch_;  // one dequantized 4-bit weight (the largest: planned, engine/train/plan.cpp)
 };

@@ -6,9 +6,9 @@
 
 namespace qsft::cuda {
 
-struct FamilyTimer::Impl {
+struct SpanTimer::Impl {
   cudaStream_t stream;
-  std::vector<double> totals;                     // [num_slots] ms of collected pairs
+  std::vector<double> totals;                     // ms of collected pairs, per slot (grown as slots appear)
   std::vector<cudaEvent_t> free;                  // recycled events
   std::vector<std::pair<int, cudaEvent_t>> open;  // begun, not ended: (slot, start)
   struct Pair {
@@ -27,12 +27,13 @@ struct FamilyTimer::Impl {
     free.pop_back();
     return e;
   }
-  void drain(double* ms) {  // reads every recorded pair (in record order) and recycles its events
+  void drain() {  // reads every recorded pair (in record order) and recycles its events
     for (const Pair& p : done) {
       QSFT_CUDA_CHECK(cudaEventSynchronize(p.end));
       float t = 0;
       QSFT_CUDA_CHECK(cudaEventElapsedTime(&t, p.start, p.end));
-      ms[p.slot] += t;
+      if (size_t(p.slot) >= totals.size()) totals.resize(size_t(p.slot) + 1, 0.0);
+      totals[size_t(p.slot)] += t;
       free.push_back(p.start);
       free.push_back(p.end);
     }
@@ -40,37 +41,34 @@ struct FamilyTimer::Impl {
   }
 };
 
-FamilyTimer::FamilyTimer(void* stream, int num_slots) : impl_(std::make_unique<Impl>()) {
-  impl_->stream = as_stream(stream);
-  impl_->totals.assign(size_t(num_slots), 0.0);
-}
+SpanTimer::SpanTimer(void* stream) : impl_(std::make_unique<Impl>()) { impl_->stream = as_stream(stream); }
 
-FamilyTimer::~FamilyTimer() {
+SpanTimer::~SpanTimer() {
   // No throwing from a destructor: after a sticky CUDA error these calls fail and are ignored.
   for (auto& p : impl_->done) cudaEventDestroy(p.start), cudaEventDestroy(p.end);
   for (auto& o : impl_->open) cudaEventDestroy(o.second);
   for (cudaEvent_t e : impl_->free) cudaEventDestroy(e);
 }
 
-void FamilyTimer::begin(int slot) {
+void SpanTimer::begin(int slot) {
   cudaEvent_t e = impl_->take();
   QSFT_CUDA_CHECK(cudaEventRecord(e, impl_->stream));
   impl_->open.push_back({slot, e});
 }
 
-void FamilyTimer::end(int slot) {
+void SpanTimer::end(int slot) {
   if (impl_->open.empty() || impl_->open.back().first != slot) return;  // unmatched (an op threw): dropped
   cudaEvent_t start = impl_->open.back().second;
   impl_->open.pop_back();
   cudaEvent_t e = impl_->take();
   QSFT_CUDA_CHECK(cudaEventRecord(e, impl_->stream));
   impl_->done.push_back({slot, start, e});
-  if (impl_->done.size() >= 4096) impl_->drain(impl_->totals.data());  // bounded memory over a long run
+  if (impl_->done.size() >= 4096) impl_->drain();  // bounded memory over a long run
 }
 
-void FamilyTimer::collect(double* ms) {
-  impl_->drain(impl_->totals.data());
-  for (size_t i = 0; i < impl_->totals.size(); ++i) ms[i] = impl_->totals[i];
+std::vector<double> SpanTimer::collect() {
+  impl_->drain();
+  return impl_->totals;
 }
 
 }  // namespace qsft::cuda

@@ -215,6 +215,7 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
 void Qwen2Decoder::forward_to_hidden(uint64_t seed, bool train) {
   const int64_t T = p_.batch.tokens(), L = p_.cfg.num_hidden_layers;
   RunState& st = p_.state;
+  ops_.profile_tokens(T);
   Tensor h0 = st.resid[0].rows(0, T);
   ops_.embedding_fwd(p_.batch.ids(), p_.weights.embed, h0);
   if (train && p_.opts.neftune_alpha > 0) {

@@ -146,8 +146,9 @@ class Trainer {
       result_.stopped_by_signal = signals_.received() ? signals_.received() : SIGTERM;  // another rank's signal
     }
     if (ops_->profiling())
-      std::fprintf(stderr, "QSFT_PROFILE: time per op family over steps %lld..%lld (the first step excluded)\n%s",
-                   (long long)first_step + 2, (long long)st_.global_step, ops_->profile_report().c_str());
+      std::fprintf(
+          stderr, "QSFT_PROFILE: time per op family and GEMM shape over steps %lld..%lld (the first step excluded)\n%s",
+          (long long)first_step + 2, (long long)st_.global_step, ops_->profile_report().c_str());
     result_.steps_this_run = st_.global_step - first_step;
     result_.steps = st_.global_step;
     result_.rank = comm_->rank();

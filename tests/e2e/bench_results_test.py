@@ -24,6 +24,13 @@ def check_profile_and_flops(bin_path, work):
     expect(total_ms is not None and total_ms > 0, "no 'total (in ops)' in the profile:\n" + p.stderr[-2000:])
     expect({"linear (frozen)", "attention", "lm_head+CE", "optimizer"} <= set(shares), "families: %s" % shares)
     expect(abs(sum(shares.values()) - 100) < 1, "the shares do not add up to 100%%: %s" % shares)
+    gemms = e2e_compare.profile_gemm_shapes(p.stderr)
+    ops = {g["op"] for g in gemms}
+    expect(gemms and {"linear", "linear_dgrad"} <= ops, "GEMM shape rows: %s\n%s" % (gemms, p.stderr[-3000:]))
+    expect(all(g["M"] == "T" for g in gemms if g["op"].startswith("linear")), "the token dimension of the linear "
+           "layers is T whatever the batch's count: %s" % gemms)
+    expect(all(g["calls"] > 0 and all(g[d] == "T" or g[d] > 0 for d in "MNK") for g in gemms), "rows: %s" % gemms)
+    expect([g["ms"] for g in gemms] == sorted((g["ms"] for g in gemms), reverse=True), "not longest first: %s" % gemms)
     c = json.load(open(os.path.join(model, "config.json")))
     H, I, L, n, kv = (c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["num_attention_heads"],
                       c["num_key_value_heads"])

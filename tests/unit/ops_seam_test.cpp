@@ -1,9 +1,12 @@
 // The Ops seam itself: frozen Linear layers against a naive loop (bias, residual, column-slice outputs, dgrad),
 // Tensor row-stride views, argument checks made once for every backend (strided views refused where packed memory
-// is needed, dtypes a backend does not compute in), the op-family profile, and ParamLayout's LoRA segments.
+// is needed, dtypes a backend does not compute in), the op-family and GEMM-shape profile, and ParamLayout's LoRA
+// segments.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <sstream>
+#include <string>
 
 #include "engine/base/half.h"
 #include "engine/model/lora.h"
@@ -191,6 +194,53 @@ TEST(OpsProfile, CountsEveryOpFamilyWhenEnabled) {
   ops->profile_reset();
   EXPECT_EQ(ops->profile_report().find("rmsnorm"), std::string::npos) << "reset clears the counts";
   EXPECT_FALSE(make_cpu_ops()->profiling());
+}
+
+// The report's row for `op` with these dims (numbers, or "T"): its calls, or -1 when there is none.
+int64_t shape_row_calls(const std::string& report, const std::string& op, const std::string& M, const std::string& N,
+                        const std::string& K) {
+  std::istringstream lines(report);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(op + " ", 0) != 0) continue;
+    std::istringstream rest(line.substr(op.size()));
+    std::string m, n, k;
+    int64_t calls = 0;
+    if (rest >> m >> n >> k >> calls && m == M && n == N && k == K) return calls;
+  }
+  return -1;
+}
+
+TEST(OpsProfile, ListsGemmShapesByTimeInsideTheirFamilies) {
+  ::setenv("QSFT_PROFILE", "1", 1);
+  auto ops = make_cpu_ops();
+  ::unsetenv("QSFT_PROFILE");
+  std::mt19937 rng(15);
+  const int64_t big = 192, T = 6, in = 16, r = 4;  // shape_row_calls' dims below
+  F32 a({big, big}), b({big, big}), c({big, big}), s({2, 3}), t({3, 2}), st({2, 2});
+  for (F32* m : {&a, &b, &c, &s, &t, &st}) m->set(random_uniform(m->size(), rng));
+  for (int i = 0; i < 2; ++i) ops->gemm(Mat::of(a.t), false, Mat::of(b.t), true, Mat::of(c.t), 1.0f, 1.0f);
+  ops->gemm(Mat::of(s.t), false, Mat::of(t.t), false, Mat::of(st.t), 1.0f, 0.0f);
+  F32 x({T, in}), A({2 * r, in}), u({T, 2 * r}), scratch({T, in});
+  x.set(random_uniform(x.size(), rng));
+  A.set(random_uniform(A.size(), rng));
+  const uint64_t seeds[2] = {5, 6};
+  ops->lora_a_dropout(x.t, A.t, 0.1f, {seeds, 2}, u.t, scratch.t);
+  ops->profile_tokens(T);  // from here a dimension of 6 is the micro-batch's T
+  ops->lora_a_dropout(x.t, A.t, 0.1f, {seeds, 2}, u.t, scratch.t);
+  const std::string report = ops->profile_report();
+  std::printf("%s", report.c_str());
+  EXPECT_NE(report.find("gemm (LoRA)              5"), std::string::npos) << "a shape's span is not a call more";
+  EXPECT_EQ(shape_row_calls(report, "gemm NT +=", "192", "192", "192"), 2) << report;
+  EXPECT_EQ(shape_row_calls(report, "gemm NN", "2", "2", "3"), 1) << report;
+  EXPECT_EQ(shape_row_calls(report, "lora_a_dropout", "6", "8", "16"), 1) << report;
+  EXPECT_EQ(shape_row_calls(report, "lora_a_dropout", "T", "8", "16"), 1) << report;
+  EXPECT_NE(report.find("T: a micro-batch's tokens, 6 on average"), std::string::npos) << report;
+  EXPECT_LT(report.find("gemm NT +="), report.find("gemm NN ")) << "the longest first: " << report;
+  ops->profile_reset();
+  const std::string after = ops->profile_report();
+  EXPECT_EQ(after.find("GEMM shapes"), std::string::npos) << "reset starts a new window: " << after;
+  ops->gemm(Mat::of(s.t), false, Mat::of(t.t), false, Mat::of(st.t), 1.0f, 0.0f);
+  EXPECT_EQ(shape_row_calls(ops->profile_report(), "gemm NN", "2", "2", "3"), 1) << "counted again from the reset";
 }
 
 TEST(ParamLayout, LoraSegmentsArePeftKeysBackToBack) {
