@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The golden fixtures are what transformers + PEFT compute today: `tools/make_fixtures.py --check` regenerates
-tests/data/fixtures into a temporary folder and compares bit for bit. Needs torch, transformers and peft (the
+tests/data/fixtures into a temporary folder and compares: bit for bit but for floats' last bits, which torch's
+kernels may change on another CPU (within 1e-9 of their scale). Needs torch, transformers and peft (the
 versions tools/install-deps.sh --test installs); without them it prints why and exits 77 (skipped)."""
 import os
 import subprocess
