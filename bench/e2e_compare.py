@@ -25,6 +25,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+BIN_TOKENS = 4096  # both sides pack sequences into bins of this many tokens, whole bins per micro-batch
 
 
 class GpuMemoryPeak:
@@ -196,18 +197,29 @@ def run_ours(a, model_dir, work):
 
 
 def run_hf(a, model_dir):
-    cmd = [sys.executable, os.path.join(HERE, "baselines", "hf_peft.py"), "--model", model_dir, "--data",
-           os.path.join(a.kit, "data"), "--steps", str(a.steps), "--micro-batch", str(a.micro_batch_tokens)] + \
-        (["--recompute"] if a.recompute else [])
-    with GpuMemoryPeak() as mem:
-        p = subprocess.run(cmd, capture_output=True, text=True)
-    print(p.stdout[-6000:] + p.stderr[-4000:])
+    """The baseline's run. Out of GPU memory at --micro-batch-tokens, it runs again at half as many (whole bins, down
+    to one), as its user would: the tokens/s it reaches, at the micro-batch it fits (hf_micro_batch_tokens)."""
+    micro_batch = a.micro_batch_tokens
+    while True:
+        cmd = [sys.executable, os.path.join(HERE, "baselines", "hf_peft.py"), "--model", model_dir, "--data",
+               os.path.join(a.kit, "data"), "--steps", str(a.steps), "--micro-batch", str(micro_batch)] + \
+            (["--recompute"] if a.recompute else [])
+        with GpuMemoryPeak() as mem:
+            p = subprocess.run(cmd, capture_output=True, text=True)
+        print(p.stdout[-6000:] + p.stderr[-4000:])
+        oom = p.returncode not in (0, 77) and "out of memory" in (p.stdout + p.stderr).lower()
+        if not oom or micro_batch <= BIN_TOKENS:
+            break
+        print("E2E hf-peft %s: out of GPU memory at %d tokens per micro-batch; again at %d" %
+              (a.preset, micro_batch, micro_batch // 2))
+        micro_batch //= 2
+    a.result["hf_micro_batch_tokens"] = micro_batch
     if p.returncode == 77:
         print("E2E hf-peft %s: skipped (%s)" % (a.preset, p.stdout.strip().splitlines()[-1:]))
         return None
     res = [json.loads(l[len("HF_RESULT "):]) for l in p.stdout.splitlines() if l.startswith("HF_RESULT ")]
     if p.returncode != 0 or not res:
-        print("E2E hf-peft %s: failed (rc %d)" % (a.preset, p.returncode))
+        print("E2E hf-peft %s: failed (rc %d%s)" % (a.preset, p.returncode, ", out of memory" if oom else ""))
         return None
     r = res[-1]
     print("E2E hf-peft %s: steady %.0f tok/s over steps 3..%d (%.3f s/step, %.0f tok/step); peak GPU memory %s "

@@ -66,11 +66,14 @@ def e2e_figures(r, gemm_tflops):
     bench = "e2e %s %dk" % (r["preset"], r.get("micro_batch_tokens", 16384) // 1024) + \
         (" recompute" if r.get("recompute") else "") + (" (ours: auto)" if r.get("ours_auto") else "")
     ours, hf = r.get("ours_tok_s"), r.get("hf_tok_s")
-    yield bench, "tokens/s", ours, "hf-peft", hf
-    yield bench, "peak GPU memory GiB", r.get("ours_peak_gib"), "hf-peft", r.get("hf_peak_gib")
+    hf_mb = r.get("hf_micro_batch_tokens", r.get("micro_batch_tokens", 16384))
+    base = "hf-peft" if hf_mb == r.get("micro_batch_tokens", 16384) else "hf-peft %dk (out of memory at more)" % (
+        hf_mb // 1024)
+    yield bench, "tokens/s", ours, base, hf
+    yield bench, "peak GPU memory GiB", r.get("ours_peak_gib"), base, r.get("hf_peak_gib")
     if gemm_tflops and r.get("flops_per_token"):
         mfu = lambda tok_s: None if tok_s is None else tok_s * r["flops_per_token"] / (gemm_tflops * 1e12)
-        yield bench, "MFU (model FLOPs / GEMM ceiling of the run)", mfu(ours), "hf-peft", mfu(hf)
+        yield bench, "MFU (model FLOPs / GEMM ceiling of the run)", mfu(ours), base, mfu(hf)
     yield bench, "GPU busy (ops' device time / step wall time)", r.get("ours_gpu_busy"), None, None
     for family, share in r.get("ours_profile_share", {}).items():
         yield bench, "step share %% %s" % family, share, None, None

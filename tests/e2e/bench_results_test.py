@@ -61,6 +61,7 @@ def bench_lines():
         "  %-28s %10.3f %10.1f %10.3f %10.1f %12.2e %12.2e" % ("mma large (production)", 2.0, 480.0, 6.0, 400.0, 0, 0),
         "  %-6s torch sdpa flash  fwd %8.3f ms %7.1f TF/s   bwd %8.3f ms %7.1f TF/s" % ("7B", 2.1, 460.0, 6.5, 370.0),
         "E2E_RESULT " + json.dumps(e2e),
+        "E2E_RESULT " + json.dumps(dict(e2e, preset="qwen2.5-14b", hf_micro_batch_tokens=8192, hf_tok_s=1500.0)),
         "CONTEXT_RESULT " + json.dumps({"preset": "qwen2.5-7b", "ours_longest": 131072, "hf_longest": 32768}),
     ]
 
@@ -91,6 +92,10 @@ def check_results_jsonl(work):
     e2e = "e2e qwen2.5-7b 16k recompute"
     tok = get(e2e, "tokens/s")
     expect(tok["value"] == 15000.0 and tok["baseline_value"] == 5000.0, "tokens/s: %s" % tok)
+    expect(tok["baseline"] == "hf-peft", "the baseline at our micro-batch: %s" % tok)
+    small = get("e2e qwen2.5-14b 16k recompute", "tokens/s")
+    expect(small["baseline"] == "hf-peft 8k (out of memory at more)" and small["baseline_value"] == 1500.0,
+           "a baseline that ran at a smaller micro-batch says so: %s" % small)
     mfu = get(e2e, "MFU (model FLOPs / GEMM ceiling of the run)")
     expect(abs(mfu["value"] - 15000 * 31.2e9 / 780e12) < 1e-9, "MFU: %s" % mfu)
     expect(get(e2e, "step share % lm_head+CE")["value"] == 4.5, "share")
@@ -98,10 +103,36 @@ def check_results_jsonl(work):
     expect(get("context qwen2.5-7b", "longest trainable tokens")["baseline_value"] == 32768, "context")
 
 
+def check_hf_out_of_memory_retry():
+    """The baseline out of GPU memory runs again at half the micro-batch (a stand-in for hf_peft.py)."""
+    asked = []
+    hf = {"tok_s": 1500.0, "s_per_step": 5.0, "tok_per_step": 8192, "steps": 6, "final_loss": 12.0,
+          "max_reserved_gib": 130.0, "profile_ms_by_family": {}, "packed_mask": "block-diagonal"}
+
+    def fake_run(cmd, **kw):
+        mb = int(cmd[cmd.index("--micro-batch") + 1])
+        asked.append(mb)
+        if mb > 8192:
+            return subprocess.CompletedProcess(cmd, 1, "", "torch.OutOfMemoryError: CUDA out of memory. Tried...")
+        return subprocess.CompletedProcess(cmd, 0, "HF_RESULT " + json.dumps(hf) + "\n", "")
+
+    class A:
+        preset, kit, steps, recompute, micro_batch_tokens, result = "qwen2.5-14b", "kit", 6, True, 16384, {}
+    real = e2e_compare.subprocess.run
+    e2e_compare.subprocess.run = fake_run
+    try:
+        tok_s = e2e_compare.run_hf(A, "model")
+    finally:
+        e2e_compare.subprocess.run = real
+    expect(asked == [16384, 8192] and tok_s == 1500.0, "asked %s, got %s" % (asked, tok_s))
+    expect(A.result["hf_micro_batch_tokens"] == 8192, "result: %s" % A.result)
+
+
 def main():
     a = parse_args()
     work = work_dir("bench_results")
     check_results_jsonl(work)
+    check_hf_out_of_memory_retry()
     check_profile_and_flops(a.bin, work)
     shutil.rmtree(work)
     print("bench results: ok")
