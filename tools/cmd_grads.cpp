@@ -28,13 +28,17 @@ std::vector<int32_t> read_i32(const SafetensorsFile& f, const std::string& name)
   return v;
 }
 
-PackedBatch read_batch(const std::string& path) {
+PackedBatch read_batch(const std::string& path, int64_t vocab) {
   const SafetensorsFile f = SafetensorsFile::open(path);
   const std::vector<int32_t> ids = read_i32(f, "ids"), targets = read_i32(f, "targets");
   const std::vector<int32_t> cu = read_i32(f, "cu_seqlens");
   if (targets.size() != ids.size())
     throw InputError(path + ": targets has " + std::to_string(targets.size()) + " elements, ids " +
                      std::to_string(ids.size()));
+  for (size_t t = 0; t < targets.size(); ++t)
+    if (targets[t] != kIgnoreTarget && (targets[t] < 0 || targets[t] >= vocab))
+      throw InputError(path + ": targets[" + std::to_string(t) + "] is " + std::to_string(targets[t]) +
+                       ", neither -100 nor a token of the model's vocabulary [0, " + std::to_string(vocab) + ")");
   if (cu.size() < 2 || cu.front() != 0 || size_t(cu.back()) != ids.size())
     throw InputError(path + ": cu_seqlens must start at 0 and end at the token count " + std::to_string(ids.size()));
   PackedBatch b;
@@ -63,7 +67,7 @@ int run(const Args& args) {
   const Qwen2Config cfg = Qwen2Config::load(f.get("model"));
   LoraConfig lora = read_peft_config(f.get("adapter"));
   lora.dropout = 0.0f;  // the reference runs in eval mode: gradients without dropout
-  const PackedBatch batch = read_batch(f.get("batch"));
+  const PackedBatch batch = read_batch(f.get("batch"), cfg.vocab_size);
   auto ops = make_ops(f.get("device", "cpu"));
   ModelOptions opts;
   opts.max_tokens = batch.num_tokens();

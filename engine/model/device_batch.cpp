@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "data/packed_batch.h"
+
 namespace qsft {
 
 void DeviceBatch::carve(Arena& a, int64_t max_tokens) {
@@ -21,6 +23,10 @@ void DeviceBatch::upload(Ops& ops, const TokenBatchView& b, int64_t vocab) {
   for (int32_t id : b.ids)
     if (id < 0 || id >= vocab)
       throw InputError("token id " + std::to_string(id) + " is outside the model's vocabulary [0, " +
+                       std::to_string(vocab) + ")");
+  for (int32_t t : b.targets)  // the CUDA loss reads the target's logit unchecked
+    if (t != kIgnoreTarget && (t < 0 || t >= vocab))
+      throw InputError("target " + std::to_string(t) + " is neither -100 nor a token of the model's vocabulary [0, " +
                        std::to_string(vocab) + ")");
   T_ = T;
   num_targets_ = b.num_targets;

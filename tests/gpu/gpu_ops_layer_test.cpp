@@ -1,6 +1,7 @@
-// CUDA RMSNorm (plain, residual-fused, backward; Qwen3's strided head views), RoPE and SwiGLU (its backward also in
-// place) against the CPU reference ops on fresh random inputs, at odd token counts and the real Qwen2.5-0.5B (H 896,
-// I 4864, 14/2 heads of 64) and 7B (H 3584, I 18944, 28/4 heads of 128) widths, in F32 and BF16.
+// CUDA RMSNorm (plain, residual-fused, backward also in place; rows at 8-byte offsets; Qwen3's strided head views),
+// RoPE and SwiGLU (its backward also in place) against the CPU reference ops on fresh random inputs, at odd token
+// counts and the real Qwen2.5-0.5B (H 896, I 4864, 14/2 heads of 64) and 7B (H 3584, I 18944, 28/4 heads of 128)
+// widths, in F32 and BF16.
 #include <memory>
 #include <tuple>
 
@@ -32,13 +33,43 @@ TEST(GpuRmsNorm, ForwardFusedAndBackwardMatchCpu) {
       cpu->rmsnorm_fwd(x.c.t, w.c.t, eps, y.c.t, rstd.c.t);
       gpu->rmsnorm_fwd(x.g.t, w.g.t, eps, y.g.t, rstd.g.t);
       y.expect_close(tolerance(dt), "rmsnorm y " + tag);
+      // max|err| / max|ref| besides the relative L2 error: one wrong word among thousands shows there (f32: the
+      // reductions' order differs, 1e-4)
+      const double max_tol = dt == DType::BF16 ? tolerance(dt) : 1e-4;
+      y.expect_max_close(max_tol, "rmsnorm y " + tag);
       rstd.expect_close(1e-5, "rmsnorm rstd " + tag);
 
       Both dy(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng)), dx(*cpu, *gpu, dt, {T, H}, random_uniform(TH, rng));
       cpu->rmsnorm_bwd(dy.c.t, x.c.t, w.c.t, rstd.c.t, dx.c.t);
       gpu->rmsnorm_bwd(dy.g.t, x.g.t, w.g.t, rstd.g.t, dx.g.t);
       dx.expect_close(tolerance(dt), "rmsnorm_bwd dx (accumulated) " + tag);
+      dx.expect_max_close(max_tol, "rmsnorm_bwd dx (accumulated) " + tag);
+      // Not accumulated, in place (dx = dy overwritten), in every word count of the warp kernels.
+      cpu->rmsnorm_bwd(dy.c.t, x.c.t, w.c.t, rstd.c.t, dy.c.t, false);
+      gpu->rmsnorm_bwd(dy.g.t, x.g.t, w.g.t, rstd.g.t, dy.g.t, false);
+      dy.expect_max_close(max_tol, "rmsnorm_bwd dx = dy (in place) " + tag);
     }
+}
+
+// A bf16 column slice whose row stride is not a whole number of 16-byte words (ld % 8 != 0) while its width is:
+// the rows are not 16-byte aligned, so the element-at-a-time kernels must take it, forward and backward.
+TEST(GpuRmsNorm, UnalignedRowsOfWholeWordWidthMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(22);
+  const int64_t T = 13, H = 896, ld = H + 4;  // 4 bf16 = 8 bytes: every other row starts mid-word
+  const DType dt = DType::BF16;
+  Both xf(*cpu, *gpu, dt, {T, ld}, random_uniform(size_t(T * ld), rng, -2.0f, 2.0f));
+  Both w(*cpu, *gpu, dt, {H}, random_uniform(size_t(H), rng, 0.5f, 1.5f));
+  Both y(*cpu, *gpu, dt, {T, H}), rstd(*cpu, *gpu, DType::F32, {T});
+  const Tensor xc = xf.c.t.cols(0, H), xg = xf.g.t.cols(0, H);
+  cpu->rmsnorm_fwd(xc, w.c.t, 1e-6f, y.c.t, rstd.c.t);
+  gpu->rmsnorm_fwd(xg, w.g.t, 1e-6f, y.g.t, rstd.g.t);
+  y.expect_max_close(tolerance(dt), "rmsnorm y (rows at an 8-byte offset)");
+  Both dyf(*cpu, *gpu, dt, {T, ld}, random_uniform(size_t(T * ld), rng));
+  Both dx(*cpu, *gpu, dt, {T, H}, random_uniform(size_t(T * H), rng));
+  cpu->rmsnorm_bwd(dyf.c.t.cols(0, H), xc, w.c.t, rstd.c.t, dx.c.t);
+  gpu->rmsnorm_bwd(dyf.g.t.cols(0, H), xg, w.g.t, rstd.g.t, dx.g.t);
+  dx.expect_max_close(tolerance(dt), "rmsnorm_bwd dx (dy, x rows at an 8-byte offset)");
 }
 
 // Qwen3's head norms on the strided q and k head views of a fused [T, (n + 2 nkv) D] buffer: forward, backward

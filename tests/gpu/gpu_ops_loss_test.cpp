@@ -1,6 +1,7 @@
 // The fused LM head + cross-entropy on the GPU against the CPU op: masked targets (-100), loss sum, accuracy count
 // and d_hidden, at the tiny vocabulary and the real Qwen2.5 ones (151936 for 0.5B with H 896, 152064 for 7B with
-// H 3584), with token counts that do not fill a chunk; and the eval path (no dh).
+// H 3584), with token counts that do not fill a chunk; the eval path (no dh); long rows of logits in both load
+// paths; and a batch with no trained target.
 #include "tests/gpu/gpu_test_util.h"
 
 namespace qsft::test {
@@ -47,6 +48,35 @@ TEST(GpuCrossEntropy, TinyVocabMatchesCpu) {
     check_ce(*cpu, *gpu, dt, 41, 64, 1000, rng);
     check_ce(*cpu, *gpu, dt, 13001, 64, 1000, rng);  // 8667 trained tokens: more than one 8192-token chunk
     check_ce(*cpu, *gpu, dt, 29, 64, 1003, rng);     // rows of logits that are not 16-byte aligned: no vectors
+    // The row pass's 4 loads per thread in flight over more than one batch of 512 x 4 steps, the last one partial:
+    // 16-byte steps (bf16 2049, f32 4098 of them) and scalar steps (V not a multiple of 8: 4099).
+    check_ce(*cpu, *gpu, dt, 23, 32, 16392, rng);
+    check_ce(*cpu, *gpu, dt, 17, 32, 4099, rng);
+  }
+}
+
+// A micro-batch with no trained target: the loss sum and the accuracy count unchanged, dh all zeros (its poison
+// overwritten), as on the CPU.
+TEST(GpuCrossEntropy, NoTrainedTargetLeavesTheSumsAndZeroesDh) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(53);
+  const int64_t T = 21, H = 64, V = 1000;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const std::string tag = std::string(dtype_name(dt)) + " every target -100";
+    Both h(*cpu, *gpu, dt, {T, H}, random_uniform(size_t(T * H), rng, -2.0f, 2.0f));
+    Both W(*cpu, *gpu, dt, {V, H}, random_uniform(size_t(V * H), rng, -0.1f, 0.1f));
+    Both tg(*cpu, *gpu, DType::I32, {T});
+    tg.c.set_i32(std::vector<int32_t>(size_t(T), -100));
+    tg.g.set_i32(std::vector<int32_t>(size_t(T), -100));
+    Both loss(*cpu, *gpu, DType::F32, {1}, {0.5f}), correct(*cpu, *gpu, DType::I32, {1}), dh(*cpu, *gpu, dt, {T, H});
+    correct.c.set_i32({3});
+    correct.g.set_i32({3});
+    cpu->lm_head_ce(h.c.t, W.c.t, tg.c.t, 1.0f, loss.c.t, correct.c.t, &dh.c.t);
+    gpu->lm_head_ce(h.g.t, W.g.t, tg.g.t, 1.0f, loss.g.t, correct.g.t, &dh.g.t);
+    EXPECT_EQ(loss.g.get()[0], 0.5f) << tag;
+    EXPECT_EQ(correct.g.get()[0], 3.0f) << tag;
+    dh.expect_max_close(0.0, "lm_head_ce dh " + tag);
+    for (float v : dh.g.get()) ASSERT_EQ(v, 0.0f) << "dh " << tag;
   }
 }
 

@@ -2,7 +2,8 @@
 """`qwen-sft grads` (the command hf_parity_test.py reads our gradients with) on the golden fixtures: the packed
 batch of golden.json with the fixture's adapter must give the float64 transformers + PEFT loss and every LoRA
 gradient of golden.safetensors (CPU backend, fp32: loss within 1e-5 relative, each gradient relative L2 error
-<= 1e-4). Also: a batch file with a bad field is an InputError (exit 2) naming the file and the tensor.
+<= 1e-4). Also: a batch file with a bad field (a float tensor, a target outside the vocabulary) is an InputError
+(exit 2) naming the file and the tensor.
 Needs numpy and safetensors (without them: skipped, exit 77)."""
 import json
 import os
@@ -59,6 +60,16 @@ def main():
     p = grads(a.bin, fixture, bad, os.path.join(d, "bad_out.safetensors"))
     expect(p.returncode == 2 and bad in p.stderr and "targets" in p.stderr,
            f"a float targets tensor: exit {p.returncode}, {p.stderr.strip()}")
+    expect(not os.path.exists(os.path.join(d, "bad_out.safetensors")), "an output was written for a bad batch")
+    vocab = json.load(open(os.path.join(fixture, "model", "config.json")))["vocab_size"]
+    targets = np.array(g["targets"], dtype=np.int32)
+    at = int(np.flatnonzero(targets != -100)[-1])
+    targets[at] = vocab  # one past the vocabulary: the CUDA loss would read past the logits' row
+    save_file({"ids": np.array(g["input_ids"], dtype=np.int32), "targets": targets,
+               "cu_seqlens": np.array(g["cu_seqlens"], dtype=np.int32)}, bad)
+    p = grads(a.bin, fixture, bad, os.path.join(d, "bad_out.safetensors"))
+    expect(p.returncode == 2 and bad in p.stderr and f"targets[{at}] is {vocab}" in p.stderr,
+           f"a target outside the vocabulary: exit {p.returncode}, {p.stderr.strip()}")
     expect(not os.path.exists(os.path.join(d, "bad_out.safetensors")), "an output was written for a bad batch")
     print("ok")
 
