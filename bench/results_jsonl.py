@@ -7,7 +7,8 @@ lead appends that to bench/results.jsonl with the committed run in bench/gpu-run
                          against the GEMM or copy ceiling of the same run
   gpu_attention_bench    each variant's forward/backward TFLOP/s, against torch SDPA flash (attention_torch_baseline.py)
   e2e_compare.py         "E2E_RESULT {json}": tokens/s, peak memory and MFU (model FLOPs per token x tokens/s over the
-                         GEMM ceiling of the same run) against transformers + PEFT, and our step share per op family
+                         GEMM ceiling of the same run) against transformers + PEFT, our step share per op family, and
+                         the longest GEMM shapes' share, TFLOP/s and GB/s against the run's GEMM and copy ceilings
   context_search.py      "CONTEXT_RESULT {json}": the longest trainable context against transformers + PEFT
   results_jsonl.py --out FILE --commit C --gpu NAME [--date D] LOG...
 A figure missing from the logs is simply absent; a log that does not exist is skipped."""
@@ -51,7 +52,7 @@ def figures(lines):
         elif section and (m := ATT_ROW.match(line)):
             attention[(section, m[1])] = (float(m[3]), float(m[5]))
         elif line.startswith("E2E_RESULT "):
-            yield from e2e_figures(json.loads(line[len("E2E_RESULT "):]), gemm)
+            yield from e2e_figures(json.loads(line[len("E2E_RESULT "):]), gemm, copy)
         elif line.startswith("CONTEXT_RESULT "):
             r = json.loads(line[len("CONTEXT_RESULT "):])
             yield "context " + r["preset"], "longest trainable tokens", r.get("ours_longest"), "hf-peft", \
@@ -62,7 +63,7 @@ def figures(lines):
         yield "gpu_attention_bench", "%s %s bwd TFLOP/s" % (shape, variant), bwd, "torch sdpa flash", base[1]
 
 
-def e2e_figures(r, gemm_tflops):
+def e2e_figures(r, gemm_tflops, copy_gbs=None):
     bench = "e2e %s %dk" % (r["preset"], r.get("micro_batch_tokens", 16384) // 1024) + \
         (" recompute" if r.get("recompute") else "") + (" (ours: auto)" if r.get("ours_auto") else "")
     ours, hf = r.get("ours_tok_s"), r.get("hf_tok_s")
@@ -77,6 +78,11 @@ def e2e_figures(r, gemm_tflops):
     yield bench, "GPU busy (ops' device time / step wall time)", r.get("ours_gpu_busy"), None, None
     for family, share in r.get("ours_profile_share", {}).items():
         yield bench, "step share %% %s" % family, share, None, None
+    for g in r.get("ours_gemm_shapes", []):  # the longest GEMM shapes: their rates against the run's ceilings
+        shape = "GEMM %s %sx%sx%s" % (g["op"], g["M"], g["N"], g["K"])
+        yield bench, shape + " step share %", g["share"], None, None
+        yield bench, shape + " TFLOP/s", g["tflops"], "gemm ceiling", gemm_tflops
+        yield bench, shape + " GB/s", g["gbs"], "copy ceiling", copy_gbs
 
 
 def main():

@@ -46,7 +46,9 @@ def bench_lines():
     row = "| %-22s | %-4s | %6d | %9.3f | %9.1f %-6s | %5.1f%% |"
     e2e = {"preset": "qwen2.5-7b", "recompute": True, "micro_batch_tokens": 16384, "flops_per_token": 31.2e9,
            "ours_profile_share": {"lm_head+CE": 4.5}, "ours_tok_s": 15000.0, "ours_peak_gib": 40.0,
-           "ours_gpu_busy": 0.98, "hf_tok_s": 5000.0, "hf_peak_gib": 60.0}
+           "ours_gpu_busy": 0.98, "hf_tok_s": 5000.0, "hf_peak_gib": 60.0,
+           "ours_gemm_shapes": [{"op": "gemm NT +=", "M": "T", "N": 18944, "K": 16, "calls": 140, "ms": 93.0,
+                                 "share": 2.0, "tflops": 95.0, "gbs": 3500.0}]}
     return [
         "ceilings: bf16 GEMM 8192^3 780.0 TFLOP/s, device copy 4000.0 GB/s (read + write; cudaMemcpy 3900.0, "
         "16-byte copy kernel 4000.0)",
@@ -100,6 +102,10 @@ def check_results_jsonl(work):
     expect(abs(mfu["value"] - 15000 * 31.2e9 / 780e12) < 1e-9, "MFU: %s" % mfu)
     expect(get(e2e, "step share % lm_head+CE")["value"] == 4.5, "share")
     expect(get(e2e, "GPU busy (ops' device time / step wall time)")["value"] == 0.98, "busy")
+    lora_up = get(e2e, "GEMM gemm NT += Tx18944x16 GB/s")
+    expect(lora_up["value"] == 3500.0 and lora_up["baseline"] == "copy ceiling" and lora_up["baseline_value"] == 4000.0,
+           "a GEMM shape's GB/s against the copy ceiling: %s" % lora_up)
+    expect(get(e2e, "GEMM gemm NT += Tx18944x16 TFLOP/s")["baseline_value"] == 780.0, "against the GEMM ceiling")
     expect(get("context qwen2.5-7b", "longest trainable tokens")["baseline_value"] == 32768, "context")
 
 
