@@ -47,7 +47,8 @@ std::string attention_wgmma_unsupported_reason(const std::string& who);
 // Tile configuration of the mma kernels (attention_mma.cu, attention_mma_bwd.cu): Large takes 54 / 68 KiB of shared
 // memory per block forward and 64 / 112 KiB backward (D = 64 / 128), Small 45 / 85 and 41 / 73 (it fits the 99 KiB
 // of RTX 3090/4090, sm_86/89). Auto: Large where two of its blocks fit an SM (faster on an H200 in both passes),
-// Small otherwise, unless QSFT_ATTENTION_TILES=small (or =large) forces one (the GPU test runs both this way).
+// Small otherwise, unless QSFT_ATTENTION_TILES=small (or =large) forces one (the GPU test runs both this way, Large
+// where attention_mma_tiles_fit).
 enum class AttentionTiles { Auto, Large, Small };
 
 // Backward of the mma path: Deterministic (the default; every gradient element summed by one warp in a fixed
@@ -89,5 +90,8 @@ void attention_bwd_wgmma(const AttentionShape& s, const void* dout, const void* 
 // Shared memory per block of the mma kernels (the largest of the pass) for head_dim D, Large or Small tiles.
 size_t attention_fwd_mma_smem(int64_t D, AttentionTiles tiles);
 size_t attention_bwd_mma_smem(int64_t D, AttentionTiles tiles);
+// Whether this device's shared memory per block (opt-in) holds both passes' blocks of these tiles at head_dim D
+// (Large at D > 64 does not on the 99 KiB GPUs: forcing it there throws).
+bool attention_mma_tiles_fit(int64_t D, AttentionTiles tiles);
 
 }  // namespace qsft::cuda

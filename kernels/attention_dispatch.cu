@@ -56,8 +56,8 @@ AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles, bool forward
   }
   // Large where two of its blocks fit an SM: on the H200 (bench/gpu-runs/2026-11-30-45ffbc3/bench.log, 4 x 4096
   // causal), with two blocks per SM, today's Large configurations beat Small in both passes at both head dims
-  // (attention_mma.cu, attention_mma_bwd.cu); with one (A100's backward at D = 128, the 99 KiB GPUs) Small keeps
-  // its two, as measured before (bench/gpu-runs/2026-11-30-79882bf).
+  // (attention_mma.cu, attention_mma_bwd.cu); where they do not (A100's backward at D = 128, the 99 KiB GPUs) Small,
+  // whose smaller blocks fit at least as many an SM (at D = 128 on the 99 KiB GPUs one; never timed there).
   int dev = 0, per_sm = 0, reserved = 0;
   QSFT_CUDA_CHECK(cudaGetDevice(&dev));
   QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
@@ -65,6 +65,13 @@ AttentionTiles attn::resolve_tiles(int64_t D, AttentionTiles tiles, bool forward
   const size_t large =
       forward ? attention_fwd_mma_smem(D, AttentionTiles::Large) : attention_bwd_mma_smem(D, AttentionTiles::Large);
   return 2 * (large + size_t(reserved)) <= size_t(per_sm) ? AttentionTiles::Large : AttentionTiles::Small;
+}
+
+bool attention_mma_tiles_fit(int64_t D, AttentionTiles tiles) {
+  int dev = 0, optin = 0;
+  QSFT_CUDA_CHECK(cudaGetDevice(&dev));
+  QSFT_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  return std::max(attention_fwd_mma_smem(D, tiles), attention_bwd_mma_smem(D, tiles)) <= size_t(optin);
 }
 
 void attention_fwd(const AttentionShape& s, const void* q, const void* k, const void* v, void* out, float* lse,

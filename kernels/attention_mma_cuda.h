@@ -30,8 +30,8 @@
 namespace qsft::cuda::attn {
 
 // Auto -> Large or Small for the forward (forward) or backward pass at head dim D: QSFT_ATTENTION_TILES when set,
-// else the one measured faster on an H200 where the device's shared memory per block allows it (attention_cuda.h);
-// host side.
+// else Large where two of its blocks fit an SM (measured faster on an H200), Small where they do not
+// (attention_cuda.h); host side.
 AttentionTiles resolve_tiles(int64_t D, AttentionTiles tiles, bool forward);
 
 constexpr float kLog2e = 1.4426950408889634f;
