@@ -211,8 +211,9 @@ void bench_optimizer(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
 // with its LoRA B term). y += s u B^T after the base GEMM y = x W^T: (a) as a second GEMM accumulating with beta = 1
 // (the one-pass kernel of kernels/skinny_gemm.cu since 45ffbc3's run measured cuBLASLt's), or (b) folded into the base
 // GEMM by concatenating K: [x | s u] [W | B]^T, K = H + r (operands concatenated here beforehand; in a step, u's GEMM
-// would write s u into the columns after x, and the bf16 compute copy of B would sit after W's rows). Then the A
-// projections of q/k/v: three [r, H] GEMMs vs one with the A's stacked [3r, H].
+// would write s u into the columns after x, and the bf16 compute copy of B would sit after W's rows), or (c) first,
+// written (beta 0), the base GEMM then adding onto it (beta 1: the model's order for q/k/v and gate/up since
+// QSFT_LORA_FIRST). Then the A projections of q/k/v: three [r, H] GEMMs vs one with the A's stacked [3r, H].
 void bench_lora(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   const DType B = DType::BF16;
   const int64_t T = 16384, H = 3584, r = 16;
@@ -237,8 +238,15 @@ void bench_lora(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
     const double tb =
         median_seconds(ops, [&] { ops.gemm(Mat::of(xu.t), false, Mat::of(WB.t), true, Mat::of(y.t), 1, 0); });
     report("lora (b) K=H+r" + o, tb, 2.0 * T * out * (H + r));
-    std::printf("  out %lld: (a) base + beta=1 %.3f ms, (b) concatenated K %.3f ms, base alone %.3f ms\n",
-                static_cast<long long>(out), ta * 1e3, tb * 1e3, t0 * 1e3);
+    const double tc = median_seconds(ops, [&] {                               // the model's order since QSFT_LORA_FIRST
+      ops.gemm(uj, false, Mat::of(Bm.t), true, Mat::of(y.t), s, 0);           // y = s u B^T
+      ops.gemm(Mat::of(x.t), false, Mat::of(W.t), true, Mat::of(y.t), 1, 1);  // y += x W^T
+    });
+    report("lora (c) LoRA first" + o, tc, 2.0 * T * out * (H + r));
+    std::printf(
+        "  out %lld: (a) base + beta=1 %.3f ms, (b) concatenated K %.3f ms, (c) LoRA written first, base "
+        "beta=1 %.3f ms, base alone %.3f ms\n",
+        static_cast<long long>(out), ta * 1e3, tb * 1e3, tc * 1e3, t0 * 1e3);
   }
   Buf A(ops, B, {3 * r, H}, rng);
   const double t3 = median_seconds(ops, [&] {

@@ -290,7 +290,8 @@ void Ops::linear(const Tensor& x, const LinearWeight& W, Tensor& y, const Tensor
   if (!W.bias.empty()) e.vector(W.bias, W.dtype(), W.out(), "linear bias");
   if (residual) e.matrix(*residual, W.dtype(), T, W.out(), "linear residual", true);
   const double y_bytes = rows_bytes(T, W.out(), W.dtype());
-  Scope shape(*this, GemmWork{residual ? "linear +residual" : "linear", T, W.out(), W.in(),
+  const char* op = !residual ? "linear" : residual->data == y.data ? "linear +=" : "linear +residual";
+  Scope shape(*this, GemmWork{op, T, W.out(), W.in(),
                               rows_bytes(T, W.in(), W.dtype()) + double(W.w.nbytes()) + y_bytes * (residual ? 2 : 1)});
   linear_impl(x, W, y, residual);
 }
@@ -680,7 +681,7 @@ void Ops::lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<
 }
 
 void Ops::lora_dx_dropout(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,
-                          Tensor& scratch) {
+                          Tensor& scratch, bool accumulate) {
   Scope s(*this, OpFamily::gemm);
   const Expect e{device()};
   QSFT_CHECK(A.ndim == 2, "lora_dx_dropout A is " + A.shape_str() + ", expected [n r, in]");
@@ -689,10 +690,10 @@ void Ops::lora_dx_dropout(const Tensor& du, const Tensor& A, float p, std::span<
   e.matrix(du, dx.dtype, T, A.dim(0), "lora_dx_dropout du");
   for (const Tensor* t : {&du, &A, static_cast<const Tensor*>(&scratch)})
     QSFT_CHECK(t->data != dx.data, "lora_dx_dropout: dx must be distinct from du, A and the scratch");
-  Scope shape(*this,
-              GemmWork{"lora_dx_dropout +=", T, in, A.dim(0),
-                       rows_bytes(T, A.dim(0), du.dtype) + double(A.nbytes()) + 2 * rows_bytes(T, in, dx.dtype)});
-  lora_dx_dropout_impl(du, A, p, seeds, dx, scratch, {T, in, A.dim(0)});
+  Scope shape(*this, GemmWork{accumulate ? "lora_dx_dropout +=" : "lora_dx_dropout", T, in, A.dim(0),
+                              rows_bytes(T, A.dim(0), du.dtype) + double(A.nbytes()) +
+                                  rows_bytes(T, in, dx.dtype) * (accumulate ? 2 : 1)});
+  lora_dx_dropout_impl(du, A, p, seeds, dx, scratch, {T, in, A.dim(0)}, accumulate);
 }
 
 void Ops::lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
@@ -722,7 +723,7 @@ void Ops::lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::
 }
 
 void Ops::lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,
-                               Tensor& scratch, const GemmSizes& s) {
+                               Tensor& scratch, const GemmSizes& s, bool accumulate) {
   const int64_t r = s.K / int64_t(seeds.size());
   const size_t elem = dtype_size(du.dtype);
   Tensor g(scratch.data, dx.dtype, {s.M, s.N}, dx.device);
@@ -730,7 +731,7 @@ void Ops::lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::
     const Mat duj{static_cast<char*>(du.data) + j * size_t(r) * elem, du.dtype, s.M, r, s.K};     // columns j r..
     const Mat Aj{static_cast<char*>(A.data) + j * size_t(r * s.N) * elem, A.dtype, r, s.N, s.N};  // rows j r..
     gemm_impl(duj, false, Aj, false, Mat::of(g), 1.0f, 0.0f, nullptr, {s.M, s.N, r}, nullptr);    // g = du_j A_j
-    dropout_impl(g, p, seeds[j], dx, true);                                                       // dx += dropout(g)
+    dropout_impl(g, p, seeds[j], dx, accumulate || j > 0);                                        // dx (+)= dropout(g)
   }
 }
 

@@ -266,13 +266,14 @@ class Ops {
   // (a fused CUDA kernel reading x once lost to it at every 7B shape on the H200: bench/RESULTS.md).
   void lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds, Tensor& dA,
                        Tensor& scratch);
-  // Its backward's input gradient through the same masks, accumulated into dx [T, in] packed (x's dtype):
+  // Its backward's input gradient through the same masks, into dx [T, in] packed (x's dtype):
   //   dx += sum_j dropout(du_j A_j, p, seeds[j])      du [T, n r] packed, A = [A_1; ...; A_n] [n r, in] packed
-  // (d dropout_j(x) / dx is member j's mask times 1 / (1 - p), at x's index). scratch as for lora_a_dropout. Profiled
-  // as gemm. The default: per member a GEMM into the scratch, then dropout_add; the CUDA one reads and writes dx
-  // once for all members where its kernel takes the shapes (kernels/skinny_gemm_cuda.h).
+  // (d dropout_j(x) / dx is member j's mask times 1 / (1 - p), at x's index); dx = ... without accumulate. scratch
+  // as for lora_a_dropout. Profiled as gemm. The default: per member a GEMM into the scratch, then dropout (the
+  // first member without accumulate) or dropout_add; the CUDA one reads (when accumulating) and writes dx once for
+  // all members where its kernel takes the shapes (kernels/skinny_gemm_cuda.h).
   void lora_dx_dropout(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,
-                       Tensor& scratch);
+                       Tensor& scratch, bool accumulate = true);
   // sum of squares of x, reduced in a fixed order (deterministic), returned to the host.
   double sum_squares(const Tensor& x);
   // The same sum (rounded to fp32) left on the device in out, F32 [1]: no wait for the host.
@@ -377,10 +378,10 @@ class Ops {
   // s: M = n r, N = in, K = T.
   virtual void lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds,
                                     Tensor& dA, Tensor& scratch, const GemmSizes& s);
-  // The default: per member, gemm_impl (du_j A_j) into the scratch then dropout_impl accumulating into dx.
-  // s: M = T, N = in, K = n r.
+  // The default: per member, gemm_impl (du_j A_j) into the scratch then dropout_impl into dx (accumulating but for
+  // the first member without accumulate). s: M = T, N = in, K = n r.
   virtual void lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds,
-                                    Tensor& dx, Tensor& scratch, const GemmSizes& s);
+                                    Tensor& dx, Tensor& scratch, const GemmSizes& s, bool accumulate);
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;

@@ -106,12 +106,12 @@ class CudaOps final : public Ops {
     cuda::cast_f32_to_bf16_2d(src.f32(), 1, src.numel(), src.numel(), dst.data, stream_);
   }
 
-  // C += alpha A op(B) with a small K (the LoRA up-projections) by the one-pass kernel, else cuBLASLt.
+  // C (+)= alpha A op(B) with a small K (the LoRA up-projections) by the one-pass kernel, else cuBLASLt.
   void gemm_impl(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                  const Tensor* bias, const GemmSizes&, const void* c_src) override {
     const void* bias_data = bias ? bias->data : nullptr;
     if (cuda::skinny_add_fits(operand(A), transA, operand(B), transB, operand(C), beta, bias_data, c_src))
-      return cuda::skinny_add(operand(A), operand(B), transB, operand(C), alpha, stream_);
+      return cuda::skinny_add(operand(A), operand(B), transB, operand(C), alpha, beta, stream_);
     gemm_runner().run(operand(A), transA, operand(B), transB, operand(C), alpha, beta, bias_data, c_src);
   }
 
@@ -261,12 +261,12 @@ class CudaOps final : public Ops {
   }
   // One kernel for every member where it takes the shapes (BF16, r a multiple of 8 up to 64), else Ops' composition.
   void lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,
-                            Tensor& scratch, const GemmSizes& s) override {
+                            Tensor& scratch, const GemmSizes& s, bool accumulate) override {
     const int n = int(seeds.size());
     const int64_t r = s.K / n;
     if (!cuda::lora_dx_dropout_fits(dx.dtype, s.N, r, n, du.data, A.data, dx.data))
-      return Ops::lora_dx_dropout_impl(du, A, p, seeds, dx, scratch, s);
-    cuda::lora_dx_dropout(du.data, A.data, s.M, s.N, r, n, p, seeds.data(), dx.data, s.N, stream_);
+      return Ops::lora_dx_dropout_impl(du, A, p, seeds, dx, scratch, s, accumulate);
+    cuda::lora_dx_dropout(du.data, A.data, s.M, s.N, r, n, p, seeds.data(), dx.data, s.N, accumulate, stream_);
   }
   double sum_squares_impl(const Tensor& x) override {
     void* scratch = reduce_scratch_.get(cuda::sum_squares_scratch_bytes(x.numel()));

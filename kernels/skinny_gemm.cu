@@ -1,6 +1,7 @@
-// C += alpha U op(W) for a small K, and the LoRA input gradient through dropout masks (kernels/skinny_gemm_cuda.h).
+// C (+)= alpha U op(W) for a small K, and the LoRA input gradient through dropout masks (kernels/skinny_gemm_cuda.h).
 // A block of 4 warps owns a [64, 64] tile of C. Its 128 threads first load their 16-byte words of C (thread x:
-// words x + 128 i, i < 4, of the tile's 512 as row-major 8-column words: coalesced), all four in flight. Then per
+// words x + 128 i, i < 4, of the tile's 512 as row-major 8-column words: coalesced), all four in flight (zeros
+// instead when C is only written: beta 0). Then per
 // K segment (<= 64 columns of U, zero-padded to a multiple of 16): U's rows and W's columns of the tile into shared
 // memory, each warp's [16, 64] product by mma.sync m16n8k16 into an fp32 tile in shared memory, and every thread adds
 // its words of that tile (times alpha, or through member j's dropout mask when segment j is a LoRA member) to its
@@ -131,7 +132,8 @@ __device__ __forceinline__ uint64_t seed_of(const Args& a, int s) {
 // registers ptxas spilled 28 bytes on sm_90, 124 on sm_80; none at 128).
 template <bool kMasked>
 constexpr int kMinBlocks = kMasked ? 4 : 5;
-template <bool kWRows, bool kMasked>
+// kReadC: C += ...; else C = ... (C not read: beta 0).
+template <bool kWRows, bool kMasked, bool kReadC>
 __global__ void __launch_bounds__(kBlock, kMinBlocks<kMasked>) skinny_add_kernel(const Args a) {
   __shared__ __align__(16) Tiles t;
   const int tid = threadIdx.x;
@@ -143,8 +145,8 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<kMasked>) skinny_add_kernel
   uint4 raw[kWords];  // C's words, converted at the first segment's add: the loads issue back to back
 #pragma unroll
   for (int i = 0; i < kWords; ++i)
-    raw[i] = inside(i) ? *reinterpret_cast<const uint4*>(a.c + (m0 + word_row(i)) * a.ldc + n0 + word_col(i))
-                       : make_uint4(0, 0, 0, 0);
+    raw[i] = kReadC && inside(i) ? *reinterpret_cast<const uint4*>(a.c + (m0 + word_row(i)) * a.ldc + n0 + word_col(i))
+                                 : make_uint4(0, 0, 0, 0);
   float cv[kWords][8];
   // cv (+)= segment s's product at this thread's words: times alpha, or through member s's dropout mask
   auto add_segment = [&](int s, auto first) {
@@ -192,13 +194,13 @@ bool skinny_add_fits(const GemmOperand& U, bool transU, const GemmOperand& W, bo
                      float beta, const void* bias, const void* c_src) {
   const int64_t K = U.cols, N = C.cols;
   const bool bf16s = U.dtype == DType::BF16 && W.dtype == DType::BF16 && C.dtype == DType::BF16;
-  return !disabled() && beta == 1.0f && !bias && (!c_src || c_src == C.data) && !transU && bf16s && K >= 8 &&
-         K <= kSkinnyMaxK && K % 8 == 0 && N % 8 == 0 && N <= kMaxN && (transW ? W.rows : W.cols) == N &&
-         (transW ? W.cols : W.rows) == K && C.rows == U.rows && rows_ok(U.data, U.ld) && rows_ok(W.data, W.ld) &&
-         rows_ok(C.data, C.ld);
+  const bool in_place = beta == 0.0f || (beta == 1.0f && (!c_src || c_src == C.data));
+  return !disabled() && in_place && !bias && !transU && bf16s && K >= 8 && K <= kSkinnyMaxK && K % 8 == 0 &&
+         N % 8 == 0 && N <= kMaxN && (transW ? W.rows : W.cols) == N && (transW ? W.cols : W.rows) == K &&
+         C.rows == U.rows && rows_ok(U.data, U.ld) && rows_ok(W.data, W.ld) && rows_ok(C.data, C.ld);
 }
 
-void skinny_add(const GemmOperand& U, const GemmOperand& W, bool transW, const GemmOperand& C, float alpha,
+void skinny_add(const GemmOperand& U, const GemmOperand& W, bool transW, const GemmOperand& C, float alpha, float beta,
                 void* stream) {
   if (C.rows == 0 || C.cols == 0) return;
   Args a{};
@@ -214,10 +216,13 @@ void skinny_add(const GemmOperand& U, const GemmOperand& W, bool transW, const G
   a.alpha = alpha;
   a.seg = kSegK;
   a.segments = int((a.K + kSegK - 1) / kSegK);
+  const cudaStream_t s = as_stream(stream);
   if (transW)
-    skinny_add_kernel<true, false><<<grid_of(a), kBlock, 0, as_stream(stream)>>>(a);
+    (beta != 0.0f ? skinny_add_kernel<true, false, true>
+                  : skinny_add_kernel<true, false, false>)<<<grid_of(a), kBlock, 0, s>>>(a);
   else
-    skinny_add_kernel<false, false><<<grid_of(a), kBlock, 0, as_stream(stream)>>>(a);
+    (beta != 0.0f ? skinny_add_kernel<false, false, true>
+                  : skinny_add_kernel<false, false, false>)<<<grid_of(a), kBlock, 0, s>>>(a);
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
@@ -227,7 +232,7 @@ bool lora_dx_dropout_fits(DType dt, int64_t in, int64_t r, int n, const void* du
 }
 
 void lora_dx_dropout(const void* du, const void* A, int64_t T, int64_t in, int64_t r, int n, float p,
-                     const uint64_t* seeds, void* dx, int64_t ldx, void* stream) {
+                     const uint64_t* seeds, void* dx, int64_t ldx, bool accumulate, void* stream) {
   if (T == 0 || in == 0) return;
   QSFT_CHECK(ldx % 8 == 0, "lora_dx_dropout: dx rows not 16-byte aligned");
   Args a{};
@@ -246,7 +251,9 @@ void lora_dx_dropout(const void* du, const void* A, int64_t T, int64_t in, int64
   a.p = p;
   a.keep_scale = 1.0f / (1.0f - p);
   for (int j = 0; j < n; ++j) a.seeds[j] = seeds[j];
-  skinny_add_kernel<false, true><<<grid_of(a), kBlock, 0, as_stream(stream)>>>(a);  // A [n r, in]: W as [K, N]
+  // A [n r, in]: W as [K, N]
+  (accumulate ? skinny_add_kernel<false, true, true>
+              : skinny_add_kernel<false, true, false>)<<<grid_of(a), kBlock, 0, as_stream(stream)>>>(a);
   QSFT_CUDA_CHECK_LAUNCH();
 }
 

@@ -29,13 +29,14 @@ static Tensor dropped_input(Ops& ops, const LoraBranch& l, const Tensor& x, Tens
   return xd;
 }
 
-// dx += du A [T, in] for member l (du [T, r] packed). With dropout, d xd/dx = mask/(1-p): the same mask (same seed
-// and index) applied to du A by Ops::lora_dx_dropout.
-static void add_input_grad(Ops& ops, const LoraBranch& l, const Tensor& du, Tensor& dx, Tensor& xd_scratch) {
+// dx (+)= du A [T, in] for member l (du [T, r] packed). With dropout, d xd/dx = mask/(1-p): the same mask (same
+// seed and index) applied to du A by Ops::lora_dx_dropout.
+static void add_input_grad(Ops& ops, const LoraBranch& l, const Tensor& du, Tensor& dx, Tensor& xd_scratch,
+                           bool accumulate) {
   if (l.dropout == 0.0f)
-    ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(dx), 1.0f, 1.0f);
+    ops.gemm(Mat::of(du), false, Mat::of(l.A), false, Mat::of(dx), 1.0f, accumulate ? 1.0f : 0.0f);
   else
-    ops.lora_dx_dropout(du, l.A, l.dropout, {&l.seed, 1}, dx, xd_scratch);
+    ops.lora_dx_dropout(du, l.A, l.dropout, {&l.seed, 1}, dx, xd_scratch, accumulate);
 }
 
 // The members' dropout seeds, in order.
@@ -45,25 +46,26 @@ static std::array<uint64_t, kMaxLoraGroupSize> member_seeds(const LoraStack& s) 
   return seeds;
 }
 
-void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch) {
+void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch,
+                  bool accumulate) {
   if (l.dropout != 0.0f && fused_dropout()) {
     ops.lora_a_dropout(x, l.A, l.dropout, {&l.seed, 1}, u, xd_scratch);  // u = dropout(x) A^T [T, r]
   } else {
     Tensor xd = dropped_input(ops, l, x, xd_scratch);
     ops.gemm(Mat::of(xd), false, Mat::of(l.A), true, Mat::of(u), 1.0f, 0.0f);  // u = xd A^T   [T, r]
   }
-  ops.gemm(Mat::of(u), false, Mat::of(l.B), true, Mat::of(y), l.scaling, 1.0f);  // y += s u B^T [T, out]
+  ops.gemm(Mat::of(u), false, Mat::of(l.B), true, Mat::of(y), l.scaling, accumulate ? 1.0f : 0.0f);  // y (+)= s u B^T
 }
 
 void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor& u, const Tensor& dy_t, Tensor& dx,
-                   Tensor& du_scratch, Tensor& xd_scratch) {
+                   Tensor& du_scratch, Tensor& xd_scratch, bool accumulate_dx) {
   const Mat dy = Mat::of(dy_t);
   Tensor du(du_scratch.data, du_scratch.dtype, {u.dim(0), u.dim(1)}, u.device);
   ops.gemm(dy, true, Mat::of(u), false, Mat::of(l.dB), l.scaling, 1.0f);   // dB += s dy^T u [out, r]
   ops.gemm(dy, false, Mat::of(l.B), false, Mat::of(du), l.scaling, 0.0f);  // du = s dy B    [T, r]
   Tensor xd = dropped_input(ops, l, x, xd_scratch);
   ops.gemm(Mat::of(du), true, Mat::of(xd), false, Mat::of(l.dA), 1.0f, 1.0f);  // dA += du^T xd [r, in]
-  add_input_grad(ops, l, du, dx, xd_scratch);
+  add_input_grad(ops, l, du, dx, xd_scratch, accumulate_dx);
 }
 
 // Member j's u (or du): columns [j r, (j+1) r) of the stack's [T, n*r].
@@ -73,12 +75,12 @@ static Tensor member_cols(const Tensor& u, const LoraStack& s, int j) {
 }
 
 void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* y,
-                        Tensor& xd_scratch) {
+                        Tensor& xd_scratch, bool accumulate) {
   const float p = s.m[0].dropout;  // one configuration: every member's
   if (p != 0.0f && !fused_dropout()) {  // one mask per member: no shared xd
     for (int j = 0; j < s.n; ++j) {
       Tensor uj = member_cols(u, s, j);
-      lora_forward(ops, s.m[size_t(j)], x, uj, y[j], xd_scratch);
+      lora_forward(ops, s.m[size_t(j)], x, uj, y[j], xd_scratch, accumulate);
     }
     return;
   }
@@ -89,18 +91,20 @@ void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Ten
   } else {
     ops.gemm(Mat::of(x), false, Mat::of(s.A), true, Mat::of(u), 1.0f, 0.0f);  // u = x [A_1; ...]^T [T, n*r]
   }
-  for (int j = 0; j < s.n; ++j) {  // y_j += s u_j B_j^T [T, out_j]
+  for (int j = 0; j < s.n; ++j) {  // y_j (+)= s u_j B_j^T [T, out_j]
     const LoraBranch& b = s.m[size_t(j)];
-    ops.gemm(Mat::of(member_cols(u, s, j)), false, Mat::of(b.B), true, Mat::of(y[j]), b.scaling, 1.0f);
+    ops.gemm(Mat::of(member_cols(u, s, j)), false, Mat::of(b.B), true, Mat::of(y[j]), b.scaling,
+             accumulate ? 1.0f : 0.0f);
   }
 }
 
 void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* dy, Tensor& dx,
-                         Tensor& du_scratch, Tensor& xd_scratch) {
+                         Tensor& du_scratch, Tensor& xd_scratch, bool accumulate_dx) {
   const float p = s.m[0].dropout;
   if (p != 0.0f && !fused_dropout()) {
-    for (int j = 0; j < s.n; ++j)
-      lora_backward(ops, s.m[size_t(j)], x, member_cols(u, s, j), dy[j], dx, du_scratch, xd_scratch);
+    for (int j = 0; j < s.n; ++j)  // dx written by the first member (unless accumulating), added by the rest
+      lora_backward(ops, s.m[size_t(j)], x, member_cols(u, s, j), dy[j], dx, du_scratch, xd_scratch,
+                    accumulate_dx || j > 0);
     return;
   }
   const Tensor du(du_scratch.data, du_scratch.dtype, {u.dim(0), u.dim(1)}, u.device);  // [T, n*r]
@@ -112,13 +116,14 @@ void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Te
   }
   if (p == 0.0f) {
     ops.gemm(Mat::of(du), true, Mat::of(x), false, Mat::of(s.dA), 1.0f, 1.0f);  // [dA_1; ...] += du^T x [n*r, in]
-    ops.gemm(Mat::of(du), false, Mat::of(s.A), false, Mat::of(dx), 1.0f, 1.0f);  // dx += du [A_1; ...]   [T, in]
+    ops.gemm(Mat::of(du), false, Mat::of(s.A), false, Mat::of(dx), 1.0f, accumulate_dx ? 1.0f : 0.0f);  // dx (+)= du A
     return;
   }
   const auto seeds = member_seeds(s);  // dA_j += du_j^T dropout_j(x): each member's mask rebuilt from its seed
   Tensor dA = s.dA;
   ops.lora_da_dropout(du, x, p, {seeds.data(), size_t(s.n)}, dA, xd_scratch);
-  ops.lora_dx_dropout(du, s.A, p, {seeds.data(), size_t(s.n)}, dx, xd_scratch);  // dx += sum_j mask_j (du_j A_j)/(1-p)
+  // dx (+)= sum_j mask_j (du_j A_j) / (1 - p)
+  ops.lora_dx_dropout(du, s.A, p, {seeds.data(), size_t(s.n)}, dx, xd_scratch, accumulate_dx);
 }
 
 }  // namespace qsft

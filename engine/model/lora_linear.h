@@ -42,19 +42,20 @@ struct LoraStack {
   Tensor A, dA;  // [n*r, in] compute dtype, F32
 };
 
-// x [T, in], u [T, n*r] (saved for backward), y[j]: member j's output [T, out_j] (may be a column slice),
-// xd_scratch [T, >= in]
+// x [T, in], u [T, n*r] (saved for backward), y[j]: member j's output [T, out_j] (may be a column slice), added to
+// (accumulate) or written (then the caller's base GEMM adds onto it: beta 1), xd_scratch [T, >= in]
 void lora_stack_forward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* y,
-                        Tensor& xd_scratch);
-// dy[j]: member j's output gradient, dx [T, in] accumulated; du_scratch [T, >= n*r]
-void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* dy,
-                         Tensor& dx, Tensor& du_scratch, Tensor& xd_scratch);
+                        Tensor& xd_scratch, bool accumulate = true);
+// dy[j]: member j's output gradient, dx [T, in] accumulated (accumulate_dx) or written; du_scratch [T, >= n*r]
+void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Tensor& u, const Tensor* dy, Tensor& dx,
+                         Tensor& du_scratch, Tensor& xd_scratch, bool accumulate_dx = true);
 
 // One module (the unstacked path). x [T, in], u [T, r] (saved for backward), y: output rows [T, out] (may be a
-// column slice), xd_scratch [T, >= in]
-void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch);
-// dy [T, out] (may be a column slice), dx [T, in] accumulated; du_scratch [T, r]
+// column slice) added to or written, xd_scratch [T, >= in]
+void lora_forward(Ops& ops, const LoraBranch& l, const Tensor& x, Tensor& u, const Tensor& y, Tensor& xd_scratch,
+                  bool accumulate = true);
+// dy [T, out] (may be a column slice), dx [T, in] accumulated or written; du_scratch [T, r]
 void lora_backward(Ops& ops, const LoraBranch& l, const Tensor& x, const Tensor& u, const Tensor& dy, Tensor& dx,
-                   Tensor& du_scratch, Tensor& xd_scratch);
+                   Tensor& du_scratch, Tensor& xd_scratch, bool accumulate_dx = true);
 
 }  // namespace qsft

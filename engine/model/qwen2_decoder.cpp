@@ -52,13 +52,43 @@ void Qwen2Decoder::lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const
 }
 
 void Qwen2Decoder::lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, std::initializer_list<Tensor> dy,
-                            Tensor& dx, LayerActs& a) {
+                            Tensor& dx, LayerActs& a, bool accumulate_dx) {
   std::array<Tensor, kMaxLoraGroupSize> dys;
   const LoraStack s = stack(l, g, seed, true, dy, dys);
   if (!s.n) return;
   const int64_t T = x.dim(0);
   Tensor du = p_.state.g.du.rows(0, T);
-  lora_stack_backward(ops_, s, x, a.u[size_t(g)].rows(0, T), dys.data(), dx, du, p_.state.g.xd);
+  lora_stack_backward(ops_, s, x, a.u[size_t(g)].rows(0, T), dys.data(), dx, du, p_.state.g.xd, accumulate_dx);
+}
+
+// The LoRA products before the base GEMM (written; the GEMM adds onto them) unless QSFT_LORA_FIRST=0 (after it,
+// read and written again: the order before, to compare on the GPU). Read at every call, so tests can switch it.
+static bool lora_first() {
+  const char* v = std::getenv("QSFT_LORA_FIRST");
+  return !(v && std::strcmp(v, "0") == 0);
+}
+
+void Qwen2Decoder::linear_lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x,
+                                   const LinearWeight& W, Tensor& y, std::initializer_list<Tensor> outs, LayerActs& a) {
+  std::array<Tensor, kMaxLoraGroupSize> ys;
+  const LoraStack s = stack(l, g, seed, train, outs, ys);
+  if (!s.n) return ops_.linear(x, W, y);
+  const Tensor u = a.u[size_t(g)].rows(0, x.dim(0));
+  if (s.n == int(outs.size()) && lora_first()) {  // every column of y is a member's: y_j = s u_j B_j^T first
+    lora_stack_forward(ops_, s, x, u, ys.data(), p_.state.g.xd, false);
+    ops_.linear(x, W, y, &y);  // y = x W^T + b + y
+    return;
+  }
+  ops_.linear(x, W, y);
+  lora_stack_forward(ops_, s, x, u, ys.data(), p_.state.g.xd);
+}
+
+void Qwen2Decoder::dgrad_lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, const Tensor& dy,
+                                  const LinearWeight& W, std::initializer_list<Tensor> dys, Tensor& dx, LayerActs& a) {
+  const bool first = lora_first() && p_.lora.find(l, g) != nullptr;
+  if (first) lora_bwd(l, g, seed, x, dys, dx, a, false);  // dx = LoRA's input gradient
+  ops_.linear_dgrad(dy, W, dx, first);                    // dx (+)= dy W
+  if (!first) lora_bwd(l, g, seed, x, dys, dx, a);
 }
 
 // Qwen3: q = rmsnorm(x.q), k = rmsnorm(x.k) over each head's D values, read from qkv's columns as strided head views
@@ -142,9 +172,8 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   Tensor xn1 = a.xn1.rows(0, T), rstd1 = a.rstd1.rows(0, T);
   ops_.rmsnorm_fwd(h_in, W.in_norm, eps, xn1, rstd1);
   Tensor qkv = a.qkv.rows(0, T);
-  ops_.linear(xn1, W.qkv, qkv);
   QkvHeads h = split_qkv(qkv);
-  lora_fwd(l, LoraGroup::qkv, seed, train, xn1, {h.q, h.k, h.v}, a);
+  linear_lora_fwd(l, LoraGroup::qkv, seed, train, xn1, W.qkv, qkv, {h.q, h.k, h.v}, a);
   if (p_.cfg.qk_norm()) h = head_norms_fwd(l, h);  // Qwen3: q, k normalized per head into the scratch qkn
   ops_.rope_fwd(h.qk, seq, rope);                    // q's and k's heads are adjacent columns: one call
   Tensor attn = a.attn.rows(0, T), lse = a.lse_rows(T);
@@ -160,8 +189,8 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   Tensor xn2 = a.xn2.rows(0, T), rstd2 = a.rstd2.rows(0, T);
   ops_.rmsnorm_fwd(h_mid, W.post_norm, eps, xn2, rstd2);
   Tensor gate_up = a.gate_up.rows(0, T), act = a.act.rows(0, T);
-  ops_.linear(xn2, W.gate_up, gate_up);
-  lora_fwd(l, LoraGroup::gate_up, seed, train, xn2, {gate_up.cols(0, I), gate_up.cols(I, 2 * I)}, a);
+  linear_lora_fwd(l, LoraGroup::gate_up, seed, train, xn2, W.gate_up, gate_up,
+                  {gate_up.cols(0, I), gate_up.cols(I, 2 * I)}, a);
   ops_.swiglu_fwd(gate_up, act);
   ops_.linear(act, W.down, h_out, &h_mid);
   lora_fwd(l, LoraGroup::down, seed, train, act, {h_out}, a);
@@ -178,20 +207,18 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   // d gate_up overwrites gate_up (swiglu_bwd may run in place; gate_up is not read after it).
   Tensor d_act = g.d_act.rows(0, T), d_gate_up = gate_up, dx = g.dx.rows(0, T);
   const LayerWeights* G = p_.grads ? &p_.grads->layers[size_t(l)] : nullptr;  // full fine-tuning: weight grads
-  ops_.linear_dgrad(dh, W.down, d_act, false);
+  dgrad_lora_bwd(l, LoraGroup::down, seed, act, dh, W.down, {dh}, d_act, a);
   if (G) ops_.linear_wgrad(dh, act, G->down);
-  lora_bwd(l, LoraGroup::down, seed, act, {dh}, d_act, a);
   ops_.swiglu_bwd(d_act, gate_up, d_gate_up);
-  ops_.linear_dgrad(d_gate_up, W.gate_up, dx, false);
+  dgrad_lora_bwd(l, LoraGroup::gate_up, seed, xn2, d_gate_up, W.gate_up,
+                 {d_gate_up.cols(0, I), d_gate_up.cols(I, 2 * I)}, dx, a);
   if (G) ops_.linear_wgrad(d_gate_up, xn2, G->gate_up);
-  lora_bwd(l, LoraGroup::gate_up, seed, xn2, {d_gate_up.cols(0, I), d_gate_up.cols(I, 2 * I)}, dx, a);
   if (G) norm_wgrad(dx, a.h_mid.rows(0, T), a.rstd2.rows(0, T), G->post_norm);
   ops_.rmsnorm_bwd(dx, a.h_mid.rows(0, T), W.post_norm, a.rstd2.rows(0, T), dh);  // dh = d h_mid
   // attention block. d o_proj_out = dh.
   Tensor attn = a.attn.rows(0, T), d_attn = g.d_attn.rows(0, T);
-  ops_.linear_dgrad(dh, W.o, d_attn, false);
+  dgrad_lora_bwd(l, LoraGroup::o, seed, attn, dh, W.o, {dh}, d_attn, a);
   if (G) ops_.linear_wgrad(dh, attn, G->o);
-  lora_bwd(l, LoraGroup::o, seed, attn, {dh}, d_attn, a);
   // dq, dk, dv are column slices of one d_qkv [T, (n + 2 nkv) D], so one dgrad GEMM (and one wgrad) takes them.
   Tensor d_qkv = g.d_qkv.rows(0, T);
   const QkvHeads x = split_qkv(a.qkv.rows(0, T)), dh3 = split_qkv(d_qkv);
@@ -205,9 +232,8 @@ void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tenso
   ops_.rope_bwd(dqk, seq, rope);  // dq's and dk's heads are adjacent columns: one call
   if (p_.cfg.qk_norm()) head_norms_bwd(l, x, dh3, G);
   Tensor xn1 = a.xn1.rows(0, T);
-  ops_.linear_dgrad(d_qkv, W.qkv, dx, false);
+  dgrad_lora_bwd(l, LoraGroup::qkv, seed, xn1, d_qkv, W.qkv, {dh3.q, dh3.k, dh3.v}, dx, a);
   if (G) ops_.linear_wgrad(d_qkv, xn1, G->qkv);  // q_proj, k_proj, v_proj are consecutive in the flat grads
-  lora_bwd(l, LoraGroup::qkv, seed, xn1, {dh3.q, dh3.k, dh3.v}, dx, a);
   if (G) norm_wgrad(dx, h_in, a.rstd1.rows(0, T), G->in_norm);
   ops_.rmsnorm_bwd(dx, h_in, W.in_norm, a.rstd1.rows(0, T), dh);  // dh = d h_in
 }

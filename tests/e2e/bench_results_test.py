@@ -26,7 +26,8 @@ def check_profile_and_flops(bin_path, work):
     expect(abs(sum(shares.values()) - 100) < 1, "the shares do not add up to 100%%: %s" % shares)
     gemms = e2e_compare.profile_gemm_shapes(p.stderr)
     ops = {g["op"] for g in gemms}
-    expect(gemms and {"linear", "linear_dgrad"} <= ops, "GEMM shape rows: %s\n%s" % (gemms, p.stderr[-3000:]))
+    expect(gemms and any(o.startswith("linear ") or o == "linear" for o in ops) and
+           any(o.startswith("linear_dgrad") for o in ops), "GEMM shape rows: %s\n%s" % (gemms, p.stderr[-3000:]))
     expect(all(g["M"] == "T" for g in gemms if g["op"].startswith("linear")), "the token dimension of the linear "
            "layers is T whatever the batch's count: %s" % gemms)
     expect(all(g["calls"] > 0 and all(g[d] == "T" or g[d] > 0 for d in "MNK") for g in gemms), "rows: %s" % gemms)

@@ -24,7 +24,7 @@ struct Case {
 std::string describe(const Case& k) {
   return "M=" + std::to_string(k.M) + " N=" + std::to_string(k.N) + " K=" + std::to_string(k.K) + (k.ta ? " A^T" : "") +
          (k.tb ? " B^T" : "") + " " + dtype_name(k.a) + "x" + dtype_name(k.b) + "->" + dtype_name(k.c) +
-         (k.bias ? " +bias" : "") + (k.beta != 0 ? " beta=1" : "");
+         (k.bias ? " +bias" : "") + (k.beta != 0 ? " beta=1" : " beta=0");
 }
 
 void run_case(Ops& cpu, Ops& gpu, const Case& k, std::mt19937& rng) {
@@ -109,7 +109,8 @@ TEST(GpuGemm, SkinnyKAccumulateMatchesCpu) {
     setenv("QSFT_SKINNY_GEMM", skinny, 1);
     for (size_t i = 0; i < n; ++i) {
       const auto& [M, N, K, tb] = cases[i];
-      run_case(*cpu, *gpu, {M, N, K, false, tb != 0, H, H, H, false, 1.0f}, rng);
+      for (float beta : {1.0f, 0.0f})  // C += ..., and C = ... (written without being read: the LoRA-first order)
+        run_case(*cpu, *gpu, {M, N, K, false, tb != 0, H, H, H, false, beta}, rng);
     }
   }
   unsetenv("QSFT_SKINNY_GEMM");
@@ -120,7 +121,8 @@ TEST(GpuGemm, SkinnyKAccumulateMatchesCpu) {
 
 #if defined(QSFT_HAVE_CUDA)
 // Which GEMMs CudaOps::gemm gives the one-pass kernel (host logic, on made-up 16-byte-aligned addresses): the LoRA
-// up-projection and dx += du A (C read in place: no c_src, or c_src == C), and none that differs in any condition.
+// up-projection and dx (+)= du A (C read in place: no c_src, or c_src == C; or not read: beta 0), and none that
+// differs in any condition.
 TEST(GpuGemm, SkinnyKRoutesOnlyWhatItComputes) {
   using cuda::GemmOperand;
   char* base = reinterpret_cast<char*>(uintptr_t(1) << 20);
@@ -134,7 +136,9 @@ TEST(GpuGemm, SkinnyKRoutesOnlyWhatItComputes) {
   EXPECT_TRUE(fits(u, false, B, true, y, 1.0f)) << kHostCheck << "y += s u B^T";
   EXPECT_TRUE(fits(u, false, B, true, y, 1.0f, nullptr, y.data)) << kHostCheck << "c_src == C";
   EXPECT_TRUE(fits(u, false, A, false, y, 1.0f)) << kHostCheck << "dx += du A";
-  EXPECT_FALSE(fits(u, false, B, true, y, 0.0f)) << kHostCheck << "beta 0";
+  EXPECT_TRUE(fits(u, false, B, true, y, 0.0f)) << kHostCheck << "y = s u B^T (beta 0)";
+  EXPECT_TRUE(fits(u, false, B, true, y, 0.0f, nullptr, base)) << kHostCheck << "beta 0: no C is read";
+  EXPECT_FALSE(fits(u, false, B, true, y, 0.5f)) << kHostCheck << "beta 0.5";
   EXPECT_FALSE(fits(u, false, B, true, y, 1.0f, &bias)) << kHostCheck << "bias";
   EXPECT_FALSE(fits(u, false, B, true, y, 1.0f, nullptr, base)) << kHostCheck << "c_src != C";
   EXPECT_FALSE(fits({base, H, 16, 300, 300}, true, B, true, y, 1.0f)) << kHostCheck << "U transposed";

@@ -93,22 +93,22 @@ void check_grad_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
 // the shapes) on both backends, dx starting from the same random values; the GPU's also against its composition
 // with the kernel off (QSFT_SKINNY_GEMM=0: cuBLASLt into the scratch, then dropout_add per member; the product is
 // rounded to bf16 there before the mask, hence 5e-3).
-void check_dx_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
-  const std::string tag = tag_of(s);
+void check_dx_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng, bool accumulate) {
+  const std::string tag = tag_of(s) + (accumulate ? " dx +=" : " dx =");
   const int64_t N = s.n * s.r;
   const std::vector<float> dx0 = hashed_uniform(size_t(s.T * s.in), rng());
   Both du(cpu, gpu, s.dt, {s.T, N}, random_uniform(size_t(s.T * N), rng, -0.5f, 0.5f)),
       A(cpu, gpu, s.dt, {N, s.in}, random_uniform(size_t(N * s.in), rng, -0.5f, 0.5f)),
       dx(cpu, gpu, s.dt, {s.T, s.in}, dx0), scratch(cpu, gpu, s.dt, {s.T, s.in});
   const std::span<const uint64_t> seeds(kSeeds, size_t(s.n));
-  cpu.lora_dx_dropout(du.c.t, A.c.t, s.p, seeds, dx.c.t, scratch.c.t);
-  gpu.lora_dx_dropout(du.g.t, A.g.t, s.p, seeds, dx.g.t, scratch.g.t);
+  cpu.lora_dx_dropout(du.c.t, A.c.t, s.p, seeds, dx.c.t, scratch.c.t, accumulate);
+  gpu.lora_dx_dropout(du.g.t, A.g.t, s.p, seeds, dx.g.t, scratch.g.t, accumulate);
   const std::vector<float> got = read_gpu_result(dx.g, "lora_dx_dropout " + tag);
   expect_close(got, dx.c.get(), tolerance(s.dt), "lora_dx_dropout vs CPU " + tag);
   OpsTensor ref(gpu, s.dt, {s.T, s.in});
   ref.set(dx0);
   setenv("QSFT_SKINNY_GEMM", "0", 1);
-  gpu.lora_dx_dropout(du.g.t, A.g.t, s.p, seeds, ref.t, scratch.g.t);
+  gpu.lora_dx_dropout(du.g.t, A.g.t, s.p, seeds, ref.t, scratch.g.t, accumulate);
   unsetenv("QSFT_SKINNY_GEMM");
   expect_close(got, read_gpu_result(ref, "lora_dx_dropout composed " + tag), s.dt == DType::BF16 ? 5e-3 : 1e-5,
                "lora_dx_dropout vs GPU gemm+dropout_add " + tag);
@@ -126,7 +126,8 @@ TEST(GpuLoraDropout, InputGradientMatchesCpuAndComposition) {
                          Shape{40, 33, 8, 2, 0.05f, B},             // in not a multiple of 8: the composition
                          Shape{40, 64, 4, 3, 0.05f, B},             // r not a multiple of 8: the composition
                          Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32: the composition
-    check_dx_shape(*cpu, *gpu, s, rng);
+    for (bool accumulate : {true, false})  // dx += ..., and dx = ... (written, not read: the LoRA-first order)
+      check_dx_shape(*cpu, *gpu, s, rng, accumulate);
 }
 
 TEST(GpuLoraDropout, GradientMatchesCpuAndDropoutThenGemm) {
@@ -169,7 +170,7 @@ TEST(GpuLoraDropout, Qwen7BShapesMatchCpu) {
                          Shape{4096, 18944, 16, 1, 0.05f, DType::BF16}}) {
     check_shape(*cpu, *gpu, s, rng);
     check_grad_shape(*cpu, *gpu, s, rng);
-    check_dx_shape(*cpu, *gpu, s, rng);
+    check_dx_shape(*cpu, *gpu, s, rng, false);  // dx written: the model's order (QSFT_LORA_FIRST)
   }
 }
 

@@ -217,6 +217,37 @@ void expect_fused_dropout_equals_unfused(std::vector<int64_t> outs, float dropou
   EXPECT_NE(plain.values(), u_fused.values());
 }
 
+// Written instead of added (the model's LoRA-first order: the base GEMM then adds onto the outputs): y_j and dx
+// from random contents equal, bit for bit, what adding onto zeros gives, on the fused and the unfused paths.
+void expect_written_equals_added_to_zero(std::vector<int64_t> outs, float dropout, const char* fused_env) {
+  SCOPED_TRACE("members " + std::to_string(outs.size()) + ", dropout " + std::to_string(dropout) + ", fused " +
+               fused_env);
+  setenv("QSFT_LORA_FUSED_DROPOUT", fused_env, 1);
+  auto ops = make_cpu_ops();
+  const int64_t T = 11, in = 24, r = 4, n = int64_t(outs.size());
+  StackCase added(T, in, r, outs, dropout, 12), written(T, in, r, outs, dropout, 12);
+  F32 u({T, n * r}), xd({T, in}), du({T, n * r});
+  added.y.set(std::vector<float>(added.y.size(), 0.0f));
+  added.dx.set(std::vector<float>(added.dx.size(), 0.0f));
+  lora_stack_forward(*ops, added.s, added.x.t, u.t, added.ys.data(), xd.t);
+  lora_stack_backward(*ops, added.s, added.x.t, u.t, added.dys.data(), added.dx.t, du.t, xd.t);
+  lora_stack_forward(*ops, written.s, written.x.t, u.t, written.ys.data(), xd.t, false);
+  lora_stack_backward(*ops, written.s, written.x.t, u.t, written.dys.data(), written.dx.t, du.t, xd.t, false);
+  unsetenv("QSFT_LORA_FUSED_DROPOUT");
+  EXPECT_EQ(written.y.values(), added.y.values());
+  EXPECT_EQ(written.dx.values(), added.dx.values());
+  EXPECT_EQ(written.dA.values(), added.dA.values()) << "the parameter gradients still accumulate";
+}
+
+TEST(LoraStack, WrittenOutputsEqualAddedToZero) {
+  for (const char* fused : {"1", "0"}) {
+    expect_written_equals_added_to_zero({16, 8, 8}, 0.0f, fused);
+    expect_written_equals_added_to_zero({16, 8, 8}, 0.25f, fused);
+    expect_written_equals_added_to_zero({24, 24}, 0.1f, fused);
+    expect_written_equals_added_to_zero({40}, 0.0f, fused);
+  }
+}
+
 TEST(LoraStack, FusedDropoutEqualsDropoutThenGemm) {
   expect_fused_dropout_equals_unfused({16, 8, 8}, 0.05f);
   expect_fused_dropout_equals_unfused({24, 24}, 0.5f);

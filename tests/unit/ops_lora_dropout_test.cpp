@@ -97,6 +97,18 @@ TEST(OpsLoraDropout, InputGradientEqualsGemmThenDropoutAddPerMember) {
       ops->dropout_add(want.t, g.t, c.p, seeds[j]);
     }
     EXPECT_EQ(dx.values(), want.values());
+    // Not accumulated: dx = the sum alone (the first member's dropout writes it), whatever dx held.
+    dx.set(random_uniform(dx.size(), rng));
+    ops->lora_dx_dropout(du.t, A.t, c.p, {seeds, size_t(c.n)}, dx.t, scratch.t, false);
+    for (int j = 0; j < c.n; ++j) {
+      ops->gemm(Mat::of(du.t.cols(j * c.r, (j + 1) * c.r)), false, Mat::of(A.t.rows(j * c.r, (j + 1) * c.r)), false,
+                Mat::of(g.t), 1.0f, 0.0f);
+      if (j == 0)
+        ops->dropout(g.t, c.p, seeds[j], want.t);
+      else
+        ops->dropout_add(want.t, g.t, c.p, seeds[j]);
+    }
+    EXPECT_EQ(dx.values(), want.values()) << "without accumulate";
   }
 }
 
