@@ -170,7 +170,8 @@ TEST(GpuLoraDropout, Qwen7BShapesMatchCpu) {
                          Shape{4096, 18944, 16, 1, 0.05f, DType::BF16}}) {
     check_shape(*cpu, *gpu, s, rng);
     check_grad_shape(*cpu, *gpu, s, rng);
-    check_dx_shape(*cpu, *gpu, s, rng, false);  // dx written: the model's order (QSFT_LORA_FIRST)
+    for (bool accumulate : {false, true})  // dx written (the model's order), and added to (QSFT_LORA_FIRST=0)
+      check_dx_shape(*cpu, *gpu, s, rng, accumulate);
   }
 }
 
