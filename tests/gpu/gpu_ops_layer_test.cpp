@@ -82,9 +82,12 @@ TEST(GpuRmsNorm, StridedHeadViewsMatchCpuAndPackedGpuExactly) {
   std::mt19937 rng(25);
   const float eps = 1e-6f;
   for (DType dt : kFloatTypes)
-    for (auto [T, n, nkv, D] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{37, 32, 8, 128}, {5, 3, 1, 12}}) {
+    for (const auto& shape : {std::tuple<int64_t, int64_t, int64_t, int64_t>{37, 32, 8, 128}, {5, 3, 1, 12}}) {
+      // plain variables, not structured bindings: the lambdas below capture them (clang before C++20 refuses those)
+      const int64_t T = std::get<0>(shape), n = std::get<1>(shape), nkv = std::get<2>(shape), D = std::get<3>(shape);
       const int64_t W = (n + 2 * nkv) * D;
-      for (auto [c0, heads] : {std::pair<int64_t, int64_t>{0, n}, {n * D, nkv}}) {  // q's heads, k's heads
+      for (const auto& part : {std::pair<int64_t, int64_t>{0, n}, {n * D, nkv}}) {  // q's heads, k's heads
+        const int64_t c0 = part.first, heads = part.second;
         const int64_t R = T * heads;
         const std::string tag = std::string(dtype_name(dt)) + " T=" + std::to_string(T) + " heads=" +
                                 std::to_string(heads) + " of " + std::to_string(W / D) + " D=" + std::to_string(D);
