@@ -259,10 +259,10 @@ static const char* gemm_op_name(bool transA, bool transB, bool accumulate) {
                                        "gemm NN +=", "gemm NT +=", "gemm TN +=", "gemm TT +="};
   return names[int(transA) * 2 + int(transB) + 4 * int(accumulate)];
 }
-static double mat_bytes(const Mat& m) { return double(m.rows) * double(m.cols) * double(dtype_size(m.dtype)); }
 static double rows_bytes(int64_t rows, int64_t cols, DType dt) {
   return double(rows) * double(cols) * double(dtype_size(dt));
 }
+static double mat_bytes(const Mat& m) { return rows_bytes(m.rows, m.cols, m.dtype); }
 
 void Ops::gemm(const Mat& A, bool transA, const Mat& B, bool transB, const Mat& C, float alpha, float beta,
                const Tensor* bias) {

@@ -43,14 +43,6 @@ LoraStack Qwen2Decoder::stack(int layer, LoraGroup g, uint64_t seed, bool train,
   return s;
 }
 
-void Qwen2Decoder::lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x,
-                            std::initializer_list<Tensor> y, LayerActs& a) {
-  std::array<Tensor, kMaxLoraGroupSize> ys;
-  const LoraStack s = stack(l, g, seed, train, y, ys);
-  if (!s.n) return;
-  lora_stack_forward(ops_, s, x, a.u[size_t(g)].rows(0, x.dim(0)), ys.data(), p_.state.g.xd);
-}
-
 void Qwen2Decoder::lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, std::initializer_list<Tensor> dy,
                             Tensor& dx, LayerActs& a, bool accumulate_dx) {
   std::array<Tensor, kMaxLoraGroupSize> dys;
@@ -69,17 +61,18 @@ static bool lora_first() {
 }
 
 void Qwen2Decoder::linear_lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x,
-                                   const LinearWeight& W, Tensor& y, std::initializer_list<Tensor> outs, LayerActs& a) {
+                                   const LinearWeight& W, Tensor& y, std::initializer_list<Tensor> outs, LayerActs& a,
+                                   const Tensor* residual) {
   std::array<Tensor, kMaxLoraGroupSize> ys;
   const LoraStack s = stack(l, g, seed, train, outs, ys);
-  if (!s.n) return ops_.linear(x, W, y);
+  if (!s.n) return ops_.linear(x, W, y, residual);
   const Tensor u = a.u[size_t(g)].rows(0, x.dim(0));
-  if (s.n == int(outs.size()) && lora_first()) {  // every column of y is a member's: y_j = s u_j B_j^T first
-    lora_stack_forward(ops_, s, x, u, ys.data(), p_.state.g.xd, false);
-    ops_.linear(x, W, y, &y);  // y = x W^T + b + y
+  if (!residual && s.n == int(outs.size()) && lora_first()) {            // every column of y is a member's: LoRA first
+    lora_stack_forward(ops_, s, x, u, ys.data(), p_.state.g.xd, false);  // y_j = s u_j B_j^T
+    ops_.linear(x, W, y, &y);                                            // y = x W^T + b + y
     return;
   }
-  ops_.linear(x, W, y);
+  ops_.linear(x, W, y, residual);
   lora_stack_forward(ops_, s, x, u, ys.data(), p_.state.g.xd);
 }
 
@@ -183,8 +176,7 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
     ops_.attention_fwd(h.q, h.k, h.v, seq, attn, lse);
   }
   Tensor h_mid = a.h_mid.rows(0, T);
-  ops_.linear(attn, W.o, h_mid, &h_in);
-  lora_fwd(l, LoraGroup::o, seed, train, attn, {h_mid}, a);
+  linear_lora_fwd(l, LoraGroup::o, seed, train, attn, W.o, h_mid, {h_mid}, a, &h_in);
   // MLP block: x = rmsnorm2(h_mid); [gate | up] = x [Wg; Wu]^T (+ LoRA); h_out = h_mid + down(silu(gate) * up)
   Tensor xn2 = a.xn2.rows(0, T), rstd2 = a.rstd2.rows(0, T);
   ops_.rmsnorm_fwd(h_mid, W.post_norm, eps, xn2, rstd2);
@@ -192,8 +184,7 @@ void Qwen2Decoder::layer_forward(int l, const Tensor& h_in, Tensor& h_out, Layer
   linear_lora_fwd(l, LoraGroup::gate_up, seed, train, xn2, W.gate_up, gate_up,
                   {gate_up.cols(0, I), gate_up.cols(I, 2 * I)}, a);
   ops_.swiglu_fwd(gate_up, act);
-  ops_.linear(act, W.down, h_out, &h_mid);
-  lora_fwd(l, LoraGroup::down, seed, train, act, {h_out}, a);
+  linear_lora_fwd(l, LoraGroup::down, seed, train, act, W.down, h_out, {h_out}, a, &h_mid);
 }
 
 void Qwen2Decoder::layer_backward(int l, const Tensor& h_in, LayerActs& a, Tensor& dh, uint64_t seed) {

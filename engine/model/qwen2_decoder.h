@@ -102,16 +102,16 @@ class Qwen2Decoder {
   // their gradients), member_outs: the members' among them.
   LoraStack stack(int layer, LoraGroup g, uint64_t seed, bool train, std::initializer_list<Tensor> outs,
                   std::array<Tensor, kMaxLoraGroupSize>& member_outs) const;
-  // The LoRA branches of group g reading x: y (dy) as in stack's outs, added to y (and to dx).
-  void lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x, std::initializer_list<Tensor> y,
-                LayerActs& a);
+  // The backward of group g's LoRA branches reading x: dy as in stack's outs, the input gradient added to dx (or
+  // written).
   void lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, std::initializer_list<Tensor> dy, Tensor& dx,
                 LayerActs& a, bool accumulate_dx = true);
-  // y = x W^T + b with group g's LoRA, outs as in stack's (together all of y's columns). When every target of the
-  // group is adapted, the LoRA products are written first and the base GEMM adds onto them (beta 1, which costs a
-  // compute-bound GEMM nothing): one pass over y fewer than adding them after (lora_first()).
+  // y = x W^T + b (+ residual) with group g's LoRA added, outs as in stack's (together all of y's columns). Without
+  // a residual and with every target of the group adapted, the LoRA products are written first and the base GEMM
+  // adds onto them (beta 1, which costs a compute-bound GEMM nothing): one pass over y fewer than adding them after
+  // (lora_first()).
   void linear_lora_fwd(int l, LoraGroup g, uint64_t seed, bool train, const Tensor& x, const LinearWeight& W, Tensor& y,
-                       std::initializer_list<Tensor> outs, LayerActs& a);
+                       std::initializer_list<Tensor> outs, LayerActs& a, const Tensor* residual = nullptr);
   // dx = dy W (+ group g's LoRA input gradient, and its parameter gradients): with LoRA on the group, its dx written
   // first and the base dgrad accumulating onto it (lora_first()). dys: dy as stack's outs.
   void dgrad_lora_bwd(int l, LoraGroup g, uint64_t seed, const Tensor& x, const Tensor& dy, const LinearWeight& W,

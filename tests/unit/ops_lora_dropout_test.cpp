@@ -87,27 +87,27 @@ TEST(OpsLoraDropout, InputGradientEqualsGemmThenDropoutAddPerMember) {
     F32 du({c.T, N}), A({N, c.in}), dx({c.T, c.in}), want({c.T, c.in}), scratch({c.T, c.in}), g({c.T, c.in});
     du.set(random_uniform(du.size(), rng));
     A.set(random_uniform(A.size(), rng));
+    const uint64_t seeds[3] = {uint64_t(rng()) << 32 | rng(), uint64_t(rng()), 11};
+    // want (+)= each member's GEMM then dropout_add (the first member's dropout writes want when not accumulating)
+    auto compose = [&](bool accumulate) {
+      for (int j = 0; j < c.n; ++j) {
+        ops->gemm(Mat::of(du.t.cols(j * c.r, (j + 1) * c.r)), false, Mat::of(A.t.rows(j * c.r, (j + 1) * c.r)), false,
+                  Mat::of(g.t), 1.0f, 0.0f);
+        if (j == 0 && !accumulate)
+          ops->dropout(g.t, c.p, seeds[j], want.t);
+        else
+          ops->dropout_add(want.t, g.t, c.p, seeds[j]);
+      }
+    };
     dx.set(random_uniform(dx.size(), rng));  // accumulated into
     want.set(dx.values());
-    const uint64_t seeds[3] = {uint64_t(rng()) << 32 | rng(), uint64_t(rng()), 11};
     ops->lora_dx_dropout(du.t, A.t, c.p, {seeds, size_t(c.n)}, dx.t, scratch.t);
-    for (int j = 0; j < c.n; ++j) {
-      ops->gemm(Mat::of(du.t.cols(j * c.r, (j + 1) * c.r)), false, Mat::of(A.t.rows(j * c.r, (j + 1) * c.r)), false,
-                Mat::of(g.t), 1.0f, 0.0f);
-      ops->dropout_add(want.t, g.t, c.p, seeds[j]);
-    }
+    compose(true);
     EXPECT_EQ(dx.values(), want.values());
-    // Not accumulated: dx = the sum alone (the first member's dropout writes it), whatever dx held.
+    // Not accumulated: dx = the sum alone, whatever dx held.
     dx.set(random_uniform(dx.size(), rng));
     ops->lora_dx_dropout(du.t, A.t, c.p, {seeds, size_t(c.n)}, dx.t, scratch.t, false);
-    for (int j = 0; j < c.n; ++j) {
-      ops->gemm(Mat::of(du.t.cols(j * c.r, (j + 1) * c.r)), false, Mat::of(A.t.rows(j * c.r, (j + 1) * c.r)), false,
-                Mat::of(g.t), 1.0f, 0.0f);
-      if (j == 0)
-        ops->dropout(g.t, c.p, seeds[j], want.t);
-      else
-        ops->dropout_add(want.t, g.t, c.p, seeds[j]);
-    }
+    compose(false);
     EXPECT_EQ(dx.values(), want.values()) << "without accumulate";
   }
 }
