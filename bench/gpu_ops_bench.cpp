@@ -292,11 +292,24 @@ void bench_lora_accumulate(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   }
 }
 
+// One line of bench_lora_dropout: fused and unfused times, GB/s of x read once and its share of the copy ceiling.
+void print_lora_dropout_line(const char* what, int64_t T, int64_t in, int n, int64_t r, double fused, double unfused,
+                             const Ceilings& ceil) {
+  const double xb = 2.0 * double(T) * double(in);  // x read once
+  std::printf(
+      "lora %s 7B T=%lld in=%lld n=%d r=%lld: fused %.3f ms (%.0f GB/s of x, %.0f%% of copy), "
+      "dropout+gemm %.3f ms (%.0f GB/s, %.0f%%): %.2fx\n",
+      what, static_cast<long long>(T), static_cast<long long>(in), n, static_cast<long long>(r), fused * 1e3,
+      xb / fused / 1e9, 100.0 * xb / fused / 1e9 / ceil.gbps, unfused * 1e3, xb / unfused / 1e9,
+      100.0 * xb / unfused / 1e9 / ceil.gbps, unfused / fused);
+}
+
 // LoRA's A projections with dropout at the 7B r16 shapes (q/k/v and gate/up read [T, 3584], down [T, 18944]):
 // Ops::lora_a_dropout (each member's mask applied where x is read, one launch) against what it replaces, each
-// member's dropout into a scratch then its GEMM (QSFT_LORA_FUSED_DROPOUT=0). Rates in GB/s of x read once, against
-// the copy ceiling (read + write); one line per shape, outside the memory-bound summary (these are GEMMs). (The
-// backward's fused dA kernel lost to dropout + GEMM at every shape here, 0.74-0.99x, and was deleted after 45ffbc3.)
+// member's dropout into a scratch then its GEMM (QSFT_LORA_FUSED_DROPOUT=0); likewise the backward's A gradients
+// (Ops::lora_da_dropout; 45ffbc3's fused dA kernel lost to dropout + GEMM, 0.74-0.99x: rewritten since). Rates in
+// GB/s of x read once, against the copy ceiling (read + write); one line per shape, outside the memory-bound summary
+// (these are GEMMs).
 void bench_lora_dropout(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   const DType B = DType::BF16;
   const int64_t r = 16;
@@ -319,13 +332,17 @@ void bench_lora_dropout(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
                    Mat::of(u.t.cols(j * r, (j + 1) * r)), 1, 0);
         }
       });
-      const double xb = 2.0 * double(T) * double(c.in);
-      std::printf(
-          "lora A dropout   7B T=%lld in=%lld n=%d r=%lld: fused %.3f ms (%.0f GB/s of x, %.0f%% of copy), "
-          "dropout+gemm %.3f ms (%.0f GB/s, %.0f%%): %.2fx\n",
-          static_cast<long long>(T), static_cast<long long>(c.in), c.n, static_cast<long long>(r), tf * 1e3,
-          xb / tf / 1e9, 100.0 * xb / tf / 1e9 / ceil.gbps, tu * 1e3, xb / tu / 1e9, 100.0 * xb / tu / 1e9 / ceil.gbps,
-          tu / tf);
+      Buf dA(ops, DType::F32, {N, c.in}, rng);  // the backward's dA_j += du_j^T dropout_j(x), u standing for du
+      const double gf = median_seconds(ops, [&] { ops.lora_da_dropout(u.t, x.t, p, members, dA.t, xd.t); });
+      const double gu = median_seconds(ops, [&] {
+        for (int j = 0; j < c.n; ++j) {
+          ops.dropout(x.t, p, seeds[j], xd.t);
+          ops.gemm(Mat::of(u.t.cols(j * r, (j + 1) * r)), true, Mat::of(xd.t), false,
+                   Mat::of(dA.t.rows(j * r, (j + 1) * r)), 1, 1);
+        }
+      });
+      print_lora_dropout_line("A dropout ", T, c.in, c.n, r, tf, tu, ceil);
+      print_lora_dropout_line("dA dropout", T, c.in, c.n, r, gf, gu, ceil);
     }
 }
 

@@ -262,8 +262,8 @@ class Ops {
                       Tensor& scratch);
   // Its backward's A gradients with the same masks: dA = [dA_1; ...; dA_n] F32 [n r, in] packed, accumulated:
   //   dA_j += du_j^T dropout(x, p, seeds[j])       du = [du_1, ..., du_n] [T, n r] packed, x [T, in] packed
-  // scratch as for lora_a_dropout. Profiled as gemm; every backend runs the default, dropout then a GEMM per member
-  // (a fused CUDA kernel reading x once lost to it at every 7B shape on the H200: bench/RESULTS.md).
+  // scratch as for lora_a_dropout. Profiled as gemm. The default (the CPU's): dropout then a GEMM per member; the
+  // CUDA one reads x once for all members where its kernel takes the shapes (kernels/lora_dropout_cuda.h).
   void lora_da_dropout(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds, Tensor& dA,
                        Tensor& scratch);
   // Its backward's input gradient through the same masks, into dx [T, in] packed (x's dtype):

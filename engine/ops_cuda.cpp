@@ -248,8 +248,8 @@ class CudaOps final : public Ops {
   void dropout_impl(const Tensor& x, float p, uint64_t seed, Tensor& y, bool accumulate) override {
     (accumulate ? cuda::dropout_add : cuda::dropout)(x.dtype, x.data, x.numel(), p, seed, y.data, stream_);
   }
-  // The fused kernel where it takes the shapes (BF16, in and r multiples of 8, n r <= 192), else Ops' composition
-  // (lora_da_dropout always runs Ops' composition: it beat a fused kernel, bench/RESULTS.md).
+  // The fused kernels where they take the shapes (BF16, in a multiple of 8, r of 8 (forward) or 16 (dA), n r <= 192),
+  // else Ops' composition.
   void lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
                            Tensor& scratch, const GemmSizes& s) override {
     const int n = int(seeds.size());
@@ -258,6 +258,15 @@ class CudaOps final : public Ops {
       return Ops::lora_a_dropout_impl(x, A, p, seeds, u, scratch, s);
     cuda::lora_a_dropout(x.data, s.M, s.K, A.data, r, n, p, seeds.data(), u.data, u.stride0(), scratch.data,
                          scratch.nbytes(), stream_);
+  }
+  void lora_da_dropout_impl(const Tensor& du, const Tensor& x, float p, std::span<const uint64_t> seeds, Tensor& dA,
+                            Tensor& scratch, const GemmSizes& s) override {
+    const int n = int(seeds.size());
+    const int64_t r = s.M / n;
+    if (!cuda::lora_da_dropout_fits(x.dtype, s.N, r, n, x.data, du.data))
+      return Ops::lora_da_dropout_impl(du, x, p, seeds, dA, scratch, s);
+    cuda::lora_da_dropout(du.data, x.data, s.K, s.N, r, n, p, seeds.data(), dA.f32(), scratch.data, scratch.nbytes(),
+                          stream_);
   }
   // One kernel for every member where it takes the shapes (BF16, r a multiple of 8 up to 64), else Ops' composition.
   void lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,

@@ -25,19 +25,20 @@ __global__ void scale_kernel(T* y, float s, int64_t n) {
   map_vec<W>(y, y, n, [&](float v, int64_t) { return v * s; });
 }
 
-// y = (Acc ? y : 0) + mask(x) / (1 - p): one hash per 4 elements of a 16-byte step (rng::uniforms16).
+// y = (Acc ? y : 0) + mask(x) / (1 - p): one hash per 4 elements of a 16-byte step, its 16-bit fields tested against
+// the integer threshold (rng::keep_threshold16: the mask of uniform16 >= p). mixed_seed = rng::mix64(seed).
 template <int W, bool Acc, class T>
-__global__ void dropout_kernel(const T* x, int64_t n, float p, uint64_t seed, T* y) {
-  const float keep_scale = 1.0f / (1.0f - p);
+__global__ void dropout_kernel(const T* x, int64_t n, uint32_t threshold, float keep_scale, uint64_t mixed_seed, T* y) {
   grid_stride_vec<W>(n, [&](auto w, int64_t i) {
     constexpr int N = decltype(w)::value;
-    float a[N], u[N], b[N];
+    float a[N], b[N];
+    bool keep[N];
     load_n<N>(x + i, a);
-    rng::uniforms16<N>(seed, uint64_t(i), u);
+    rng::keeps16<N>(mixed_seed, uint64_t(i), threshold, keep);
     if constexpr (Acc) load_n<N>(y + i, b);
 #pragma unroll
     for (int k = 0; k < N; ++k) {
-      const float d = dropout_value(a[k], u[k], p, keep_scale);
+      const float d = dropout_value(a[k], keep[k], keep_scale);
       a[k] = Acc ? b[k] + d : d;
     }
     store_n<N>(y + i, a);
@@ -94,8 +95,9 @@ static void launch_dropout(DType dt, const void* x, int64_t n, float p, uint64_t
     using T = decltype(tag);
     launch_vec_or_scalar<kVec<T>>(aligned16(x) && aligned16(y), [&](auto w) {
       constexpr int W = decltype(w)::value;
-      dropout_kernel<W, Acc, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(static_cast<const T*>(x), n, p,
-                                                                                     seed, static_cast<T*>(y));
+      dropout_kernel<W, Acc, T><<<grid_for(n / W), kThreads, 0, as_stream(stream)>>>(
+          static_cast<const T*>(x), n, rng::keep_threshold16(p), 1.0f / (1.0f - p), rng::mix64(seed),
+          static_cast<T*>(y));
     });
   });
   QSFT_CUDA_CHECK_LAUNCH();

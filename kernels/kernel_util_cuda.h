@@ -40,10 +40,10 @@ inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
 // ---- elements: storage type T (float or bf16), arithmetic in fp32 ----
 __device__ __forceinline__ float load(const float* p) { return *p; }
-// One element of dropout (the dropout kernel and the fused LoRA ones share it): kept when the draw u >= p, then
-// x / (1 - p) as x * keep_scale; _rn: no fma contraction with what follows, so the CPU op's bits.
-__device__ __forceinline__ float dropout_value(float x, float u, float p, float keep_scale) {
-  return u >= p ? __fmul_rn(x, keep_scale) : 0.0f;
+// One element of dropout (the dropout kernel and the fused LoRA ones share it): when kept (rng::kept16), x / (1 - p)
+// as x * keep_scale; _rn: no fma contraction with what follows, so the CPU op's bits.
+__device__ __forceinline__ float dropout_value(float x, bool keep, float keep_scale) {
+  return keep ? __fmul_rn(x, keep_scale) : 0.0f;
 }
 __device__ __forceinline__ float load(const bf16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }

@@ -1,10 +1,12 @@
 // The fused LoRA A projection with dropout (kernels/lora_dropout_cuda.h). A block computes u for 64 tokens and all
 // n r columns over a range of K: per k-step of BK (64 for n r <= 96, else 32: the static shared memory) it stages
 // the x tile [64, BK] once per member, masked and scaled exactly as the dropout kernel stores it (bf16), and the A
-// tile [n r, BK], in shared memory; each of its 4 warps
+// tile [n r, BK], in shared memory (x scaled and rounded once, then and-ed with each member's mask: integer tests of
+// the hash fields, rng::keep_threshold16); each of its 4 warps
 // owns 16 rows and runs mma.sync m16n8k16 (bf16 in, fp32 accumulation) over every n8 column tile with the x tile of
 // that tile's member. The next k-step's 16-byte global loads are issued before this step's mma's (register
-// prefetch). Memory-bound: ~2 n r FLOP per 2-byte element of x, plus n hashes per 4 elements for the masks.
+// prefetch). ~2 n r FLOP per 2-byte element of x, plus n hashes per 4 elements for the masks: at n = 3 the hashes'
+// integer work, not the bytes, bounds it.
 #include <algorithm>
 
 #include "kernels/lora_dropout_cuda.h"
@@ -27,7 +29,8 @@ constexpr int depth_for(int NT) { return NT <= 12 ? 64 : 32; }
 template <int NT, int BK = depth_for(NT)>
 __global__ void __launch_bounds__(kBlock)
     lora_a_dropout_kernel(const bf16* __restrict__ x, int64_t T, int64_t in, const bf16* __restrict__ A, int r, int n,
-                          float p, Seeds seeds, int64_t k_split, bf16* u, int64_t ldu, float* partial) {
+                          uint32_t threshold, float keep_scale, Seeds seeds, int64_t k_split, bf16* u, int64_t ldu,
+                          float* partial) {
   constexpr int kPitch = BK + 8;       // shared row pitch in bf16 (80 or 144 bytes): the fragment reads hit 32 banks
   constexpr int kVecsPerRow = BK / 8;  // 16-byte vectors in a tile row
   constexpr int kVecsX = kBM * kVecsPerRow / kBlock;                    // x vectors per thread per k-step
@@ -38,7 +41,6 @@ __global__ void __launch_bounds__(kBlock)
   const int N = n * r;
   const int64_t t0 = int64_t(blockIdx.x) * kBM;
   const int64_t k_begin = int64_t(blockIdx.y) * k_split, k_end = min(in, k_begin + k_split);
-  const float keep_scale = 1.0f / (1.0f - p);
   int member_of[NT];  // the member whose columns n8 tile i holds (r is a multiple of 8); kMembers: past N
 #pragma unroll
   for (int i = 0; i < NT; ++i) member_of[i] = 8 * i < N ? 8 * i / r : kMembers;
@@ -65,11 +67,12 @@ __global__ void __launch_bounds__(kBlock)
       const int idx = tid + v * kBlock, row = idx / kVecsPerRow, col = (idx % kVecsPerRow) * 8;
       const int64_t t = t0 + row, c = k0 + col;
       const bool inside = t < T && c < k_end;
+      const uint4 kept = kept_values(xr[v], keep_scale);  // scaled and rounded once for all members
 #pragma unroll
       for (int j = 0; j < kMembers; ++j)
         if (j < n)
           *reinterpret_cast<uint4*>(&xs[j][row][col]) =
-              inside ? dropped(xr[v], seeds.s[j], uint64_t(t * in + c), p, keep_scale) : zero;
+              inside ? dropped(kept, seeds.s[j], uint64_t(t * in + c), threshold) : zero;
     }
 #pragma unroll
     for (int v = 0; v < kVecsA; ++v) {
@@ -142,22 +145,19 @@ void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t
   QSFT_CHECK(lora_a_dropout_fits(DType::BF16, in, r, n, x, A), "lora_a_dropout: shapes the kernel does not take");
   const int64_t N = n * r, m_tiles = ceil_div(T, kBM);
   Seeds s{};
-  for (int j = 0; j < n; ++j) s.s[j] = seeds[j];
+  for (int j = 0; j < n; ++j) s.s[j] = rng::mix64(seeds[j]);
   int64_t splits = 1;
   dispatch_tiles<kMaxRows / 8>(N / 8, [&](auto w) {
     constexpr int NT = decltype(w)::value, BK = depth_for(NT);
     // Splits of K: about 4 blocks per SM when T alone gives fewer (rounded down: a nearly full GPU does not split,
-    // each split costs its fp32 partials' write and read), each split >= kMinSplitDepth deep and a whole number of
-    // k-steps, their fp32 partial sums [splits, T, N] within the workspace.
-    const int64_t k_steps = ceil_div(in, BK);
-    splits = std::min(4 * int64_t(sm_count()) / m_tiles, in / kMinSplitDepth);
-    if (!aligned16(workspace)) splits = 1;
-    splits = std::max<int64_t>(1, std::min<int64_t>(splits, int64_t(workspace_bytes / size_t(T * N * 4))));
-    const int64_t k_split = ceil_div(k_steps, splits) * BK;
-    splits = ceil_div(in, k_split);
+    // each split costs its fp32 partials' write and read), fp32 partial sums [splits, T, N].
+    const Splits k = split_reduction(4 * int64_t(sm_count()) / m_tiles, in, kMinSplitDepth, BK, workspace,
+                                     workspace_bytes, size_t(T * N * 4));
+    splits = k.count;
     lora_a_dropout_kernel<NT><<<dim3(unsigned(m_tiles), unsigned(splits)), kBlock, 0, as_stream(stream)>>>(
-        static_cast<const bf16*>(x), T, in, static_cast<const bf16*>(A), int(r), n, p, s, k_split,
-        static_cast<bf16*>(u), ldu, splits > 1 ? static_cast<float*>(workspace) : nullptr);
+        static_cast<const bf16*>(x), T, in, static_cast<const bf16*>(A), int(r), n, rng::keep_threshold16(p),
+        1.0f / (1.0f - p), s, k.length, static_cast<bf16*>(u), ldu,
+        splits > 1 ? static_cast<float*>(workspace) : nullptr);
   });
   QSFT_CUDA_CHECK_LAUNCH();
   if (splits == 1) return;

@@ -39,8 +39,9 @@ struct Args {
   // masked (lora_dx_dropout): segment j = member j, K = n r, seg = r; dropout_j from seeds[j] at index t N + c
   int seg;       // K columns per segment: kSegK, or r when masked
   int segments;  // ceil(K / seg)
-  float p, keep_scale;
-  uint64_t seeds[kMaxMembers];
+  uint32_t threshold;  // rng::keep_threshold16(p)
+  float keep_scale;
+  uint64_t mixed_seeds[kMaxMembers];  // rng::mix64(seeds[j])
 };
 
 // A block's shared memory: the operand tiles of a segment and its fp32 product.
@@ -119,12 +120,12 @@ __device__ __forceinline__ void segment_product(const Args& a, int64_t m0, int64
   __syncthreads();
 }
 
-// seeds[s] by constant indices (a run-time index would copy the parameters to local memory)
+// mixed_seeds[s] by constant indices (a run-time index would copy the parameters to local memory)
 __device__ __forceinline__ uint64_t seed_of(const Args& a, int s) {
-  uint64_t seed = a.seeds[0];
+  uint64_t seed = a.mixed_seeds[0];
 #pragma unroll
   for (int j = 1; j < kMaxMembers; ++j)
-    if (s == j) seed = a.seeds[j];
+    if (s == j) seed = a.mixed_seeds[j];
   return seed;
 }
 
@@ -159,10 +160,10 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<kMasked>) skinny_add_kernel
       if constexpr (decltype(first)::value) unpack_word<bf16>(raw[i], cv[i]);
       if constexpr (kMasked) {
         if (!inside(i)) continue;
-        float r[8];  // the dropout draws of x's elements t in + c .. + 7 (a multiple of 8: one uniforms16 call)
-        rng::uniforms16<8>(seed_of(a, s), uint64_t((m0 + word_row(i)) * a.N + n0 + word_col(i)), r);
+        bool keep[8];  // the dropout masks of x's elements t in + c .. + 7 (a multiple of 8: two hashes)
+        rng::keeps16<8>(seed_of(a, s), uint64_t((m0 + word_row(i)) * a.N + n0 + word_col(i)), a.threshold, keep);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) cv[i][j] += dropout_value(prod[j], r[j], a.p, a.keep_scale);
+        for (int j = 0; j < 8; ++j) cv[i][j] += dropout_value(prod[j], keep[j], a.keep_scale);
       } else {
 #pragma unroll
         for (int j = 0; j < 8; ++j) cv[i][j] += a.alpha * prod[j];
@@ -248,9 +249,9 @@ void lora_dx_dropout(const void* du, const void* A, int64_t T, int64_t in, int64
   a.alpha = 1.0f;
   a.seg = int(r);
   a.segments = n;
-  a.p = p;
+  a.threshold = rng::keep_threshold16(p);
   a.keep_scale = 1.0f / (1.0f - p);
-  for (int j = 0; j < n; ++j) a.seeds[j] = seeds[j];
+  for (int j = 0; j < n; ++j) a.mixed_seeds[j] = rng::mix64(seeds[j]);
   // A [n r, in]: W as [K, N]
   (accumulate ? skinny_add_kernel<false, true, true>
               : skinny_add_kernel<false, true, false>)<<<grid_of(a), kBlock, 0, as_stream(stream)>>>(a);

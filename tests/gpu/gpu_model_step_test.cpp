@@ -67,8 +67,8 @@ TEST_P(GpuModelStep, OneStepLossAndLoraGradientsMatchCpu) {
   expect_step_matches_cpu(*cpu, *gpu, f, params_with_random_b(f, LoraLayout(f.config, f.lora)), GetParam());
 }
 
-// r 16 and lora_dropout 0.05: the step's LoRA stacks run the fused forward kernel (Ops::lora_a_dropout: BF16, in
-// and r multiples of 8, n r <= 192) and Ops::lora_da_dropout's dropout + GEMMs; A and B drawn U(-0.1, 0.1). The same
+// r 16 and lora_dropout 0.05: the step's LoRA stacks run the fused kernels (Ops::lora_a_dropout, lora_da_dropout:
+// BF16, in a multiple of 8, r of 16, n r <= 192); A and B drawn U(-0.1, 0.1). The same
 // tolerances hold here: bf16_grad_noise.py's dropout case (torch bf16 vs float64, same masks) measured worst rel.
 // L2 3.8e-2 and cosine 0.99927 over 5 draws on each fixture, inside the no-dropout case's 5.0e-2 and 0.99877.
 TEST_P(GpuModelStep, DropoutR16OneStepMatchesCpu) {

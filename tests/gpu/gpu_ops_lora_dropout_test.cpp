@@ -1,10 +1,10 @@
-// CUDA Ops::lora_a_dropout (the fused kernel of kernels/lora_dropout.cu, and the composition it falls back to),
-// lora_da_dropout (that composition) and lora_dx_dropout (kernels/skinny_gemm.cu, or the composition) against the CPU
-// ops and against the GPU's own dropout then GEMM, on fresh random inputs into poisoned outputs (dA and dx:
-// accumulated onto random values): odd T, 1 to 3 members, K split over blocks or not, u a column slice, the 7B LoRA
-// shapes (T 4096; in 3584 with q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p) scaling bit for bit
-// through a selecting A; and a LoRA group's forward and backward (engine/model/lora_linear.h) with the fused forward
-// against the unfused one.
+// CUDA Ops::lora_a_dropout and lora_da_dropout (the fused kernels of kernels/lora_dropout.cu and lora_dropout_bwd.cu,
+// and the composition they fall back to) and lora_dx_dropout (kernels/skinny_gemm.cu, or the composition) against
+// the CPU ops and against the GPU's own dropout then GEMM, on fresh random inputs into poisoned outputs (dA and dx:
+// accumulated onto random values): odd T, 1 to 3 members, K or the tokens split over blocks or not, u a column
+// slice, the 7B LoRA shapes (T 4096; in 3584 with q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p)
+// scaling bit for bit through a selecting A (forward) and a selecting du (dA); and a LoRA group's forward and backward
+// (engine/model/lora_linear.h) with the fused forward against the unfused one.
 #include <cstdint>
 #include <cstdlib>
 
@@ -63,8 +63,9 @@ void check_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
                "lora_a_dropout vs GPU dropout+gemm " + tag);
 }
 
-// The backward's dA += du^T dropout(x) per member (lora_da_dropout: Ops' composition on both backends) on both
-// backends, dA starting from the same random values; the GPU's also against its own dropout + GEMM per member.
+// The backward's dA += du^T dropout(x) per member (lora_da_dropout: kernels/lora_dropout_bwd.cu on the GPU where it
+// takes the shapes, else Ops' composition) on both backends, dA starting from the same random values; the GPU's also
+// against its own dropout + GEMM per member.
 void check_grad_shape(Ops& cpu, Ops& gpu, const Shape& s, std::mt19937& rng) {
   const std::string tag = tag_of(s);
   const int64_t N = s.n * s.r;
@@ -134,11 +135,18 @@ TEST(GpuLoraDropout, GradientMatchesCpuAndDropoutThenGemm) {
   QSFT_REQUIRE_GPU();
   std::mt19937 rng(83);
   const DType B = DType::BF16;
-  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},            // ragged T and columns
-                         Shape{600, 512, 16, 3, 0.0f, B},           // p = 0
-                         Shape{515, 896, 16, 1, 0.05f, B},          // one member
+  // The kernel splits the tokens over blocks when T >= 512 and the scratch holds 2 partials [n r, in] (H200: the
+  // shapes marked), fp32 partials added in order; else it adds to dA.
+  for (const Shape& s : {Shape{13, 40, 16, 3, 0.05f, B},            // ragged T and columns, one block
+                         Shape{600, 512, 16, 3, 0.0f, B},           // p = 0; 2 splits
+                         Shape{515, 896, 16, 1, 0.05f, B},          // one member, 0.5B's hidden size; 2 splits
                          Shape{300, 512, 32, 2, 0.05f, B},          // r32 x 2
-                         Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32
+                         Shape{1000, 136, 48, 2, 0.1f, B},          // r48 x 2 (n r 96), columns past a block; 3 splits
+                         Shape{77, 264, 64, 3, 0.5f, B},            // n r = 192: k-steps of 32 tokens
+                         Shape{130, 200, 64, 2, 0.05f, B},          // n r = 128: 8 row tiles, ragged T and columns
+                         Shape{40, 64, 8, 2, 0.05f, B},             // r not a multiple of 16: the composition
+                         Shape{40, 33, 16, 2, 0.05f, B},            // in not a multiple of 8: the composition
+                         Shape{50, 64, 16, 2, 0.05f, DType::F32}})  // F32: the composition
     check_grad_shape(*cpu, *gpu, s, rng);
 }
 
@@ -210,6 +218,42 @@ TEST(GpuLoraDropout, MasksAndScalingAreTheDropoutOpsBitForBit) {
       if (T == 1000) {
         EXPECT_NEAR(double(dropped) / double(T * r), 0.3, 0.02) << "member " << j;
       }
+    }
+  }
+}
+
+// du_j selects tokens: column k of du_j is 1 at token t_k = k T / r + j, so dA_j[k, c] = dropout_j(x)[t_k, c] exactly
+// (dA from 0, one product by 1, the rest by 0): the dA kernel's masks and scaling against the GPU dropout op, bit
+// for bit, with the tokens split over 7 blocks (T 2000, r 16, in 648: a partial k-step and column block) and not
+// (T 192, r 64: k-steps of 32).
+TEST(GpuLoraDropout, GradientMasksAndScalingAreTheDropoutOpsBitForBit) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(97);
+  const int n = 3;
+  struct Case {
+    int64_t T, r, in;
+  };
+  for (const Case c : {Case{2000, 16, 648}, Case{192, 64, 256}}) {
+    const int64_t T = c.T, r = c.r, in = c.in, N = n * r;
+    auto token = [&](int j, int64_t k) { return k * (T / r) + j; };
+    OpsTensor x(*gpu, DType::BF16, {T, in}), du(*gpu, DType::BF16, {T, N}), dA(*gpu, DType::F32, {N, in}),
+        scratch(*gpu, DType::BF16, {T, in}), xd(*gpu, DType::BF16, {T, in});
+    x.set(random_uniform(size_t(T * in), rng, -4.0f, 4.0f));
+    std::vector<float> d(size_t(T * N), 0.0f);
+    for (int j = 0; j < n; ++j)
+      for (int64_t k = 0; k < r; ++k) d[size_t(token(j, k) * N + j * r + k)] = 1.0f;
+    du.set(d);
+    dA.set(std::vector<float>(size_t(N * in), 0.0f));
+    gpu->lora_da_dropout(du.t, x.t, 0.3f, {kSeeds, size_t(n)}, dA.t, scratch.t);
+    const std::vector<float> got = read_gpu_result(dA, "lora_da_dropout (selecting du)");
+    for (int j = 0; j < n; ++j) {
+      gpu->dropout(x.t, 0.3f, kSeeds[j], xd.t);
+      const std::vector<float> want = xd.get();
+      const int64_t bad = first_failing(r * in, [&](int64_t i) {  // i = k in + c
+        const int64_t k = i / in, col = i % in;
+        return got[size_t((j * r + k) * in + col)] == want[size_t(token(j, k) * in + col)];
+      });
+      EXPECT_EQ(bad, -1) << "T " << T << " member " << j << " row " << bad / in << " column " << bad % in;
     }
   }
 }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <cmath>
+
 #include "kernels/rng.h"
 #include "tests/unit/ops_test_util.h"
 
@@ -112,6 +114,39 @@ TEST(Rng, Uniform16TakesFourDrawsFromOneHash) {
     EXPECT_EQ(block[k], one[0]);
     EXPECT_EQ(block[k], rng::uniform16(seed, uint64_t(40 + k)));
   }
+}
+
+// The kernels' keep test (an integer field against keep_threshold16(p)) is the CPU op's uniform16 >= p, for every
+// 16-bit field and for p on the 2^-16 grid, next to it on either side, tiny, near 1 and typical.
+TEST(Rng, KeepThresholdGivesTheFloatTestsMaskForEveryField) {
+  std::vector<float> ps = {1e-9f, 1e-5f, 0.01f, 0.05f, 0.1f, 0.2f, 0.3f, 0.5f, 0.9f, 0.99999f, 0.999999f};
+  for (uint32_t k : {1u, 2u, 3277u, 32768u, 65535u}) {
+    const float on_grid = float(k) / 65536.0f;
+    ps.insert(ps.end(), {on_grid, std::nextafter(on_grid, 0.0f), std::nextafter(on_grid, 1.0f)});
+  }
+  for (float p : ps) {
+    const uint32_t threshold = rng::keep_threshold16(p);
+    EXPECT_LE(threshold, 65536u);
+    for (uint32_t f = 0; f < 65536; ++f) {
+      const uint64_t h = uint64_t(f) << 32;  // field 2
+      ASSERT_EQ(rng::kept16(h, 2, threshold), rng::field16(h, 2) >= p) << "p " << p << " field " << f;
+    }
+  }
+  EXPECT_EQ(rng::keep_threshold16(0.0f), 0u);  // p 0 keeps everything
+  const uint64_t seed = 777, mixed = rng::mix64(seed);
+  for (float p : {0.05f, 0.5f}) {
+    const uint32_t threshold = rng::keep_threshold16(p);
+    bool block[8], one[1];
+    for (uint64_t i = 0; i < 4000; i += 8) {
+      rng::keeps16<8>(mixed, i, threshold, block);
+      for (int k = 0; k < 8; ++k) {
+        rng::keeps16<1>(mixed, i + uint64_t(k), threshold, one);
+        EXPECT_EQ(block[k], rng::uniform16(seed, i + uint64_t(k)) >= p);
+        EXPECT_EQ(one[0], block[k]);
+      }
+    }
+  }
+  EXPECT_EQ(rng::hash_mixed(mixed, 12345), rng::hash(seed, 12345));
 }
 
 TEST(OpsNeftune, NoiseIsBoundedCenteredAndDeterministic) {
