@@ -292,6 +292,30 @@ void bench_lora_accumulate(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
   }
 }
 
+// The backward's B and u gradients of one LoRA member at the 7B r16 outputs (q/o 3584, k/v 512, gate/up 18944), T =
+// 16384: Ops::lora_db_du (kernels/lora_db_du.cu: dy read once) against its two GEMMs (cuBLASLt: dy read twice). One
+// line per shape, in GB/s of dy read once against the copy ceiling (read + write), outside the memory-bound summary.
+void bench_lora_db_du(Ops& ops, const Ceilings& ceil, std::mt19937& rng) {
+  const DType B = DType::BF16;
+  const int64_t T = 16384, r = 16;
+  for (const int64_t out : {int64_t(3584), int64_t(512), int64_t(18944)}) {
+    Buf dy(ops, B, {T, out}, rng), u(ops, B, {T, r}, rng), Bm(ops, B, {out, r}, rng), du(ops, B, {T, r}, rng),
+        dB(ops, DType::F32, {out, r}, rng), scratch(ops, B, {T, 2560}, rng);  // the partial sums: <= 66 MB here
+    const double tf = median_seconds(ops, [&] { ops.lora_db_du(dy.t, u.t, Bm.t, 2.0f, dB.t, du.t, scratch.t); });
+    const double tg = median_seconds(ops, [&] {
+      ops.gemm(Mat::of(dy.t), true, Mat::of(u.t), false, Mat::of(dB.t), 2.0f, 1.0f);
+      ops.gemm(Mat::of(dy.t), false, Mat::of(Bm.t), false, Mat::of(du.t), 2.0f, 0.0f);
+    });
+    const double bytes = 2.0 * double(T) * double(out);
+    std::printf(
+        "lora dB+du      7B T=%lld out=%lld r=%lld: fused %.3f ms (%.0f GB/s of dy, %.0f%% of copy), two GEMMs "
+        "%.3f ms (%.0f GB/s, %.0f%%): %.2fx\n",
+        static_cast<long long>(T), static_cast<long long>(out), static_cast<long long>(r), tf * 1e3, bytes / tf / 1e9,
+        100.0 * bytes / tf / 1e9 / ceil.gbps, tg * 1e3, bytes / tg / 1e9, 100.0 * bytes / tg / 1e9 / ceil.gbps,
+        tg / tf);
+  }
+}
+
 // One line of bench_lora_dropout: fused and unfused times, GB/s of x read once and its share of the copy ceiling.
 void print_lora_dropout_line(const char* what, int64_t T, int64_t in, int n, int64_t r, double fused, double unfused,
                              const Ceilings& ceil) {
@@ -407,6 +431,7 @@ int main(int argc, char** argv) {
   bench_lora(*ops, ceil, rng);
   bench_lora_accumulate(*ops, ceil, rng);
   bench_lora_dropout(*ops, ceil, rng);
+  bench_lora_db_du(*ops, ceil, rng);
   print_memory_summary();
   return 0;
 #endif

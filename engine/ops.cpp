@@ -696,6 +696,35 @@ void Ops::lora_dx_dropout(const Tensor& du, const Tensor& A, float p, std::span<
   lora_dx_dropout_impl(du, A, p, seeds, dx, scratch, {T, in, A.dim(0)}, accumulate);
 }
 
+void Ops::lora_db_du(const Tensor& dy, const Tensor& u, const Tensor& B, float s, Tensor& dB, Tensor& du,
+                     Tensor& scratch) {
+  Scope sc(*this, OpFamily::gemm);
+  const Expect e{device()};
+  QSFT_CHECK(dy.ndim >= 1 && B.ndim == 2,
+             "lora_db_du dy is " + dy.shape_str() + " and B " + B.shape_str() + ", expected T rows and [out, r]");
+  const int64_t T = dy.dim(0), out = dy.row_elems(), r = B.dim(1);
+  e.floating(dy, "lora_db_du dy", true);
+  e.matrix(dy, dy.dtype, T, out, "lora_db_du dy", true);
+  e.matrix(B, dy.dtype, out, r, "lora_db_du B");
+  e.matrix(u, dy.dtype, T, r, "lora_db_du u", true);
+  e.matrix(du, dy.dtype, T, r, "lora_db_du du", true);
+  e.matrix(dB, DType::F32, out, r, "lora_db_du dB");
+  e.placed(scratch, "lora_db_du scratch");
+  for (const Tensor* t : {&dy, &u, &B})
+    QSFT_CHECK(t->data != du.data, "lora_db_du: du must be distinct from dy, u and B");
+  Scope shape(*this, GemmWork{"lora_db_du", T, r, out,
+                              rows_bytes(T, out, dy.dtype) + 2 * rows_bytes(T, r, u.dtype) + double(B.nbytes()) +
+                                  2 * double(dB.nbytes())});
+  lora_db_du_impl(dy, u, B, s, dB, du, scratch, {T, r, out});
+}
+
+void Ops::lora_db_du_impl(const Tensor& dy, const Tensor& u, const Tensor& B, float s, Tensor& dB, Tensor& du, Tensor&,
+                          const GemmSizes& sizes) {
+  gemm_impl(Mat::of(dy), true, Mat::of(u), false, Mat::of(dB), s, 1.0f, nullptr, {sizes.K, sizes.N, sizes.M},
+            nullptr);                                                                               // dB += s dy^T u
+  gemm_impl(Mat::of(dy), false, Mat::of(B), false, Mat::of(du), s, 0.0f, nullptr, sizes, nullptr);  // du = s dy B
+}
+
 void Ops::lora_a_dropout_impl(const Tensor& x, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& u,
                               Tensor& scratch, const GemmSizes& s) {
   const int64_t r = s.N / int64_t(seeds.size());

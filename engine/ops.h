@@ -274,6 +274,13 @@ class Ops {
   // all members where its kernel takes the shapes (kernels/skinny_gemm_cuda.h).
   void lora_dx_dropout(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,
                        Tensor& scratch, bool accumulate = true);
+  // LoRA's B and u gradients for one member, from one read of dy where the backend can (the default: two GEMMs):
+  //   dB += s dy^T u   F32 [out, r] packed          du = s dy B   [T, r] (written)
+  // dy [T, out] (any shape with T rows of out), u [T, r] and du [T, r] may be column slices (row strides), B [out, r]
+  // packed, all of dy's dtype.
+  // scratch: packed device memory free during the call, for a backend's partial sums (the caller lends its dropout
+  // scratch). Profiled as gemm; the CUDA one runs one kernel where it takes the shapes (kernels/lora_db_du_cuda.h).
+  void lora_db_du(const Tensor& dy, const Tensor& u, const Tensor& B, float s, Tensor& dB, Tensor& du, Tensor& scratch);
   // sum of squares of x, reduced in a fixed order (deterministic), returned to the host.
   double sum_squares(const Tensor& x);
   // The same sum (rounded to fp32) left on the device in out, F32 [1]: no wait for the host.
@@ -382,6 +389,9 @@ class Ops {
   // the first member without accumulate). s: M = T, N = in, K = n r.
   virtual void lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds,
                                     Tensor& dx, Tensor& scratch, const GemmSizes& s, bool accumulate);
+  // The default: gemm_impl twice, dB += s dy^T u then du = s dy B. s: M = T, N = r, K = out.
+  virtual void lora_db_du_impl(const Tensor& dy, const Tensor& u, const Tensor& B, float s, Tensor& dB, Tensor& du,
+                               Tensor& scratch, const GemmSizes& sizes);
   virtual double sum_squares_impl(const Tensor& x) = 0;
   virtual void sum_squares_to_impl(const Tensor& x, Tensor& out) = 0;
   virtual void adamw_step_impl(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, const AdamWHyper& h) = 0;

@@ -20,6 +20,7 @@
 #include "kernels/embedding_cuda.h"
 #include "kernels/gemm_cuda.h"
 #include "kernels/graph_cuda.h"
+#include "kernels/lora_db_du_cuda.h"
 #include "kernels/lora_dropout_cuda.h"
 #include "kernels/nf4.h"
 #include "kernels/nf4_cuda.h"
@@ -267,6 +268,16 @@ class CudaOps final : public Ops {
       return Ops::lora_da_dropout_impl(du, x, p, seeds, dA, scratch, s);
     cuda::lora_da_dropout(du.data, x.data, s.K, s.N, r, n, p, seeds.data(), dA.f32(), scratch.data, scratch.nbytes(),
                           stream_);
+  }
+  // One read of dy where the kernel takes the shapes (BF16, r 16) and the scratch holds its partial sums, else the
+  // two GEMMs.
+  void lora_db_du_impl(const Tensor& dy, const Tensor& u, const Tensor& B, float s, Tensor& dB, Tensor& du,
+                       Tensor& scratch, const GemmSizes& sz) override {
+    const bool fits = cuda::lora_db_du_fits(dy.dtype, sz.K, sz.N, dy.data, dy.stride0(), u.data, u.stride0(), B.data,
+                                            du.data, du.stride0());
+    if (!fits || !cuda::lora_db_du(dy.data, dy.stride0(), u.data, u.stride0(), B.data, sz.M, sz.K, sz.N, s, dB.f32(),
+                                   du.data, du.stride0(), scratch.data, scratch.nbytes(), stream_))
+      Ops::lora_db_du_impl(dy, u, B, s, dB, du, scratch, sz);
   }
   // One kernel for every member where it takes the shapes (BF16, r a multiple of 8 up to 64), else Ops' composition.
   void lora_dx_dropout_impl(const Tensor& du, const Tensor& A, float p, std::span<const uint64_t> seeds, Tensor& dx,

@@ -108,11 +108,10 @@ void lora_stack_backward(Ops& ops, const LoraStack& s, const Tensor& x, const Te
     return;
   }
   const Tensor du(du_scratch.data, du_scratch.dtype, {u.dim(0), u.dim(1)}, u.device);  // [T, n*r]
-  for (int j = 0; j < s.n; ++j) {
+  for (int j = 0; j < s.n; ++j) {  // dB_j += s dy_j^T u_j, du_j = s dy_j B_j: dy_j read once where the backend can
     const LoraBranch& b = s.m[size_t(j)];
-    const Mat dyj = Mat::of(dy[j]);
-    ops.gemm(dyj, true, Mat::of(member_cols(u, s, j)), false, Mat::of(b.dB), b.scaling, 1.0f);  // dB_j += s dy_j^T u_j
-    ops.gemm(dyj, false, Mat::of(b.B), false, Mat::of(member_cols(du, s, j)), b.scaling, 0.0f);  // du_j = s dy_j B_j
+    Tensor dB = b.dB, du_j = member_cols(du, s, j);  // views
+    ops.lora_db_du(dy[j], member_cols(u, s, j), b.B, b.scaling, dB, du_j, xd_scratch);
   }
   if (p == 0.0f) {
     ops.gemm(Mat::of(du), true, Mat::of(x), false, Mat::of(s.dA), 1.0f, 1.0f);  // [dA_1; ...] += du^T x [n*r, in]

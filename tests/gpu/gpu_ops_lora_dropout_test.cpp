@@ -4,7 +4,8 @@
 // accumulated onto random values): odd T, 1 to 3 members, K or the tokens split over blocks or not, u a column
 // slice, the 7B LoRA shapes (T 4096; in 3584 with q/k/v and gate/up, in 18944 with down); the masks and 1/(1-p)
 // scaling bit for bit through a selecting A (forward) and a selecting du (dA); and a LoRA group's forward and backward
-// (engine/model/lora_linear.h) with the fused forward against the unfused one.
+// (engine/model/lora_linear.h) with the fused forward against the unfused one. Also the backward's B and u gradients
+// (Ops::lora_db_du: kernels/lora_db_du.cu) against the CPU's and the GPU's two GEMMs.
 #include <cstdint>
 #include <cstdlib>
 
@@ -333,6 +334,66 @@ TEST(GpuLoraDropout, StackStepMatchesCpuAndUnfused) {
   both(fused.dA, unfused.dA, c.dA, "lora stack dA");
   both(fused.dx, unfused.dx, c.dx, "lora stack dx");
   for (size_t j = 0; j < 3; ++j) both(*fused.dB[j], *unfused.dB[j], *c.dB[j], "lora stack dB_" + std::to_string(j));
+}
+
+// LoRA's B and u gradients of one member (Ops::lora_db_du: kernels/lora_db_du.cu where it takes the shapes) against
+// the CPU's two GEMMs: dy, u and du column slices, dB accumulated onto random values, du's other columns poisoned
+// and left so; and against the GPU's own two GEMMs (a one-element scratch: no room for the partial sums, so the
+// fallback when T > 384; the kernel without partials for du otherwise).
+void check_db_du(Ops& cpu, Ops& gpu, int64_t T, int64_t out, int64_t r, std::mt19937& rng) {
+  const std::string tag =
+      "lora_db_du T=" + std::to_string(T) + " out=" + std::to_string(out) + " r=" + std::to_string(r);
+  const DType bf = DType::BF16;
+  Both dy(cpu, gpu, bf, {T, out + 8}, hashed_uniform(size_t(T * (out + 8)), rng())),
+      u(cpu, gpu, bf, {T, 2 * r}, random_uniform(size_t(T * 2 * r), rng)),
+      B(cpu, gpu, bf, {out, r}, random_uniform(size_t(out * r), rng, -0.1f, 0.1f)), du(cpu, gpu, bf, {T, r + 8}),
+      scratch(cpu, gpu, bf, {T, out});
+  const std::vector<float> dB0 = random_uniform(size_t(out * r), rng);
+  Both dB(cpu, gpu, DType::F32, {out, r}, dB0);
+  OpsTensor tiny(gpu, bf, {1}), dB_ref(gpu, DType::F32, {out, r}), du_ref(gpu, bf, {T, r + 8});
+  dB_ref.set(dB0);
+  auto run = [&](Ops& ops, OpsTensor& y, OpsTensor& uu, OpsTensor& b, OpsTensor& db, OpsTensor& d, OpsTensor& sc) {
+    Tensor du_cols = d.t.cols(8, 8 + r);
+    ops.lora_db_du(y.t.cols(8, 8 + out), uu.t.cols(r, 2 * r), b.t, 0.5f, db.t, du_cols, sc.t);
+  };
+  run(cpu, dy.c, u.c, B.c, dB.c, du.c, scratch.c);
+  run(gpu, dy.g, u.g, B.g, dB.g, du.g, scratch.g);
+  run(gpu, dy.g, u.g, B.g, dB_ref, du_ref, tiny);
+  const std::vector<float> got_db = read_gpu_result(dB.g, tag + " dB"), got_du = read_gpu_result(du.g, tag + " du");
+  const std::vector<float> want_du = du.c.get(), ref_du = read_gpu_result(du_ref, tag + " du (small scratch)");
+  expect_max_close(got_db, dB.c.get(), 1e-4, tag + " dB vs CPU");
+  expect_max_close(got_db, read_gpu_result(dB_ref, tag + " dB (small scratch)"), 1e-4, tag + " dB vs small scratch");
+  std::vector<float> g, w, f;  // du's columns
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t k = 0; k < r; ++k) {
+      const size_t i = size_t(t * (r + 8) + 8 + k);
+      g.push_back(got_du[i]), w.push_back(want_du[i]), f.push_back(ref_du[i]);
+    }
+  expect_max_close(g, w, tolerance(bf), tag + " du vs CPU");
+  expect_max_close(g, f, tolerance(bf), tag + " du vs small scratch");
+  const int64_t bad =
+      first_failing(T * 8, [&](int64_t i) { return std::isnan(got_du[size_t((i / 8) * (r + 8) + i % 8)]); });
+  EXPECT_EQ(bad, -1) << tag << ": du written outside its columns, row " << bad / 8;
+}
+
+// The kernel's cases on an H200 (132 SMs): one block (direct writes); token and output ranges both split (partial
+// sums for dB and du, out not a multiple of 64); outputs split only; 0.5B's and 7B's widths; r 8 (the GEMMs).
+TEST(GpuLoraDbDu, MatchesCpuAndTheGemms) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(101);
+  struct Case {
+    int64_t T, out, r;
+  };
+  for (const Case c :
+       {Case{13, 40, 16}, Case{1000, 520, 16}, Case{384, 4864, 16}, Case{700, 3584, 16}, Case{50, 64, 8}})
+    check_db_du(*cpu, *gpu, c.T, c.out, c.r, rng);
+}
+
+// The 7B LoRA r16 outputs at a packed 4096-token micro-batch: q and o (3584), k and v (512), gate and up (18944).
+TEST(GpuLoraDbDu, Qwen7BShapesMatchCpu) {
+  QSFT_REQUIRE_GPU();
+  std::mt19937 rng(103);
+  for (int64_t out : {3584, 512, 18944}) check_db_du(*cpu, *gpu, 4096, out, 16, rng);
 }
 
 }  // namespace

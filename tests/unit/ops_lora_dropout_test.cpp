@@ -1,7 +1,7 @@
 // Ops::lora_a_dropout on the CPU reference: bit for bit each member's dropout op then its GEMM (so the LoRA
 // backward, which rebuilds the masks with dropout and the member's seed, sees the forward's masks), on random
 // shapes with 1 to 3 members, odd T and in, p 0 / 0.05 / 0.5, u a column slice of a wider buffer; the backward's
-// lora_da_dropout and lora_dx_dropout likewise; and their checks.
+// lora_da_dropout and lora_dx_dropout likewise; lora_db_du against its two GEMMs; and their checks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -145,6 +145,39 @@ TEST(OpsLoraDropout, RefusesBadArguments) {
   EXPECT_THROW(ops->lora_dx_dropout(u.t, A.t, 1.0f, {seeds, 2}, dx.t, scratch.t), std::logic_error);    // p
   ops->lora_dx_dropout(u.t, A.t, 0.1f, {seeds, 3}, dx.t, scratch.t);
   EXPECT_FALSE(std::isnan(dx[0]));
+}
+
+// LoRA's B and u gradients of one member (lora_db_du): bit for bit the two GEMMs it stands for (dB += s dy^T u, du =
+// s dy B), with dy, u and du column slices of wider buffers (du's other columns untouched); and its checks.
+TEST(OpsLoraDbDu, EqualsItsTwoGemms) {
+  auto ops = make_cpu_ops();
+  std::mt19937 rng(71);
+  struct Case {
+    int64_t T, out, r;
+  };
+  for (const Case c : {Case{13, 40, 4}, Case{1, 8, 16}, Case{70, 33, 3}, Case{400, 24, 16}}) {
+    SCOPED_TRACE("T " + std::to_string(c.T) + " out " + std::to_string(c.out) + " r " + std::to_string(c.r));
+    F32 dy_buf({c.T, c.out + 5}), u_buf({c.T, 2 * c.r}), B({c.out, c.r}), dB({c.out, c.r}), want_db({c.out, c.r}),
+        du_buf({c.T, c.r + 2}), want_du({c.T, c.r}), scratch({c.T, c.out});
+    for (F32* t : {&dy_buf, &u_buf, &B, &dB}) t->set(random_uniform(t->size(), rng));
+    want_db.set(dB.values());
+    const Tensor dy = dy_buf.t.cols(2, 2 + c.out), u = u_buf.t.cols(c.r, 2 * c.r);
+    Tensor du = du_buf.t.cols(1, 1 + c.r);
+    ops->lora_db_du(dy, u, B.t, 0.75f, dB.t, du, scratch.t);
+    ops->gemm(Mat::of(dy), true, Mat::of(u), false, Mat::of(want_db.t), 0.75f, 1.0f);
+    ops->gemm(Mat::of(dy), false, Mat::of(B.t), false, Mat::of(want_du.t), 0.75f, 0.0f);
+    EXPECT_EQ(dB.values(), want_db.values());
+    for (int64_t t = 0; t < c.T; ++t) {
+      EXPECT_TRUE(std::isnan(du_buf[size_t(t * (c.r + 2))]) && std::isnan(du_buf[size_t(t * (c.r + 2) + c.r + 1)]));
+      for (int64_t k = 0; k < c.r; ++k)
+        ASSERT_EQ(du_buf[size_t(t * (c.r + 2) + 1 + k)], want_du[size_t(t * c.r + k)]) << "row " << t << " col " << k;
+    }
+  }
+  F32 dy({6, 8}), u({6, 4}), B({8, 4}), dB({8, 4}), du({6, 4}), scratch({6, 8}), B7({7, 4}), dB3({8, 3});
+  EXPECT_THROW(ops->lora_db_du(dy.t, u.t, B7.t, 1.0f, dB.t, du.t, scratch.t), std::logic_error);  // B's rows
+  EXPECT_THROW(ops->lora_db_du(dy.t, u.t, B.t, 1.0f, dB3.t, du.t, scratch.t), std::logic_error);  // dB's shape
+  EXPECT_THROW(ops->lora_db_du(dy.t, dy.t, B.t, 1.0f, dB.t, du.t, scratch.t), std::logic_error);  // u's shape
+  EXPECT_THROW(ops->lora_db_du(dy.t, u.t, B.t, 1.0f, dB.t, u.t, scratch.t), std::logic_error);    // du is u
 }
 
 }  // namespace
