@@ -712,7 +712,7 @@ void Ops::lora_db_du(const Tensor& dy, const Tensor& u, const Tensor& B, float s
   e.placed(scratch, "lora_db_du scratch");
   for (const Tensor* t : {&dy, &u, &B})
     QSFT_CHECK(t->data != du.data, "lora_db_du: du must be distinct from dy, u and B");
-  Scope shape(*this, GemmWork{"lora_db_du", T, r, out,
+  Scope shape(*this, GemmWork{"lora_db_du", T, 2 * r, out,  // two products of 2 T r out FLOPs each
                               rows_bytes(T, out, dy.dtype) + 2 * rows_bytes(T, r, u.dtype) + double(B.nbytes()) +
                                   2 * double(dB.nbytes())});
   lora_db_du_impl(dy, u, B, s, dB, du, scratch, {T, r, out});

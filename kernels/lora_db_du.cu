@@ -6,10 +6,12 @@
 //   - to the dB rows of 16 of the tile's outputs, kept in registers over the token range: A = dy^T (ldmatrix.trans
 //     of the tile), B = u's rows;
 //   - to the du rows of 16 of the tile's tokens: A = dy, B = B's rows of the tile's outputs; the result goes to an
-//     fp32 shared accumulator of the whole token range [kRangeT, 16], each element owned by one thread (no atomics).
+//     fp32 shared accumulator of the whole token range, each element owned by one thread (no atomics) and laid out
+//     by owner: slot q of thread x at q 128 + x (conflict-free).
 // Both ranges split over blocks: the fp32 partial sums ([token ranges, out, 16] for dB, [output ranges, T, 16] for
-// du) are reduced in a fixed order by two small kernels, so the result is deterministic. Extra bytes: the partials,
-// written and read once, 2 x 16 x 4 (1 / kRangeT + 1 / range_out) per byte of dy (~20% at 7B shapes).
+// du) are reduced in a fixed order by two small kernels, so the result is deterministic (for a given SM count and
+// scratch size). Extra bytes: the partials, written and read once, 2 x 16 x 4 (1 / kRangeT + 1 / range_out) per
+// element of dy: ~20% of dy's bytes at gate/up (7B, T 16384), ~40% at q/o.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -26,7 +28,9 @@ constexpr int kTile = 64;          // tokens and outputs of a tile
 constexpr int kBlock = 128;        // 4 warps
 constexpr int kPitch = kTile + 8;  // bf16 pitch of the dy tile: 144 bytes, ldmatrix rows on distinct banks
 constexpr int kRPitch = kR + 8;    // bf16 pitch of the u and B tiles: 48 bytes, likewise
-constexpr int kRangeT = 384;       // tokens a block covers: its du accumulator [384, 16] fp32 is 24 KiB
+constexpr int kRangeT = 384;       // tokens a block covers: its du accumulator, 384 x 16 fp32, is 24 KiB
+constexpr int kSlots = kTile * kR / kBlock;  // accumulator elements a thread owns per token tile (8)
+static_assert(kSlots == 4 * (kR / 8), "a warp's m16 x kR fragment: 4 elements per n8 tile and thread");
 constexpr int kMinRangeOut = 256;  // outputs a block covers at least (bounds du's partials)
 
 struct Args {
@@ -68,14 +72,15 @@ struct TileWords {
   }
 };
 
-// grid (output ranges, token ranges); dynamic shared memory: the du accumulator, fp32 [kRangeT, kR]. The block walks
+// grid (output ranges, token ranges); dynamic shared memory: the du accumulator, fp32, kRangeT x kR elements (thread
+// x's element e of token tile j at (j kSlots + e) kBlock + x; e = 4 i + 2 h + k for acc[i][2 h + k]). The block walks
 // its tiles as steps, outputs outer: step q is output tile q / t_tiles, token tile q % t_tiles; the next step's
 // words are loaded into registers before this step's mma's.
 __global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
   __shared__ __align__(16) bf16 dys[kTile][kPitch];  // dy [tokens, outputs] of the tile
   __shared__ __align__(16) bf16 us[kTile][kRPitch];  // u [tokens, r]
   __shared__ __align__(16) bf16 bs[kTile][kRPitch];  // B [outputs, r]
-  extern __shared__ float du_acc[];                  // [kRangeT, kR]
+  extern __shared__ float du_acc[];                  // kRangeT x kR, by owner
   const int tid = threadIdx.x, warp = tid / 32, g = (tid % 32) / 4, tig = tid % 4;
   const int64_t o_begin = int64_t(blockIdx.x) * a.range_out, o_end = min(a.out, o_begin + a.range_out);
   const int64_t t_begin = int64_t(blockIdx.y) * kRangeT, t_end = min(a.T, t_begin + kRangeT);
@@ -85,6 +90,9 @@ __global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
   // A thread's fragment elements: acc[i][2 h + k] at row 16 warp + g + 8 h, column 8 i + 2 tig + k of a tile.
   auto frag_row = [&](int h) { return 16 * warp + g + 8 * h; };
   auto frag_col = [&](int i, int k) { return 8 * i + 2 * tig + k; };
+  auto slot = [&](int64_t t0, int i, int h, int k) {  // this thread's accumulator element for acc[i][2 h + k]
+    return (int((t0 - t_begin) / kTile) * kSlots + 4 * i + 2 * h + k) * kBlock + tid;
+  };
 
   TileWords<kTile> ry;
   TileWords<kR> ru, rb;
@@ -122,7 +130,7 @@ __global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int k = 0; k < 2; ++k) du_acc[(t0 - t_begin + frag_row(h)) * kR + frag_col(i, k)] += du[i][2 * h + k];
+        for (int k = 0; k < 2; ++k) du_acc[slot(t0, i, h, k)] += du[i][2 * h + k];
     if (q % t_tiles != t_tiles - 1) continue;
       // the output tile's last token tile: its dB rows are complete over the token range
 #pragma unroll
@@ -150,7 +158,7 @@ __global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
         const int64_t t = t0 + frag_row(h);
         if (t >= t_end) continue;
         const int c = frag_col(i, 0);
-        const float v0 = du_acc[(t - t_begin) * kR + c], v1 = du_acc[(t - t_begin) * kR + c + 1];
+        const float v0 = du_acc[slot(t0, i, h, 0)], v1 = du_acc[slot(t0, i, h, 1)];
         if (a.partial_du) {
           *reinterpret_cast<float2*>(a.partial_du + (int64_t(blockIdx.x) * a.T + t) * kR + c) = make_float2(v0, v1);
         } else {

@@ -9,7 +9,7 @@
 
 namespace qsft::cuda {
 
-// Whether the kernel takes the operands: BF16 dy, u, B and du, r 16 or 32, out a multiple of 8, dy's, u's and du's
+// Whether the kernel takes the operands: BF16 dy, u, B and du, r 16, out a multiple of 8, dy's, u's and du's
 // row strides multiples of 8 and every pointer 16-byte aligned; QSFT_LORA_DB_DU=0 turns it off (to compare).
 bool lora_db_du_fits(DType dt, int64_t out, int64_t r, const void* dy, int64_t ldy, const void* u, int64_t ldu,
                      const void* B, const void* du, int64_t lddu);
