@@ -4,7 +4,8 @@
 from the outputs of the benches (tools/gpu-check.sh runs it over its $OUT logs and writes $OUT/results.jsonl; the
 lead appends that to bench/results.jsonl with the committed run in bench/gpu-runs/):
   gpu_ops_bench          "ceilings: ..." and every "| op | size | tokens | ms | rate unit | ceil |" row: the rate,
-                         against the GEMM or copy ceiling of the same run
+                         against the GEMM or copy ceiling of the same run; the fused LoRA lines ("lora A dropout",
+                         "lora dA dropout", "lora dB+du"): the fused op's ms against what it replaces
   gpu_attention_bench    each variant's forward/backward TFLOP/s, against torch SDPA flash (attention_torch_baseline.py)
   e2e_compare.py         "E2E_RESULT {json}": tokens/s, peak memory and MFU (model FLOPs per token x tokens/s over the
                          GEMM ceiling of the same run) against transformers + PEFT, our step share per op family, and
@@ -22,6 +23,11 @@ import sys
 ROW = re.compile(r"^\|\s*(.+?)\s*\|\s*(\S+)\s*\|\s*(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s+(TFLOP/s|GB/s)\s*\|")
 CEIL = re.compile(r"^ceilings: bf16 GEMM \S+ ([\d.]+) TFLOP/s, device copy ([\d.]+) GB/s"
                   r"(?: \(read \+ write; cudaMemcpy ([\d.]+), 16-byte copy kernel ([\d.]+)\))?")
+# "lora A dropout ... 7B T=16384 in=3584 n=3 r=16: fused 0.090 ms (...), dropout+gemm 0.287 ms (...): 3.19x" and
+# "lora dB+du ... 7B T=16384 out=3584 r=16: fused ... ms (...), two GEMMs ... ms (...)": a fused op against what it
+# replaces.
+FUSED = re.compile(r"^lora (.+?)\s+7B (T=\d+ \S+(?: n=\d+)? r=\d+): fused ([\d.]+) ms \(.*?\), "
+                   r"(dropout\+gemm|two GEMMs) ([\d.]+) ms")
 ATT_SECTION = re.compile(r"^(\S+): T = \d+")
 ATT_ROW = re.compile(r"^  (\S.*?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+[\d.e+-]+\s+[\d.e+-]+$")
 ATT_TORCH = re.compile(r"^  (\S+)\s+torch sdpa flash\s+fwd\s+[\d.]+ ms\s+([\d.]+) TF/s\s+bwd\s+[\d.]+ ms\s+([\d.]+) TF/s")
@@ -45,6 +51,8 @@ def figures(lines):
             if line.endswith("latency: not judged"):  # a synchronisation in the timing: no ceiling applies
                 ceiling = (None, None)
             yield "gpu_ops_bench", "%s %s T=%s %s" % (op, shape, tokens, unit), rate, ceiling[0], ceiling[1]
+        elif m := FUSED.match(line):
+            yield "gpu_ops_bench", "lora %s 7B %s ms" % (m[1], m[2]), float(m[3]), m[4], float(m[5])
         elif m := ATT_SECTION.match(line):
             section = m[1]
         elif m := ATT_TORCH.match(line):

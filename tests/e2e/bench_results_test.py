@@ -57,6 +57,10 @@ def bench_lines():
         row % ("rmsnorm_fwd", "7B", 8192, 0.03, 3600.0, "GB/s", 90.0),
         row % ("ce rows 03 cluster of 4, row in smem", "7B", 4096, 0.9, 4100.0, "GB/s", 102.5),
         row % ("sum_squares to host", "7B", 40370176, 0.069, 2355.9, "GB/s", 55.4) + " latency: not judged",
+        "lora dA dropout 7B T=16384 in=3584 n=3 r=16: fused 0.100 ms (1174 GB/s of x, 28% of copy), dropout+gemm "
+        "0.300 ms (391 GB/s, 9%): 3.00x",
+        "lora dB+du      7B T=16384 out=18944 r=16: fused 0.200 ms (3103 GB/s of dy, 73% of copy), two GEMMs 0.500 ms "
+        "(1241 GB/s, 29%): 2.50x",
         "",
         "7B: T = 16384 (4 x 4096 causal), heads 28/4, D = 128; forward 0.96 TFLOP, backward 2.40 TFLOP",
         "  %-28s %10s %10s %10s %10s %12s %12s" % ("variant", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
@@ -90,6 +94,11 @@ def check_results_jsonl(work):
     latency = get("gpu_ops_bench", "sum_squares to host 7B T=40370176 GB/s")
     expect(latency["baseline"] is None and latency["baseline_value"] is None, "a latency row: %s" % latency)
     expect(get("gpu_ops_bench", "ceiling copy kernel 16-byte GB/s")["baseline_value"] == 3900.0, "memcpy")
+    da = get("gpu_ops_bench", "lora dA dropout 7B T=16384 in=3584 n=3 r=16 ms")
+    expect(da["value"] == 0.1 and da["baseline"] == "dropout+gemm" and da["baseline_value"] == 0.3, "dA: %s" % da)
+    dbdu = get("gpu_ops_bench", "lora dB+du 7B T=16384 out=18944 r=16 ms")
+    expect(dbdu["value"] == 0.2 and dbdu["baseline"] == "two GEMMs" and dbdu["baseline_value"] == 0.5,
+           "dB+du: %s" % dbdu)
     att = get("gpu_attention_bench", "7B mma large (production) bwd TFLOP/s")
     expect(att["value"] == 400.0 and att["baseline_value"] == 370.0, "attention vs sdpa: %s" % att)
     e2e = "e2e qwen2.5-7b 16k recompute"
