@@ -75,8 +75,9 @@ struct TileWords {
 // grid (output ranges, token ranges); dynamic shared memory: the du accumulator, fp32, kRangeT x kR elements (thread
 // x's element e of token tile j at (j kSlots + e) kBlock + x; e = 4 i + 2 h + k for acc[i][2 h + k]). The block walks
 // its tiles as steps, outputs outer: step q is output tile q / t_tiles, token tile q % t_tiles; the next step's
-// words are loaded into registers before this step's mma's.
-__global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
+// words are loaded into registers before this step's mma's; B's fragments stay in registers over an output tile.
+// 5 blocks an SM, as many as its shared memory holds (40 KiB each): 96 registers, no spills on sm_90 (125 unbounded).
+__global__ void __launch_bounds__(kBlock, 5) lora_db_du_kernel(const Args a) {
   __shared__ __align__(16) bf16 dys[kTile][kPitch];  // dy [tokens, outputs] of the tile
   __shared__ __align__(16) bf16 us[kTile][kRPitch];  // u [tokens, r]
   __shared__ __align__(16) bf16 bs[kTile][kRPitch];  // B [outputs, r]
@@ -103,6 +104,7 @@ __global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
     rb.load(a.B + o0 * kR, kR, o_end - o0, kR);
   };
   float db[kR / 8][4] = {};  // dB rows of this warp's 16 outputs of the output tile, over the token range
+  uint32_t bfrag[kTile / 16][4];  // the output tile's B as mma B fragments, loaded at its first token tile
   load(0);
   for (int q = 0; q < steps; ++q) {
     const int64_t o0 = o_begin + int64_t(q / t_tiles) * kTile, t0 = t_begin + int64_t(q % t_tiles) * kTile;
@@ -112,6 +114,10 @@ __global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
     if (q % t_tiles == 0) rb.store(bs);
     __syncthreads();
     if (q + 1 < steps) load(q + 1);
+    if (q % t_tiles == 0) {
+#pragma unroll
+      for (int kk = 0; kk < kTile; kk += 16) load_b_cols(bfrag[kk / 16], &bs[kk][0], kRPitch);  // B: outputs kk.. x 16
+    }
     float du[kR / 8][4] = {};  // du rows of this warp's 16 tokens of the tile, from the tile's outputs
 #pragma unroll
     for (int kk = 0; kk < kTile; kk += 16) {
@@ -121,9 +127,9 @@ __global__ void __launch_bounds__(kBlock) lora_db_du_kernel(const Args a) {
       mma_16816(db[0], at, b[0], b[1]);
       mma_16816(db[1], at, b[2], b[3]);
       load_a(ad, &dys[16 * warp][kk], kPitch);  // dy: the warp's 16 tokens x outputs kk..
-      load_b_cols(b, &bs[kk][0], kRPitch);      // B: outputs kk.. x 16
-      mma_16816(du[0], ad, b[0], b[1]);
-      mma_16816(du[1], ad, b[2], b[3]);
+      const uint32_t(&bb)[4] = bfrag[kk / 16];
+      mma_16816(du[0], ad, bb[0], bb[1]);
+      mma_16816(du[1], ad, bb[2], bb[3]);
     }
 #pragma unroll
     for (int i = 0; i < kR / 8; ++i)
