@@ -9,7 +9,7 @@
 //     fp32 shared accumulator of the whole token range, each element owned by one thread (no atomics) and laid out
 //     by owner: slot q of thread x at q 128 + x (conflict-free).
 // Both ranges split over blocks: the fp32 partial sums ([token ranges, out, 16] for dB, [output ranges, T, 16] for
-// du) are reduced in a fixed order by two small kernels, so the result is deterministic (for a given SM count and
+// du) are reduced in a fixed order (kernels/reduce_cuda.h), so the result is deterministic (for a given SM count and
 // scratch size). Extra bytes: the partials, written and read once, 2 x 16 x 4 (1 / kRangeT + 1 / range_out) per
 // element of dy: ~20% of dy's bytes at gate/up (7B, T 16384), ~40% at q/o.
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include "kernels/kernel_util_cuda.h"
 #include "kernels/lora_db_du_cuda.h"
 #include "kernels/mma_cuda.h"
+#include "kernels/reduce_cuda.h"
 
 namespace qsft::cuda {
 namespace {
@@ -101,7 +102,7 @@ __global__ void __launch_bounds__(kBlock, 5) lora_db_du_kernel(const Args a) {
     const int64_t o0 = o_begin + int64_t(q / t_tiles) * kTile, t0 = t_begin + int64_t(q % t_tiles) * kTile;
     ry.load(a.dy + t0 * a.ldy + o0, a.ldy, t_end - t0, o_end - o0);
     ru.load(a.u + t0 * a.ldu, a.ldu, t_end - t0, kR);
-    rb.load(a.B + o0 * kR, kR, o_end - o0, kR);
+    if (q % t_tiles == 0) rb.load(a.B + o0 * kR, kR, o_end - o0, kR);  // stored at an output tile's first step
   };
   float db[kR / 8][4] = {};  // dB rows of this warp's 16 outputs of the output tile, over the token range
   uint32_t bfrag[kTile / 16][4];  // the output tile's B as mma B fragments, loaded at its first token tile
@@ -174,24 +175,6 @@ __global__ void __launch_bounds__(kBlock, 5) lora_db_du_kernel(const Args a) {
       }
 }
 
-// dB[e] += s * (sum over token ranges k in order of partial[k, e]).
-__global__ void reduce_db_kernel(const float* partial, int ranges, int64_t count, float s, float* dB) {
-  QSFT_GRID_STRIDE(e, count) {
-    float sum = 0.0f;
-    for (int k = 0; k < ranges; ++k) sum += partial[int64_t(k) * count + e];
-    dB[e] += s * sum;
-  }
-}
-
-// du[t, c] = s * (sum over output ranges k in order of partial[k, t, c]), rounded once to bf16.
-__global__ void reduce_du_kernel(const float* partial, int ranges, int64_t T, float s, bf16* du, int64_t lddu) {
-  QSFT_GRID_STRIDE(e, T * kR) {
-    float sum = 0.0f;
-    for (int k = 0; k < ranges; ++k) sum += partial[int64_t(k) * T * kR + e];
-    du[(e / kR) * lddu + e % kR] = __float2bfloat16_rn(s * sum);
-  }
-}
-
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // QSFT_LORA_DB_DU=0: the two GEMMs instead (read at every call, so tests and benches can switch it).
@@ -242,18 +225,11 @@ bool lora_db_du(const void* dy, int64_t ldy, const void* u, int64_t ldu, const v
     next += size_t(t_ranges * out * kR * 4);
   }
   if (o_ranges > 1) a.partial_du = reinterpret_cast<float*>(next);
-  const cudaStream_t st = as_stream(stream);
   const size_t smem = size_t(kRangeT) * kR * sizeof(float);
-  lora_db_du_kernel<<<dim3(unsigned(o_ranges), unsigned(t_ranges)), kBlock, smem, st>>>(a);
+  lora_db_du_kernel<<<dim3(unsigned(o_ranges), unsigned(t_ranges)), kBlock, smem, as_stream(stream)>>>(a);
   QSFT_CUDA_CHECK_LAUNCH();
-  if (a.partial_db) {
-    reduce_db_kernel<<<grid_for(out * kR), kThreads, 0, st>>>(a.partial_db, int(t_ranges), out * kR, s, dB);
-    QSFT_CUDA_CHECK_LAUNCH();
-  }
-  if (a.partial_du) {
-    reduce_du_kernel<<<grid_for(T * kR), kThreads, 0, st>>>(a.partial_du, int(o_ranges), T, s, a.du, lddu);
-    QSFT_CUDA_CHECK_LAUNCH();
-  }
+  if (a.partial_db) add_partial_sums(a.partial_db, int(t_ranges), out * kR, s, dB, stream);       // dB += s sum
+  if (a.partial_du) store_partial_sums(a.partial_du, int(o_ranges), T, kR, s, du, lddu, stream);  // du = s sum
   return true;
 }
 

@@ -11,6 +11,7 @@
 
 #include "kernels/lora_dropout_cuda.h"
 #include "kernels/lora_dropout_mma_cuda.h"
+#include "kernels/reduce_cuda.h"
 
 namespace qsft::cuda {
 namespace {
@@ -25,7 +26,7 @@ constexpr int depth_for(int NT) { return NT <= 12 ? 64 : 32; }
 
 // NT: n8 column tiles the block computes (8 NT >= N = n r; tiles past N stay zero). grid (ceil(T / kBM), splits);
 // split s covers k in [s k_split, (s + 1) k_split). partial: null (one split: u written in bf16), else fp32
-// [splits, T, N] summed by sum_splits_kernel.
+// [splits, T, N] summed by store_partial_sums (kernels/reduce_cuda.h).
 template <int NT, int BK = depth_for(NT)>
 __global__ void __launch_bounds__(kBlock)
     lora_a_dropout_kernel(const bf16* __restrict__ x, int64_t T, int64_t in, const bf16* __restrict__ A, int r, int n,
@@ -123,15 +124,6 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-// u[t, c] = sum over splits s in order of partial[s, t, c], rounded once to bf16.
-__global__ void sum_splits_kernel(const float* partial, int splits, int64_t T, int N, bf16* u, int64_t ldu) {
-  QSFT_GRID_STRIDE(e, T * N) {
-    float s = 0.0f;
-    for (int k = 0; k < splits; ++k) s += partial[int64_t(k) * T * N + e];
-    u[(e / N) * ldu + e % N] = __float2bfloat16_rn(s);
-  }
-}
-
 }  // namespace
 
 bool lora_a_dropout_fits(DType dt, int64_t in, int64_t r, int n, const void* x, const void* A) {
@@ -161,10 +153,8 @@ void lora_a_dropout(const void* x, int64_t T, int64_t in, const void* A, int64_t
   });
   QSFT_CUDA_CHECK_LAUNCH();
   if (splits == 1) return;
-  float* partial = static_cast<float*>(workspace);
-  sum_splits_kernel<<<grid_for(T * N), kThreads, 0, as_stream(stream)>>>(partial, int(splits), T, int(N),
-                                                                         static_cast<bf16*>(u), ldu);
-  QSFT_CUDA_CHECK_LAUNCH();
+  // u[t, c] = sum over splits of the partials, in order, rounded once to bf16
+  store_partial_sums(static_cast<const float*>(workspace), int(splits), T, N, 1.0f, u, ldu, stream);
 }
 
 }  // namespace qsft::cuda

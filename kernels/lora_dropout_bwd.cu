@@ -14,6 +14,7 @@
 
 #include "kernels/lora_dropout_cuda.h"
 #include "kernels/lora_dropout_mma_cuda.h"
+#include "kernels/reduce_cuda.h"
 
 namespace qsft::cuda {
 namespace {
@@ -127,15 +128,6 @@ __global__ void __launch_bounds__(kBlock, MT <= 4 ? 4 : 2)
     }
 }
 
-// dA[e] += sum over splits s in order of partial[s, e].
-__global__ void add_splits_kernel(const float* partial, int splits, int64_t count, float* dA) {
-  QSFT_GRID_STRIDE(e, count) {
-    float s = 0.0f;
-    for (int k = 0; k < splits; ++k) s += partial[int64_t(k) * count + e];
-    dA[e] += s;
-  }
-}
-
 }  // namespace
 
 bool lora_da_dropout_fits(DType dt, int64_t in, int64_t r, int n, const void* x, const void* du) {
@@ -165,8 +157,7 @@ void lora_da_dropout(const void* du, const void* x, int64_t T, int64_t in, int64
   });
   QSFT_CUDA_CHECK_LAUNCH();
   if (!partial) return;
-  add_splits_kernel<<<grid_for(N * in), kThreads, 0, as_stream(stream)>>>(partial, int(splits), N * in, dA);
-  QSFT_CUDA_CHECK_LAUNCH();
+  add_partial_sums(partial, int(splits), N * in, 1.0f, dA, stream);  // dA += the splits' sums, in order
 }
 
 }  // namespace qsft::cuda

@@ -71,6 +71,21 @@ void launch_sum_squares(DType dt, const void* x, int64_t n, void* scratch, float
   QSFT_CUDA_CHECK_LAUNCH();
 }
 
+// dst[e] (+)= scale * (partial[0, e] + ... + partial[ranges - 1, e]): added to an F32 dst, or stored as bf16 at
+// row e / cols, column e % cols of a dst with row stride ld.
+template <bool kAdd, class T>
+__global__ void partial_sums_kernel(const float* partial, int ranges, int64_t count, float scale, T* dst, int64_t cols,
+                                    int64_t ld) {
+  QSFT_GRID_STRIDE(e, count) {
+    float sum = 0.0f;
+    for (int k = 0; k < ranges; ++k) sum += partial[int64_t(k) * count + e];
+    if constexpr (kAdd)
+      dst[e] += scale * sum;
+    else
+      dst[(e / cols) * ld + e % cols] = __float2bfloat16_rn(scale * sum);
+  }
+}
+
 }  // namespace
 
 size_t sum_squares_scratch_bytes(int64_t n) { return size_t(num_blocks(n) + 1) * sizeof(double); }
@@ -89,6 +104,21 @@ void sum_squares_to(DType dt, const void* x, int64_t n, void* scratch, float* ou
     return;
   }
   launch_sum_squares(dt, x, n, scratch, out, stream);
+}
+
+void add_partial_sums(const float* partial, int ranges, int64_t count, float scale, float* dst, void* stream) {
+  if (count == 0) return;
+  partial_sums_kernel<true>
+      <<<grid_for(count), kThreads, 0, as_stream(stream)>>>(partial, ranges, count, scale, dst, count, count);
+  QSFT_CUDA_CHECK_LAUNCH();
+}
+
+void store_partial_sums(const float* partial, int ranges, int64_t rows, int64_t cols, float scale, void* dst,
+                        int64_t ld, void* stream) {
+  if (rows * cols == 0) return;
+  partial_sums_kernel<false><<<grid_for(rows * cols), kThreads, 0, as_stream(stream)>>>(
+      partial, ranges, rows * cols, scale, static_cast<bf16*>(dst), cols, ld);
+  QSFT_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace qsft::cuda

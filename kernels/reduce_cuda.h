@@ -16,4 +16,12 @@ double sum_squares(DType dt, const void* x, int64_t n, void* scratch, void* stre
 // The same sum rounded to fp32 into out (F32 [1] on the device), without synchronising.
 void sum_squares_to(DType dt, const void* x, int64_t n, void* scratch, float* out, void* stream);
 
+// The second pass of a reduction split over blocks (the fused LoRA kernels): for e < count,
+//   sum(e) = partial[0, e] + partial[1, e] + ... + partial[ranges - 1, e]     fp32, in that order
+// partial: fp32 [ranges, count] packed. add_partial_sums: dst[e] += scale * sum(e) (dst F32 [count] packed).
+void add_partial_sums(const float* partial, int ranges, int64_t count, float scale, float* dst, void* stream);
+// store_partial_sums: count = rows * cols, dst[row * ld + col] = bf16(scale * sum(row * cols + col)) (BF16 rows).
+void store_partial_sums(const float* partial, int ranges, int64_t rows, int64_t cols, float scale, void* dst,
+                        int64_t ld, void* stream);
+
 }  // namespace qsft::cuda
